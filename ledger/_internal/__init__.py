@@ -1,0 +1,1 @@
+"""Implementation details of `ledger`; nothing here is public API."""

@@ -1,0 +1,123 @@
+"""A local anvil node configured like a GoQuorum/Besu network, for the demo and the tests.
+
+anvil runs with ``--hardfork berlin --gas-price 0 --chain-id 1337`` on a free
+127.0.0.1 port, in its own process group so that stopping it never leaves a
+stray node behind. The accounts are anvil's well-known deterministic test
+accounts: never use them on a real network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from ledger._internal.toolchain import anvil_binary
+from ledger.errors import NodeUnreachableError, ToolchainError
+
+DEV_CHAIN_ID = 1337
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+# Private keys of anvil's deterministic accounts 0..4 (public test keys, never funded anywhere real).
+DEV_PRIVATE_KEYS = (
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733f9f19c4c8fa8fbfe",
+)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rpc_call(url: str, method: str, params: list[object] | None = None, timeout: float = 5.0) -> object:
+    """One raw JSON-RPC call (used before web3 is set up and for anvil_* methods)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        reply = json.loads(response.read())
+    if "error" in reply:
+        raise NodeUnreachableError(f"{method} failed on {url}: {reply['error'].get('message')}")
+    return reply["result"]
+
+
+@dataclass
+class DevChain:
+    """A running anvil node. Use as a context manager, or call `start` and `stop`."""
+
+    port: int = field(default_factory=free_port)
+    chain_id: int = DEV_CHAIN_ID
+    accounts: int = 10
+    block_time: float | None = None
+    log_path: Path | None = None
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> DevChain:
+        args = [
+            str(anvil_binary()),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--hardfork", "berlin",
+            "--gas-price", "0",
+            "--chain-id", str(self.chain_id),
+            "--accounts", str(self.accounts),
+            "--mnemonic", DEV_MNEMONIC,
+        ]  # fmt: skip
+        if self.block_time is not None:
+            args += ["--block-time", str(self.block_time)]
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ToolchainError(f"anvil exited with code {self._process.returncode} on port {self.port}")
+            try:
+                rpc_call(self.rpc_url, "eth_chainId", timeout=1.0)
+                return self
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.05)
+        self.stop()
+        raise NodeUnreachableError(f"anvil did not answer on {self.rpc_url} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> DevChain:
+        return self.start() if not self.running else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,102 @@
+"""The exception hierarchy of `ledger`: one root, each error saying what to do.
+
+Every error carries a ``hint`` (the action that fixes it) so that the CLI and
+the API can show it without guessing. Messages never contain keys, raw data
+or storage secrets.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Root of every error raised by the `ledger` package."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        if hint is not None:
+            self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message} ({self.hint})" if self.hint else message
+
+
+class ConfigurationError(LedgerError):
+    """A setting is missing or invalid."""
+
+    hint = "check the SECUREFLOW_* environment variables"
+
+
+class ToolchainError(LedgerError):
+    """The Solidity compiler or the dev chain binary is missing or failed."""
+
+    hint = "run scripts/bootstrap.sh to install the pinned npm toolchain"
+
+
+class CompilationError(ToolchainError):
+    """solc rejected the contract sources."""
+
+    hint = "fix the Solidity error shown above, then run `secureflow contracts compile`"
+
+
+class ChainError(LedgerError):
+    """Something went wrong talking to the chain."""
+
+
+class NodeUnreachableError(ChainError):
+    """The JSON-RPC endpoint does not answer."""
+
+    hint = "start the node or point SECUREFLOW_RPC_URL at a reachable JSON-RPC endpoint"
+
+
+class WrongChainError(ChainError):
+    """The node serves a different chain id than configured or deployed to."""
+
+    hint = "point SECUREFLOW_RPC_URL at the right network or fix SECUREFLOW_CHAIN_ID"
+
+
+class ContractNotDeployedError(ChainError):
+    """No contract code at the address the deployment file names."""
+
+    hint = "deploy the contracts with `secureflow deploy` and use the deployment file it writes"
+
+
+class DeploymentFileError(ChainError):
+    """The deployment file is missing, unreadable or for another chain."""
+
+    hint = "run `secureflow deploy` to write a deployment file, or set SECUREFLOW_DEPLOYMENT"
+
+
+class TransactionError(ChainError):
+    """A transaction could not be sent or did not succeed."""
+
+
+class OutOfGasError(TransactionError):
+    """The transaction used all the gas it was given."""
+
+    hint = "raise the gas limit (SECUREFLOW_GAS_LIMIT_MULTIPLIER) or split the work into smaller batches"
+
+
+class TransactionTimeoutError(TransactionError):
+    """No receipt arrived within the timeout; the transaction may still be mined."""
+
+    hint = "check the node is producing blocks; the transaction is kept and will be re-checked"
+
+
+class ContractRevertedError(TransactionError):
+    """The contract rejected the call with a (decoded) custom error."""
+
+    hint = "the contract refused the operation: see the error name and arguments"
+
+    def __init__(self, message: str, *, error_name: str | None = None, error_args: tuple[object, ...] = ()) -> None:
+        self.error_name = error_name
+        self.error_args = error_args
+        super().__init__(message)
+
+
+class StoreError(LedgerError):
+    """The ledger database failed or holds unexpected data."""
+
+    hint = "check SECUREFLOW_DATABASE_URL and run `secureflow db upgrade`"

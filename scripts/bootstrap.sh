@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything secureflow needs on a fresh machine:
+#   uv (pinned, from PyPI, into .tools/), a Python 3.10 .venv with the locked
+#   project (SecretFlow included), and the pinned npm toolchain (anvil, solcjs,
+#   OpenZeppelin). A second run with everything in place takes about a second.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+UV_VERSION="0.13.9"
+STAMP_DIR="$ROOT/.venv/.secureflow-bootstrap"
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[bootstrap] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+find_uv() {
+  if [ -x "$ROOT/.tools/bin/uv" ] && "$ROOT/.tools/bin/uv" --version 2>/dev/null | grep -q "uv $UV_VERSION"; then
+    echo "$ROOT/.tools/bin/uv"; return
+  fi
+  if command -v uv >/dev/null 2>&1 && uv --version | grep -q "uv $UV_VERSION"; then
+    command -v uv; return
+  fi
+  say "installing uv $UV_VERSION into .tools/ (from PyPI)"
+  local host_python
+  host_python="$(command -v python3 || true)"
+  [ -n "$host_python" ] || die "python3 is needed once to install uv; install python3 (any version) first"
+  "$host_python" -m venv "$ROOT/.tools" >&2 || die "python3 -m venv failed: install the python3-venv package"
+  "$ROOT/.tools/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" >&2 \
+    || die "could not install uv==$UV_VERSION from PyPI"
+  echo "$ROOT/.tools/bin/uv"
+}
+
+is_py310() { [ -x "$1" ] && "$1" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 10) else 1)' 2>/dev/null; }
+
+find_python310() {
+  local candidate
+  if [ -n "${SECUREFLOW_PYTHON:-}" ]; then
+    is_py310 "$SECUREFLOW_PYTHON" || die "SECUREFLOW_PYTHON=$SECUREFLOW_PYTHON is not a working Python 3.10"
+    echo "$SECUREFLOW_PYTHON"; return
+  fi
+  candidate="$("$UV" python find --system --no-python-downloads 3.10 2>/dev/null || true)"
+  if is_py310 "$candidate"; then echo "$candidate"; return; fi
+  local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+  command -v pyenv >/dev/null 2>&1 && pyenv_root="$(pyenv root)"
+  for candidate in "$pyenv_root"/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do
+    if is_py310 "$candidate"; then echo "$candidate"; return; fi
+  done
+  die "no Python 3.10 found (SecretFlow ships cp310 wheels only): install it (pyenv install 3.10, or apt) or set SECUREFLOW_PYTHON"
+}
+
+UV="$(find_uv)"
+
+# --- Python environment -------------------------------------------------------
+PY_HASH="$(hash_of pyproject.toml uv.lock)"
+if [ -x .venv/bin/python ] && [ "$(cat "$STAMP_DIR/python" 2>/dev/null)" = "$PY_HASH" ]; then
+  :
+else
+  PY310="$(find_python310)"
+  say "syncing .venv with uv.lock (Python: $PY310); the first run downloads SecretFlow (~1 GB)"
+  "$UV" sync --frozen --python "$PY310" --no-python-downloads >&2 || die "uv sync failed (see above)"
+  mkdir -p "$STAMP_DIR" && echo "$PY_HASH" >"$STAMP_DIR/python"
+fi
+
+# --- npm toolchain (anvil, solcjs, OpenZeppelin) ------------------------------
+command -v npm >/dev/null 2>&1 || die "npm (Node.js >= 18) is needed for anvil and solc: apt-get install nodejs npm"
+NPM_HASH="$(hash_of package.json package-lock.json)"
+if [ -d node_modules ] && [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" = "$NPM_HASH" ]; then
+  :
+else
+  say "installing the pinned npm toolchain (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed (see above)"
+  mkdir -p "$STAMP_DIR" && echo "$NPM_HASH" >"$STAMP_DIR/npm"
+fi
+
+ANVIL_BIN="$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -1 || true)"
+[ -n "$ANVIL_BIN" ] && "$ANVIL_BIN" --version >/dev/null 2>&1 \
+  || die "the anvil binary from @foundry-rs/anvil is missing or does not run: delete node_modules and re-run"
