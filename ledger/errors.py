@@ -100,3 +100,69 @@ class StoreError(LedgerError):
     """The ledger database failed or holds unexpected data."""
 
     hint = "check SECUREFLOW_DATABASE_URL and run `secureflow db upgrade`"
+
+
+class StoreUnavailableError(StoreError):
+    """The ledger database cannot be reached or opened."""
+
+    hint = (
+        "start the database server (or fix the path), check SECUREFLOW_DATABASE_URL "
+        "(host, port, database name, credentials), then retry"
+    )
+
+
+class StoreNotFoundError(StoreError):
+    """A job, record or batch the caller named does not exist in the ledger store (HTTP 404)."""
+
+    hint = "check the id; list what exists with `secureflow job status` or GET /v1/jobs"
+
+
+class UnknownJobError(StoreNotFoundError):
+    """No job with this id in the ledger store."""
+
+    hint = "create the job first (POST /v1/jobs or `secureflow job submit`), or check the job id"
+
+
+class UnknownRecordError(StoreNotFoundError):
+    """No step record with this id (or job id and sequence number)."""
+
+    hint = "check the job id and step sequence number; list the job's steps with GET /v1/jobs/{job_id}/steps"
+
+
+class UnknownBatchError(StoreNotFoundError):
+    """No anchoring batch with this id."""
+
+    hint = "check the batch id; batches are created by the batcher from pending records"
+
+
+class StoreConflictError(StoreError):
+    """The write contradicts what the ledger store already holds (HTTP 409)."""
+
+    hint = "read the current state and retry with a consistent request"
+
+
+class DuplicateJobError(StoreConflictError):
+    """A job with this id already exists."""
+
+    hint = "use a new job id, or read the existing job with GET /v1/jobs/{job_id}"
+
+
+class RecordConflictError(StoreConflictError):
+    """A different step record already exists under the same (job id, sequence number)."""
+
+    hint = (
+        "a step record is immutable once accepted: resend the identical record (idempotent), "
+        "or record the new step under the next sequence number"
+    )
+
+
+class InvalidStateError(StoreConflictError):
+    """The job, record or batch is not in a state that allows this change."""
+
+    hint = "read its current status first; only the documented transitions are allowed"
+
+
+class BatchConflictError(StoreConflictError):
+    """A batch with this id or Merkle root already exists."""
+
+    hint = "build the batch from the currently pending records; each root is anchored once"

@@ -1,0 +1,142 @@
+"""The ``secureflow`` command line (typer + rich).
+
+Every `ledger.errors.LedgerError` is shown as one red line with what to do,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ledger.errors import ConfigurationError, LedgerError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs.")
+contracts_app = typer.Typer(no_args_is_help=True, help="Solidity sources and compiled artifacts.")
+db_app = typer.Typer(no_args_is_help=True, help="The ledger database.")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LedgerError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly_errors
+def demo(
+    workdir: Annotated[Path | None, typer.Option(help="where to keep the demo's DB, logs and audit trail")] = None,
+    keep_chain: Annotated[bool, typer.Option(help="keep anvil running after the demo")] = False,
+) -> None:
+    """Run a two-party job end to end on a local anvil and print its audit trail read back from the chain."""
+    from api.demo import run_demo
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    workdir = workdir or Path(".secureflow") / f"demo-{stamp}"
+    started = time.monotonic()
+    result = run_demo(console, workdir, keep_chain=keep_chain)
+    console.print(
+        f"[bold green]demo finished[/] in {time.monotonic() - started:.1f}s: job {result.job_id}, "
+        f"{result.verified}/{result.records} records verified on chain"
+    )
+    if result.verified != result.records:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def deploy(
+    rpc_url: Annotated[str, typer.Option(envvar="SECUREFLOW_RPC_URL", help="JSON-RPC endpoint")],
+    chain_id: Annotated[int, typer.Option(envvar="SECUREFLOW_CHAIN_ID", help="expected chain id (refused if different)")],
+    out: Annotated[Path, typer.Option(envvar="SECUREFLOW_DEPLOYMENT", help="deployment file to write")] = Path(
+        ".secureflow/deployment.json"
+    ),
+    admin: Annotated[str | None, typer.Option(help="admin of the registry (default: the deployer)")] = None,
+    poa: Annotated[bool, typer.Option(envvar="SECUREFLOW_POA", help="QBFT/IBFT node (extraData middleware)")] = False,
+    gas_price: Annotated[int, typer.Option(envvar="SECUREFLOW_GAS_PRICE", help="legacy gas price in wei")] = 0,
+    force: Annotated[bool, typer.Option(help="replace a deployment file of another chain")] = False,
+) -> None:
+    """Deploy the contracts with the key in SECUREFLOW_DEPLOYER_KEY and write the deployment file."""
+    import os
+
+    from ledger.chain import ChainClient, ChainConfig, TransactionSender
+    from ledger.deploy import deploy_contracts, write_deployment
+    from ledger.nonces import ChainNonceSource
+
+    key = os.environ.get("SECUREFLOW_DEPLOYER_KEY")
+    if not key:
+        raise ConfigurationError("SECUREFLOW_DEPLOYER_KEY is not set", hint="export the deployer's private key")
+    client = ChainClient(ChainConfig(rpc_url=rpc_url, expected_chain_id=chain_id, poa=poa, gas_price=gas_price))
+    client.check()
+    sender = TransactionSender(client, key, ChainNonceSource(client.w3))
+    deployment = deploy_contracts(client, sender, admin=admin)
+    write_deployment(deployment, out, overwrite_other_chain=force)
+    for name, entry in deployment.contracts.items():
+        console.print(f"{name:<20} {entry.address}  block {entry.block_number}")
+    console.print(f"deployment (chain {deployment.chain_id}) written to {out}")
+
+
+@app.command()
+@friendly_errors
+def chain(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8545,
+    block_time: Annotated[float | None, typer.Option(help="seconds per block (default: automine)")] = None,
+) -> None:
+    """Run a dev chain (anvil configured like a Quorum node) in the foreground until Ctrl-C."""
+    from ledger.devchain import DevChain
+
+    dev = DevChain(port=port, block_time=block_time).start()
+    console.print(f"anvil (Berlin, gas price 0, chain id {dev.chain_id}) at {dev.rpc_url}; Ctrl-C stops it")
+    try:
+        while dev.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dev.stop()
+
+
+@contracts_app.command("compile")
+@friendly_errors
+def contracts_compile() -> None:
+    """Recompile contracts/src with solcjs (berlin) and rewrite contracts/artifacts."""
+    from ledger.compiler import write_artifacts
+
+    for path in write_artifacts():
+        console.print(f"wrote {path}")
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade(
+    url: Annotated[str | None, typer.Option(envvar="SECUREFLOW_DATABASE_URL", help="SQLAlchemy URL")] = None,
+) -> None:
+    """Create or migrate the ledger database to the newest schema."""
+    from ledger.store.sql import open_store
+
+    open_store(url)
+    console.print("database is at the newest schema")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,303 @@
+"""The chain client: one web3 connection to a Quorum-compatible node, and a sender of legacy transactions.
+
+``ChainClient`` connects (optionally with the POA ``extraData`` middleware that
+QBFT/IBFT nodes need), checks the chain id, and hands out contract handles that
+are known to have code. ``TransactionSender`` signs legacy transactions with an
+explicit gas price (0 on a free-gas network), takes nonces from a
+`ledger.nonces.NonceSource` (persistent in production), keeps at most
+``max_in_flight`` transactions unconfirmed, waits for receipts with a timeout,
+and turns every failure into a `ledger.errors` error that says what to do,
+decoding the contracts' custom errors by name.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import TxReceipt
+
+from ledger.errors import (
+    ChainError,
+    ContractNotDeployedError,
+    ContractRevertedError,
+    NodeUnreachableError,
+    OutOfGasError,
+    TransactionError,
+    TransactionTimeoutError,
+    WrongChainError,
+)
+from ledger.nonces import NonceSource
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """How to reach the chain and how to send to it."""
+
+    rpc_url: str
+    expected_chain_id: int | None = None
+    poa: bool = False
+    gas_price: int = 0
+    request_timeout: float = 10.0
+    receipt_timeout: float = 60.0
+    max_in_flight: int = 64
+    gas_limit_multiplier: float = 1.3
+
+
+class ChainClient:
+    """A checked connection to one JSON-RPC node."""
+
+    def __init__(self, config: ChainConfig) -> None:
+        self.config = config
+        provider = Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": config.request_timeout})
+        self.w3 = Web3(provider)
+        if config.poa:
+            self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        """The node's chain id, checked against the configured one on first use."""
+        if self._chain_id is None:
+            self._chain_id = self.check()
+        return self._chain_id
+
+    def check(self) -> int:
+        """Reach the node and return its chain id; raise if unreachable or the wrong chain."""
+        try:
+            chain_id = int(self.w3.eth.chain_id)
+        except (requests.RequestException, OSError) as exc:
+            raise NodeUnreachableError(
+                f"cannot reach the JSON-RPC node at {redact_url(self.config.rpc_url)}: {type(exc).__name__}"
+            ) from exc
+        expected = self.config.expected_chain_id
+        if expected is not None and chain_id != expected:
+            raise WrongChainError(
+                f"the node at {redact_url(self.config.rpc_url)} serves chain id {chain_id}, expected {expected}"
+            )
+        return chain_id
+
+    def contract(self, address: str, abi: Sequence[Mapping[str, Any]], name: str = "contract") -> Contract:
+        """A handle on a deployed contract; raises if there is no code at ``address``."""
+        checksum = to_checksum_address(address)
+        if self.call_rpc(self.w3.eth.get_code, checksum) in (b"", HexBytes(b"")):
+            raise ContractNotDeployedError(
+                f"no {name} code at {checksum} on chain {self.chain_id} ({redact_url(self.config.rpc_url)})"
+            )
+        return self.w3.eth.contract(address=checksum, abi=list(abi))
+
+    def block_number(self) -> int:
+        return int(self.call_rpc(lambda: self.w3.eth.block_number))
+
+    def call_rpc(self, fn: Any, *args: Any) -> Any:
+        """Call a web3 method, mapping transport failures to `NodeUnreachableError`."""
+        try:
+            return fn(*args)
+        except (requests.RequestException, OSError) as exc:
+            raise NodeUnreachableError(
+                f"lost the JSON-RPC node at {redact_url(self.config.rpc_url)}: {type(exc).__name__}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class SentTransaction:
+    """A transaction handed to the node, not yet known to be mined."""
+
+    tx_hash: str
+    nonce: int
+    gas: int
+    description: str
+
+
+class TransactionSender:
+    """Signs and sends legacy transactions from one account with bounded in-flight count."""
+
+    def __init__(self, client: ChainClient, private_key: str, nonces: NonceSource) -> None:
+        self.client = client
+        self.account: LocalAccount = Account.from_key(private_key)
+        self.nonces = nonces
+        self._in_flight = threading.BoundedSemaphore(client.config.max_in_flight)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def send(self, call: ContractFunction, *, gas: int | None = None, value: int = 0) -> SentTransaction:
+        """Estimate, sign and send ``call``; blocks while ``max_in_flight`` transactions are unconfirmed."""
+        description = f"{call.fn_name}"
+        if gas is None:
+            gas = self._estimate(call, value)
+        self._in_flight.acquire()
+        try:
+            return self._sign_and_send(call, gas, value, description)
+        except BaseException:
+            self._in_flight.release()
+            raise
+
+    def wait(self, sent: SentTransaction, timeout: float | None = None, contract: Contract | None = None) -> TxReceipt:
+        """Wait for ``sent`` to be mined; raise a decoded error if it failed."""
+        try:
+            receipt = self._wait_for_receipt(sent, timeout or self.client.config.receipt_timeout)
+        finally:
+            self._in_flight.release()
+        if receipt["status"] != 1:
+            self._raise_failed(sent, receipt, contract)
+        return receipt
+
+    def transact(self, call: ContractFunction, *, gas: int | None = None, value: int = 0) -> TxReceipt:
+        """Send ``call`` and wait for its successful receipt."""
+        sent = self.send(call, gas=gas, value=value)
+        return self.wait(sent, contract=_contract_of(call))
+
+    def deploy(self, abi: Sequence[Mapping[str, Any]], bytecode: str, *args: Any) -> TxReceipt:
+        """Deploy a contract and wait for it; the receipt carries ``contractAddress``."""
+        factory = self.client.w3.eth.contract(abi=list(abi), bytecode=bytecode)
+        constructor = factory.constructor(*args)
+        tx_params = {"from": self.address, "gasPrice": self.client.config.gas_price}
+        try:
+            gas = int(constructor.estimate_gas(tx_params) * self.client.config.gas_limit_multiplier)  # type: ignore[arg-type]
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise TransactionError(f"deployment would fail: {exc}") from exc
+        data = constructor.data_in_transaction
+        self._in_flight.acquire()
+        try:
+            sent = self._send_raw({"data": data, "value": 0}, gas, "deploy")
+        except BaseException:
+            self._in_flight.release()
+            raise
+        return self.wait(sent)
+
+    def _estimate(self, call: ContractFunction, value: int) -> int:
+        params = {"from": self.address, "value": value, "gasPrice": self.client.config.gas_price}
+        try:
+            estimate = self.client.call_rpc(call.estimate_gas, params)
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise decode_revert(exc, _contract_of(call), call.fn_name) from exc
+        return int(estimate * self.client.config.gas_limit_multiplier) + 10_000
+
+    def _sign_and_send(self, call: ContractFunction, gas: int, value: int, description: str) -> SentTransaction:
+        data = call._encode_transaction_data()
+        return self._send_raw({"to": call.address, "data": data, "value": value}, gas, description)
+
+    def _send_raw(self, fields: dict[str, Any], gas: int, description: str) -> SentTransaction:
+        chain_id = self.client.chain_id
+        for attempt in range(3):
+            nonce = self.nonces.next_nonce(self.address)
+            tx = {
+                **fields,
+                "nonce": nonce,
+                "gas": gas,
+                "gasPrice": self.client.config.gas_price,
+                "chainId": chain_id,
+            }
+            signed = self.account.sign_transaction(tx)
+            tx_hash = "0x" + keccak(signed.raw_transaction).hex()
+            try:
+                self.client.call_rpc(self.client.w3.eth.send_raw_transaction, signed.raw_transaction)
+            except Web3RPCError as exc:
+                message = str(exc).lower()
+                if "already known" in message:
+                    return SentTransaction(tx_hash, nonce, gas, description)
+                if "nonce too low" in message and attempt < 2:
+                    self.nonces.resync(self.address)
+                    continue
+                if "insufficient funds" in message:
+                    raise TransactionError(
+                        f"{description}: account {self.address} cannot pay for gas",
+                        hint="fund the account or run the network with gas price 0 (SECUREFLOW_GAS_PRICE=0)",
+                    ) from exc
+                raise TransactionError(f"{description}: the node refused the transaction: {exc}") from exc
+            return SentTransaction(tx_hash, nonce, gas, description)
+        raise TransactionError(f"{description}: nonce kept being too low after resync")
+
+    def _wait_for_receipt(self, sent: SentTransaction, timeout: float) -> TxReceipt:
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            try:
+                receipt: TxReceipt = self.client.call_rpc(self.client.w3.eth.get_transaction_receipt, sent.tx_hash)
+                return receipt
+            except TransactionNotFound:
+                pass
+            if time.monotonic() >= deadline:
+                raise TransactionTimeoutError(
+                    f"{sent.description}: no receipt for {sent.tx_hash} (nonce {sent.nonce}) after {timeout:.0f}s"
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def _raise_failed(self, sent: SentTransaction, receipt: TxReceipt, contract: Contract | None) -> None:
+        if receipt["gasUsed"] >= sent.gas:
+            raise OutOfGasError(f"{sent.description}: transaction {sent.tx_hash} ran out of gas ({sent.gas} given)")
+        tx = self.client.w3.eth.get_transaction(sent.tx_hash)
+        replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+        try:
+            self.client.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise decode_revert(exc, contract, sent.description) from exc
+        raise TransactionError(f"{sent.description}: transaction {sent.tx_hash} reverted without a reason")
+
+
+def _contract_of(call: ContractFunction) -> Contract | None:
+    return call.w3.eth.contract(address=call.address, abi=call.contract_abi) if call.address else None
+
+
+def error_selectors(abi: Sequence[Mapping[str, Any]]) -> dict[bytes, tuple[str, list[str], list[str]]]:
+    """Map each custom error's 4-byte selector to (name, argument names, argument types)."""
+    selectors = {}
+    for entry in abi:
+        if entry.get("type") != "error":
+            continue
+        types = [str(item["type"]) for item in entry.get("inputs", [])]
+        names = [str(item.get("name") or f"arg{i}") for i, item in enumerate(entry.get("inputs", []))]
+        signature = f"{entry['name']}({','.join(types)})"
+        selectors[keccak(text=signature)[:4]] = (str(entry["name"]), names, types)
+    return selectors
+
+
+def decode_revert(exc: Exception, contract: Contract | None, what: str) -> ChainError:
+    """Turn a web3 revert into `ContractRevertedError` naming the custom error and its arguments."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(exc, ContractCustomError) or (isinstance(data, str) and data.startswith("0x")):
+        raw = bytes.fromhex(str(data)[2:]) if isinstance(data, str) else b""
+        if contract is not None and len(raw) >= 4:
+            known = error_selectors(contract.abi).get(raw[:4])
+            if known is not None:
+                name, arg_names, arg_types = known
+                values = contract.w3.codec.decode(arg_types, raw[4:]) if arg_types else ()
+                rendered = ", ".join(f"{n}={_render(v)}" for n, v in zip(arg_names, values))
+                return ContractRevertedError(
+                    f"{what} reverted: {name}({rendered})", error_name=name, error_args=tuple(values)
+                )
+    if isinstance(exc, ContractLogicError):
+        return ContractRevertedError(f"{what} reverted: {exc.message or exc}")
+    return TransactionError(f"{what} failed: {exc}")
+
+
+def _render(value: object) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials, safe for messages and logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"

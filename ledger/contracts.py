@@ -1,0 +1,180 @@
+"""Typed Python faces of the deployed contracts: the consortium registry and the audit ledger.
+
+Each write goes through a `ledger.chain.TransactionSender` (legacy tx, bounded
+in-flight, custom errors decoded by name); each read is an ``eth_call``.
+On-chain structs come back as pydantic models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+
+from eth_utils import keccak
+from pydantic import BaseModel, ConfigDict
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from ledger.chain import SentTransaction, TransactionSender
+
+MEMBER_ROLE = keccak(text="MEMBER_ROLE")
+ANCHOR_ROLE = keccak(text="ANCHOR_ROLE")
+AUDITOR_ROLE = keccak(text="AUDITOR_ROLE")
+
+
+class JobStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    CLOSED = 2
+    FAILED = 3
+
+
+class OnChainJob(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    manifest_hash: str
+    creator: str
+    status: JobStatus
+    created_at_block: int
+    step_count: int
+    final_root: str
+    parties: tuple[str, ...]
+
+
+class OnChainBatch(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    batch_id: str
+    root: str
+    record_count: int
+    block_number: int
+    anchorer: str
+
+
+def hex32(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+class RegistryClient:
+    """Members and roles of the consortium."""
+
+    def __init__(self, contract: Contract, sender: TransactionSender | None = None) -> None:
+        self.contract = contract
+        self.sender = sender
+
+    def _send(self) -> TransactionSender:
+        if self.sender is None:
+            raise RuntimeError("this RegistryClient is read-only: give it a TransactionSender")
+        return self.sender
+
+    def register_member(self, account: str, metadata_hash: bytes = b"\0" * 32) -> TxReceipt:
+        return self._send().transact(self.contract.functions.registerMember(account, metadata_hash))
+
+    def suspend_member(self, account: str) -> TxReceipt:
+        return self._send().transact(self.contract.functions.suspendMember(account))
+
+    def reinstate_member(self, account: str) -> TxReceipt:
+        return self._send().transact(self.contract.functions.reinstateMember(account))
+
+    def grant_anchor_service(self, account: str) -> TxReceipt:
+        return self._send().transact(self.contract.functions.grantRole(ANCHOR_ROLE, account))
+
+    def grant_auditor(self, account: str) -> TxReceipt:
+        return self._send().transact(self.contract.functions.grantRole(AUDITOR_ROLE, account))
+
+    def is_active_member(self, account: str) -> bool:
+        return bool(self.contract.functions.isActiveMember(account).call())
+
+    def is_anchor_service(self, account: str) -> bool:
+        return bool(self.contract.functions.isAnchorService(account).call())
+
+
+class AuditLedgerClient:
+    """Jobs, batch anchors, models and proof verification on the audit ledger."""
+
+    def __init__(self, contract: Contract, sender: TransactionSender | None = None) -> None:
+        self.contract = contract
+        self.sender = sender
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    def _send(self) -> TransactionSender:
+        if self.sender is None:
+            raise RuntimeError("this AuditLedgerClient is read-only: give it a TransactionSender")
+        return self.sender
+
+    def create_job(
+        self, job_id: bytes, manifest_hash: bytes, parties: Sequence[str], consents: Sequence[bytes] = ()
+    ) -> TxReceipt:
+        call = self.contract.functions.createJob(job_id, manifest_hash, list(parties), list(consents))
+        return self._send().transact(call)
+
+    def submit_consent(self, job_id: bytes, party: str, signature: bytes) -> TxReceipt:
+        return self._send().transact(self.contract.functions.submitConsent(job_id, party, signature))
+
+    def send_anchor_batch(self, batch_id: bytes, root: bytes, record_count: int) -> SentTransaction:
+        """Send ``anchorBatch`` without waiting (pair with ``sender.wait``)."""
+        return self._send().send(self.contract.functions.anchorBatch(batch_id, root, record_count))
+
+    def anchor_batch(self, batch_id: bytes, root: bytes, record_count: int) -> TxReceipt:
+        return self._send().transact(self.contract.functions.anchorBatch(batch_id, root, record_count))
+
+    def record_model(self, job_id: bytes, model_id: bytes, version: int, model_hash: bytes) -> TxReceipt:
+        call = self.contract.functions.recordModel(job_id, model_id, version, model_hash)
+        return self._send().transact(call)
+
+    def close_job(self, job_id: bytes, step_count: int, final_root: bytes, succeeded: bool = True) -> TxReceipt:
+        call = self.contract.functions.closeJob(job_id, step_count, final_root, succeeded)
+        return self._send().transact(call)
+
+    def get_job(self, job_id: bytes) -> OnChainJob:
+        job = self.contract.functions.getJob(job_id).call()
+        manifest_hash, creator, status, created_at_block, step_count, final_root = job
+        parties = self.contract.functions.jobParties(job_id).call()
+        return OnChainJob(
+            job_id=hex32(job_id),
+            manifest_hash=hex32(manifest_hash),
+            creator=str(creator),
+            status=JobStatus(int(status)),
+            created_at_block=int(created_at_block),
+            step_count=int(step_count),
+            final_root=hex32(final_root),
+            parties=tuple(str(p) for p in parties),
+        )
+
+    def has_consented(self, job_id: bytes, party: str) -> bool:
+        return bool(self.contract.functions.hasConsented(job_id, party).call())
+
+    def get_batch(self, batch_id: bytes) -> OnChainBatch:
+        root, record_count, block_number, anchorer = self.contract.functions.getBatch(batch_id).call()
+        return OnChainBatch(
+            batch_id=hex32(batch_id),
+            root=hex32(root),
+            record_count=int(record_count),
+            block_number=int(block_number),
+            anchorer=str(anchorer),
+        )
+
+    def is_anchored_root(self, root: bytes, block: int | str = "latest") -> bool:
+        return bool(self.contract.functions.isAnchoredRoot(root).call(block_identifier=block))
+
+    def verify(self, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
+        """On-chain check: ``root`` is anchored and ``proof`` leads from ``leaf`` to it."""
+        return bool(self.contract.functions.verify(leaf, list(proof), root).call())
+
+    def batch_anchored_events(self, from_block: int, to_block: int | str = "latest") -> list[OnChainBatch]:
+        """``BatchAnchored`` events in a block range, filtered by the event topic on the node."""
+        logs = self.contract.events.BatchAnchored().get_logs(from_block=from_block, to_block=to_block)
+        return [
+            OnChainBatch(
+                batch_id=hex32(log["args"]["batchId"]),
+                root=hex32(log["args"]["root"]),
+                record_count=int(log["args"]["recordCount"]),
+                block_number=int(log["blockNumber"]),
+                anchorer=str(log["args"]["anchorer"]),
+            )
+            for log in logs
+        ]

@@ -1,0 +1,85 @@
+"""The step record: what one compute step leaves on the audit trail, and how it is hashed.
+
+A record carries only digests and metadata: per-party *salted* digests of a
+step's inputs and outputs (each party hashes its own slice with a salt that
+never leaves it), the parameter hash, the algorithm name, the code version,
+status and timings. The model rejects anything else (``extra="forbid"``, every
+digest a 32-byte hex string, free text restricted to short identifiers), so a
+raw value cannot be smuggled into a record.
+
+Hashing is fixed by DESIGN.md ("Records and proofs"): the record hash is
+``keccak256`` of the RFC 8785 canonical JSON; the leaf is OpenZeppelin's
+StandardMerkleTree leaf of ``(bytes32 jobId, uint64 seq, bytes32 recordHash)``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import rfc8785
+from eth_utils import keccak
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from ledger.merkle import leaf_hash
+
+Bytes32Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,63}$")]
+SignatureHex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{130}$")]
+
+RECORD_VERSION = 1
+
+
+class PartyDigests(BaseModel):
+    """One party's slice of a step: salted digests of what it put in and got out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    party: Address
+    inputs: dict[Identifier, Bytes32Hex] = Field(default_factory=dict, max_length=64)
+    outputs: dict[Identifier, Bytes32Hex] = Field(default_factory=dict, max_length=64)
+    signature: SignatureHex | None = None
+
+
+class StepRecord(BaseModel):
+    """One compute step as anchored on chain (digests and metadata only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = RECORD_VERSION
+    job_id: Bytes32Hex
+    seq: int = Field(ge=0, lt=2**64)
+    algorithm: Identifier
+    params_hash: Bytes32Hex
+    code_version: Identifier
+    parties: tuple[PartyDigests, ...] = Field(min_length=1, max_length=32)
+    status: Literal["succeeded", "failed"]
+    error_class: Identifier | None = None
+    started_at_ms: int = Field(ge=0)
+    finished_at_ms: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StepRecord:
+        if self.finished_at_ms < self.started_at_ms:
+            raise ValueError("finished_at_ms is before started_at_ms")
+        if (self.status == "failed") != (self.error_class is not None):
+            raise ValueError("error_class is required for a failed step and forbidden otherwise")
+        parties = [p.party.lower() for p in self.parties]
+        if len(set(parties)) != len(parties):
+            raise ValueError("a party appears twice in the record")
+        return self
+
+    def canonical_json(self) -> bytes:
+        """RFC 8785 canonical JSON: the exact bytes that are hashed."""
+        return bytes(rfc8785.dumps(self.model_dump(mode="json")))
+
+    def record_hash(self) -> bytes:
+        return bytes(keccak(self.canonical_json()))
+
+    def leaf(self) -> bytes:
+        return leaf_hash(bytes.fromhex(self.job_id[2:]), self.seq, self.record_hash())
+
+
+def params_hash(canonical_params: object) -> str:
+    """keccak256 of the RFC 8785 JSON of a step's parameters, as recorded in the step record."""
+    return "0x" + keccak(rfc8785.dumps(canonical_params)).hex()

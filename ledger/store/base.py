@@ -1,0 +1,153 @@
+"""The one ledger store interface: jobs, the step-record outbox, batches, sender nonces, chain checkpoints.
+
+Every method is one short transaction. Record lifecycle::
+
+    accept_record -> pending --create_batch--> submitted --mark_batch_confirmed--> confirmed
+                        ^                          |
+                        +-- mark_batch_reverted_to_pending / mark_batch_failed
+
+Errors are :class:`ledger.errors.StoreError` subclasses: ``StoreNotFoundError``
+(unknown job/record/batch, HTTP 404), ``StoreConflictError`` (duplicate job,
+different record under the same key, invalid transition, HTTP 409) and
+``StoreUnavailableError`` (database unreachable).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+from ledger.store.schemas import (
+    Batch,
+    ChainStatus,
+    Checkpoint,
+    Job,
+    JobStatus,
+    NewJob,
+    NewStepRecord,
+    StepRecordRow,
+)
+
+
+class LedgerStore(ABC):
+    """Durable state of the ledger side; implementations must be safe to share between threads."""
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    @abstractmethod
+    def create_job(self, job: NewJob) -> Job:
+        """Register a new job (``created``, chain status ``pending``); DuplicateJobError if it exists."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> Job | None:
+        """The job, or None."""
+
+    @abstractmethod
+    def list_jobs(self, limit: int = 100, offset: int = 0) -> list[Job]:
+        """Jobs, newest first."""
+
+    @abstractmethod
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        status: JobStatus | None = None,
+        chain_status: ChainStatus | None = None,
+        created_tx_hash: str | None = None,
+    ) -> Job:
+        """Change the given fields; a job that has finished (completed/failed/cancelled) keeps its status."""
+
+    # -- step records (outbox) ------------------------------------------------------------------------
+    @abstractmethod
+    def accept_record(self, rec: NewStepRecord) -> StepRecordRow:
+        """Store the record as ``pending`` (idempotent by job id and seq; a different hash is a conflict)."""
+
+    @abstractmethod
+    def get_record(self, job_id: str, seq: int) -> StepRecordRow | None:
+        """The job's record with this sequence number, or None."""
+
+    @abstractmethod
+    def get_record_by_id(self, record_id: int) -> StepRecordRow | None:
+        """The record with this outbox id, or None."""
+
+    @abstractmethod
+    def records_for_job(self, job_id: str) -> list[StepRecordRow]:
+        """All records of a job ordered by seq; UnknownJobError if there is no such job."""
+
+    @abstractmethod
+    def claim_pending(self, limit: int) -> list[StepRecordRow]:
+        """Up to ``limit`` pending records, oldest first (``create_batch`` is what takes them atomically)."""
+
+    @abstractmethod
+    def mark_record_failed(self, record_id: int, reason: str) -> StepRecordRow:
+        """Give up on a record that cannot be anchored (never on a confirmed one)."""
+
+    @abstractmethod
+    def count_records_by_status(self) -> dict[str, int]:
+        """Number of records per status, every status present (0 if none)."""
+
+    # -- batches --------------------------------------------------------------------------------------
+    @abstractmethod
+    def create_batch(self, batch_id: str, root: str, record_ids: list[int]) -> Batch:
+        """Insert the batch (``built``) and move its records pending -> submitted, all or nothing."""
+
+    @abstractmethod
+    def get_batch(self, batch_id: str) -> Batch | None:
+        """The batch, or None."""
+
+    @abstractmethod
+    def records_for_batch(self, batch_id: str) -> list[StepRecordRow]:
+        """The records currently in the batch, in outbox order."""
+
+    @abstractmethod
+    def mark_batch_submitted(self, batch_id: str, tx_hash: str, sender: str, nonce: int) -> Batch:
+        """Record the anchoring transaction (again, for a replacement transaction)."""
+
+    @abstractmethod
+    def mark_batch_confirmed(self, batch_id: str, block_number: int, block_hash: str) -> Batch:
+        """The root is final on chain: the batch and its records become ``confirmed``."""
+
+    @abstractmethod
+    def mark_batch_reverted_to_pending(self, batch_id: str, reason: str) -> Batch:
+        """A reorg dropped the anchor: batch ``reorged``, its records back to ``pending`` for a new batch."""
+
+    @abstractmethod
+    def mark_batch_failed(self, batch_id: str, reason: str) -> Batch:
+        """The anchoring transaction failed: batch ``failed``, its records back to ``pending``."""
+
+    # -- nonces ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def allocate_nonce(self, chain_id: int, address: str, chain_pending_nonce: int) -> int:
+        """Atomically take the next nonce: n = max(stored next nonce, chain's pending nonce); store n + 1."""
+
+    @abstractmethod
+    def reset_nonce(self, chain_id: int, address: str, next_nonce: int) -> None:
+        """Set the next nonce (resync after "nonce too low" or a dropped transaction)."""
+
+    @abstractmethod
+    def peek_nonce(self, chain_id: int, address: str) -> int | None:
+        """The stored next nonce, or None if this sender never allocated one."""
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    @abstractmethod
+    def get_checkpoint(self, name: str) -> Checkpoint | None:
+        """The named follower's checkpoint, or None."""
+
+    @abstractmethod
+    def set_checkpoint(self, name: str, block_number: int, block_hash: str) -> Checkpoint:
+        """Create or move the named checkpoint."""
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store must not be used afterwards."""
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""Pydantic v2 models at the ledger store's boundary: what goes in and what comes out.
+
+Rows come back as frozen models, never as ORM objects, so callers cannot
+change the database by accident and nothing leaks a session. Hex values are
+normalised to lower case, addresses to their EIP-55 checksum form, and
+timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from eth_utils.address import is_address, to_checksum_address
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+JobStatus = Literal["created", "running", "completed", "failed", "cancelled"]
+ChainStatus = Literal["pending", "submitted", "confirmed"]
+RecordStatus = Literal["pending", "submitted", "confirmed", "failed"]
+BatchStatus = Literal["built", "submitted", "confirmed", "failed", "reorged"]
+
+JOB_STATUSES: tuple[JobStatus, ...] = ("created", "running", "completed", "failed", "cancelled")
+TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+CHAIN_STATUSES: tuple[ChainStatus, ...] = ("pending", "submitted", "confirmed")
+RECORD_STATUSES: tuple[RecordStatus, ...] = ("pending", "submitted", "confirmed", "failed")
+BATCH_STATUSES: tuple[BatchStatus, ...] = ("built", "submitted", "confirmed", "failed", "reorged")
+
+MAX_UINT64 = 2**64 - 1
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+def _checksum(value: str) -> str:
+    if not is_address(value):
+        raise ValueError(f"{value!r} is not an Ethereum address (0x + 40 hex digits, valid EIP-55 checksum)")
+    return str(to_checksum_address(value))
+
+
+Hex32 = Annotated[
+    str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$", strip_whitespace=True), AfterValidator(_lower)
+]
+"""A 32-byte value as ``0x`` + 64 hex digits (job ids, hashes, leaves, roots)."""
+
+Address = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_checksum)]
+"""An Ethereum address, stored in its EIP-55 checksum form."""
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+"""A short human-readable reason (never raw data)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", from_attributes=True)
+
+
+class NewJob(_Frozen):
+    """A job to register: its id, the hash of its manifest, who created it and who takes part."""
+
+    job_id: Hex32
+    manifest_hash: Hex32
+    creator: Address
+    parties: list[Address] = Field(min_length=1)
+
+    @field_validator("parties")
+    @classmethod
+    def _unique_parties(cls, parties: list[str]) -> list[str]:
+        if len(set(parties)) != len(parties):
+            raise ValueError("parties must not repeat an address")
+        return parties
+
+
+class Job(_Frozen):
+    """A job as stored: its compute status and the status of its on-chain ``createJob``."""
+
+    job_id: Hex32
+    manifest_hash: Hex32
+    creator: Address
+    parties: list[Address]
+    status: JobStatus
+    chain_status: ChainStatus
+    created_tx_hash: Hex32 | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewStepRecord(_Frozen):
+    """One step record handed to the outbox: canonical JSON of digests/metadata, its hash and Merkle leaf."""
+
+    job_id: Hex32
+    seq: int = Field(ge=0, le=MAX_UINT64)
+    record_json: str = Field(min_length=2)
+    record_hash: Hex32
+    leaf: Hex32
+
+    @field_validator("record_json")
+    @classmethod
+    def _is_json_object(cls, value: str) -> str:
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"record_json is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise ValueError("record_json must be a JSON object")
+        return value
+
+
+class StepRecordRow(_Frozen):
+    """A step record in the outbox with its anchoring status."""
+
+    id: int
+    job_id: Hex32
+    seq: int
+    record_json: str
+    record_hash: Hex32
+    leaf: Hex32
+    status: RecordStatus
+    batch_id: Hex32 | None
+    failure_reason: str | None
+    accepted_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None
+
+
+class Batch(_Frozen):
+    """A Merkle batch of step records and the transaction that anchors its root."""
+
+    batch_id: Hex32
+    root: Hex32
+    record_count: int
+    status: BatchStatus
+    tx_hash: Hex32 | None
+    sender: Address | None
+    nonce: int | None
+    block_number: int | None
+    block_hash: Hex32 | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Checkpoint(_Frozen):
+    """How far a chain follower (e.g. the event indexer) has processed, and the block hash it saw there."""
+
+    name: str
+    block_number: int
+    block_hash: Hex32
+    updated_at: datetime

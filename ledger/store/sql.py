@@ -1,0 +1,538 @@
+"""The SQLAlchemy implementation of :class:`LedgerStore` (SQLite and PostgreSQL), and :func:`open_store`.
+
+Each method is one transaction. Writers lock what they change first
+(``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite), so
+concurrent threads and processes see a consistent outbox. Nonce allocation is
+a single atomic upsert (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``),
+which is safe for concurrent callers on both engines, including the very
+first allocation for a sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import CursorResult, Engine, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.errors import (
+    BatchConflictError,
+    DuplicateJobError,
+    InvalidStateError,
+    RecordConflictError,
+    StoreError,
+    UnknownBatchError,
+    UnknownJobError,
+    UnknownRecordError,
+)
+from ledger.store.base import LedgerStore
+from ledger.store.engine import WRITE_OPTION, make_engine, mask_url, resolve_url, scrub_password, unavailable
+from ledger.store.migrate import head_revision, revision_of_engine, upgrade_engine
+from ledger.store.models import BatchOrm, CheckpointOrm, JobOrm, NonceOrm, StepRecordOrm, utcnow
+from ledger.store.schemas import (
+    CHAIN_STATUSES,
+    JOB_STATUSES,
+    MAX_UINT64,
+    RECORD_STATUSES,
+    TERMINAL_JOB_STATUSES,
+    Address,
+    Batch,
+    ChainStatus,
+    Checkpoint,
+    Hex32,
+    Job,
+    JobStatus,
+    NewJob,
+    NewStepRecord,
+    Reason,
+    StepRecordRow,
+)
+
+_M = TypeVar("_M", bound=BaseModel)
+_HEX32: TypeAdapter[str] = TypeAdapter(Hex32)
+_ADDRESS: TypeAdapter[str] = TypeAdapter(Address)
+_REASON: TypeAdapter[str] = TypeAdapter(Reason)
+_IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
+
+
+def _hex32(value: str) -> str:
+    return _HEX32.validate_python(value)
+
+
+def _uint(value: int, what: str, maximum: int = MAX_UINT64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ValueError(f"{what} must be an integer between 0 and {maximum}, got {value!r}")
+    return value
+
+
+def _to(model: type[_M], row: object) -> _M:
+    return model.model_validate(row, from_attributes=True)
+
+
+def _chunks(ids: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), _IN_CHUNK):
+        yield ids[start : start + _IN_CHUNK]
+
+
+class SqlLedgerStore(LedgerStore):
+    """The ledger store on a SQLAlchemy engine; thread-safe (one session per call)."""
+
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.url = url
+        self._engine = make_engine(url, **engine_options)
+        self._read = sessionmaker(self._engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def masked_url(self) -> str:
+        """The database URL without its password."""
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"SqlLedgerStore({self.masked_url!r})"
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Session]:
+        """One transaction; database failures become StoreError subclasses naming the masked URL."""
+        factory = self._write if write else self._read
+        try:
+            with factory.begin() as session:
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise unavailable(self.url, exc) from exc
+        except DBAPIError as exc:
+            reason = scrub_password(str(exc.orig).strip().splitlines()[0], self.url)
+            raise StoreError(
+                f"the ledger database at {self.masked_url} refused the operation: {reason}"
+            ) from exc
+
+    def schema_revision(self) -> str | None:
+        """The migration revision the database is at (None if never migrated)."""
+        return revision_of_engine(self._engine)
+
+    def check(self) -> None:
+        """Raise unless the database answers and its schema is at the newest revision (for readiness)."""
+        revision, head = self.schema_revision(), head_revision()
+        if revision != head:
+            raise StoreError(
+                f"the ledger database at {self.masked_url} is at schema revision {revision}, expected {head}",
+                hint="run `secureflow db upgrade` (or open the store with open_store, which migrates)",
+            )
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (idempotent, safe from several processes at once)."""
+        upgrade_engine(self._engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _upsert(
+        self, session: Session, table: type[Any], values: dict[str, Any], set_: dict[str, Any]
+    ) -> Any:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        keys = [column.name for column in table.__table__.primary_key.columns]
+        stmt = insert(table).values(**values)
+        return stmt.on_conflict_do_update(index_elements=keys, set_=set_)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    def create_job(self, job: NewJob) -> Job:
+        now = utcnow()
+        with self._tx(write=True) as s:
+            if s.get(JobOrm, job.job_id) is not None:
+                raise DuplicateJobError(f"job {job.job_id} already exists")
+            row = JobOrm(
+                job_id=job.job_id,
+                manifest_hash=job.manifest_hash,
+                creator=job.creator,
+                parties=list(job.parties),
+                status="created",
+                chain_status="pending",
+                created_tx_hash=None,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError as exc:
+                raise DuplicateJobError(f"job {job.job_id} already exists") from exc
+            return _to(Job, row)
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._tx(write=False) as s:
+            row = s.get(JobOrm, _hex32(job_id))
+            return None if row is None else _to(Job, row)
+
+    def list_jobs(self, limit: int = 100, offset: int = 0) -> list[Job]:
+        _uint(limit, "limit", 10_000)
+        _uint(offset, "offset")
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(JobOrm).order_by(JobOrm.created_at.desc(), JobOrm.job_id).limit(limit).offset(offset)
+            )
+            return [_to(Job, row) for row in rows]
+
+    def _locked_job(self, s: Session, job_id: str) -> JobOrm:
+        row = s.scalars(select(JobOrm).where(JobOrm.job_id == job_id).with_for_update()).one_or_none()
+        if row is None:
+            raise UnknownJobError(f"no job {job_id} in the ledger store")
+        return row
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        status: JobStatus | None = None,
+        chain_status: ChainStatus | None = None,
+        created_tx_hash: str | None = None,
+    ) -> Job:
+        job_id = _hex32(job_id)
+        if status is not None and status not in JOB_STATUSES:
+            raise ValueError(f"job status must be one of {', '.join(JOB_STATUSES)}, got {status!r}")
+        if chain_status is not None and chain_status not in CHAIN_STATUSES:
+            raise ValueError(f"chain status must be one of {', '.join(CHAIN_STATUSES)}, got {chain_status!r}")
+        tx_hash = None if created_tx_hash is None else _hex32(created_tx_hash)
+        with self._tx(write=True) as s:
+            row = self._locked_job(s, job_id)
+            if status is not None and status != row.status:
+                if row.status in TERMINAL_JOB_STATUSES or status == "created":
+                    raise InvalidStateError(f"job {job_id} is {row.status}: it cannot become {status}")
+                row.status = status
+            if chain_status is not None:
+                row.chain_status = chain_status
+            if tx_hash is not None:
+                row.created_tx_hash = tx_hash
+            row.updated_at = utcnow()
+            return _to(Job, row)
+
+    # -- step records ---------------------------------------------------------------------------------
+    def accept_record(self, rec: NewStepRecord) -> StepRecordRow:
+        with self._tx(write=True) as s:
+            job = self._locked_job(s, rec.job_id)  # serialises writers of one job's records
+            existing = s.scalars(
+                select(StepRecordOrm).where(StepRecordOrm.job_id == rec.job_id, StepRecordOrm.seq == rec.seq)
+            ).one_or_none()
+            if existing is not None:
+                if (existing.record_hash, existing.leaf) == (rec.record_hash, rec.leaf):
+                    return _to(StepRecordRow, existing)
+                raise RecordConflictError(
+                    f"job {rec.job_id} already has step {rec.seq} with record hash {existing.record_hash}; "
+                    f"refusing a different record (hash {rec.record_hash}) under the same sequence number"
+                )
+            now = utcnow()
+            row = StepRecordOrm(
+                job_id=rec.job_id,
+                seq=rec.seq,
+                record_json=rec.record_json,
+                record_hash=rec.record_hash,
+                leaf=rec.leaf,
+                status="pending",
+                batch_id=None,
+                failure_reason=None,
+                accepted_at=now,
+                updated_at=now,
+                confirmed_at=None,
+            )
+            s.add(row)
+            job.updated_at = now
+            if job.status == "created":
+                job.status = "running"
+            try:
+                s.flush()
+            except IntegrityError as exc:
+                raise RecordConflictError(
+                    f"job {rec.job_id} step {rec.seq} was written concurrently; read it and compare"
+                ) from exc
+            return _to(StepRecordRow, row)
+
+    def get_record(self, job_id: str, seq: int) -> StepRecordRow | None:
+        with self._tx(write=False) as s:
+            row = s.scalars(
+                select(StepRecordOrm).where(StepRecordOrm.job_id == _hex32(job_id), StepRecordOrm.seq == seq)
+            ).one_or_none()
+            return None if row is None else _to(StepRecordRow, row)
+
+    def get_record_by_id(self, record_id: int) -> StepRecordRow | None:
+        with self._tx(write=False) as s:
+            row = s.get(StepRecordOrm, record_id)
+            return None if row is None else _to(StepRecordRow, row)
+
+    def records_for_job(self, job_id: str) -> list[StepRecordRow]:
+        job_id = _hex32(job_id)
+        with self._tx(write=False) as s:
+            if s.get(JobOrm, job_id) is None:
+                raise UnknownJobError(f"no job {job_id} in the ledger store")
+            rows = s.scalars(
+                select(StepRecordOrm).where(StepRecordOrm.job_id == job_id).order_by(StepRecordOrm.seq)
+            )
+            return [_to(StepRecordRow, row) for row in rows]
+
+    def claim_pending(self, limit: int) -> list[StepRecordRow]:
+        _uint(limit, "limit", 100_000)
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(StepRecordOrm)
+                .where(StepRecordOrm.status == "pending")
+                .order_by(StepRecordOrm.id)
+                .limit(limit)
+            )
+            return [_to(StepRecordRow, row) for row in rows]
+
+    def mark_record_failed(self, record_id: int, reason: str) -> StepRecordRow:
+        reason = _REASON.validate_python(reason)
+        with self._tx(write=True) as s:
+            row = s.get(StepRecordOrm, record_id, with_for_update=True)
+            if row is None:
+                raise UnknownRecordError(f"no step record with id {record_id}")
+            if row.status == "confirmed":
+                raise InvalidStateError(
+                    f"step record {record_id} (job {row.job_id} step {row.seq}) is already confirmed on chain"
+                )
+            row.status = "failed"
+            row.failure_reason = reason
+            row.updated_at = utcnow()
+            return _to(StepRecordRow, row)
+
+    def count_records_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(RECORD_STATUSES, 0)
+        with self._tx(write=False) as s:
+            for status, count in s.execute(
+                select(StepRecordOrm.status, func.count()).group_by(StepRecordOrm.status)
+            ):
+                counts[status] = count
+        return counts
+
+    # -- batches --------------------------------------------------------------------------------------
+    def _locked_batch(self, s: Session, batch_id: str) -> BatchOrm:
+        row = s.get(BatchOrm, _hex32(batch_id), with_for_update=True)
+        if row is None:
+            raise UnknownBatchError(f"no batch {batch_id} in the ledger store")
+        return row
+
+    def create_batch(self, batch_id: str, root: str, record_ids: list[int]) -> Batch:
+        batch_id, root = _hex32(batch_id), _hex32(root)
+        ids = list(record_ids)
+        if not ids:
+            raise ValueError("a batch needs at least one record id")
+        if len(set(ids)) != len(ids):
+            raise ValueError("record ids in a batch must be unique")
+        now = utcnow()
+        with self._tx(write=True) as s:
+            row = s.get(BatchOrm, batch_id, with_for_update=True)
+            if row is not None and not (row.status in ("reorged", "failed") and row.root == root):
+                raise BatchConflictError(
+                    f"batch {batch_id} already exists (status {row.status}, root {row.root})"
+                )
+            same_root = s.scalars(select(BatchOrm.batch_id).where(BatchOrm.root == root)).first()
+            if same_root is not None and same_root != batch_id:
+                raise BatchConflictError(f"root {root} already belongs to batch {same_root}")
+            if row is None:
+                row = BatchOrm(batch_id=batch_id, root=root, created_at=now)
+                s.add(row)
+            # A new batch, or a reorged/failed one rebuilt from the same records (same root): start over.
+            row.record_count, row.status, row.failure_reason, row.updated_at = len(ids), "built", None, now
+            row.tx_hash = row.sender = row.block_hash = None
+            row.nonce = row.block_number = None
+            try:
+                s.flush()
+            except IntegrityError as exc:
+                raise BatchConflictError(f"batch {batch_id} or root {root} was created concurrently") from exc
+            moved = 0
+            for chunk in _chunks(ids):
+                result = s.execute(
+                    update(StepRecordOrm)
+                    .where(StepRecordOrm.id.in_(chunk), StepRecordOrm.status == "pending")
+                    .values(status="submitted", batch_id=batch_id, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                moved += cast(CursorResult[Any], result).rowcount
+            if moved != len(ids):
+                moved_ids = set(self._moved_into(s, ids, batch_id))
+                refused = [i for i in ids if i not in moved_ids]
+                raise InvalidStateError(
+                    f"records {refused[:20]} are not pending (unknown, batched, confirmed or failed); "
+                    f"batch {batch_id} was not created",
+                    hint="take fresh records from claim_pending() and build the batch again",
+                )
+            return _to(Batch, row)
+
+    @staticmethod
+    def _moved_into(s: Session, ids: list[int], batch_id: str) -> list[int]:
+        found: list[int] = []
+        for chunk in _chunks(ids):
+            found.extend(
+                s.scalars(
+                    select(StepRecordOrm.id).where(
+                        StepRecordOrm.id.in_(chunk), StepRecordOrm.batch_id == batch_id
+                    )
+                )
+            )
+        return found
+
+    def get_batch(self, batch_id: str) -> Batch | None:
+        with self._tx(write=False) as s:
+            row = s.get(BatchOrm, _hex32(batch_id))
+            return None if row is None else _to(Batch, row)
+
+    def records_for_batch(self, batch_id: str) -> list[StepRecordRow]:
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(StepRecordOrm)
+                .where(StepRecordOrm.batch_id == _hex32(batch_id))
+                .order_by(StepRecordOrm.id)
+            )
+            return [_to(StepRecordRow, row) for row in rows]
+
+    def mark_batch_submitted(self, batch_id: str, tx_hash: str, sender: str, nonce: int) -> Batch:
+        tx_hash, sender = _hex32(tx_hash), _ADDRESS.validate_python(sender)
+        _uint(nonce, "nonce")
+        with self._tx(write=True) as s:
+            row = self._locked_batch(s, batch_id)
+            if row.status not in ("built", "submitted"):
+                raise InvalidStateError(f"batch {row.batch_id} is {row.status}: it cannot be (re)submitted")
+            row.status, row.tx_hash, row.sender, row.nonce = "submitted", tx_hash, sender, nonce
+            row.updated_at = utcnow()
+            return _to(Batch, row)
+
+    def mark_batch_confirmed(self, batch_id: str, block_number: int, block_hash: str) -> Batch:
+        block_hash = _hex32(block_hash)
+        _uint(block_number, "block_number")
+        now = utcnow()
+        with self._tx(write=True) as s:
+            row = self._locked_batch(s, batch_id)
+            if row.status not in ("built", "submitted", "confirmed"):
+                raise InvalidStateError(
+                    f"batch {row.batch_id} is {row.status}: its records were released; "
+                    "confirm the batch rebuilt from them instead"
+                )
+            row.status, row.block_number, row.block_hash, row.updated_at = (
+                "confirmed",
+                block_number,
+                block_hash,
+                now,
+            )
+            s.execute(
+                update(StepRecordOrm)
+                .where(StepRecordOrm.batch_id == row.batch_id, StepRecordOrm.status == "submitted")
+                .values(status="confirmed", confirmed_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return _to(Batch, row)
+
+    def _release(self, batch_id: str, reason: str, new_status: str, allowed: tuple[str, ...]) -> Batch:
+        reason = _REASON.validate_python(reason)
+        now = utcnow()
+        with self._tx(write=True) as s:
+            row = self._locked_batch(s, batch_id)
+            if row.status == new_status:
+                return _to(Batch, row)
+            if row.status not in allowed:
+                raise InvalidStateError(
+                    f"batch {row.batch_id} is {row.status}: it cannot become {new_status}"
+                )
+            row.status, row.failure_reason, row.updated_at = new_status, reason, now
+            s.execute(
+                update(StepRecordOrm)
+                .where(
+                    StepRecordOrm.batch_id == row.batch_id,
+                    StepRecordOrm.status.in_(("submitted", "confirmed")),
+                )
+                .values(status="pending", batch_id=None, confirmed_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return _to(Batch, row)
+
+    def mark_batch_reverted_to_pending(self, batch_id: str, reason: str) -> Batch:
+        return self._release(batch_id, reason, "reorged", ("built", "submitted", "confirmed"))
+
+    def mark_batch_failed(self, batch_id: str, reason: str) -> Batch:
+        return self._release(batch_id, reason, "failed", ("built", "submitted"))
+
+    # -- nonces ---------------------------------------------------------------------------------------
+    def allocate_nonce(self, chain_id: int, address: str, chain_pending_nonce: int) -> int:
+        _uint(chain_id, "chain_id")
+        _uint(chain_pending_nonce, "chain_pending_nonce", MAX_UINT64 - 1)
+        address = _ADDRESS.validate_python(address)
+        now = utcnow()
+        stored = NonceOrm.next_nonce
+        with self._tx(write=True) as s:
+            stmt = self._upsert(
+                s,
+                NonceOrm,
+                {
+                    "chain_id": chain_id,
+                    "address": address,
+                    "next_nonce": chain_pending_nonce + 1,
+                    "updated_at": now,
+                },
+                {
+                    "next_nonce": case((stored > chain_pending_nonce, stored), else_=chain_pending_nonce) + 1,
+                    "updated_at": now,
+                },
+            )
+            next_nonce = s.execute(stmt.returning(NonceOrm.next_nonce)).scalar_one()
+            return int(next_nonce) - 1
+
+    def reset_nonce(self, chain_id: int, address: str, next_nonce: int) -> None:
+        _uint(chain_id, "chain_id")
+        _uint(next_nonce, "next_nonce")
+        address = _ADDRESS.validate_python(address)
+        now = utcnow()
+        with self._tx(write=True) as s:
+            values = {"chain_id": chain_id, "address": address, "next_nonce": next_nonce, "updated_at": now}
+            s.execute(self._upsert(s, NonceOrm, values, {"next_nonce": next_nonce, "updated_at": now}))
+
+    def peek_nonce(self, chain_id: int, address: str) -> int | None:
+        address = _ADDRESS.validate_python(address)
+        with self._tx(write=False) as s:
+            row = s.get(NonceOrm, (chain_id, address))
+            return None if row is None else row.next_nonce
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def get_checkpoint(self, name: str) -> Checkpoint | None:
+        with self._tx(write=False) as s:
+            row = s.get(CheckpointOrm, name)
+            return None if row is None else _to(Checkpoint, row)
+
+    def set_checkpoint(self, name: str, block_number: int, block_hash: str) -> Checkpoint:
+        if not name or len(name) > 100:
+            raise ValueError("checkpoint name must be 1 to 100 characters")
+        _uint(block_number, "block_number")
+        block_hash = _hex32(block_hash)
+        now = utcnow()
+        with self._tx(write=True) as s:
+            values = {"name": name, "block_number": block_number, "block_hash": block_hash, "updated_at": now}
+            s.execute(
+                self._upsert(s, CheckpointOrm, values, {k: v for k, v in values.items() if k != "name"})
+            )
+            return _to(Checkpoint, values)
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> SqlLedgerStore:
+    """Open the ledger store at ``url``, else ``SECUREFLOW_DATABASE_URL``, else ``.secureflow/secureflow.db``.
+
+    Migrates the schema to the newest revision unless ``migrate`` is false.
+    Raises :class:`ledger.errors.StoreUnavailableError` (URL shown without its
+    password) if the database cannot be reached.
+    """
+    store = SqlLedgerStore(resolve_url(url))
+    if migrate:
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
+    return store

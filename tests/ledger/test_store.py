@@ -1,0 +1,324 @@
+"""The ledger store on SQLite and PostgreSQL: outbox idempotency, batch lifecycle, nonces, migrations.
+
+Every test runs once per backend (``backend`` fixture in ``tests/ledger/conftest.py``);
+PostgreSQL tests each get a private schema that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
+
+from ledger.errors import (
+    BatchConflictError,
+    DuplicateJobError,
+    InvalidStateError,
+    RecordConflictError,
+    StoreConflictError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+    UnknownBatchError,
+    UnknownJobError,
+    UnknownRecordError,
+)
+from ledger.store import NewJob, NewStepRecord, SqlLedgerStore, open_store
+from ledger.store.migrate import current_revision, head_revision
+from ledger.store.models import Base
+from ledger.store.sql import utcnow
+
+ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+SENDER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+CHAIN_ID = 1337
+
+
+def h(n: int) -> str:
+    """A distinct 32-byte hex value."""
+    return "0x" + f"{n:064x}"
+
+
+def new_job(n: int = 1) -> NewJob:
+    return NewJob(job_id=h(n), manifest_hash=h(1000 + n), creator=ALICE, parties=[ALICE, BOB])
+
+
+def new_record(job: int, seq: int, *, variant: int = 0) -> NewStepRecord:
+    body = json.dumps({"job": job, "seq": seq, "variant": variant, "outputs": {"alice": h(seq)}}, sort_keys=True)
+    return NewStepRecord(
+        job_id=h(job),
+        seq=seq,
+        record_json=body,
+        record_hash=h(10_000 * job + 100 * seq + variant),
+        leaf=h(20_000_000 + 10_000 * job + 100 * seq + variant),
+    )
+
+
+class TestLedgerStore:
+    # -- schema -------------------------------------------------------------------------------------
+    def test_migrated_schema_matches_the_models(self, store: SqlLedgerStore, ledger_db_url: str) -> None:
+        with store.engine.connect() as connection:
+            diffs = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert diffs == []
+        assert current_revision(ledger_db_url) == head_revision() == store.schema_revision()
+        store.check()
+
+    def test_reopening_migrates_nothing_and_keeps_every_record(self, ledger_db_url: str) -> None:
+        with open_store(ledger_db_url) as first:
+            first.create_job(new_job())
+            accepted = [first.accept_record(new_record(1, seq)) for seq in range(5)]
+            batch = first.create_batch(h(77), h(78), [accepted[0].id, accepted[1].id])
+        with open_store(ledger_db_url) as second:
+            again = second.records_for_job(h(1))
+            assert [r.id for r in again] == [r.id for r in accepted]
+            assert [r.record_hash for r in again] == [r.record_hash for r in accepted]
+            assert [r.status for r in again] == ["submitted"] * 2 + ["pending"] * 3
+            assert second.get_batch(batch.batch_id) == batch
+            assert second.accept_record(new_record(1, 3)) == accepted[3]  # still idempotent after reopen
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def test_job_is_created_with_normalised_fields_and_utc_times(self, store: SqlLedgerStore) -> None:
+        before = utcnow()
+        job = store.create_job(
+            NewJob(job_id=h(1).upper().replace("0X", "0x"), manifest_hash=h(2), creator=ALICE.lower(), parties=[BOB])
+        )
+        assert job.job_id == h(1) and job.creator == ALICE and job.parties == [BOB]
+        assert (job.status, job.chain_status, job.created_tx_hash) == ("created", "pending", None)
+        assert job.created_at.tzinfo is not None and job.created_at.utcoffset() == timedelta(0)
+        assert before - timedelta(seconds=1) <= job.created_at <= utcnow() + timedelta(seconds=1)
+        assert store.get_job(h(1)) == job
+        assert store.get_job(h(2)) is None
+
+    def test_duplicate_job_is_refused_with_a_hint(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        with pytest.raises(DuplicateJobError, match="already exists") as info:
+            store.create_job(new_job())
+        assert isinstance(info.value, StoreConflictError) and "new job id" in str(info.value)
+
+    def test_list_jobs_pages_newest_first(self, store: SqlLedgerStore) -> None:
+        for n in range(1, 6):
+            store.create_job(new_job(n))
+        page1, page2 = store.list_jobs(limit=3), store.list_jobs(limit=3, offset=3)
+        assert len(page1) == 3 and len(page2) == 2
+        assert {j.job_id for j in page1 + page2} == {h(n) for n in range(1, 6)}
+        times = [j.created_at for j in page1 + page2]
+        assert times == sorted(times, reverse=True)
+
+    def test_update_job_and_terminal_states(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        job = store.update_job(h(1), chain_status="confirmed", created_tx_hash=h(99))
+        assert (job.chain_status, job.created_tx_hash) == ("confirmed", h(99))
+        assert store.update_job(h(1), status="completed").status == "completed"
+        with pytest.raises(InvalidStateError, match="completed"):
+            store.update_job(h(1), status="running")
+        with pytest.raises(UnknownJobError):
+            store.update_job(h(404), status="running")
+
+    # -- outbox -------------------------------------------------------------------------------------
+    def test_accept_record_is_idempotent_and_starts_the_job(self, store: SqlLedgerStore) -> None:
+        created = store.create_job(new_job())
+        first = store.accept_record(new_record(1, 0))
+        assert (first.status, first.batch_id, first.confirmed_at) == ("pending", None, None)
+        job = store.get_job(h(1))
+        assert job is not None and job.status == "running" and job.updated_at >= created.updated_at
+        again = store.accept_record(new_record(1, 0))
+        assert again == first
+        assert store.records_for_job(h(1)) == [first]
+        assert store.count_records_by_status() == {"pending": 1, "submitted": 0, "confirmed": 0, "failed": 0}
+
+    def test_concurrent_identical_accepts_store_one_row(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        with ThreadPoolExecutor(8) as pool:
+            rows = list(pool.map(lambda _: store.accept_record(new_record(1, 7)), range(16)))
+        assert len({r.id for r in rows}) == 1
+        assert len(store.records_for_job(h(1))) == 1
+
+    def test_different_record_under_same_seq_is_a_conflict(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        original = store.accept_record(new_record(1, 0))
+        with pytest.raises(RecordConflictError, match=original.record_hash) as info:
+            store.accept_record(new_record(1, 0, variant=1))
+        assert "next sequence number" in str(info.value)
+        assert store.get_record(h(1), 0) == original
+
+    def test_unknown_job_is_an_error_not_an_empty_answer(self, store: SqlLedgerStore) -> None:
+        with pytest.raises(UnknownJobError, match=h(404)) as info:
+            store.accept_record(new_record(404, 0))
+        assert isinstance(info.value, StoreNotFoundError) and "create the job first" in str(info.value)
+        with pytest.raises(UnknownJobError):
+            store.records_for_job(h(404))
+        assert store.get_record(h(404), 0) is None
+        assert store.count_records_by_status()["pending"] == 0
+
+    def test_records_are_listed_by_seq_and_claimed_oldest_first(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job(1))
+        store.create_job(new_job(2))
+        order = [(1, 2), (2, 0), (1, 0), (1, 1)]
+        accepted = [store.accept_record(new_record(j, s)) for j, s in order]
+        assert [r.seq for r in store.records_for_job(h(1))] == [0, 1, 2]
+        assert [r.id for r in store.claim_pending(10)] == [r.id for r in accepted]
+        assert [r.id for r in store.claim_pending(2)] == [r.id for r in accepted[:2]]
+
+    # -- batches ------------------------------------------------------------------------------------
+    def test_batch_lifecycle_to_confirmed(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        recs = [store.accept_record(new_record(1, s)) for s in range(3)]
+        batch = store.create_batch(h(500), h(501), [r.id for r in recs[:2]])
+        assert (batch.status, batch.record_count, batch.tx_hash) == ("built", 2, None)
+        assert [r.id for r in store.claim_pending(10)] == [recs[2].id]
+        assert {r.status for r in store.records_for_batch(h(500))} == {"submitted"}
+
+        submitted = store.mark_batch_submitted(h(500), h(502), SENDER.lower(), 7)
+        assert (submitted.status, submitted.tx_hash, submitted.sender, submitted.nonce) == (
+            "submitted",
+            h(502),
+            SENDER,
+            7,
+        )
+        confirmed = store.mark_batch_confirmed(h(500), 12, h(503))
+        assert (confirmed.status, confirmed.block_number, confirmed.block_hash) == ("confirmed", 12, h(503))
+        rows = store.records_for_batch(h(500))
+        assert [r.status for r in rows] == ["confirmed", "confirmed"]
+        assert all(r.confirmed_at is not None and r.confirmed_at.tzinfo == timezone.utc for r in rows)
+        assert store.count_records_by_status() == {"pending": 1, "submitted": 0, "confirmed": 2, "failed": 0}
+        with pytest.raises(InvalidStateError):
+            store.mark_record_failed(recs[0].id, "too late")
+
+    def test_reorg_returns_records_to_pending_and_they_can_be_rebatched(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        ids = [store.accept_record(new_record(1, s)).id for s in range(2)]
+        store.create_batch(h(600), h(601), ids)
+        store.mark_batch_submitted(h(600), h(602), SENDER, 0)
+        store.mark_batch_confirmed(h(600), 5, h(603))
+
+        reorged = store.mark_batch_reverted_to_pending(h(600), "block 5 replaced by a reorg")
+        assert (reorged.status, reorged.failure_reason) == ("reorged", "block 5 replaced by a reorg")
+        back = store.records_for_job(h(1))
+        assert [(r.status, r.batch_id, r.confirmed_at) for r in back] == [("pending", None, None)] * 2
+        assert [r.id for r in store.claim_pending(10)] == ids
+        with pytest.raises(InvalidStateError):
+            store.mark_batch_confirmed(h(600), 6, h(604))
+
+        # Rebuilt from the same records: same id and root, so the old batch starts over.
+        rebuilt = store.create_batch(h(600), h(601), ids)
+        assert (rebuilt.status, rebuilt.tx_hash, rebuilt.block_number, rebuilt.failure_reason) == (
+            "built",
+            None,
+            None,
+            None,
+        )
+        store.mark_batch_confirmed(h(600), 6, h(604))
+        assert store.count_records_by_status()["confirmed"] == 2
+
+    def test_failed_batch_releases_its_records(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        rid = store.accept_record(new_record(1, 0)).id
+        store.create_batch(h(700), h(701), [rid])
+        failed = store.mark_batch_failed(h(700), "anchorBatch reverted: RootAlreadyAnchored")
+        assert failed.status == "failed"
+        assert [r.id for r in store.claim_pending(5)] == [rid]
+        new = store.create_batch(h(710), h(711), [rid])
+        assert new.status == "built"
+
+    def test_create_batch_is_all_or_nothing(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        a, b, c = (store.accept_record(new_record(1, s)).id for s in range(3))
+        store.create_batch(h(800), h(801), [a])
+        with pytest.raises(InvalidStateError, match=rf"\[{a}, 999999\]"):
+            store.create_batch(h(810), h(811), [b, a, 999999])
+        assert store.get_batch(h(810)) is None
+        assert [r.id for r in store.claim_pending(10)] == [b, c]
+        with pytest.raises(BatchConflictError):
+            store.create_batch(h(800), h(899), [b])
+        with pytest.raises(BatchConflictError):
+            store.create_batch(h(820), h(801), [b])
+        with pytest.raises(UnknownBatchError):
+            store.mark_batch_submitted(h(404), h(1), SENDER, 0)
+
+    def test_mark_record_failed(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        rid = store.accept_record(new_record(1, 0)).id
+        failed = store.mark_record_failed(rid, "leaf does not match the record")
+        assert (failed.status, failed.failure_reason) == ("failed", "leaf does not match the record")
+        assert store.claim_pending(5) == []
+        with pytest.raises(UnknownRecordError):
+            store.mark_record_failed(123456, "x")
+
+    # -- nonces -------------------------------------------------------------------------------------
+    def test_concurrent_nonce_allocation_is_unique_and_consecutive(self, store: SqlLedgerStore) -> None:
+        threads, per_thread = 8, 25
+        barrier = threading.Barrier(threads)
+
+        def allocate(_: int) -> list[int]:
+            barrier.wait()
+            return [store.allocate_nonce(CHAIN_ID, SENDER, 3) for _ in range(per_thread)]
+
+        with ThreadPoolExecutor(threads) as pool:
+            nonces = [n for chunk in pool.map(allocate, range(threads)) for n in chunk]
+        assert sorted(nonces) == list(range(3, 3 + threads * per_thread))
+        assert store.peek_nonce(CHAIN_ID, SENDER) == 3 + threads * per_thread
+
+    def test_nonce_allocation_across_processes(self, store: SqlLedgerStore, ledger_db_url: str) -> None:
+        script = (
+            "import json, sys\n"
+            "from ledger.store import SqlLedgerStore\n"
+            "s = SqlLedgerStore(sys.argv[1])\n"
+            f"print(json.dumps([s.allocate_nonce({CHAIN_ID}, {SENDER!r}, 0) for _ in range(20)]))\n"
+        )
+        root = Path(__file__).resolve().parents[2]
+        procs = [
+            subprocess.Popen([sys.executable, "-c", script, ledger_db_url], cwd=root, stdout=subprocess.PIPE)
+            for _ in range(3)
+        ]
+        local = [store.allocate_nonce(CHAIN_ID, SENDER, 0) for _ in range(20)]
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+        assert all(p.returncode == 0 for p in procs)
+        nonces = local + [n for out in outputs for n in json.loads(out)]
+        assert sorted(nonces) == list(range(80))
+
+    def test_nonce_follows_the_chain_and_can_be_reset(self, store: SqlLedgerStore) -> None:
+        assert store.peek_nonce(CHAIN_ID, SENDER) is None
+        assert store.allocate_nonce(CHAIN_ID, SENDER, 0) == 0
+        assert store.allocate_nonce(CHAIN_ID, SENDER.lower(), 0) == 1  # same sender, any spelling
+        assert store.allocate_nonce(CHAIN_ID, SENDER, 10) == 10  # chain is ahead: catch up
+        assert store.allocate_nonce(CHAIN_ID, SENDER, 4) == 11  # chain is behind: keep our count
+        assert store.allocate_nonce(1, SENDER, 0) == 0  # other chain, own counter
+        store.reset_nonce(CHAIN_ID, SENDER, 5)  # "nonce too low" resync
+        assert store.peek_nonce(CHAIN_ID, SENDER) == 5
+        assert store.allocate_nonce(CHAIN_ID, SENDER, 0) == 5
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def test_checkpoints(self, store: SqlLedgerStore) -> None:
+        assert store.get_checkpoint("indexer") is None
+        store.set_checkpoint("indexer", 10, h(10))
+        moved = store.set_checkpoint("indexer", 11, h(11))
+        got = store.get_checkpoint("indexer")
+        assert got is not None and (got.block_number, got.block_hash) == (11, h(11)) == (
+            moved.block_number,
+            moved.block_hash,
+        )
+
+    # -- connection errors --------------------------------------------------------------------------
+    def test_unreachable_database_error_names_url_without_password(self, backend: str, tmp_path: Path) -> None:
+        if backend == "postgresql":
+            url = "postgresql+psycopg://auditor:s3cr3t-pw@127.0.0.1:1/ledger?connect_timeout=2"
+        else:
+            blocker = tmp_path / "not-a-dir"
+            blocker.write_text("")
+            url = f"sqlite:///{blocker.as_posix()}/secureflow.db"
+        with pytest.raises(StoreUnavailableError) as info:
+            open_store(url)
+        message = str(info.value)
+        assert "s3cr3t-pw" not in message
+        expected = make_url(url).render_as_string(hide_password=True)
+        assert expected in message and "SECUREFLOW_DATABASE_URL" in message
+        if backend == "postgresql":
+            assert "auditor:***@127.0.0.1:1" in message
