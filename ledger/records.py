@@ -28,6 +28,8 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]
 SignatureHex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{130}$")]
 
 RECORD_VERSION = 1
+# RFC 8785 (I-JSON) represents numbers as IEEE doubles: integers must stay below 2**53 to hash exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 class PartyDigests(BaseModel):
@@ -48,15 +50,15 @@ class StepRecord(BaseModel):
 
     version: Literal[1] = RECORD_VERSION
     job_id: Bytes32Hex
-    seq: int = Field(ge=0, lt=2**64)
+    seq: int = Field(ge=0, le=MAX_SAFE_INTEGER)
     algorithm: Identifier
     params_hash: Bytes32Hex
     code_version: Identifier
     parties: tuple[PartyDigests, ...] = Field(min_length=1, max_length=32)
     status: Literal["succeeded", "failed"]
     error_class: Identifier | None = None
-    started_at_ms: int = Field(ge=0)
-    finished_at_ms: int = Field(ge=0)
+    started_at_ms: int = Field(ge=0, le=MAX_SAFE_INTEGER)
+    finished_at_ms: int = Field(ge=0, le=MAX_SAFE_INTEGER)
 
     @model_validator(mode="after")
     def _consistent(self) -> StepRecord:

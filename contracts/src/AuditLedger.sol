@@ -32,9 +32,16 @@ contract AuditLedger is EIP712 {
         bytes32 finalRoot;
     }
 
-    /// @notice An anchored batch as returned by `getBatch` (two storage slots).
+    /// @notice An anchored batch as returned by `getBatch`.
     struct Batch {
         bytes32 root;
+        uint32 recordCount;
+        uint64 anchoredAtBlock;
+        address anchorer;
+    }
+
+    /// @notice What is stored per anchored root (one storage slot), as returned by `rootRecord`.
+    struct RootRecord {
         uint32 recordCount;
         uint64 anchoredAtBlock;
         address anchorer;
@@ -52,8 +59,9 @@ contract AuditLedger is EIP712 {
     mapping(bytes32 jobId => Job) private _jobs;
     mapping(bytes32 jobId => address[]) private _parties;
     mapping(bytes32 jobId => mapping(address party => uint8 flags)) private _partyFlags;
-    mapping(bytes32 batchId => Batch) private _batches;
-    mapping(bytes32 root => bytes32 batchId) private _batchOfRoot;
+    // Anchoring is the hot path: two fresh storage slots per batch (batch id -> root, root -> record).
+    mapping(bytes32 batchId => bytes32 root) private _batchRoot;
+    mapping(bytes32 root => RootRecord) private _roots;
     mapping(bytes32 modelId => uint32 version) private _latestModelVersion;
     mapping(bytes32 modelId => mapping(uint32 version => bytes32 modelHash)) private _modelHashes;
 
@@ -213,7 +221,7 @@ contract AuditLedger is EIP712 {
         if (_partyFlags[jobId][msg.sender] & _PARTY == 0) revert NotJobParty(jobId, msg.sender);
         if (job.status != JobStatus.Open) revert JobNotOpen(jobId);
         if (stepCount > 0) {
-            if (_batchOfRoot[finalRoot] == bytes32(0)) revert RootNotAnchored(finalRoot);
+            if (_roots[finalRoot].recordCount == 0) revert RootNotAnchored(finalRoot);
         } else if (finalRoot != bytes32(0)) {
             revert UnexpectedFinalRoot(finalRoot);
         }
@@ -227,20 +235,21 @@ contract AuditLedger is EIP712 {
 
     /// @notice Anchor the Merkle root of a batch of step records (anchoring service only).
     ///         A batch id or a root can be anchored once; a repeat reverts and changes nothing.
+    ///         The batch id of a root is in the BatchAnchored event (both are indexed topics).
     /// @param batchId Non-zero batch id chosen by the anchoring service.
     /// @param root Non-zero OpenZeppelin StandardMerkleTree root of the batch.
     /// @param recordCount Number of records (leaves) in the batch, at least one.
     function anchorBatch(bytes32 batchId, bytes32 root, uint32 recordCount) external {
         if (!registry.isAnchorService(msg.sender)) revert NotAnchorService(msg.sender);
         if (batchId == bytes32(0) || root == bytes32(0) || recordCount == 0) revert InvalidBatch();
-        Batch storage batch = _batches[batchId];
-        if (batch.root != bytes32(0)) revert BatchAlreadyAnchored(batchId);
-        if (_batchOfRoot[root] != bytes32(0)) revert RootAlreadyAnchored(root);
-        batch.root = root;
-        batch.recordCount = recordCount;
-        batch.anchoredAtBlock = uint64(block.number);
-        batch.anchorer = msg.sender;
-        _batchOfRoot[root] = batchId;
+        if (_batchRoot[batchId] != bytes32(0)) revert BatchAlreadyAnchored(batchId);
+        if (_roots[root].recordCount != 0) revert RootAlreadyAnchored(root);
+        _batchRoot[batchId] = root;
+        _roots[root] = RootRecord({
+            recordCount: recordCount,
+            anchoredAtBlock: uint64(block.number),
+            anchorer: msg.sender
+        });
         emit BatchAnchored(batchId, root, recordCount, msg.sender);
     }
 
@@ -292,21 +301,30 @@ contract AuditLedger is EIP712 {
     /// @param batchId The batch.
     /// @return The batch.
     function getBatch(bytes32 batchId) external view returns (Batch memory) {
-        return _batches[batchId];
+        bytes32 root = _batchRoot[batchId];
+        RootRecord memory record = _roots[root]; // _roots[0] is never written: all zero when unknown
+        return Batch(root, record.recordCount, record.anchoredAtBlock, record.anchorer);
     }
 
-    /// @notice The batch id a root was anchored under (zero if none).
+    /// @notice The root anchored under a batch id (zero if none).
+    /// @param batchId The batch.
+    /// @return The root.
+    function batchRoot(bytes32 batchId) external view returns (bytes32) {
+        return _batchRoot[batchId];
+    }
+
+    /// @notice What was anchored under `root`: record count, block and anchorer (all zero if not anchored).
     /// @param root The root.
-    /// @return The batch id.
-    function batchOfRoot(bytes32 root) external view returns (bytes32) {
-        return _batchOfRoot[root];
+    /// @return The root's record.
+    function rootRecord(bytes32 root) external view returns (RootRecord memory) {
+        return _roots[root];
     }
 
     /// @notice Whether `root` is an anchored batch root.
     /// @param root The root.
     /// @return True if anchored.
     function isAnchoredRoot(bytes32 root) public view returns (bool) {
-        return _batchOfRoot[root] != bytes32(0);
+        return _roots[root].recordCount != 0;
     }
 
     /// @notice The hash of a model version (zero if not recorded).

@@ -32,7 +32,6 @@ from ledger.errors import (
 )
 from ledger.store.base import LedgerStore
 from ledger.store.engine import WRITE_OPTION, make_engine, mask_url, resolve_url, scrub_password, unavailable
-from ledger.store.migrate import head_revision, revision_of_engine, upgrade_engine
 from ledger.store.models import BatchOrm, CheckpointOrm, JobOrm, NonceOrm, StepRecordOrm, utcnow
 from ledger.store.schemas import (
     CHAIN_STATUSES,
@@ -120,10 +119,14 @@ class SqlLedgerStore(LedgerStore):
 
     def schema_revision(self) -> str | None:
         """The migration revision the database is at (None if never migrated)."""
+        from ledger.store.migrate import revision_of_engine  # alembic is imported only when needed
+
         return revision_of_engine(self._engine)
 
     def check(self) -> None:
         """Raise unless the database answers and its schema is at the newest revision (for readiness)."""
+        from ledger.store.migrate import head_revision
+
         revision, head = self.schema_revision(), head_revision()
         if revision != head:
             raise StoreError(
@@ -133,6 +136,8 @@ class SqlLedgerStore(LedgerStore):
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe from several processes at once)."""
+        from ledger.store.migrate import upgrade_engine
+
         upgrade_engine(self._engine)
 
     def close(self) -> None:

@@ -1,0 +1,118 @@
+"""Gas report: gas used by every state-changing contract function, measured on a fresh anvil (Berlin).
+
+Run: ``.venv/bin/python scripts/gas_report.py [--json]``. For ``anchorBatch`` the
+gas per anchored step is shown for several batch sizes (the root is all that
+is stored, so a batch's cost does not grow with its size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+
+from eth_account import Account
+from eth_utils import keccak
+from rich.console import Console
+from rich.table import Table
+from web3.types import TxReceipt
+
+from ledger.chain import ChainClient, ChainConfig, TransactionSender
+from ledger.consent import sign_consent
+from ledger.contracts import AuditLedgerClient, RegistryClient
+from ledger.deploy import connect, deploy_contracts
+from ledger.devchain import DEV_CHAIN_ID, DevChain
+from ledger.nonces import ChainNonceSource
+
+BATCH_SIZES = (1, 100, 1_000, 10_000)
+
+
+def _row(rows: list[dict[str, object]], contract: str, function: str, receipt: TxReceipt, note: str = "") -> None:
+    rows.append({"contract": contract, "function": function, "gas": int(receipt["gasUsed"]), "note": note})
+
+
+def measure() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    with DevChain(accounts=30) as chain:
+        client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
+        nonces = ChainNonceSource(client.w3)
+        keys = [Account.create() for _ in range(21)]
+        admin_key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+        admin = TransactionSender(client, admin_key, nonces)
+        for account in keys:  # fund fresh accounts so every signer is a distinct member
+            client.w3.provider.make_request("anvil_setBalance", [account.address, hex(10**20)])  # type: ignore[arg-type]
+
+        deployment = deploy_contracts(client, admin)
+        for name, entry in deployment.contracts.items():
+            receipt = client.w3.eth.get_transaction_receipt(entry.tx_hash)  # type: ignore[arg-type]
+            _row(rows, name, "deploy", receipt)
+
+        registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
+        ledger_contract = connect(client, deployment, "AuditLedger")
+        members = keys[:20]
+        for i, member in enumerate(members):
+            receipt = registry.register_member(member.address, keccak(text=f"member-{i}"))
+            if i == 0:
+                _row(rows, "ConsortiumRegistry", "registerMember", receipt)
+        _row(rows, "ConsortiumRegistry", "suspendMember", registry.suspend_member(members[-1].address))
+        _row(rows, "ConsortiumRegistry", "reinstateMember", registry.reinstate_member(members[-1].address))
+        anchor = keys[20]
+        _row(rows, "ConsortiumRegistry", "grantRole(ANCHOR_ROLE)", registry.grant_anchor_service(anchor.address))
+
+        creator = TransactionSender(client, members[0].key.hex(), nonces)
+        ledger = AuditLedgerClient(ledger_contract, creator)
+        for parties in (2, 5, 20):
+            for with_consent in (False, True):
+                job_id, manifest = secrets.token_bytes(32), secrets.token_bytes(32)
+                signers = members[:parties]
+                consents = (
+                    [
+                        sign_consent(m.key.hex(), client.chain_id, ledger.address, job_id, manifest)
+                        for m in signers
+                    ]
+                    if with_consent
+                    else []
+                )
+                receipt = ledger.create_job(job_id, manifest, [m.address for m in signers], consents)
+                note = f"{parties} parties, " + ("all consent signatures" if with_consent else "no signatures")
+                _row(rows, "AuditLedger", "createJob", receipt, note)
+
+        job_id, manifest = secrets.token_bytes(32), secrets.token_bytes(32)
+        ledger.create_job(job_id, manifest, [members[0].address, members[1].address])
+        signature = sign_consent(members[1].key.hex(), client.chain_id, ledger.address, job_id, manifest)
+        _row(rows, "AuditLedger", "submitConsent", ledger.submit_consent(job_id, members[1].address, signature))
+
+        anchor_ledger = AuditLedgerClient(ledger_contract, TransactionSender(client, anchor.key.hex(), nonces))
+        last_root = b""
+        for size in BATCH_SIZES:
+            last_root = secrets.token_bytes(32)
+            receipt = anchor_ledger.anchor_batch(secrets.token_bytes(32), last_root, size)
+            gas = int(receipt["gasUsed"])
+            _row(rows, "AuditLedger", "anchorBatch", receipt, f"{size} records: {gas / size:,.1f} gas per step")
+
+        model_id = secrets.token_bytes(32)
+        _row(rows, "AuditLedger", "recordModel", ledger.record_model(job_id, model_id, 1, secrets.token_bytes(32)))
+        _row(rows, "AuditLedger", "closeJob", ledger.close_job(job_id, 3, last_root, True))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    rows = measure()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="Gas per contract function (anvil, Berlin, solc 0.8.30, optimizer 200 runs)")
+    for column in ("contract", "function", "gas", "note"):
+        table.add_column(column, justify="right" if column == "gas" else "left")
+    for row in rows:
+        table.add_row(str(row["contract"]), str(row["function"]), f"{row['gas']:,}", str(row["note"]))
+    Console(width=140).print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
