@@ -271,18 +271,33 @@ class TestLedgerStore:
             "import json, sys\n"
             "from ledger.store import SqlLedgerStore\n"
             "s = SqlLedgerStore(sys.argv[1])\n"
-            f"print(json.dumps([s.allocate_nonce({CHAIN_ID}, {SENDER!r}, 0) for _ in range(20)]))\n"
+            "s.peek_nonce(1, '0x' + '0' * 40)\n"  # connected and warm
+            "print('ready', flush=True)\n"
+            "sys.stdin.readline()\n"  # start together
+            f"print(json.dumps([s.allocate_nonce({CHAIN_ID}, {SENDER!r}, 0) for _ in range(40)]))\n"
         )
         root = Path(__file__).resolve().parents[2]
         procs = [
-            subprocess.Popen([sys.executable, "-c", script, ledger_db_url], cwd=root, stdout=subprocess.PIPE)
+            subprocess.Popen(
+                [sys.executable, "-c", script, ledger_db_url],
+                cwd=root,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(2)
         ]
-        local = [store.allocate_nonce(CHAIN_ID, SENDER, 0) for _ in range(20)]
-        outputs = [p.communicate(timeout=60)[0] for p in procs]
-        assert all(p.returncode == 0 for p in procs)
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        local = [store.allocate_nonce(CHAIN_ID, SENDER, 0) for _ in range(40)]
+        outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+        assert all(proc.returncode == 0 for proc in procs)
         nonces = local + [n for out in outputs for n in json.loads(out)]
-        assert sorted(nonces) == list(range(60))
+        assert sorted(nonces) == list(range(120))
 
     def test_nonce_follows_the_chain_and_can_be_reset(self, store: SqlLedgerStore) -> None:
         assert store.peek_nonce(CHAIN_ID, SENDER) is None

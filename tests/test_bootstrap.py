@@ -1,0 +1,40 @@
+"""The two README commands: the bootstrap they share is idempotent, and CI runs exactly the test command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_second_bootstrap_changes_nothing() -> None:
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "bootstrap.sh")], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    # Everything is in place (this very test runs in the bootstrapped venv): no sync, no npm ci.
+    assert "syncing" not in result.stderr
+    assert "npm ci" not in result.stderr
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```sh\n(\./scripts/\S+)\n```", readme)
+    assert commands[:2] == ["./scripts/demo.sh", "./scripts/test.sh"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "exec ./scripts/test.sh" in ci
+
+
+def test_test_command_treats_no_tests_as_failure(tmp_path: Path) -> None:
+    (tmp_path / "test_nothing.py").write_text("")
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "test.sh"), str(tmp_path / "test_nothing.py"), "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1
+    assert "collected no tests" in result.stderr
