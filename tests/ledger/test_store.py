@@ -297,6 +297,7 @@ class TestLedgerStore:
         outputs = [proc.communicate(timeout=60)[0] for proc in procs]
         assert all(proc.returncode == 0 for proc in procs)
         nonces = local + [n for out in outputs for n in json.loads(out)]
+        print("LOCAL", local)
         assert sorted(nonces) == list(range(120))
 
     def test_nonce_follows_the_chain_and_can_be_reset(self, store: SqlLedgerStore) -> None:

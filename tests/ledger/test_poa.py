@@ -1,0 +1,80 @@
+"""QBFT/IBFT nodes put 97+ bytes of validator data in ``extraData``; the POA option must cope with it.
+
+A GoQuorum or Besu node cannot run here, so this test puts a small JSON-RPC
+proxy in front of the real anvil that rewrites every block's ``extraData`` to
+a QBFT-sized value (the only thing that differs for the client). Everything
+else, including transactions, goes to anvil unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from web3.exceptions import ExtraDataLengthError
+
+from ledger.chain import ChainClient, ChainConfig, TransactionSender
+from ledger.deploy import deploy_contracts
+from ledger.devchain import DEV_PRIVATE_KEYS, DevChain
+from ledger.nonces import ChainNonceSource
+
+QBFT_EXTRA_DATA = "0x" + "f8" + "ab" * 96  # 97 bytes, like an RLP-encoded QBFT extraData
+
+
+def _rewrite(payload: object) -> object:
+    if isinstance(payload, list):
+        return [_rewrite(item) for item in payload]
+    if isinstance(payload, dict):
+        result = payload.get("result")
+        if isinstance(result, dict) and "extraData" in result:
+            result["extraData"] = QBFT_EXTRA_DATA
+    return payload
+
+
+@pytest.fixture
+def qbft_like_url(devchain: DevChain) -> Iterator[str]:
+    upstream = devchain.rpc_url
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = urllib.request.Request(upstream, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                reply = json.dumps(_rewrite(json.loads(response.read()))).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_blocks_of_a_qbft_node_need_the_poa_option(qbft_like_url: str) -> None:
+    plain = ChainClient(ChainConfig(rpc_url=qbft_like_url))
+    with pytest.raises(ExtraDataLengthError):
+        plain.w3.eth.get_block("latest")
+
+    poa = ChainClient(ChainConfig(rpc_url=qbft_like_url, poa=True))
+    block = poa.w3.eth.get_block("latest")
+    assert len(block["proofOfAuthorityData"]) == 97
+
+
+def test_deploy_and_transact_through_a_qbft_like_node(qbft_like_url: str, chain_snapshot: None) -> None:
+    client = ChainClient(ChainConfig(rpc_url=qbft_like_url, poa=True, expected_chain_id=1337))
+    sender = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
+    deployment = deploy_contracts(client, sender)
+    assert set(deployment.contracts) == {"ConsortiumRegistry", "AuditLedger"}
+    assert client.w3.eth.get_block(deployment.deploy_block)["proofOfAuthorityData"]
