@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,6 @@ def artifact_path(name: str, directory: Path | None = None) -> Path:
     return (directory or ARTIFACTS_DIR) / f"{name}.json"
 
 
-@lru_cache(maxsize=None)
 def _load(path: Path) -> Artifact:
     try:
         return Artifact.model_validate_json(path.read_text(encoding="utf-8"))

@@ -91,14 +91,16 @@ def compile_contracts(directory: Path | None = None) -> dict[str, Artifact]:
     artifacts: dict[str, Artifact] = {}
     for unit in sources:
         for name, contract in output.get("contracts", {}).get(unit, {}).items():
-            artifacts[name] = Artifact(
-                contract_name=name,
-                abi=contract["abi"],
-                bytecode="0x" + contract["evm"]["bytecode"]["object"],
-                deployed_bytecode="0x" + contract["evm"]["deployedBytecode"]["object"],
-                compiler=info,
-                source_hash=digest,
-                metadata=contract["metadata"],
+            artifacts[name] = Artifact.model_validate(
+                {
+                    "contractName": name,
+                    "abi": contract["abi"],
+                    "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
+                    "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+                    "compiler": info,
+                    "sourceHash": digest,
+                    "metadata": contract["metadata"],
+                }
             )
     return artifacts
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ledger.errors import LedgerError
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from types import TracebackType
 
+from typing_extensions import Self
+
 from ledger.store.schemas import (
     Batch,
     ChainStatus,
@@ -141,7 +143,7 @@ class LedgerStore(ABC):
     def close(self) -> None:
         """Release connections; the store must not be used afterwards."""
 
-    def __enter__(self) -> LedgerStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

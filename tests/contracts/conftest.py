@@ -78,7 +78,9 @@ class ContractsEnv:
         tx = fn.build_transaction(params)  # type: ignore[arg-type]
         assert "maxFeePerGas" not in tx
         signed = account.sign_transaction(tx)  # type: ignore[arg-type]
-        receipt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        receipt = self.w3.eth.wait_for_transaction_receipt(
+            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        )
         return receipt
 
     def ok(self, fn: ContractFunction, account: LocalAccount) -> TxReceipt:
@@ -171,7 +173,12 @@ def consent_signer(contracts_env: ContractsEnv) -> Callable[[LocalAccount, bytes
                 "chainId": DEV_CHAIN_ID,
                 "verifyingContract": contracts_env.ledger.address,
             },
-            message_types={"JobConsent": [{"name": "jobId", "type": "bytes32"}, {"name": "manifestHash", "type": "bytes32"}]},
+            message_types={
+                "JobConsent": [
+                    {"name": "jobId", "type": "bytes32"},
+                    {"name": "manifestHash", "type": "bytes32"},
+                ]
+            },
             message_data={"jobId": job_id, "manifestHash": manifest_hash},
         )
         return bytes(signed.signature)

@@ -30,7 +30,9 @@ Signer = Callable[[LocalAccount, bytes, bytes], bytes]
 
 
 def python_consent_digest(contract: str, job_id: bytes, manifest_hash: bytes) -> bytes:
-    domain_type = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+    domain_type = keccak(
+        b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    )
     separator = keccak(
         encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
@@ -42,7 +44,9 @@ def python_consent_digest(contract: str, job_id: bytes, manifest_hash: bytes) ->
     return keccak(b"\x19\x01" + separator + struct)
 
 
-def create_job(env: ContractsEnv, caller: LocalAccount, parties: list[LocalAccount], sigs: list[bytes]) -> dict:
+def create_job(
+    env: ContractsEnv, caller: LocalAccount, parties: list[LocalAccount], sigs: list[bytes]
+) -> dict:
     receipt = env.ok(
         env.ledger.functions.createJob(JOB, MANIFEST, [p.address for p in parties], sigs),
         caller,
@@ -62,14 +66,21 @@ def test_deployment(env: ContractsEnv) -> None:
     assert fns.registry().call() == env.registry.address
     assert fns.JOB_CONSENT_TYPEHASH().call() == keccak(b"JobConsent(bytes32 jobId,bytes32 manifestHash)")
     _, name, version, chain_id, contract, _, _ = fns.eip712Domain().call()
-    assert (name, version, chain_id, contract) == ("SecureflowAuditLedger", "1", DEV_CHAIN_ID, env.ledger.address)
+    assert (name, version, chain_id, contract) == (
+        "SecureflowAuditLedger",
+        "1",
+        DEV_CHAIN_ID,
+        env.ledger.address,
+    )
 
 
 def test_constructor_rejects_zero_registry(env: ContractsEnv) -> None:
     artifact = load_artifact("AuditLedger")
     factory = env.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     try:
-        env.w3.eth.call({"from": env.admin.address, "data": factory.constructor(ZERO_ADDRESS).data_in_transaction})
+        env.w3.eth.call(
+            {"from": env.admin.address, "data": factory.constructor(ZERO_ADDRESS).data_in_transaction}
+        )
     except ContractLogicError as error:
         assert env.decode_revert(error.data) == ("ZeroAddress", ())
     else:
@@ -86,7 +97,9 @@ def test_consent_digest_matches_python(env: ContractsEnv) -> None:
             "chainId": DEV_CHAIN_ID,
             "verifyingContract": env.ledger.address,
         },
-        message_types={"JobConsent": [{"name": "jobId", "type": "bytes32"}, {"name": "manifestHash", "type": "bytes32"}]},
+        message_types={
+            "JobConsent": [{"name": "jobId", "type": "bytes32"}, {"name": "manifestHash", "type": "bytes32"}]
+        },
         message_data={"jobId": JOB, "manifestHash": MANIFEST},
     )
     assert _hash_eip191_message(signable) == digest
@@ -131,7 +144,10 @@ def test_create_job_with_partial_consent_then_submit(env: ContractsEnv, consent_
     fns = env.ledger.functions
     assert [fns.hasConsented(JOB, p.address).call() for p in parties] == [True, False, False]
     # anyone (here an outsider) may relay a party's signature
-    receipt = env.ok(fns.submitConsent(JOB, env.member_c.address, consent_signer(env.member_c, JOB, MANIFEST)), env.outsider)
+    receipt = env.ok(
+        fns.submitConsent(JOB, env.member_c.address, consent_signer(env.member_c, JOB, MANIFEST)),
+        env.outsider,
+    )
     assert env.events(receipt, env.ledger, "JobConsented") == [{"jobId": JOB, "party": env.member_c.address}]
     assert [fns.hasConsented(JOB, p.address).call() for p in parties] == [True, False, True]
 
@@ -140,7 +156,9 @@ def test_create_job_errors(env: ContractsEnv, consent_signer: Signer) -> None:
     fns = env.ledger.functions
     a, b, c = env.member_a, env.member_b, env.member_c
 
-    def err(job: bytes, parties: list[str], sigs: list[bytes], caller: LocalAccount, manifest: bytes = MANIFEST) -> tuple:
+    def err(
+        job: bytes, parties: list[str], sigs: list[bytes], caller: LocalAccount, manifest: bytes = MANIFEST
+    ) -> tuple:
         return env.revert(fns.createJob(job, manifest, parties, sigs), caller)
 
     pair = [a.address, b.address]
@@ -148,8 +166,14 @@ def test_create_job_errors(env: ContractsEnv, consent_signer: Signer) -> None:
     assert err(JOB, pair, [], a, manifest=ZERO32) == ("InvalidJob", ())
     assert err(JOB, [], [], a) == ("EmptyParties", ())
     assert err(JOB, pair, [b""], a) == ("ConsentLengthMismatch", (2, 1))
-    assert err(JOB, [env.outsider.address], [], env.outsider) == ("NotActiveMember", (env.outsider.address.lower(),))
-    assert err(JOB, [a.address, env.outsider.address], [], a) == ("NotActiveMember", (env.outsider.address.lower(),))
+    assert err(JOB, [env.outsider.address], [], env.outsider) == (
+        "NotActiveMember",
+        (env.outsider.address.lower(),),
+    )
+    assert err(JOB, [a.address, env.outsider.address], [], a) == (
+        "NotActiveMember",
+        (env.outsider.address.lower(),),
+    )
     assert err(JOB, [a.address, ZERO_ADDRESS], [], a) == ("ZeroAddress", ())
     assert err(JOB, [a.address, b.address, a.address], [], a) == ("DuplicateParty", (a.address.lower(),))
     assert err(JOB, [b.address, c.address], [], a) == ("CallerNotParty", (a.address.lower(),))
@@ -174,7 +198,9 @@ def test_submit_consent_errors(env: ContractsEnv, consent_signer: Signer) -> Non
     sig_b = consent_signer(b, JOB, MANIFEST)
     assert env.revert(fns.submitConsent(JOB, b.address, sig_b), env.outsider) == ("UnknownJob", (JOB,))
     create_job(env, a, [a, b], [consent_signer(a, JOB, MANIFEST), b""])
-    assert env.revert(fns.submitConsent(JOB, env.member_c.address, consent_signer(env.member_c, JOB, MANIFEST)), a) == (
+    assert env.revert(
+        fns.submitConsent(JOB, env.member_c.address, consent_signer(env.member_c, JOB, MANIFEST)), a
+    ) == (
         "NotJobParty",
         (JOB, env.member_c.address.lower()),
     )
@@ -214,7 +240,10 @@ def test_anchor_batch_is_idempotent(env: ContractsEnv) -> None:
     first = anchor(env, batch, root, 3)
     fns = env.ledger.functions
     before = (fns.getBatch(batch).call(), fns.rootRecord(root).call())
-    assert env.revert(fns.anchorBatch(batch, keccak(b"root-2"), 5), env.anchor) == ("BatchAlreadyAnchored", (batch,))
+    assert env.revert(fns.anchorBatch(batch, keccak(b"root-2"), 5), env.anchor) == (
+        "BatchAlreadyAnchored",
+        (batch,),
+    )
     # sent for real (fixed gas, so no estimate): mined, reverted, nothing changed
     receipt = env.send(fns.anchorBatch(batch, keccak(b"root-2"), 5), env.anchor, gas=200_000)
     assert receipt["status"] == 0
@@ -223,19 +252,28 @@ def test_anchor_batch_is_idempotent(env: ContractsEnv) -> None:
     assert fns.rootRecord(keccak(b"root-2")).call() == (0, 0, ZERO_ADDRESS)
     assert fns.getBatch(batch).call()[2] == first["blockNumber"]
     assert not fns.isAnchoredRoot(keccak(b"root-2")).call()
-    assert env.revert(fns.anchorBatch(keccak(b"batch-2"), root, 5), env.anchor) == ("RootAlreadyAnchored", (root,))
+    assert env.revert(fns.anchorBatch(keccak(b"batch-2"), root, 5), env.anchor) == (
+        "RootAlreadyAnchored",
+        (root,),
+    )
 
 
 def test_anchor_batch_errors(env: ContractsEnv) -> None:
     fns = env.ledger.functions
     batch, root = keccak(b"batch-1"), keccak(b"root-1")
     for account in (env.member_a, env.admin, env.outsider):
-        assert env.revert(fns.anchorBatch(batch, root, 1), account) == ("NotAnchorService", (account.address.lower(),))
+        assert env.revert(fns.anchorBatch(batch, root, 1), account) == (
+            "NotAnchorService",
+            (account.address.lower(),),
+        )
     assert env.revert(fns.anchorBatch(ZERO32, root, 1), env.anchor) == ("InvalidBatch", ())
     assert env.revert(fns.anchorBatch(batch, ZERO32, 1), env.anchor) == ("InvalidBatch", ())
     assert env.revert(fns.anchorBatch(batch, root, 0), env.anchor) == ("InvalidBatch", ())
     env.ok(env.registry.functions.revokeRole(keccak(b"ANCHOR_ROLE"), env.anchor.address), env.admin)
-    assert env.revert(fns.anchorBatch(batch, root, 1), env.anchor) == ("NotAnchorService", (env.anchor.address.lower(),))
+    assert env.revert(fns.anchorBatch(batch, root, 1), env.anchor) == (
+        "NotAnchorService",
+        (env.anchor.address.lower(),),
+    )
 
 
 # ------------------------------------------------------------------------------ models
@@ -269,11 +307,23 @@ def test_record_model_errors(env: ContractsEnv) -> None:
         )
     assert env.revert(fns.recordModel(JOB, model, 1, ZERO32), env.member_a) == ("InvalidModel", ())
     assert env.revert(fns.recordModel(JOB, ZERO32, 1, digest), env.member_a) == ("InvalidModel", ())
-    assert env.revert(fns.recordModel(JOB, model, 0, digest), env.member_a) == ("NonSequentialVersion", (model, 1, 0))
-    assert env.revert(fns.recordModel(JOB, model, 2, digest), env.member_a) == ("NonSequentialVersion", (model, 1, 2))
+    assert env.revert(fns.recordModel(JOB, model, 0, digest), env.member_a) == (
+        "NonSequentialVersion",
+        (model, 1, 0),
+    )
+    assert env.revert(fns.recordModel(JOB, model, 2, digest), env.member_a) == (
+        "NonSequentialVersion",
+        (model, 1, 2),
+    )
     env.ok(fns.recordModel(JOB, model, 1, digest), env.member_a)
-    assert env.revert(fns.recordModel(JOB, model, 1, digest), env.member_a) == ("NonSequentialVersion", (model, 2, 1))
-    assert env.revert(fns.recordModel(JOB, model, 3, digest), env.member_a) == ("NonSequentialVersion", (model, 2, 3))
+    assert env.revert(fns.recordModel(JOB, model, 1, digest), env.member_a) == (
+        "NonSequentialVersion",
+        (model, 2, 1),
+    )
+    assert env.revert(fns.recordModel(JOB, model, 3, digest), env.member_a) == (
+        "NonSequentialVersion",
+        (model, 2, 3),
+    )
 
 
 # ------------------------------------------------------------------------------ closing
@@ -307,7 +357,10 @@ def test_close_job_errors(env: ContractsEnv) -> None:
     assert env.revert(fns.closeJob(JOB, 1, root, True), env.member_a) == ("UnknownJob", (JOB,))
     create_job(env, env.member_a, [env.member_a, env.member_b], [])
     for account in (env.member_c, env.anchor, env.outsider):
-        assert env.revert(fns.closeJob(JOB, 0, ZERO32, True), account) == ("NotJobParty", (JOB, account.address.lower()))
+        assert env.revert(fns.closeJob(JOB, 0, ZERO32, True), account) == (
+            "NotJobParty",
+            (JOB, account.address.lower()),
+        )
     assert env.revert(fns.closeJob(JOB, 3, root, True), env.member_a) == ("RootNotAnchored", (root,))
     assert env.revert(fns.closeJob(JOB, 3, ZERO32, True), env.member_a) == ("RootNotAnchored", (ZERO32,))
     assert env.revert(fns.closeJob(JOB, 0, root, True), env.member_a) == ("UnexpectedFinalRoot", (root,))
@@ -366,7 +419,9 @@ def test_onchain_verify_agrees_with_python(
         if proof:
             position = data.draw(st.integers(min_value=0, max_value=len(proof) - 1))
             node = proof[position]
-            cases.append((leaf, [*proof[:position], node[:31] + bytes([node[31] ^ 1]), *proof[position + 1 :]]))
+            cases.append(
+                (leaf, [*proof[:position], node[:31] + bytes([node[31] ^ 1]), *proof[position + 1 :]])
+            )
             cases.append((leaf, proof[:-1]))  # truncated proof
         if len(leaves) > 1:
             other = data.draw(st.sampled_from([x for x in leaves if x != leaf]))

@@ -119,7 +119,10 @@ def test_anchor_and_auditor_roles(env: ContractsEnv) -> None:
     assert not fns.isAnchorService(env.anchor.address).call()
 
     name, args = env.revert(fns.grantRole(anchor_role, env.member_a.address), env.member_a)
-    assert (name, args) == ("AccessControlUnauthorizedAccount", (env.member_a.address.lower(), DEFAULT_ADMIN_ROLE))
+    assert (name, args) == (
+        "AccessControlUnauthorizedAccount",
+        (env.member_a.address.lower(), DEFAULT_ADMIN_ROLE),
+    )
     name, _ = env.revert(fns.revokeRole(auditor_role, env.outsider.address), env.member_a)
     assert name == "AccessControlUnauthorizedAccount"
     assert fns.supportsInterface(bytes.fromhex("7965db0b")).call()  # IAccessControl

@@ -24,14 +24,27 @@ def strip_metadata(code: bytes) -> bytes:
     return code[: -(length + 2)]
 
 
+TERMINATORS = {0x00, 0x56, 0xF3, 0xFD, 0xFE, 0xFF}  # STOP JUMP RETURN REVERT INVALID SELFDESTRUCT
+JUMPDEST = 0x5B
+
+
 def opcodes(code: bytes) -> list[int]:
-    """The opcodes of ``code``, skipping PUSH1..PUSH32 immediates."""
+    """The executable opcodes of ``code``: PUSH1..PUSH32 immediates skipped, and so are bytes after a
+    terminating instruction up to the next JUMPDEST (unreachable: solc puts data there, e.g. the
+    32-byte constants it loads with CODECOPY)."""
     ops: list[int] = []
+    reachable = True
     i = 0
     while i < len(code):
         op = code[i]
-        ops.append(op)
-        i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+        if op == JUMPDEST:
+            reachable = True
+        if reachable:
+            ops.append(op)
+            reachable = op not in TERMINATORS
+            i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+        else:
+            i += 1
     return ops
 
 
@@ -46,7 +59,9 @@ def test_recompiling_gives_the_checked_in_artifacts(fresh: dict[str, Artifact]) 
     for name, artifact in fresh.items():
         stored = load_artifact(name)
         assert stored.abi == artifact.abi, f"{name}: ABI is stale, run python -m ledger.compiler"
-        assert stored.bytecode == artifact.bytecode, f"{name}: bytecode is stale, run python -m ledger.compiler"
+        assert stored.bytecode == artifact.bytecode, (
+            f"{name}: bytecode is stale, run python -m ledger.compiler"
+        )
         assert stored.deployed_bytecode == artifact.deployed_bytecode, f"{name}: runtime bytecode is stale"
         assert stored.source_hash == artifact.source_hash
         assert (ARTIFACTS_DIR / f"{name}.json").read_text(encoding="utf-8") == artifact.to_json()
@@ -76,6 +91,8 @@ def test_opcode_walker_skips_push_data() -> None:
     # PUSH2 0x5f48, then PUSH0: only the real PUSH0 counts
     assert opcodes(bytes([0x61, 0x5F, 0x48, 0x5F])) == [0x61, 0x5F]
     assert opcodes(bytes([0x7F, *([0x5C] * 32), 0x00])) == [0x7F, 0x00]
+    # data after a terminator is skipped until a JUMPDEST; code after the JUMPDEST counts again
+    assert opcodes(bytes([0x56, 0xFE, 0x5D, 0x5F, 0x5B, 0x5C])) == [0x56, 0x5B, 0x5C]
 
 
 def test_shim_behaves_like_native_solc() -> None:
@@ -127,3 +144,22 @@ def test_load_artifact_errors(tmp_path: Path) -> None:
         load_artifact("AuditLedger", tmp_path)
     with pytest.raises(ToolchainError):
         load_artifact("../secrets")
+
+
+def test_opcode_check_catches_push0_from_a_shanghai_build() -> None:
+    """Positive control: the same sources built for Shanghai do use PUSH0, and the walker sees it."""
+    data = standard_input(source_files())
+    data["settings"]["evmVersion"] = "shanghai"
+    result = subprocess.run(
+        [str(solc_shim()), "--standard-json"],
+        input=json.dumps(data),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    output = json.loads(result.stdout)["contracts"]["contracts/src/ConsortiumRegistry.sol"][
+        "ConsortiumRegistry"
+    ]
+    code = strip_metadata(bytes.fromhex(output["evm"]["deployedBytecode"]["object"]))
+    assert 0x5F in opcodes(code)

@@ -67,7 +67,11 @@ def test_matches_openzeppelin_merkle_tree(count: int) -> None:
 
 
 def test_matches_openzeppelin_with_extreme_values() -> None:
-    values = [(b"\x00" * 32, 0, b"\x00" * 32), (b"\xff" * 32, 2**64 - 1, b"\xff" * 32), (b"\x01" * 32, 1, b"\x02" * 32)]
+    values = [
+        (b"\x00" * 32, 0, b"\x00" * 32),
+        (b"\xff" * 32, 2**64 - 1, b"\xff" * 32),
+        (b"\x01" * 32, 1, b"\x02" * 32),
+    ]
     expected = _openzeppelin(values)
     tree = MerkleTree.of(values)
     assert "0x" + tree.root.hex() == expected["root"]

@@ -33,8 +33,7 @@ from ledger.errors import (
 )
 from ledger.store import NewJob, NewStepRecord, SqlLedgerStore, open_store
 from ledger.store.migrate import current_revision, head_revision
-from ledger.store.models import Base
-from ledger.store.sql import utcnow
+from ledger.store.models import Base, utcnow
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -52,7 +51,9 @@ def new_job(n: int = 1) -> NewJob:
 
 
 def new_record(job: int, seq: int, *, variant: int = 0) -> NewStepRecord:
-    body = json.dumps({"job": job, "seq": seq, "variant": variant, "outputs": {"alice": h(seq)}}, sort_keys=True)
+    body = json.dumps(
+        {"job": job, "seq": seq, "variant": variant, "outputs": {"alice": h(seq)}}, sort_keys=True
+    )
     return NewStepRecord(
         job_id=h(job),
         seq=seq,
@@ -88,7 +89,12 @@ class TestLedgerStore:
     def test_job_is_created_with_normalised_fields_and_utc_times(self, store: SqlLedgerStore) -> None:
         before = utcnow()
         job = store.create_job(
-            NewJob(job_id=h(1).upper().replace("0X", "0x"), manifest_hash=h(2), creator=ALICE.lower(), parties=[BOB])
+            NewJob(
+                job_id=h(1).upper().replace("0X", "0x"),
+                manifest_hash=h(2),
+                creator=ALICE.lower(),
+                parties=[BOB],
+            )
         )
         assert job.job_id == h(1) and job.creator == ALICE and job.parties == [BOB]
         assert (job.status, job.chain_status, job.created_tx_hash) == ("created", "pending", None)
@@ -297,7 +303,6 @@ class TestLedgerStore:
         outputs = [proc.communicate(timeout=60)[0] for proc in procs]
         assert all(proc.returncode == 0 for proc in procs)
         nonces = local + [n for out in outputs for n in json.loads(out)]
-        print("LOCAL", local)
         assert sorted(nonces) == list(range(120))
 
     def test_nonce_follows_the_chain_and_can_be_reset(self, store: SqlLedgerStore) -> None:
@@ -323,7 +328,9 @@ class TestLedgerStore:
         )
 
     # -- connection errors --------------------------------------------------------------------------
-    def test_unreachable_database_error_names_url_without_password(self, backend: str, tmp_path: Path) -> None:
+    def test_unreachable_database_error_names_url_without_password(
+        self, backend: str, tmp_path: Path
+    ) -> None:
         if backend == "postgresql":
             url = "postgresql+psycopg://auditor:s3cr3t-pw@127.0.0.1:1/ledger?connect_timeout=2"
         else:
@@ -338,3 +345,23 @@ class TestLedgerStore:
         assert expected in message and "SECUREFLOW_DATABASE_URL" in message
         if backend == "postgresql":
             assert "auditor:***@127.0.0.1:1" in message
+
+    # -- opening ------------------------------------------------------------------------------------
+    def test_open_store_uses_env_url_else_a_local_sqlite_file(
+        self, ledger_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("SECUREFLOW_DATABASE_URL", ledger_db_url)
+        with open_store() as from_env:
+            assert from_env.url == ledger_db_url
+            from_env.check()
+        monkeypatch.delenv("SECUREFLOW_DATABASE_URL")
+        monkeypatch.chdir(tmp_path)
+        with open_store() as default:
+            assert (tmp_path / ".secureflow" / "secureflow.db").is_file()
+            with default.engine.connect() as connection:
+                pragmas = [
+                    connection.exec_driver_sql(f"PRAGMA {p}").scalar()
+                    for p in ("journal_mode", "foreign_keys")
+                ]
+            assert pragmas == ["wal", 1]
+            default.check()
