@@ -19,7 +19,9 @@ from rich.console import Console
 
 from ledger.errors import ConfigurationError, LedgerError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs."
+)
 contracts_app = typer.Typer(no_args_is_help=True, help="Solidity sources and compiled artifacts.")
 db_app = typer.Typer(no_args_is_help=True, help="The ledger database.")
 app.add_typer(contracts_app, name="contracts")
@@ -45,7 +47,9 @@ def friendly_errors(fn: F) -> F:
 @app.command()
 @friendly_errors
 def demo(
-    workdir: Annotated[Path | None, typer.Option(help="where to keep the demo's DB, logs and audit trail")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="where to keep the demo's DB, logs and audit trail")
+    ] = None,
     keep_chain: Annotated[bool, typer.Option(help="keep anvil running after the demo")] = False,
 ) -> None:
     """Run a two-party job end to end on a local anvil and print its audit trail read back from the chain."""
@@ -67,13 +71,19 @@ def demo(
 @friendly_errors
 def deploy(
     rpc_url: Annotated[str, typer.Option(envvar="SECUREFLOW_RPC_URL", help="JSON-RPC endpoint")],
-    chain_id: Annotated[int, typer.Option(envvar="SECUREFLOW_CHAIN_ID", help="expected chain id (refused if different)")],
-    out: Annotated[Path, typer.Option(envvar="SECUREFLOW_DEPLOYMENT", help="deployment file to write")] = Path(
-        ".secureflow/deployment.json"
-    ),
+    chain_id: Annotated[
+        int, typer.Option(envvar="SECUREFLOW_CHAIN_ID", help="expected chain id (refused if different)")
+    ],
+    out: Annotated[
+        Path, typer.Option(envvar="SECUREFLOW_DEPLOYMENT", help="deployment file to write")
+    ] = Path(".secureflow/deployment.json"),
     admin: Annotated[str | None, typer.Option(help="admin of the registry (default: the deployer)")] = None,
-    poa: Annotated[bool, typer.Option(envvar="SECUREFLOW_POA", help="QBFT/IBFT node (extraData middleware)")] = False,
-    gas_price: Annotated[int, typer.Option(envvar="SECUREFLOW_GAS_PRICE", help="legacy gas price in wei")] = 0,
+    poa: Annotated[
+        bool, typer.Option(envvar="SECUREFLOW_POA", help="QBFT/IBFT node (extraData middleware)")
+    ] = False,
+    gas_price: Annotated[
+        int, typer.Option(envvar="SECUREFLOW_GAS_PRICE", help="legacy gas price in wei")
+    ] = 0,
     force: Annotated[bool, typer.Option(help="replace a deployment file of another chain")] = False,
 ) -> None:
     """Deploy the contracts with the key in SECUREFLOW_DEPLOYER_KEY and write the deployment file."""
@@ -85,8 +95,12 @@ def deploy(
 
     key = os.environ.get("SECUREFLOW_DEPLOYER_KEY")
     if not key:
-        raise ConfigurationError("SECUREFLOW_DEPLOYER_KEY is not set", hint="export the deployer's private key")
-    client = ChainClient(ChainConfig(rpc_url=rpc_url, expected_chain_id=chain_id, poa=poa, gas_price=gas_price))
+        raise ConfigurationError(
+            "SECUREFLOW_DEPLOYER_KEY is not set", hint="export the deployer's private key"
+        )
+    client = ChainClient(
+        ChainConfig(rpc_url=rpc_url, expected_chain_id=chain_id, poa=poa, gas_price=gas_price)
+    )
     client.check()
     sender = TransactionSender(client, key, ChainNonceSource(client.w3))
     deployment = deploy_contracts(client, sender, admin=admin)

@@ -15,10 +15,11 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rfc8785
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 
@@ -122,7 +123,7 @@ def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
     anchor_ledger = AuditLedgerClient(ledger_contract, anchor_sender)
     reader = AuditLedgerClient(ledger_contract)
 
-    manifest = {
+    manifest: dict[str, Any] = {
         "parties": [alice, bob],
         "datasets": {alice: "alice/credit_features.csv", bob: "bob/credit_labels.csv"},
         "steps": list(DEMO_STEPS),
@@ -139,7 +140,9 @@ def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
     store.create_job(
         NewJob(job_id=hex32(job_id), manifest_hash=hex32(manifest_hash), creator=alice, parties=[alice, bob])
     )
-    store.update_job(hex32(job_id), chain_status="confirmed", created_tx_hash=hex32(receipt["transactionHash"]))
+    store.update_job(
+        hex32(job_id), chain_status="confirmed", created_tx_hash=hex32(receipt["transactionHash"])
+    )
 
     salts = {party: secrets.token_bytes(32) for party in (alice, bob)}
     records = _step_records(hex32(job_id), [alice, bob], salts)

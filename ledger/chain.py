@@ -21,7 +21,9 @@ from typing import Any
 import requests
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -86,7 +88,8 @@ class ChainClient:
         expected = self.config.expected_chain_id
         if expected is not None and chain_id != expected:
             raise WrongChainError(
-                f"the node at {redact_url(self.config.rpc_url)} serves chain id {chain_id}, expected {expected}"
+                f"the node at {redact_url(self.config.rpc_url)} serves chain id {chain_id}, "
+                f"expected {expected}"
             )
         return chain_id
 
@@ -147,7 +150,9 @@ class TransactionSender:
             self._in_flight.release()
             raise
 
-    def wait(self, sent: SentTransaction, timeout: float | None = None, contract: Contract | None = None) -> TxReceipt:
+    def wait(
+        self, sent: SentTransaction, timeout: float | None = None, contract: Contract | None = None
+    ) -> TxReceipt:
         """Wait for ``sent`` to be mined; raise a decoded error if it failed."""
         try:
             receipt = self._wait_for_receipt(sent, timeout or self.client.config.receipt_timeout)
@@ -168,7 +173,7 @@ class TransactionSender:
         constructor = factory.constructor(*args)
         tx_params = {"from": self.address, "gasPrice": self.client.config.gas_price}
         try:
-            gas = int(constructor.estimate_gas(tx_params) * self.client.config.gas_limit_multiplier)  # type: ignore[arg-type]
+            gas = int(constructor.estimate_gas(tx_params) * self.client.config.gas_limit_multiplier)
         except (ContractLogicError, Web3RPCError) as exc:
             raise TransactionError(f"deployment would fail: {exc}") from exc
         data = constructor.data_in_transaction
@@ -188,7 +193,9 @@ class TransactionSender:
             raise decode_revert(exc, _contract_of(call), call.fn_name) from exc
         return int(estimate * self.client.config.gas_limit_multiplier) + 10_000
 
-    def _sign_and_send(self, call: ContractFunction, gas: int, value: int, description: str) -> SentTransaction:
+    def _sign_and_send(
+        self, call: ContractFunction, gas: int, value: int, description: str
+    ) -> SentTransaction:
         data = call._encode_transaction_data()
         return self._send_raw({"to": call.address, "data": data, "value": value}, gas, description)
 
@@ -228,21 +235,26 @@ class TransactionSender:
         delay = 0.02
         while True:
             try:
-                receipt: TxReceipt = self.client.call_rpc(self.client.w3.eth.get_transaction_receipt, sent.tx_hash)
+                receipt: TxReceipt = self.client.call_rpc(
+                    self.client.w3.eth.get_transaction_receipt, sent.tx_hash
+                )
                 return receipt
             except TransactionNotFound:
                 pass
             if time.monotonic() >= deadline:
                 raise TransactionTimeoutError(
-                    f"{sent.description}: no receipt for {sent.tx_hash} (nonce {sent.nonce}) after {timeout:.0f}s"
+                    f"{sent.description}: no receipt for {sent.tx_hash} "
+                    f"(nonce {sent.nonce}) after {timeout:.0f}s"
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
     def _raise_failed(self, sent: SentTransaction, receipt: TxReceipt, contract: Contract | None) -> None:
         if receipt["gasUsed"] >= sent.gas:
-            raise OutOfGasError(f"{sent.description}: transaction {sent.tx_hash} ran out of gas ({sent.gas} given)")
-        tx = self.client.w3.eth.get_transaction(sent.tx_hash)
+            raise OutOfGasError(
+                f"{sent.description}: transaction {sent.tx_hash} ran out of gas ({sent.gas} given)"
+            )
+        tx = self.client.w3.eth.get_transaction(HexStr(sent.tx_hash))
         replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
         try:
             self.client.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
@@ -280,7 +292,7 @@ def decode_revert(exc: Exception, contract: Contract | None, what: str) -> Chain
             if known is not None:
                 name, arg_names, arg_types = known
                 values = contract.w3.codec.decode(arg_types, raw[4:]) if arg_types else ()
-                rendered = ", ".join(f"{n}={_render(v)}" for n, v in zip(arg_names, values))
+                rendered = ", ".join(f"{n}={_render(v)}" for n, v in zip(arg_names, values, strict=True))
                 return ContractRevertedError(
                     f"{what} reverted: {name}({rendered})", error_name=name, error_args=tuple(values)
                 )

@@ -10,11 +10,13 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 DOMAIN_NAME = "SecureflowAuditLedger"
 DOMAIN_VERSION = "1"
-CONSENT_TYPES = {"JobConsent": [{"name": "jobId", "type": "bytes32"}, {"name": "manifestHash", "type": "bytes32"}]}
+CONSENT_TYPES = {
+    "JobConsent": [{"name": "jobId", "type": "bytes32"}, {"name": "manifestHash", "type": "bytes32"}]
+}
 
 
 def _typed(chain_id: int, ledger_address: str, job_id: bytes, manifest_hash: bytes) -> dict[str, Any]:
@@ -37,7 +39,9 @@ def consent_digest(chain_id: int, ledger_address: str, job_id: bytes, manifest_h
     return bytes(keccak(b"\x19" + message.version + message.header + message.body))
 
 
-def sign_consent(private_key: str, chain_id: int, ledger_address: str, job_id: bytes, manifest_hash: bytes) -> bytes:
+def sign_consent(
+    private_key: str, chain_id: int, ledger_address: str, job_id: bytes, manifest_hash: bytes
+) -> bytes:
     """A party's 65-byte consent signature for a job manifest."""
     t = _typed(chain_id, ledger_address, job_id, manifest_hash)
     signed = Account.sign_typed_data(private_key, t["domain"], t["types"], t["primary"])

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import IntEnum
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict
 from web3.contract import Contract
-from web3.types import TxReceipt
+from web3.types import BlockIdentifier, TxReceipt
 
 from ledger.chain import SentTransaction, TransactionSender
 
@@ -126,7 +126,9 @@ class AuditLedgerClient:
         call = self.contract.functions.recordModel(job_id, model_id, version, model_hash)
         return self._send().transact(call)
 
-    def close_job(self, job_id: bytes, step_count: int, final_root: bytes, succeeded: bool = True) -> TxReceipt:
+    def close_job(
+        self, job_id: bytes, step_count: int, final_root: bytes, succeeded: bool = True
+    ) -> TxReceipt:
         call = self.contract.functions.closeJob(job_id, step_count, final_root, succeeded)
         return self._send().transact(call)
 
@@ -158,7 +160,7 @@ class AuditLedgerClient:
             anchorer=str(anchorer),
         )
 
-    def is_anchored_root(self, root: bytes, block: int | str = "latest") -> bool:
+    def is_anchored_root(self, root: bytes, block: BlockIdentifier = "latest") -> bool:
         return bool(self.contract.functions.isAnchoredRoot(root).call(block_identifier=block))
 
     def verify(self, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:

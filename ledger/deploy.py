@@ -59,7 +59,9 @@ def bytecode_sha256(name: str) -> str:
     return hashlib.sha256(load_artifact(name).bytecode.encode()).hexdigest()
 
 
-def deploy_contracts(client: ChainClient, sender: TransactionSender, *, admin: str | None = None) -> Deployment:
+def deploy_contracts(
+    client: ChainClient, sender: TransactionSender, *, admin: str | None = None
+) -> Deployment:
     """Deploy the registry (``admin`` gets the admin role; default: the deployer) and the audit ledger."""
     chain_id = client.check()
     admin = admin or sender.address
@@ -70,7 +72,9 @@ def deploy_contracts(client: ChainClient, sender: TransactionSender, *, admin: s
     deployed["ConsortiumRegistry"] = _deployed(receipt, "ConsortiumRegistry")
 
     ledger_artifact = load_artifact("AuditLedger")
-    receipt = sender.deploy(ledger_artifact.abi, ledger_artifact.bytecode, deployed["ConsortiumRegistry"].address)
+    receipt = sender.deploy(
+        ledger_artifact.abi, ledger_artifact.bytecode, deployed["ConsortiumRegistry"].address
+    )
     deployed["AuditLedger"] = _deployed(receipt, "AuditLedger")
 
     return Deployment(

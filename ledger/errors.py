@@ -90,7 +90,9 @@ class ContractRevertedError(TransactionError):
 
     hint = "the contract refused the operation: see the error name and arguments"
 
-    def __init__(self, message: str, *, error_name: str | None = None, error_args: tuple[object, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, error_name: str | None = None, error_args: tuple[object, ...] = ()
+    ) -> None:
         self.error_name = error_name
         self.error_args = error_args
         super().__init__(message)

@@ -14,10 +14,10 @@ StandardMerkleTree leaf of ``(bytes32 jobId, uint64 seq, bytes32 recordHash)``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import rfc8785
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ledger.merkle import leaf_hash
@@ -48,7 +48,7 @@ class StepRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: Literal[1] = RECORD_VERSION
+    version: Literal[1] = 1
     job_id: Bytes32Hex
     seq: int = Field(ge=0, le=MAX_SAFE_INTEGER)
     algorithm: Identifier
@@ -82,6 +82,6 @@ class StepRecord(BaseModel):
         return leaf_hash(bytes.fromhex(self.job_id[2:]), self.seq, self.record_hash())
 
 
-def params_hash(canonical_params: object) -> str:
+def params_hash(canonical_params: Any) -> str:
     """keccak256 of the RFC 8785 JSON of a step's parameters, as recorded in the step record."""
     return "0x" + keccak(rfc8785.dumps(canonical_params)).hex()

@@ -13,7 +13,7 @@ import secrets
 import sys
 
 from eth_account import Account
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 from web3.types import TxReceipt
@@ -28,7 +28,9 @@ from ledger.nonces import ChainNonceSource
 BATCH_SIZES = (1, 100, 1_000, 10_000)
 
 
-def _row(rows: list[dict[str, object]], contract: str, function: str, receipt: TxReceipt, note: str = "") -> None:
+def _row(
+    rows: list[dict[str, object]], contract: str, function: str, receipt: TxReceipt, note: str = ""
+) -> None:
     rows.append({"contract": contract, "function": function, "gas": int(receipt["gasUsed"]), "note": note})
 
 
@@ -58,7 +60,12 @@ def measure() -> list[dict[str, object]]:
         _row(rows, "ConsortiumRegistry", "suspendMember", registry.suspend_member(members[-1].address))
         _row(rows, "ConsortiumRegistry", "reinstateMember", registry.reinstate_member(members[-1].address))
         anchor = keys[20]
-        _row(rows, "ConsortiumRegistry", "grantRole(ANCHOR_ROLE)", registry.grant_anchor_service(anchor.address))
+        _row(
+            rows,
+            "ConsortiumRegistry",
+            "grantRole(ANCHOR_ROLE)",
+            registry.grant_anchor_service(anchor.address),
+        )
 
         creator = TransactionSender(client, members[0].key.hex(), nonces)
         ledger = AuditLedgerClient(ledger_contract, creator)
@@ -75,24 +82,37 @@ def measure() -> list[dict[str, object]]:
                     else []
                 )
                 receipt = ledger.create_job(job_id, manifest, [m.address for m in signers], consents)
-                note = f"{parties} parties, " + ("all consent signatures" if with_consent else "no signatures")
+                note = f"{parties} parties, " + (
+                    "all consent signatures" if with_consent else "no signatures"
+                )
                 _row(rows, "AuditLedger", "createJob", receipt, note)
 
         job_id, manifest = secrets.token_bytes(32), secrets.token_bytes(32)
         ledger.create_job(job_id, manifest, [members[0].address, members[1].address])
         signature = sign_consent(members[1].key.hex(), client.chain_id, ledger.address, job_id, manifest)
-        _row(rows, "AuditLedger", "submitConsent", ledger.submit_consent(job_id, members[1].address, signature))
+        _row(
+            rows, "AuditLedger", "submitConsent", ledger.submit_consent(job_id, members[1].address, signature)
+        )
 
-        anchor_ledger = AuditLedgerClient(ledger_contract, TransactionSender(client, anchor.key.hex(), nonces))
+        anchor_ledger = AuditLedgerClient(
+            ledger_contract, TransactionSender(client, anchor.key.hex(), nonces)
+        )
         last_root = b""
         for size in BATCH_SIZES:
             last_root = secrets.token_bytes(32)
             receipt = anchor_ledger.anchor_batch(secrets.token_bytes(32), last_root, size)
             gas = int(receipt["gasUsed"])
-            _row(rows, "AuditLedger", "anchorBatch", receipt, f"{size} records: {gas / size:,.1f} gas per step")
+            _row(
+                rows, "AuditLedger", "anchorBatch", receipt, f"{size} records: {gas / size:,.1f} gas per step"
+            )
 
         model_id = secrets.token_bytes(32)
-        _row(rows, "AuditLedger", "recordModel", ledger.record_model(job_id, model_id, 1, secrets.token_bytes(32)))
+        _row(
+            rows,
+            "AuditLedger",
+            "recordModel",
+            ledger.record_model(job_id, model_id, 1, secrets.token_bytes(32)),
+        )
         _row(rows, "AuditLedger", "closeJob", ledger.close_job(job_id, 3, last_root, True))
     return rows
 

@@ -38,7 +38,9 @@ def deployed(devchain: DevChain) -> Deployment:
 
 @pytest.fixture
 def client(devchain: DevChain) -> ChainClient:
-    return ChainClient(ChainConfig(rpc_url=devchain.rpc_url, expected_chain_id=DEV_CHAIN_ID, receipt_timeout=10))
+    return ChainClient(
+        ChainConfig(rpc_url=devchain.rpc_url, expected_chain_id=DEV_CHAIN_ID, receipt_timeout=10)
+    )
 
 
 def test_unreachable_node_says_what_to_do() -> None:
@@ -73,13 +75,17 @@ def test_contract_not_deployed(client: ChainClient, deployed: Deployment) -> Non
 
 def test_credentials_never_appear_in_messages() -> None:
     assert redact_url("https://user:s3cret@node.example:8545/rpc") == "https://***@node.example:8545/rpc"
-    client = ChainClient(ChainConfig(rpc_url=f"http://user:s3cret@127.0.0.1:{free_port()}", request_timeout=1))
+    client = ChainClient(
+        ChainConfig(rpc_url=f"http://user:s3cret@127.0.0.1:{free_port()}", request_timeout=1)
+    )
     with pytest.raises(NodeUnreachableError) as info:
         client.check()
     assert "s3cret" not in str(info.value)
 
 
-def test_custom_error_is_decoded_by_name(client: ChainClient, deployed: Deployment, chain_snapshot: None) -> None:
+def test_custom_error_is_decoded_by_name(
+    client: ChainClient, deployed: Deployment, chain_snapshot: None
+) -> None:
     outsider = TransactionSender(client, OUTSIDER, ChainNonceSource(client.w3))
     ledger = AuditLedgerClient(connect(client, deployed, "AuditLedger"), outsider)
     with pytest.raises(ContractRevertedError) as info:
@@ -127,7 +133,9 @@ def test_receipt_timeout_when_node_stops_mining(
     assert receipt["status"] == 1
 
 
-def test_in_flight_transactions_are_bounded(devchain: DevChain, deployed: Deployment, chain_snapshot: None) -> None:
+def test_in_flight_transactions_are_bounded(
+    devchain: DevChain, deployed: Deployment, chain_snapshot: None
+) -> None:
     client = ChainClient(ChainConfig(rpc_url=devchain.rpc_url, max_in_flight=2))
     anchor = TransactionSender(client, ANCHOR, ChainNonceSource(client.w3))
     ledger = connect(client, deployed, "AuditLedger")
@@ -165,7 +173,9 @@ def test_store_nonces_survive_restart_and_resync_on_nonce_too_low(
 
     # Another tool sends from the same key behind our back: our counter is now too low.
     other = TransactionSender(client, ANCHOR, ChainNonceSource(client.w3))
-    AuditLedgerClient(connect(client, deployed, "AuditLedger"), other).anchor_batch(b"\x25" * 32, b"\x26" * 32, 1)
+    AuditLedgerClient(connect(client, deployed, "AuditLedger"), other).anchor_batch(
+        b"\x25" * 32, b"\x26" * 32, 1
+    )
     receipt = ledger.anchor_batch(b"\x27" * 32, b"\x28" * 32, 1)
     assert receipt["status"] == 1
     assert reopened.peek_nonce(client.chain_id, anchor.address) == chain_next + 2

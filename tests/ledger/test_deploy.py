@@ -16,7 +16,6 @@ from ledger.devchain import DEV_PRIVATE_KEYS, DevChain
 from ledger.errors import DeploymentFileError, WrongChainError
 
 
-
 def run_cli(*args: str, env: dict[str, str | None] | None = None) -> Result:
     """The real `secureflow` CLI, in process (importing web3 costs seconds per subprocess)."""
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
@@ -98,7 +97,9 @@ def test_deployment_file_of_another_chain_is_not_overwritten(deployment_file: Pa
     assert load_deployment(target).chain_id == 10
 
 
-def test_deployment_on_another_chain_is_refused_when_connecting(devchain: DevChain, deployment_file: Path) -> None:
+def test_deployment_on_another_chain_is_refused_when_connecting(
+    devchain: DevChain, deployment_file: Path
+) -> None:
     deployment = load_deployment(deployment_file).model_copy(update={"chain_id": 10})
     with pytest.raises(WrongChainError, match="deployment is on chain 10"):
         connect(ChainClient(ChainConfig(rpc_url=devchain.rpc_url)), deployment, "AuditLedger")
@@ -108,7 +109,9 @@ def test_stale_artifacts_are_refused(devchain: DevChain, deployment_file: Path) 
     raw = json.loads(deployment_file.read_text())
     raw["contracts"]["AuditLedger"]["bytecode_sha256"] = "0" * 64
     with pytest.raises(DeploymentFileError, match="other sources"):
-        connect(ChainClient(ChainConfig(rpc_url=devchain.rpc_url)), Deployment.model_validate(raw), "AuditLedger")
+        connect(
+            ChainClient(ChainConfig(rpc_url=devchain.rpc_url)), Deployment.model_validate(raw), "AuditLedger"
+        )
 
 
 def test_broken_deployment_file_is_reported(tmp_path: Path) -> None:

@@ -42,7 +42,9 @@ def qbft_like_url(devchain: DevChain) -> Iterator[str]:
     class Proxy(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            request = urllib.request.Request(upstream, data=body, headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                upstream, data=body, headers={"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(request, timeout=30) as response:
                 reply = json.dumps(_rewrite(json.loads(response.read()))).encode()
             self.send_response(200)

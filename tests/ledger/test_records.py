@@ -92,7 +92,9 @@ def test_records_are_immutable() -> None:
 @settings(max_examples=50, deadline=None)
 @given(
     seq=st.integers(min_value=0, max_value=MAX_SAFE_INTEGER),
-    digests=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), st.binary(min_size=32, max_size=32)),
+    digests=st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), st.binary(min_size=32, max_size=32)
+    ),
 )
 def test_any_change_changes_the_hash(seq: int, digests: dict[str, bytes]) -> None:
     inputs = {k: "0x" + v.hex() for k, v in digests.items()}
