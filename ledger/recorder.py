@@ -1,0 +1,61 @@
+"""The small interface through which `compute` reaches the ledger, and its outbox implementation.
+
+`compute` depends only on the `LedgerRecorder` protocol and on `ledger.records`
+(pydantic models and hashing; no web3). `OutboxRecorder` writes into the
+ledger store: a step accepted here is in the outbox (status ``pending``) when
+``record_step`` returns, and the anchoring worker takes it from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ledger.records import StepRecord
+from ledger.store.base import LedgerStore
+from ledger.store.schemas import NewJob, NewStepRecord, StepRecordRow
+
+
+class LedgerRecorder(Protocol):
+    """What a compute engine needs from the ledger."""
+
+    def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Sequence[str]) -> None:
+        """Register a job before its first step (idempotent for the same manifest)."""
+
+    def record_step(self, record: StepRecord) -> StepRecordRow:
+        """Accept one step record into the outbox; it is never lost from here on."""
+
+    def close_job(self, job_id: str, *, succeeded: bool) -> None:
+        """Mark a job finished (completed or failed)."""
+
+
+def to_outbox(record: StepRecord) -> NewStepRecord:
+    """The outbox row for ``record``: its canonical JSON, record hash and Merkle leaf."""
+    return NewStepRecord(
+        job_id=record.job_id,
+        seq=record.seq,
+        record_json=record.canonical_json().decode(),
+        record_hash="0x" + record.record_hash().hex(),
+        leaf="0x" + record.leaf().hex(),
+    )
+
+
+class OutboxRecorder:
+    """`LedgerRecorder` over a `LedgerStore`: records go to the outbox in one DB transaction each."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+
+    def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Sequence[str]) -> None:
+        existing = self.store.get_job(job_id)
+        if existing is not None and existing.manifest_hash == manifest_hash.lower():
+            return
+        self.store.create_job(
+            NewJob(job_id=job_id, manifest_hash=manifest_hash, creator=creator, parties=list(parties))
+        )
+
+    def record_step(self, record: StepRecord) -> StepRecordRow:
+        return self.store.accept_record(to_outbox(record))
+
+    def close_job(self, job_id: str, *, succeeded: bool) -> None:
+        self.store.update_job(job_id, status="completed" if succeeded else "failed")
