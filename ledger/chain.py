@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -37,6 +37,7 @@ from ledger.errors import (
     ContractNotDeployedError,
     ContractRevertedError,
     NodeUnreachableError,
+    NonceTooLowError,
     OutOfGasError,
     TransactionError,
     TransactionTimeoutError,
@@ -125,6 +126,17 @@ class SentTransaction:
     description: str
 
 
+@dataclass(frozen=True)
+class SignedTransaction:
+    """A signed transaction not yet handed to the node (its hash is known before sending)."""
+
+    tx_hash: str
+    nonce: int
+    gas: int
+    description: str
+    raw: bytes = field(repr=False)
+
+
 class TransactionSender:
     """Signs and sends legacy transactions from one account with bounded in-flight count."""
 
@@ -138,14 +150,48 @@ class TransactionSender:
     def address(self) -> str:
         return str(self.account.address)
 
+    def prepare(self, call: ContractFunction, *, gas: int | None = None, value: int = 0) -> SignedTransaction:
+        """Estimate (which surfaces a revert before anything is sent), take a nonce and sign ``call``.
+
+        Nothing is sent: a caller that must survive crashes stores ``tx_hash`` and ``nonce`` first
+        (write-ahead) and then calls `broadcast`. Not counted against ``max_in_flight``.
+        """
+        if gas is None:
+            gas = self._estimate(call, value)
+        data = call._encode_transaction_data()
+        return self._sign({"to": call.address, "data": data, "value": value}, gas, call.fn_name)
+
+    def broadcast(self, signed: SignedTransaction) -> None:
+        """Hand a signed transaction to the node; "already known" counts as sent.
+
+        Raises `NonceTooLowError` when the nonce was used by another transaction (call
+        ``nonces.resync`` and prepare again).
+        """
+        try:
+            self.client.call_rpc(self.client.w3.eth.send_raw_transaction, signed.raw)
+        except Web3RPCError as exc:
+            message = str(exc).lower()
+            if "already known" in message or "already imported" in message:
+                return
+            if "nonce too low" in message:
+                raise NonceTooLowError(
+                    f"{signed.description}: nonce {signed.nonce} was already used"
+                ) from exc
+            if "insufficient funds" in message:
+                raise TransactionError(
+                    f"{signed.description}: account {self.address} cannot pay for gas",
+                    hint="fund the account or run the network with gas price 0 (SECUREFLOW_GAS_PRICE=0)",
+                ) from exc
+            raise TransactionError(f"{signed.description}: the node refused the transaction: {exc}") from exc
+
     def send(self, call: ContractFunction, *, gas: int | None = None, value: int = 0) -> SentTransaction:
         """Estimate, sign and send ``call``; blocks while ``max_in_flight`` transactions are unconfirmed."""
-        description = f"{call.fn_name}"
         if gas is None:
             gas = self._estimate(call, value)
         self._in_flight.acquire()
         try:
-            return self._sign_and_send(call, gas, value, description)
+            data = call._encode_transaction_data()
+            return self._send_raw({"to": call.address, "data": data, "value": value}, gas, call.fn_name)
         except BaseException:
             self._in_flight.release()
             raise
@@ -193,41 +239,22 @@ class TransactionSender:
             raise decode_revert(exc, _contract_of(call), call.fn_name) from exc
         return int(estimate * self.client.config.gas_limit_multiplier) + 10_000
 
-    def _sign_and_send(
-        self, call: ContractFunction, gas: int, value: int, description: str
-    ) -> SentTransaction:
-        data = call._encode_transaction_data()
-        return self._send_raw({"to": call.address, "data": data, "value": value}, gas, description)
+    def _sign(self, fields: dict[str, Any], gas: int, description: str) -> SignedTransaction:
+        nonce = self.nonces.next_nonce(self.address)
+        tx = {**fields, "nonce": nonce, "gas": gas, "gasPrice": self.client.config.gas_price}
+        signed = self.account.sign_transaction({**tx, "chainId": self.client.chain_id})
+        raw = bytes(signed.raw_transaction)
+        return SignedTransaction("0x" + keccak(raw).hex(), nonce, gas, description, raw)
 
     def _send_raw(self, fields: dict[str, Any], gas: int, description: str) -> SentTransaction:
-        chain_id = self.client.chain_id
-        for attempt in range(3):
-            nonce = self.nonces.next_nonce(self.address)
-            tx = {
-                **fields,
-                "nonce": nonce,
-                "gas": gas,
-                "gasPrice": self.client.config.gas_price,
-                "chainId": chain_id,
-            }
-            signed = self.account.sign_transaction(tx)
-            tx_hash = "0x" + keccak(signed.raw_transaction).hex()
+        for _attempt in range(3):
+            signed = self._sign(fields, gas, description)
             try:
-                self.client.call_rpc(self.client.w3.eth.send_raw_transaction, signed.raw_transaction)
-            except Web3RPCError as exc:
-                message = str(exc).lower()
-                if "already known" in message:
-                    return SentTransaction(tx_hash, nonce, gas, description)
-                if "nonce too low" in message and attempt < 2:
-                    self.nonces.resync(self.address)
-                    continue
-                if "insufficient funds" in message:
-                    raise TransactionError(
-                        f"{description}: account {self.address} cannot pay for gas",
-                        hint="fund the account or run the network with gas price 0 (SECUREFLOW_GAS_PRICE=0)",
-                    ) from exc
-                raise TransactionError(f"{description}: the node refused the transaction: {exc}") from exc
-            return SentTransaction(tx_hash, nonce, gas, description)
+                self.broadcast(signed)
+            except NonceTooLowError:
+                self.nonces.resync(self.address)
+                continue
+            return SentTransaction(signed.tx_hash, signed.nonce, gas, description)
         raise TransactionError(f"{description}: nonce kept being too low after resync")
 
     def _wait_for_receipt(self, sent: SentTransaction, timeout: float) -> TxReceipt:

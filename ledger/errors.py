@@ -79,6 +79,12 @@ class OutOfGasError(TransactionError):
     hint = "raise the gas limit (SECUREFLOW_GAS_LIMIT_MULTIPLIER) or split the work into smaller batches"
 
 
+class NonceTooLowError(TransactionError):
+    """The nonce of a signed transaction was already used on chain."""
+
+    hint = "resync the sender's nonce (it happens when another tool sends from the same key) and re-sign"
+
+
 class TransactionTimeoutError(TransactionError):
     """No receipt arrived within the timeout; the transaction may still be mined."""
 

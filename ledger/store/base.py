@@ -3,8 +3,9 @@
 Every method is one short transaction. Record lifecycle::
 
     accept_record -> pending --create_batch--> submitted --mark_batch_confirmed--> confirmed
-                        ^                          |
-                        +-- mark_batch_reverted_to_pending / mark_batch_failed
+                        ^                          |                                    |
+                        +-- mark_batch_reverted_to_pending / mark_batch_failed         |
+                        +-- requeue_batch (same batch, re-sent: reorg or dropped tx) <--+
 
 Errors are :class:`ledger.errors.StoreError` subclasses: ``StoreNotFoundError``
 (unknown job/record/batch, HTTP 404), ``StoreConflictError`` (duplicate job,
@@ -15,16 +16,20 @@ different record under the same key, invalid transition, HTTP 409) and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from types import TracebackType
 
 from typing_extensions import Self
 
 from ledger.store.schemas import (
     Batch,
+    ChainEvent,
     ChainStatus,
     Checkpoint,
+    IndexedBlock,
     Job,
     JobStatus,
+    NewChainEvent,
     NewJob,
     NewStepRecord,
     StepRecordRow,
@@ -139,6 +144,58 @@ class LedgerStore(ABC):
         """Create or move the named checkpoint."""
 
     # -- lifecycle ------------------------------------------------------------------------------------
+    # -- anchoring pipeline ---------------------------------------------------------------------------
+    @abstractmethod
+    def accept_records(self, recs: Sequence[NewStepRecord]) -> list[StepRecordRow]:
+        """Accept many records in one transaction (same rules as `accept_record`, all or nothing)."""
+
+    @abstractmethod
+    def requeue_batch(self, batch_id: str, reason: str) -> Batch:
+        """Put a batch whose anchor vanished (reorg, dropped tx) back to ``built`` with the same records.
+
+        Its records return to ``pending`` but stay in the batch, so the batch is re-sent with the same
+        root and batch id; the contract refuses a second anchor of it, which keeps anchoring exactly-once.
+        """
+
+    @abstractmethod
+    def mark_batch_mined(self, batch_id: str, block_number: int, block_hash: str) -> Batch:
+        """Record the block that includes the batch's anchor (not yet enough confirmations)."""
+
+    @abstractmethod
+    def batches_in_flight(self, limit: int = 1000) -> list[Batch]:
+        """Batches built or submitted but not yet confirmed, oldest first."""
+
+    @abstractmethod
+    def batches_anchored_after(self, block_number: int) -> list[Batch]:
+        """Submitted or confirmed batches whose anchor is in a block above ``block_number``."""
+
+    # -- event index ----------------------------------------------------------------------------------
+    @abstractmethod
+    def index_events(
+        self, events: Sequence[NewChainEvent], blocks: Sequence[IndexedBlock], checkpoint: str
+    ) -> None:
+        """Store events and their blocks' hashes; move checkpoint ``checkpoint`` to the last block."""
+
+    @abstractmethod
+    def indexed_blocks(self, below_or_at: int, limit: int = 256) -> list[IndexedBlock]:
+        """Indexed blocks at or below a height, newest first."""
+
+    @abstractmethod
+    def rollback_events(self, after_block: int, checkpoint: str, fork_block: IndexedBlock) -> list[str]:
+        """Drop events and block hashes above ``after_block``; return the batch ids whose anchors went."""
+
+    @abstractmethod
+    def events(
+        self,
+        *,
+        name: str | None = None,
+        batch_id: str | None = None,
+        job_id: str | None = None,
+        limit: int = 1000,
+        after_id: int = 0,
+    ) -> list[ChainEvent]:
+        """Indexed events, oldest first, filtered by name, batch or job."""
+
     @abstractmethod
     def close(self) -> None:
         """Release connections; the store must not be used afterwards."""

@@ -172,3 +172,36 @@ class CheckpointOrm(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ChainEventOrm(Base):
+    """A ledger-contract event seen by the indexer on the canonical chain (rolled back on a reorg)."""
+
+    __tablename__ = "chain_events"
+    __table_args__ = (
+        UniqueConstraint("block_hash", "log_index"),
+        Index("ix_chain_events_block_number", "block_number"),
+        Index("ix_chain_events_batch_id", "batch_id"),
+        Index("ix_chain_events_job_id", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
+    tx_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
+    log_index: Mapped[int] = mapped_column(Integer)
+    batch_id: Mapped[str | None] = mapped_column(String(HEX32_LEN))
+    root: Mapped[str | None] = mapped_column(String(HEX32_LEN))
+    job_id: Mapped[str | None] = mapped_column(String(HEX32_LEN))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class IndexedBlockOrm(Base):
+    """The hash of each recent block the indexer processed, to find the fork point of a reorg."""
+
+    __tablename__ = "indexed_blocks"
+
+    block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    block_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
+    parent_hash: Mapped[str] = mapped_column(String(HEX32_LEN))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from eth_utils.address import is_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -147,3 +147,31 @@ class Checkpoint(_Frozen):
     block_number: int
     block_hash: Hex32
     updated_at: datetime
+
+
+class NewChainEvent(_Frozen):
+    """A ledger-contract event as the indexer found it (decoded arguments as JSON-safe values)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    block_number: int = Field(ge=0)
+    block_hash: Hex32
+    tx_hash: Hex32
+    log_index: int = Field(ge=0)
+    batch_id: Hex32 | None = None
+    root: Hex32 | None = None
+    job_id: Hex32 | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChainEvent(NewChainEvent):
+    """An indexed event with its row id."""
+
+    id: int
+
+
+class IndexedBlock(_Frozen):
+    """A block the indexer processed and the hashes it saw (for reorg detection)."""
+
+    block_number: int
+    block_hash: Hex32
+    parent_hash: Hex32

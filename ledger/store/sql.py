@@ -10,12 +10,12 @@ first allocation for a sender.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import CursorResult, Engine, case, func, select, update
+from sqlalchemy import CursorResult, Engine, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,7 +32,16 @@ from ledger.errors import (
 )
 from ledger.store.base import LedgerStore
 from ledger.store.engine import WRITE_OPTION, make_engine, mask_url, resolve_url, scrub_password, unavailable
-from ledger.store.models import BatchOrm, CheckpointOrm, JobOrm, NonceOrm, StepRecordOrm, utcnow
+from ledger.store.models import (
+    BatchOrm,
+    ChainEventOrm,
+    CheckpointOrm,
+    IndexedBlockOrm,
+    JobOrm,
+    NonceOrm,
+    StepRecordOrm,
+    utcnow,
+)
 from ledger.store.schemas import (
     CHAIN_STATUSES,
     JOB_STATUSES,
@@ -41,11 +50,14 @@ from ledger.store.schemas import (
     TERMINAL_JOB_STATUSES,
     Address,
     Batch,
+    ChainEvent,
     ChainStatus,
     Checkpoint,
     Hex32,
+    IndexedBlock,
     Job,
     JobStatus,
+    NewChainEvent,
     NewJob,
     NewStepRecord,
     Reason,
@@ -76,6 +88,13 @@ def _to(model: type[_M], row: object) -> _M:
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
     for start in range(0, len(ids), _IN_CHUNK):
         yield ids[start : start + _IN_CHUNK]
+
+
+def _record_conflict(rec: NewStepRecord, stored_hash: str) -> RecordConflictError:
+    return RecordConflictError(
+        f"job {rec.job_id} already has step {rec.seq} with record hash {stored_hash}; "
+        f"refusing a different record (hash {rec.record_hash}) under the same sequence number"
+    )
 
 
 class SqlLedgerStore(LedgerStore):
@@ -233,10 +252,7 @@ class SqlLedgerStore(LedgerStore):
             if existing is not None:
                 if (existing.record_hash, existing.leaf) == (rec.record_hash, rec.leaf):
                     return _to(StepRecordRow, existing)
-                raise RecordConflictError(
-                    f"job {rec.job_id} already has step {rec.seq} with record hash {existing.record_hash}; "
-                    f"refusing a different record (hash {rec.record_hash}) under the same sequence number"
-                )
+                raise _record_conflict(rec, existing.record_hash)
             now = utcnow()
             row = StepRecordOrm(
                 job_id=rec.job_id,
@@ -290,7 +306,7 @@ class SqlLedgerStore(LedgerStore):
         with self._tx(write=False) as s:
             rows = s.scalars(
                 select(StepRecordOrm)
-                .where(StepRecordOrm.status == "pending")
+                .where(StepRecordOrm.status == "pending", StepRecordOrm.batch_id.is_(None))
                 .order_by(StepRecordOrm.id)
                 .limit(limit)
             )
@@ -408,8 +424,16 @@ class SqlLedgerStore(LedgerStore):
             row = self._locked_batch(s, batch_id)
             if row.status not in ("built", "submitted"):
                 raise InvalidStateError(f"batch {row.batch_id} is {row.status}: it cannot be (re)submitted")
+            now = utcnow()
             row.status, row.tx_hash, row.sender, row.nonce = "submitted", tx_hash, sender, nonce
-            row.updated_at = utcnow()
+            row.block_number = row.block_hash = None
+            row.updated_at = now
+            s.execute(
+                update(StepRecordOrm)
+                .where(StepRecordOrm.batch_id == row.batch_id, StepRecordOrm.status == "pending")
+                .values(status="submitted", updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
             return _to(Batch, row)
 
     def mark_batch_confirmed(self, batch_id: str, block_number: int, block_hash: str) -> Batch:
@@ -465,6 +489,195 @@ class SqlLedgerStore(LedgerStore):
 
     def mark_batch_failed(self, batch_id: str, reason: str) -> Batch:
         return self._release(batch_id, reason, "failed", ("built", "submitted"))
+
+    # -- anchoring pipeline -------------------------------------------------------------------------
+    def accept_records(self, recs: Sequence[NewStepRecord]) -> list[StepRecordRow]:
+        if not recs:
+            return []
+        keys = [(r.job_id, r.seq) for r in recs]
+        if len(set(keys)) != len(keys):
+            raise RecordConflictError("the same (job, seq) appears twice in one call")
+        now = utcnow()
+        with self._tx(write=True) as s:
+            jobs = {job_id: self._locked_job(s, job_id) for job_id in sorted({r.job_id for r in recs})}
+            existing: dict[tuple[str, int], StepRecordOrm] = {}
+            for job_id in jobs:
+                seqs = [r.seq for r in recs if r.job_id == job_id]
+                for start in range(0, len(seqs), _IN_CHUNK):
+                    for row in s.scalars(
+                        select(StepRecordOrm).where(
+                            StepRecordOrm.job_id == job_id,
+                            StepRecordOrm.seq.in_(seqs[start : start + _IN_CHUNK]),
+                        )
+                    ):
+                        existing[(row.job_id, row.seq)] = row
+            result: list[StepRecordOrm] = []
+            for rec in recs:
+                old = existing.get((rec.job_id, rec.seq))
+                if old is not None:
+                    if (old.record_hash, old.leaf) != (rec.record_hash, rec.leaf):
+                        raise _record_conflict(rec, old.record_hash)
+                    result.append(old)
+                    continue
+                row = StepRecordOrm(
+                    job_id=rec.job_id,
+                    seq=rec.seq,
+                    record_json=rec.record_json,
+                    record_hash=rec.record_hash,
+                    leaf=rec.leaf,
+                    status="pending",
+                    batch_id=None,
+                    failure_reason=None,
+                    accepted_at=now,
+                    updated_at=now,
+                    confirmed_at=None,
+                )
+                s.add(row)
+                result.append(row)
+            for job in jobs.values():
+                job.updated_at = now
+                if job.status == "created":
+                    job.status = "running"
+            try:
+                s.flush()
+            except IntegrityError as exc:
+                raise RecordConflictError("some of these records were written concurrently; retry") from exc
+            return [_to(StepRecordRow, row) for row in result]
+
+    def requeue_batch(self, batch_id: str, reason: str) -> Batch:
+        reason = _REASON.validate_python(reason)
+        now = utcnow()
+        with self._tx(write=True) as s:
+            row = self._locked_batch(s, batch_id)
+            if row.status not in ("built", "submitted", "confirmed"):
+                raise InvalidStateError(f"batch {row.batch_id} is {row.status}: it cannot be re-sent")
+            row.status, row.failure_reason, row.updated_at = "built", reason, now
+            row.tx_hash = row.sender = row.block_hash = None
+            row.nonce = row.block_number = None
+            s.execute(
+                update(StepRecordOrm)
+                .where(
+                    StepRecordOrm.batch_id == row.batch_id,
+                    StepRecordOrm.status.in_(("submitted", "confirmed")),
+                )
+                .values(status="pending", confirmed_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return _to(Batch, row)
+
+    def mark_batch_mined(self, batch_id: str, block_number: int, block_hash: str) -> Batch:
+        block_hash = _hex32(block_hash)
+        _uint(block_number, "block_number")
+        with self._tx(write=True) as s:
+            row = self._locked_batch(s, batch_id)
+            if row.status != "submitted":
+                raise InvalidStateError(
+                    f"batch {row.batch_id} is {row.status}: only a submitted batch is mined"
+                )
+            row.block_number, row.block_hash, row.updated_at = block_number, block_hash, utcnow()
+            return _to(Batch, row)
+
+    def batches_in_flight(self, limit: int = 1000) -> list[Batch]:
+        _uint(limit, "limit", 100_000)
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(BatchOrm)
+                .where(BatchOrm.status.in_(("built", "submitted")))
+                .order_by(BatchOrm.created_at, BatchOrm.batch_id)
+                .limit(limit)
+            )
+            return [_to(Batch, row) for row in rows]
+
+    def batches_anchored_after(self, block_number: int) -> list[Batch]:
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(BatchOrm)
+                .where(
+                    BatchOrm.status.in_(("submitted", "confirmed")),
+                    BatchOrm.block_number.is_not(None),
+                    BatchOrm.block_number > block_number,
+                )
+                .order_by(BatchOrm.block_number)
+            )
+            return [_to(Batch, row) for row in rows]
+
+    # -- event index --------------------------------------------------------------------------------
+    def index_events(
+        self, events: Sequence[NewChainEvent], blocks: Sequence[IndexedBlock], checkpoint: str
+    ) -> None:
+        if not blocks:
+            raise ValueError("index_events needs at least the block the checkpoint moves to")
+        last = max(blocks, key=lambda b: b.block_number)
+        now = utcnow()
+        with self._tx(write=True) as s:
+            for block in blocks:
+                s.merge(IndexedBlockOrm(**block.model_dump()))
+            for event in events:
+                s.add(ChainEventOrm(**event.model_dump()))
+            values = {
+                "name": checkpoint,
+                "block_number": last.block_number,
+                "block_hash": last.block_hash,
+                "updated_at": now,
+            }
+            s.execute(
+                self._upsert(s, CheckpointOrm, values, {k: v for k, v in values.items() if k != "name"})
+            )
+
+    def indexed_blocks(self, below_or_at: int, limit: int = 256) -> list[IndexedBlock]:
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(IndexedBlockOrm)
+                .where(IndexedBlockOrm.block_number <= below_or_at)
+                .order_by(IndexedBlockOrm.block_number.desc())
+                .limit(limit)
+            )
+            return [_to(IndexedBlock, row) for row in rows]
+
+    def rollback_events(self, after_block: int, checkpoint: str, fork_block: IndexedBlock) -> list[str]:
+        now = utcnow()
+        with self._tx(write=True) as s:
+            batch_ids = list(
+                s.scalars(
+                    select(ChainEventOrm.batch_id).where(
+                        ChainEventOrm.block_number > after_block,
+                        ChainEventOrm.name == "BatchAnchored",
+                    )
+                )
+            )
+            s.execute(delete(ChainEventOrm).where(ChainEventOrm.block_number > after_block))
+            s.execute(delete(IndexedBlockOrm).where(IndexedBlockOrm.block_number > after_block))
+            values = {
+                "name": checkpoint,
+                "block_number": fork_block.block_number,
+                "block_hash": fork_block.block_hash,
+                "updated_at": now,
+            }
+            s.execute(
+                self._upsert(s, CheckpointOrm, values, {k: v for k, v in values.items() if k != "name"})
+            )
+            return [b for b in batch_ids if b is not None]
+
+    def events(
+        self,
+        *,
+        name: str | None = None,
+        batch_id: str | None = None,
+        job_id: str | None = None,
+        limit: int = 1000,
+        after_id: int = 0,
+    ) -> list[ChainEvent]:
+        _uint(limit, "limit", 100_000)
+        query = select(ChainEventOrm).where(ChainEventOrm.id > after_id)
+        if name is not None:
+            query = query.where(ChainEventOrm.name == name)
+        if batch_id is not None:
+            query = query.where(ChainEventOrm.batch_id == _hex32(batch_id))
+        if job_id is not None:
+            query = query.where(ChainEventOrm.job_id == _hex32(job_id))
+        with self._tx(write=False) as s:
+            rows = s.scalars(query.order_by(ChainEventOrm.id).limit(limit))
+            return [_to(ChainEvent, row) for row in rows]
 
     # -- nonces ---------------------------------------------------------------------------------------
     def allocate_nonce(self, chain_id: int, address: str, chain_pending_nonce: int) -> int:
