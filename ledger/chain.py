@@ -65,7 +65,11 @@ class ChainClient:
 
     def __init__(self, config: ChainConfig) -> None:
         self.config = config
-        provider = Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": config.request_timeout})
+        provider = Web3.HTTPProvider(
+            config.rpc_url,
+            request_kwargs={"timeout": config.request_timeout},
+            exception_retry_configuration=None,  # we retry with our own backoff and report outages
+        )
         self.w3 = Web3(provider)
         if config.poa:
             self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)

@@ -10,9 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from stack import LedgerStack
 from web3 import Web3
 
-from ledger.devchain import DevChain, rpc_call
+from ledger.chain import ChainClient, ChainConfig, TransactionSender
+from ledger.contracts import RegistryClient
+from ledger.deploy import connect, deploy_contracts
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
+from ledger.nonces import ChainNonceSource
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +39,15 @@ def chain_snapshot(devchain: DevChain) -> Iterator[None]:
     snapshot = rpc_call(devchain.rpc_url, "evm_snapshot")
     yield
     assert rpc_call(devchain.rpc_url, "evm_revert", [snapshot]) is True
+
+
+@pytest.fixture(scope="session")
+def ledger_stack(devchain: DevChain) -> LedgerStack:
+    client = ChainClient(ChainConfig(rpc_url=devchain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
+    admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
+    deployment = deploy_contracts(client, admin)
+    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
+    for key in DEV_PRIVATE_KEYS[1:3]:
+        registry.register_member(Account.from_key(key).address)
+    registry.grant_anchor_service(Account.from_key(DEV_PRIVATE_KEYS[3]).address)
+    return LedgerStack(deployment, devchain.rpc_url)

@@ -447,6 +447,16 @@ class SqlLedgerStore(LedgerStore):
                     f"batch {row.batch_id} is {row.status}: its records were released; "
                     "confirm the batch rebuilt from them instead"
                 )
+            if row.block_hash is not None and (row.block_number, row.block_hash) != (
+                block_number,
+                block_hash,
+            ):
+                # Compare-and-set: the batch was re-mined or requeued since the caller looked at it.
+                raise InvalidStateError(
+                    f"batch {row.batch_id} is mined in block {row.block_number} ({row.block_hash}), "
+                    f"not {block_number} ({block_hash})",
+                    hint="read the batch again; it was re-anchored after a reorg",
+                )
             row.status, row.block_number, row.block_hash, row.updated_at = (
                 "confirmed",
                 block_number,

@@ -8,13 +8,10 @@ else, including transactions, goes to anvil unchanged.
 
 from __future__ import annotations
 
-import json
-import threading
-import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from rpc_proxy import RpcProxy
 from web3.exceptions import ExtraDataLengthError
 
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
@@ -37,31 +34,8 @@ def _rewrite(payload: object) -> object:
 
 @pytest.fixture
 def qbft_like_url(devchain: DevChain) -> Iterator[str]:
-    upstream = devchain.rpc_url
-
-    class Proxy(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            request = urllib.request.Request(
-                upstream, data=body, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                reply = json.dumps(_rewrite(json.loads(response.read()))).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with RpcProxy(devchain.rpc_url, rewrite=_rewrite) as proxy:
+        yield proxy.url
 
 
 def test_blocks_of_a_qbft_node_need_the_poa_option(qbft_like_url: str) -> None:

@@ -1,0 +1,322 @@
+"""The anchoring worker: pending step records → Merkle batches → one ``anchorBatch`` transaction each.
+
+Exactly-once rests on three things:
+
+* **Write-ahead.** A batch is stored (``built``) before anything is signed, and
+  its transaction hash and nonce are stored (``submitted``) before the
+  transaction is broadcast. A crash at any point leaves a batch the next pass
+  recognises and finishes.
+* **Deterministic batch ids.** ``batchId = keccak("secureflow.batch.v1" || root)``
+  and a batch keeps its records when it is re-sent, so a re-sent batch has the
+  same id and root; the contract rejects a second anchor of either
+  (``BatchAlreadyAnchored`` / ``RootAlreadyAnchored``). When a send finds the
+  batch already anchored, the worker adopts the existing anchor (found through
+  the indexed ``BatchAnchored`` event) instead of anchoring twice.
+* **Checking before confirming.** A batch is ``confirmed`` only when its block
+  is still canonical and has ``confirmations`` blocks on top. If the block was
+  reorganised away, or the transaction vanished from the pool, the batch goes
+  back to ``built`` (its records to ``pending``) and is sent again.
+
+The worker runs in-process (`AnchoringWorker.start`) for the embedded default or
+as its own process (``secureflow anchor-worker``) in production. Chain outages
+are waited out: the records stay in the outbox and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from eth_typing import HexStr
+from eth_utils.crypto import keccak
+from web3.exceptions import TransactionNotFound
+
+from ledger.chain import ChainClient, TransactionSender
+from ledger.contracts import AuditLedgerClient, hex32
+from ledger.errors import (
+    ChainError,
+    ContractRevertedError,
+    NonceTooLowError,
+    StoreUnavailableError,
+)
+from ledger.indexer import EventIndexer
+from ledger.merkle import MerkleTree
+from ledger.store.base import LedgerStore
+from ledger.store.schemas import Batch
+
+log = logging.getLogger(__name__)
+
+BATCH_ID_DOMAIN = b"secureflow.batch.v1"
+ALREADY_ANCHORED = frozenset({"BatchAlreadyAnchored", "RootAlreadyAnchored"})
+
+
+def batch_id_for(root: bytes) -> bytes:
+    """The deterministic batch id of a Merkle root."""
+    return bytes(keccak(BATCH_ID_DOMAIN + root))
+
+
+@dataclass(frozen=True)
+class AnchoringConfig:
+    """How records are grouped and when a batch counts as confirmed."""
+
+    max_batch_size: int = 2_000
+    max_batch_delay: float = 0.25
+    """Seconds the oldest pending record may wait for a fuller batch."""
+    confirmations: int = 1
+    """Blocks including the anchor's own: 1 = confirmed once mined (instant-finality QBFT)."""
+    max_in_flight_batches: int = 16
+    poll_interval: float = 0.05
+    resend_after: float = 30.0
+    """Seconds a submitted transaction may stay unmined before its nonce is resynced and it is re-sent."""
+    from_block: int = 0
+    """Where to look for existing anchors (the ledger's deploy block)."""
+
+
+@dataclass
+class PassReport:
+    """What one pass of the worker did."""
+
+    batches_sent: int = 0
+    records_batched: int = 0
+    batches_mined: int = 0
+    batches_confirmed: int = 0
+    records_confirmed: int = 0
+    batches_requeued: int = 0
+    batches_adopted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return bool(
+            self.batches_sent or self.batches_mined or self.batches_confirmed or self.batches_requeued
+        )
+
+
+class Anchorer:
+    """One pass at a time: advance the batches in flight, then batch what is pending."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        ledger: AuditLedgerClient,
+        sender: TransactionSender,
+        config: AnchoringConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.sender = sender
+        self.client: ChainClient = sender.client
+        self.config = config or AnchoringConfig()
+
+    # -- one pass ----------------------------------------------------------------------------------
+    def recover(self) -> None:
+        """At start-up: nonces allocated by a crashed run but never sent would leave a gap; close it."""
+        self.sender.nonces.resync(self.sender.address)
+
+    def run_once(self) -> PassReport:
+        report = PassReport()
+        head = self.client.block_number()
+        in_flight = self.store.batches_in_flight()
+        for batch in in_flight:
+            self._advance(batch, head, report)
+        unconfirmed = len(self.store.batches_in_flight(self.config.max_in_flight_batches + 1))
+        while unconfirmed < self.config.max_in_flight_batches and self._form_batch(report):
+            unconfirmed += 1
+        return report
+
+    def _advance(self, batch: Batch, head: int, report: PassReport) -> None:
+        if batch.status == "built":
+            self._send(batch, report)
+        elif batch.block_number is None:
+            self._check_submitted(batch, report)
+        else:
+            self._check_mined(batch, head, report)
+
+    def _form_batch(self, report: PassReport) -> bool:
+        pending = self.store.claim_pending(self.config.max_batch_size)
+        if not pending:
+            return False
+        if len(pending) < self.config.max_batch_size:
+            age = (datetime.now(timezone.utc) - pending[0].accepted_at).total_seconds()
+            if age < self.config.max_batch_delay:
+                return False
+        tree = MerkleTree(bytes.fromhex(row.leaf[2:]) for row in pending)
+        batch = self.store.create_batch(
+            hex32(batch_id_for(tree.root)), hex32(tree.root), [row.id for row in pending]
+        )
+        report.records_batched += len(pending)
+        self._send(batch, report)
+        return True
+
+    # -- sending -----------------------------------------------------------------------------------
+    def _send(self, batch: Batch, report: PassReport) -> None:
+        batch_id, root = bytes.fromhex(batch.batch_id[2:]), bytes.fromhex(batch.root[2:])
+        call = self.ledger.contract.functions.anchorBatch(batch_id, root, batch.record_count)
+        if batch.failure_reason is not None:
+            # A re-send: the nonce of the vanished transaction may be free again (reorg, dropped tx).
+            self.sender.nonces.resync(self.sender.address)
+        try:
+            signed = self.sender.prepare(call)
+        except ContractRevertedError as exc:
+            if exc.error_name in ALREADY_ANCHORED:
+                self._adopt(batch, report)
+                return
+            raise
+        self.store.mark_batch_submitted(batch.batch_id, signed.tx_hash, self.sender.address, signed.nonce)
+        try:
+            self.sender.broadcast(signed)
+        except NonceTooLowError:
+            self.sender.nonces.resync(self.sender.address)
+            self.store.requeue_batch(batch.batch_id, "nonce was taken by another transaction; re-signing")
+            report.batches_requeued += 1
+            return
+        report.batches_sent += 1
+
+    def _adopt(self, batch: Batch, report: PassReport) -> None:
+        """The batch is already on chain (a send before a crash, or a re-included tx): use that anchor."""
+        events = self.ledger.contract.events.BatchAnchored().get_logs(
+            from_block=self.config.from_block, argument_filters={"batchId": bytes.fromhex(batch.batch_id[2:])}
+        )
+        if not events:
+            # Anchored under another batch id with the same root: cannot happen with deterministic ids.
+            self.store.mark_batch_failed(batch.batch_id, "root already anchored under another batch id")
+            return
+        event = events[-1]
+        tx_hash = hex32(event["transactionHash"])
+        tx = self.client.w3.eth.get_transaction(HexStr(tx_hash))
+        self.store.mark_batch_submitted(batch.batch_id, tx_hash, str(tx["from"]), int(tx["nonce"]))
+        self.store.mark_batch_mined(batch.batch_id, int(event["blockNumber"]), hex32(event["blockHash"]))
+        report.batches_adopted += 1
+        report.batches_mined += 1
+
+    # -- following what was sent -------------------------------------------------------------------
+    def _check_submitted(self, batch: Batch, report: PassReport) -> None:
+        assert batch.tx_hash is not None
+        w3 = self.client.w3
+        try:
+            receipt = self.client.call_rpc(w3.eth.get_transaction_receipt, HexStr(batch.tx_hash))
+        except TransactionNotFound:
+            receipt = None
+        if receipt is not None:
+            if receipt["status"] == 1:
+                self.store.mark_batch_mined(
+                    batch.batch_id, int(receipt["blockNumber"]), hex32(receipt["blockHash"])
+                )
+                report.batches_mined += 1
+            else:
+                # Mined but reverted: most likely another transaction anchored it first.
+                self._adopt_or_requeue(batch, report, "anchor transaction reverted")
+            return
+        try:
+            self.client.call_rpc(w3.eth.get_transaction, HexStr(batch.tx_hash))
+            known = True
+        except TransactionNotFound:
+            known = False
+        age = (datetime.now(timezone.utc) - batch.updated_at).total_seconds()
+        if not known:
+            # Lost before reaching the node (crash between write-ahead and broadcast) or dropped.
+            self.sender.nonces.resync(self.sender.address)
+            self._adopt_or_requeue(batch, report, "anchor transaction is not known to the node")
+        elif age > self.config.resend_after:
+            # Stuck behind a nonce gap or underpriced: re-sign with a fresh nonce. Should the old
+            # transaction still be mined, the new one reverts with BatchAlreadyAnchored and is adopted.
+            self.sender.nonces.resync(self.sender.address)
+            self.store.requeue_batch(
+                batch.batch_id, f"anchor transaction unmined after {age:.0f}s; re-sending"
+            )
+            report.batches_requeued += 1
+
+    def _adopt_or_requeue(self, batch: Batch, report: PassReport, reason: str) -> None:
+        if self.ledger.contract.functions.batchRoot(bytes.fromhex(batch.batch_id[2:])).call() != b"\0" * 32:
+            self._adopt(batch, report)
+        else:
+            self.store.requeue_batch(batch.batch_id, reason)
+            report.batches_requeued += 1
+
+    def _check_mined(self, batch: Batch, head: int, report: PassReport) -> None:
+        assert batch.block_number is not None
+        block = self.client.call_rpc(self.client.w3.eth.get_block, batch.block_number)
+        if hex32(block["hash"]) != batch.block_hash:
+            log.warning("batch %s: block %s was reorganised away", batch.batch_id, batch.block_number)
+            self.store.requeue_batch(batch.batch_id, f"block {batch.block_number} was reorganised away")
+            report.batches_requeued += 1
+            return
+        if head - batch.block_number + 1 >= self.config.confirmations:
+            assert batch.block_hash is not None
+            self.store.mark_batch_confirmed(batch.batch_id, batch.block_number, batch.block_hash)
+            report.batches_confirmed += 1
+            report.records_confirmed += batch.record_count
+
+
+class AnchoringWorker:
+    """Runs an `Anchorer` (and the `EventIndexer`) in one loop until stopped; outages are waited out.
+
+    Both run in the same thread, so a reorg found by the indexer and a confirmation by the anchorer
+    never race.
+    """
+
+    def __init__(
+        self, anchorer: Anchorer, indexer: EventIndexer | None = None, *, max_backoff: float = 5.0
+    ) -> None:
+        self.anchorer = anchorer
+        self.indexer = indexer
+        self.max_backoff = max_backoff
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.passes = 0
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Loop in the calling thread until ``stop`` (or `stop()`) is set."""
+        stop = stop or self._stop
+        backoff = self.anchorer.config.poll_interval
+        recovered = False
+        while not stop.is_set():
+            try:
+                if not recovered:
+                    self.anchorer.recover()
+                    recovered = True
+                if self.indexer is not None:
+                    self.indexer.poll()  # first: a reorg sends batches back before they are confirmed
+                report = self.anchorer.run_once()
+                self.passes += 1
+                self.last_error = None
+                backoff = self.anchorer.config.poll_interval
+                if report.busy:
+                    continue
+            except (ChainError, StoreUnavailableError) as exc:
+                self._note(exc)
+                backoff = min(max(backoff * 2, 0.1), self.max_backoff)
+            stop.wait(backoff)
+
+    def _note(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self.last_error:
+            log.warning("anchoring paused: %s", message)
+        self.last_error = message
+
+    def start(self) -> AnchoringWorker:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="secureflow-anchoring", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until nothing is pending or in flight (used at shutdown and by tests)."""
+        deadline = time.monotonic() + timeout
+        store = self.anchorer.store
+        while time.monotonic() < deadline:
+            counts = store.count_records_by_status()
+            if counts["pending"] == 0 and counts["submitted"] == 0:
+                return True
+            time.sleep(0.05)
+        return False

@@ -1,0 +1,284 @@
+"""The anchoring pipeline on a real anvil and a real database (SQLite and PostgreSQL).
+
+Every test checks the same invariant a user relies on: every accepted record
+ends up ``confirmed`` in exactly one batch, each batch is anchored exactly
+once on chain, and the on-chain root proves each record's leaf.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from eth_account import Account
+from rpc_proxy import RpcProxy
+from stack import LedgerStack
+
+from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker, batch_id_for
+from ledger.chain import ChainClient, TransactionSender
+from ledger.contracts import AuditLedgerClient, hex32
+from ledger.devchain import DEV_PRIVATE_KEYS, DevChain, rpc_call
+from ledger.indexer import EventIndexer
+from ledger.merkle import MerkleTree
+from ledger.nonces import StoreNonceSource
+from ledger.recorder import to_outbox
+from ledger.records import PartyDigests, StepRecord, params_hash
+from ledger.store import SqlLedgerStore
+from ledger.store.schemas import NewJob
+
+ANCHOR_KEY = DEV_PRIVATE_KEYS[3]
+ALICE = Account.from_key(DEV_PRIVATE_KEYS[1]).address
+BOB = Account.from_key(DEV_PRIVATE_KEYS[2]).address
+
+
+def new_job(store: SqlLedgerStore, tag: int) -> str:
+    job_id = "0x" + f"{tag:064x}"
+    store.create_job(
+        NewJob(job_id=job_id, manifest_hash="0x" + "ee" * 32, creator=ALICE, parties=[ALICE, BOB])
+    )
+    return job_id
+
+
+def step(job_id: str, seq: int) -> StepRecord:
+    digest = "0x" + f"{seq:064x}"
+    return StepRecord(
+        job_id=job_id,
+        seq=seq,
+        algorithm="psi",
+        params_hash=params_hash({"seq": seq}),
+        code_version="test",
+        parties=(
+            PartyDigests(party=ALICE, inputs={"t": digest}),
+            PartyDigests(party=BOB, outputs={"t": digest}),
+        ),
+        status="succeeded",
+        started_at_ms=1,
+        finished_at_ms=2,
+    )
+
+
+def accept(store: SqlLedgerStore, job_id: str, count: int, start: int = 0) -> None:
+    store.accept_records([to_outbox(step(job_id, seq)) for seq in range(start, start + count)])
+
+
+def make_anchorer(
+    stack: LedgerStack, store: SqlLedgerStore, client: ChainClient | None = None, **config: object
+) -> Anchorer:
+    client = client or stack.client(receipt_timeout=10)
+    sender = TransactionSender(client, ANCHOR_KEY, StoreNonceSource(store, client.w3, client.chain_id))
+    settings = AnchoringConfig(
+        **{"max_batch_delay": 0.0, "from_block": stack.deployment.deploy_block, **config}
+    )
+    return Anchorer(store, stack.ledger(client, sender), sender, settings)
+
+
+def run_until_settled(anchorer: Anchorer, indexer: EventIndexer | None = None, passes: int = 200) -> None:
+    for _ in range(passes):
+        if indexer is not None:
+            indexer.poll()
+        anchorer.run_once()
+        counts = anchorer.store.count_records_by_status()
+        if counts["pending"] == counts["submitted"] == 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"records did not settle: {anchorer.store.count_records_by_status()}")
+
+
+def assert_exactly_once(stack: LedgerStack, store: SqlLedgerStore, job_ids: list[str], total: int) -> None:
+    """Every record confirmed in one batch; every batch anchored once on chain; proofs verify on chain."""
+    reader = stack.ledger(stack.client())
+    events = reader.batch_anchored_events(stack.deployment.deploy_block)
+    per_batch = Counter(e.batch_id for e in events)
+    assert all(n == 1 for n in per_batch.values()), f"a batch was anchored twice: {per_batch}"
+    records = [r for job in job_ids for r in store.records_for_job(job)]
+    assert len(records) == total
+    assert {r.status for r in records} == {"confirmed"}
+    by_batch: dict[str, list[str]] = {}
+    for r in records:
+        assert r.batch_id is not None
+        by_batch.setdefault(r.batch_id, []).append(r.leaf)
+    on_chain = {e.batch_id: e for e in events}
+    assert sum(on_chain[b].record_count for b in by_batch) == total
+    for batch_id, leaves in by_batch.items():
+        tree = MerkleTree(bytes.fromhex(leaf[2:]) for leaf in leaves)
+        assert hex32(tree.root) == on_chain[batch_id].root
+        assert batch_id == hex32(batch_id_for(tree.root))
+        leaf = bytes.fromhex(leaves[0][2:])
+        assert reader.verify(leaf, tree.proof(leaf), tree.root)
+
+
+def test_records_are_batched_anchored_and_confirmed(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    job = new_job(store, 1)
+    accept(store, job, 250)
+    anchorer = make_anchorer(ledger_stack, store, max_batch_size=100)
+    run_until_settled(anchorer)
+    assert_exactly_once(ledger_stack, store, [job], 250)
+    batches = {r.batch_id for r in store.records_for_job(job)}
+    assert len(batches) == 3  # 100 + 100 + 50
+
+
+def test_batch_waits_for_more_records_until_the_delay(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    job = new_job(store, 2)
+    accept(store, job, 3)
+    anchorer = make_anchorer(ledger_stack, store, max_batch_size=100, max_batch_delay=3600)
+    assert anchorer.run_once().batches_sent == 0
+    assert store.count_records_by_status()["pending"] == 3
+    accept(store, job, 97, start=3)
+    assert anchorer.run_once().batches_sent == 1  # full batch goes at once
+
+
+def test_confirmations_wait_for_blocks_on_top(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    job = new_job(store, 3)
+    accept(store, job, 5)
+    anchorer = make_anchorer(ledger_stack, store, confirmations=3)
+    anchorer.run_once()  # sent and (automine) mined
+    anchorer.run_once()
+    assert store.count_records_by_status()["submitted"] == 5
+    rpc_call(devchain.rpc_url, "anvil_mine", ["0x2"])
+    anchorer.run_once()
+    assert store.count_records_by_status()["confirmed"] == 5
+
+
+def test_chain_outage_loses_nothing_and_anchors_once(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    # The proxy stands in for the network to the node: switching it off is the outage.
+    with RpcProxy(devchain.rpc_url) as proxy:
+        client = ledger_stack.client(receipt_timeout=5)
+        anchorer = make_anchorer(ledger_stack, store, client=_client_via(proxy.url, ledger_stack))
+        worker = AnchoringWorker(anchorer, max_backoff=0.2).start()
+        try:
+            job = new_job(store, 4)
+            accept(store, job, 40)
+            assert worker.drain(30)
+            proxy.down = True
+            accept(store, job, 60, start=40)  # accepted while the chain is unreachable
+            deadline = time.monotonic() + 10
+            while worker.last_error is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert worker.last_error is not None and "NodeUnreachableError" in worker.last_error
+            assert store.count_records_by_status()["confirmed"] == 40
+            proxy.down = False
+            assert worker.drain(30), store.count_records_by_status()
+        finally:
+            worker.stop()
+        assert client.block_number() > 0
+        assert_exactly_once(ledger_stack, store, [job], 100)
+
+
+def _client_via(url: str, stack: LedgerStack) -> ChainClient:
+    from ledger.chain import ChainConfig
+    from ledger.devchain import DEV_CHAIN_ID
+
+    return ChainClient(ChainConfig(rpc_url=url, expected_chain_id=DEV_CHAIN_ID, request_timeout=2))
+
+
+def test_crash_after_write_ahead_before_broadcast(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    """The process died after storing the signed tx's hash but before sending it."""
+    job = new_job(store, 5)
+    accept(store, job, 10)
+    crashed = make_anchorer(ledger_stack, store)
+    pending = store.claim_pending(100)
+    tree = MerkleTree(bytes.fromhex(r.leaf[2:]) for r in pending)
+    batch = store.create_batch(hex32(batch_id_for(tree.root)), hex32(tree.root), [r.id for r in pending])
+    call = crashed.ledger.contract.functions.anchorBatch(batch_id_for(tree.root), tree.root, len(pending))
+    signed = crashed.sender.prepare(call)
+    store.mark_batch_submitted(batch.batch_id, signed.tx_hash, crashed.sender.address, signed.nonce)
+    # ... crash: never broadcast. A new process starts:
+    restarted = make_anchorer(ledger_stack, store)
+    restarted.recover()
+    run_until_settled(restarted)
+    assert_exactly_once(ledger_stack, store, [job], 10)
+
+
+def test_crash_after_broadcast_before_bookkeeping(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    """The anchor reached the chain but the process died before recording it: it is adopted, not repeated."""
+    job = new_job(store, 6)
+    accept(store, job, 10)
+    crashed = make_anchorer(ledger_stack, store)
+    pending = store.claim_pending(100)
+    tree = MerkleTree(bytes.fromhex(r.leaf[2:]) for r in pending)
+    store.create_batch(hex32(batch_id_for(tree.root)), hex32(tree.root), [r.id for r in pending])
+    call = crashed.ledger.contract.functions.anchorBatch(batch_id_for(tree.root), tree.root, len(pending))
+    crashed.sender.broadcast(crashed.sender.prepare(call))
+    restarted = make_anchorer(ledger_stack, store)
+    restarted.recover()
+    run_until_settled(restarted)
+    assert_exactly_once(ledger_stack, store, [job], 10)
+
+
+def test_transaction_dropped_from_the_pool_is_resent(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    job = new_job(store, 7)
+    accept(store, job, 10)
+    anchorer = make_anchorer(ledger_stack, store)
+    rpc_call(devchain.rpc_url, "evm_setAutomine", [False])
+    try:
+        anchorer.run_once()
+        (batch,) = store.batches_in_flight()
+        assert batch.status == "submitted" and batch.tx_hash is not None
+        assert rpc_call(devchain.rpc_url, "anvil_dropTransaction", [batch.tx_hash]) == batch.tx_hash
+        report = anchorer.run_once()
+        assert report.batches_requeued == 1
+    finally:
+        rpc_call(devchain.rpc_url, "evm_setAutomine", [True])
+    run_until_settled(anchorer)
+    assert_exactly_once(ledger_stack, store, [job], 10)
+
+
+def test_reorg_sends_records_back_and_reanchors_them(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    job = new_job(store, 8)
+    accept(store, job, 20)
+    rpc_call(devchain.rpc_url, "anvil_mine", ["0x5"])  # blocks of our own below the anchor, to reorg above
+    anchorer = make_anchorer(ledger_stack, store)
+    client = anchorer.client
+    indexer = EventIndexer(
+        store,
+        client,
+        anchorer.ledger.contract,
+        from_block=ledger_stack.deployment.deploy_block,
+        name=f"test-{job}",
+    )
+    run_until_settled(anchorer, indexer)
+    rpc_call(devchain.rpc_url, "anvil_mine", ["0x3"])
+    indexer.poll()
+    (first,) = {r.batch_id for r in store.records_for_job(job)}
+    assert first is not None
+    anchored_block = store.get_batch(first).block_number  # type: ignore[union-attr]
+    assert len(store.events(name="BatchAnchored", batch_id=first)) == 1
+
+    # Replace the last 4 blocks (the anchor's and the 3 on top of it) with empty ones.
+    head = client.block_number()
+    assert head - anchored_block + 1 == 4
+    rpc_call(devchain.rpc_url, "anvil_reorg", [4, []])
+    # Some nodes put the reorged-out transaction back in the pool: drop it, as a node that did not would.
+    batch_tx = store.get_batch(first).tx_hash  # type: ignore[union-attr]
+    rpc_call(devchain.rpc_url, "anvil_dropTransaction", [batch_tx])
+    assert not AuditLedgerClient(anchorer.ledger.contract).is_anchored_root(
+        bytes.fromhex(store.get_batch(first).root[2:])  # type: ignore[union-attr]
+    )
+
+    report = indexer.poll()
+    assert report.reorg_fork_block is not None and report.reorg_fork_block < anchored_block
+    assert report.requeued_batches == [first]
+    assert store.count_records_by_status()["pending"] == 20
+    assert store.events(name="BatchAnchored", batch_id=first) == []
+
+    run_until_settled(anchorer, indexer)
+    assert_exactly_once(ledger_stack, store, [job], 20)
+    assert {r.batch_id for r in store.records_for_job(job)} == {first}  # same batch, same root, re-anchored
+    indexer.poll()
+    assert len(store.events(name="BatchAnchored", batch_id=first)) == 1
