@@ -130,6 +130,31 @@ def chain(
         dev.stop()
 
 
+@app.command("anchor-worker")
+@friendly_errors
+def anchor_worker() -> None:
+    """Run the anchoring worker and event indexer until SIGTERM/Ctrl-C (settings from SECUREFLOW_*)."""
+    import signal
+    import threading
+
+    from ledger.runtime import build_runtime
+    from ledger.settings import LedgerSettings
+
+    runtime = build_runtime(LedgerSettings())
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    console.print(
+        f"anchoring to {runtime.deployment.address_of('AuditLedger')} on chain {runtime.deployment.chain_id} "
+        f"from {runtime.worker.anchorer.sender.address}; SIGTERM stops after the current pass"
+    )
+    try:
+        runtime.worker.run(stop)
+        console.print(f"stopped; records by status: {runtime.store.count_records_by_status()}")
+    finally:
+        runtime.close()
+
+
 @contracts_app.command("compile")
 @friendly_errors
 def contracts_compile() -> None:

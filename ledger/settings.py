@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.anchoring import AnchoringConfig
 from ledger.chain import ChainConfig
 
 
@@ -26,6 +27,19 @@ class LedgerSettings(BaseSettings):
     deployment: Path = Path(".secureflow/deployment.json")
     deployer_key: SecretStr | None = None
     anchor_key: SecretStr | None = None
+    max_batch_size: int = Field(default=2_000, ge=1, le=100_000)
+    max_batch_delay: float = Field(
+        default=0.25, ge=0, description="seconds a record may wait for a fuller batch"
+    )
+    confirmations: int = Field(default=1, ge=1, le=1_000)
+
+    def anchoring_config(self, from_block: int) -> AnchoringConfig:
+        return AnchoringConfig(
+            max_batch_size=self.max_batch_size,
+            max_batch_delay=self.max_batch_delay,
+            confirmations=self.confirmations,
+            from_block=from_block,
+        )
 
     def chain_config(self) -> ChainConfig:
         return ChainConfig(

@@ -1,0 +1,57 @@
+"""Assembling the ledger's moving parts from settings: store, chain client, anchoring worker, indexer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.anchoring import Anchorer, AnchoringWorker
+from ledger.chain import ChainClient, TransactionSender
+from ledger.contracts import AuditLedgerClient
+from ledger.deploy import Deployment, connect, load_deployment
+from ledger.errors import ConfigurationError
+from ledger.indexer import EventIndexer
+from ledger.nonces import StoreNonceSource
+from ledger.settings import LedgerSettings
+from ledger.store.base import LedgerStore
+from ledger.store.sql import open_store
+
+
+@dataclass
+class LedgerRuntime:
+    """What a process that anchors needs, built once."""
+
+    settings: LedgerSettings
+    store: LedgerStore
+    client: ChainClient
+    deployment: Deployment
+    worker: AnchoringWorker
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.store.close()
+
+
+def build_runtime(settings: LedgerSettings, *, store: LedgerStore | None = None) -> LedgerRuntime:
+    """Open the store, check the chain against the deployment file, and wire the anchoring worker."""
+    if settings.anchor_key is None:
+        raise ConfigurationError(
+            "SECUREFLOW_ANCHOR_KEY is not set", hint="export the anchoring service's private key"
+        )
+    deployment = load_deployment(settings.deployment)
+    client = ChainClient(settings.chain_config())
+    client.check()
+    store = store or open_store(settings.database_url)
+    sender = TransactionSender(
+        client,
+        settings.anchor_key.get_secret_value(),
+        StoreNonceSource(store, client.w3, client.chain_id),
+    )
+    ledger_contract = connect(client, deployment, "AuditLedger")
+    anchorer = Anchorer(
+        store,
+        AuditLedgerClient(ledger_contract, sender),
+        sender,
+        settings.anchoring_config(deployment.deploy_block),
+    )
+    indexer = EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block)
+    return LedgerRuntime(settings, store, client, deployment, AnchoringWorker(anchorer, indexer))
