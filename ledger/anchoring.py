@@ -136,7 +136,7 @@ class Anchorer:
             self._check_mined(batch, head, report)
 
     def _form_batch(self, report: PassReport) -> bool:
-        pending = self.store.claim_pending(self.config.max_batch_size)
+        pending = self.store.pending_leaves(self.config.max_batch_size)
         if not pending:
             return False
         if len(pending) < self.config.max_batch_size:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
@@ -352,13 +352,13 @@ class SettlementClient:
         )
 
     def set_weights(
-        self, proposal: WeightsProposal, signatures: Mapping[str, bytes] | Sequence[bytes] = ()
+        self, proposal: WeightsProposal, signatures: Mapping[Any, bytes] | Sequence[bytes] = ()
     ) -> TxReceipt:
         """Set the job's weights. ``signatures``: by party address (ordered here as ``jobParties``; a
         missing party must have approved on chain), or a list in ``jobParties`` order, or empty."""
         job_id = proposal.job_id_bytes
         if isinstance(signatures, Mapping):
-            by_party = {k.lower(): v for k, v in signatures.items()}
+            by_party = {str(k).lower(): v for k, v in signatures.items()}
             ledger_address = self.contract.functions.ledger().call()
             ledger = self.contract.w3.eth.contract(
                 address=ledger_address, abi=load_artifact("AuditLedger").abi
@@ -480,13 +480,11 @@ def deploy_settlement(
 ) -> DeployedContract:
     """Deploy ``Settlement`` for an existing registry and audit ledger; the entry for a `Deployment`."""
     artifact = load_artifact(CONTRACT_NAME)
-    receipt = dict(
-        sender.deploy(
-            artifact.abi,
-            artifact.bytecode,
-            to_checksum_address(registry_address),
-            to_checksum_address(ledger_address),
-        )
+    receipt = sender.deploy(
+        artifact.abi,
+        artifact.bytecode,
+        to_checksum_address(registry_address),
+        to_checksum_address(ledger_address),
     )
     return DeployedContract(
         address=str(receipt["contractAddress"]),

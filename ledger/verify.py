@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import requests
 import rfc8785
+from eth_abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -71,6 +72,7 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 }
 
 BATCH_ANCHORED_TOPIC = keccak(text="BatchAnchored(bytes32,bytes32,uint32,address)")
+_VERIFY_SELECTOR = keccak(text="verify(bytes32,bytes32[],bytes32)")[:4]
 
 _B32 = {"internalType": "bytes32", "name": "", "type": "bytes32"}
 LEDGER_VIEW_ABI: list[dict[str, Any]] = [
@@ -257,6 +259,7 @@ class NodeView:
     _blocks: dict[int, dict[str, Any] | None] = field(default_factory=dict)
     _tx_receipts: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
     _root_records: dict[tuple[str, str], tuple[int, int, str]] = field(default_factory=dict)
+    _contracts: dict[str, Contract] = field(default_factory=dict)
 
     def rpc(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -306,7 +309,19 @@ class NodeView:
         return self._tx_receipts[tx_hash]
 
     def ledger(self, address: str) -> Contract:
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=LEDGER_VIEW_ABI)
+        if address not in self._contracts:
+            checksum = to_checksum_address(address)
+            self._contracts[address] = self.w3.eth.contract(address=checksum, abi=LEDGER_VIEW_ABI)
+        return self._contracts[address]
+
+    def onchain_verify(self, address: str, leaf: bytes, proof: list[bytes], root: bytes) -> bool:
+        """``verify(leaf, proof, root)`` as one raw ``eth_call`` (per receipt, so kept light)."""
+        data = _VERIFY_SELECTOR + abi_encode(["bytes32", "bytes32[]", "bytes32"], [leaf, proof, root])
+        result = self.raw("eth_call", [{"to": address, "data": "0x" + data.hex()}, "latest"])
+        raw = bytes.fromhex(str(result)[2:]) if isinstance(result, str) and result.startswith("0x") else b""
+        if len(raw) != 32:
+            raise _Failed(f"{address} does not answer verify(leaf, proof, root) like the audit ledger")
+        return bool(int.from_bytes(raw, "big"))
 
     def root_record(self, address: str, root: str) -> tuple[int, int, str]:
         key = (address, root)
@@ -395,8 +410,7 @@ def _check_root_anchored(r: Receipt, node: NodeView, _min: int) -> str:
             f"root {_short(r.batch_root)} was anchored at block {block}, "
             f"the receipt says block {r.block_number}"
         )
-    call = node.ledger(r.contract).functions.verify(_b(r.leaf), [_b(p) for p in r.proof], _b(r.batch_root))
-    if not bool(node.rpc(call.call)):
+    if not node.onchain_verify(r.contract, _b(r.leaf), [_b(p) for p in r.proof], _b(r.batch_root)):
         raise _Failed("the ledger contract's verify(leaf, proof, root) returned false")
     return (
         f"root anchored at block {block} ({count} records, anchorer {anchorer}); "

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 
 from typing_extensions import Self
@@ -34,6 +36,15 @@ from ledger.store.schemas import (
     NewStepRecord,
     StepRecordRow,
 )
+
+
+@dataclass(frozen=True)
+class PendingLeaf:
+    """What the batcher needs of a pending record (a light row: batching reads thousands at a time)."""
+
+    id: int
+    leaf: str
+    accepted_at: datetime
 
 
 class LedgerStore(ABC):
@@ -148,6 +159,10 @@ class LedgerStore(ABC):
     @abstractmethod
     def accept_records(self, recs: Sequence[NewStepRecord]) -> list[StepRecordRow]:
         """Accept many records in one transaction (same rules as `accept_record`, all or nothing)."""
+
+    @abstractmethod
+    def pending_leaves(self, limit: int) -> list[PendingLeaf]:
+        """Like `claim_pending`, but only id, leaf and acceptance time (oldest first)."""
 
     @abstractmethod
     def requeue_batch(self, batch_id: str, reason: str) -> Batch:

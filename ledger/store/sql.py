@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import CursorResult, Engine, case, delete, func, select, update
+from sqlalchemy import CursorResult, Engine, Table, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +30,7 @@ from ledger.errors import (
     UnknownJobError,
     UnknownRecordError,
 )
-from ledger.store.base import LedgerStore
+from ledger.store.base import LedgerStore, PendingLeaf
 from ledger.store.engine import WRITE_OPTION, make_engine, mask_url, resolve_url, scrub_password, unavailable
 from ledger.store.models import (
     BatchOrm,
@@ -68,7 +68,9 @@ _M = TypeVar("_M", bound=BaseModel)
 _HEX32: TypeAdapter[str] = TypeAdapter(Hex32)
 _ADDRESS: TypeAdapter[str] = TypeAdapter(Address)
 _REASON: TypeAdapter[str] = TypeAdapter(Reason)
-_IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
+_IN_CHUNK = (
+    5_000  # ids per IN (...) list: well under SQLite's (32,766) and PostgreSQL's bound-parameter limits
+)
 
 
 def _hex32(value: str) -> str:
@@ -82,12 +84,18 @@ def _uint(value: int, what: str, maximum: int = MAX_UINT64) -> int:
 
 
 def _to(model: type[_M], row: object) -> _M:
-    return model.model_validate(row, from_attributes=True)
+    """A boundary model of a row read from our own database (validated when it was written)."""
+    if isinstance(row, dict):
+        return model.model_validate(row)
+    return model.model_construct(**{name: getattr(row, name) for name in model.model_fields})
 
 
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
     for start in range(0, len(ids), _IN_CHUNK):
         yield ids[start : start + _IN_CHUNK]
+
+
+_NEW = ("status", "batch_id", "failure_reason", "accepted_at", "updated_at", "confirmed_at")
 
 
 def _record_conflict(rec: NewStepRecord, stored_hash: str) -> RecordConflictError:
@@ -514,45 +522,68 @@ class SqlLedgerStore(LedgerStore):
             for job_id in jobs:
                 seqs = [r.seq for r in recs if r.job_id == job_id]
                 for start in range(0, len(seqs), _IN_CHUNK):
-                    for row in s.scalars(
-                        select(StepRecordOrm).where(
-                            StepRecordOrm.job_id == job_id,
-                            StepRecordOrm.seq.in_(seqs[start : start + _IN_CHUNK]),
-                        )
-                    ):
-                        existing[(row.job_id, row.seq)] = row
-            result: list[StepRecordOrm] = []
+                    chunk = seqs[start : start + _IN_CHUNK]
+                    query = select(StepRecordOrm).where(
+                        StepRecordOrm.job_id == job_id, StepRecordOrm.seq.in_(chunk)
+                    )
+                    existing.update(((row.job_id, row.seq), row) for row in s.scalars(query))
+            fresh = []
             for rec in recs:
                 old = existing.get((rec.job_id, rec.seq))
-                if old is not None:
-                    if (old.record_hash, old.leaf) != (rec.record_hash, rec.leaf):
-                        raise _record_conflict(rec, old.record_hash)
-                    result.append(old)
-                    continue
-                row = StepRecordOrm(
-                    job_id=rec.job_id,
-                    seq=rec.seq,
-                    record_json=rec.record_json,
-                    record_hash=rec.record_hash,
-                    leaf=rec.leaf,
-                    status="pending",
-                    batch_id=None,
-                    failure_reason=None,
-                    accepted_at=now,
-                    updated_at=now,
-                    confirmed_at=None,
-                )
-                s.add(row)
-                result.append(row)
+                if old is None:
+                    fresh.append(rec)
+                elif (old.record_hash, old.leaf) != (rec.record_hash, rec.leaf):
+                    raise _record_conflict(rec, old.record_hash)
+            if fresh:
+                values = [
+                    {
+                        **rec.model_dump(),
+                        "status": "pending",
+                        "batch_id": None,
+                        "failure_reason": None,
+                        "accepted_at": now,
+                        "updated_at": now,
+                        "confirmed_at": None,
+                    }
+                    for rec in fresh
+                ]
+                table = cast(Table, StepRecordOrm.__table__)
+                try:
+                    # Core multi-row INSERT ... RETURNING ("insertmanyvalues"): no per-row ORM cost.
+                    inserted = s.execute(
+                        insert(table).returning(table.c.id, table.c.job_id, table.c.seq), values
+                    )
+                    ids = {(job_id, seq): row_id for row_id, job_id, seq in inserted}
+                except IntegrityError as exc:
+                    raise RecordConflictError(
+                        "some of these records were written concurrently; retry"
+                    ) from exc
             for job in jobs.values():
                 job.updated_at = now
                 if job.status == "created":
                     job.status = "running"
-            try:
-                s.flush()
-            except IntegrityError as exc:
-                raise RecordConflictError("some of these records were written concurrently; retry") from exc
-            return [_to(StepRecordRow, row) for row in result]
+            by_key = {(r.job_id, r.seq): r for r in fresh}
+            return [
+                _to(StepRecordRow, existing[key])
+                if key in existing
+                else StepRecordRow.model_construct(
+                    id=ids[key],
+                    **by_key[key].model_dump(),
+                    **{k: v for k, v in values[0].items() if k in _NEW},
+                )
+                for key in keys
+            ]
+
+    def pending_leaves(self, limit: int) -> list[PendingLeaf]:
+        _uint(limit, "limit", 100_000)
+        with self._tx(write=False) as s:
+            rows = s.execute(
+                select(StepRecordOrm.id, StepRecordOrm.leaf, StepRecordOrm.accepted_at)
+                .where(StepRecordOrm.status == "pending", StepRecordOrm.batch_id.is_(None))
+                .order_by(StepRecordOrm.id)
+                .limit(limit)
+            )
+            return [PendingLeaf(int(i), str(leaf), accepted) for i, leaf, accepted in rows]
 
     def requeue_batch(self, batch_id: str, reason: str) -> Batch:
         reason = _REASON.validate_python(reason)

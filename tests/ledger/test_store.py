@@ -365,3 +365,68 @@ class TestLedgerStore:
                 ]
             assert pragmas == ["wal", 1]
             default.check()
+
+    # -- anchoring pipeline -------------------------------------------------------------------------
+    def test_bulk_accept_is_all_or_nothing_and_idempotent(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        first = store.accept_records([new_record(1, seq) for seq in range(50)])
+        assert [r.seq for r in first] == list(range(50))
+        assert {r.status for r in first} == {"pending"}
+        again = store.accept_records([new_record(1, seq) for seq in range(45, 55)])
+        assert [r.id for r in again[:5]] == [r.id for r in first[45:]]
+        with pytest.raises(RecordConflictError):
+            store.accept_records([new_record(1, 60), new_record(1, 3, variant=1)])
+        assert store.get_record(h(1), 60) is None  # nothing of the refused call was written
+        assert len(store.records_for_job(h(1))) == 55
+        assert [p.id for p in store.pending_leaves(100)] == [r.id for r in store.claim_pending(100)]
+
+    def test_requeued_batch_keeps_its_records_until_resent(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        ids = [r.id for r in store.accept_records([new_record(1, seq) for seq in range(3)])]
+        store.accept_record(new_record(1, 3))
+        store.create_batch(h(900), h(901), ids)
+        store.mark_batch_submitted(h(900), h(902), SENDER, 4)
+        store.mark_batch_mined(h(900), 10, h(903))
+        requeued = store.requeue_batch(h(900), "block 10 was reorganised away")
+        assert (requeued.status, requeued.tx_hash, requeued.block_number) == ("built", None, None)
+        back = store.records_for_batch(h(900))
+        assert {(r.status, r.batch_id) for r in back} == {("pending", h(900))}
+        # A new batch cannot take them: they belong to the re-sent batch.
+        assert [p.seq for p in store.claim_pending(10)] == [3]
+        store.mark_batch_submitted(h(900), h(904), SENDER, 5)
+        assert {r.status for r in store.records_for_batch(h(900))} == {"submitted"}
+        store.mark_batch_mined(h(900), 12, h(905))
+        with pytest.raises(InvalidStateError, match="mined in block 12"):
+            store.mark_batch_confirmed(h(900), 10, h(903))  # stale view of the batch
+        store.mark_batch_confirmed(h(900), 12, h(905))
+        assert {r.status for r in store.records_for_batch(h(900))} == {"confirmed"}
+        assert [b.batch_id for b in store.batches_anchored_after(11)] == [h(900)]
+        assert store.batches_anchored_after(12) == []
+
+    def test_event_index_rolls_back_above_the_fork(self, store: SqlLedgerStore) -> None:
+        from ledger.store.schemas import IndexedBlock, NewChainEvent
+
+        def block(n: int) -> IndexedBlock:
+            return IndexedBlock(block_number=n, block_hash=h(5000 + n), parent_hash=h(4999 + n))
+
+        def event(n: int, batch: int) -> NewChainEvent:
+            return NewChainEvent(
+                name="BatchAnchored",
+                block_number=n,
+                block_hash=h(5000 + n),
+                tx_hash=h(6000 + n),
+                log_index=0,
+                batch_id=h(batch),
+                root=h(batch + 1),
+                args={"recordCount": 3},
+            )
+
+        store.index_events([event(5, 700), event(9, 710)], [block(5), block(9), block(12)], "idx")
+        checkpoint = store.get_checkpoint("idx")
+        assert checkpoint is not None and checkpoint.block_number == 12
+        assert [b.block_number for b in store.indexed_blocks(12)] == [12, 9, 5]
+        assert [e.batch_id for e in store.events(name="BatchAnchored")] == [h(700), h(710)]
+        assert store.rollback_events(6, "idx", block(5)) == [h(710)]
+        assert [e.batch_id for e in store.events()] == [h(700)]
+        assert [b.block_number for b in store.indexed_blocks(100)] == [5]
+        assert store.get_checkpoint("idx").block_number == 5  # type: ignore[union-attr]

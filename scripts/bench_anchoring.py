@@ -1,0 +1,308 @@
+"""Benchmark of the anchoring pipeline on anvil (Berlin, gas price 0), with SQLite and PostgreSQL.
+
+For each backend it measures, end to end from ``accept_records`` to
+``confirmed`` (the real worker and indexer in a background thread):
+
+* throughput: N step records offered as fast as the producer can write them;
+* latency at an offered load of R steps/s (p50/p99 accept → confirmed);
+* gas per step (sum of the anchor transactions' gas / records) and peak RSS.
+
+In the same run it measures the naive baseline: one transaction per step with
+the whole record stored on chain (``contracts/bench/NaiveStepLedger.sol``).
+
+Run: ``.venv/bin/python scripts/bench_anchoring.py [--records 20000] [--rate 1000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import psycopg
+from eth_account import Account
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
+from ledger.artifacts import Artifact
+from ledger.chain import ChainClient, ChainConfig, TransactionSender
+from ledger.compiler import compile_contracts
+from ledger.contracts import AuditLedgerClient, RegistryClient
+from ledger.deploy import Deployment, connect, deploy_contracts
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from ledger.indexer import EventIndexer
+from ledger.nonces import ChainNonceSource, StoreNonceSource
+from ledger.recorder import to_outbox
+from ledger.records import PartyDigests, StepRecord, params_hash
+from ledger.store.schemas import NewJob, NewStepRecord
+from ledger.store.sql import SqlLedgerStore, open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+ALICE = Account.from_key(DEV_PRIVATE_KEYS[1]).address
+BOB = Account.from_key(DEV_PRIVATE_KEYS[2]).address
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+console = Console(width=140)
+
+
+@dataclass
+class Result:
+    scenario: str
+    backend: str
+    records: int
+    seconds: float
+    gas_per_step: float
+    p50: float
+    p99: float
+    peak_rss_mib: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.records / self.seconds
+
+
+def make_records(job_id: str, count: int) -> list[NewStepRecord]:
+    records = []
+    for seq in range(count):
+        digest = "0x" + uuid.uuid4().hex * 2
+        record = StepRecord(
+            job_id=job_id,
+            seq=seq,
+            algorithm="ss_lr",
+            params_hash=params_hash({"epochs": 3}),
+            code_version="bench",
+            parties=(
+                PartyDigests(party=ALICE, inputs={"features": digest}, outputs={"model_share": digest}),
+                PartyDigests(party=BOB, inputs={"labels": digest}, outputs={"model_share": digest}),
+            ),
+            status="succeeded",
+            started_at_ms=1_700_000_000_000 + seq,
+            finished_at_ms=1_700_000_000_100 + seq,
+        )
+        records.append(to_outbox(record))
+    return records
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def peak_rss_mib(chain: DevChain) -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    anvil = 0.0
+    if chain.pid is not None:
+        for line in Path(f"/proc/{chain.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                anvil = int(line.split()[1]) / 1024
+    return own + anvil
+
+
+def postgres_url() -> tuple[str, str] | None:
+    """A fresh schema on the local PostgreSQL, or None if it is not reachable."""
+    schema = f"sf_bench_{uuid.uuid4().hex[:12]}"
+    admin = make_url(POSTGRES).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.Error:
+        return None
+    url = make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), schema
+
+
+def drop_schema(schema: str) -> None:
+    admin = make_url(POSTGRES).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def run_pipeline(
+    chain: DevChain,
+    deployment: Deployment,
+    store: SqlLedgerStore,
+    backend: str,
+    count: int,
+    rate: float | None,
+) -> Result:
+    client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
+    sender = TransactionSender(
+        client, DEV_PRIVATE_KEYS[3], StoreNonceSource(store, client.w3, client.chain_id)
+    )
+    ledger_contract = connect(client, deployment, "AuditLedger")
+    anchorer = Anchorer(
+        store,
+        AuditLedgerClient(ledger_contract, sender),
+        sender,
+        AnchoringConfig(max_batch_size=5_000, max_batch_delay=0.2, from_block=deployment.deploy_block),
+    )
+    indexer = EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block)
+    worker = AnchoringWorker(anchorer, indexer)
+    job_id = "0x" + uuid.uuid4().hex * 2
+    store.create_job(
+        NewJob(job_id=job_id, manifest_hash="0x" + "ab" * 32, creator=ALICE, parties=[ALICE, BOB])
+    )
+    records = make_records(job_id, count)
+    head_before = client.block_number()
+    worker.start()
+    started = time.monotonic()
+    chunk = 500 if rate is None else max(1, int(rate / 20))
+    for start in range(0, count, chunk):
+        store.accept_records(records[start : start + chunk])
+        if rate is not None:
+            time.sleep(max(0.0, started + (start + chunk) / rate - time.monotonic()))
+    if not worker.drain(timeout=600):
+        raise SystemExit(f"records not confirmed in time: {store.count_records_by_status()}")
+    elapsed = time.monotonic() - started
+    worker.stop()
+
+    rows = store.records_for_job(job_id)
+    latencies = [(r.confirmed_at - r.accepted_at).total_seconds() for r in rows if r.confirmed_at is not None]
+    batch_ids = {r.batch_id for r in rows}
+    gas = 0
+    for batch_id in batch_ids:
+        batch = store.get_batch(batch_id)  # type: ignore[arg-type]
+        assert batch is not None and batch.tx_hash is not None
+        gas += int(client.w3.eth.get_transaction_receipt(batch.tx_hash)["gasUsed"])  # type: ignore[arg-type]
+    console.print(
+        f"  {backend}: {count} records in {len(batch_ids)} batches, blocks {head_before}→{client.block_number()}"
+    )
+    scenario = "max throughput" if rate is None else f"offered {rate:,.0f} steps/s"
+    return Result(
+        scenario,
+        backend,
+        count,
+        elapsed,
+        gas / count,
+        quantile(latencies, 0.5),
+        quantile(latencies, 0.99),
+        peak_rss_mib(chain),
+    )
+
+
+def run_baseline(chain: DevChain, naive: Artifact, count: int) -> Result:
+    """One transaction per step, the record stored on chain; 64 transactions in flight."""
+    client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID, max_in_flight=64))
+    sender = TransactionSender(client, DEV_PRIVATE_KEYS[4], ChainNonceSource(client.w3))
+    receipt = sender.deploy(naive.abi, naive.bytecode)
+    contract = client.w3.eth.contract(address=receipt["contractAddress"], abi=naive.abi)
+    job = bytes.fromhex(uuid.uuid4().hex * 2)
+    records = make_records("0x" + job.hex(), count)
+    latencies: list[float] = []
+    gas = 0
+    pending: list[tuple[float, object]] = []
+    started = time.monotonic()
+
+    def settle(entry: tuple[float, object]) -> None:
+        nonlocal gas
+        sent_at, sent = entry
+        got = sender.wait(sent)  # type: ignore[arg-type]
+        latencies.append(time.monotonic() - sent_at)
+        gas += int(got["gasUsed"])
+
+    for record in records:
+        call = contract.functions.storeStep(job, record.seq, record.record_json.encode())
+        if len(pending) >= 64:
+            settle(pending.pop(0))
+        pending.append((time.monotonic(), sender.send(call, gas=2_000_000)))
+    for entry in pending:
+        settle(entry)
+    elapsed = time.monotonic() - started
+    return Result(
+        "naive: 1 tx/step, record on chain",
+        "-",
+        count,
+        elapsed,
+        gas / count,
+        statistics.median(latencies),
+        quantile(latencies, 0.99),
+        peak_rss_mib(chain),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=1_000.0, help="offered load for the latency run")
+    parser.add_argument("--baseline-records", type=int, default=2_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+
+    naive = compile_contracts(ROOT / "contracts" / "bench")["NaiveStepLedger"]
+    results: list[Result] = []
+    with TemporaryDirectory() as tmp, DevChain(log_path=Path(tmp) / "anvil.log") as chain:
+        client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
+        admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
+        deployment = deploy_contracts(client, admin)
+        RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin).grant_anchor_service(
+            Account.from_key(DEV_PRIVATE_KEYS[3]).address
+        )
+        for backend in args.backends.split(","):
+            for rate in (None, args.rate):
+                schema = None
+                if backend == "sqlite":
+                    url = f"sqlite:///{tmp}/bench-{uuid.uuid4().hex[:8]}.db"
+                else:
+                    found = postgres_url()
+                    if found is None:
+                        console.print("[yellow]PostgreSQL not reachable: skipped[/]")
+                        break
+                    url, schema = found
+                store = open_store(url)
+                try:
+                    console.print(
+                        f"[bold]{backend}[/], {'max throughput' if rate is None else f'{rate:.0f}/s'}"
+                    )
+                    results.append(run_pipeline(chain, deployment, store, backend, args.records, rate))
+                finally:
+                    store.close()
+                    if schema:
+                        drop_schema(schema)
+        console.print(f"[bold]baseline[/]: {args.baseline_records} steps, one transaction each")
+        results.append(run_baseline(chain, naive, args.baseline_records))
+
+    table = Table(title="Anchoring: accept → confirmed on anvil (Berlin, gas price 0), 2 cores")
+    for column in (
+        "scenario",
+        "DB",
+        "records",
+        "seconds",
+        "steps/s",
+        "gas/step",
+        "p50 s",
+        "p99 s",
+        "peak RSS MiB",
+    ):
+        table.add_column(column, justify="left" if column in ("scenario", "DB") else "right")
+    for r in results:
+        table.add_row(
+            r.scenario,
+            r.backend,
+            f"{r.records:,}",
+            f"{r.seconds:.2f}",
+            f"{r.steps_per_second:,.0f}",
+            f"{r.gas_per_step:,.1f}",
+            f"{r.p50:.3f}",
+            f"{r.p99:.3f}",
+            f"{r.peak_rss_mib:,.0f}",
+        )
+    console.print(table)
+    base = results[-1]
+    best = max(results[:-1], key=lambda r: r.steps_per_second, default=None)
+    if best is not None:
+        console.print(
+            f"pipeline vs naive baseline: {best.steps_per_second / base.steps_per_second:,.0f}x steps/s, "
+            f"{base.gas_per_step / best.gas_per_step:,.0f}x less gas per step"
+        )
+
+
+if __name__ == "__main__":
+    main()
