@@ -171,7 +171,8 @@ def run_pipeline(
         assert batch is not None and batch.tx_hash is not None
         gas += int(client.w3.eth.get_transaction_receipt(batch.tx_hash)["gasUsed"])  # type: ignore[arg-type]
     console.print(
-        f"  {backend}: {count} records in {len(batch_ids)} batches, blocks {head_before}→{client.block_number()}"
+        f"  {backend}: {count} records in {len(batch_ids)} batches, "
+        f"blocks {head_before}→{client.block_number()}"
     )
     scenario = "max throughput" if rate is None else f"offered {rate:,.0f} steps/s"
     return Result(
