@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import requests
 import rfc8785
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, ValidationError

@@ -12,7 +12,7 @@ from ledger.artifacts import ARTIFACTS_DIR, Artifact, load_artifact
 from ledger.compiler import SOLC_VERSION, compile_contracts, solc_shim, source_files, standard_input
 from ledger.errors import ToolchainError
 
-OUR_CONTRACTS = ("AuditLedger", "ConsortiumRegistry")
+OUR_CONTRACTS = ("AuditLedger", "ConsortiumRegistry", "Settlement")
 # PUSH0 (Shanghai), BASEFEE (London), MCOPY, TLOAD, TSTORE (Cancun)
 POST_BERLIN_OPCODES = {0x5F: "PUSH0", 0x48: "BASEFEE", 0x5E: "MCOPY", 0x5C: "TLOAD", 0x5D: "TSTORE"}
 

@@ -1,0 +1,88 @@
+"""The exception hierarchy of `compute`: one root (`ComputeError`), each error saying what to do.
+
+Every error carries a ``hint`` (the action that fixes it). Messages name
+columns, parties, steps and parameters, never cell values, statistics, model
+weights, salts or keys. ``error_class`` is the identifier that goes into a
+failed step record (the class name; nothing else about the failure is anchored).
+"""
+
+from __future__ import annotations
+
+
+class ComputeError(Exception):
+    """Root of every error raised by the `compute` package."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        if hint is not None:
+            self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{message} ({self.hint})" if self.hint else message
+
+    @property
+    def error_class(self) -> str:
+        return type(self).__name__
+
+
+class ManifestError(ComputeError):
+    """The job manifest is invalid (structure, parties, references, parameters)."""
+
+    hint = "fix the manifest; nothing was run"
+
+
+class UnknownAlgorithmError(ManifestError):
+    """A step names an algorithm that is not registered."""
+
+    hint = "run `secureflow algorithms` for the list of registered algorithms"
+
+
+class ParameterError(ManifestError):
+    """A step's parameters do not validate against the algorithm's parameter model."""
+
+    hint = "check the step parameters against the algorithm's JSON schema (`secureflow algorithms --json`)"
+
+
+class DatasetError(ComputeError):
+    """A party's dataset is missing, unreadable or lies outside its data directory."""
+
+    hint = "put the dataset file in that party's data directory and reference it by relative path"
+
+
+class SchemaError(ComputeError):
+    """An input table lacks a required column, or a column has the wrong type, or columns clash."""
+
+    hint = "check the column names and types the step expects against the parties' tables"
+
+
+class EmptyResultError(ComputeError):
+    """A step produced no rows where rows are required (e.g. an empty PSI intersection)."""
+
+    hint = "check that the parties' key columns hold overlapping identifiers"
+
+
+class StepExecutionError(ComputeError):
+    """SecretFlow raised while running a step (the party workers were restarted)."""
+
+    hint = "see the party worker logs under the engine's party directories"
+
+
+class WorkerError(ComputeError):
+    """A party worker could not start, died, or did not answer in time."""
+
+    hint = "check the party worker log; the engine restarts the workers before the next job"
+
+
+class WorkerTimeoutError(WorkerError):
+    """A party worker did not answer within the timeout."""
+
+    hint = "raise the step timeout for large data, or check the party worker log for a stuck step"
+
+
+class ModelError(ComputeError):
+    """A model cannot be saved, found or loaded (missing shares, mismatched SPU runtime config)."""
+
+    hint = "load the model with the SPU runtime configuration and parties it was trained with"

@@ -1,0 +1,75 @@
+"""Salted digests and party signatures of step records.
+
+Digests (computed inside each party's worker; the salt never leaves it)::
+
+    content_digest = keccak256(canonical bytes of the object)
+    salted_digest  = keccak256(salt || content_digest)        # 0x + 64 hex in the record
+
+Canonical bytes: a table is its CSV (``index=False``, header, ``float_format="%.17g"``,
+``lineterminator="\\n"``); a file is its bytes; a JSON-able report is its RFC 8785 JSON.
+
+Signed payload of a party (EIP-191, ``personal_sign`` of a 32-byte hash)::
+
+    payload   = RFC 8785 canonical JSON of the StepRecord in which ``parties`` is replaced
+                by the one-element list [this party's PartyDigests with "signature": null]
+    digest    = keccak256(payload)
+    signature = sign(encode_defunct(primitive=digest), member_key)  # 65 bytes, 0x + 130 hex
+
+So a signature covers the job id, seq, algorithm, parameter hash, code version,
+status, error class, timings and the party's own digests; `verify_party_signature`
+checks it against the party's address with the full record in hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import rfc8785
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_utils.crypto import keccak
+
+from ledger.records import PartyDigests, StepRecord
+
+
+def keccak_hex(data: bytes) -> str:
+    return "0x" + bytes(keccak(data)).hex()
+
+
+def salted_digest(salt: bytes, content_digest: bytes) -> str:
+    """The digest that goes into a record: keccak(salt || content digest)."""
+    return keccak_hex(salt + content_digest)
+
+
+def json_bytes(obj: Any) -> bytes:
+    return bytes(rfc8785.dumps(obj))
+
+
+def signing_payload(record: StepRecord, party: PartyDigests) -> bytes:
+    """The canonical JSON one party signs: the record with only its own digests, unsigned."""
+    body = record.model_dump(mode="json")
+    body["parties"] = [party.model_copy(update={"signature": None}).model_dump(mode="json")]
+    return json_bytes(body)
+
+
+def signing_digest(record: StepRecord, party: PartyDigests) -> bytes:
+    return bytes(keccak(signing_payload(record, party)))
+
+
+def sign_party(record: StepRecord, party: PartyDigests, private_key: bytes) -> str:
+    """Sign ``party``'s slice of ``record``; returns 0x + 130 lower-case hex."""
+    signed = Account.sign_message(encode_defunct(primitive=signing_digest(record, party)), private_key)
+    return "0x" + bytes(signed.signature).hex().removeprefix("0x")
+
+
+def recover_party(record: StepRecord, party: PartyDigests) -> str | None:
+    """The address that signed ``party``'s slice, or None when it is unsigned."""
+    if party.signature is None:
+        return None
+    message = encode_defunct(primitive=signing_digest(record, party))
+    return str(Account.recover_message(message, signature=bytes.fromhex(party.signature[2:])))
+
+
+def verify_party_signature(record: StepRecord, party: PartyDigests) -> bool:
+    recovered = recover_party(record, party)
+    return recovered is not None and recovered.lower() == party.party.lower()

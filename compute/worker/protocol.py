@@ -1,0 +1,45 @@
+"""What the coordinator and a party worker exchange, and the SPU runtime profiles.
+
+Transport: a Unix socket pair created by the coordinator; the worker inherits
+its end as a file descriptor and both sides wrap it in
+`multiprocessing.connection.Connection` (pickled dicts, length-prefixed). A
+request is ``{"op": ..., **args}``; a reply is ``{"ok": True, ...}`` or
+``{"ok": False, "error_class": ..., "message": ...}``. The worker first sends
+``{"op": "hello"}`` (before importing SecretFlow) and then ``{"op": "ready"}``.
+Messages carry names, metadata, digests and signatures, never a party's cells,
+salt or key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+# SPU runtime configurations, passed as strings (enums from SecretFlow's test helpers do not serialise).
+# "precise" exists because 18 fraction bits made VIF return 0.0 at ~51k rows (DESIGN.md, pitfall 1).
+SPU_PROFILES: dict[str, dict[str, Any]] = {
+    "default": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 18},
+    "precise": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 40},
+}
+
+
+class PartyPorts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fed: int
+    spu: dict[str, int]  # profile -> SPU link port
+
+
+class WorkerSettings(BaseModel):
+    """Everything a worker needs to start (written to a file only it and the coordinator read)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    party: str
+    parties: dict[str, PartyPorts]  # in a fixed order: every party must list them identically
+    party_dir: str
+    fd: int
+    coordinator_pid: int
+    log_level: str = "warning"
+    spu_profiles: dict[str, dict[str, Any]] = SPU_PROFILES
