@@ -25,7 +25,9 @@ app = typer.Typer(
 contracts_app = typer.Typer(no_args_is_help=True, help="Solidity sources and compiled artifacts.")
 db_app = typer.Typer(no_args_is_help=True, help="The ledger database.")
 app.add_typer(contracts_app, name="contracts")
+audit_app = typer.Typer(no_args_is_help=True, help="Audit the ledger against the chain.")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -153,6 +155,61 @@ def anchor_worker() -> None:
         console.print(f"stopped; records by status: {runtime.store.count_records_by_status()}")
     finally:
         runtime.close()
+
+
+@app.command()
+@friendly_errors
+def verify(
+    path: Annotated[Path, typer.Argument(help="a receipt.json or an audit bundle")],
+    rpc: Annotated[str, typer.Option("--rpc", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")],
+    min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
+) -> None:
+    """Check a receipt or audit bundle against any node, without our database or API."""
+    from ledger.verify import verify_file
+
+    result = verify_file(path, rpc, min_confirmations=min_confirmations)
+    for line in result.lines():
+        console.print(line, markup=False, highlight=False)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("reconcile")
+@friendly_errors
+def audit_reconcile(
+    rpc_url: Annotated[str, typer.Option(envvar="SECUREFLOW_RPC_URL", help="JSON-RPC endpoint")],
+    deployment: Annotated[Path, typer.Option(envvar="SECUREFLOW_DEPLOYMENT", help="deployment file")] = Path(
+        ".secureflow/deployment.json"
+    ),
+    database_url: Annotated[str | None, typer.Option(envvar="SECUREFLOW_DATABASE_URL")] = None,
+    stale_minutes: Annotated[float, typer.Option(min=0, help="pending longer than this is reported")] = 10.0,
+    json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Re-derive every stored record's leaf and check it against the chain (tampered, missing, unanchored)."""
+    from datetime import timedelta
+
+    from ledger.chain import ChainClient, ChainConfig
+    from ledger.contracts import AuditLedgerClient
+    from ledger.deploy import connect, load_deployment
+    from ledger.reconcile import reconcile
+    from ledger.store.sql import open_store
+
+    deployed = load_deployment(deployment)
+    client = ChainClient(ChainConfig(rpc_url=rpc_url, expected_chain_id=deployed.chain_id))
+    client.check()
+    with open_store(database_url) as store:
+        report = reconcile(
+            store,
+            AuditLedgerClient(connect(client, deployed, "AuditLedger")),
+            stale_after=timedelta(minutes=stale_minutes),
+        )
+    if json_output:
+        print(report.model_dump_json(indent=2))
+    else:
+        for line in report.lines():
+            console.print(line, markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @contracts_app.command("compile")

@@ -2,10 +2,11 @@
 
 It starts a dev chain (anvil, Berlin, gas price 0), opens a fresh SQLite
 ledger store, deploys the contracts, registers two members and an anchoring
-service, creates a job whose manifest both parties co-sign (EIP-712), accepts
-step records into the outbox, anchors them as one Merkle batch, closes the
-job, and then reads everything back *from the chain*: the job, the batch
-events, and an on-chain ``verify`` of every record's proof.
+service, creates a job whose manifest both parties co-sign (EIP-712), records
+the job's steps into the outbox, lets the anchoring worker (with the event
+indexer) batch and anchor them, closes the job on chain, reads the trail back
+*from the chain*, writes the audit bundle (manifest, records, receipts) and
+verifies every receipt against the node without the database.
 """
 
 from __future__ import annotations
@@ -23,17 +24,21 @@ from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 
+from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
 from ledger.consent import sign_consent
 from ledger.contracts import AuditLedgerClient, RegistryClient, hex32
 from ledger.deploy import connect, deploy_contracts, write_deployment
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
-from ledger.merkle import MerkleTree
+from ledger.errors import LedgerError
+from ledger.indexer import EventIndexer
 from ledger.nonces import StoreNonceSource
+from ledger.receipts import build_bundle, load_bundle, write_bundle
+from ledger.recorder import OutboxRecorder
 from ledger.records import PartyDigests, StepRecord, params_hash
 from ledger.store.base import LedgerStore
-from ledger.store.schemas import NewJob, NewStepRecord
 from ledger.store.sql import open_store
+from ledger.verify import verify_bundle
 
 CODE_VERSION = "secureflow-0.1.0"
 DEMO_STEPS = ("psi", "fillna", "standard_scaler", "ss_lr", "bi_classification_eval")
@@ -120,7 +125,6 @@ def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
     ledger_contract = connect(client, deployment, "AuditLedger")
     alice_ledger = AuditLedgerClient(ledger_contract, TransactionSender(client, alice_key, nonces))
     anchor_sender = TransactionSender(client, anchor_key, nonces)
-    anchor_ledger = AuditLedgerClient(ledger_contract, anchor_sender)
     reader = AuditLedgerClient(ledger_contract)
 
     manifest: dict[str, Any] = {
@@ -137,84 +141,77 @@ def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
     ]
     console.print(f"[bold]4.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
     receipt = alice_ledger.create_job(job_id, manifest_hash, [alice, bob], consents)
-    store.create_job(
-        NewJob(job_id=hex32(job_id), manifest_hash=hex32(manifest_hash), creator=alice, parties=[alice, bob])
-    )
+    recorder = OutboxRecorder(store)
+    recorder.open_job(hex32(job_id), hex32(manifest_hash), alice, [alice, bob])
     store.update_job(
         hex32(job_id), chain_status="confirmed", created_tx_hash=hex32(receipt["transactionHash"])
     )
 
-    salts = {party: secrets.token_bytes(32) for party in (alice, bob)}
-    records = _step_records(hex32(job_id), [alice, bob], salts)
-    console.print(f"[bold]5.[/] accepting {len(records)} step records into the outbox (pending)")
-    for record in records:
-        store.accept_record(
-            NewStepRecord(
-                job_id=record.job_id,
-                seq=record.seq,
-                record_json=record.canonical_json().decode(),
-                record_hash=hex32(record.record_hash()),
-                leaf=hex32(record.leaf()),
-            )
-        )
-
-    pending = store.claim_pending(1000)
-    tree = MerkleTree(bytes.fromhex(row.leaf[2:]) for row in pending)
-    batch_id = keccak(b"secureflow-batch" + tree.root)
-    store.create_batch(hex32(batch_id), hex32(tree.root), [row.id for row in pending])
-    console.print(f"[bold]6.[/] anchoring one batch of {len(pending)} records, root {hex32(tree.root)[:18]}…")
-    sent = anchor_ledger.send_anchor_batch(batch_id, tree.root, len(pending))
-    store.mark_batch_submitted(hex32(batch_id), sent.tx_hash, anchor, sent.nonce)
-    anchored = anchor_sender.wait(sent, contract=ledger_contract)
-    store.mark_batch_confirmed(hex32(batch_id), int(anchored["blockNumber"]), hex32(anchored["blockHash"]))
-    alice_ledger.close_job(job_id, len(records), tree.root, True)
-    store.update_job(hex32(job_id), status="completed")
+    worker = AnchoringWorker(
+        Anchorer(
+            store,
+            AuditLedgerClient(ledger_contract, anchor_sender),
+            anchor_sender,
+            AnchoringConfig(from_block=deployment.deploy_block),
+        ),
+        EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block),
+    ).start()
+    try:
+        salts = {party: secrets.token_bytes(32) for party in (alice, bob)}
+        records = _step_records(hex32(job_id), [alice, bob], salts)
+        console.print(f"[bold]5.[/] recording {len(records)} step records into the outbox (pending)")
+        for record in records:
+            recorder.record_step(record)
+        console.print("[bold]6.[/] the anchoring worker batches them into a Merkle tree and anchors the root")
+        if not worker.drain(timeout=60):
+            raise LedgerError(f"records not anchored within 60 s: {store.count_records_by_status()}")
+    finally:
+        worker.stop()
+    rows = store.records_for_job(hex32(job_id))
+    batch = store.get_batch(rows[-1].batch_id or "")
+    assert batch is not None
+    alice_ledger.close_job(job_id, len(rows), bytes.fromhex(batch.root[2:]), True)
+    recorder.close_job(hex32(job_id), succeeded=True)
 
     console.print("[bold]7.[/] reading the audit trail back from the chain")
     on_chain_job = reader.get_job(job_id)
-    events = reader.batch_anchored_events(deployment.deploy_block)
     console.print(
         f"   job status {on_chain_job.status.name}, {on_chain_job.step_count} steps, parties "
         f"{', '.join(p[:10] + '…' for p in on_chain_job.parties)}, consent: "
         f"{all(reader.has_consented(job_id, p) for p in on_chain_job.parties)}"
     )
-    for event in events:
+    for event in reader.batch_anchored_events(deployment.deploy_block):
         console.print(
             f"   BatchAnchored batch {event.batch_id[:18]}… root {event.root[:18]}… "
             f"{event.record_count} records in block {event.block_number}"
         )
 
-    table = Table(title="Step records, verified on chain with AuditLedger.verify(leaf, proof, root)")
-    for column in ("seq", "algorithm", "record hash", "leaf", "block", "status", "on-chain verify"):
+    bundle_path = write_bundle(
+        build_bundle(store, client.chain_id, reader.address, hex32(job_id), manifest=manifest),
+        workdir / "audit_bundle.json",
+    )
+    console.print(f"[bold]8.[/] audit bundle (manifest, records, receipts) written to {bundle_path}")
+    verdict = verify_bundle(load_bundle(bundle_path), chain.rpc_url)
+    table = Table(title="Receipts verified against the chain (secureflow verify), without the DB")
+    for column in ("seq", "algorithm", "record hash", "leaf", "block", "checks", "verdict"):
         table.add_column(column)
-    verified = 0
-    for row in store.records_for_job(hex32(job_id)):
-        record = StepRecord.model_validate_json(row.record_json)
-        leaf = record.leaf()
-        proof = tree.proof(leaf)
-        ok = hex32(leaf) == row.leaf and reader.verify(leaf, proof, tree.root)
-        verified += ok
+    by_seq = {json.loads(row.record_json)["seq"]: row for row in rows}
+    for receipt_verdict, receipt_ in zip(verdict.receipts, load_bundle(bundle_path).receipts, strict=True):
+        passed = sum(c.status == "passed" for c in receipt_verdict.checks)
         table.add_row(
-            str(record.seq),
-            record.algorithm,
-            row.record_hash[:14] + "…",
-            row.leaf[:14] + "…",
-            str(anchored["blockNumber"]),
-            row.status,
-            "[green]✓ valid[/]" if ok else "[red]✗ INVALID[/]",
+            str(receipt_.seq),
+            str(receipt_.record["algorithm"]),
+            by_seq[receipt_.seq].record_hash[:14] + "…",
+            receipt_.leaf[:14] + "…",
+            str(receipt_.block_number),
+            f"{passed}/{len(receipt_verdict.checks)}",
+            "[green]✓ valid[/]" if receipt_verdict.ok else "[red]✗ INVALID[/]",
         )
     console.print(table)
-    trail = workdir / "audit_trail.json"
-    trail.write_text(
-        json.dumps(
-            {
-                "deployment": json.loads(deployment.model_dump_json()),
-                "manifest": manifest,
-                "job": json.loads(on_chain_job.model_dump_json()),
-                "records": [json.loads(r.record_json) for r in store.records_for_job(hex32(job_id))],
-            },
-            indent=2,
-        )
+    console.print(f"   {verdict.summary()}")
+    console.print(
+        f"   check it yourself against any node of the chain: secureflow verify {bundle_path} --rpc URL "
+        "(the demo's anvil stops with the demo unless --keep-chain)"
     )
-    console.print(f"audit trail written to {trail}")
-    return DemoResult(hex32(job_id), len(records), verified, workdir)
+    verified = sum(v.ok for v in verdict.receipts) if verdict.ok else 0
+    return DemoResult(hex32(job_id), len(rows), verified, workdir)

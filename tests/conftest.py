@@ -1,16 +1,27 @@
-"""Session-wide fixtures: one real anvil node (Berlin, gas price 0, chain id 1337) per test session.
+"""Shared fixtures: one real anvil node per test session, and a ledger database on SQLite and PostgreSQL.
 
 Tests that change chain state take ``chain_snapshot`` so every test starts from
 the same state (``evm_snapshot`` / ``evm_revert``) without restarting anvil.
+
+``ledger_db_url`` / ``store`` are parametrised over ``sqlite`` (a fresh file under
+tmp_path) and ``postgresql`` (a fresh schema ``sf_test_<uuid>`` on the server
+named by ``SECUREFLOW_TEST_POSTGRES_URL``, default the local test database,
+dropped afterwards). If PostgreSQL is unreachable its tests fail when ``CI`` is
+set and are skipped otherwise.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
+import psycopg
 import pytest
 from eth_account import Account
+from sqlalchemy.engine import make_url
 from stack import LedgerStack
 from web3 import Web3
 
@@ -19,6 +30,7 @@ from ledger.contracts import RegistryClient
 from ledger.deploy import connect, deploy_contracts
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
 from ledger.nonces import ChainNonceSource
+from ledger.store import SqlLedgerStore, open_store
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +63,73 @@ def ledger_stack(devchain: DevChain) -> LedgerStack:
         registry.register_member(Account.from_key(key).address)
     registry.grant_anchor_service(Account.from_key(DEV_PRIVATE_KEYS[3]).address)
     return LedgerStack(deployment, devchain.rpc_url)
+
+
+DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_base_url() -> str:
+    return os.environ.get("SECUREFLOW_TEST_POSTGRES_URL", "").strip() or DEFAULT_TEST_POSTGRES_URL
+
+
+def _libpq_url(sqlalchemy_url: str) -> str:
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@cache
+def _postgres_unreachable_reason() -> str | None:
+    try:
+        with psycopg.connect(_libpq_url(postgres_base_url()), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        masked = make_url(postgres_base_url()).render_as_string(hide_password=True)
+        return f"PostgreSQL at {masked} is not reachable ({str(exc).strip().splitlines()[0]})"
+    return None
+
+
+def _require_postgres() -> None:
+    reason = _postgres_unreachable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI is set, so PostgreSQL tests must run (start the server)")
+    pytest.skip(f"{reason}; set SECUREFLOW_TEST_POSTGRES_URL or start the server to run these tests")
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A URL whose connections use a fresh, private schema (search_path) that is dropped afterwards."""
+    _require_postgres()
+    schema = f"sf_test_{uuid.uuid4().hex}"
+    admin = _libpq_url(postgres_base_url())
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(postgres_base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """An empty database for the ledger store on the parametrised backend."""
+    if backend == "sqlite":
+        return f"sqlite:///{(tmp_path / 'ledger' / 'secureflow.db').as_posix()}"
+    return str(request.getfixturevalue("postgres_schema_url"))
+
+
+@pytest.fixture
+def store(ledger_db_url: str) -> Iterator[SqlLedgerStore]:
+    """A migrated ledger store on the parametrised backend, closed afterwards."""
+    opened = open_store(ledger_db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -24,13 +24,16 @@ def test_demo_anchors_and_verifies_every_record_on_chain(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5/5 records verified on chain" in result.stdout
+    assert "VALID, 5/5 receipts valid" in result.stdout
+    bundle = json.loads((workdir / "audit_bundle.json").read_text())
+    assert len(bundle["receipts"]) == 5
+    assert {r["status"] for r in bundle["receipts"]} == {"confirmed"}
     assert "BatchAnchored" in result.stdout
     assert "INVALID" not in result.stdout
 
-    trail = json.loads((workdir / "audit_trail.json").read_text())
-    assert trail["job"]["status"] == 2  # CLOSED
-    assert trail["job"]["step_count"] == len(trail["records"]) == 5
-    for raw in trail["records"]:
+    assert bundle["job"]["status"] == "completed"
+    assert len(bundle["records"]) == 5
+    for raw in bundle["records"]:
         StepRecord.model_validate(raw)  # only digests and metadata
     deployment = json.loads((workdir / "deployment.json").read_text())
     assert deployment["chain_id"] == 1337

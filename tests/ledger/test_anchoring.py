@@ -8,103 +8,24 @@ once on chain, and the on-chain root proves each record's leaf.
 from __future__ import annotations
 
 import time
-from collections import Counter
 
-from eth_account import Account
 from rpc_proxy import RpcProxy
-from stack import LedgerStack
+from stack import (
+    LedgerStack,
+    accept,
+    assert_exactly_once,
+    make_anchorer,
+    new_job,
+    run_until_settled,
+)
 
-from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker, batch_id_for
-from ledger.chain import ChainClient, TransactionSender
+from ledger.anchoring import AnchoringWorker, batch_id_for
+from ledger.chain import ChainClient, ChainConfig
 from ledger.contracts import AuditLedgerClient, hex32
-from ledger.devchain import DEV_PRIVATE_KEYS, DevChain, rpc_call
+from ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
 from ledger.indexer import EventIndexer
 from ledger.merkle import MerkleTree
-from ledger.nonces import StoreNonceSource
-from ledger.recorder import to_outbox
-from ledger.records import PartyDigests, StepRecord, params_hash
 from ledger.store import SqlLedgerStore
-from ledger.store.schemas import NewJob
-
-ANCHOR_KEY = DEV_PRIVATE_KEYS[3]
-ALICE = Account.from_key(DEV_PRIVATE_KEYS[1]).address
-BOB = Account.from_key(DEV_PRIVATE_KEYS[2]).address
-
-
-def new_job(store: SqlLedgerStore, tag: int) -> str:
-    job_id = "0x" + f"{tag:064x}"
-    store.create_job(
-        NewJob(job_id=job_id, manifest_hash="0x" + "ee" * 32, creator=ALICE, parties=[ALICE, BOB])
-    )
-    return job_id
-
-
-def step(job_id: str, seq: int) -> StepRecord:
-    digest = "0x" + f"{seq:064x}"
-    return StepRecord(
-        job_id=job_id,
-        seq=seq,
-        algorithm="psi",
-        params_hash=params_hash({"seq": seq}),
-        code_version="test",
-        parties=(
-            PartyDigests(party=ALICE, inputs={"t": digest}),
-            PartyDigests(party=BOB, outputs={"t": digest}),
-        ),
-        status="succeeded",
-        started_at_ms=1,
-        finished_at_ms=2,
-    )
-
-
-def accept(store: SqlLedgerStore, job_id: str, count: int, start: int = 0) -> None:
-    store.accept_records([to_outbox(step(job_id, seq)) for seq in range(start, start + count)])
-
-
-def make_anchorer(
-    stack: LedgerStack, store: SqlLedgerStore, client: ChainClient | None = None, **config: object
-) -> Anchorer:
-    client = client or stack.client(receipt_timeout=10)
-    sender = TransactionSender(client, ANCHOR_KEY, StoreNonceSource(store, client.w3, client.chain_id))
-    settings = AnchoringConfig(
-        **{"max_batch_delay": 0.0, "from_block": stack.deployment.deploy_block, **config}
-    )
-    return Anchorer(store, stack.ledger(client, sender), sender, settings)
-
-
-def run_until_settled(anchorer: Anchorer, indexer: EventIndexer | None = None, passes: int = 200) -> None:
-    for _ in range(passes):
-        if indexer is not None:
-            indexer.poll()
-        anchorer.run_once()
-        counts = anchorer.store.count_records_by_status()
-        if counts["pending"] == counts["submitted"] == 0:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"records did not settle: {anchorer.store.count_records_by_status()}")
-
-
-def assert_exactly_once(stack: LedgerStack, store: SqlLedgerStore, job_ids: list[str], total: int) -> None:
-    """Every record confirmed in one batch; every batch anchored once on chain; proofs verify on chain."""
-    reader = stack.ledger(stack.client())
-    events = reader.batch_anchored_events(stack.deployment.deploy_block)
-    per_batch = Counter(e.batch_id for e in events)
-    assert all(n == 1 for n in per_batch.values()), f"a batch was anchored twice: {per_batch}"
-    records = [r for job in job_ids for r in store.records_for_job(job)]
-    assert len(records) == total
-    assert {r.status for r in records} == {"confirmed"}
-    by_batch: dict[str, list[str]] = {}
-    for r in records:
-        assert r.batch_id is not None
-        by_batch.setdefault(r.batch_id, []).append(r.leaf)
-    on_chain = {e.batch_id: e for e in events}
-    assert sum(on_chain[b].record_count for b in by_batch) == total
-    for batch_id, leaves in by_batch.items():
-        tree = MerkleTree(bytes.fromhex(leaf[2:]) for leaf in leaves)
-        assert hex32(tree.root) == on_chain[batch_id].root
-        assert batch_id == hex32(batch_id_for(tree.root))
-        leaf = bytes.fromhex(leaves[0][2:])
-        assert reader.verify(leaf, tree.proof(leaf), tree.root)
 
 
 def test_records_are_batched_anchored_and_confirmed(
@@ -151,7 +72,13 @@ def test_chain_outage_loses_nothing_and_anchors_once(
     # The proxy stands in for the network to the node: switching it off is the outage.
     with RpcProxy(devchain.rpc_url) as proxy:
         client = ledger_stack.client(receipt_timeout=5)
-        anchorer = make_anchorer(ledger_stack, store, client=_client_via(proxy.url, ledger_stack))
+        anchorer = make_anchorer(
+            ledger_stack,
+            store,
+            client=ChainClient(
+                ChainConfig(rpc_url=proxy.url, expected_chain_id=DEV_CHAIN_ID, request_timeout=2)
+            ),
+        )
         worker = AnchoringWorker(anchorer, max_backoff=0.2).start()
         try:
             job = new_job(store, 4)
@@ -170,13 +97,6 @@ def test_chain_outage_loses_nothing_and_anchors_once(
             worker.stop()
         assert client.block_number() > 0
         assert_exactly_once(ledger_stack, store, [job], 100)
-
-
-def _client_via(url: str, stack: LedgerStack) -> ChainClient:
-    from ledger.chain import ChainConfig
-    from ledger.devchain import DEV_CHAIN_ID
-
-    return ChainClient(ChainConfig(rpc_url=url, expected_chain_id=DEV_CHAIN_ID, request_timeout=2))
 
 
 def test_crash_after_write_ahead_before_broadcast(

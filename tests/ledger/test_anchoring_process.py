@@ -8,8 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from stack import LedgerStack
-from test_anchoring import accept, assert_exactly_once, new_job
+from stack import LedgerStack, accept, assert_exactly_once, new_job
 
 from ledger.deploy import write_deployment
 from ledger.devchain import DEV_PRIVATE_KEYS

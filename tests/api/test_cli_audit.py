@@ -1,0 +1,76 @@
+"""`secureflow verify` and `secureflow audit reconcile` on records anchored by the real pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from stack import (
+    LedgerStack,
+    accept,
+    make_anchorer,
+    manifest_of,
+    new_job,
+    open_job_on_chain,
+    run_until_settled,
+)
+from typer.testing import CliRunner
+
+from api.cli import app
+from ledger.deploy import write_deployment
+from ledger.receipts import build_bundle, write_bundle
+from ledger.store.sql import SqlLedgerStore
+
+
+@pytest.fixture
+def anchored_job(ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None) -> str:
+    job = new_job(store, 4242)
+    open_job_on_chain(ledger_stack, job, 4242)
+    accept(store, job, 12)
+    run_until_settled(make_anchorer(ledger_stack, store, max_batch_size=5))
+    return job
+
+
+def test_verify_a_bundle_and_a_tampered_one(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, anchored_job: str, tmp_path: Path
+) -> None:
+    address = ledger_stack.deployment.address_of("AuditLedger")
+    bundle = write_bundle(
+        build_bundle(store, 1337, address, anchored_job, manifest=manifest_of(4242)), tmp_path / "bundle.json"
+    )
+    ok = CliRunner().invoke(app, ["verify", str(bundle), "--rpc", ledger_stack.rpc_url])
+    assert ok.exit_code == 0, ok.output
+    assert "12/12 receipts valid" in ok.output
+
+    raw = json.loads(bundle.read_text())
+    raw["receipts"][3]["record"]["algorithm"] = "ss_xgb"  # claim another algorithm ran
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(raw))
+    bad = CliRunner().invoke(app, ["verify", str(tampered), "--rpc", ledger_stack.rpc_url])
+    assert bad.exit_code == 1
+    assert "record_hash" in bad.output and "INVALID" in bad.output
+
+
+def test_reconcile_is_clean_then_flags_a_record_changed_in_the_db(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, ledger_db_url: str, anchored_job: str, tmp_path: Path
+) -> None:
+    deployment = tmp_path / "deployment.json"
+    write_deployment(ledger_stack.deployment, deployment)
+    args = ["audit", "reconcile", "--rpc-url", ledger_stack.rpc_url, "--deployment", str(deployment)]
+    args += ["--database-url", ledger_db_url]
+    clean = CliRunner().invoke(app, args)
+    assert clean.exit_code == 0, clean.output
+
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE step_records SET record_json = "
+                "replace(record_json, '\"psi\"', '\"vif\"') WHERE seq = 7"
+            )
+        )
+    flagged = CliRunner().invoke(app, [*args, "--json"])
+    assert flagged.exit_code == 1
+    report = json.loads(flagged.output)
+    assert any(f["kind"] == "tampered" and f["seq"] == 7 for f in report["findings"])
