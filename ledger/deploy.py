@@ -1,6 +1,7 @@
 """Deploying the contracts and the deployment file that records where they are.
 
-`deploy_contracts` deploys the consortium registry and the audit ledger to any
+`deploy_contracts` deploys the consortium registry, the audit ledger and the
+settlement contract to any
 JSON-RPC endpoint (anvil, Besu, GoQuorum) and returns a `Deployment`: chain id,
 addresses, deploy block and the sha256 of each artifact's bytecode. The file is
 what every other command uses to find the contracts; `connect` refuses a node
@@ -24,7 +25,7 @@ from ledger.chain import ChainClient, TransactionSender
 from ledger.errors import DeploymentFileError, WrongChainError
 
 DEPLOYMENT_VERSION = 1
-CONTRACT_NAMES = ("ConsortiumRegistry", "AuditLedger")
+CONTRACT_NAMES = ("ConsortiumRegistry", "AuditLedger", "Settlement")
 
 
 class DeployedContract(BaseModel):
@@ -62,7 +63,8 @@ def bytecode_sha256(name: str) -> str:
 def deploy_contracts(
     client: ChainClient, sender: TransactionSender, *, admin: str | None = None
 ) -> Deployment:
-    """Deploy the registry (``admin`` gets the admin role; default: the deployer) and the audit ledger."""
+    """Deploy the registry (``admin`` gets the admin role; default: the deployer), the audit ledger and
+    the settlement contract bound to both."""
     chain_id = client.check()
     admin = admin or sender.address
     deployed: dict[str, DeployedContract] = {}
@@ -76,6 +78,12 @@ def deploy_contracts(
         ledger_artifact.abi, ledger_artifact.bytecode, deployed["ConsortiumRegistry"].address
     )
     deployed["AuditLedger"] = _deployed(receipt, "AuditLedger")
+
+    from ledger.settlement import deploy_settlement  # settlement builds on this module's types
+
+    deployed["Settlement"] = deploy_settlement(
+        client, sender, deployed["ConsortiumRegistry"].address, deployed["AuditLedger"].address
+    )
 
     return Deployment(
         chain_id=chain_id,

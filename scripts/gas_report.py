@@ -1,6 +1,8 @@
 """Gas report: gas used by every state-changing contract function, measured on a fresh anvil (Berlin).
 
-Run: ``.venv/bin/python scripts/gas_report.py [--json]``. For ``anchorBatch`` the
+Run: ``.venv/bin/python scripts/gas_report.py [--json]``. Covers the registry, the audit
+ledger and the settlement contract (set weights for 2/5/20 members, deposits, withdrawals,
+from ``scripts/gas_settlement.py``). For ``anchorBatch`` the
 gas per anchored step is shown for several batch sizes (the root is all that
 is stored, so a batch's cost does not grow with its size).
 """
@@ -11,6 +13,7 @@ import argparse
 import json
 import secrets
 import sys
+from pathlib import Path
 
 from eth_account import Account
 from eth_utils.crypto import keccak
@@ -24,6 +27,9 @@ from ledger.contracts import AuditLedgerClient, RegistryClient
 from ledger.deploy import connect, deploy_contracts
 from ledger.devchain import DEV_CHAIN_ID, DevChain
 from ledger.nonces import ChainNonceSource
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gas_settlement import settlement_gas_rows
 
 BATCH_SIZES = (1, 100, 1_000, 10_000)
 
@@ -121,7 +127,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    rows = measure()
+    rows = measure() + [r for r in settlement_gas_rows() if r["function"] != "deploy"]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -42,7 +42,7 @@ def deployment_file(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory
 def test_deploy_writes_a_usable_deployment_file(devchain: DevChain, deployment_file: Path) -> None:
     deployment = load_deployment(deployment_file)
     assert deployment.chain_id == 1337
-    assert set(deployment.contracts) == {"ConsortiumRegistry", "AuditLedger"}
+    assert set(deployment.contracts) == {"ConsortiumRegistry", "AuditLedger", "Settlement"}
     client = ChainClient(ChainConfig(rpc_url=devchain.rpc_url))
     for name in deployment.contracts:
         assert connect(client, deployment, name).address == deployment.address_of(name)

@@ -52,5 +52,5 @@ def test_deploy_and_transact_through_a_qbft_like_node(qbft_like_url: str, chain_
     client = ChainClient(ChainConfig(rpc_url=qbft_like_url, poa=True, expected_chain_id=1337))
     sender = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
     deployment = deploy_contracts(client, sender)
-    assert set(deployment.contracts) == {"ConsortiumRegistry", "AuditLedger"}
+    assert set(deployment.contracts) == {"ConsortiumRegistry", "AuditLedger", "Settlement"}
     assert client.w3.eth.get_block(deployment.deploy_block)["proofOfAuthorityData"]
