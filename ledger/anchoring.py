@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from eth_typing import HexStr
@@ -86,7 +86,6 @@ class PassReport:
     records_confirmed: int = 0
     batches_requeued: int = 0
     batches_adopted: int = 0
-    errors: list[str] = field(default_factory=list)
 
     @property
     def busy(self) -> bool:
