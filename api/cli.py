@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from api.settle_cli import settle_app
 from ledger.errors import ConfigurationError, LedgerError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(contracts_app, name="contracts")
 audit_app = typer.Typer(no_args_is_help=True, help="Audit the ledger against the chain.")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(settle_app, name="settle")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -130,6 +132,29 @@ def chain(
         pass
     finally:
         dev.stop()
+
+
+@app.command()
+@friendly_errors
+def up(
+    port: Annotated[int, typer.Option(help="port of the API on 127.0.0.1")] = 8000,
+    workdir: Annotated[Path | None, typer.Option(help="where the DB, anvil log and deployment go")] = None,
+) -> None:
+    """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
+    from api.serve import run_up
+
+    run_up(port, workdir=workdir, echo=console.print)
+
+
+@app.command()
+@friendly_errors
+def api(
+    with_worker: Annotated[bool, typer.Option(help="also run the anchoring worker in-process")] = False,
+) -> None:
+    """The API against SECUREFLOW_DATABASE_URL / RPC_URL / DEPLOYMENT (SECUREFLOW_API_HOST / API_PORT)."""
+    from api.serve import run_api
+
+    run_api(with_worker=with_worker, echo=console.print)
 
 
 @app.command("anchor-worker")

@@ -1,0 +1,557 @@
+"""The API's own tables (members, hashed API keys, job manifests, the audit record index) and its queries.
+
+The API shares the ledger's database (one URL, one engine) but owns only the
+``api_*`` tables, migrated by Alembic from ``api/migrations`` with their own
+version table ``api_alembic_version`` (:func:`upgrade_engine`, run on
+startup; safe from several processes at once). The ledger's tables are only
+*read* here (paged steps of a job, audit queries), never written.
+
+API keys: ``sfk_<key id>_<secret>``, 32 random bytes of secret. Only the
+SHA-256 of the whole key is stored; a key is looked up by its id and compared
+in constant time. A revoked key never authenticates again.
+
+The audit record index holds, per outbox record id, the fields audit queries
+filter on (algorithm, step times); it is filled from the ledger's outbox in
+id order (:meth:`ApiDb.sync_record_index`), so records written by any
+process (compute engine, API) are found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from api.errors import ConflictError, NotFoundError, UnavailableError
+from ledger.store.engine import WRITE_OPTION, mask_url
+from ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
+
+Role = Literal["admin", "member", "service", "auditor"]
+ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor")
+VERSION_TABLE = "api_alembic_version"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+KEY_PREFIX = "sfk_"
+_PG_LOCK = 0x5EC0_A91  # pg_advisory_xact_lock key for API schema upgrades
+_INDEX_CHUNK = 5_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the API tables (separate metadata from the ledger store's)."""
+
+    metadata = MetaData()
+
+
+class MemberOrm(Base):
+    __tablename__ = "api_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(42))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKeyOrm(Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    member_id: Mapped[int] = mapped_column(Integer, ForeignKey("api_members.id"))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ManifestOrm(Base):
+    __tablename__ = "api_manifests"
+
+    job_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    manifest_json: Mapped[str] = mapped_column(Text)
+    submitted_by: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecordIndexOrm(Base):
+    __tablename__ = "api_record_index"
+
+    record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(String(66))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    algorithm: Mapped[str] = mapped_column(String(64))
+    started_at_ms: Mapped[int] = mapped_column(BigInteger)
+    finished_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- migrations ------------------------------------------------------------------------------------------
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, f"no migration scripts in {MIGRATIONS_DIR}"
+    return head
+
+
+def upgrade_engine(engine: Engine, revision: str = "head") -> None:
+    """Migrate the API tables to ``revision`` in one locked transaction (advisory lock on PostgreSQL)."""
+    config = alembic_config()
+    try:
+        with engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except DBAPIError as exc:
+        raise UnavailableError(
+            f"cannot migrate the API tables in {mask_url(engine.url)}",
+            hint="check SECUREFLOW_DATABASE_URL and that the database is reachable",
+        ) from exc
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE}
+        ).get_current_revision()
+
+
+# -- values ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    name: str
+    address: str
+    role: Role
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    member_id: int
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the member behind the API key, its role and on-chain address."""
+
+    member_id: int
+    name: str
+    role: Role
+    address: str
+    key_id: str
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    job_id: str | None = None
+    member: str | None = None
+    algorithm: str | None = None
+    job_ids: Sequence[str] | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    status: str | None = None
+    visible_to: str | None = None
+    """Only jobs this address is party to (or created); None means all jobs."""
+
+
+@dataclass(frozen=True)
+class RecordItem:
+    record_id: int
+    job_id: str
+    seq: int
+    algorithm: str
+    started_at_ms: int
+    finished_at_ms: int
+    record_hash: str
+    leaf: str
+    status: str
+    batch_id: str | None
+    accepted_at: datetime
+    confirmed_at: datetime | None
+    tx_hash: str | None
+    block_number: int | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _member(row: MemberOrm) -> Member:
+    created = _aware(row.created_at)
+    assert created is not None
+    return Member(row.id, row.name, row.address, row.role, created)  # type: ignore[arg-type]
+
+
+def _key(row: ApiKeyOrm) -> KeyInfo:
+    created = _aware(row.created_at)
+    assert created is not None
+    return KeyInfo(row.key_id, row.member_id, row.label, created, _aware(row.revoked_at))
+
+
+def _like_address(address: str) -> str:
+    return f'%"{address}"%'
+
+
+class ApiDb:
+    """The API's tables on the ledger's engine; every method is one short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._index_lock = threading.Lock()
+
+    def migrate(self) -> None:
+        upgrade_engine(self.engine)
+
+    def check(self) -> None:
+        """Raise unless the database answers and the API tables are at the newest revision."""
+        revision = current_revision(self.engine)
+        if revision != head_revision():
+            raise UnavailableError(
+                f"the API tables are at revision {revision}, expected {head_revision()}",
+                hint="restart the API (it migrates its tables on startup)",
+            )
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Session]:
+        factory = self._write if write else self._read
+        try:
+            with factory.begin() as session:
+                yield session
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise UnavailableError(
+                f"the database at {mask_url(self.engine.url)} failed: {type(exc.orig).__name__}",
+                hint="check the database is reachable, then retry",
+            ) from exc
+
+    # -- members and keys ---------------------------------------------------------------------------------
+    def create_member(self, name: str, address: str, role: Role) -> Member:
+        try:
+            with self._tx(write=True) as s:
+                row = MemberOrm(name=name, address=address, role=role, created_at=utcnow())
+                s.add(row)
+                s.flush()
+                return _member(row)
+        except IntegrityError:
+            raise ConflictError(
+                f"a member named {name!r} or with address {address} and role {role} already exists",
+                hint="list members with GET /v1/members and pick another name, or reuse the existing one",
+            ) from None
+
+    def get_member(self, member_id: int) -> Member:
+        with self._tx(write=False) as s:
+            row = s.get(MemberOrm, member_id)
+            if row is None:
+                raise NotFoundError(f"no member {member_id}", hint="list members with GET /v1/members")
+            return _member(row)
+
+    def list_members(self, limit: int, after_id: int) -> list[Member]:
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(MemberOrm).where(MemberOrm.id > after_id).order_by(MemberOrm.id).limit(limit)
+            )
+            return [_member(r) for r in rows]
+
+    def set_role(self, member_id: int, role: Role) -> Member:
+        with self._tx(write=True) as s:
+            row = s.get(MemberOrm, member_id)
+            if row is None:
+                raise NotFoundError(f"no member {member_id}", hint="list members with GET /v1/members")
+            row.role = role
+            s.flush()
+            return _member(row)
+
+    def count_members(self, role: Role | None = None) -> int:
+        with self._tx(write=False) as s:
+            query = select(func.count()).select_from(MemberOrm)
+            if role is not None:
+                query = query.where(MemberOrm.role == role)
+            return int(s.scalar(query) or 0)
+
+    def create_key(self, member_id: int, label: str) -> tuple[KeyInfo, str]:
+        """A new key for the member: its info and the plaintext key (returned once, never stored)."""
+        key_id = secrets.token_hex(6)
+        plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        with self._tx(write=True) as s:
+            if s.get(MemberOrm, member_id) is None:
+                raise NotFoundError(
+                    f"no member {member_id}", hint="create the member first: POST /v1/members"
+                )
+            row = ApiKeyOrm(
+                key_id=key_id,
+                member_id=member_id,
+                secret_hash=hash_key(plaintext),
+                label=label,
+                created_at=utcnow(),
+                revoked_at=None,
+            )
+            s.add(row)
+            s.flush()
+            return _key(row), plaintext
+
+    def list_keys(self, member_id: int) -> list[KeyInfo]:
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(ApiKeyOrm).where(ApiKeyOrm.member_id == member_id).order_by(ApiKeyOrm.created_at)
+            )
+            return [_key(r) for r in rows]
+
+    def revoke_key(self, key_id: str) -> KeyInfo:
+        with self._tx(write=True) as s:
+            row = s.get(ApiKeyOrm, key_id)
+            if row is None:
+                raise NotFoundError(
+                    f"no API key {key_id}", hint="list a member's keys: GET /v1/members/{id}/keys"
+                )
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                s.flush()
+            return _key(row)
+
+    def authenticate(self, key: str) -> Principal | None:
+        """The principal of a valid, unrevoked key, else None (constant-time comparison of the hash)."""
+        if not key.startswith(KEY_PREFIX) or len(key) > 128:
+            return None
+        key_id, sep, _secret = key[len(KEY_PREFIX) :].partition("_")
+        if not sep or not key_id:
+            return None
+        with self._tx(write=False) as s:
+            found = s.execute(
+                select(ApiKeyOrm, MemberOrm)
+                .join(MemberOrm, MemberOrm.id == ApiKeyOrm.member_id)
+                .where(ApiKeyOrm.key_id == key_id)
+            ).first()
+        expected = found[0].secret_hash if found is not None else hash_key("no such key")
+        matches = hmac.compare_digest(hash_key(key), expected)
+        if found is None or not matches or found[0].revoked_at is not None:
+            return None
+        key_row, member = found
+        return Principal(member.id, member.name, member.role, member.address, key_row.key_id)
+
+    # -- manifests ---------------------------------------------------------------------------------------
+    def put_manifest(self, job_id: str, manifest: dict[str, Any], submitted_by: int) -> None:
+        with self._tx(write=True) as s:
+            s.merge(
+                ManifestOrm(
+                    job_id=job_id,
+                    manifest_json=json.dumps(manifest, sort_keys=True),
+                    submitted_by=submitted_by,
+                    created_at=utcnow(),
+                )
+            )
+
+    def get_manifest(self, job_id: str) -> dict[str, Any] | None:
+        with self._tx(write=False) as s:
+            row = s.get(ManifestOrm, job_id)
+            return None if row is None else dict(json.loads(row.manifest_json))
+
+    # -- reads of the ledger's tables -------------------------------------------------------------------
+    def jobs_page(self, *, visible_to: str | None, status: str | None, limit: int, offset: int) -> list[str]:
+        """Job ids, newest first, optionally only those an address is party to."""
+        with self._tx(write=False) as s:
+            query = select(JobOrm.job_id)
+            if visible_to is not None:
+                query = query.where(_party_clause(visible_to))
+            if status is not None:
+                query = query.where(JobOrm.status == status)
+            query = query.order_by(JobOrm.created_at.desc(), JobOrm.job_id).limit(limit).offset(offset)
+            return list(s.scalars(query))
+
+    def job_record_counts(self, job_id: str) -> dict[str, int]:
+        """Number of the job's records per anchoring status (every status present)."""
+        counts = {"pending": 0, "submitted": 0, "confirmed": 0, "failed": 0}
+        with self._tx(write=False) as s:
+            rows = s.execute(
+                select(StepRecordOrm.status, func.count())
+                .where(StepRecordOrm.job_id == job_id)
+                .group_by(StepRecordOrm.status)
+            ).all()
+        for status, count in rows:
+            counts[str(status)] = int(count)
+        return counts
+
+    def steps_page(self, job_id: str, after_seq: int, limit: int) -> list[RecordItem]:
+        """One page of a job's records ordered by seq (seq greater than ``after_seq``)."""
+        self.sync_record_index()
+        return self._records(
+            and_(StepRecordOrm.job_id == job_id, StepRecordOrm.seq > after_seq),
+            order=StepRecordOrm.seq,
+            limit=limit,
+        )
+
+    def query_records(self, flt: RecordFilter, after_id: int, limit: int) -> list[RecordItem]:
+        """Audit query: records matching the filter, in outbox (acceptance) order after ``after_id``."""
+        self.sync_record_index()
+        clauses: list[Any] = [StepRecordOrm.id > after_id]
+        if flt.job_id is not None:
+            clauses.append(StepRecordOrm.job_id == flt.job_id)
+        if flt.job_ids is not None:
+            clauses.append(StepRecordOrm.job_id.in_(list(flt.job_ids)))
+        if flt.algorithm is not None:
+            clauses.append(RecordIndexOrm.algorithm == flt.algorithm)
+        if flt.since_ms is not None:
+            clauses.append(RecordIndexOrm.started_at_ms >= flt.since_ms)
+        if flt.until_ms is not None:
+            clauses.append(RecordIndexOrm.started_at_ms < flt.until_ms)
+        if flt.status is not None:
+            clauses.append(StepRecordOrm.status == flt.status)
+        if flt.member is not None:
+            clauses.append(_party_clause(flt.member))
+        if flt.visible_to is not None:
+            clauses.append(_party_clause(flt.visible_to))
+        return self._records(and_(*clauses), order=StepRecordOrm.id, limit=limit)
+
+    def _records(self, where: Any, *, order: Any, limit: int) -> list[RecordItem]:
+        with self._tx(write=False) as s:
+            rows = s.execute(
+                select(
+                    StepRecordOrm.id,
+                    StepRecordOrm.job_id,
+                    StepRecordOrm.seq,
+                    RecordIndexOrm.algorithm,
+                    RecordIndexOrm.started_at_ms,
+                    RecordIndexOrm.finished_at_ms,
+                    StepRecordOrm.record_hash,
+                    StepRecordOrm.leaf,
+                    StepRecordOrm.status,
+                    StepRecordOrm.batch_id,
+                    StepRecordOrm.accepted_at,
+                    StepRecordOrm.confirmed_at,
+                    BatchOrm.tx_hash,
+                    BatchOrm.block_number,
+                )
+                .join(RecordIndexOrm, RecordIndexOrm.record_id == StepRecordOrm.id)
+                .join(JobOrm, JobOrm.job_id == StepRecordOrm.job_id)
+                .outerjoin(BatchOrm, BatchOrm.batch_id == StepRecordOrm.batch_id)
+                .where(where)
+                .order_by(order)
+                .limit(limit)
+            ).all()
+        items = []
+        for r in rows:
+            in_batch = r.status in ("submitted", "confirmed")
+            items.append(
+                RecordItem(
+                    record_id=r.id,
+                    job_id=r.job_id,
+                    seq=r.seq,
+                    algorithm=r.algorithm,
+                    started_at_ms=r.started_at_ms,
+                    finished_at_ms=r.finished_at_ms,
+                    record_hash=r.record_hash,
+                    leaf=r.leaf,
+                    status=r.status,
+                    batch_id=r.batch_id,
+                    accepted_at=r.accepted_at,
+                    confirmed_at=r.confirmed_at,
+                    tx_hash=r.tx_hash if in_batch else None,
+                    block_number=r.block_number if in_batch else None,
+                )
+            )
+        return items
+
+    def sync_record_index(self) -> int:
+        """Index the outbox records accepted since the last sync (any process); returns how many."""
+        added = 0
+        with self._index_lock:
+            while True:
+                with self._tx(write=False) as s:
+                    last = s.scalar(select(func.max(RecordIndexOrm.record_id))) or 0
+                    rows = s.execute(
+                        select(
+                            StepRecordOrm.id,
+                            StepRecordOrm.job_id,
+                            StepRecordOrm.seq,
+                            StepRecordOrm.record_json,
+                        )
+                        .where(StepRecordOrm.id > last)
+                        .order_by(StepRecordOrm.id)
+                        .limit(_INDEX_CHUNK)
+                    ).all()
+                if not rows:
+                    return added
+                values = []
+                for row in rows:
+                    try:
+                        record = json.loads(row.record_json)
+                    except ValueError:
+                        record = {}
+                    values.append(
+                        {
+                            "record_id": row.id,
+                            "job_id": row.job_id,
+                            "seq": row.seq,
+                            "algorithm": str(record.get("algorithm", ""))[:64],
+                            "started_at_ms": int(record.get("started_at_ms", 0) or 0),
+                            "finished_at_ms": int(record.get("finished_at_ms", 0) or 0),
+                        }
+                    )
+                try:
+                    with self._tx(write=True) as s:
+                        s.execute(insert(RecordIndexOrm), values)
+                except IntegrityError:
+                    continue  # another process indexed the same records first: read again from its max
+                added += len(values)
+                if len(rows) < _INDEX_CHUNK:
+                    return added
+
+
+def _party_clause(address: str) -> Any:
+    from sqlalchemy import cast
+
+    return or_(cast(JobOrm.parties, String).like(_like_address(address)), JobOrm.creator == address)

@@ -1,0 +1,27 @@
+"""The seam between the API and the compute engine: a job the API accepted is handed to a `JobExecutor`.
+
+The API stores a submitted job (status ``created``) and its manifest, then calls
+``executor.submit``. The compute engine (``compute.runner.run_job`` with an
+``ledger.recorder.OutboxRecorder``) is plugged in by whoever builds the app;
+without an executor the job stays ``created`` and the API says so in its
+answer. Executors must return quickly (run the job in their own thread or
+queue) and record steps through the ledger recorder, which keeps the job's
+status current for the API's live status stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from ledger.store.schemas import Job
+
+
+@runtime_checkable
+class JobExecutor(Protocol):
+    """Runs jobs the API accepted."""
+
+    def submit(self, job: Job, manifest: dict[str, Any]) -> None:
+        """Start running ``job`` (in the background); raise to refuse it (the job is then marked failed)."""
+
+    def cancel(self, job_id: str) -> None:
+        """Stop the job if it is running (best effort; the API marks it cancelled)."""

@@ -1,0 +1,166 @@
+"""Audit queries (served from the indexed DB, each item with its chain status, ``?verify=true`` re-checks
+on chain), receipt verification, and models (from the indexed ``ModelRecorded`` chain events).
+
+Roles: audit queries and models (admin, auditor: everything; member: jobs it is
+party to); verify (any role: it reads only the chain and the posted receipt).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from api.auth import allow, principal_of, scope_address
+from api.context import services
+from api.db import RecordFilter
+from api.errors import InvalidRequestError
+from api.schemas import ERROR_RESPONSES, AuditItem, ModelOut, Page, StepOut, VerdictOut
+from ledger.receipts import RecordNotAnchoredError
+from ledger.store.schemas import RECORD_STATUSES, RecordStatus
+from ledger.verify import verify_receipt
+
+router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)
+
+AUDIT = allow("admin", "auditor", "member", scope="own_jobs")
+Hex32Query = Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{64}$")]
+Cursor = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")
+]
+
+
+def _ms(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise InvalidRequestError("give times with a timezone, e.g. 2026-01-31T12:00:00Z")
+    return int(value.timestamp() * 1000)
+
+
+def _jobs_with_model(request: Request, model_hash: str) -> list[str]:
+    events = services(request).store.events(name="ModelRecorded", limit=100_000)
+    return sorted(
+        {e.job_id for e in events if e.job_id and str(e.args.get("modelHash", "")).lower() == model_hash}
+    )
+
+
+@router.get("/audit/records", dependencies=[Depends(AUDIT)], response_model=Page[AuditItem])
+def audit_records(
+    request: Request,
+    job_id: Hex32Query = None,
+    member: Annotated[
+        str | None, Query(pattern=r"^0x[0-9a-fA-F]{40}$", description="a party's address")
+    ] = None,
+    algorithm: Annotated[str | None, Query(max_length=64)] = None,
+    model_hash: Annotated[str | None, Hex32Query] = None,
+    since: Annotated[
+        datetime | None, Query(description="steps started at or after (ISO 8601 with zone)")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="steps started before (ISO 8601 with zone)")] = None,
+    status: Annotated[RecordStatus | None, Query(description=f"one of {', '.join(RECORD_STATUSES)}")] = None,
+    verify: Annotated[bool, Query(description="re-check each anchored item against the chain")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+) -> Page[AuditItem]:
+    """Step records by job, member, algorithm, model hash, time range and status, in acceptance order."""
+    svc = services(request)
+    if verify and limit > svc.settings.max_verify_items:
+        raise InvalidRequestError(
+            f"with verify=true the page size is at most {svc.settings.max_verify_items}", hint="lower limit"
+        )
+    from eth_utils.address import to_checksum_address
+
+    flt = RecordFilter(
+        job_id=job_id.lower() if job_id else None,
+        member=to_checksum_address(member) if member else None,
+        algorithm=algorithm,
+        job_ids=_jobs_with_model(request, model_hash.lower()) if model_hash else None,
+        since_ms=_ms(since),
+        until_ms=_ms(until),
+        status=status,
+        visible_to=scope_address(principal_of(request)),
+    )
+    rows = svc.db.query_records(flt, int(cursor) if cursor else 0, limit + 1)
+    page = rows[:limit]
+    items: list[AuditItem] = []
+    for row in page:
+        verification = None
+        if verify and row.status in ("submitted", "confirmed"):
+            try:
+                receipt = svc.receipts.receipt(row.job_id, row.seq)
+                verification = VerdictOut.of(verify_receipt(receipt, svc.w3))
+            except RecordNotAnchoredError:
+                verification = None
+        items.append(AuditItem(**StepOut.of(row).model_dump(), verification=verification))
+    next_cursor = str(page[-1].record_id) if len(rows) > limit else None
+    return Page[AuditItem](items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/verify",
+    dependencies=[Depends(allow("admin", "auditor", "member", "service"))],
+    response_model=VerdictOut,
+)
+def verify(
+    request: Request,
+    receipt: Annotated[
+        dict[str, Any], Body(description="a receipt (format version 1) as issued by this API")
+    ],
+) -> VerdictOut:
+    """Verify a receipt against the chain node this API uses: the verdict and each check with its detail.
+
+    A malformed receipt is not an error: its ``receipt_format`` check fails. The check does not use the
+    database, so it is as trustworthy as the node (run ``secureflow verify`` against your own node too).
+    """
+    return VerdictOut.of(verify_receipt(receipt, services(request).w3))
+
+
+@router.get("/models", dependencies=[Depends(AUDIT)], response_model=Page[ModelOut])
+def list_models(
+    request: Request,
+    job_id: Hex32Query = None,
+    model_hash: Hex32Query = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
+) -> Page[ModelOut]:
+    """Models recorded on chain (id, version, hash) and the job that produced them, from the event index."""
+    svc, principal = services(request), principal_of(request)
+    after = int(cursor) if cursor else 0
+    items: list[ModelOut] = []
+    next_cursor: str | None = None
+    visible: dict[str, bool] = {}
+    while len(items) < limit:
+        events = svc.store.events(
+            name="ModelRecorded", job_id=job_id.lower() if job_id else None, limit=1000, after_id=after
+        )
+        if not events:
+            break
+        for event in events:
+            after = event.id
+            args = event.args
+            if model_hash and str(args.get("modelHash", "")).lower() != model_hash.lower():
+                continue
+            if principal.role == "member" and event.job_id is not None:
+                if event.job_id not in visible:
+                    job = svc.store.get_job(event.job_id)
+                    visible[event.job_id] = job is not None and principal.address in (
+                        job.creator,
+                        *job.parties,
+                    )
+                if not visible[event.job_id]:
+                    continue
+            items.append(
+                ModelOut(
+                    job_id=event.job_id,
+                    model_id=str(args.get("modelId", "")),
+                    version=int(args.get("version", 0)),
+                    model_hash=str(args.get("modelHash", "")),
+                    block_number=event.block_number,
+                    tx_hash=event.tx_hash,
+                )
+            )
+            if len(items) == limit:
+                next_cursor = str(event.id)
+                break
+    return Page[ModelOut](items=items, next_cursor=next_cursor)

@@ -1,0 +1,347 @@
+"""Jobs, their steps, receipts and audit bundles, live status, and anchoring of step records by services.
+
+Roles: submit (member, must be a party and every party an active member on
+chain); read (admin, auditor, service: all jobs; member: jobs it is party to);
+cancel (admin; member party); anchor steps (service with the ANCHOR role on
+chain).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from api.auth import allow, principal_of, scope_address, visible_job
+from api.context import Services, services
+from api.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
+from api.manifests import new_job_id, validate_manifest
+from api.schemas import (
+    ERROR_RESPONSES,
+    AcceptedStep,
+    JobOut,
+    JobStatusEvent,
+    JobSubmission,
+    JobSubmitted,
+    OffsetPage,
+    Page,
+    RecordCounts,
+    StepDetail,
+    StepOut,
+)
+from ledger.errors import StoreConflictError
+from ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
+from ledger.recorder import to_outbox
+from ledger.records import StepRecord
+from ledger.store.schemas import JOB_STATUSES, TERMINAL_JOB_STATUSES, Job, JobStatus, NewJob
+
+log = logging.getLogger("api.jobs")
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=ERROR_RESPONSES)
+
+READ = allow("admin", "auditor", "member", "service", scope="own_jobs")
+JobId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="the job id (0x + 64 hex digits)")]
+Seq = Annotated[int, Path(ge=0, le=2**53 - 1)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+Cursor = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")
+]
+
+
+def _job(request: Request, job_id: str) -> Job:
+    return visible_job(principal_of(request), services(request).store.get_job(job_id.lower()), job_id)
+
+
+def _refuse(reason: str, detail: str) -> RefusedError:
+    return RefusedError(
+        f"{reason}: {detail}; the AuditLedger contract would refuse this job",
+        hint="register the account as an active member in the ConsortiumRegistry, or fix the parties",
+    )
+
+
+@router.post(
+    "/jobs",
+    dependencies=[Depends(allow("member"))],
+    status_code=201,
+    response_model=JobSubmitted,
+    responses={409: {"description": "a job with this id exists"}},
+)
+def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
+    """Submit a job manifest: the job is stored (``created``) and handed to the compute executor, if any."""
+    svc, principal = services(request), principal_of(request)
+    valid = validate_manifest(body.manifest)
+    parties = valid.parties
+    if len({p.lower() for p in parties}) != len(parties):
+        dup = next(p for p in parties if [q.lower() for q in parties].count(p.lower()) > 1)
+        raise _refuse(f"DuplicateParty({dup})", "a party appears twice")
+    if principal.address.lower() not in {p.lower() for p in parties}:
+        raise _refuse(
+            f"CallerNotParty({principal.address})", "the submitting member is not a party of the job"
+        )
+    for account in [principal.address, *parties]:
+        if not svc.is_active_member(account):
+            raise _refuse(f"NotActiveMember({account})", "not an active member in the registry")
+    job = svc.store.create_job(
+        NewJob(
+            job_id=new_job_id(valid.manifest_hash),
+            manifest_hash=valid.manifest_hash,
+            creator=principal.address,
+            parties=parties,
+        )
+    )
+    svc.db.put_manifest(job.job_id, valid.manifest, principal.member_id)
+    if svc.executor is None:
+        return JobSubmitted(
+            job=JobOut.of(job),
+            execution="not_configured",
+            message="job stored as created; no compute executor is configured in this API process, "
+            "so it will not run until one is (services may still anchor its steps)",
+        )
+    try:
+        svc.executor.submit(job, valid.manifest)
+    except Exception as exc:
+        svc.store.update_job(job.job_id, status="failed")
+        log.warning("executor refused job", extra={"job_id": job.job_id, "error": type(exc).__name__})
+        raise ConflictError(
+            f"the compute executor refused job {job.job_id}: {exc}", hint="fix the manifest and submit again"
+        ) from None
+    refreshed = svc.store.get_job(job.job_id) or job
+    return JobSubmitted(
+        job=JobOut.of(refreshed), execution="handed_to_executor", message="job handed to the executor"
+    )
+
+
+@router.get("/jobs", dependencies=[Depends(READ)], response_model=OffsetPage[JobOut])
+def list_jobs(
+    request: Request,
+    status: Annotated[JobStatus | None, Query(description=f"one of {', '.join(JOB_STATUSES)}")] = None,
+    limit: Limit = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> OffsetPage[JobOut]:
+    """Jobs newest first (members: only jobs they are party to)."""
+    svc = services(request)
+    ids = svc.db.jobs_page(
+        visible_to=scope_address(principal_of(request)), status=status, limit=limit + 1, offset=offset
+    )
+    jobs = [job for job in (svc.store.get_job(i) for i in ids[:limit]) if job is not None]
+    return OffsetPage[JobOut](
+        items=[JobOut.of(j) for j in jobs], next_offset=offset + limit if len(ids) > limit else None
+    )
+
+
+@router.get("/jobs/{job_id}", dependencies=[Depends(READ)], response_model=JobOut)
+def get_job(request: Request, job_id: JobId) -> JobOut:
+    """One job with its compute status and the status of its on-chain creation."""
+    return JobOut.of(_job(request, job_id))
+
+
+@router.get("/jobs/{job_id}/manifest", dependencies=[Depends(READ)], response_model=dict[str, Any])
+def get_manifest(request: Request, job_id: JobId) -> dict[str, Any]:
+    """The manifest the job was submitted with (404 if it was not submitted through this API)."""
+    job = _job(request, job_id)
+    manifest = services(request).db.get_manifest(job.job_id)
+    if manifest is None:
+        from api.errors import NotFoundError
+
+        raise NotFoundError(f"job {job.job_id} was not submitted through the API: no manifest stored")
+    return manifest
+
+
+@router.post("/jobs/{job_id}/cancel", dependencies=[Depends(allow("admin", "member", scope="own_jobs"))])
+def cancel_job(request: Request, job_id: JobId) -> JobOut:
+    """Cancel a job that has not finished; its accepted step records stay on the audit trail."""
+    svc, job = services(request), _job(request, job_id)
+    if job.status in TERMINAL_JOB_STATUSES:
+        raise ConflictError(
+            f"job {job.job_id} is already {job.status}", hint="only unfinished jobs can be cancelled"
+        )
+    if svc.executor is not None:
+        svc.executor.cancel(job.job_id)
+    return JobOut.of(svc.store.update_job(job.job_id, status="cancelled"))
+
+
+def _cursor(value: str | None, default: int = 0) -> int:
+    return int(value) if value is not None else default
+
+
+@router.get("/jobs/{job_id}/steps", dependencies=[Depends(READ)], response_model=Page[StepOut])
+def list_steps(request: Request, job_id: JobId, limit: Limit = 100, cursor: Cursor = None) -> Page[StepOut]:
+    """The job's step records in sequence order, each with its chain status (pages of ``limit``)."""
+    job = _job(request, job_id)
+    items = services(request).db.steps_page(job.job_id, _cursor(cursor, -1), limit + 1)
+    page = items[:limit]
+    more = len(items) > limit
+    return Page[StepOut](items=[StepOut.of(i) for i in page], next_cursor=str(page[-1].seq) if more else None)
+
+
+@router.post(
+    "/jobs/{job_id}/steps",
+    dependencies=[Depends(allow("service"))],
+    status_code=201,
+    response_model=AcceptedStep,
+    responses={200: {"model": AcceptedStep, "description": "the same record was accepted before"}},
+)
+def anchor_step(request: Request, job_id: JobId, record: StepRecord) -> JSONResponse:
+    """Accept a step record for anchoring (idempotent by job id and seq; a different record is a 409).
+
+    The record is in the database (status ``pending``) when this returns; the anchoring worker batches
+    it into a Merkle tree and anchors the root on chain.
+    """
+    svc, principal = services(request), principal_of(request)
+    job = _job(request, job_id)
+    if record.job_id != job.job_id:
+        raise InvalidRequestError(
+            f"the record's job_id {record.job_id} is not the job in the path {job.job_id}",
+            hint="post the record to /v1/jobs/{its job_id}/steps",
+        )
+    if not svc.is_anchor_service(principal.address):
+        raise ForbiddenError(
+            f"NotAnchorService({principal.address}): this service's address has no ANCHOR role on chain",
+            hint="an admin grants it with RegistryClient.grant_anchor_service",
+        )
+    parties = {p.lower() for p in job.parties}
+    strangers = [p.party for p in record.parties if p.party.lower() not in parties]
+    if strangers:
+        raise InvalidRequestError(
+            f"the record names {', '.join(strangers)}, not a party of job {job.job_id}",
+            hint="a step record may only carry digests of the job's parties",
+        )
+    outbox = to_outbox(record)
+    existing = svc.store.get_record(job.job_id, record.seq)
+    if existing is None and job.status in TERMINAL_JOB_STATUSES:
+        raise ConflictError(f"job {job.job_id} is {job.status}: no new steps are accepted")
+    if existing is not None and existing.record_hash != outbox.record_hash:
+        raise ConflictError(
+            f"step {record.seq} of job {job.job_id} was already accepted "
+            f"with record hash {existing.record_hash}",
+            hint="a step record is immutable once accepted: resend the identical record, or use the next seq",
+        )
+    try:
+        row = existing or svc.store.accept_record(outbox)
+    except StoreConflictError:
+        raise
+    if existing is None and job.status == "created":
+        svc.store.update_job(job.job_id, status="running")
+    body = AcceptedStep(
+        job_id=row.job_id,
+        seq=row.seq,
+        record_hash=row.record_hash,
+        leaf=row.leaf,
+        chain_status=row.status,
+        accepted_at=row.accepted_at,
+        replayed=existing is not None,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if existing is not None else 201)
+
+
+@router.get("/jobs/{job_id}/steps/{seq}", dependencies=[Depends(READ)], response_model=StepDetail)
+def get_step(request: Request, job_id: JobId, seq: Seq) -> StepDetail:
+    """A step's record, its chain status, and its receipt with Merkle proof once anchored."""
+    svc, job = services(request), _job(request, job_id)
+    items = svc.db.steps_page(job.job_id, seq - 1, 1)
+    row = svc.store.get_record(job.job_id, seq)
+    if row is None or not items or items[0].seq != seq:
+        from api.errors import NotFoundError
+
+        raise NotFoundError(
+            f"job {job.job_id} has no step {seq}", hint="list its steps: GET /v1/jobs/{job_id}/steps"
+        )
+    receipt: Receipt | None = None
+    why: str | None = None
+    try:
+        receipt = svc.receipts.receipt(job.job_id, seq)
+    except RecordNotAnchoredError as exc:
+        why = str(exc)
+    return StepDetail(
+        step=StepOut.of(items[0]),
+        record=json.loads(row.record_json),
+        receipt=receipt.model_dump(mode="json") if receipt else None,
+        receipt_unavailable=why,
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/steps/{seq}/receipt",
+    dependencies=[Depends(READ)],
+    response_model=Receipt,
+    responses={409: {"description": "the record is not anchored yet (code not_anchored)"}},
+)
+def get_receipt(request: Request, job_id: JobId, seq: Seq) -> Receipt:
+    """The step's receipt: record, leaf, Merkle proof, batch root, transaction, block (verify it anywhere)."""
+    svc, job = services(request), _job(request, job_id)
+    return svc.receipts.receipt(job.job_id, seq)
+
+
+@router.get("/jobs/{job_id}/bundle", dependencies=[Depends(READ)], response_class=Response)
+def get_bundle(request: Request, job_id: JobId) -> Response:
+    """The job's audit bundle (manifest, job, all records, a receipt per anchored record) as a JSON file."""
+    svc, job = services(request), _job(request, job_id)
+    bundle = build_bundle(
+        svc.store, svc.chain_id, svc.ledger_address, job.job_id, manifest=svc.db.get_manifest(job.job_id)
+    )
+    return Response(
+        bundle.model_dump_json(indent=1),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="audit_bundle_{job.job_id[2:14]}.json"'},
+    )
+
+
+def _snapshot(svc: Services, job_id: str) -> JobStatusEvent | None:
+    job = svc.store.get_job(job_id)
+    if job is None:
+        return None
+    counts = svc.db.job_record_counts(job_id)
+    return JobStatusEvent(
+        job_id=job.job_id,
+        status=job.status,
+        chain_status=job.chain_status,
+        records=RecordCounts(**counts),
+        updated_at=job.updated_at,
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    dependencies=[Depends(READ)],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+def job_events(
+    request: Request,
+    job_id: JobId,
+    once: Annotated[bool, Query(description="send the current state and end")] = False,
+) -> StreamingResponse:
+    """Live job status as server-sent events (``event: status``), sent on every change of the job state or
+    its records' chain status; the stream ends once the job has finished and its records are settled."""
+    svc, job = services(request), _job(request, job_id)
+    interval, limit = svc.settings.sse_poll_interval, svc.settings.sse_max_seconds
+
+    def stream() -> Iterator[str]:
+        last: str | None = None
+        started = last_sent = time.monotonic()
+        while True:
+            event = _snapshot(svc, job.job_id)
+            if event is None:
+                return
+            data = event.model_dump_json()
+            if data != last:
+                last, last_sent = data, time.monotonic()
+                yield f"event: status\ndata: {data}\n\n"
+            elif time.monotonic() - last_sent > 15:
+                last_sent = time.monotonic()
+                yield ": keep-alive\n\n"
+            settled = event.records.pending == 0 and event.records.submitted == 0
+            if (
+                once
+                or (event.status in TERMINAL_JOB_STATUSES and settled)
+                or time.monotonic() - started > limit
+            ):
+                yield "event: end\ndata: {}\n\n"
+                return
+            time.sleep(interval)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

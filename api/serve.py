@@ -1,0 +1,203 @@
+"""Serving the API: ``secureflow api`` (production: configured DB and chain) and ``secureflow up`` (embedded).
+
+Both run a `uvicorn.Server` in the foreground, which stops cleanly on Ctrl-C
+or SIGTERM: it stops accepting connections, finishes in-flight requests, then
+the app's shutdown drains the in-process anchoring worker (bounded by
+``SECUREFLOW_SHUTDOWN_DRAIN_TIMEOUT``) and stops it. Accepted step records are
+already in the database, so none is lost either way.
+
+``run_up`` assembles the embedded stack like the demo: anvil (Berlin, gas
+price 0), contracts deployed, SQLite under the work dir, two members and the
+anchoring service registered on chain, the anchoring worker and event indexer
+in-process, and the API; it prints the URL and an admin key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from eth_account import Account
+from eth_utils.crypto import keccak
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.db import ApiDb, Role
+from api.executor import JobExecutor
+from api.logs import configure_logging
+from api.settings import ApiSettings
+from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
+from ledger.chain import ChainClient, ChainConfig, TransactionSender
+from ledger.contracts import AuditLedgerClient, RegistryClient
+from ledger.deploy import connect, deploy_contracts, load_deployment, write_deployment
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from ledger.indexer import EventIndexer
+from ledger.nonces import StoreNonceSource
+from ledger.runtime import build_runtime
+from ledger.store.sql import SqlLedgerStore, open_store
+
+log = logging.getLogger("api.serve")
+Printer = Callable[[str], None]
+
+
+def ensure_admin_key(db: ApiDb, address: str, name: str = "admin") -> str | None:
+    """If the API has no admin yet, create one (mapped to ``address``) and return its key; else None."""
+    if db.count_members("admin") > 0:
+        return None
+    member = db.create_member(name, address, "admin")
+    return db.create_key(member.id, "bootstrap")[1]
+
+
+def add_member_key(db: ApiDb, name: str, address: str, role: Role) -> str:
+    member = db.create_member(name, address, role)
+    return db.create_key(member.id, "default")[1]
+
+
+def uvicorn_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for the app (its own logging off: the API logs each request as JSON)."""
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    return uvicorn.Server(config)
+
+
+@dataclass
+class ApiProcess:
+    """What `build_api` assembled; ``close`` releases it after the server stopped."""
+
+    app: FastAPI
+    store: SqlLedgerStore
+    admin_key: str | None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def build_api(
+    settings: ApiSettings, *, with_worker: bool = False, executor: JobExecutor | None = None
+) -> ApiProcess:
+    """The API against the configured DB and chain (``SECUREFLOW_*``); optionally the anchoring worker too."""
+    store = open_store(settings.database_url)
+    worker: AnchoringWorker | None = None
+    if with_worker:
+        runtime = build_runtime(settings, store=store)
+        client, deployment, worker = runtime.client, runtime.deployment, runtime.worker
+    else:
+        deployment = load_deployment(settings.deployment)
+        client = ChainClient(settings.chain_config())
+        client.check()
+    app = create_app(
+        settings, store=store, client=client, deployment=deployment, worker=worker, executor=executor
+    )
+    admin_key = None
+    if settings.deployer_key is not None:
+        admin_address = Account.from_key(settings.deployer_key.get_secret_value()).address
+        admin_key = ensure_admin_key(app.state.api_db, admin_address)
+    if worker is not None:
+        worker.start()
+    return ApiProcess(app, store, admin_key, [store.close])
+
+
+def run_api(
+    settings: ApiSettings | None = None,
+    *,
+    with_worker: bool = False,
+    executor: JobExecutor | None = None,
+    echo: Printer = print,
+) -> None:
+    """``secureflow api``: serve until Ctrl-C/SIGTERM, then drain and stop cleanly."""
+    settings = settings or ApiSettings()
+    configure_logging(settings.log_level)
+    process = build_api(settings, with_worker=with_worker, executor=executor)
+    try:
+        echo(f"secureflow API on http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs)")
+        if process.admin_key:
+            echo(f"first admin API key (shown once, store it now): {process.admin_key}")
+        uvicorn_server(process.app, settings.api_host, settings.api_port).run()
+    finally:
+        process.close()
+
+
+@dataclass
+class EmbeddedStack:
+    """The embedded stack of `secureflow up`: chain, store, worker, app and the keys printed at start."""
+
+    chain: DevChain
+    store: SqlLedgerStore
+    worker: AnchoringWorker
+    app: FastAPI
+    keys: dict[str, str]
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.store.close()
+        self.chain.stop()
+
+
+def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> EmbeddedStack:
+    """Anvil + deployed contracts + SQLite + anchoring worker + API, with admin, member and service keys."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    chain = DevChain(log_path=workdir / "anvil.log").start()
+    try:
+        db_url = f"sqlite:///{(workdir / 'secureflow.db').as_posix()}"
+        settings = settings or ApiSettings(
+            rpc_url=chain.rpc_url,
+            chain_id=DEV_CHAIN_ID,
+            database_url=db_url,
+            deployment=workdir / "deployment.json",
+        )
+        store = open_store(db_url)
+        client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
+        nonces = StoreNonceSource(store, client.w3, client.chain_id)
+        admin_key, alice_key, bob_key, anchor_key = DEV_PRIVATE_KEYS[:4]
+        admin = TransactionSender(client, admin_key, nonces)
+        deployment = deploy_contracts(client, admin)
+        write_deployment(deployment, workdir / "deployment.json")
+        registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
+        admin_addr, alice, bob, anchor = (Account.from_key(k).address for k in DEV_PRIVATE_KEYS[:4])
+        registry.register_member(alice, keccak(text="alice"))
+        registry.register_member(bob, keccak(text="bob"))
+        registry.grant_anchor_service(anchor)
+        ledger_contract = connect(client, deployment, "AuditLedger")
+        anchor_sender = TransactionSender(client, anchor_key, nonces)
+        worker = AnchoringWorker(
+            Anchorer(
+                store,
+                AuditLedgerClient(ledger_contract, anchor_sender),
+                anchor_sender,
+                AnchoringConfig(from_block=deployment.deploy_block),
+            ),
+            EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block),
+        )
+        app = create_app(settings, store=store, client=client, deployment=deployment, worker=worker)
+        db: ApiDb = app.state.api_db
+        keys = {"admin": ensure_admin_key(db, admin_addr) or ""}
+        keys["alice (member)"] = add_member_key(db, "alice", alice, "member")
+        keys["bob (member)"] = add_member_key(db, "bob", bob, "member")
+        keys["anchoring service"] = add_member_key(db, "anchor-service", anchor, "service")
+        worker.start()
+        del alice_key, bob_key
+        return EmbeddedStack(chain, store, worker, app, keys)
+    except BaseException:
+        chain.stop()
+        raise
+
+
+def run_up(
+    port: int = 8000, *, workdir: Path | None = None, host: str = "127.0.0.1", echo: Printer = print
+) -> None:
+    """``secureflow up --port N``: the embedded stack in the foreground until Ctrl-C/SIGTERM."""
+    configure_logging("WARNING")
+    stack = build_embedded(workdir or Path(".secureflow") / "up")
+    try:
+        echo(f"secureflow API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+        echo(f"chain (anvil, chain id {DEV_CHAIN_ID}) at {stack.chain.rpc_url}")
+        for who, key in stack.keys.items():
+            echo(f"{who} API key: {key}")
+        echo("Ctrl-C stops everything (pending records are anchored first, up to 30 s)")
+        uvicorn_server(stack.app, host, port).run()
+    finally:
+        stack.close()

@@ -1,0 +1,33 @@
+"""Settings of the API service: the ledger's plus the HTTP side, from ``SECUREFLOW_*`` env or ``.env``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ledger.settings import LedgerSettings
+
+
+class ApiSettings(LedgerSettings):
+    """Where to listen, request limits, live-status polling and shutdown behaviour."""
+
+    model_config = SettingsConfigDict(env_prefix="SECUREFLOW_", env_file=".env", extra="ignore")
+
+    api_host: str = Field(default="127.0.0.1", description="interface to listen on")
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger request bodies get 413")
+    sse_poll_interval: float = Field(
+        default=0.5, gt=0, le=60, description="job state polling for live status"
+    )
+    sse_max_seconds: float = Field(default=3600.0, gt=0, description="a live-status stream ends after this")
+    shutdown_drain_timeout: float = Field(
+        default=30.0, ge=0, description="seconds to let the in-process worker anchor what is pending"
+    )
+    worker_stall_seconds: float = Field(
+        default=120.0, gt=0, description="/readyz fails if a record waits longer than this to be anchored"
+    )
+    registry_cache_seconds: float = Field(
+        default=5.0, ge=0, description="cache of on-chain membership checks"
+    )
+    max_verify_items: int = Field(default=100, ge=1, le=1000, description="page size cap with ?verify=true")
+    log_level: str = Field(default="INFO")

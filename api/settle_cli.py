@@ -1,0 +1,670 @@
+"""``secureflow settle``: contribution weights and revenue settlement from the command line.
+
+The flow of one job (every command checks the chain before it sends anything):
+
+1. ``propose JOB_ID --inputs inputs.json --out proposal.json``: compute the weights by the inputs'
+   method (`ledger.contribution`), record the contribution step in the ledger outbox and write the
+   proposal file for the members to review. The anchoring worker then anchors the record.
+2. ``approve proposal.json`` as each member (key in ``SECUREFLOW_MEMBER_KEY``): check the proposal
+   against its inputs and against the anchored record, then sign the EIP-712 approval into a file
+   beside the proposal (``--out`` to choose it) or approve on chain (``--on-chain``).
+3. ``set-weights proposal.json`` as any member, once the record is confirmed: the record's proof comes
+   from the ledger store, the approvals from the signature files (``--approval``, default: every
+   ``<proposal>.approval.*.json`` beside it) and from on-chain approvals.
+4. ``deposit JOB_ID AMOUNT [--token ADDRESS]`` (anyone), ``balances``, ``withdraw`` (each member pulls
+   its share), ``history``.
+
+Settings come from ``SECUREFLOW_RPC_URL``, ``SECUREFLOW_CHAIN_ID``, ``SECUREFLOW_DEPLOYMENT`` and
+``SECUREFLOW_DATABASE_URL`` (`ledger.settings.LedgerSettings`); the sending key from
+``SECUREFLOW_MEMBER_KEY``. Every `ledger.errors.LedgerError` prints as one red line with what to do.
+Register on the root CLI with ``app.add_typer(settle_app, name="settle")``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from ledger.errors import ConfigurationError, LedgerError
+
+if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands import it when they run
+    from ledger.chain import ChainClient, TransactionSender
+    from ledger.contracts import AuditLedgerClient
+    from ledger.contribution import ContributionProposal
+    from ledger.deploy import Deployment
+    from ledger.receipts import Receipt
+    from ledger.settings import LedgerSettings
+    from ledger.settlement import SettlementClient, WeightsProposal
+    from ledger.store.base import LedgerStore
+
+settle_app = typer.Typer(
+    no_args_is_help=True, help="Contribution weights and revenue settlement of a job (on chain)."
+)
+console = Console(soft_wrap=True, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+MEMBER_KEY_ENV = "SECUREFLOW_MEMBER_KEY"
+_WEI_PER_ETH = 10**18
+_ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (ledger.settlement.ETH)
+Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
+
+
+# ------------------------------------------------------------------ errors
+
+
+class SettleError(LedgerError):
+    """A settlement command cannot go ahead."""
+
+    hint = "see `secureflow settle --help` for the order of the steps"
+
+
+class ContributionNotAnchoredError(SettleError):
+    """The contribution record is not anchored (or not confirmed) yet."""
+
+    hint = (
+        "wait for the anchoring worker to anchor and confirm the contribution record "
+        "(`secureflow anchor-worker`), then run this command again"
+    )
+
+
+class NotAPartyError(SettleError):
+    """The key's account is not a party of the job or proposal."""
+
+    hint = f"set {MEMBER_KEY_ENV} to the private key of one of the job's members"
+
+
+class MissingApprovalsError(SettleError):
+    """Some members have neither signed nor approved on chain."""
+
+    hint = (
+        "each listed member runs `secureflow settle approve PROPOSAL` (and passes the signature file with "
+        "--approval) or `secureflow settle approve PROPOSAL --on-chain`"
+    )
+
+
+class WeightsStateError(SettleError):
+    """The job's weights are (not) set, so the command does not apply."""
+
+    hint = "check the job's settlement state with `secureflow settle history JOB_ID`"
+
+
+class NothingToWithdrawError(SettleError):
+    """The member's whole entitlement in this asset is withdrawn already."""
+
+    hint = "wait for further deposits; `secureflow settle balances JOB_ID` shows what is releasable"
+
+
+class InvalidApprovalFileError(SettleError):
+    """A signature file is unreadable, for another proposal, or not signed by the party it names."""
+
+    hint = "ask the member to sign again with `secureflow settle approve PROPOSAL`"
+
+
+def friendly_errors(fn: F) -> F:
+    """Show `LedgerError` (and the settlement helpers' `SettlementError`) as one red line, exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LedgerError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+            raise typer.Exit(1) from None
+        except ValidationError as exc:  # settings from the environment
+            err_console.print(f"[bold red]error:[/] invalid setting: {escape(str(exc.errors()[0]['msg']))}")
+            err_console.print(f"  ({ConfigurationError.hint})")
+            raise typer.Exit(1) from None
+        except ValueError as exc:  # ledger.settlement.SettlementError: weights the contract would refuse
+            settlement = sys.modules.get("ledger.settlement")
+            if settlement is None or not isinstance(exc, settlement.SettlementError):
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ wiring
+
+
+@dataclass
+class _Chain:
+    settings: LedgerSettings
+    client: ChainClient
+    deployment: Deployment
+    settlement: SettlementClient
+    ledger: AuditLedgerClient
+    sender: TransactionSender | None
+
+    @property
+    def address(self) -> str:
+        if self.sender is None:
+            raise ConfigurationError(f"{MEMBER_KEY_ENV} is not set", hint="export the member's private key")
+        return self.sender.address
+
+
+def _member_key() -> str:
+    from eth_account import Account
+
+    key = os.environ.get(MEMBER_KEY_ENV, "").strip()
+    if not key:
+        raise ConfigurationError(
+            f"{MEMBER_KEY_ENV} is not set", hint="export the private key of the account that signs/sends"
+        )
+    try:
+        Account.from_key(key)
+    except (ValueError, TypeError):
+        raise ConfigurationError(
+            f"{MEMBER_KEY_ENV} is not a private key", hint="give 0x + 64 hex digits"
+        ) from None
+    return key
+
+
+def _chain(*, with_key: bool) -> _Chain:
+    from ledger.chain import ChainClient, TransactionSender
+    from ledger.contracts import AuditLedgerClient
+    from ledger.deploy import connect, load_deployment
+    from ledger.nonces import ChainNonceSource
+    from ledger.settings import LedgerSettings
+    from ledger.settlement import SettlementClient
+
+    settings = LedgerSettings()
+    deployment = load_deployment(settings.deployment)
+    client = ChainClient(settings.chain_config())
+    client.check()
+    sender = TransactionSender(client, _member_key(), ChainNonceSource(client.w3)) if with_key else None
+    settlement = SettlementClient(connect(client, deployment, "Settlement"), sender)
+    ledger = AuditLedgerClient(connect(client, deployment, "AuditLedger"))
+    return _Chain(settings, client, deployment, settlement, ledger, sender)
+
+
+@contextmanager
+def _store(settings: LedgerSettings) -> Iterator[LedgerStore]:
+    from ledger.store.sql import open_store
+
+    store = open_store(settings.database_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _job_bytes(job_id: str) -> bytes:
+    text = job_id.lower()
+    if not (text.startswith("0x") and len(text) == 66):
+        raise SettleError(f"job id {job_id!r} is not 0x + 64 hex digits")
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        raise SettleError(f"job id {job_id!r} is not 0x + 64 hex digits") from None
+
+
+def _asset(token: str | None) -> str:
+    from eth_utils.address import is_address, to_checksum_address
+
+    if token is None:
+        return _ETH
+    if not is_address(token) or int(token, 16) == 0:
+        raise SettleError(f"{token!r} is not a token address", hint="give the ERC-20 contract's 0x address")
+    return str(to_checksum_address(token))
+
+
+def _asset_name(asset: str) -> str:
+    return "ETH" if int(asset, 16) == 0 else f"token {asset}"
+
+
+def _amount(asset: str, value: int) -> str:
+    """``"7 wei (0.000000000000000007 ETH)"`` or ``"7 of token 0x..."``."""
+    if int(asset, 16) != 0:
+        return f"{value} of token {asset}"
+    ether = Decimal(value) / Decimal(_WEI_PER_ETH)
+    return f"{value} wei ({ether.normalize():f} ETH)"
+
+
+def _plain(asset: str, value: int) -> str:
+    return _amount(asset, value) if int(asset, 16) == 0 else str(value)
+
+
+def parse_amount(text: str, *, token: bool) -> int:
+    """``"1.5ether"``, ``"2gwei"``, ``"1000"`` (wei) for ETH; a whole number of units for a token."""
+    raw = text.strip().lower().replace("_", "")
+    units = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
+    factor = 1
+    for suffix, scale in units.items():
+        if raw.endswith(suffix):
+            if token:
+                raise SettleError(f"amount {text!r}: token amounts are whole units, without a unit suffix")
+            raw, factor = raw[: -len(suffix)].strip(), scale
+            break
+    try:
+        value = Decimal(raw) * factor
+    except InvalidOperation:
+        raise SettleError(f"amount {text!r} is not a number (e.g. 1000, 2gwei, 1.5ether)") from None
+    if value != value.to_integral_value() or value <= 0:
+        raise SettleError(f"amount {text!r} must be a positive whole number of wei or token units")
+    return int(value)
+
+
+def _job_parties(chain: _Chain, job: bytes) -> tuple[str, ...]:
+    parties = chain.ledger.get_job(job).parties
+    if not parties:
+        raise SettleError(
+            f"job 0x{job.hex()} does not exist on the audit ledger at {chain.ledger.address}",
+            hint="create the job on chain first (`secureflow job submit`), or check the job id",
+        )
+    return parties
+
+
+def _require_weights(chain: _Chain, job: bytes) -> None:
+    if not chain.settlement.weights_of(job).is_set:
+        raise WeightsStateError(
+            f"the weights of job 0x{job.hex()} are not set yet",
+            hint="propose, approve and `secureflow settle set-weights` first; deposits wait for the weights",
+        )
+
+
+def _anchored(
+    chain: _Chain, store: LedgerStore, proposal: ContributionProposal, *, confirmed: bool
+) -> tuple[Receipt, WeightsProposal]:
+    """The contribution record's receipt and the weights to approve, checked against the proposal and
+    against the chain (the record's root is anchored and its proof holds)."""
+    from ledger.receipts import RecordNotAnchoredError, build_receipt
+
+    try:
+        receipt = build_receipt(
+            store, chain.deployment.chain_id, chain.ledger.address, proposal.job_id, proposal.seq
+        )
+    except RecordNotAnchoredError as exc:
+        raise ContributionNotAnchoredError(
+            f"the contribution record (step {proposal.seq} of job {proposal.job_id}) is not anchored yet: "
+            f"{exc.args[0]}"
+        ) from None
+    if confirmed and receipt.status != "confirmed":
+        raise ContributionNotAnchoredError(
+            f"the contribution record (step {proposal.seq}) is anchored in block {receipt.block_number} "
+            "but not confirmed yet"
+        )
+    weights = proposal.weights_proposal(receipt)
+    _, _, root, proof = weights.record_proof()
+    if not chain.ledger.verify(weights.record_leaf, proof, root):
+        raise ContributionNotAnchoredError(
+            f"the chain does not prove the contribution record (step {proposal.seq}) under root "
+            f"{receipt.batch_root}: its batch may have been reorganised away"
+        )
+    return receipt, weights
+
+
+def _load_checked(path: Path) -> ContributionProposal:
+    from ledger.contribution import ContributionProposal
+
+    proposal = ContributionProposal.load(path)
+    proposal.verify()
+    return proposal
+
+
+# ------------------------------------------------------------------ approvals
+
+
+class ApprovalFile(BaseModel):
+    """A member's EIP-712 ContributionApproval, as written by ``approve``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = 1
+    chain_id: int
+    settlement: str
+    job_id: Hex32
+    party: str
+    weights_hash: Hex32
+    record_leaf: Hex32
+    signature: str
+
+
+def _approval_default_path(proposal_path: Path, party: str) -> Path:
+    return proposal_path.with_name(f"{proposal_path.stem}.approval.{party.lower()}.json")
+
+
+def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple[str, bytes]:
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+    from eth_utils.address import to_checksum_address
+
+    from ledger.settlement import approval_typed_data
+
+    try:
+        approval = ApprovalFile.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidApprovalFileError(f"no approval file at {path}") from None
+    except (OSError, UnicodeDecodeError, ValidationError) as exc:
+        raise InvalidApprovalFileError(f"{path} is not an approval file: {exc}") from None
+    expected = (
+        chain.deployment.chain_id,
+        chain.settlement.address.lower(),
+        weights.job_id,
+        "0x" + weights.weights_hash.hex(),
+        "0x" + weights.record_leaf.hex(),
+    )
+    got = (
+        approval.chain_id,
+        approval.settlement.lower(),
+        approval.job_id,
+        approval.weights_hash,
+        approval.record_leaf,
+    )
+    if got != expected:
+        raise InvalidApprovalFileError(f"{path} approves another proposal, chain or settlement contract")
+    typed = approval_typed_data(
+        approval.chain_id,
+        approval.settlement,
+        weights.job_id_bytes,
+        weights.weights_hash,
+        weights.record_leaf,
+    )
+    message = encode_typed_data(typed["domain"], typed["types"], typed["message"])
+    try:
+        signature = bytes.fromhex(approval.signature.removeprefix("0x"))
+        signer = str(Account.recover_message(message, signature=signature))
+    except (ValueError, TypeError) as exc:
+        raise InvalidApprovalFileError(f"{path}: the signature cannot be read ({exc})") from None
+    if signer.lower() != approval.party.lower():
+        raise InvalidApprovalFileError(f"{path} claims party {approval.party} but is signed by {signer}")
+    return str(to_checksum_address(approval.party)), signature
+
+
+# ------------------------------------------------------------------ commands
+
+
+ProposalArg = Annotated[Path, typer.Argument(help="the proposal JSON written by `settle propose`")]
+JobArg = Annotated[str, typer.Argument(help="the job id (0x + 64 hex digits)")]
+TokenOpt = Annotated[str | None, typer.Option(help="ERC-20 token address (default: ETH)")]
+
+
+@settle_app.command()
+@friendly_errors
+def propose(
+    job_id: JobArg,
+    inputs: Annotated[
+        Path, typer.Option(help="contribution inputs JSON (method data_share or leave_one_out)")
+    ],
+    out: Annotated[Path, typer.Option(help="where to write the proposal JSON")] = Path("proposal.json"),
+    seq: Annotated[
+        int | None, typer.Option(min=0, help="step number of the contribution record (default: next)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing proposal file")] = False,
+) -> None:
+    """Compute the weights, record the contribution step in the outbox, and write the proposal file."""
+    from ledger.contribution import check_members, load_inputs, prepare_contribution
+    from ledger.recorder import OutboxRecorder
+
+    job = _job_bytes(job_id)
+    if out.exists() and not force:
+        raise SettleError(
+            f"{out} exists already", hint="choose another --out, or pass --force to replace the file"
+        )
+    contribution_inputs = load_inputs(inputs)
+    chain = _chain(with_key=False)
+    parties = _job_parties(chain, job)
+    check_members(contribution_inputs.members, parties)
+    if chain.settlement.weights_of(job).is_set:
+        raise WeightsStateError(f"the weights of job {job_id} are set already (they are set once)")
+    with _store(chain.settings) as store:
+        stored = store.get_job(job_id.lower())
+        if stored is None:
+            raise SettleError(
+                f"job {job_id} is not in the ledger store",
+                hint="check SECUREFLOW_DATABASE_URL and the job id",
+            )
+        check_members(contribution_inputs.members, stored.parties)
+        if seq is None:
+            seq = max((row.seq for row in store.records_for_job(stored.job_id)), default=-1) + 1
+        proposal = prepare_contribution(stored.job_id, seq, contribution_inputs, job_parties=parties)
+        proposal.save(out)  # first: the salt must not be lost for a record in the outbox
+        try:
+            OutboxRecorder(store).record_step(proposal.step_record())
+        except BaseException:
+            out.unlink(missing_ok=True)  # nothing recorded: no proposal either
+            raise
+    console.print(f"contribution of job {proposal.job_id} by {proposal.method}:")
+    for member, bps in proposal.shares().items():
+        console.print(f"  {member}  {bps:>5} bps  ({bps / 100:.2f}%)")
+    if proposal.fallback == "equal_split":
+        console.print("  (no party changes the metric: equal split)")
+    console.print(f"weights hash {proposal.weights_hash}")
+    console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")
+    console.print("next: once anchored, each member runs `secureflow settle approve` on the proposal")
+
+
+@settle_app.command()
+@friendly_errors
+def approve(
+    proposal_path: ProposalArg,
+    on_chain: Annotated[
+        bool, typer.Option("--on-chain", help="approve by transaction instead of signing")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="signature file (default: beside the proposal)")] = None,
+) -> None:
+    """As a member (SECUREFLOW_MEMBER_KEY): check the proposal and its anchored record, then approve."""
+    proposal = _load_checked(proposal_path)
+    chain = _chain(with_key=True)
+    me = chain.address
+    job = proposal.job_id_bytes
+    if me.lower() not in {m.lower() for m in proposal.members}:
+        raise NotAPartyError(
+            f"{me} is not a member of this proposal (members: {', '.join(proposal.members)})"
+        )
+    if me.lower() not in {p.lower() for p in _job_parties(chain, job)}:
+        raise NotAPartyError(f"{me} is not a party of job {proposal.job_id} on chain")
+    if chain.settlement.weights_of(job).is_set:
+        raise WeightsStateError(f"the weights of job {proposal.job_id} are set already")
+    with _store(chain.settings) as store:
+        _, weights = _anchored(chain, store, proposal, confirmed=False)
+    if on_chain:
+        if chain.settlement.has_approved(weights, me):
+            console.print(f"{me} has approved these weights on chain already")
+            return
+        tx = chain.settlement.approve_weights(weights)
+        console.print(
+            f"{me} approved the weights of job {proposal.job_id} on chain "
+            f"(tx 0x{bytes(tx['transactionHash']).hex()}, block {tx['blockNumber']})"
+        )
+        return
+    signature = chain.settlement.sign_approval(_member_key(), weights)
+    approval = ApprovalFile(
+        chain_id=chain.deployment.chain_id,
+        settlement=chain.settlement.address,
+        job_id=proposal.job_id,
+        party=me,
+        weights_hash="0x" + weights.weights_hash.hex(),
+        record_leaf="0x" + weights.record_leaf.hex(),
+        signature="0x" + signature.hex(),
+    )
+    target = out or _approval_default_path(proposal_path, me)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(approval.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    console.print(f"{me} signed the weights of job {proposal.job_id}; approval written to {target}")
+
+
+@settle_app.command("set-weights")
+@friendly_errors
+def set_weights(
+    proposal_path: ProposalArg,
+    approval: Annotated[
+        list[Path] | None,
+        typer.Option(help="signature file (repeatable; default: <proposal>.approval.*.json beside it)"),
+    ] = None,
+) -> None:
+    """Once the contribution record is confirmed: set the job's weights on chain with the approvals."""
+    proposal = _load_checked(proposal_path)
+    chain = _chain(with_key=True)
+    me = chain.address
+    job = proposal.job_id_bytes
+    if me.lower() not in {p.lower() for p in _job_parties(chain, job)}:
+        raise NotAPartyError(f"{me} is not a party of job {proposal.job_id}: only a party sets the weights")
+    current = chain.settlement.weights_of(job)
+    if current.is_set:
+        if current.weights_hash == proposal.weights_hash:
+            console.print(
+                f"the weights of job {proposal.job_id} are set already (block {current.set_at_block})"
+            )
+            return
+        raise WeightsStateError(f"the weights of job {proposal.job_id} are set already, to other weights")
+    with _store(chain.settings) as store:
+        receipt, weights = _anchored(chain, store, proposal, confirmed=True)
+    files = (
+        approval if approval else sorted(proposal_path.parent.glob(f"{proposal_path.stem}.approval.*.json"))
+    )
+    signatures: dict[str, bytes] = {}
+    for path in files:
+        party, signature = _read_approval(path, chain, weights)
+        signatures[party.lower()] = signature
+    missing = [
+        m
+        for m in proposal.members
+        if m.lower() not in signatures and not chain.settlement.has_approved(weights, m)
+    ]
+    if missing:
+        raise MissingApprovalsError(f"no approval yet from {', '.join(missing)}")
+    tx = chain.settlement.set_weights(
+        weights, {m: signatures[m.lower()] for m in proposal.members if m.lower() in signatures}
+    )
+    console.print(
+        f"weights of job {proposal.job_id} set in block {tx['blockNumber']} "
+        f"(tx 0x{bytes(tx['transactionHash']).hex()}) from record step {proposal.seq} "
+        f"under root {receipt.batch_root}"
+    )
+    for member, bps in proposal.shares().items():
+        console.print(f"  {member}  {bps:>5} bps")
+
+
+@settle_app.command()
+@friendly_errors
+def deposit(
+    job_id: JobArg,
+    amount: Annotated[str, typer.Argument(help="wei, or with a unit: 2gwei, 1.5ether; token: whole units")],
+    token: TokenOpt = None,
+) -> None:
+    """Deposit revenue for a job whose weights are set (sender: SECUREFLOW_MEMBER_KEY)."""
+    job = _job_bytes(job_id)
+    asset = _asset(token)
+    value = parse_amount(amount, token=token is not None)
+    chain = _chain(with_key=True)
+    _require_weights(chain, job)
+    if int(asset, 16) == 0:
+        tx = chain.settlement.deposit_eth(job, value)
+    else:
+        tx = chain.settlement.deposit_token(job, asset, value)
+    total = chain.settlement.total_deposited(job, asset)
+    console.print(
+        f"{chain.address} deposited {_amount(asset, value)} for job {job_id.lower()} "
+        f"in block {tx['blockNumber']}; total deposited {_amount(asset, total)}"
+    )
+
+
+@settle_app.command()
+@friendly_errors
+def balances(
+    job_id: JobArg,
+    token: TokenOpt = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Each member's weight, entitlement, withdrawn and releasable amount, read from the chain."""
+    job = _job_bytes(job_id)
+    asset = _asset(token)
+    chain = _chain(with_key=False)
+    _require_weights(chain, job)
+    rows = chain.settlement.balances(job, asset)
+    deposited = chain.settlement.total_deposited(job, asset)
+    released = chain.settlement.total_released(job, asset)
+    if json_output:
+        document = {
+            "job_id": job_id.lower(),
+            "asset": asset,
+            "deposited": deposited,
+            "released": released,
+            "held": deposited - released,
+            "members": [row.model_dump() for row in rows],
+        }
+        print(json.dumps(document, indent=2))
+        return
+    console.print(
+        f"job {job_id.lower()}, {_asset_name(asset)}: deposited {_plain(asset, deposited)}, "
+        f"withdrawn {_plain(asset, released)}, held {_plain(asset, deposited - released)}"
+    )
+    console.print(f"  {'member':<42}  {'bps':>5}  {'entitled':>24}  {'withdrawn':>24}  {'releasable':>24}")
+    for row in rows:
+        console.print(
+            f"  {row.member:<42}  {row.bps:>5}  {row.entitled:>24}  {row.released:>24}  {row.releasable:>24}"
+        )
+
+
+@settle_app.command()
+@friendly_errors
+def withdraw(job_id: JobArg, token: TokenOpt = None) -> None:
+    """Withdraw the sender's releasable share (sender: SECUREFLOW_MEMBER_KEY, a member with a weight)."""
+    job = _job_bytes(job_id)
+    asset = _asset(token)
+    chain = _chain(with_key=True)
+    _require_weights(chain, job)
+    me = chain.address
+    if me.lower() not in {m.lower() for m in chain.settlement.weights_of(job).members}:
+        raise NotAPartyError(f"{me} has no weight in job {job_id.lower()}, so nothing to withdraw")
+    releasable = chain.settlement.releasable(job, me, asset)
+    if releasable == 0:
+        done = chain.settlement.released(job, me, asset)
+        raise NothingToWithdrawError(
+            f"{me} has nothing to withdraw in {_asset_name(asset)} from job {job_id.lower()}: "
+            f"its entitlement so far ({_amount(asset, done)}) is withdrawn already"
+        )
+    tx = chain.settlement.withdraw(job, asset)
+    console.print(
+        f"{me} withdrew {_amount(asset, releasable)} from job {job_id.lower()} "
+        f"in block {tx['blockNumber']} (tx 0x{bytes(tx['transactionHash']).hex()})"
+    )
+
+
+def _describe(name: str, args: dict[str, Any]) -> str:
+    if name == "WeightsApproved":
+        return f"{args['party']} approved weights {args['weightsHash']}"
+    if name == "WeightsSet":
+        shares = ", ".join(f"{m}={b}" for m, b in zip(args["members"], args["bps"], strict=True))
+        return f"weights set by {args['setBy']} from record leaf {args['recordLeaf']}: {shares}"
+    if name == "RevenueDeposited":
+        asset = str(args["asset"])
+        return f"{args['depositor']} deposited {_amount(asset, int(args['amount']))}"
+    if name == "RevenueReleased":
+        asset = str(args["asset"])
+        return f"{args['member']} withdrew {_amount(asset, int(args['amount']))}"
+    return json.dumps(args)
+
+
+@settle_app.command()
+@friendly_errors
+def history(
+    job_id: JobArg,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """The job's approvals, weights, deposits and withdrawals, from the chain's events."""
+    job = _job_bytes(job_id)
+    chain = _chain(with_key=False)
+    events = chain.settlement.history(job, from_block=chain.deployment.deploy_block)
+    if json_output:
+        print(json.dumps([e.model_dump() for e in events], indent=2))
+        return
+    if not events:
+        console.print(f"no settlement events for job {job_id.lower()}")
+        return
+    for event in events:
+        console.print(f"block {event.block_number:>6}  {event.name:<16}  {_describe(event.name, event.args)}")

@@ -1,0 +1,583 @@
+"""How each party's contribution to a job is computed, and how it is anchored before weights are set.
+
+Two methods turn inputs from the compute engine into basis points (summing to
+exactly 10,000, by `ledger.settlement.bps_from_scores`: the highest-averages
+rule of the settlement contract, scores taken to 12 decimal places). All
+arithmetic is exact (`fractions.Fraction`; a metric is taken as the decimal
+number it prints as, so ``0.85`` is 17/20, not the nearest binary double).
+
+**Data share** (``method="data_share"``, `DataShareInputs`). For party *i*
+with ``features_i`` feature columns, ``label_columns_i`` label columns and
+``rows_i`` rows contributed to the joint (intersected) table::
+
+    f_i     = features_i + label_value * label_columns_i     (a label counts as label_value features; 1)
+    score_i = feature_weight * f_i / sum(f) + row_weight * rows_i / sum(rows)
+    bps     = bps_from_scores(score)
+
+Defaults: ``feature_weight=1, row_weight=0, label_value=1``, i.e. weight is
+proportional to the columns supplied, labels counting as one feature each.
+For vertical data after PSI every party contributes the same intersected rows,
+so a row term is an equal split; ``row_weight`` mixes it in (0.5 and 0.5 = half
+equal, half by columns). Only the ratio of the two weights matters. A term
+with a positive weight and a zero total (no columns, no rows) is refused.
+
+**Leave one party out** (``method="leave_one_out"``, `LeaveOneOutInputs`).
+Given the evaluation metric of the model trained on everyone's data (``full``)
+and of the model trained without party *i* (``without_i``), both produced by
+the compute engine's evaluation steps (nothing is trained here)::
+
+    marginal_i = max(0, full - without_i)     (higher_is_better, e.g. AUC, accuracy, R2)
+    marginal_i = max(0, without_i - full)     (lower is better, e.g. MSE, log loss)
+    bps        = bps_from_scores(marginal)    if any marginal_i > 0
+    bps        = equal split                  if every marginal_i is 0 (fallback "equal_split")
+
+A party whose absence does not hurt the model gets 0 basis points (unless all
+do, then everyone shares equally). For the label holder the engine reports
+the metric of a model without labels (e.g. 0.5 AUC, a random guess).
+
+**The contribution record.** `build_contribution_record` makes the step record
+that is anchored before weights are set (`ledger.settlement` requires the
+weights to refer to an anchored record): algorithm ``contribution``, one
+`ledger.records.PartyDigests` per member with ``inputs={"contribution_inputs":
+inputs_digest}`` and ``outputs={"weights_hash": weightsHash}`` (the binding
+`ledger.settlement.record_carries_weights` checks), and ``params_hash`` of
+``{"method", "parameters", "members", "inputs_digest"}``. The inputs are
+statistics of the joint model and of the parties' data (metric values, row
+counts), so the record carries only ``inputs_digest = keccak256(RFC 8785 JSON
+of {"salt", "method", "inputs"})`` with a random 32-byte salt: the values are
+low-entropy and an unsalted hash could be reversed by guessing. The values and
+the salt stay in the `ContributionProposal` file, which the members review
+(`ContributionProposal.verify` recomputes everything from it) before approving.
+
+The record goes to the ledger through a `ledger.recorder.LedgerRecorder` (the
+outbox), then the anchoring worker anchors it like any other step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import rfc8785
+from eth_utils.crypto import keccak
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from ledger.errors import LedgerError
+from ledger.receipts import Address, Hex32, Receipt
+from ledger.recorder import LedgerRecorder
+from ledger.records import Identifier, PartyDigests, StepRecord, params_hash
+from ledger.settlement import (
+    TOTAL_BPS,
+    WEIGHTS_OUTPUT,
+    SettlementError,
+    WeightsProposal,
+    bps_from_scores,
+    check_weights,
+    record_carries_weights,
+    weights_hash,
+)
+
+ALGORITHM = "contribution"
+"""The ``algorithm`` of a contribution step record."""
+INPUTS_DIGEST_NAME = "contribution_inputs"
+"""The input name under which each party's slice of the record carries the salted inputs digest."""
+CODE_VERSION = "secureflow-contribution-1"
+PROPOSAL_VERSION: Literal[1] = 1
+_SCALE = 10**12  # scores are handed to bps_from_scores as integers at this resolution
+
+Method = Literal["data_share", "leave_one_out"]
+
+
+class ContributionError(LedgerError):
+    """Contribution inputs or a proposal that cannot be turned into weights."""
+
+    hint = "fix the contribution inputs (see the ledger.contribution docstring for the formulas)"
+
+
+class ProposalFileError(ContributionError):
+    """A proposal file is missing, not JSON, or not a contribution proposal."""
+
+    hint = "pass the proposal JSON written by `secureflow settle propose`"
+
+
+class ProposalMismatchError(ContributionError):
+    """A proposal disagrees with its own inputs, or with the anchored contribution record."""
+
+    hint = (
+        "do not approve: the proposal file was altered or belongs to another record; ask the proposer "
+        "for the file written by `secureflow settle propose`"
+    )
+
+
+# ------------------------------------------------------------------ inputs
+
+
+class PartyData(BaseModel):
+    """What one party supplied to the joint table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    party: Address
+    features: int = Field(ge=0, description="feature columns supplied")
+    label_columns: int = Field(default=0, ge=0, description="label columns supplied (the label holder: 1)")
+    rows: int = Field(default=0, ge=0, description="rows contributed to the joint (intersected) table")
+
+
+class DataShareInputs(BaseModel):
+    """Inputs of method (a): contribution by share of data supplied."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["data_share"] = "data_share"
+    parties: tuple[PartyData, ...] = Field(min_length=1, max_length=32)
+    feature_weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    row_weight: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    label_value: float = Field(default=1.0, ge=0, allow_inf_nan=False, description="features per label")
+
+    @model_validator(mode="after")
+    def _valid(self) -> DataShareInputs:
+        _distinct([p.party for p in self.parties])
+        if self.feature_weight + self.row_weight <= 0:
+            raise ValueError("feature_weight and row_weight cannot both be 0")
+        return self
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(p.party for p in self.parties)
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "feature_weight": self.feature_weight,
+            "row_weight": self.row_weight,
+            "label_value": self.label_value,
+        }
+
+
+class PartyMetric(BaseModel):
+    """The metric of the model trained without ``party``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    party: Address
+    without: float = Field(allow_inf_nan=False)
+
+
+class LeaveOneOutInputs(BaseModel):
+    """Inputs of method (b): marginal model quality, leave one party out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["leave_one_out"] = "leave_one_out"
+    metric: Identifier = Field(description="the evaluation metric's name, e.g. auc")
+    higher_is_better: bool = True
+    full: float = Field(allow_inf_nan=False, description="metric of the model trained with every party")
+    parties: tuple[PartyMetric, ...] = Field(min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _valid(self) -> LeaveOneOutInputs:
+        _distinct([p.party for p in self.parties])
+        return self
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(p.party for p in self.parties)
+
+    def parameters(self) -> dict[str, Any]:
+        return {"metric": self.metric, "higher_is_better": self.higher_is_better}
+
+
+ContributionInputs = Annotated[DataShareInputs | LeaveOneOutInputs, Field(discriminator="method")]
+_INPUTS: TypeAdapter[DataShareInputs | LeaveOneOutInputs] = TypeAdapter(ContributionInputs)
+
+
+def _distinct(parties: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for party in parties:
+        if party.lower() in seen:
+            raise ValueError(f"party {party} appears twice")
+        seen.add(party.lower())
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    return f"{error['msg']} at {where}"
+
+
+def parse_inputs(data: object) -> DataShareInputs | LeaveOneOutInputs:
+    """Validate contribution inputs (a dict with ``method``); `ContributionError` saying what is wrong."""
+    try:
+        return _INPUTS.validate_python(data)
+    except ValidationError as exc:
+        raise ContributionError(f"invalid contribution inputs: {_first_error(exc)}") from None
+
+
+def load_inputs(path: Path) -> DataShareInputs | LeaveOneOutInputs:
+    """Read contribution inputs from a JSON file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContributionError(f"no inputs file at {path}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ContributionError(f"cannot read the inputs file {path}: {exc}") from None
+    return parse_inputs(data)
+
+
+# ------------------------------------------------------------------ methods
+
+
+class ContributionResult(BaseModel):
+    """Weights computed from inputs: members in input order and their basis points (sum 10,000)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Method
+    members: tuple[Address, ...]
+    bps: tuple[int, ...]
+    fallback: Literal["equal_split"] | None = None
+
+
+def _exact(value: float | int) -> Fraction:
+    """The exact rational a number prints as (``0.1`` -> 1/10)."""
+    return Fraction(value) if isinstance(value, int) else Fraction(repr(float(value)))
+
+
+def _bps(scores: Sequence[Fraction]) -> list[int]:
+    total = sum(scores, Fraction(0))
+    if total <= 0:
+        raise ContributionError("every contribution score is zero")
+    integral = [round(score / total * _SCALE) for score in scores]
+    try:
+        return bps_from_scores(integral)
+    except SettlementError as exc:
+        raise ContributionError(f"cannot turn the scores into basis points: {exc}") from None
+
+
+def data_share_weights(inputs: DataShareInputs) -> ContributionResult:
+    """Method (a): basis points by columns (labels counted ``label_value`` each) and rows supplied."""
+    columns = [p.features + _exact(inputs.label_value) * p.label_columns for p in inputs.parties]
+    rows = [Fraction(p.rows) for p in inputs.parties]
+    feature_weight, row_weight = _exact(inputs.feature_weight), _exact(inputs.row_weight)
+    total_columns, total_rows = sum(columns, Fraction(0)), sum(rows, Fraction(0))
+    if feature_weight > 0 and total_columns == 0:
+        raise ContributionError(
+            "no party supplied a feature or label column, but feature_weight is positive",
+            hint="give each party's features/label_columns, or set feature_weight to 0",
+        )
+    if row_weight > 0 and total_rows == 0:
+        raise ContributionError(
+            "no party contributed a row, but row_weight is positive",
+            hint="give each party's intersected rows (after PSI), or set row_weight to 0",
+        )
+    scores = []
+    for c, r in zip(columns, rows, strict=True):
+        score = Fraction(0)
+        if feature_weight > 0:
+            score += feature_weight * c / total_columns
+        if row_weight > 0:
+            score += row_weight * r / total_rows
+        scores.append(score)
+    return ContributionResult(method="data_share", members=inputs.members, bps=tuple(_bps(scores)))
+
+
+def marginal_contributions(inputs: LeaveOneOutInputs) -> list[Fraction]:
+    """``max(0, full - without_i)`` per party (sign flipped when lower is better), exact."""
+    full = _exact(inputs.full)
+    sign = 1 if inputs.higher_is_better else -1
+    return [max(Fraction(0), sign * (full - _exact(p.without))) for p in inputs.parties]
+
+
+def leave_one_out_weights(inputs: LeaveOneOutInputs) -> ContributionResult:
+    """Method (b): basis points proportional to each party's marginal metric; equal split if all are 0."""
+    marginals = marginal_contributions(inputs)
+    if all(m == 0 for m in marginals):
+        bps = bps_from_scores([1] * len(marginals))
+        return ContributionResult(
+            method="leave_one_out", members=inputs.members, bps=tuple(bps), fallback="equal_split"
+        )
+    return ContributionResult(method="leave_one_out", members=inputs.members, bps=tuple(_bps(marginals)))
+
+
+def compute_weights(inputs: DataShareInputs | LeaveOneOutInputs) -> ContributionResult:
+    """The weights of ``inputs`` by their method."""
+    if isinstance(inputs, DataShareInputs):
+        return data_share_weights(inputs)
+    return leave_one_out_weights(inputs)
+
+
+# ------------------------------------------------------------------ record
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def inputs_digest(inputs: DataShareInputs | LeaveOneOutInputs, salt: str) -> str:
+    """``keccak256`` of the RFC 8785 JSON of ``{"salt", "method", "inputs"}``: what the record carries."""
+    document: Any = {"salt": salt.lower(), "method": inputs.method, "inputs": inputs.model_dump(mode="json")}
+    return _hex(keccak(rfc8785.dumps(document)))
+
+
+def contribution_params_hash(
+    inputs: DataShareInputs | LeaveOneOutInputs, members: Sequence[str], digest: str
+) -> str:
+    """The record's ``params_hash``: method, its parameters, the members and the inputs digest."""
+    return params_hash(
+        {
+            "method": inputs.method,
+            "parameters": inputs.parameters(),
+            "members": [m.lower() for m in members],
+            "inputs_digest": digest,
+        }
+    )
+
+
+def build_contribution_record(
+    job_id: str,
+    seq: int,
+    inputs: DataShareInputs | LeaveOneOutInputs,
+    result: ContributionResult,
+    salt: str,
+    *,
+    started_at_ms: int,
+    finished_at_ms: int,
+) -> StepRecord:
+    """The contribution step record: digests and metadata only (no metric values, no counts)."""
+    try:
+        check_weights(result.members, result.bps)
+        wh = _hex(weights_hash(bytes.fromhex(job_id[2:]), result.members, result.bps))
+    except (SettlementError, ValueError) as exc:
+        raise ContributionError(f"the weights cannot be proposed: {exc}") from None
+    digest = inputs_digest(inputs, salt)
+    return StepRecord(
+        job_id=job_id.lower(),
+        seq=seq,
+        algorithm=ALGORITHM,
+        params_hash=contribution_params_hash(inputs, result.members, digest),
+        code_version=CODE_VERSION,
+        parties=tuple(
+            PartyDigests(party=m, inputs={INPUTS_DIGEST_NAME: digest}, outputs={WEIGHTS_OUTPUT: wh})
+            for m in result.members
+        ),
+        status="succeeded",
+        started_at_ms=started_at_ms,
+        finished_at_ms=finished_at_ms,
+    )
+
+
+# ------------------------------------------------------------------ proposal
+
+
+class ContributionProposal(BaseModel):
+    """Weights computed for a job, the inputs they come from, and the contribution record that anchors
+    them: the file the members review and approve. It holds the raw inputs and the salt, so it is shared
+    among the job's members only; the anchored record holds digests of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = PROPOSAL_VERSION
+    job_id: Hex32
+    method: Method
+    members: tuple[Address, ...]
+    bps: tuple[int, ...]
+    fallback: Literal["equal_split"] | None = None
+    weights_hash: Hex32
+    seq: int = Field(ge=0)
+    record_hash: Hex32
+    record_leaf: Hex32
+    params_hash: Hex32
+    inputs_digest: Hex32
+    salt: Hex32
+    inputs: ContributionInputs
+    record: dict[str, Any]
+
+    @property
+    def job_id_bytes(self) -> bytes:
+        return bytes.fromhex(self.job_id[2:])
+
+    def step_record(self) -> StepRecord:
+        return StepRecord.model_validate(self.record)
+
+    def shares(self) -> dict[str, int]:
+        """Basis points by member."""
+        return dict(zip(self.members, self.bps, strict=True))
+
+    def verify(self) -> None:
+        """Recompute the weights, the inputs digest, the weights hash and the record from the inputs;
+        raise `ProposalMismatchError` on any difference. What a member runs before approving."""
+        if self.method != self.inputs.method:
+            raise ProposalMismatchError(
+                f"the proposal says {self.method} but its inputs are {self.inputs.method}"
+            )
+        result = compute_weights(self.inputs)
+        if (result.members, result.bps) != (self.members, self.bps):
+            raise ProposalMismatchError(
+                f"the inputs give weights {dict(zip(result.members, result.bps, strict=True))}, "
+                f"the proposal says {self.shares()}"
+            )
+        wh = _hex(weights_hash(self.job_id_bytes, self.members, self.bps))
+        if wh != self.weights_hash:
+            raise ProposalMismatchError(f"weights hash {self.weights_hash} is not that of the weights ({wh})")
+        digest = inputs_digest(self.inputs, self.salt)
+        if digest != self.inputs_digest:
+            raise ProposalMismatchError("the inputs (or the salt) do not match the inputs digest")
+        try:
+            record = self.step_record()
+        except ValidationError as exc:
+            raise ProposalMismatchError(
+                f"the proposal's record is not a step record: {_first_error(exc)}"
+            ) from None
+        self.check_record(record)
+
+    def check_record(self, record: StepRecord) -> None:
+        """Raise `ProposalMismatchError` unless ``record`` is this proposal's contribution record."""
+        where = f"contribution record (job {record.job_id} step {record.seq})"
+        if (record.job_id, record.seq) != (self.job_id, self.seq):
+            raise ProposalMismatchError(f"the {where} is not step {self.seq} of job {self.job_id}")
+        if _hex(record.record_hash()) != self.record_hash:
+            raise ProposalMismatchError(
+                f"the {where} hashes to {_hex(record.record_hash())}, not {self.record_hash}"
+            )
+        if record.algorithm != ALGORITHM or record.status != "succeeded":
+            raise ProposalMismatchError(f"the {where} is not a succeeded {ALGORITHM} step")
+        if not record_carries_weights(record, bytes.fromhex(self.weights_hash[2:])):
+            raise ProposalMismatchError(f"the {where} does not carry the weights hash {self.weights_hash}")
+        expected = contribution_params_hash(self.inputs, self.members, self.inputs_digest)
+        if record.params_hash != expected or self.params_hash != expected:
+            raise ProposalMismatchError(f"the {where} has another params hash than the proposal's inputs")
+        parties = {p.party.lower() for p in record.parties}
+        if parties != {m.lower() for m in self.members}:
+            raise ProposalMismatchError(f"the {where} names other parties than the proposal's members")
+
+    def weights_proposal(self, receipt: Receipt) -> WeightsProposal:
+        """What the parties approve and `setWeights` takes, from the record's anchoring receipt."""
+        if (receipt.job_id, receipt.seq) != (self.job_id, self.seq):
+            raise ProposalMismatchError(
+                f"the receipt is for job {receipt.job_id} step {receipt.seq}, "
+                f"not the contribution record {self.seq} of job {self.job_id}"
+            )
+        try:
+            record = StepRecord.model_validate(receipt.record)
+        except ValidationError as exc:
+            raise ProposalMismatchError(
+                f"the anchored record is not a step record: {_first_error(exc)}"
+            ) from None
+        self.check_record(record)
+        if receipt.record_hash != self.record_hash or receipt.leaf != self.record_leaf:
+            raise ProposalMismatchError("the receipt's record hash or leaf differs from the proposal's")
+        return WeightsProposal(
+            job_id=self.job_id,
+            members=self.members,
+            bps=self.bps,
+            record_hash=self.record_hash,
+            seq=self.seq,
+            root=receipt.batch_root,
+            proof=tuple(receipt.proof),
+        )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def save(self, path: Path) -> Path:
+        """Write the proposal as JSON (atomically, readable by the owner only); returns ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(self.to_json() + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> ContributionProposal:
+        """Read a proposal file; `ProposalFileError` if it is missing or not a proposal."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProposalFileError(f"no proposal file at {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProposalFileError(f"cannot read {path}: {exc}") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ProposalFileError(f"{path} is not a contribution proposal: {_first_error(exc)}") from None
+
+
+def check_members(members: Sequence[str], job_parties: Sequence[str]) -> None:
+    """Raise `ContributionError` unless ``members`` are exactly the job's parties (any order): the
+    settlement contract refuses anything else, and only after the record is anchored."""
+    if {m.lower() for m in members} != {p.lower() for p in job_parties}:
+        raise ContributionError(
+            f"the inputs name parties {sorted(members)} but the job's parties are {sorted(job_parties)}",
+            hint="give inputs for exactly the job's parties",
+        )
+
+
+def prepare_contribution(
+    job_id: str,
+    seq: int,
+    inputs: DataShareInputs | LeaveOneOutInputs,
+    *,
+    job_parties: Sequence[str] | None = None,
+    salt: str | None = None,
+    now_ms: int | None = None,
+) -> ContributionProposal:
+    """Compute the weights of ``inputs`` and build the proposal with its contribution record (step
+    ``seq`` of ``job_id``), without recording anything: save the proposal first, then record it, so that
+    the salt is never lost for a record in the outbox.
+
+    ``job_parties`` (when given) must be exactly the inputs' parties. ``salt`` (0x + 64 hex) defaults to
+    32 random bytes; ``now_ms`` to the current time.
+    """
+    job_id = job_id.lower()
+    if not (job_id.startswith("0x") and len(job_id) == 66):
+        raise ContributionError(f"job id {job_id!r} is not 0x + 64 hex digits")
+    if job_parties is not None:
+        check_members(inputs.members, job_parties)
+    result = compute_weights(inputs)
+    if sum(result.bps) != TOTAL_BPS:  # bps_from_scores guarantees it; never send anything else
+        raise ContributionError(f"weights sum to {sum(result.bps)}, not {TOTAL_BPS}")
+    salt = (salt or _hex(secrets.token_bytes(32))).lower()
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    record = build_contribution_record(
+        job_id, seq, inputs, result, salt, started_at_ms=now, finished_at_ms=now
+    )
+    return ContributionProposal(
+        job_id=job_id,
+        method=inputs.method,
+        members=result.members,
+        bps=result.bps,
+        fallback=result.fallback,
+        weights_hash=record.parties[0].outputs[WEIGHTS_OUTPUT],
+        seq=seq,
+        record_hash=_hex(record.record_hash()),
+        record_leaf=_hex(record.leaf()),
+        params_hash=record.params_hash,
+        inputs_digest=record.parties[0].inputs[INPUTS_DIGEST_NAME],
+        salt=salt,
+        inputs=inputs,
+        record=record.model_dump(mode="json"),
+    )
+
+
+def propose_contribution(
+    recorder: LedgerRecorder,
+    job_id: str,
+    seq: int,
+    inputs: DataShareInputs | LeaveOneOutInputs,
+    *,
+    job_parties: Sequence[str] | None = None,
+    salt: str | None = None,
+    now_ms: int | None = None,
+) -> ContributionProposal:
+    """`prepare_contribution`, then hand the contribution record to ``recorder`` (the outbox): it is
+    pending anchoring when this returns. Returns the proposal for the members to review and approve."""
+    proposal = prepare_contribution(job_id, seq, inputs, job_parties=job_parties, salt=salt, now_ms=now_ms)
+    recorder.record_step(proposal.step_record())
+    return proposal

@@ -1,0 +1,403 @@
+"""The audit API against the real app on a loopback port, real anvil and real SQLite/PostgreSQL.
+
+Role x route matrix generated from ``app.routes``; bad input changes nothing;
+end to end: submit a job, anchor its steps through the service route, run the
+anchoring worker until confirmed, fetch a receipt and verify it with the
+standalone verifier against anvil.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from eth_account import Account
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled, step
+
+from api.app import create_app
+from api.auth import allow, assert_every_route_guarded, route_access
+from api.db import ROLES
+from api.serve import add_member_key, ensure_admin_key
+from api.settings import ApiSettings
+from api.testing import LiveServer
+from ledger.deploy import connect
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from ledger.indexer import EventIndexer
+from ledger.store import SqlLedgerStore, open_store
+from ledger.verify import verify_receipt
+
+ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
+SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
+AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
+OTHER = Account.create().address
+
+
+def manifest(name: str = "t") -> dict[str, Any]:
+    return {
+        "name": name,
+        "parties": [{"name": "alice", "address": ALICE}, {"name": "bob", "address": BOB}],
+        "datasets": {"raw": {"alice": "a.csv", "bob": "b.csv"}},
+        "steps": [{"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}}],
+    }
+
+
+@dataclass
+class Env:
+    url: str
+    app: FastAPI
+    store: SqlLedgerStore
+    keys: dict[str, str]
+    stack: LedgerStack
+    server: LiveServer
+
+    def call(self, method: str, path: str, who: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.keys[who]}"
+        return requests.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
+
+
+@pytest.fixture
+def env(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
+    store = open_store(ledger_db_url)
+    settings = ApiSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        rpc_url=ledger_stack.rpc_url,
+        chain_id=DEV_CHAIN_ID,
+        database_url=ledger_db_url,
+        registry_cache_seconds=0,
+        sse_poll_interval=0.05,
+    )
+    app = create_app(settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment)
+    db = app.state.api_db
+    admin_key = ensure_admin_key(db, ADMIN)
+    assert admin_key is not None
+    keys = {
+        "admin": admin_key,
+        "member": add_member_key(db, "alice", ALICE, "member"),
+        "bob": add_member_key(db, "bob", BOB, "member"),
+        "service": add_member_key(db, "svc", SERVICE, "service"),
+        "auditor": add_member_key(db, "auditor", AUDITOR, "auditor"),
+    }
+    try:
+        with LiveServer(app) as server:
+            yield Env(server.url, app, store, keys, ledger_stack, server)
+    finally:
+        store.close()
+
+
+def assert_error(response: requests.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "request_id"}, body
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return dict(body["error"])
+
+
+def submit(env: Env, name: str = "t") -> str:
+    response = env.call("POST", "/v1/jobs", "member", json={"manifest": manifest(name)})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["execution"] == "not_configured"
+    return str(body["job"]["job_id"])
+
+
+def snapshot(env: Env) -> tuple[Any, ...]:
+    jobs = env.store.list_jobs(limit=1000)
+    return (
+        [(j.job_id, j.status) for j in jobs],
+        env.store.count_records_by_status(),
+        env.app.state.api_db.count_members(),
+    )
+
+
+# -- deny by default ---------------------------------------------------------------------------------
+
+
+def test_every_route_declares_access_and_undeclared_routes_are_refused(env: Env) -> None:
+    routes = [r for r in env.app.routes if isinstance(r, APIRoute)]
+    assert len(routes) >= 20
+    for route in routes:
+        access = route_access(route)
+        assert access is not None, route.path
+        assert access.public == (not route.path.startswith("/v1")), route.path
+    bad = FastAPI()
+
+    @bad.get("/v1/unguarded")
+    def unguarded() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(RuntimeError, match="unguarded"):
+        assert_every_route_guarded(bad)
+    twice = FastAPI()
+    from fastapi import Depends
+
+    @twice.get("/v1/twice", dependencies=[Depends(allow("admin")), Depends(allow("member"))])
+    def double() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(RuntimeError):
+        assert_every_route_guarded(twice)
+
+
+def _path(route: APIRoute, values: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], route.path)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_role_route_matrix(env: Env) -> None:
+    """Every route x (anonymous and each role): denied roles get 401/403 and nothing changes."""
+    job_id = submit(env)
+    spare = env.app.state.api_db.create_key(2, "spare")[0].key_id
+    values = {"job_id": job_id, "seq": "0", "member_id": "2", "key_id": spare}
+    routes = [r for r in env.app.routes if isinstance(r, APIRoute)]
+    checked = 0
+    for route in sorted(routes, key=lambda r: (r.path, sorted(r.methods or ()))):
+        access = route_access(route)
+        assert access is not None
+        for method in sorted(route.methods or ()):
+            for who in (None, *ROLES):
+                before = snapshot(env)
+                key = {"admin": "admin", "member": "member", "service": "service", "auditor": "auditor"}
+                response = env.call(
+                    method,
+                    _path(route, values),
+                    key[who] if who else None,
+                    params={"once": "true"},
+                    json={} if method in ("POST", "PUT") else None,
+                )
+                label = f"{method} {route.path} as {who}"
+                if access.public:
+                    assert response.status_code < 500 and response.status_code not in (401, 403), label
+                elif who is None:
+                    assert_error(response, 401, "unauthorized")
+                    assert snapshot(env) == before, label
+                elif who not in access.roles:
+                    assert_error(response, 403, "forbidden")
+                    assert snapshot(env) == before, label
+                else:
+                    assert response.status_code not in (401, 403, 500), (label, response.text)
+                checked += 1
+    assert checked >= 5 * len(routes)
+
+
+def test_member_sees_only_its_jobs(env: Env) -> None:
+    from ledger.store.schemas import NewJob
+
+    job_id = submit(env)
+    other = "0x" + "ab" * 32
+    env.store.create_job(
+        NewJob(job_id=other, manifest_hash="0x" + "cd" * 32, creator=BOB, parties=[BOB, SERVICE])
+    )
+    mine = {j["job_id"] for j in env.call("GET", "/v1/jobs", "member").json()["items"]}
+    assert mine == {job_id}
+    everything = {j["job_id"] for j in env.call("GET", "/v1/jobs", "auditor").json()["items"]}
+    assert everything == {job_id, other}
+    assert_error(env.call("GET", f"/v1/jobs/{other}", "member"), 404, "not_found")
+    assert env.call("GET", f"/v1/jobs/{other}", "auditor").status_code == 200
+    assert_error(env.call("POST", f"/v1/jobs/{other}/cancel", "member"), 404)
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_4xx_in_one_shape_and_changes_nothing(env: Env) -> None:
+    job_id = submit(env)
+    before = snapshot(env)
+    raw = {"Content-Type": "application/json"}
+    assert_error(
+        env.call("POST", "/v1/jobs", "member", data="{not json", headers=raw), 422, "invalid_request"
+    )
+    assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": "x"}), 422)
+    assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": {"parties": 3}}), 422)
+    assert_error(env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json={"seq": "zero"}), 422)
+    assert_error(
+        env.call("POST", f"/v1/jobs/{job_id}/steps", "service", data=b"[" * 2_000_000, headers=raw), 413
+    )
+    assert_error(env.call("GET", f"/v1/jobs/0x{'00' * 32}", "auditor"), 404, "not_found")
+    assert_error(env.call("GET", "/v1/jobs/not-a-job", "auditor"), 422)
+    assert_error(env.call("GET", "/v1/jobs?limit=0", "auditor"), 422)
+    assert_error(env.call("GET", "/v1/audit/records?cursor=-1", "auditor"), 422)
+    assert_error(env.call("GET", "/v1/nowhere"), 404, "not_found")
+    assert_error(env.call("DELETE", "/v1/jobs", "auditor"), 405, "method_not_allowed")
+    assert_error(env.call("GET", f"/v1/jobs/{job_id}/steps/0/receipt", "auditor"), 404)
+    rec = step(job_id, 0).model_dump(mode="json")
+    rec["job_id"] = "0x" + "ee" * 32
+    assert_error(env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=rec), 422)
+    stranger = step(job_id, 0).model_dump(mode="json")
+    stranger["parties"][0]["party"] = AUDITOR
+    assert_error(env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=stranger), 422)
+    assert snapshot(env) == before
+    # keys: garbage, wrong secret for a real id, revoked (replayed after revocation)
+    assert_error(env.call("GET", "/v1/me", headers={"Authorization": "Bearer nope"}), 401)
+    key = env.keys["auditor"]
+    assert_error(env.call("GET", "/v1/me", headers={"Authorization": f"Bearer {key[:-2]}xx"}), 401)
+    key_id = env.call("GET", "/v1/me", "auditor").json()["key_id"]
+    assert env.call("POST", f"/v1/keys/{key_id}/revoke", "admin").json()["revoked_at"]
+    assert_error(env.call("GET", "/v1/me", "auditor"), 401, "unauthorized")
+    assert_error(env.call("GET", "/v1/jobs", "auditor"), 401)
+
+
+def test_contract_rules_refused_first(env: Env) -> None:
+    before = snapshot(env)
+    outsider = manifest()
+    outsider["parties"][1]["address"] = AUDITOR  # not a registered member
+    error = assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": outsider}), 422)
+    assert f"NotActiveMember({AUDITOR})" in error["message"]
+    not_party = manifest()
+    not_party["parties"][0]["address"] = SERVICE
+    error = assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": not_party}), 422)
+    assert "CallerNotParty" in error["message"]
+    error = assert_error(
+        env.call("POST", "/v1/members", "admin", json={"name": "x", "address": AUDITOR, "role": "member"}),
+        422,
+    )
+    assert "NotActiveMember" in error["message"]
+    assert snapshot(env) == before
+
+
+def test_members_and_keys_admin_flow(env: Env) -> None:
+    created = env.call(
+        "POST", "/v1/members", "admin", json={"name": "aud2", "address": OTHER, "role": "auditor"}
+    )
+    assert created.status_code == 201, created.text
+    member_id = created.json()["id"]
+    key = env.call("POST", f"/v1/members/{member_id}/keys", "admin", json={"label": "ci"}).json()
+    assert key["key"].startswith("sfk_")
+    me = env.call("GET", "/v1/me", headers={"Authorization": f"Bearer {key['key']}"}).json()
+    assert me["role"] == "auditor" and me["address"] == OTHER
+    listed = env.call("GET", f"/v1/members/{member_id}/keys", "admin").json()["items"]
+    assert [k["key_id"] for k in listed] == [key["key_id"]] and "key" not in listed[0]
+    page = env.call("GET", "/v1/members?limit=2", "admin").json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    rest = env.call("GET", f"/v1/members?limit=100&cursor={page['next_cursor']}", "admin").json()
+    assert len(page["items"]) + len(rest["items"]) == 6
+    assert (
+        env.call("PUT", f"/v1/members/{member_id}/role", "admin", json={"role": "service"}).status_code == 422
+    )
+    roles = {r["role"]: r["routes"] for r in env.call("GET", "/v1/roles", "admin").json()["items"]}
+    assert "POST /v1/jobs/{job_id}/steps" in roles["service"]
+    assert not any(r.startswith("POST") for r in roles["auditor"] if "verify" not in r)
+    # the key is stored only as a hash
+    from sqlalchemy import text
+
+    with env.store.engine.connect() as conn:
+        stored = [row[0] for row in conn.execute(text("SELECT secret_hash FROM api_keys"))]
+    assert key["key"] not in stored and all(len(h) == 64 for h in stored)
+
+
+# -- end to end ---------------------------------------------------------------------------------------
+
+
+def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
+    job_id = submit(env)
+    records = [step(job_id, seq).model_dump(mode="json") for seq in range(5)]
+    for record in records:
+        response = env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=record)
+        assert response.status_code == 201, response.text
+        assert response.json()["chain_status"] == "pending"
+    replay = env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=records[2])
+    assert replay.status_code == 200 and replay.json()["replayed"] is True
+    changed = dict(records[2], finished_at_ms=99)
+    assert_error(env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=changed), 409, "conflict")
+    assert env.store.count_records_by_status()["pending"] == 5
+    not_yet = env.call("GET", f"/v1/jobs/{job_id}/steps/1/receipt", "auditor")
+    assert_error(not_yet, 409, "not_anchored")
+
+    client = env.stack.client()
+    anchorer = make_anchorer(env.stack, env.store, client)
+    indexer = EventIndexer(
+        env.store,
+        client,
+        connect(client, env.stack.deployment, "AuditLedger"),
+        from_block=env.stack.deployment.deploy_block,
+    )
+    run_until_settled(anchorer, indexer)
+
+    receipt = env.call("GET", f"/v1/jobs/{job_id}/steps/3/receipt", "member")
+    assert receipt.status_code == 200, receipt.text
+    verdict = verify_receipt(receipt.json(), env.stack.rpc_url)  # standalone, straight against anvil
+    assert verdict.ok, verdict.summary()
+    assert receipt.json()["record"] == records[3]
+
+    api_verdict = env.call("POST", "/v1/verify", "auditor", json=receipt.json()).json()
+    assert api_verdict["ok"] and {c["status"] for c in api_verdict["checks"]} == {"passed"}
+    forged = dict(receipt.json(), record=dict(records[3], seq=4))
+    bad = env.call("POST", "/v1/verify", "auditor", json=forged).json()
+    assert not bad["ok"] and any(c["status"] == "failed" for c in bad["checks"])
+
+    detail = env.call("GET", f"/v1/jobs/{job_id}/steps/0", "bob").json()
+    assert detail["step"]["chain_status"] == "confirmed" and detail["receipt"]["proof"] is not None
+    page1 = env.call("GET", f"/v1/jobs/{job_id}/steps?limit=2", "auditor").json()
+    assert [s["seq"] for s in page1["items"]] == [0, 1] and page1["next_cursor"] == "1"
+    page3 = env.call("GET", f"/v1/jobs/{job_id}/steps?limit=2&cursor=3", "auditor").json()
+    assert [s["seq"] for s in page3["items"]] == [4] and page3["next_cursor"] is None
+
+    audit = env.call(
+        "GET", f"/v1/audit/records?member={BOB}&algorithm=psi&verify=true&limit=3", "auditor"
+    ).json()
+    assert len(audit["items"]) == 3 and all(i["verification"]["ok"] for i in audit["items"])
+    more = env.call("GET", f"/v1/audit/records?member={BOB}&cursor={audit['next_cursor']}", "auditor").json()
+    assert [i["seq"] for i in more["items"]] == [3, 4]
+    assert env.call("GET", "/v1/audit/records?algorithm=ss_lr", "auditor").json()["items"] == []
+    assert env.call("GET", "/v1/audit/records?status=pending", "auditor").json()["items"] == []
+    future = env.call("GET", "/v1/audit/records?since=2100-01-01T00:00:00Z", "auditor").json()
+    assert future["items"] == []
+
+    bundle = env.call("GET", f"/v1/jobs/{job_id}/bundle", "auditor")
+    assert "attachment" in bundle.headers["content-disposition"]
+    body = bundle.json()
+    assert len(body["receipts"]) == 5 and body["manifest"]["name"] == "t"
+    assert all(verify_receipt(r, env.stack.rpc_url).ok for r in body["receipts"])
+
+    events = env.call("GET", f"/v1/jobs/{job_id}/events?once=true", "member")
+    assert events.headers["content-type"].startswith("text/event-stream")
+    first = json.loads(events.text.split("data: ", 1)[1].split("\n", 1)[0])
+    assert first["records"]["confirmed"] == 5 and first["status"] == "running"
+    assert env.call("POST", f"/v1/jobs/{job_id}/cancel", "member").json()["status"] == "cancelled"
+    stream = env.call("GET", f"/v1/jobs/{job_id}/events", "auditor")  # ends: job finished, records settled
+    assert "cancelled" in stream.text and stream.text.rstrip().endswith("data: {}")
+    assert_error(
+        env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 9).model_dump(mode="json")),
+        409,
+    )
+    metrics = env.call("GET", "/metrics").text
+    assert 'secureflow_records{status="confirmed"} 5.0' in metrics
+    assert (
+        "secureflow_anchoring_queue_depth 0.0" in metrics
+        and "secureflow_api_request_seconds_bucket" in metrics
+    )
+
+
+def test_operations_endpoints(env: Env) -> None:
+    assert env.call("GET", "/healthz").json() == {"status": "ok"}
+    ready = env.call("GET", "/readyz")
+    assert ready.status_code == 200, ready.text
+    assert {c["name"] for c in ready.json()["checks"]} == {"database", "chain", "worker"}
+    given = env.call("GET", "/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    unsafe = env.call("GET", "/healthz", headers={"X-Request-ID": "<script>" + "x" * 100})
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
+    spec = env.call("GET", "/openapi.json").json()
+    assert "/v1/jobs/{job_id}/steps" in spec["paths"] and "ErrorResponse" in spec["components"]["schemas"]
+
+
+def test_readyz_names_the_failing_dependency(env: Env) -> None:
+    env.app.state.services.client.config.rpc_url  # noqa: B018 - the real client stays untouched
+    from ledger.chain import ChainClient, ChainConfig
+    from ledger.devchain import free_port
+
+    env.app.state.services.client = ChainClient(ChainConfig(rpc_url=f"http://127.0.0.1:{free_port()}"))
+    ready = env.call("GET", "/readyz")
+    assert ready.status_code == 503
+    failed = [c["name"] for c in ready.json()["checks"] if not c["ok"]]
+    assert failed == ["chain"]

@@ -1,0 +1,276 @@
+"""`secureflow settle` end to end on a real anvil and ledger database (SQLite and PostgreSQL), no mocks:
+propose -> anchor (the real pipeline) -> approve by both members -> set-weights -> deposit -> balances
+-> withdraw -> history, and the denials (not anchored yet, missing approval, non-member, twice)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from eth_account import Account
+from stack import ALICE, BOB, LedgerStack, make_anchorer, new_job, open_job_on_chain, run_until_settled
+from typer.testing import CliRunner, Result
+from web3 import Web3
+
+from api.settle_cli import parse_amount, settle_app
+from ledger.artifacts import load_artifact
+from ledger.chain import TransactionSender
+from ledger.deploy import write_deployment
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from ledger.errors import LedgerError
+from ledger.nonces import ChainNonceSource
+from ledger.settlement import allocate
+from ledger.store.sql import SqlLedgerStore
+
+ADMIN_KEY, ALICE_KEY, BOB_KEY = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
+OUTSIDER_KEY = DEV_PRIVATE_KEYS[4]
+TEST_ARTIFACTS = Path(__file__).resolve().parents[2] / "contracts" / "artifacts" / "test"
+METRICS = {"full": 0.8137, ALICE: 0.7901, BOB: 0.6523}  # marginals 0.0236 and 0.1614
+EXPECTED_BPS = [1275, 8725]
+
+
+class Settle:
+    """Runs `settle` commands with the SECUREFLOW_* environment of one test."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, key: str | None = None, ok: bool = True) -> Result:
+        env = dict(self.env)
+        if key is not None:
+            env["SECUREFLOW_MEMBER_KEY"] = key
+        result = self.runner.invoke(settle_app, list(args), env=env)
+        print(f"$ secureflow settle {' '.join(args)}\n{result.output}")  # shown when a test fails
+        if ok:
+            assert result.exit_code == 0, result.output
+        else:
+            assert result.exit_code == 1, result.output
+            assert "Traceback" not in result.output
+        return result
+
+
+@pytest.fixture
+def settle(ledger_stack: LedgerStack, ledger_db_url: str, tmp_path: Path, chain_snapshot: None) -> Settle:
+    deployment = tmp_path / "deployment.json"
+    write_deployment(ledger_stack.deployment, deployment)
+    return Settle(
+        {
+            "SECUREFLOW_RPC_URL": ledger_stack.rpc_url,
+            "SECUREFLOW_CHAIN_ID": str(DEV_CHAIN_ID),
+            "SECUREFLOW_DEPLOYMENT": str(deployment),
+            "SECUREFLOW_DATABASE_URL": ledger_db_url,
+            "SECUREFLOW_MEMBER_KEY": "",
+        }
+    )
+
+
+@pytest.fixture
+def job(ledger_stack: LedgerStack, store: SqlLedgerStore, settle: Settle) -> str:
+    """A job of Alice and Bob in the store and on chain."""
+    job_id = str(new_job(store, 4711))
+    open_job_on_chain(ledger_stack, job_id, 4711)
+    return job_id
+
+
+def write_inputs(path: Path) -> Path:
+    inputs = {
+        "method": "leave_one_out",
+        "metric": "auc",
+        "full": METRICS["full"],
+        "parties": [{"party": ALICE, "without": METRICS[ALICE]}, {"party": BOB, "without": METRICS[BOB]}],
+    }
+    path.write_text(json.dumps(inputs))
+    return path
+
+
+def balance(ledger_stack: LedgerStack, address: str) -> int:
+    return int(ledger_stack.client().w3.eth.get_balance(Web3.to_checksum_address(address)))
+
+
+def test_whole_flow_with_eth(
+    settle: Settle, job: str, ledger_stack: LedgerStack, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    proposal = tmp_path / "proposal.json"
+    inputs = write_inputs(tmp_path / "inputs.json")
+
+    # deposits wait for the weights
+    early = settle("deposit", job, "1ether", key=ADMIN_KEY, ok=False)
+    assert "not set yet" in early.output
+
+    proposed = settle("propose", job, "--inputs", str(inputs), "--out", str(proposal))
+    assert f"{ALICE}   1275 bps" in proposed.output and f"{BOB}   8725 bps" in proposed.output
+    assert "recorded as step 0 (pending anchoring)" in proposed.output
+    row = store.get_record(job, 0)
+    assert row is not None and row.status == "pending"
+    for value in ("0.8137", "8137", "7901", "6523"):  # the metric values stay out of the record
+        assert value not in row.record_json
+    assert "8137" in proposal.read_text()  # ... and are in the proposal the members review
+
+    # nothing can be approved or set before the record is anchored
+    for command in ("set-weights", "approve"):
+        early = settle(command, str(proposal), key=ALICE_KEY, ok=False)
+        assert "is not anchored yet" in early.output and "still pending" in early.output
+        assert "wait for the anchoring worker" in early.output
+
+    run_until_settled(make_anchorer(ledger_stack, store))
+    assert store.get_record(job, 0).status == "confirmed"  # type: ignore[union-attr]
+
+    outsider = settle("approve", str(proposal), key=OUTSIDER_KEY, ok=False)
+    assert "is not a member of this proposal" in outsider.output
+
+    signed = settle("approve", str(proposal), key=ALICE_KEY)
+    signature_file = tmp_path / f"proposal.approval.{ALICE.lower()}.json"
+    assert str(signature_file) in signed.output and signature_file.exists()
+
+    missing = settle("set-weights", str(proposal), key=ALICE_KEY, ok=False)
+    assert f"no approval yet from {BOB}" in missing.output
+
+    on_chain = settle("approve", str(proposal), "--on-chain", key=BOB_KEY)
+    assert "approved the weights" in on_chain.output and "on chain" in on_chain.output
+
+    outsider_set = settle("set-weights", str(proposal), key=OUTSIDER_KEY, ok=False)
+    assert "is not a party of job" in outsider_set.output
+
+    done = settle("set-weights", str(proposal), key=ALICE_KEY)
+    assert "set in block" in done.output
+    again = settle("set-weights", str(proposal), key=BOB_KEY)
+    assert "set already" in again.output
+    late = settle("approve", str(proposal), key=BOB_KEY, ok=False)
+    assert "set already" in late.output
+
+    settle("deposit", job, "10ether", key=ADMIN_KEY)
+    deposited = settle("deposit", job, "7", key=ADMIN_KEY)
+    total = 10 * 10**18 + 7
+    assert f"total deposited {total} wei" in deposited.output
+
+    rows = json.loads(settle("balances", job, "--json").stdout)
+    assert rows["deposited"] == total and rows["held"] == total
+    expected = allocate(total, EXPECTED_BPS)
+    assert [m["entitled"] for m in rows["members"]] == expected
+    assert [m["releasable"] for m in rows["members"]] == expected
+    assert [m["bps"] for m in rows["members"]] == EXPECTED_BPS
+    assert "releasable" in settle("balances", job).output
+
+    for key, address, share in ((ALICE_KEY, ALICE, expected[0]), (BOB_KEY, BOB, expected[1])):
+        before = balance(ledger_stack, address)
+        out = settle("withdraw", job, key=key)
+        assert f"withdrew {share} wei" in out.output
+        assert balance(ledger_stack, address) - before == share  # gas price 0: exact
+
+    twice = settle("withdraw", job, key=ALICE_KEY, ok=False)
+    assert "has nothing to withdraw" in twice.output and "withdrawn already" in twice.output
+    stranger = settle("withdraw", job, key=OUTSIDER_KEY, ok=False)
+    assert "has no weight in job" in stranger.output
+
+    after = json.loads(settle("balances", job, "--json").stdout)
+    assert [m["releasable"] for m in after["members"]] == [0, 0]
+    assert after["released"] == total and after["held"] == 0
+
+    events = json.loads(settle("history", job, "--json").stdout)
+    assert [e["name"] for e in events] == [
+        "WeightsApproved",
+        "WeightsSet",
+        "RevenueDeposited",
+        "RevenueDeposited",
+        "RevenueReleased",
+        "RevenueReleased",
+    ]
+    assert [e["args"]["amount"] for e in events[-2:]] == expected
+    text = settle("history", job).output
+    assert f"{BOB} approved weights" in text and f"{ALICE} withdrew {expected[0]} wei" in text
+
+
+def test_token_revenue(
+    settle: Settle, job: str, ledger_stack: LedgerStack, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    proposal = tmp_path / "p.json"
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(
+        json.dumps(
+            {
+                "method": "data_share",
+                "parties": [
+                    {"party": ALICE, "features": 6, "rows": 500},
+                    {"party": BOB, "features": 3, "label_columns": 1, "rows": 500},
+                ],
+            }
+        )
+    )
+    settle("propose", job, "--inputs", str(inputs), "--out", str(proposal), "--seq", "5")
+    run_until_settled(make_anchorer(ledger_stack, store))
+    settle("approve", str(proposal), key=ALICE_KEY)
+    settle("approve", str(proposal), key=BOB_KEY)
+    settle("set-weights", str(proposal), key=BOB_KEY)  # both approvals from the signature files
+
+    client = ledger_stack.client()
+    artifact = load_artifact("TestToken", TEST_ARTIFACTS)
+    admin = TransactionSender(client, ADMIN_KEY, ChainNonceSource(client.w3))
+    token = client.w3.eth.contract(
+        address=admin.deploy(artifact.abi, artifact.bytecode)["contractAddress"], abi=artifact.abi
+    )
+    admin.transact(token.functions.mint(Account.from_key(ADMIN_KEY).address, 1001))
+
+    refused = settle("deposit", job, "1ether", "--token", token.address, key=ADMIN_KEY, ok=False)
+    assert "whole units" in refused.output
+    settle("deposit", job, "1001", "--token", token.address, key=ADMIN_KEY)
+    rows = json.loads(settle("balances", job, "--token", token.address, "--json").stdout)
+    assert [m["entitled"] for m in rows["members"]] == allocate(1001, [6000, 4000]) == [601, 400]
+    settle("withdraw", job, "--token", token.address, key=BOB_KEY)
+    assert token.functions.balanceOf(BOB).call() == 400
+    eth = settle("withdraw", job, key=BOB_KEY, ok=False)  # nothing deposited in ETH
+    assert "nothing to withdraw in ETH" in eth.output
+
+
+def test_configuration_and_input_errors(settle: Settle, job: str, tmp_path: Path) -> None:
+    no_key = settle("withdraw", job, ok=False)
+    assert "SECUREFLOW_MEMBER_KEY is not set" in no_key.output
+    bad_job = settle("balances", "0x1234", ok=False)
+    assert "is not 0x + 64 hex digits" in bad_job.output
+    missing = settle("approve", str(tmp_path / "none.json"), key=ALICE_KEY, ok=False)
+    assert "no proposal file" in missing.output
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"method": "data_share", "parties": [{"party": ALICE, "features": 1}]}))
+    others = settle("propose", job, "--inputs", str(inputs), ok=False)
+    assert "the job's parties are" in others.output
+    unknown = settle("propose", "0x" + "99" * 32, "--inputs", str(write_inputs(inputs)), ok=False)
+    assert "does not exist on the audit ledger" in unknown.output
+
+    first = tmp_path / "first.json"
+    settle("propose", job, "--inputs", str(inputs), "--out", str(first))
+    exists = settle("propose", job, "--inputs", str(inputs), "--out", str(first), ok=False)
+    assert "exists already" in exists.output and "--force" in exists.output
+    second = tmp_path / "second.json"
+    taken = settle("propose", job, "--inputs", str(inputs), "--out", str(second), "--seq", "0", ok=False)
+    assert "step 0" in taken.output and "immutable" in taken.output  # the record is not overwritten
+    assert not second.exists()
+    settle("propose", job, "--inputs", str(inputs), "--out", str(first), "--force")  # next step, 1
+    assert json.loads(first.read_text())["seq"] == 1
+
+
+def test_parse_amount() -> None:
+    assert parse_amount("1.5ether", token=False) == 15 * 10**17
+    assert parse_amount("2 gwei", token=False) == 2 * 10**9
+    assert parse_amount("1_000", token=False) == 1000
+    assert parse_amount("42", token=True) == 42
+    for text in ("0", "-1", "0.5", "abc", "1e-30ether"):
+        with pytest.raises(LedgerError):
+            parse_amount(text, token=False)
+    with pytest.raises(LedgerError, match="whole units"):
+        parse_amount("1ether", token=True)
+
+
+def test_mounts_under_the_root_cli_and_imports_lightly() -> None:
+    root = typer.Typer()
+    root.add_typer(settle_app, name="settle")
+    result = CliRunner().invoke(root, ["settle", "--help"])
+    assert result.exit_code == 0
+    for command in ("propose", "approve", "set-weights", "deposit", "balances", "withdraw", "history"):
+        assert command in result.output
+    # `secureflow --help` must stay fast: web3 is imported only when a settle command runs
+    code = "import sys, api.settle_cli; assert 'web3' not in sys.modules, 'web3 imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
