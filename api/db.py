@@ -23,6 +23,7 @@ import hmac
 import json
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -244,6 +245,9 @@ def _like_address(address: str) -> str:
     return f'%"{address}"%'
 
 
+AUTH_CACHE_SECONDS = 2.0
+
+
 class ApiDb:
     """The API's tables on the ledger's engine; every method is one short transaction."""
 
@@ -252,6 +256,9 @@ class ApiDb:
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
         self._index_lock = threading.Lock()
+        # key hash -> (principal, monotonic expiry): spares the DB on every request. Any key or role
+        # change in this process clears it; other processes see a change within AUTH_CACHE_SECONDS.
+        self._auth_cache: dict[str, tuple[Principal, float]] = {}
 
     def migrate(self) -> None:
         upgrade_engine(self.engine)
@@ -314,7 +321,9 @@ class ApiDb:
                 raise NotFoundError(f"no member {member_id}", hint="list members with GET /v1/members")
             row.role = role
             s.flush()
-            return _member(row)
+            member = _member(row)
+        self._auth_cache.clear()  # after the commit: no request can cache the old role again
+        return member
 
     def count_members(self, role: Role | None = None) -> int:
         with self._tx(write=False) as s:
@@ -361,7 +370,9 @@ class ApiDb:
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
                 s.flush()
-            return _key(row)
+            info = _key(row)
+        self._auth_cache.clear()  # after the commit
+        return info
 
     def authenticate(self, key: str) -> Principal | None:
         """The principal of a valid, unrevoked key, else None (constant-time comparison of the hash)."""
@@ -370,6 +381,10 @@ class ApiDb:
         key_id, sep, _secret = key[len(KEY_PREFIX) :].partition("_")
         if not sep or not key_id:
             return None
+        digest = hash_key(key)
+        cached = self._auth_cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
         with self._tx(write=False) as s:
             found = s.execute(
                 select(ApiKeyOrm, MemberOrm)
@@ -377,11 +392,15 @@ class ApiDb:
                 .where(ApiKeyOrm.key_id == key_id)
             ).first()
         expected = found[0].secret_hash if found is not None else hash_key("no such key")
-        matches = hmac.compare_digest(hash_key(key), expected)
+        matches = hmac.compare_digest(digest, expected)
         if found is None or not matches or found[0].revoked_at is not None:
             return None
         key_row, member = found
-        return Principal(member.id, member.name, member.role, member.address, key_row.key_id)
+        principal = Principal(member.id, member.name, member.role, member.address, key_row.key_id)
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        self._auth_cache[digest] = (principal, time.monotonic() + AUTH_CACHE_SECONDS)
+        return principal
 
     # -- manifests ---------------------------------------------------------------------------------------
     def put_manifest(self, job_id: str, manifest: dict[str, Any], submitted_by: int) -> None:

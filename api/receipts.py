@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from ledger.errors import UnknownRecordError
 from ledger.merkle import MerkleTree
-from ledger.receipts import Receipt, _anchored_batch, _batch_tree, _receipt
+from ledger.receipts import Receipt, anchored_batch, batch_tree, receipt_for
 from ledger.store.base import LedgerStore
 
 
@@ -30,16 +30,16 @@ class ReceiptCache:
         row = self.store.get_record(job_id, seq)
         if row is None:
             raise UnknownRecordError(f"no step record {seq} of job {job_id} in the ledger store")
-        batch = _anchored_batch(row, self.store.get_batch(row.batch_id) if row.batch_id else None)
+        batch = anchored_batch(row, self.store.get_batch(row.batch_id) if row.batch_id else None)
         key = (batch.batch_id, batch.root)
         with self._lock:
             tree = self._trees.get(key)
             if tree is not None:
                 self._trees.move_to_end(key)
         if tree is None:
-            tree = _batch_tree(self.store, batch)
+            tree = batch_tree(self.store, batch)
             with self._lock:
                 self._trees[key] = tree
                 while len(self._trees) > self.max_trees:
                     self._trees.popitem(last=False)
-        return _receipt(row, batch, tree, self.chain_id, self.contract)
+        return receipt_for(row, batch, tree, self.chain_id, self.contract)

@@ -159,7 +159,7 @@ def _describe_unanchored(row: StepRecordRow, batch: Batch | None) -> str:
     )
 
 
-def _anchored_batch(row: StepRecordRow, batch: Batch | None) -> Batch:
+def anchored_batch(row: StepRecordRow, batch: Batch | None) -> Batch:
     if row.status not in ("submitted", "confirmed") or batch is None:
         raise RecordNotAnchoredError(_describe_unanchored(row, batch))
     if batch.tx_hash is None or batch.block_number is None or batch.block_hash is None:
@@ -167,7 +167,7 @@ def _anchored_batch(row: StepRecordRow, batch: Batch | None) -> Batch:
     return batch
 
 
-def _batch_tree(store: LedgerStore, batch: Batch, known: list[StepRecordRow] | None = None) -> MerkleTree:
+def batch_tree(store: LedgerStore, batch: Batch, known: list[StepRecordRow] | None = None) -> MerkleTree:
     """The batch's tree from its stored leaves; ``known`` rows are used if they are the whole batch."""
     rows = known if known is not None and len(known) == batch.record_count else None
     rows = rows if rows is not None else store.records_for_batch(batch.batch_id)
@@ -182,7 +182,7 @@ def _batch_tree(store: LedgerStore, batch: Batch, known: list[StepRecordRow] | N
     return tree
 
 
-def _receipt(
+def receipt_for(
     row: StepRecordRow, batch: Batch, tree: MerkleTree, chain_id: int, contract_address: str
 ) -> Receipt:
     assert batch.tx_hash is not None and batch.block_number is not None and batch.block_hash is not None
@@ -219,8 +219,8 @@ def build_receipt(store: LedgerStore, chain_id: int, contract_address: str, job_
     if row is None:
         raise UnknownRecordError(f"no step record {seq} of job {job_id} in the ledger store")
     batch = store.get_batch(row.batch_id) if row.batch_id is not None else None
-    batch = _anchored_batch(row, batch)
-    return _receipt(row, batch, _batch_tree(store, batch), chain_id, contract_address)
+    batch = anchored_batch(row, batch)
+    return receipt_for(row, batch, batch_tree(store, batch), chain_id, contract_address)
 
 
 def build_job_receipts(
@@ -248,15 +248,15 @@ def _receipts_for_rows(
         tree: MerkleTree | None = None
         for row in batch_rows:
             try:
-                anchored = _anchored_batch(row, batch)
+                anchored = anchored_batch(row, batch)
             except RecordNotAnchoredError:
                 if strict:
                     raise
                 continue
             if tree is None:
                 in_batch = [r for r in batch_rows if r.batch_id == anchored.batch_id]
-                tree = _batch_tree(store, anchored, in_batch)
-            receipts.append(_receipt(row, anchored, tree, chain_id, contract_address))
+                tree = batch_tree(store, anchored, in_batch)
+            receipts.append(receipt_for(row, anchored, tree, chain_id, contract_address))
     receipts.sort(key=lambda r: r.seq)
     return receipts
 
