@@ -8,6 +8,8 @@ failed step record (the class name; nothing else about the failure is anchored).
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ComputeError(Exception):
     """Root of every error raised by the `compute` package."""
@@ -74,6 +76,8 @@ class WorkerError(ComputeError):
     """A party worker could not start, died, or did not answer in time."""
 
     hint = "check the party worker log; the engine restarts the workers before the next job"
+    #: the replies that did arrive before the failure (party -> reply), if any
+    replies: dict[str, dict[str, Any]] | None = None
 
 
 class WorkerTimeoutError(WorkerError):

@@ -63,6 +63,23 @@ class StepSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     inputs: dict[str, ObjectName] = Field(default_factory=dict)
     outputs: dict[str, ObjectName] = Field(default_factory=dict)
+    save: dict[str, str] = Field(
+        default_factory=dict,
+        description="output slot -> file relative to each party's data dir (each party saves its own slice)",
+    )
+
+    @field_validator("save")
+    @classmethod
+    def _relative(cls, value: dict[str, str]) -> dict[str, str]:
+        for slot, path in value.items():
+            _check_relative(path, f"save path of {slot!r}")
+        return value
+
+
+def _check_relative(path: str, what: str) -> None:
+    p = PurePosixPath(path)
+    if not path or p.is_absolute() or ".." in p.parts or "\\" in path:
+        raise ValueError(f"{what}: give a path relative to the party's data dir")
 
 
 class JobManifest(BaseModel):
@@ -82,11 +99,7 @@ class JobManifest(BaseModel):
     def _relative_paths(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
         for name, per_party in value.items():
             for party, path in per_party.items():
-                p = PurePosixPath(path)
-                if not path or p.is_absolute() or ".." in p.parts or "\\" in path:
-                    raise ValueError(
-                        f"dataset {name!r} of party {party!r}: give a path relative to the party's data dir"
-                    )
+                _check_relative(path, f"dataset {name!r} of party {party!r}")
         return value
 
     def party_names(self) -> tuple[str, ...]:
@@ -162,7 +175,7 @@ def check_structure(manifest: JobManifest) -> None:
         for slot, ref in step.inputs.items():
             if ref not in known:
                 raise ManifestError(f"step {seq} ({spec.name}): input {slot!r} refers to unknown {ref!r}")
-        bad_out = set(step.outputs) - set(spec.outputs)
+        bad_out = (set(step.outputs) | set(step.save)) - set(spec.outputs)
         if bad_out:
             raise ManifestError(f"step {seq} ({spec.name}): unknown output slot(s) {sorted(bad_out)}")
         for slot in spec.outputs:
@@ -189,8 +202,9 @@ def plan_job(
         in_infos = {slot: infos[ref] for slot, ref in step.inputs.items()}
         for slot, info in in_infos.items():
             if info.kind != spec.inputs[slot]:
+                want = spec.inputs[slot]
                 raise SchemaError(
-                    f"step {seq} ({spec.name}): input {slot!r} must be a {spec.inputs[slot]}, got a {info.kind}"
+                    f"step {seq} ({spec.name}): input {slot!r} must be a {want}, got a {info.kind}"
                 )
         try:
             out_infos = spec.check(params, in_infos, parties)

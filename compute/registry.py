@@ -1,4 +1,4 @@
-"""The algorithm registry: one decorator per algorithm, modules under `compute/algorithms/` found automatically.
+"""The algorithm registry: one decorator per algorithm; modules in `compute/algorithms/` are discovered.
 
 An algorithm is a module in `compute/algorithms/` that decorates its worker-side
 function with :func:`algorithm`, giving

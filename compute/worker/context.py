@@ -22,6 +22,36 @@ from compute.errors import SchemaError
 from compute.schema import ObjectInfo
 
 
+def _json_safe(value: Any) -> Any:
+    """Reports are hashed as RFC 8785 JSON: NaN/inf become None, numpy scalars plain numbers."""
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def _constant(frame: pd.DataFrame) -> Any:
+    def source() -> pd.DataFrame:
+        return frame
+
+    return source
+
+
+def _remote_only() -> pd.DataFrame:
+    raise RuntimeError("a remote partition was evaluated locally")
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
 @dataclass
 class TableSlice:
     """This party's columns of a vertically partitioned table (None when it holds none)."""
@@ -70,7 +100,16 @@ class StepContext:
     spu_profile: str | None
     tmp_dir: Path
     models_dir: Path
+    output_names: dict[str, str] = field(default_factory=dict)
     outputs: dict[str, WorkerObject] = field(default_factory=dict)
+
+    def model_dir(self, slot: str) -> Path:
+        """This party's directory for the model written to output ``slot`` (see compute.models)."""
+        from compute.models import model_id_for
+
+        path = self.models_dir / model_id_for(self.job_id, self.seq, self.output_names[slot])
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # -- devices -------------------------------------------------------------------------------
     def pyu(self, party: str) -> Any:
@@ -118,16 +157,9 @@ class StepContext:
             if party == self.self_party:
                 if own is None or any(c not in own.columns for c in cols):
                     raise SchemaError(f"this party's slice of {slot!r} lacks column(s) it should hold")
-                frame = own[cols].copy()
-
-                def source(frame: pd.DataFrame = frame) -> pd.DataFrame:
-                    return frame
-
+                source = _constant(own[cols].copy())
             else:
-
-                def source() -> pd.DataFrame:  # runs only on the owning party, never here
-                    raise RuntimeError("a remote partition was evaluated locally")
-
+                source = _remote_only  # runs only on the owning party, never here
             parts[self.pyu(party)] = partition(source, device=self.pyu(party))
         return VDataFrame(partitions=parts)
 
@@ -137,6 +169,17 @@ class StepContext:
             raise RuntimeError("local() on another party's object")
         return obj.data.get_object()
 
+    def deliver(self, obj: Any, receivers: list[str]) -> Any:
+        """Send a PYUObject from its owner to each receiver; the value here if this party is one."""
+        owner = obj.device.party
+        value = None
+        for party in receivers:
+            # PYU->PYU ``to`` only re-labels the reference; a task on the receiver makes it fetch the value
+            moved = obj if party == owner else self.pyu(party)(_identity)(obj.to(self.pyu(party)))
+            if party == self.self_party:
+                value = self.local(moved)
+        return value
+
     def own_partition_df(self, vdf: Any) -> pd.DataFrame | None:
         """This party's partition of a VDataFrame, as pandas (None when it holds no columns)."""
         pyu = self.pyu(self.self_party)
@@ -145,6 +188,18 @@ class StepContext:
         part = vdf.partitions[pyu]
         value = self.local(part.data)
         return value if isinstance(value, pd.DataFrame) else pd.DataFrame(value)
+
+    def partition_fn(self, fn: Any, vdf: Any, out_columns: dict[str, list[str]] | None = None) -> Any:
+        """Apply ``fn(pandas_df) -> pandas_df`` to every partition on its owner's PYU (no reveal)."""
+        from secretflow.data.core import partition
+        from secretflow.data.vertical import VDataFrame
+
+        parts = {}
+        for pyu, part in vdf.partitions.items():
+            if out_columns is not None and not out_columns.get(pyu.party):
+                continue
+            parts[pyu] = partition(pyu(fn)(part.data))
+        return VDataFrame(partitions=parts)
 
     # -- outputs ---------------------------------------------------------------------------------
     def set_table(self, slot: str, df: pd.DataFrame | None) -> None:
@@ -168,7 +223,8 @@ class StepContext:
     def set_report(self, slot: str, data: dict[str, Any] | None) -> None:
         info = self.output_infos[slot]
         receivers = info.meta.get("receivers", [])
-        self.outputs[slot] = ReportSlice(info=info, data=data if self.self_party in receivers else None)
+        clean = _json_safe(data) if data is not None and self.self_party in receivers else None
+        self.outputs[slot] = ReportSlice(info=info, data=clean)
 
     def set_model(self, slot: str, handle: ModelHandle) -> None:
         self.outputs[slot] = handle

@@ -1,4 +1,4 @@
-"""The main pipeline on real SecretFlow: PSI -> Fillna -> StandardScaler -> SS-LR -> secure prediction -> eval.
+"""The main pipeline on real SecretFlow: PSI, Fillna, StandardScaler, SS-LR, secure prediction, eval.
 
 Each step is compared with a plaintext reference (pandas / scikit-learn), and
 every step record lands in the ledger outbox, signed by both parties.

@@ -35,3 +35,7 @@ def test_psi_then_fillna(engine, recorder) -> None:  # type: ignore[no-untyped-d
     for step in res.steps:
         for p in step.record.parties:
             assert verify_party_signature(step.record, p)
+    # PSI's temporary files (inputs, intersection indices, .meta, traces) do not linger
+    for party in ("alice", "bob"):
+        for sub in ("tmp", "work"):
+            assert list((engine.party_dir(party) / sub).iterdir()) == [], (party, sub)

@@ -1,0 +1,331 @@
+"""The coordinator side of the party workers: start, keep warm, restart, shut down (`Engine`).
+
+``Engine(["alice", "bob"], root)`` gives each party a directory ``root/<party>``
+(its data, models, secrets, private temp dir and log) and, on `start`, one OS
+process per party on 127.0.0.1 with fresh free ports for the SecretFlow
+cross-silo link and one SPU link per SPU profile. Each worker runs in its own
+session (process group): `shutdown` asks politely, then kills the groups, so no
+process outlives the engine; a worker also exits by itself when the
+coordinator dies. The workers stay warm across jobs (SecretFlow and SPU are
+initialised once); `ensure_healthy` restarts all of them when one has died or
+a step failed (a SecretFlow cluster restarts as a unit, on new ports).
+
+Every request has a timeout, and a dead worker is noticed within a second:
+the caller gets a `WorkerError`, never a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from compute.errors import ComputeError, WorkerError, WorkerTimeoutError
+from compute.worker.protocol import SPU_PROFILES, PartyPorts, WorkerSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
+
+
+@dataclass
+class WorkerHandle:
+    party: str
+    party_dir: Path
+    proc: subprocess.Popen[bytes]
+    conn: Connection
+    address: str = ""
+    pid: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class Engine:
+    """One warm SecretFlow party worker per party, and the request plumbing to reach them."""
+
+    def __init__(
+        self,
+        parties: Sequence[str],
+        root: str | Path,
+        *,
+        start_timeout: float = 300.0,
+        step_timeout: float = 3600.0,
+        log_level: str = "warning",
+        spu_profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        if len(parties) != 2 or len(set(parties)) != 2:
+            raise ComputeError("the engine runs exactly two distinct parties", hint="name two parties")
+        self.parties = tuple(parties)
+        self.root = Path(root)
+        self.start_timeout = start_timeout
+        self.step_timeout = step_timeout
+        self.log_level = log_level
+        self.spu_profiles = {k: dict(v) for k, v in (spu_profiles or SPU_PROFILES).items()}
+        self.workers: dict[str, WorkerHandle] = {}
+        # once one party has failed a step, how long the others may still take before they count as stuck
+        self.failure_grace = 30.0
+        self.healthy = False
+        self.starts = 0
+        self.last_start_s = 0.0
+
+    # -- paths ---------------------------------------------------------------------------------------
+    def party_dir(self, party: str) -> Path:
+        return self.root / party
+
+    def data_dir(self, party: str) -> Path:
+        return self.party_dir(party) / "data"
+
+    def models_dir(self, party: str) -> Path:
+        return self.party_dir(party) / "models"
+
+    def log_path(self, party: str) -> Path:
+        return self.party_dir(party) / "logs" / "worker.log"
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return {p: w.address for p, w in self.workers.items()}
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Spawn every party worker and wait until SecretFlow and SPU are initialised in all of them."""
+        if self.workers:
+            raise ComputeError("engine already started", hint="call shutdown() or ensure_healthy()")
+        t0 = time.monotonic()
+        ports = free_ports(len(self.parties) * (1 + len(self.spu_profiles)))
+        it = iter(ports)
+        table = {
+            p: PartyPorts(fed=next(it), spu={prof: next(it) for prof in self.spu_profiles})
+            for p in self.parties
+        }
+        try:
+            for party in self.parties:
+                self.workers[party] = self._spawn(party, table)
+            self._await_ready()
+        except BaseException:
+            self._kill_all()
+            raise
+        self.healthy = True
+        self.starts += 1
+        self.last_start_s = time.monotonic() - t0
+
+    def _spawn(self, party: str, table: dict[str, PartyPorts]) -> WorkerHandle:
+        pdir = self.party_dir(party)
+        for sub in ("data", "models", "tmp", "work", "logs", "secrets"):
+            (pdir / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(pdir / "secrets", 0o700)
+        parent_sock, child_sock = socket.socketpair()
+        settings = WorkerSettings(
+            party=party,
+            parties=table,
+            party_dir=str(pdir),
+            fd=child_sock.fileno(),
+            coordinator_pid=os.getpid(),
+            log_level=self.log_level,
+            spu_profiles=self.spu_profiles,
+        )
+        settings_path = pdir / "worker.json"
+        settings_path.write_text(settings.model_dump_json())
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+        env["TMPDIR"] = str(pdir / "tmp")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        with open(self.log_path(party), "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "compute.worker.main", str(settings_path)],
+                pass_fds=(child_sock.fileno(),),
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=str(pdir / "work"),
+                env=env,
+            )
+        child_sock.close()
+        conn = Connection(parent_sock.detach())
+        return WorkerHandle(party=party, party_dir=pdir, proc=proc, conn=conn)
+
+    def _await_ready(self) -> None:
+        pending = {p: {"hello", "ready"} for p in self.parties}
+        deadline = time.monotonic() + self.start_timeout
+        while any(pending.values()):
+            msgs = self._collect({p for p, v in pending.items() if v}, deadline, what="start")
+            for party, msg in msgs.items():
+                w = self.workers[party]
+                op = msg.get("op")
+                if op == "hello":
+                    w.address, w.pid = msg["address"], msg["pid"]
+                elif op == "ready":
+                    w.timings = dict(msg["timings"])
+                elif op == "failed":
+                    raise WorkerError(f"party {party!r} worker failed to start: {msg.get('message')}")
+                pending[party].discard(op)
+
+    def ensure_healthy(self) -> None:
+        """Start the workers, or restart all of them if one died or a step left them unusable."""
+        if self.workers and self.healthy and all(w.alive() for w in self.workers.values()):
+            return
+        self.shutdown()
+        self.start()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every worker (polite request, then SIGTERM/SIGKILL to its process group)."""
+        for w in self.workers.values():
+            if w.alive():
+                with suppress(OSError):
+                    w.conn.send({"op": "shutdown"})
+        deadline = time.monotonic() + timeout
+        for w in self.workers.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            with suppress(subprocess.TimeoutExpired):
+                w.proc.wait(remaining)
+        self._kill_all()
+
+    def _kill_all(self) -> None:
+        for w in self.workers.values():
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(w.proc.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    break
+                try:
+                    w.proc.wait(3.0)
+                    # the group may still hold children of the worker: kill the group anyway
+                    os.killpg(w.proc.pid, signal.SIGKILL)
+                except subprocess.TimeoutExpired:
+                    continue
+                except (ProcessLookupError, PermissionError):
+                    pass
+                break
+            with suppress(subprocess.TimeoutExpired):
+                w.proc.wait(5.0)
+            w.conn.close()
+        self.workers.clear()
+        self.healthy = False
+
+    def __enter__(self) -> Engine:
+        self.ensure_healthy()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+
+    # -- requests ------------------------------------------------------------------------------------
+    def _collect(
+        self, parties: set[str], deadline: float, *, what: str, failure_grace: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """One message from each of ``parties``; WorkerError on death, WorkerTimeoutError at the deadline.
+
+        With ``failure_grace``, once one party has answered ``ok: False`` the others get only that
+        many more seconds (a party that failed alone leaves its peers waiting inside SecretFlow).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        by_conn = {self.workers[p].conn: p for p in parties}
+        while by_conn:
+            now = time.monotonic()
+            if now >= deadline:
+                self.healthy = False
+                exc = WorkerTimeoutError(
+                    f"party worker(s) {', '.join(sorted(by_conn.values()))} did not answer {what} in time"
+                )
+                exc.replies = dict(out)
+                raise exc
+            ready = wait(list(by_conn), timeout=min(1.0, deadline - now))
+            for item in ready:
+                conn = item if isinstance(item, Connection) else None
+                assert conn is not None
+                party = by_conn[conn]
+                try:
+                    out[party] = conn.recv()
+                    if failure_grace is not None and out[party].get("ok") is False:
+                        deadline = min(deadline, time.monotonic() + failure_grace)
+                except (EOFError, OSError):
+                    self.healthy = False
+                    code = self.workers[party].proc.poll()
+                    raise WorkerError(
+                        f"party {party!r} worker died during {what} (exit code {code})"
+                    ) from None
+                del by_conn[conn]
+            for party in list(by_conn.values()):
+                if not self.workers[party].alive():
+                    self.healthy = False
+                    code = self.workers[party].proc.poll()
+                    raise WorkerError(f"party {party!r} worker died during {what} (exit code {code})")
+        return out
+
+    def broadcast(
+        self,
+        messages: Mapping[str, Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+        what: str = "request",
+        failure_grace: float | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Send each party its message, then wait for every reply (SPMD: all parties run together)."""
+        if not self.workers:
+            raise WorkerError("the engine is not started", hint="call Engine.start() or use it as a context")
+        for party, msg in messages.items():
+            try:
+                self.workers[party].conn.send(dict(msg))
+            except (OSError, EOFError):
+                self.healthy = False
+                raise WorkerError(f"party {party!r} worker is gone") from None
+        deadline = time.monotonic() + (self.step_timeout if timeout is None else timeout)
+        return self._collect(set(messages), deadline, what=what, failure_grace=failure_grace)
+
+    def all(
+        self,
+        msg: Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        what: str = "request",
+        failure_grace: float | None = None,
+    ) -> dict[str, Any]:
+        return self.broadcast(
+            {p: msg for p in self.parties}, timeout=timeout, what=what, failure_grace=failure_grace
+        )
+
+    def ping(self, timeout: float = 10.0) -> dict[str, dict[str, Any]]:
+        return self.all({"op": "ping"}, timeout=timeout, what="ping")
+
+    def list_models(self, party: str) -> list[dict[str, Any]]:
+        reply = self.broadcast({party: {"op": "list_models"}}, timeout=30.0, what="list_models")[party]
+        models: list[dict[str, Any]] = reply.get("models", [])
+        return models
+
+    def rss_bytes(self) -> dict[str, int]:
+        """Current and peak resident memory of each worker (from /proc), in bytes."""
+        out = {}
+        for party, w in self.workers.items():
+            try:
+                status = Path(f"/proc/{w.proc.pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    out[f"{party}.peak"] = int(line.split()[1]) * 1024
+                elif line.startswith("VmRSS:"):
+                    out[party] = int(line.split()[1]) * 1024
+        return out

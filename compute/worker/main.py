@@ -1,0 +1,422 @@
+"""The party worker process: `python -m compute.worker.main <settings.json>`.
+
+One long-lived process per party. It keeps its salt and member key in
+``<party_dir>/secrets`` (created on first start, mode 0600; they never leave
+the process), initialises SecretFlow in production mode and the SPU devices
+once, then serves the coordinator's requests over the inherited socket
+(`compute.worker.protocol`) until told to shut down or until the coordinator
+goes away (EOF on the socket, parent-death signal, or parent pid change: the
+worker exits, so it never outlives the engine).
+
+Requests: ``open_job`` (read this party's datasets and model metadata, report
+column names and kinds only), ``load_models``, ``run_step`` (run the algorithm
+SPMD, return salted digests of its own inputs and outputs), ``sign`` (sign its
+part of the assembled step record), ``write_model_meta``, ``list_models``,
+``close_job`` (drop the job's objects, wipe the private temp dir), ``ping``,
+``shutdown``. Errors are reported by class and a message naming no cell value;
+logs never include data (the log level is ``warning``; tracebacks are logged
+without exception messages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from compute.errors import ComputeError, DatasetError, ModelError, SchemaError
+from compute.models import check_runtime_config, get_loader, list_models, model_hash, read_meta, write_meta
+from compute.schema import ObjectInfo, column_kind
+from compute.signing import json_bytes, salted_digest, sign_party
+from compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
+from compute.worker.protocol import WorkerSettings
+from ledger.records import PartyDigests, StepRecord
+
+log = logging.getLogger("compute.worker")
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError):  # Linux: SIGKILL this process when the coordinator dies
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _read_or_create(path: Path, make: Any) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists():
+        return path.read_bytes()
+    data: bytes = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return data
+
+
+def content_digest(obj: WorkerObject) -> bytes | None:
+    """keccak of the canonical bytes of this party's slice of an object (see compute.signing)."""
+    from eth_utils.crypto import keccak
+
+    if obj.digest is not None:
+        return obj.digest
+    if isinstance(obj, TableSlice):
+        if obj.df is None:
+            return None
+        data = obj.df.to_csv(index=False, float_format="%.17g", lineterminator="\n").encode()
+    elif isinstance(obj, ReportSlice):
+        if obj.data is None:
+            return None
+        data = json_bytes(obj.data)
+    else:
+        if not obj.files:
+            return None
+        data = b"".join(bytes(keccak(f.read_bytes())) for f in sorted(obj.files))
+    obj.digest = bytes(keccak(data))
+    return obj.digest
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, conn: Connection) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.party = settings.party
+        self.parties = tuple(settings.parties)
+        self.root = Path(settings.party_dir)
+        self.data_dir = self.root / "data"
+        self.models_dir = self.root / "models"
+        self.tmp_root = self.root / "tmp"
+        for d in (self.data_dir, self.models_dir, self.tmp_root, self.root / "work"):
+            d.mkdir(parents=True, exist_ok=True)
+        self.salt = _read_or_create(self.root / "secrets" / "salt", lambda: secrets.token_bytes(32))
+        key_hex = _read_or_create(
+            self.root / "secrets" / "member.key", lambda: secrets.token_bytes(32).hex().encode()
+        )
+        self.key = bytes.fromhex(key_hex.decode().strip().removeprefix("0x"))
+        from eth_account import Account
+
+        self.address = str(Account.from_key(self.key).address)
+        self.devices: dict[str, Any] = {}
+        self.jobs: dict[str, dict[str, WorkerObject]] = {}
+        self.last_digests: PartyDigests | None = None
+
+    # -- start-up ----------------------------------------------------------------------------------
+    def init_secretflow(self) -> dict[str, float]:
+        t0 = time.monotonic()
+        import secretflow as sf
+
+        t1 = time.monotonic()
+        cluster = {
+            "parties": {
+                p: {"address": f"127.0.0.1:{ports.fed}", "listen_addr": f"127.0.0.1:{ports.fed}"}
+                for p, ports in self.settings.parties.items()
+            },
+            "self_party": self.party,
+        }
+        sf.init(
+            address=None,
+            cluster_config=cluster,
+            ray_mode=False,
+            cross_silo_comm_backend="brpc_link",
+            enable_waiting_for_other_parties_ready=True,
+            logging_level=self.settings.log_level,
+        )
+        for p in self.parties:
+            self.devices[f"pyu:{p}"] = sf.PYU(p)
+        for profile, runtime in self.settings.spu_profiles.items():
+            nodes = [
+                {"party": p, "address": f"127.0.0.1:{ports.spu[profile]}"}
+                for p, ports in self.settings.parties.items()
+            ]
+            self.devices[f"spu:{profile}"] = sf.SPU(
+                {"nodes": nodes, "runtime_config": dict(runtime)},
+                link_desc={
+                    "connect_retry_times": 120,
+                    "connect_retry_interval_ms": 500,
+                    "recv_timeout_ms": 3600_000,
+                },
+            )
+        logging.getLogger().setLevel(self.settings.log_level.upper())
+        t2 = time.monotonic()
+        return {"import_s": t1 - t0, "init_s": t2 - t1}
+
+    # -- request loop ------------------------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                os._exit(0)
+            op = msg.get("op")
+            if op == "shutdown":
+                self._reply({"ok": True})
+                self._clean_tmp()
+                os._exit(0)
+            handler = getattr(self, f"op_{op}", None)
+            if handler is None:
+                self._reply({"ok": False, "error_class": "WorkerError", "message": f"unknown op {op!r}"})
+                continue
+            try:
+                reply = handler(msg)
+                reply.setdefault("ok", True)
+            except ComputeError as exc:
+                reply = {"ok": False, "error_class": exc.error_class, "message": str(exc)}
+            except Exception as exc:  # never forward a foreign message: it may quote data
+                log.error(
+                    "step failed with %s:\n%s",
+                    type(exc).__name__,
+                    "".join(traceback.format_tb(exc.__traceback__)),
+                )
+                reply = {
+                    "ok": False,
+                    "error_class": "StepExecutionError",
+                    "message": f"{type(exc).__name__} while handling {op}",
+                    "fatal": True,
+                }
+            self._reply(reply)
+
+    def _reply(self, reply: dict[str, Any]) -> None:
+        try:
+            self.conn.send(reply)
+        except (EOFError, OSError):
+            os._exit(0)
+
+    def _clean_tmp(self) -> None:
+        for child in self.tmp_root.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        work = self.root / "work"
+        for child in work.iterdir():  # SecretFlow/PSI leave trace files in the cwd
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+    # -- ops ---------------------------------------------------------------------------------------
+    def op_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+        return {"party": self.party, "address": self.address, "pid": os.getpid()}
+
+    def _dataset_path(self, rel: str) -> Path:
+        path = (self.data_dir / rel).resolve()
+        if not path.is_relative_to(self.data_dir.resolve()):
+            raise DatasetError("dataset path leaves the party's data directory")
+        if not path.is_file():
+            raise DatasetError(f"dataset file {rel!r} not found in party {self.party!r}'s data directory")
+        return path
+
+    def op_open_job(self, msg: dict[str, Any]) -> dict[str, Any]:
+        job_id: str = msg["job_id"]
+        store: dict[str, WorkerObject] = {}
+        infos: dict[str, dict[str, Any]] = {}
+        from eth_utils.crypto import keccak
+
+        for name, rel in msg["datasets"].items():
+            path = self._dataset_path(rel)
+            try:
+                df = pd.read_csv(path)
+            except Exception:
+                raise DatasetError(
+                    f"dataset {name!r} of party {self.party!r} is not a readable CSV"
+                ) from None
+            if df.columns.duplicated().any():
+                raise SchemaError(f"dataset {name!r} of party {self.party!r} has duplicate column names")
+            cols = {str(c): column_kind(t) for c, t in df.dtypes.items()}
+            df.columns = [str(c) for c in df.columns]
+            info = ObjectInfo(kind="table", columns={self.party: cols})
+            store[name] = TableSlice(info=info, df=df, digest=bytes(keccak(path.read_bytes())))
+            infos[name] = info.model_dump()
+        models: dict[str, dict[str, Any]] = {}
+        for name, model_id in msg.get("models", {}).items():
+            meta = read_meta(self.models_dir / model_id)
+            if meta.get("model_hash") != model_hash(meta):
+                raise ModelError(f"the metadata of model {model_id!r} does not match its model hash")
+            models[name] = {"meta": meta}
+        self.jobs[job_id] = store
+        return {"infos": infos, "models": models}
+
+    def op_load_models(self, msg: dict[str, Any]) -> dict[str, Any]:
+        store = self.jobs[msg["job_id"]]
+        for name, model_id in msg["models"].items():
+            model_dir = self.models_dir / model_id
+            meta = read_meta(model_dir)
+            profile = meta.get("spu_profile", "default")
+            runtime = self.settings.spu_profiles.get(profile)
+            if runtime is None:
+                raise ModelError(f"model {model_id!r} needs unknown SPU profile {profile!r}")
+            check_runtime_config(meta, runtime)
+            ctx = self._context(msg["job_id"], -1, {}, {}, {}, profile)
+            handle = get_loader(meta["algorithm"])(ctx, model_dir, meta)
+            handle.info = ObjectInfo.model_validate(msg["infos"][name])
+            store[name] = handle
+        return {}
+
+    def _context(
+        self,
+        job_id: str,
+        seq: int,
+        inputs: dict[str, WorkerObject],
+        in_infos: dict[str, ObjectInfo],
+        out_infos: dict[str, ObjectInfo],
+        profile: str | None,
+    ) -> StepContext:
+        tmp = Path(tempfile.mkdtemp(prefix=f"step{seq}-", dir=self.tmp_root))
+        return StepContext(
+            self_party=self.party,
+            parties=self.parties,
+            job_id=job_id,
+            seq=seq,
+            inputs=inputs,
+            input_infos=in_infos,
+            output_infos=out_infos,
+            devices=self.devices,
+            spu_profiles=dict(self.settings.spu_profiles),
+            spu_profile=profile,
+            tmp_dir=tmp,
+            models_dir=self.models_dir,
+        )
+
+    def op_run_step(self, msg: dict[str, Any]) -> dict[str, Any]:
+        from compute.registry import get_algorithm
+
+        job_id: str = msg["job_id"]
+        store = self.jobs[job_id]
+        spec = get_algorithm(msg["algorithm"])
+        params = spec.parse_params(msg["params"])
+        in_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["input_infos"].items()}
+        out_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["output_infos"].items()}
+        inputs: dict[str, WorkerObject] = {}
+        in_digests: dict[str, str] = {}
+        for slot, name in msg["inputs"].items():
+            obj = store[name]
+            if isinstance(obj, TableSlice):  # re-check in the worker: the columns this party must hold
+                expected = list(in_infos[slot].columns.get(self.party, {}))
+                have = [] if obj.df is None else list(obj.df.columns)
+                if expected != have:
+                    raise SchemaError(f"input {name!r} of party {self.party!r} does not match its plan")
+            inputs[slot] = obj
+            digest = content_digest(obj)
+            if digest is not None:
+                in_digests[name] = salted_digest(self.salt, digest)
+        ctx = self._context(job_id, msg["seq"], inputs, in_infos, out_infos, spec.spu)
+        ctx.output_names = dict(msg["outputs"])
+        try:
+            spec.run(ctx, params)
+        finally:
+            shutil.rmtree(ctx.tmp_dir, ignore_errors=True)
+            self._clean_tmp()
+        out_digests: dict[str, str] = {}
+        model_files: dict[str, list[str]] = {}
+        for slot, name in msg["outputs"].items():
+            out = ctx.outputs.get(slot)
+            if out is None:
+                raise SchemaError(f"algorithm {spec.name} produced no {slot!r} output")
+            store[name] = obj = out
+            digest = content_digest(obj)
+            if digest is not None:
+                out_digests[name] = salted_digest(self.salt, digest)
+            if isinstance(obj, ModelHandle) and obj.model_dir is not None:
+                model_files[name] = [str(obj.model_dir.name)]
+        for slot, rel in msg.get("save", {}).items():
+            self._save(ctx.outputs[slot], rel)
+        reports = {
+            name: obj.data
+            for slot, name in msg["outputs"].items()
+            if isinstance(obj := store[name], ReportSlice)
+            and obj.data is not None
+            and msg.get("reveal_reports")
+            and not obj.info.meta.get("private")
+        }
+        self.last_digests = PartyDigests(party=self.address, inputs=in_digests, outputs=out_digests)
+        ctx.cleanup()
+        return {"inputs": in_digests, "outputs": out_digests, "reports": reports, "model_dirs": model_files}
+
+    def _save(self, obj: WorkerObject, rel: str) -> None:
+        path = (self.data_dir / rel).resolve()
+        if not path.is_relative_to(self.data_dir.resolve()):
+            raise DatasetError("save path leaves the party's data directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(obj, TableSlice) and obj.df is not None:
+            obj.df.to_csv(path, index=False)
+        elif isinstance(obj, ReportSlice) and obj.data is not None:
+            path.write_bytes(json_bytes(obj.data))
+
+    def op_sign(self, msg: dict[str, Any]) -> dict[str, Any]:
+        record = StepRecord.model_validate_json(msg["record"])
+        mine = next(p for p in record.parties if p.party.lower() == self.address.lower())
+        last = self.last_digests
+        if (
+            msg.get("expect_own_digests", True)
+            and last is not None
+            and (dict(mine.inputs) != dict(last.inputs) or dict(mine.outputs) != dict(last.outputs))
+        ):
+            raise ComputeError("the record does not carry this party's digests; refusing to sign")
+        self.last_digests = None
+        return {"signature": sign_party(record, mine, self.key)}
+
+    def op_write_model_meta(self, msg: dict[str, Any]) -> dict[str, Any]:
+        write_meta(self.models_dir / msg["model_id"], msg["meta"])
+        return {}
+
+    def op_list_models(self, msg: dict[str, Any]) -> dict[str, Any]:
+        return {"models": list_models(self.models_dir)}
+
+    def op_close_job(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.jobs.pop(msg["job_id"], None)
+        self._clean_tmp()
+        gc.collect()
+        return {}
+
+
+def _watch_parent(pid: int) -> None:
+    while True:
+        if os.getppid() != pid:
+            os._exit(1)
+        time.sleep(1.0)
+
+
+def main(argv: list[str]) -> None:
+    settings = WorkerSettings.model_validate_json(Path(argv[1]).read_text())
+    _die_with_parent()
+    threading.Thread(target=_watch_parent, args=(settings.coordinator_pid,), daemon=True).start()
+    os.environ["SF_UT_DO_NOT_EXIT_ENV_FLAG"] = "1"  # a SecretFlow error must not os._exit mid-reply
+    tmp = Path(settings.party_dir) / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = str(tmp)
+    work = Path(settings.party_dir) / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    os.chdir(work)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    conn = Connection(settings.fd)
+    worker = Worker(settings, conn)
+    conn.send({"op": "hello", "party": worker.party, "address": worker.address, "pid": os.getpid()})
+    try:
+        timings = worker.init_secretflow()
+    except Exception as exc:
+        log.error("SecretFlow init failed: %s", type(exc).__name__)
+        conn.send(
+            {"op": "failed", "error_class": "WorkerError", "message": f"{type(exc).__name__} in sf.init"}
+        )
+        os._exit(1)
+    conn.send({"op": "ready", "timings": timings})
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,409 @@
+"""Every other algorithm on real SecretFlow against a plaintext reference (pandas / scikit-learn / SciPy).
+
+One job runs the steps (to keep the suite lean); each output is saved by each
+party into its own data dir and compared with the reference computed on the
+joined plaintext table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from cf_helpers import joined, manifest, put, read, vertical_data
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+from compute.runner import JobResult, run_job
+
+
+def _vif_reference(x: np.ndarray) -> np.ndarray:
+    out = []
+    for i in range(x.shape[1]):
+        others = np.delete(x, i, axis=1)
+        r2 = LinearRegression().fit(others, x[:, i]).score(others, x[:, i])
+        out.append(1.0 / (1.0 - r2))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.DataFrame]:
+    alice, bob = vertical_data(800, seed=11)
+    rng = np.random.default_rng(5)
+    alice["t"] = 2.0 * alice["a0"] - alice["a2"] + rng.normal(scale=0.3, size=len(alice))
+    alice["cat_a"] = rng.choice(["red", "green", "blue"], size=len(alice))
+    bob["cat_b"] = rng.choice(
+        ["u", "v", "w", "x", "y", "z"], size=len(bob), p=[0.3, 0.3, 0.2, 0.1, 0.05, 0.05]
+    )
+    bob["b1"] = bob["b1"] + 0.8 * bob["b0"]  # some collinearity for VIF
+    alice["id"] += 7_300_000_000  # distinctive identifiers for the leak scan
+    bob["id"] += 7_300_000_000
+    alice["cat_a"] = "col_" + alice["cat_a"] + "_qz"
+    bob["cat_b"] = "cb_" + bob["cat_b"] + "_qx"
+    alice.loc[alice.index[:9], "a1"] = np.nan
+    return alice, bob
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+_CAPTURE = _Capture()
+
+
+@pytest.fixture(scope="module")
+def captured_logs() -> list[str]:
+    return _CAPTURE.lines
+
+
+@pytest.fixture(scope="module")
+def result(engine, data, tmp_path_factory) -> JobResult:  # type: ignore[no-untyped-def]
+    alice, bob = data
+    store_dir = tmp_path_factory.mktemp("ledger")
+    from ledger.recorder import OutboxRecorder
+    from ledger.store import open_store
+
+    store = open_store(f"sqlite:///{store_dir / 'l.db'}")
+    feats = ["a0", "a1", "a2", "b0", "b1", "b2"]
+    steps = [
+        {
+            "algorithm": "psi",
+            "params": {"key": "id"},
+            "inputs": {"table": "raw"},
+            "outputs": {"table": "j"},
+            "save": {"table": "alg/j.csv"},
+        },
+        {
+            "algorithm": "fillna",
+            "params": {"strategy": "median", "columns": ["a1"]},
+            "inputs": {"table": "j"},
+            "outputs": {"table": "jf"},
+        },
+        {
+            "algorithm": "min_max_scaler",
+            "params": {"columns": ["a0", "b0"], "feature_min": -1.0, "feature_max": 1.0},
+            "inputs": {"table": "jf"},
+            "outputs": {"table": "mm"},
+            "save": {"table": "alg/mm.csv"},
+        },
+        {
+            "algorithm": "label_encoder",
+            "params": {"columns": ["cat_a", "cat_b"]},
+            "inputs": {"table": "j"},
+            "outputs": {"table": "le", "mapping": "le_map"},
+            "save": {"table": "alg/le.csv", "mapping": "alg/le.json"},
+        },
+        {
+            "algorithm": "one_hot_encoder",
+            "params": {"columns": ["cat_a", "cat_b"], "max_categories": 4},
+            "inputs": {"table": "j"},
+            "outputs": {"table": "oh"},
+            "save": {"table": "alg/oh.csv"},
+        },
+        {
+            "algorithm": "equal_width_binning",
+            "params": {"columns": ["a0", "b1"], "bin_num": 5},
+            "inputs": {"table": "j"},
+            "outputs": {"table": "ew", "rules": "ew_rules"},
+            "save": {"table": "alg/ew.csv", "rules": "alg/ew.json"},
+        },
+        {
+            "algorithm": "quantile_binning",
+            "params": {"columns": ["a1", "b2"], "bin_num": 4},
+            "inputs": {"table": "j"},
+            "outputs": {"table": "qb", "rules": "qb_rules"},
+            "save": {"table": "alg/qb.csv", "rules": "alg/qb.json"},
+        },
+        {
+            "algorithm": "table_statistics",
+            "params": {"columns": ["a0", "t", "b0"]},
+            "inputs": {"table": "j"},
+            "outputs": {"report": "ts"},
+            "save": {"report": "alg/ts.json"},
+        },
+        {
+            "algorithm": "pearson_correlation",
+            "params": {"columns": feats},
+            "inputs": {"table": "jf"},
+            "outputs": {"report": "pr"},
+            "save": {"report": "alg/pr.json"},
+        },
+        {
+            "algorithm": "vif",
+            "params": {"columns": feats},
+            "inputs": {"table": "jf"},
+            "outputs": {"report": "vf"},
+            "save": {"report": "alg/vf.json"},
+        },
+        {
+            "algorithm": "ss_xgb",
+            "params": {
+                "label": "y",
+                "features": feats,
+                "num_boost_round": 6,
+                "max_depth": 3,
+                "sketch_eps": 0.05,
+            },
+            "inputs": {"table": "jf"},
+            "outputs": {"model": "xgb"},
+        },
+        {
+            "algorithm": "secure_predict",
+            "params": {"receiver": "alice", "score_column": "xs"},
+            "inputs": {"table": "jf", "model": "xgb"},
+            "outputs": {"table": "xp"},
+            "save": {"table": "alg/xp.csv"},
+        },
+        {
+            "algorithm": "biclassification_eval",
+            "params": {"label": "y", "score": "xs", "bucket_size": 5},
+            "inputs": {"labels": "j", "scores": "xp"},
+            "outputs": {"report": "xauc"},
+        },
+        {
+            "algorithm": "standard_scaler",
+            "params": {"columns": feats},
+            "inputs": {"table": "jf"},
+            "outputs": {"table": "sc"},
+        },
+        {
+            "algorithm": "ss_lr",
+            "params": {
+                "label": "t",
+                "features": feats,
+                "reg_type": "linear",
+                "epochs": 10,
+                "learning_rate": 0.1,
+                "batch_size": 64,
+            },
+            "inputs": {"table": "sc"},
+            "outputs": {"model": "lin"},
+        },
+        {
+            "algorithm": "secure_predict",
+            "params": {"receiver": "alice", "score_column": "tp"},
+            "inputs": {"table": "sc", "model": "lin"},
+            "outputs": {"table": "tpred"},
+            "save": {"table": "alg/tp.csv"},
+        },
+        {
+            "algorithm": "regression_eval",
+            "params": {"label": "t", "score": "tp"},
+            "inputs": {"labels": "j", "scores": "tpred"},
+            "outputs": {"report": "re"},
+            "save": {"report": "alg/re.json"},
+        },
+    ]
+    m = manifest(
+        engine,
+        {
+            "raw": {
+                "alice": put(engine, "alice", "alg_a.csv", alice),
+                "bob": put(engine, "bob", "alg_b.csv", bob),
+            }
+        },
+        steps,
+    )
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(_CAPTURE)
+    root.setLevel(logging.DEBUG)
+    try:
+        res = run_job(engine, m, OutboxRecorder(store))
+    finally:
+        root.removeHandler(_CAPTURE)
+        root.setLevel(old_level)
+        store.close()
+    assert res.succeeded, (res.error_class, res.error_message, len(res.steps))
+    return res
+
+
+def filled(data: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    ref = joined(*data)
+    ref["a1"] = ref["a1"].fillna(ref["a1"].median())
+    return ref
+
+
+def _json(engine, party: str, name: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return json.loads(Path(engine.data_dir(party) / name).read_text())
+
+
+def test_label_encoder(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    ref = joined(*data)
+    le_a, le_b = read(engine, "alice", "alg/le.csv"), read(engine, "bob", "alg/le.csv")
+    exp = OrdinalEncoder().fit_transform(ref[["cat_a", "cat_b"]])
+    np.testing.assert_allclose(np.c_[le_a["cat_a"], le_b["cat_b"]], exp, atol=1e-6)
+    assert _json(engine, "alice", "alg/le.json") == {"cat_a": sorted(ref["cat_a"].unique())}
+    assert not (engine.data_dir("bob") / "alg" / "le_nothing").exists()
+    assert result.report("le_map", "alice") is None  # the mapping never reaches the coordinator
+
+
+def test_one_hot_encoder(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    ref = joined(*data)
+    oa, ob = read(engine, "alice", "alg/oh.csv"), read(engine, "bob", "alg/oh.csv")
+    for frame, col in ((oa, "cat_a"), (ob, "cat_b")):
+        exp = OneHotEncoder(max_categories=4, sparse_output=False).fit_transform(ref[[col]])
+        padded = np.zeros((len(ref), 4))
+        padded[:, : exp.shape[1]] = exp
+        np.testing.assert_allclose(frame[[f"{col}_{i}" for i in range(4)]].to_numpy(), padded, atol=1e-6)
+        assert col not in frame.columns
+
+
+@pytest.mark.parametrize(
+    ("name", "cols", "bins", "cut"), [("ew", ["a0", "b1"], 5, pd.cut), ("qb", ["a1", "b2"], 4, pd.qcut)]
+)
+def test_binning(engine, data, result, name, cols, bins, cut) -> None:  # type: ignore[no-untyped-def]
+    ref = joined(*data)
+    for party, col in zip(("alice", "bob"), cols, strict=True):
+        codes, edges = cut(ref[col], bins, labels=False, retbins=True, duplicates="drop")
+        rules = _json(engine, party, f"alg/{name}.json")
+        np.testing.assert_allclose(rules[col]["split_points"], edges[1:-1], rtol=1e-9, atol=1e-9)
+        got = read(engine, party, f"alg/{name}.csv")[col].to_numpy()
+        np.testing.assert_array_equal(got, np.nan_to_num(codes.to_numpy(dtype=float), nan=-1.0))
+
+
+def test_table_statistics(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    ref = joined(*data)
+    sa, sb = _json(engine, "alice", "alg/ts.json"), _json(engine, "bob", "alg/ts.json")
+    assert set(sa) == {"a0", "t"} and set(sb) == {"b0"}  # each party sees only its own columns
+    for stats, col in ((sa, "a0"), (sa, "t"), (sb, "b0")):
+        s = ref[col]
+        for key, exp in {
+            "mean": s.mean(),
+            "var": s.var(),
+            "std": s.std(),
+            "min": s.min(),
+            "max": s.max(),
+            "skew": s.skew(),
+            "kurtosis": s.kurtosis(),
+            "q1": s.quantile(0.25),
+            "count": s.count(),
+        }.items():
+            assert abs(stats[col][key] - exp) < 1e-6, (col, key)
+
+
+def test_pearson_and_vif(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    ref = filled(data)
+    feats = ["a0", "a1", "a2", "b0", "b1", "b2"]
+    pr = _json(engine, "bob", "alg/pr.json")
+    assert pr["columns"] == feats
+    np.testing.assert_allclose(np.array(pr["matrix"]), ref[feats].corr().to_numpy(), atol=1e-3)
+    vf = _json(engine, "alice", "alg/vf.json")
+    np.testing.assert_allclose(vf["vif"], _vif_reference(ref[feats].to_numpy()), atol=1e-3, rtol=1e-3)
+
+
+def test_ss_xgb_auc(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    ref = filled(data)
+    feats = ["a0", "a1", "a2", "b0", "b1", "b2"]
+    scores = read(engine, "alice", "alg/xp.csv")["xs"]
+    assert not (engine.data_dir("bob") / "alg/xp.csv").exists()
+    auc = roc_auc_score(ref["y"], scores)
+    sk = HistGradientBoostingClassifier(
+        max_iter=6, max_depth=3, learning_rate=0.3, max_bins=20, l2_regularization=0.1, min_samples_leaf=1
+    )
+    sk_auc = roc_auc_score(ref["y"], sk.fit(ref[feats], ref["y"]).predict_proba(ref[feats])[:, 1])
+    assert auc >= sk_auc - 0.02, (auc, sk_auc)
+
+
+def test_regression_eval(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    ref = joined(*data)
+    pred = read(engine, "alice", "alg/tp.csv")["tp"].to_numpy()
+    rep = _json(engine, "alice", "alg/re.json")
+    assert abs(rep["r2_score"] - r2_score(ref["t"], pred)) < 1e-4
+    assert abs(rep["mean_abs_err"] - mean_absolute_error(ref["t"], pred)) < 1e-4
+    assert abs(rep["mean_squared_errors"] - mean_squared_error(ref["t"], pred)) < 1e-4
+    assert rep["r2_score"] > 0.9
+    assert not (engine.data_dir("bob") / "alg/re.json").exists()
+
+
+def test_min_max_scaler(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.preprocessing import MinMaxScaler
+
+    ref = filled(data)
+    ma, mb = read(engine, "alice", "alg/mm.csv"), read(engine, "bob", "alg/mm.csv")
+    exp = MinMaxScaler(feature_range=(-1, 1)).fit_transform(ref[["a0", "b0"]])
+    np.testing.assert_allclose(np.c_[ma["a0"], mb["b0"]], exp, atol=1e-6)
+    np.testing.assert_allclose(ma["a1"], ref["a1"], atol=1e-9)  # fillna (median) upstream
+
+
+def test_biclassification_eval_of_xgb(engine, data, result) -> None:  # type: ignore[no-untyped-def]
+    ref = joined(*data)
+    scores = read(engine, "alice", "alg/xp.csv")["xs"]
+    rep = result.report("xauc", "alice")
+    assert rep is not None and result.report("xauc", "bob") is None
+    assert abs(rep["auc"] - roc_auc_score(ref["y"], scores)) < 1e-3
+
+
+def test_every_algorithm_ran(result) -> None:  # type: ignore[no-untyped-def]
+    from compute.registry import algorithm_names
+
+    assert {s.algorithm for s in result.steps} == set(algorithm_names())
+
+
+_NUMBER = re.compile(r"(?<![0-9A-Za-z_.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![0-9A-Za-z_])")
+
+
+def find_leaks(text: str, data: tuple[pd.DataFrame, pd.DataFrame]) -> list[str]:
+    """Input cell values found in ``text`` (floats with >= 7 significant digits, ids, categories)."""
+    floats, ints, strings = [], set(), set()
+    for df in data:
+        for col in df.columns:
+            s = df[col].dropna()
+            if s.dtype.kind == "f":
+                floats.extend(s.tolist())
+            elif s.dtype.kind in "iu":
+                ints.update(int(v) for v in s if abs(int(v)) >= 1_000_000)
+            else:
+                strings.update(str(v) for v in s)
+    values = np.sort(np.array(floats))
+    leaks = [f"string {v!r}" for v in strings if v in text]
+    for tok in _NUMBER.findall(text):
+        mantissa = tok.lstrip("-").split("e")[0].split("E")[0]
+        digits = len(mantissa.replace(".", "").lstrip("0"))
+        value = float(tok)
+        if "." not in tok and "e" not in tok.lower():
+            if int(tok) in ints:
+                leaks.append(f"id {tok}")
+            continue
+        if digits < 7 or value == 0:
+            continue
+        exp = math.floor(math.log10(abs(value)))
+        tol = 0.5 * 10 ** (exp - digits + 1)
+        k = np.searchsorted(values, value)
+        for j in (k - 1, k):
+            if 0 <= j < len(values) and abs(values[j] - value) <= tol:
+                leaks.append(f"value {tok}")
+    return leaks
+
+
+def test_leak_scanner_finds_values(data) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = data
+    text = f"x {alice['a0'].iloc[3]!r} y {bob['b2'].iloc[5]:.8f} {alice['id'].iloc[0]} {bob['cat_b'].iloc[0]}"
+    assert len(find_leaks(text, data)) == 4
+    assert find_leaks("ts 13:36:15.090 pid 12345 0x" + "1234567890" * 6 + "abcd", data) == []
+
+
+def test_no_cell_value_in_records_logs_or_model_metadata(engine, data, result, captured_logs) -> None:  # type: ignore[no-untyped-def]
+    texts = [s.record.canonical_json().decode() for s in result.steps]
+    texts += [json.dumps(m) for m in result.models]
+    texts += [engine.log_path(p).read_text(errors="replace") for p in ("alice", "bob")]
+    texts += captured_logs
+    texts += [s.error_message or "" for s in result.steps]
+    for party in ("alice", "bob"):
+        for meta in engine.models_dir(party).glob("*/meta.json"):
+            texts.append(meta.read_text())
+    leaks = [leak for t in texts for leak in find_leaks(t, data)]
+    assert leaks == []

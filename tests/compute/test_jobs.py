@@ -1,0 +1,191 @@
+"""Bad input gives a clear error before anything runs, or a failed step record; never a hang."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from cf_helpers import manifest, put, vertical_data
+
+from compute.errors import (
+    DatasetError,
+    ManifestError,
+    ParameterError,
+    SchemaError,
+    UnknownAlgorithmError,
+)
+from compute.runner import run_job
+from ledger.records import StepRecord
+
+
+@pytest.fixture(scope="module")
+def raw(engine) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    alice, bob = vertical_data(300, seed=21)
+    alice["cat"] = np.where(alice["a0"] > 0, "p", "n")
+    return {
+        "raw": {"alice": put(engine, "alice", "j_a.csv", alice), "bob": put(engine, "bob", "j_b.csv", bob)}
+    }
+
+
+PSI = {"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}, "outputs": {"table": "j"}}
+
+
+def _lr(**params: object) -> dict[str, object]:
+    return {"algorithm": "ss_lr", "params": {"label": "y", **params}, "inputs": {"table": "j"}}
+
+
+@pytest.mark.parametrize(
+    ("step", "error"),
+    [
+        ({"algorithm": "no_such_algorithm", "inputs": {"table": "j"}}, UnknownAlgorithmError),
+        (_lr(epochs=0), ParameterError),
+        (_lr(learning_rate=-1.0), ParameterError),
+        (_lr(unknown_param=1), ParameterError),
+        (_lr(features=["a0", "missing_col"]), SchemaError),
+        (_lr(features=["a0", "cat"]), SchemaError),
+        (
+            {"algorithm": "secure_predict", "params": {"receiver": "carol"}, "inputs": {"table": "j"}},
+            ManifestError,
+        ),
+        ({"algorithm": "fillna", "inputs": {"table": "nowhere"}}, ManifestError),
+    ],
+)
+def test_invalid_step_fails_before_anything_runs(engine, recorder, raw, step, error) -> None:  # type: ignore[no-untyped-def]
+    m = manifest(engine, raw, [PSI, step])
+    t = time.monotonic()
+    with pytest.raises(error) as info:
+        run_job(engine, m, recorder)
+    assert time.monotonic() - t < 30
+    assert info.value.hint  # every error says what to do
+    assert recorder.store.list_jobs() == []  # nothing was opened on the ledger, no step ran
+
+
+def test_mismatched_key_column(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    a = pd.DataFrame({"id": [1, 2, 3], "x": [0.1, 0.2, 0.3]})
+    b = pd.DataFrame({"uid": [1, 2, 3], "z": [0.5, 0.6, 0.7]})
+    m = manifest(
+        engine,
+        {"t": {"alice": put(engine, "alice", "k_a.csv", a), "bob": put(engine, "bob", "k_b.csv", b)}},
+        [{"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "t"}}],
+    )
+    with pytest.raises(SchemaError, match="key column 'id' is missing from party 'bob'"):
+        run_job(engine, m, recorder)
+    # the same tables with a key per party are fine at validation time
+    m["steps"][0]["params"] = {"key": {"alice": "id", "bob": "uid"}}
+    assert run_job(engine, m, recorder).succeeded
+
+
+def test_missing_dataset_and_wrong_address(engine, recorder, raw) -> None:  # type: ignore[no-untyped-def]
+    m = manifest(engine, {"raw": {"alice": "no_such.csv", "bob": raw["raw"]["bob"]}}, [PSI])
+    with pytest.raises(DatasetError, match="not found"):
+        run_job(engine, m, recorder)
+    m = manifest(engine, raw, [PSI])
+    m["parties"][1]["address"] = "0x" + "11" * 20
+    with pytest.raises(ManifestError, match="member key"):
+        run_job(engine, m, recorder)
+    m = manifest(engine, {"raw": {"alice": "../../etc/passwd", "bob": raw["raw"]["bob"]}}, [PSI])
+    with pytest.raises(ManifestError, match="relative"):
+        run_job(engine, m, recorder)
+
+
+def test_empty_intersection_is_a_failed_step_record(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    a = pd.DataFrame({"id": [1, 2, 3], "x": [0.1, 0.2, 0.3]})
+    b = pd.DataFrame({"id": [7, 8, 9], "z": [0.5, 0.6, 0.7]})
+    m = manifest(
+        engine,
+        {"t": {"alice": put(engine, "alice", "e_a.csv", a), "bob": put(engine, "bob", "e_b.csv", b)}},
+        [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "t"},
+                "outputs": {"table": "j"},
+            },
+            {"algorithm": "fillna", "inputs": {"table": "j"}},
+        ],
+    )
+    res = run_job(engine, m, recorder)
+    assert not res.succeeded and res.error_class == "EmptyResultError"
+    assert len(res.steps) == 1  # the job stopped at the failed step
+    rows = recorder.store.records_for_job(res.job_id)
+    assert len(rows) == 1
+    rec = StepRecord.model_validate_json(rows[0].record_json)
+    assert rec.status == "failed" and rec.error_class == "EmptyResultError"
+    assert all(not p.outputs for p in rec.parties)
+    assert recorder.store.get_job(res.job_id).status == "failed"
+    assert engine.healthy  # a failure on both sides before SecretFlow diverged keeps the workers
+
+
+def test_worker_killed_mid_step_fails_the_step_and_restarts(engine, recorder, raw) -> None:  # type: ignore[no-untyped-def]
+    m = manifest(engine, raw, [PSI, _lr(epochs=200, batch_size=16, features=["a0", "a1", "b0"])])
+    pids = {p: w.proc.pid for p, w in engine.workers.items()}
+    box: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: box.update(res=run_job(engine, m, recorder)))
+    t = time.monotonic()
+    runner.start()
+    time.sleep(8)  # PSI is done, SS-LR is training
+    os.kill(pids["bob"], signal.SIGKILL)
+    runner.join(120)
+    assert not runner.is_alive(), "the runner hung after a worker died"
+    res = box["res"]
+    assert not res.succeeded and res.error_class == "WorkerError"  # type: ignore[attr-defined]
+    assert time.monotonic() - t < 120
+    rec = res.steps[-1].record  # type: ignore[attr-defined]
+    assert rec.status == "failed" and rec.error_class == "WorkerError"
+    for pid in pids.values():  # no orphan: the surviving worker was shut down too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # the next job restarts the workers (new processes, same member keys)
+    res2 = run_job(engine, manifest(engine, raw, [PSI]), recorder)
+    assert res2.succeeded
+    assert {p: w.proc.pid for p, w in engine.workers.items()} != pids
+
+
+def test_one_party_failing_alone_does_not_hang_the_other(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    """alice fails (row counts differ) while bob waits inside SecretFlow for the report she never sends."""
+    rng = np.random.default_rng(4)
+    a = pd.DataFrame({"id": np.arange(100), "y": rng.integers(0, 2, 100)})
+    b = pd.DataFrame({"id": np.arange(100), "b0": rng.normal(size=100)})
+    a2 = pd.DataFrame({"id": np.arange(100), "s": rng.random(100)})
+    b2 = pd.DataFrame({"id": np.arange(50)})
+    m = manifest(
+        engine,
+        {
+            "r": {"alice": put(engine, "alice", "g_a.csv", a), "bob": put(engine, "bob", "g_b.csv", b)},
+            "r2": {"alice": put(engine, "alice", "g_a2.csv", a2), "bob": put(engine, "bob", "g_b2.csv", b2)},
+        },
+        [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "r"},
+                "outputs": {"table": "j"},
+            },
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "r2"},
+                "outputs": {"table": "k"},
+            },
+            {
+                "algorithm": "biclassification_eval",
+                "params": {"label": "y", "score": "s", "reveal_to": ["alice", "bob"]},
+                "inputs": {"labels": "j", "scores": "k"},
+            },
+        ],
+    )
+    engine.failure_grace = 3.0
+    try:
+        t = time.monotonic()
+        res = run_job(engine, m, recorder)
+    finally:
+        engine.failure_grace = 30.0
+    assert time.monotonic() - t < 60
+    assert not res.succeeded and res.error_class == "SchemaError"  # the cause, not the timeout
+    assert res.steps[-1].record.status == "failed"
+    assert engine.workers == {}  # bob was stuck: both workers stopped, the next job restarts them

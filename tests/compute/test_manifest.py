@@ -1,0 +1,112 @@
+"""Manifest validation on metadata only (no SecretFlow): structure, references, parameters, schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from compute.errors import ManifestError, ParameterError, SchemaError, UnknownAlgorithmError
+from compute.manifest import JobManifest, plan_job
+from compute.schema import ObjectInfo
+
+A, B = "0x" + "aa" * 20, "0x" + "bb" * 20
+INFOS = {
+    "raw": ObjectInfo(
+        kind="table",
+        columns={
+            "alice": {"id": "int", "a0": "float", "y": "int", "c": "str"},
+            "bob": {"id": "int", "b0": "float"},
+        },
+    )
+}
+
+
+def _manifest(steps: list[dict[str, Any]], **extra: Any) -> JobManifest:
+    return JobManifest.parse(
+        {
+            "parties": [{"name": "alice", "address": A}, {"name": "bob", "address": B}],
+            "datasets": {"raw": {"alice": "a.csv", "bob": "b.csv"}},
+            "steps": steps,
+            **extra,
+        }
+    )
+
+
+PSI = {"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}, "outputs": {"table": "j"}}
+
+
+def test_a_valid_plan_carries_metadata_through() -> None:
+    lr = {"algorithm": "ss_lr", "params": {"label": "y"}, "inputs": {"table": "j"}, "outputs": {"model": "m"}}
+    pred = {
+        "algorithm": "secure_predict",
+        "params": {"receiver": "alice"},
+        "inputs": {"table": "j", "model": "m"},
+    }
+    plan = plan_job(_manifest([PSI, lr, pred]), INFOS)
+    assert plan[0].output_infos["table"].columns == {
+        "alice": INFOS["raw"].columns["alice"],
+        "bob": {"b0": "float"},
+    }
+    assert plan[1].output_infos["model"].columns == {
+        "alice": {"a0": "float"},
+        "bob": {"b0": "float"},
+    }  # no key
+    assert plan[2].output_infos["table"].columns == {"alice": {"pred": "float"}, "bob": {}}
+    assert plan[1].params_hash.startswith("0x") and len(plan[1].params_hash) == 66
+
+
+@pytest.mark.parametrize(
+    ("steps", "error", "match"),
+    [
+        ([{"algorithm": "nope", "inputs": {}}], UnknownAlgorithmError, "nope"),
+        ([PSI, {"algorithm": "fillna", "inputs": {"table": "j"}, "outputs": {"table": "j"}}],
+         ManifestError, "used"),
+        ([{**PSI, "outputs": {"bogus": "x"}}], ManifestError, "unknown output"),
+        ([{**PSI, "inputs": {}}], ManifestError, "missing"),
+        ([{**PSI, "params": {"key": "id", "protocol": "PROTOCOL_X"}}], ParameterError, "protocol"),
+        ([PSI, {"algorithm": "ss_lr", "params": {"label": "c"}, "inputs": {"table": "j"}}],
+         SchemaError, "numeric"),
+        ([PSI, {"algorithm": "fillna", "params": {"strategy": "constant"}, "inputs": {"table": "j"}}],
+         ParameterError, "fill_value"),
+        ([{"algorithm": "fillna", "params": {"columns": ["id"]}, "inputs": {"table": "raw"}}], SchemaError,
+         "several parties"),
+        ([PSI, {"algorithm": "biclassification_eval", "params": {"label": "y", "score": "b0"},
+                "inputs": {"labels": "j", "scores": "j"}}], SchemaError, "same party"),
+    ],
+)  # fmt: skip
+def test_invalid_manifests(steps: list[dict[str, Any]], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        plan_job(_manifest(steps), INFOS)
+
+
+def test_structure_errors() -> None:
+    with pytest.raises(ManifestError, match="relative"):
+        _manifest([PSI], datasets={"raw": {"alice": "/etc/passwd", "bob": "b.csv"}})
+    with pytest.raises(ManifestError):
+        JobManifest.parse({"parties": [{"name": "alice", "address": A}], "steps": [PSI]})
+    with pytest.raises(ManifestError, match="unique"):
+        plan_job(
+            JobManifest.parse(
+                {
+                    "parties": [{"name": "alice", "address": A}, {"name": "alice", "address": B}],
+                    "steps": [PSI],
+                }
+            ),
+            INFOS,
+        )
+
+
+@given(st.dictionaries(st.sampled_from(["epochs", "learning_rate", "batch_size"]), st.integers(-5, 0)))
+def test_out_of_range_parameters_never_validate(params: dict[str, int]) -> None:
+    step = {"algorithm": "ss_lr", "params": {"label": "y", **params}, "inputs": {"table": "j"}}
+    if params:
+        with pytest.raises(ParameterError):
+            plan_job(_manifest([PSI, step]), INFOS)
+
+
+def test_manifest_hash_is_stable() -> None:
+    assert _manifest([PSI]).manifest_hash() == _manifest([PSI]).manifest_hash()
+    assert _manifest([PSI]).manifest_hash() != _manifest([PSI], name="other").manifest_hash()

@@ -1,0 +1,158 @@
+"""Models: per-party shares + metadata, reload and predict in new worker processes, refuse wrong configs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from cf_helpers import manifest, put, read, vertical_data
+
+from compute.errors import ModelError
+from compute.models import check_runtime_config, model_hash
+from compute.runner import run_job
+
+
+class ModelRecorder:
+    """An outbox recorder that also has ``record_model`` (the lead's upcoming protocol method)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.models: list[tuple[str, str, int, str]] = []
+
+    def open_job(self, *args: Any) -> None:
+        self.inner.open_job(*args)
+
+    def record_step(self, record: Any) -> Any:
+        return self.inner.record_step(record)
+
+    def close_job(self, job_id: str, *, succeeded: bool) -> None:
+        self.inner.close_job(job_id, succeeded=succeeded)
+
+    def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
+        self.models.append((job_id, model_id, version, model_hash))
+
+
+FEATS = ["a0", "a1", "a2", "b0", "b1", "b2"]
+
+
+def test_models_reload_in_new_processes(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = vertical_data(400, seed=31)
+    raw = {
+        "raw": {"alice": put(engine, "alice", "m_a.csv", alice), "bob": put(engine, "bob", "m_b.csv", bob)}
+    }
+    psi = {"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}, "outputs": {"table": "j"}}
+    scale = {
+        "algorithm": "standard_scaler",
+        "params": {"columns": FEATS},
+        "inputs": {"table": "j"},
+        "outputs": {"table": "s"},
+    }
+
+    def predict(model: str, out: str) -> dict[str, Any]:
+        return {
+            "algorithm": "secure_predict",
+            "params": {"receiver": "bob"},
+            "inputs": {"table": "s", "model": model},
+            "save": {"table": out},
+        }
+
+    rec = ModelRecorder(recorder)
+    train = manifest(
+        engine,
+        raw,
+        [
+            psi,
+            scale,
+            {
+                "algorithm": "ss_lr",
+                "params": {"label": "y", "features": FEATS, "epochs": 3},
+                "inputs": {"table": "s"},
+                "outputs": {"model": "lr"},
+            },
+            predict("lr", "mod/lr0.csv"),
+            {
+                "algorithm": "ss_xgb",
+                "params": {"label": "y", "features": FEATS, "num_boost_round": 2, "max_depth": 2},
+                "inputs": {"table": "s"},
+                "outputs": {"model": "xgb"},
+            },
+            predict("xgb", "mod/xgb0.csv"),
+        ],
+    )
+    res = run_job(engine, train, rec)
+    assert res.succeeded, res.error_message
+    ids = {m["algorithm"]: m["model_id"] for m in res.models}
+    assert [(j, i, v, h) for j, i, v, h in rec.models] == [
+        (res.job_id, m["model_id"], m["version"], m["model_hash"]) for m in res.models
+    ]
+    for meta in res.models:
+        assert meta["model_hash"] == model_hash(meta)
+        assert meta["lineage"]["job_id"] == res.job_id
+        step = res.steps[meta["lineage"]["seq"]]
+        assert {d.party: d.outputs[meta["name"]] for d in step.record.parties} == meta["share_digests"]
+        for party in ("alice", "bob"):
+            on_disk = json.loads((engine.models_dir(party) / meta["model_id"] / "meta.json").read_text())
+            assert on_disk == meta
+            files = sorted(p.name for p in (engine.models_dir(party) / meta["model_id"]).iterdir())
+            assert all(party in f or f == "meta.json" for f in files)  # each party holds only its own shares
+    listed = {m["model_id"]: m["lineage"] for m in engine.list_models("alice")}
+    assert listed[ids["ss_lr"]]["job_id"] == res.job_id
+
+    # new worker processes: the shares are loaded from each party's own directory
+    engine.shutdown()
+    engine.start()
+    reuse = manifest(
+        engine,
+        raw,
+        [psi, scale, predict("lr", "mod/lr1.csv"), predict("xgb", "mod/xgb1.csv")],
+        models={"lr": ids["ss_lr"], "xgb": ids["ss_xgb"]},
+    )
+    res2 = run_job(engine, reuse, recorder)
+    assert res2.succeeded, res2.error_message
+    for name in ("lr", "xgb"):
+        before = read(engine, "bob", f"mod/{name}0.csv")["pred"].to_numpy()
+        after = read(engine, "bob", f"mod/{name}1.csv")["pred"].to_numpy()
+        np.testing.assert_allclose(after, before, atol=1e-4)
+        assert not (engine.data_dir("alice") / f"mod/{name}1.csv").exists()
+    # the loaded model's digest equals the one recorded at training time
+    loaded = res2.steps[2].record.parties
+    trained = next(m for m in res.models if m["algorithm"] == "ss_lr")["share_digests"]
+    assert {d.party: d.inputs["lr"] for d in loaded} == trained
+
+    # a model trained with another fxp_fraction_bits is refused, before any step runs
+    for party in ("alice", "bob"):
+        path = engine.models_dir(party) / ids["ss_lr"] / "meta.json"
+        meta = json.loads(path.read_text())
+        meta["spu_runtime_config"]["fxp_fraction_bits"] = 20
+        path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="does not match its model hash"):  # edited metadata
+        run_job(
+            engine,
+            manifest(engine, raw, [psi, scale, predict("lr", "mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
+            recorder,
+        )
+    for party in ("alice", "bob"):  # a consistent model trained with another precision
+        path = engine.models_dir(party) / ids["ss_lr"] / "meta.json"
+        meta = json.loads(path.read_text())
+        meta["model_hash"] = model_hash(meta)
+        path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="fxp_fraction_bits"):
+        run_job(
+            engine,
+            manifest(engine, raw, [psi, scale, predict("lr", "mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
+            recorder,
+        )
+
+
+def test_runtime_config_check() -> None:
+    meta = {
+        "model_id": "m",
+        "spu_runtime_config": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 18},
+    }
+    check_runtime_config(meta, {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 18})
+    with pytest.raises(ModelError):
+        check_runtime_config(meta, {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 26})
+    with pytest.raises(ModelError):
+        check_runtime_config(meta, {"protocol": "SEMI2K", "field": "FM64", "fxp_fraction_bits": 18})

@@ -1,0 +1,116 @@
+"""PSI semantics (duplicate and missing keys, text keys), VIF at a realistic size, and a step timeout."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from cf_helpers import manifest, put, read
+from sklearn.linear_model import LinearRegression
+
+from compute.runner import run_job
+
+
+def test_psi_is_the_set_intersection_with_duplicates_and_missing_keys(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(8)
+    a_keys = [f"u{k:04d}" for k in rng.integers(0, 400, 500)] + [None] * 7  # duplicates and missing keys
+    b_keys = [f"u{k:04d}" for k in rng.integers(200, 700, 450)] + [None] * 3
+    a = pd.DataFrame({"key": a_keys, "x": rng.normal(size=len(a_keys))})
+    b = pd.DataFrame({"uid": b_keys, "z": rng.normal(size=len(b_keys))})
+    m = manifest(
+        engine,
+        {"t": {"alice": put(engine, "alice", "d_a.csv", a), "bob": put(engine, "bob", "d_b.csv", b)}},
+        [
+            {
+                "algorithm": "psi",
+                "params": {"key": {"alice": "key", "bob": "uid"}, "receiver": "bob"},
+                "inputs": {"table": "t"},
+                "save": {"table": "d/out.csv"},
+            }
+        ],
+    )
+    res = run_job(engine, m, recorder)
+    assert res.succeeded, res.error_message
+    expected = sorted(set(a["key"].dropna()) & set(b["uid"].dropna()))
+    out_b = read(engine, "bob", "d/out.csv")
+    out_a = read(engine, "alice", "d/out.csv")
+    assert out_b["uid"].tolist() == expected  # the receiver keeps the key; each key exactly once
+    assert list(out_a.columns) == ["x"]  # alice's key column is dropped
+    first_a = a.dropna().drop_duplicates("key").set_index("key")
+    first_b = b.dropna().drop_duplicates("uid").set_index("uid")
+    np.testing.assert_allclose(out_a["x"], first_a.loc[expected, "x"], atol=1e-12)
+    np.testing.assert_allclose(out_b["z"], first_b.loc[expected, "z"], atol=1e-12)
+
+
+def test_vif_at_realistic_size(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    """18 fraction bits made VIF return 0.0 for every column at ~51k rows; the precise profile does not."""
+    n = 51_000
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(n, 4)) * [1.0, 50.0, 0.01, 3.0] + [0.0, 1000.0, 0.0, -5.0]
+    x[:, 3] += 0.05 * x[:, 1]
+    ids = np.arange(n)
+    a = pd.DataFrame({"id": ids, "v0": x[:, 0], "v1": x[:, 1]})
+    b = pd.DataFrame({"id": ids, "v2": x[:, 2], "v3": x[:, 3]})
+    m = manifest(
+        engine,
+        {"v": {"alice": put(engine, "alice", "v_a.csv", a), "bob": put(engine, "bob", "v_b.csv", b)}},
+        [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "v"},
+                "outputs": {"table": "j"},
+            },
+            {"algorithm": "vif", "inputs": {"table": "j"}, "outputs": {"report": "vif"}},
+        ],
+    )
+    res = run_job(engine, m, recorder)
+    assert res.succeeded, res.error_message
+    report = res.report("vif", "bob")
+    assert report is not None and report["columns"] == [
+        "v0",
+        "v1",
+        "v2",
+        "v3",
+    ]  # the PSI key is not a feature
+    ref = []
+    for i in range(4):
+        others = np.delete(x, i, axis=1)
+        ref.append(1 / (1 - LinearRegression().fit(others, x[:, i]).score(others, x[:, i])))
+    np.testing.assert_allclose(report["vif"], ref, rtol=1e-3, atol=1e-3)
+
+
+def test_step_timeout_fails_the_step_without_hanging(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(10)
+    n = 2000
+    a = pd.DataFrame({"id": np.arange(n), "a0": rng.normal(size=n), "y": rng.integers(0, 2, n)})
+    b = pd.DataFrame({"id": np.arange(n), "b0": rng.normal(size=n)})
+    m = manifest(
+        engine,
+        {"t": {"alice": put(engine, "alice", "to_a.csv", a), "bob": put(engine, "bob", "to_b.csv", b)}},
+        [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "t"},
+                "outputs": {"table": "j"},
+            },
+            {
+                "algorithm": "ss_lr",
+                "params": {"label": "y", "features": ["a0", "b0"], "epochs": 200, "batch_size": 8},
+                "inputs": {"table": "j"},
+            },
+        ],
+    )
+    old = engine.step_timeout
+    engine.step_timeout = 4.0
+    try:
+        t = time.monotonic()
+        res = run_job(engine, m, recorder)
+    finally:
+        engine.step_timeout = old
+    assert time.monotonic() - t < 60
+    assert not res.succeeded and res.error_class == "WorkerTimeoutError"
+    assert [s.record.status for s in res.steps] == ["succeeded", "failed"]
+    assert engine.workers == {}  # the stuck workers were stopped; the next job starts fresh ones
