@@ -72,6 +72,31 @@ def demo(
 
 
 @app.command()
+def algorithms(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="every algorithm with its parameter JSON schema")
+    ] = False,
+) -> None:
+    """List the compute algorithms: roles, what each reveals to whom, parameters."""
+    import json
+
+    from rich.table import Table
+
+    from compute.registry import describe_algorithms
+
+    described = describe_algorithms()
+    if json_output:
+        print(json.dumps(described, indent=2))
+        return
+    table = Table(title=f"{len(described)} algorithms")
+    for column in ("name", "summary", "reveals"):
+        table.add_column(column)
+    for algo in described:
+        table.add_row(str(algo["name"]), str(algo.get("summary", "")), str(algo.get("reveals", "")))
+    console.print(table)
+
+
+@app.command()
 @friendly_errors
 def deploy(
     rpc_url: Annotated[str, typer.Option(envvar="SECUREFLOW_RPC_URL", help="JSON-RPC endpoint")],

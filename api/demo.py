@@ -1,47 +1,56 @@
-"""The demo: a two-party job anchored end to end on the embedded default, with its audit trail read back.
+"""The demo: a two-party SecretFlow job end to end on the embedded default, with its audit trail verified.
 
-It starts a dev chain (anvil, Berlin, gas price 0), opens a fresh SQLite
-ledger store, deploys the contracts, registers two members and an anchoring
-service, creates a job whose manifest both parties co-sign (EIP-712), records
-the job's steps into the outbox, lets the anchoring worker (with the event
-indexer) batch and anchor them, closes the job on chain, reads the trail back
-*from the chain*, writes the audit bundle (manifest, records, receipts) and
-verifies every receipt against the node without the database.
+It starts a dev chain (anvil, Berlin, gas price 0), opens a fresh SQLite ledger
+store, deploys the contracts, registers two members (alice, bob) and an
+anchoring service, and starts one SecretFlow party worker process per member
+on 127.0.0.1, each with its own data directory. Alice holds features and the
+label, Bob more features, for overlapping customers. Both co-sign the job
+manifest (EIP-712) and the job is created on chain. The job runs for real:
+PSI → Fillna → StandardScaler → SS-LR → secure prediction (to alice only) →
+BiClassificationEval. Every step's record (salted per-party digests, signed by
+each party) goes to the outbox; the anchoring worker and event indexer anchor
+them as Merkle batches; the model hash is recorded; the job is closed on chain.
+Finally the audit bundle (manifest, records, receipts) is written and every
+receipt is verified against the node, without the database.
+
+The members' keys are anvil's public dev keys, provisioned into each party's
+secrets folder: fine for a local demo, never for a real network.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rfc8785
+import numpy as np
+import pandas as pd
 from eth_account import Account
 from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 
+from compute.manifest import JobManifest
+from compute.runner import JobResult, run_job
+from compute.worker.engine import Engine
 from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
 from ledger.consent import sign_consent
 from ledger.contracts import AuditLedgerClient, RegistryClient, hex32
-from ledger.deploy import connect, deploy_contracts, write_deployment
+from ledger.deploy import Deployment, connect, deploy_contracts, write_deployment
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from ledger.errors import LedgerError
 from ledger.indexer import EventIndexer
 from ledger.nonces import StoreNonceSource
 from ledger.receipts import build_bundle, load_bundle, write_bundle
 from ledger.recorder import OutboxRecorder
-from ledger.records import PartyDigests, StepRecord, params_hash
 from ledger.store.base import LedgerStore
 from ledger.store.sql import open_store
 from ledger.verify import verify_bundle
 
-CODE_VERSION = "secureflow-0.1.0"
-DEMO_STEPS = ("psi", "fillna", "standard_scaler", "ss_lr", "bi_classification_eval")
+PARTIES = ("alice", "bob")
+FEATURES = ("a0", "a1", "a2", "b0", "b1", "b2")
 
 
 @dataclass(frozen=True)
@@ -52,45 +61,75 @@ class DemoResult:
     workdir: Path
 
 
-def _salted_digest(salt: bytes, label: str) -> str:
-    """What a party worker records for one of its inputs/outputs: keccak(salt || content digest)."""
-    return "0x" + keccak(salt + keccak(text=label)).hex()
+def demo_data(rows: int, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Synthetic vertically partitioned customers: alice (id, a0..a2, y), bob (id, b0..b2), ~85% overlap."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 6)) * [1.0, 2.0, 0.5, 3.0, 1.0, 1.0] + [0.0, 5.0, -1.0, 2.0, 0.0, 10.0]
+    logits = x @ np.array([0.8, -0.4, 1.2, 0.3, -0.9, 0.5]) - 3.6
+    y = (logits + rng.logistic(size=rows) > 0).astype(int)
+    ids = rng.permutation(rows * 3)[:rows] + 100_000
+    alice = pd.DataFrame({"id": ids, "a0": x[:, 0], "a1": x[:, 1], "a2": x[:, 2], "y": y})
+    alice.loc[alice.sample(frac=0.02, random_state=seed).index, "a1"] = np.nan  # for Fillna
+    shared = rng.random(rows) < 0.85
+    bob = pd.DataFrame({"id": ids[shared], "b0": x[shared, 3], "b1": x[shared, 4], "b2": x[shared, 5]})
+    return alice, bob.sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
-def _step_records(job_id: str, parties: list[str], salts: dict[str, bytes]) -> list[StepRecord]:
-    records = []
-    for seq, algorithm in enumerate(DEMO_STEPS):
-        started = int(time.time() * 1000)
-        records.append(
-            StepRecord(
-                job_id=job_id,
-                seq=seq,
-                algorithm=algorithm,
-                params_hash=params_hash({"algorithm": algorithm, "seq": seq}),
-                code_version=CODE_VERSION,
-                parties=tuple(
-                    PartyDigests(
-                        party=party,
-                        inputs={"table": _salted_digest(salts[party], f"{job_id}:{seq}:in")},
-                        outputs={"table": _salted_digest(salts[party], f"{job_id}:{seq}:out")},
-                    )
-                    for party in parties
-                ),
-                status="succeeded",
-                started_at_ms=started,
-                finished_at_ms=started + 1,
-            )
-        )
-    return records
+def demo_manifest(addresses: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": "credit-scoring-demo",
+        "parties": [{"name": p, "address": addresses[p]} for p in PARTIES],
+        "datasets": {"customers": {"alice": "customers.csv", "bob": "customers.csv"}},
+        "models": {},
+        "steps": [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "customers"},
+                "outputs": {"table": "joined"},
+            },
+            {
+                "algorithm": "fillna",
+                "params": {"strategy": "mean", "columns": ["a1"]},
+                "inputs": {"table": "joined"},
+                "outputs": {"table": "filled"},
+            },
+            {
+                "algorithm": "standard_scaler",
+                "params": {"columns": list(FEATURES)},
+                "inputs": {"table": "filled"},
+                "outputs": {"table": "scaled"},
+            },
+            {
+                "algorithm": "ss_lr",
+                "params": {"label": "y", "features": list(FEATURES), "epochs": 3, "batch_size": 128},
+                "inputs": {"table": "scaled"},
+                "outputs": {"model": "credit_lr"},
+            },
+            {
+                "algorithm": "secure_predict",
+                "params": {"receiver": "alice"},
+                "inputs": {"table": "scaled", "model": "credit_lr"},
+                "outputs": {"table": "scores"},
+                "save": {"table": "out/scores.csv"},
+            },
+            {
+                "algorithm": "biclassification_eval",
+                "params": {"label": "y", "reveal_to": ["alice", "bob"]},
+                "inputs": {"labels": "scaled", "scores": "scores"},
+                "outputs": {"report": "evaluation"},
+            },
+        ],
+    }
 
 
-def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False) -> DemoResult:
+def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False, rows: int = 2_000) -> DemoResult:
     workdir.mkdir(parents=True, exist_ok=True)
     chain = DevChain(log_path=workdir / "anvil.log")
     console.print(f"[bold]1.[/] starting anvil (Berlin, gas price 0, chain id {DEV_CHAIN_ID})")
     chain.start()
     try:
-        return _run(console, workdir, chain)
+        return _run(console, workdir, chain, rows)
     finally:
         if keep_chain:
             console.print(f"anvil keeps running at {chain.rpc_url} (Ctrl-C to stop)")
@@ -102,14 +141,26 @@ def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False) -> De
         chain.stop()
 
 
-def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
+def _provision_party(engine: Engine, party: str, key: str, table: pd.DataFrame) -> None:
+    """A party's member key (its worker signs with it) and its private dataset, in its own folder."""
+    secrets_dir = engine.party_dir(party) / "secrets"
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_file = secrets_dir / "member.key"
+    key_file.write_text(key.removeprefix("0x"))
+    key_file.chmod(0o600)
+    data = engine.data_dir(party)
+    data.mkdir(parents=True, exist_ok=True)
+    table.to_csv(data / "customers.csv", index=False)
+
+
+def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoResult:
     store: LedgerStore = open_store(f"sqlite:///{workdir / 'secureflow.db'}")
     client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
     nonces = StoreNonceSource(store, client.w3, client.chain_id)
     admin_key, alice_key, bob_key, anchor_key = DEV_PRIVATE_KEYS[:4]
     admin = TransactionSender(client, admin_key, nonces)
 
-    console.print("[bold]2.[/] deploying ConsortiumRegistry and AuditLedger")
+    console.print("[bold]2.[/] deploying ConsortiumRegistry, AuditLedger and Settlement")
     deployment = deploy_contracts(client, admin)
     write_deployment(deployment, workdir / "deployment.json")
     for name, entry in deployment.contracts.items():
@@ -125,53 +176,61 @@ def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
     ledger_contract = connect(client, deployment, "AuditLedger")
     alice_ledger = AuditLedgerClient(ledger_contract, TransactionSender(client, alice_key, nonces))
     anchor_sender = TransactionSender(client, anchor_key, nonces)
+    anchor_ledger = AuditLedgerClient(ledger_contract, anchor_sender)
     reader = AuditLedgerClient(ledger_contract)
+    worker = _anchoring_worker(store, client, deployment, ledger_contract, anchor_sender)
 
-    manifest: dict[str, Any] = {
-        "parties": [alice, bob],
-        "datasets": {alice: "alice/credit_features.csv", bob: "bob/credit_labels.csv"},
-        "steps": list(DEMO_STEPS),
-        "nonce": secrets.token_hex(16),
-    }
-    manifest_hash = keccak(rfc8785.dumps(manifest))
-    job_id = keccak(b"secureflow-job" + manifest_hash)
-    consents = [
-        sign_consent(key, client.chain_id, alice_ledger.address, job_id, manifest_hash)
-        for key in (alice_key, bob_key)
-    ]
-    console.print(f"[bold]4.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
-    receipt = alice_ledger.create_job(job_id, manifest_hash, [alice, bob], consents)
-    recorder = OutboxRecorder(store)
-    recorder.open_job(hex32(job_id), hex32(manifest_hash), alice, [alice, bob])
-    store.update_job(
-        hex32(job_id), chain_status="confirmed", created_tx_hash=hex32(receipt["transactionHash"])
+    engine = Engine(PARTIES, workdir / "parties")
+    alice_table, bob_table = demo_data(rows)
+    _provision_party(engine, "alice", alice_key, alice_table)
+    _provision_party(engine, "bob", bob_key, bob_table)
+    console.print(
+        f"[bold]4.[/] starting one SecretFlow worker process per party on 127.0.0.1 "
+        f"(alice: {len(alice_table)} rows with label, bob: {len(bob_table)} rows)"
     )
-
-    worker = AnchoringWorker(
-        Anchorer(
-            store,
-            AuditLedgerClient(ledger_contract, anchor_sender),
-            anchor_sender,
-            AnchoringConfig(from_block=deployment.deploy_block),
-        ),
-        EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block),
-    ).start()
+    with console.status("importing SecretFlow and linking the parties (cold start, ~10-30 s) …"):
+        engine.start()
+    console.print(
+        f"   workers ready in {engine.last_start_s:.1f}s; salts and keys stay in each party's folder"
+    )
     try:
-        salts = {party: secrets.token_bytes(32) for party in (alice, bob)}
-        records = _step_records(hex32(job_id), [alice, bob], salts)
-        console.print(f"[bold]5.[/] recording {len(records)} step records into the outbox (pending)")
-        for record in records:
-            recorder.record_step(record)
-        console.print("[bold]6.[/] the anchoring worker batches them into a Merkle tree and anchors the root")
-        if not worker.drain(timeout=60):
-            raise LedgerError(f"records not anchored within 60 s: {store.count_records_by_status()}")
+        parsed = JobManifest.parse(demo_manifest(engine.addresses))
+        manifest = parsed.model_dump(mode="json")  # the normalised form is what is hashed and audited
+        manifest_hash = bytes.fromhex(parsed.manifest_hash()[2:])
+        job_id = keccak(b"secureflow-demo" + manifest_hash + time.time_ns().to_bytes(8, "big"))
+        consents = [
+            sign_consent(key, client.chain_id, alice_ledger.address, job_id, manifest_hash)
+            for key in (alice_key, bob_key)
+        ]
+        console.print(f"[bold]5.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
+        alice_ledger.create_job(job_id, manifest_hash, [alice, bob], consents)
+        worker.start()
+        console.print("[bold]6.[/] running the job on SecretFlow; each step is recorded and anchored")
+        with console.status("PSI → Fillna → StandardScaler → SS-LR → secure prediction → evaluation …"):
+            result = run_job(engine, manifest, OutboxRecorder(store), job_id=hex32(job_id), creator=alice)
+        _print_steps(console, result)
+        if not result.succeeded:
+            raise LedgerError(f"the job failed at {result.error_class}: {result.error_message}")
+        if not worker.drain(timeout=120):
+            raise LedgerError(f"records not anchored within 120 s: {store.count_records_by_status()}")
     finally:
         worker.stop()
-    rows = store.records_for_job(hex32(job_id))
-    batch = store.get_batch(rows[-1].batch_id or "")
-    assert batch is not None
-    alice_ledger.close_job(job_id, len(rows), bytes.fromhex(batch.root[2:]), True)
-    recorder.close_job(hex32(job_id), succeeded=True)
+        engine.shutdown()
+
+    for model in result.models:
+        anchor_ledger.record_model(
+            job_id,
+            keccak(text=model["model_id"]),
+            int(model["version"]),
+            bytes.fromhex(model["model_hash"][2:]),
+        )
+        console.print(
+            f"   model {model['model_id']} v{model['version']} hash {model['model_hash'][:18]}… on chain"
+        )
+    rows_ = store.records_for_job(hex32(job_id))
+    last_batch = store.get_batch(rows_[-1].batch_id or "")
+    assert last_batch is not None
+    alice_ledger.close_job(job_id, len(rows_), bytes.fromhex(last_batch.root[2:]), True)
 
     console.print("[bold]7.[/] reading the audit trail back from the chain")
     on_chain_job = reader.get_job(job_id)
@@ -185,25 +244,79 @@ def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
             f"   BatchAnchored batch {event.batch_id[:18]}… root {event.root[:18]}… "
             f"{event.record_count} records in block {event.block_number}"
         )
+    return _bundle_and_verify(console, store, client, reader, chain, job_id, manifest, workdir)
 
+
+def _anchoring_worker(
+    store: LedgerStore,
+    client: ChainClient,
+    deployment: Deployment,
+    ledger_contract: Any,
+    sender: TransactionSender,
+) -> AnchoringWorker:
+    anchorer = Anchorer(
+        store,
+        AuditLedgerClient(ledger_contract, sender),
+        sender,
+        AnchoringConfig(from_block=deployment.deploy_block),
+    )
+    return AnchoringWorker(
+        anchorer, EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block)
+    )
+
+
+def _print_steps(console: Console, result: JobResult) -> None:
+    table = Table(
+        title=f"Job steps on SecretFlow ({result.seconds:.1f}s, anchoring {result.anchoring_seconds:.3f}s)"
+    )
+    for column in ("seq", "algorithm", "status", "seconds", "signed by"):
+        table.add_column(column)
+    for step in result.steps:
+        record = step.record
+        signed = sum(1 for p in record.parties if p.signature)
+        table.add_row(
+            str(record.seq),
+            record.algorithm,
+            record.status
+            if record.status == "succeeded"
+            else f"[red]{record.status}: {record.error_class}[/]",
+            f"{step.seconds:.2f}",
+            f"{signed}/{len(record.parties)} parties",
+        )
+    console.print(table)
+    report = result.report("evaluation", "alice")
+    if report is not None and "auc" in report:
+        console.print(f"   evaluation revealed to both parties: AUC {float(report['auc']):.4f}")
+
+
+def _bundle_and_verify(
+    console: Console,
+    store: LedgerStore,
+    client: ChainClient,
+    reader: AuditLedgerClient,
+    chain: DevChain,
+    job_id: bytes,
+    manifest: dict[str, Any],
+    workdir: Path,
+) -> DemoResult:
     bundle_path = write_bundle(
         build_bundle(store, client.chain_id, reader.address, hex32(job_id), manifest=manifest),
         workdir / "audit_bundle.json",
     )
     console.print(f"[bold]8.[/] audit bundle (manifest, records, receipts) written to {bundle_path}")
-    verdict = verify_bundle(load_bundle(bundle_path), chain.rpc_url)
+    bundle = load_bundle(bundle_path)
+    verdict = verify_bundle(bundle, chain.rpc_url)
     table = Table(title="Receipts verified against the chain (secureflow verify), without the DB")
     for column in ("seq", "algorithm", "record hash", "leaf", "block", "checks", "verdict"):
         table.add_column(column)
-    by_seq = {json.loads(row.record_json)["seq"]: row for row in rows}
-    for receipt_verdict, receipt_ in zip(verdict.receipts, load_bundle(bundle_path).receipts, strict=True):
+    for receipt_verdict, receipt in zip(verdict.receipts, bundle.receipts, strict=True):
         passed = sum(c.status == "passed" for c in receipt_verdict.checks)
         table.add_row(
-            str(receipt_.seq),
-            str(receipt_.record["algorithm"]),
-            by_seq[receipt_.seq].record_hash[:14] + "…",
-            receipt_.leaf[:14] + "…",
-            str(receipt_.block_number),
+            str(receipt.seq),
+            str(receipt.record["algorithm"]),
+            receipt.record_hash[:14] + "…",
+            receipt.leaf[:14] + "…",
+            str(receipt.block_number),
             f"{passed}/{len(receipt_verdict.checks)}",
             "[green]✓ valid[/]" if receipt_verdict.ok else "[red]✗ INVALID[/]",
         )
@@ -214,4 +327,4 @@ def _run(console: Console, workdir: Path, chain: DevChain) -> DemoResult:
         "(the demo's anvil stops with the demo unless --keep-chain)"
     )
     verified = sum(v.ok for v in verdict.receipts) if verdict.ok else 0
-    return DemoResult(hex32(job_id), len(rows), verified, workdir)
+    return DemoResult(hex32(job_id), len(bundle.receipts), verified, workdir)

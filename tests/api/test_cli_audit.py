@@ -74,3 +74,29 @@ def test_reconcile_is_clean_then_flags_a_record_changed_in_the_db(
     assert flagged.exit_code == 1
     report = json.loads(flagged.output)
     assert any(f["kind"] == "tampered" and f["seq"] == 7 for f in report["findings"])
+
+
+def test_algorithms_json_lists_all_sixteen_with_parameter_schemas() -> None:
+    result = CliRunner().invoke(app, ["algorithms", "--json"])
+    assert result.exit_code == 0, result.output
+    described = {a["name"]: a for a in json.loads(result.output)}
+    assert set(described) >= {
+        "psi",
+        "ss_lr",
+        "ss_xgb",
+        "standard_scaler",
+        "min_max_scaler",
+        "label_encoder",
+        "one_hot_encoder",
+        "quantile_binning",
+        "equal_width_binning",
+        "fillna",
+        "table_statistics",
+        "pearson_correlation",
+        "vif",
+        "biclassification_eval",
+        "regression_eval",
+        "secure_predict",
+    }
+    assert described["ss_lr"]["params_schema"]["type"] == "object"
+    assert all(a["reveals"] for a in described.values())
