@@ -34,6 +34,7 @@ from ledger.chain import ChainClient, ChainConfig, TransactionSender
 from ledger.contracts import AuditLedgerClient, RegistryClient
 from ledger.deploy import connect, deploy_contracts, load_deployment, write_deployment
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from ledger.errors import ConfigurationError
 from ledger.indexer import EventIndexer
 from ledger.nonces import StoreNonceSource
 from ledger.runtime import build_runtime
@@ -111,6 +112,9 @@ def run_api(
     """``secureflow api``: serve until Ctrl-C/SIGTERM, then drain and stop cleanly."""
     settings = settings or ApiSettings()
     configure_logging(settings.log_level)
+    if settings.api_workers > 1:
+        _run_api_processes(settings, with_worker=with_worker, executor=executor, echo=echo)
+        return
     process = build_api(settings, with_worker=with_worker, executor=executor)
     try:
         echo(f"secureflow API on http://{settings.api_host}:{settings.api_port} (OpenAPI at /docs)")
@@ -119,6 +123,42 @@ def run_api(
         uvicorn_server(process.app, settings.api_host, settings.api_port).run()
     finally:
         process.close()
+
+
+def app_from_env() -> FastAPI:
+    """The app of one API process, built from ``SECUREFLOW_*`` (uvicorn factory for several processes)."""
+    settings = ApiSettings()
+    configure_logging(settings.log_level)
+    return build_api(settings).app
+
+
+def _run_api_processes(
+    settings: ApiSettings, *, with_worker: bool, executor: JobExecutor | None, echo: Printer
+) -> None:
+    """Several API processes on one port (uvicorn's supervisor); SQLite WAL or PostgreSQL serve them all."""
+    if with_worker or executor is not None:
+        raise ConfigurationError(
+            f"SECUREFLOW_API_WORKERS={settings.api_workers} cannot host the anchoring worker or an executor",
+            hint="run `secureflow anchor-worker` as its own process, or serve with one API process",
+        )
+    process = build_api(settings)  # migrates once and creates the first admin key before forking
+    admin_key = process.admin_key
+    process.close()
+    echo(
+        f"secureflow API on http://{settings.api_host}:{settings.api_port} with {settings.api_workers} "
+        "processes (OpenAPI at /docs)"
+    )
+    if admin_key:
+        echo(f"first admin API key (shown once, store it now): {admin_key}")
+    uvicorn.run(
+        "api.serve:app_from_env",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=settings.api_workers,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @dataclass

@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
+import os
 import random
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +72,60 @@ def _client(url: str, key: str, job_id: str, steps: int, seconds: float, concurr
     out.put(asyncio.run(main()))
 
 
+@contextlib.contextmanager
+def _serve(
+    app: Any, workers: int, workdir: Path, db_url: str, rpc_url: str, deployment: Any
+) -> Iterator[str]:
+    """The API on a loopback port: in this process (one worker) or as `secureflow api` with N processes."""
+    from api.testing import LiveServer
+    from ledger.deploy import write_deployment
+    from ledger.devchain import free_port
+
+    if workers == 1:
+        with LiveServer(app) as server:
+            yield server.url
+        return
+    deployment_file = workdir / "deployment.json"
+    write_deployment(deployment, deployment_file)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SECUREFLOW_DATABASE_URL": db_url,
+        "SECUREFLOW_RPC_URL": rpc_url,
+        "SECUREFLOW_CHAIN_ID": "1337",
+        "SECUREFLOW_DEPLOYMENT": str(deployment_file),
+        "SECUREFLOW_API_PORT": str(port),
+        "SECUREFLOW_API_WORKERS": str(workers),
+        "SECUREFLOW_LOG_LEVEL": "WARNING",
+    }
+    root = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen(
+        [str(root / ".venv" / "bin" / "secureflow"), "api"],
+        env=env,
+        stdout=(workdir / "api.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"the API did not start; see {workdir / 'api.log'}")
+            time.sleep(0.2)
+        time.sleep(2 * workers)  # let every process finish starting
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -76,6 +136,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=1,
+        help="API processes; >1 serves `secureflow api` with SECUREFLOW_API_WORKERS from a subprocess",
+    )
     args = parser.parse_args()
 
     from eth_account import Account
@@ -83,7 +149,6 @@ def main() -> None:
     from api.app import create_app
     from api.serve import ensure_admin_key
     from api.settings import ApiSettings
-    from api.testing import LiveServer
     from ledger.anchoring import Anchorer, AnchoringConfig
     from ledger.chain import ChainClient, ChainConfig, TransactionSender
     from ledger.contracts import AuditLedgerClient, RegistryClient
@@ -157,11 +222,11 @@ def main() -> None:
         key = ensure_admin_key(app.state.api_db, Account.from_key(DEV_PRIVATE_KEYS[0]).address)
         assert key is not None
         app.state.api_db.sync_record_index()
-        with LiveServer(app) as server:
+        with _serve(app, args.api_workers, workdir, db_url, chain.rpc_url, deployment) as url:
             queue: Any = mp.get_context("spawn").Queue()
             proc = mp.get_context("spawn").Process(
                 target=_client,
-                args=(server.url, key, job_id, args.steps, args.seconds, args.concurrency, queue),
+                args=(url, key, job_id, args.steps, args.seconds, args.concurrency, queue),
             )
             proc.start()
             result = queue.get(timeout=args.seconds + 120)

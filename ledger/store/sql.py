@@ -549,11 +549,22 @@ class SqlLedgerStore(LedgerStore):
                 ]
                 table = cast(Table, StepRecordOrm.__table__)
                 try:
-                    # Core multi-row INSERT ... RETURNING ("insertmanyvalues"): no per-row ORM cost.
-                    inserted = s.execute(
-                        insert(table).returning(table.c.id, table.c.job_id, table.c.seq), values
-                    )
-                    ids = {(job_id, seq): row_id for row_id, job_id, seq in inserted}
+                    # Core executemany of one prepared INSERT (psycopg pipelines it), then the new ids in
+                    # one SELECT: much cheaper than a huge multi-VALUES statement that the driver must parse.
+                    s.execute(insert(table).execution_options(render_nulls=False), values)
+                    ids: dict[tuple[str, int], int] = {}
+                    for job_id in {r.job_id for r in fresh}:
+                        seqs = [r.seq for r in fresh if r.job_id == job_id]
+                        for start in range(0, len(seqs), _IN_CHUNK):
+                            ids.update(
+                                ((job_id, seq), row_id)
+                                for row_id, seq in s.execute(
+                                    select(table.c.id, table.c.seq).where(
+                                        table.c.job_id == job_id,
+                                        table.c.seq.in_(seqs[start : start + _IN_CHUNK]),
+                                    )
+                                )
+                            )
                 except IntegrityError as exc:
                     raise RecordConflictError(
                         "some of these records were written concurrently; retry"
