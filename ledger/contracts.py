@@ -16,6 +16,7 @@ from web3.contract import Contract
 from web3.types import BlockIdentifier, TxReceipt
 
 from ledger.chain import SentTransaction, TransactionSender
+from ledger.errors import ReadOnlyClientError
 
 MEMBER_ROLE = keccak(text="MEMBER_ROLE")
 ANCHOR_ROLE = keccak(text="ANCHOR_ROLE")
@@ -56,17 +57,28 @@ def hex32(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-class RegistryClient:
-    """Members and roles of the consortium."""
+class ContractClient:
+    """A deployed contract and, for writes, the sender that signs for it (read-only without one)."""
 
     def __init__(self, contract: Contract, sender: TransactionSender | None = None) -> None:
         self.contract = contract
         self.sender = sender
 
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
     def _send(self) -> TransactionSender:
         if self.sender is None:
-            raise RuntimeError("this RegistryClient is read-only: give it a TransactionSender")
+            raise ReadOnlyClientError(
+                f"this {type(self).__name__} is read-only",
+                hint="construct it with a TransactionSender to send transactions",
+            )
         return self.sender
+
+
+class RegistryClient(ContractClient):
+    """Members and roles of the consortium."""
 
     def register_member(self, account: str, metadata_hash: bytes = b"\0" * 32) -> TxReceipt:
         return self._send().transact(self.contract.functions.registerMember(account, metadata_hash))
@@ -90,21 +102,8 @@ class RegistryClient:
         return bool(self.contract.functions.isAnchorService(account).call())
 
 
-class AuditLedgerClient:
+class AuditLedgerClient(ContractClient):
     """Jobs, batch anchors, models and proof verification on the audit ledger."""
-
-    def __init__(self, contract: Contract, sender: TransactionSender | None = None) -> None:
-        self.contract = contract
-        self.sender = sender
-
-    @property
-    def address(self) -> str:
-        return str(self.contract.address)
-
-    def _send(self) -> TransactionSender:
-        if self.sender is None:
-            raise RuntimeError("this AuditLedgerClient is read-only: give it a TransactionSender")
-        return self.sender
 
     def create_job(
         self, job_id: bytes, manifest_hash: bytes, parties: Sequence[str], consents: Sequence[bytes] = ()

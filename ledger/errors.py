@@ -104,6 +104,10 @@ class ContractRevertedError(TransactionError):
         super().__init__(message)
 
 
+class ReadOnlyClientError(LedgerError):
+    """A write was asked of a contract client built without a sender."""
+
+
 class StoreError(LedgerError):
     """The ledger database failed or holds unexpected data."""
 

@@ -35,6 +35,7 @@ from web3.types import TxReceipt
 
 from ledger.artifacts import load_artifact
 from ledger.chain import ChainClient, TransactionSender
+from ledger.contracts import ContractClient
 from ledger.deploy import DeployedContract, bytecode_sha256
 from ledger.merkle import MerkleTree, leaf_hash
 from ledger.records import StepRecord
@@ -307,21 +308,8 @@ def _render(value: object) -> object:
     return value
 
 
-class SettlementClient:
+class SettlementClient(ContractClient):
     """Weights, deposits, balances, withdrawals and history of the settlement contract."""
-
-    def __init__(self, contract: Contract, sender: TransactionSender | None = None) -> None:
-        self.contract = contract
-        self.sender = sender
-
-    @property
-    def address(self) -> str:
-        return str(self.contract.address)
-
-    def _send(self) -> TransactionSender:
-        if self.sender is None:
-            raise RuntimeError("this SettlementClient is read-only: give it a TransactionSender")
-        return self.sender
 
     # ---- approvals and weights
 

@@ -709,6 +709,7 @@ def _run_property_example(
 
 def test_deploy_settlement_and_read_only_client(s: SettlementEnv) -> None:
     from ledger.deploy import bytecode_sha256
+    from ledger.errors import ReadOnlyClientError
     from ledger.settlement import SettlementClient, deploy_settlement, settlement_contract
 
     deployed = deploy_settlement(
@@ -721,5 +722,5 @@ def test_deploy_settlement_and_read_only_client(s: SettlementEnv) -> None:
     reader = SettlementClient(contract)
     assert not reader.weights_of(JOB).is_set
     assert reader.history(JOB) == []
-    with pytest.raises(RuntimeError, match="read-only"):
+    with pytest.raises(ReadOnlyClientError, match="read-only"):
         reader.deposit_eth(JOB, 1)
