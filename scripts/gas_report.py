@@ -10,15 +10,12 @@ is stored, so a batch's cost does not grow with its size).
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import sys
 from pathlib import Path
 
 from eth_account import Account
 from eth_utils.crypto import keccak
-from rich.console import Console
-from rich.table import Table
 from web3.types import TxReceipt
 
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
@@ -128,15 +125,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
     rows = measure() + [r for r in settlement_gas_rows() if r["function"] != "deploy"]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    table = Table(title="Gas per contract function (anvil, Berlin, solc 0.8.30, optimizer 200 runs)")
-    for column in ("contract", "function", "gas", "note"):
-        table.add_column(column, justify="right" if column == "gas" else "left")
-    for row in rows:
-        table.add_row(str(row["contract"]), str(row["function"]), f"{row['gas']:,}", str(row["note"]))
-    Console(width=140).print(table)
+    title = "Gas per contract function (anvil, Berlin, solc 0.8.30, optimizer 200 runs)"
+    print_rows(rows, title, as_json=args.json)
     return 0
 
 

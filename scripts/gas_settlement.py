@@ -155,20 +155,25 @@ def settlement_gas_rows() -> list[dict[str, object]]:
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
-    rows = settlement_gas_rows()
-    if args.json:
+def print_rows(rows: list[dict[str, object]], title: str, *, as_json: bool) -> None:
+    """Gas rows as JSON or as a table (shared with scripts/gas_report.py)."""
+    if as_json:
         print(json.dumps(rows, indent=2))
-        return 0
-    table = Table(title="Settlement gas per operation (anvil, Berlin, solc 0.8.30, optimizer 200 runs)")
+        return
+    table = Table(title=title)
     for column in ("contract", "function", "gas", "note"):
         table.add_column(column, justify="right" if column == "gas" else "left")
     for row in rows:
         table.add_row(str(row["contract"]), str(row["function"]), f"{row['gas']:,}", str(row["note"]))
     Console(width=140).print(table)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    title = "Settlement gas per operation (anvil, Berlin, solc 0.8.30, optimizer 200 runs)"
+    print_rows(settlement_gas_rows(), title, as_json=args.json)
     return 0
 
 
