@@ -26,7 +26,7 @@ from ledger.devchain import DEV_CHAIN_ID, DevChain
 from ledger.nonces import ChainNonceSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gas_settlement import print_rows, settlement_gas_rows  # noqa: E402
+from gas_settlement import print_rows, settlement_gas_rows
 
 BATCH_SIZES = (1, 100, 1_000, 10_000)
 
