@@ -98,7 +98,7 @@ def produce(url: str, job_id: str, count: int, rate: float | None, ready: Any, g
     ready.set()
     go.wait()
     started = time.monotonic()
-    chunk = 500 if rate is None else max(1, int(rate / 20))
+    chunk = 500 if rate is None else max(1, int(rate / 10))  # a tenth of a second of steps per write
     for start in range(0, count, chunk):
         store.accept_records(records[start : start + chunk])
         if rate is not None:
