@@ -256,6 +256,7 @@ class ApiDb:
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
         self._index_lock = threading.Lock()
+        self._indexed_upto = 0  # every outbox record with an id up to this is in the record index
         # key hash -> (principal, monotonic expiry): spares the DB on every request. Any key or role
         # change in this process clears it; other processes see a change within AUTH_CACHE_SECONDS.
         self._auth_cache: dict[str, tuple[Principal, float]] = {}
@@ -526,6 +527,10 @@ class ApiDb:
 
     def sync_record_index(self) -> int:
         """Index the outbox records accepted since the last sync (any process); returns how many."""
+        with self._tx(write=False) as s:
+            newest = s.scalar(select(func.max(StepRecordOrm.id))) or 0
+        if newest <= self._indexed_upto:
+            return 0  # the common case under load: one cheap primary-key query, no lock
         added = 0
         with self._index_lock:
             while True:
@@ -543,6 +548,7 @@ class ApiDb:
                         .limit(_INDEX_CHUNK)
                     ).all()
                 if not rows:
+                    self._indexed_upto = max(self._indexed_upto, last)
                     return added
                 values = []
                 for row in rows:
@@ -567,6 +573,7 @@ class ApiDb:
                     continue  # another process indexed the same records first: read again from its max
                 added += len(values)
                 if len(rows) < _INDEX_CHUNK:
+                    self._indexed_upto = max(self._indexed_upto, rows[-1].id)
                     return added
 
 

@@ -25,6 +25,7 @@ class ReceiptCache:
         self.max_trees = max_trees
         self._trees: OrderedDict[tuple[str, str], MerkleTree] = OrderedDict()
         self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
 
     def receipt(self, job_id: str, seq: int) -> Receipt:
         row = self.store.get_record(job_id, seq)
@@ -37,9 +38,13 @@ class ReceiptCache:
             if tree is not None:
                 self._trees.move_to_end(key)
         if tree is None:
-            tree = batch_tree(self.store, batch)
-            with self._lock:
-                self._trees[key] = tree
-                while len(self._trees) > self.max_trees:
-                    self._trees.popitem(last=False)
+            with self._build_lock:  # concurrent requests for a new batch build its tree once
+                with self._lock:
+                    tree = self._trees.get(key)
+                if tree is None:
+                    tree = batch_tree(self.store, batch)
+                    with self._lock:
+                        self._trees[key] = tree
+                        while len(self._trees) > self.max_trees:
+                            self._trees.popitem(last=False)
         return receipt_for(row, batch, tree, self.chain_id, self.contract)
