@@ -31,10 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from alembic import command
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -49,12 +46,12 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from api.errors import ConflictError, NotFoundError, UnavailableError
+from ledger.store import migrate
 from ledger.store.engine import WRITE_OPTION, mask_url
 from ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
 
@@ -127,32 +124,13 @@ class RecordIndexOrm(Base):
 # -- migrations ------------------------------------------------------------------------------------------
 
 
-def alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return config
-
-
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, f"no migration scripts in {MIGRATIONS_DIR}"
-    return head
+    return migrate.head_revision(MIGRATIONS_DIR)
 
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> None:
     """Migrate the API tables to ``revision`` in one locked transaction (advisory lock on PostgreSQL)."""
-    config = alembic_config()
-    try:
-        with engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-    except DBAPIError as exc:
-        raise UnavailableError(
-            f"cannot migrate the API tables in {mask_url(engine.url)}",
-            hint="check SECUREFLOW_DATABASE_URL and that the database is reachable",
-        ) from exc
+    migrate.upgrade_engine(engine, revision, migrations_dir=MIGRATIONS_DIR, lock_key=_PG_LOCK)
 
 
 def current_revision(engine: Engine) -> str | None:

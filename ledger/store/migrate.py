@@ -23,27 +23,37 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x5EC0_F10A  # arbitrary constant: pg_advisory_xact_lock key for schema upgrades
 
 
-def alembic_config() -> Config:
-    """An Alembic config pointing at the packaged migration scripts."""
+def alembic_config(migrations_dir: Path = MIGRATIONS_DIR) -> Config:
+    """An Alembic config pointing at packaged migration scripts (the ledger's by default)."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir))
     return config
 
 
-def head_revision() -> str:
+def head_revision(migrations_dir: Path = MIGRATIONS_DIR) -> str:
     """The newest revision the code knows."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, f"no migration scripts in {MIGRATIONS_DIR}"
+    head = ScriptDirectory.from_config(alembic_config(migrations_dir)).get_current_head()
+    assert head is not None, f"no migration scripts in {migrations_dir}"
     return head
 
 
-def upgrade_engine(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind ``engine`` to ``revision`` in one locked transaction."""
-    config = alembic_config()
+def upgrade_engine(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    migrations_dir: Path = MIGRATIONS_DIR,
+    lock_key: int = _PG_MIGRATION_LOCK,
+) -> None:
+    """Migrate the database behind ``engine`` to ``revision`` in one locked transaction.
+
+    Other schema owners sharing the database (the API's tables) pass their own migration folder
+    and advisory-lock key; their env.py keeps its own version table.
+    """
+    config = alembic_config(migrations_dir)
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
             if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except DBAPIError as exc:

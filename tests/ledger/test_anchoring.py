@@ -19,13 +19,14 @@ from stack import (
     run_until_settled,
 )
 
-from ledger.anchoring import AnchoringWorker, batch_id_for
-from ledger.chain import ChainClient, ChainConfig
+from ledger.anchoring import Anchorer, AnchoringWorker, batch_id_for
+from ledger.chain import ChainClient, ChainConfig, SignedTransaction
 from ledger.contracts import AuditLedgerClient, hex32
 from ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
 from ledger.indexer import EventIndexer
 from ledger.merkle import MerkleTree
 from ledger.store import SqlLedgerStore
+from ledger.store.schemas import Batch
 
 
 def test_records_are_batched_anchored_and_confirmed(
@@ -99,6 +100,16 @@ def test_chain_outage_loses_nothing_and_anchors_once(
         assert_exactly_once(ledger_stack, store, [job], 100)
 
 
+def _half_done_batch(anchorer: Anchorer) -> tuple[Batch, SignedTransaction]:
+    """What a crashed worker left: every pending record in a stored batch, and its signed anchor tx."""
+    pending = anchorer.store.claim_pending(100)
+    tree = MerkleTree(bytes.fromhex(r.leaf[2:]) for r in pending)
+    batch_id = batch_id_for(tree.root)
+    batch = anchorer.store.create_batch(hex32(batch_id), hex32(tree.root), [r.id for r in pending])
+    call = anchorer.ledger.contract.functions.anchorBatch(batch_id, tree.root, len(pending))
+    return batch, anchorer.sender.prepare(call)
+
+
 def test_crash_after_write_ahead_before_broadcast(
     ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
 ) -> None:
@@ -106,11 +117,7 @@ def test_crash_after_write_ahead_before_broadcast(
     job = new_job(store, 5)
     accept(store, job, 10)
     crashed = make_anchorer(ledger_stack, store)
-    pending = store.claim_pending(100)
-    tree = MerkleTree(bytes.fromhex(r.leaf[2:]) for r in pending)
-    batch = store.create_batch(hex32(batch_id_for(tree.root)), hex32(tree.root), [r.id for r in pending])
-    call = crashed.ledger.contract.functions.anchorBatch(batch_id_for(tree.root), tree.root, len(pending))
-    signed = crashed.sender.prepare(call)
+    batch, signed = _half_done_batch(crashed)
     store.mark_batch_submitted(batch.batch_id, signed.tx_hash, crashed.sender.address, signed.nonce)
     # ... crash: never broadcast. A new process starts:
     restarted = make_anchorer(ledger_stack, store)
@@ -126,11 +133,8 @@ def test_crash_after_broadcast_before_bookkeeping(
     job = new_job(store, 6)
     accept(store, job, 10)
     crashed = make_anchorer(ledger_stack, store)
-    pending = store.claim_pending(100)
-    tree = MerkleTree(bytes.fromhex(r.leaf[2:]) for r in pending)
-    store.create_batch(hex32(batch_id_for(tree.root)), hex32(tree.root), [r.id for r in pending])
-    call = crashed.ledger.contract.functions.anchorBatch(batch_id_for(tree.root), tree.root, len(pending))
-    crashed.sender.broadcast(crashed.sender.prepare(call))
+    _batch, signed = _half_done_batch(crashed)
+    crashed.sender.broadcast(signed)
     restarted = make_anchorer(ledger_stack, store)
     restarted.recover()
     run_until_settled(restarted)
