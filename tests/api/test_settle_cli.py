@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 import typer
 from eth_account import Account
 from stack import ALICE, BOB, LedgerStack, make_anchorer, new_job, open_job_on_chain, run_until_settled
 from typer.testing import CliRunner, Result
 from web3 import Web3
 
+from api.app import create_app
+from api.serve import add_member_key
+from api.settings import ApiSettings
 from api.settle_cli import parse_amount, settle_app
+from api.testing import LiveServer
 from ledger.artifacts import load_artifact
 from ledger.chain import TransactionSender
 from ledger.deploy import write_deployment
@@ -183,6 +188,40 @@ def test_whole_flow_with_eth(
     assert [e["args"]["amount"] for e in events[-2:]] == expected
     text = settle("history", job).output
     assert f"{BOB} approved weights" in text and f"{ALICE} withdrew {expected[0]} wei" in text
+
+    assert_api_reports_the_settlement(ledger_stack, store, job, expected, total)
+
+
+def assert_api_reports_the_settlement(
+    stack: LedgerStack, store: SqlLedgerStore, job: str, expected: list[int], total: int
+) -> None:
+    """GET /v1/settlements/{job} answers from the chain what the CLI did; strangers see nothing."""
+    settings = ApiSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        rpc_url=stack.rpc_url,
+        chain_id=DEV_CHAIN_ID,
+        registry_cache_seconds=0,
+    )
+    app = create_app(settings, store=store, client=stack.client(), deployment=stack.deployment)
+    db = app.state.api_db
+    auditor = add_member_key(db, "auditor", Account.create().address, "auditor")
+    bob = add_member_key(db, "bob", BOB, "member")
+    stranger = add_member_key(db, "stranger", Account.create().address, "member")
+    with LiveServer(app) as server:
+
+        def get(path: str, key: str) -> requests.Response:
+            return requests.get(server.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+        for key in (auditor, bob):
+            body = get(f"/v1/settlements/{job}", key).json()
+            assert body["weights_set"] and body["total_deposited"] == total == body["total_released"]
+            assert [m["bps"] for m in body["balances"]] == EXPECTED_BPS
+            assert [m["released"] for m in body["balances"]] == expected
+            assert [m["releasable"] for m in body["balances"]] == [0, 0]
+        history = get(f"/v1/settlements/{job}/history", auditor).json()["events"]
+        assert [e["name"] for e in history].count("RevenueReleased") == 2
+        assert get(f"/v1/settlements/{job}", stranger).status_code == 404
+        assert get(f"/v1/settlements/{job}/history", stranger).status_code == 404
 
 
 def test_token_revenue(
