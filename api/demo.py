@@ -176,7 +176,6 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
     ledger_contract = connect(client, deployment, "AuditLedger")
     alice_ledger = AuditLedgerClient(ledger_contract, TransactionSender(client, alice_key, nonces))
     anchor_sender = TransactionSender(client, anchor_key, nonces)
-    anchor_ledger = AuditLedgerClient(ledger_contract, anchor_sender)
     reader = AuditLedgerClient(ledger_contract)
     worker = _anchoring_worker(store, client, deployment, ledger_contract, anchor_sender)
 
@@ -217,15 +216,10 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
         worker.stop()
         engine.shutdown()
 
-    for model in result.models:
-        anchor_ledger.record_model(
-            job_id,
-            keccak(text=model["model_id"]),
-            int(model["version"]),
-            bytes.fromhex(model["model_hash"][2:]),
-        )
+    for model in store.models(job_id=hex32(job_id)):
         console.print(
-            f"   model {model['model_id']} v{model['version']} hash {model['model_hash'][:18]}… on chain"
+            f"   model {model.model_id} v{model.version} hash {model.model_hash[:18]}… "
+            f"recordModel {model.status} in block {model.block_number}"
         )
     rows_ = store.records_for_job(hex32(job_id))
     last_batch = store.get_batch(rows_[-1].batch_id or "")

@@ -86,11 +86,17 @@ class PassReport:
     records_confirmed: int = 0
     batches_requeued: int = 0
     batches_adopted: int = 0
+    models_sent: int = 0
+    models_confirmed: int = 0
 
     @property
     def busy(self) -> bool:
         return bool(
-            self.batches_sent or self.batches_mined or self.batches_confirmed or self.batches_requeued
+            self.batches_sent
+            or self.batches_mined
+            or self.batches_confirmed
+            or self.batches_requeued
+            or self.models_sent
         )
 
 
@@ -124,7 +130,64 @@ class Anchorer:
         unconfirmed = len(self.store.batches_in_flight(self.config.max_in_flight_batches + 1))
         while unconfirmed < self.config.max_in_flight_batches and self._form_batch(report):
             unconfirmed += 1
+        self._advance_models(head, report)
         return report
+
+    # -- models --------------------------------------------------------------------------------------
+    def _advance_models(self, head: int, report: PassReport) -> None:
+        """``recordModel`` for every accepted model, exactly once: the contract refuses a version twice."""
+        functions = self.ledger.contract.functions
+        for model in self.store.models(status="submitted"):
+            assert model.tx_hash is not None
+            try:
+                receipt = self.client.call_rpc(
+                    self.client.w3.eth.get_transaction_receipt, HexStr(model.tx_hash)
+                )
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None and receipt["status"] == 1:
+                block = int(receipt["blockNumber"])
+                if head - block + 1 >= self.config.confirmations:
+                    self.store.mark_model(
+                        model.model_id, model.version, "confirmed", tx_hash=model.tx_hash, block=block
+                    )
+                    report.models_confirmed += 1
+            elif receipt is not None or not self._tx_known(model.tx_hash):
+                self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
+        for model in self.store.models(status="pending"):
+            model_key = keccak(text=model.model_id)
+            on_chain = functions.modelHash(model_key, model.version).call()
+            if "0x" + bytes(on_chain).hex() == model.model_hash:  # anchored before a crash: adopt it
+                self.store.mark_model(model.model_id, model.version, "confirmed", tx_hash=None, block=None)
+                report.models_confirmed += 1
+                continue
+            call = functions.recordModel(
+                bytes.fromhex(model.job_id[2:]), model_key, model.version, bytes.fromhex(model.model_hash[2:])
+            )
+            try:
+                signed = self.sender.prepare(call)
+            except ContractRevertedError as exc:
+                # e.g. the job is not on chain yet (the members create it) or an earlier version is missing:
+                # the model waits, and the reason is logged for a person to act on.
+                log.warning("model %s v%s not recorded yet: %s", model.model_id, model.version, exc)
+                continue
+            self.store.mark_model(
+                model.model_id, model.version, "submitted", tx_hash=signed.tx_hash, block=None
+            )
+            try:
+                self.sender.broadcast(signed)
+            except NonceTooLowError:
+                self.sender.nonces.resync(self.sender.address)
+                self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
+                continue
+            report.models_sent += 1
+
+    def _tx_known(self, tx_hash: str) -> bool:
+        try:
+            self.client.call_rpc(self.client.w3.eth.get_transaction, HexStr(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
 
     def _advance(self, batch: Batch, head: int, report: PassReport) -> None:
         if batch.status == "built":
@@ -209,13 +272,8 @@ class Anchorer:
                 # Mined but reverted: most likely another transaction anchored it first.
                 self._adopt_or_requeue(batch, report, "anchor transaction reverted")
             return
-        try:
-            self.client.call_rpc(w3.eth.get_transaction, HexStr(batch.tx_hash))
-            known = True
-        except TransactionNotFound:
-            known = False
         age = (datetime.now(timezone.utc) - batch.updated_at).total_seconds()
-        if not known:
+        if not self._tx_known(batch.tx_hash):
             # Lost before reaching the node (crash between write-ahead and broadcast) or dropped.
             self.sender.nonces.resync(self.sender.address)
             self._adopt_or_requeue(batch, report, "anchor transaction is not known to the node")
@@ -309,13 +367,17 @@ class AnchoringWorker:
             self._thread.join(timeout)
             self._thread = None
 
+    def _models_waiting(self) -> bool:
+        store = self.anchorer.store
+        return bool(store.models(status="pending") or store.models(status="submitted"))
+
     def drain(self, timeout: float = 60.0) -> bool:
-        """Wait until nothing is pending or in flight (used at shutdown and by tests)."""
+        """Wait until no record or model is pending or in flight (used at shutdown and by tests)."""
         deadline = time.monotonic() + timeout
         store = self.anchorer.store
         while time.monotonic() < deadline:
             counts = store.count_records_by_status()
-            if counts["pending"] == 0 and counts["submitted"] == 0:
+            if counts["pending"] == counts["submitted"] == 0 and not self._models_waiting():
                 return True
             time.sleep(0.05)
         return False

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ledger.records import StepRecord
 from ledger.store.base import LedgerStore
-from ledger.store.schemas import NewJob, NewStepRecord, StepRecordRow
+from ledger.store.schemas import NewJob, NewModel, NewStepRecord, StepRecordRow
 
 
 class LedgerRecorder(Protocol):
@@ -27,6 +27,9 @@ class LedgerRecorder(Protocol):
 
     def close_job(self, job_id: str, *, succeeded: bool) -> None:
         """Mark a job finished (completed or failed)."""
+
+    def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
+        """Accept a trained model's hash and version; the anchoring worker records it on chain."""
 
 
 def to_outbox(record: StepRecord) -> NewStepRecord:
@@ -59,3 +62,8 @@ class OutboxRecorder:
 
     def close_job(self, job_id: str, *, succeeded: bool) -> None:
         self.store.update_job(job_id, status="completed" if succeeded else "failed")
+
+    def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
+        self.store.accept_model(
+            NewModel(model_id=model_id, version=version, job_id=job_id, model_hash=model_hash)
+        )

@@ -31,8 +31,10 @@ from ledger.store.schemas import (
     IndexedBlock,
     Job,
     JobStatus,
+    ModelRow,
     NewChainEvent,
     NewJob,
+    NewModel,
     NewStepRecord,
     StepRecordRow,
 )
@@ -183,6 +185,21 @@ class LedgerStore(ABC):
     @abstractmethod
     def batches_anchored_after(self, block_number: int) -> list[Batch]:
         """Submitted or confirmed batches whose anchor is in a block above ``block_number``."""
+
+    # -- models -------------------------------------------------------------------------------------
+    @abstractmethod
+    def accept_model(self, model: NewModel) -> ModelRow:
+        """Record a trained model for anchoring (idempotent; another hash for the same version: 409)."""
+
+    @abstractmethod
+    def models(self, *, status: ChainStatus | None = None, job_id: str | None = None) -> list[ModelRow]:
+        """Models, oldest first, optionally by anchoring status or job."""
+
+    @abstractmethod
+    def mark_model(
+        self, model_id: str, version: int, status: ChainStatus, *, tx_hash: str | None, block: int | None
+    ) -> ModelRow:
+        """Move a model's anchoring state (pending after a lost transaction, submitted, confirmed)."""
 
     # -- event index ----------------------------------------------------------------------------------
     @abstractmethod

@@ -205,3 +205,23 @@ class IndexedBlockOrm(Base):
     block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     block_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
     parent_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
+
+
+class ModelOrm(Base):
+    """A trained model's hash and version waiting for, or carrying, its ``recordModel`` anchor."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        Index("ix_models_status", "status"),
+        CheckConstraint(_one_of("status", CHAIN_STATUSES), name="status"),
+    )
+
+    model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(String(HEX32_LEN), ForeignKey("jobs.job_id"))
+    model_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
+    status: Mapped[str] = mapped_column(String(16))
+    tx_hash: Mapped[str | None] = mapped_column(String(HEX32_LEN))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    accepted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -175,3 +175,22 @@ class IndexedBlock(_Frozen):
     block_number: int
     block_hash: Hex32
     parent_hash: Hex32
+
+
+class NewModel(_Frozen):
+    """A trained model to record on chain: its id, version (1, 2, … per id), job and hash."""
+
+    model_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    version: int = Field(ge=1, le=2**32 - 1)
+    job_id: Hex32
+    model_hash: Hex32
+
+
+class ModelRow(NewModel):
+    """A model and the state of its ``recordModel`` transaction."""
+
+    status: ChainStatus
+    tx_hash: Hex32 | None
+    block_number: int | None
+    accepted_at: datetime
+    updated_at: datetime

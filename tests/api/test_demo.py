@@ -32,6 +32,7 @@ def test_demo_runs_secretflow_and_verifies_every_record_on_chain(tmp_path: Path)
     assert "VALID, 6/6 receipts valid" in result.stdout
     assert "INVALID" not in result.stdout
     assert "AUC 0." in result.stdout
+    assert "recordModel confirmed" in result.stdout
 
     bundle = json.loads((workdir / "audit_bundle.json").read_text())
     assert bundle["job"]["status"] == "completed"

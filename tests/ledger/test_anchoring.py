@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from eth_utils.crypto import keccak
 from rpc_proxy import RpcProxy
 from stack import (
     LedgerStack,
@@ -16,6 +18,7 @@ from stack import (
     assert_exactly_once,
     make_anchorer,
     new_job,
+    open_job_on_chain,
     run_until_settled,
 )
 
@@ -23,8 +26,10 @@ from ledger.anchoring import Anchorer, AnchoringWorker, batch_id_for
 from ledger.chain import ChainClient, ChainConfig, SignedTransaction
 from ledger.contracts import AuditLedgerClient, hex32
 from ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
+from ledger.errors import StoreConflictError
 from ledger.indexer import EventIndexer
 from ledger.merkle import MerkleTree
+from ledger.recorder import OutboxRecorder
 from ledger.store import SqlLedgerStore
 from ledger.store.schemas import Batch
 
@@ -206,3 +211,39 @@ def test_reorg_sends_records_back_and_reanchors_them(
     assert {r.batch_id for r in store.records_for_job(job)} == {first}  # same batch, same root, re-anchored
     indexer.poll()
     assert len(store.events(name="BatchAnchored", batch_id=first)) == 1
+
+
+def test_models_are_recorded_on_chain_exactly_once(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    job = new_job(store, 31)
+    open_job_on_chain(ledger_stack, job, 31)
+    recorder = OutboxRecorder(store)
+    model_hash = "0x" + "5a" * 32
+    recorder.record_model(job, "credit_lr-abc-3", 1, model_hash)
+    recorder.record_model(job, "credit_lr-abc-3", 1, model_hash)  # idempotent
+    with pytest.raises(StoreConflictError, match="new version"):
+        recorder.record_model(job, "credit_lr-abc-3", 1, "0x" + "5b" * 32)
+    anchorer = make_anchorer(ledger_stack, store)
+    report = anchorer.run_once()
+    assert report.models_sent == 1
+    anchorer.run_once()
+    (model,) = store.models(job_id=job)
+    assert model.status == "confirmed" and model.block_number is not None
+    on_chain = anchorer.ledger.contract.functions.modelHash(keccak(text="credit_lr-abc-3"), 1).call()
+    assert "0x" + bytes(on_chain).hex() == model_hash
+
+    # A crash after the anchor but before the bookkeeping: the model is adopted, not sent again.
+    store.mark_model(model.model_id, 1, "pending", tx_hash=None, block=None)
+    report = anchorer.run_once()
+    assert (report.models_sent, report.models_confirmed) == (0, 1)
+
+
+def test_model_of_a_job_not_on_chain_waits(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    job = new_job(store, 32)  # never created on chain
+    OutboxRecorder(store).record_model(job, "m", 1, "0x" + "77" * 32)
+    anchorer = make_anchorer(ledger_stack, store)
+    assert anchorer.run_once().models_sent == 0
+    assert store.models(job_id=job)[0].status == "pending"
