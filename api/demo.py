@@ -141,8 +141,11 @@ def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False, rows:
         chain.stop()
 
 
-def _provision_party(engine: Engine, party: str, key: str, table: pd.DataFrame) -> None:
-    """A party's member key (its worker signs with it) and its private dataset, in its own folder."""
+def provision_party(engine: Engine, party: str, key: str, table: pd.DataFrame | None = None) -> None:
+    """A party's member key (its worker signs with it) and, optionally, its private dataset, in its folder.
+
+    Only for the embedded default (dev keys); a real member's worker creates its own key on first start.
+    """
     secrets_dir = engine.party_dir(party) / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_file = secrets_dir / "member.key"
@@ -150,7 +153,8 @@ def _provision_party(engine: Engine, party: str, key: str, table: pd.DataFrame) 
     key_file.chmod(0o600)
     data = engine.data_dir(party)
     data.mkdir(parents=True, exist_ok=True)
-    table.to_csv(data / "customers.csv", index=False)
+    if table is not None:
+        table.to_csv(data / "customers.csv", index=False)
 
 
 def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoResult:
@@ -181,8 +185,8 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
 
     engine = Engine(PARTIES, workdir / "parties")
     alice_table, bob_table = demo_data(rows)
-    _provision_party(engine, "alice", alice_key, alice_table)
-    _provision_party(engine, "bob", bob_key, bob_table)
+    provision_party(engine, "alice", alice_key, alice_table)
+    provision_party(engine, "bob", bob_key, bob_table)
     console.print(
         f"[bold]4.[/] starting one SecretFlow worker process per party on 127.0.0.1 "
         f"(alice: {len(alice_table)} rows with label, bob: {len(bob_table)} rows)"

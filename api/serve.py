@@ -25,10 +25,13 @@ from eth_utils.crypto import keccak
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.compute_executor import LocalComputeExecutor
 from api.db import ApiDb, Role
+from api.demo import provision_party
 from api.executor import JobExecutor
 from api.logs import configure_logging
 from api.settings import ApiSettings
+from compute.worker.engine import Engine
 from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
 from ledger.contracts import AuditLedgerClient, RegistryClient
@@ -170,8 +173,13 @@ class EmbeddedStack:
     worker: AnchoringWorker
     app: FastAPI
     keys: dict[str, str]
+    executor: LocalComputeExecutor
+    parties: dict[str, tuple[str, Path]]
+    """party name -> (member address, data folder): what a manifest names."""
 
     def close(self) -> None:
+        self.executor.close()
+        self.executor.engine.shutdown()
         self.worker.stop()
         self.store.close()
         self.chain.stop()
@@ -212,15 +220,23 @@ def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> Embedd
             ),
             EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block),
         )
-        app = create_app(settings, store=store, client=client, deployment=deployment, worker=worker)
+        engine = Engine(("alice", "bob"), workdir / "parties")
+        provision_party(engine, "alice", alice_key)
+        provision_party(engine, "bob", bob_key)
+        executor = LocalComputeExecutor(
+            engine, store, client, ledger_contract, nonces, {"alice": alice_key, "bob": bob_key}
+        )
+        app = create_app(
+            settings, store=store, client=client, deployment=deployment, worker=worker, executor=executor
+        )
         db: ApiDb = app.state.api_db
         keys = {"admin": ensure_admin_key(db, admin_addr) or ""}
         keys["alice (member)"] = add_member_key(db, "alice", alice, "member")
         keys["bob (member)"] = add_member_key(db, "bob", bob, "member")
         keys["anchoring service"] = add_member_key(db, "anchor-service", anchor, "service")
         worker.start()
-        del alice_key, bob_key
-        return EmbeddedStack(chain, store, worker, app, keys)
+        parties = {"alice": (alice, engine.data_dir("alice")), "bob": (bob, engine.data_dir("bob"))}
+        return EmbeddedStack(chain, store, worker, app, keys, executor, parties)
     except BaseException:
         chain.stop()
         raise
@@ -237,6 +253,11 @@ def run_up(
         echo(f"chain (anvil, chain id {DEV_CHAIN_ID}) at {stack.chain.rpc_url}")
         for who, key in stack.keys.items():
             echo(f"{who} API key: {key}")
+        for party, (address, data) in stack.parties.items():
+            echo(
+                f"party {party}: member {address}, datasets in {data} "
+                "(its SecretFlow worker starts with the first job)"
+            )
         echo("Ctrl-C stops everything (pending records are anchored first, up to 30 s)")
         uvicorn_server(stack.app, host, port).run()
     finally:
