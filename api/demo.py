@@ -26,30 +26,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from eth_account import Account
 from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 
+from api.devstack import PARTIES, dev_consortium, provision_party
 from compute.manifest import JobManifest
 from compute.runner import JobResult, run_job
-from compute.worker.engine import Engine
-from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
+from ledger.chain import ChainClient
 from ledger.consent import sign_consent
-from ledger.contracts import AuditLedgerClient, RegistryClient, hex32
-from ledger.deploy import Deployment, connect, deploy_contracts, write_deployment
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from ledger.contracts import AuditLedgerClient, hex32
+from ledger.devchain import DEV_CHAIN_ID, DevChain
 from ledger.errors import LedgerError
-from ledger.indexer import EventIndexer
-from ledger.nonces import StoreNonceSource
 from ledger.receipts import build_bundle, load_bundle, write_bundle
 from ledger.recorder import OutboxRecorder
 from ledger.store.base import LedgerStore
-from ledger.store.sql import open_store
 from ledger.verify import verify_bundle
 
-PARTIES = ("alice", "bob")
 FEATURES = ("a0", "a1", "a2", "b0", "b1", "b2")
 
 
@@ -141,52 +134,18 @@ def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False, rows:
         chain.stop()
 
 
-def provision_party(engine: Engine, party: str, key: str, table: pd.DataFrame | None = None) -> None:
-    """A party's member key (its worker signs with it) and, optionally, its private dataset, in its folder.
-
-    Only for the embedded default (dev keys); a real member's worker creates its own key on first start.
-    """
-    secrets_dir = engine.party_dir(party) / "secrets"
-    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key_file = secrets_dir / "member.key"
-    key_file.write_text(key.removeprefix("0x"))
-    key_file.chmod(0o600)
-    data = engine.data_dir(party)
-    data.mkdir(parents=True, exist_ok=True)
-    if table is not None:
-        table.to_csv(data / "customers.csv", index=False)
-
-
 def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoResult:
-    store: LedgerStore = open_store(f"sqlite:///{workdir / 'secureflow.db'}")
-    client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
-    nonces = StoreNonceSource(store, client.w3, client.chain_id)
-    admin_key, alice_key, bob_key, anchor_key = DEV_PRIVATE_KEYS[:4]
-    admin = TransactionSender(client, admin_key, nonces)
+    stages = iter(("[bold]2.[/] ", "   ", "   ", "   ", "[bold]3.[/] "))
+    dev = dev_consortium(workdir, chain, lambda line: console.print(next(stages, "") + line.strip()))
+    store, client, engine, worker = dev.store, dev.client, dev.engine, dev.worker
+    alice, bob = dev.address("alice"), dev.address("bob")
+    alice_ledger = AuditLedgerClient(dev.ledger_contract, dev.sender("alice"))
+    reader = AuditLedgerClient(dev.ledger_contract)
+    deployment = dev.deployment
 
-    console.print("[bold]2.[/] deploying ConsortiumRegistry, AuditLedger and Settlement")
-    deployment = deploy_contracts(client, admin)
-    write_deployment(deployment, workdir / "deployment.json")
-    for name, entry in deployment.contracts.items():
-        console.print(f"   {name:<20} {entry.address}  (block {entry.block_number})")
-
-    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
-    alice, bob, anchor = (Account.from_key(k).address for k in (alice_key, bob_key, anchor_key))
-    console.print("[bold]3.[/] registering members alice, bob and the anchoring service")
-    registry.register_member(alice, keccak(text="alice"))
-    registry.register_member(bob, keccak(text="bob"))
-    registry.grant_anchor_service(anchor)
-
-    ledger_contract = connect(client, deployment, "AuditLedger")
-    alice_ledger = AuditLedgerClient(ledger_contract, TransactionSender(client, alice_key, nonces))
-    anchor_sender = TransactionSender(client, anchor_key, nonces)
-    reader = AuditLedgerClient(ledger_contract)
-    worker = _anchoring_worker(store, client, deployment, ledger_contract, anchor_sender)
-
-    engine = Engine(PARTIES, workdir / "parties")
     alice_table, bob_table = demo_data(rows)
-    provision_party(engine, "alice", alice_key, alice_table)
-    provision_party(engine, "bob", bob_key, bob_table)
+    provision_party(engine, "alice", dev.keys["alice"], alice_table)
+    provision_party(engine, "bob", dev.keys["bob"], bob_table)
     console.print(
         f"[bold]4.[/] starting one SecretFlow worker process per party on 127.0.0.1 "
         f"(alice: {len(alice_table)} rows with label, bob: {len(bob_table)} rows)"
@@ -202,8 +161,8 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
         manifest_hash = bytes.fromhex(parsed.manifest_hash()[2:])
         job_id = keccak(b"secureflow-demo" + manifest_hash + time.time_ns().to_bytes(8, "big"))
         consents = [
-            sign_consent(key, client.chain_id, alice_ledger.address, job_id, manifest_hash)
-            for key in (alice_key, bob_key)
+            sign_consent(dev.keys[party], client.chain_id, alice_ledger.address, job_id, manifest_hash)
+            for party in PARTIES
         ]
         console.print(f"[bold]5.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
         alice_ledger.create_job(job_id, manifest_hash, [alice, bob], consents)
@@ -243,24 +202,6 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
             f"{event.record_count} records in block {event.block_number}"
         )
     return _bundle_and_verify(console, store, client, reader, chain, job_id, manifest, workdir)
-
-
-def _anchoring_worker(
-    store: LedgerStore,
-    client: ChainClient,
-    deployment: Deployment,
-    ledger_contract: Any,
-    sender: TransactionSender,
-) -> AnchoringWorker:
-    anchorer = Anchorer(
-        store,
-        AuditLedgerClient(ledger_contract, sender),
-        sender,
-        AnchoringConfig(from_block=deployment.deploy_block),
-    )
-    return AnchoringWorker(
-        anchorer, EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block)
-    )
 
 
 def _print_steps(console: Console, result: JobResult) -> None:

@@ -21,25 +21,20 @@ from pathlib import Path
 
 import uvicorn
 from eth_account import Account
-from eth_utils.crypto import keccak
 from fastapi import FastAPI
 
 from api.app import create_app
 from api.compute_executor import LocalComputeExecutor
 from api.db import ApiDb, Role
-from api.demo import provision_party
+from api.devstack import PARTIES, dev_consortium
 from api.executor import JobExecutor
 from api.logs import configure_logging
 from api.settings import ApiSettings
-from compute.worker.engine import Engine
-from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.contracts import AuditLedgerClient, RegistryClient
-from ledger.deploy import connect, deploy_contracts, load_deployment, write_deployment
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from ledger.anchoring import AnchoringWorker
+from ledger.chain import ChainClient
+from ledger.deploy import load_deployment
+from ledger.devchain import DEV_CHAIN_ID, DevChain
 from ledger.errors import ConfigurationError
-from ledger.indexer import EventIndexer
-from ledger.nonces import StoreNonceSource
 from ledger.runtime import build_runtime
 from ledger.store.sql import SqlLedgerStore, open_store
 
@@ -197,46 +192,31 @@ def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> Embedd
             database_url=db_url,
             deployment=workdir / "deployment.json",
         )
-        store = open_store(db_url)
-        client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
-        nonces = StoreNonceSource(store, client.w3, client.chain_id)
-        admin_key, alice_key, bob_key, anchor_key = DEV_PRIVATE_KEYS[:4]
-        admin = TransactionSender(client, admin_key, nonces)
-        deployment = deploy_contracts(client, admin)
-        write_deployment(deployment, workdir / "deployment.json")
-        registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
-        admin_addr, alice, bob, anchor = (Account.from_key(k).address for k in DEV_PRIVATE_KEYS[:4])
-        registry.register_member(alice, keccak(text="alice"))
-        registry.register_member(bob, keccak(text="bob"))
-        registry.grant_anchor_service(anchor)
-        ledger_contract = connect(client, deployment, "AuditLedger")
-        anchor_sender = TransactionSender(client, anchor_key, nonces)
-        worker = AnchoringWorker(
-            Anchorer(
-                store,
-                AuditLedgerClient(ledger_contract, anchor_sender),
-                anchor_sender,
-                AnchoringConfig(from_block=deployment.deploy_block),
-            ),
-            EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block),
-        )
-        engine = Engine(("alice", "bob"), workdir / "parties")
-        provision_party(engine, "alice", alice_key)
-        provision_party(engine, "bob", bob_key)
+        dev = dev_consortium(workdir, chain)
         executor = LocalComputeExecutor(
-            engine, store, client, ledger_contract, nonces, {"alice": alice_key, "bob": bob_key}
+            dev.engine,
+            dev.store,
+            dev.client,
+            dev.ledger_contract,
+            dev.nonces,
+            {p: dev.keys[p] for p in PARTIES},
         )
         app = create_app(
-            settings, store=store, client=client, deployment=deployment, worker=worker, executor=executor
+            settings,
+            store=dev.store,
+            client=dev.client,
+            deployment=dev.deployment,
+            worker=dev.worker,
+            executor=executor,
         )
         db: ApiDb = app.state.api_db
-        keys = {"admin": ensure_admin_key(db, admin_addr) or ""}
-        keys["alice (member)"] = add_member_key(db, "alice", alice, "member")
-        keys["bob (member)"] = add_member_key(db, "bob", bob, "member")
-        keys["anchoring service"] = add_member_key(db, "anchor-service", anchor, "service")
-        worker.start()
-        parties = {"alice": (alice, engine.data_dir("alice")), "bob": (bob, engine.data_dir("bob"))}
-        return EmbeddedStack(chain, store, worker, app, keys, executor, parties)
+        keys = {"admin": ensure_admin_key(db, dev.address("admin")) or ""}
+        keys["alice (member)"] = add_member_key(db, "alice", dev.address("alice"), "member")
+        keys["bob (member)"] = add_member_key(db, "bob", dev.address("bob"), "member")
+        keys["anchoring service"] = add_member_key(db, "anchor-service", dev.address("anchor"), "service")
+        dev.worker.start()
+        parties = {p: (dev.address(p), dev.engine.data_dir(p)) for p in PARTIES}
+        return EmbeddedStack(chain, dev.store, dev.worker, app, keys, executor, parties)
     except BaseException:
         chain.stop()
         raise
