@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
+import psycopg
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import CursorResult, Engine, Table, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -98,6 +99,22 @@ def _to(model: type[_M], row: object) -> _M:
 def _chunks(ids: list[int]) -> Iterable[list[int]]:
     for start in range(0, len(ids), _IN_CHUNK):
         yield ids[start : start + _IN_CHUNK]
+
+
+def _bulk_insert(s: Session, table: Table, values: list[dict[str, Any]]) -> None:
+    if s.get_bind().dialect.name != "postgresql":
+        s.execute(insert(table), values)
+        return
+    columns = list(values[0])
+    driver = s.connection().connection.driver_connection
+    assert driver is not None
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in values:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.errors.IntegrityError as exc:  # same handling as an INSERT through SQLAlchemy
+        raise IntegrityError(statement, None, exc) from exc
 
 
 _NEW = ("status", "batch_id", "failure_reason", "accepted_at", "updated_at", "confirmed_at")
@@ -554,9 +571,9 @@ class SqlLedgerStore(LedgerStore):
                 ]
                 table = cast(Table, StepRecordOrm.__table__)
                 try:
-                    # Core executemany of one prepared INSERT (psycopg pipelines it), then the new ids in
-                    # one SELECT: much cheaper than a huge multi-VALUES statement that the driver must parse.
-                    s.execute(insert(table).execution_options(render_nulls=False), values)
+                    # PostgreSQL: COPY; SQLite: executemany of one prepared INSERT. Then the new ids in one
+                    # SELECT: much cheaper than a huge multi-VALUES statement the driver must parse.
+                    _bulk_insert(s, table, values)
                     ids: dict[tuple[str, int], int] = {}
                     for job_id in {r.job_id for r in fresh}:
                         seqs = [r.seq for r in fresh if r.job_id == job_id]
