@@ -40,6 +40,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
+from ledger.artifacts import load_artifact
 from ledger.chain import redact_url
 from ledger.errors import NodeUnreachableError
 from ledger.merkle import leaf_hash, process_proof
@@ -74,79 +75,13 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 BATCH_ANCHORED_TOPIC = keccak(text="BatchAnchored(bytes32,bytes32,uint32,address)")
 _VERIFY_SELECTOR = keccak(text="verify(bytes32,bytes32[],bytes32)")[:4]
 
-_B32 = {"internalType": "bytes32", "name": "", "type": "bytes32"}
+_LEDGER_VIEWS = ("rootRecord", "getBatch", "verify", "getJob")
 LEDGER_VIEW_ABI: list[dict[str, Any]] = [
-    {
-        "type": "function",
-        "name": "rootRecord",
-        "stateMutability": "view",
-        "inputs": [{**_B32, "name": "root"}],
-        "outputs": [
-            {
-                "internalType": "struct AuditLedger.RootRecord",
-                "name": "",
-                "type": "tuple",
-                "components": [
-                    {"internalType": "uint32", "name": "recordCount", "type": "uint32"},
-                    {"internalType": "uint64", "name": "anchoredAtBlock", "type": "uint64"},
-                    {"internalType": "address", "name": "anchorer", "type": "address"},
-                ],
-            }
-        ],
-    },
-    {
-        "type": "function",
-        "name": "getBatch",
-        "stateMutability": "view",
-        "inputs": [{**_B32, "name": "batchId"}],
-        "outputs": [
-            {
-                "internalType": "struct AuditLedger.Batch",
-                "name": "",
-                "type": "tuple",
-                "components": [
-                    {"internalType": "bytes32", "name": "root", "type": "bytes32"},
-                    {"internalType": "uint32", "name": "recordCount", "type": "uint32"},
-                    {"internalType": "uint64", "name": "anchoredAtBlock", "type": "uint64"},
-                    {"internalType": "address", "name": "anchorer", "type": "address"},
-                ],
-            }
-        ],
-    },
-    {
-        "type": "function",
-        "name": "verify",
-        "stateMutability": "view",
-        "inputs": [
-            {**_B32, "name": "leaf"},
-            {"internalType": "bytes32[]", "name": "proof", "type": "bytes32[]"},
-            {**_B32, "name": "root"},
-        ],
-        "outputs": [{"internalType": "bool", "name": "", "type": "bool"}],
-    },
-    {
-        "type": "function",
-        "name": "getJob",
-        "stateMutability": "view",
-        "inputs": [{**_B32, "name": "jobId"}],
-        "outputs": [
-            {
-                "internalType": "struct AuditLedger.Job",
-                "name": "",
-                "type": "tuple",
-                "components": [
-                    {"internalType": "bytes32", "name": "manifestHash", "type": "bytes32"},
-                    {"internalType": "address", "name": "creator", "type": "address"},
-                    {"internalType": "enum AuditLedger.JobStatus", "name": "status", "type": "uint8"},
-                    {"internalType": "uint64", "name": "createdAtBlock", "type": "uint64"},
-                    {"internalType": "uint64", "name": "stepCount", "type": "uint64"},
-                    {"internalType": "bytes32", "name": "finalRoot", "type": "bytes32"},
-                ],
-            }
-        ],
-    },
+    entry
+    for entry in load_artifact("AuditLedger").abi
+    if entry.get("type") == "function" and entry.get("name") in _LEDGER_VIEWS
 ]
-"""The audit ledger's views used by verification and reconciliation (a subset of the artifact's ABI)."""
+"""The audit ledger's views used by verification and reconciliation (taken from the checked-in artifact)."""
 
 
 class Check(BaseModel):
