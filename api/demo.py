@@ -135,8 +135,12 @@ def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False, rows:
 
 
 def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoResult:
-    stages = iter(("[bold]2.[/] ", "   ", "   ", "   ", "[bold]3.[/] "))
-    dev = dev_consortium(workdir, chain, lambda line: console.print(next(stages, "") + line.strip()))
+    numbers = iter((2, 3))
+
+    def stage(line: str) -> None:  # stage lines are numbered; detail lines come indented
+        console.print(line if line.startswith(" ") else f"[bold]{next(numbers)}.[/] {line}")
+
+    dev = dev_consortium(workdir, chain, stage)
     store, client, engine, worker = dev.store, dev.client, dev.engine, dev.worker
     alice, bob = dev.address("alice"), dev.address("bob")
     alice_ledger = AuditLedgerClient(dev.ledger_contract, dev.sender("alice"))
