@@ -90,3 +90,30 @@ class ModelError(ComputeError):
     """A model cannot be saved, found or loaded (missing shares, mismatched SPU runtime config)."""
 
     hint = "load the model with the SPU runtime configuration and parties it was trained with"
+
+
+class ContributionManifestError(ManifestError):
+    """The manifest cannot be measured leave-one-party-out (`compute.contribution`)."""
+
+    hint = (
+        "give the manifest a training step (ss_lr or ss_xgb), secure_predict to the label party and "
+        "biclassification_eval or regression_eval on its scores; nothing was run"
+    )
+
+
+class NoFeaturesLeftError(ContributionManifestError):
+    """Leaving a party out leaves the training step without any feature column."""
+
+    hint = (
+        "select at least one feature of every party in the training step's features, or settle this job "
+        "by data share (method data_share); nothing was run"
+    )
+
+
+class CoalitionFailedError(ComputeError):
+    """A coalition's job of a leave-one-party-out measurement failed; no contribution was measured."""
+
+    hint = (
+        "see the coalition job's failed step record and the party worker logs, fix the cause and "
+        "measure again (the coalitions that ran stay recorded)"
+    )

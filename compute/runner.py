@@ -368,8 +368,10 @@ def _finish_models(
         if info.kind != "model":
             continue
         model_id = model_id_for(job_id, step.seq, name)
-        existing = engine.list_models(parties[0])
-        version = 1 + sum(1 for m in existing if m.get("name") == name and m.get("model_id") != model_id)
+        # The audit ledger numbers versions per model id, and a model id is unique to the job step
+        # that trained it, so every model starts (and stays) at version 1 on chain; a model trained
+        # again by a later job is a new model id with its own lineage, not version 2 of this one.
+        version = 1
         profile = step.spec.spu or "default"
         meta: dict[str, Any] = {
             "model_id": model_id,

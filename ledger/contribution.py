@@ -32,8 +32,9 @@ the compute engine's evaluation steps (nothing is trained here)::
     bps        = equal split                  if every marginal_i is 0 (fallback "equal_split")
 
 A party whose absence does not hurt the model gets 0 basis points (unless all
-do, then everyone shares equally). For the label holder the engine reports
-the metric of a model without labels (e.g. 0.5 AUC, a random guess).
+do, then everyone shares equally). Leaving a party out removes its feature
+columns; the label holder's label stays the target, since a vertical model
+cannot be trained without it (`compute.contribution` runs the coalitions).
 
 **The contribution record.** `build_contribution_record` makes the step record
 that is anchored before weights are set (`ledger.settlement` requires the
