@@ -37,6 +37,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -121,6 +122,39 @@ class RecordIndexOrm(Base):
     finished_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class SettlementProposalOrm(Base):
+    """A contribution proposal posted through the API (its record is in the ledger's outbox)."""
+
+    __tablename__ = "api_settlement_proposals"
+
+    job_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    inputs_hash: Mapped[str] = mapped_column(String(66))
+    proposal_json: Mapped[str] = mapped_column(Text)
+    proposed_by: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SettlementApprovalOrm(Base):
+    """A party's EIP-712 approval signature of a proposal's weights (verified before it is stored)."""
+
+    __tablename__ = "api_settlement_approvals"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["job_id", "seq"],
+            ["api_settlement_proposals.job_id", "api_settlement_proposals.seq"],
+            name="fk_api_settlement_approvals_proposal",
+        ),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    party: Mapped[str] = mapped_column(String(42), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(132))
+    member_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # -- migrations ------------------------------------------------------------------------------------------
 
 
@@ -173,6 +207,26 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class StoredProposal:
+    job_id: str
+    seq: int
+    inputs_hash: str
+    proposal_json: str
+    proposed_by: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredApproval:
+    job_id: str
+    seq: int
+    party: str
+    signature: str
+    member_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class RecordFilter:
     job_id: str | None = None
     member: str | None = None
@@ -217,6 +271,18 @@ def _key(row: ApiKeyOrm) -> KeyInfo:
     created = _aware(row.created_at)
     assert created is not None
     return KeyInfo(row.key_id, row.member_id, row.label, created, _aware(row.revoked_at))
+
+
+def _proposal(row: SettlementProposalOrm) -> StoredProposal:
+    created = _aware(row.created_at)
+    assert created is not None
+    return StoredProposal(row.job_id, row.seq, row.inputs_hash, row.proposal_json, row.proposed_by, created)
+
+
+def _approval(row: SettlementApprovalOrm) -> StoredApproval:
+    created = _aware(row.created_at)
+    assert created is not None
+    return StoredApproval(row.job_id, row.seq, row.party, row.signature, row.member_id, created)
 
 
 def _like_address(address: str) -> str:
@@ -353,6 +419,12 @@ class ApiDb:
         self._auth_cache.clear()  # after the commit
         return info
 
+    def cached_principal(self, key: str) -> Principal | None:
+        """The principal of ``key`` if this process authenticated it in the last AUTH_CACHE_SECONDS, else
+        None (then call `authenticate`). No database access: safe on the event loop."""
+        cached = self._auth_cache.get(hash_key(key))
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
     def authenticate(self, key: str) -> Principal | None:
         """The principal of a valid, unrevoked key, else None (constant-time comparison of the hash)."""
         if not key.startswith(KEY_PREFIX) or len(key) > 128:
@@ -397,6 +469,100 @@ class ApiDb:
         with self._tx(write=False) as s:
             row = s.get(ManifestOrm, job_id)
             return None if row is None else dict(json.loads(row.manifest_json))
+
+    # -- settlement proposals and approvals ------------------------------------------------------------
+    def add_proposal(
+        self, job_id: str, seq: int, inputs_hash: str, proposal_json: str, member_id: int
+    ) -> StoredProposal:
+        """Store a proposal; `ConflictError` if the job has one with this seq already."""
+        try:
+            with self._tx(write=True) as s:
+                row = SettlementProposalOrm(
+                    job_id=job_id,
+                    seq=seq,
+                    inputs_hash=inputs_hash,
+                    proposal_json=proposal_json,
+                    proposed_by=member_id,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                s.flush()
+                return _proposal(row)
+        except IntegrityError:
+            raise ConflictError(
+                f"job {job_id} has a proposal at step {seq} already",
+                hint="read it with GET /v1/settlements/{job_id}/proposal, or propose again",
+            ) from None
+
+    def delete_proposal(self, job_id: str, seq: int) -> None:
+        """Remove a proposal without approvals (its record could not be accepted into the outbox)."""
+        with self._tx(write=True) as s:
+            row = s.get(SettlementProposalOrm, (job_id, seq))
+            if row is not None:
+                s.delete(row)
+
+    def latest_proposal(self, job_id: str) -> StoredProposal | None:
+        """The job's newest proposal (highest seq): the one parties approve."""
+        with self._tx(write=False) as s:
+            row = s.scalars(
+                select(SettlementProposalOrm)
+                .where(SettlementProposalOrm.job_id == job_id)
+                .order_by(SettlementProposalOrm.seq.desc())
+                .limit(1)
+            ).first()
+            return None if row is None else _proposal(row)
+
+    def add_approval(
+        self, job_id: str, seq: int, party: str, signature: str, member_id: int
+    ) -> tuple[StoredApproval, bool]:
+        """Store a party's approval of proposal (job, seq); an existing one is kept. Returns (it, created)."""
+        try:
+            with self._tx(write=True) as s:
+                existing = s.get(SettlementApprovalOrm, (job_id, seq, party))
+                if existing is not None:
+                    return _approval(existing), False
+                row = SettlementApprovalOrm(
+                    job_id=job_id,
+                    seq=seq,
+                    party=party,
+                    signature=signature,
+                    member_id=member_id,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                s.flush()
+                return _approval(row), True
+        except IntegrityError:  # a concurrent request stored it first
+            with self._tx(write=False) as s:
+                found = s.get(SettlementApprovalOrm, (job_id, seq, party))
+                if found is None:
+                    raise ConflictError(
+                        f"no proposal {seq} of job {job_id} to approve",
+                        hint="read the current one: GET /v1/settlements/{job_id}/proposal",
+                    ) from None
+                return _approval(found), False
+
+    def approvals(self, job_id: str, seq: int) -> list[StoredApproval]:
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(SettlementApprovalOrm)
+                .where(SettlementApprovalOrm.job_id == job_id, SettlementApprovalOrm.seq == seq)
+                .order_by(SettlementApprovalOrm.party)
+            )
+            return [_approval(r) for r in rows]
+
+    def settlement_counts(self) -> tuple[int, int]:
+        """(proposals, approvals) stored: what a refused write must leave unchanged."""
+        with self._tx(write=False) as s:
+            proposals = s.scalar(select(func.count()).select_from(SettlementProposalOrm)) or 0
+            approvals = s.scalar(select(func.count()).select_from(SettlementApprovalOrm)) or 0
+            return int(proposals), int(approvals)
+
+    def max_record_seq(self, job_id: str) -> int | None:
+        """The highest seq of the job's step records in the ledger's outbox (None: no record)."""
+        with self._tx(write=False) as s:
+            value = s.scalar(select(func.max(StepRecordOrm.seq)).where(StepRecordOrm.job_id == job_id))
+            return None if value is None else int(value)
 
     # -- reads of the ledger's tables -------------------------------------------------------------------
     def jobs_page(self, *, visible_to: str | None, status: str | None, limit: int, offset: int) -> list[str]:

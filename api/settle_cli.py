@@ -2,6 +2,10 @@
 
 The flow of one job (every command checks the chain before it sends anything):
 
+0. (leave-one-out weights) ``measure MANIFEST.json --data-dir DIR --out inputs.json``: run the job's
+   coalitions (all parties, then each party's features left out) as recorded jobs on the local
+   SecretFlow workers (`compute.contribution`) and write the metrics as the inputs of ``propose``.
+
 1. ``propose JOB_ID --inputs inputs.json --out proposal.json``: compute the weights by the inputs'
    method (`ledger.contribution`), record the contribution step in the ledger outbox and write the
    proposal file for the members to review. The anchoring worker then anchors the record.
@@ -280,31 +284,17 @@ def _anchored(
     chain: _Chain, store: LedgerStore, proposal: ContributionProposal, *, confirmed: bool
 ) -> tuple[Receipt, WeightsProposal]:
     """The contribution record's receipt and the weights to approve, checked against the proposal and
-    against the chain (the record's root is anchored and its proof holds)."""
-    from ledger.receipts import RecordNotAnchoredError, build_receipt
+    against the chain (the record's root is anchored and its proof holds): `ledger.settlement_tx`."""
+    from ledger.receipts import build_receipt
+    from ledger.settlement_tx import ContributionNotReadyError, anchored_weights
+
+    def receipt_of(job_id: str, seq: int) -> Receipt:
+        return build_receipt(store, chain.deployment.chain_id, chain.ledger.address, job_id, seq)
 
     try:
-        receipt = build_receipt(
-            store, chain.deployment.chain_id, chain.ledger.address, proposal.job_id, proposal.seq
-        )
-    except RecordNotAnchoredError as exc:
-        raise ContributionNotAnchoredError(
-            f"the contribution record (step {proposal.seq} of job {proposal.job_id}) is not anchored yet: "
-            f"{exc.args[0]}"
-        ) from None
-    if confirmed and receipt.status != "confirmed":
-        raise ContributionNotAnchoredError(
-            f"the contribution record (step {proposal.seq}) is anchored in block {receipt.block_number} "
-            "but not confirmed yet"
-        )
-    weights = proposal.weights_proposal(receipt)
-    _, _, root, proof = weights.record_proof()
-    if not chain.ledger.verify(weights.record_leaf, proof, root):
-        raise ContributionNotAnchoredError(
-            f"the chain does not prove the contribution record (step {proposal.seq}) under root "
-            f"{receipt.batch_root}: its batch may have been reorganised away"
-        )
-    return receipt, weights
+        return anchored_weights(proposal, receipt_of, chain.ledger, confirmed=confirmed)
+    except ContributionNotReadyError as exc:
+        raise ContributionNotAnchoredError(str(exc.args[0])) from None
 
 
 def _load_checked(path: Path) -> ContributionProposal:
@@ -338,11 +328,9 @@ def _approval_default_path(proposal_path: Path, party: str) -> Path:
 
 
 def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple[str, bytes]:
-    from eth_account import Account
-    from eth_account.messages import encode_typed_data
     from eth_utils.address import to_checksum_address
 
-    from ledger.settlement import approval_typed_data
+    from ledger.settlement import SettlementError, approval_signer
 
     try:
         approval = ApprovalFile.model_validate_json(path.read_text(encoding="utf-8"))
@@ -366,18 +354,17 @@ def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple
     )
     if got != expected:
         raise InvalidApprovalFileError(f"{path} approves another proposal, chain or settlement contract")
-    typed = approval_typed_data(
-        approval.chain_id,
-        approval.settlement,
-        weights.job_id_bytes,
-        weights.weights_hash,
-        weights.record_leaf,
-    )
-    message = encode_typed_data(typed["domain"], typed["types"], typed["message"])
     try:
         signature = bytes.fromhex(approval.signature.removeprefix("0x"))
-        signer = str(Account.recover_message(message, signature=signature))
-    except (ValueError, TypeError) as exc:
+        signer = approval_signer(
+            approval.chain_id,
+            approval.settlement,
+            weights.job_id_bytes,
+            weights.weights_hash,
+            weights.record_leaf,
+            signature,
+        )
+    except (SettlementError, ValueError) as exc:
         raise InvalidApprovalFileError(f"{path}: the signature cannot be read ({exc})") from None
     if signer.lower() != approval.party.lower():
         raise InvalidApprovalFileError(f"{path} claims party {approval.party} but is signed by {signer}")
@@ -445,6 +432,108 @@ def propose(
     console.print(f"weights hash {proposal.weights_hash}")
     console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")
     console.print("next: once anchored, each member runs `secureflow settle approve` on the proposal")
+
+
+@settle_app.command()
+@friendly_errors
+def measure(
+    manifest_path: Annotated[
+        Path, typer.Argument(help="job manifest JSON: training, secure_predict and evaluation steps")
+    ],
+    data_dir: Annotated[
+        Path, typer.Option(help="the local engine's party folders (<data-dir>/<party>/data, secrets, ...)")
+    ],
+    out: Annotated[Path, typer.Option(help="where to write the leave-one-out inputs JSON")] = Path(
+        "inputs.json"
+    ),
+    metric: Annotated[
+        str | None, typer.Option(help="evaluation metric (default: auc, or r2_score for regression_eval)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing inputs file")] = False,
+) -> None:
+    """Measure leave-one-party-out contribution: run the manifest with every party and without each
+    party's features as recorded jobs on the local SecretFlow workers (each created on chain by
+    SECUREFLOW_MEMBER_KEY, a party), and write the inputs file that `settle propose --inputs` takes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from compute.contribution import Progress as Step
+    from compute.contribution import check_manifest, measure_leave_one_out
+    from compute.errors import ComputeError
+    from compute.worker.engine import Engine
+    from ledger.consent import sign_consent
+    from ledger.contracts import AuditLedgerClient, hex32
+    from ledger.deploy import connect
+    from ledger.recorder import OutboxRecorder
+
+    if out.exists() and not force:
+        raise SettleError(f"{out} exists already", hint="choose another --out, or pass --force")
+    try:
+        job_manifest = check_manifest(manifest_path.read_bytes(), metric)  # before starting SecretFlow
+    except OSError as exc:
+        raise SettleError(f"cannot read the manifest {manifest_path}: {exc.strerror}") from None
+    except ComputeError as exc:
+        raise SettleError(f"{exc.error_class}: {exc.args[0]}", hint=exc.hint or "fix the manifest") from None
+    missing = [p for p in job_manifest.party_names() if not (data_dir / p / "data").is_dir()]
+    if missing:
+        raise SettleError(
+            f"no party folder {', '.join(str(data_dir / p / 'data') for p in missing)}",
+            hint="give --data-dir the folder holding each party's folder (as `secureflow up` prints it)",
+        )
+    chain = _chain(with_key=True)
+    me, key = chain.address, _member_key()
+    if me.lower() not in {p.address.lower() for p in job_manifest.parties}:
+        raise NotAPartyError(f"{me} is not a party of the manifest: only a party runs its coalitions")
+    ledger = AuditLedgerClient(connect(chain.client, chain.deployment, "AuditLedger"), chain.sender)
+
+    class OnChainJobs(OutboxRecorder):
+        """Each coalition job is created on chain (with this member's consent) before it is recorded."""
+
+        def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Any) -> None:
+            job, mhash = bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:])
+            consent = sign_consent(key, chain.client.chain_id, ledger.address, job, mhash)
+            consents = [consent if p.lower() == me.lower() else b"" for p in parties]
+            tx = ledger.create_job(job, mhash, list(parties), consents)
+            super().open_job(job_id, manifest_hash, creator, parties)
+            self.store.update_job(
+                job_id, chain_status="confirmed", created_tx_hash=hex32(tx["transactionHash"])
+            )
+
+    engine = Engine(job_manifest.party_names(), data_dir)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with _store(chain.settings) as store, Progress(*columns, console=console) as bar:
+        task = bar.add_task("starting the SecretFlow party workers", total=None)
+
+        def show(step: Step) -> None:
+            doing = f": {step.algorithm}" if step.algorithm else ""
+            bar.update(
+                task,
+                description=f"coalition {step.index + 1}/{step.coalitions} ({step.coalition}){doing}",
+                completed=step.completed_steps,
+                total=step.total_steps,
+            )
+
+        try:
+            engine.start()
+            measured = measure_leave_one_out(
+                engine, job_manifest, OnChainJobs(store), progress=show, creator=me
+            )
+        except ComputeError as exc:
+            raise SettleError(
+                f"{exc.error_class}: {exc.args[0]}", hint=exc.hint or "see the message"
+            ) from None
+        finally:
+            engine.shutdown()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(measured.to_inputs().model_dump_json(indent=2) + "\n", encoding="utf-8")
+    console.print(
+        f"{measured.metric} by coalition ({measured.training_algorithm}, label party {measured.label_party}):"
+    )
+    for c in measured.coalitions:
+        console.print(
+            f"  {c.coalition:<16} {measured.metric} {c.metric:.6f}  job {c.job_id}  ({c.seconds:.1f}s)"
+        )
+    console.print(f"inputs written to {out}; the coalitions' steps are in the outbox, pending anchoring")
+    console.print(f"next: secureflow settle propose JOB_ID --inputs {out}")
 
 
 @settle_app.command()

@@ -27,6 +27,7 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict
@@ -48,6 +49,7 @@ ETH = "0x0000000000000000000000000000000000000000"
 """The asset id of ETH in views and events."""
 WEIGHTS_OUTPUT = "weights_hash"
 """The output name under which a contribution record carries the weights hash (per party)."""
+_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 APPROVAL_TYPES = {
     "ContributionApproval": [
         {"name": "jobId", "type": "bytes32"},
@@ -179,6 +181,41 @@ def sign_approval(
     return bytes(signed.signature)
 
 
+def approval_signer(
+    chain_id: int,
+    settlement_address: str,
+    job_id: bytes,
+    weights_hash_: bytes,
+    record_leaf: bytes,
+    signature: bytes,
+) -> str:
+    """The address whose EIP-712 ContributionApproval ``signature`` is, as the contract's ``ECDSA.tryRecover``
+    sees it; `SettlementError` if the contract would not recover one (not 65 bytes, ``v`` not 27 or 28,
+    ``s`` in the upper half of the curve order, or no public key)."""
+    if len(signature) != 65:
+        raise SettlementError(f"an approval signature is 65 bytes (r, s, v), not {len(signature)}")
+    if signature[64] not in (27, 28):
+        raise SettlementError(f"the approval signature cannot be read (v is {signature[64]}, not 27 or 28)")
+    if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
+        raise SettlementError(
+            "the approval signature cannot be read (s is not canonical, OpenZeppelin's ECDSA)"
+        )
+    t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
+    message = encode_typed_data(t["domain"], t["types"], t["message"])
+    try:
+        return str(Account.recover_message(message, signature=signature))
+    except (ValueError, TypeError, BadSignature) as exc:
+        raise SettlementError(f"the approval signature cannot be read ({exc})") from None
+
+
+def signature_list(parties: Sequence[str], signatures: Mapping[str, bytes]) -> list[bytes]:
+    """The ``signatures`` argument of ``setWeights``: one entry per party in ``jobParties`` order (empty bytes
+    for a party that approved on chain), or an empty list when no party signed."""
+    by_party = {str(k).lower(): v for k, v in signatures.items()}
+    ordered = [by_party.get(p.lower(), b"") for p in parties]
+    return ordered if any(ordered) else []
+
+
 def record_carries_weights(record: StepRecord, weights_hash_: bytes) -> bool:
     """Whether the contribution record names ``weights_hash_`` among its output digests (the binding
     that the parties check before approving: the contract only sees the record's hash)."""
@@ -297,7 +334,7 @@ class SettlementEvent(BaseModel):
     args: dict[str, Any]
 
 
-_EVENTS = ("WeightsApproved", "WeightsSet", "RevenueDeposited", "RevenueReleased")
+SETTLEMENT_EVENTS = ("WeightsApproved", "WeightsSet", "RevenueDeposited", "RevenueReleased")
 
 
 def _render(value: object) -> object:
@@ -306,6 +343,17 @@ def _render(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [_render(v) for v in value]
     return value
+
+
+def settlement_event(name: str, log: Any) -> SettlementEvent:
+    """A decoded settlement event log (web3's ``EventData``) as a `SettlementEvent`."""
+    return SettlementEvent(
+        name=name,
+        block_number=int(log["blockNumber"]),
+        log_index=int(log["logIndex"]),
+        tx_hash=hex32(bytes(log["transactionHash"])),
+        args={k: _render(v) for k, v in dict(log["args"]).items()},
+    )
 
 
 class SettlementClient(ContractClient):
@@ -346,14 +394,12 @@ class SettlementClient(ContractClient):
         missing party must have approved on chain), or a list in ``jobParties`` order, or empty."""
         job_id = proposal.job_id_bytes
         if isinstance(signatures, Mapping):
-            by_party = {str(k).lower(): v for k, v in signatures.items()}
             ledger_address = self.contract.functions.ledger().call()
             ledger = self.contract.w3.eth.contract(
                 address=ledger_address, abi=load_artifact("AuditLedger").abi
             )
             order = [str(p) for p in ledger.functions.jobParties(job_id).call()]
-            ordered = [by_party.get(p.lower(), b"") for p in order]
-            sig_list = ordered if any(ordered) else []
+            sig_list = signature_list(order, signatures)
         else:
             sig_list = list(signatures)
         call = self.contract.functions.setWeights(
@@ -445,21 +491,12 @@ class SettlementClient(ContractClient):
     ) -> list[SettlementEvent]:
         """The job's approvals, weights, deposits and withdrawals, filtered by the indexed job id."""
         found: list[SettlementEvent] = []
-        for name in _EVENTS:
+        for name in SETTLEMENT_EVENTS:
             event = getattr(self.contract.events, name)()
             logs = event.get_logs(
                 from_block=from_block, to_block=to_block, argument_filters={"jobId": job_id}
             )
-            for log in logs:
-                found.append(
-                    SettlementEvent(
-                        name=name,
-                        block_number=int(log["blockNumber"]),
-                        log_index=int(log["logIndex"]),
-                        tx_hash=hex32(bytes(log["transactionHash"])),
-                        args={k: _render(v) for k, v in dict(log["args"]).items()},
-                    )
-                )
+            found.extend(settlement_event(name, log) for log in logs)
         return sorted(found, key=lambda e: (e.block_number, e.log_index))
 
 

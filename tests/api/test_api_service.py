@@ -117,6 +117,7 @@ def snapshot(env: Env) -> tuple[Any, ...]:
         [(j.job_id, j.status) for j in jobs],
         env.store.count_records_by_status(),
         env.app.state.api_db.count_members(),
+        env.app.state.api_db.settlement_counts(),
     )
 
 
@@ -188,6 +189,21 @@ def test_role_route_matrix(env: Env) -> None:
                     assert response.status_code not in (401, 403, 500), (label, response.text)
                 checked += 1
     assert checked >= 5 * len(routes)
+    # the settlement writes are in the matrix, each admitting exactly these roles
+    declared = {
+        (method, r.path): sorted(access.roles)
+        for r in routes
+        if (access := route_access(r)) is not None
+        for method in r.methods or ()
+    }
+    settlement_writes = {
+        ("POST", "/v1/settlements/{job_id}/proposals"): ["admin", "member"],
+        ("GET", "/v1/settlements/{job_id}/proposal"): ["admin", "auditor", "member"],
+        ("POST", "/v1/settlements/{job_id}/approvals"): ["member"],
+        ("POST", "/v1/settlements/{job_id}/transactions/prepare"): ["admin", "member"],
+        ("POST", "/v1/settlements/{job_id}/transactions"): ["admin", "member"],
+    }
+    assert {k: declared.get(k) for k in settlement_writes} == settlement_writes
 
 
 def test_member_sees_only_its_jobs(env: Env) -> None:

@@ -1,0 +1,148 @@
+"""`secureflow settle measure` end to end: real anvil, SQLite ledger, SecretFlow workers started by the CLI.
+
+The command runs the three coalitions of a manifest (all, without alice, without bob) on its own local
+engine, creates each coalition job on chain with the member's consent, records every step in the
+outbox, and writes the inputs file that `settle propose --inputs` takes. The real anchoring worker then
+anchors the coalitions' steps and records their models on chain.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled
+from typer.testing import CliRunner, Result
+
+from api.devstack import provision_party
+from api.settle_cli import settle_app
+from compute.worker.engine import Engine
+from ledger.contribution import LeaveOneOutInputs, compute_weights, load_inputs
+from ledger.deploy import write_deployment
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from ledger.store.sql import open_store
+
+KEYS = {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2]}
+
+
+def _data(n: int = 600, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    y = (x @ np.array([0.3, 1.5, -1.2, 0.8]) + rng.logistic(size=n) > 0).astype(int)
+    ids = rng.permutation(n * 2)[:n]
+    alice = pd.DataFrame({"id": ids, "a0": x[:, 0], "y": y})
+    bob = pd.DataFrame({"id": ids, "b0": x[:, 1], "b1": x[:, 2], "b2": x[:, 3]}).sample(
+        frac=1.0, random_state=1
+    )
+    return alice, bob
+
+
+def _manifest(*, evaluate: bool = True) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}, "outputs": {"table": "j"}},
+        {
+            "algorithm": "ss_lr",
+            "params": {"label": "y", "epochs": 3, "learning_rate": 0.3, "batch_size": 128},
+            "inputs": {"table": "j"},
+            "outputs": {"model": "lr"},
+        },
+        {
+            "algorithm": "secure_predict",
+            "params": {"receiver": "alice"},
+            "inputs": {"table": "j", "model": "lr"},
+            "outputs": {"table": "scores"},
+        },
+    ]
+    if evaluate:
+        steps.append(
+            {
+                "algorithm": "biclassification_eval",
+                "params": {"label": "y"},
+                "inputs": {"labels": "j", "scores": "scores"},
+                "outputs": {"report": "evaluation"},
+            }
+        )
+    return {
+        "name": "loo-cli",
+        "parties": [{"name": "alice", "address": ALICE}, {"name": "bob", "address": BOB}],
+        "datasets": {"raw": {"alice": "customers.csv", "bob": "customers.csv"}},
+        "steps": steps,
+    }
+
+
+@pytest.fixture
+def env(ledger_stack: LedgerStack, tmp_path: Path, chain_snapshot: None) -> dict[str, str]:
+    deployment = tmp_path / "deployment.json"
+    write_deployment(ledger_stack.deployment, deployment)
+    return {
+        "SECUREFLOW_RPC_URL": ledger_stack.rpc_url,
+        "SECUREFLOW_CHAIN_ID": str(DEV_CHAIN_ID),
+        "SECUREFLOW_DEPLOYMENT": str(deployment),
+        "SECUREFLOW_DATABASE_URL": f"sqlite:///{(tmp_path / 'ledger.db').as_posix()}",
+        "SECUREFLOW_MEMBER_KEY": KEYS["alice"],
+    }
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "parties"
+    layout = Engine(("alice", "bob"), root)  # only its folder layout: nothing is started here
+    for party, table in zip(("alice", "bob"), _data(), strict=True):
+        provision_party(layout, party, KEYS[party], table)
+    return root
+
+
+def _measure(env: dict[str, str], *args: str) -> Result:
+    result = CliRunner().invoke(settle_app, ["measure", *args], env=env)
+    print(result.output)  # shown when the test fails
+    return result
+
+
+def test_measure_runs_records_and_anchors_the_coalitions(  # type: ignore[no-untyped-def]
+    ledger_stack, env, data_dir, tmp_path
+) -> None:
+    manifest, out = tmp_path / "manifest.json", tmp_path / "inputs.json"
+    manifest.write_text(json.dumps(_manifest()))
+    result = _measure(env, str(manifest), "--data-dir", str(data_dir), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "without bob" in result.output and "settle propose" in result.output
+
+    inputs = load_inputs(out)  # what `settle propose --inputs` reads
+    assert isinstance(inputs, LeaveOneOutInputs) and inputs.metric == "auc"
+    assert [p.party for p in inputs.parties] == [ALICE, BOB]
+    weights = dict(zip(inputs.members, compute_weights(inputs).bps, strict=True))
+    assert weights[BOB] > weights[ALICE], weights
+
+    store = open_store(env["SECUREFLOW_DATABASE_URL"])
+    try:
+        jobs = store.list_jobs()
+        assert len(jobs) == 3
+        reader = ledger_stack.ledger(ledger_stack.client())
+        for job in jobs:  # created on chain by alice, with her consent, before the first step
+            on_chain = reader.get_job(bytes.fromhex(job.job_id[2:]))
+            assert list(on_chain.parties) == [ALICE, BOB]
+            assert reader.has_consented(bytes.fromhex(job.job_id[2:]), ALICE)
+            assert [r.seq for r in store.records_for_job(job.job_id)] == [0, 1, 2, 3]
+        anchorer = make_anchorer(ledger_stack, store)
+        run_until_settled(anchorer)  # the real anchoring worker: every coalition step confirmed on chain
+        records = [r for job in jobs for r in store.records_for_job(job.job_id)]
+        assert len(records) == 12 and {r.status for r in records} == {"confirmed"}
+        assert len(store.models()) == 3  # each coalition's model handed to the ledger like any job's
+    finally:
+        store.close()
+
+
+def test_measure_refuses_a_manifest_without_evaluation(env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifest, out = tmp_path / "manifest.json", tmp_path / "inputs.json"
+    manifest.write_text(json.dumps(_manifest(evaluate=False)))
+    t = time.monotonic()
+    result = _measure(env, str(manifest), "--data-dir", str(data_dir), "--out", str(out))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "no evaluation step" in result.output and "biclassification_eval" in result.output
+    assert time.monotonic() - t < 10  # refused before any SecretFlow worker started
+    assert not out.exists()
