@@ -63,7 +63,7 @@ else
   mkdir -p "$STAMP_DIR" && echo "$PY_HASH" >"$STAMP_DIR/python"
 fi
 
-# --- npm toolchain (anvil, solcjs, OpenZeppelin) ------------------------------
+# --- npm toolchain (anvil, forge, solcjs, OpenZeppelin) ------------------------------
 command -v npm >/dev/null 2>&1 || die "npm (Node.js >= 18) is needed for anvil and solc: apt-get install nodejs npm"
 NPM_HASH="$(hash_of package.json package-lock.json)"
 if [ -d node_modules ] && [ "$(cat "$STAMP_DIR/npm" 2>/dev/null)" = "$NPM_HASH" ]; then
@@ -77,3 +77,6 @@ fi
 ANVIL_BIN="$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -1 || true)"
 [ -n "$ANVIL_BIN" ] && "$ANVIL_BIN" --version >/dev/null 2>&1 \
   || die "the anvil binary from @foundry-rs/anvil is missing or does not run: delete node_modules and re-run"
+FORGE_BIN="$(ls node_modules/@foundry-rs/forge-*/bin/forge 2>/dev/null | head -1 || true)"
+[ -n "$FORGE_BIN" ] && "$FORGE_BIN" --version >/dev/null 2>&1 \
+  || die "the forge binary from @foundry-rs/forge-linux-amd64 is missing or does not run: delete node_modules and re-run"
