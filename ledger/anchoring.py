@@ -193,18 +193,23 @@ class Anchorer:
         if batch.status == "built":
             self._send(batch, report)
         elif batch.block_number is None:
-            self._check_submitted(batch, report)
+            self._check_submitted(batch, head, report)
         else:
             self._check_mined(batch, head, report)
 
     def _form_batch(self, report: PassReport) -> bool:
-        pending = self.store.pending_leaves(self.config.max_batch_size)
+        size = self.config.max_batch_size
+        # While a batch fills up, look only at the oldest record and a count; the leaves are read once,
+        # when the batch is due (full, or its oldest record has waited max_batch_delay).
+        oldest = self.store.pending_leaves(1)
+        if not oldest:
+            return False
+        age = (datetime.now(timezone.utc) - oldest[0].accepted_at).total_seconds()
+        if age < self.config.max_batch_delay and self.store.count_pending(size) < size:
+            return False
+        pending = self.store.pending_leaves(size)
         if not pending:
             return False
-        if len(pending) < self.config.max_batch_size:
-            age = (datetime.now(timezone.utc) - pending[0].accepted_at).total_seconds()
-            if age < self.config.max_batch_delay:
-                return False
         tree = MerkleTree(bytes.fromhex(row.leaf[2:]) for row in pending)
         batch = self.store.create_batch(
             hex32(batch_id_for(tree.root)), hex32(tree.root), [row.id for row in pending]
@@ -255,7 +260,7 @@ class Anchorer:
         report.batches_mined += 1
 
     # -- following what was sent -------------------------------------------------------------------
-    def _check_submitted(self, batch: Batch, report: PassReport) -> None:
+    def _check_submitted(self, batch: Batch, head: int, report: PassReport) -> None:
         assert batch.tx_hash is not None
         w3 = self.client.w3
         try:
@@ -264,10 +269,17 @@ class Anchorer:
             receipt = None
         if receipt is not None:
             if receipt["status"] == 1:
-                self.store.mark_batch_mined(
-                    batch.batch_id, int(receipt["blockNumber"]), hex32(receipt["blockHash"])
-                )
+                block, block_hash = int(receipt["blockNumber"]), hex32(receipt["blockHash"])
                 report.batches_mined += 1
+                if head - block + 1 >= self.config.confirmations:
+                    # Deep enough already (at once with confirmations=1): the receipt is the node's view of
+                    # its canonical chain now, the same check `_check_mined` makes, so confirm in this pass
+                    # instead of storing "mined" and confirming one pass (and one get_block) later.
+                    self.store.mark_batch_confirmed(batch.batch_id, block, block_hash)
+                    report.batches_confirmed += 1
+                    report.records_confirmed += batch.record_count
+                else:
+                    self.store.mark_batch_mined(batch.batch_id, block, block_hash)
             else:
                 # Mined but reverted: most likely another transaction anchored it first.
                 self._adopt_or_requeue(batch, report, "anchor transaction reverted")

@@ -8,13 +8,18 @@ index 0 (a complete binary tree in an array), inner nodes hashed as
 ``keccak256(sorted(a, b))``. Roots and proofs are byte-identical to
 ``StandardMerkleTree.of(values, ["bytes32", "uint64", "bytes32"])`` of
 ``@openzeppelin/merkle-tree`` and verify with ``MerkleProof.verify`` on-chain.
+
+Hashing is Ethereum's keccak256 through safe-pysha3's C implementation
+(``sha3.keccak_256``): about 1.5 µs a hash against about 11 µs through
+eth-hash's pycryptodome backend, which matters when the batcher builds a tree
+of thousands of leaves per anchor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from eth_utils.crypto import keccak
+from sha3 import keccak_256
 
 from ledger.errors import LedgerError
 
@@ -26,6 +31,12 @@ class MerkleTreeError(LedgerError):
     """A Merkle tree was asked for something it cannot do (no leaves, unknown leaf, bad node)."""
 
     hint = "build the tree from at least one 32-byte leaf and ask only for leaves it contains"
+
+
+def keccak256(data: bytes) -> bytes:
+    """Ethereum's keccak256 (the original Keccak padding, not NIST SHA3-256) of ``data``."""
+    digest: bytes = keccak_256(data).digest()
+    return digest
 
 
 def _check_node(value: bytes, what: str) -> bytes:
@@ -46,12 +57,12 @@ def leaf_hash(job_id: bytes, seq: int, record_hash: bytes) -> bytes:
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _UINT64_MAX:
         raise MerkleTreeError("seq must be an integer in the uint64 range")
     encoded = bytes(job_id) + seq.to_bytes(32, "big") + bytes(record_hash)
-    return keccak(keccak(encoded))
+    return keccak256(keccak256(encoded))
 
 
 def node_hash(a: bytes, b: bytes) -> bytes:
     """Hash of two sibling nodes, in sorted order (OpenZeppelin ``_hashPair``)."""
-    return keccak(a + b) if a <= b else keccak(b + a)
+    return keccak256(a + b) if a <= b else keccak256(b + a)
 
 
 def process_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:
@@ -87,8 +98,10 @@ class MerkleTree:
             position = size - 1 - i
             tree[position] = leaf
             index.setdefault(leaf, position)
+        hash_ = keccak_256  # inlined node_hash: this loop runs once per leaf of every batch
         for i in range(size - 1 - count, -1, -1):
-            tree[i] = node_hash(tree[2 * i + 1], tree[2 * i + 2])
+            a, b = tree[2 * i + 1], tree[2 * i + 2]
+            tree[i] = hash_(a + b).digest() if a <= b else hash_(b + a).digest()
         self._tree = tree
         self._leaves = tuple(ordered)
         self._index = index

@@ -33,13 +33,18 @@ class LedgerRecorder(Protocol):
 
 
 def to_outbox(record: StepRecord) -> NewStepRecord:
-    """The outbox row for ``record``: its canonical JSON, record hash and Merkle leaf."""
-    return NewStepRecord(
+    """The outbox row for ``record``: its canonical JSON, record hash and Merkle leaf.
+
+    Every field is derived from the validated ``record`` (lower-case hex, a JSON object), so the row
+    is built without validating it again (which would parse the JSON back: ~15 µs a record).
+    """
+    canonical, record_hash, leaf = record.hashes()
+    return NewStepRecord.model_construct(
         job_id=record.job_id,
         seq=record.seq,
-        record_json=record.canonical_json().decode(),
-        record_hash="0x" + record.record_hash().hex(),
-        leaf="0x" + record.leaf().hex(),
+        record_json=canonical.decode(),
+        record_hash="0x" + record_hash.hex(),
+        leaf="0x" + leaf.hex(),
     )
 
 

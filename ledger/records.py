@@ -10,17 +10,26 @@ raw value cannot be smuggled into a record.
 Hashing is fixed by DESIGN.md ("Records and proofs"): the record hash is
 ``keccak256`` of the RFC 8785 canonical JSON; the leaf is OpenZeppelin's
 StandardMerkleTree leaf of ``(bytes32 jobId, uint64 seq, bytes32 recordHash)``.
+
+The canonical JSON of a *validated* record is produced by the standard
+library's C JSON encoder (sorted keys, no whitespace, no ASCII escaping), which
+is byte-identical to RFC 8785 for this model: every string is ASCII by its
+pattern (so UTF-16 and code-point key order agree and escaping is the same) and
+every number is an integer below 2**53 (no float formatting). Anything else
+(a non-ASCII result) goes through the ``rfc8785`` library. ``hashes()`` gives the
+JSON, record hash and leaf in one pass: about 15 µs a record instead of about
+180 µs (the canonical JSON was built three times through a pure-Python encoder).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 import rfc8785
-from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ledger.merkle import leaf_hash
+from ledger.merkle import keccak256, leaf_hash
 
 Bytes32Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
@@ -30,6 +39,8 @@ SignatureHex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{130}$")]
 RECORD_VERSION = 1
 # RFC 8785 (I-JSON) represents numbers as IEEE doubles: integers must stay below 2**53 to hash exactly.
 MAX_SAFE_INTEGER = 2**53 - 1
+
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
 
 
 class PartyDigests(BaseModel):
@@ -73,15 +84,25 @@ class StepRecord(BaseModel):
 
     def canonical_json(self) -> bytes:
         """RFC 8785 canonical JSON: the exact bytes that are hashed."""
-        return bytes(rfc8785.dumps(self.model_dump(mode="json")))
+        data = self.model_dump(mode="json")
+        text = _CANONICAL.encode(data)
+        if text.isascii():  # always, for a validated record (see the module docstring)
+            return text.encode()
+        return bytes(rfc8785.dumps(data))
 
     def record_hash(self) -> bytes:
-        return bytes(keccak(self.canonical_json()))
+        return keccak256(self.canonical_json())
 
     def leaf(self) -> bytes:
         return leaf_hash(bytes.fromhex(self.job_id[2:]), self.seq, self.record_hash())
 
+    def hashes(self) -> tuple[bytes, bytes, bytes]:
+        """``(canonical_json, record_hash, leaf)``, each computed once."""
+        canonical = self.canonical_json()
+        record_hash = keccak256(canonical)
+        return canonical, record_hash, leaf_hash(bytes.fromhex(self.job_id[2:]), self.seq, record_hash)
+
 
 def params_hash(canonical_params: Any) -> str:
     """keccak256 of the RFC 8785 JSON of a step's parameters, as recorded in the step record."""
-    return "0x" + keccak(rfc8785.dumps(canonical_params)).hex()
+    return "0x" + keccak256(bytes(rfc8785.dumps(canonical_params))).hex()

@@ -3,43 +3,65 @@
 For each backend it measures, end to end from ``accept_records`` to
 ``confirmed`` (the real worker and indexer in a background thread):
 
-* throughput: N step records offered as fast as the producer can write them;
+* throughput: N step records offered as fast as the producer can write them
+  (seconds = from the go signal to the last record's stored ``confirmed_at``);
 * latency at an offered load of R steps/s (p50/p99 accept → confirmed);
-* gas per step (sum of the anchor transactions' gas / records) and peak RSS.
+* gas per step (sum of the anchor transactions' gas / records) and peak RSS;
+* what building one record costs the producer (validation, RFC 8785 JSON,
+  record hash, leaf), paid before the clock starts as the compute engine pays
+  it while a step runs.
 
 In the same run it measures the naive baseline: one transaction per step with
-the whole record stored on chain (``contracts/bench/NaiveStepLedger.sol``).
+the whole record stored on chain (``contracts/bench/NaiveStepLedger.sol``),
+and, for each backend, the cost of every pipeline stage without the chain in
+µs per record (wall and this process's CPU; on PostgreSQL the server's share is
+the difference), and the load average: the machine has 2 cores, often shared,
+so compare figures only within one run.
 
-Run: ``.venv/bin/python scripts/bench_anchoring.py [--records 20000] [--rate 1000]``.
+Durability is the product's: every accepted chunk is committed before
+``accept_records`` returns (PostgreSQL with ``synchronous_commit`` on; SQLite in
+WAL mode with ``synchronous = NORMAL``, the store's setting, under which a
+commit survives a crash of the process but the last commits can be lost if the
+machine loses power or the OS crashes).
+
+Run: ``.venv/bin/python scripts/bench_anchoring.py [--records 20000] [--rate 1000]
+[--baseline-records 2000] [--stage-records 20000] [--backends sqlite,postgresql]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 import psycopg
 from eth_account import Account
+from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
+from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker, batch_id_for
 from ledger.artifacts import Artifact
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
 from ledger.compiler import compile_contracts
-from ledger.contracts import AuditLedgerClient, RegistryClient
+from ledger.contracts import AuditLedgerClient, RegistryClient, hex32
 from ledger.deploy import Deployment, connect, deploy_contracts
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from ledger.indexer import EventIndexer
+from ledger.merkle import MerkleTree
 from ledger.nonces import ChainNonceSource, StoreNonceSource
 from ledger.recorder import to_outbox
 from ledger.records import PartyDigests, StepRecord, params_hash
@@ -63,6 +85,8 @@ class Result:
     p50: float
     p99: float
     peak_rss_mib: float
+    build_us: float | None = None
+    """Producer's cost to build one record (validate, canonical JSON, hashes), before the clock starts."""
 
     @property
     def steps_per_second(self) -> float:
@@ -91,10 +115,18 @@ def make_records(job_id: str, count: int) -> list[NewStepRecord]:
     return records
 
 
-def produce(url: str, job_id: str, count: int, rate: float | None, ready: Any, go: Any) -> None:
-    """Accept ``count`` records in chunks, as fast as possible or at ``rate`` steps/s."""
+def produce(
+    url: str, job_id: str, count: int, rate: float | None, ready: Any, go: Any, build_us: Any
+) -> None:
+    """Accept ``count`` records in chunks, as fast as possible or at ``rate`` steps/s.
+
+    The records are built (validated, canonical JSON, hashed) before the clock starts, as the compute
+    engine does while a step runs; what that costs per record is reported through ``build_us``.
+    """
     store = open_store(url, migrate=False)
+    built = time.perf_counter()
     records = make_records(job_id, count)
+    build_us.value = (time.perf_counter() - built) * 1e6 / count
     ready.set()
     go.wait()
     started = time.monotonic()
@@ -104,6 +136,14 @@ def produce(url: str, job_id: str, count: int, rate: float | None, ready: Any, g
         if rate is not None:
             time.sleep(max(0.0, started + (start + chunk) / rate - time.monotonic()))
     store.close()
+
+
+def confirmed_in_batches(store: SqlLedgerStore) -> int:
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT COALESCE(SUM(record_count), 0) FROM batches WHERE status = 'confirmed'")
+        ).scalar_one()
+    return int(found)
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -167,25 +207,28 @@ def run_pipeline(
     )
     # The producer (the compute engine / API accepting steps) is its own process, as in production.
     context = multiprocessing.get_context("fork")
-    ready, go = context.Event(), context.Event()
-    producer = context.Process(target=produce, args=(store.url, job_id, count, rate, ready, go))
+    ready, go, build_us = context.Event(), context.Event(), context.Value("d", 0.0)
+    producer = context.Process(target=produce, args=(store.url, job_id, count, rate, ready, go, build_us))
     producer.start()
     ready.wait()
     head_before = client.block_number()
     worker.start()
     go.set()
-    started = time.monotonic()
-    deadline = started + 600
-    while store.count_records_by_status()["confirmed"] < count:
+    started = datetime.now(timezone.utc)
+    deadline = time.monotonic() + 600
+    # Done when the confirmed batches hold every record: a lookup in the small batches table (counting
+    # 20,000 records by status every 20 ms took CPU and the GIL from the worker being measured).
+    while confirmed_in_batches(store) < count:
         if time.monotonic() > deadline:
             raise SystemExit(f"records not confirmed in time: {store.count_records_by_status()}")
         time.sleep(0.02)
-    elapsed = time.monotonic() - started
     worker.stop()
     producer.join(10)
 
     rows = store.records_for_job(job_id)
     latencies = [(r.confirmed_at - r.accepted_at).total_seconds() for r in rows if r.confirmed_at is not None]
+    # From the go signal to the last record's confirmation, as stored by the worker.
+    elapsed = (max(r.confirmed_at for r in rows if r.confirmed_at is not None) - started).total_seconds()
     batch_ids = {r.batch_id for r in rows}
     gas = 0
     for batch_id in batch_ids:
@@ -206,7 +249,81 @@ def run_pipeline(
         quantile(latencies, 0.5),
         quantile(latencies, 0.99),
         peak_rss_mib(chain),
+        build_us.value,
     )
+
+
+STAGES = (
+    "build record",
+    "accept (chunks of 500)",
+    "pending_leaves",
+    "Merkle tree",
+    "create_batch",
+    "mark_batch_submitted",
+    "mark_batch_confirmed",
+)
+
+
+def stage_costs(store: SqlLedgerStore, count: int, batch_size: int = 5_000) -> dict[str, tuple[float, float]]:
+    """Per-record cost of each stage of the pipeline without the chain, in this process, one at a time.
+
+    Returns ``stage -> (wall µs, CPU µs of this process)`` per record. On SQLite the database works
+    inside this process, so its CPU counts; on PostgreSQL the server's share is wall minus CPU.
+    """
+    job_id = "0x" + uuid.uuid4().hex * 2
+    store.create_job(
+        NewJob(job_id=job_id, manifest_hash="0x" + "cd" * 32, creator=ALICE, parties=[ALICE, BOB])
+    )
+    totals = dict.fromkeys(STAGES, (0.0, 0.0))
+
+    @contextmanager
+    def timed(stage: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        spent = totals[stage]
+        totals[stage] = (spent[0] + time.perf_counter() - wall, spent[1] + time.process_time() - cpu)
+
+    with timed("build record"):
+        records = make_records(job_id, count)
+    for start in range(0, count, 500):
+        with timed("accept (chunks of 500)"):
+            store.accept_records(records[start : start + 500])
+    for block in range(1, count // batch_size + 2):
+        with timed("pending_leaves"):
+            pending = store.pending_leaves(batch_size)
+        if not pending:
+            break
+        with timed("Merkle tree"):
+            tree = MerkleTree(bytes.fromhex(p.leaf[2:]) for p in pending)
+        batch_id, root = hex32(batch_id_for(tree.root)), hex32(tree.root)
+        with timed("create_batch"):
+            store.create_batch(batch_id, root, [p.id for p in pending])
+        tx_hash, block_hash = hex32(keccak(root.encode())), hex32(keccak(batch_id.encode()))
+        with timed("mark_batch_submitted"):
+            store.mark_batch_submitted(batch_id, tx_hash, ALICE, block)
+        with timed("mark_batch_confirmed"):
+            store.mark_batch_confirmed(batch_id, block, block_hash)
+    return {stage: (wall * 1e6 / count, cpu * 1e6 / count) for stage, (wall, cpu) in totals.items()}
+
+
+def print_stages(stages: dict[str, dict[str, tuple[float, float]]], count: int) -> None:
+    table = Table(
+        title=f"Per-stage cost without the chain, µs per record ({count:,} records, wall / own CPU)"
+    )
+    table.add_column("stage")
+    for backend in stages:
+        table.add_column(backend, justify="right")
+    for stage in STAGES:
+        table.add_row(stage, *(f"{s[stage][0]:.1f} / {s[stage][1]:.1f}" for s in stages.values()))
+    table.add_row(
+        "store + tree total (no build)",
+        *(
+            f"{sum(w for k, (w, _) in s.items() if k != 'build record'):.1f} / "
+            f"{sum(c for k, (_, c) in s.items() if k != 'build record'):.1f}"
+            for s in stages.values()
+        ),
+    )
+    console.print(table)
 
 
 def run_baseline(chain: DevChain, naive: Artifact, count: int) -> Result:
@@ -257,10 +374,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1_000.0, help="offered load for the latency run")
     parser.add_argument("--baseline-records", type=int, default=2_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--stage-records", type=int, default=20_000, help="records for the per-stage profile (0: skip it)"
+    )
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     naive = compile_contracts(ROOT / "contracts" / "bench")["NaiveStepLedger"]
     results: list[Result] = []
+    stages: dict[str, dict[str, tuple[float, float]]] = {}
     with TemporaryDirectory() as tmp, DevChain(log_path=Path(tmp) / "anvil.log") as chain:
         client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
         admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
@@ -285,6 +407,8 @@ def main() -> None:
                         f"[bold]{backend}[/], {'max throughput' if rate is None else f'{rate:.0f}/s'}"
                     )
                     results.append(run_pipeline(chain, deployment, store, backend, args.records, rate))
+                    if rate is None and args.stage_records:
+                        stages[backend] = stage_costs(store, args.stage_records)
                 finally:
                     store.close()
                     if schema:
@@ -303,6 +427,7 @@ def main() -> None:
         "p50 s",
         "p99 s",
         "peak RSS MiB",
+        "build µs/step",
     ):
         table.add_column(column, justify="left" if column in ("scenario", "DB") else "right")
     for r in results:
@@ -316,8 +441,16 @@ def main() -> None:
             f"{r.p50:.3f}",
             f"{r.p99:.3f}",
             f"{r.peak_rss_mib:,.0f}",
+            "-" if r.build_us is None else f"{r.build_us:,.1f}",
         )
     console.print(table)
+    console.print(
+        "build µs/step: the producer's cost to build a record (validate, RFC 8785 JSON, record hash, leaf), "
+        "paid before the clock starts, as the compute engine pays it while a step runs"
+    )
+    if stages:
+        print_stages(stages, args.stage_records)
+    console.print(f"load average: {load_before} at start, {os.getloadavg()} at the end (2 cores)")
     base = results[-1]
     best = max(results[:-1], key=lambda r: r.steps_per_second, default=None)
     if best is not None:

@@ -118,6 +118,23 @@ class LedgerStore(ABC):
     def records_for_batch(self, batch_id: str) -> list[StepRecordRow]:
         """The records currently in the batch, in outbox order."""
 
+    def batch_leaves(self, batch_id: str) -> list[str]:
+        """The leaves of the records currently in the batch, in outbox order (to rebuild its Merkle tree).
+
+        A light read for receipts; stores may override it with a query that reads only the leaf column.
+        """
+        return [row.leaf for row in self.records_for_batch(batch_id)]
+
+    def record_with_batch(self, job_id: str, seq: int) -> tuple[StepRecordRow, Batch | None] | None:
+        """The job's record with this seq and the batch it is in (None if in none), or None if no record.
+
+        What a receipt needs; stores may override it with a single query.
+        """
+        row = self.get_record(job_id, seq)
+        if row is None:
+            return None
+        return row, (self.get_batch(row.batch_id) if row.batch_id is not None else None)
+
     @abstractmethod
     def mark_batch_submitted(self, batch_id: str, tx_hash: str, sender: str, nonce: int) -> Batch:
         """Record the anchoring transaction (again, for a replacement transaction)."""
@@ -165,6 +182,14 @@ class LedgerStore(ABC):
     @abstractmethod
     def pending_leaves(self, limit: int) -> list[PendingLeaf]:
         """Like `claim_pending`, but only id, leaf and acceptance time (oldest first)."""
+
+    def count_pending(self, limit: int) -> int:
+        """How many records `pending_leaves` would return (at most ``limit``); stores may count in the DB.
+
+        The batcher asks this while it waits for a full batch, instead of reading thousands of leaves
+        every pass.
+        """
+        return len(self.pending_leaves(limit))
 
     @abstractmethod
     def requeue_batch(self, batch_id: str, reason: str) -> Batch:

@@ -10,16 +10,34 @@ first allocation for a sender.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
-import psycopg
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import CursorResult, Engine, Table, case, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    Engine,
+    String,
+    Table,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.errors import (
     BatchConflictError,
@@ -44,6 +62,7 @@ from ledger.store.models import (
     ModelOrm,
     NonceOrm,
     StepRecordOrm,
+    UtcDateTime,
     utcnow,
 )
 from ledger.store.schemas import (
@@ -101,29 +120,30 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
         yield ids[start : start + _IN_CHUNK]
 
 
-def _bulk_insert(s: Session, table: Table, values: list[dict[str, Any]]) -> None:
-    if s.get_bind().dialect.name != "postgresql":
-        s.execute(insert(table), values)
-        return
-    columns = list(values[0])
-    driver = s.connection().connection.driver_connection
-    assert driver is not None
-    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in values:
-                copy.write_row([row[c] for c in columns])
-    except psycopg.errors.IntegrityError as exc:  # same handling as an INSERT through SQLAlchemy
-        raise IntegrityError(statement, None, exc) from exc
-
-
-_NEW = ("status", "batch_id", "failure_reason", "accepted_at", "updated_at", "confirmed_at")
-
-
 def _record_conflict(rec: NewStepRecord, stored_hash: str) -> RecordConflictError:
     return RecordConflictError(
         f"job {rec.job_id} already has step {rec.seq} with record hash {stored_hash}; "
         f"refusing a different record (hash {rec.record_hash}) under the same sequence number"
+    )
+
+
+_MAX_INT64 = 2**63 - 1
+_RECORD_COLUMNS = "job_id, seq, record_json, record_hash, leaf, status, accepted_at, updated_at"
+_INSERT_RECORDS_POSTGRESQL = text(
+    f"INSERT INTO step_records ({_RECORD_COLUMNS}) "
+    "SELECT j, q, r, h, l, 'pending', :now, :now "
+    "FROM json_to_recordset(CAST(:rows AS JSON)) AS t(j VARCHAR, q BIGINT, r TEXT, h VARCHAR, l VARCHAR) "
+    "ON CONFLICT (job_id, seq) DO NOTHING RETURNING id, job_id, seq"
+).bindparams(bindparam("now", type_=UtcDateTime()))
+
+
+def _ids_match(column: ColumnElement[int], ids: list[int], dialect: str) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``, with the whole list as ONE bound parameter (an array on PostgreSQL,
+    a JSON array read by ``json_each`` on SQLite): thousands of ids cost no query text to build or parse."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", ids, type_=postgresql.ARRAY(BigInteger())))
+    return column.in_(
+        select(literal_column("value")).select_from(func.json_each(bindparam("ids", json.dumps(ids))))
     )
 
 
@@ -401,15 +421,15 @@ class SqlLedgerStore(LedgerStore):
                 s.flush()
             except IntegrityError as exc:
                 raise BatchConflictError(f"batch {batch_id} or root {root} was created concurrently") from exc
-            moved = 0
-            for chunk in _chunks(ids):
-                result = s.execute(
-                    update(StepRecordOrm)
-                    .where(StepRecordOrm.id.in_(chunk), StepRecordOrm.status == "pending")
-                    .values(status="submitted", batch_id=batch_id, updated_at=now)
-                    .execution_options(synchronize_session=False)
+            records = cast(Table, StepRecordOrm.__table__)
+            result = s.execute(
+                update(records)
+                .where(
+                    _ids_match(records.c.id, ids, s.get_bind().dialect.name), records.c.status == "pending"
                 )
-                moved += cast(CursorResult[Any], result).rowcount
+                .values(status="submitted", batch_id=batch_id, updated_at=now)
+            )
+            moved = cast(CursorResult[Any], result).rowcount
             if moved != len(ids):
                 moved_ids = set(self._moved_into(s, ids, batch_id))
                 refused = [i for i in ids if i not in moved_ids]
@@ -446,6 +466,50 @@ class SqlLedgerStore(LedgerStore):
                 .order_by(StepRecordOrm.id)
             )
             return [_to(StepRecordRow, row) for row in rows]
+
+    # Light reads for the API's receipts: Core statements on one connection, no ORM objects.
+    def batch_leaves(self, batch_id: str) -> list[str]:
+        records = StepRecordOrm.__table__.c
+        with self._tx(write=False) as s:
+            return list(
+                s.connection().scalars(
+                    select(records.leaf).where(records.batch_id == _hex32(batch_id)).order_by(records.id)
+                )
+            )
+
+    _RECORD_WITH_BATCH = (
+        select(
+            *StepRecordOrm.__table__.c,
+            *(column.label(f"b_{column.name}") for column in BatchOrm.__table__.c),
+        )
+        .select_from(
+            StepRecordOrm.__table__.outerjoin(
+                BatchOrm.__table__, BatchOrm.__table__.c.batch_id == StepRecordOrm.__table__.c.batch_id
+            )
+        )
+        .where(
+            StepRecordOrm.__table__.c.job_id == bindparam("job_id"),
+            StepRecordOrm.__table__.c.seq == bindparam("seq"),
+        )
+    )
+
+    def record_with_batch(self, job_id: str, seq: int) -> tuple[StepRecordRow, Batch | None] | None:
+        params = {"job_id": _hex32(job_id), "seq": seq}
+        try:
+            with self._engine.connect() as connection:  # one statement: no ORM session needed
+                found = connection.execute(self._RECORD_WITH_BATCH, params).mappings().one_or_none()
+        except (OperationalError, InterfaceError) as exc:
+            raise unavailable(self.url, exc) from exc
+        except DBAPIError as exc:
+            reason = scrub_password(str(exc.orig).strip().splitlines()[0], self.url)
+            raise StoreError(f"the ledger database at {self.masked_url} refused the read: {reason}") from exc
+        if found is None:
+            return None
+        row = StepRecordRow.model_construct(**{name: found[name] for name in StepRecordRow.model_fields})
+        if found["b_batch_id"] is None:
+            return row, None
+        batch = Batch.model_construct(**{name: found[f"b_{name}"] for name in Batch.model_fields})
+        return row, batch
 
     def mark_batch_submitted(self, batch_id: str, tx_hash: str, sender: str, nonce: int) -> Batch:
         tx_hash, sender = _hex32(tx_hash), _ADDRESS.validate_python(sender)
@@ -532,91 +596,182 @@ class SqlLedgerStore(LedgerStore):
 
     # -- anchoring pipeline -------------------------------------------------------------------------
     def accept_records(self, recs: Sequence[NewStepRecord]) -> list[StepRecordRow]:
+        """One transaction, a fixed number of statements whatever the chunk size (the producer's hot path).
+
+        Each job is locked and started by one UPDATE (in job id order, so concurrent callers cannot
+        deadlock); then a single ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` writes the
+        whole chunk on PostgreSQL, its rows passed as one JSON document (``json_to_recordset``); on
+        SQLite one prepared INSERT is run by the driver for every row (``executemany``, no per-row Python
+        in SQLAlchemy). No huge parameter lists for the driver to parse. Records
+        already stored are then compared with what was sent (idempotent retry, or a conflict that rolls
+        the whole call back).
+        """
         if not recs:
             return []
-        keys = [(r.job_id, r.seq) for r in recs]
-        if len(set(keys)) != len(keys):
+        by_key = {(r.job_id, r.seq): r for r in recs}
+        if len(by_key) != len(recs):
             raise RecordConflictError("the same (job, seq) appears twice in one call")
+        too_big = [r.seq for r in recs if r.seq > _MAX_INT64]
+        if too_big:
+            raise ValueError(f"seq {too_big[0]} does not fit the database's signed 64-bit seq column")
         now = utcnow()
         with self._tx(write=True) as s:
-            jobs = {job_id: self._locked_job(s, job_id) for job_id in sorted({r.job_id for r in recs})}
-            existing: dict[tuple[str, int], StepRecordOrm] = {}
-            for job_id in jobs:
-                seqs = [r.seq for r in recs if r.job_id == job_id]
-                for start in range(0, len(seqs), _IN_CHUNK):
-                    chunk = seqs[start : start + _IN_CHUNK]
-                    query = select(StepRecordOrm).where(
-                        StepRecordOrm.job_id == job_id, StepRecordOrm.seq.in_(chunk)
-                    )
-                    existing.update(((row.job_id, row.seq), row) for row in s.scalars(query))
-            fresh = []
-            for rec in recs:
-                old = existing.get((rec.job_id, rec.seq))
-                if old is None:
-                    fresh.append(rec)
-                elif (old.record_hash, old.leaf) != (rec.record_hash, rec.leaf):
+            for job_id in sorted({r.job_id for r in recs}):
+                self._start_job(s, job_id, now)
+            try:
+                ids = self._insert_new_records(s, recs, now)
+            except IntegrityError as exc:
+                raise RecordConflictError("some of these records were written concurrently; retry") from exc
+            existing = self._stored_records(s, [r for r in recs if (r.job_id, r.seq) not in ids])
+            if len(ids) + len(existing) != len(recs):  # skipped as a duplicate, yet not visible: a race
+                raise RecordConflictError("some of these records were written concurrently; retry")
+            for key, old in existing.items():
+                rec = by_key[key]
+                if (old.record_hash, old.leaf) != (rec.record_hash, rec.leaf):
                     raise _record_conflict(rec, old.record_hash)
-            if fresh:
-                values = [
-                    {
-                        **rec.model_dump(),
-                        "status": "pending",
-                        "batch_id": None,
-                        "failure_reason": None,
-                        "accepted_at": now,
-                        "updated_at": now,
-                        "confirmed_at": None,
-                    }
-                    for rec in fresh
-                ]
-                table = cast(Table, StepRecordOrm.__table__)
-                try:
-                    # PostgreSQL: COPY; SQLite: executemany of one prepared INSERT. Then the new ids in one
-                    # SELECT: much cheaper than a huge multi-VALUES statement the driver must parse.
-                    _bulk_insert(s, table, values)
-                    ids: dict[tuple[str, int], int] = {}
-                    for job_id in {r.job_id for r in fresh}:
-                        seqs = [r.seq for r in fresh if r.job_id == job_id]
-                        for start in range(0, len(seqs), _IN_CHUNK):
-                            ids.update(
-                                ((job_id, seq), row_id)
-                                for row_id, seq in s.execute(
-                                    select(table.c.id, table.c.seq).where(
-                                        table.c.job_id == job_id,
-                                        table.c.seq.in_(seqs[start : start + _IN_CHUNK]),
-                                    )
-                                )
-                            )
-                except IntegrityError as exc:
-                    raise RecordConflictError(
-                        "some of these records were written concurrently; retry"
-                    ) from exc
-            for job in jobs.values():
-                job.updated_at = now
-                if job.status == "created":
-                    job.status = "running"
-            by_key = {(r.job_id, r.seq): r for r in fresh}
-            return [
-                _to(StepRecordRow, existing[key])
-                if key in existing
-                else StepRecordRow.model_construct(
-                    id=ids[key],
-                    **by_key[key].model_dump(),
-                    **{k: v for k, v in values[0].items() if k in _NEW},
+        # The rows are built after the commit: on SQLite the write lock is held only for the SQL.
+        rows: list[StepRecordRow] = []
+        for rec in recs:
+            key = (rec.job_id, rec.seq)
+            row_id = ids.get(key)
+            if row_id is not None:
+                rows.append(
+                    StepRecordRow.model_validate(
+                        {
+                            "id": row_id,
+                            "job_id": rec.job_id,
+                            "seq": rec.seq,
+                            "record_json": rec.record_json,
+                            "record_hash": rec.record_hash,
+                            "leaf": rec.leaf,
+                            "status": "pending",
+                            "batch_id": None,
+                            "failure_reason": None,
+                            "accepted_at": now,
+                            "updated_at": now,
+                            "confirmed_at": None,
+                        }
+                    )
                 )
-                for key in keys
-            ]
+            else:
+                rows.append(_to(StepRecordRow, existing[key]))
+        return rows
+
+    @staticmethod
+    def _start_job(s: Session, job_id: str, now: datetime) -> None:
+        """Lock the job's row mark it touched and ``running`` (UnknownJobError if absent)."""
+        jobs = cast(Table, JobOrm.__table__)
+        result = s.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job_id)
+            .values(
+                updated_at=now,
+                status=case((jobs.c.status == "created", "running"), else_=jobs.c.status),
+            )
+        )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            raise UnknownJobError(f"no job {job_id} in the ledger store")
+
+    @staticmethod
+    def _insert_new_records(
+        s: Session, recs: Sequence[NewStepRecord], now: datetime
+    ) -> dict[tuple[str, int], int]:
+        """Insert the records not stored yet; the new rows' ids by (job id, seq)."""
+        if s.get_bind().dialect.name != "postgresql":
+            return SqlLedgerStore._insert_new_records_sqlite(s, recs, now)
+        # PostgreSQL: the chunk travels as ONE JSON text parameter, parsed by the server in C. (Arrays of
+        # strings are slower: psycopg escapes every quote of every record's JSON in Python.)
+        rows = [
+            {"j": r.job_id, "q": r.seq, "r": r.record_json, "h": r.record_hash, "l": r.leaf} for r in recs
+        ]
+        # ensure_ascii=False: text reaches the database as UTF-8, not as \u escapes for it to decode.
+        result = s.execute(
+            _INSERT_RECORDS_POSTGRESQL, {"rows": json.dumps(rows, ensure_ascii=False), "now": now}
+        )
+        return {(job_id, int(seq)): int(row_id) for row_id, job_id, seq in result}
+
+    @staticmethod
+    def _insert_new_records_sqlite(
+        s: Session, recs: Sequence[NewStepRecord], now: datetime
+    ) -> dict[tuple[str, int], int]:
+        """SQLite: one prepared INSERT run by the driver for every row, then the new ids by rowid range.
+
+        The write transaction (``BEGIN IMMEDIATE``) excludes every other writer, and SQLite gives a new
+        row the largest rowid + 1, so the rows inserted here are exactly those above the largest id seen
+        before. Should that not hold (rowids exhausted, then chosen at random), the call is refused.
+        """
+        connection = s.connection()
+        dialect = connection.dialect
+        stored_now = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+        when = stored_now(now) if stored_now is not None else now
+        before = int(connection.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM step_records").scalar_one())
+        inserted = connection.exec_driver_sql(
+            f"INSERT INTO step_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT (job_id, seq) DO NOTHING",
+            [(r.job_id, r.seq, r.record_json, r.record_hash, r.leaf, when, when) for r in recs],
+        ).rowcount
+        ids = {
+            (job_id, int(seq)): int(row_id)
+            for row_id, job_id, seq in connection.exec_driver_sql(
+                "SELECT id, job_id, seq FROM step_records WHERE id > ?", (before,)
+            )
+        }
+        if len(ids) != inserted or not ids.keys() <= {(r.job_id, r.seq) for r in recs}:
+            raise StoreError(  # rolls the call back: nothing is written
+                "the SQLite ledger database gave new step records ids that are not above the largest "
+                "existing id; cannot tell the new rows from stored ones",
+                hint="step_records ids are exhausted, or a writer bypassed the write lock: check the file",
+            )
+        return ids
+
+    @staticmethod
+    def _stored_records(s: Session, recs: Sequence[NewStepRecord]) -> dict[tuple[str, int], StepRecordOrm]:
+        """The stored rows under the keys of ``recs`` (records sent again: a retry or a conflict)."""
+        found: dict[tuple[str, int], StepRecordOrm] = {}
+        for job_id in sorted({r.job_id for r in recs}):
+            seqs = [r.seq for r in recs if r.job_id == job_id]
+            for start in range(0, len(seqs), _IN_CHUNK):
+                query = select(StepRecordOrm).where(
+                    StepRecordOrm.job_id == job_id, StepRecordOrm.seq.in_(seqs[start : start + _IN_CHUNK])
+                )
+                found.update(((row.job_id, row.seq), row) for row in s.scalars(query))
+        return found
 
     def pending_leaves(self, limit: int) -> list[PendingLeaf]:
         _uint(limit, "limit", 100_000)
+        records = cast(Table, StepRecordOrm.__table__).c
+        # The acceptance time comes back as stored and is converted once per distinct value (a whole
+        # accepted chunk shares one): converting thousands of equal timestamps was most of this read.
+        query = (
+            select(records.id, records.leaf, type_coerce(records.accepted_at, String()))
+            .where(records.status == "pending", records.batch_id.is_(None))
+            .order_by(records.id)
+            .limit(limit)
+        )
         with self._tx(write=False) as s:
-            rows = s.execute(
-                select(StepRecordOrm.id, StepRecordOrm.leaf, StepRecordOrm.accepted_at)
-                .where(StepRecordOrm.status == "pending", StepRecordOrm.batch_id.is_(None))
-                .order_by(StepRecordOrm.id)
-                .limit(limit)
-            )
-            return [PendingLeaf(int(i), str(leaf), accepted) for i, leaf, accepted in rows]
+            rows = s.connection().execute(query).all()
+        dialect = self._engine.dialect
+        to_time = records.accepted_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        times: dict[Any, datetime] = {}
+        leaves: list[PendingLeaf] = []
+        for row_id, leaf, stored in rows:
+            accepted = times.get(stored)
+            if accepted is None:
+                accepted = times[stored] = cast(datetime, to_time(stored) if to_time is not None else stored)
+            leaves.append(PendingLeaf(row_id, leaf, accepted))
+        return leaves
+
+    def count_pending(self, limit: int) -> int:
+        _uint(limit, "limit", 100_000)
+        records = cast(Table, StepRecordOrm.__table__).c
+        pending = (
+            select(records.id)
+            .where(records.status == "pending", records.batch_id.is_(None))
+            .limit(limit)
+            .subquery()
+        )
+        with self._tx(write=False) as s:
+            return int(s.connection().execute(select(func.count()).select_from(pending)).scalar_one())
 
     def requeue_batch(self, batch_id: str, reason: str) -> Batch:
         reason = _REASON.validate_python(reason)

@@ -227,6 +227,9 @@ def test_models_are_recorded_on_chain_exactly_once(
     anchorer = make_anchorer(ledger_stack, store)
     report = anchorer.run_once()
     assert report.models_sent == 1
+    (sent,) = store.models(job_id=job)
+    # anvil's automine can answer the send before the block exists: wait for it, as a later pass would.
+    anchorer.client.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=10)  # type: ignore[arg-type]
     anchorer.run_once()
     (model,) = store.models(job_id=job)
     assert model.status == "confirmed" and model.block_number is not None
