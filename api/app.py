@@ -11,10 +11,11 @@ none even if draining times out: the next worker run anchors them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +31,7 @@ from api.db import ApiDb
 from api.errors import ApiError, code_for_status, error_body, from_ledger_error
 from api.executor import JobExecutor
 from api.metrics import ApiMetrics, LedgerCollector
+from api.reads import HotReads
 from api.routes import admin, audit, jobs, ops, settlements
 from api.settings import ApiSettings
 from ledger.anchoring import AnchoringWorker
@@ -50,6 +52,16 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 API_VERSION = "1.0.0"
 
 
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    """32 hex digits, unique: this process's random prefix and a counter (uuid4's urandom call per request
+    showed in profiles under load)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & (2**64 - 1):016x}"
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -68,7 +80,7 @@ class RequestContextMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         given = headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = {"code": 500, "started": False}
@@ -240,6 +252,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.reads = HotReads(
+        store, api_db, services.chain_id, services.ledger_address, trees=services.receipts.trees
+    )
     app.state.api_db = api_db
     app.state.metrics = metrics
     install_error_handlers(app)

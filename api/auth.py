@@ -15,11 +15,13 @@ verifies everything, writes nothing).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from api.db import ROLES, ApiDb, Principal, Role
 from api.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -43,15 +45,20 @@ class Guard:
     def __init__(self, access: Access) -> None:
         self.access = access
 
-    def __call__(self, request: Request) -> Principal | None:
+    async def __call__(self, request: Request) -> Principal | None:
+        # async: a key this process saw in the last seconds is checked on the event loop (no thread hop, no
+        # query); only a cache miss reads the database, in a worker thread.
         if self.access.public:
             return None
         db: ApiDb = request.app.state.api_db
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise UnauthorizedError("this route needs an API key")
-        principal = db.authenticate(token.strip())
+        principal = db.cached_principal(token)
+        if principal is None:
+            principal = await run_in_threadpool(db.authenticate, token)
         if principal is None:
             raise UnauthorizedError("the API key is unknown or revoked")
         request.state.principal = principal
@@ -102,21 +109,31 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-def can_see_job(principal: Principal, job: Job) -> bool:
+def can_see(principal: Principal, creator: str, parties: Sequence[str]) -> bool:
     """Members see the jobs they are party to or created; every other allowed role sees all."""
     if principal.role != "member":
         return True
     address = principal.address.lower()
-    return job.creator.lower() == address or any(p.lower() == address for p in job.parties)
+    return creator.lower() == address or any(p.lower() == address for p in parties)
+
+
+def can_see_job(principal: Principal, job: Job) -> bool:
+    """`can_see` for a job."""
+    return can_see(principal, job.creator, job.parties)
+
+
+def job_not_visible(job_id: str) -> NotFoundError:
+    """The 404 for a job that does not exist or that the caller may not see (the two look the same)."""
+    return NotFoundError(
+        f"no job {job_id} visible to you",
+        hint="check the job id; members see only jobs they are party to (GET /v1/jobs lists them)",
+    )
 
 
 def visible_job(principal: Principal, job: Job | None, job_id: str) -> Job:
     """The job if the caller may see it; otherwise 404 (a member cannot probe other members' jobs)."""
     if job is None or not can_see_job(principal, job):
-        raise NotFoundError(
-            f"no job {job_id} visible to you",
-            hint="check the job id; members see only jobs they are party to (GET /v1/jobs lists them)",
-        )
+        raise job_not_visible(job_id)
     return job
 
 

@@ -16,7 +16,13 @@ class ApiSettings(LedgerSettings):
     api_host: str = Field(default="127.0.0.1", description="interface to listen on")
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_workers: int = Field(
-        default=1, ge=1, le=64, description="API processes (>1 needs the anchoring worker as its own process)"
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "API processes; unset: one per CPU (at most 4) for `secureflow api`, 1 when the anchoring "
+            "worker or compute runs in-process (>1 needs the anchoring worker as its own process)"
+        ),
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger request bodies get 413")
     sse_poll_interval: float = Field(

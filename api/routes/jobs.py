@@ -21,6 +21,7 @@ from api.auth import allow, principal_of, scope_address, visible_job
 from api.context import Services, services
 from api.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
 from api.manifests import new_job_id, validate_manifest
+from api.reads import JsonBytes, hot_reads
 from api.schemas import (
     ERROR_RESPONSES,
     AcceptedStep,
@@ -169,13 +170,12 @@ def _cursor(value: str | None, default: int = 0) -> int:
 
 
 @router.get("/jobs/{job_id}/steps", dependencies=[Depends(READ)], response_model=Page[StepOut])
-def list_steps(request: Request, job_id: JobId, limit: Limit = 100, cursor: Cursor = None) -> Page[StepOut]:
+async def list_steps(request: Request, job_id: JobId, limit: Limit = 100, cursor: Cursor = None) -> Response:
     """The job's step records in sequence order, each with its chain status (pages of ``limit``)."""
-    job = _job(request, job_id)
-    items = services(request).db.steps_page(job.job_id, _cursor(cursor, -1), limit + 1)
-    page = items[:limit]
-    more = len(items) > limit
-    return Page[StepOut](items=[StepOut.of(i) for i in page], next_cursor=str(page[-1].seq) if more else None)
+    body = await hot_reads(request).steps_page_json(
+        principal_of(request), job_id.lower(), _cursor(cursor, -1), limit
+    )
+    return JsonBytes(body)
 
 
 @router.post(
@@ -270,10 +270,9 @@ def get_step(request: Request, job_id: JobId, seq: Seq) -> StepDetail:
     response_model=Receipt,
     responses={409: {"description": "the record is not anchored yet (code not_anchored)"}},
 )
-def get_receipt(request: Request, job_id: JobId, seq: Seq) -> Receipt:
+async def get_receipt(request: Request, job_id: JobId, seq: Seq) -> Response:
     """The step's receipt: record, leaf, Merkle proof, batch root, transaction, block (verify it anywhere)."""
-    svc, job = services(request), _job(request, job_id)
-    return svc.receipts.receipt(job.job_id, seq)
+    return JsonBytes(await hot_reads(request).receipt_json(principal_of(request), job_id.lower(), seq))
 
 
 @router.get("/jobs/{job_id}/bundle", dependencies=[Depends(READ)], response_class=Response)
