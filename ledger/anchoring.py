@@ -154,6 +154,7 @@ class Anchorer:
                     report.models_confirmed += 1
             elif receipt is not None or not self._tx_known(model.tx_hash):
                 self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
+        resynced = False
         for model in self.store.models(status="pending"):
             model_key = keccak(text=model.model_id)
             on_chain = functions.modelHash(model_key, model.version).call()
@@ -164,6 +165,11 @@ class Anchorer:
             call = functions.recordModel(
                 bytes.fromhex(model.job_id[2:]), model_key, model.version, bytes.fromhex(model.model_hash[2:])
             )
+            if not resynced:
+                # A model back from a reorg or a dropped tx frees its old nonce: without a resync the
+                # new transaction would wait behind that gap forever (models are rare: one RPC a pass).
+                self.sender.nonces.resync(self.sender.address)
+                resynced = True
             try:
                 signed = self.sender.prepare(call)
             except ContractRevertedError as exc:

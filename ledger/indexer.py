@@ -39,6 +39,7 @@ class IndexReport:
     events: int = 0
     reorg_fork_block: int | None = None
     requeued_batches: list[str] = field(default_factory=list)
+    requeued_models: list[str] = field(default_factory=list)
 
 
 def _json_safe(value: Any) -> Any:
@@ -182,3 +183,9 @@ class EventIndexer:
             if batch is not None and batch.status in ("submitted", "confirmed"):
                 self.store.requeue_batch(batch_id, f"chain reorganised above block {fork.block_number}")
                 report.requeued_batches.append(batch_id)
+        # A model recorded in a block the reorg replaced may be gone from the chain: back to pending,
+        # where the worker adopts it if its recordModel was re-included, or sends it again.
+        for model in self.store.models(status="confirmed"):
+            if model.block_number is not None and model.block_number > fork.block_number:
+                self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
+                report.requeued_models.append(f"{model.model_id} v{model.version}")

@@ -20,9 +20,8 @@ so compare figures only within one run.
 
 Durability is the product's: every accepted chunk is committed before
 ``accept_records`` returns (PostgreSQL with ``synchronous_commit`` on; SQLite in
-WAL mode with ``synchronous = NORMAL``, the store's setting, under which a
-commit survives a crash of the process but the last commits can be lost if the
-machine loses power or the OS crashes).
+WAL mode with ``synchronous = FULL``, the store's setting: each commit's WAL is
+fsynced, so a commit survives a process crash, an OS crash and power loss).
 
 Run: ``.venv/bin/python scripts/bench_anchoring.py [--records 20000] [--rate 1000]
 [--baseline-records 2000] [--stage-records 20000] [--backends sqlite,postgresql]``.

@@ -242,6 +242,54 @@ def test_models_are_recorded_on_chain_exactly_once(
     assert (report.models_sent, report.models_confirmed) == (0, 1)
 
 
+def test_reorg_sends_a_recorded_model_back_and_records_it_again(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    job = new_job(store, 33)
+    open_job_on_chain(ledger_stack, job, 33)
+    rpc_call(devchain.rpc_url, "anvil_mine", ["0x5"])  # blocks of our own below the model, to reorg above
+    model_hash = "0x" + "6c" * 32
+    OutboxRecorder(store).record_model(job, "reorged-model", 1, model_hash)
+    anchorer = make_anchorer(ledger_stack, store)
+    indexer = EventIndexer(
+        store,
+        anchorer.client,
+        anchorer.ledger.contract,
+        from_block=ledger_stack.deployment.deploy_block,
+        name=f"test-{job}",
+    )
+    anchorer.run_once()
+    (sent,) = store.models(job_id=job)
+    anchorer.client.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=10)  # type: ignore[arg-type]
+    anchorer.run_once()
+    indexer.poll()
+    (model,) = store.models(job_id=job)
+    assert model.status == "confirmed" and model.block_number is not None
+    model_key = keccak(text="reorged-model")
+    functions = anchorer.ledger.contract.functions
+
+    # Replace the model's block and the 2 on top of it with empty ones; the tx does not come back.
+    rpc_call(devchain.rpc_url, "anvil_mine", ["0x2"])
+    assert anchorer.client.block_number() - model.block_number + 1 == 3
+    rpc_call(devchain.rpc_url, "anvil_reorg", [3, []])
+    rpc_call(devchain.rpc_url, "anvil_dropTransaction", [model.tx_hash])
+    assert bytes(functions.modelHash(model_key, 1).call()) == b"\0" * 32
+
+    report = indexer.poll()
+    assert report.reorg_fork_block is not None and report.reorg_fork_block < model.block_number
+    assert report.requeued_models == ["reorged-model v1"]
+    assert store.models(job_id=job)[0].status == "pending"
+
+    assert anchorer.run_once().models_sent == 1
+    (resent,) = store.models(job_id=job)
+    anchorer.client.w3.eth.wait_for_transaction_receipt(resent.tx_hash, timeout=10)  # type: ignore[arg-type]
+    anchorer.run_once()
+    (final,) = store.models(job_id=job)
+    assert final.status == "confirmed"
+    assert "0x" + bytes(functions.modelHash(model_key, 1).call()).hex() == model_hash
+    assert functions.latestModelVersion(model_key).call() == 1  # recorded once on the canonical chain
+
+
 def test_model_of_a_job_not_on_chain_waits(
     ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
 ) -> None:
