@@ -32,7 +32,7 @@ from api.errors import ApiError, code_for_status, error_body, from_ledger_error
 from api.executor import JobExecutor
 from api.metrics import ApiMetrics, LedgerCollector
 from api.reads import HotReads
-from api.routes import admin, audit, jobs, ops, settlements
+from api.routes import admin, audit, jobs, ops, settlements, ui
 from api.settings import ApiSettings
 from ledger.anchoring import AnchoringWorker
 from ledger.chain import ChainClient
@@ -258,7 +258,7 @@ def create_app(
     app.state.api_db = api_db
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (ops, jobs, audit, admin, settlements):
+    for module in (ops, jobs, audit, admin, settlements, ui):
         # The routes themselves (not an included router), so that app.routes lists every APIRoute
         # for the deny-by-default check and the role x route test matrix.
         app.router.routes.extend(module.router.routes)

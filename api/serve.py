@@ -35,7 +35,7 @@ from api.settings import ApiSettings
 from ledger.anchoring import AnchoringWorker
 from ledger.chain import ChainClient
 from ledger.deploy import load_deployment
-from ledger.devchain import DEV_CHAIN_ID, DevChain
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from ledger.errors import ConfigurationError
 from ledger.runtime import build_runtime
 from ledger.store.sql import SqlLedgerStore, open_store
@@ -250,6 +250,8 @@ def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> Embedd
         keys["alice (member)"] = add_member_key(db, "alice", dev.address("alice"), "member")
         keys["bob (member)"] = add_member_key(db, "bob", dev.address("bob"), "member")
         keys["anchoring service"] = add_member_key(db, "anchor-service", dev.address("anchor"), "service")
+        auditor = Account.from_key(DEV_PRIVATE_KEYS[4]).address  # read-only: the web page's user
+        keys["auditor"] = add_member_key(db, "auditor", auditor, "auditor")
         dev.worker.start()
         parties = {p: (dev.address(p), dev.engine.data_dir(p)) for p in PARTIES}
         return EmbeddedStack(chain, dev.store, dev.worker, app, keys, executor, parties)
@@ -266,6 +268,7 @@ def run_up(
     stack = build_embedded(workdir or Path(".secureflow") / "up")
     try:
         echo(f"secureflow API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+        echo(f"web page for auditors: http://{host}:{port}/ui  (paste the auditor key below)")
         echo(f"chain (anvil, chain id {DEV_CHAIN_ID}) at {stack.chain.rpc_url}")
         for who, key in stack.keys.items():
             echo(f"{who} API key: {key}")

@@ -458,6 +458,11 @@ def main() -> None:
         f"  ratio, job-topic scan / API page:  {full / page_p50:7.1f}x vs p50 under load, "
         f"{full / page_unloaded:7.1f}x vs unloaded p50"
     )
+    api_rate = total / result["seconds"]
+    print(
+        f"  ratio, throughput: API {api_rate:.0f} req/s at {args.concurrency} clients vs "
+        f"job-topic scans back to back {1 / full:.1f} pages/s: {api_rate * full:7.1f}x"
+    )
     print(
         f"  ratio, seq-topic scan / API page:  {by_seq_scan / page_p50:7.1f}x vs p50 under load, "
         f"{by_seq_scan / page_unloaded:7.1f}x vs unloaded p50"

@@ -80,3 +80,26 @@ ANVIL_BIN="$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -1
 FORGE_BIN="$(ls node_modules/@foundry-rs/forge-*/bin/forge 2>/dev/null | head -1 || true)"
 [ -n "$FORGE_BIN" ] && "$FORGE_BIN" --version >/dev/null 2>&1 \
   || die "the forge binary from @foundry-rs/forge-linux-amd64 is missing or does not run: delete node_modules and re-run"
+
+# --- chromium (Debian's package; the web UI's browser tests drive it with Playwright) ---
+# Playwright's own browser download cannot work here: never run `playwright install`.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+CHROMIUM_BIN="/usr/bin/chromium"
+chromium_runs() { [ -x "$CHROMIUM_BIN" ] && "$CHROMIUM_BIN" --version >/dev/null 2>&1; }
+if ! chromium_runs; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 \
+      || die "chromium is missing and installing it needs root: run 'apt-get install chromium' as root (or install sudo), then re-run"
+    SUDO="sudo"
+  fi
+  apt_install_chromium() {
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2
+  }
+  say "installing Debian's chromium with apt-get (for the web UI's browser tests)"
+  apt_install_chromium \
+    || { say "apt-get install failed; refreshing the package lists (apt-get update) and retrying"; \
+         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update >&2 && apt_install_chromium; } \
+    || die "could not install Debian's chromium package (see apt-get's output above): install it by hand with 'apt-get install chromium'"
+  chromium_runs || die "$CHROMIUM_BIN is installed but does not run ('$CHROMIUM_BIN --version' fails): see its output"
+fi

@@ -22,7 +22,7 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
         alice.to_csv(stack.parties["alice"][1] / "customers.csv", index=False)
         bob.to_csv(stack.parties["bob"][1] / "customers.csv", index=False)
         member = {"Authorization": f"Bearer {stack.keys['alice (member)']}"}
-        auditor = {"Authorization": f"Bearer {stack.keys['admin']}"}
+        auditor = {"Authorization": f"Bearer {stack.keys['auditor']}"}
         with LiveServer(stack.app) as server:
             submitted = requests.post(
                 server.url + "/v1/jobs",
