@@ -77,7 +77,7 @@ class Engine:
         if len(parties) != 2 or len(set(parties)) != 2:
             raise ComputeError("the engine runs exactly two distinct parties", hint="name two parties")
         self.parties = tuple(parties)
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # workers run with their own cwd: paths must be absolute
         self.start_timeout = start_timeout
         self.step_timeout = step_timeout
         self.log_level = log_level

@@ -18,9 +18,9 @@ STEPS = ["psi", "fillna", "standard_scaler", "ss_lr", "secure_predict", "biclass
 
 
 def test_demo_runs_secretflow_and_verifies_every_record_on_chain(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+    # As the README runs it: no --workdir, so the default relative folder under the current directory.
     result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "secureflow"), "demo", "--workdir", str(workdir)],
+        [str(ROOT / ".venv" / "bin" / "secureflow"), "demo"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -34,6 +34,7 @@ def test_demo_runs_secretflow_and_verifies_every_record_on_chain(tmp_path: Path)
     assert "AUC 0." in result.stdout
     assert "recordModel confirmed" in result.stdout
 
+    (workdir,) = (tmp_path / ".secureflow").glob("demo-*")
     bundle = json.loads((workdir / "audit_bundle.json").read_text())
     assert bundle["job"]["status"] == "completed"
     assert {r["status"] for r in bundle["receipts"]} == {"confirmed"}
