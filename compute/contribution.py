@@ -60,12 +60,20 @@ from compute.errors import (
     CoalitionFailedError,
     ComputeError,
     ContributionManifestError,
-    ManifestError,
     NoFeaturesLeftError,
 )
 from compute.manifest import JobManifest, check_structure, plan_job
 from compute.registry import get_algorithm
-from compute.runner import Recorder, _close_workers, _error_from_reply, _merge_infos, _model_infos, run_job
+from compute.runner import (
+    Recorder,
+    _close_workers,
+    _error_from_reply,
+    _merge_infos,
+    _model_infos,
+    check_engine_parties,
+    open_on_workers,
+    run_job,
+)
 from compute.schema import ObjectInfo
 from compute.worker.engine import Engine
 from ledger.records import StepRecord
@@ -376,32 +384,9 @@ def _report_name(manifest: JobManifest, seq: int) -> str:
 def _metadata(engine: Engine, manifest: JobManifest) -> tuple[dict[str, ObjectInfo], dict[str, ObjectInfo]]:
     """The datasets' (and models') metadata from the party workers: column names and kinds only."""
     parties = manifest.party_names()
-    if set(parties) != set(engine.parties):
-        raise ManifestError(
-            f"the manifest's parties {sorted(parties)} are not the engine's {sorted(engine.parties)}"
-        )
-    engine.ensure_healthy()
-    for p in parties:
-        if engine.addresses[p].lower() != manifest.address_of(p).lower():
-            raise ManifestError(
-                f"party {p!r} has address {manifest.address_of(p)} in the manifest but its worker's "
-                f"member key is {engine.addresses[p]}",
-                hint="put each party's member address (Engine.addresses) into the manifest",
-            )
+    check_engine_parties(engine, manifest)
     job_id = f"plan-{uuid.uuid4().hex}"  # a workers' session for reading metadata, never recorded
-    replies = engine.broadcast(
-        {
-            p: {
-                "op": "open_job",
-                "job_id": job_id,
-                "datasets": {n: per[p] for n, per in manifest.datasets.items() if p in per},
-                "models": dict(manifest.models),
-            }
-            for p in parties
-        },
-        timeout=600.0,
-        what="open_job",
-    )
+    replies = open_on_workers(engine, manifest, job_id)
     try:
         for p in parties:
             if not replies[p].get("ok"):

@@ -118,6 +118,40 @@ def _model_infos(
     return out
 
 
+def check_engine_parties(engine: Engine, manifest: JobManifest) -> None:
+    """The manifest's parties must be the engine's, each with its worker's member address; workers healthy."""
+    parties = manifest.party_names()
+    if set(parties) != set(engine.parties):
+        raise ManifestError(
+            f"the manifest's parties {sorted(parties)} are not the engine's {sorted(engine.parties)}"
+        )
+    engine.ensure_healthy()
+    for p in parties:
+        if engine.addresses[p].lower() != manifest.address_of(p).lower():
+            raise ManifestError(
+                f"party {p!r} has address {manifest.address_of(p)} in the manifest but its worker's "
+                f"member key is {engine.addresses[p]}",
+                hint="put each party's member address (Engine.addresses) into the manifest",
+            )
+
+
+def open_on_workers(engine: Engine, manifest: JobManifest, job_id: str) -> dict[str, dict[str, Any]]:
+    """Open ``job_id`` on every party worker with its own datasets and the manifest's models; the replies."""
+    return engine.broadcast(
+        {
+            p: {
+                "op": "open_job",
+                "job_id": job_id,
+                "datasets": {n: per[p] for n, per in manifest.datasets.items() if p in per},
+                "models": dict(manifest.models),
+            }
+            for p in manifest.party_names()
+        },
+        timeout=600.0,
+        what="open_job",
+    )
+
+
 def run_job(
     engine: Engine,
     manifest: JobManifest | Mapping[str, Any] | str,
@@ -133,35 +167,12 @@ def run_job(
         manifest = JobManifest.parse(manifest)
     check_structure(manifest)
     parties = manifest.party_names()
-    if set(parties) != set(engine.parties):
-        raise ManifestError(
-            f"the manifest's parties {sorted(parties)} are not the engine's {sorted(engine.parties)}"
-        )
-    engine.ensure_healthy()
-    for p in parties:
-        if engine.addresses[p].lower() != manifest.address_of(p).lower():
-            raise ManifestError(
-                f"party {p!r} has address {manifest.address_of(p)} in the manifest but its worker's "
-                f"member key is {engine.addresses[p]}",
-                hint="put each party's member address (Engine.addresses) into the manifest",
-            )
+    check_engine_parties(engine, manifest)
     m_hash = manifest.manifest_hash()
     job_id = job_id or keccak_hex(bytes.fromhex(m_hash[2:]) + os.urandom(16))
     creator = creator or manifest.address_of(parties[0])
 
-    opened = engine.broadcast(
-        {
-            p: {
-                "op": "open_job",
-                "job_id": job_id,
-                "datasets": {n: per[p] for n, per in manifest.datasets.items() if p in per},
-                "models": dict(manifest.models),
-            }
-            for p in parties
-        },
-        timeout=600.0,
-        what="open_job",
-    )
+    opened = open_on_workers(engine, manifest, job_id)
     try:
         for p in parties:
             if not opened[p].get("ok"):
