@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from api.job_cli import job_app
 from api.settle_cli import settle_app
 from ledger.errors import ConfigurationError, LedgerError
 
@@ -30,6 +31,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="Audit the ledger against the
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(settle_app, name="settle")
+app.add_typer(job_app, name="job")
 
 console = Console()
 err_console = Console(stderr=True)

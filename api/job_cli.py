@@ -1,0 +1,788 @@
+"""``secureflow job``: submit, follow and audit jobs through the audit API (an HTTP client, no DB or chain).
+
+Commands: ``submit MANIFEST.json [--follow]``, ``status JOB_ID [--follow]``, ``list``, ``cancel``,
+``bundle JOB_ID --out FILE`` and ``receipt JOB_ID SEQ``. ``--follow`` subscribes to the job's live-status
+stream (server-sent events, ``GET /v1/jobs/{id}/events``) and shows steps recorded / anchored / confirmed
+until the job has finished and every record is settled on chain; the exit code is 0 for a completed job
+with every record confirmed, 1 otherwise. ``--json`` prints the API's JSON for scripts.
+
+Settings: ``SECUREFLOW_API_URL`` (default ``http://127.0.0.1:8000``) and ``SECUREFLOW_API_KEY``, or
+``--api-url`` / ``--api-key`` (prefer the environment for the key: an option lands in the shell history).
+The key is sent only as ``Authorization: Bearer`` and is never printed. Every failure is one red line
+(API errors: HTTP status, code, message and request id) plus a hint, and exit code 1; never a traceback.
+Register on the root CLI with ``app.add_typer(job_app, name="job")``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any, TypeVar
+
+import requests
+import typer
+from pydantic import BaseModel, ConfigDict, ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from ledger.errors import ConfigurationError, LedgerError
+
+job_app = typer.Typer(no_args_is_help=True, help="Submit, follow and audit jobs through the audit API.")
+console = Console(soft_wrap=True, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+API_URL_ENV = "SECUREFLOW_API_URL"
+API_KEY_ENV = "SECUREFLOW_API_KEY"
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+JOB_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0  # the live-status stream sends a keep-alive every 15 s
+MAX_STREAM_RETRIES = 5
+
+
+# ------------------------------------------------------------------ errors
+
+
+class JobCliError(LedgerError):
+    """A ``secureflow job`` command cannot go ahead."""
+
+    hint = "see `secureflow job --help`"
+
+
+class ApiUnreachableError(JobCliError):
+    """The API does not answer at the configured URL."""
+
+
+class OutputExistsError(JobCliError):
+    """The output file exists and ``--force`` was not given."""
+
+    hint = "pass --force to overwrite it, or choose another --out"
+
+
+_STATUS_HINTS = {
+    401: f"the API key is missing, unknown or revoked: export {API_KEY_ENV}=<key> "
+    "(`secureflow up` prints the keys; an admin creates one with POST /v1/members/{id}/keys)",
+    403: "this key's role may not do this: submitting and cancelling need a member key of a party of the "
+    "job; reading works with admin, auditor, member and service keys",
+    404: "check the job id and step (`secureflow job list`); members see only jobs they are party to",
+    409: "the job's state does not allow this now: check it with `secureflow job status JOB_ID`",
+    422: "the request was refused: fix what the message names (manifest fields, parties that are active "
+    "members on chain, the submitting member a party) and try again",
+}
+_CODE_HINTS = {
+    "not_anchored": "the step is not anchored yet: wait for the anchoring worker "
+    "(`secureflow job status JOB_ID --follow`), then ask again",
+}
+
+
+class ApiResponseError(JobCliError):
+    """The API answered with an error (the one JSON error shape: code, message, request id)."""
+
+    def __init__(self, status: int, code: str, message: str, request_id: str) -> None:
+        self.status, self.code, self.api_message, self.request_id = status, code, message, request_id
+        hint = _CODE_HINTS.get(code) or _STATUS_HINTS.get(status)
+        if hint is None:
+            hint = (
+                "the API or one of its dependencies (database, chain node) failed: retry, and quote the "
+                "request id to its operator if it persists"
+                if status >= 500
+                else "see the message"
+            )
+        super().__init__(f"HTTP {status} {code}: {message} [request id {request_id}]", hint=hint)
+
+
+def friendly_errors(fn: F) -> F:
+    """Show every `LedgerError` as one red line and its hint on the next, exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LedgerError as exc:
+            message = super(LedgerError, exc).__str__()  # the message without the hint
+            err_console.print(f"[bold red]error:[/] {escape(message)}")
+            if exc.hint:
+                err_console.print(f"  [dim]hint:[/] {escape(exc.hint)}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ what the CLI reads from the API
+
+
+class _In(BaseModel):
+    """A response body the CLI reads (fields it needs; the API may add more)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class JobView(_In):
+    job_id: str
+    manifest_hash: str
+    creator: str
+    parties: list[str]
+    status: str
+    chain_status: str
+    created_tx_hash: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubmittedView(_In):
+    job: JobView
+    execution: str
+    message: str
+
+
+class StepView(_In):
+    seq: int
+    algorithm: str
+    chain_status: str
+    batch_id: str | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+    confirmed_at: datetime | None = None
+
+
+class CountsView(_In):
+    pending: int = 0
+    submitted: int = 0
+    confirmed: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.submitted + self.confirmed + self.failed
+
+    @property
+    def settled(self) -> bool:
+        return self.pending == 0 and self.submitted == 0
+
+
+class StatusEvent(_In):
+    job_id: str
+    status: str
+    chain_status: str
+    records: CountsView
+
+    @property
+    def finished(self) -> bool:
+        """The job has ended and no record is still on its way to the chain (the stream ends here)."""
+        return self.status in TERMINAL and self.records.settled
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "completed" and self.records.failed == 0
+
+
+class ErrorView(_In):
+    code: str
+    message: str
+    request_id: str
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+class ApiClient:
+    """The audit API at ``base_url`` with one API key (sent as a bearer token, never shown)."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = requests.Session()
+        self._session.headers.update({"Authorization": f"Bearer {api_key}", "User-Agent": "secureflow-cli"})
+
+    def _unreachable(self, exc: requests.RequestException) -> ApiUnreachableError:
+        if isinstance(exc, requests.Timeout):
+            why = "it did not answer in time"
+        elif "refused" in str(exc).lower():
+            why = "connection refused"
+        elif isinstance(exc, requests.exceptions.SSLError):
+            why = "the TLS handshake failed (check the certificate or use the right scheme)"
+        elif "NameResolutionError" in str(exc) or "Name or service not known" in str(exc):
+            why = "the host name does not resolve"
+        else:
+            why = f"{type(exc).__name__}"
+        return ApiUnreachableError(
+            f"cannot reach the secureflow API at {self.base_url}: {why}",
+            hint="start it with `secureflow up` (the embedded stack) or `secureflow api`, or point "
+            f"{API_URL_ENV} / --api-url at a running API",
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send one request; a non-2xx answer raises `ApiResponseError`, no answer `ApiUnreachableError`."""
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                json=json_body,
+                stream=stream,
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise self._unreachable(exc) from None
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response
+
+    def get_json(self, path: str, **params: Any) -> Any:
+        return _json_of(self.request("GET", path, params=params))
+
+    def events(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """The job's live-status events (the ``data`` of each ``event: status``) until ``event: end``."""
+        response = self.request("GET", f"/v1/jobs/{job_id}/events", stream=True)
+        with response:
+            event, data = "message", []
+            for raw in response.iter_lines(chunk_size=None):
+                line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                if line.startswith(":"):
+                    continue  # keep-alive comment
+                if line:
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+                    continue
+                if event == "end":
+                    return
+                if event == "status" and data:
+                    try:
+                        yield json.loads("\n".join(data))
+                    except ValueError:
+                        raise JobCliError(
+                            "the API's live-status stream sent an event that is not JSON",
+                            hint="use a `secureflow` CLI of the same version as the API",
+                        ) from None
+                event, data = "message", []
+
+
+def _json_of(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise JobCliError(
+            f"the API at {response.url.split('?')[0]} answered HTTP {response.status_code} with no JSON",
+            hint=f"check that {API_URL_ENV} points at the secureflow API, not another service",
+        ) from None
+
+
+def _api_error(response: requests.Response) -> ApiResponseError:
+    request_id = response.headers.get("x-request-id", "-")
+    try:
+        error = ErrorView.model_validate(response.json()["error"])
+        return ApiResponseError(response.status_code, error.code, error.message, error.request_id)
+    except (ValueError, KeyError, TypeError, ValidationError):
+        text = " ".join(response.text.split())[:200] or response.reason or "no body"
+        return ApiResponseError(response.status_code, f"http_{response.status_code}", text, request_id)
+
+
+def _client(api_url: str, api_key: str | None) -> ApiClient:
+    if not re.match(r"^https?://[^/\s]+", api_url):
+        raise ConfigurationError(
+            f"the API URL {api_url!r} is not an http(s) URL",
+            hint=f"set {API_URL_ENV} or --api-url, e.g. {DEFAULT_API_URL}",
+        )
+    if not api_key or not api_key.strip():
+        raise ConfigurationError(
+            "no API key",
+            hint=f"export {API_KEY_ENV}=<key> (`secureflow up` prints the keys; the environment keeps it "
+            "out of your shell history)",
+        )
+    return ApiClient(api_url, api_key.strip())
+
+
+def _job_id(value: str) -> str:
+    if not JOB_ID.match(value):
+        raise JobCliError(
+            f"{value!r} is not a job id",
+            hint="a job id is 0x followed by 64 hex digits; `secureflow job list` shows them",
+        )
+    return value.lower()
+
+
+def _model(model: type[_In], data: Any, what: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise JobCliError(
+            f"the API answered {what} in an unexpected shape: {exc.errors()[0]['msg']}",
+            hint="use a `secureflow` CLI of the same version as the API",
+        ) from None
+
+
+# ------------------------------------------------------------------ output
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+_COLOURS = {"confirmed": "green", "completed": "green", "submitted": "yellow", "running": "yellow"}
+_COLOURS |= {"failed": "red", "cancelled": "red", "pending": "dim", "created": "dim"}
+
+
+def _coloured(text: str, status: str | None = None) -> str:
+    """``text`` in the colour of ``status`` (default: the text itself is the status)."""
+    colour = _COLOURS.get(status if status is not None else text.strip())
+    return f"[{colour}]{escape(text)}[/]" if colour else escape(text)
+
+
+def _short(value: str | None, keep: int = 10) -> str:
+    return "-" if not value else (value if len(value) <= keep + 4 else f"{value[:keep]}…")
+
+
+def _print_job(job: JobView) -> None:
+    console.print(f"job [bold]{job.job_id}[/]")
+    created_tx = f", tx {job.created_tx_hash}" if job.created_tx_hash else ""
+    console.print(
+        f"  status      {_coloured(job.status)} (on chain: {_coloured(job.chain_status)}{created_tx})"
+    )
+    console.print(f"  creator     {job.creator}")
+    console.print(f"  parties     {', '.join(job.parties)}")
+    console.print(f"  manifest    {job.manifest_hash}")
+    console.print(f"  created     {job.created_at.isoformat()}   updated {job.updated_at.isoformat()}")
+
+
+def _print_rows(headers: list[str], rows: list[list[str]], status_columns: set[int]) -> None:
+    """Aligned columns, never truncated or wrapped (ids stay whole for copying and for scripts)."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    console.print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), style="bold")
+    for row in rows:
+        cells = [
+            (_coloured(cell) if i in status_columns else escape(cell)) + " " * (width - len(cell))
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        console.print("  ".join(cells).rstrip())
+
+
+def _print_steps(steps: list[StepView]) -> None:
+    counts = {s: sum(1 for step in steps if step.chain_status == s) for s in ("confirmed", "submitted")}
+    counts |= {s: sum(1 for step in steps if step.chain_status == s) for s in ("pending", "failed")}
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    console.print(f"  records     {len(steps)}" + (f": {summary}" if summary else ""))
+    if not steps:
+        return
+    rows = [
+        [
+            str(step.seq),
+            step.algorithm,
+            step.chain_status,
+            _short(step.batch_id),
+            _short(step.tx_hash),
+            "-" if step.block_number is None else str(step.block_number),
+            step.confirmed_at.strftime("%Y-%m-%d %H:%M:%S") if step.confirmed_at else "-",
+        ]
+        for step in steps
+    ]
+    _print_rows(["seq", "algorithm", "chain status", "batch", "tx", "block", "confirmed at"], rows, {2})
+
+
+def _all_steps(client: ApiClient, job_id: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = client.get_json(f"/v1/jobs/{job_id}/steps", limit=1000, cursor=cursor)
+        steps.extend(page["items"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return steps
+
+
+def _show_status(client: ApiClient, job_id: str, as_json: bool) -> JobView:
+    raw_job = client.get_json(f"/v1/jobs/{job_id}")
+    raw_steps = _all_steps(client, job_id)
+    if as_json:
+        _print_json({"job": raw_job, "steps": raw_steps})
+    job: JobView = _model(JobView, raw_job, "the job")
+    if not as_json:
+        _print_job(job)
+        _print_steps([_model(StepView, s, "a step") for s in raw_steps])
+    return job
+
+
+def _write_file(path: Path, data: bytes, force: bool) -> None:
+    """Write ``data`` atomically; without ``force`` an existing file is never replaced (not even racing)."""
+    if path.is_dir():
+        raise JobCliError(f"{path} is a directory", hint="pass a file name to --out")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise OutputExistsError(f"{path} exists") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _verify_hint(path: Path) -> str:
+    rpc = os.environ.get("SECUREFLOW_RPC_URL") or "URL"
+    return f"secureflow verify {path} --rpc {rpc}"
+
+
+# ------------------------------------------------------------------ following a job
+
+
+class _FollowView:
+    """Progress of a followed job: rich bars on a terminal, one plain line per change otherwise."""
+
+    def __init__(self, job_id: str, total_steps: int | None, as_json: bool) -> None:
+        self.job_id, self.total_steps, self.as_json = job_id, total_steps, as_json
+        self.live = console.is_terminal and not as_json
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._last_status: tuple[str, str] | None = None
+        self._last_raw: dict[str, Any] | None = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _FollowView:
+        if self.live:
+            self.progress.start()
+            self._tasks = {
+                "steps": self.progress.add_task("steps recorded", total=self.total_steps),
+                "anchored": self.progress.add_task("anchored      ", total=None),
+                "confirmed": self.progress.add_task("confirmed     ", total=None),
+            }
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def update(self, event: StatusEvent, raw: dict[str, Any]) -> None:
+        if raw == self._last_raw:  # a reconnected stream starts with the state already shown
+            return
+        self._last_raw = raw
+        if self.as_json:
+            typer.echo(json.dumps(raw))
+            return
+        counts = event.records
+        total = f"/{max(self.total_steps, counts.total)}" if self.total_steps is not None else ""
+        if not self.live:
+            console.print(
+                f"job {event.status} (on chain: {event.chain_status}) · steps {counts.total}{total} · "
+                f"anchored {counts.submitted + counts.confirmed} · confirmed {counts.confirmed}"
+                + (f" · failed to anchor {counts.failed}" if counts.failed else "")
+            )
+            return
+        status = (event.status, event.chain_status)
+        if status != self._last_status:
+            self._last_status = status
+            self.progress.console.print(
+                f"job {_coloured(event.status)} (on chain: {_coloured(event.chain_status)})"
+            )
+        steps_total = max(self.total_steps or 0, counts.total) or None
+        self.progress.update(self._tasks["steps"], completed=counts.total, total=steps_total)
+        for name, done in (
+            ("anchored", counts.submitted + counts.confirmed),
+            ("confirmed", counts.confirmed),
+        ):
+            self.progress.update(self._tasks[name], completed=done, total=counts.total or None)
+
+
+def _manifest_steps(client: ApiClient, job_id: str) -> int | None:
+    try:
+        manifest = client.get_json(f"/v1/jobs/{job_id}/manifest")
+    except ApiResponseError as exc:
+        if exc.status == 404:  # not submitted through the API: the total is unknown
+            return None
+        raise
+    steps = manifest.get("steps") if isinstance(manifest, dict) else None
+    return len(steps) if isinstance(steps, list) else None
+
+
+def follow(client: ApiClient, job_id: str, *, as_json: bool = False) -> StatusEvent:
+    """Follow the job's live status until it has finished and its records are settled on chain.
+
+    Reconnects when the stream ends early (the API's ``sse_max_seconds``) or drops; gives up after
+    `MAX_STREAM_RETRIES` failed connections in a row.
+    """
+    total = _manifest_steps(client, job_id)
+    last: StatusEvent | None = None
+    failures = 0
+    with _FollowView(job_id, total, as_json) as view:
+        while True:
+            try:
+                for raw in client.events(job_id):
+                    last = _model(StatusEvent, raw, "a status event")
+                    failures = 0
+                    view.update(last, raw)
+            except (ApiUnreachableError, requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                failures += 1
+                if failures > MAX_STREAM_RETRIES:
+                    raise ApiUnreachableError(
+                        f"lost the live status of job {job_id} at {client.base_url} "
+                        f"{MAX_STREAM_RETRIES + 1} times in a row",
+                        hint="check that the API is running, then run `secureflow job status "
+                        f"{job_id} --follow` again",
+                    ) from None
+                time.sleep(min(0.25 * 2**failures, 5.0))
+                continue
+            if last is not None and last.finished:
+                return last
+            time.sleep(0.5)  # the stream ended before the job did: subscribe again
+
+
+def _follow_and_report(client: ApiClient, job_id: str, as_json: bool) -> None:
+    try:
+        final = follow(client, job_id, as_json=as_json)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"stopped following job {job_id}; it goes on (`secureflow job status {job_id} --follow`)"
+        )
+        raise typer.Exit(130) from None
+    if not as_json:
+        _show_status(client, job_id, as_json=False)
+        counts = final.records
+        if final.succeeded:
+            console.print(
+                f"[bold green]job {final.status}[/]: {counts.total} records, all confirmed on chain"
+            )
+        else:
+            why = f"job {final.status}"
+            if counts.failed:
+                why += f"; {counts.failed} of {counts.total} records failed to anchor"
+            console.print(f"[bold red]{escape(why)}[/]")
+    if not final.succeeded:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ commands
+
+ApiUrl = Annotated[str, typer.Option("--api-url", envvar=API_URL_ENV, help="base URL of the secureflow API")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar=API_KEY_ENV,
+        show_default=False,
+        help=f"API key (prefer the {API_KEY_ENV} environment variable: an option lands in shell history)",
+    ),
+]
+JsonOutput = Annotated[bool, typer.Option("--json", help="print the API's JSON (for scripts)")]
+Follow = Annotated[
+    bool,
+    typer.Option(
+        "--follow", "-f", help="follow the live status until the job has finished and its records settled"
+    ),
+]
+JobIdArg = Annotated[str, typer.Argument(help="the job id (0x + 64 hex digits)", show_default=False)]
+
+
+@job_app.command("submit")
+@friendly_errors
+def submit(
+    manifest: Annotated[Path, typer.Argument(help="the job manifest (JSON)", show_default=False)],
+    follow_: Follow = False,
+    json_output: JsonOutput = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Submit a job manifest as a member; prints the job id, its status and how it is executed."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise JobCliError(
+            f"cannot read the manifest {manifest}: {exc.strerror or exc}", hint="check the path"
+        ) from None
+    except ValueError as exc:
+        raise JobCliError(f"the manifest {manifest} is not JSON: {exc}", hint="fix the file") from None
+    if not isinstance(data, dict):
+        raise JobCliError(
+            f"the manifest {manifest} is not a JSON object", hint="see README.md for its format"
+        )
+    body = data if set(data) == {"manifest"} else {"manifest": data}
+    client = _client(api_url, api_key)
+    raw = _json_of(client.request("POST", "/v1/jobs", json_body=body))
+    submitted: SubmittedView = _model(SubmittedView, raw, "the submitted job")
+    job = submitted.job
+    if json_output:
+        typer.echo(json.dumps(raw))
+    else:
+        console.print(f"job [bold]{job.job_id}[/] submitted")
+        console.print(f"  status      {_coloured(job.status)} (on chain: {_coloured(job.chain_status)})")
+        console.print(f"  execution   {submitted.execution}: {escape(submitted.message)}")
+    if follow_:
+        _follow_and_report(client, job.job_id, json_output)
+    elif not json_output:
+        console.print(f"follow it with: secureflow job status {job.job_id} --follow")
+
+
+@job_app.command("status")
+@friendly_errors
+def status(
+    job_id: JobIdArg,
+    follow_: Follow = False,
+    json_output: JsonOutput = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """The job and every step with its chain status; --follow shows live progress until it has finished
+    (exit code 0: completed with every record confirmed; 1: failed, cancelled, or a record failed)."""
+    client, job_id = _client(api_url, api_key), _job_id(job_id)
+    if follow_:
+        client.get_json(f"/v1/jobs/{job_id}")  # a wrong id or key fails here, before any display
+        _follow_and_report(client, job_id, json_output)
+    else:
+        _show_status(client, job_id, json_output)
+
+
+@job_app.command("list")
+@friendly_errors
+def list_jobs(
+    status_: Annotated[
+        str | None,
+        typer.Option("--status", help="created, running, completed, failed or cancelled", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="how many jobs")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="skip this many (newest first)")] = 0,
+    json_output: JsonOutput = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Jobs newest first (a member key sees the jobs it is party to)."""
+    client = _client(api_url, api_key)
+    page = client.get_json("/v1/jobs", status=status_, limit=limit, offset=offset)
+    if json_output:
+        _print_json(page)
+        return
+    jobs: list[JobView] = [_model(JobView, item, "a job") for item in page["items"]]
+    if not jobs:
+        console.print("no jobs" + (f" with status {status_}" if status_ else ""))
+        return
+    rows = [
+        [
+            job.job_id,
+            job.status,
+            job.chain_status,
+            str(len(job.parties)),
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        ]
+        for job in jobs
+    ]
+    _print_rows(["job id", "status", "on chain", "parties", "created"], rows, {1, 2})
+    if page.get("next_offset") is not None:
+        console.print(f"more: --offset {page['next_offset']}")
+
+
+@job_app.command("cancel")
+@friendly_errors
+def cancel(
+    job_id: JobIdArg,
+    json_output: JsonOutput = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel an unfinished job (admin, or a member party); its accepted records stay on the audit trail."""
+    client, job_id = _client(api_url, api_key), _job_id(job_id)
+    raw = _json_of(client.request("POST", f"/v1/jobs/{job_id}/cancel"))
+    if json_output:
+        _print_json(raw)
+        return
+    job: JobView = _model(JobView, raw, "the cancelled job")
+    console.print(f"job {job.job_id} is {_coloured(job.status)}")
+
+
+@job_app.command("bundle")
+@friendly_errors
+def bundle(
+    job_id: JobIdArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="file to write the audit bundle to")],
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """Download the job's audit bundle (manifest, job, records, a receipt per anchored record)."""
+    client, job_id = _client(api_url, api_key), _job_id(job_id)
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} exists")
+    response = client.request("GET", f"/v1/jobs/{job_id}/bundle")
+    body = _json_of(response)
+    if not isinstance(body, dict) or not isinstance(body.get("receipts"), list):
+        raise JobCliError(
+            "the API answered something that is not an audit bundle",
+            hint="use a `secureflow` CLI of the same version as the API",
+        )
+    _write_file(out, response.content, force)
+    records, receipts = len(body.get("records") or []), len(body["receipts"])
+    console.print(f"wrote the audit bundle of job {job_id} to {out}: {records} records, {receipts} receipts")
+    if receipts < records:
+        console.print(
+            f"[yellow]warning:[/] {records - receipts} record(s) are not anchored yet and have no receipt; "
+            f"`verify` reports them (wait with `secureflow job status {job_id} --follow`, "
+            "then download again)"
+        )
+    console.print(f"verify it against any node of the chain: {_verify_hint(out)}")
+
+
+@job_app.command("receipt")
+@friendly_errors
+def receipt(
+    job_id: JobIdArg,
+    seq: Annotated[int, typer.Argument(min=0, help="the step's sequence number", show_default=False)],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write it to this file instead of stdout")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """A step's receipt (record, leaf, Merkle proof, batch root, transaction, block) as JSON."""
+    client, job_id = _client(api_url, api_key), _job_id(job_id)
+    if out is not None and out.exists() and not force:
+        raise OutputExistsError(f"{out} exists")
+    data = client.get_json(f"/v1/jobs/{job_id}/steps/{seq}/receipt")
+    if out is None:
+        _print_json(data)
+        return
+    _write_file(out, json.dumps(data, indent=2).encode("utf-8") + b"\n", force)
+    console.print(f"wrote the receipt of job {job_id} step {seq} to {out}")
+    console.print(f"verify it against any node of the chain: {_verify_hint(out)}")

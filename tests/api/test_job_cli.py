@@ -1,0 +1,382 @@
+"""`secureflow job` against the real API on a loopback port, real anvil and real SQLite/PostgreSQL.
+
+Submit a manifest as a member, anchor its steps through the service route and the real anchoring
+worker, read them back (`status`, `list`, `receipt`), download the audit bundle and verify it against
+anvil alone, follow the live status while a background thread anchors (exit code = the job's result),
+cancel, and the failures: wrong key, unreachable API, API errors with their hints; the key never shows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from eth_account import Account
+from rich.console import Console
+from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled, step
+from typer.testing import CliRunner, Result
+
+import api.job_cli as job_cli
+from api.app import create_app
+from api.cli import app as cli_app
+from api.serve import add_member_key, ensure_admin_key
+from api.settings import ApiSettings
+from api.testing import LiveServer
+from ledger.chain import TransactionSender
+from ledger.deploy import connect
+from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, free_port
+from ledger.indexer import EventIndexer
+from ledger.nonces import ChainNonceSource
+from ledger.store import SqlLedgerStore, open_store
+from ledger.verify import verify_file, verify_receipt
+
+ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
+SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
+AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
+JOB_ID = re.compile(r"0x[0-9a-f]{64}")
+SSE_MAX_SECONDS = 1.0  # live-status streams end after a second: a longer --follow must reconnect
+
+
+def manifest(steps: int = 3) -> dict[str, Any]:
+    return {
+        "name": "cli",
+        "parties": [{"name": "alice", "address": ALICE}, {"name": "bob", "address": BOB}],
+        "datasets": {"raw": {"alice": "a.csv", "bob": "b.csv"}},
+        "steps": [{"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}}] * steps,
+    }
+
+
+@dataclass
+class Env:
+    url: str
+    store: SqlLedgerStore
+    keys: dict[str, str]
+    stack: LedgerStack
+
+    def call(self, method: str, path: str, who: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.keys[who]}"}
+        return requests.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
+
+    def job(self, args: list[str], who: str = "member", ok: bool = True, **env: str) -> Result:
+        """Run `secureflow job ARGS` with the key of ``who`` in SECUREFLOW_API_KEY (never on the line)."""
+        variables = {"SECUREFLOW_API_URL": self.url, "SECUREFLOW_API_KEY": self.keys[who], **env}
+        result = CliRunner().invoke(cli_app, ["job", *args], env=variables)
+        print(f"$ secureflow job {' '.join(args)}\n{result.output}")  # shown when a test fails
+        assert "Traceback" not in result.output
+        assert all(key not in result.output for key in self.keys.values()), "an API key was printed"
+        if ok:
+            assert result.exit_code == 0, (result.output, result.exception)
+        return result
+
+    def anchor_steps(self, job_id: str, seqs: range) -> None:
+        """Accept records through the service route, then run the real anchorer + indexer until settled."""
+        for seq in seqs:
+            posted = self.call(
+                "POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, seq).model_dump(mode="json")
+            )
+            assert posted.status_code == 201, posted.text
+        client = self.stack.client()
+        indexer = EventIndexer(
+            self.store,
+            client,
+            connect(client, self.stack.deployment, "AuditLedger"),
+            from_block=self.stack.deployment.deploy_block,
+        )
+        run_until_settled(make_anchorer(self.stack, self.store, client), indexer)
+
+
+@pytest.fixture
+def env(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
+    store = open_store(ledger_db_url)
+    settings = ApiSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        rpc_url=ledger_stack.rpc_url,
+        chain_id=DEV_CHAIN_ID,
+        database_url=ledger_db_url,
+        registry_cache_seconds=0,
+        sse_poll_interval=0.05,
+        sse_max_seconds=SSE_MAX_SECONDS,
+    )
+    app = create_app(settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment)
+    db = app.state.api_db
+    admin_key = ensure_admin_key(db, ADMIN)
+    assert admin_key is not None
+    keys = {
+        "admin": admin_key,
+        "member": add_member_key(db, "alice", ALICE, "member"),
+        "service": add_member_key(db, "svc", SERVICE, "service"),
+        "auditor": add_member_key(db, "auditor", AUDITOR, "auditor"),
+    }
+    try:
+        with LiveServer(app) as server:
+            yield Env(server.url, store, keys, ledger_stack)
+    finally:
+        store.close()
+
+
+def write_manifest(tmp_path: Path, steps: int = 3, name: str = "manifest.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(manifest(steps)), encoding="utf-8")
+    return path
+
+
+def submit(env: Env, tmp_path: Path, steps: int = 3) -> str:
+    result = env.job(["submit", str(write_manifest(tmp_path, steps)), "--json"])
+    body = json.loads(result.stdout)
+    assert body["job"]["status"] == "created" and body["execution"] == "not_configured"
+    return str(body["job"]["job_id"])
+
+
+def create_on_chain(env: Env, job_id: str) -> None:
+    """createJob sent by alice with the job's manifest hash (the bundle's ``job_on_chain`` check)."""
+    manifest_hash = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["manifest_hash"]
+    client = env.stack.client()
+    sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
+    env.stack.ledger(client, sender).create_job(
+        bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:]), [ALICE, BOB]
+    )
+
+
+# -- the flow ----------------------------------------------------------------------------------------
+
+
+def test_submit_list_status_receipt_bundle_cancel(env: Env, tmp_path: Path) -> None:
+    submitted = env.job(["submit", str(write_manifest(tmp_path))])
+    job_id = JOB_ID.search(submitted.stdout).group(0)  # type: ignore[union-attr]
+    assert "created" in submitted.stdout and "not_configured" in submitted.stdout
+    assert f"secureflow job status {job_id} --follow" in submitted.stdout
+
+    listed = env.job(["list"])
+    assert job_id in listed.stdout
+    assert [
+        j["job_id"] for j in json.loads(env.job(["list", "--json", "--status", "created"]).stdout)["items"]
+    ] == [job_id]
+    assert json.loads(env.job(["list", "--json", "--status", "completed"]).stdout)["items"] == []
+    assert "no jobs with status running" in env.job(["list", "--status", "running"]).stdout
+
+    not_yet = env.job(["receipt", job_id, "0"], who="auditor", ok=False)
+    assert not_yet.exit_code == 1
+    assert "HTTP 404 not_found" in not_yet.stderr and "request id" in not_yet.stderr
+
+    create_on_chain(env, job_id)
+    env.anchor_steps(job_id, range(2))
+    pending = env.job(["status", job_id, "--json"])
+    assert [s["chain_status"] for s in json.loads(pending.stdout)["steps"]] == ["confirmed"] * 2
+    env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 2).model_dump(mode="json"))
+    unanchored = env.job(["receipt", job_id, "2"], ok=False)
+    assert unanchored.exit_code == 1 and "HTTP 409 not_anchored" in unanchored.stderr
+    assert "wait for the anchoring worker" in unanchored.stderr
+    env.anchor_steps(job_id, range(3, 3))  # anchors the pending step 2
+
+    shown = env.job(["status", job_id], who="auditor")
+    assert job_id in shown.stdout and "running" in shown.stdout
+    assert "3: 3 confirmed" in shown.stdout
+    assert len(re.findall(r"^\s*\d+\s+psi\s+confirmed", shown.stdout, re.M)) == 3
+    as_json = json.loads(env.job(["status", job_id, "--json"]).stdout)
+    assert as_json["job"]["job_id"] == job_id and [s["seq"] for s in as_json["steps"]] == [0, 1, 2]
+    assert {s["chain_status"] for s in as_json["steps"]} == {"confirmed"}
+
+    printed = json.loads(env.job(["receipt", job_id, "1"]).stdout)
+    assert verify_receipt(printed, env.stack.rpc_url).ok
+    receipt_file = tmp_path / "receipt.json"
+    wrote = env.job(["receipt", job_id, "1", "--out", str(receipt_file)])
+    assert f"secureflow verify {receipt_file} --rpc" in wrote.stdout
+    assert json.loads(receipt_file.read_text()) == printed
+
+    bundle_file = tmp_path / "out" / "bundle.json"
+    downloaded = env.job(["bundle", job_id, "--out", str(bundle_file)], who="auditor")
+    assert "3 records, 3 receipts" in downloaded.stdout
+    assert f"secureflow verify {bundle_file} --rpc URL" in downloaded.stdout
+    verdict = verify_file(bundle_file, env.stack.rpc_url)
+    assert verdict.ok, verdict.lines()
+    assert verdict.bundle is not None and len(verdict.bundle.receipts) == 3
+    assert [c.status for c in verdict.bundle.checks] == ["passed"] * 3  # covered, manifest hash, on chain
+
+    before = bundle_file.read_bytes()
+    bundle_file.write_bytes(b"mine")
+    refused = env.job(["bundle", job_id, "--out", str(bundle_file)], ok=False)
+    assert refused.exit_code == 1 and "exists" in refused.stderr and "--force" in refused.stderr
+    assert bundle_file.read_bytes() == b"mine"
+    env.job(["bundle", job_id, "--out", str(bundle_file), "--force"])
+    assert bundle_file.read_bytes() == before
+    assert [p.name for p in bundle_file.parent.iterdir()] == ["bundle.json"]  # no temporary file left
+
+    cancelled = env.job(["cancel", job_id])
+    assert f"job {job_id} is cancelled" in cancelled.stdout
+    again = env.job(["cancel", job_id], ok=False)
+    assert again.exit_code == 1
+    assert "HTTP 409 conflict" in again.stderr and "already cancelled" in again.stderr
+    assert "secureflow job status JOB_ID" in again.stderr
+    assert json.loads(env.job(["list", "--json"]).stdout)["items"][0]["status"] == "cancelled"
+
+
+# -- following the live status -------------------------------------------------------------------------
+
+
+def watch_streams(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
+    """Count the CLI's subscriptions to the live-status stream and signal the first event it shows."""
+    first_event, subscriptions = threading.Event(), []
+    original: Callable[..., Iterator[dict[str, Any]]] = job_cli.ApiClient.events
+
+    def events(self: job_cli.ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
+        subscriptions.append(job_id)
+        for event in original(self, job_id):
+            yield event
+            first_event.set()
+
+    monkeypatch.setattr(job_cli.ApiClient, "events", events)
+    return first_event, subscriptions
+
+
+def in_background(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised by the test after the CLI returned
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def test_status_follow_returns_once_every_record_is_confirmed(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = submit(env, tmp_path, steps=3)
+    first_event, subscriptions = watch_streams(monkeypatch)
+
+    def run_the_job() -> None:
+        assert first_event.wait(60), "the CLI never showed the first status"
+        env.anchor_steps(job_id, range(2))
+        time.sleep(SSE_MAX_SECONDS + 0.5)  # the stream ends meanwhile: the CLI must subscribe again
+        env.anchor_steps(job_id, range(2, 3))
+        env.store.update_job(job_id, status="completed")
+
+    thread, errors = in_background(run_the_job)
+    followed = env.job(["status", job_id, "--follow"])
+    thread.join(60)
+    assert not errors, errors
+    lines = [line for line in followed.stdout.splitlines() if line.startswith("job ")]
+    assert lines[0].startswith("job created") and "steps 0/3" in lines[0] and "confirmed 0" in lines[0]
+    assert any("job running" in line for line in lines)
+    done = next(i for i, line in enumerate(lines) if line.startswith("job completed ("))
+    assert "steps 3/3 · anchored 3 · confirmed 3" in lines[done]
+    assert len(set(lines[: done + 1])) == done + 1  # a re-subscription does not repeat a state
+    assert len(subscriptions) >= 2
+    assert "job completed: 3 records, all confirmed on chain" in followed.stdout
+    assert len(re.findall(r"^\s*\d+\s+psi\s+confirmed", followed.stdout, re.M)) == 3
+
+    as_json = env.job(["status", job_id, "--follow", "--json"])  # finished: one event, then the exit code
+    events = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert events[-1]["status"] == "completed" and events[-1]["records"]["confirmed"] == 3
+
+    terminal = io.StringIO()  # on a terminal: rich progress bars instead of one line per change
+    monkeypatch.setattr(
+        job_cli, "console", Console(file=terminal, force_terminal=True, color_system=None, width=120)
+    )
+    env.job(["status", job_id, "--follow"])
+    shown = terminal.getvalue()
+    assert "steps recorded" in shown and "confirmed" in shown and "3/3" in shown
+    assert "job completed: 3 records, all confirmed on chain" in shown
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_submit_follow_exits_1_when_the_job_fails(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_event, subscriptions = watch_streams(monkeypatch)
+
+    def run_and_fail() -> None:
+        assert first_event.wait(60), "the CLI never showed the first status"
+        env.anchor_steps(subscriptions[0], range(1))
+        env.store.update_job(subscriptions[0], status="failed")
+
+    thread, errors = in_background(run_and_fail)
+    followed = env.job(["submit", str(write_manifest(tmp_path, 2)), "--follow"], ok=False)
+    thread.join(60)
+    assert not errors, errors
+    assert followed.exit_code == 1, followed.output
+    assert f"job {subscriptions[0]} submitted" in followed.stdout
+    assert "steps 1/2 · anchored 1 · confirmed 1" in followed.stdout
+    assert followed.stdout.rstrip().endswith("job failed")
+
+
+# -- failures --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_errors_are_one_line_with_a_hint_and_never_show_the_key(env: Env, tmp_path: Path) -> None:
+    job_id = submit(env, tmp_path)
+    wrong = "sfk_" + "0" * 40
+    for args in (["list"], ["status", job_id], ["status", job_id, "--follow"], ["bundle", job_id, "-o", "x"]):
+        denied = env.job(args, ok=False, SECUREFLOW_API_KEY=wrong)
+        assert denied.exit_code == 1
+        first = denied.stderr.splitlines()[0]
+        assert first.startswith("error: HTTP 401 unauthorized:") and "request id" in first
+        assert f"export {job_cli.API_KEY_ENV}=<key>" in denied.stderr
+        assert wrong not in denied.output
+    assert not (Path.cwd() / "x").exists()
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    for args in (["list"], ["status", job_id, "--follow"], ["submit", str(write_manifest(tmp_path))]):
+        unreachable = env.job(args, ok=False, SECUREFLOW_API_URL=dead)
+        assert unreachable.exit_code == 1
+        assert f"cannot reach the secureflow API at {dead}: connection refused" in unreachable.stderr
+        assert "secureflow up" in unreachable.stderr and "secureflow api" in unreachable.stderr
+
+    missing = env.job(["status", "0x" + "00" * 32], ok=False)
+    assert "HTTP 404 not_found" in missing.stderr and "secureflow job list" in missing.stderr
+    forbidden = env.job(["submit", str(write_manifest(tmp_path))], who="auditor", ok=False)
+    assert "HTTP 403 forbidden" in forbidden.stderr and "member key" in forbidden.stderr
+    outsider = manifest()
+    outsider["parties"][1]["address"] = AUDITOR
+    (tmp_path / "outsider.json").write_text(json.dumps(outsider))
+    refused = env.job(["submit", str(tmp_path / "outsider.json")], ok=False)
+    assert (
+        "HTTP 422 refused_by_contract_rules" in refused.stderr
+        and f"NotActiveMember({AUDITOR})" in refused.stderr
+    )
+    assert "active members on chain" in refused.stderr
+
+    not_an_id = env.job(["status", "42"], ok=False)
+    assert "'42' is not a job id" in not_an_id.stderr
+    no_file = env.job(["submit", str(tmp_path / "none.json")], ok=False)
+    assert "cannot read the manifest" in no_file.stderr
+    no_key = CliRunner().invoke(
+        cli_app, ["job", "list", "--api-url", env.url], env={"SECUREFLOW_API_KEY": ""}
+    )
+    assert no_key.exit_code == 1 and "no API key" in no_key.stderr and "Traceback" not in no_key.output
+    bad_url = env.job(["list", "--api-url", "localhost:8000"], ok=False)
+    assert "is not an http(s) URL" in bad_url.stderr
+    assert len(env.store.list_jobs(limit=100)) == 1  # nothing that failed changed anything
+
+
+def test_the_cli_reads_fields_the_api_declares() -> None:
+    """The CLI's response models name only fields of the API's own schemas (no silent drift)."""
+    from pydantic import BaseModel
+
+    from api import schemas
+
+    pairs: list[tuple[type[BaseModel], type[BaseModel]]] = [
+        (job_cli.JobView, schemas.JobOut),
+        (job_cli.SubmittedView, schemas.JobSubmitted),
+        (job_cli.StepView, schemas.StepOut),
+        (job_cli.StatusEvent, schemas.JobStatusEvent),
+        (job_cli.CountsView, schemas.RecordCounts),
+        (job_cli.ErrorView, schemas.ErrorDetail),
+    ]
+    for mine, theirs in pairs:
+        assert set(mine.model_fields) <= set(theirs.model_fields), (mine, theirs)
+    assert set(job_cli.CountsView.model_fields) == set(schemas.RecordCounts.model_fields)
