@@ -15,6 +15,7 @@ in-process, and the API; it prints the URL and an admin key.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -260,13 +261,31 @@ def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> Embedd
         raise
 
 
+def write_example(stack: EmbeddedStack, workdir: Path, rows: int = 2000) -> Path:
+    """The demo's synthetic datasets in each party's data folder (kept if present) and a job manifest naming
+    the parties' addresses, for trying the stack: ``secureflow job submit <returned path> --follow``."""
+    from api.demo import demo_data, demo_manifest  # pandas and the demo pipeline: only when asked
+
+    tables = dict(zip(("alice", "bob"), demo_data(rows), strict=True))
+    for party, (_address, data) in stack.parties.items():
+        target = data / "customers.csv"
+        if not target.exists():
+            tables[party].to_csv(target, index=False)
+    manifest = workdir / "example-manifest.json"
+    addresses = {party: address for party, (address, _data) in stack.parties.items()}
+    manifest.write_text(json.dumps(demo_manifest(addresses), indent=2) + "\n")
+    return manifest
+
+
 def run_up(
     port: int = 8000, *, workdir: Path | None = None, host: str = "127.0.0.1", echo: Printer = print
 ) -> None:
     """``secureflow up --port N``: the embedded stack in the foreground until Ctrl-C/SIGTERM."""
     configure_logging("WARNING")
-    stack = build_embedded(workdir or Path(".secureflow") / "up")
+    workdir = workdir or Path(".secureflow") / "up"
+    stack = build_embedded(workdir)
     try:
+        example = write_example(stack, workdir)
         echo(f"secureflow API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         echo(f"web page for auditors: http://{host}:{port}/ui  (paste the auditor key below)")
         echo(f"chain (anvil, chain id {DEV_CHAIN_ID}) at {stack.chain.rpc_url}")
@@ -277,6 +296,10 @@ def run_up(
                 f"party {party}: member {address}, datasets in {data} "
                 "(its SecretFlow worker starts with the first job)"
             )
+        echo(
+            f"try it: SECUREFLOW_API_URL=http://{host}:{port} SECUREFLOW_API_KEY=<alice's key> "
+            f"secureflow job submit {example} --follow  (the demo's datasets are in the party folders)"
+        )
         echo("Ctrl-C stops everything (pending records are anchored first, up to 30 s)")
         freeze_startup_objects()
         uvicorn_server(stack.app, host, port).run()

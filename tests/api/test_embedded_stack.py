@@ -3,13 +3,13 @@ party workers, its steps are anchored, and a receipt fetched from the API verifi
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import requests
 
-from api.demo import demo_data, demo_manifest
-from api.serve import build_embedded
+from api.serve import build_embedded, write_example
 from api.testing import LiveServer
 from ledger.verify import verify_receipt
 
@@ -17,16 +17,14 @@ from ledger.verify import verify_receipt
 def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> None:
     stack = build_embedded(tmp_path / "up")
     try:
-        addresses = {party: address for party, (address, _data) in stack.parties.items()}
-        alice, bob = demo_data(600)
-        alice.to_csv(stack.parties["alice"][1] / "customers.csv", index=False)
-        bob.to_csv(stack.parties["bob"][1] / "customers.csv", index=False)
+        # What `secureflow up` prints to try: the example manifest over the demo's datasets.
+        example = json.loads(write_example(stack, tmp_path / "up", rows=600).read_text())
         member = {"Authorization": f"Bearer {stack.keys['alice (member)']}"}
         auditor = {"Authorization": f"Bearer {stack.keys['auditor']}"}
         with LiveServer(stack.app) as server:
             submitted = requests.post(
                 server.url + "/v1/jobs",
-                json={"manifest": demo_manifest(addresses)},
+                json={"manifest": example},
                 headers=member,
                 timeout=120,
             )
