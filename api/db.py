@@ -34,14 +34,17 @@ from typing import Any, Literal
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     Engine,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     and_,
     func,
     insert,
@@ -83,6 +86,11 @@ class Base(DeclarativeBase):
 
 class MemberOrm(Base):
     __tablename__ = "api_members"
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'member', 'service', 'auditor')", name="ck_api_members_role"),
+        UniqueConstraint("name", name="uq_api_members_name"),
+        UniqueConstraint("address", "role", name="uq_api_members_address_role"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64))
@@ -93,6 +101,7 @@ class MemberOrm(Base):
 
 class ApiKeyOrm(Base):
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_member_id", "member_id"),)
 
     key_id: Mapped[str] = mapped_column(String(24), primary_key=True)
     member_id: Mapped[int] = mapped_column(Integer, ForeignKey("api_members.id"))
@@ -113,6 +122,11 @@ class ManifestOrm(Base):
 
 class RecordIndexOrm(Base):
     __tablename__ = "api_record_index"
+    __table_args__ = (
+        Index("ix_api_record_index_algorithm", "algorithm", "record_id"),
+        Index("ix_api_record_index_job", "job_id", "record_id"),
+        Index("ix_api_record_index_started", "started_at_ms"),
+    )
 
     record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     job_id: Mapped[str] = mapped_column(String(66))
