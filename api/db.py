@@ -65,6 +65,7 @@ VERSION_TABLE = "api_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 KEY_PREFIX = "sfk_"
 _PG_LOCK = 0x5EC0_A91  # pg_advisory_xact_lock key for API schema upgrades
+_ANALYZE_AFTER_ROWS = 1_000
 _INDEX_CHUNK = 5_000
 
 
@@ -684,7 +685,19 @@ class ApiDb:
         return items
 
     def sync_record_index(self) -> int:
-        """Index the outbox records accepted since the last sync (any process); returns how many."""
+        """Index the outbox records accepted since the last sync (any process); returns how many.
+
+        After a bulk of new rows on PostgreSQL the two tables are analysed: with the statistics of the
+        empty tables the planner sorts a whole job to serve a page of it (measured: 4.6 ms instead of
+        0.15 ms for 10,000 steps) until autovacuum gets to them, a minute or more later.
+        """
+        added = self._index_new_records()
+        if added >= _ANALYZE_AFTER_ROWS and self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE step_records, api_record_index")
+        return added
+
+    def _index_new_records(self) -> int:
         with self._tx(write=False) as s:
             newest = s.scalar(select(func.max(StepRecordOrm.id))) or 0
         if newest <= self._indexed_upto:

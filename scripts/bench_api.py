@@ -264,6 +264,12 @@ def main() -> None:
         default=1,
         help="API processes; >1 serves `secureflow api` with SECUREFLOW_API_WORKERS from a subprocess",
     )
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="ledger/API database: a SQLite file, or a fresh schema on the local PostgreSQL (dropped after)",
+    )
     args = parser.parse_args()
 
     from eth_account import Account
@@ -287,7 +293,16 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     with DevChain(log_path=workdir / "anvil.log") as chain:
-        db_url = f"sqlite:///{workdir / 'ledger.db'}"
+        schema = None
+        if args.backend == "postgresql":
+            from bench_anchoring import postgres_url
+
+            found = postgres_url()
+            if found is None:
+                raise SystemExit("PostgreSQL is not reachable at 127.0.0.1:5432 (database test)")
+            db_url, schema = found
+        else:
+            db_url = f"sqlite:///{workdir / 'ledger.db'}"
         store = open_store(db_url)
         client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
         nonces = StoreNonceSource(store, client.w3, client.chain_id)
@@ -421,12 +436,17 @@ def main() -> None:
             events = reader.batch_anchored_events(deployment.deploy_block)
             anchored_scans.append(time.perf_counter() - started)
         store.close()
+        if schema is not None:
+            from bench_anchoring import drop_schema
+
+            drop_schema(schema)
 
     lat = result["latencies"]
     all_lat = lat["page"] + lat["receipt"]
     total = len(all_lat)
     print(
-        f"\nAPI ({args.api_workers} process{'es' if args.api_workers > 1 else ''}), {args.concurrency} "
+        f"\nAPI ({args.api_workers} process{'es' if args.api_workers > 1 else ''}, {args.backend}), "
+        f"{args.concurrency} "
         f"concurrent clients (separate process), {args.seconds:.0f} s, {args.steps} steps; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min, {os.cpu_count()} CPUs)"
     )

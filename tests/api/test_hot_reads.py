@@ -157,3 +157,24 @@ def test_api_processes_default_to_one_per_cpu_unless_hosting_the_worker(
     assert api_processes(ApiSettings(_env_file=None, api_workers=1), hosts_worker=False) == 1  # type: ignore[call-arg]
     monkeypatch.setenv("SECUREFLOW_API_WORKERS", "3")
     assert api_processes(ApiSettings(_env_file=None), hosts_worker=True) == 3  # type: ignore[call-arg]
+
+
+def test_a_bulk_of_new_records_is_analysed_for_the_planner(store: SqlLedgerStore) -> None:
+    """On PostgreSQL, indexing ≥1,000 new records refreshes the planner's statistics: with those of the empty
+    tables it sorted a whole job to serve one page (4.6 ms instead of 0.15 ms at 10,000 steps)."""
+    store.create_job(NewJob(job_id=JOB, manifest_hash="0x" + "11" * 32, creator=ALICE, parties=[ALICE, BOB]))
+    accept(store, JOB, 1_500)
+    hot, db = reads(store)
+    assert db.sync_record_index() == 1_500
+    page = json.loads(hot.steps_page(ADMIN, JOB, 700, 100))
+    assert [item["seq"] for item in page["items"]] == list(range(701, 801))
+    if store.engine.dialect.name != "postgresql":
+        return
+    with store.engine.connect() as connection:
+        rows = dict(
+            connection.exec_driver_sql(
+                "SELECT relname, reltuples FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+                "AND relname IN ('step_records', 'api_record_index')"
+            ).all()
+        )
+    assert rows["step_records"] >= 1_000 and rows["api_record_index"] >= 1_000, rows
