@@ -103,3 +103,22 @@ if ! chromium_runs; then
     || die "could not install Debian's chromium package (see apt-get's output above): install it by hand with 'apt-get install chromium'"
   chromium_runs || die "$CHROMIUM_BIN is installed but does not run ('$CHROMIUM_BIN --version' fails): see its output"
 fi
+
+# --- slither (static analysis of contracts/src) in its own venv: it pins web3<8 -------------
+# Installed from the hash-locked tools/slither-requirements.txt; tests/contracts/test_slither.py runs it.
+SLITHER_VENV="$ROOT/.tools/slither-venv"
+SLITHER_HASH="$(hash_of tools/slither-requirements.txt)"
+if [ -x "$SLITHER_VENV/bin/slither" ] && [ "$(cat "$STAMP_DIR/slither" 2>/dev/null)" = "$SLITHER_HASH" ]; then
+  :
+else
+  say "installing slither into .tools/slither-venv (from tools/slither-requirements.txt)"
+  SLITHER_PY="${PY310:-$(find_python310)}"
+  rm -rf "$SLITHER_VENV"
+  "$UV" venv --quiet --python "$SLITHER_PY" --no-python-downloads "$SLITHER_VENV" >&2 \
+    || die "could not create .tools/slither-venv with $SLITHER_PY (see above)"
+  "$UV" pip sync --quiet --python "$SLITHER_VENV/bin/python" --require-hashes tools/slither-requirements.txt >&2 \
+    || die "could not install slither from tools/slither-requirements.txt (see above); if a pin was withdrawn, regenerate the file with the command in its header"
+  "$SLITHER_VENV/bin/slither" --version >/dev/null 2>&1 \
+    || die "slither in .tools/slither-venv does not run ('.tools/slither-venv/bin/slither --version' fails): delete .tools/slither-venv and re-run"
+  mkdir -p "$STAMP_DIR" && echo "$SLITHER_HASH" >"$STAMP_DIR/slither"
+fi

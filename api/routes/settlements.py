@@ -176,10 +176,6 @@ InputsBody = Annotated[
         "leave_one_out)",
     ),
 ]
-ProposalSeq = Annotated[
-    int | None,
-    Query(ge=0, le=2**53 - 1, description="step number of the contribution record (default: the next one)"),
-]
 
 _STATUS_BY_CONTRACT_ERROR = {
     "UnknownJob": 404,
@@ -362,10 +358,10 @@ class ProposalCreated(BaseModel):
     response_model=ProposalCreated,
     responses={
         200: {"model": ProposalCreated, "description": "the same inputs were proposed before"},
-        409: {"description": "the weights are set already, or the step number is taken"},
+        409: {"description": "the weights are set already, or the job's steps are still being recorded"},
     },
 )
-def propose(request: Request, job_id: JobId, inputs: InputsBody, seq: ProposalSeq = None) -> JSONResponse:
+def propose(request: Request, job_id: JobId, inputs: InputsBody) -> JSONResponse:
     """Compute contribution weights from the inputs, record the contribution step in the ledger outbox (the
     anchoring worker anchors it) and store the proposal for the parties to approve. Proposing the same
     inputs again returns the stored proposal; other inputs supersede it until the weights are set."""
@@ -392,14 +388,7 @@ def propose(request: Request, job_id: JobId, inputs: InputsBody, seq: ProposalSe
     try:
         check_members(inputs.members, parties)
         check_members(inputs.members, job.parties)
-        if seq is None:
-            highest = svc.db.max_record_seq(job.job_id)
-            seq = 0 if highest is None else highest + 1
-        elif svc.store.get_record(job.job_id, seq) is not None:
-            raise ConflictError(
-                f"step {seq} of job {job.job_id} is recorded already (records are immutable)",
-                hint="leave out ?seq= to take the next step number",
-            )
+        seq = _contribution_seq(svc, job)
         proposal = prepare_contribution(job.job_id, seq, inputs, job_parties=parties)
     except ContributionError as exc:
         raise _api_error(exc) from None
@@ -421,6 +410,24 @@ def propose(request: Request, job_id: JobId, inputs: InputsBody, seq: ProposalSe
     return _proposed(svc, job, stored, principal, replayed=False)
 
 
+def _contribution_seq(svc: Services, job: Job) -> int:
+    """The step number of a new contribution record: after every step the job has or will record.
+
+    A job run by the compute engine (its manifest was submitted here) records step N at seq N, so it must
+    have finished first and the record goes after its last manifest step; the service chooses the number,
+    never the caller, so that no proposal can take a step's number or leave gaps in the audit trail.
+    """
+    manifest = svc.db.get_manifest(job.job_id)
+    if manifest is not None and job.status in ("created", "running"):
+        raise ConflictError(
+            f"job {job.job_id} is {job.status}: its steps are still being recorded",
+            hint="propose the contribution weights once the job has completed",
+        )
+    highest = svc.db.max_record_seq(job.job_id)
+    planned = len(manifest.get("steps", ())) if manifest is not None else 0
+    return max(planned, 0 if highest is None else highest + 1)
+
+
 def _proposed(
     svc: Services, job: Job, stored: StoredProposal, principal: Principal, *, replayed: bool
 ) -> JSONResponse:
@@ -429,7 +436,7 @@ def _proposed(
     if row is None:  # the outbox write of an earlier attempt failed after the proposal was stored
         row = svc.store.accept_record(to_outbox(proposal.step_record()))
     body = ProposalCreated(
-        proposal=ProposalOut.of(stored, proposal, reveal=True),
+        proposal=ProposalOut.of(stored, proposal, reveal=_is_party(principal, job.parties)),
         chain_status=row.status,
         replayed=replayed,
     )

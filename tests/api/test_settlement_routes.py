@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from eth_account import Account
-from stack import ALICE, BOB, make_anchorer, new_job, open_job_on_chain, run_until_settled
+from stack import ALICE, BOB, accept, make_anchorer, new_job, open_job_on_chain, run_until_settled
 from test_api_service import ADMIN, Env, assert_error, env, snapshot  # noqa: F401  (the live app fixture)
 from web3 import Web3
 
@@ -351,9 +351,11 @@ def test_propose_approve_set_deposit_withdraw_with_eth(env: Env, job: str) -> No
 
 
 def test_token_revenue_and_on_chain_approval(env: Env, job: str) -> None:  # noqa: F811
-    created = env.call("POST", f"/v1/settlements/{job}/proposals?seq=3", "admin", json=DATA_SHARE)
+    created = env.call("POST", f"/v1/settlements/{job}/proposals", "admin", json=DATA_SHARE)
     assert created.status_code == 201, created.text
-    assert created.json()["proposal"]["bps"] == [6000, 4000] and created.json()["proposal"]["seq"] == 3
+    assert created.json()["proposal"]["bps"] == [6000, 4000] and created.json()["proposal"]["seq"] == 0
+    # the admin is no party: the raw inputs and their salt are not shown to it
+    assert created.json()["proposal"]["inputs"] is None and created.json()["proposal"]["salt"] is None
     anchor(env)
     state = proposal_state(env, job, "bob")
     signature = Account.sign_typed_data(ALICE_KEY, full_message=state["typed_data"]).signature
@@ -488,8 +490,6 @@ def test_submissions_are_checked_and_refusals_change_nothing(env: Env, job: str)
 
     created = env.call("POST", f"/v1/settlements/{job}/proposals", "alice", json=LEAVE_ONE_OUT)
     assert created.status_code == 201
-    taken = env.call("POST", f"/v1/settlements/{job}/proposals?seq=0", "alice", json=DATA_SHARE)
-    assert "recorded already" in assert_error(taken, 409, "conflict")["message"]
     superseding = env.call("POST", f"/v1/settlements/{job}/proposals", "bob", json=DATA_SHARE)
     assert superseding.status_code == 201 and superseding.json()["proposal"]["seq"] == 1
     assert proposal_state(env, job)["proposal"]["seq"] == 1  # the newest proposal is the one to approve
@@ -513,3 +513,23 @@ def test_api_tables_match_the_migrations(env: Env) -> None:  # noqa: F811
         context = MigrationContext.configure(connection, opts={"include_object": ours})
         diffs = compare_metadata(context, Base.metadata)
     assert diffs == []
+
+
+def test_a_compute_job_is_proposed_for_after_its_last_step_once_completed(env: Env, job: str) -> None:  # noqa: F811
+    """A job run by the compute engine records step N at seq N: a proposal while it runs would take a step's
+    number (its record then refused), so it waits for the job, and its record goes after the last step."""
+    steps = [{"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}}] * 4
+    env.app.state.api_db.put_manifest(job, {"name": "m", "steps": steps}, 1)
+    accept(env.store, job, 2)  # steps 0 and 1 recorded, 2 and 3 still to run
+    before = db_state(env)
+    running = env.call("POST", f"/v1/settlements/{job}/proposals", "alice", json=DATA_SHARE)
+    assert "still being recorded" in assert_error(running, 409, "conflict")["message"]
+    seq_param = env.call("POST", f"/v1/settlements/{job}/proposals?seq=1", "alice", json=DATA_SHARE)
+    assert seq_param.status_code == 409  # the caller never chooses the step number (the query is ignored)
+    assert db_state(env) == before
+
+    env.store.update_job(job, status="completed")
+    created = env.call("POST", f"/v1/settlements/{job}/proposals", "alice", json=DATA_SHARE)
+    assert created.status_code == 201, created.text
+    assert created.json()["proposal"]["seq"] == 4  # after the manifest's last step, not after the last record
+    assert created.json()["proposal"]["inputs"] is not None  # a party sees its inputs

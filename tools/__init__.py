@@ -1,0 +1,1 @@
+"""Developer tools that run outside the project's venv: slither (static analysis of ``contracts/src``)."""
