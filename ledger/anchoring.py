@@ -157,7 +157,7 @@ class Anchorer:
         resynced = False
         for model in self.store.models(status="pending"):
             model_key = keccak(text=model.model_id)
-            on_chain = functions.modelHash(model_key, model.version).call()
+            on_chain = functions.modelHash(bytes.fromhex(model.job_id[2:]), model_key, model.version).call()
             if "0x" + bytes(on_chain).hex() == model.model_hash:  # anchored before a crash: adopt it
                 self.store.mark_model(model.model_id, model.version, "confirmed", tx_hash=None, block=None)
                 report.models_confirmed += 1

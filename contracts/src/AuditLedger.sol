@@ -62,8 +62,11 @@ contract AuditLedger is EIP712 {
     // Anchoring is the hot path: two fresh storage slots per batch (batch id -> root, root -> record).
     mapping(bytes32 batchId => bytes32 root) private _batchRoot;
     mapping(bytes32 root => RootRecord) private _roots;
-    mapping(bytes32 modelId => uint32 version) private _latestModelVersion;
-    mapping(bytes32 modelId => mapping(uint32 version => bytes32 modelHash)) private _modelHashes;
+    // Model ids are namespaced by job: a member can only record models of jobs it is party to, so no one can
+    // take a version number of another job's model (a global id could be squatted from a job of one's own).
+    mapping(bytes32 jobId => mapping(bytes32 modelId => uint32 version)) private _latestModelVersion;
+    mapping(bytes32 jobId => mapping(bytes32 modelId => mapping(uint32 version => bytes32 modelHash)))
+        private _modelHashes;
 
     /// @notice The zero address was given where a contract or account is required.
     error ZeroAddress();
@@ -258,7 +261,7 @@ contract AuditLedger is EIP712 {
     /// @notice Record the hash of a model version produced by a job (anchoring service or a job party).
     /// @param jobId The job that produced the model.
     /// @param modelId Non-zero model id.
-    /// @param version Must be the latest version of `modelId` plus one (the first version is 1).
+    /// @param version Must be the latest version of `modelId` in this job plus one (the first version is 1).
     /// @param modelHash_ Non-zero hash of the model (its shares and runtime configuration).
     function recordModel(bytes32 jobId, bytes32 modelId, uint32 version, bytes32 modelHash_) external {
         if (_jobs[jobId].status == JobStatus.None) revert UnknownJob(jobId);
@@ -266,10 +269,10 @@ contract AuditLedger is EIP712 {
             revert NotJobParty(jobId, msg.sender);
         }
         if (modelId == bytes32(0) || modelHash_ == bytes32(0)) revert InvalidModel();
-        uint32 expected = _latestModelVersion[modelId] + 1;
+        uint32 expected = _latestModelVersion[jobId][modelId] + 1;
         if (version != expected) revert NonSequentialVersion(modelId, expected, version);
-        _latestModelVersion[modelId] = version;
-        _modelHashes[modelId][version] = modelHash_;
+        _latestModelVersion[jobId][modelId] = version;
+        _modelHashes[jobId][modelId][version] = modelHash_;
         emit ModelRecorded(jobId, modelId, version, modelHash_);
     }
 
@@ -327,19 +330,21 @@ contract AuditLedger is EIP712 {
         return _roots[root].recordCount != 0;
     }
 
-    /// @notice The hash of a model version (zero if not recorded).
+    /// @notice The hash of a model version recorded by a job (zero if not recorded).
+    /// @param jobId The job that produced the model.
     /// @param modelId The model.
     /// @param version The version.
     /// @return The model hash.
-    function modelHash(bytes32 modelId, uint32 version) external view returns (bytes32) {
-        return _modelHashes[modelId][version];
+    function modelHash(bytes32 jobId, bytes32 modelId, uint32 version) external view returns (bytes32) {
+        return _modelHashes[jobId][modelId][version];
     }
 
-    /// @notice The latest recorded version of a model (zero if none).
+    /// @notice The latest version of a model recorded by a job (zero if none).
+    /// @param jobId The job that produced the model.
     /// @param modelId The model.
     /// @return The latest version.
-    function latestModelVersion(bytes32 modelId) external view returns (uint32) {
-        return _latestModelVersion[modelId];
+    function latestModelVersion(bytes32 jobId, bytes32 modelId) external view returns (uint32) {
+        return _latestModelVersion[jobId][modelId];
     }
 
     /// @notice Whether `proof` proves `leaf` against `root` (sorted-pair keccak, as OpenZeppelin).

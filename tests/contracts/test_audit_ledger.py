@@ -283,16 +283,35 @@ def test_record_model_versions(env: ContractsEnv) -> None:
     fns = env.ledger.functions
     create_job(env, env.member_a, [env.member_a, env.member_b], [])
     model, h1, h2 = keccak(b"model"), keccak(b"weights-1"), keccak(b"weights-2")
-    assert fns.latestModelVersion(model).call() == 0
+    assert fns.latestModelVersion(JOB, model).call() == 0
     receipt = env.ok(fns.recordModel(JOB, model, 1, h1), env.member_b)
     assert env.events(receipt, env.ledger, "ModelRecorded") == [
         {"jobId": JOB, "modelId": model, "version": 1, "modelHash": h1}
     ]
     env.ok(fns.recordModel(JOB, model, 2, h2), env.anchor)  # the anchoring service may record too
-    assert fns.latestModelVersion(model).call() == 2
-    assert fns.modelHash(model, 1).call() == h1
-    assert fns.modelHash(model, 2).call() == h2
-    assert fns.modelHash(model, 3).call() == ZERO32
+    assert fns.latestModelVersion(JOB, model).call() == 2
+    assert fns.modelHash(JOB, model, 1).call() == h1
+    assert fns.modelHash(JOB, model, 2).call() == h2
+    assert fns.modelHash(JOB, model, 3).call() == ZERO32
+
+
+def test_a_model_version_cannot_be_squatted_from_another_job(env: ContractsEnv) -> None:
+    """Model ids are per job: a member recording "version 1" of the same model id in a job of its own does
+    not take that version from the job that really produced the model."""
+    fns = env.ledger.functions
+    create_job(env, env.member_a, [env.member_a, env.member_b], [])
+    other = keccak(b"job-of-carol")
+    env.ok(fns.createJob(other, MANIFEST, [env.member_c.address], []), env.member_c)
+    model, real, squatted = keccak(b"model"), keccak(b"weights"), keccak(b"not-the-weights")
+    env.ok(fns.recordModel(other, model, 1, squatted), env.member_c)  # first, e.g. front-running
+    env.ok(fns.recordModel(JOB, model, 1, real), env.anchor)
+    assert fns.modelHash(JOB, model, 1).call() == real
+    assert fns.latestModelVersion(JOB, model).call() == 1
+    assert fns.modelHash(other, model, 1).call() == squatted
+    assert env.revert(fns.recordModel(JOB, model, 2, squatted), env.member_c) == (
+        "NotJobParty",
+        (JOB, env.member_c.address.lower()),
+    )
 
 
 def test_record_model_errors(env: ContractsEnv) -> None:

@@ -233,7 +233,9 @@ def test_models_are_recorded_on_chain_exactly_once(
     anchorer.run_once()
     (model,) = store.models(job_id=job)
     assert model.status == "confirmed" and model.block_number is not None
-    on_chain = anchorer.ledger.contract.functions.modelHash(keccak(text="credit_lr-abc-3"), 1).call()
+    on_chain = anchorer.ledger.contract.functions.modelHash(
+        bytes.fromhex(job[2:]), keccak(text="credit_lr-abc-3"), 1
+    ).call()
     assert "0x" + bytes(on_chain).hex() == model_hash
 
     # A crash after the anchor but before the bookkeeping: the model is adopted, not sent again.
@@ -273,7 +275,7 @@ def test_reorg_sends_a_recorded_model_back_and_records_it_again(
     assert anchorer.client.block_number() - model.block_number + 1 == 3
     rpc_call(devchain.rpc_url, "anvil_reorg", [3, []])
     rpc_call(devchain.rpc_url, "anvil_dropTransaction", [model.tx_hash])
-    assert bytes(functions.modelHash(model_key, 1).call()) == b"\0" * 32
+    assert bytes(functions.modelHash(bytes.fromhex(job[2:]), model_key, 1).call()) == b"\0" * 32
 
     report = indexer.poll()
     assert report.reorg_fork_block is not None and report.reorg_fork_block < model.block_number
@@ -286,8 +288,10 @@ def test_reorg_sends_a_recorded_model_back_and_records_it_again(
     anchorer.run_once()
     (final,) = store.models(job_id=job)
     assert final.status == "confirmed"
-    assert "0x" + bytes(functions.modelHash(model_key, 1).call()).hex() == model_hash
-    assert functions.latestModelVersion(model_key).call() == 1  # recorded once on the canonical chain
+    assert "0x" + bytes(functions.modelHash(bytes.fromhex(job[2:]), model_key, 1).call()).hex() == model_hash
+    assert (
+        functions.latestModelVersion(bytes.fromhex(job[2:]), model_key).call() == 1
+    )  # recorded once on the canonical chain
 
 
 def test_model_of_a_job_not_on_chain_waits(
