@@ -249,6 +249,11 @@ class ApiClient:
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise self._unreachable(exc) from None
+        except requests.RequestException as exc:  # e.g. an invalid URL: its message could carry the header
+            raise ApiUnreachableError(
+                f"cannot send the request to {self.base_url}: {type(exc).__name__}",
+                hint=f"check {API_URL_ENV} / --api-url",
+            ) from None
         if response.status_code >= 400:
             raise _api_error(response)
         return response
@@ -318,7 +323,15 @@ def _client(api_url: str, api_key: str | None) -> ApiClient:
             hint=f"export {API_KEY_ENV}=<key> (`secureflow up` prints the keys; the environment keeps it "
             "out of your shell history)",
         )
+    if not API_KEY.match(api_key.strip()):  # checked here so that no library error ever echoes it
+        raise ConfigurationError(
+            "the API key is not of the form sfk_<12 hex digits>_<secret>",
+            hint=f"copy the whole key, on one line, into {API_KEY_ENV}",
+        )
     return ApiClient(api_url, api_key.strip())
+
+
+API_KEY = re.compile(r"^sfk_[0-9a-f]{12}_[A-Za-z0-9_-]+$")
 
 
 def _job_id(value: str) -> str:

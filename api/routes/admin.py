@@ -112,7 +112,8 @@ def create_key(request: Request, member_id: MemberId, body: KeyIn | None = None)
 
 @router.post("/keys/{key_id}/revoke", dependencies=[Depends(ADMIN)], response_model=KeyOut)
 def revoke_key(request: Request, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]) -> KeyOut:
-    """Revoke a key: it never authenticates again (idempotent)."""
+    """Revoke a key (idempotent): this process refuses it at once; other API processes within the 2 s of
+    their authentication cache (SECUREFLOW_API_WORKERS > 1)."""
     return KeyOut.of(services(request).db.revoke_key(key_id))
 
 

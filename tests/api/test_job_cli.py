@@ -319,7 +319,7 @@ def test_submit_follow_exits_1_when_the_job_fails(
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_errors_are_one_line_with_a_hint_and_never_show_the_key(env: Env, tmp_path: Path) -> None:
     job_id = submit(env, tmp_path)
-    wrong = "sfk_" + "0" * 40
+    wrong = "sfk_" + "0" * 12 + "_" + "x" * 43  # well-formed, unknown to the API
     for args in (["list"], ["status", job_id], ["status", job_id, "--follow"], ["bundle", job_id, "-o", "x"]):
         denied = env.job(args, ok=False, SECUREFLOW_API_KEY=wrong)
         assert denied.exit_code == 1
@@ -328,6 +328,10 @@ def test_errors_are_one_line_with_a_hint_and_never_show_the_key(env: Env, tmp_pa
         assert f"export {job_cli.API_KEY_ENV}=<key>" in denied.stderr
         assert wrong not in denied.output
     assert not (Path.cwd() / "x").exists()
+    mangled = "sfk_" + "0" * 12 + "_SECRETPART\nx"  # a pasted key with a line break inside
+    refused = env.job(["list"], ok=False, SECUREFLOW_API_KEY=mangled)
+    assert refused.exit_code == 1 and "SECRETPART" not in refused.output and "Traceback" not in refused.output
+    assert "not of the form sfk_" in refused.stderr
 
     dead = f"http://127.0.0.1:{free_port()}"
     for args in (["list"], ["status", job_id, "--follow"], ["submit", str(write_manifest(tmp_path))]):
