@@ -103,6 +103,18 @@ def run_until_settled(anchorer: Anchorer, indexer: EventIndexer | None = None, p
     raise AssertionError(f"records did not settle: {anchorer.store.count_records_by_status()}")
 
 
+def anchor_and_index(stack: LedgerStack, store: SqlLedgerStore) -> None:
+    """Run a fresh anchoring worker and event indexer until every accepted record is confirmed."""
+    client = stack.client()
+    indexer = EventIndexer(
+        store,
+        client,
+        connect(client, stack.deployment, "AuditLedger"),
+        from_block=stack.deployment.deploy_block,
+    )
+    run_until_settled(make_anchorer(stack, store, client), indexer)
+
+
 def assert_exactly_once(stack: LedgerStack, store: SqlLedgerStore, job_ids: list[str], total: int) -> None:
     """Every record confirmed in one batch; every batch anchored once on chain; proofs verify on chain."""
     reader = stack.ledger(stack.client())

@@ -19,7 +19,7 @@ import requests
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled, step
+from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
 
 from api.app import create_app
 from api.auth import allow, assert_every_route_guarded, route_access
@@ -27,9 +27,7 @@ from api.db import ROLES
 from api.serve import add_member_key, ensure_admin_key
 from api.settings import ApiSettings
 from api.testing import LiveServer
-from ledger.deploy import connect
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
-from ledger.indexer import EventIndexer
 from ledger.store import SqlLedgerStore, open_store
 from ledger.verify import verify_receipt
 
@@ -329,15 +327,7 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
     not_yet = env.call("GET", f"/v1/jobs/{job_id}/steps/1/receipt", "auditor")
     assert_error(not_yet, 409, "not_anchored")
 
-    client = env.stack.client()
-    anchorer = make_anchorer(env.stack, env.store, client)
-    indexer = EventIndexer(
-        env.store,
-        client,
-        connect(client, env.stack.deployment, "AuditLedger"),
-        from_block=env.stack.deployment.deploy_block,
-    )
-    run_until_settled(anchorer, indexer)
+    anchor_and_index(env.stack, env.store)
 
     receipt = env.call("GET", f"/v1/jobs/{job_id}/steps/3/receipt", "member")
     assert receipt.status_code == 200, receipt.text

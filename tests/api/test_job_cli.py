@@ -22,7 +22,7 @@ import pytest
 import requests
 from eth_account import Account
 from rich.console import Console
-from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled, step
+from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
 from typer.testing import CliRunner, Result
 
 import api.job_cli as job_cli
@@ -32,9 +32,7 @@ from api.serve import add_member_key, ensure_admin_key
 from api.settings import ApiSettings
 from api.testing import LiveServer
 from ledger.chain import TransactionSender
-from ledger.deploy import connect
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, free_port
-from ledger.indexer import EventIndexer
 from ledger.nonces import ChainNonceSource
 from ledger.store import SqlLedgerStore, open_store
 from ledger.verify import verify_file, verify_receipt
@@ -84,14 +82,7 @@ class Env:
                 "POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, seq).model_dump(mode="json")
             )
             assert posted.status_code == 201, posted.text
-        client = self.stack.client()
-        indexer = EventIndexer(
-            self.store,
-            client,
-            connect(client, self.stack.deployment, "AuditLedger"),
-            from_block=self.stack.deployment.deploy_block,
-        )
-        run_until_settled(make_anchorer(self.stack, self.store, client), indexer)
+        anchor_and_index(self.stack, self.store)
 
 
 @pytest.fixture

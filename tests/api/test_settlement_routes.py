@@ -15,16 +15,21 @@ from typing import Any
 import pytest
 import requests
 from eth_account import Account
-from stack import ALICE, BOB, accept, make_anchorer, new_job, open_job_on_chain, run_until_settled
+from stack import (
+    ALICE,
+    BOB,
+    accept,
+    anchor_and_index,
+    new_job,
+    open_job_on_chain,
+)
 from test_api_service import ADMIN, Env, assert_error, env, snapshot  # noqa: F401  (the live app fixture)
 from web3 import Web3
 
 from api.serve import add_member_key
 from ledger.artifacts import load_artifact
 from ledger.chain import TransactionSender
-from ledger.deploy import connect
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
-from ledger.indexer import EventIndexer
 from ledger.nonces import ChainNonceSource
 from ledger.settlement import allocate, sign_approval
 
@@ -80,14 +85,7 @@ def db_state(live: Env) -> tuple[Any, ...]:
 
 
 def anchor(live: Env) -> None:
-    client = live.stack.client()
-    indexer = EventIndexer(
-        live.store,
-        client,
-        connect(client, live.stack.deployment, "AuditLedger"),
-        from_block=live.stack.deployment.deploy_block,
-    )
-    run_until_settled(make_anchorer(live.stack, live.store, client), indexer)
+    anchor_and_index(live.stack, live.store)
 
 
 def settlement_address(live: Env) -> str:

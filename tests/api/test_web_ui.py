@@ -29,12 +29,10 @@ import requests
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import update
-from stack import BOB, make_anchorer, run_until_settled, step
+from stack import BOB, anchor_and_index, step
 from test_api_service import SERVICE, Env, env, submit  # noqa: F401  (the live app fixture)
 
 from api.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
-from ledger.deploy import connect
-from ledger.indexer import EventIndexer
 from ledger.recorder import to_outbox
 from ledger.store.models import StepRecordOrm
 from ledger.store.schemas import NewJob
@@ -116,15 +114,7 @@ def anchored_job(env: Env, steps: int) -> str:  # noqa: F811
             "POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, seq).model_dump(mode="json")
         )
         assert response.status_code == 201, response.text
-    client = env.stack.client()
-    anchorer = make_anchorer(env.stack, env.store, client)
-    indexer = EventIndexer(
-        env.store,
-        client,
-        connect(client, env.stack.deployment, "AuditLedger"),
-        from_block=env.stack.deployment.deploy_block,
-    )
-    run_until_settled(anchorer, indexer)
+    anchor_and_index(env.stack, env.store)
     return job_id
 
 
