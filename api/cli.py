@@ -184,6 +184,34 @@ def api(
     run_api(with_worker=with_worker, echo=console.print)
 
 
+@app.command()
+def node(
+    party: Annotated[str, typer.Option(help="this member's party name (as in the job manifests)")],
+    data_dir: Annotated[
+        Path, typer.Option(help="the party folder: data/, models/, secrets/member.key (created if missing)")
+    ],
+    redis_url: Annotated[
+        str, typer.Option(envvar="SECUREFLOW_COMPUTE_REDIS_URL", help="the job queue, redis://host:6379/0")
+    ],
+    host: Annotated[
+        str, typer.Option(help="the address the other parties' workers reach this host at")
+    ] = "127.0.0.1",
+    prefix: Annotated[
+        str, typer.Option(envvar="SECUREFLOW_COMPUTE_REDIS_PREFIX", help="key prefix of the job queue")
+    ] = "secureflow",
+    log_level: Annotated[str, typer.Option(help="log level of the node")] = "INFO",
+) -> None:
+    """Distributed mode: run this member's party worker next to its data, taking work from its own queue."""
+    from compute.errors import ComputeError
+    from compute.worker.node import run_node
+
+    try:
+        run_node(party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level)
+    except ComputeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
 @app.command("anchor-worker")
 @friendly_errors
 def anchor_worker() -> None:

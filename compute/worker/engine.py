@@ -12,12 +12,19 @@ a step failed (a SecretFlow cluster restarts as a unit, on new ports).
 
 Every request has a timeout, and a dead worker is noticed within a second:
 the caller gets a `WorkerError`, never a hang.
+
+``launcher="distributed"`` keeps this API but reaches each party's worker
+through its ``secureflow node`` on the member's own host, over Redis
+(`compute.worker.link`, `compute.worker.node`): `start` asks every node for
+its free ports, sends all of them the cluster table, and waits for the
+workers' hello/ready as in local mode; a node whose heartbeat stops counts as
+a dead worker (noticed within ``node_timeout``). The party folders (data,
+models, secrets) then live on the members' hosts, not under ``root``.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,40 +32,90 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from compute.errors import ComputeError, WorkerError, WorkerTimeoutError
+from compute.worker.link import DEFAULT_PREFIX, Link, LocalLink, RedisLink, RedisSession, wait_links
 from compute.worker.protocol import SPU_PROFILES, PartyPorts, WorkerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free TCP ports on ``host`` (held open together so they differ)."""
     with ExitStack() as stack:
         ports = []
         for _ in range(count):
             s = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            s.bind(("127.0.0.1", 0))
+            s.bind((host, 0))
             ports.append(int(s.getsockname()[1]))
         return ports
+
+
+def spawn_worker(
+    party: str,
+    pdir: Path,
+    table: dict[str, PartyPorts],
+    *,
+    log_level: str,
+    spu_profiles: dict[str, dict[str, Any]],
+) -> LocalLink:
+    """Start ``party``'s worker process (`compute.worker.main`) in ``pdir`` with the cluster ``table``."""
+    for sub in ("data", "models", "tmp", "work", "logs", "secrets"):
+        (pdir / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(pdir / "secrets", 0o700)
+    parent_sock, child_sock = socket.socketpair()
+    settings = WorkerSettings(
+        party=party,
+        parties=table,
+        party_dir=str(pdir),
+        fd=child_sock.fileno(),
+        coordinator_pid=os.getpid(),
+        log_level=log_level,
+        spu_profiles=spu_profiles,
+    )
+    settings_path = pdir / "worker.json"
+    settings_path.write_text(settings.model_dump_json())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env["TMPDIR"] = str(pdir / "tmp")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    with open(pdir / "logs" / "worker.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "compute.worker.main", str(settings_path)],
+            pass_fds=(child_sock.fileno(),),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(pdir / "work"),
+            env=env,
+        )
+    child_sock.close()
+    return LocalLink(party, proc, Connection(parent_sock.detach()))
 
 
 @dataclass
 class WorkerHandle:
     party: str
     party_dir: Path
-    proc: subprocess.Popen[bytes]
-    conn: Connection
+    link: Link
     address: str = ""
     pid: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.link.alive()
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The local worker process (local mode only)."""
+        if not isinstance(self.link, LocalLink):
+            raise ComputeError(f"party {self.party!r} runs on its node's host, not here")
+        return self.link.proc
 
 
 class Engine:
@@ -73,9 +130,25 @@ class Engine:
         step_timeout: float = 3600.0,
         log_level: str = "warning",
         spu_profiles: Mapping[str, Mapping[str, Any]] | None = None,
+        launcher: Literal["local", "distributed"] = "local",
+        redis_url: str | None = None,
+        redis_prefix: str = DEFAULT_PREFIX,
+        node_timeout: float = 5.0,
     ) -> None:
         if len(parties) != 2 or len(set(parties)) != 2:
             raise ComputeError("the engine runs exactly two distinct parties", hint="name two parties")
+        if launcher not in ("local", "distributed"):
+            raise ComputeError(f"unknown launcher {launcher!r}", hint="use 'local' or 'distributed'")
+        if launcher == "distributed" and not redis_url:
+            raise ComputeError(
+                "the distributed launcher needs the job queue's Redis URL",
+                hint="pass redis_url= (SECUREFLOW_COMPUTE_REDIS_URL), e.g. redis://127.0.0.1:6379/0",
+            )
+        self.launcher = launcher
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self.node_timeout = node_timeout
+        self.session: RedisSession | None = None
         self.parties = tuple(parties)
         self.root = Path(root).resolve()  # workers run with their own cwd: paths must be absolute
         self.start_timeout = start_timeout
@@ -91,6 +164,11 @@ class Engine:
 
     # -- paths ---------------------------------------------------------------------------------------
     def party_dir(self, party: str) -> Path:
+        if self.launcher == "distributed":
+            raise ComputeError(
+                f"party {party!r}'s folder is on its node's host",
+                hint="read and write a member's files on that member's host (`secureflow node --data-dir`)",
+            )
         return self.root / party
 
     def data_dir(self, party: str) -> Path:
@@ -112,6 +190,17 @@ class Engine:
         if self.workers:
             raise ComputeError("engine already started", hint="call shutdown() or ensure_healthy()")
         t0 = time.monotonic()
+        if self.launcher == "distributed":
+            try:
+                self._start_nodes()
+                self._await_ready()
+            except BaseException:
+                self._kill_all()
+                raise
+            self.healthy = True
+            self.starts += 1
+            self.last_start_s = time.monotonic() - t0
+            return
         ports = free_ports(len(self.parties) * (1 + len(self.spu_profiles)))
         it = iter(ports)
         table = {
@@ -131,39 +220,45 @@ class Engine:
 
     def _spawn(self, party: str, table: dict[str, PartyPorts]) -> WorkerHandle:
         pdir = self.party_dir(party)
-        for sub in ("data", "models", "tmp", "work", "logs", "secrets"):
-            (pdir / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(pdir / "secrets", 0o700)
-        parent_sock, child_sock = socket.socketpair()
-        settings = WorkerSettings(
-            party=party,
-            parties=table,
-            party_dir=str(pdir),
-            fd=child_sock.fileno(),
-            coordinator_pid=os.getpid(),
-            log_level=self.log_level,
-            spu_profiles=self.spu_profiles,
+        link = spawn_worker(party, pdir, table, log_level=self.log_level, spu_profiles=self.spu_profiles)
+        return WorkerHandle(party=party, party_dir=pdir, link=link)
+
+    def _start_nodes(self) -> None:
+        """Distributed start: each node reports free ports, gets the cluster table, starts its worker."""
+        import redis
+
+        assert self.redis_url is not None
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=30.0)
+        hub = RedisSession(
+            client,
+            self.parties,
+            prefix=self.redis_prefix,
+            node_timeout=self.node_timeout,
+            expires_s=self.start_timeout,
         )
-        settings_path = pdir / "worker.json"
-        settings_path.write_text(settings.model_dump_json())
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
-        env["TMPDIR"] = str(pdir / "tmp")
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        with open(self.log_path(party), "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "compute.worker.main", str(settings_path)],
-                pass_fds=(child_sock.fileno(),),
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=str(pdir / "work"),
-                env=env,
-            )
-        child_sock.close()
-        conn = Connection(parent_sock.detach())
-        return WorkerHandle(party=party, party_dir=pdir, proc=proc, conn=conn)
+        self.session = hub
+        for party in self.parties:
+            self.workers[party] = WorkerHandle(party=party, party_dir=Path(), link=RedisLink(hub, party))
+            hub.push(party, "start", log_level=self.log_level, spu_profiles=self.spu_profiles)
+        table: dict[str, PartyPorts] = {}
+        deadline = time.monotonic() + self.start_timeout
+        while len(table) < len(self.parties):
+            missing = set(self.parties) - set(table)
+            try:
+                msgs = self._collect(missing, deadline, what="node start")
+            except WorkerError as exc:
+                raise type(exc)(
+                    f"no answer from the node(s) of {', '.join(sorted(missing))}: {exc}",
+                    hint=f"run `secureflow node --party NAME --redis-url ... --prefix {self.redis_prefix}` "
+                    "on each member's host, against the same Redis",
+                ) from None
+            for party, msg in msgs.items():
+                if msg.get("op") != "ports":
+                    raise WorkerError(f"party {party!r}'s node answered {msg.get('op')!r} to start")
+                table[party] = PartyPorts(host=str(msg["host"]), **msg["ports"])
+        ordered = {p: table[p].model_dump() for p in self.parties}
+        for party in self.parties:
+            hub.push(party, "table", parties=ordered)
 
     def _await_ready(self) -> None:
         pending = {p: {"hello", "ready"} for p in self.parties}
@@ -192,35 +287,22 @@ class Engine:
         """Stop every worker (polite request, then SIGTERM/SIGKILL to its process group)."""
         for w in self.workers.values():
             if w.alive():
-                with suppress(OSError):
-                    w.conn.send({"op": "shutdown"})
+                with suppress(OSError, WorkerError):
+                    w.link.send({"op": "shutdown"})
         deadline = time.monotonic() + timeout
         for w in self.workers.values():
             remaining = max(0.1, deadline - time.monotonic())
-            with suppress(subprocess.TimeoutExpired):
-                w.proc.wait(remaining)
+            w.link.wait_exit(remaining)
         self._kill_all()
 
     def _kill_all(self) -> None:
         for w in self.workers.values():
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(w.proc.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    break
-                try:
-                    w.proc.wait(3.0)
-                    # the group may still hold children of the worker: kill the group anyway
-                    os.killpg(w.proc.pid, signal.SIGKILL)
-                except subprocess.TimeoutExpired:
-                    continue
-                except (ProcessLookupError, PermissionError):
-                    pass
-                break
-            with suppress(subprocess.TimeoutExpired):
-                w.proc.wait(5.0)
-            w.conn.close()
+            w.link.kill()
+            w.link.close()
         self.workers.clear()
+        if self.session is not None:
+            self.session.close()
+            self.session = None
         self.healthy = False
 
     def __enter__(self) -> Engine:
@@ -242,36 +324,34 @@ class Engine:
         many more seconds (a party that failed alone leaves its peers waiting inside SecretFlow).
         """
         out: dict[str, dict[str, Any]] = {}
-        by_conn = {self.workers[p].conn: p for p in parties}
-        while by_conn:
+        by_link: dict[Link, str] = {self.workers[p].link: p for p in parties}
+        while by_link:
             now = time.monotonic()
             if now >= deadline:
                 self.healthy = False
                 exc = WorkerTimeoutError(
-                    f"party worker(s) {', '.join(sorted(by_conn.values()))} did not answer {what} in time"
+                    f"party worker(s) {', '.join(sorted(by_link.values()))} did not answer {what} in time"
                 )
                 exc.replies = dict(out)
                 raise exc
-            ready = wait(list(by_conn), timeout=min(1.0, deadline - now))
-            for item in ready:
-                conn = item if isinstance(item, Connection) else None
-                assert conn is not None
-                party = by_conn[conn]
+            ready = wait_links(list(by_link), timeout=min(1.0, deadline - now))
+            for link in ready:
+                party = by_link[link]
                 try:
-                    out[party] = conn.recv()
+                    out[party] = link.recv()
                     if failure_grace is not None and out[party].get("ok") is False:
                         deadline = min(deadline, time.monotonic() + failure_grace)
                 except (EOFError, OSError):
                     self.healthy = False
-                    code = self.workers[party].proc.poll()
+                    code = link.exit_code()
                     raise WorkerError(
                         f"party {party!r} worker died during {what} (exit code {code})"
                     ) from None
-                del by_conn[conn]
-            for party in list(by_conn.values()):
+                del by_link[link]
+            for party in list(by_link.values()):
                 if not self.workers[party].alive():
                     self.healthy = False
-                    code = self.workers[party].proc.poll()
+                    code = self.workers[party].link.exit_code()
                     raise WorkerError(f"party {party!r} worker died during {what} (exit code {code})")
         return out
 
@@ -288,7 +368,7 @@ class Engine:
             raise WorkerError("the engine is not started", hint="call Engine.start() or use it as a context")
         for party, msg in messages.items():
             try:
-                self.workers[party].conn.send(dict(msg))
+                self.workers[party].link.send(dict(msg))
             except (OSError, EOFError):
                 self.healthy = False
                 raise WorkerError(f"party {party!r} worker is gone") from None
@@ -319,8 +399,10 @@ class Engine:
         """Current and peak resident memory of each worker (from /proc), in bytes."""
         out = {}
         for party, w in self.workers.items():
+            if not isinstance(w.link, LocalLink):
+                continue  # a node's worker runs on its member's host
             try:
-                status = Path(f"/proc/{w.proc.pid}/status").read_text()
+                status = Path(f"/proc/{w.link.proc.pid}/status").read_text()
             except OSError:
                 continue
             for line in status.splitlines():

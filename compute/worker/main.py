@@ -55,6 +55,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
+def _listen(host: str, port: int) -> str:
+    """Where to listen: loopback stays loopback; a node's public --host may be NATed, so all interfaces."""
+    return f"{host}:{port}" if host in ("127.0.0.1", "localhost") else f"0.0.0.0:{port}"
+
+
 def _read_or_create(path: Path, make: Any) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if path.exists():
@@ -120,7 +125,7 @@ class Worker:
         t1 = time.monotonic()
         cluster = {
             "parties": {
-                p: {"address": f"127.0.0.1:{ports.fed}", "listen_addr": f"127.0.0.1:{ports.fed}"}
+                p: {"address": f"{ports.host}:{ports.fed}", "listen_addr": _listen(ports.host, ports.fed)}
                 for p, ports in self.settings.parties.items()
             },
             "self_party": self.party,
@@ -137,7 +142,11 @@ class Worker:
             self.devices[f"pyu:{p}"] = sf.PYU(p)
         for profile, runtime in self.settings.spu_profiles.items():
             nodes = [
-                {"party": p, "address": f"127.0.0.1:{ports.spu[profile]}"}
+                {
+                    "party": p,
+                    "address": f"{ports.host}:{ports.spu[profile]}",
+                    "listen_address": _listen(ports.host, ports.spu[profile]),
+                }
                 for p, ports in self.settings.parties.items()
             ]
             self.devices[f"spu:{profile}"] = sf.SPU(

@@ -1,0 +1,302 @@
+"""How the engine reaches one party worker: a `Link` (send, recv, wait, alive, kill, close).
+
+Two transports, one engine:
+
+* `LocalLink` (``launcher="local"``): the worker is a child process on this
+  host; messages go over the inherited Unix socket pair
+  (`multiprocessing.connection.Connection`), exactly as before the seam.
+* `RedisLink` (``launcher="distributed"``): the worker runs under
+  ``secureflow node`` on the member's own host (`compute.worker.node`); the
+  node relays between the worker's socket and Redis lists.
+
+Redis layout (``prefix`` defaults to ``secureflow``), one *session* per
+`Engine.start` (a fresh random id):
+
+* ``<prefix>:party:<party>:in`` - the party's inbound queue; only that party's
+  node reads it. Entries are JSON ``{"session", "exp", "op": "start" |
+  "table" | "msg" | "stop", ...}``; a node drops entries of a session it is
+  not in and entries past ``exp`` (unix seconds), so a dead engine's leftovers
+  are never run.
+* ``<prefix>:coord:<session>:out`` - what the nodes send back (JSON
+  ``{"session", "party", "op": "ports" | "msg" | "exit", ...}``).
+* ``<prefix>:coord:<session>:hb:<party>`` - the node's heartbeat, a key
+  rewritten every second with a short TTL: when it vanishes the node (or its
+  host) is gone, and the engine raises `WorkerError`.
+
+Messages are JSON (never pickle over the network); they carry names,
+metadata, digests and signatures, never a party's cells, salt or key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from contextlib import suppress
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any, Protocol
+
+from compute.errors import WorkerError
+
+if TYPE_CHECKING:  # redis is imported only in distributed mode
+    import redis
+
+DEFAULT_PREFIX = "secureflow"
+HEARTBEAT_S = 1.0
+OUT_TTL_S = 24 * 3600  # an engine that vanished leaves nothing behind for longer than this
+
+
+def inbound_key(prefix: str, party: str) -> str:
+    return f"{prefix}:party:{party}:in"
+
+
+def outbound_key(prefix: str, session: str) -> str:
+    return f"{prefix}:coord:{session}:out"
+
+
+def heartbeat_key(prefix: str, session: str, party: str) -> str:
+    return f"{prefix}:coord:{session}:hb:{party}"
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(message, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise WorkerError(
+            f"a message for a remote party cannot be sent as JSON ({exc})",
+            hint="send only JSON values (str, numbers, lists, dicts) to party workers",
+        ) from None
+
+
+def decode(raw: bytes | str) -> dict[str, Any] | None:
+    """The JSON object in ``raw``, or None when it is not one (logged by the caller, never run)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class Link(Protocol):
+    party: str
+
+    def send(self, msg: dict[str, Any]) -> None: ...
+    def recv(self) -> dict[str, Any]: ...
+    def alive(self) -> bool: ...
+    def exit_code(self) -> int | None: ...
+    def wait_exit(self, timeout: float) -> None: ...
+    def kill(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class LocalLink:
+    """A worker child process on this host and its end of the socket pair."""
+
+    def __init__(self, party: str, proc: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.party, self.proc, self.conn = party, proc, conn
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self.conn.send(msg)
+
+    def recv(self) -> dict[str, Any]:
+        msg: dict[str, Any] = self.conn.recv()
+        return msg
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+    def wait_exit(self, timeout: float) -> None:
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGTERM, then SIGKILL, to the worker's process group (its children included)."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                break
+            try:
+                self.proc.wait(3.0)
+                # the group may still hold children of the worker: kill the group anyway
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except subprocess.TimeoutExpired:
+                continue
+            except (ProcessLookupError, PermissionError):
+                pass
+            break
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5.0)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class RedisSession:
+    """The engine's side of one distributed session: pushes to the parties' queues, demultiplexes replies."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        parties: Sequence[str],
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        node_timeout: float = 5.0,
+        expires_s: float = 300.0,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.session = uuid.uuid4().hex
+        self.parties = tuple(parties)
+        self.node_timeout = node_timeout
+        self.expires_s = expires_s
+        self.out_key = outbound_key(prefix, self.session)
+        self.buffers: dict[str, deque[dict[str, Any]]] = {p: deque() for p in parties}
+        self.exited: dict[str, int | None] = {}
+        self.started = time.monotonic()
+
+    def push(self, party: str, op: str, **fields: Any) -> None:
+        import redis
+
+        entry = {"session": self.session, "op": op, "exp": time.time() + self.expires_s, **fields}
+        try:
+            self.client.rpush(inbound_key(self.prefix, party), encode(entry))
+        except redis.RedisError as exc:
+            raise WorkerError(
+                f"cannot reach the job queue to send party {party!r} its work ({type(exc).__name__})",
+                hint="check that Redis is running and SECUREFLOW_COMPUTE_REDIS_URL points at it",
+            ) from None
+
+    def _take(self, raw: bytes | str) -> None:
+        entry = decode(raw)
+        if entry is None or entry.get("session") != self.session or entry.get("party") not in self.buffers:
+            return  # not ours (a stale session or garbage): dropped, never delivered
+        party = str(entry["party"])
+        op = entry.get("op")
+        if op == "msg" and isinstance(entry.get("msg"), dict):
+            self.buffers[party].append(entry["msg"])
+        elif op == "ports":
+            self.buffers[party].append(
+                {"op": "ports", "host": entry.get("host"), "ports": entry.get("ports")}
+            )
+        elif op == "exit":
+            code = entry.get("code")
+            self.exited[party] = code if isinstance(code, int) else None
+
+    def pump(self, timeout: float) -> None:
+        """Move what the nodes sent into the per-party buffers, blocking up to ``timeout`` for the first."""
+        import redis
+
+        try:
+            if timeout > 0:
+                got = self.client.blpop([self.out_key], timeout=max(0.01, timeout))
+                if got is None:
+                    return
+                self._take(got[1])
+            while isinstance(raw := self.client.lpop(self.out_key), bytes | str):
+                self._take(raw)
+        except redis.RedisError as exc:
+            raise WorkerError(
+                f"lost the job queue while waiting for the party nodes ({type(exc).__name__})",
+                hint="check that Redis is running and reachable from the API host",
+            ) from None
+
+    def wait(self, parties: Sequence[str], timeout: float) -> list[str]:
+        """The parties among ``parties`` with a buffered message, waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = [p for p in parties if self.buffers[p]]
+            now = time.monotonic()
+            if ready or now >= deadline:
+                return ready
+            self.pump(min(1.0, deadline - now))
+            if any(p in self.exited for p in parties):
+                return [p for p in parties if self.buffers[p]]
+
+    def heartbeat(self, party: str) -> dict[str, Any] | None:
+        import redis
+
+        try:
+            raw = self.client.get(heartbeat_key(self.prefix, self.session, party))
+        except redis.RedisError:
+            return None
+        return None if raw is None else decode(raw)
+
+    def close(self) -> None:
+        import redis
+
+        with suppress(redis.RedisError):
+            self.client.delete(self.out_key)
+
+
+class RedisLink:
+    """One party's worker behind its ``secureflow node``, reached through `RedisSession`."""
+
+    def __init__(self, hub: RedisSession, party: str) -> None:
+        self.hub, self.party = hub, party
+        self.closed = False
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if not self.alive():
+            raise OSError(f"the node of party {self.party!r} is gone")
+        self.hub.push(self.party, "msg", msg=msg)
+
+    def recv(self) -> dict[str, Any]:
+        buf = self.hub.buffers[self.party]
+        if not buf:
+            self.hub.pump(0.0)
+        if buf:
+            return buf.popleft()
+        raise EOFError(f"no message from party {self.party!r}")
+
+    def alive(self) -> bool:
+        if self.closed or self.party in self.hub.exited:
+            return False
+        hb = self.hub.heartbeat(self.party)
+        if hb is None:
+            # no heartbeat yet: the node has a grace period to take the start message
+            return time.monotonic() - self.hub.started < self.hub.node_timeout and not self.hub.exited
+        return hb.get("worker") != "exited"
+
+    def exit_code(self) -> int | None:
+        if self.party in self.hub.exited:
+            return self.hub.exited[self.party]
+        hb = self.hub.heartbeat(self.party)
+        code = None if hb is None else hb.get("code")
+        return code if isinstance(code, int) else None
+
+    def wait_exit(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            self.hub.pump(min(0.5, max(0.01, deadline - time.monotonic())))
+
+    def kill(self) -> None:
+        if not self.closed:
+            with suppress(WorkerError):
+                self.hub.push(self.party, "stop")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def wait_links(links: Sequence[Link], timeout: float) -> list[Link]:
+    """The links among ``links`` with a message to read (or EOF), waiting up to ``timeout`` seconds."""
+    if all(isinstance(link, LocalLink) for link in links):
+        by_conn = {link.conn: link for link in links if isinstance(link, LocalLink)}
+        return [by_conn[c] for c in wait(list(by_conn), timeout=timeout) if isinstance(c, Connection)]
+    remote = [link for link in links if isinstance(link, RedisLink)]
+    if len(remote) != len(links) or len({id(link.hub) for link in remote}) != 1:
+        raise WorkerError("links of one request must share one transport and session")
+    by_party = {link.party: link for link in remote}
+    ready = remote[0].hub.wait(list(by_party), timeout)
+    if not ready:  # a node reported its worker's exit: let the caller read the EOF
+        ready = [p for p in by_party if p in remote[0].hub.exited]
+    return [by_party[p] for p in ready]

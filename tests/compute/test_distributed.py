@@ -1,0 +1,324 @@
+"""Distributed mode: two real `secureflow node` processes, work through Redis, real SecretFlow.
+
+One pair of nodes (alice, bob; own party folders) and one distributed engine
+serve the whole module, on a key prefix of their own in the Redis at
+127.0.0.1:6379. The job is compared with the same job on the local-mode
+session engine; then the queue's isolation, stale sessions, a node killed
+mid-job and a node's SIGTERM are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from cf_helpers import joined, put, vertical_data
+
+from compute.errors import ComputeError, WorkerError
+from compute.runner import run_job
+from compute.signing import verify_party_signature
+from compute.worker.engine import REPO_ROOT, Engine
+from compute.worker.link import heartbeat_key, inbound_key, outbound_key
+from ledger.records import StepRecord
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PARTIES = ("alice", "bob")
+
+
+class Nodes:
+    def __init__(self, root: Path, prefix: str) -> None:
+        self.root, self.prefix = root, prefix
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def dir(self, party: str) -> Path:
+        return self.root / party
+
+    def start(self, party: str) -> None:
+        self.dir(party).mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        with open(self.root / f"{party}-node.log", "ab") as log:
+            self.procs[party] = subprocess.Popen(
+                [sys.executable, "-c", "from api.cli import main; main()", "node", "--party", party,
+                 "--data-dir", str(self.dir(party)), "--redis-url", REDIS_URL, "--prefix", self.prefix],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT),
+            )  # fmt: skip
+
+    def put(self, party: str, name: str, df: pd.DataFrame) -> str:
+        path = self.dir(party) / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False)
+        return name
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def rds() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory, rds: redis.Redis) -> Iterator[Nodes]:
+    n = Nodes(tmp_path_factory.mktemp("nodes"), f"sftest-{uuid.uuid4().hex[:12]}")
+    for party in PARTIES:
+        n.start(party)
+    try:
+        yield n
+    finally:
+        n.stop_all()
+        keys = list(rds.scan_iter(f"{n.prefix}:*"))
+        if keys:
+            rds.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def dengine(nodes: Nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    eng = Engine(
+        PARTIES,
+        tmp_path_factory.mktemp("coord"),
+        launcher="distributed",
+        redis_url=REDIS_URL,
+        redis_prefix=nodes.prefix,
+        step_timeout=300.0,
+        start_timeout=180.0,
+        node_timeout=5.0,
+    )
+    eng.start()
+    try:
+        yield eng
+    finally:
+        eng.shutdown()
+
+
+def _job(addresses: dict[str, str], datasets: dict[str, dict[str, str]]) -> dict[str, Any]:
+    return {
+        "name": "distributed",
+        "parties": [{"name": p, "address": addresses[p]} for p in PARTIES],
+        "datasets": datasets,
+        "models": {},
+        "steps": [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "raw"},
+                "outputs": {"table": "j"},
+                "save": {"table": "out/j.csv"},
+            },
+            {
+                "algorithm": "fillna",
+                "params": {"strategy": "mean", "columns": ["a1", "b2"]},
+                "inputs": {"table": "j"},
+                "outputs": {"table": "f"},
+                "save": {"table": "out/f.csv"},
+            },
+        ],
+    }
+
+
+def _shape(rec: StepRecord) -> list[tuple[list[str], list[str], bool]]:
+    return [(sorted(p.inputs), sorted(p.outputs), bool(p.signature)) for p in rec.parties]
+
+
+def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = vertical_data(200, seed=5)
+    alice.loc[alice.index[:5], "a1"] = np.nan
+    bob.loc[bob.index[:4], "b2"] = np.nan
+    data = {"alice": alice, "bob": bob}
+    dist_ds = {"raw": {p: nodes.put(p, "dist_cmp.csv", data[p]) for p in PARTIES}}
+    res = run_job(dengine, _job(dengine.addresses, dist_ds), recorder)
+    assert res.succeeded, (res.error_class, res.error_message)
+
+    engine.ensure_healthy()
+    local_ds = {"raw": {p: put(engine, p, "dist_cmp.csv", data[p]) for p in PARTIES}}
+    ref = run_job(engine, _job(engine.addresses, local_ds), recorder)
+    assert ref.succeeded, (ref.error_class, ref.error_message)
+
+    # the same outputs in each member's own folder (and none in the coordinator's root)
+    for p in PARTIES:
+        for name in ("out/j.csv", "out/f.csv"):
+            got = pd.read_csv(nodes.dir(p) / "data" / name)
+            want = pd.read_csv(engine.data_dir(p) / name)
+            pd.testing.assert_frame_equal(got, want)
+    assert (
+        pd.read_csv(nodes.dir("alice") / "data/out/j.csv")["id"].tolist() == joined(alice, bob)["id"].tolist()
+    )
+    assert not any(dengine.root.rglob("*.csv"))
+
+    # records: same steps and digest shape, co-signed by both members' keys (each node's own key)
+    assert [s.record.algorithm for s in res.steps] == [s.record.algorithm for s in ref.steps]
+    rows = recorder.store.records_for_job(res.job_id)
+    assert [r.seq for r in rows] == [0, 1]
+    for row, step, local in zip(rows, res.steps, ref.steps, strict=True):
+        rec = StepRecord.model_validate_json(row.record_json)
+        assert rec == step.record and rec.status == "succeeded"
+        assert _shape(rec) == _shape(local.record)
+        assert [p.party for p in rec.parties] == [dengine.addresses[p] for p in PARTIES]
+        assert all(p.signature and verify_party_signature(rec, p) for p in rec.parties)
+    for p in PARTIES:  # the member key stays in the node's folder
+        assert (nodes.dir(p) / "secrets" / "member.key").stat().st_mode & 0o777 == 0o600
+
+    # warm across jobs: a second job runs on the same workers
+    pids = {p: w.pid for p, w in dengine.workers.items()}
+    again = run_job(dengine, _job(dengine.addresses, dist_ds), recorder)
+    assert again.succeeded and {p: w.pid for p, w in dengine.workers.items()} == pids
+
+
+def test_each_node_reads_only_its_own_queue(dengine, nodes, rds) -> None:  # type: ignore[no-untyped-def]
+    assert dengine.session is not None
+    session = dengine.session.session
+    carol = inbound_key(nodes.prefix, "carol")
+    entry = {"session": session, "op": "msg", "exp": time.time() + 60, "msg": {"op": "ping"}}
+    rds.rpush(carol, json.dumps(entry))
+    assert dengine.ping(timeout=20)  # both nodes take their own work meanwhile
+    time.sleep(2.5)
+    assert rds.llen(carol) == 1  # nobody took carol's work
+    assert (
+        rds.llen(inbound_key(nodes.prefix, "alice")) == 0 and rds.llen(inbound_key(nodes.prefix, "bob")) == 0
+    )
+    keys = {k.decode() for k in rds.scan_iter(f"{nodes.prefix}:*")}
+    assert keys <= {
+        carol,
+        inbound_key(nodes.prefix, "alice"),
+        inbound_key(nodes.prefix, "bob"),
+        outbound_key(nodes.prefix, session),
+        heartbeat_key(nodes.prefix, session, "alice"),
+        heartbeat_key(nodes.prefix, session, "bob"),
+    }, keys
+    assert heartbeat_key(nodes.prefix, session, "alice") in keys
+    rds.delete(carol)
+
+
+def test_stale_session_messages_are_ignored(dengine, nodes, rds) -> None:  # type: ignore[no-untyped-def]
+    assert dengine.session is not None
+    session = dengine.session.session
+    pids = {p: w.pid for p, w in dengine.workers.items()}
+    stale = uuid.uuid4().hex
+    alice_in = inbound_key(nodes.prefix, "alice")
+    # to the node: another session's shutdown and stop, and an expired start, must not touch the worker
+    for entry in (
+        {"session": stale, "op": "msg", "exp": time.time() + 60, "msg": {"op": "shutdown"}},
+        {"session": stale, "op": "stop", "exp": time.time() + 60},
+        {"session": stale, "op": "start", "exp": time.time() - 1, "spu_profiles": {}},
+        {"session": session, "op": "stop", "exp": time.time() - 1},
+    ):
+        rds.rpush(alice_in, json.dumps(entry))
+    # to the engine: a reply tagged with another session must not be taken for alice's answer
+    bogus = {"session": stale, "party": "alice", "op": "msg", "msg": {"ok": True, "bogus": True}}
+    rds.rpush(outbound_key(nodes.prefix, session), json.dumps(bogus))
+    time.sleep(2.0)
+    replies = dengine.ping(timeout=20)
+    assert all("bogus" not in r and r["pid"] == pids[p] for p, r in replies.items()), replies
+    assert dengine.healthy and all(w.alive() for w in dengine.workers.values())
+
+
+def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, recorder) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(11)
+    n = 2000
+    a = pd.DataFrame({"id": np.arange(n), "a0": rng.normal(size=n), "y": rng.integers(0, 2, n)})
+    b = pd.DataFrame({"id": np.arange(n), "b0": rng.normal(size=n)})
+    m = {
+        "name": "killed",
+        "parties": [{"name": p, "address": dengine.addresses[p]} for p in PARTIES],
+        "datasets": {"t": {"alice": nodes.put("alice", "k.csv", a), "bob": nodes.put("bob", "k.csv", b)}},
+        "models": {},
+        "steps": [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "t"},
+                "outputs": {"table": "j"},
+            },
+            {
+                "algorithm": "ss_lr",
+                "params": {"label": "y", "features": ["a0", "b0"], "epochs": 200, "batch_size": 8},
+                "inputs": {"table": "j"},
+            },
+        ],
+    }
+    bob_worker = dengine.workers["bob"].pid
+    killer = threading.Timer(1.0, lambda: nodes.procs["bob"].send_signal(signal.SIGKILL))
+    real_all = dengine.all
+
+    def all_then_kill(msg, **kw):  # type: ignore[no-untyped-def]
+        if msg.get("op") == "run_step" and msg.get("algorithm") == "ss_lr":
+            killer.start()  # bob's node dies one second into the training step
+        return real_all(msg, **kw)
+
+    dengine.all = all_then_kill  # type: ignore[method-assign]
+    t = time.monotonic()
+    try:
+        res = run_job(dengine, m, recorder)
+    finally:
+        killer.cancel()
+        del dengine.all
+    took = time.monotonic() - t
+    print(f"node killed mid-step: job failed after {took:.1f} s: {res.error_message}")
+    assert nodes.procs["bob"].poll() is not None, "the job ended before the node was killed"
+    assert took < dengine.node_timeout + 30, took
+    # bob's dead node is noticed (its heartbeat stops); alice may have failed first on the broken link
+    assert not res.succeeded and res.error_class in ("WorkerError", "StepExecutionError"), res.error_class
+    assert "party 'bob' worker died" in (res.error_message or ""), res.error_message
+    assert [s.record.status for s in res.steps] == ["succeeded", "failed"]
+    assert dengine.workers == {}
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{bob_worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker dies with its node
+    assert (
+        not Path(f"/proc/{bob_worker}/status").exists()
+        or "zombie" in Path(f"/proc/{bob_worker}/status").read_text()
+    )
+
+    # a restarted node serves the next job (the engine restarts the cluster on new ports)
+    nodes.start("bob")
+    dengine.ensure_healthy()
+    assert dengine.ping(timeout=30)
+
+
+def test_sigterm_stops_the_node_and_its_worker(dengine, nodes) -> None:  # type: ignore[no-untyped-def]
+    dengine.ensure_healthy()
+    worker = dengine.workers["alice"].pid
+    proc = nodes.procs["alice"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert not Path(f"/proc/{worker}").exists() or "zombie" in Path(f"/proc/{worker}/status").read_text()
+    with pytest.raises(Exception, match="alice"):
+        dengine.ping(timeout=30)
+
+
+def test_no_node_running_is_a_worker_error_not_a_hang(rds) -> None:  # type: ignore[no-untyped-def]
+    prefix = f"sftest-{uuid.uuid4().hex[:12]}"
+    eng = Engine(PARTIES, "/nonexistent", launcher="distributed", redis_url=REDIS_URL, redis_prefix=prefix)
+    t = time.monotonic()
+    with pytest.raises(WorkerError, match="no answer from the node"):
+        eng.start()
+    assert time.monotonic() - t < eng.node_timeout + 3
+    assert eng.workers == {} and eng.session is None
+    with pytest.raises(ComputeError, match="on its node's host"):
+        eng.data_dir("alice")
+    keys = list(rds.scan_iter(f"{prefix}:*"))
+    assert {k.decode() for k in keys} == {inbound_key(prefix, p) for p in PARTIES}  # the unread start entries
+    rds.delete(*keys)
