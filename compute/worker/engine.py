@@ -18,8 +18,11 @@ through its ``secureflow node`` on the member's own host, over Redis
 (`compute.worker.link`, `compute.worker.node`): `start` asks every node for
 its free ports, sends all of them the cluster table, and waits for the
 workers' hello/ready as in local mode; a node whose heartbeat stops counts as
-a dead worker (noticed within ``node_timeout``). The party folders (data,
-models, secrets) then live on the members' hosts, not under ``root``.
+a dead worker (noticed within ``node_timeout``). While started, the engine
+keeps its own heartbeat key fresh (a daemon thread, stopped on `shutdown`), so
+the nodes stop the workers of an engine that vanished without shutting down.
+The party folders (data, models, secrets) then live on the members' hosts, not
+under ``root``.
 """
 
 from __future__ import annotations
@@ -237,6 +240,7 @@ class Engine:
             expires_s=self.start_timeout,
         )
         self.session = hub
+        hub.open()  # the engine's heartbeat: nodes serve this session only while it is fresh
         for party in self.parties:
             self.workers[party] = WorkerHandle(party=party, party_dir=Path(), link=RedisLink(hub, party))
             hub.push(party, "start", log_level=self.log_level, spu_profiles=self.spu_profiles)

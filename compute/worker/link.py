@@ -22,6 +22,10 @@ Redis layout (``prefix`` defaults to ``secureflow``), one *session* per
 * ``<prefix>:coord:<session>:hb:<party>`` - the node's heartbeat, a key
   rewritten every second with a short TTL: when it vanishes the node (or its
   host) is gone, and the engine raises `WorkerError`.
+* ``<prefix>:coord:<session>:alive`` - the engine's heartbeat, rewritten every
+  second with the same short TTL from a daemon thread while the session is
+  open (`RedisSession.open`): when it vanishes the engine is gone, and the
+  node stops that session's worker and drops the session's unread starts.
 
 Messages are JSON (never pickle over the network); they carry names,
 metadata, digests and signatures, never a party's cells, salt or key.
@@ -30,9 +34,11 @@ metadata, digests and signatures, never a party's cells, salt or key.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections import deque
@@ -46,8 +52,11 @@ from compute.errors import WorkerError
 if TYPE_CHECKING:  # redis is imported only in distributed mode
     import redis
 
+log = logging.getLogger("compute.link")
+
 DEFAULT_PREFIX = "secureflow"
-HEARTBEAT_S = 1.0
+HEARTBEAT_S = 1.0  # node and engine heartbeats are rewritten this often...
+HEARTBEAT_TTL_S = 5.0  # ...and lapse this long after the last beat
 OUT_TTL_S = 24 * 3600  # an engine that vanished leaves nothing behind for longer than this
 
 
@@ -61,6 +70,10 @@ def outbound_key(prefix: str, session: str) -> str:
 
 def heartbeat_key(prefix: str, session: str, party: str) -> str:
     return f"{prefix}:coord:{session}:hb:{party}"
+
+
+def engine_alive_key(prefix: str, session: str) -> str:
+    return f"{prefix}:coord:{session}:alive"
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -162,6 +175,43 @@ class RedisSession:
         self.buffers: dict[str, deque[dict[str, Any]]] = {p: deque() for p in parties}
         self.exited: dict[str, int | None] = {}
         self.started = time.monotonic()
+        self.alive_key = engine_alive_key(prefix, self.session)
+        self._beat_stop = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+
+    # -- the engine's heartbeat ----------------------------------------------------------------------
+    def _set_alive(self) -> None:
+        value = json.dumps({"ts": time.time()})
+        self.client.set(self.alive_key, value, px=int(HEARTBEAT_TTL_S * 1000))
+
+    def _beat(self) -> None:
+        import redis
+
+        while not self._beat_stop.wait(HEARTBEAT_S):
+            try:
+                self._set_alive()
+            except redis.RedisError as exc:
+                log.warning("engine heartbeat failed (%s); retrying", type(exc).__name__)
+
+    def open(self) -> None:
+        """Write the engine's heartbeat now and keep rewriting it from a daemon thread until `close`.
+
+        Call before the first `push`: a node starts (and keeps) a session's worker only while this
+        heartbeat is fresh.
+        """
+        import redis
+
+        try:
+            self._set_alive()
+        except redis.RedisError as exc:
+            raise WorkerError(
+                f"cannot reach the job queue to open a session ({type(exc).__name__})",
+                hint="check that Redis is running and SECUREFLOW_COMPUTE_REDIS_URL points at it",
+            ) from None
+        self._beat_thread = threading.Thread(
+            target=self._beat, name=f"secureflow-engine-heartbeat-{self.session[:8]}", daemon=True
+        )
+        self._beat_thread.start()
 
     def push(self, party: str, op: str, **fields: Any) -> None:
         import redis
@@ -231,10 +281,15 @@ class RedisSession:
         return None if raw is None else decode(raw)
 
     def close(self) -> None:
+        """Stop the heartbeat (the nodes then drop this session) and delete the session's keys."""
         import redis
 
+        self._beat_stop.set()
+        if self._beat_thread is not None:
+            self._beat_thread.join(HEARTBEAT_TTL_S)
+            self._beat_thread = None
         with suppress(redis.RedisError):
-            self.client.delete(self.out_key)
+            self.client.delete(self.out_key, self.alive_key)
 
 
 class RedisLink:

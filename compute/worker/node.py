@@ -3,14 +3,18 @@
 The node reads only ``<prefix>:party:<party>:in`` (see `compute.worker.link`
 for the Redis layout). For each engine session it:
 
-1. on ``start``: stops any worker of an older session, picks free ports on
-   this host and reports them with ``--host`` (``ports``);
+1. on ``start``: drops it if the session's engine heartbeat is already gone;
+   else stops any worker of an older session, picks free ports on this host
+   and reports them with ``--host`` (``ports``);
 2. on ``table`` (every party's host and ports, assembled by the engine):
    spawns the party worker (`compute.worker.main`, the same process as in
    local mode) in the party folder with that table, and relays the worker's
    replies (hello, ready, step results) to the session's outbound list;
 3. on ``msg``: forwards the request to the worker (SPMD steps, sign, ...);
-4. on ``stop``: stops the worker.
+4. on ``stop``: stops the worker;
+5. when the session's engine heartbeat (``<prefix>:coord:<session>:alive``)
+   lapses (checked every second): stops the worker as on ``stop``, logs why,
+   and waits for a new session.
 
 The worker stays warm across jobs of a session. Every second the node rewrites
 its heartbeat key (short TTL), so the engine notices a dead node or host; when
@@ -39,10 +43,12 @@ from compute.worker.engine import free_ports, spawn_worker
 from compute.worker.link import (
     DEFAULT_PREFIX,
     HEARTBEAT_S,
+    HEARTBEAT_TTL_S,
     OUT_TTL_S,
     LocalLink,
     decode,
     encode,
+    engine_alive_key,
     heartbeat_key,
     inbound_key,
     outbound_key,
@@ -65,7 +71,7 @@ class Node:
         *,
         host: str = "127.0.0.1",
         prefix: str = DEFAULT_PREFIX,
-        heartbeat_ttl: float = 5.0,
+        heartbeat_ttl: float = HEARTBEAT_TTL_S,
     ) -> None:
         if not party or ":" in party:
             raise ComputeError(f"invalid party name {party!r}", hint="use the party's name from the manifest")
@@ -85,6 +91,7 @@ class Node:
         self.spu_profiles: dict[str, dict[str, Any]] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self._engine_checked = 0.0  # monotonic time of the last engine-heartbeat check
 
     # -- outbound ------------------------------------------------------------------------------------
     def _push(self, session: str, op: str, **fields: Any) -> None:
@@ -97,17 +104,20 @@ class Node:
 
     def _beat(self) -> None:
         while not self.stopping.wait(HEARTBEAT_S):
+            # under the lock, so a session that `check_engine` just dropped is not beaten again
             with self._lock:
                 session, state, code = self.session, self.state, self.exit_code
-            if session is None:
-                continue
-            value = json.dumps({"worker": state, "code": code, "ts": time.time()})
-            try:
-                self.client.set(
-                    heartbeat_key(self.prefix, session, self.party), value, px=int(self.heartbeat_ttl * 1000)
-                )
-            except redis.RedisError as exc:
-                log.warning("heartbeat failed (%s); retrying", type(exc).__name__)
+                if session is None:
+                    continue
+                value = json.dumps({"worker": state, "code": code, "ts": time.time()})
+                try:
+                    self.client.set(
+                        heartbeat_key(self.prefix, session, self.party),
+                        value,
+                        px=int(self.heartbeat_ttl * 1000),
+                    )
+                except redis.RedisError as exc:
+                    log.warning("heartbeat failed (%s); retrying", type(exc).__name__)
 
     def _relay(self, session: str, link: LocalLink) -> None:
         """Worker -> Redis, until the worker's socket closes; then report its exit."""
@@ -147,6 +157,9 @@ class Node:
             log.info("dropped an expired %s of session %s", op, session[:8])
             return
         if op == "start":
+            if not self.engine_alive(session):
+                log.info("dropped a start of session %s: its engine's heartbeat is gone", session[:8])
+                return
             self.stop_worker()
             with self._lock:
                 self.session, self.state, self.exit_code = session, "starting", None
@@ -186,6 +199,35 @@ class Node:
             with self._lock:
                 self.session, self.state = None, "idle"
 
+    def engine_alive(self, session: str) -> bool:
+        """Whether the engine of ``session`` still beats (True when Redis cannot tell: never a guess)."""
+        try:
+            return bool(self.client.exists(engine_alive_key(self.prefix, session)))
+        except redis.RedisError as exc:
+            log.warning("cannot check the engine's heartbeat (%s); retrying", type(exc).__name__)
+            return True
+
+    def check_engine(self) -> None:
+        """Stop the current session's worker if its engine's heartbeat has lapsed (at most once a second)."""
+        now = time.monotonic()
+        if now - self._engine_checked < HEARTBEAT_S:
+            return
+        self._engine_checked = now
+        session = self.session
+        if session is None or self.engine_alive(session):
+            return
+        log.warning(
+            "session %s: the engine's heartbeat lapsed (engine gone without shutting down); "
+            "stopping its worker and waiting for a new session",
+            session[:8],
+        )
+        self.stop_worker()
+        with self._lock, suppress(redis.RedisError):  # nobody reads this session's replies any more
+            self.session, self.state, self.exit_code = None, "idle", None
+            self.client.delete(
+                outbound_key(self.prefix, session), heartbeat_key(self.prefix, session, self.party)
+            )
+
     def stop_worker(self, timeout: float = 10.0) -> None:
         link, self.link = self.link, None
         if link is None:
@@ -214,6 +256,7 @@ class Node:
                     continue
                 if got is not None:
                     self.handle(decode(got[1]))
+                self.check_engine()
         finally:
             self.stopping.set()
             self.stop_worker()

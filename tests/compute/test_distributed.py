@@ -4,7 +4,8 @@ One pair of nodes (alice, bob; own party folders) and one distributed engine
 serve the whole module, on a key prefix of their own in the Redis at
 127.0.0.1:6379. The job is compared with the same job on the local-mode
 session engine; then the queue's isolation, stale sessions, a node killed
-mid-job and a node's SIGTERM are checked.
+mid-job, an engine that vanishes without shutting down and a node's SIGTERM
+are checked.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from compute.errors import ComputeError, WorkerError
 from compute.runner import run_job
 from compute.signing import verify_party_signature
 from compute.worker.engine import REPO_ROOT, Engine
-from compute.worker.link import heartbeat_key, inbound_key, outbound_key
+from compute.worker.link import HEARTBEAT_TTL_S, engine_alive_key, heartbeat_key, inbound_key, outbound_key
 from ledger.records import StepRecord
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -207,8 +208,10 @@ def test_each_node_reads_only_its_own_queue(dengine, nodes, rds) -> None:  # typ
         outbound_key(nodes.prefix, session),
         heartbeat_key(nodes.prefix, session, "alice"),
         heartbeat_key(nodes.prefix, session, "bob"),
+        engine_alive_key(nodes.prefix, session),
     }, keys
     assert heartbeat_key(nodes.prefix, session, "alice") in keys
+    assert engine_alive_key(nodes.prefix, session) in keys  # the engine beats while started
     rds.delete(carol)
 
 
@@ -294,6 +297,72 @@ def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, rec
 
     # a restarted node serves the next job (the engine restarts the cluster on new ports)
     nodes.start("bob")
+    dengine.ensure_healthy()
+    assert dengine.ping(timeout=30)
+
+
+def _gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" in status.read_text()
+    except OSError:
+        return True
+
+
+def test_a_vanished_engine_s_workers_are_stopped_by_their_nodes(dengine, nodes, rds, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # an engine in its own process starts a session on both nodes (replacing dengine's), then is SIGKILLed
+    script = (
+        "import json, time\n"
+        "from compute.worker.engine import Engine\n"
+        f"eng = Engine({PARTIES!r}, {str(tmp_path)!r}, launcher='distributed', redis_url={REDIS_URL!r}, "
+        f"redis_prefix={nodes.prefix!r}, start_timeout=180.0)\n"
+        "eng.start()\n"
+        "assert eng.session is not None\n"
+        "pids = {p: w.pid for p, w in eng.workers.items()}\n"
+        "print(json.dumps({'session': eng.session.session, 'pids': pids}), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    with open(tmp_path / "engine.log", "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(REPO_ROOT)
+        )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, (tmp_path / "engine.log").read_text()[-3000:]
+        info = json.loads(line)
+        session, pids = str(info["session"]), {p: int(v) for p, v in info["pids"].items()}
+        assert rds.exists(engine_alive_key(nodes.prefix, session))
+        assert not any(_gone(pid) for pid in pids.values())
+    finally:
+        proc.kill()  # no shutdown: the engine and its heartbeat thread vanish at once
+        proc.wait(10)
+    t = time.monotonic()
+    hbs = [heartbeat_key(nodes.prefix, session, p) for p in PARTIES]
+    deadline = t + HEARTBEAT_TTL_S + 15
+    while time.monotonic() < deadline:
+        if all(_gone(pid) for pid in pids.values()) and not rds.exists(*hbs):
+            break
+        time.sleep(0.2)
+    took = time.monotonic() - t
+    print(f"engine killed: its workers stopped by the nodes after {took:.1f} s")
+    assert all(_gone(pid) for pid in pids.values()), f"workers still running {took:.1f} s after the kill"
+    # each node went idle (no heartbeat for the dead session, nothing left behind) but keeps running
+    assert not rds.exists(*hbs, outbound_key(nodes.prefix, session), engine_alive_key(nodes.prefix, session))
+    assert all(nodes.procs[p].poll() is None for p in PARTIES)
+    for p in PARTIES:
+        assert "heartbeat lapsed" in (nodes.root / f"{p}-node.log").read_text()
+
+    # a start whose engine is already gone is dropped unread (no ports reply, no worker, no session)
+    ghost = uuid.uuid4().hex
+    start = {"session": ghost, "op": "start", "exp": time.time() + 60, "spu_profiles": {}}
+    rds.rpush(inbound_key(nodes.prefix, "alice"), json.dumps(start))
+    time.sleep(2.5)
+    assert rds.llen(inbound_key(nodes.prefix, "alice")) == 0
+    assert not rds.exists(outbound_key(nodes.prefix, ghost), heartbeat_key(nodes.prefix, ghost, "alice"))
+
+    # the idle nodes serve a new engine session
     dengine.ensure_healthy()
     assert dengine.ping(timeout=30)
 
