@@ -62,18 +62,23 @@ class Env:
         return requests.request(method, self.url + path, headers=headers, timeout=60, **kwargs)
 
 
-@pytest.fixture
-def env(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
+def live_app(
+    ledger_stack: LedgerStack, ledger_db_url: str, **settings: Any
+) -> tuple[FastAPI, SqlLedgerStore, dict[str, str]]:
+    """The API app on the session's chain and this test's database, with a key per role (and bob's)."""
     store = open_store(ledger_db_url)
-    settings = ApiSettings(
+    api_settings = ApiSettings(
         _env_file=None,  # type: ignore[call-arg]
         rpc_url=ledger_stack.rpc_url,
         chain_id=DEV_CHAIN_ID,
         database_url=ledger_db_url,
         registry_cache_seconds=0,
         sse_poll_interval=0.05,
+        **settings,
     )
-    app = create_app(settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment)
+    app = create_app(
+        api_settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment
+    )
     db = app.state.api_db
     admin_key = ensure_admin_key(db, ADMIN)
     assert admin_key is not None
@@ -84,6 +89,12 @@ def env(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> 
         "service": add_member_key(db, "svc", SERVICE, "service"),
         "auditor": add_member_key(db, "auditor", AUDITOR, "auditor"),
     }
+    return app, store, keys
+
+
+@pytest.fixture
+def env(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
+    app, store, keys = live_app(ledger_stack, ledger_db_url)
     try:
         with LiveServer(app) as server:
             yield Env(server.url, app, store, keys, ledger_stack, server)

@@ -23,22 +23,18 @@ import requests
 from eth_account import Account
 from rich.console import Console
 from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
+from test_api_service import live_app
 from typer.testing import CliRunner, Result
 
 import api.job_cli as job_cli
-from api.app import create_app
 from api.cli import app as cli_app
-from api.serve import add_member_key, ensure_admin_key
-from api.settings import ApiSettings
 from api.testing import LiveServer
 from ledger.chain import TransactionSender
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, free_port
+from ledger.devchain import DEV_PRIVATE_KEYS, free_port
 from ledger.nonces import ChainNonceSource
-from ledger.store import SqlLedgerStore, open_store
+from ledger.store import SqlLedgerStore
 from ledger.verify import verify_file, verify_receipt
 
-ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
-SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
 AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
 JOB_ID = re.compile(r"0x[0-9a-f]{64}")
 SSE_MAX_SECONDS = 1.0  # live-status streams end after a second: a longer --follow must reconnect
@@ -87,26 +83,7 @@ class Env:
 
 @pytest.fixture
 def env(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
-    store = open_store(ledger_db_url)
-    settings = ApiSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        rpc_url=ledger_stack.rpc_url,
-        chain_id=DEV_CHAIN_ID,
-        database_url=ledger_db_url,
-        registry_cache_seconds=0,
-        sse_poll_interval=0.05,
-        sse_max_seconds=SSE_MAX_SECONDS,
-    )
-    app = create_app(settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment)
-    db = app.state.api_db
-    admin_key = ensure_admin_key(db, ADMIN)
-    assert admin_key is not None
-    keys = {
-        "admin": admin_key,
-        "member": add_member_key(db, "alice", ALICE, "member"),
-        "service": add_member_key(db, "svc", SERVICE, "service"),
-        "auditor": add_member_key(db, "auditor", AUDITOR, "auditor"),
-    }
+    app, store, keys = live_app(ledger_stack, ledger_db_url, sse_max_seconds=SSE_MAX_SECONDS)
     try:
         with LiveServer(app) as server:
             yield Env(server.url, store, keys, ledger_stack)
