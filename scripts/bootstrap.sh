@@ -3,7 +3,17 @@
 #   uv (pinned, from PyPI, into .tools/), a Python 3.10 .venv with the locked
 #   project (SecretFlow included), and the pinned npm toolchain (anvil, solcjs,
 #   OpenZeppelin). A second run with everything in place takes about a second.
+#   With --test-tools (scripts/test.sh) also what only the test suite needs:
+#   Debian's chromium (browser tests) and the slither venv (static analysis),
+#   so that the demo does not need root for apt-get.
 set -euo pipefail
+TEST_TOOLS=0
+for arg in "$@"; do
+  case "$arg" in
+    --test-tools) TEST_TOOLS=1 ;;
+    *) echo "usage: scripts/bootstrap.sh [--test-tools]" >&2; exit 2 ;;
+  esac
+done
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -80,6 +90,8 @@ ANVIL_BIN="$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -1
 FORGE_BIN="$(ls node_modules/@foundry-rs/forge-*/bin/forge 2>/dev/null | head -1 || true)"
 [ -n "$FORGE_BIN" ] && "$FORGE_BIN" --version >/dev/null 2>&1 \
   || die "the forge binary from @foundry-rs/forge-linux-amd64 is missing or does not run: delete node_modules and re-run"
+
+[ "$TEST_TOOLS" = 1 ] || exit 0
 
 # --- chromium (Debian's package; the web UI's browser tests drive it with Playwright) ---
 # Playwright's own browser download cannot work here: never run `playwright install`.

@@ -3,7 +3,7 @@
 # pytest's exit code 5 ("no tests collected") is treated as a failure.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$ROOT/scripts/bootstrap.sh" || exit 1
+"$ROOT/scripts/bootstrap.sh" --test-tools || exit 1
 cd "$ROOT"
 .venv/bin/python -m pytest "$@"
 rc=$?

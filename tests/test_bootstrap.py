@@ -11,12 +11,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_second_bootstrap_changes_nothing() -> None:
     result = subprocess.run(
-        [str(ROOT / "scripts" / "bootstrap.sh")], capture_output=True, text=True, timeout=120, cwd=ROOT
+        [str(ROOT / "scripts" / "bootstrap.sh"), "--test-tools"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     # Everything is in place (this very test runs in the bootstrapped venv): no sync, no npm ci.
     assert "syncing" not in result.stderr
     assert "npm ci" not in result.stderr
+
+
+def test_demo_bootstrap_leaves_out_the_test_only_tools() -> None:
+    """The demo's bootstrap never reaches apt-get (chromium) or the slither venv: the demo needs no root."""
+    result = subprocess.run(
+        ["bash", "-x", str(ROOT / "scripts" / "bootstrap.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "CHROMIUM_BIN" not in result.stderr and "SLITHER_VENV" not in result.stderr
+    usage = subprocess.run(
+        [str(ROOT / "scripts" / "bootstrap.sh"), "--bogus"], capture_output=True, text=True
+    )
+    assert usage.returncode == 2 and "usage" in usage.stderr
 
 
 def test_ci_runs_the_readme_test_command() -> None:
