@@ -492,6 +492,7 @@ class _FollowView:
         )
         self._last_status: tuple[str, str] | None = None
         self._last_raw: dict[str, Any] | None = None
+        self._last_line: str | None = None
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> _FollowView:
@@ -520,11 +521,16 @@ class _FollowView:
         counts = event.records
         total = f"/{max(self.total_steps, counts.total)}" if self.total_steps is not None else ""
         if not self.live:
-            console.print(
+            line = (
                 f"job {event.status} (on chain: {event.chain_status}) · steps {counts.total}{total} · "
                 f"anchored {counts.submitted + counts.confirmed} · confirmed {counts.confirmed}"
                 + (f" · failed to anchor {counts.failed}" if counts.failed else "")
             )
+            # a reconnected stream starts with the state already shown (its raw event may differ only
+            # in fields this line does not show): print each state once
+            if line != self._last_line:
+                self._last_line = line
+                console.print(line)
             return
         status = (event.status, event.chain_status)
         if status != self._last_status:
