@@ -17,7 +17,6 @@ with: SecretFlow would load the shares silently and predict garbage.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,35 +24,13 @@ from compute.errors import ModelError
 from compute.signing import json_bytes, keccak_hex
 
 if TYPE_CHECKING:
-    from compute.worker.context import ModelHandle, StepContext
+    pass
 
 MODEL_META = "meta.json"
-LoaderFn = Callable[["StepContext", Path, dict[str, Any]], "ModelHandle"]
-_LOADERS: dict[str, LoaderFn] = {}
 
 
 def model_id_for(job_id: str, seq: int, output_name: str) -> str:
     return f"{output_name}-{job_id[2:14]}-{seq}"
-
-
-def model_loader(algorithm: str) -> Callable[[LoaderFn], LoaderFn]:
-    """Register how models trained by ``algorithm`` are restored inside a worker."""
-
-    def register(fn: LoaderFn) -> LoaderFn:
-        _LOADERS[algorithm] = fn
-        return fn
-
-    return register
-
-
-def get_loader(algorithm: str) -> LoaderFn:
-    from compute.registry import discover
-
-    discover()
-    try:
-        return _LOADERS[algorithm]
-    except KeyError:
-        raise ModelError(f"no loader for models of {algorithm!r}") from None
 
 
 def model_hash(meta: dict[str, Any]) -> str:

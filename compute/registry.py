@@ -25,15 +25,16 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from compute.errors import ParameterError, UnknownAlgorithmError
+from compute.errors import ModelError, ParameterError, UnknownAlgorithmError
 from compute.schema import ObjectInfo
 
 if TYPE_CHECKING:
-    from compute.worker.context import StepContext
+    from compute.worker.context import ModelHandle, StepContext
 
 SlotKind = Literal["table", "model", "report"]
 SpuProfile = Literal["default", "precise"]
@@ -152,3 +153,27 @@ def describe_algorithms() -> list[dict[str, Any]]:
     """Every registered algorithm with its roles, reveals and parameter JSON schema (for the CLI)."""
     discover()
     return [_REGISTRY[n].describe() for n in sorted(_REGISTRY)]
+
+
+# ------------------------------------------------------------------ model loaders
+
+LoaderFn = Callable[["StepContext", Path, dict[str, Any]], "ModelHandle"]
+_LOADERS: dict[str, LoaderFn] = {}
+
+
+def model_loader(algorithm: str) -> Callable[[LoaderFn], LoaderFn]:
+    """Register how models trained by ``algorithm`` are restored inside a worker."""
+
+    def register(fn: LoaderFn) -> LoaderFn:
+        _LOADERS[algorithm] = fn
+        return fn
+
+    return register
+
+
+def get_loader(algorithm: str) -> LoaderFn:
+    discover()
+    try:
+        return _LOADERS[algorithm]
+    except KeyError:
+        raise ModelError(f"no loader for models of {algorithm!r}") from None

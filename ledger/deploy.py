@@ -17,6 +17,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from web3.contract import Contract
 
@@ -79,8 +80,6 @@ def deploy_contracts(
     )
     deployed["AuditLedger"] = _deployed(receipt, "AuditLedger")
 
-    from ledger.settlement import deploy_settlement  # settlement builds on this module's types
-
     deployed["Settlement"] = deploy_settlement(
         client, sender, deployed["ConsortiumRegistry"].address, deployed["AuditLedger"].address
     )
@@ -90,6 +89,25 @@ def deploy_contracts(
         deployer=sender.address,
         deploy_block=min(c.block_number for c in deployed.values()),
         contracts=deployed,
+    )
+
+
+def deploy_settlement(
+    client: ChainClient, sender: TransactionSender, registry_address: str, ledger_address: str
+) -> DeployedContract:
+    """Deploy ``Settlement`` for an existing registry and audit ledger; the entry for a `Deployment`."""
+    artifact = load_artifact("Settlement")
+    receipt = sender.deploy(
+        artifact.abi,
+        artifact.bytecode,
+        to_checksum_address(registry_address),
+        to_checksum_address(ledger_address),
+    )
+    return DeployedContract(
+        address=str(receipt["contractAddress"]),
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        block_number=int(receipt["blockNumber"]),
+        bytecode_sha256=bytecode_sha256("Settlement"),
     )
 
 

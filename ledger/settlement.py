@@ -15,8 +15,8 @@ member with the largest ``bps / (allocated + 1)`` (lowest index on ties), the
 highest-averages rule. Entitlements sum to the deposits exactly and never
 decrease as deposits grow.
 
-`deploy_settlement` deploys the contract next to an existing registry and
-audit ledger.
+`ledger.deploy.deploy_settlement` deploys the contract next to an existing
+registry and audit ledger.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from web3.contract import Contract
 from web3.types import TxReceipt
 
 from ledger.artifacts import load_artifact
-from ledger.chain import ChainClient, TransactionSender
+from ledger.chain import ChainClient
 from ledger.contracts import ContractClient
-from ledger.deploy import DeployedContract, bytecode_sha256
 from ledger.merkle import MerkleTree, leaf_hash
 from ledger.records import StepRecord
 
@@ -498,25 +497,6 @@ class SettlementClient(ContractClient):
             )
             found.extend(settlement_event(name, log) for log in logs)
         return sorted(found, key=lambda e: (e.block_number, e.log_index))
-
-
-def deploy_settlement(
-    client: ChainClient, sender: TransactionSender, registry_address: str, ledger_address: str
-) -> DeployedContract:
-    """Deploy ``Settlement`` for an existing registry and audit ledger; the entry for a `Deployment`."""
-    artifact = load_artifact(CONTRACT_NAME)
-    receipt = sender.deploy(
-        artifact.abi,
-        artifact.bytecode,
-        to_checksum_address(registry_address),
-        to_checksum_address(ledger_address),
-    )
-    return DeployedContract(
-        address=str(receipt["contractAddress"]),
-        tx_hash=hex32(bytes(receipt["transactionHash"])),
-        block_number=int(receipt["blockNumber"]),
-        bytecode_sha256=bytecode_sha256(CONTRACT_NAME),
-    )
 
 
 def settlement_contract(client: ChainClient, address: str) -> Contract:

@@ -23,7 +23,7 @@ from web3.types import TxReceipt
 from ledger.artifacts import ARTIFACTS_DIR, load_artifact
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
 from ledger.contracts import AuditLedgerClient, RegistryClient
-from ledger.deploy import connect, deploy_contracts
+from ledger.deploy import connect, deploy_contracts, deploy_settlement
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from ledger.merkle import MerkleTree
 from ledger.nonces import ChainNonceSource
@@ -32,7 +32,6 @@ from ledger.settlement import (
     WEIGHTS_OUTPUT,
     SettlementClient,
     bps_from_scores,
-    deploy_settlement,
     propose_weights,
     settlement_contract,
     weights_hash,

@@ -19,8 +19,7 @@ from pydantic import Field
 
 from compute.algorithms._common import Column, Params, one_table, selected_columns
 from compute.errors import SchemaError
-from compute.models import model_loader
-from compute.registry import algorithm
+from compute.registry import algorithm, model_loader
 from compute.schema import ObjectInfo
 from compute.worker.context import ModelHandle, StepContext
 

@@ -23,8 +23,7 @@ from pydantic import Field
 
 from compute.algorithms._common import Column, Params, one_table
 from compute.algorithms.ss_lr import features_of, ordered
-from compute.models import model_loader
-from compute.registry import algorithm
+from compute.registry import algorithm, model_loader
 from compute.schema import ObjectInfo
 from compute.worker.context import ModelHandle, StepContext
 

@@ -40,7 +40,8 @@ from typing import Any
 import pandas as pd
 
 from compute.errors import ComputeError, DatasetError, ModelError, SchemaError
-from compute.models import check_runtime_config, get_loader, list_models, model_hash, read_meta, write_meta
+from compute.models import check_runtime_config, list_models, model_hash, read_meta, write_meta
+from compute.registry import get_loader
 from compute.schema import ObjectInfo, column_kind
 from compute.signing import json_bytes, salted_digest, sign_party
 from compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject

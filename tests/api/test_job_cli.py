@@ -26,6 +26,7 @@ from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
 from test_api_service import live_app
 from typer.testing import CliRunner, Result
 
+import api.client as api_client
 import api.job_cli as job_cli
 from api.cli import app as cli_app
 from api.testing import LiveServer
@@ -193,15 +194,15 @@ def test_submit_list_status_receipt_bundle_cancel(env: Env, tmp_path: Path) -> N
 def watch_streams(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[str]]:
     """Count the CLI's subscriptions to the live-status stream and signal the first event it shows."""
     first_event, subscriptions = threading.Event(), []
-    original: Callable[..., Iterator[dict[str, Any]]] = job_cli.ApiClient.events
+    original: Callable[..., Iterator[dict[str, Any]]] = api_client.ApiClient.events
 
-    def events(self: job_cli.ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
+    def events(self: api_client.ApiClient, job_id: str) -> Iterator[dict[str, Any]]:
         subscriptions.append(job_id)
         for event in original(self, job_id):
             yield event
             first_event.set()
 
-    monkeypatch.setattr(job_cli.ApiClient, "events", events)
+    monkeypatch.setattr(api_client.ApiClient, "events", events)
     return first_event, subscriptions
 
 
@@ -293,7 +294,7 @@ def test_errors_are_one_line_with_a_hint_and_never_show_the_key(env: Env, tmp_pa
         assert denied.exit_code == 1
         first = denied.stderr.splitlines()[0]
         assert first.startswith("error: HTTP 401 unauthorized:") and "request id" in first
-        assert f"export {job_cli.API_KEY_ENV}=<key>" in denied.stderr
+        assert f"export {api_client.API_KEY_ENV}=<key>" in denied.stderr
         assert wrong not in denied.output
     assert not (Path.cwd() / "x").exists()
     mangled = "sfk_" + "0" * 12 + "_SECRETPART\nx"  # a pasted key with a line break inside
@@ -342,13 +343,13 @@ def test_the_cli_reads_fields_the_api_declares() -> None:
     from api import schemas
 
     pairs: list[tuple[type[BaseModel], type[BaseModel]]] = [
-        (job_cli.JobView, schemas.JobOut),
-        (job_cli.SubmittedView, schemas.JobSubmitted),
-        (job_cli.StepView, schemas.StepOut),
-        (job_cli.StatusEvent, schemas.JobStatusEvent),
-        (job_cli.CountsView, schemas.RecordCounts),
-        (job_cli.ErrorView, schemas.ErrorDetail),
+        (api_client.JobView, schemas.JobOut),
+        (api_client.SubmittedView, schemas.JobSubmitted),
+        (api_client.StepView, schemas.StepOut),
+        (api_client.StatusEvent, schemas.JobStatusEvent),
+        (api_client.CountsView, schemas.RecordCounts),
+        (api_client.ErrorView, schemas.ErrorDetail),
     ]
     for mine, theirs in pairs:
         assert set(mine.model_fields) <= set(theirs.model_fields), (mine, theirs)
-    assert set(job_cli.CountsView.model_fields) == set(schemas.RecordCounts.model_fields)
+    assert set(api_client.CountsView.model_fields) == set(schemas.RecordCounts.model_fields)

@@ -30,6 +30,7 @@ from web3.contract import Contract
 from ledger.artifacts import ARTIFACTS_DIR, Artifact, CompilerInfo, artifact_path, load_artifact
 from ledger.chain import ChainClient, ChainConfig, TransactionSender
 from ledger.compiler import COMPILER_SETTINGS, solc_shim, source_hash, standard_input
+from ledger.deploy import deploy_settlement
 from ledger.devchain import DEV_CHAIN_ID, rpc_call
 from ledger.merkle import MerkleTree
 from ledger.records import PartyDigests, StepRecord
@@ -37,7 +38,6 @@ from ledger.settlement import (
     WEIGHTS_OUTPUT,
     SettlementClient,
     WeightsProposal,
-    deploy_settlement,
     propose_weights,
     sign_approval,
     weights_hash,
@@ -232,7 +232,7 @@ class SettlementEnv:
 
 
 def build_settlement_env(contracts_env: ContractsEnv) -> SettlementEnv:
-    """Deploy Settlement (through ``ledger.settlement.deploy_settlement``), the test tokens and the
+    """Deploy Settlement (through ``ledger.deploy.deploy_settlement``), the test tokens and the
     receiver; register members D and E and the receiver contract in the session registry."""
     w3 = contracts_env.w3
     client = ChainClient(ChainConfig(rpc_url=str(w3.provider.endpoint_uri), expected_chain_id=DEV_CHAIN_ID))  # type: ignore[attr-defined]

@@ -708,9 +708,9 @@ def _run_property_example(
 
 
 def test_deploy_settlement_and_read_only_client(s: SettlementEnv) -> None:
-    from ledger.deploy import bytecode_sha256
+    from ledger.deploy import bytecode_sha256, deploy_settlement
     from ledger.errors import ReadOnlyClientError
-    from ledger.settlement import SettlementClient, deploy_settlement, settlement_contract
+    from ledger.settlement import SettlementClient, settlement_contract
 
     deployed = deploy_settlement(
         s.client, s.sender(s.base.admin), s.base.registry.address, s.base.ledger.address
