@@ -1,1 +1,2 @@
-"""Presentation layer: the `secureflow` command line (and later the FastAPI service and web UI)."""
+"""Presentation layer: the audit API server (`server`), the ``secureflow`` CLI (`cli`), the HTTP client of the
+API (`client`) and the embedded development stack (`dev`)."""

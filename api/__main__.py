@@ -1,5 +1,5 @@
 """``python -m api`` runs the ``secureflow`` command line."""
 
-from api.cli import app
+from api.cli.main import app
 
 app(prog_name="secureflow")

@@ -38,9 +38,9 @@ recorded). A coalition whose job fails raises `CoalitionFailedError` naming the
 coalition, its job id and the failed step.
 
 The result, `LeaveOneOutMeasurement`, carries per coalition its job id and the
-metric, and the inputs document of ``ledger.contribution.LeaveOneOutInputs``
+metric, and the inputs document of ``ledger.settlement.contribution.LeaveOneOutInputs``
 (``inputs_document()``; ``to_inputs()`` parses it). `compute` never imports
-web3, and ``ledger.contribution`` does (through ``ledger.settlement``), so
+web3, and ``ledger.settlement.contribution`` does (through ``ledger.settlement.client``), so
 ``to_inputs`` imports it only when called, from the api layer
 (``secureflow settle measure``).
 """
@@ -79,7 +79,7 @@ from compute.worker.engine import Engine
 from ledger.records import StepRecord
 
 if TYPE_CHECKING:
-    from ledger.contribution import LeaveOneOutInputs
+    from ledger.settlement.contribution import LeaveOneOutInputs
 
 TRAINING_ALGORITHMS = frozenset({"ss_lr", "ss_xgb"})
 PREDICT_ALGORITHM = "secure_predict"
@@ -142,7 +142,7 @@ class LeaveOneOutMeasurement(BaseModel):
         return next(c for c in self.coalitions if c.left_out == party)
 
     def inputs_document(self) -> dict[str, Any]:
-        """The JSON document of ``ledger.contribution.LeaveOneOutInputs`` (what `settle propose` reads)."""
+        """The JSON document of ``LeaveOneOutInputs`` (what `settle propose` reads)."""
         return {
             "method": "leave_one_out",
             "metric": self.metric,
@@ -155,9 +155,9 @@ class LeaveOneOutMeasurement(BaseModel):
         }
 
     def to_inputs(self) -> LeaveOneOutInputs:
-        """``ledger.contribution.LeaveOneOutInputs``, ready for ``compute_weights`` and the contribution
-        record. Imports ``ledger.contribution`` (and with it web3): call it from the api layer."""
-        from ledger.contribution import LeaveOneOutInputs
+        """``LeaveOneOutInputs``, ready for ``compute_weights`` and the contribution
+        record. Imports ``ledger.settlement.contribution`` (and with it web3): call it from the api layer."""
+        from ledger.settlement.contribution import LeaveOneOutInputs
 
         return LeaveOneOutInputs.model_validate(self.inputs_document())
 

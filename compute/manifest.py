@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from compute.errors import ComputeError, ManifestError, SchemaError
 from compute.registry import AlgorithmSpec, get_algorithm
 from compute.schema import ObjectInfo
-from compute.signing import json_bytes, keccak_hex
 from ledger.records import Address, params_hash
+from ledger.signing import json_bytes, keccak_hex
 
 PartyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 ObjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]

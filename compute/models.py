@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compute.errors import ModelError
-from compute.signing import json_bytes, keccak_hex
+from ledger.signing import json_bytes, keccak_hex
 
 if TYPE_CHECKING:
     pass

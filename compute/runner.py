@@ -35,9 +35,9 @@ from compute.errors import ComputeError, ManifestError, ModelError, SchemaError,
 from compute.manifest import JobManifest, PlannedStep, check_structure, code_version, plan_job
 from compute.models import model_hash, model_id_for
 from compute.schema import ObjectInfo
-from compute.signing import keccak_hex
 from compute.worker.engine import Engine
 from ledger.records import PartyDigests, StepRecord
+from ledger.signing import keccak_hex
 
 log = logging.getLogger("compute.runner")
 

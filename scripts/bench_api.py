@@ -129,12 +129,12 @@ def _serve(
 ) -> Iterator[tuple[str, Callable[[], float]]]:
     """The API on a loopback port, and a clock of its CPU seconds: in this process (one API process; the
     client runs in another, so this process's CPU time is the server's) or `secureflow api` with N."""
-    from api.testing import LiveServer
+    from api.dev.testing import LiveServer
     from ledger.deploy import write_deployment
     from ledger.devchain import free_port
 
     if workers == 1:
-        from api.serve import freeze_startup_objects
+        from api.server.serve import freeze_startup_objects
 
         freeze_startup_objects()  # as `secureflow api` does before serving
         with LiveServer(app) as live:
@@ -275,9 +275,9 @@ def main() -> None:
     from eth_account import Account
     from web3 import Web3
 
-    from api.app import create_app
-    from api.serve import ensure_admin_key
-    from api.settings import ApiSettings
+    from api.server.app import create_app
+    from api.server.serve import ensure_admin_key
+    from api.server.settings import ApiSettings
     from ledger.anchoring import Anchorer, AnchoringConfig
     from ledger.chain import ChainClient, ChainConfig, TransactionSender
     from ledger.compiler import compile_contracts

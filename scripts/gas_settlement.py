@@ -28,7 +28,7 @@ from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from ledger.merkle import MerkleTree
 from ledger.nonces import ChainNonceSource
 from ledger.records import PartyDigests, StepRecord
-from ledger.settlement import (
+from ledger.settlement.client import (
     WEIGHTS_OUTPUT,
     SettlementClient,
     bps_from_scores,

@@ -43,10 +43,10 @@ from compute.errors import ComputeError, DatasetError, ModelError, SchemaError
 from compute.models import check_runtime_config, list_models, model_hash, read_meta, write_meta
 from compute.registry import get_loader
 from compute.schema import ObjectInfo, column_kind
-from compute.signing import json_bytes, salted_digest, sign_party
 from compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
 from compute.worker.protocol import WorkerSettings
 from ledger.records import PartyDigests, StepRecord
+from ledger.signing import json_bytes, salted_digest, sign_party
 
 log = logging.getLogger("compute.worker")
 
@@ -73,7 +73,7 @@ def _read_or_create(path: Path, make: Any) -> bytes:
 
 
 def content_digest(obj: WorkerObject) -> bytes | None:
-    """keccak of the canonical bytes of this party's slice of an object (see compute.signing)."""
+    """keccak of the canonical bytes of this party's slice of an object (see ledger.signing)."""
     from eth_utils.crypto import keccak
 
     if obj.digest is not None:

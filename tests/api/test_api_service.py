@@ -21,12 +21,12 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
 
-from api.app import create_app
-from api.auth import allow, assert_every_route_guarded, route_access
-from api.db import ROLES
-from api.serve import add_member_key, ensure_admin_key
-from api.settings import ApiSettings
-from api.testing import LiveServer
+from api.dev.testing import LiveServer
+from api.server.app import create_app
+from api.server.auth import allow, assert_every_route_guarded, route_access
+from api.server.db import ROLES
+from api.server.serve import add_member_key, ensure_admin_key
+from api.server.settings import ApiSettings
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from ledger.store import SqlLedgerStore, open_store
 from ledger.verify import verify_receipt

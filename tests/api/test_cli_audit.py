@@ -18,7 +18,7 @@ from stack import (
 )
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.main import app
 from ledger.deploy import write_deployment
 from ledger.receipts import build_bundle, write_bundle
 from ledger.store.sql import SqlLedgerStore

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
-from api.serve import build_embedded, write_example
-from api.testing import LiveServer
+from api.dev.testing import LiveServer
+from api.server.serve import build_embedded, write_example
 from ledger.verify import verify_receipt
 
 

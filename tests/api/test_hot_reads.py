@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from sqlalchemy import update
 from stack import ALICE, BOB, accept
 
-from api.db import ApiDb, Principal
-from api.errors import NotFoundError
-from api.reads import HotReads, _NeedsThread, dumps
-from api.schemas import Page, StepOut
+from api.server.db import ApiDb, Principal
+from api.server.errors import NotFoundError
+from api.server.reads import HotReads, _NeedsThread, dumps
+from api.server.schemas import Page, StepOut
 from ledger.errors import UnknownRecordError
 from ledger.merkle import MerkleTree
 from ledger.receipts import InconsistentBatchError, RecordNotAnchoredError, build_receipt
@@ -144,8 +144,8 @@ def test_dumps_writes_what_pydantic_writes() -> None:
 def test_api_processes_default_to_one_per_cpu_unless_hosting_the_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from api.serve import MAX_DEFAULT_PROCESSES, api_processes
-    from api.settings import ApiSettings
+    from api.server.serve import MAX_DEFAULT_PROCESSES, api_processes
+    from api.server.settings import ApiSettings
 
     monkeypatch.delenv("SECUREFLOW_API_WORKERS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 2)

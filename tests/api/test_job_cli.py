@@ -26,10 +26,10 @@ from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
 from test_api_service import live_app
 from typer.testing import CliRunner, Result
 
+import api.cli.job as job_cli
 import api.client as api_client
-import api.job_cli as job_cli
-from api.cli import app as cli_app
-from api.testing import LiveServer
+from api.cli.main import app as cli_app
+from api.dev.testing import LiveServer
 from ledger.chain import TransactionSender
 from ledger.devchain import DEV_PRIVATE_KEYS, free_port
 from ledger.nonces import ChainNonceSource

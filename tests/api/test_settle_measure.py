@@ -19,12 +19,12 @@ import pytest
 from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled
 from typer.testing import CliRunner, Result
 
-from api.devstack import provision_party
-from api.settle_cli import settle_app
+from api.cli.settle import settle_app
+from api.dev.devstack import provision_party
 from compute.worker.engine import Engine
-from ledger.contribution import LeaveOneOutInputs, compute_weights, load_inputs
 from ledger.deploy import write_deployment
 from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from ledger.settlement.contribution import LeaveOneOutInputs, compute_weights, load_inputs
 from ledger.store.sql import open_store
 
 KEYS = {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2]}

@@ -32,7 +32,7 @@ from sqlalchemy import update
 from stack import BOB, anchor_and_index, step
 from test_api_service import SERVICE, Env, env, submit  # noqa: F401  (the live app fixture)
 
-from api.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
+from api.server.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
 from ledger.recorder import to_outbox
 from ledger.store.models import StepRecordOrm
 from ledger.store.schemas import NewJob

@@ -24,9 +24,9 @@ from sklearn.preprocessing import StandardScaler
 
 from compute.contribution import Progress, measure_leave_one_out
 from compute.errors import ContributionManifestError, NoFeaturesLeftError, UnknownAlgorithmError
-from compute.signing import verify_party_signature
-from ledger.contribution import compute_weights, parse_inputs
 from ledger.records import StepRecord
+from ledger.settlement.contribution import compute_weights, parse_inputs
+from ledger.signing import verify_party_signature
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALICE_FEATURES = ["a0", "a1"]

@@ -30,10 +30,10 @@ from cf_helpers import joined, put, vertical_data
 
 from compute.errors import ComputeError, WorkerError
 from compute.runner import run_job
-from compute.signing import verify_party_signature
 from compute.worker.engine import REPO_ROOT, Engine
 from compute.worker.link import HEARTBEAT_TTL_S, engine_alive_key, heartbeat_key, inbound_key, outbound_key
 from ledger.records import StepRecord
+from ledger.signing import verify_party_signature
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PARTIES = ("alice", "bob")
@@ -52,7 +52,7 @@ class Nodes:
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         with open(self.root / f"{party}-node.log", "ab") as log:
             self.procs[party] = subprocess.Popen(
-                [sys.executable, "-c", "from api.cli import main; main()", "node", "--party", party,
+                [sys.executable, "-c", "from api.cli.main import main; main()", "node", "--party", party,
                  "--data-dir", str(self.dir(party)), "--redis-url", REDIS_URL, "--prefix", self.prefix],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT),
             )  # fmt: skip

@@ -16,9 +16,9 @@ from eth_account import Account
 
 from compute.errors import ComputeError
 from compute.registry import algorithm_names, describe_algorithms
-from compute.signing import recover_party, sign_party, signing_payload, verify_party_signature
 from compute.worker.engine import REPO_ROOT
 from ledger.records import PartyDigests, StepRecord, params_hash
+from ledger.signing import recover_party, sign_party, signing_payload, verify_party_signature
 
 ALGORITHMS = {
     "psi",

@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from compute.runner import run_job
-from compute.signing import verify_party_signature
 from ledger.records import StepRecord
+from ledger.signing import verify_party_signature
 
 
 def test_pipeline_matches_plaintext(engine, recorder) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import pandas as pd
 from cf_helpers import manifest, put
 
 from compute.runner import run_job
-from compute.signing import verify_party_signature
+from ledger.signing import verify_party_signature
 
 
 def test_psi_then_fillna(engine, recorder) -> None:  # type: ignore[no-untyped-def]

@@ -34,7 +34,7 @@ from ledger.deploy import deploy_settlement
 from ledger.devchain import DEV_CHAIN_ID, rpc_call
 from ledger.merkle import MerkleTree
 from ledger.records import PartyDigests, StepRecord
-from ledger.settlement import (
+from ledger.settlement.client import (
     WEIGHTS_OUTPUT,
     SettlementClient,
     WeightsProposal,

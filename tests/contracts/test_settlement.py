@@ -30,7 +30,7 @@ from ledger.artifacts import load_artifact
 from ledger.devchain import DEV_CHAIN_ID
 from ledger.errors import ContractRevertedError
 from ledger.merkle import MerkleTree
-from ledger.settlement import (
+from ledger.settlement.client import (
     ETH,
     SettlementError,
     allocate,
@@ -710,7 +710,7 @@ def _run_property_example(
 def test_deploy_settlement_and_read_only_client(s: SettlementEnv) -> None:
     from ledger.deploy import bytecode_sha256, deploy_settlement
     from ledger.errors import ReadOnlyClientError
-    from ledger.settlement import SettlementClient, settlement_contract
+    from ledger.settlement.client import SettlementClient, settlement_contract
 
     deployed = deploy_settlement(
         s.client, s.sender(s.base.admin), s.base.registry.address, s.base.ledger.address

@@ -16,7 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stack import ALICE, BOB, new_job
 
-from ledger.contribution import (
+from ledger.devchain import DEV_PRIVATE_KEYS
+from ledger.errors import RecordConflictError
+from ledger.recorder import OutboxRecorder
+from ledger.records import StepRecord
+from ledger.settlement.client import WEIGHTS_OUTPUT, record_carries_weights, weights_hash
+from ledger.settlement.contribution import (
     ALGORITHM,
     INPUTS_DIGEST_NAME,
     ContributionError,
@@ -32,11 +37,6 @@ from ledger.contribution import (
     parse_inputs,
     propose_contribution,
 )
-from ledger.devchain import DEV_PRIVATE_KEYS
-from ledger.errors import RecordConflictError
-from ledger.recorder import OutboxRecorder
-from ledger.records import StepRecord
-from ledger.settlement import WEIGHTS_OUTPUT, record_carries_weights, weights_hash
 from ledger.store.sql import SqlLedgerStore
 
 CAROL = Account.from_key(DEV_PRIVATE_KEYS[3]).address

@@ -9,7 +9,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.main import app
 from ledger.chain import ChainClient, ChainConfig
 from ledger.deploy import Deployment, connect, load_deployment, write_deployment
 from ledger.devchain import DEV_PRIVATE_KEYS, DevChain

@@ -1,7 +1,7 @@
 """Receipts and audit bundles from the ledger store (SQLite and PostgreSQL), verified against a real anvil.
 
 The helpers here (`LedgerEnv`, `deploy_env`, `anchor_pending`, ...) are also
-used by test_verify.py and test_reconcile.py: they follow api/demo.py (deploy,
+used by test_verify.py and test_reconcile.py: they follow api/dev/demo.py (deploy,
 register members, grant the anchoring service, createJob on chain, accept
 records into the outbox, build one Merkle batch, anchorBatch, mark confirmed).
 """

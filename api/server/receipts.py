@@ -2,7 +2,7 @@
 
 Same receipts as `ledger.receipts.build_receipt` (it is what this calls into),
 but the tree of a batch is built once per process (`ledger.receipts.BatchTreeCache`,
-shared with the hot read paths of `api.reads`): rebuilding a 2,000-leaf tree per
+shared with the hot read paths of `api.server.reads`): rebuilding a 2,000-leaf tree per
 request dominated receipt latency.
 """
 

@@ -17,10 +17,10 @@ import rfc8785
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.errors import InvalidRequestError
+from api.server.errors import InvalidRequestError
 from ledger.records import Address
 
-log = logging.getLogger("api.manifests")
+log = logging.getLogger("api.server.manifests")
 
 
 @dataclass(frozen=True)

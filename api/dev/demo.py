@@ -30,7 +30,7 @@ from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 
-from api.devstack import PARTIES, dev_consortium, provision_party
+from api.dev.devstack import PARTIES, dev_consortium, provision_party
 from compute.manifest import JobManifest
 from compute.runner import JobResult, run_job
 from ledger.chain import ChainClient

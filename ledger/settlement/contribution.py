@@ -1,7 +1,7 @@
 """How each party's contribution to a job is computed, and how it is anchored before weights are set.
 
 Two methods turn inputs from the compute engine into basis points (summing to
-exactly 10,000, by `ledger.settlement.bps_from_scores`: the highest-averages
+exactly 10,000, by `ledger.settlement.client.bps_from_scores`: the highest-averages
 rule of the settlement contract, scores taken to 12 decimal places). All
 arithmetic is exact (`fractions.Fraction`; a metric is taken as the decimal
 number it prints as, so ``0.85`` is 17/20, not the nearest binary double).
@@ -37,11 +37,11 @@ columns; the label holder's label stays the target, since a vertical model
 cannot be trained without it (`compute.contribution` runs the coalitions).
 
 **The contribution record.** `build_contribution_record` makes the step record
-that is anchored before weights are set (`ledger.settlement` requires the
+that is anchored before weights are set (`ledger.settlement.client` requires the
 weights to refer to an anchored record): algorithm ``contribution``, one
 `ledger.records.PartyDigests` per member with ``inputs={"contribution_inputs":
 inputs_digest}`` and ``outputs={"weights_hash": weightsHash}`` (the binding
-`ledger.settlement.record_carries_weights` checks), and ``params_hash`` of
+`ledger.settlement.client.record_carries_weights` checks), and ``params_hash`` of
 ``{"method", "parameters", "members", "inputs_digest"}``. The inputs are
 statistics of the joint model and of the parties' data (metric values, row
 counts), so the record carries only ``inputs_digest = keccak256(RFC 8785 JSON
@@ -73,7 +73,7 @@ from ledger.errors import LedgerError
 from ledger.receipts import Address, Hex32, Receipt
 from ledger.recorder import LedgerRecorder
 from ledger.records import Identifier, PartyDigests, StepRecord, params_hash
-from ledger.settlement import (
+from ledger.settlement.client import (
     TOTAL_BPS,
     WEIGHTS_OUTPUT,
     SettlementError,
@@ -98,7 +98,7 @@ Method = Literal["data_share", "leave_one_out"]
 class ContributionError(LedgerError):
     """Contribution inputs or a proposal that cannot be turned into weights."""
 
-    hint = "fix the contribution inputs (see the ledger.contribution docstring for the formulas)"
+    hint = "fix the contribution inputs (see the ledger.settlement.contribution docstring for the formulas)"
 
 
 class ProposalFileError(ContributionError):

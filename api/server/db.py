@@ -1,7 +1,7 @@
 """The API's own tables (members, hashed API keys, job manifests, the audit record index) and its queries.
 
 The API shares the ledger's database (one URL, one engine) but owns only the
-``api_*`` tables, migrated by Alembic from ``api/migrations`` with their own
+``api_*`` tables, migrated by Alembic from ``api/server/migrations`` with their own
 version table ``api_alembic_version`` (:func:`upgrade_engine`, run on
 startup; safe from several processes at once). The ledger's tables are only
 *read* here (paged steps of a job, audit queries), never written.
@@ -54,7 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from api.errors import ConflictError, NotFoundError, UnavailableError
+from api.server.errors import ConflictError, NotFoundError, UnavailableError
 from ledger.store import migrate
 from ledger.store.engine import WRITE_OPTION, mask_url
 from ledger.store.models import BatchOrm, JobOrm, StepRecordOrm

@@ -1,9 +1,9 @@
-"""The auditors' web page (public static files): ``GET /ui`` and its assets, from ``api/web/``.
+"""The auditors' web page (public static files): ``GET /ui`` and its assets, from ``api/server/web/``.
 
 The page holds no data: the browser asks the user for an API key (kept in the
 tab's ``sessionStorage`` only) and calls the same ``/v1`` routes as any client,
 which authenticate and scope every request (a member key sees only its jobs).
-So these routes are declared :func:`api.auth.public`, like ``/healthz``: they
+So these routes are declared :func:`api.server.auth.public`, like ``/healthz``: they
 serve a fixed set of files, read once at start-up, never anything from a
 request path (no directory traversal), with a strict Content-Security-Policy
 that lets the page load and call nothing but its own origin. They are not part
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.auth import public
+from api.server.auth import public
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -54,7 +54,7 @@ ASSETS: dict[str, tuple[str, str]] = {
     "/ui/app.css": ("app.css", "text/css; charset=utf-8"),
     "/ui/icon.svg": ("icon.svg", "image/svg+xml"),
 }
-"""Route path -> (file in api/web/, media type): the page's whole set of files."""
+"""Route path -> (file in api/server/web/, media type): the page's whole set of files."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,14 @@ class Asset:
 
 
 def load_asset(name: str, media_type: str) -> Asset:
-    """One file of ``api/web/``; a missing file stops the app from starting (a broken install)."""
+    """One file of ``api/server/web/``; a missing file stops the app from starting (a broken install)."""
     path = WEB_DIR / name
     try:
         body = path.read_bytes()
     except OSError as exc:
         raise RuntimeError(
             f"the web UI file {path} cannot be read ({exc.strerror}): reinstall secureflow "
-            "(api/web/ ships with the package)"
+            "(api/server/web/ ships with the package)"
         ) from exc
     return Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 

@@ -43,25 +43,16 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.auth import allow, principal_of, visible_job
-from api.context import Services, services
-from api.db import Principal, StoredProposal
-from api.errors import ApiError, ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
-from api.routes.jobs import JobId
-from api.schemas import ERROR_RESPONSES
+from api.server.auth import allow, principal_of, visible_job
+from api.server.context import Services, services
+from api.server.db import Principal, StoredProposal
+from api.server.errors import ApiError, ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from api.server.routes.jobs import JobId
+from api.server.schemas import ERROR_RESPONSES
 from ledger.contracts import AuditLedgerClient
-from ledger.contribution import (
-    ContributionError,
-    ContributionProposal,
-    DataShareInputs,
-    LeaveOneOutInputs,
-    ProposalMismatchError,
-    check_members,
-    prepare_contribution,
-)
 from ledger.deploy import connect
 from ledger.recorder import to_outbox
-from ledger.settlement import (
+from ledger.settlement.client import (
     ETH,
     MemberBalance,
     SettlementClient,
@@ -72,7 +63,16 @@ from ledger.settlement import (
     approval_signer,
     settlement_contract,
 )
-from ledger.settlement_tx import (
+from ledger.settlement.contribution import (
+    ContributionError,
+    ContributionProposal,
+    DataShareInputs,
+    LeaveOneOutInputs,
+    ProposalMismatchError,
+    check_members,
+    prepare_contribution,
+)
+from ledger.settlement.transactions import (
     Action,
     ContributionNotReadyError,
     ForeignTransactionError,

@@ -36,9 +36,9 @@ from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import can_see, job_not_visible
-from api.db import ApiDb, Principal, RecordIndexOrm
-from api.errors import UnavailableError
+from api.server.auth import can_see, job_not_visible
+from api.server.db import ApiDb, Principal, RecordIndexOrm
+from api.server.errors import UnavailableError
 from ledger.errors import UnknownRecordError
 from ledger.receipts import BatchTreeCache, anchored_batch, receipt_data
 from ledger.store.base import LedgerStore
@@ -107,7 +107,7 @@ class JobScopes:
         self._known: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def check(self, principal: Principal, job_id: str) -> None:
-        """Raise the 404 of `api.auth.visible_job` unless the job exists and the caller may see it."""
+        """Raise the 404 of `api.server.auth.visible_job` unless the job exists and the caller may see it."""
         scope = self._known.get(job_id)
         if scope is None:
             job = self.store.get_job(job_id)
@@ -267,7 +267,7 @@ class HotReads:
 
 
 def hot_reads(request: Request) -> HotReads:
-    """The app's `HotReads` (built by `api.app.create_app`)."""
+    """The app's `HotReads` (built by `api.server.app.create_app`)."""
     found = request.app.state.reads
     assert isinstance(found, HotReads)
     return found

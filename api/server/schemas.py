@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from api.db import KeyInfo, Member, RecordItem, Role
+from api.server.db import KeyInfo, Member, RecordItem, Role
 from ledger.records import Address as RawAddress
 from ledger.store.schemas import Job
 from ledger.verify import Verdict

@@ -25,15 +25,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.auth import assert_every_route_guarded
-from api.context import INDEXER_CHECKPOINT, Services
-from api.db import ApiDb
-from api.errors import ApiError, code_for_status, error_body, from_ledger_error
-from api.executor import JobExecutor
-from api.metrics import ApiMetrics, LedgerCollector
-from api.reads import HotReads
-from api.routes import admin, audit, jobs, ops, settlements, ui
-from api.settings import ApiSettings
+from api.server.auth import assert_every_route_guarded
+from api.server.context import INDEXER_CHECKPOINT, Services
+from api.server.db import ApiDb
+from api.server.errors import ApiError, code_for_status, error_body, from_ledger_error
+from api.server.executor import JobExecutor
+from api.server.metrics import ApiMetrics, LedgerCollector
+from api.server.reads import HotReads
+from api.server.routes import admin, audit, jobs, ops, settlements, ui
+from api.server.settings import ApiSettings
 from ledger.anchoring import AnchoringWorker
 from ledger.chain import ChainClient
 from ledger.deploy import Deployment

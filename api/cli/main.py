@@ -17,8 +17,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from api.job_cli import job_app
-from api.settle_cli import settle_app
+from api.cli.job import job_app
+from api.cli.settle import settle_app
 from ledger.errors import ConfigurationError, LedgerError
 
 app = typer.Typer(
@@ -59,7 +59,7 @@ def demo(
     keep_chain: Annotated[bool, typer.Option(help="keep anvil running after the demo")] = False,
 ) -> None:
     """Run a two-party job end to end on a local anvil and print its audit trail read back from the chain."""
-    from api.demo import run_demo
+    from api.dev.demo import run_demo
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     workdir = workdir or Path(".secureflow") / f"demo-{stamp}"
@@ -168,7 +168,7 @@ def up(
     workdir: Annotated[Path | None, typer.Option(help="where the DB, anvil log and deployment go")] = None,
 ) -> None:
     """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
-    from api.serve import run_up
+    from api.server.serve import run_up
 
     run_up(port, workdir=workdir, echo=console.print)
 
@@ -179,7 +179,7 @@ def api(
     with_worker: Annotated[bool, typer.Option(help="also run the anchoring worker in-process")] = False,
 ) -> None:
     """The API against SECUREFLOW_DATABASE_URL / RPC_URL / DEPLOYMENT (SECUREFLOW_API_HOST / API_PORT)."""
-    from api.serve import run_api
+    from api.server.serve import run_api
 
     run_api(with_worker=with_worker, echo=console.print)
 

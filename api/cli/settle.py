@@ -7,7 +7,7 @@ The flow of one job (every command checks the chain before it sends anything):
    SecretFlow workers (`compute.contribution`) and write the metrics as the inputs of ``propose``.
 
 1. ``propose JOB_ID --inputs inputs.json --out proposal.json``: compute the weights by the inputs'
-   method (`ledger.contribution`), record the contribution step in the ledger outbox and write the
+   method (`ledger.settlement.contribution`), record the contribution step in the ledger outbox and write the
    proposal file for the members to review. The anchoring worker then anchors the record.
 2. ``approve proposal.json`` as each member (key in ``SECUREFLOW_MEMBER_KEY``): check the proposal
    against its inputs and against the anchored record, then sign the EIP-712 approval into a file
@@ -47,11 +47,11 @@ from ledger.errors import ConfigurationError, LedgerError
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands import it when they run
     from ledger.chain import ChainClient, TransactionSender
     from ledger.contracts import AuditLedgerClient
-    from ledger.contribution import ContributionProposal
     from ledger.deploy import Deployment
     from ledger.receipts import Receipt
     from ledger.settings import LedgerSettings
-    from ledger.settlement import SettlementClient, WeightsProposal
+    from ledger.settlement.client import SettlementClient, WeightsProposal
+    from ledger.settlement.contribution import ContributionProposal
     from ledger.store.base import LedgerStore
 
 settle_app = typer.Typer(
@@ -62,7 +62,7 @@ err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 MEMBER_KEY_ENV = "SECUREFLOW_MEMBER_KEY"
 _WEI_PER_ETH = 10**18
-_ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (ledger.settlement.ETH)
+_ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (ledger.settlement.client.ETH)
 Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
 
 
@@ -131,8 +131,10 @@ def friendly_errors(fn: F) -> F:
             err_console.print(f"[bold red]error:[/] invalid setting: {escape(str(exc.errors()[0]['msg']))}")
             err_console.print(f"  ({ConfigurationError.hint})")
             raise typer.Exit(1) from None
-        except ValueError as exc:  # ledger.settlement.SettlementError: weights the contract would refuse
-            settlement = sys.modules.get("ledger.settlement")
+        except (
+            ValueError
+        ) as exc:  # ledger.settlement.client.SettlementError: weights the contract would refuse
+            settlement = sys.modules.get("ledger.settlement.client")
             if settlement is None or not isinstance(exc, settlement.SettlementError):
                 raise
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
@@ -183,7 +185,7 @@ def _chain(*, with_key: bool) -> _Chain:
     from ledger.deploy import connect, load_deployment
     from ledger.nonces import ChainNonceSource
     from ledger.settings import LedgerSettings
-    from ledger.settlement import SettlementClient
+    from ledger.settlement.client import SettlementClient
 
     settings = LedgerSettings()
     deployment = load_deployment(settings.deployment)
@@ -284,9 +286,9 @@ def _anchored(
     chain: _Chain, store: LedgerStore, proposal: ContributionProposal, *, confirmed: bool
 ) -> tuple[Receipt, WeightsProposal]:
     """The contribution record's receipt and the weights to approve, checked against the proposal and
-    against the chain (the record's root is anchored and its proof holds): `ledger.settlement_tx`."""
+    against the chain (root anchored, proof holds): `ledger.settlement.transactions`."""
     from ledger.receipts import build_receipt
-    from ledger.settlement_tx import ContributionNotReadyError, anchored_weights
+    from ledger.settlement.transactions import ContributionNotReadyError, anchored_weights
 
     def receipt_of(job_id: str, seq: int) -> Receipt:
         return build_receipt(store, chain.deployment.chain_id, chain.ledger.address, job_id, seq)
@@ -298,7 +300,7 @@ def _anchored(
 
 
 def _load_checked(path: Path) -> ContributionProposal:
-    from ledger.contribution import ContributionProposal
+    from ledger.settlement.contribution import ContributionProposal
 
     proposal = ContributionProposal.load(path)
     proposal.verify()
@@ -330,7 +332,7 @@ def _approval_default_path(proposal_path: Path, party: str) -> Path:
 def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple[str, bytes]:
     from eth_utils.address import to_checksum_address
 
-    from ledger.settlement import SettlementError, approval_signer
+    from ledger.settlement.client import SettlementError, approval_signer
 
     try:
         approval = ApprovalFile.model_validate_json(path.read_text(encoding="utf-8"))
@@ -393,8 +395,8 @@ def propose(
     force: Annotated[bool, typer.Option(help="replace an existing proposal file")] = False,
 ) -> None:
     """Compute the weights, record the contribution step in the outbox, and write the proposal file."""
-    from ledger.contribution import check_members, load_inputs, prepare_contribution
     from ledger.recorder import OutboxRecorder
+    from ledger.settlement.contribution import check_members, load_inputs, prepare_contribution
 
     job = _job_bytes(job_id)
     if out.exists() and not force:

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
-from api.auth import allow, principal_of, scope_address
-from api.context import services
-from api.db import RecordFilter
-from api.errors import InvalidRequestError
-from api.schemas import ERROR_RESPONSES, AuditItem, ModelOut, Page, StepOut, VerdictOut
+from api.server.auth import allow, principal_of, scope_address
+from api.server.context import services
+from api.server.db import RecordFilter
+from api.server.errors import InvalidRequestError
+from api.server.schemas import ERROR_RESPONSES, AuditItem, ModelOut, Page, StepOut, VerdictOut
 from ledger.receipts import RecordNotAnchoredError
 from ledger.store.schemas import RECORD_STATUSES, RecordStatus
 from ledger.verify import verify_receipt

@@ -17,12 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from api.auth import allow, principal_of, scope_address, visible_job
-from api.context import Services, services
-from api.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
-from api.manifests import new_job_id, validate_manifest
-from api.reads import JsonBytes, hot_reads
-from api.schemas import (
+from api.server.auth import allow, principal_of, scope_address, visible_job
+from api.server.context import Services, services
+from api.server.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
+from api.server.manifests import new_job_id, validate_manifest
+from api.server.reads import JsonBytes, hot_reads
+from api.server.schemas import (
     ERROR_RESPONSES,
     AcceptedStep,
     JobOut,
@@ -146,7 +146,7 @@ def get_manifest(request: Request, job_id: JobId) -> dict[str, Any]:
     job = _job(request, job_id)
     manifest = services(request).db.get_manifest(job.job_id)
     if manifest is None:
-        from api.errors import NotFoundError
+        from api.server.errors import NotFoundError
 
         raise NotFoundError(f"job {job.job_id} was not submitted through the API: no manifest stored")
     return manifest
@@ -245,7 +245,7 @@ def get_step(request: Request, job_id: JobId, seq: Seq) -> StepDetail:
     items = svc.db.steps_page(job.job_id, seq - 1, 1)
     row = svc.store.get_record(job.job_id, seq)
     if row is None or not items or items[0].seq != seq:
-        from api.errors import NotFoundError
+        from api.server.errors import NotFoundError
 
         raise NotFoundError(
             f"job {job.job_id} has no step {seq}", hint="list its steps: GET /v1/jobs/{job_id}/steps"

@@ -26,13 +26,13 @@ import uvicorn
 from eth_account import Account
 from fastapi import FastAPI
 
-from api.app import create_app
-from api.compute_executor import LocalComputeExecutor
-from api.db import ApiDb, Role
-from api.devstack import PARTIES, dev_consortium
-from api.executor import JobExecutor
-from api.logs import configure_logging
-from api.settings import ApiSettings
+from api.dev.compute_executor import LocalComputeExecutor
+from api.dev.devstack import PARTIES, dev_consortium
+from api.server.app import create_app
+from api.server.db import ApiDb, Role
+from api.server.executor import JobExecutor
+from api.server.logs import configure_logging
+from api.server.settings import ApiSettings
 from ledger.anchoring import AnchoringWorker
 from ledger.chain import ChainClient
 from ledger.deploy import load_deployment
@@ -41,7 +41,7 @@ from ledger.errors import ConfigurationError
 from ledger.runtime import build_runtime
 from ledger.store.sql import SqlLedgerStore, open_store
 
-log = logging.getLogger("api.serve")
+log = logging.getLogger("api.server.serve")
 Printer = Callable[[str], None]
 
 
@@ -186,7 +186,7 @@ def _run_api_processes(
     if admin_key:
         echo(f"first admin API key (shown once, store it now): {admin_key}")
     uvicorn.run(
-        "api.serve:app_from_env",
+        "api.server.serve:app_from_env",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
@@ -264,7 +264,7 @@ def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> Embedd
 def write_example(stack: EmbeddedStack, workdir: Path, rows: int = 2000) -> Path:
     """The demo's synthetic datasets in each party's data folder (kept if present) and a job manifest naming
     the parties' addresses, for trying the stack: ``secureflow job submit <returned path> --follow``."""
-    from api.demo import demo_data, demo_manifest  # pandas and the demo pipeline: only when asked
+    from api.dev.demo import demo_data, demo_manifest  # pandas and the demo pipeline: only when asked
 
     tables = dict(zip(("alice", "bob"), demo_data(rows), strict=True))
     for party, (_address, data) in stack.parties.items():

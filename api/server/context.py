@@ -10,10 +10,10 @@ from typing import Any
 from fastapi import Request
 from web3 import Web3
 
-from api.db import ApiDb
-from api.executor import JobExecutor
-from api.receipts import ReceiptCache
-from api.settings import ApiSettings
+from api.server.db import ApiDb
+from api.server.executor import JobExecutor
+from api.server.receipts import ReceiptCache
+from api.server.settings import ApiSettings
 from ledger.anchoring import AnchoringWorker
 from ledger.chain import ChainClient
 from ledger.contracts import RegistryClient
@@ -25,7 +25,7 @@ INDEXER_CHECKPOINT = "audit-ledger-events"
 
 @dataclass
 class Services:
-    """The app's collaborators, built once by `api.app.create_app`."""
+    """The app's collaborators, built once by `api.server.app.create_app`."""
 
     settings: ApiSettings
     store: LedgerStore
