@@ -1,5 +1,5 @@
-"""``python -m api`` runs the ``secureflow`` command line."""
+"""``python -m secureflow.api`` runs the ``secureflow`` command line."""
 
-from api.cli.main import app
+from secureflow.api.cli.main import app
 
 app(prog_name="secureflow")

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ledger.errors import LedgerError
+from secureflow.ledger.errors import LedgerError
 
 API_URL_ENV = "SECUREFLOW_API_URL"
 API_KEY_ENV = "SECUREFLOW_API_KEY"

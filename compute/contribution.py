@@ -33,12 +33,12 @@ Metrics (by the evaluation algorithm; the first is the default)::
 Everything is validated on metadata before the first coalition runs: a
 manifest without an evaluation step, an evaluation that does not score a model
 trained in the manifest, or a coalition that would have no feature left
-raises a `compute.errors.ContributionManifestError` (nothing runs, nothing is
+raises a `secureflow.compute.errors.ContributionManifestError` (nothing runs, nothing is
 recorded). A coalition whose job fails raises `CoalitionFailedError` naming the
 coalition, its job id and the failed step.
 
 The result, `LeaveOneOutMeasurement`, carries per coalition its job id and the
-metric, and the inputs document of ``ledger.settlement.contribution.LeaveOneOutInputs``
+metric, and the inputs document of ``secureflow.ledger.settlement.contribution.LeaveOneOutInputs``
 (``inputs_document()``; ``to_inputs()`` parses it). `compute` never imports
 web3, and ``ledger.settlement.contribution`` does (through ``ledger.settlement.client``), so
 ``to_inputs`` imports it only when called, from the api layer
@@ -56,15 +56,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compute.errors import (
+from secureflow.compute.errors import (
     CoalitionFailedError,
     ComputeError,
     ContributionManifestError,
     NoFeaturesLeftError,
 )
-from compute.manifest import JobManifest, check_structure, plan_job
-from compute.registry import get_algorithm
-from compute.runner import (
+from secureflow.compute.manifest import JobManifest, check_structure, plan_job
+from secureflow.compute.registry import get_algorithm
+from secureflow.compute.runner import (
     Recorder,
     _close_workers,
     _error_from_reply,
@@ -74,12 +74,12 @@ from compute.runner import (
     open_on_workers,
     run_job,
 )
-from compute.schema import ObjectInfo
-from compute.worker.engine import Engine
-from ledger.records import StepRecord
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.records import StepRecord
 
 if TYPE_CHECKING:
-    from ledger.settlement.contribution import LeaveOneOutInputs
+    from secureflow.ledger.settlement.contribution import LeaveOneOutInputs
 
 TRAINING_ALGORITHMS = frozenset({"ss_lr", "ss_xgb"})
 PREDICT_ALGORITHM = "secure_predict"
@@ -157,7 +157,7 @@ class LeaveOneOutMeasurement(BaseModel):
     def to_inputs(self) -> LeaveOneOutInputs:
         """``LeaveOneOutInputs``, ready for ``compute_weights`` and the contribution
         record. Imports ``ledger.settlement.contribution`` (and with it web3): call it from the api layer."""
-        from ledger.settlement.contribution import LeaveOneOutInputs
+        from secureflow.ledger.settlement.contribution import LeaveOneOutInputs
 
         return LeaveOneOutInputs.model_validate(self.inputs_document())
 

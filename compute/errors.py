@@ -93,7 +93,7 @@ class ModelError(ComputeError):
 
 
 class ContributionManifestError(ManifestError):
-    """The manifest cannot be measured leave-one-party-out (`compute.contribution`)."""
+    """The manifest cannot be measured leave-one-party-out (`secureflow.compute.contribution`)."""
 
     hint = (
         "give the manifest a training step (ss_lr or ss_xgb), secure_predict to the label party and "

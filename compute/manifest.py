@@ -25,11 +25,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from compute.errors import ComputeError, ManifestError, SchemaError
-from compute.registry import AlgorithmSpec, get_algorithm
-from compute.schema import ObjectInfo
-from ledger.records import Address, params_hash
-from ledger.signing import json_bytes, keccak_hex
+from secureflow.compute.errors import ComputeError, ManifestError, SchemaError
+from secureflow.compute.registry import AlgorithmSpec, get_algorithm
+from secureflow.compute.schema import ObjectInfo
+from secureflow.ledger.records import Address, params_hash
+from secureflow.ledger.signing import json_bytes, keccak_hex
 
 PartyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 ObjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]

@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from compute.errors import ModelError
-from ledger.signing import json_bytes, keccak_hex
+from secureflow.compute.errors import ModelError
+from secureflow.ledger.signing import json_bytes, keccak_hex
 
 if TYPE_CHECKING:
     pass

@@ -15,7 +15,7 @@ function with :func:`algorithm`, giving
   runs in the coordinator for every step of a manifest before the first step runs.
 
 The worker function itself runs inside each party worker (SPMD, see
-`compute.worker.context.StepContext`) and imports SecretFlow lazily, so this
+`secureflow.compute.worker.context.StepContext`) and imports SecretFlow lazily, so this
 module and `describe_algorithms` never load SecretFlow.
 """
 
@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from compute.errors import ModelError, ParameterError, UnknownAlgorithmError
-from compute.schema import ObjectInfo
+from secureflow.compute.errors import ModelError, ParameterError, UnknownAlgorithmError
+from secureflow.compute.schema import ObjectInfo
 
 if TYPE_CHECKING:
-    from compute.worker.context import ModelHandle, StepContext
+    from secureflow.compute.worker.context import ModelHandle, StepContext
 
 SlotKind = Literal["table", "model", "report"]
 SpuProfile = Literal["default", "precise"]
@@ -124,11 +124,11 @@ def algorithm(
 
 
 def discover() -> None:
-    """Import every module under `compute.algorithms` (each registers itself)."""
+    """Import every module under `secureflow.compute.algorithms` (each registers itself)."""
     global _DISCOVERED
     if _DISCOVERED:
         return
-    import compute.algorithms as package
+    import secureflow.compute.algorithms as package
 
     for module in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
         if not module.name.rsplit(".", 1)[-1].startswith("_"):

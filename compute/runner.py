@@ -31,19 +31,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from compute.errors import ComputeError, ManifestError, ModelError, SchemaError, WorkerError
-from compute.manifest import JobManifest, PlannedStep, check_structure, code_version, plan_job
-from compute.models import model_hash, model_id_for
-from compute.schema import ObjectInfo
-from compute.worker.engine import Engine
-from ledger.records import PartyDigests, StepRecord
-from ledger.signing import keccak_hex
+from secureflow.compute.errors import ComputeError, ManifestError, ModelError, SchemaError, WorkerError
+from secureflow.compute.manifest import JobManifest, PlannedStep, check_structure, code_version, plan_job
+from secureflow.compute.models import model_hash, model_id_for
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.signing import keccak_hex
 
-log = logging.getLogger("compute.runner")
+log = logging.getLogger("secureflow.compute.runner")
 
 
 class Recorder(Protocol):
-    """The subset of `ledger.recorder.LedgerRecorder` the runner uses."""
+    """The subset of `secureflow.ledger.recorder.LedgerRecorder` the runner uses."""
 
     def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Any) -> None: ...
 
@@ -230,7 +230,7 @@ def run_job(
 
 
 def _error_from_reply(reply: Mapping[str, Any]) -> ComputeError:
-    import compute.errors as errors
+    import secureflow.compute.errors as errors
 
     cls = getattr(errors, str(reply.get("error_class")), None)
     if not (isinstance(cls, type) and issubclass(cls, ComputeError)):

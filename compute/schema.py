@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compute.errors import SchemaError
+from secureflow.compute.errors import SchemaError
 
 ColumnKind = Literal["int", "float", "bool", "str", "other"]
 NUMERIC_KINDS: frozenset[str] = frozenset({"int", "float", "bool"})

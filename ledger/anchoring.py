@@ -34,18 +34,18 @@ from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3.exceptions import TransactionNotFound
 
-from ledger.chain import ChainClient, TransactionSender
-from ledger.contracts import AuditLedgerClient, hex32
-from ledger.errors import (
+from secureflow.ledger.chain import ChainClient, TransactionSender
+from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.errors import (
     ChainError,
     ContractRevertedError,
     NonceTooLowError,
     StoreUnavailableError,
 )
-from ledger.indexer import EventIndexer
-from ledger.merkle import MerkleTree
-from ledger.store.base import LedgerStore
-from ledger.store.schemas import Batch
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.schemas import Batch
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The compiled contracts checked in under ``contracts/artifacts`` (read at runtime without node or solc).
 
-``ledger.compiler`` regenerates the files from ``contracts/src``; a test
+``secureflow.ledger.compiler`` regenerates the files from ``contracts/src``; a test
 recompiles and fails if they are stale.
 """
 
@@ -13,13 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ledger._internal.toolchain import PROJECT_ROOT
-from ledger.errors import ToolchainError
+from secureflow.ledger._internal.toolchain import PROJECT_ROOT
+from secureflow.ledger.errors import ToolchainError
 
 ARTIFACTS_DIR = PROJECT_ROOT / "contracts" / "artifacts"
 _CONTRACT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-_REGENERATE = "regenerate the artifacts with `python -m ledger.compiler` (secureflow contracts compile)"
+_REGENERATE = (
+    "regenerate the artifacts with `python -m secureflow.ledger.compiler` (secureflow contracts compile)"
+)
 
 
 class CompilerInfo(BaseModel):

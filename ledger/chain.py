@@ -4,9 +4,9 @@
 QBFT/IBFT nodes need), checks the chain id, and hands out contract handles that
 are known to have code. ``TransactionSender`` signs legacy transactions with an
 explicit gas price (0 on a free-gas network), takes nonces from a
-`ledger.nonces.NonceSource` (persistent in production), keeps at most
+`secureflow.ledger.nonces.NonceSource` (persistent in production), keeps at most
 ``max_in_flight`` transactions unconfirmed, waits for receipts with a timeout,
-and turns every failure into a `ledger.errors` error that says what to do,
+and turns every failure into a `secureflow.ledger.errors` error that says what to do,
 decoding the contracts' custom errors by name.
 """
 
@@ -32,7 +32,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.types import TxReceipt
 
-from ledger.errors import (
+from secureflow.ledger.errors import (
     ChainError,
     ContractNotDeployedError,
     ContractRevertedError,
@@ -43,7 +43,7 @@ from ledger.errors import (
     TransactionTimeoutError,
     WrongChainError,
 )
-from ledger.nonces import NonceSource
+from secureflow.ledger.nonces import NonceSource
 
 
 @dataclass(frozen=True)

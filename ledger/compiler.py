@@ -4,8 +4,8 @@ Settings are fixed for Quorum/Besu: ``evmVersion: berlin``, optimizer on with
 200 runs, solc 0.8.30. Every contract defined in ``contracts/src`` gets a
 ``contracts/artifacts/<Name>.json`` (OpenZeppelin's contracts do not).
 Compilation is deterministic: recompiling unchanged sources gives
-byte-identical artifacts. Run ``python -m ledger.compiler`` to regenerate them,
-``python -m ledger.compiler --check`` to fail when they are stale.
+byte-identical artifacts. Run ``python -m secureflow.ledger.compiler`` to regenerate them,
+``python -m secureflow.ledger.compiler --check`` to fail when they are stale.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import solcx
 from solcx.exceptions import SolcError
 from solcx.wrapper import get_version_str_from_solc_binary
 
-from ledger._internal.toolchain import PROJECT_ROOT, node_executable, solcjs_module
-from ledger.artifacts import ARTIFACTS_DIR, Artifact, CompilerInfo, artifact_path
-from ledger.errors import CompilationError, ToolchainError
+from secureflow.ledger._internal.toolchain import PROJECT_ROOT, node_executable, solcjs_module
+from secureflow.ledger.artifacts import ARTIFACTS_DIR, Artifact, CompilerInfo, artifact_path
+from secureflow.ledger.errors import CompilationError, ToolchainError
 
 SOURCES_DIR = PROJECT_ROOT / "contracts" / "src"
 SOLC_VERSION = "0.8.30"
@@ -128,7 +128,7 @@ def stale_artifacts() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ledger.compiler [--check]``: regenerate the artifacts, or check they are current."""
+    """``python -m secureflow.ledger.compiler [--check]``: rebuild the artifacts or check them."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--check"]:
         stale = stale_artifacts()
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stale: {artifact_path(name)}", file=sys.stderr)
         return 1 if stale else 0
     if args:
-        print("usage: python -m ledger.compiler [--check]", file=sys.stderr)
+        print("usage: python -m secureflow.ledger.compiler [--check]", file=sys.stderr)
         return 2
     for path in write_artifacts():
         print(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path)

@@ -1,6 +1,6 @@
 """Typed Python faces of the deployed contracts: the consortium registry and the audit ledger.
 
-Each write goes through a `ledger.chain.TransactionSender` (legacy tx, bounded
+Each write goes through a `secureflow.ledger.chain.TransactionSender` (legacy tx, bounded
 in-flight, custom errors decoded by name); each read is an ``eth_call``.
 On-chain structs come back as pydantic models.
 """
@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 from web3.contract import Contract
 from web3.types import BlockIdentifier, TxReceipt
 
-from ledger.chain import SentTransaction, TransactionSender
-from ledger.errors import ReadOnlyClientError
+from secureflow.ledger.chain import SentTransaction, TransactionSender
+from secureflow.ledger.errors import ReadOnlyClientError
 
 MEMBER_ROLE = keccak(text="MEMBER_ROLE")
 ANCHOR_ROLE = keccak(text="ANCHOR_ROLE")

@@ -21,9 +21,9 @@ from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from web3.contract import Contract
 
-from ledger.artifacts import load_artifact
-from ledger.chain import ChainClient, TransactionSender
-from ledger.errors import DeploymentFileError, WrongChainError
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.chain import ChainClient, TransactionSender
+from secureflow.ledger.errors import DeploymentFileError, WrongChainError
 
 DEPLOYMENT_VERSION = 1
 CONTRACT_NAMES = ("ConsortiumRegistry", "AuditLedger", "Settlement")

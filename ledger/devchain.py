@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from ledger._internal.toolchain import anvil_binary
-from ledger.errors import NodeUnreachableError, ToolchainError
+from secureflow.ledger._internal.toolchain import anvil_binary
+from secureflow.ledger.errors import NodeUnreachableError, ToolchainError
 
 DEV_CHAIN_ID = 1337
 DEV_MNEMONIC = "test test test test test test test test test test test junk"

@@ -22,10 +22,10 @@ from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.types import LogReceipt
 
-from ledger.chain import ChainClient
-from ledger.contracts import hex32
-from ledger.store.base import LedgerStore
-from ledger.store.schemas import IndexedBlock, NewChainEvent
+from secureflow.ledger.chain import ChainClient
+from secureflow.ledger.contracts import hex32
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.schemas import IndexedBlock, NewChainEvent
 
 log = logging.getLogger(__name__)
 

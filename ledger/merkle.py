@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 
 from sha3 import keccak_256
 
-from ledger.errors import LedgerError
+from secureflow.ledger.errors import LedgerError
 
 LEAF_ENCODING = ("bytes32", "uint64", "bytes32")
 _UINT64_MAX = 2**64 - 1

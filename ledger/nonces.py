@@ -20,7 +20,7 @@ from typing import Protocol
 
 from web3 import Web3
 
-from ledger.store.base import LedgerStore
+from secureflow.ledger.store.base import LedgerStore
 
 
 class NonceSource(Protocol):

@@ -4,7 +4,7 @@ A :class:`Receipt` (format fixed by DESIGN.md, "Records and proofs") carries a
 step record with everything needed to check it against *any* node of the chain
 without this service: the record itself, its hash and Merkle leaf, the sibling
 path to the batch root, the anchoring transaction and block, the chain id and
-the ledger contract. ``ledger.verify`` checks one.
+the ledger contract. ``secureflow.ledger.verify`` checks one.
 
 Receipts are issued from the ledger store for records whose batch is mined
 (``submitted`` with a known block, or ``confirmed``). They repeat what the
@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from eth_utils.address import is_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from ledger.errors import LedgerError, StoreError, UnknownJobError, UnknownRecordError
-from ledger.merkle import MerkleTree, MerkleTreeError
+from secureflow.ledger.errors import LedgerError, StoreError, UnknownJobError, UnknownRecordError
+from secureflow.ledger.merkle import MerkleTree, MerkleTreeError
 
 if TYPE_CHECKING:
-    from ledger.store.base import LedgerStore
-    from ledger.store.schemas import Batch, StepRecordRow
+    from secureflow.ledger.store.base import LedgerStore
+    from secureflow.ledger.store.schemas import Batch, StepRecordRow
 
 RECEIPT_VERSION: Literal[1] = 1
 BUNDLE_VERSION: Literal[1] = 1
@@ -312,7 +312,7 @@ def receipt_data(
 def build_receipt(store: LedgerStore, chain_id: int, contract_address: str, job_id: str, seq: int) -> Receipt:
     """The receipt of one record whose batch is mined.
 
-    Raises `ledger.errors.UnknownRecordError` if there is no such record,
+    Raises `secureflow.ledger.errors.UnknownRecordError` if there is no such record,
     `RecordNotAnchoredError` (saying which state it is in) if it is pending,
     failed, or in a batch without a block yet, and `InconsistentBatchError` if
     the batch's stored records no longer rebuild its root.

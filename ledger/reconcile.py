@@ -35,14 +35,14 @@ from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, ValidationError
 from web3 import Web3
 
-from ledger.contracts import AuditLedgerClient
-from ledger.merkle import MerkleTree, leaf_hash
-from ledger.records import StepRecord
-from ledger.verify import NodeView
+from secureflow.ledger.contracts import AuditLedgerClient
+from secureflow.ledger.merkle import MerkleTree, leaf_hash
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.verify import NodeView
 
 if TYPE_CHECKING:
-    from ledger.store.base import LedgerStore
-    from ledger.store.schemas import Batch, Job, StepRecordRow
+    from secureflow.ledger.store.base import LedgerStore
+    from secureflow.ledger.store.schemas import Batch, Job, StepRecordRow
 
 FindingKind = Literal["tampered", "missing", "unanchored"]
 FINDING_KINDS: tuple[FindingKind, ...] = ("tampered", "missing", "unanchored")
@@ -316,7 +316,7 @@ class _Reconciler:
             return []
         from sqlalchemy import select
 
-        from ledger.store.models import BatchOrm
+        from secureflow.ledger.store.models import BatchOrm
 
         with engine.connect() as conn:
             ids = conn.execute(select(BatchOrm.batch_id).where(BatchOrm.status == "confirmed")).scalars()
@@ -351,7 +351,7 @@ def reconcile(
     """Check every stored record and batch against the audit ledger; see the module docstring.
 
     ``ledger`` is an `AuditLedgerClient`, or a `Web3` / RPC URL together with
-    ``contract_address``. Raises `ledger.errors.NodeUnreachableError` if the
+    ``contract_address``. Raises `secureflow.ledger.errors.NodeUnreachableError` if the
     node does not answer, and `ValueError` if no contract address is given.
     """
     if isinstance(ledger, AuditLedgerClient):

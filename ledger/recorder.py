@@ -1,6 +1,6 @@
 """The small interface through which `compute` reaches the ledger, and its outbox implementation.
 
-`compute` depends only on the `LedgerRecorder` protocol and on `ledger.records`
+`compute` depends only on the `LedgerRecorder` protocol and on `secureflow.ledger.records`
 (pydantic models and hashing; no web3). `OutboxRecorder` writes into the
 ledger store: a step accepted here is in the outbox (status ``pending``) when
 ``record_step`` returns, and the anchoring worker takes it from there.
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ledger.records import StepRecord
-from ledger.store.base import LedgerStore
-from ledger.store.schemas import NewJob, NewModel, NewStepRecord, StepRecordRow
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.schemas import NewJob, NewModel, NewStepRecord, StepRecordRow
 
 
 class LedgerRecorder(Protocol):

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ledger.merkle import keccak256, leaf_hash
+from secureflow.ledger.merkle import keccak256, leaf_hash
 
 Bytes32Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]

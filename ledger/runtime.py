@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.anchoring import Anchorer, AnchoringWorker
-from ledger.chain import ChainClient, TransactionSender
-from ledger.contracts import AuditLedgerClient
-from ledger.deploy import Deployment, connect, load_deployment
-from ledger.errors import ConfigurationError
-from ledger.indexer import EventIndexer
-from ledger.nonces import StoreNonceSource
-from ledger.settings import LedgerSettings
-from ledger.store.base import LedgerStore
-from ledger.store.sql import open_store
+from secureflow.ledger.anchoring import Anchorer, AnchoringWorker
+from secureflow.ledger.chain import ChainClient, TransactionSender
+from secureflow.ledger.contracts import AuditLedgerClient
+from secureflow.ledger.deploy import Deployment, connect, load_deployment
+from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.nonces import StoreNonceSource
+from secureflow.ledger.settings import LedgerSettings
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.sql import open_store
 
 
 @dataclass

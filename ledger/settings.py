@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.anchoring import AnchoringConfig
-from ledger.chain import ChainConfig
+from secureflow.ledger.anchoring import AnchoringConfig
+from secureflow.ledger.chain import ChainConfig
 
 
 class LedgerSettings(BaseSettings):

@@ -29,7 +29,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 
-from ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.records import PartyDigests, StepRecord
 
 
 def keccak_hex(data: bytes) -> str:

@@ -17,7 +17,7 @@ detail; a check whose prerequisites did not pass is reported as skipped::
     confirmations    head - block_number + 1 >= min_confirmations
 
 A bad receipt never raises: it gets a failed check. An unreachable node raises
-`ledger.errors.NodeUnreachableError` (nothing could be checked on chain).
+`secureflow.ledger.errors.NodeUnreachableError` (nothing could be checked on chain).
 `rootRecord` is read at the latest block: a root's ``anchoredAtBlock`` is written
 once and never changes, so this needs no archive node.
 """
@@ -40,12 +40,12 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import TransactionNotFound
 
-from ledger.artifacts import load_artifact
-from ledger.chain import redact_url
-from ledger.errors import NodeUnreachableError
-from ledger.merkle import leaf_hash, process_proof
-from ledger.receipts import AuditBundle, InvalidReceiptFileError, Receipt, read_json_file
-from ledger.records import StepRecord
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.chain import redact_url
+from secureflow.ledger.errors import NodeUnreachableError
+from secureflow.ledger.merkle import leaf_hash, process_proof
+from secureflow.ledger.receipts import AuditBundle, InvalidReceiptFileError, Receipt, read_json_file
+from secureflow.ledger.records import StepRecord
 
 CheckStatus = Literal["passed", "failed", "skipped"]
 
@@ -482,7 +482,7 @@ def verify_receipt(
 
     ``receipt`` may be a parsed JSON object: if it is not a valid receipt, the
     verdict's ``receipt_format`` check fails. Raises only
-    `ledger.errors.NodeUnreachableError`.
+    `secureflow.ledger.errors.NodeUnreachableError`.
     """
     _check_min(min_confirmations)
     return _run_checks(receipt, NodeView(_web3(node, timeout)), min_confirmations)
@@ -623,7 +623,7 @@ def verify_file(
 ) -> FileVerification:
     """Verify a receipt file or an audit bundle file (told apart by its ``receipts`` key).
 
-    Raises `ledger.receipts.InvalidReceiptFileError` if the file is unreadable
+    Raises `secureflow.ledger.receipts.InvalidReceiptFileError` if the file is unreadable
     or a malformed bundle, and `NodeUnreachableError`; a malformed *receipt*
     gets a failed ``receipt_format`` check instead.
     """

@@ -52,20 +52,20 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker, batch_id_for
-from ledger.artifacts import Artifact
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.compiler import compile_contracts
-from ledger.contracts import AuditLedgerClient, RegistryClient, hex32
-from ledger.deploy import Deployment, connect, deploy_contracts
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
-from ledger.indexer import EventIndexer
-from ledger.merkle import MerkleTree
-from ledger.nonces import ChainNonceSource, StoreNonceSource
-from ledger.recorder import to_outbox
-from ledger.records import PartyDigests, StepRecord, params_hash
-from ledger.store.schemas import NewJob, NewStepRecord
-from ledger.store.sql import SqlLedgerStore, open_store
+from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker, batch_id_for
+from secureflow.ledger.artifacts import Artifact
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.compiler import compile_contracts
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient, hex32
+from secureflow.ledger.deploy import Deployment, connect, deploy_contracts
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.nonces import ChainNonceSource, StoreNonceSource
+from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.store.schemas import NewJob, NewStepRecord
+from secureflow.ledger.store.sql import SqlLedgerStore, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE = Account.from_key(DEV_PRIVATE_KEYS[1]).address

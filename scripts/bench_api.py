@@ -129,12 +129,12 @@ def _serve(
 ) -> Iterator[tuple[str, Callable[[], float]]]:
     """The API on a loopback port, and a clock of its CPU seconds: in this process (one API process; the
     client runs in another, so this process's CPU time is the server's) or `secureflow api` with N."""
-    from api.dev.testing import LiveServer
-    from ledger.deploy import write_deployment
-    from ledger.devchain import free_port
+    from secureflow.api.dev.testing import LiveServer
+    from secureflow.ledger.deploy import write_deployment
+    from secureflow.ledger.devchain import free_port
 
     if workers == 1:
-        from api.server.serve import freeze_startup_objects
+        from secureflow.api.server.serve import freeze_startup_objects
 
         freeze_startup_objects()  # as `secureflow api` does before serving
         with LiveServer(app) as live:
@@ -275,21 +275,21 @@ def main() -> None:
     from eth_account import Account
     from web3 import Web3
 
-    from api.server.app import create_app
-    from api.server.serve import ensure_admin_key
-    from api.server.settings import ApiSettings
-    from ledger.anchoring import Anchorer, AnchoringConfig
-    from ledger.chain import ChainClient, ChainConfig, TransactionSender
-    from ledger.compiler import compile_contracts
-    from ledger.contracts import AuditLedgerClient, RegistryClient
-    from ledger.deploy import connect, deploy_contracts
-    from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
-    from ledger.indexer import EventIndexer
-    from ledger.nonces import StoreNonceSource
-    from ledger.recorder import to_outbox
-    from ledger.records import PartyDigests, StepRecord, params_hash
-    from ledger.store.schemas import NewJob
-    from ledger.store.sql import open_store
+    from secureflow.api.server.app import create_app
+    from secureflow.api.server.serve import ensure_admin_key
+    from secureflow.api.server.settings import ApiSettings
+    from secureflow.ledger.anchoring import Anchorer, AnchoringConfig
+    from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+    from secureflow.ledger.compiler import compile_contracts
+    from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
+    from secureflow.ledger.deploy import connect, deploy_contracts
+    from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+    from secureflow.ledger.indexer import EventIndexer
+    from secureflow.ledger.nonces import StoreNonceSource
+    from secureflow.ledger.recorder import to_outbox
+    from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+    from secureflow.ledger.store.schemas import NewJob
+    from secureflow.ledger.store.sql import open_store
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     with DevChain(log_path=workdir / "anvil.log") as chain:

@@ -32,10 +32,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compute.runner import JobResult, run_job
-from compute.worker.engine import Engine
-from ledger.recorder import OutboxRecorder
-from ledger.store import open_store
+from secureflow.compute.runner import JobResult, run_job
+from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.store import open_store
 
 PARTIES = ("alice", "bob")
 

@@ -72,6 +72,12 @@ else
   "$UV" sync --frozen --python "$PY310" --no-python-downloads >&2 || die "uv sync failed (see above)"
   mkdir -p "$STAMP_DIR" && echo "$PY_HASH" >"$STAMP_DIR/python"
 fi
+# mypy cannot follow the editable install's import hook (secureflow.api -> api/): give it the installed
+# names as links (pyproject.toml: [tool.mypy] mypy_path)
+mkdir -p .tools/typing/secureflow
+for pkg in api compute ledger; do
+  [ -L ".tools/typing/secureflow/$pkg" ] || ln -sfn "../../../$pkg" ".tools/typing/secureflow/$pkg"
+done
 
 # --- npm toolchain (anvil, forge, solcjs, OpenZeppelin) ------------------------------
 command -v npm >/dev/null 2>&1 || die "npm (Node.js >= 18) is needed for anvil and solc: apt-get install nodejs npm"

@@ -18,12 +18,12 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3.types import TxReceipt
 
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.consent import sign_consent
-from ledger.contracts import AuditLedgerClient, RegistryClient
-from ledger.deploy import connect, deploy_contracts
-from ledger.devchain import DEV_CHAIN_ID, DevChain
-from ledger.nonces import ChainNonceSource
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.consent import sign_consent
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
+from secureflow.ledger.deploy import connect, deploy_contracts
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
+from secureflow.ledger.nonces import ChainNonceSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gas_settlement import print_rows, settlement_gas_rows

@@ -20,15 +20,15 @@ from rich.console import Console
 from rich.table import Table
 from web3.types import TxReceipt
 
-from ledger.artifacts import ARTIFACTS_DIR, load_artifact
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.contracts import AuditLedgerClient, RegistryClient
-from ledger.deploy import connect, deploy_contracts, deploy_settlement
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
-from ledger.merkle import MerkleTree
-from ledger.nonces import ChainNonceSource
-from ledger.records import PartyDigests, StepRecord
-from ledger.settlement.client import (
+from secureflow.ledger.artifacts import ARTIFACTS_DIR, load_artifact
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
+from secureflow.ledger.deploy import connect, deploy_contracts, deploy_settlement
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.settlement.client import (
     WEIGHTS_OUTPUT,
     SettlementClient,
     bps_from_scores,

@@ -25,12 +25,12 @@ from sqlalchemy.engine import make_url
 from stack import LedgerStack
 from web3 import Web3
 
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.contracts import RegistryClient
-from ledger.deploy import connect, deploy_contracts
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
-from ledger.nonces import ChainNonceSource
-from ledger.store import SqlLedgerStore, open_store
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.contracts import RegistryClient
+from secureflow.ledger.deploy import connect, deploy_contracts
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.store import SqlLedgerStore, open_store
 
 
 @pytest.fixture(scope="session")

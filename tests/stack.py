@@ -13,18 +13,18 @@ import rfc8785
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from ledger.anchoring import Anchorer, AnchoringConfig, batch_id_for
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.contracts import AuditLedgerClient, hex32
-from ledger.deploy import Deployment, connect
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
-from ledger.indexer import EventIndexer
-from ledger.merkle import MerkleTree
-from ledger.nonces import ChainNonceSource, StoreNonceSource
-from ledger.recorder import to_outbox
-from ledger.records import PartyDigests, StepRecord, params_hash
-from ledger.store import SqlLedgerStore
-from ledger.store.schemas import NewJob
+from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, batch_id_for
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.deploy import Deployment, connect
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.nonces import ChainNonceSource, StoreNonceSource
+from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.store import SqlLedgerStore
+from secureflow.ledger.store.schemas import NewJob
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger._internal.toolchain import PROJECT_ROOT
-from ledger.compiler import solc_shim, source_files, standard_input
+from secureflow.ledger._internal.toolchain import PROJECT_ROOT
+from secureflow.ledger.compiler import solc_shim, source_files, standard_input
 
 SLITHER_VENV = PROJECT_ROOT / ".tools" / "slither-venv"
 SLITHER = SLITHER_VENV / "bin" / "slither"

@@ -40,7 +40,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from api.client import (
+from secureflow.api.client import (
     API_KEY_ENV,
     API_URL_ENV,
     DEFAULT_API_URL,
@@ -56,7 +56,7 @@ from api.client import (
     _In,
     _json_of,
 )
-from ledger.errors import ConfigurationError, LedgerError
+from secureflow.ledger.errors import ConfigurationError, LedgerError
 
 job_app = typer.Typer(no_args_is_help=True, help="Submit, follow and audit jobs through the audit API.")
 console = Console(soft_wrap=True, highlight=False)

@@ -1,6 +1,6 @@
 """The ``secureflow`` command line (typer + rich).
 
-Every `ledger.errors.LedgerError` is shown as one red line with what to do,
+Every `secureflow.ledger.errors.LedgerError` is shown as one red line with what to do,
 never as a traceback.
 """
 
@@ -17,9 +17,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from api.cli.job import job_app
-from api.cli.settle import settle_app
-from ledger.errors import ConfigurationError, LedgerError
+from secureflow.api.cli.job import job_app
+from secureflow.api.cli.settle import settle_app
+from secureflow.ledger.errors import ConfigurationError, LedgerError
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs."
@@ -59,7 +59,7 @@ def demo(
     keep_chain: Annotated[bool, typer.Option(help="keep anvil running after the demo")] = False,
 ) -> None:
     """Run a two-party job end to end on a local anvil and print its audit trail read back from the chain."""
-    from api.dev.demo import run_demo
+    from secureflow.api.dev.demo import run_demo
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     workdir = workdir or Path(".secureflow") / f"demo-{stamp}"
@@ -84,7 +84,7 @@ def algorithms(
 
     from rich.table import Table
 
-    from compute.registry import describe_algorithms
+    from secureflow.compute.registry import describe_algorithms
 
     described = describe_algorithms()
     if json_output:
@@ -120,9 +120,9 @@ def deploy(
     """Deploy the contracts with the key in SECUREFLOW_DEPLOYER_KEY and write the deployment file."""
     import os
 
-    from ledger.chain import ChainClient, ChainConfig, TransactionSender
-    from ledger.deploy import deploy_contracts, write_deployment
-    from ledger.nonces import ChainNonceSource
+    from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+    from secureflow.ledger.deploy import deploy_contracts, write_deployment
+    from secureflow.ledger.nonces import ChainNonceSource
 
     key = os.environ.get("SECUREFLOW_DEPLOYER_KEY")
     if not key:
@@ -148,7 +148,7 @@ def chain(
     block_time: Annotated[float | None, typer.Option(help="seconds per block (default: automine)")] = None,
 ) -> None:
     """Run a dev chain (anvil configured like a Quorum node) in the foreground until Ctrl-C."""
-    from ledger.devchain import DevChain
+    from secureflow.ledger.devchain import DevChain
 
     dev = DevChain(port=port, block_time=block_time).start()
     console.print(f"anvil (Berlin, gas price 0, chain id {dev.chain_id}) at {dev.rpc_url}; Ctrl-C stops it")
@@ -168,7 +168,7 @@ def up(
     workdir: Annotated[Path | None, typer.Option(help="where the DB, anvil log and deployment go")] = None,
 ) -> None:
     """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
-    from api.server.serve import run_up
+    from secureflow.api.server.serve import run_up
 
     run_up(port, workdir=workdir, echo=console.print)
 
@@ -179,7 +179,7 @@ def api(
     with_worker: Annotated[bool, typer.Option(help="also run the anchoring worker in-process")] = False,
 ) -> None:
     """The API against SECUREFLOW_DATABASE_URL / RPC_URL / DEPLOYMENT (SECUREFLOW_API_HOST / API_PORT)."""
-    from api.server.serve import run_api
+    from secureflow.api.server.serve import run_api
 
     run_api(with_worker=with_worker, echo=console.print)
 
@@ -202,8 +202,8 @@ def node(
     log_level: Annotated[str, typer.Option(help="log level of the node")] = "INFO",
 ) -> None:
     """Distributed mode: run this member's party worker next to its data, taking work from its own queue."""
-    from compute.errors import ComputeError
-    from compute.worker.node import run_node
+    from secureflow.compute.errors import ComputeError
+    from secureflow.compute.worker.node import run_node
 
     try:
         run_node(party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level)
@@ -219,8 +219,8 @@ def anchor_worker() -> None:
     import signal
     import threading
 
-    from ledger.runtime import build_runtime
-    from ledger.settings import LedgerSettings
+    from secureflow.ledger.runtime import build_runtime
+    from secureflow.ledger.settings import LedgerSettings
 
     runtime = build_runtime(LedgerSettings())
     stop = threading.Event()
@@ -245,7 +245,7 @@ def verify(
     min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
 ) -> None:
     """Check a receipt or audit bundle against any node, without our database or API."""
-    from ledger.verify import verify_file
+    from secureflow.ledger.verify import verify_file
 
     result = verify_file(path, rpc, min_confirmations=min_confirmations)
     for line in result.lines():
@@ -268,11 +268,11 @@ def audit_reconcile(
     """Re-derive every stored record's leaf and check it against the chain (tampered, missing, unanchored)."""
     from datetime import timedelta
 
-    from ledger.chain import ChainClient, ChainConfig
-    from ledger.contracts import AuditLedgerClient
-    from ledger.deploy import connect, load_deployment
-    from ledger.reconcile import reconcile
-    from ledger.store.sql import open_store
+    from secureflow.ledger.chain import ChainClient, ChainConfig
+    from secureflow.ledger.contracts import AuditLedgerClient
+    from secureflow.ledger.deploy import connect, load_deployment
+    from secureflow.ledger.reconcile import reconcile
+    from secureflow.ledger.store.sql import open_store
 
     deployed = load_deployment(deployment)
     client = ChainClient(ChainConfig(rpc_url=rpc_url, expected_chain_id=deployed.chain_id))
@@ -296,7 +296,7 @@ def audit_reconcile(
 @friendly_errors
 def contracts_compile() -> None:
     """Recompile contracts/src with solcjs (berlin) and rewrite contracts/artifacts."""
-    from ledger.compiler import write_artifacts
+    from secureflow.ledger.compiler import write_artifacts
 
     for path in write_artifacts():
         console.print(f"wrote {path}")
@@ -308,7 +308,7 @@ def db_upgrade(
     url: Annotated[str | None, typer.Option(envvar="SECUREFLOW_DATABASE_URL", help="SQLAlchemy URL")] = None,
 ) -> None:
     """Create or migrate the ledger database to the newest schema."""
-    from ledger.store.sql import open_store
+    from secureflow.ledger.store.sql import open_store
 
     open_store(url)
     console.print("database is at the newest schema")

@@ -4,7 +4,7 @@ The flow of one job (every command checks the chain before it sends anything):
 
 0. (leave-one-out weights) ``measure MANIFEST.json --data-dir DIR --out inputs.json``: run the job's
    coalitions (all parties, then each party's features left out) as recorded jobs on the local
-   SecretFlow workers (`compute.contribution`) and write the metrics as the inputs of ``propose``.
+   SecretFlow workers (`secureflow.compute.contribution`) and write the metrics as the inputs of ``propose``.
 
 1. ``propose JOB_ID --inputs inputs.json --out proposal.json``: compute the weights by the inputs'
    method (`ledger.settlement.contribution`), record the contribution step in the ledger outbox and write the
@@ -19,8 +19,8 @@ The flow of one job (every command checks the chain before it sends anything):
    its share), ``history``.
 
 Settings come from ``SECUREFLOW_RPC_URL``, ``SECUREFLOW_CHAIN_ID``, ``SECUREFLOW_DEPLOYMENT`` and
-``SECUREFLOW_DATABASE_URL`` (`ledger.settings.LedgerSettings`); the sending key from
-``SECUREFLOW_MEMBER_KEY``. Every `ledger.errors.LedgerError` prints as one red line with what to do.
+``SECUREFLOW_DATABASE_URL`` (`secureflow.ledger.settings.LedgerSettings`); the sending key from
+``SECUREFLOW_MEMBER_KEY``. Every `LedgerError` prints as one red line with what to do.
 Register on the root CLI with ``app.add_typer(settle_app, name="settle")``.
 """
 
@@ -42,17 +42,17 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from ledger.errors import ConfigurationError, LedgerError
+from secureflow.ledger.errors import ConfigurationError, LedgerError
 
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands import it when they run
-    from ledger.chain import ChainClient, TransactionSender
-    from ledger.contracts import AuditLedgerClient
-    from ledger.deploy import Deployment
-    from ledger.receipts import Receipt
-    from ledger.settings import LedgerSettings
-    from ledger.settlement.client import SettlementClient, WeightsProposal
-    from ledger.settlement.contribution import ContributionProposal
-    from ledger.store.base import LedgerStore
+    from secureflow.ledger.chain import ChainClient, TransactionSender
+    from secureflow.ledger.contracts import AuditLedgerClient
+    from secureflow.ledger.deploy import Deployment
+    from secureflow.ledger.receipts import Receipt
+    from secureflow.ledger.settings import LedgerSettings
+    from secureflow.ledger.settlement.client import SettlementClient, WeightsProposal
+    from secureflow.ledger.settlement.contribution import ContributionProposal
+    from secureflow.ledger.store.base import LedgerStore
 
 settle_app = typer.Typer(
     no_args_is_help=True, help="Contribution weights and revenue settlement of a job (on chain)."
@@ -62,7 +62,7 @@ err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 MEMBER_KEY_ENV = "SECUREFLOW_MEMBER_KEY"
 _WEI_PER_ETH = 10**18
-_ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (ledger.settlement.client.ETH)
+_ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (secureflow.ledger.settlement.client.ETH)
 Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
 
 
@@ -133,8 +133,8 @@ def friendly_errors(fn: F) -> F:
             raise typer.Exit(1) from None
         except (
             ValueError
-        ) as exc:  # ledger.settlement.client.SettlementError: weights the contract would refuse
-            settlement = sys.modules.get("ledger.settlement.client")
+        ) as exc:  # secureflow.ledger.settlement.client.SettlementError: weights the contract would refuse
+            settlement = sys.modules.get("secureflow.ledger.settlement.client")
             if settlement is None or not isinstance(exc, settlement.SettlementError):
                 raise
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
@@ -180,12 +180,12 @@ def _member_key() -> str:
 
 
 def _chain(*, with_key: bool) -> _Chain:
-    from ledger.chain import ChainClient, TransactionSender
-    from ledger.contracts import AuditLedgerClient
-    from ledger.deploy import connect, load_deployment
-    from ledger.nonces import ChainNonceSource
-    from ledger.settings import LedgerSettings
-    from ledger.settlement.client import SettlementClient
+    from secureflow.ledger.chain import ChainClient, TransactionSender
+    from secureflow.ledger.contracts import AuditLedgerClient
+    from secureflow.ledger.deploy import connect, load_deployment
+    from secureflow.ledger.nonces import ChainNonceSource
+    from secureflow.ledger.settings import LedgerSettings
+    from secureflow.ledger.settlement.client import SettlementClient
 
     settings = LedgerSettings()
     deployment = load_deployment(settings.deployment)
@@ -199,7 +199,7 @@ def _chain(*, with_key: bool) -> _Chain:
 
 @contextmanager
 def _store(settings: LedgerSettings) -> Iterator[LedgerStore]:
-    from ledger.store.sql import open_store
+    from secureflow.ledger.store.sql import open_store
 
     store = open_store(settings.database_url)
     try:
@@ -286,9 +286,9 @@ def _anchored(
     chain: _Chain, store: LedgerStore, proposal: ContributionProposal, *, confirmed: bool
 ) -> tuple[Receipt, WeightsProposal]:
     """The contribution record's receipt and the weights to approve, checked against the proposal and
-    against the chain (root anchored, proof holds): `ledger.settlement.transactions`."""
-    from ledger.receipts import build_receipt
-    from ledger.settlement.transactions import ContributionNotReadyError, anchored_weights
+    against the chain (root anchored, proof holds): `secureflow.ledger.settlement.transactions`."""
+    from secureflow.ledger.receipts import build_receipt
+    from secureflow.ledger.settlement.transactions import ContributionNotReadyError, anchored_weights
 
     def receipt_of(job_id: str, seq: int) -> Receipt:
         return build_receipt(store, chain.deployment.chain_id, chain.ledger.address, job_id, seq)
@@ -300,7 +300,7 @@ def _anchored(
 
 
 def _load_checked(path: Path) -> ContributionProposal:
-    from ledger.settlement.contribution import ContributionProposal
+    from secureflow.ledger.settlement.contribution import ContributionProposal
 
     proposal = ContributionProposal.load(path)
     proposal.verify()
@@ -332,7 +332,7 @@ def _approval_default_path(proposal_path: Path, party: str) -> Path:
 def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple[str, bytes]:
     from eth_utils.address import to_checksum_address
 
-    from ledger.settlement.client import SettlementError, approval_signer
+    from secureflow.ledger.settlement.client import SettlementError, approval_signer
 
     try:
         approval = ApprovalFile.model_validate_json(path.read_text(encoding="utf-8"))
@@ -395,8 +395,8 @@ def propose(
     force: Annotated[bool, typer.Option(help="replace an existing proposal file")] = False,
 ) -> None:
     """Compute the weights, record the contribution step in the outbox, and write the proposal file."""
-    from ledger.recorder import OutboxRecorder
-    from ledger.settlement.contribution import check_members, load_inputs, prepare_contribution
+    from secureflow.ledger.recorder import OutboxRecorder
+    from secureflow.ledger.settlement.contribution import check_members, load_inputs, prepare_contribution
 
     job = _job_bytes(job_id)
     if out.exists() and not force:
@@ -458,14 +458,14 @@ def measure(
     SECUREFLOW_MEMBER_KEY, a party), and write the inputs file that `settle propose --inputs` takes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from compute.contribution import Progress as Step
-    from compute.contribution import check_manifest, measure_leave_one_out
-    from compute.errors import ComputeError
-    from compute.worker.engine import Engine
-    from ledger.consent import sign_consent
-    from ledger.contracts import AuditLedgerClient, hex32
-    from ledger.deploy import connect
-    from ledger.recorder import OutboxRecorder
+    from secureflow.compute.contribution import Progress as Step
+    from secureflow.compute.contribution import check_manifest, measure_leave_one_out
+    from secureflow.compute.errors import ComputeError
+    from secureflow.compute.worker.engine import Engine
+    from secureflow.ledger.consent import sign_consent
+    from secureflow.ledger.contracts import AuditLedgerClient, hex32
+    from secureflow.ledger.deploy import connect
+    from secureflow.ledger.recorder import OutboxRecorder
 
     if out.exists() and not force:
         raise SettleError(f"{out} exists already", hint="choose another --out, or pass --force")

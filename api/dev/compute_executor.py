@@ -18,16 +18,16 @@ from typing import Any
 
 from eth_account import Account
 
-from compute.runner import JobResult, run_job
-from compute.worker.engine import Engine
-from ledger.chain import ChainClient, TransactionSender
-from ledger.consent import sign_consent
-from ledger.contracts import AuditLedgerClient, hex32
-from ledger.errors import ConfigurationError
-from ledger.nonces import NonceSource
-from ledger.recorder import OutboxRecorder
-from ledger.store.base import LedgerStore
-from ledger.store.schemas import TERMINAL_JOB_STATUSES, Job
+from secureflow.compute.runner import JobResult, run_job
+from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.chain import ChainClient, TransactionSender
+from secureflow.ledger.consent import sign_consent
+from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.nonces import NonceSource
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.schemas import TERMINAL_JOB_STATUSES, Job
 
 log = logging.getLogger(__name__)
 

@@ -30,18 +30,18 @@ from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.table import Table
 
-from api.dev.devstack import PARTIES, dev_consortium, provision_party
-from compute.manifest import JobManifest
-from compute.runner import JobResult, run_job
-from ledger.chain import ChainClient
-from ledger.consent import sign_consent
-from ledger.contracts import AuditLedgerClient, hex32
-from ledger.devchain import DEV_CHAIN_ID, DevChain
-from ledger.errors import LedgerError
-from ledger.receipts import build_bundle, load_bundle, write_bundle
-from ledger.recorder import OutboxRecorder
-from ledger.store.base import LedgerStore
-from ledger.verify import verify_bundle
+from secureflow.api.dev.devstack import PARTIES, dev_consortium, provision_party
+from secureflow.compute.manifest import JobManifest
+from secureflow.compute.runner import JobResult, run_job
+from secureflow.ledger.chain import ChainClient
+from secureflow.ledger.consent import sign_consent
+from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
+from secureflow.ledger.errors import LedgerError
+from secureflow.ledger.receipts import build_bundle, load_bundle, write_bundle
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.verify import verify_bundle
 
 FEATURES = ("a0", "a1", "a2", "b0", "b1", "b2")
 

@@ -18,15 +18,15 @@ import pandas as pd
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from compute.worker.engine import Engine
-from ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.contracts import AuditLedgerClient, RegistryClient
-from ledger.deploy import Deployment, connect, deploy_contracts, write_deployment
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
-from ledger.indexer import EventIndexer
-from ledger.nonces import StoreNonceSource
-from ledger.store.sql import SqlLedgerStore, open_store
+from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
+from secureflow.ledger.deploy import Deployment, connect, deploy_contracts, write_deployment
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.nonces import StoreNonceSource
+from secureflow.ledger.store.sql import SqlLedgerStore, open_store
 
 PARTIES = ("alice", "bob")
 

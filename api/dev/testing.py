@@ -9,7 +9,7 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
-from ledger.devchain import free_port
+from secureflow.ledger.devchain import free_port
 
 
 class LiveServer:

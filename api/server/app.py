@@ -25,20 +25,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.server.auth import assert_every_route_guarded
-from api.server.context import INDEXER_CHECKPOINT, Services
-from api.server.db import ApiDb
-from api.server.errors import ApiError, code_for_status, error_body, from_ledger_error
-from api.server.executor import JobExecutor
-from api.server.metrics import ApiMetrics, LedgerCollector
-from api.server.reads import HotReads
-from api.server.routes import admin, audit, jobs, ops, settlements, ui
-from api.server.settings import ApiSettings
-from ledger.anchoring import AnchoringWorker
-from ledger.chain import ChainClient
-from ledger.deploy import Deployment
-from ledger.errors import LedgerError
-from ledger.store.base import LedgerStore
+from secureflow.api.server.auth import assert_every_route_guarded
+from secureflow.api.server.context import INDEXER_CHECKPOINT, Services
+from secureflow.api.server.db import ApiDb
+from secureflow.api.server.errors import ApiError, code_for_status, error_body, from_ledger_error
+from secureflow.api.server.executor import JobExecutor
+from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
+from secureflow.api.server.reads import HotReads
+from secureflow.api.server.routes import admin, audit, jobs, ops, settlements, ui
+from secureflow.api.server.settings import ApiSettings
+from secureflow.ledger.anchoring import AnchoringWorker
+from secureflow.ledger.chain import ChainClient
+from secureflow.ledger.deploy import Deployment
+from secureflow.ledger.errors import LedgerError
+from secureflow.ledger.store.base import LedgerStore
 
 log = logging.getLogger("api")
 

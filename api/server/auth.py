@@ -23,9 +23,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from api.server.db import ROLES, ApiDb, Principal, Role
-from api.server.errors import ForbiddenError, NotFoundError, UnauthorizedError
-from ledger.store.schemas import Job
+from secureflow.api.server.db import ROLES, ApiDb, Principal, Role
+from secureflow.api.server.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from secureflow.ledger.store.schemas import Job
 
 Scope = Literal["all", "own_jobs", "none"]
 

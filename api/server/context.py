@@ -10,22 +10,22 @@ from typing import Any
 from fastapi import Request
 from web3 import Web3
 
-from api.server.db import ApiDb
-from api.server.executor import JobExecutor
-from api.server.receipts import ReceiptCache
-from api.server.settings import ApiSettings
-from ledger.anchoring import AnchoringWorker
-from ledger.chain import ChainClient
-from ledger.contracts import RegistryClient
-from ledger.deploy import Deployment, connect
-from ledger.store.base import LedgerStore
+from secureflow.api.server.db import ApiDb
+from secureflow.api.server.executor import JobExecutor
+from secureflow.api.server.receipts import ReceiptCache
+from secureflow.api.server.settings import ApiSettings
+from secureflow.ledger.anchoring import AnchoringWorker
+from secureflow.ledger.chain import ChainClient
+from secureflow.ledger.contracts import RegistryClient
+from secureflow.ledger.deploy import Deployment, connect
+from secureflow.ledger.store.base import LedgerStore
 
 INDEXER_CHECKPOINT = "audit-ledger-events"
 
 
 @dataclass
 class Services:
-    """The app's collaborators, built once by `api.server.app.create_app`."""
+    """The app's collaborators, built once by `secureflow.api.server.app.create_app`."""
 
     settings: ApiSettings
     store: LedgerStore

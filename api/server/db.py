@@ -54,10 +54,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from api.server.errors import ConflictError, NotFoundError, UnavailableError
-from ledger.store import migrate
-from ledger.store.engine import WRITE_OPTION, mask_url
-from ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
+from secureflow.api.server.errors import ConflictError, NotFoundError, UnavailableError
+from secureflow.ledger.store import migrate
+from secureflow.ledger.store.engine import WRITE_OPTION, mask_url
+from secureflow.ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
 
 Role = Literal["admin", "member", "service", "auditor"]
 ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor")

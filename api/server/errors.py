@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.errors import (
+from secureflow.ledger.errors import (
     ChainError,
     ConfigurationError,
     LedgerError,
@@ -19,7 +19,7 @@ from ledger.errors import (
     StoreNotFoundError,
     StoreUnavailableError,
 )
-from ledger.receipts import InconsistentBatchError, ReceiptError, RecordNotAnchoredError
+from secureflow.ledger.receipts import InconsistentBatchError, ReceiptError, RecordNotAnchoredError
 
 
 class ApiError(Exception):

@@ -1,8 +1,8 @@
 """The seam between the API and the compute engine: a job the API accepted is handed to a `JobExecutor`.
 
 The API stores a submitted job (status ``created``) and its manifest, then calls
-``executor.submit``. The compute engine (``compute.runner.run_job`` with an
-``ledger.recorder.OutboxRecorder``) is plugged in by whoever builds the app;
+``executor.submit``. The compute engine (``secureflow.compute.runner.run_job`` with an
+``secureflow.ledger.recorder.OutboxRecorder``) is plugged in by whoever builds the app;
 without an executor the job stays ``created`` and the API says so in its
 answer. Executors must return quickly (run the job in their own thread or
 queue) and record steps through the ledger recorder, which keeps the job's
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from ledger.store.schemas import Job
+from secureflow.ledger.store.schemas import Job
 
 
 @runtime_checkable

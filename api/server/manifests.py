@@ -17,10 +17,10 @@ import rfc8785
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.server.errors import InvalidRequestError
-from ledger.records import Address
+from secureflow.api.server.errors import InvalidRequestError
+from secureflow.ledger.records import Address
 
-log = logging.getLogger("api.server.manifests")
+log = logging.getLogger("secureflow.api.server.manifests")
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ def _first_errors(exc: ValidationError) -> str:
 def validate_manifest(raw: dict[str, Any]) -> ValidManifest:
     """The normalised manifest, its hash and party addresses; `InvalidRequestError` saying what is wrong."""
     try:
-        from compute.errors import ComputeError
-        from compute.manifest import JobManifest, check_structure
+        from secureflow.compute.errors import ComputeError
+        from secureflow.compute.manifest import JobManifest, check_structure
     except ImportError as exc:  # compute not installed: structural check only
         log.warning("compute manifest model not importable", extra={"error": type(exc).__name__})
         try:

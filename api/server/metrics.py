@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ledger.store.base import LedgerStore
+from secureflow.ledger.store.base import LedgerStore
 
-log = logging.getLogger("api.server.metrics")
+log = logging.getLogger("secureflow.api.server.metrics")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

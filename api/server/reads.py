@@ -6,7 +6,7 @@ fetching receipts), so each is one short query on one connection and one seriali
 - the steps page is one SQLAlchemy Core statement (built once, only the columns the page shows, no ORM
   objects), keyset-paginated by ``seq``; the receipt is one Core query for the record and its batch
   (`LedgerStore.record_with_batch`) plus a Merkle proof from the batch's cached tree
-  (`ledger.receipts.BatchTreeCache`: ~13 hashes instead of rebuilding a 2,000-leaf tree);
+  (`secureflow.ledger.receipts.BatchTreeCache`: ~13 hashes instead of rebuilding a 2,000-leaf tree);
 - a job's creator and parties never change, so the data-scope check needs no query once a job was seen
   (`JobScopes`); a job that does not exist is not cached, so it is found as soon as it is created;
 - the response data is built once as plain dicts and serialised with orjson; the routes still declare
@@ -36,14 +36,14 @@ from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.server.auth import can_see, job_not_visible
-from api.server.db import ApiDb, Principal, RecordIndexOrm
-from api.server.errors import UnavailableError
-from ledger.errors import UnknownRecordError
-from ledger.receipts import BatchTreeCache, anchored_batch, receipt_data
-from ledger.store.base import LedgerStore
-from ledger.store.engine import mask_url
-from ledger.store.models import BatchOrm, StepRecordOrm
+from secureflow.api.server.auth import can_see, job_not_visible
+from secureflow.api.server.db import ApiDb, Principal, RecordIndexOrm
+from secureflow.api.server.errors import UnavailableError
+from secureflow.ledger.errors import UnknownRecordError
+from secureflow.ledger.receipts import BatchTreeCache, anchored_batch, receipt_data
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.engine import mask_url
+from secureflow.ledger.store.models import BatchOrm, StepRecordOrm
 
 T = TypeVar("T")
 _MAX_SCOPES = 100_000
@@ -107,7 +107,7 @@ class JobScopes:
         self._known: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def check(self, principal: Principal, job_id: str) -> None:
-        """Raise the 404 of `api.server.auth.visible_job` unless the job exists and the caller may see it."""
+        """Raise the 404 of `auth.visible_job` unless the job exists and the caller may see it."""
         scope = self._known.get(job_id)
         if scope is None:
             job = self.store.get_job(job_id)
@@ -267,7 +267,7 @@ class HotReads:
 
 
 def hot_reads(request: Request) -> HotReads:
-    """The app's `HotReads` (built by `api.server.app.create_app`)."""
+    """The app's `HotReads` (built by `secureflow.api.server.app.create_app`)."""
     found = request.app.state.reads
     assert isinstance(found, HotReads)
     return found

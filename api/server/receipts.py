@@ -1,16 +1,16 @@
 """Receipts served by the API, with each batch's Merkle tree cached (a tree is fixed by its root).
 
-Same receipts as `ledger.receipts.build_receipt` (it is what this calls into),
-but the tree of a batch is built once per process (`ledger.receipts.BatchTreeCache`,
-shared with the hot read paths of `api.server.reads`): rebuilding a 2,000-leaf tree per
+Same receipts as `secureflow.ledger.receipts.build_receipt` (it is what this calls into),
+but the tree of a batch is built once per process (`secureflow.ledger.receipts.BatchTreeCache`,
+shared with the hot read paths of `secureflow.api.server.reads`): rebuilding a 2,000-leaf tree per
 request dominated receipt latency.
 """
 
 from __future__ import annotations
 
-from ledger.errors import UnknownRecordError
-from ledger.receipts import BatchTreeCache, Receipt, anchored_batch, receipt_for
-from ledger.store.base import LedgerStore
+from secureflow.ledger.errors import UnknownRecordError
+from secureflow.ledger.receipts import BatchTreeCache, Receipt, anchored_batch, receipt_for
+from secureflow.ledger.store.base import LedgerStore
 
 
 class ReceiptCache:

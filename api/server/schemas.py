@@ -7,10 +7,10 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from api.server.db import KeyInfo, Member, RecordItem, Role
-from ledger.records import Address as RawAddress
-from ledger.store.schemas import Job
-from ledger.verify import Verdict
+from secureflow.api.server.db import KeyInfo, Member, RecordItem, Role
+from secureflow.ledger.records import Address as RawAddress
+from secureflow.ledger.store.schemas import Job
+from secureflow.ledger.verify import Verdict
 
 T = TypeVar("T")
 
@@ -56,7 +56,9 @@ class JobSubmission(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    manifest: dict[str, Any] = Field(description="the job manifest (compute.manifest.JobManifest format)")
+    manifest: dict[str, Any] = Field(
+        description="the job manifest (secureflow.compute.manifest.JobManifest format)"
+    )
 
 
 class RecordCounts(_Out):

@@ -26,22 +26,22 @@ import uvicorn
 from eth_account import Account
 from fastapi import FastAPI
 
-from api.dev.compute_executor import LocalComputeExecutor
-from api.dev.devstack import PARTIES, dev_consortium
-from api.server.app import create_app
-from api.server.db import ApiDb, Role
-from api.server.executor import JobExecutor
-from api.server.logs import configure_logging
-from api.server.settings import ApiSettings
-from ledger.anchoring import AnchoringWorker
-from ledger.chain import ChainClient
-from ledger.deploy import load_deployment
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
-from ledger.errors import ConfigurationError
-from ledger.runtime import build_runtime
-from ledger.store.sql import SqlLedgerStore, open_store
+from secureflow.api.dev.compute_executor import LocalComputeExecutor
+from secureflow.api.dev.devstack import PARTIES, dev_consortium
+from secureflow.api.server.app import create_app
+from secureflow.api.server.db import ApiDb, Role
+from secureflow.api.server.executor import JobExecutor
+from secureflow.api.server.logs import configure_logging
+from secureflow.api.server.settings import ApiSettings
+from secureflow.ledger.anchoring import AnchoringWorker
+from secureflow.ledger.chain import ChainClient
+from secureflow.ledger.deploy import load_deployment
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.runtime import build_runtime
+from secureflow.ledger.store.sql import SqlLedgerStore, open_store
 
-log = logging.getLogger("api.server.serve")
+log = logging.getLogger("secureflow.api.server.serve")
 Printer = Callable[[str], None]
 
 
@@ -186,7 +186,7 @@ def _run_api_processes(
     if admin_key:
         echo(f"first admin API key (shown once, store it now): {admin_key}")
     uvicorn.run(
-        "api.server.serve:app_from_env",
+        "secureflow.api.server.serve:app_from_env",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
@@ -264,7 +264,10 @@ def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> Embedd
 def write_example(stack: EmbeddedStack, workdir: Path, rows: int = 2000) -> Path:
     """The demo's synthetic datasets in each party's data folder (kept if present) and a job manifest naming
     the parties' addresses, for trying the stack: ``secureflow job submit <returned path> --follow``."""
-    from api.dev.demo import demo_data, demo_manifest  # pandas and the demo pipeline: only when asked
+    from secureflow.api.dev.demo import (  # pandas and the demo pipeline: only when asked
+        demo_data,
+        demo_manifest,
+    )
 
     tables = dict(zip(("alice", "bob"), demo_data(rows), strict=True))
     for party, (_address, data) in stack.parties.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ledger.settings import LedgerSettings
+from secureflow.ledger.settings import LedgerSettings
 
 
 class ApiSettings(LedgerSettings):

@@ -1,4 +1,4 @@
-"""The registered algorithms: one module each, discovered by `compute.registry.discover`.
+"""The registered algorithms: one module each, discovered by `secureflow.compute.registry.discover`.
 
 Modules whose name starts with ``_`` are helpers and are not imported by discovery.
 """

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from compute.errors import ManifestError, SchemaError
-from compute.schema import ObjectInfo
+from secureflow.compute.errors import ManifestError, SchemaError
+from secureflow.compute.schema import ObjectInfo
 
 Column = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 PartyRef = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, one_table, same_table_with, selected_columns
-from compute.registry import algorithm
-from compute.schema import ObjectInfo
-from compute.worker.context import StepContext
+from secureflow.compute.algorithms._common import Column, Params, one_table, same_table_with, selected_columns
+from secureflow.compute.registry import algorithm
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import StepContext
 
 
 class BinningParams(Params):

@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, one_table, selected_columns
-from compute.registry import algorithm
-from compute.schema import ObjectInfo
-from compute.worker.context import StepContext
+from secureflow.compute.algorithms._common import Column, Params, one_table, selected_columns
+from secureflow.compute.registry import algorithm
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import StepContext
 
 
 class LabelEncoderParams(Params):
@@ -108,7 +108,7 @@ def check_onehot(
         out[p] = new
     names = [c for pc in out.values() for c in pc]
     if len(set(names)) != len(names):
-        from compute.errors import SchemaError
+        from secureflow.compute.errors import SchemaError
 
         raise SchemaError("one-hot output column names clash with existing columns")
     return {

@@ -17,11 +17,11 @@ from typing import Any
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, PartyRef, check_party
-from compute.errors import EmptyResultError, SchemaError
-from compute.registry import algorithm
-from compute.schema import ObjectInfo
-from compute.worker.context import StepContext
+from secureflow.compute.algorithms._common import Column, Params, PartyRef, check_party
+from secureflow.compute.errors import EmptyResultError, SchemaError
+from secureflow.compute.registry import algorithm
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import StepContext
 
 
 class EvalParams(Params):

@@ -15,11 +15,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from compute.algorithms._common import Column, Params, one_table, same_table_with, selected_columns
-from compute.errors import SchemaError
-from compute.registry import algorithm
-from compute.schema import ObjectInfo
-from compute.worker.context import StepContext
+from secureflow.compute.algorithms._common import Column, Params, one_table, same_table_with, selected_columns
+from secureflow.compute.errors import SchemaError
+from secureflow.compute.registry import algorithm
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import StepContext
 
 
 class FillnaParams(Params):

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, PartyRef, check_party, one_table
-from compute.errors import SchemaError
-from compute.registry import algorithm
-from compute.schema import ObjectInfo
-from compute.worker.context import StepContext
+from secureflow.compute.algorithms._common import Column, Params, PartyRef, check_party, one_table
+from secureflow.compute.errors import SchemaError
+from secureflow.compute.registry import algorithm
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import StepContext
 
 
 class PredictParams(Params):

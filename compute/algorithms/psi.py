@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, PartyRef, check_party, one_table
-from compute.errors import EmptyResultError, SchemaError
-from compute.registry import algorithm
-from compute.schema import ColumnKind, ObjectInfo
-from compute.worker.context import StepContext
+from secureflow.compute.algorithms._common import Column, Params, PartyRef, check_party, one_table
+from secureflow.compute.errors import EmptyResultError, SchemaError
+from secureflow.compute.registry import algorithm
+from secureflow.compute.schema import ColumnKind, ObjectInfo
+from secureflow.compute.worker.context import StepContext
 
 
 class PsiParams(Params):

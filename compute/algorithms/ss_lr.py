@@ -4,7 +4,7 @@ Features may come from both parties, the label from one. Training runs on the
 SPU (SEMI2K, FM128, 18 fraction bits): the weights exist only as secret shares.
 Each party writes its own share file (``spu.dump``) into its model directory;
 the metadata (including the SPU runtime config and the model enums) is written
-by the engine (see `compute.models`). Predict with ``secure_predict``.
+by the engine (see `secureflow.compute.models`). Predict with ``secure_predict``.
 
 Reveals: nothing during training (no loss, no weights); the model exists only as shares.
 """
@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, one_table, selected_columns
-from compute.errors import SchemaError
-from compute.registry import algorithm, model_loader
-from compute.schema import ObjectInfo
-from compute.worker.context import ModelHandle, StepContext
+from secureflow.compute.algorithms._common import Column, Params, one_table, selected_columns
+from secureflow.compute.errors import SchemaError
+from secureflow.compute.registry import algorithm, model_loader
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import ModelHandle, StepContext
 
 
 class SsLrParams(Params):

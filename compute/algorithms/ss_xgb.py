@@ -21,11 +21,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, one_table
-from compute.algorithms.ss_lr import features_of, ordered
-from compute.registry import algorithm, model_loader
-from compute.schema import ObjectInfo
-from compute.worker.context import ModelHandle, StepContext
+from secureflow.compute.algorithms._common import Column, Params, one_table
+from secureflow.compute.algorithms.ss_lr import features_of, ordered
+from secureflow.compute.registry import algorithm, model_loader
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import ModelHandle, StepContext
 
 
 class SsXgbParams(Params):

@@ -24,10 +24,17 @@ from typing import Any
 
 from pydantic import Field
 
-from compute.algorithms._common import Column, Params, PartyRef, check_party, one_table, selected_columns
-from compute.registry import algorithm
-from compute.schema import ObjectInfo
-from compute.worker.context import StepContext
+from secureflow.compute.algorithms._common import (
+    Column,
+    Params,
+    PartyRef,
+    check_party,
+    one_table,
+    selected_columns,
+)
+from secureflow.compute.registry import algorithm
+from secureflow.compute.schema import ObjectInfo
+from secureflow.compute.worker.context import StepContext
 
 
 class TableStatisticsParams(Params):
@@ -109,7 +116,7 @@ def check_corr(
     info = one_table(inputs)
     cols = selected_columns(info, params.columns)
     if len(cols) < 2:
-        from compute.errors import SchemaError
+        from secureflow.compute.errors import SchemaError
 
         raise SchemaError("needs at least two columns")
     return {"report": ObjectInfo(kind="report", meta={"receivers": list(parties)})}

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from compute.errors import SchemaError
-from compute.schema import ObjectInfo
+from secureflow.compute.errors import SchemaError
+from secureflow.compute.schema import ObjectInfo
 
 
 def _json_safe(value: Any) -> Any:
@@ -104,8 +104,8 @@ class StepContext:
     outputs: dict[str, WorkerObject] = field(default_factory=dict)
 
     def model_dir(self, slot: str) -> Path:
-        """This party's directory for the model written to output ``slot`` (see compute.models)."""
-        from compute.models import model_id_for
+        """This party's directory for the model written to output ``slot`` (see secureflow.compute.models)."""
+        from secureflow.compute.models import model_id_for
 
         path = self.models_dir / model_id_for(self.job_id, self.seq, self.output_names[slot])
         path.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ the caller gets a `WorkerError`, never a hang.
 
 ``launcher="distributed"`` keeps this API but reaches each party's worker
 through its ``secureflow node`` on the member's own host, over Redis
-(`compute.worker.link`, `compute.worker.node`): `start` asks every node for
+(`secureflow.compute.worker.link`, `secureflow.compute.worker.node`): `start` asks every node for
 its free ports, sends all of them the cluster table, and waits for the
 workers' hello/ready as in local mode; a node whose heartbeat stops counts as
 a dead worker (noticed within ``node_timeout``). While started, the engine
@@ -40,9 +40,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from compute.errors import ComputeError, WorkerError, WorkerTimeoutError
-from compute.worker.link import DEFAULT_PREFIX, Link, LocalLink, RedisLink, RedisSession, wait_links
-from compute.worker.protocol import SPU_PROFILES, PartyPorts, WorkerSettings
+from secureflow.compute.errors import ComputeError, WorkerError, WorkerTimeoutError
+from secureflow.compute.worker.link import (
+    DEFAULT_PREFIX,
+    Link,
+    LocalLink,
+    RedisLink,
+    RedisSession,
+    wait_links,
+)
+from secureflow.compute.worker.protocol import SPU_PROFILES, PartyPorts, WorkerSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,12 +90,11 @@ def spawn_worker(
     settings_path = pdir / "worker.json"
     settings_path.write_text(settings.model_dump_json())
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
     env["TMPDIR"] = str(pdir / "tmp")
     env.setdefault("PYTHONUNBUFFERED", "1")
     with open(pdir / "logs" / "worker.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "compute.worker.main", str(settings_path)],
+            [sys.executable, "-m", "secureflow.compute.worker.main", str(settings_path)],
             pass_fds=(child_sock.fileno(),),
             start_new_session=True,
             stdin=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ Two transports, one engine:
   host; messages go over the inherited Unix socket pair
   (`multiprocessing.connection.Connection`), exactly as before the seam.
 * `RedisLink` (``launcher="distributed"``): the worker runs under
-  ``secureflow node`` on the member's own host (`compute.worker.node`); the
+  ``secureflow node`` on the member's own host (`secureflow.compute.worker.node`); the
   node relays between the worker's socket and Redis lists.
 
 Redis layout (``prefix`` defaults to ``secureflow``), one *session* per
@@ -47,7 +47,7 @@ from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Protocol
 
-from compute.errors import WorkerError
+from secureflow.compute.errors import WorkerError
 
 if TYPE_CHECKING:  # redis is imported only in distributed mode
     import redis

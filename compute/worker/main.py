@@ -1,10 +1,10 @@
-"""The party worker process: `python -m compute.worker.main <settings.json>`.
+"""The party worker process: `python -m secureflow.compute.worker.main <settings.json>`.
 
 One long-lived process per party. It keeps its salt and member key in
 ``<party_dir>/secrets`` (created on first start, mode 0600; they never leave
 the process), initialises SecretFlow in production mode and the SPU devices
 once, then serves the coordinator's requests over the inherited socket
-(`compute.worker.protocol`) until told to shut down or until the coordinator
+(`secureflow.compute.worker.protocol`) until told to shut down or until the coordinator
 goes away (EOF on the socket, parent-death signal, or parent pid change: the
 worker exits, so it never outlives the engine).
 
@@ -39,16 +39,16 @@ from typing import Any
 
 import pandas as pd
 
-from compute.errors import ComputeError, DatasetError, ModelError, SchemaError
-from compute.models import check_runtime_config, list_models, model_hash, read_meta, write_meta
-from compute.registry import get_loader
-from compute.schema import ObjectInfo, column_kind
-from compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
-from compute.worker.protocol import WorkerSettings
-from ledger.records import PartyDigests, StepRecord
-from ledger.signing import json_bytes, salted_digest, sign_party
+from secureflow.compute.errors import ComputeError, DatasetError, ModelError, SchemaError
+from secureflow.compute.models import check_runtime_config, list_models, model_hash, read_meta, write_meta
+from secureflow.compute.registry import get_loader
+from secureflow.compute.schema import ObjectInfo, column_kind
+from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
+from secureflow.compute.worker.protocol import WorkerSettings
+from secureflow.ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.signing import json_bytes, salted_digest, sign_party
 
-log = logging.getLogger("compute.worker")
+log = logging.getLogger("secureflow.compute.worker")
 
 
 def _die_with_parent() -> None:
@@ -73,7 +73,7 @@ def _read_or_create(path: Path, make: Any) -> bytes:
 
 
 def content_digest(obj: WorkerObject) -> bytes | None:
-    """keccak of the canonical bytes of this party's slice of an object (see ledger.signing)."""
+    """keccak of the canonical bytes of this party's slice of an object (see secureflow.ledger.signing)."""
     from eth_utils.crypto import keccak
 
     if obj.digest is not None:
@@ -300,7 +300,7 @@ class Worker:
         )
 
     def op_run_step(self, msg: dict[str, Any]) -> dict[str, Any]:
-        from compute.registry import get_algorithm
+        from secureflow.compute.registry import get_algorithm
 
         job_id: str = msg["job_id"]
         store = self.jobs[job_id]

@@ -1,13 +1,13 @@
 """``secureflow node``: one member's long-lived node, next to its data, taking work from its own queue.
 
-The node reads only ``<prefix>:party:<party>:in`` (see `compute.worker.link`
+The node reads only ``<prefix>:party:<party>:in`` (see `secureflow.compute.worker.link`
 for the Redis layout). For each engine session it:
 
 1. on ``start``: drops it if the session's engine heartbeat is already gone;
    else stops any worker of an older session, picks free ports on this host
    and reports them with ``--host`` (``ports``);
 2. on ``table`` (every party's host and ports, assembled by the engine):
-   spawns the party worker (`compute.worker.main`, the same process as in
+   spawns the party worker (`secureflow.compute.worker.main`, the same process as in
    local mode) in the party folder with that table, and relays the worker's
    replies (hello, ready, step results) to the session's outbound list;
 3. on ``msg``: forwards the request to the worker (SPMD steps, sign, ...);
@@ -38,9 +38,9 @@ from typing import Any
 
 import redis
 
-from compute.errors import ComputeError
-from compute.worker.engine import free_ports, spawn_worker
-from compute.worker.link import (
+from secureflow.compute.errors import ComputeError
+from secureflow.compute.worker.engine import free_ports, spawn_worker
+from secureflow.compute.worker.link import (
     DEFAULT_PREFIX,
     HEARTBEAT_S,
     HEARTBEAT_TTL_S,
@@ -53,7 +53,7 @@ from compute.worker.link import (
     inbound_key,
     outbound_key,
 )
-from compute.worker.protocol import PartyPorts
+from secureflow.compute.worker.protocol import PartyPorts
 
 log = logging.getLogger("compute.node")
 

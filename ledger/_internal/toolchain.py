@@ -11,7 +11,7 @@ import platform
 import shutil
 from pathlib import Path
 
-from ledger.errors import ToolchainError
+from secureflow.ledger.errors import ToolchainError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 A job's parties agree once on contribution weights (basis points per party,
 summing to 10,000) that refer to an anchored contribution record: the record
-is a `ledger.records.StepRecord` whose output digests include the
+is a `secureflow.ledger.records.StepRecord` whose output digests include the
 ``weightsHash`` (``keccak256(abi.encode(jobId, members, bps))``), anchored in a
 batch of the audit ledger. Each party approves ``ContributionApproval(jobId,
 weightsHash, recordLeaf)`` by EIP-712 signature (domain
@@ -15,7 +15,7 @@ member with the largest ``bps / (allocated + 1)`` (lowest index on ties), the
 highest-averages rule. Entitlements sum to the deposits exactly and never
 decrease as deposits grow.
 
-`ledger.deploy.deploy_settlement` deploys the contract next to an existing
+`secureflow.ledger.deploy.deploy_settlement` deploys the contract next to an existing
 registry and audit ledger.
 """
 
@@ -34,11 +34,11 @@ from pydantic import BaseModel, ConfigDict
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from ledger.artifacts import load_artifact
-from ledger.chain import ChainClient
-from ledger.contracts import ContractClient
-from ledger.merkle import MerkleTree, leaf_hash
-from ledger.records import StepRecord
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.chain import ChainClient
+from secureflow.ledger.contracts import ContractClient
+from secureflow.ledger.merkle import MerkleTree, leaf_hash
+from secureflow.ledger.records import StepRecord
 
 CONTRACT_NAME = "Settlement"
 DOMAIN_NAME = "SecureflowSettlement"

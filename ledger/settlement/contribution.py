@@ -1,7 +1,7 @@
 """How each party's contribution to a job is computed, and how it is anchored before weights are set.
 
 Two methods turn inputs from the compute engine into basis points (summing to
-exactly 10,000, by `ledger.settlement.client.bps_from_scores`: the highest-averages
+exactly 10,000, by `secureflow.ledger.settlement.client.bps_from_scores`: the highest-averages
 rule of the settlement contract, scores taken to 12 decimal places). All
 arithmetic is exact (`fractions.Fraction`; a metric is taken as the decimal
 number it prints as, so ``0.85`` is 17/20, not the nearest binary double).
@@ -34,14 +34,14 @@ the compute engine's evaluation steps (nothing is trained here)::
 A party whose absence does not hurt the model gets 0 basis points (unless all
 do, then everyone shares equally). Leaving a party out removes its feature
 columns; the label holder's label stays the target, since a vertical model
-cannot be trained without it (`compute.contribution` runs the coalitions).
+cannot be trained without it (`secureflow.compute.contribution` runs the coalitions).
 
 **The contribution record.** `build_contribution_record` makes the step record
-that is anchored before weights are set (`ledger.settlement.client` requires the
+that is anchored before weights are set (`secureflow.ledger.settlement.client` requires the
 weights to refer to an anchored record): algorithm ``contribution``, one
-`ledger.records.PartyDigests` per member with ``inputs={"contribution_inputs":
+`secureflow.ledger.records.PartyDigests` per member with ``inputs={"contribution_inputs":
 inputs_digest}`` and ``outputs={"weights_hash": weightsHash}`` (the binding
-`ledger.settlement.client.record_carries_weights` checks), and ``params_hash`` of
+`secureflow.ledger.settlement.client.record_carries_weights` checks), and ``params_hash`` of
 ``{"method", "parameters", "members", "inputs_digest"}``. The inputs are
 statistics of the joint model and of the parties' data (metric values, row
 counts), so the record carries only ``inputs_digest = keccak256(RFC 8785 JSON
@@ -50,7 +50,7 @@ low-entropy and an unsalted hash could be reversed by guessing. The values and
 the salt stay in the `ContributionProposal` file, which the members review
 (`ContributionProposal.verify` recomputes everything from it) before approving.
 
-The record goes to the ledger through a `ledger.recorder.LedgerRecorder` (the
+The record goes to the ledger through a `secureflow.ledger.recorder.LedgerRecorder` (the
 outbox), then the anchoring worker anchors it like any other step.
 """
 
@@ -69,11 +69,11 @@ import rfc8785
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ledger.errors import LedgerError
-from ledger.receipts import Address, Hex32, Receipt
-from ledger.recorder import LedgerRecorder
-from ledger.records import Identifier, PartyDigests, StepRecord, params_hash
-from ledger.settlement.client import (
+from secureflow.ledger.errors import LedgerError
+from secureflow.ledger.receipts import Address, Hex32, Receipt
+from secureflow.ledger.recorder import LedgerRecorder
+from secureflow.ledger.records import Identifier, PartyDigests, StepRecord, params_hash
+from secureflow.ledger.settlement.client import (
     TOTAL_BPS,
     WEIGHTS_OUTPUT,
     SettlementError,
@@ -98,7 +98,7 @@ Method = Literal["data_share", "leave_one_out"]
 class ContributionError(LedgerError):
     """Contribution inputs or a proposal that cannot be turned into weights."""
 
-    hint = "fix the contribution inputs (see the ledger.settlement.contribution docstring for the formulas)"
+    hint = "fix the contribution inputs (the formulas: secureflow.ledger.settlement.contribution)"
 
 
 class ProposalFileError(ContributionError):

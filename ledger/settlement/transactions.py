@@ -41,11 +41,11 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from ledger.chain import ChainClient, decode_revert
-from ledger.contracts import AuditLedgerClient
-from ledger.errors import ContractRevertedError, LedgerError
-from ledger.receipts import Receipt, RecordNotAnchoredError
-from ledger.settlement.client import (
+from secureflow.ledger.chain import ChainClient, decode_revert
+from secureflow.ledger.contracts import AuditLedgerClient
+from secureflow.ledger.errors import ContractRevertedError, LedgerError
+from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError
+from secureflow.ledger.settlement.client import (
     ETH,
     SETTLEMENT_EVENTS,
     SettlementEvent,
@@ -54,7 +54,7 @@ from ledger.settlement.client import (
     settlement_event,
     signature_list,
 )
-from ledger.settlement.contribution import ContributionProposal
+from secureflow.ledger.settlement.contribution import ContributionProposal
 
 Action = Literal["set_weights", "approve_weights", "deposit", "withdraw"]
 ALLOWED_FUNCTIONS = (
@@ -246,7 +246,7 @@ def anchored_weights(
     against the chain (the record's root is anchored and its proof holds on chain).
 
     Raises `ContributionNotReadyError` while the record is not anchored (or, with ``confirmed``, not
-    confirmed), and `ledger.settlement.contribution.ProposalMismatchError` if the anchored record is not the
+    confirmed), and `contribution.ProposalMismatchError` if the anchored record is not the
     proposal's.
     """
     try:

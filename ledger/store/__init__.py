@@ -5,9 +5,9 @@ SQLite (embedded default) and PostgreSQL (``SECUREFLOW_DATABASE_URL``). Open it
 with :func:`open_store`, which also migrates the schema to the newest revision.
 """
 
-from ledger.store.base import LedgerStore
-from ledger.store.schemas import Batch, Checkpoint, Job, NewJob, NewStepRecord, StepRecordRow
-from ledger.store.sql import SqlLedgerStore, open_store
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.schemas import Batch, Checkpoint, Job, NewJob, NewStepRecord, StepRecordRow
+from secureflow.ledger.store.sql import SqlLedgerStore, open_store
 
 __all__ = [
     "Batch",

@@ -7,7 +7,7 @@ Every method is one short transaction. Record lifecycle::
                         +-- mark_batch_reverted_to_pending / mark_batch_failed         |
                         +-- requeue_batch (same batch, re-sent: reorg or dropped tx) <--+
 
-Errors are :class:`ledger.errors.StoreError` subclasses: ``StoreNotFoundError``
+Errors are :class:`secureflow.ledger.errors.StoreError` subclasses: ``StoreNotFoundError``
 (unknown job/record/batch, HTTP 404), ``StoreConflictError`` (duplicate job,
 different record under the same key, invalid transition, HTTP 409) and
 ``StoreUnavailableError`` (database unreachable).
@@ -23,7 +23,7 @@ from types import TracebackType
 
 from typing_extensions import Self
 
-from ledger.store.schemas import (
+from secureflow.ledger.store.schemas import (
     Batch,
     ChainEvent,
     ChainStatus,

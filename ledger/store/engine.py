@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from ledger.errors import ConfigurationError, StoreUnavailableError
+from secureflow.ledger.errors import ConfigurationError, StoreUnavailableError
 
 DATABASE_URL_ENV = "SECUREFLOW_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path(".secureflow") / "secureflow.db"

@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from ledger.store.engine import WRITE_OPTION, make_engine, unavailable
+from secureflow.ledger.store.engine import WRITE_OPTION, make_engine, unavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x5EC0_F10A  # arbitrary constant: pg_advisory_xact_lock key for schema upgrades

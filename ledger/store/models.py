@@ -2,7 +2,7 @@
 
 Types are portable (SQLite and PostgreSQL). Timestamps are stored as UTC and
 always come back timezone-aware. Status columns are short strings guarded by
-CHECK constraints; the allowed values live in :mod:`ledger.store.schemas`.
+CHECK constraints; the allowed values live in :mod:`secureflow.ledger.store.schemas`.
 Constraint names follow one naming convention so migrations stay stable.
 """
 
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from ledger.store.schemas import BATCH_STATUSES, CHAIN_STATUSES, JOB_STATUSES, RECORD_STATUSES
+from secureflow.ledger.store.schemas import BATCH_STATUSES, CHAIN_STATUSES, JOB_STATUSES, RECORD_STATUSES
 
 HEX32_LEN = 66  # "0x" + 64 hex digits
 ADDRESS_LEN = 42  # "0x" + 40 hex digits

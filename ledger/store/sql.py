@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from ledger.errors import (
+from secureflow.ledger.errors import (
     BatchConflictError,
     DuplicateJobError,
     InvalidStateError,
@@ -51,9 +51,16 @@ from ledger.errors import (
     UnknownJobError,
     UnknownRecordError,
 )
-from ledger.store.base import LedgerStore, PendingLeaf
-from ledger.store.engine import WRITE_OPTION, make_engine, mask_url, resolve_url, scrub_password, unavailable
-from ledger.store.models import (
+from secureflow.ledger.store.base import LedgerStore, PendingLeaf
+from secureflow.ledger.store.engine import (
+    WRITE_OPTION,
+    make_engine,
+    mask_url,
+    resolve_url,
+    scrub_password,
+    unavailable,
+)
+from secureflow.ledger.store.models import (
     BatchOrm,
     ChainEventOrm,
     CheckpointOrm,
@@ -65,7 +72,7 @@ from ledger.store.models import (
     UtcDateTime,
     utcnow,
 )
-from ledger.store.schemas import (
+from secureflow.ledger.store.schemas import (
     CHAIN_STATUSES,
     JOB_STATUSES,
     MAX_UINT64,
@@ -188,13 +195,13 @@ class SqlLedgerStore(LedgerStore):
 
     def schema_revision(self) -> str | None:
         """The migration revision the database is at (None if never migrated)."""
-        from ledger.store.migrate import revision_of_engine  # alembic is imported only when needed
+        from secureflow.ledger.store.migrate import revision_of_engine  # alembic is imported only when needed
 
         return revision_of_engine(self._engine)
 
     def check(self) -> None:
         """Raise unless the database answers and its schema is at the newest revision (for readiness)."""
-        from ledger.store.migrate import head_revision
+        from secureflow.ledger.store.migrate import head_revision
 
         revision, head = self.schema_revision(), head_revision()
         if revision != head:
@@ -205,7 +212,7 @@ class SqlLedgerStore(LedgerStore):
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent, safe from several processes at once)."""
-        from ledger.store.migrate import upgrade_engine
+        from secureflow.ledger.store.migrate import upgrade_engine
 
         upgrade_engine(self._engine)
 
@@ -1021,7 +1028,7 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> SqlLedgerStor
     """Open the ledger store at ``url``, else ``SECUREFLOW_DATABASE_URL``, else ``.secureflow/secureflow.db``.
 
     Migrates the schema to the newest revision unless ``migrate`` is false.
-    Raises :class:`ledger.errors.StoreUnavailableError` (URL shown without its
+    Raises :class:`secureflow.ledger.errors.StoreUnavailableError` (URL shown without its
     password) if the database cannot be reached.
     """
     store = SqlLedgerStore(resolve_url(url))

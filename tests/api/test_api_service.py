@@ -21,15 +21,15 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
 
-from api.dev.testing import LiveServer
-from api.server.app import create_app
-from api.server.auth import allow, assert_every_route_guarded, route_access
-from api.server.db import ROLES
-from api.server.serve import add_member_key, ensure_admin_key
-from api.server.settings import ApiSettings
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
-from ledger.store import SqlLedgerStore, open_store
-from ledger.verify import verify_receipt
+from secureflow.api.dev.testing import LiveServer
+from secureflow.api.server.app import create_app
+from secureflow.api.server.auth import allow, assert_every_route_guarded, route_access
+from secureflow.api.server.db import ROLES
+from secureflow.api.server.serve import add_member_key, ensure_admin_key
+from secureflow.api.server.settings import ApiSettings
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.store import SqlLedgerStore, open_store
+from secureflow.ledger.verify import verify_receipt
 
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
 SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
@@ -216,7 +216,7 @@ def test_role_route_matrix(env: Env) -> None:
 
 
 def test_member_sees_only_its_jobs(env: Env) -> None:
-    from ledger.store.schemas import NewJob
+    from secureflow.ledger.store.schemas import NewJob
 
     job_id = submit(env)
     other = "0x" + "ab" * 32
@@ -410,8 +410,8 @@ def test_operations_endpoints(env: Env) -> None:
 
 def test_readyz_names_the_failing_dependency(env: Env) -> None:
     env.app.state.services.client.config.rpc_url  # noqa: B018 - the real client stays untouched
-    from ledger.chain import ChainClient, ChainConfig
-    from ledger.devchain import free_port
+    from secureflow.ledger.chain import ChainClient, ChainConfig
+    from secureflow.ledger.devchain import free_port
 
     env.app.state.services.client = ChainClient(ChainConfig(rpc_url=f"http://127.0.0.1:{free_port()}"))
     ready = env.call("GET", "/readyz")

@@ -18,10 +18,10 @@ from stack import (
 )
 from typer.testing import CliRunner
 
-from api.cli.main import app
-from ledger.deploy import write_deployment
-from ledger.receipts import build_bundle, write_bundle
-from ledger.store.sql import SqlLedgerStore
+from secureflow.api.cli.main import app
+from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.receipts import build_bundle, write_bundle
+from secureflow.ledger.store.sql import SqlLedgerStore
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ledger.records import StepRecord
-from ledger.signing import verify_party_signature
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.signing import verify_party_signature
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["psi", "fillna", "standard_scaler", "ss_lr", "secure_predict", "biclassification_eval"]

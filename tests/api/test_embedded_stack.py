@@ -9,9 +9,9 @@ from pathlib import Path
 
 import requests
 
-from api.dev.testing import LiveServer
-from api.server.serve import build_embedded, write_example
-from ledger.verify import verify_receipt
+from secureflow.api.dev.testing import LiveServer
+from secureflow.api.server.serve import build_embedded, write_example
+from secureflow.ledger.verify import verify_receipt
 
 
 def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> None:

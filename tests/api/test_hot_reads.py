@@ -14,16 +14,16 @@ from pydantic import BaseModel
 from sqlalchemy import update
 from stack import ALICE, BOB, accept
 
-from api.server.db import ApiDb, Principal
-from api.server.errors import NotFoundError
-from api.server.reads import HotReads, _NeedsThread, dumps
-from api.server.schemas import Page, StepOut
-from ledger.errors import UnknownRecordError
-from ledger.merkle import MerkleTree
-from ledger.receipts import InconsistentBatchError, RecordNotAnchoredError, build_receipt
-from ledger.store import SqlLedgerStore
-from ledger.store.models import StepRecordOrm
-from ledger.store.schemas import NewJob
+from secureflow.api.server.db import ApiDb, Principal
+from secureflow.api.server.errors import NotFoundError
+from secureflow.api.server.reads import HotReads, _NeedsThread, dumps
+from secureflow.api.server.schemas import Page, StepOut
+from secureflow.ledger.errors import UnknownRecordError
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.receipts import InconsistentBatchError, RecordNotAnchoredError, build_receipt
+from secureflow.ledger.store import SqlLedgerStore
+from secureflow.ledger.store.models import StepRecordOrm
+from secureflow.ledger.store.schemas import NewJob
 
 JOB = "0x" + "42" * 32
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -144,8 +144,8 @@ def test_dumps_writes_what_pydantic_writes() -> None:
 def test_api_processes_default_to_one_per_cpu_unless_hosting_the_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from api.server.serve import MAX_DEFAULT_PROCESSES, api_processes
-    from api.server.settings import ApiSettings
+    from secureflow.api.server.serve import MAX_DEFAULT_PROCESSES, api_processes
+    from secureflow.api.server.settings import ApiSettings
 
     monkeypatch.delenv("SECUREFLOW_API_WORKERS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 2)

@@ -26,15 +26,15 @@ from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
 from test_api_service import live_app
 from typer.testing import CliRunner, Result
 
-import api.cli.job as job_cli
-import api.client as api_client
-from api.cli.main import app as cli_app
-from api.dev.testing import LiveServer
-from ledger.chain import TransactionSender
-from ledger.devchain import DEV_PRIVATE_KEYS, free_port
-from ledger.nonces import ChainNonceSource
-from ledger.store import SqlLedgerStore
-from ledger.verify import verify_file, verify_receipt
+import secureflow.api.cli.job as job_cli
+import secureflow.api.client as api_client
+from secureflow.api.cli.main import app as cli_app
+from secureflow.api.dev.testing import LiveServer
+from secureflow.ledger.chain import TransactionSender
+from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, free_port
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.store import SqlLedgerStore
+from secureflow.ledger.verify import verify_file, verify_receipt
 
 AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
 JOB_ID = re.compile(r"0x[0-9a-f]{64}")
@@ -340,7 +340,7 @@ def test_the_cli_reads_fields_the_api_declares() -> None:
     """The CLI's response models name only fields of the API's own schemas (no silent drift)."""
     from pydantic import BaseModel
 
-    from api import schemas
+    from secureflow.api.server import schemas
 
     pairs: list[tuple[type[BaseModel], type[BaseModel]]] = [
         (api_client.JobView, schemas.JobOut),

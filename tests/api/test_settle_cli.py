@@ -17,19 +17,19 @@ from stack import ALICE, BOB, LedgerStack, make_anchorer, new_job, open_job_on_c
 from typer.testing import CliRunner, Result
 from web3 import Web3
 
-from api.cli.settle import parse_amount, settle_app
-from api.dev.testing import LiveServer
-from api.server.app import create_app
-from api.server.serve import add_member_key
-from api.server.settings import ApiSettings
-from ledger.artifacts import load_artifact
-from ledger.chain import TransactionSender
-from ledger.deploy import write_deployment
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
-from ledger.errors import LedgerError
-from ledger.nonces import ChainNonceSource
-from ledger.settlement.client import allocate
-from ledger.store.sql import SqlLedgerStore
+from secureflow.api.cli.settle import parse_amount, settle_app
+from secureflow.api.dev.testing import LiveServer
+from secureflow.api.server.app import create_app
+from secureflow.api.server.serve import add_member_key
+from secureflow.api.server.settings import ApiSettings
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.chain import TransactionSender
+from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.errors import LedgerError
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.settlement.client import allocate
+from secureflow.ledger.store.sql import SqlLedgerStore
 
 ADMIN_KEY, ALICE_KEY, BOB_KEY = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
 OUTSIDER_KEY = DEV_PRIVATE_KEYS[4]
@@ -311,5 +311,5 @@ def test_mounts_under_the_root_cli_and_imports_lightly() -> None:
     for command in ("propose", "approve", "set-weights", "deposit", "balances", "withdraw", "history"):
         assert command in result.output
     # `secureflow --help` must stay fast: web3 is imported only when a settle command runs
-    code = "import sys, api.cli.settle; assert 'web3' not in sys.modules, 'web3 imported'"
+    code = "import sys, secureflow.api.cli.settle; assert 'web3' not in sys.modules, 'web3 imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

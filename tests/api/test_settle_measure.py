@@ -19,13 +19,13 @@ import pytest
 from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled
 from typer.testing import CliRunner, Result
 
-from api.cli.settle import settle_app
-from api.dev.devstack import provision_party
-from compute.worker.engine import Engine
-from ledger.deploy import write_deployment
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
-from ledger.settlement.contribution import LeaveOneOutInputs, compute_weights, load_inputs
-from ledger.store.sql import open_store
+from secureflow.api.cli.settle import settle_app
+from secureflow.api.dev.devstack import provision_party
+from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.settlement.contribution import LeaveOneOutInputs, compute_weights, load_inputs
+from secureflow.ledger.store.sql import open_store
 
 KEYS = {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2]}
 

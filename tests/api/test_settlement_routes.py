@@ -3,7 +3,7 @@
 The whole flow with ETH and with an ERC-20: propose -> anchor (the real anchoring worker and indexer) ->
 each party signs the EIP-712 approval with its own key -> prepare set_weights -> the member signs the
 unsigned transaction locally -> submit -> deposit -> each member withdraws -> the balances the API reads
-from the chain equal `ledger.settlement.client.allocate`. And the denials, each a 4xx in the one error shape
+from the chain equal `settlement.client.allocate`. And the denials, each a 4xx in the one error shape
 with nothing changed on chain (no block mined, no nonce used) or in the database.
 """
 
@@ -26,12 +26,12 @@ from stack import (
 from test_api_service import ADMIN, Env, assert_error, env, snapshot  # noqa: F401  (the live app fixture)
 from web3 import Web3
 
-from api.server.serve import add_member_key
-from ledger.artifacts import load_artifact
-from ledger.chain import TransactionSender
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
-from ledger.nonces import ChainNonceSource
-from ledger.settlement.client import allocate, sign_approval
+from secureflow.api.server.serve import add_member_key
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.chain import TransactionSender
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.settlement.client import allocate, sign_approval
 
 ADMIN_KEY, ALICE_KEY, BOB_KEY = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
 CAROL = Account.create()  # a member of the API, party of no job
@@ -498,7 +498,7 @@ def test_api_tables_match_the_migrations(env: Env) -> None:  # noqa: F811
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from api.server.db import Base
+    from secureflow.api.server.db import Base
 
     mine = set(Base.metadata.tables)
 

@@ -32,10 +32,10 @@ from sqlalchemy import update
 from stack import BOB, anchor_and_index, step
 from test_api_service import SERVICE, Env, env, submit  # noqa: F401  (the live app fixture)
 
-from api.server.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
-from ledger.recorder import to_outbox
-from ledger.store.models import StepRecordOrm
-from ledger.store.schemas import NewJob
+from secureflow.api.server.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
+from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.store.models import StepRecordOrm
+from secureflow.ledger.store.schemas import NewJob
 
 CHROMIUM = Path("/usr/bin/chromium")
 TIMEOUT_MS = 30_000  # the machine is shared: generous, the assertions still wait only as long as needed

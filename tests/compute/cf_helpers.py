@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from compute.worker.engine import Engine
+from secureflow.compute.worker.engine import Engine
 
 PARTIES = ("alice", "bob")
 

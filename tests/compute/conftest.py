@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from compute.worker.engine import Engine
-from ledger.recorder import OutboxRecorder
-from ledger.store import open_store
+from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.store import open_store
 
 PARTIES = ("alice", "bob")
 

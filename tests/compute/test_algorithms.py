@@ -22,7 +22,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-from compute.runner import JobResult, run_job
+from secureflow.compute.runner import JobResult, run_job
 
 
 def _vif_reference(x: np.ndarray) -> np.ndarray:
@@ -73,8 +73,8 @@ def captured_logs() -> list[str]:
 def result(engine, data, tmp_path_factory) -> JobResult:  # type: ignore[no-untyped-def]
     alice, bob = data
     store_dir = tmp_path_factory.mktemp("ledger")
-    from ledger.recorder import OutboxRecorder
-    from ledger.store import open_store
+    from secureflow.ledger.recorder import OutboxRecorder
+    from secureflow.ledger.store import open_store
 
     store = open_store(f"sqlite:///{store_dir / 'l.db'}")
     feats = ["a0", "a1", "a2", "b0", "b1", "b2"]
@@ -348,7 +348,7 @@ def test_biclassification_eval_of_xgb(engine, data, result) -> None:  # type: ig
 
 
 def test_every_algorithm_ran(result) -> None:  # type: ignore[no-untyped-def]
-    from compute.registry import algorithm_names
+    from secureflow.compute.registry import algorithm_names
 
     assert {s.algorithm for s in result.steps} == set(algorithm_names())
 

@@ -1,4 +1,4 @@
-"""Leave-one-party-out contribution measured on real SecretFlow (compute.contribution).
+"""Leave-one-party-out contribution measured on real SecretFlow (secureflow.compute.contribution).
 
 The coalitions (all parties, without alice, without bob) run as real jobs on
 the session's warm party workers; their metrics are compared with scikit-learn
@@ -22,11 +22,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from compute.contribution import Progress, measure_leave_one_out
-from compute.errors import ContributionManifestError, NoFeaturesLeftError, UnknownAlgorithmError
-from ledger.records import StepRecord
-from ledger.settlement.contribution import compute_weights, parse_inputs
-from ledger.signing import verify_party_signature
+from secureflow.compute.contribution import Progress, measure_leave_one_out
+from secureflow.compute.errors import ContributionManifestError, NoFeaturesLeftError, UnknownAlgorithmError
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.settlement.contribution import compute_weights, parse_inputs
+from secureflow.ledger.signing import verify_party_signature
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALICE_FEATURES = ["a0", "a1"]
@@ -211,7 +211,7 @@ def test_unknown_metric_names_the_choices(engine, recorder, data) -> None:  # ty
 
 def test_compute_contribution_does_not_import_web3() -> None:
     code = (
-        "import sys, compute.contribution; "
+        "import sys, secureflow.compute.contribution; "
         "print([m for m in sys.modules if m.split('.')[0] in ('web3', 'secretflow', 'spu')])"
     )
     out = subprocess.run(

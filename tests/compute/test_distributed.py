@@ -28,12 +28,18 @@ import pytest
 import redis
 from cf_helpers import joined, put, vertical_data
 
-from compute.errors import ComputeError, WorkerError
-from compute.runner import run_job
-from compute.worker.engine import REPO_ROOT, Engine
-from compute.worker.link import HEARTBEAT_TTL_S, engine_alive_key, heartbeat_key, inbound_key, outbound_key
-from ledger.records import StepRecord
-from ledger.signing import verify_party_signature
+from secureflow.compute.errors import ComputeError, WorkerError
+from secureflow.compute.runner import run_job
+from secureflow.compute.worker.engine import REPO_ROOT, Engine
+from secureflow.compute.worker.link import (
+    HEARTBEAT_TTL_S,
+    engine_alive_key,
+    heartbeat_key,
+    inbound_key,
+    outbound_key,
+)
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.signing import verify_party_signature
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PARTIES = ("alice", "bob")
@@ -49,10 +55,10 @@ class Nodes:
 
     def start(self, party: str) -> None:
         self.dir(party).mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+        env = dict(os.environ)
         with open(self.root / f"{party}-node.log", "ab") as log:
             self.procs[party] = subprocess.Popen(
-                [sys.executable, "-c", "from api.cli.main import main; main()", "node", "--party", party,
+                [sys.executable, "-m", "secureflow.api", "node", "--party", party,
                  "--data-dir", str(self.dir(party)), "--redis-url", REDIS_URL, "--prefix", self.prefix],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT),
             )  # fmt: skip
@@ -313,7 +319,7 @@ def test_a_vanished_engine_s_workers_are_stopped_by_their_nodes(dengine, nodes, 
     # an engine in its own process starts a session on both nodes (replacing dengine's), then is SIGKILLed
     script = (
         "import json, time\n"
-        "from compute.worker.engine import Engine\n"
+        "from secureflow.compute.worker.engine import Engine\n"
         f"eng = Engine({PARTIES!r}, {str(tmp_path)!r}, launcher='distributed', redis_url={REDIS_URL!r}, "
         f"redis_prefix={nodes.prefix!r}, start_timeout=180.0)\n"
         "eng.start()\n"
@@ -322,7 +328,7 @@ def test_a_vanished_engine_s_workers_are_stopped_by_their_nodes(dengine, nodes, 
         "print(json.dumps({'session': eng.session.session, 'pids': pids}), flush=True)\n"
         "time.sleep(600)\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = dict(os.environ)
     with open(tmp_path / "engine.log", "ab") as err:
         proc = subprocess.Popen(
             [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(REPO_ROOT)

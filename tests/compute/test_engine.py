@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from compute.errors import ComputeError
-from compute.registry import algorithm_names, describe_algorithms
-from compute.worker.engine import REPO_ROOT
-from ledger.records import PartyDigests, StepRecord, params_hash
-from ledger.signing import recover_party, sign_party, signing_payload, verify_party_signature
+from secureflow.compute.errors import ComputeError
+from secureflow.compute.registry import algorithm_names, describe_algorithms
+from secureflow.compute.worker.engine import REPO_ROOT
+from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.signing import recover_party, sign_party, signing_payload, verify_party_signature
 
 ALGORITHMS = {
     "psi",
@@ -68,8 +68,9 @@ def test_compute_never_imports_web3_or_secretflow_in_the_coordinator() -> None:
     code = textwrap.dedent(
         """
         import sys
-        import compute.runner, compute.registry, compute.manifest, compute.worker.engine
-        compute.registry.describe_algorithms()
+        import secureflow.compute.runner, secureflow.compute.registry, secureflow.compute.manifest
+        import secureflow.compute.worker.engine
+        secureflow.compute.registry.describe_algorithms()
         bad = [m for m in sys.modules if m.split('.')[0] in ('web3', 'secretflow', 'spu')]
         print(bad)
         """
@@ -116,7 +117,7 @@ def test_party_signature_verifies_to_the_party_address() -> None:
 
 
 def test_engine_rejects_bad_party_sets(tmp_path: Path) -> None:
-    from compute.worker.engine import Engine
+    from secureflow.compute.worker.engine import Engine
 
     with pytest.raises(ComputeError):
         Engine(["alice"], tmp_path)
@@ -129,7 +130,7 @@ def test_workers_die_with_their_coordinator(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
         import sys, time
-        from compute.worker.engine import Engine
+        from secureflow.compute.worker.engine import Engine
         e = Engine(["alice", "bob"], {str(tmp_path)!r})
         t = time.monotonic()
         e.start()

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from cf_helpers import manifest, put, vertical_data
 
-from compute.errors import (
+from secureflow.compute.errors import (
     DatasetError,
     ManifestError,
     ParameterError,
     SchemaError,
     UnknownAlgorithmError,
 )
-from compute.runner import run_job
-from ledger.records import StepRecord
+from secureflow.compute.runner import run_job
+from secureflow.ledger.records import StepRecord
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compute.errors import ManifestError, ParameterError, SchemaError, UnknownAlgorithmError
-from compute.manifest import JobManifest, plan_job
-from compute.schema import ObjectInfo
+from secureflow.compute.errors import ManifestError, ParameterError, SchemaError, UnknownAlgorithmError
+from secureflow.compute.manifest import JobManifest, plan_job
+from secureflow.compute.schema import ObjectInfo
 
 A, B = "0x" + "aa" * 20, "0x" + "bb" * 20
 INFOS = {

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from cf_helpers import manifest, put, read, vertical_data
 
-from compute.errors import ModelError
-from compute.models import check_runtime_config, model_hash
-from compute.runner import run_job
+from secureflow.compute.errors import ModelError
+from secureflow.compute.models import check_runtime_config, model_hash
+from secureflow.compute.runner import run_job
 
 
 class ModelRecorder:

@@ -15,9 +15,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from compute.runner import run_job
-from ledger.records import StepRecord
-from ledger.signing import verify_party_signature
+from secureflow.compute.runner import run_job
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.signing import verify_party_signature
 
 
 def test_pipeline_matches_plaintext(engine, recorder) -> None:  # type: ignore[no-untyped-def]

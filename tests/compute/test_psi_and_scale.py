@@ -9,7 +9,7 @@ import pandas as pd
 from cf_helpers import manifest, put, read
 from sklearn.linear_model import LinearRegression
 
-from compute.runner import run_job
+from secureflow.compute.runner import run_job
 
 
 def test_psi_is_the_set_intersection_with_duplicates_and_missing_keys(engine, recorder) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 from cf_helpers import manifest, put
 
-from compute.runner import run_job
-from ledger.signing import verify_party_signature
+from secureflow.compute.runner import run_job
+from secureflow.ledger.signing import verify_party_signature
 
 
 def test_psi_then_fillna(engine, recorder) -> None:  # type: ignore[no-untyped-def]

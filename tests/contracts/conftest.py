@@ -25,8 +25,8 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
-from ledger.artifacts import load_artifact
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO32 = b"\x00" * 32

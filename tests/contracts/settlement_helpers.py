@@ -2,7 +2,7 @@
 session contracts of ``tests/contracts/conftest.py``, and builders for jobs and contribution records.
 
 The test-only contracts (``contracts/src/test/*.sol``: an ERC-20, a fee-on-transfer ERC-20 and a
-reentrant receiver) are not picked up by ``ledger.compiler`` (it compiles ``contracts/src/*.sol``
+reentrant receiver) are not picked up by ``secureflow.ledger.compiler`` (it compiles ``contracts/src/*.sol``
 only). Their artifacts live in ``contracts/artifacts/test/``; regenerate them with
 ``.venv/bin/python tests/contracts/settlement_helpers.py`` (a test checks they are current).
 """
@@ -27,14 +27,14 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
-from ledger.artifacts import ARTIFACTS_DIR, Artifact, CompilerInfo, artifact_path, load_artifact
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.compiler import COMPILER_SETTINGS, solc_shim, source_hash, standard_input
-from ledger.deploy import deploy_settlement
-from ledger.devchain import DEV_CHAIN_ID, rpc_call
-from ledger.merkle import MerkleTree
-from ledger.records import PartyDigests, StepRecord
-from ledger.settlement.client import (
+from secureflow.ledger.artifacts import ARTIFACTS_DIR, Artifact, CompilerInfo, artifact_path, load_artifact
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.compiler import COMPILER_SETTINGS, solc_shim, source_hash, standard_input
+from secureflow.ledger.deploy import deploy_settlement
+from secureflow.ledger.devchain import DEV_CHAIN_ID, rpc_call
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.settlement.client import (
     WEIGHTS_OUTPUT,
     SettlementClient,
     WeightsProposal,
@@ -232,7 +232,7 @@ class SettlementEnv:
 
 
 def build_settlement_env(contracts_env: ContractsEnv) -> SettlementEnv:
-    """Deploy Settlement (through ``ledger.deploy.deploy_settlement``), the test tokens and the
+    """Deploy Settlement (through ``secureflow.ledger.deploy.deploy_settlement``), the test tokens and the
     receiver; register members D and E and the receiver contract in the session registry."""
     w3 = contracts_env.w3
     client = ChainClient(ChainConfig(rpc_url=str(w3.provider.endpoint_uri), expected_chain_id=DEV_CHAIN_ID))  # type: ignore[attr-defined]

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3.exceptions import ContractLogicError
 
-from ledger.artifacts import load_artifact
-from ledger.devchain import DEV_CHAIN_ID, rpc_call
-from ledger.merkle import MerkleTree, leaf_hash, verify_proof
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.devchain import DEV_CHAIN_ID, rpc_call
+from secureflow.ledger.merkle import MerkleTree, leaf_hash, verify_proof
 
 if TYPE_CHECKING:
     from tests.contracts.conftest import ContractsEnv

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ledger.compiler import solc_shim
+from secureflow.ledger.compiler import solc_shim
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"

@@ -8,7 +8,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from ledger.artifacts import load_artifact
+from secureflow.ledger.artifacts import load_artifact
 
 if TYPE_CHECKING:
     from tests.contracts.conftest import ContractsEnv

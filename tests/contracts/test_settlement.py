@@ -26,11 +26,11 @@ from settlement_helpers import (
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from ledger.artifacts import load_artifact
-from ledger.devchain import DEV_CHAIN_ID
-from ledger.errors import ContractRevertedError
-from ledger.merkle import MerkleTree
-from ledger.settlement.client import (
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.devchain import DEV_CHAIN_ID
+from secureflow.ledger.errors import ContractRevertedError
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.settlement.client import (
     ETH,
     SettlementError,
     allocate,
@@ -708,9 +708,9 @@ def _run_property_example(
 
 
 def test_deploy_settlement_and_read_only_client(s: SettlementEnv) -> None:
-    from ledger.deploy import bytecode_sha256, deploy_settlement
-    from ledger.errors import ReadOnlyClientError
-    from ledger.settlement.client import SettlementClient, settlement_contract
+    from secureflow.ledger.deploy import bytecode_sha256, deploy_settlement
+    from secureflow.ledger.errors import ReadOnlyClientError
+    from secureflow.ledger.settlement.client import SettlementClient, settlement_contract
 
     deployed = deploy_settlement(
         s.client, s.sender(s.base.admin), s.base.registry.address, s.base.ledger.address

@@ -22,16 +22,16 @@ from stack import (
     run_until_settled,
 )
 
-from ledger.anchoring import Anchorer, AnchoringWorker, batch_id_for
-from ledger.chain import ChainClient, ChainConfig, SignedTransaction
-from ledger.contracts import AuditLedgerClient, hex32
-from ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
-from ledger.errors import StoreConflictError
-from ledger.indexer import EventIndexer
-from ledger.merkle import MerkleTree
-from ledger.recorder import OutboxRecorder
-from ledger.store import SqlLedgerStore
-from ledger.store.schemas import Batch
+from secureflow.ledger.anchoring import Anchorer, AnchoringWorker, batch_id_for
+from secureflow.ledger.chain import ChainClient, ChainConfig, SignedTransaction
+from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
+from secureflow.ledger.errors import StoreConflictError
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.store import SqlLedgerStore
+from secureflow.ledger.store.schemas import Batch
 
 
 def test_records_are_batched_anchored_and_confirmed(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from stack import LedgerStack, accept, assert_exactly_once, new_job
 
-from ledger.deploy import write_deployment
-from ledger.devchain import DEV_PRIVATE_KEYS
-from ledger.store.sql import open_store
+from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
+from secureflow.ledger.store.sql import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

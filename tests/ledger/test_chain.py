@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from ledger.chain import ChainClient, ChainConfig, TransactionSender, redact_url
-from ledger.contracts import AuditLedgerClient, RegistryClient
-from ledger.deploy import Deployment, connect, deploy_contracts
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, free_port, rpc_call
-from ledger.errors import (
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender, redact_url
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
+from secureflow.ledger.deploy import Deployment, connect, deploy_contracts
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, free_port, rpc_call
+from secureflow.ledger.errors import (
     ContractNotDeployedError,
     ContractRevertedError,
     NodeUnreachableError,
@@ -20,8 +20,8 @@ from ledger.errors import (
     TransactionTimeoutError,
     WrongChainError,
 )
-from ledger.nonces import ChainNonceSource, StoreNonceSource
-from ledger.store.sql import open_store
+from secureflow.ledger.nonces import ChainNonceSource, StoreNonceSource
+from secureflow.ledger.store.sql import open_store
 
 ADMIN, ALICE, BOB, ANCHOR, OUTSIDER = DEV_PRIVATE_KEYS
 

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from ledger.artifacts import ARTIFACTS_DIR, Artifact, load_artifact
-from ledger.compiler import SOLC_VERSION, compile_contracts, solc_shim, source_files, standard_input
-from ledger.errors import ToolchainError
+from secureflow.ledger.artifacts import ARTIFACTS_DIR, Artifact, load_artifact
+from secureflow.ledger.compiler import (
+    SOLC_VERSION,
+    compile_contracts,
+    solc_shim,
+    source_files,
+    standard_input,
+)
+from secureflow.ledger.errors import ToolchainError
 
 OUR_CONTRACTS = ("AuditLedger", "ConsortiumRegistry", "Settlement")
 # PUSH0 (Shanghai), BASEFEE (London), MCOPY, TLOAD, TSTORE (Cancun)
@@ -58,9 +64,9 @@ def test_recompiling_gives_the_checked_in_artifacts(fresh: dict[str, Artifact]) 
     assert sorted(path.stem for path in ARTIFACTS_DIR.glob("*.json")) == sorted(OUR_CONTRACTS)
     for name, artifact in fresh.items():
         stored = load_artifact(name)
-        assert stored.abi == artifact.abi, f"{name}: ABI is stale, run python -m ledger.compiler"
+        assert stored.abi == artifact.abi, f"{name}: ABI is stale, run python -m secureflow.ledger.compiler"
         assert stored.bytecode == artifact.bytecode, (
-            f"{name}: bytecode is stale, run python -m ledger.compiler"
+            f"{name}: bytecode is stale, run python -m secureflow.ledger.compiler"
         )
         assert stored.deployed_bytecode == artifact.deployed_bytecode, f"{name}: runtime bytecode is stale"
         assert stored.source_hash == artifact.source_hash

@@ -16,12 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stack import ALICE, BOB, new_job
 
-from ledger.devchain import DEV_PRIVATE_KEYS
-from ledger.errors import RecordConflictError
-from ledger.recorder import OutboxRecorder
-from ledger.records import StepRecord
-from ledger.settlement.client import WEIGHTS_OUTPUT, record_carries_weights, weights_hash
-from ledger.settlement.contribution import (
+from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
+from secureflow.ledger.errors import RecordConflictError
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.settlement.client import WEIGHTS_OUTPUT, record_carries_weights, weights_hash
+from secureflow.ledger.settlement.contribution import (
     ALGORITHM,
     INPUTS_DIGEST_NAME,
     ContributionError,
@@ -37,7 +37,7 @@ from ledger.settlement.contribution import (
     parse_inputs,
     propose_contribution,
 )
-from ledger.store.sql import SqlLedgerStore
+from secureflow.ledger.store.sql import SqlLedgerStore
 
 CAROL = Account.from_key(DEV_PRIVATE_KEYS[3]).address
 JOB = "0x" + "ab" * 32

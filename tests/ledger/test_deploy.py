@@ -9,11 +9,11 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from api.cli.main import app
-from ledger.chain import ChainClient, ChainConfig
-from ledger.deploy import Deployment, connect, load_deployment, write_deployment
-from ledger.devchain import DEV_PRIVATE_KEYS, DevChain
-from ledger.errors import DeploymentFileError, WrongChainError
+from secureflow.api.cli.main import app
+from secureflow.ledger.chain import ChainClient, ChainConfig
+from secureflow.ledger.deploy import Deployment, connect, load_deployment, write_deployment
+from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.errors import DeploymentFileError, WrongChainError
 
 
 def run_cli(*args: str, env: dict[str, str | None] | None = None) -> Result:

@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stack import LedgerStack, accept, make_anchorer, new_job
 
-from ledger.errors import InvalidStateError, UnknownJobError
-from ledger.merkle import MerkleTree, keccak256, leaf_hash
-from ledger.recorder import to_outbox
-from ledger.records import MAX_SAFE_INTEGER, PartyDigests, StepRecord
-from ledger.store import NewJob, NewStepRecord, SqlLedgerStore
+from secureflow.ledger.errors import InvalidStateError, UnknownJobError
+from secureflow.ledger.merkle import MerkleTree, keccak256, leaf_hash
+from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.records import MAX_SAFE_INTEGER, PartyDigests, StepRecord
+from secureflow.ledger.store import NewJob, NewStepRecord, SqlLedgerStore
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

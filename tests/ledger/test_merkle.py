@@ -12,9 +12,16 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger._internal.toolchain import node_executable, node_modules
-from ledger.errors import LedgerError
-from ledger.merkle import MerkleTree, MerkleTreeError, leaf_hash, node_hash, process_proof, verify_proof
+from secureflow.ledger._internal.toolchain import node_executable, node_modules
+from secureflow.ledger.errors import LedgerError
+from secureflow.ledger.merkle import (
+    MerkleTree,
+    MerkleTreeError,
+    leaf_hash,
+    node_hash,
+    process_proof,
+    verify_proof,
+)
 
 _JS = """
 const { StandardMerkleTree } = require('@openzeppelin/merkle-tree');

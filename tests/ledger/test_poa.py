@@ -14,10 +14,10 @@ import pytest
 from rpc_proxy import RpcProxy
 from web3.exceptions import ExtraDataLengthError
 
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.deploy import deploy_contracts
-from ledger.devchain import DEV_PRIVATE_KEYS, DevChain
-from ledger.nonces import ChainNonceSource
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.deploy import deploy_contracts
+from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.nonces import ChainNonceSource
 
 QBFT_EXTRA_DATA = "0x" + "f8" + "ab" * 96  # 97 bytes, like an RLP-encoded QBFT extraData
 

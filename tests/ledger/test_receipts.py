@@ -23,14 +23,14 @@ from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from sqlalchemy import insert, update
 
-from ledger.chain import ChainClient, ChainConfig, TransactionSender
-from ledger.contracts import AuditLedgerClient, RegistryClient, hex32
-from ledger.deploy import connect, deploy_contracts
-from ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
-from ledger.errors import LedgerError, UnknownRecordError
-from ledger.merkle import MerkleTree, leaf_hash, verify_proof
-from ledger.nonces import ChainNonceSource
-from ledger.receipts import (
+from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient, hex32
+from secureflow.ledger.deploy import connect, deploy_contracts
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.errors import LedgerError, UnknownRecordError
+from secureflow.ledger.merkle import MerkleTree, leaf_hash, verify_proof
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.receipts import (
     AuditBundle,
     InconsistentBatchError,
     InvalidReceiptFileError,
@@ -44,12 +44,12 @@ from ledger.receipts import (
     write_bundle,
     write_receipt,
 )
-from ledger.records import PartyDigests, StepRecord, params_hash
-from ledger.store import SqlLedgerStore
-from ledger.store.base import LedgerStore
-from ledger.store.models import StepRecordOrm
-from ledger.store.schemas import Batch, NewJob, NewStepRecord
-from ledger.verify import verify_bundle, verify_receipt
+from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.store import SqlLedgerStore
+from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.models import StepRecordOrm
+from secureflow.ledger.store.schemas import Batch, NewJob, NewStepRecord
+from secureflow.ledger.verify import verify_bundle, verify_receipt
 
 RECEIPT_FIELDS = {
     "version",

@@ -14,14 +14,14 @@ from eth_utils.crypto import keccak
 from sqlalchemy import delete, update
 from test_receipts import LedgerEnv, anchor_pending, build_pending_batch, deploy_env, new_job
 
-from ledger.contracts import hex32
-from ledger.devchain import DevChain
-from ledger.receipts import build_receipt
-from ledger.reconcile import reconcile
-from ledger.records import StepRecord
-from ledger.store import SqlLedgerStore
-from ledger.store.models import StepRecordOrm
-from ledger.verify import verify_receipt
+from secureflow.ledger.contracts import hex32
+from secureflow.ledger.devchain import DevChain
+from secureflow.ledger.receipts import build_receipt
+from secureflow.ledger.reconcile import reconcile
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.store import SqlLedgerStore
+from secureflow.ledger.store.models import StepRecordOrm
+from secureflow.ledger.verify import verify_receipt
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ledger.records import MAX_SAFE_INTEGER, PartyDigests, StepRecord, params_hash
+from secureflow.ledger.records import MAX_SAFE_INTEGER, PartyDigests, StepRecord, params_hash
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"

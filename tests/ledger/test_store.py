@@ -19,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
-from ledger.errors import (
+from secureflow.ledger.errors import (
     BatchConflictError,
     DuplicateJobError,
     InvalidStateError,
@@ -31,9 +31,9 @@ from ledger.errors import (
     UnknownJobError,
     UnknownRecordError,
 )
-from ledger.store import NewJob, NewStepRecord, SqlLedgerStore, open_store
-from ledger.store.migrate import current_revision, head_revision
-from ledger.store.models import Base, utcnow
+from secureflow.ledger.store import NewJob, NewStepRecord, SqlLedgerStore, open_store
+from secureflow.ledger.store.migrate import current_revision, head_revision
+from secureflow.ledger.store.models import Base, utcnow
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -275,7 +275,7 @@ class TestLedgerStore:
     def test_nonce_allocation_across_processes(self, store: SqlLedgerStore, ledger_db_url: str) -> None:
         script = (
             "import json, sys\n"
-            "from ledger.store import SqlLedgerStore\n"
+            "from secureflow.ledger.store import SqlLedgerStore\n"
             "s = SqlLedgerStore(sys.argv[1])\n"
             "s.peek_nonce(1, '0x' + '0' * 40)\n"  # connected and warm
             "print('ready', flush=True)\n"
@@ -404,7 +404,7 @@ class TestLedgerStore:
         assert store.batches_anchored_after(12) == []
 
     def test_event_index_rolls_back_above_the_fork(self, store: SqlLedgerStore) -> None:
-        from ledger.store.schemas import IndexedBlock, NewChainEvent
+        from secureflow.ledger.store.schemas import IndexedBlock, NewChainEvent
 
         def block(n: int) -> IndexedBlock:
             return IndexedBlock(block_number=n, block_hash=h(5000 + n), parent_hash=h(4999 + n))

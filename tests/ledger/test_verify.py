@@ -19,13 +19,13 @@ import pytest
 from eth_utils.crypto import keccak
 from test_receipts import LedgerEnv, anchor_pending, deploy_env, new_job
 
-from ledger._internal.toolchain import node_executable, node_modules
-from ledger.artifacts import load_artifact
-from ledger.devchain import DevChain, free_port, rpc_call
-from ledger.errors import NodeUnreachableError
-from ledger.receipts import Receipt, build_bundle, build_receipt, write_bundle, write_receipt
-from ledger.store import SqlLedgerStore, open_store
-from ledger.verify import CHECK_ORDER, LEDGER_VIEW_ABI, verify_file, verify_receipt
+from secureflow.ledger._internal.toolchain import node_executable, node_modules
+from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.devchain import DevChain, free_port, rpc_call
+from secureflow.ledger.errors import NodeUnreachableError
+from secureflow.ledger.receipts import Receipt, build_bundle, build_receipt, write_bundle, write_receipt
+from secureflow.ledger.store import SqlLedgerStore, open_store
+from secureflow.ledger.verify import CHECK_ORDER, LEDGER_VIEW_ABI, verify_file, verify_receipt
 
 _OZ_VERIFY = """
 const { StandardMerkleTree } = require('@openzeppelin/merkle-tree');

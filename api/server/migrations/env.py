@@ -1,4 +1,4 @@
-"""Alembic environment of the API's tables (run from code by :func:`api.server.db.upgrade_engine`).
+"""Alembic environment of the API's tables (run from code by :func:`secureflow.api.server.db.upgrade_engine`).
 
 The API shares the ledger's database but keeps its own version table
 (``api_alembic_version``) and only ever looks at tables named ``api_*``, so the
@@ -12,7 +12,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from api.server.db import VERSION_TABLE, Base
+from secureflow.api.server.db import VERSION_TABLE, Base
 
 config = context.config
 
@@ -36,5 +36,7 @@ def _run(connection: Connection) -> None:
 
 connection = config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run the API migrations through api.server.db.upgrade_engine (it passes a connection)")
+    raise RuntimeError(
+        "run the API migrations through secureflow.api.server.db.upgrade_engine (it passes a connection)"
+    )
 _run(connection)

@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.routing import APIRoute
 
-from api.server.auth import allow, principal_of, route_access
-from api.server.context import Services, services
-from api.server.db import ROLES, Role
-from api.server.errors import RefusedError
-from api.server.schemas import (
+from secureflow.api.server.auth import allow, principal_of, route_access
+from secureflow.api.server.context import Services, services
+from secureflow.api.server.db import ROLES, Role
+from secureflow.api.server.errors import RefusedError
+from secureflow.api.server.schemas import (
     ERROR_RESPONSES,
     KeyCreated,
     KeyIn,

@@ -12,14 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 
-from api.server.auth import allow, principal_of, scope_address
-from api.server.context import services
-from api.server.db import RecordFilter
-from api.server.errors import InvalidRequestError
-from api.server.schemas import ERROR_RESPONSES, AuditItem, ModelOut, Page, StepOut, VerdictOut
-from ledger.receipts import RecordNotAnchoredError
-from ledger.store.schemas import RECORD_STATUSES, RecordStatus
-from ledger.verify import verify_receipt
+from secureflow.api.server.auth import allow, principal_of, scope_address
+from secureflow.api.server.context import services
+from secureflow.api.server.db import RecordFilter
+from secureflow.api.server.errors import InvalidRequestError
+from secureflow.api.server.schemas import ERROR_RESPONSES, AuditItem, ModelOut, Page, StepOut, VerdictOut
+from secureflow.ledger.receipts import RecordNotAnchoredError
+from secureflow.ledger.store.schemas import RECORD_STATUSES, RecordStatus
+from secureflow.ledger.verify import verify_receipt
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)
 

@@ -17,12 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from api.server.auth import allow, principal_of, scope_address, visible_job
-from api.server.context import Services, services
-from api.server.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
-from api.server.manifests import new_job_id, validate_manifest
-from api.server.reads import JsonBytes, hot_reads
-from api.server.schemas import (
+from secureflow.api.server.auth import allow, principal_of, scope_address, visible_job
+from secureflow.api.server.context import Services, services
+from secureflow.api.server.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
+from secureflow.api.server.manifests import new_job_id, validate_manifest
+from secureflow.api.server.reads import JsonBytes, hot_reads
+from secureflow.api.server.schemas import (
     ERROR_RESPONSES,
     AcceptedStep,
     JobOut,
@@ -35,11 +35,11 @@ from api.server.schemas import (
     StepDetail,
     StepOut,
 )
-from ledger.errors import StoreConflictError
-from ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
-from ledger.recorder import to_outbox
-from ledger.records import StepRecord
-from ledger.store.schemas import JOB_STATUSES, TERMINAL_JOB_STATUSES, Job, JobStatus, NewJob
+from secureflow.ledger.errors import StoreConflictError
+from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
+from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.store.schemas import JOB_STATUSES, TERMINAL_JOB_STATUSES, Job, JobStatus, NewJob
 
 log = logging.getLogger("api.jobs")
 router = APIRouter(prefix="/v1", tags=["jobs"], responses=ERROR_RESPONSES)
@@ -146,7 +146,7 @@ def get_manifest(request: Request, job_id: JobId) -> dict[str, Any]:
     job = _job(request, job_id)
     manifest = services(request).db.get_manifest(job.job_id)
     if manifest is None:
-        from api.server.errors import NotFoundError
+        from secureflow.api.server.errors import NotFoundError
 
         raise NotFoundError(f"job {job.job_id} was not submitted through the API: no manifest stored")
     return manifest
@@ -245,7 +245,7 @@ def get_step(request: Request, job_id: JobId, seq: Seq) -> StepDetail:
     items = svc.db.steps_page(job.job_id, seq - 1, 1)
     row = svc.store.get_record(job.job_id, seq)
     if row is None or not items or items[0].seq != seq:
-        from api.server.errors import NotFoundError
+        from secureflow.api.server.errors import NotFoundError
 
         raise NotFoundError(
             f"job {job.job_id} has no step {seq}", hint="list its steps: GET /v1/jobs/{job_id}/steps"

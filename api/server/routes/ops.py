@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.server.auth import public
-from api.server.context import Services, services
-from api.server.schemas import ERROR_RESPONSES, Health, Readiness, ReadinessCheck
+from secureflow.api.server.auth import public
+from secureflow.api.server.context import Services, services
+from secureflow.api.server.schemas import ERROR_RESPONSES, Health, Readiness, ReadinessCheck
 
 router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
 

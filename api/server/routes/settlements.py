@@ -43,16 +43,22 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.server.auth import allow, principal_of, visible_job
-from api.server.context import Services, services
-from api.server.db import Principal, StoredProposal
-from api.server.errors import ApiError, ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
-from api.server.routes.jobs import JobId
-from api.server.schemas import ERROR_RESPONSES
-from ledger.contracts import AuditLedgerClient
-from ledger.deploy import connect
-from ledger.recorder import to_outbox
-from ledger.settlement.client import (
+from secureflow.api.server.auth import allow, principal_of, visible_job
+from secureflow.api.server.context import Services, services
+from secureflow.api.server.db import Principal, StoredProposal
+from secureflow.api.server.errors import (
+    ApiError,
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from secureflow.api.server.routes.jobs import JobId
+from secureflow.api.server.schemas import ERROR_RESPONSES
+from secureflow.ledger.contracts import AuditLedgerClient
+from secureflow.ledger.deploy import connect
+from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.settlement.client import (
     ETH,
     MemberBalance,
     SettlementClient,
@@ -63,7 +69,7 @@ from ledger.settlement.client import (
     approval_signer,
     settlement_contract,
 )
-from ledger.settlement.contribution import (
+from secureflow.ledger.settlement.contribution import (
     ContributionError,
     ContributionProposal,
     DataShareInputs,
@@ -72,7 +78,7 @@ from ledger.settlement.contribution import (
     check_members,
     prepare_contribution,
 )
-from ledger.settlement.transactions import (
+from secureflow.ledger.settlement.transactions import (
     Action,
     ContributionNotReadyError,
     ForeignTransactionError,
@@ -88,7 +94,7 @@ from ledger.settlement.transactions import (
     anchored_weights,
     approval_request,
 )
-from ledger.store.schemas import Job
+from secureflow.ledger.store.schemas import Job
 
 log = logging.getLogger("api.settlements")
 router = APIRouter(prefix="/v1", tags=["settlements"], responses=ERROR_RESPONSES)

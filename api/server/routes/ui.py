@@ -3,7 +3,7 @@
 The page holds no data: the browser asks the user for an API key (kept in the
 tab's ``sessionStorage`` only) and calls the same ``/v1`` routes as any client,
 which authenticate and scope every request (a member key sees only its jobs).
-So these routes are declared :func:`api.server.auth.public`, like ``/healthz``: they
+So these routes are declared :func:`secureflow.api.server.auth.public`, like ``/healthz``: they
 serve a fixed set of files, read once at start-up, never anything from a
 request path (no directory traversal), with a strict Content-Security-Policy
 that lets the page load and call nothing but its own origin. They are not part
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.server.auth import public
+from secureflow.api.server.auth import public
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 

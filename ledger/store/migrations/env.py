@@ -1,6 +1,6 @@
 """Alembic environment of the ledger store.
 
-Used two ways: programmatically by :mod:`ledger.store.migrate` (which passes an
+Used two ways: programmatically by :mod:`secureflow.ledger.store.migrate` (which passes an
 open connection in ``config.attributes["connection"]``), or by developers with
 ``alembic -c ledger/store/alembic.ini ...`` (URL from ``sqlalchemy.url`` or
 ``SECUREFLOW_DATABASE_URL``, else the local SQLite file).
@@ -11,8 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from ledger.store.engine import WRITE_OPTION, make_engine, resolve_url
-from ledger.store.models import Base
+from secureflow.ledger.store.engine import WRITE_OPTION, make_engine, resolve_url
+from secureflow.ledger.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
