@@ -168,7 +168,7 @@ def up(
     workdir: Annotated[Path | None, typer.Option(help="where the DB, anvil log and deployment go")] = None,
 ) -> None:
     """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
-    from secureflow.api.server.serve import run_up
+    from secureflow.api.dev.up import run_up
 
     run_up(port, workdir=workdir, echo=console.print)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import requests
 
 from secureflow.api.dev.testing import LiveServer
-from secureflow.api.server.serve import build_embedded, write_example
+from secureflow.api.dev.up import build_embedded, write_example
 from secureflow.ledger.verify import verify_receipt
 
 
