@@ -351,7 +351,7 @@ def plan_leave_one_out(
         features = {p: cols for p, cols in by_party.items() if p != left_out and cols}
         flat = [c for cols in features.values() for c in cols]
         if not flat:
-            assert left_out is not None
+            assert left_out is not None  # noqa: S101 - invariant for the type checker, not input validation
             raise NoFeaturesLeftError(
                 f"without party {left_out!r} the training step (step {train}, {train_alg}) has no feature "
                 f"left: every feature it selects is {left_out!r}'s"

@@ -138,7 +138,7 @@ class Anchorer:
         """``recordModel`` for every accepted model, exactly once: the contract refuses a version twice."""
         functions = self.ledger.contract.functions
         for model in self.store.models(status="submitted"):
-            assert model.tx_hash is not None
+            assert model.tx_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
             try:
                 receipt = self.client.call_rpc(
                     self.client.w3.eth.get_transaction_receipt, HexStr(model.tx_hash)
@@ -267,7 +267,7 @@ class Anchorer:
 
     # -- following what was sent -------------------------------------------------------------------
     def _check_submitted(self, batch: Batch, head: int, report: PassReport) -> None:
-        assert batch.tx_hash is not None
+        assert batch.tx_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
         w3 = self.client.w3
         try:
             receipt = self.client.call_rpc(w3.eth.get_transaction_receipt, HexStr(batch.tx_hash))
@@ -312,7 +312,7 @@ class Anchorer:
             report.batches_requeued += 1
 
     def _check_mined(self, batch: Batch, head: int, report: PassReport) -> None:
-        assert batch.block_number is not None
+        assert batch.block_number is not None  # noqa: S101 - invariant for the type checker, not input validation
         block = self.client.call_rpc(self.client.w3.eth.get_block, batch.block_number)
         if hex32(block["hash"]) != batch.block_hash:
             log.warning("batch %s: block %s was reorganised away", batch.batch_id, batch.block_number)
@@ -320,7 +320,7 @@ class Anchorer:
             report.batches_requeued += 1
             return
         if head - batch.block_number + 1 >= self.config.confirmations:
-            assert batch.block_hash is not None
+            assert batch.block_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
             self.store.mark_batch_confirmed(batch.batch_id, batch.block_number, batch.block_hash)
             report.batches_confirmed += 1
             report.records_confirmed += batch.record_count

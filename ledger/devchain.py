@@ -45,8 +45,8 @@ def free_port() -> int:
 def rpc_call(url: str, method: str, params: list[object] | None = None, timeout: float = 5.0) -> object:
     """One raw JSON-RPC call (used before web3 is set up and for anvil_* methods)."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310 - the dev chain URL is our own http://127.0.0.1 address
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the dev chain URL is our own http://127.0.0.1 address
         reply = json.loads(response.read())
     if "error" in reply:
         raise NodeUnreachableError(f"{method} failed on {url}: {reply['error'].get('message')}")
@@ -82,7 +82,7 @@ class DevChain:
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
         )
         deadline = time.monotonic() + timeout

@@ -180,7 +180,7 @@ def batch_tree(store: LedgerStore, batch: Batch, known: list[StepRecordRow] | No
 def receipt_for(
     row: StepRecordRow, batch: Batch, tree: MerkleTree, chain_id: int, contract_address: str
 ) -> Receipt:
-    assert batch.tx_hash is not None and batch.block_number is not None and batch.block_hash is not None
+    assert batch.tx_hash is not None and batch.block_number is not None and batch.block_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
     try:
         record = json.loads(row.record_json)
     except ValueError as exc:
@@ -278,7 +278,7 @@ def receipt_data(
     validated when written; the hex fields are still checked, so a tampered value is an error, not a
     receipt). ``batch`` must be the record's anchored batch (`anchored_batch`) and ``tree`` its tree.
     """
-    assert batch.tx_hash is not None and batch.block_number is not None and batch.block_hash is not None
+    assert batch.tx_hash is not None and batch.block_number is not None and batch.block_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
     try:
         record = json.loads(row.record_json)
     except ValueError as exc:

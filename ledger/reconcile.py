@@ -277,7 +277,7 @@ class _Reconciler:
             self.check_block(batch, block)
 
     def check_block(self, batch: Batch, anchored_at: int) -> None:
-        assert batch.block_number is not None
+        assert batch.block_number is not None  # noqa: S101 - invariant for the type checker, not input validation
         if anchored_at != batch.block_number:
             self.add(
                 "unanchored",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -46,12 +47,17 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert commands[:2] == ["./scripts/demo.sh", "./scripts/test.sh"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "exec ./scripts/test.sh" in ci
+    assert "export CI=true" in ci
+    test_sh = (ROOT / "scripts" / "test.sh").read_text()
+    for check in ("ruff check .", "ruff format --check .", "mypy", "lint-imports"):
+        assert check in test_sh
 
 
 def test_test_command_treats_no_tests_as_failure(tmp_path: Path) -> None:
     (tmp_path / "test_nothing.py").write_text("")
     result = subprocess.run(
         [str(ROOT / "scripts" / "test.sh"), str(tmp_path / "test_nothing.py"), "-p", "no:cacheprovider"],
+        env={**os.environ, "SECUREFLOW_TEST_PYTEST_ONLY": "1"},
         capture_output=True,
         text=True,
         timeout=120,

@@ -171,7 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every error becomes ``{"error": {"code", "message", "request_id"}}``."""
 
     async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
+        assert isinstance(exc, ApiError)  # noqa: S101 - invariant for the type checker, not input validation
         if exc.status >= 500:
             log.error(
                 "request failed", extra={"request_id": _request_id(request), "error": type(exc).__name__}
@@ -179,15 +179,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(request, exc.status, exc.code, exc.message, exc.headers)
 
     async def on_ledger_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, LedgerError)
+        assert isinstance(exc, LedgerError)  # noqa: S101 - invariant for the type checker, not input validation
         return await on_api_error(request, from_ledger_error(exc))
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+        assert isinstance(exc, RequestValidationError)  # noqa: S101 - invariant for the type checker, not input validation
         return _error(request, 422, "invalid_request", _validation_message(exc))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - invariant for the type checker, not input validation
         if exc.status_code == 404:
             message = f"no route {request.url.path} (the routes are listed at /openapi.json)"
         elif exc.status_code == 405:

@@ -88,5 +88,5 @@ class Services:
 
 def services(request: Request) -> Services:
     found = request.app.state.services
-    assert isinstance(found, Services)
+    assert isinstance(found, Services)  # noqa: S101 - invariant for the type checker, not input validation
     return found

@@ -278,25 +278,25 @@ def hash_key(key: str) -> str:
 
 def _member(row: MemberOrm) -> Member:
     created = _aware(row.created_at)
-    assert created is not None
+    assert created is not None  # noqa: S101 - invariant for the type checker, not input validation
     return Member(row.id, row.name, row.address, row.role, created)  # type: ignore[arg-type]
 
 
 def _key(row: ApiKeyOrm) -> KeyInfo:
     created = _aware(row.created_at)
-    assert created is not None
+    assert created is not None  # noqa: S101 - invariant for the type checker, not input validation
     return KeyInfo(row.key_id, row.member_id, row.label, created, _aware(row.revoked_at))
 
 
 def _proposal(row: SettlementProposalOrm) -> StoredProposal:
     created = _aware(row.created_at)
-    assert created is not None
+    assert created is not None  # noqa: S101 - invariant for the type checker, not input validation
     return StoredProposal(row.job_id, row.seq, row.inputs_hash, row.proposal_json, row.proposed_by, created)
 
 
 def _approval(row: SettlementApprovalOrm) -> StoredApproval:
     created = _aware(row.created_at)
-    assert created is not None
+    assert created is not None  # noqa: S101 - invariant for the type checker, not input validation
     return StoredApproval(row.job_id, row.seq, row.party, row.signature, row.member_id, created)
 
 

@@ -269,7 +269,7 @@ class HotReads:
 def hot_reads(request: Request) -> HotReads:
     """The app's `HotReads` (built by `secureflow.api.server.app.create_app`)."""
     found = request.app.state.reads
-    assert isinstance(found, HotReads)
+    assert isinstance(found, HotReads)  # noqa: S101 - invariant for the type checker, not input validation
     return found
 
 

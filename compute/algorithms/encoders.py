@@ -77,7 +77,7 @@ def label_encoder(ctx: StepContext, params: LabelEncoderParams) -> None:
         out = own.copy()
         if mine:
             enc = ctx.own_partition_df(encoded)
-            assert enc is not None
+            assert enc is not None  # noqa: S101 - invariant for the type checker, not input validation
             for col in mine:
                 out[col] = enc[col].to_numpy(dtype=float)
             fitted = ctx.local(encoder._encoders[ctx.pyu(ctx.self_party)])

@@ -123,18 +123,18 @@ class StepContext:
 
     @property
     def spu_runtime_config(self) -> dict[str, Any]:
-        assert self.spu_profile is not None
+        assert self.spu_profile is not None  # noqa: S101 - invariant for the type checker, not input validation
         return dict(self.spu_profiles[self.spu_profile])
 
     # -- inputs ----------------------------------------------------------------------------------
     def table(self, slot: str) -> TableSlice:
         obj = self.inputs[slot]
-        assert isinstance(obj, TableSlice)
+        assert isinstance(obj, TableSlice)  # noqa: S101 - invariant for the type checker, not input validation
         return obj
 
     def model(self, slot: str) -> ModelHandle:
         obj = self.inputs[slot]
-        assert isinstance(obj, ModelHandle)
+        assert isinstance(obj, ModelHandle)  # noqa: S101 - invariant for the type checker, not input validation
         return obj
 
     def own_df(self, slot: str) -> pd.DataFrame | None:

@@ -165,7 +165,7 @@ class Node:
                 self.session, self.state, self.exit_code = session, "starting", None
             self.log_level = str(entry.get("log_level", "warning"))
             self.spu_profiles = {str(k): dict(v) for k, v in dict(entry.get("spu_profiles", {})).items()}
-            bind = self.host if self.host in LOOPBACK else "0.0.0.0"
+            bind = self.host if self.host in LOOPBACK else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
             ports = free_ports(1 + len(self.spu_profiles), bind)
             spu = dict(zip(self.spu_profiles, ports[1:], strict=True))
             self._push(session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu})

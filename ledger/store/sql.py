@@ -137,7 +137,7 @@ def _record_conflict(rec: NewStepRecord, stored_hash: str) -> RecordConflictErro
 _MAX_INT64 = 2**63 - 1
 _RECORD_COLUMNS = "job_id, seq, record_json, record_hash, leaf, status, accepted_at, updated_at"
 _INSERT_RECORDS_POSTGRESQL = text(
-    f"INSERT INTO step_records ({_RECORD_COLUMNS}) "
+    f"INSERT INTO step_records ({_RECORD_COLUMNS}) "  # noqa: S608 - column names are module constants; values are bound parameters
     "SELECT j, q, r, h, l, 'pending', :now, :now "
     "FROM json_to_recordset(CAST(:rows AS JSON)) AS t(j VARCHAR, q BIGINT, r TEXT, h VARCHAR, l VARCHAR) "
     "ON CONFLICT (job_id, seq) DO NOTHING RETURNING id, job_id, seq"
@@ -713,7 +713,7 @@ class SqlLedgerStore(LedgerStore):
         when = stored_now(now) if stored_now is not None else now
         before = int(connection.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM step_records").scalar_one())
         inserted = connection.exec_driver_sql(
-            f"INSERT INTO step_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
+            f"INSERT INTO step_records ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "  # noqa: S608 - column names are module constants; values are bound parameters
             "ON CONFLICT (job_id, seq) DO NOTHING",
             [(r.job_id, r.seq, r.record_json, r.record_hash, r.leaf, when, when) for r in recs],
         ).rowcount
