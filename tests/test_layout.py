@@ -46,3 +46,43 @@ def test_nothing_imports_the_bare_folder_names() -> None:
 def test_the_suite_itself_loaded_no_bare_package() -> None:
     """The test process has the repository root on sys.path: a stray bare import would show up here."""
     assert [name for name in PACKAGES if name in sys.modules] == []
+
+
+IMPORT = re.compile(r"^\s*(?:from\s+([A-Za-z_]\w*)[\w.]*\s+import\b|import\s+([A-Za-z_]\w*))", re.M)
+# Imported by our packages but provided by a distribution under another name, or by the interpreter.
+NOT_ON_PYPI = {"secureflow", "__future__"}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_third_party_package_our_code_imports_is_declared() -> None:
+    """`[project] dependencies` names each distribution whose modules api/, compute/ or ledger/ import."""
+    import importlib.metadata
+
+    declared = {
+        _normalise(re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0])
+        for spec in tomli.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    imported = {
+        match.group(1) or match.group(2)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        for match in IMPORT.finditer(path.read_text())
+    }
+    wanted = sorted(imported - NOT_ON_PYPI - set(sys.stdlib_module_names))
+    # module -> distributions whose RECORD installs it (3.10's packages_distributions reads only
+    # top_level.txt, which many wheels lack)
+    providers: dict[str, set[str]] = {module: set() for module in wanted}
+    for dist in importlib.metadata.distributions():
+        record = dist.read_text("RECORD") or ""
+        for module in wanted:
+            if f"\n{module}/" in record or record.startswith(f"{module}/") or f"\n{module}." in record:
+                providers[module].add(_normalise(dist.metadata["Name"]))
+    missing = {}
+    for module in wanted:
+        assert providers[module], f"{module} is imported but no installed distribution provides it"
+        if not providers[module] & declared:
+            missing[module] = sorted(providers[module])
+    assert missing == {}
