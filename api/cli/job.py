@@ -15,21 +15,18 @@ Register on the root CLI with ``app.add_typer(job_app, name="job")``.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import requests
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -40,6 +37,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from secureflow.api.cli.errors import CliError, console, err_console, friendly_errors
 from secureflow.api.client import (
     API_KEY_ENV,
     API_URL_ENV,
@@ -56,12 +54,9 @@ from secureflow.api.client import (
     _In,
     _json_of,
 )
-from secureflow.ledger.errors import ConfigurationError, LedgerError
+from secureflow.ledger.errors import ConfigurationError
 
 job_app = typer.Typer(no_args_is_help=True, help="Submit, follow and audit jobs through the audit API.")
-console = Console(soft_wrap=True, highlight=False)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-F = TypeVar("F", bound=Callable[..., Any])
 
 JOB_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
@@ -69,27 +64,10 @@ JOB_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
 # ------------------------------------------------------------------ errors
 
 
-class OutputExistsError(JobCliError):
+class OutputExistsError(CliError):
     """The output file exists and ``--force`` was not given."""
 
     hint = "pass --force to overwrite it, or choose another --out"
-
-
-def friendly_errors(fn: F) -> F:
-    """Show every `LedgerError` as one red line and its hint on the next, exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LedgerError as exc:
-            message = super(LedgerError, exc).__str__()  # the message without the hint
-            err_console.print(f"[bold red]error:[/] {escape(message)}")
-            if exc.hint:
-                err_console.print(f"  [dim]hint:[/] {escape(exc.hint)}")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _client(api_url: str, api_key: str | None) -> ApiClient:

@@ -6,20 +6,19 @@ never as a traceback.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
+from secureflow.api.cli.errors import console, friendly_errors
 from secureflow.api.cli.job import job_app
 from secureflow.api.cli.settle import settle_app
-from secureflow.ledger.errors import ConfigurationError, LedgerError
+from secureflow.ledger.errors import ConfigurationError
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs."
@@ -32,22 +31,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(settle_app, name="settle")
 app.add_typer(job_app, name="job")
-
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LedgerError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()
@@ -74,6 +57,7 @@ def demo(
 
 
 @app.command()
+@friendly_errors
 def algorithms(
     json_output: Annotated[
         bool, typer.Option("--json", help="every algorithm with its parameter JSON schema")
@@ -91,10 +75,15 @@ def algorithms(
         print(json.dumps(described, indent=2))
         return
     table = Table(title=f"{len(described)} algorithms")
-    for column in ("name", "summary", "reveals"):
+    table.add_column("name", no_wrap=True)  # names are what a manifest must spell: never cut
+    for column in ("summary", "reveals"):
         table.add_column(column)
-    for algo in described:
-        table.add_row(str(algo["name"]), str(algo.get("summary", "")), str(algo.get("reveals", "")))
+    for algo in described:  # text, not markup: "[0, 1]" in a summary stays
+        table.add_row(
+            escape(str(algo["name"])),
+            escape(str(algo.get("summary", ""))),
+            escape(str(algo.get("reveals", ""))),
+        )
     console.print(table)
 
 
@@ -138,7 +127,7 @@ def deploy(
     write_deployment(deployment, out, overwrite_other_chain=force)
     for name, entry in deployment.contracts.items():
         console.print(f"{name:<20} {entry.address}  block {entry.block_number}")
-    console.print(f"deployment (chain {deployment.chain_id}) written to {out}")
+    console.print(f"deployment (chain {deployment.chain_id}) written to {escape(str(out))}")
 
 
 @app.command()
@@ -151,7 +140,9 @@ def chain(
     from secureflow.ledger.devchain import DevChain
 
     dev = DevChain(port=port, block_time=block_time).start()
-    console.print(f"anvil (Berlin, gas price 0, chain id {dev.chain_id}) at {dev.rpc_url}; Ctrl-C stops it")
+    console.print(
+        f"anvil (Berlin, gas price 0, chain id {dev.chain_id}) at {escape(dev.rpc_url)}; Ctrl-C stops it"
+    )
     try:
         while dev.running:
             time.sleep(0.5)
@@ -185,6 +176,7 @@ def api(
 
 
 @app.command()
+@friendly_errors
 def node(
     party: Annotated[str, typer.Option(help="this member's party name (as in the job manifests)")],
     data_dir: Annotated[
@@ -202,14 +194,9 @@ def node(
     log_level: Annotated[str, typer.Option(help="log level of the node")] = "INFO",
 ) -> None:
     """Distributed mode: run this member's party worker next to its data, taking work from its own queue."""
-    from secureflow.compute.errors import ComputeError
     from secureflow.compute.worker.node import run_node
 
-    try:
-        run_node(party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level)
-    except ComputeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+    run_node(party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level)
 
 
 @app.command("anchor-worker")
@@ -299,7 +286,7 @@ def contracts_compile() -> None:
     from secureflow.ledger.compiler import write_artifacts
 
     for path in write_artifacts():
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
 
 
 @db_app.command("upgrade")

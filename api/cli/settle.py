@@ -26,10 +26,8 @@ Register on the root CLI with ``app.add_typer(settle_app, name="settle")``.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,10 +37,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from rich.console import Console
-from rich.markup import escape
 
-from secureflow.ledger.errors import ConfigurationError, LedgerError
+from secureflow.api.cli.errors import CliError, console, friendly_errors
+from secureflow.ledger.errors import ConfigurationError
 
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands import it when they run
     from secureflow.ledger.chain import ChainClient, TransactionSender
@@ -57,8 +54,6 @@ if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands im
 settle_app = typer.Typer(
     no_args_is_help=True, help="Contribution weights and revenue settlement of a job (on chain)."
 )
-console = Console(soft_wrap=True, highlight=False)
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 MEMBER_KEY_ENV = "SECUREFLOW_MEMBER_KEY"
 _WEI_PER_ETH = 10**18
@@ -69,7 +64,7 @@ Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
 # ------------------------------------------------------------------ errors
 
 
-class SettleError(LedgerError):
+class SettleError(CliError):
     """A settlement command cannot go ahead."""
 
     hint = "see `secureflow settle --help` for the order of the steps"
@@ -115,32 +110,6 @@ class InvalidApprovalFileError(SettleError):
     """A signature file is unreadable, for another proposal, or not signed by the party it names."""
 
     hint = "ask the member to sign again with `secureflow settle approve PROPOSAL`"
-
-
-def friendly_errors(fn: F) -> F:
-    """Show `LedgerError` (and the settlement helpers' `SettlementError`) as one red line, exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LedgerError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
-            raise typer.Exit(1) from None
-        except ValidationError as exc:  # settings from the environment
-            err_console.print(f"[bold red]error:[/] invalid setting: {escape(str(exc.errors()[0]['msg']))}")
-            err_console.print(f"  ({ConfigurationError.hint})")
-            raise typer.Exit(1) from None
-        except (
-            ValueError
-        ) as exc:  # secureflow.ledger.settlement.client.SettlementError: weights the contract would refuse
-            settlement = sys.modules.get("secureflow.ledger.settlement.client")
-            if settlement is None or not isinstance(exc, settlement.SettlementError):
-                raise
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------ wiring

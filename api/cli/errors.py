@@ -1,0 +1,77 @@
+"""What every ``secureflow`` command prints when it fails, and the consoles it prints with.
+
+One handler (`friendly_errors`) for every command group: an error of the ledger, the compute engine, the
+API client or the CLI itself (`CliError`), or an invalid setting, is shown as one red line with the message
+and, on the next line, the hint that says what to do; the exit code is 1; never a traceback. Text from
+errors is escaped, so square brackets in it are shown, not read as Rich markup.
+
+The consoles never wrap long lines (``soft_wrap``): job ids, keys, paths and commands stay whole when the
+output is piped or logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from secureflow.compute.errors import ComputeError
+from secureflow.ledger.errors import ConfigurationError, LedgerError
+
+console = Console(soft_wrap=True, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(LedgerError):
+    """Root of the errors the CLI raises itself (a file exists, an argument is malformed, ...)."""
+
+    hint = "see `secureflow --help`"
+
+
+def _message(exc: BaseException) -> str:
+    """The message without the hint (the errors' ``__str__`` appends it in parentheses)."""
+    return Exception.__str__(exc)
+
+
+def report(exc: BaseException) -> None:
+    """Print ``exc`` as the one-line error and, if it has one, its hint."""
+    hint = getattr(exc, "hint", "") or ""
+    err_console.print(f"[bold red]error:[/] {escape(_message(exc))}")
+    if hint:
+        err_console.print(f"  [dim]hint:[/] {escape(hint)}")
+
+
+def _settlement_error(exc: ValueError) -> bool:
+    # secureflow.ledger.settlement.client.SettlementError is still a ValueError (weights the contract would
+    # refuse); it is checked without importing the settlement module (web3) into every command
+    settlement = sys.modules.get("secureflow.ledger.settlement.client")
+    return settlement is not None and isinstance(exc, settlement.SettlementError)
+
+
+def friendly_errors(fn: F) -> F:
+    """Run a command; show an expected failure as `report` does and exit with code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (LedgerError, ComputeError) as exc:
+            report(exc)
+        except ValidationError as exc:  # settings read from the environment
+            report(
+                ConfigurationError(f"invalid setting: {exc.errors()[0]['msg']}", hint=ConfigurationError.hint)
+            )
+        except ValueError as exc:
+            if not _settlement_error(exc):
+                raise
+            report(exc)
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,68 @@
+"""Every ``secureflow`` command group fails the same way: one red ``error:`` line with the message as text
+(square brackets shown, not eaten as markup), the hint on the next line, exit code 1, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from secureflow.api.cli.errors import CliError, friendly_errors
+from secureflow.api.cli.main import app
+from secureflow.compute.errors import ComputeError
+from secureflow.ledger.errors import LedgerError
+
+
+def _app_raising(exc: Exception) -> typer.Typer:
+    scratch = typer.Typer()
+
+    @scratch.command()
+    @friendly_errors
+    def fail() -> None:
+        raise exc
+
+    @scratch.command()
+    def other() -> None:  # a second command, so that typer keeps `fail` as a subcommand
+        pass
+
+    return scratch
+
+
+def test_errors_of_every_package_print_message_and_hint_as_text() -> None:
+    for exc in (
+        LedgerError("ledger said [no]", hint="fix [this]"),
+        ComputeError("compute said [no]", hint="fix [that]"),
+        CliError("the CLI said [no]", hint="pass [--force]"),
+    ):
+        result = CliRunner().invoke(_app_raising(exc), ["fail"])
+        assert result.exit_code == 1
+        lines = result.output.splitlines()
+        assert lines[0] == f"error: {Exception.__str__(exc)}"
+        assert lines[1] == f"  hint: {exc.hint}"
+        assert "Traceback" not in result.output
+
+
+def test_an_unexpected_error_is_not_hidden() -> None:
+    result = CliRunner().invoke(_app_raising(KeyError("bug")), ["fail"])
+    assert isinstance(result.exception, KeyError)
+
+
+def test_node_command_reports_a_compute_error_with_its_hint(tmp_path: Path) -> None:
+    """`secureflow node` (compute errors) goes through the same handler as the other groups."""
+    result = CliRunner().invoke(
+        app,
+        [
+            "node",
+            "--party",
+            "alice",
+            "--data-dir",
+            str(tmp_path),
+            "--redis-url",
+            "redis://127.0.0.1:1",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: ")
+    assert "\n  hint: " in result.output
+    assert "Traceback" not in result.output
