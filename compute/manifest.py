@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from secureflow.compute.errors import ComputeError, ManifestError, SchemaError
 from secureflow.compute.registry import AlgorithmSpec, get_algorithm
 from secureflow.compute.schema import ObjectInfo
-from secureflow.ledger.records import Address, params_hash
-from secureflow.ledger.signing import json_bytes, keccak_hex
+from secureflow.ledger.records import Address, canonical_hash, params_hash
 
 PartyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 ObjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
@@ -110,7 +109,7 @@ class JobManifest(BaseModel):
 
     def manifest_hash(self) -> str:
         """keccak256 of the RFC 8785 JSON of the manifest (anchored at job start)."""
-        return keccak_hex(json_bytes(self.model_dump(mode="json")))
+        return canonical_hash(self.model_dump(mode="json"))
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | str | bytes) -> JobManifest:

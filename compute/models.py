@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from secureflow.compute.errors import ModelError
-from secureflow.ledger.signing import json_bytes, keccak_hex
+from secureflow.ledger.records import canonical_hash
 
 if TYPE_CHECKING:
     pass
@@ -35,7 +35,7 @@ def model_id_for(job_id: str, seq: int, output_name: str) -> str:
 
 def model_hash(meta: dict[str, Any]) -> str:
     body = {k: v for k, v in meta.items() if k != "model_hash"}
-    return keccak_hex(json_bytes(body))
+    return canonical_hash(body)
 
 
 def read_meta(model_dir: Path) -> dict[str, Any]:

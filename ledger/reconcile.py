@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-import rfc8785
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -37,7 +36,7 @@ from web3 import Web3
 
 from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.merkle import MerkleTree, leaf_hash
-from secureflow.ledger.records import StepRecord
+from secureflow.ledger.records import StepRecord, canonical_json
 from secureflow.ledger.verify import NodeView
 
 if TYPE_CHECKING:
@@ -120,7 +119,7 @@ def _rederive(row: StepRecordRow) -> str | None:
     """Why the stored record no longer matches its stored hash and leaf, or None if it does."""
     try:
         parsed = json.loads(row.record_json)
-        canonical = bytes(rfc8785.dumps(parsed))
+        canonical = canonical_json(parsed)
     except Exception:
         return "the stored record is no longer canonicalisable JSON"
     record_hash = _hex(keccak(canonical))

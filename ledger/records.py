@@ -103,6 +103,18 @@ class StepRecord(BaseModel):
         return canonical, record_hash, leaf_hash(bytes.fromhex(self.job_id[2:]), self.seq, record_hash)
 
 
+def canonical_json(value: Any) -> bytes:
+    """The RFC 8785 canonical JSON of a JSON-able value: the bytes every anchored hash is taken of."""
+    return bytes(rfc8785.dumps(value))
+
+
+def canonical_hash(value: Any) -> str:
+    """``0x`` + keccak256 of `canonical_json`: the one hash of everything anchored or committed to (step
+    parameters, manifests, model metadata, contribution documents; a step record's hash is the same
+    function, computed faster by `StepRecord.canonical_json`)."""
+    return "0x" + keccak256(canonical_json(value)).hex()
+
+
 def params_hash(canonical_params: Any) -> str:
-    """keccak256 of the RFC 8785 JSON of a step's parameters, as recorded in the step record."""
-    return "0x" + keccak256(bytes(rfc8785.dumps(canonical_params))).hex()
+    """The ``params_hash`` of a step record: `canonical_hash` of the step's parameters."""
+    return canonical_hash(canonical_params)

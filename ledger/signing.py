@@ -22,14 +22,11 @@ checks it against the party's address with the full record in hand.
 
 from __future__ import annotations
 
-from typing import Any
-
-import rfc8785
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.crypto import keccak
 
-from secureflow.ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json
 
 
 def keccak_hex(data: bytes) -> str:
@@ -41,15 +38,11 @@ def salted_digest(salt: bytes, content_digest: bytes) -> str:
     return keccak_hex(salt + content_digest)
 
 
-def json_bytes(obj: Any) -> bytes:
-    return bytes(rfc8785.dumps(obj))
-
-
 def signing_payload(record: StepRecord, party: PartyDigests) -> bytes:
     """The canonical JSON one party signs: the record with only its own digests, unsigned."""
     body = record.model_dump(mode="json")
     body["parties"] = [party.model_copy(update={"signature": None}).model_dump(mode="json")]
-    return json_bytes(body)
+    return canonical_json(body)
 
 
 def signing_digest(record: StepRecord, party: PartyDigests) -> bytes:

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import requests
-import rfc8785
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -45,7 +44,7 @@ from secureflow.ledger.chain import redact_url
 from secureflow.ledger.errors import NodeUnreachableError
 from secureflow.ledger.merkle import leaf_hash, process_proof
 from secureflow.ledger.receipts import AuditBundle, InvalidReceiptFileError, Receipt, read_json_file
-from secureflow.ledger.records import StepRecord
+from secureflow.ledger.records import StepRecord, canonical_hash, canonical_json
 
 CheckStatus = Literal["passed", "failed", "skipped"]
 
@@ -280,7 +279,7 @@ def _short(value: str) -> str:
 
 def _check_record_hash(r: Receipt, _node: NodeView, _min: int) -> str:
     try:
-        canonical = bytes(rfc8785.dumps(r.record))
+        canonical = canonical_json(r.record)
     except Exception as exc:  # rfc8785 raises its own errors for non-I-JSON values
         raise _Failed(f"the record cannot be canonicalised (RFC 8785): {exc}") from exc
     try:
@@ -541,7 +540,7 @@ def _manifest_hash(bundle: AuditBundle) -> Check:
     if bundle.manifest is None:
         return Check(name=name, status="skipped", detail="skipped: the bundle carries no manifest")
     try:
-        computed = "0x" + keccak(rfc8785.dumps(bundle.manifest)).hex()
+        computed = canonical_hash(bundle.manifest)
     except Exception as exc:
         return Check(name=name, status="failed", detail=f"the manifest cannot be canonicalised: {exc}")
     if computed != bundle.job.manifest_hash:

@@ -13,12 +13,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from secureflow.api.server.errors import InvalidRequestError
-from secureflow.ledger.records import Address
+from secureflow.ledger.records import Address, canonical_hash
 
 log = logging.getLogger("secureflow.api.server.manifests")
 
@@ -62,7 +61,7 @@ def validate_manifest(raw: dict[str, Any]) -> ValidManifest:
         except ValidationError as err:
             raise InvalidRequestError(f"invalid manifest: {_first_errors(err)}") from None
         normalised = minimal.model_dump(mode="json")
-        digest = "0x" + keccak(rfc8785.dumps(normalised)).hex()
+        digest = canonical_hash(normalised)
         return ValidManifest(normalised, digest, [p.address for p in minimal.parties])
     try:
         manifest = JobManifest.parse(raw)

@@ -45,8 +45,8 @@ from secureflow.compute.registry import get_loader
 from secureflow.compute.schema import ObjectInfo, column_kind
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
 from secureflow.compute.worker.protocol import WorkerSettings
-from secureflow.ledger.records import PartyDigests, StepRecord
-from secureflow.ledger.signing import json_bytes, salted_digest, sign_party
+from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json
+from secureflow.ledger.signing import salted_digest, sign_party
 
 log = logging.getLogger("secureflow.compute.worker")
 
@@ -85,7 +85,7 @@ def content_digest(obj: WorkerObject) -> bytes | None:
     elif isinstance(obj, ReportSlice):
         if obj.data is None:
             return None
-        data = json_bytes(obj.data)
+        data = canonical_json(obj.data)
     else:
         if not obj.files:
             return None
@@ -362,7 +362,7 @@ class Worker:
         if isinstance(obj, TableSlice) and obj.df is not None:
             obj.df.to_csv(path, index=False)
         elif isinstance(obj, ReportSlice) and obj.data is not None:
-            path.write_bytes(json_bytes(obj.data))
+            path.write_bytes(canonical_json(obj.data))
 
     def op_sign(self, msg: dict[str, Any]) -> dict[str, Any]:
         record = StepRecord.model_validate_json(msg["record"])

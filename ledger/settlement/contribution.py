@@ -65,14 +65,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import rfc8785
-from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.receipts import Address, Hex32, Receipt
 from secureflow.ledger.recorder import LedgerRecorder
-from secureflow.ledger.records import Identifier, PartyDigests, StepRecord, params_hash
+from secureflow.ledger.records import Identifier, PartyDigests, StepRecord, canonical_hash, params_hash
 from secureflow.ledger.settlement.client import (
     TOTAL_BPS,
     WEIGHTS_OUTPUT,
@@ -322,7 +320,7 @@ def _hex(value: bytes) -> str:
 def inputs_digest(inputs: DataShareInputs | LeaveOneOutInputs, salt: str) -> str:
     """``keccak256`` of the RFC 8785 JSON of ``{"salt", "method", "inputs"}``: what the record carries."""
     document: Any = {"salt": salt.lower(), "method": inputs.method, "inputs": inputs.model_dump(mode="json")}
-    return _hex(keccak(rfc8785.dumps(document)))
+    return canonical_hash(document)
 
 
 def contribution_params_hash(

@@ -36,9 +36,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import rfc8785
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -58,6 +56,7 @@ from secureflow.api.server.schemas import ERROR_RESPONSES
 from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.records import canonical_hash
 from secureflow.ledger.settlement.client import (
     ETH,
     MemberBalance,
@@ -266,7 +265,7 @@ def _not_party(job: Job, principal: Principal) -> ForbiddenError:
 
 
 def _inputs_hash(inputs: DataShareInputs | LeaveOneOutInputs) -> str:
-    return "0x" + keccak(rfc8785.dumps(inputs.model_dump(mode="json"))).hex()
+    return canonical_hash(inputs.model_dump(mode="json"))
 
 
 def _current(svc: Services, job: Job) -> tuple[StoredProposal, ContributionProposal]:
