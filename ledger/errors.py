@@ -114,6 +114,15 @@ class StoreError(LedgerError):
     hint = "check SECUREFLOW_DATABASE_URL and run `secureflow db upgrade`"
 
 
+class StoreMissingError(StoreError):
+    """A command that reads the ledger database was pointed at one that does not exist or is empty."""
+
+    hint = (
+        "point --database-url (or SECUREFLOW_DATABASE_URL) at the ledger's database, e.g. the one "
+        "`secureflow up` prints; `secureflow db upgrade` creates a new one"
+    )
+
+
 class StoreUnavailableError(StoreError):
     """The ledger database cannot be reached or opened."""
 

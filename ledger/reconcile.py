@@ -89,7 +89,9 @@ class ReconciliationReport(BaseModel):
             f"{self.records_checked} records in {self.batches_checked} batches of {self.jobs_checked} jobs "
             f"checked against {self.contract} on chain {self.chain_id}: "
             + (
-                "clean"
+                "nothing to check (no records)"
+                if self.ok and self.records_checked == 0
+                else "clean"
                 if self.ok
                 else ", ".join(f"{self.counts[k]} {k}" for k in FINDING_KINDS if self.counts[k])
             )

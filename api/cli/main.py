@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from secureflow.api.cli.errors import console, friendly_errors
+from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
@@ -251,8 +251,14 @@ def audit_reconcile(
     database_url: Annotated[str | None, typer.Option(envvar="SECUREFLOW_DATABASE_URL")] = None,
     stale_minutes: Annotated[float, typer.Option(min=0, help="pending longer than this is reported")] = 10.0,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    allow_empty: Annotated[
+        bool, typer.Option(help="exit 0 for a store with no records (otherwise an empty store is an error)")
+    ] = False,
 ) -> None:
-    """Re-derive every stored record's leaf and check it against the chain (tampered, missing, unanchored)."""
+    """Re-derive every stored record's leaf and check it against the chain (tampered, missing, unanchored).
+
+    The database must exist (it is never created here); a store with no records is not reported clean.
+    """
     from datetime import timedelta
 
     from secureflow.ledger.chain import ChainClient, ChainConfig
@@ -264,7 +270,8 @@ def audit_reconcile(
     deployed = load_deployment(deployment)
     client = ChainClient(ChainConfig(rpc_url=rpc_url, expected_chain_id=deployed.chain_id))
     client.check()
-    with open_store(database_url) as store:
+    with open_store(database_url, migrate=False, must_exist=True) as store:
+        store.check()  # at the newest schema: this command only reads
         report = reconcile(
             store,
             AuditLedgerClient(connect(client, deployed, "AuditLedger")),
@@ -277,6 +284,11 @@ def audit_reconcile(
             console.print(line, markup=False, highlight=False)
     if not report.ok:
         raise typer.Exit(1)
+    if report.records_checked == 0 and not allow_empty:
+        raise CliError(
+            f"the ledger database holds no records: nothing was checked against {report.contract}",
+            hint="point --database-url at the store of the deployment you audit, or pass --allow-empty",
+        )
 
 
 @contracts_app.command("compile")
@@ -294,11 +306,27 @@ def contracts_compile() -> None:
 def db_upgrade(
     url: Annotated[str | None, typer.Option(envvar="SECUREFLOW_DATABASE_URL", help="SQLAlchemy URL")] = None,
 ) -> None:
-    """Create or migrate the ledger database to the newest schema."""
+    """Create or migrate the ledger database to the newest schema (a SQLite file's folder must exist)."""
+    from sqlalchemy.engine import make_url
+
+    from secureflow.ledger.store.engine import mask_url, resolve_url
     from secureflow.ledger.store.sql import open_store
 
-    open_store(url)
-    console.print("database is at the newest schema")
+    resolved = resolve_url(url)
+    parsed = make_url(resolved)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).expanduser().parent
+        if not folder.is_dir() and folder != Path(".secureflow").resolve():
+            raise CliError(f"the folder {folder} does not exist", hint="create it first, or fix --url")
+    with open_store(resolved, migrate=False) as store:
+        before = store.schema_revision()
+        store.migrate()
+        after = store.schema_revision()
+    where = mask_url(resolved)
+    if before == after:
+        console.print(f"{escape(where)}: already at the newest schema ({after})")
+    else:
+        console.print(f"{escape(where)}: migrated from {before or 'empty'} to {after}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

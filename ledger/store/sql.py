@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter
@@ -35,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
@@ -46,6 +48,7 @@ from secureflow.ledger.errors import (
     RecordConflictError,
     StoreConflictError,
     StoreError,
+    StoreMissingError,
     StoreNotFoundError,
     UnknownBatchError,
     UnknownJobError,
@@ -1024,14 +1027,23 @@ class SqlLedgerStore(LedgerStore):
             return _to(Checkpoint, values)
 
 
-def open_store(url: str | None = None, *, migrate: bool = True) -> SqlLedgerStore:
+def open_store(url: str | None = None, *, migrate: bool = True, must_exist: bool = False) -> SqlLedgerStore:
     """Open the ledger store at ``url``, else ``SECUREFLOW_DATABASE_URL``, else ``.secureflow/secureflow.db``.
 
-    Migrates the schema to the newest revision unless ``migrate`` is false.
+    Migrates the schema to the newest revision unless ``migrate`` is false. With ``must_exist`` (every
+    command that only reads a store), a SQLite file that does not exist, or a database without the
+    ledger's schema, is a :class:`secureflow.ledger.errors.StoreMissingError` naming it: reading must
+    never create an empty store and report on nothing.
     Raises :class:`secureflow.ledger.errors.StoreUnavailableError` (URL shown without its
     password) if the database cannot be reached.
     """
-    store = SqlLedgerStore(resolve_url(url))
+    resolved = resolve_url(url)
+    if must_exist:
+        _require_existing(resolved)
+    store = SqlLedgerStore(resolved)
+    if must_exist and store.schema_revision() is None:
+        store.close()
+        raise StoreMissingError(f"the database at {mask_url(resolved)} holds no ledger (no schema)")
     if migrate:
         try:
             store.migrate()
@@ -1039,3 +1051,13 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> SqlLedgerStor
             store.close()
             raise
     return store
+
+
+def _require_existing(url: str) -> None:
+    """Refuse a SQLite file that does not exist (connecting would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser()
+    if not path.is_file():
+        raise StoreMissingError(f"no ledger database at {path}")

@@ -100,3 +100,37 @@ def test_algorithms_json_lists_all_sixteen_with_parameter_schemas() -> None:
     }
     assert described["ss_lr"]["params_schema"]["type"] == "object"
     assert all(a["reveals"] for a in described.values())
+
+
+def test_reconcile_never_creates_a_store_and_never_calls_an_empty_one_clean(
+    ledger_stack: LedgerStack, tmp_path: Path
+) -> None:
+    deployment = tmp_path / "deployment.json"
+    write_deployment(ledger_stack.deployment, deployment)
+    args = ["audit", "reconcile", "--rpc-url", ledger_stack.rpc_url, "--deployment", str(deployment)]
+    missing = tmp_path / "nowhere.db"
+    absent = CliRunner().invoke(app, [*args, "--database-url", f"sqlite:///{missing}"])
+    assert absent.exit_code == 1, absent.output
+    assert f"no ledger database at {missing}" in absent.output and "--database-url" in absent.output
+    assert not missing.exists()
+
+    empty_db = tmp_path / "empty.db"
+    created = CliRunner().invoke(app, ["db", "upgrade", "--url", f"sqlite:///{empty_db}"])
+    assert created.exit_code == 0, created.output
+    assert f"sqlite:///{empty_db}: migrated from empty to " in created.output
+    again = CliRunner().invoke(app, ["db", "upgrade", "--url", f"sqlite:///{empty_db}"])
+    assert "already at the newest schema" in again.output
+    empty = CliRunner().invoke(app, [*args, "--database-url", f"sqlite:///{empty_db}"])
+    assert empty.exit_code == 1, empty.output
+    assert "0 records in 0 batches of 0 jobs" in empty.output and "holds no records" in empty.output
+    assert "clean" not in empty.output
+    allowed = CliRunner().invoke(app, [*args, "--database-url", f"sqlite:///{empty_db}", "--allow-empty"])
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_db_upgrade_refuses_a_missing_folder(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "x.db"
+    result = CliRunner().invoke(app, ["db", "upgrade", "--url", f"sqlite:///{target}"])
+    assert result.exit_code == 1, result.output
+    assert f"the folder {target.parent} does not exist" in result.output
+    assert not (tmp_path / "no").exists()
