@@ -104,7 +104,7 @@ def deploy(
     gas_price: Annotated[
         int, typer.Option(envvar="SECUREFLOW_GAS_PRICE", help="legacy gas price in wei")
     ] = 0,
-    force: Annotated[bool, typer.Option(help="replace a deployment file of another chain")] = False,
+    force: Annotated[bool, typer.Option(help="replace an existing deployment file")] = False,
 ) -> None:
     """Deploy the contracts with the key in SECUREFLOW_DEPLOYER_KEY and write the deployment file."""
     import os
@@ -113,6 +113,11 @@ def deploy(
     from secureflow.ledger.deploy import deploy_contracts, write_deployment
     from secureflow.ledger.nonces import ChainNonceSource
 
+    if out.exists() and not force:  # checked before any transaction is sent
+        raise CliError(
+            f"{out} exists: it may be the deployment your members and auditors pinned",
+            hint="pass --force to replace it, or write to another file with --out",
+        )
     key = os.environ.get("SECUREFLOW_DEPLOYER_KEY")
     if not key:
         raise ConfigurationError(
@@ -124,7 +129,7 @@ def deploy(
     client.check()
     sender = TransactionSender(client, key, ChainNonceSource(client.w3))
     deployment = deploy_contracts(client, sender, admin=admin)
-    write_deployment(deployment, out, overwrite_other_chain=force)
+    write_deployment(deployment, out, overwrite_other_chain=True)  # --force was checked above
     for name, entry in deployment.contracts.items():
         console.print(f"{name:<20} {entry.address}  block {entry.block_number}")
     console.print(f"deployment (chain {deployment.chain_id}) written to {escape(str(out))}")
@@ -136,13 +141,25 @@ def chain(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8545,
     block_time: Annotated[float | None, typer.Option(help="seconds per block (default: automine)")] = None,
 ) -> None:
-    """Run a dev chain (anvil configured like a Quorum node) in the foreground until Ctrl-C."""
-    from secureflow.ledger.devchain import DevChain
+    """Run a dev chain (anvil configured like a Quorum node) in the foreground until Ctrl-C or SIGTERM."""
+    import signal
 
+    from eth_account import Account
+
+    from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, DevChain
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, containers, CI) stops anvil as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, _stop)
     dev = DevChain(port=port, block_time=block_time).start()
     console.print(
         f"anvil (Berlin, gas price 0, chain id {dev.chain_id}) at {escape(dev.rpc_url)}; Ctrl-C stops it"
     )
+    console.print("dev accounts (PUBLIC test keys, known to everyone: never use them on a real network):")
+    for index, key in enumerate(DEV_PRIVATE_KEYS):
+        console.print(f"  ({index}) {Account.from_key(key).address}  private key {key}")
+    console.print("e.g. export SECUREFLOW_DEPLOYER_KEY=<key (0)> before `secureflow deploy`")
     try:
         while dev.running:
             time.sleep(0.5)
@@ -228,7 +245,9 @@ def anchor_worker() -> None:
 @friendly_errors
 def verify(
     path: Annotated[Path, typer.Argument(help="a receipt.json or an audit bundle")],
-    rpc: Annotated[str, typer.Option("--rpc", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")],
+    rpc: Annotated[
+        str, typer.Option("--rpc-url", "--rpc", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")
+    ],
     min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
 ) -> None:
     """Check a receipt or audit bundle against any node, without our database or API."""

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from eth_account import Account
 from typer.testing import CliRunner
+from web3 import Web3
 
 from secureflow.api.cli.main import app
 from secureflow.ledger.chain import ChainClient, ChainConfig
@@ -120,3 +122,25 @@ def test_broken_deployment_file_is_reported(tmp_path: Path) -> None:
         load_deployment(tmp_path / "bad.json")
     with pytest.raises(DeploymentFileError, match="no deployment file"):
         load_deployment(tmp_path / "missing.json")
+
+
+def test_deploy_refuses_to_replace_a_deployment_file_without_force(
+    devchain: DevChain, tmp_path: Path
+) -> None:
+    out = tmp_path / "deployment.json"
+    args = ["deploy", "--rpc-url", devchain.rpc_url, "--chain-id", "1337", "--out", str(out)]
+    env = {"SECUREFLOW_DEPLOYER_KEY": DEV_PRIVATE_KEYS[0]}
+    first = run_cli(*args, env=env)
+    assert first.exit_code == 0, first.output
+    pinned = out.read_text()
+    w3 = Web3(Web3.HTTPProvider(devchain.rpc_url))
+    deployer = Account.from_key(DEV_PRIVATE_KEYS[0]).address
+    nonce = w3.eth.get_transaction_count(deployer)
+    again = run_cli(*args, env=env)
+    assert again.exit_code == 1
+    assert f"{out} exists" in again.output and "--force" in again.output
+    assert out.read_text() == pinned
+    assert w3.eth.get_transaction_count(deployer) == nonce  # refused before any transaction was sent
+    forced = run_cli(*args, "--force", env=env)
+    assert forced.exit_code == 0, forced.output
+    assert out.read_text() != pinned
