@@ -201,7 +201,7 @@ class NodeView:
         except (requests.RequestException, OSError) as exc:
             raise NodeUnreachableError(
                 f"cannot reach the JSON-RPC node at {_node_name(self.w3)}: {type(exc).__name__}",
-                hint="check the --rpc URL and that the node is running, then verify again",
+                hint="check the --rpc-url and that the node is running, then verify again",
             ) from exc
 
     def raw(self, method: str, params: list[Any]) -> Any:

@@ -229,7 +229,7 @@ def _write_file(path: Path, data: bytes, force: bool) -> None:
 
 def _verify_hint(path: Path) -> str:
     rpc = os.environ.get("SECUREFLOW_RPC_URL") or "URL"
-    return f"secureflow verify {path} --rpc {rpc}"
+    return f"secureflow verify {path} --rpc-url {rpc}"
 
 
 # ------------------------------------------------------------------ following a job

@@ -266,7 +266,7 @@ def _bundle_and_verify(
     console.print(table)
     console.print(f"   {verdict.summary()}")
     console.print(
-        f"   check it yourself against any node of the chain: secureflow verify {bundle_path} --rpc URL "
+        f"   check it yourself against any node of the chain: secureflow verify {bundle_path} --rpc-url URL "
         "(the demo's anvil stops with the demo unless --keep-chain)"
     )
     verified = sum(v.ok for v in verdict.receipts) if verdict.ok else 0

@@ -164,7 +164,7 @@ def test_submit_list_status_receipt_bundle_cancel(env: Env, tmp_path: Path) -> N
     bundle_file = tmp_path / "out" / "bundle.json"
     downloaded = env.job(["bundle", job_id, "--out", str(bundle_file)], who="auditor")
     assert "3 records, 3 receipts" in downloaded.stdout
-    assert f"secureflow verify {bundle_file} --rpc URL" in downloaded.stdout
+    assert f"secureflow verify {bundle_file} --rpc-url URL" in downloaded.stdout
     verdict = verify_file(bundle_file, env.stack.rpc_url)
     assert verdict.ok, verdict.lines()
     assert verdict.bundle is not None and len(verdict.bundle.receipts) == 3
