@@ -42,8 +42,8 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from ledger.anchoring import batch_id_for
-from ledger.merkle import MerkleTree
+from secureflow.ledger.anchoring import batch_id_for
+from secureflow.ledger.merkle import MerkleTree
 
 BATCH_ANCHORED_SIGNATURE = "BatchAnchored(bytes32,bytes32,uint32,address)"
 BATCH_ANCHORED_TOPIC = keccak(text=BATCH_ANCHORED_SIGNATURE)

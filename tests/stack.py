@@ -1,25 +1,25 @@
 """Test support: the contracts deployed once per session (``ledger_stack`` fixture in conftest.py) and
 helpers that drive the real anchoring pipeline (accept records, run the anchorer until settled, check
-exactly-once on chain)."""
+exactly-once on chain with the ledger audit of ``chain_audit.py``)."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
+from chain_audit import LedgerAudit, audit_ledger, design_leaf, h
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, batch_id_for
+from secureflow.ledger.anchoring import Anchorer, AnchoringConfig
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
-from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.deploy import Deployment, connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
-from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.nonces import ChainNonceSource, StoreNonceSource
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
@@ -76,8 +76,11 @@ def step(job_id: str, seq: int) -> StepRecord:
     )
 
 
-def accept(store: SqlLedgerStore, job_id: str, count: int, start: int = 0) -> None:
-    store.accept_records([to_outbox(step(job_id, seq)) for seq in range(start, start + count)])
+def accept(store: SqlLedgerStore, job_id: str, count: int, start: int = 0) -> list[StepRecord]:
+    """Accept records ``start .. start+count-1`` of the job into the outbox; returns the records accepted."""
+    records = [step(job_id, seq) for seq in range(start, start + count)]
+    store.accept_records([to_outbox(record) for record in records])
+    return records
 
 
 def make_anchorer(
@@ -115,27 +118,68 @@ def anchor_and_index(stack: LedgerStack, store: SqlLedgerStore) -> None:
     run_until_settled(make_anchorer(stack, store, client), indexer)
 
 
-def assert_exactly_once(stack: LedgerStack, store: SqlLedgerStore, job_ids: list[str], total: int) -> None:
-    """Every record confirmed in one batch; every batch anchored once on chain; proofs verify on chain."""
-    reader = stack.ledger(stack.client())
-    events = reader.batch_anchored_events(stack.deployment.deploy_block)
-    per_batch = Counter(e.batch_id for e in events)
-    assert all(n == 1 for n in per_batch.values()), f"a batch was anchored twice: {per_batch}"
-    records = [r for job in job_ids for r in store.records_for_job(job)]
-    assert len(records) == total
-    assert {r.status for r in records} == {"confirmed"}
-    by_batch: dict[str, list[str]] = {}
-    for r in records:
-        assert r.batch_id is not None
-        by_batch.setdefault(r.batch_id, []).append(r.leaf)
-    on_chain = {e.batch_id: e for e in events}
-    assert sum(on_chain[b].record_count for b in by_batch) == total
-    for batch_id, leaves in by_batch.items():
-        tree = MerkleTree(bytes.fromhex(leaf[2:]) for leaf in leaves)
-        assert hex32(tree.root) == on_chain[batch_id].root
-        assert batch_id == hex32(batch_id_for(tree.root))
-        leaf = bytes.fromhex(leaves[0][2:])
-        assert reader.verify(leaf, tree.proof(leaf), tree.root)
+def _label(record: StepRecord) -> str:
+    return f"job {record.job_id[:6]}…{record.job_id[-6:]} seq {record.seq}"
+
+
+def assert_anchored_exactly_once(
+    stack: LedgerStack, store: SqlLedgerStore, records: Sequence[StepRecord]
+) -> LedgerAudit:
+    """The on-chain ledger audit of the records the test accepted, then the store must agree with the chain.
+
+    `chain_audit.audit_ledger` checks every ``BatchAnchored`` event of the session's ledger from block 0
+    against the leaves of ``records`` (computed here by the DESIGN rule, not read from the store); the
+    store only proposes each on-chain batch's leaves, and a proposal counts only if its root is the
+    on-chain root. Then each record is in the store unchanged (same leaf), ``confirmed``, in the batch
+    whose on-chain event anchors its leaf, and that batch is stored with the event's root, block and tx.
+    """
+    accepted = {design_leaf(r.job_id, r.seq, r.model_dump(mode="json")): _label(r) for r in records}
+    assert len(accepted) == len(records), "the same record was passed twice"
+    rows = {
+        (row.job_id, row.seq): row
+        for job in {r.job_id for r in records}
+        for row in store.records_for_job(job)
+    }
+    stored_batches: dict[str | None, list[bytes]] = {}
+    for row in rows.values():
+        stored_batches.setdefault(row.batch_id, []).append(bytes.fromhex(row.leaf[2:]))
+
+    def stored_leaves(batch_id: bytes) -> list[bytes]:
+        """What the store says the batch holds (its records of these jobs; else any it knows)."""
+        known = stored_batches.get(h(batch_id))
+        return known or [bytes.fromhex(leaf[2:]) for leaf in store.batch_leaves(h(batch_id))]
+
+    audit = audit_ledger(
+        stack.client().w3, stack.deployment.address_of("AuditLedger"), accepted, candidates=stored_leaves
+    )
+    assert len(rows) == len(records), (
+        f"the store holds {len(rows)} records of these jobs, {len(records)} accepted"
+    )
+    for record, leaf in zip(records, accepted, strict=True):
+        row = rows[(record.job_id, record.seq)]
+        assert (row.leaf, row.status) == (h(leaf), "confirmed"), f"{accepted[leaf]}: {row}"
+        assert row.batch_id == h(audit.batch_of(leaf).batch_id), f"{accepted[leaf]}: stored in another batch"
+    for event in audit.batches:
+        batch = store.get_batch(h(event.batch_id))
+        assert batch is not None, f"the store does not know {event.describe()}"
+        stored = (
+            batch.status,
+            batch.root,
+            batch.record_count,
+            batch.block_number,
+            batch.block_hash,
+            batch.tx_hash,
+        )
+        on_chain = (
+            "confirmed",
+            h(event.root),
+            event.record_count,
+            event.block_number,
+            h(event.block_hash),
+            h(event.tx_hash),
+        )
+        assert stored == on_chain, f"the store's batch {stored} differs from the chain's {event.describe()}"
+    return audit
 
 
 def open_job_on_chain(stack: LedgerStack, job_id: str, tag: int) -> None:

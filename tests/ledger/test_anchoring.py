@@ -1,8 +1,12 @@
 """The anchoring pipeline on a real anvil and a real database (SQLite and PostgreSQL).
 
-Every test checks the same invariant a user relies on: every accepted record
-ends up ``confirmed`` in exactly one batch, each batch is anchored exactly
-once on chain, and the on-chain root proves each record's leaf.
+Every test ends with the same invariant a user relies on, checked from the
+chain's side (``assert_anchored_exactly_once``: the ledger audit of
+``tests/chain_audit.py`` over every ``BatchAnchored`` event since block 0):
+every accepted record's leaf is anchored exactly once across all on-chain
+batches, no on-chain batch holds anything else, the on-chain record counts add
+up to the accepted records, and the store agrees (each record ``confirmed`` in
+the batch the chain anchors it in).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from rpc_proxy import RpcProxy
 from stack import (
     LedgerStack,
     accept,
-    assert_exactly_once,
+    assert_anchored_exactly_once,
     make_anchorer,
     new_job,
     open_job_on_chain,
@@ -38,10 +42,10 @@ def test_records_are_batched_anchored_and_confirmed(
     ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
 ) -> None:
     job = new_job(store, 1)
-    accept(store, job, 250)
+    accepted = accept(store, job, 250)
     anchorer = make_anchorer(ledger_stack, store, max_batch_size=100)
     run_until_settled(anchorer)
-    assert_exactly_once(ledger_stack, store, [job], 250)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
     batches = {r.batch_id for r in store.records_for_job(job)}
     assert len(batches) == 3  # 100 + 100 + 50
 
@@ -50,19 +54,21 @@ def test_batch_waits_for_more_records_until_the_delay(
     ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
 ) -> None:
     job = new_job(store, 2)
-    accept(store, job, 3)
+    accepted = accept(store, job, 3)
     anchorer = make_anchorer(ledger_stack, store, max_batch_size=100, max_batch_delay=3600)
     assert anchorer.run_once().batches_sent == 0
     assert store.count_records_by_status()["pending"] == 3
-    accept(store, job, 97, start=3)
+    accepted += accept(store, job, 97, start=3)
     assert anchorer.run_once().batches_sent == 1  # full batch goes at once
+    run_until_settled(anchorer)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
 
 
 def test_confirmations_wait_for_blocks_on_top(
     ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
 ) -> None:
     job = new_job(store, 3)
-    accept(store, job, 5)
+    accepted = accept(store, job, 5)
     anchorer = make_anchorer(ledger_stack, store, confirmations=3)
     anchorer.run_once()  # sent and (automine) mined
     anchorer.run_once()
@@ -70,6 +76,7 @@ def test_confirmations_wait_for_blocks_on_top(
     rpc_call(devchain.rpc_url, "anvil_mine", ["0x2"])
     anchorer.run_once()
     assert store.count_records_by_status()["confirmed"] == 5
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
 
 
 def test_chain_outage_loses_nothing_and_anchors_once(
@@ -88,10 +95,10 @@ def test_chain_outage_loses_nothing_and_anchors_once(
         worker = AnchoringWorker(anchorer, max_backoff=0.2).start()
         try:
             job = new_job(store, 4)
-            accept(store, job, 40)
+            accepted = accept(store, job, 40)
             assert worker.drain(30)
             proxy.down = True
-            accept(store, job, 60, start=40)  # accepted while the chain is unreachable
+            accepted += accept(store, job, 60, start=40)  # accepted while the chain is unreachable
             deadline = time.monotonic() + 10
             while worker.last_error is None and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -102,7 +109,7 @@ def test_chain_outage_loses_nothing_and_anchors_once(
         finally:
             worker.stop()
         assert client.block_number() > 0
-        assert_exactly_once(ledger_stack, store, [job], 100)
+        assert_anchored_exactly_once(ledger_stack, store, accepted)
 
 
 def _half_done_batch(anchorer: Anchorer) -> tuple[Batch, SignedTransaction]:
@@ -120,7 +127,7 @@ def test_crash_after_write_ahead_before_broadcast(
 ) -> None:
     """The process died after storing the signed tx's hash but before sending it."""
     job = new_job(store, 5)
-    accept(store, job, 10)
+    accepted = accept(store, job, 10)
     crashed = make_anchorer(ledger_stack, store)
     batch, signed = _half_done_batch(crashed)
     store.mark_batch_submitted(batch.batch_id, signed.tx_hash, crashed.sender.address, signed.nonce)
@@ -128,7 +135,7 @@ def test_crash_after_write_ahead_before_broadcast(
     restarted = make_anchorer(ledger_stack, store)
     restarted.recover()
     run_until_settled(restarted)
-    assert_exactly_once(ledger_stack, store, [job], 10)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
 
 
 def test_crash_after_broadcast_before_bookkeeping(
@@ -136,21 +143,21 @@ def test_crash_after_broadcast_before_bookkeeping(
 ) -> None:
     """The anchor reached the chain but the process died before recording it: it is adopted, not repeated."""
     job = new_job(store, 6)
-    accept(store, job, 10)
+    accepted = accept(store, job, 10)
     crashed = make_anchorer(ledger_stack, store)
     _batch, signed = _half_done_batch(crashed)
     crashed.sender.broadcast(signed)
     restarted = make_anchorer(ledger_stack, store)
     restarted.recover()
     run_until_settled(restarted)
-    assert_exactly_once(ledger_stack, store, [job], 10)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
 
 
 def test_transaction_dropped_from_the_pool_is_resent(
     ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
 ) -> None:
     job = new_job(store, 7)
-    accept(store, job, 10)
+    accepted = accept(store, job, 10)
     anchorer = make_anchorer(ledger_stack, store)
     rpc_call(devchain.rpc_url, "evm_setAutomine", [False])
     try:
@@ -163,14 +170,14 @@ def test_transaction_dropped_from_the_pool_is_resent(
     finally:
         rpc_call(devchain.rpc_url, "evm_setAutomine", [True])
     run_until_settled(anchorer)
-    assert_exactly_once(ledger_stack, store, [job], 10)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
 
 
 def test_reorg_sends_records_back_and_reanchors_them(
     ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
 ) -> None:
     job = new_job(store, 8)
-    accept(store, job, 20)
+    accepted = accept(store, job, 20)
     rpc_call(devchain.rpc_url, "anvil_mine", ["0x5"])  # blocks of our own below the anchor, to reorg above
     anchorer = make_anchorer(ledger_stack, store)
     client = anchorer.client
@@ -199,6 +206,9 @@ def test_reorg_sends_records_back_and_reanchors_them(
     assert not AuditLedgerClient(anchorer.ledger.contract).is_anchored_root(
         bytes.fromhex(store.get_batch(first).root[2:])  # type: ignore[union-attr]
     )
+    # The chain's own view: the reorged-out anchor is not on the canonical chain, so nothing is anchored.
+    with pytest.raises(AssertionError, match=r"accepted record never anchored \(20\)"):
+        assert_anchored_exactly_once(ledger_stack, store, accepted)
 
     report = indexer.poll()
     assert report.reorg_fork_block is not None and report.reorg_fork_block < anchored_block
@@ -207,7 +217,7 @@ def test_reorg_sends_records_back_and_reanchors_them(
     assert store.events(name="BatchAnchored", batch_id=first) == []
 
     run_until_settled(anchorer, indexer)
-    assert_exactly_once(ledger_stack, store, [job], 20)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
     assert {r.batch_id for r in store.records_for_job(job)} == {first}  # same batch, same root, re-anchored
     indexer.poll()
     assert len(store.events(name="BatchAnchored", batch_id=first)) == 1
@@ -242,6 +252,7 @@ def test_models_are_recorded_on_chain_exactly_once(
     store.mark_model(model.model_id, 1, "pending", tx_hash=None, block=None)
     report = anchorer.run_once()
     assert (report.models_sent, report.models_confirmed) == (0, 1)
+    assert_anchored_exactly_once(ledger_stack, store, [])  # no step record accepted, none anchored
 
 
 def test_reorg_sends_a_recorded_model_back_and_records_it_again(
@@ -292,6 +303,7 @@ def test_reorg_sends_a_recorded_model_back_and_records_it_again(
     assert (
         functions.latestModelVersion(bytes.fromhex(job[2:]), model_key).call() == 1
     )  # recorded once on the canonical chain
+    assert_anchored_exactly_once(ledger_stack, store, [])
 
 
 def test_model_of_a_job_not_on_chain_waits(
@@ -302,3 +314,4 @@ def test_model_of_a_job_not_on_chain_waits(
     anchorer = make_anchorer(ledger_stack, store)
     assert anchorer.run_once().models_sent == 0
     assert store.models(job_id=job)[0].status == "pending"
+    assert_anchored_exactly_once(ledger_stack, store, [])

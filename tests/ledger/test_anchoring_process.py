@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from stack import LedgerStack, accept, assert_exactly_once, new_job
+from stack import LedgerStack, accept, assert_anchored_exactly_once, new_job
 
 from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
@@ -52,7 +52,7 @@ def test_sigkill_mid_run_then_restart_anchors_everything_exactly_once(
     }
     store = open_store(ledger_db_url)
     job = new_job(store, 99)
-    accept(store, job, 2_000)
+    accepted = accept(store, job, 2_000)
     log = tmp_path / "worker.log"
 
     worker = start_worker(env, log)
@@ -70,5 +70,5 @@ def test_sigkill_mid_run_then_restart_anchors_everything_exactly_once(
     finally:
         restarted.send_signal(signal.SIGTERM)
         assert restarted.wait(30) == 0, log.read_text()
-    assert_exactly_once(ledger_stack, store, [job], 2_000)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
     store.close()

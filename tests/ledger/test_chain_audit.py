@@ -11,11 +11,11 @@ import pytest
 from chain_audit import audit_ledger, design_leaf
 from stack import ANCHOR_KEY, LedgerStack, step
 
-from ledger.anchoring import batch_id_for
-from ledger.chain import TransactionSender
-from ledger.merkle import MerkleTree
-from ledger.nonces import ChainNonceSource
-from ledger.records import StepRecord
+from secureflow.ledger.anchoring import batch_id_for
+from secureflow.ledger.chain import TransactionSender
+from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.records import StepRecord
 
 JOB = "0x" + "ab" * 32
 

@@ -17,7 +17,7 @@ import rfc8785
 from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stack import LedgerStack, accept, make_anchorer, new_job
+from stack import LedgerStack, accept, assert_anchored_exactly_once, make_anchorer, new_job
 
 from secureflow.ledger.errors import InvalidStateError, UnknownJobError
 from secureflow.ledger.merkle import MerkleTree, keccak256, leaf_hash
@@ -170,7 +170,7 @@ def test_a_deep_enough_receipt_confirms_in_the_same_pass(
     ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
 ) -> None:
     job = new_job(store, 41)
-    accept(store, job, 30)
+    accepted = accept(store, job, 30)
     anchorer = make_anchorer(ledger_stack, store, max_batch_size=30)
     first = anchorer.run_once()
     assert (first.batches_sent, first.batches_confirmed) == (1, 0)
@@ -180,3 +180,4 @@ def test_a_deep_enough_receipt_confirms_in_the_same_pass(
     second = anchorer.run_once()  # finds the receipt; 1 confirmation is enough: confirmed in this pass
     assert (second.batches_mined, second.batches_confirmed, second.records_confirmed) == (1, 1, 30)
     assert store.count_records_by_status()["confirmed"] == 30
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
