@@ -1,4 +1,9 @@
-"""The chain client against a real anvil: connection checks, decoded errors, nonces, in-flight bound."""
+"""The chain client against a real anvil: connection checks, decoded errors, nonces, in-flight bound.
+
+Every test that sends anchors ends with the ledger audit (``chain_audit.audit_ledger``): the
+``BatchAnchored`` events of the module's ledger since block 0 are exactly the one-leaf batches the test
+meant to anchor (a one-leaf tree's root is its leaf), each once; a refused or reverted anchor left none.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from chain_audit import audit_ledger
 from eth_account import Account
 
-from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender, redact_url
+from secureflow.ledger.chain import ChainClient, ChainConfig, SentTransaction, TransactionSender, redact_url
 from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
 from secureflow.ledger.deploy import Deployment, connect, deploy_contracts
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, free_port, rpc_call
@@ -92,6 +98,7 @@ def test_custom_error_is_decoded_by_name(
         ledger.anchor_batch(b"\x01" * 32, b"\x02" * 32, 3)
     assert info.value.error_name == "NotAnchorService"
     assert outsider.address.lower() in str(info.value).lower()
+    audit_ledger(client.w3, deployed.address_of("AuditLedger"), [], deterministic_ids=False)
 
 
 def test_out_of_gas_is_reported(client: ChainClient, deployed: Deployment, chain_snapshot: None) -> None:
@@ -100,6 +107,7 @@ def test_out_of_gas_is_reported(client: ChainClient, deployed: Deployment, chain
     sent = anchor.send(ledger.functions.anchorBatch(b"\x01" * 32, b"\x02" * 32, 3), gas=23_000)
     with pytest.raises(OutOfGasError, match="ran out of gas"):
         anchor.wait(sent, contract=ledger)
+    audit_ledger(client.w3, ledger.address, [], deterministic_ids=False)
 
 
 def test_reverted_transaction_is_decoded_after_mining(
@@ -114,6 +122,7 @@ def test_reverted_transaction_is_decoded_after_mining(
     with pytest.raises(ContractRevertedError) as info:
         anchor.wait(second, contract=ledger)
     assert info.value.error_name == "BatchAlreadyAnchored"
+    audit_ledger(client.w3, ledger.address, [b"\x06" * 32], deterministic_ids=False)
 
 
 def test_receipt_timeout_when_node_stops_mining(
@@ -131,6 +140,7 @@ def test_receipt_timeout_when_node_stops_mining(
     rpc_call(devchain.rpc_url, "evm_mine")
     receipt = client.w3.eth.get_transaction_receipt(sent.tx_hash)  # type: ignore[arg-type]
     assert receipt["status"] == 1
+    audit_ledger(client.w3, ledger.address, [b"\x08" * 32], deterministic_ids=False)
 
 
 def test_in_flight_transactions_are_bounded(
@@ -140,11 +150,12 @@ def test_in_flight_transactions_are_bounded(
     anchor = TransactionSender(client, ANCHOR, ChainNonceSource(client.w3))
     ledger = connect(client, deployed, "AuditLedger")
     first = anchor.send(ledger.functions.anchorBatch(b"\x11" * 32, b"\x12" * 32, 1))
-    anchor.send(ledger.functions.anchorBatch(b"\x13" * 32, b"\x14" * 32, 1))
+    second = anchor.send(ledger.functions.anchorBatch(b"\x13" * 32, b"\x14" * 32, 1))
     third_sent = threading.Event()
+    third: list[SentTransaction] = []
 
     def send_third() -> None:
-        anchor.send(ledger.functions.anchorBatch(b"\x15" * 32, b"\x16" * 32, 1), gas=200_000)
+        third.append(anchor.send(ledger.functions.anchorBatch(b"\x15" * 32, b"\x16" * 32, 1), gas=200_000))
         third_sent.set()
 
     worker = threading.Thread(target=send_third)
@@ -153,6 +164,11 @@ def test_in_flight_transactions_are_bounded(
     anchor.wait(first)
     assert third_sent.wait(10)
     worker.join()
+    anchor.wait(second)
+    anchor.wait(third[0])
+    audit_ledger(
+        client.w3, ledger.address, [b"\x12" * 32, b"\x14" * 32, b"\x16" * 32], deterministic_ids=False
+    )
 
 
 def test_store_nonces_survive_restart_and_resync_on_nonce_too_low(
@@ -179,3 +195,5 @@ def test_store_nonces_survive_restart_and_resync_on_nonce_too_low(
     receipt = ledger.anchor_batch(b"\x27" * 32, b"\x28" * 32, 1)
     assert receipt["status"] == 1
     assert reopened.peek_nonce(client.chain_id, anchor.address) == chain_next + 2
+    roots = [b"\x22" * 32, b"\x24" * 32, b"\x26" * 32, b"\x28" * 32]
+    audit_ledger(client.w3, deployed.address_of("AuditLedger"), roots, deterministic_ids=False)
