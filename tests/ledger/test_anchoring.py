@@ -6,7 +6,8 @@ chain's side (``assert_anchored_exactly_once``: the ledger audit of
 every accepted record's leaf is anchored exactly once across all on-chain
 batches, no on-chain batch holds anything else, the on-chain record counts add
 up to the accepted records, and the store agrees (each record ``confirmed`` in
-the batch the chain anchors it in).
+the batch the chain anchors it in). The last test shows the audit catching a
+deliberately broken worker that re-anchors after a crash.
 """
 
 from __future__ import annotations
@@ -315,3 +316,50 @@ def test_model_of_a_job_not_on_chain_waits(
     assert anchorer.run_once().models_sent == 0
     assert store.models(job_id=job)[0].status == "pending"
     assert_anchored_exactly_once(ledger_stack, store, [])
+
+
+# -- the audit shown failing -------------------------------------------------------------------------
+class ReanchoringAfterCrashAnchorer(Anchorer):
+    """BROKEN ON PURPOSE (a test fixture, not a code path of the worker): after a crash it takes every
+    batch in flight for lost and releases its records to be batched again, without asking the chain
+    whether the anchor landed. Records accepted meanwhile join them, so the same leaves are anchored a
+    second time under a different root, hence a different batch id, which the contract accepts."""
+
+    def recover(self) -> None:
+        super().recover()
+        for batch in self.store.batches_in_flight():
+            self.store.mark_batch_failed(batch.batch_id, "assumed lost in the crash (broken worker)")
+
+
+def test_the_audit_catches_a_worker_that_re_anchors_after_a_crash(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    job = new_job(store, 40)
+    accepted = accept(store, job, 10)
+    crashed = make_anchorer(ledger_stack, store)
+    _batch, signed = _half_done_batch(crashed)
+    crashed.sender.broadcast(signed)  # the anchor of records 0..9 lands; the process dies before bookkeeping
+    crashed.client.w3.eth.wait_for_transaction_receipt(signed.tx_hash, timeout=10)  # type: ignore[arg-type]
+    accepted += accept(store, job, 5, start=10)  # accepted while the worker was down
+    base = make_anchorer(ledger_stack, store)
+    broken = ReanchoringAfterCrashAnchorer(base.store, base.ledger, base.sender, base.config)
+    broken.recover()
+    run_until_settled(broken)
+
+    # The store's side looks healthy: every record confirmed, in a batch anchored on chain with its root
+    # and record count, the counts adding up (what the helper before the audit checked, and passed).
+    records = store.records_for_job(job)
+    assert {r.status for r in records} == {"confirmed"} and len(records) == 15
+    (batch_id,) = {r.batch_id for r in records}
+    assert batch_id is not None
+    on_chain = ledger_stack.ledger(ledger_stack.client()).get_batch(bytes.fromhex(batch_id[2:]))
+    assert on_chain.record_count == 15 and on_chain.root == store.get_batch(batch_id).root  # type: ignore[union-attr]
+
+    # The chain's side: records 0..9 are anchored twice (25 records on chain for 15 accepted).
+    with pytest.raises(AssertionError) as caught:
+        assert_anchored_exactly_once(ledger_stack, store, accepted)
+    message = str(caught.value)
+    assert "accepted record anchored more than once (10)" in message
+    assert "seq 0: anchored 2 times" in message and "seq 10:" not in message
+    assert "sum of on-chain recordCount differs from the accepted records" in message
+    assert "25 on chain in 2 batches, 15 accepted" in message
