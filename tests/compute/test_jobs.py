@@ -57,10 +57,8 @@ def _lr(**params: object) -> dict[str, object]:
 )
 def test_invalid_step_fails_before_anything_runs(engine, recorder, raw, step, error) -> None:  # type: ignore[no-untyped-def]
     m = manifest(engine, raw, [PSI, step])
-    t = time.monotonic()
     with pytest.raises(error) as info:
         run_job(engine, m, recorder)
-    assert time.monotonic() - t < 30
     assert info.value.hint  # every error says what to do
     assert recorder.store.list_jobs() == []  # nothing was opened on the ledger, no step ran
 
@@ -126,15 +124,18 @@ def test_worker_killed_mid_step_fails_the_step_and_restarts(engine, recorder, ra
     pids = {p: w.proc.pid for p, w in engine.workers.items()}
     box: dict[str, object] = {}
     runner = threading.Thread(target=lambda: box.update(res=run_job(engine, m, recorder)))
-    t = time.monotonic()
     runner.start()
-    time.sleep(8)  # PSI is done, SS-LR is training
+    # the event, not a duration: PSI's record is in the outbox, so SS-LR (200 epochs) is what runs now
+    deadline = time.monotonic() + 300
+    while not any(recorder.store.records_for_job(j.job_id) for j in recorder.store.list_jobs()):
+        assert runner.is_alive() and time.monotonic() < deadline, "PSI's record never arrived"
+        time.sleep(0.05)
     os.kill(pids["bob"], signal.SIGKILL)
-    runner.join(120)
+    runner.join(300)  # a generous deadline: the runner must notice the dead worker, not hang
     assert not runner.is_alive(), "the runner hung after a worker died"
     res = box["res"]
     assert not res.succeeded and res.error_class == "WorkerError"  # type: ignore[attr-defined]
-    assert time.monotonic() - t < 120
+    assert [s.record.status for s in res.steps] == ["succeeded", "failed"]  # type: ignore[attr-defined]
     rec = res.steps[-1].record  # type: ignore[attr-defined]
     assert rec.status == "failed" and rec.error_class == "WorkerError"
     for pid in pids.values():  # no orphan: the surviving worker was shut down too
@@ -181,11 +182,9 @@ def test_one_party_failing_alone_does_not_hang_the_other(engine, recorder) -> No
     )
     engine.failure_grace = 3.0
     try:
-        t = time.monotonic()
-        res = run_job(engine, m, recorder)
+        res = run_job(engine, m, recorder)  # returns (pytest-timeout fails a hang)
     finally:
         engine.failure_grace = 30.0
-    assert time.monotonic() - t < 60
     assert not res.succeeded and res.error_class == "SchemaError"  # the cause, not the timeout
     assert res.steps[-1].record.status == "failed"
     assert engine.workers == {}  # bob was stuck: both workers stopped, the next job restarts them
