@@ -25,7 +25,7 @@ from sqlalchemy import insert, update
 
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
 from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient, hex32
-from secureflow.ledger.deploy import connect, deploy_contracts
+from secureflow.ledger.deploy import Deployment, connect, deploy_contracts
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from secureflow.ledger.errors import LedgerError, UnknownRecordError
 from secureflow.ledger.merkle import MerkleTree, leaf_hash, verify_proof
@@ -45,6 +45,7 @@ from secureflow.ledger.receipts import (
     write_receipt,
 )
 from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.store.models import StepRecordOrm
@@ -86,6 +87,9 @@ class LedgerEnv:
     reader: AuditLedgerClient
     alice: str
     bob: str
+    deployment: Deployment
+    registry: RegistryClient
+    admin: TransactionSender
 
 
 def deploy_env(devchain: DevChain) -> LedgerEnv:
@@ -112,6 +116,9 @@ def deploy_env(devchain: DevChain) -> LedgerEnv:
         reader=AuditLedgerClient(contract),
         alice=alice,
         bob=bob,
+        deployment=deployment,
+        registry=registry,
+        admin=admin,
     )
 
 
@@ -140,6 +147,20 @@ def step_records(job_id: str, parties: list[str], count: int, start: int = 0) ->
             )
         )
     return records
+
+
+def sign_records(records: list[StepRecord], keys: dict[str, str]) -> list[StepRecord]:
+    """Each party's slice of each record signed with that party's key (``keys``: address -> private key)."""
+    signed = []
+    for record in records:
+        parties = tuple(
+            party.model_copy(
+                update={"signature": sign_party(record, party, bytes.fromhex(keys[party.party][2:]))}
+            )
+            for party in record.parties
+        )
+        signed.append(record.model_copy(update={"parties": parties}))
+    return signed
 
 
 def outbox_row(record: StepRecord) -> NewStepRecord:

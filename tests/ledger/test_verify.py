@@ -10,22 +10,60 @@ The receipt also checks out with @openzeppelin/merkle-tree's
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
+from eth_account import Account
+from eth_typing import HexStr
 from eth_utils.crypto import keccak
-from test_receipts import LedgerEnv, anchor_pending, deploy_env, new_job
+from test_receipts import (
+    LedgerEnv,
+    anchor_pending,
+    build_pending_batch,
+    deploy_env,
+    new_job,
+    outbox_row,
+    sign_records,
+    step_records,
+)
 
 from secureflow.ledger._internal.toolchain import node_executable, node_modules
 from secureflow.ledger.artifacts import load_artifact
-from secureflow.ledger.devchain import DevChain, free_port, rpc_call
+from secureflow.ledger.chain import TransactionSender
+from secureflow.ledger.consent import sign_consent
+from secureflow.ledger.contracts import ANCHOR_ROLE, AuditLedgerClient, RegistryClient, hex32
+from secureflow.ledger.deploy import connect, deploy_contracts
+from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, DevChain, free_port, rpc_call
 from secureflow.ledger.errors import NodeUnreachableError
-from secureflow.ledger.receipts import Receipt, build_bundle, build_receipt, write_bundle, write_receipt
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.receipts import (
+    AuditBundle,
+    Receipt,
+    build_bundle,
+    build_receipt,
+    write_bundle,
+    write_receipt,
+)
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
-from secureflow.ledger.verify import CHECK_ORDER, LEDGER_VIEW_ABI, verify_file, verify_receipt
+from secureflow.ledger.store.schemas import Batch, NewJob
+from secureflow.ledger.verify import (
+    BUNDLE_CHECK_ORDER,
+    CHECK_ORDER,
+    LEDGER_VIEW_ABI,
+    BundleVerdict,
+    PinnedDeployment,
+    verify_bundle,
+    verify_file,
+    verify_receipt,
+)
 
 _OZ_VERIFY = """
 const { StandardMerkleTree } = require('@openzeppelin/merkle-tree');
@@ -279,3 +317,450 @@ def test_the_declared_views_match_the_audit_ledger_artifact() -> None:
         ("uint32", False),
         ("address", True),
     ]
+
+
+# -- forged bundles (issue 11): the verifier pins the deployment and proves completeness ------------------
+#
+# Each forgery is built by the test on its own copy of the contracts (deployed on the session anvil) and
+# verified against the deployment the auditor pinned: the one `deploy_env` deployed for this module.
+
+ALICE_KEY, BOB_KEY, CAROL_KEY = DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2], DEV_PRIVATE_KEYS[4]
+# Fresh accounts, members of nothing (gas is free on the dev chain: they need no balance).
+IMPOSTOR_KEY = "0x" + keccak(text="secureflow test: impostor").hex()
+SPARE_ANCHOR_KEY = "0x" + keccak(text="secureflow test: spare anchoring service").hex()
+
+
+@dataclass
+class ClosedJob:
+    job_id: str
+    manifest: dict[str, Any]
+    records: list[StepRecord]
+    bundle: AuditBundle
+    last_root: str
+
+    def data(self) -> dict[str, Any]:
+        """The bundle as the JSON an auditor receives (a fresh copy to tamper with)."""
+        data: dict[str, Any] = json.loads(self.bundle.model_dump_json())
+        return data
+
+
+@dataclass
+class Consortium:
+    env: LedgerEnv
+    store: SqlLedgerStore
+    pin: PinnedDeployment
+    keys: dict[str, str]
+    complete: ClosedJob
+
+    def closed_job(
+        self,
+        steps: int = 6,
+        *,
+        tamper: Callable[[list[StepRecord]], list[StepRecord]] | None = None,
+        consents: tuple[str, ...] | None = None,
+        anchor: Callable[[SqlLedgerStore], Batch] | None = None,
+        close: bool = True,
+    ) -> ClosedJob:
+        """A job run as the demo runs one: every party consents on chain (unless ``consents`` names fewer),
+        records signed by each party, anchored in two batches, closed on chain by a party; its bundle."""
+        env = self.env
+        parties = [env.alice, env.bob]
+        manifest: dict[str, Any] = {
+            "parties": parties,
+            "steps": [{"algorithm": "psi" if s % 2 == 0 else "ss_lr"} for s in range(steps)],
+            "nonce": secrets.token_hex(16),
+        }
+        manifest_hash = keccak(rfc8785.dumps(manifest))
+        job_id = keccak(b"secureflow-job" + manifest_hash)
+        signers = parties if consents is None else list(consents)
+        signatures = [
+            sign_consent(self.keys[p], env.chain_id, env.contract, job_id, manifest_hash)
+            if p in signers
+            else b""
+            for p in parties
+        ]
+        env.creator.create_job(job_id, manifest_hash, parties, signatures)
+        self.store.create_job(
+            NewJob(
+                job_id=hex32(job_id), manifest_hash=hex32(manifest_hash), creator=env.alice, parties=parties
+            )
+        )
+        records = sign_records(step_records(hex32(job_id), parties, steps), self.keys)
+        if tamper is not None:
+            records = tamper(records)
+        split = max(1, steps - 2)
+        last_root = ""
+        for chunk in (records[:split], records[split:]):
+            if chunk:
+                for record in chunk:
+                    self.store.accept_record(outbox_row(record))
+                last_root = (anchor or self._anchor)(self.store).root
+        if close:
+            env.creator.close_job(job_id, steps, bytes.fromhex(last_root[2:]), True)
+            self.store.update_job(hex32(job_id), status="completed", chain_status="confirmed")
+        bundle = build_bundle(self.store, env.chain_id, env.contract, hex32(job_id), manifest=manifest)
+        return ClosedJob(hex32(job_id), manifest, records, bundle, last_root)
+
+    def _anchor(self, store: SqlLedgerStore) -> Batch:
+        return anchor_pending(store, self.env)
+
+
+def anchor_as(ledger: AuditLedgerClient, sender: TransactionSender) -> Callable[[SqlLedgerStore], Batch]:
+    """Anchor the store's pending records as ``sender`` (whatever its role)."""
+
+    def anchor(store: SqlLedgerStore) -> Batch:
+        batch, tree = build_pending_batch(store)
+        sent = ledger.send_anchor_batch(bytes.fromhex(batch.batch_id[2:]), tree.root, batch.record_count)
+        store.mark_batch_submitted(batch.batch_id, sent.tx_hash, sender.address, sent.nonce)
+        mined = sender.wait(sent)
+        return store.mark_batch_confirmed(
+            batch.batch_id, int(mined["blockNumber"]), hex32(mined["blockHash"])
+        )
+
+    return anchor
+
+
+@pytest.fixture(scope="module")
+def consortium(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
+    env = deploy_env(devchain)
+    store = open_store(f"sqlite:///{tmp_path_factory.mktemp('forged') / 'ledger.db'}")
+    try:
+        keys = {env.alice: ALICE_KEY, env.bob: BOB_KEY}
+        pin = PinnedDeployment.of_deployment(env.deployment)
+        placeholder = ClosedJob("", {}, [], AuditBundle.model_validate(_EMPTY_BUNDLE), "")
+        consortium = Consortium(env, store, pin, keys, placeholder)
+        consortium.complete = consortium.closed_job()
+        yield consortium
+    finally:
+        store.close()
+
+
+_EMPTY_BUNDLE: dict[str, Any] = {
+    "job": {
+        "job_id": "0x" + "00" * 32,
+        "manifest_hash": "0x" + "00" * 32,
+        "creator": "0x" + "00" * 20,
+        "parties": [],
+        "status": "created",
+        "chain_status": "pending",
+    },
+    "records": [],
+    "receipts": [],
+}
+
+
+def _verify(
+    bundle: AuditBundle | dict[str, Any], c: Consortium, pin: PinnedDeployment | None = None
+) -> BundleVerdict:
+    parsed = bundle if isinstance(bundle, AuditBundle) else AuditBundle.model_validate(bundle)
+    return verify_bundle(parsed, c.env.rpc_url, pin or c.pin)
+
+
+def _failed(verdict: BundleVerdict) -> set[str]:
+    return set(verdict.failed_checks)
+
+
+def test_the_demo_style_bundle_verifies_against_the_pinned_deployment(consortium: Consortium) -> None:
+    verdict = _verify(consortium.complete.bundle, consortium)
+    assert verdict.ok, verdict.summary()
+    assert verdict.warnings == []
+    assert {c.status for c in verdict.checks} == {"passed"}
+    assert [c.name for c in verdict.checks] == list(BUNDLE_CHECK_ORDER)
+    for receipt in verdict.receipts:
+        assert [c.name for c in receipt.checks] == list(CHECK_ORDER)
+        assert {c.status for c in receipt.checks} == {"passed"}
+    assert "held ANCHOR_ROLE" in verdict.receipts[0].check("anchor_role").detail
+    assert verdict.summary().startswith(f"job {consortium.complete.job_id}: VALID, 6/6 receipts valid")
+
+
+def test_attack_a_bundle_anchored_on_an_impostor_deployment_is_invalid(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    """A non-member deploys its own registry and ledger, grants itself the anchor role, creates the real job
+    id with the real manifest hash, anchors altered records (signed with the real keys, even) and writes
+    receipts naming its own contract."""
+    env, real = consortium.env, consortium.complete
+    impostor = TransactionSender(env.client, IMPOSTOR_KEY, ChainNonceSource(env.client.w3))
+    assert not env.registry.is_active_member(impostor.address)
+    fake = deploy_contracts(env.client, impostor)
+    fake_registry = RegistryClient(connect(env.client, fake, "ConsortiumRegistry"), impostor)
+    for member in (impostor.address, env.alice, env.bob):
+        fake_registry.register_member(member)
+    fake_registry.grant_anchor_service(impostor.address)
+    fake_ledger = AuditLedgerClient(connect(env.client, fake, "AuditLedger"), impostor)
+    job_id = bytes.fromhex(real.job_id[2:])
+    manifest_hash = bytes.fromhex(real.bundle.job.manifest_hash[2:])
+    fake_ledger.create_job(job_id, manifest_hash, [impostor.address, env.alice, env.bob])
+
+    altered = [
+        r.model_copy(update={"parties": (r.parties[0], r.parties[1].model_copy(update={"outputs": {}}))})
+        for r in real.records[:3]
+    ]
+    forged_store = open_store(f"sqlite:///{tmp_path / 'forged.db'}")
+    try:
+        forged_store.create_job(
+            NewJob(
+                job_id=real.job_id,
+                manifest_hash=real.bundle.job.manifest_hash,
+                creator=env.alice,
+                parties=[env.alice, env.bob],
+            )
+        )
+        for record in sign_records(altered, consortium.keys):
+            forged_store.accept_record(outbox_row(record))
+        batch, tree = build_pending_batch(forged_store)
+        mined = fake_ledger.anchor_batch(bytes.fromhex(batch.batch_id[2:]), tree.root, batch.record_count)
+        forged_store.mark_batch_submitted(
+            batch.batch_id, hex32(mined["transactionHash"]), impostor.address, 0
+        )
+        forged_store.mark_batch_confirmed(
+            batch.batch_id, int(mined["blockNumber"]), hex32(mined["blockHash"])
+        )
+        fake_ledger.close_job(job_id, 3, tree.root, True)
+        forged_store.update_job(real.job_id, status="completed", chain_status="confirmed")
+        forged = build_bundle(
+            forged_store, env.chain_id, fake.address_of("AuditLedger"), real.job_id, manifest=real.manifest
+        )
+    finally:
+        forged_store.close()
+    assert len(forged.receipts) == 3
+
+    verdict = _verify(forged, consortium)
+    assert not verdict.ok, verdict.summary()
+    assert {"contract_pinned", "root_anchored", "block_canonical"} <= _failed(verdict)
+    first = verdict.receipts[0].first_failure
+    assert first is not None and first.name == "contract_pinned"
+    assert fake.address_of("AuditLedger") in first.detail and env.contract in first.detail
+
+    # An auditor who pins the impostor's address with the real ledger's code hash: the code differs (the
+    # registry the ledger is bound to is part of its code), so nothing on that contract is trusted.
+    impostor_pin = PinnedDeployment.of_ledger(fake.address_of("AuditLedger"), consortium.pin.ledger.code_hash)
+    pinned_wrong = _verify(forged, consortium, impostor_pin)
+    assert not pinned_wrong.ok
+    assert "code_hash" in _failed(pinned_wrong)
+    assert pinned_wrong.check("job_header").status == "skipped"
+
+
+def test_attack_b_a_removed_record_is_invalid(consortium: Consortium) -> None:
+    middle = consortium.complete.data()
+    del middle["records"][2], middle["receipts"][2]
+    verdict = _verify(middle, consortium)
+    assert not verdict.ok
+    assert {"seqs", "step_count"} <= _failed(verdict), verdict.checks
+    assert "seq 2 is missing" in verdict.check("seqs").detail
+    assert (
+        "5 record(s)" in verdict.check("step_count").detail
+        and "step count 6" in verdict.check("step_count").detail
+    )
+
+    last = consortium.complete.data()
+    del last["records"][-1], last["receipts"][-1]
+    verdict = _verify(last, consortium)
+    assert {"step_count", "final_record"} <= _failed(verdict), verdict.checks
+    assert "seq 5" in verdict.check("final_record").detail
+
+
+def _swap_bob_signature(records: list[StepRecord]) -> list[StepRecord]:
+    """Record 2: bob's slice signed with carol's key; record 3: bob's signature missing."""
+    out = list(records)
+    r2, r3 = out[2], out[3]
+    carol = sign_party(r2, r2.parties[1], bytes.fromhex(CAROL_KEY[2:]))
+    out[2] = r2.model_copy(
+        update={"parties": (r2.parties[0], r2.parties[1].model_copy(update={"signature": carol}))}
+    )
+    out[3] = r3.model_copy(
+        update={"parties": (r3.parties[0], r3.parties[1].model_copy(update={"signature": None}))}
+    )
+    return out
+
+
+def test_attack_c_a_swapped_or_missing_party_signature_is_invalid(consortium: Consortium) -> None:
+    """The anchoring service anchored records whose bob signature is another key's, or absent: every
+    chain check passes, the signature check does not."""
+    job = consortium.closed_job(tamper=_swap_bob_signature)
+    verdict = _verify(job.bundle, consortium)
+    assert not verdict.ok
+    assert _failed(verdict) == {"party_signatures"}, verdict.summary()
+    bad = {v.seq: v.check("party_signatures").detail for v in verdict.invalid_receipts}
+    assert set(bad) == {2, 3}
+    carol = Account.from_key(CAROL_KEY).address
+    assert consortium.env.bob in bad[2] and carol in bad[2]
+    assert consortium.env.bob in bad[3] and "not signed" in bad[3]
+    assert "party_signatures" in verdict.summary()
+
+    # Swapping a signature inside the file instead changes the record: its hash no longer matches.
+    edited = consortium.complete.data()
+    for where in (edited["records"][1], edited["receipts"][1]["record"]):
+        where["parties"][1]["signature"] = job.bundle.records[2]["parties"][1]["signature"]
+    assert "record_hash" in _failed(_verify(edited, consortium))
+
+
+def test_attack_d_a_receipt_naming_another_contract_is_invalid(consortium: Consortium) -> None:
+    renamed = consortium.complete.data()
+    renamed["receipts"][0]["contract"] = consortium.env.registry.address
+    verdict = _verify(renamed, consortium)
+    assert _failed(verdict) == {"contract_pinned"}, verdict.summary()
+    first = verdict.receipts[0].first_failure
+    assert first is not None and first.name == "contract_pinned"
+    assert consortium.env.registry.address in first.detail
+
+
+def test_attack_d_receipts_repointed_at_an_impostor_that_anchored_the_same_roots_are_invalid(
+    consortium: Consortium,
+) -> None:
+    """The genuine records and proofs, but each receipt names an impostor ledger (and its own anchoring
+    transaction) which holds the real job id and on which the same roots were anchored by an account
+    holding its own registry's anchor role."""
+    env, real = consortium.env, consortium.complete
+    impostor = TransactionSender(env.client, IMPOSTOR_KEY, ChainNonceSource(env.client.w3))
+    fake = deploy_contracts(env.client, impostor)
+    fake_registry = RegistryClient(connect(env.client, fake, "ConsortiumRegistry"), impostor)
+    fake_registry.register_member(impostor.address)
+    fake_registry.grant_anchor_service(impostor.address)
+    fake_ledger = AuditLedgerClient(connect(env.client, fake, "AuditLedger"), impostor)
+    fake_ledger.create_job(
+        bytes.fromhex(real.job_id[2:]), bytes.fromhex(real.bundle.job.manifest_hash[2:]), [impostor.address]
+    )
+    repointed = real.data()
+    mined: dict[str, Any] = {}
+    for receipt in repointed["receipts"]:
+        root = receipt["batch_root"]
+        if root not in mined:
+            count = sum(r["batch_root"] == root for r in repointed["receipts"])
+            mined[root] = fake_ledger.anchor_batch(keccak(text=root), bytes.fromhex(root[2:]), count)
+        tx = mined[root]
+        receipt.update(
+            contract=fake.address_of("AuditLedger"),
+            tx_hash=hex32(tx["transactionHash"]),
+            block_number=int(tx["blockNumber"]),
+            block_hash=hex32(tx["blockHash"]),
+        )
+    verdict = _verify(repointed, consortium)
+    assert not verdict.ok
+    assert {"contract_pinned", "block_canonical"} <= _failed(verdict), verdict.summary()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("creator", "bob"),
+        ("parties", "alice+carol"),
+        ("parties", "bob+alice"),
+        ("status", "failed"),
+        ("manifest_hash", "other"),
+    ],
+)
+def test_attack_e_an_edited_job_header_is_invalid(consortium: Consortium, field: str, value: str) -> None:
+    env = consortium.env
+    carol = Account.from_key(CAROL_KEY).address
+    edited = consortium.complete.data()
+    replacement: Any = {
+        "bob": env.bob,
+        "alice+carol": [env.alice, carol],
+        "bob+alice": [env.bob, env.alice],
+        "failed": "failed",
+        "other": "0x" + keccak(b"another manifest").hex(),
+    }[value]
+    edited["job"][field] = replacement
+    verdict = _verify(edited, consortium)
+    assert not verdict.ok
+    assert "job_header" in _failed(verdict), verdict.summary()
+    assert field.replace("_", " ") in verdict.check("job_header").detail
+
+
+def test_a_job_without_every_party_consent_on_chain_is_invalid(consortium: Consortium) -> None:
+    env = consortium.env
+    unconsented = consortium.closed_job(consents=(env.alice,))
+    verdict = _verify(unconsented.bundle, consortium)
+    assert _failed(verdict) == {"consents"}, verdict.summary()
+    assert env.bob in verdict.check("consents").detail
+
+
+def test_a_job_not_closed_on_chain_is_not_proven_complete(consortium: Consortium) -> None:
+    still_open = consortium.closed_job(close=False)
+    verdict = _verify(still_open.bundle, consortium)
+    assert not verdict.ok
+    assert {"job_closed"} <= _failed(verdict), verdict.summary()
+    assert "Open" in verdict.check("job_closed").detail
+
+
+def test_attack_f_an_anchor_role_revoked_after_the_anchor_block_still_holds(consortium: Consortium) -> None:
+    """Granted, anchored, revoked later: still valid (the role is read at the anchor's block)."""
+    env = consortium.env
+    spare = TransactionSender(env.client, SPARE_ANCHOR_KEY, ChainNonceSource(env.client.w3))
+    spare_ledger = AuditLedgerClient(env.reader.contract, spare)
+    env.registry.grant_anchor_service(spare.address)
+    job = consortium.closed_job(anchor=anchor_as(spare_ledger, spare))
+    env.admin.transact(env.registry.contract.functions.revokeRole(ANCHOR_ROLE, spare.address))
+    assert not env.registry.is_anchor_service(spare.address)
+    verdict = _verify(job.bundle, consortium)
+    assert verdict.ok, verdict.summary()
+    detail = verdict.receipts[0].check("anchor_role").detail
+    assert spare.address in detail and "held ANCHOR_ROLE" in detail
+
+
+def test_attack_f_an_anchorer_without_the_role_at_the_anchor_block_is_invalid(consortium: Consortium) -> None:
+    """The anchoring service's role is revoked in the very block of its anchor (after the anchor, so the
+    ledger accepted it): at that block the anchorer does not hold the role, and the verifier says so."""
+    env = consortium.env
+    spare = TransactionSender(env.client, SPARE_ANCHOR_KEY, ChainNonceSource(env.client.w3))
+    spare_ledger = AuditLedgerClient(env.reader.contract, spare)
+    env.registry.grant_anchor_service(spare.address)
+    blocks: list[int] = []
+
+    def anchor_then_revoke_in_one_block(store: SqlLedgerStore) -> Batch:
+        batch, tree = build_pending_batch(store)
+        call = spare_ledger.contract.functions.anchorBatch(
+            bytes.fromhex(batch.batch_id[2:]), tree.root, batch.record_count
+        )
+        anchor_tx = spare.prepare(call)
+        revoke_tx = env.admin.prepare(env.registry.contract.functions.revokeRole(ANCHOR_ROLE, spare.address))
+        rpc_call(env.rpc_url, "evm_setAutomine", [False])
+        try:
+            spare.broadcast(anchor_tx)
+            env.admin.broadcast(revoke_tx)
+            rpc_call(env.rpc_url, "evm_mine")
+        finally:
+            rpc_call(env.rpc_url, "evm_setAutomine", [True])
+        w3 = env.client.w3
+        anchored = w3.eth.get_transaction_receipt(HexStr(anchor_tx.tx_hash))
+        revoked = w3.eth.get_transaction_receipt(HexStr(revoke_tx.tx_hash))
+        assert anchored["status"] == revoked["status"] == 1
+        assert anchored["blockNumber"] == revoked["blockNumber"]
+        assert anchored["transactionIndex"] < revoked["transactionIndex"]
+        blocks.append(int(anchored["blockNumber"]))
+        store.mark_batch_submitted(batch.batch_id, anchor_tx.tx_hash, spare.address, anchor_tx.nonce)
+        return store.mark_batch_confirmed(batch.batch_id, blocks[-1], hex32(anchored["blockHash"]))
+
+    job = consortium.closed_job(steps=1, anchor=anchor_then_revoke_in_one_block)
+    assert not env.registry.is_anchor_service(spare.address)
+    verdict = _verify(job.bundle, consortium)
+    assert _failed(verdict) == {"anchor_role"}, verdict.summary()
+    detail = verdict.receipts[0].check("anchor_role").detail
+    assert spare.address in detail and f"block {blocks[0]}" in detail
+
+
+def test_pinning_by_ledger_address_and_code_hash(consortium: Consortium) -> None:
+    env = consortium.env
+    code_hash = "0x" + keccak(bytes(env.client.w3.eth.get_code(env.contract))).hex()
+    assert consortium.pin.ledger.code_hash == code_hash == env.deployment.contracts["AuditLedger"].code_hash
+    by_address = PinnedDeployment.of_ledger(env.contract, code_hash)
+    assert _verify(consortium.complete.bundle, consortium, by_address).ok
+    wrong_hash = PinnedDeployment.of_ledger(env.contract, "0x" + keccak(b"other code").hex())
+    verdict = _verify(consortium.complete.bundle, consortium, wrong_hash)
+    assert "code_hash" in _failed(verdict)
+    assert code_hash in verdict.receipts[0].check("code_hash").detail
+
+
+def test_a_version_1_receipt_still_verifies_with_a_warning(consortium: Consortium) -> None:
+    data = consortium.complete.data()
+    v1 = data["receipts"][3]
+    v1["version"] = 1
+    del v1["batch_id"], v1["anchorer"]
+    verdict = verify_receipt(v1, consortium.env.rpc_url, consortium.pin)
+    assert verdict.ok, verdict.summary()
+    assert len(verdict.warnings) == 1
+    assert "version-1 receipt" in verdict.warnings[0] and "batch id and anchorer" in verdict.warnings[0]
+    data["version"] = 1
+    bundle_verdict = _verify(data, consortium)
+    assert bundle_verdict.ok and any("version-1" in w for w in bundle_verdict.warnings)
