@@ -3,10 +3,15 @@
 `deploy_contracts` deploys the consortium registry, the audit ledger and the
 settlement contract to any
 JSON-RPC endpoint (anvil, Besu, GoQuorum) and returns a `Deployment`: chain id,
-addresses, deploy block and the sha256 of each artifact's bytecode. The file is
-what every other command uses to find the contracts; `connect` refuses a node
-on another chain, an address without code, and artifacts that changed since
-the deployment (a stale ABI would mis-decode events).
+addresses, deploy block, the sha256 of each artifact's bytecode and (version
+2) each contract's code hash: keccak256 of its runtime code as deployed (what
+``eth_getCode`` returns, the EVM's EXTCODEHASH). The file is what every other
+command uses to find the contracts; `connect` refuses a node on another chain,
+an address without code, and artifacts that changed since the deployment (a
+stale ABI would mis-decode events). It is also what an auditor pins:
+``secureflow verify --deployment FILE`` checks the code at each address against
+its code hash (see ``secureflow.ledger.verify``). Version-1 files (no code
+hashes) still load.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from web3.contract import Contract
 
@@ -25,7 +31,7 @@ from secureflow.ledger.artifacts import load_artifact
 from secureflow.ledger.chain import ChainClient, TransactionSender
 from secureflow.ledger.errors import DeploymentFileError, WrongChainError
 
-DEPLOYMENT_VERSION = 1
+DEPLOYMENT_VERSION = 2
 CONTRACT_NAMES = ("ConsortiumRegistry", "AuditLedger", "Settlement")
 
 
@@ -36,6 +42,8 @@ class DeployedContract(BaseModel):
     tx_hash: str
     block_number: int
     bytecode_sha256: str
+    code_hash: str | None = None
+    """keccak256 of the runtime code at ``address`` right after deployment (0x + 64 hex); None in v1 files."""
 
 
 class Deployment(BaseModel):
@@ -72,13 +80,13 @@ def deploy_contracts(
 
     registry_artifact = load_artifact("ConsortiumRegistry")
     receipt = sender.deploy(registry_artifact.abi, registry_artifact.bytecode, admin)
-    deployed["ConsortiumRegistry"] = _deployed(receipt, "ConsortiumRegistry")
+    deployed["ConsortiumRegistry"] = _deployed(client, receipt, "ConsortiumRegistry")
 
     ledger_artifact = load_artifact("AuditLedger")
     receipt = sender.deploy(
         ledger_artifact.abi, ledger_artifact.bytecode, deployed["ConsortiumRegistry"].address
     )
-    deployed["AuditLedger"] = _deployed(receipt, "AuditLedger")
+    deployed["AuditLedger"] = _deployed(client, receipt, "AuditLedger")
 
     deployed["Settlement"] = deploy_settlement(
         client, sender, deployed["ConsortiumRegistry"].address, deployed["AuditLedger"].address
@@ -103,21 +111,26 @@ def deploy_settlement(
         to_checksum_address(registry_address),
         to_checksum_address(ledger_address),
     )
-    return DeployedContract(
-        address=str(receipt["contractAddress"]),
-        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
-        block_number=int(receipt["blockNumber"]),
-        bytecode_sha256=bytecode_sha256("Settlement"),
-    )
+    return _deployed(client, receipt, "Settlement")
 
 
-def _deployed(receipt: object, name: str) -> DeployedContract:
+def code_hash_at(client: ChainClient, address: str) -> str:
+    """keccak256 of the runtime code at ``address`` (0x + 64 hex); what a deployment file pins."""
+    code = bytes(client.call_rpc(client.w3.eth.get_code, to_checksum_address(address)))
+    if not code:
+        raise DeploymentFileError(f"there is no contract code at {address}")
+    return "0x" + keccak(code).hex()
+
+
+def _deployed(client: ChainClient, receipt: object, name: str) -> DeployedContract:
     r = dict(receipt)  # type: ignore[call-overload]
+    address = str(r["contractAddress"])
     return DeployedContract(
-        address=str(r["contractAddress"]),
+        address=address,
         tx_hash="0x" + bytes(r["transactionHash"]).hex(),
         block_number=int(r["blockNumber"]),
         bytecode_sha256=bytecode_sha256(name),
+        code_hash=code_hash_at(client, address),
     )
 
 

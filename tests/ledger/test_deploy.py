@@ -52,6 +52,21 @@ def test_deploy_writes_a_usable_deployment_file(devchain: DevChain, deployment_f
     admin_role = registry.functions.DEFAULT_ADMIN_ROLE().call()
     assert registry.functions.hasRole(admin_role, deployment.deployer).call()
     assert deployment.deploy_block <= min(c.block_number for c in deployment.contracts.values())
+    assert deployment.version == 2
+    for entry in deployment.contracts.values():  # what an auditor pins: the runtime code as deployed
+        code = bytes(client.w3.eth.get_code(Web3.to_checksum_address(entry.address)))
+        assert entry.code_hash == "0x" + Web3.keccak(code).hex().removeprefix("0x")
+
+
+def test_a_version_1_deployment_file_still_loads(deployment_file: Path, tmp_path: Path) -> None:
+    raw = json.loads(deployment_file.read_text())
+    raw["version"] = 1
+    for entry in raw["contracts"].values():
+        del entry["code_hash"]
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(raw))
+    loaded = load_deployment(old)
+    assert loaded.version == 1 and {c.code_hash for c in loaded.contracts.values()} == {None}
 
 
 def test_deploy_refuses_a_chain_id_mismatch(devchain: DevChain, tmp_path: Path) -> None:
