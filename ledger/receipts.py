@@ -4,7 +4,16 @@ A :class:`Receipt` (format fixed by DESIGN.md, "Records and proofs") carries a
 step record with everything needed to check it against *any* node of the chain
 without this service: the record itself, its hash and Merkle leaf, the sibling
 path to the batch root, the anchoring transaction and block, the chain id and
-the ledger contract. ``secureflow.ledger.verify`` checks one.
+the ledger contract. ``secureflow.ledger.verify`` checks one against the
+deployment the auditor pins (the ``contract`` a receipt names is only compared
+with it, never trusted).
+
+Format versions: version 2 (issued now) adds ``batch_id`` and ``anchorer``, the
+batch id and the account of the ``BatchAnchored`` event that anchored the root,
+so that a receipt states who anchored it and the verifier cross-checks that
+statement with the chain. Version-1 receipts still load and verify (batch id and
+anchorer then come from the chain alone, and the verdict carries a warning).
+A version-2 audit bundle carries version-2 receipts.
 
 Receipts are issued from the ledger store for records whose batch is mined
 (``submitted`` with a known block, or ``confirmed``). They repeat what the
@@ -30,7 +39,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from eth_utils.address import is_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from secureflow.ledger.errors import LedgerError, StoreError, UnknownJobError, UnknownRecordError
 from secureflow.ledger.merkle import MerkleTree, MerkleTreeError
@@ -39,8 +58,10 @@ if TYPE_CHECKING:
     from secureflow.ledger.store.base import LedgerStore
     from secureflow.ledger.store.schemas import Batch, StepRecordRow
 
-RECEIPT_VERSION: Literal[1] = 1
-BUNDLE_VERSION: Literal[1] = 1
+RECEIPT_VERSION: Literal[2] = 2
+BUNDLE_VERSION: Literal[2] = 2
+RECEIPT_VERSIONS = (1, 2)
+"""Receipt and bundle format versions this code reads (it writes only the newest)."""
 _UINT64_MAX = 2**64 - 1
 
 
@@ -86,15 +107,15 @@ class InconsistentBatchError(ReceiptError):
 class InvalidReceiptFileError(ReceiptError):
     """A receipt or bundle file is missing, not JSON, or not in the receipt format."""
 
-    hint = "pass a receipt or audit bundle JSON file written by secureflow (format version 1)"
+    hint = "pass a receipt or audit bundle JSON file written by secureflow (format version 1 or 2)"
 
 
 class Receipt(BaseModel):
-    """Everything needed to check one step record against any node of the chain (format version 1)."""
+    """Everything needed to check one step record against any node of the chain (format versions 1, 2)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: Literal[1] = RECEIPT_VERSION
+    version: Literal[1, 2] = RECEIPT_VERSION
     chain_id: int = Field(ge=0)
     contract: Address
     job_id: Hex32
@@ -104,10 +125,31 @@ class Receipt(BaseModel):
     leaf: Hex32
     proof: list[Hex32]
     batch_root: Hex32
+    batch_id: Hex32 | None = None
+    """Version 2: the batch id of the ``BatchAnchored`` event that anchored ``batch_root``."""
     tx_hash: Hex32
     block_number: int = Field(ge=0)
     block_hash: Hex32
+    anchorer: Address | None = None
+    """Version 2: the account that sent the anchoring transaction (the event's ``anchorer``)."""
     status: Literal["submitted", "confirmed"]
+
+    @model_validator(mode="after")
+    def _fields_of_the_version(self) -> Receipt:
+        stated = (self.batch_id is not None, self.anchorer is not None)
+        if self.version >= 2 and stated != (True, True):
+            raise ValueError("a version-2 receipt states its batch_id and anchorer")
+        if self.version == 1 and any(stated):
+            raise ValueError("a version-1 receipt has no batch_id or anchorer (those came with version 2)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.version == 1:  # a version-1 receipt is written back exactly as it was
+            data.pop("batch_id", None)
+            data.pop("anchorer", None)
+        return data
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
@@ -132,7 +174,7 @@ class AuditBundle(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: Literal[1] = BUNDLE_VERSION
+    version: Literal[1, 2] = BUNDLE_VERSION
     manifest: dict[str, Any] | None = None
     job: BundleJob
     records: list[dict[str, Any]]
@@ -155,6 +197,8 @@ def _describe_unanchored(row: StepRecordRow, batch: Batch | None) -> str:
         return f"{where} failed to anchor and will not be anchored"
     if batch is None:
         return f"{where} is {row.status} but its batch {row.batch_id} is not in the ledger store"
+    if batch.block_number is not None and batch.sender is None:
+        return f"{where} is in batch {batch.batch_id}, whose anchoring account is not in the ledger store"
     return (
         f"{where} is {row.status} in batch {batch.batch_id} (batch {batch.status}), "
         "whose anchoring transaction is not mined yet"
@@ -164,7 +208,12 @@ def _describe_unanchored(row: StepRecordRow, batch: Batch | None) -> str:
 def anchored_batch(row: StepRecordRow, batch: Batch | None) -> Batch:
     if row.status not in ("submitted", "confirmed") or batch is None:
         raise RecordNotAnchoredError(_describe_unanchored(row, batch))
-    if batch.tx_hash is None or batch.block_number is None or batch.block_hash is None:
+    if (
+        batch.tx_hash is None
+        or batch.block_number is None
+        or batch.block_hash is None
+        or batch.sender is None
+    ):
         raise RecordNotAnchoredError(_describe_unanchored(row, batch))
     return batch
 
@@ -181,6 +230,7 @@ def receipt_for(
     row: StepRecordRow, batch: Batch, tree: MerkleTree, chain_id: int, contract_address: str
 ) -> Receipt:
     assert batch.tx_hash is not None and batch.block_number is not None and batch.block_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
+    assert batch.sender is not None  # noqa: S101 - invariant for the type checker (anchored_batch)
     try:
         record = json.loads(row.record_json)
     except ValueError as exc:
@@ -195,9 +245,11 @@ def receipt_for(
         leaf=row.leaf,
         proof=[_hex(node) for node in tree.proof(bytes.fromhex(row.leaf[2:]))],
         batch_root=batch.root,
+        batch_id=batch.batch_id,
         tx_hash=batch.tx_hash,
         block_number=batch.block_number,
         block_hash=batch.block_hash,
+        anchorer=batch.sender,
         status="confirmed" if row.status == "confirmed" else "submitted",
     )
 
@@ -279,6 +331,7 @@ def receipt_data(
     receipt). ``batch`` must be the record's anchored batch (`anchored_batch`) and ``tree`` its tree.
     """
     assert batch.tx_hash is not None and batch.block_number is not None and batch.block_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
+    assert batch.sender is not None  # noqa: S101 - invariant for the type checker (anchored_batch)
     try:
         record = json.loads(row.record_json)
     except ValueError as exc:
@@ -302,9 +355,11 @@ def receipt_data(
         "leaf": leaf,
         "proof": [_hex(node) for node in proof],
         "batch_root": _stored_hex32(batch.root, "batch root", row),
+        "batch_id": _stored_hex32(batch.batch_id, "batch id", row),
         "tx_hash": _stored_hex32(batch.tx_hash, "transaction hash", row),
         "block_number": batch.block_number,
         "block_hash": _stored_hex32(batch.block_hash, "block hash", row),
+        "anchorer": _checksum(batch.sender),
         "status": "confirmed" if row.status == "confirmed" else "submitted",
     }
 
@@ -435,7 +490,7 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def load_receipt(path: Path) -> Receipt:
-    """Read a receipt file; `InvalidReceiptFileError` if it is not a version-1 receipt."""
+    """Read a receipt file; `InvalidReceiptFileError` if it is not a receipt (format version 1 or 2)."""
     data = read_json_file(path)
     try:
         return Receipt.model_validate(data)
@@ -444,7 +499,7 @@ def load_receipt(path: Path) -> Receipt:
 
 
 def load_bundle(path: Path) -> AuditBundle:
-    """Read an audit bundle file; `InvalidReceiptFileError` if it is not a version-1 bundle."""
+    """Read an audit bundle file; `InvalidReceiptFileError` if it is not an audit bundle (version 1 or 2)."""
     data = read_json_file(path)
     try:
         return AuditBundle.model_validate(data)

@@ -1,29 +1,62 @@
-"""Standalone verification of receipts and audit bundles against any JSON-RPC node of the chain.
+"""Standalone verification of receipts and audit bundles against a deployment the auditor pins.
 
-Uses only the receipt and a node: no ledger database, no secureflow API, no
-deployment file (the few contract entry points it needs are declared here).
-The checks run in a fixed order, each reported with its name, outcome and
+Uses a receipt (or bundle), a JSON-RPC node of the chain and a `PinnedDeployment`:
+no ledger database, no secureflow API. The pin is the trust anchor (DESIGN.md,
+"Trust model"): the chain id and the audit ledger's address with the hash of
+its runtime code, from the deployment file written by ``secureflow deploy``
+(``--deployment FILE``) or given by hand (``--ledger ADDRESS --code-hash HASH``).
+The ledger's code holds its registry's address (an immutable), so pinning the
+ledger's code pins the registry it trusts for roles; a deployment file pins the
+registry's code hash too. Nothing is taken from the file being verified: the
+``contract`` a receipt names is only compared with the pin, and the job header
+of a bundle only with the chain.
+
+Receipt checks run in a fixed order, each reported with its name, outcome and
 detail; a check whose prerequisites did not pass is reported as skipped::
 
-    receipt_format   the receipt parses as a version-1 receipt
-    record_hash      record is a valid StepRecord; keccak256(RFC 8785 JSON) == record_hash
-    leaf             the record's (job_id, seq) are the receipt's; leaf(job_id, seq, record_hash) == leaf
-    proof            the proof leads from the leaf to batch_root (computed locally, OpenZeppelin rules)
-    chain_id         the node serves receipt.chain_id
-    contract_code    there is contract code at receipt.contract
-    root_anchored    rootRecord(batch_root) was anchored at block_number; verify(leaf, proof, root) is true
-    block_canonical  the canonical block at block_number has block_hash; tx_hash is in it, succeeded,
-                     and the ledger emitted BatchAnchored(root) in it
-    confirmations    head - block_number + 1 >= min_confirmations
+    receipt_format    the receipt parses (format version 2; version 1 verifies with a warning)
+    record_hash       record is a valid StepRecord; keccak256(RFC 8785 JSON) == record_hash
+    leaf              the record's (job_id, seq) are the receipt's; leaf(job_id, seq, record_hash) == leaf
+    proof             the proof leads from the leaf to batch_root (computed locally, OpenZeppelin rules)
+    chain_id          the node serves the pinned chain id, and the receipt is for that chain
+    code_hash         the code at the pinned ledger has the pinned code hash; its registry() is the
+                      pinned registry, whose code hash is checked when pinned
+    contract_pinned   the receipt names the pinned ledger
+    root_anchored     the pinned ledger's rootRecord(batch_root) was anchored at block_number;
+                      its verify(leaf, proof, root) is true
+    block_canonical   the canonical block at block_number has block_hash; tx_hash is in it, succeeded,
+                      and the pinned ledger emitted BatchAnchored(batch_id, root) in it
+    anchor_role       that event's anchorer (the root's anchorer; the receipt's, version 2) held
+                      ANCHOR_ROLE in the pinned registry at block_number (state at the end of the block)
+    party_signatures  the record carries exactly the job's on-chain parties (jobParties on the pinned
+                      ledger), each with a valid signature of its part by that party's key
+    confirmations     head - block_number + 1 >= min_confirmations
 
-A bad receipt never raises: it gets a failed check. An unreachable node raises
-`secureflow.ledger.errors.NodeUnreachableError` (nothing could be checked on chain).
-`rootRecord` is read at the latest block: a root's ``anchoredAtBlock`` is written
-once and never changes, so this needs no archive node.
+Bundle checks (`verify_bundle`) prove the job complete::
+
+    records_covered   every record has a receipt carrying it, and every receipt is of this job
+    seqs              the records' seqs are 0..n-1, without gaps or duplicates
+    manifest_hash     keccak256 of the manifest's RFC 8785 JSON is the job's manifest hash
+                      (skipped without a manifest: the bundle is then not VALID)
+    job_header        the pinned ledger holds the job, with the bundle's creator, manifest hash,
+                      parties (in order) and status
+    consents          every on-chain party has consented on chain (hasConsented)
+    job_closed        the chain says the job is Closed
+    step_count        the chain's step count == the number of records (== the manifest's steps)
+    final_record      the record of seq stepCount-1, with its receipt's proof, reaches the job's
+                      on-chain finalRoot, a root anchored on the pinned ledger
+
+A bad receipt or bundle never raises: it gets a failed check. An unreachable
+node raises `secureflow.ledger.errors.NodeUnreachableError` (nothing could be
+checked on chain). ``rootRecord``, jobs and consents are read at the latest
+block; the anchor role is read at the anchor's block, which needs a node that
+keeps that block's state (anvil does; on Besu/GoQuorum an archive node for old
+blocks: otherwise ``anchor_role`` fails and says why).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +65,7 @@ from typing import Any, Literal
 
 import requests
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict, ValidationError
 from web3 import Web3
@@ -41,10 +74,13 @@ from web3.exceptions import TransactionNotFound
 
 from secureflow.ledger.artifacts import load_artifact
 from secureflow.ledger.chain import redact_url
-from secureflow.ledger.errors import NodeUnreachableError
+from secureflow.ledger.contracts import ANCHOR_ROLE
+from secureflow.ledger.deploy import Deployment, load_deployment
+from secureflow.ledger.errors import LedgerError, NodeUnreachableError
 from secureflow.ledger.merkle import leaf_hash, process_proof
 from secureflow.ledger.receipts import AuditBundle, InvalidReceiptFileError, Receipt, read_json_file
 from secureflow.ledger.records import StepRecord, canonical_hash, canonical_json
+from secureflow.ledger.signing import recover_party
 
 CheckStatus = Literal["passed", "failed", "skipped"]
 
@@ -54,9 +90,12 @@ CHECK_ORDER: tuple[str, ...] = (
     "leaf",
     "proof",
     "chain_id",
-    "contract_code",
+    "code_hash",
+    "contract_pinned",
     "root_anchored",
     "block_canonical",
+    "anchor_role",
+    "party_signatures",
     "confirmations",
 )
 DEPENDS_ON: dict[str, tuple[str, ...]] = {
@@ -65,22 +104,186 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "leaf": ("record_hash",),
     "proof": ("leaf",),
     "chain_id": ("receipt_format",),
-    "contract_code": ("chain_id",),
-    "root_anchored": ("proof", "contract_code"),
-    "block_canonical": ("chain_id",),
+    "code_hash": ("chain_id",),
+    "contract_pinned": ("receipt_format",),
+    "root_anchored": ("proof", "code_hash"),
+    "block_canonical": ("code_hash",),
+    "anchor_role": ("block_canonical",),
+    "party_signatures": ("record_hash", "code_hash"),
     "confirmations": ("block_canonical",),
 }
+BUNDLE_CHECK_ORDER: tuple[str, ...] = (
+    "records_covered",
+    "seqs",
+    "manifest_hash",
+    "job_header",
+    "consents",
+    "job_closed",
+    "step_count",
+    "final_record",
+)
 
 BATCH_ANCHORED_TOPIC = keccak(text="BatchAnchored(bytes32,bytes32,uint32,address)")
 _VERIFY_SELECTOR = keccak(text="verify(bytes32,bytes32[],bytes32)")[:4]
 
-_LEDGER_VIEWS = ("rootRecord", "getBatch", "verify", "getJob")
+_LEDGER_VIEWS = ("rootRecord", "getBatch", "verify", "getJob", "jobParties", "hasConsented", "registry")
 LEDGER_VIEW_ABI: list[dict[str, Any]] = [
     entry
     for entry in load_artifact("AuditLedger").abi
     if entry.get("type") == "function" and entry.get("name") in _LEDGER_VIEWS
 ]
 """The audit ledger's views used by verification and reconciliation (taken from the checked-in artifact)."""
+
+_REGISTRY_VIEWS = ("hasRole",)
+REGISTRY_VIEW_ABI: list[dict[str, Any]] = [
+    entry
+    for entry in load_artifact("ConsortiumRegistry").abi
+    if entry.get("type") == "function" and entry.get("name") in _REGISTRY_VIEWS
+]
+"""The consortium registry's views used by verification (the anchor role at a block)."""
+
+
+# -- the pin -------------------------------------------------------------------------------------------
+
+
+class PinError(LedgerError):
+    """No deployment pinned, or a pin that is not well formed (nothing was verified)."""
+
+    hint = (
+        "pin the deployment you trust: --deployment FILE (written by `secureflow deploy`), or "
+        "--ledger ADDRESS --code-hash HASH (keccak256 of the ledger's runtime code, as the deployment file "
+        "and `secureflow deploy` give it)"
+    )
+
+
+class PinnedContract(BaseModel):
+    """One pinned contract: its address and what its code must be.
+
+    ``code_hash`` is keccak256 of the runtime code (``eth_getCode``; the EVM's EXTCODEHASH). A
+    deployment file written before code hashes existed (version 1) pins the creation instead: the
+    contract must have been created at ``address`` by ``creation_tx``, whose init code starts with
+    the artifact bytecode of sha256 ``bytecode_sha256`` (checked against this verifier's artifact).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    address: str
+    code_hash: str | None = None
+    creation_tx: str | None = None
+    bytecode_sha256: str | None = None
+
+    def describe(self) -> str:
+        how = f"code hash {self.code_hash}" if self.code_hash else f"created by {self.creation_tx}"
+        return f"{self.name} {self.address} ({how})"
+
+
+class PinnedDeployment(BaseModel):
+    """What the auditor trusts: the chain and the audit ledger (and registry) with their code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    chain_id: int | None
+    ledger: PinnedContract
+    registry: PinnedContract | None = None
+
+    @classmethod
+    def of_deployment(cls, deployment: Deployment, source: str = "a deployment file") -> PinnedDeployment:
+        """Pin the audit ledger and registry of a deployment file (`secureflow.ledger.deploy`)."""
+
+        def pinned(name: str) -> PinnedContract:
+            entry = deployment.contracts.get(name)
+            if entry is None:
+                raise PinError(f"the deployment ({source}) has no {name}")
+            return PinnedContract(
+                name=name,
+                address=_address(entry.address, name),
+                code_hash=_hash_or_none(entry.code_hash, f"{name}.code_hash"),
+                creation_tx=entry.tx_hash.lower(),
+                bytecode_sha256=entry.bytecode_sha256,
+            )
+
+        return cls(
+            source=source,
+            chain_id=deployment.chain_id,
+            ledger=pinned("AuditLedger"),
+            registry=pinned("ConsortiumRegistry"),
+        )
+
+    @classmethod
+    def of_ledger(
+        cls,
+        address: str,
+        code_hash: str,
+        *,
+        registry: str | None = None,
+        chain_id: int | None = None,
+        source: str = "--ledger and --code-hash",
+    ) -> PinnedDeployment:
+        """Pin an audit ledger by address and runtime code hash (optionally its registry's address and
+        the chain id; without a chain id, the receipt's must be the node's)."""
+        checked = _hash_or_none(code_hash, "code hash")
+        if checked is None:
+            raise PinError("the code hash is required (0x + 64 hex digits)")
+        return cls(
+            source=source,
+            chain_id=chain_id,
+            ledger=PinnedContract(name="AuditLedger", address=_address(address, "ledger"), code_hash=checked),
+            registry=None
+            if registry is None
+            else PinnedContract(name="ConsortiumRegistry", address=_address(registry, "registry")),
+        )
+
+    def describe(self) -> str:
+        chain = f"chain {self.chain_id}" if self.chain_id is not None else "the node's chain"
+        registry = f", {self.registry.describe()}" if self.registry is not None else ""
+        return f"{self.ledger.describe()}{registry} on {chain}, pinned by {self.source}"
+
+
+def _address(value: str, what: str) -> str:
+    if not is_address(value):
+        raise PinError(f"the {what} address {value!r} is not an Ethereum address")
+    return str(to_checksum_address(value))
+
+
+def _hash_or_none(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    text = value.lower()
+    if not text.startswith("0x"):
+        text = "0x" + text
+    if len(text) != 66 or any(c not in "0123456789abcdef" for c in text[2:]):
+        raise PinError(f"the {what} {value!r} is not 0x + 64 hex digits")
+    return text
+
+
+def pin_from_options(
+    *,
+    deployment: Path | None = None,
+    ledger: str | None = None,
+    code_hash: str | None = None,
+    registry: str | None = None,
+    chain_id: int | None = None,
+) -> PinnedDeployment:
+    """The pin of ``secureflow verify``: a deployment file, or a ledger address with its code hash.
+
+    Raises `PinError` when nothing or both are given, and `DeploymentFileError` for an unreadable file.
+    """
+    by_hand = ledger is not None or code_hash is not None
+    if deployment is not None and (by_hand or registry is not None or chain_id is not None):
+        raise PinError("pin either a deployment file or a ledger address and code hash, not both")
+    if deployment is not None:
+        return PinnedDeployment.of_deployment(
+            load_deployment(deployment), source=f"the deployment file {deployment}"
+        )
+    if ledger is None or code_hash is None:
+        missing = "--code-hash" if ledger is not None else "--ledger" if code_hash is not None else "a pin"
+        raise PinError(f"nothing to verify against: {missing} is missing")
+    return PinnedDeployment.of_ledger(ledger, code_hash, registry=registry, chain_id=chain_id)
+
+
+# -- verdicts ------------------------------------------------------------------------------------------
 
 
 class Check(BaseModel):
@@ -98,13 +301,19 @@ class Check(BaseModel):
 
 
 class Verdict(BaseModel):
-    """The outcome of verifying one receipt: every check in order, ``ok`` only if all passed."""
+    """The outcome of verifying one receipt: every check in order, ``ok`` only if all passed.
+
+    ``warnings`` say what could not be checked although the receipt is valid (e.g. a version-1
+    receipt states no anchorer of its own); ``pinned`` says what it was verified against.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     job_id: str | None
     seq: int | None
     checks: list[Check]
+    warnings: list[str] = []
+    pinned: str = ""
 
     @property
     def ok(self) -> bool:
@@ -141,6 +350,8 @@ class BundleVerdict(BaseModel):
     job_id: str
     checks: list[Check]
     receipts: list[Verdict]
+    warnings: list[str] = []
+    pinned: str = ""
 
     @property
     def ok(self) -> bool:
@@ -150,6 +361,13 @@ class BundleVerdict(BaseModel):
     def invalid_receipts(self) -> list[Verdict]:
         return [v for v in self.receipts if not v.ok]
 
+    @property
+    def failed_checks(self) -> list[str]:
+        """Names of every failed check, of the bundle and of its receipts (each name once, sorted)."""
+        names = {c.name for c in self.checks if c.status == "failed"}
+        names.update(name for verdict in self.receipts for name in verdict.failed)
+        return sorted(names)
+
     def check(self, name: str) -> Check:
         for check in self.checks:
             if check.name == name:
@@ -158,10 +376,19 @@ class BundleVerdict(BaseModel):
 
     def summary(self) -> str:
         valid = sum(v.ok for v in self.receipts)
-        bad = [c.name for c in self.checks if c.status == "failed"]
         state = "VALID" if self.ok else "INVALID"
-        extra = f"; bundle checks failed: {', '.join(bad)}" if bad else ""
-        return f"job {self.job_id}: {state}, {valid}/{len(self.receipts)} receipts valid{extra}"
+        text = f"job {self.job_id}: {state}, {valid}/{len(self.receipts)} receipts valid"
+        by_check: dict[str, list[str]] = {}
+        for verdict in self.invalid_receipts:
+            for name in verdict.failed:
+                by_check.setdefault(name, []).append(str(verdict.seq))
+        if by_check:
+            failed = "; ".join(f"{name} at seq {', '.join(seqs[:10])}" for name, seqs in by_check.items())
+            text += f" (failed: {failed})"
+        bad = [c.name for c in self.checks if c.status == "failed"]
+        if bad:
+            text += f"; bundle checks failed: {', '.join(bad)}"
+        return text
 
 
 # -- the node ------------------------------------------------------------------------------------------
@@ -182,6 +409,18 @@ def _node_name(w3: Web3) -> str:
     return redact_url(str(uri)) if uri else "the JSON-RPC node"
 
 
+@dataclass(frozen=True)
+class OnChainJob:
+    """A job as the pinned ledger holds it (``status`` is the raw enum value of ``AuditLedger.JobStatus``)."""
+
+    status: int
+    manifest_hash: str
+    creator: str
+    step_count: int
+    final_root: str
+    parties: tuple[str, ...]
+
+
 @dataclass
 class NodeView:
     """One node, with the answers shared by every receipt of a batch cached (also used by reconciliation)."""
@@ -191,9 +430,14 @@ class NodeView:
     _head: int | None = None
     _code: dict[str, bytes] = field(default_factory=dict)
     _blocks: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    _txs: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
     _tx_receipts: dict[str, Mapping[str, Any] | None] = field(default_factory=dict)
     _root_records: dict[tuple[str, str], tuple[int, int, str]] = field(default_factory=dict)
     _contracts: dict[str, Contract] = field(default_factory=dict)
+    _registries: dict[str, Contract] = field(default_factory=dict)
+    _jobs: dict[tuple[str, str], OnChainJob] = field(default_factory=dict)
+    _consents: dict[tuple[str, str, str], bool] = field(default_factory=dict)
+    _roles: dict[tuple[str, str, int], bool] = field(default_factory=dict)
 
     def rpc(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -225,7 +469,7 @@ class NodeView:
 
     def code(self, address: str) -> bytes:
         if address not in self._code:
-            self._code[address] = bytes(self.rpc(self.w3.eth.get_code, address))
+            self._code[address] = bytes(self.rpc(self.w3.eth.get_code, to_checksum_address(address)))
         return self._code[address]
 
     def block(self, number: int) -> dict[str, Any] | None:
@@ -233,6 +477,14 @@ class NodeView:
             block = self.raw("eth_getBlockByNumber", [hex(number), False])
             self._blocks[number] = block if isinstance(block, dict) else None
         return self._blocks[number]
+
+    def transaction(self, tx_hash: str) -> Mapping[str, Any] | None:
+        if tx_hash not in self._txs:
+            try:
+                self._txs[tx_hash] = self.rpc(self.w3.eth.get_transaction, tx_hash)
+            except TransactionNotFound:
+                self._txs[tx_hash] = None
+        return self._txs[tx_hash]
 
     def tx_receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
         if tx_hash not in self._tx_receipts:
@@ -247,6 +499,12 @@ class NodeView:
             checksum = to_checksum_address(address)
             self._contracts[address] = self.w3.eth.contract(address=checksum, abi=LEDGER_VIEW_ABI)
         return self._contracts[address]
+
+    def registry(self, address: str) -> Contract:
+        if address not in self._registries:
+            checksum = to_checksum_address(address)
+            self._registries[address] = self.w3.eth.contract(address=checksum, abi=REGISTRY_VIEW_ABI)
+        return self._registries[address]
 
     def onchain_verify(self, address: str, leaf: bytes, proof: list[bytes], root: bytes) -> bool:
         """``verify(leaf, proof, root)`` as one raw ``eth_call`` (per receipt, so kept light)."""
@@ -265,8 +523,160 @@ class NodeView:
             self._root_records[key] = (int(count), int(block), str(anchorer))
         return self._root_records[key]
 
+    def job(self, ledger: str, job_id: str) -> OnChainJob:
+        key = (ledger, job_id)
+        if key not in self._jobs:
+            functions = self.ledger(ledger).functions
+            raw_id = bytes.fromhex(job_id[2:])
+            manifest_hash, creator, status, _created, step_count, final_root = self.rpc(
+                functions.getJob(raw_id).call
+            )
+            parties = self.rpc(functions.jobParties(raw_id).call)
+            self._jobs[key] = OnChainJob(
+                status=int(status),
+                manifest_hash="0x" + bytes(manifest_hash).hex(),
+                creator=str(to_checksum_address(creator)),
+                step_count=int(step_count),
+                final_root="0x" + bytes(final_root).hex(),
+                parties=tuple(str(to_checksum_address(p)) for p in parties),
+            )
+        return self._jobs[key]
 
-# -- the checks ----------------------------------------------------------------------------------------
+    def has_consented(self, ledger: str, job_id: str, party: str) -> bool:
+        key = (ledger, job_id, party)
+        if key not in self._consents:
+            call = self.ledger(ledger).functions.hasConsented(bytes.fromhex(job_id[2:]), party)
+            self._consents[key] = bool(self.rpc(call.call))
+        return self._consents[key]
+
+    def has_role_at(self, registry: str, role: bytes, account: str, block: int) -> bool:
+        """``hasRole(role, account)`` in the state at the end of ``block`` (needs that block's state)."""
+        key = (registry, account, block)
+        if key not in self._roles:
+            call = self.registry(registry).functions.hasRole(role, to_checksum_address(account))
+            self._roles[key] = bool(self.rpc(call.call, block_identifier=block))
+        return self._roles[key]
+
+
+# -- the pinned deployment on this node ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """The pinned deployment as found on the node: the ledger and the registry it is bound to."""
+
+    ledger: str
+    registry: str
+    detail: str
+    warnings: tuple[str, ...]
+
+
+@dataclass
+class _Context:
+    node: NodeView
+    pin: PinnedDeployment
+    min_confirmations: int
+    _pinned: _Pinned | _Failed | None = None
+
+    def pinned(self) -> _Pinned:
+        """The deployment check (once per verification): raises `_Failed` if the pin does not hold."""
+        if self._pinned is None:
+            try:
+                self._pinned = _check_pinned_code(self.node, self.pin)
+            except _Failed as failure:
+                self._pinned = failure
+            except NodeUnreachableError:
+                raise
+            except Exception as exc:  # a malformed answer must not crash the verifier
+                self._pinned = _Failed(f"{type(exc).__name__}: {exc}")
+        if isinstance(self._pinned, _Failed):
+            raise _Failed(str(self._pinned))
+        return self._pinned
+
+
+def _check_pinned_code(node: NodeView, pin: PinnedDeployment) -> _Pinned:
+    chain_id = node.chain_id()
+    if pin.chain_id is not None and chain_id != pin.chain_id:
+        raise _Failed(
+            f"the node serves chain id {chain_id}, the pinned deployment is on chain {pin.chain_id}"
+        )
+    warnings: list[str] = []
+    ledger = pin.ledger.address
+    ledger_hash = _check_code(node, pin.ledger, warnings)
+    try:
+        bound = str(to_checksum_address(node.rpc(node.ledger(ledger).functions.registry().call)))
+    except NodeUnreachableError:
+        raise
+    except Exception as exc:
+        raise _Failed(
+            f"the pinned ledger {ledger} does not answer registry() like the audit ledger: {exc}"
+        ) from exc
+    if pin.registry is not None and bound != pin.registry.address:
+        raise _Failed(
+            f"the pinned ledger {ledger} is bound to registry {bound}, not to the pinned registry "
+            f"{pin.registry.address}"
+        )
+    if pin.registry is not None and (pin.registry.code_hash or pin.registry.creation_tx):
+        registry_hash = _check_code(node, pin.registry, warnings)
+        registry_text = f"registry {bound} (code hash {registry_hash}, as pinned)"
+    else:
+        registry_text = f"registry {bound} (bound to it by the ledger's code)"
+    return _Pinned(
+        ledger=ledger,
+        registry=bound,
+        detail=f"the pinned ledger {ledger} has code hash {ledger_hash}, as pinned; "
+        f"it trusts {registry_text}",
+        warnings=tuple(warnings),
+    )
+
+
+def _check_code(node: NodeView, pinned: PinnedContract, warnings: list[str]) -> str:
+    """The code hash at the pinned address, after checking it is the pinned code."""
+    code = node.code(pinned.address)
+    if not code:
+        raise _Failed(f"there is no contract code at the pinned {pinned.name} {pinned.address}")
+    actual = "0x" + keccak(code).hex()
+    if pinned.code_hash is not None:
+        if actual != pinned.code_hash:
+            raise _Failed(
+                f"the code at the pinned {pinned.name} {pinned.address} has code hash {actual}, "
+                f"the pin says {pinned.code_hash}"
+            )
+        return actual
+    _check_creation(node, pinned)
+    warnings.append(
+        f"the pin gives no code hash for {pinned.name} (a version-1 deployment file): its code was checked "
+        f"through its creation transaction {pinned.creation_tx} and this verifier's artifact instead; "
+        f"pin its code hash {actual} (--code-hash) or redeploy to get a version-2 file"
+    )
+    return actual
+
+
+def _check_creation(node: NodeView, pinned: PinnedContract) -> None:
+    """A contract pinned by its creation: created at its address, by the artifact of the pinned sha256."""
+    if pinned.creation_tx is None or pinned.bytecode_sha256 is None:
+        raise _Failed(f"the pin gives neither a code hash nor a creation of {pinned.name} {pinned.address}")
+    artifact = load_artifact(pinned.name).bytecode.lower()
+    if hashlib.sha256(artifact.encode()).hexdigest() != pinned.bytecode_sha256:
+        raise _Failed(
+            f"cannot check the code of {pinned.name} {pinned.address}: the pin has no code hash and was "
+            "deployed from another artifact than this verifier's; pin its code hash (--code-hash)"
+        )
+    receipt = node.tx_receipt(pinned.creation_tx)
+    tx = node.transaction(pinned.creation_tx)
+    created = receipt.get("contractAddress") if receipt is not None else None
+    if receipt is None or tx is None or int(receipt["status"]) != 1 or created is None:
+        raise _Failed(
+            f"the pinned creation {pinned.creation_tx} of {pinned.name} is not a successful creation"
+        )
+    if to_checksum_address(created) != pinned.address:
+        raise _Failed(f"the pinned creation {pinned.creation_tx} created {created}, not {pinned.address}")
+    init = "0x" + bytes(tx["input"]).hex()
+    if not init.startswith(artifact):
+        raise _Failed(f"{pinned.name} {pinned.address} was not created from this verifier's artifact")
+
+
+# -- the receipt checks ----------------------------------------------------------------------------------
 
 
 def _b(value: str) -> bytes:
@@ -277,7 +687,7 @@ def _short(value: str) -> str:
     return value[:10] + "…" + value[-4:] if len(value) > 20 else value
 
 
-def _check_record_hash(r: Receipt, _node: NodeView, _min: int) -> str:
+def _check_record_hash(r: Receipt, _ctx: _Context) -> str:
     try:
         canonical = canonical_json(r.record)
     except Exception as exc:  # rfc8785 raises its own errors for non-I-JSON values
@@ -296,7 +706,7 @@ def _check_record_hash(r: Receipt, _node: NodeView, _min: int) -> str:
     return f"keccak256(RFC 8785 JSON of the record) = {computed}"
 
 
-def _check_leaf(r: Receipt, _node: NodeView, _min: int) -> str:
+def _check_leaf(r: Receipt, _ctx: _Context) -> str:
     job_id, seq = r.record.get("job_id"), r.record.get("seq")
     if job_id != r.job_id or seq != r.seq:
         raise _Failed(f"the record is job {job_id} step {seq}, the receipt says job {r.job_id} step {r.seq}")
@@ -306,7 +716,7 @@ def _check_leaf(r: Receipt, _node: NodeView, _min: int) -> str:
     return f"leaf(job_id, seq, record_hash) = {computed}"
 
 
-def _check_proof(r: Receipt, _node: NodeView, _min: int) -> str:
+def _check_proof(r: Receipt, _ctx: _Context) -> str:
     reached = "0x" + process_proof(_b(r.leaf), [_b(p) for p in r.proof]).hex()
     if reached != r.batch_root:
         raise _Failed(
@@ -316,43 +726,57 @@ def _check_proof(r: Receipt, _node: NodeView, _min: int) -> str:
     return f"the {len(r.proof)}-step proof leads from the leaf to batch_root {r.batch_root}"
 
 
-def _check_chain_id(r: Receipt, node: NodeView, _min: int) -> str:
-    chain_id = node.chain_id()
+def _check_chain_id(r: Receipt, ctx: _Context) -> str:
+    chain_id = ctx.node.chain_id()
+    pinned = ctx.pin.chain_id
+    if pinned is not None and chain_id != pinned:
+        raise _Failed(f"the node serves chain id {chain_id}, the pinned deployment is on chain {pinned}")
     if chain_id != r.chain_id:
         raise _Failed(f"the node serves chain id {chain_id}, the receipt is for chain id {r.chain_id}")
-    return f"the node serves chain id {chain_id}"
+    return f"the node serves chain id {chain_id}" + (", as pinned" if pinned is not None else "")
 
 
-def _check_contract_code(r: Receipt, node: NodeView, _min: int) -> str:
-    code = node.code(r.contract)
-    if not code:
-        raise _Failed(f"there is no contract code at {r.contract} on chain {r.chain_id}")
-    return f"{len(code)} bytes of code at {r.contract} (code hash 0x{keccak(code).hex()})"
+def _check_code_hash(_r: Receipt, ctx: _Context) -> str:
+    return ctx.pinned().detail
 
 
-def _check_root_anchored(r: Receipt, node: NodeView, _min: int) -> str:
+def _check_contract_pinned(r: Receipt, ctx: _Context) -> str:
+    pinned = ctx.pin.ledger.address
+    if r.contract != pinned:
+        raise _Failed(
+            f"the receipt names contract {r.contract}, the pinned ledger is {pinned} "
+            f"(pinned by {ctx.pin.source})"
+        )
+    return f"the receipt names the pinned ledger {pinned}"
+
+
+def _check_root_anchored(r: Receipt, ctx: _Context) -> str:
+    ledger = ctx.pinned().ledger
     try:
-        count, block, anchorer = node.root_record(r.contract, r.batch_root)
+        count, block, anchorer = ctx.node.root_record(ledger, r.batch_root)
     except NodeUnreachableError:
         raise
     except Exception as exc:
-        raise _Failed(f"{r.contract} does not answer rootRecord(root) like the audit ledger: {exc}") from exc
+        raise _Failed(f"the pinned ledger {ledger} does not answer rootRecord(root): {exc}") from exc
     if count == 0:
-        raise _Failed(f"root {r.batch_root} is not anchored by the ledger contract {r.contract}")
+        raise _Failed(f"root {r.batch_root} is not anchored by the pinned ledger {ledger}")
     if block != r.block_number:
         raise _Failed(
             f"root {_short(r.batch_root)} was anchored at block {block}, "
             f"the receipt says block {r.block_number}"
         )
-    if not node.onchain_verify(r.contract, _b(r.leaf), [_b(p) for p in r.proof], _b(r.batch_root)):
-        raise _Failed("the ledger contract's verify(leaf, proof, root) returned false")
+    if not ctx.node.onchain_verify(ledger, _b(r.leaf), [_b(p) for p in r.proof], _b(r.batch_root)):
+        raise _Failed("the pinned ledger's verify(leaf, proof, root) returned false")
     return (
         f"root anchored at block {block} ({count} records, anchorer {anchorer}); "
         "on-chain verify(leaf, proof, root) is true"
     )
 
 
-def _check_block_canonical(r: Receipt, node: NodeView, _min: int) -> str:
+def _batch_event(r: Receipt, ctx: _Context) -> tuple[str, str]:
+    """(batch id, anchorer) of the pinned ledger's BatchAnchored event for the receipt's root in its
+    transaction, after checking the block is canonical and the transaction succeeded in it."""
+    node = ctx.node
     block = node.block(r.block_number)
     if block is None:
         raise _Failed(f"the node has no block {r.block_number} (head is {node.head()})")
@@ -372,47 +796,128 @@ def _check_block_canonical(r: Receipt, node: NodeView, _min: int) -> str:
         )
     if int(tx["status"]) != 1:
         raise _Failed(f"transaction {r.tx_hash} reverted (status {tx['status']})")
-    contract = to_checksum_address(r.contract)
+    ledger = ctx.pinned().ledger
     for log in tx["logs"]:
         topics = [bytes(t) for t in log["topics"]]
         if (
-            to_checksum_address(log["address"]) == contract
-            and len(topics) >= 3
+            to_checksum_address(log["address"]) == ledger
+            and len(topics) == 4
             and topics[0] == BATCH_ANCHORED_TOPIC
             and topics[2] == _b(r.batch_root)
         ):
-            batch_id = "0x" + topics[1].hex()
-            return (
-                f"block {r.block_number} is canonical; transaction {_short(r.tx_hash)} succeeded in it and "
-                f"emitted BatchAnchored(batch {_short(batch_id)}, root {_short(r.batch_root)})"
-            )
-    raise _Failed(f"transaction {r.tx_hash} emitted no BatchAnchored event for this root from {contract}")
+            return "0x" + topics[1].hex(), str(to_checksum_address(topics[3][12:]))
+    raise _Failed(
+        f"transaction {r.tx_hash} emitted no BatchAnchored event for this root "
+        f"from the pinned ledger {ledger}"
+    )
 
 
-def _check_confirmations(r: Receipt, node: NodeView, min_confirmations: int) -> str:
-    head = node.head()
+def _check_block_canonical(r: Receipt, ctx: _Context) -> str:
+    batch_id, _anchorer = _batch_event(r, ctx)
+    if r.batch_id is not None and batch_id != r.batch_id:
+        raise _Failed(f"the chain anchored the root as batch {batch_id}, the receipt says batch {r.batch_id}")
+    return (
+        f"block {r.block_number} is canonical; transaction {_short(r.tx_hash)} succeeded in it and "
+        f"emitted BatchAnchored(batch {_short(batch_id)}, root {_short(r.batch_root)})"
+    )
+
+
+def _check_anchor_role(r: Receipt, ctx: _Context) -> str:
+    pinned = ctx.pinned()
+    _batch_id, anchorer = _batch_event(r, ctx)
+    if r.anchorer is not None and r.anchorer != anchorer:
+        raise _Failed(f"the chain's BatchAnchored names anchorer {anchorer}, the receipt says {r.anchorer}")
+    _count, _block, root_anchorer = ctx.node.root_record(pinned.ledger, r.batch_root)
+    if to_checksum_address(root_anchorer) != anchorer:
+        raise _Failed(f"the ledger records anchorer {root_anchorer} for the root, its event says {anchorer}")
+    try:
+        held = ctx.node.has_role_at(pinned.registry, ANCHOR_ROLE, anchorer, r.block_number)
+    except NodeUnreachableError:
+        raise
+    except Exception as exc:
+        raise _Failed(
+            f"the node cannot answer hasRole(ANCHOR_ROLE, {anchorer}) at block {r.block_number} "
+            f"(it needs that block's state: an archive node for old blocks): {exc}"
+        ) from exc
+    if not held:
+        raise _Failed(
+            f"anchorer {anchorer} did not hold ANCHOR_ROLE in the pinned registry {pinned.registry} "
+            f"at block {r.block_number} (the state at the end of the anchor's block)"
+        )
+    return (
+        f"anchorer {anchorer} held ANCHOR_ROLE in the pinned registry {pinned.registry} "
+        f"at block {r.block_number}"
+    )
+
+
+def _check_party_signatures(r: Receipt, ctx: _Context) -> str:
+    ledger = ctx.pinned().ledger
+    job = ctx.node.job(ledger, r.job_id)
+    if job.status == 0 or not job.parties:
+        raise _Failed(f"the pinned ledger {ledger} has no job {r.job_id}, so no parties to have signed")
+    record = StepRecord.model_validate(r.record)
+    entries: dict[str, list[Any]] = {}
+    for entry in record.parties:
+        entries.setdefault(str(to_checksum_address(entry.party)), []).append(entry)
+    problems: list[str] = []
+    for party in job.parties:
+        found = entries.get(party, [])
+        if not found:
+            problems.append(f"job party {party} has no part in the record")
+        elif len(found) > 1:
+            problems.append(f"job party {party} appears {len(found)} times")
+        elif found[0].signature is None:
+            problems.append(f"job party {party} has not signed its part")
+        else:
+            try:
+                signer = recover_party(record, found[0])
+            except Exception:  # a malformed signature (bad recovery id, not a curve point)
+                signer = None
+            if signer is None:
+                problems.append(f"the signature of job party {party} is malformed")
+            elif to_checksum_address(signer) != party:
+                problems.append(f"the part of job party {party} is signed by {signer}, not by {party}")
+    outsiders = sorted(set(entries) - set(job.parties))
+    if outsiders:
+        problems.append(f"the record has parts of {', '.join(outsiders)}, not a party of the job on chain")
+    if problems:
+        raise _Failed("; ".join(problems))
+    return f"signed by every job party on chain ({', '.join(job.parties)})"
+
+
+def _check_confirmations(r: Receipt, ctx: _Context) -> str:
+    head = ctx.node.head()
     confirmations = head - r.block_number + 1
-    if confirmations < min_confirmations:
+    if confirmations < ctx.min_confirmations:
         raise _Failed(
             f"{confirmations} confirmation(s) (head {head}, block {r.block_number}), "
-            f"{min_confirmations} required"
+            f"{ctx.min_confirmations} required"
         )
-    return f"{confirmations} confirmation(s) (head {head}), {min_confirmations} required"
+    return f"{confirmations} confirmation(s) (head {head}), {ctx.min_confirmations} required"
 
 
-_CHECKS: dict[str, Callable[[Receipt, NodeView, int], str]] = {
+_CHECKS: dict[str, Callable[[Receipt, _Context], str]] = {
     "record_hash": _check_record_hash,
     "leaf": _check_leaf,
     "proof": _check_proof,
     "chain_id": _check_chain_id,
-    "contract_code": _check_contract_code,
+    "code_hash": _check_code_hash,
+    "contract_pinned": _check_contract_pinned,
     "root_anchored": _check_root_anchored,
     "block_canonical": _check_block_canonical,
+    "anchor_role": _check_anchor_role,
+    "party_signatures": _check_party_signatures,
     "confirmations": _check_confirmations,
 }
 
+_V1_WHAT = (
+    "no batch id and anchorer of its own, so there was nothing to cross-check with the chain; "
+    "both were taken from the chain's BatchAnchored event"
+)
+_V1_WARNING = f"version-1 receipt: it states {_V1_WHAT}"
 
-def _run_checks(data: Receipt | Mapping[str, Any], node: NodeView, min_confirmations: int) -> Verdict:
+
+def _run_checks(data: Receipt | Mapping[str, Any], ctx: _Context) -> Verdict:
     results: dict[str, Check] = {}
     receipt: Receipt | None = None
     if isinstance(data, Receipt):
@@ -423,14 +928,15 @@ def _run_checks(data: Receipt | Mapping[str, Any], node: NodeView, min_confirmat
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-            detail = (
-                f"not a version-1 receipt: {exc.error_count()} problem(s), first at {where}: {error['msg']}"
-            )
+            detail = f"not a receipt: {exc.error_count()} problem(s), first at {where}: {error['msg']}"
             results["receipt_format"] = Check(name="receipt_format", status="failed", detail=detail)
+    warnings: list[str] = []
     if receipt is not None:
         results["receipt_format"] = Check(
             name="receipt_format", status="passed", detail=f"version {receipt.version} receipt"
         )
+        if receipt.version == 1:
+            warnings.append(_V1_WARNING)
     for name in CHECK_ORDER[1:]:
         blocked = [dep for dep in DEPENDS_ON[name] if results[dep].status != "passed"]
         if blocked or receipt is None:
@@ -438,18 +944,24 @@ def _run_checks(data: Receipt | Mapping[str, Any], node: NodeView, min_confirmat
             results[name] = Check(name=name, status="skipped", detail=detail)
             continue
         try:
-            results[name] = Check(
-                name=name, status="passed", detail=_CHECKS[name](receipt, node, min_confirmations)
-            )
+            results[name] = Check(name=name, status="passed", detail=_CHECKS[name](receipt, ctx))
         except _Failed as failure:
             results[name] = Check(name=name, status="failed", detail=str(failure))
         except NodeUnreachableError:
             raise
         except Exception as exc:  # a malformed answer or receipt must not crash the verifier
             results[name] = Check(name=name, status="failed", detail=f"{type(exc).__name__}: {exc}")
+    if results["code_hash"].ok:
+        warnings.extend(ctx.pinned().warnings)
     job_id = receipt.job_id if receipt is not None else _get_str(data, "job_id")
     seq = receipt.seq if receipt is not None else _get_int(data, "seq")
-    return Verdict(job_id=job_id, seq=seq, checks=[results[name] for name in CHECK_ORDER])
+    return Verdict(
+        job_id=job_id,
+        seq=seq,
+        checks=[results[name] for name in CHECK_ORDER],
+        warnings=warnings,
+        pinned=ctx.pin.describe(),
+    )
 
 
 def _get_str(data: object, key: str) -> str | None:
@@ -473,36 +985,92 @@ def _check_min(min_confirmations: int) -> None:
 def verify_receipt(
     receipt: Receipt | Mapping[str, Any],
     node: Web3 | str,
+    pin: PinnedDeployment,
     *,
     min_confirmations: int = 1,
     timeout: float = 10.0,
 ) -> Verdict:
-    """Check one receipt against a JSON-RPC node (a `Web3` or an RPC URL); see the module docstring.
+    """Check one receipt against a JSON-RPC node (a `Web3` or an RPC URL) and the pinned deployment.
 
     ``receipt`` may be a parsed JSON object: if it is not a valid receipt, the
     verdict's ``receipt_format`` check fails. Raises only
     `secureflow.ledger.errors.NodeUnreachableError`.
     """
     _check_min(min_confirmations)
-    return _run_checks(receipt, NodeView(_web3(node, timeout)), min_confirmations)
+    return _run_checks(receipt, _Context(NodeView(_web3(node, timeout)), pin, min_confirmations))
 
 
 def verify_bundle(
-    bundle: AuditBundle, node: Web3 | str, *, min_confirmations: int = 1, timeout: float = 10.0
+    bundle: AuditBundle,
+    node: Web3 | str,
+    pin: PinnedDeployment,
+    *,
+    min_confirmations: int = 1,
+    timeout: float = 10.0,
 ) -> BundleVerdict:
-    """Check every receipt of an audit bundle, and the bundle itself.
+    """Check every receipt of an audit bundle, and that the bundle is the whole job (module docstring).
 
-    Bundle checks: ``records_covered`` (every record has a receipt carrying it,
-    and every receipt is of this job), ``manifest_hash`` (keccak256 of the
-    manifest's RFC 8785 JSON is the job's manifest hash; skipped without a
-    manifest) and ``job_on_chain`` (the ledger holds the job with that manifest
-    hash). Answers shared by a batch (block, transaction, root) are fetched once.
+    Answers shared by a batch (block, transaction, root) and the deployment check are fetched once.
     """
     _check_min(min_confirmations)
-    chain = NodeView(_web3(node, timeout))
-    verdicts = [_run_checks(r, chain, min_confirmations) for r in bundle.receipts]
-    checks = [_records_covered(bundle), _manifest_hash(bundle), _job_on_chain(bundle, chain)]
-    return BundleVerdict(job_id=bundle.job.job_id, checks=checks, receipts=verdicts)
+    ctx = _Context(NodeView(_web3(node, timeout)), pin, min_confirmations)
+    verdicts = [_run_checks(r, ctx) for r in bundle.receipts]
+    checks = _bundle_checks(bundle, ctx)
+    warnings: list[str] = []
+    versions = sorted({r.version for r in bundle.receipts})
+    old = [str(r.seq) for r in bundle.receipts if r.version == 1]
+    if old:
+        warnings.append(
+            f"{len(old)} version-1 receipt(s) (seq {', '.join(old[:10])}): each states {_V1_WHAT}"
+        )
+    for verdict in verdicts:
+        for warning in verdict.warnings:
+            if warning != _V1_WARNING and warning not in warnings:
+                warnings.append(warning)
+    if bundle.version == 1 and versions != [1]:
+        warnings.append("a version-1 bundle carrying version-2 receipts")
+    return BundleVerdict(
+        job_id=bundle.job.job_id, checks=checks, receipts=verdicts, warnings=warnings, pinned=pin.describe()
+    )
+
+
+# -- the bundle checks -----------------------------------------------------------------------------------
+
+
+def _bundle_checks(bundle: AuditBundle, ctx: _Context) -> list[Check]:
+    results = {
+        "records_covered": _records_covered(bundle),
+        "seqs": _seqs(bundle),
+        "manifest_hash": _manifest_hash(bundle),
+    }
+    try:
+        pinned = ctx.pinned()
+        job = ctx.node.job(pinned.ledger, bundle.job.job_id)
+    except _Failed as failure:
+        for name in BUNDLE_CHECK_ORDER[3:]:
+            results[name] = Check(name=name, status="skipped", detail=f"skipped: needs code_hash ({failure})")
+        return [results[name] for name in BUNDLE_CHECK_ORDER]
+
+    def run(name: str, check: Callable[[], str]) -> None:
+        try:
+            results[name] = Check(name=name, status="passed", detail=check())
+        except _Failed as failure:
+            results[name] = Check(name=name, status="failed", detail=str(failure))
+        except NodeUnreachableError:
+            raise
+        except Exception as exc:  # a malformed answer or bundle must not crash the verifier
+            results[name] = Check(name=name, status="failed", detail=f"{type(exc).__name__}: {exc}")
+
+    run("job_header", lambda: _job_header(bundle, job, pinned.ledger))
+    if job.status == 0:
+        for name in BUNDLE_CHECK_ORDER[4:]:
+            detail = f"skipped: the pinned ledger has no job {bundle.job.job_id}"
+            results[name] = Check(name=name, status="skipped", detail=detail)
+        return [results[name] for name in BUNDLE_CHECK_ORDER]
+    run("consents", lambda: _consents(bundle, job, ctx))
+    for name, check in _close_checks(bundle, job, ctx, results).items():
+        run(name, check)
+    return [results[name] for name in BUNDLE_CHECK_ORDER]
 
 
 def _records_covered(bundle: AuditBundle) -> Check:
@@ -535,6 +1103,35 @@ def _records_covered(bundle: AuditBundle) -> Check:
     return Check(name=name, status="passed", detail=f"all {len(bundle.records)} records have a receipt")
 
 
+def _seqs(bundle: AuditBundle) -> Check:
+    name = "seqs"
+    seqs = [record.get("seq") for record in bundle.records]
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seqs):
+        return Check(name=name, status="failed", detail="a record has no integer seq")
+    counts: dict[int, int] = {}
+    for seq in seqs:
+        assert isinstance(seq, int)  # noqa: S101 - narrowed above, for the type checker
+        counts[seq] = counts.get(seq, 0) + 1
+    n = len(seqs)
+    problems = []
+    missing = [s for s in range(n) if s not in counts]
+    if missing:
+        problems.append(
+            f"seq {', '.join(map(str, missing[:10]))} {'is' if len(missing) == 1 else 'are'} missing"
+        )
+    repeated = sorted(s for s, c in counts.items() if c > 1)
+    if repeated:
+        problems.append(f"seq {', '.join(map(str, repeated[:10]))} repeated")
+    beyond = sorted(s for s in counts if s >= n)
+    if beyond:
+        problems.append(f"seq {', '.join(map(str, beyond[:10]))} beyond {n - 1}")
+    if problems:
+        return Check(
+            name=name, status="failed", detail=f"the records' seqs are not 0..{n - 1}: " + "; ".join(problems)
+        )
+    return Check(name=name, status="passed", detail=f"the records' seqs are 0..{n - 1}, each once")
+
+
 def _manifest_hash(bundle: AuditBundle) -> Check:
     name = "manifest_hash"
     if bundle.manifest is None:
@@ -553,36 +1150,140 @@ def _manifest_hash(bundle: AuditBundle) -> Check:
     return Check(name=name, status="passed", detail=f"keccak256(RFC 8785 JSON of the manifest) = {computed}")
 
 
-def _job_on_chain(bundle: AuditBundle, node: NodeView) -> Check:
-    name = "job_on_chain"
-    contracts = {(r.chain_id, r.contract) for r in bundle.receipts}
-    if len(contracts) != 1:
-        why = "the bundle has no receipts" if not contracts else "the receipts name different ledgers"
-        return Check(name=name, status="skipped" if not contracts else "failed", detail=why)
-    ((chain_id, contract),) = contracts
-    if node.chain_id() != chain_id:
-        return Check(name=name, status="skipped", detail=f"skipped: the node is not on chain {chain_id}")
-    try:
-        job = node.rpc(node.ledger(contract).functions.getJob(_b(bundle.job.job_id)).call)
-    except NodeUnreachableError:
-        raise
-    except Exception as exc:
-        return Check(name=name, status="failed", detail=f"getJob failed on {contract}: {exc}")
-    manifest_hash, status = "0x" + bytes(job[0]).hex(), int(job[2])
-    if status == 0:
-        return Check(
-            name=name, status="failed", detail=f"the ledger {contract} has no job {bundle.job.job_id}"
+def _job_header(bundle: AuditBundle, job: OnChainJob, ledger: str) -> str:
+    header = bundle.job
+    if job.status == 0:
+        raise _Failed(f"the pinned ledger {ledger} has no job {header.job_id}")
+    differences = []
+    if header.manifest_hash != job.manifest_hash:
+        differences.append(
+            f"manifest hash: the bundle says {header.manifest_hash}, the chain {job.manifest_hash}"
         )
-    if manifest_hash != bundle.job.manifest_hash:
-        return Check(
-            name=name,
-            status="failed",
-            detail=f"the ledger holds manifest hash {manifest_hash}, the bundle says "
-            f"{bundle.job.manifest_hash}",
-        )
-    return Check(
-        name=name, status="passed", detail=f"the ledger holds the job with manifest hash {manifest_hash}"
+    if header.creator != job.creator:
+        differences.append(f"creator: the bundle says {header.creator}, the chain {job.creator}")
+    if tuple(header.parties) != job.parties:
+        differences.append(f"parties: the bundle says {list(header.parties)}, the chain {list(job.parties)}")
+    chain_status = status_name(job.status)
+    if not bundle_status_matches(header.status, job.status):
+        differences.append(f"status: the bundle says {header.status!r}, the chain's job is {chain_status}")
+    if differences:
+        raise _Failed("the job header differs from the pinned ledger's job: " + "; ".join(differences))
+    return (
+        f"the pinned ledger holds the job: creator {job.creator}, manifest hash {_short(job.manifest_hash)}, "
+        f"parties {', '.join(job.parties)}, {chain_status} (the bundle says {header.status!r})"
     )
+
+
+def _consents(bundle: AuditBundle, job: OnChainJob, ctx: _Context) -> str:
+    ledger = ctx.pinned().ledger
+    missing = [p for p in job.parties if not ctx.node.has_consented(ledger, bundle.job.job_id, p)]
+    if missing:
+        raise _Failed(f"no consent on chain from job party {', '.join(missing)}")
+    return f"every job party consented on chain ({len(job.parties)} parties)"
+
+
+# -- the close of a job ------------------------------------------------------------------------------------
+#
+# Everything that depends on how AuditLedger closes a job is here. Today `closeJob(jobId, stepCount,
+# finalRoot, succeeded)` stores the step count and an anchored root of the batch holding the last record.
+# The `contracts-rules` contract proves the last leaf in `closeJob(jobId, stepCount, finalRecordHash,
+# finalRoot, proof, succeeded)`, appends `Proposed` (4) to JobStatus and adds `finalRecordHash` to the
+# JobClosed event; the checks below stay valid (the proof is re-checked here), and can then also compare
+# the last record's hash with the event's `finalRecordHash`.
+
+_CHAIN_STATUS = {0: "None", 1: "Open", 2: "Closed", 3: "Failed", 4: "Proposed"}
+_CLOSED = 2
+# The ledger store's job status (the bundle header's ``status``) for each on-chain status.
+_BUNDLE_STATUS_OF_CHAIN: dict[int, frozenset[str]] = {
+    1: frozenset({"created", "running"}),
+    2: frozenset({"completed"}),
+    3: frozenset({"failed", "cancelled"}),
+    4: frozenset({"created"}),
+}
+
+
+def status_name(status: int) -> str:
+    """The name of an on-chain ``AuditLedger.JobStatus`` value."""
+    return _CHAIN_STATUS.get(status, f"status {status}")
+
+
+def bundle_status_matches(bundle_status: str, chain_status: int) -> bool:
+    """Whether a bundle header's (ledger store) job status says what the chain's status says."""
+    return bundle_status in _BUNDLE_STATUS_OF_CHAIN.get(chain_status, frozenset())
+
+
+def _close_checks(
+    bundle: AuditBundle, job: OnChainJob, ctx: _Context, results: Mapping[str, Check]
+) -> dict[str, Callable[[], str]]:
+    def job_closed() -> str:
+        if job.status != _CLOSED:
+            raise _Failed(
+                f"the chain's job is {status_name(job.status)}, not Closed: the chain does not say the job "
+                "is complete (closeJob with its step count and final root)"
+            )
+        return (
+            f"the chain's job is Closed with step count {job.step_count}, final root {_short(job.final_root)}"
+        )
+
+    def step_count() -> str:
+        n = len(bundle.records)
+        problems = []
+        if job.step_count != n:
+            problems.append(f"the bundle has {n} record(s), the chain's step count {job.step_count}")
+        if bundle.manifest is not None and results["manifest_hash"].ok:
+            steps = bundle.manifest.get("steps")
+            if not isinstance(steps, list):
+                problems.append("the manifest has no list of steps")
+            elif len(steps) != job.step_count:
+                problems.append(
+                    f"the manifest has {len(steps)} step(s), the chain's step count {job.step_count}"
+                )
+        if problems:
+            raise _Failed("; ".join(problems))
+        manifest = " and the manifest's steps" if bundle.manifest is not None else ""
+        return f"the chain's step count {job.step_count} is the number of records{manifest}"
+
+    def final_record() -> str:
+        if job.status != _CLOSED:
+            raise _Failed(f"the job is {status_name(job.status)}: it has no final root")
+        n = job.step_count
+        zero = "0x" + "00" * 32
+        if n == 0:
+            if job.final_root != zero:
+                raise _Failed(f"a job closed with no steps has final root {job.final_root}")
+            return "the job was closed with no steps (final root zero)"
+        last = n - 1
+        record = next((r for r in bundle.records if r.get("seq") == last), None)
+        receipt = next(
+            (
+                r
+                for r in bundle.receipts
+                if r.seq == last and r.job_id == bundle.job.job_id and r.record == record
+            ),
+            None,
+        )
+        if record is None or receipt is None:
+            raise _Failed(f"the bundle has no receipted record of seq {last}, the job's last step on chain")
+        try:
+            record_hash = keccak(canonical_json(record))
+        except Exception as exc:
+            raise _Failed(f"the record of seq {last} cannot be canonicalised: {exc}") from exc
+        leaf = leaf_hash(_b(bundle.job.job_id), last, record_hash)
+        reached = "0x" + process_proof(leaf, [_b(p) for p in receipt.proof]).hex()
+        if reached != job.final_root:
+            raise _Failed(
+                f"the record of seq {last} proves to root {reached}, the job was closed with final root "
+                f"{job.final_root}"
+            )
+        count, _block, _anchorer = ctx.node.root_record(ctx.pinned().ledger, job.final_root)
+        if count == 0:
+            raise _Failed(f"the job's final root {job.final_root} is not anchored by the pinned ledger")
+        return f"the record of seq {last} is proven in the job's final root {_short(job.final_root)}"
+
+    return {"job_closed": job_closed, "step_count": step_count, "final_record": final_record}
+
+
+# -- files ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -599,15 +1300,20 @@ class FileVerification:
         return verdict is not None and verdict.ok
 
     def lines(self) -> list[str]:
-        """Plain-text lines: one per check (receipts of a bundle: one line each, failed ones in full)."""
+        """Plain-text lines: what was pinned, one per check (receipts of a bundle: one line each, failed ones
+        with their failed checks), the warnings, the summary."""
         out: list[str] = []
         if self.receipt is not None:
+            out.append(f"[pin ] {self.receipt.pinned}")
             out.extend(_check_lines(self.receipt.checks))
+            out.extend(f"[warn] {w}" for w in self.receipt.warnings)
             out.append(self.receipt.summary())
         elif self.bundle is not None:
+            out.append(f"[pin ] {self.bundle.pinned}")
             out.extend(_check_lines(self.bundle.checks))
             for verdict in self.bundle.receipts:
                 out.append(("  ok   " if verdict.ok else "  FAIL ") + verdict.summary())
+            out.extend(f"[warn] {w}" for w in self.bundle.warnings)
             out.append(self.bundle.summary())
         return out
 
@@ -618,7 +1324,12 @@ def _check_lines(checks: Sequence[Check]) -> list[str]:
 
 
 def verify_file(
-    path: Path, node: Web3 | str, *, min_confirmations: int = 1, timeout: float = 10.0
+    path: Path,
+    node: Web3 | str,
+    pin: PinnedDeployment,
+    *,
+    min_confirmations: int = 1,
+    timeout: float = 10.0,
 ) -> FileVerification:
     """Verify a receipt file or an audit bundle file (told apart by its ``receipts`` key).
 
@@ -635,10 +1346,10 @@ def verify_file(
                 f"{path} is not an audit bundle: {exc.errors()[0]['msg']} at "
                 f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}"
             ) from exc
-        verdict = verify_bundle(bundle, node, min_confirmations=min_confirmations, timeout=timeout)
+        verdict = verify_bundle(bundle, node, pin, min_confirmations=min_confirmations, timeout=timeout)
         return FileVerification(path=path, bundle=verdict)
     payload: Mapping[str, Any] = data if isinstance(data, dict) else {"_": json.dumps(data)[:50]}
     return FileVerification(
         path=path,
-        receipt=verify_receipt(payload, node, min_confirmations=min_confirmations, timeout=timeout),
+        receipt=verify_receipt(payload, node, pin, min_confirmations=min_confirmations, timeout=timeout),
     )

@@ -16,6 +16,7 @@ from eth_utils.crypto import keccak
 
 from secureflow.ledger.anchoring import Anchorer, AnchoringConfig
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.deploy import Deployment, connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
@@ -23,6 +24,7 @@ from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.nonces import ChainNonceSource, StoreNonceSource
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.store.schemas import NewJob
 
@@ -44,23 +46,25 @@ class LedgerStack:
 ANCHOR_KEY = DEV_PRIVATE_KEYS[3]
 ALICE = Account.from_key(DEV_PRIVATE_KEYS[1]).address
 BOB = Account.from_key(DEV_PRIVATE_KEYS[2]).address
+MEMBER_KEYS = {ALICE: DEV_PRIVATE_KEYS[1], BOB: DEV_PRIVATE_KEYS[2]}
 
 
-def manifest_of(tag: int) -> dict[str, object]:
-    return {"parties": [ALICE, BOB], "steps": ["psi"], "tag": tag}
+def manifest_of(tag: int, steps: int = 1) -> dict[str, object]:
+    return {"parties": [ALICE, BOB], "steps": ["psi"] * steps, "tag": tag}
 
 
-def new_job(store: SqlLedgerStore, tag: int) -> str:
-    """A job in the store whose manifest hash is that of `manifest_of(tag)`."""
+def new_job(store: SqlLedgerStore, tag: int, steps: int = 1) -> str:
+    """A job in the store whose manifest hash is that of `manifest_of(tag, steps)`."""
     job_id = "0x" + f"{tag:064x}"
-    manifest_hash = "0x" + keccak(rfc8785.dumps(manifest_of(tag))).hex()
+    manifest_hash = "0x" + keccak(rfc8785.dumps(manifest_of(tag, steps))).hex()
     store.create_job(NewJob(job_id=job_id, manifest_hash=manifest_hash, creator=ALICE, parties=[ALICE, BOB]))
     return job_id
 
 
-def step(job_id: str, seq: int) -> StepRecord:
+def step(job_id: str, seq: int, *, signed: bool = False) -> StepRecord:
+    """Step ``seq`` of a job of Alice and Bob; ``signed``: each party's part signed with its member key."""
     digest = "0x" + f"{seq:064x}"
-    return StepRecord(
+    record = StepRecord(
         job_id=job_id,
         seq=seq,
         algorithm="psi",
@@ -74,11 +78,20 @@ def step(job_id: str, seq: int) -> StepRecord:
         started_at_ms=1,
         finished_at_ms=2,
     )
+    if not signed:
+        return record
+    parties = tuple(
+        p.model_copy(update={"signature": sign_party(record, p, bytes.fromhex(MEMBER_KEYS[p.party][2:]))})
+        for p in record.parties
+    )
+    return record.model_copy(update={"parties": parties})
 
 
-def accept(store: SqlLedgerStore, job_id: str, count: int, start: int = 0) -> list[StepRecord]:
+def accept(
+    store: SqlLedgerStore, job_id: str, count: int, start: int = 0, *, signed: bool = False
+) -> list[StepRecord]:
     """Accept records ``start .. start+count-1`` of the job into the outbox; returns the records accepted."""
-    records = [step(job_id, seq) for seq in range(start, start + count)]
+    records = [step(job_id, seq, signed=signed) for seq in range(start, start + count)]
     store.accept_records([to_outbox(record) for record in records])
     return records
 
@@ -182,9 +195,41 @@ def assert_anchored_exactly_once(
     return audit
 
 
-def open_job_on_chain(stack: LedgerStack, job_id: str, tag: int) -> None:
-    """Create the job `new_job` stored on the audit ledger, sent by Alice."""
+def open_job_on_chain(
+    stack: LedgerStack, job_id: str, tag: int, *, steps: int = 1, consent: bool = False
+) -> None:
+    """Create the job `new_job` stored on the audit ledger, sent by Alice (``consent``: with both parties'
+    EIP-712 consents, as a job the API submits)."""
+    manifest_hash = "0x" + keccak(rfc8785.dumps(manifest_of(tag, steps))).hex()
+    create_job_on_chain(stack, job_id, manifest_hash, consent=consent)
+
+
+def create_job_on_chain(stack: LedgerStack, job_id: str, manifest_hash: str, *, consent: bool = True) -> None:
+    """``createJob`` of a job of Alice and Bob, sent by Alice; ``consent``: with both parties' EIP-712
+    consents (what the verifier's ``consents`` check asks of the chain)."""
     client = stack.client()
     sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
-    manifest_hash = keccak(rfc8785.dumps(manifest_of(tag)))
-    stack.ledger(client, sender).create_job(bytes.fromhex(job_id[2:]), manifest_hash, [ALICE, BOB])
+    ledger = stack.ledger(client, sender)
+    raw_id, raw_hash = bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:])
+    consents = (
+        [sign_consent(MEMBER_KEYS[p], DEV_CHAIN_ID, ledger.address, raw_id, raw_hash) for p in (ALICE, BOB)]
+        if consent
+        else []
+    )
+    ledger.create_job(raw_id, raw_hash, [ALICE, BOB], consents)
+
+
+def close_job_on_chain(stack: LedgerStack, store: SqlLedgerStore, job_id: str) -> None:
+    """Close a job whose records are all anchored, as a party does today (`closeJob(jobId, stepCount,
+    finalRoot, succeeded)` sent by Alice), and mark it completed in the store.
+
+    When the contracts-rules AuditLedger lands, closeJob is the anchoring service's, with the last record's
+    hash and its proof: `closeJob(jobId, stepCount, finalRecordHash, finalRoot, proof, succeeded)`.
+    """
+    rows = store.records_for_job(job_id)
+    last = store.get_batch(rows[-1].batch_id or "")
+    assert last is not None, f"the last record of {job_id} is not in a batch"
+    client = stack.client()
+    sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
+    stack.ledger(client, sender).close_job(bytes.fromhex(job_id[2:]), len(rows), bytes.fromhex(last.root[2:]))
+    store.update_job(job_id, status="completed", chain_status="confirmed")

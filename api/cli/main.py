@@ -131,8 +131,9 @@ def deploy(
     deployment = deploy_contracts(client, sender, admin=admin)
     write_deployment(deployment, out, overwrite_other_chain=True)  # --force was checked above
     for name, entry in deployment.contracts.items():
-        console.print(f"{name:<20} {entry.address}  block {entry.block_number}")
+        console.print(f"{name:<20} {entry.address}  block {entry.block_number}  code hash {entry.code_hash}")
     console.print(f"deployment (chain {deployment.chain_id}) written to {escape(str(out))}")
+    console.print(f"auditors pin it: secureflow verify FILE --rpc-url URL --deployment {escape(str(out))}")
 
 
 @app.command()
@@ -248,12 +249,35 @@ def verify(
     rpc: Annotated[
         str, typer.Option("--rpc-url", "--rpc", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")
     ],
+    deployment: Annotated[
+        Path | None,
+        typer.Option(
+            help="pin this deployment file (from `secureflow deploy`: chain id, addresses, code hashes)"
+        ),
+    ] = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="or pin the audit ledger by address (with --code-hash)")
+    ] = None,
+    code_hash: Annotated[
+        str | None, typer.Option(help="keccak256 of the pinned ledger's runtime code (0x + 64 hex)")
+    ] = None,
+    registry: Annotated[
+        str | None, typer.Option(help="with --ledger: the registry the ledger must be bound to")
+    ] = None,
+    chain_id: Annotated[int | None, typer.Option(help="with --ledger: the chain id to expect")] = None,
     min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
 ) -> None:
-    """Check a receipt or audit bundle against any node, without our database or API."""
-    from secureflow.ledger.verify import verify_file
+    """Check a receipt or audit bundle against any node and the deployment you pin, without our DB or API.
 
-    result = verify_file(path, rpc, min_confirmations=min_confirmations)
+    Nothing is taken from the file on trust: the contract it names must be the pinned ledger, a bundle's
+    job header must be the chain's, and a bundle is VALID only for a whole job closed on chain.
+    """
+    from secureflow.ledger.verify import pin_from_options, verify_file
+
+    pin = pin_from_options(
+        deployment=deployment, ledger=ledger, code_hash=code_hash, registry=registry, chain_id=chain_id
+    )
+    result = verify_file(path, rpc, pin, min_confirmations=min_confirmations)
     for line in result.lines():
         console.print(line, markup=False, highlight=False)
     if not result.ok:

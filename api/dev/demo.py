@@ -10,8 +10,11 @@ PSI → Fillna → StandardScaler → SS-LR → secure prediction (to alice only
 BiClassificationEval. Every step's record (salted per-party digests, signed by
 each party) goes to the outbox; the anchoring worker and event indexer anchor
 them as Merkle batches; the model hash is recorded; the job is closed on chain.
-Finally the audit bundle (manifest, records, receipts) is written and every
-receipt is verified against the node, without the database.
+Finally the audit bundle (manifest, records, receipts) is written and verified
+as an auditor would, without the database: ``secureflow verify BUNDLE --rpc-url
+URL --deployment DEPLOYMENT`` pinned to the demo's deployment file (every
+receipt against the pinned ledger, and the job complete: closed on chain with
+its step count, every party's consent and signature, the final record proven).
 
 The members' keys are anvil's public dev keys, provisioned into each party's
 secrets folder: fine for a local demo, never for a real network.
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 from eth_utils.crypto import keccak
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from secureflow.api.dev.devstack import PARTIES, dev_consortium, provision_party
@@ -41,7 +45,7 @@ from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.receipts import build_bundle, load_bundle, write_bundle
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.store.base import LedgerStore
-from secureflow.ledger.verify import verify_bundle
+from secureflow.ledger.verify import pin_from_options, verify_file
 
 FEATURES = ("a0", "a1", "a2", "b0", "b1", "b2")
 
@@ -248,7 +252,15 @@ def _bundle_and_verify(
     )
     console.print(f"[bold]8.[/] audit bundle (manifest, records, receipts) written to {bundle_path}")
     bundle = load_bundle(bundle_path)
-    verdict = verify_bundle(bundle, chain.rpc_url)
+    deployment_path = workdir / "deployment.json"  # written by dev_consortium, as `secureflow deploy` does
+    command = f"secureflow verify {bundle_path} --rpc-url {chain.rpc_url} --deployment {deployment_path}"
+    console.print(f"   verifying as an auditor, pinned to the deployment file: {command}")
+    checked = verify_file(bundle_path, chain.rpc_url, pin_from_options(deployment=deployment_path))
+    verdict = checked.bundle
+    assert verdict is not None  # noqa: S101 - invariant for the type checker: the file is a bundle
+    for check in verdict.checks:
+        mark = "[green]✓[/]" if check.ok else "[red]✗[/]"
+        console.print(f"   {mark} {check.name:<16} {escape(check.detail)}")
     table = Table(title="Receipts verified against the chain (secureflow verify), without the DB")
     for column in ("seq", "algorithm", "record hash", "leaf", "block", "checks", "verdict"):
         table.add_column(column)
@@ -264,10 +276,12 @@ def _bundle_and_verify(
             "[green]✓ valid[/]" if receipt_verdict.ok else "[red]✗ INVALID[/]",
         )
     console.print(table)
+    for warning in verdict.warnings:
+        console.print(f"   [yellow]warning:[/] {escape(warning)}")
     console.print(f"   {verdict.summary()}")
     console.print(
         f"   check it yourself against any node of the chain: secureflow verify {bundle_path} --rpc-url URL "
-        "(the demo's anvil stops with the demo unless --keep-chain)"
+        f"--deployment {deployment_path} (the demo's anvil stops with the demo unless --keep-chain)"
     )
     verified = sum(v.ok for v in verdict.receipts) if verdict.ok else 0
     return DemoResult(hex32(job_id), len(bundle.receipts), verified, workdir)

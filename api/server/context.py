@@ -19,6 +19,7 @@ from secureflow.ledger.chain import ChainClient
 from secureflow.ledger.contracts import RegistryClient
 from secureflow.ledger.deploy import Deployment, connect
 from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.verify import PinnedDeployment
 
 INDEXER_CHECKPOINT = "audit-ledger-events"
 
@@ -36,6 +37,7 @@ class Services:
     executor: JobExecutor | None = None
     _registry: RegistryClient | None = None
     _receipts: ReceiptCache | None = None
+    _pin: PinnedDeployment | None = None
     _cache: dict[tuple[str, str], tuple[float, bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -56,6 +58,15 @@ class Services:
         if self._receipts is None:
             self._receipts = ReceiptCache(self.store, self.chain_id, self.ledger_address)
         return self._receipts
+
+    @property
+    def pin(self) -> PinnedDeployment:
+        """What ``POST /v1/verify`` verifies against: this API's configured deployment."""
+        if self._pin is None:
+            self._pin = PinnedDeployment.of_deployment(
+                self.deployment, source="this API's configured deployment"
+            )
+        return self._pin
 
     @property
     def registry(self) -> RegistryClient:

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from secureflow.api.server.db import KeyInfo, Member, RecordItem, Role
 from secureflow.ledger.records import Address as RawAddress
 from secureflow.ledger.store.schemas import Job
-from secureflow.ledger.verify import Verdict
+from secureflow.ledger.verify import PinnedDeployment, Verdict
 
 T = TypeVar("T")
 
@@ -142,21 +142,45 @@ class CheckOut(_Out):
     detail: str
 
 
+class PinOut(_Out):
+    source: str = Field(description="where the pin comes from (for the API: its configured deployment)")
+    chain_id: int | None
+    ledger: str
+    ledger_code_hash: str | None = Field(description="keccak256 of the ledger's runtime code")
+    registry: str | None
+    registry_code_hash: str | None
+
+    @classmethod
+    def of(cls, pin: PinnedDeployment) -> PinOut:
+        return cls(
+            source=pin.source,
+            chain_id=pin.chain_id,
+            ledger=pin.ledger.address,
+            ledger_code_hash=pin.ledger.code_hash,
+            registry=pin.registry.address if pin.registry else None,
+            registry_code_hash=pin.registry.code_hash if pin.registry else None,
+        )
+
+
 class VerdictOut(_Out):
     ok: bool
     job_id: str | None
     seq: int | None
     checks: list[CheckOut]
     summary: str
+    warnings: list[str] = Field(description="what could not be checked although the receipt is valid")
+    pinned: PinOut = Field(description="the deployment the receipt was verified against")
 
     @classmethod
-    def of(cls, verdict: Verdict) -> VerdictOut:
+    def of(cls, verdict: Verdict, pin: PinnedDeployment) -> VerdictOut:
         return cls(
             ok=verdict.ok,
             job_id=verdict.job_id,
             seq=verdict.seq,
             checks=[CheckOut(name=c.name, status=c.status, detail=c.detail) for c in verdict.checks],
             summary=verdict.summary(),
+            warnings=list(verdict.warnings),
+            pinned=PinOut.of(pin),
         )
 
 

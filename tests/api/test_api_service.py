@@ -19,7 +19,7 @@ import requests
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
+from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, step
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
@@ -29,7 +29,7 @@ from secureflow.api.server.serve import add_member_key, ensure_admin_key
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.store import SqlLedgerStore, open_store
-from secureflow.ledger.verify import verify_receipt
+from secureflow.ledger.verify import PinnedDeployment, verify_receipt
 
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
 SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
@@ -325,7 +325,10 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
 
 def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
     job_id = submit(env)
-    records = [step(job_id, seq).model_dump(mode="json") for seq in range(5)]
+    create_job_on_chain(
+        env.stack, job_id, env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["manifest_hash"]
+    )
+    records = [step(job_id, seq, signed=True).model_dump(mode="json") for seq in range(5)]
     for record in records:
         response = env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=record)
         assert response.status_code == 201, response.text
@@ -342,12 +345,28 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
 
     receipt = env.call("GET", f"/v1/jobs/{job_id}/steps/3/receipt", "member")
     assert receipt.status_code == 200, receipt.text
-    verdict = verify_receipt(receipt.json(), env.stack.rpc_url)  # standalone, straight against anvil
+    pin = PinnedDeployment.of_deployment(env.stack.deployment)
+    verdict = verify_receipt(receipt.json(), env.stack.rpc_url, pin)  # standalone, straight against anvil
     assert verdict.ok, verdict.summary()
     assert receipt.json()["record"] == records[3]
 
     api_verdict = env.call("POST", "/v1/verify", "auditor", json=receipt.json()).json()
     assert api_verdict["ok"] and {c["status"] for c in api_verdict["checks"]} == {"passed"}
+    deployment = env.stack.deployment.contracts
+    assert api_verdict["pinned"] == {
+        "source": "this API's configured deployment",
+        "chain_id": 1337,
+        "ledger": deployment["AuditLedger"].address,
+        "ledger_code_hash": deployment["AuditLedger"].code_hash,
+        "registry": deployment["ConsortiumRegistry"].address,
+        "registry_code_hash": deployment["ConsortiumRegistry"].code_hash,
+    }
+    assert api_verdict["warnings"] == []
+    elsewhere = dict(receipt.json(), contract=deployment["ConsortiumRegistry"].address)
+    named = env.call("POST", "/v1/verify", "auditor", json=elsewhere).json()
+    assert not named["ok"] and [c["name"] for c in named["checks"] if c["status"] == "failed"] == [
+        "contract_pinned"
+    ]
     forged = dict(receipt.json(), record=dict(records[3], seq=4))
     bad = env.call("POST", "/v1/verify", "auditor", json=forged).json()
     assert not bad["ok"] and any(c["status"] == "failed" for c in bad["checks"])
@@ -374,7 +393,7 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
     assert "attachment" in bundle.headers["content-disposition"]
     body = bundle.json()
     assert len(body["receipts"]) == 5 and body["manifest"]["name"] == "t"
-    assert all(verify_receipt(r, env.stack.rpc_url).ok for r in body["receipts"])
+    assert all(verify_receipt(r, env.stack.rpc_url, pin).ok for r in body["receipts"])
 
     events = env.call("GET", f"/v1/jobs/{job_id}/events?once=true", "member")
     assert events.headers["content-type"].startswith("text/event-stream")

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from stack import (
     LedgerStack,
     accept,
+    close_job_on_chain,
     make_anchorer,
     manifest_of,
     new_job,
@@ -26,31 +27,75 @@ from secureflow.ledger.store.sql import SqlLedgerStore
 
 @pytest.fixture
 def anchored_job(ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None) -> str:
-    job = new_job(store, 4242)
-    open_job_on_chain(ledger_stack, job, 4242)
-    accept(store, job, 12)
+    """12 records signed by both parties, of a job both consented to on chain, anchored in batches of 5."""
+    job = new_job(store, 4242, steps=12)
+    open_job_on_chain(ledger_stack, job, 4242, steps=12, consent=True)
+    accept(store, job, 12, signed=True)
     run_until_settled(make_anchorer(ledger_stack, store, max_batch_size=5))
     return job
 
 
-def test_verify_a_bundle_and_a_tampered_one(
+def test_verify_a_bundle_against_the_pinned_deployment_and_tampered_ones(
     ledger_stack: LedgerStack, store: SqlLedgerStore, anchored_job: str, tmp_path: Path
 ) -> None:
+    deployment = tmp_path / "deployment.json"
+    write_deployment(ledger_stack.deployment, deployment)
     address = ledger_stack.deployment.address_of("AuditLedger")
-    bundle = write_bundle(
-        build_bundle(store, 1337, address, anchored_job, manifest=manifest_of(4242)), tmp_path / "bundle.json"
-    )
-    ok = CliRunner().invoke(app, ["verify", str(bundle), "--rpc", ledger_stack.rpc_url])
+    pinned = ["--rpc", ledger_stack.rpc_url, "--deployment", str(deployment)]
+
+    def bundle_file(name: str) -> Path:
+        built = build_bundle(store, 1337, address, anchored_job, manifest=manifest_of(4242, 12))
+        return write_bundle(built, tmp_path / name)
+
+    not_closed = CliRunner().invoke(app, ["verify", str(bundle_file("open.json")), *pinned])
+    assert not_closed.exit_code == 1, not_closed.output
+    assert "12/12 receipts valid" in not_closed.output and "[FAIL] job_closed" in not_closed.output
+
+    close_job_on_chain(ledger_stack, store, anchored_job)
+    bundle = bundle_file("bundle.json")
+    ok = CliRunner().invoke(app, ["verify", str(bundle), *pinned])
     assert ok.exit_code == 0, ok.output
-    assert "12/12 receipts valid" in ok.output
+    assert f"[pin ] AuditLedger {address}" in ok.output and f"the deployment file {deployment}" in ok.output
+    assert "VALID, 12/12 receipts valid" in ok.output and "INVALID" not in ok.output
+
+    code_hash = ledger_stack.deployment.contracts["AuditLedger"].code_hash
+    assert code_hash is not None
+    by_hand = ["--rpc", ledger_stack.rpc_url, "--ledger", address, "--code-hash", code_hash]
+    assert CliRunner().invoke(app, ["verify", str(bundle), *by_hand]).exit_code == 0
 
     raw = json.loads(bundle.read_text())
     raw["receipts"][3]["record"]["algorithm"] = "ss_xgb"  # claim another algorithm ran
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(raw))
-    bad = CliRunner().invoke(app, ["verify", str(tampered), "--rpc", ledger_stack.rpc_url])
+    bad = CliRunner().invoke(app, ["verify", str(tampered), *pinned])
     assert bad.exit_code == 1
     assert "record_hash" in bad.output and "INVALID" in bad.output
+
+    raw = json.loads(bundle.read_text())
+    raw["receipts"][0]["contract"] = ledger_stack.deployment.address_of("ConsortiumRegistry")
+    tampered.write_text(json.dumps(raw))
+    other = CliRunner().invoke(app, ["verify", str(tampered), *pinned])
+    assert other.exit_code == 1 and "INVALID" in other.output
+    assert "contract_pinned at seq 0" in other.output
+
+    raw = json.loads(bundle.read_text())
+    del raw["records"][5], raw["receipts"][5]
+    tampered.write_text(json.dumps(raw))
+    removed = CliRunner().invoke(app, ["verify", str(tampered), *pinned])
+    assert removed.exit_code == 1
+    assert "[FAIL] seqs" in removed.output and "[FAIL] step_count" in removed.output
+
+
+def test_verify_refuses_to_run_without_a_pin(ledger_stack: LedgerStack, tmp_path: Path) -> None:
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text("{}")
+    unpinned = CliRunner().invoke(app, ["verify", str(receipt), "--rpc", ledger_stack.rpc_url])
+    assert unpinned.exit_code == 1
+    assert "nothing to verify against" in unpinned.output and "--deployment FILE" in unpinned.output
+    half = CliRunner().invoke(
+        app, ["verify", str(receipt), "--rpc", ledger_stack.rpc_url, "--ledger", "0x" + "12" * 20]
+    )
+    assert half.exit_code == 1 and "--code-hash is missing" in half.output
 
 
 def test_reconcile_is_clean_then_flags_a_record_changed_in_the_db(

@@ -11,7 +11,7 @@ import requests
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.dev.up import build_embedded, write_example
-from secureflow.ledger.verify import verify_receipt
+from secureflow.ledger.verify import pin_from_options, verify_receipt
 
 
 def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> None:
@@ -50,7 +50,8 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
             )
             assert receipt.status_code == 200, receipt.text
             assert receipt.json()["record"]["algorithm"] == "ss_lr"
-        verdict = verify_receipt(receipt.json(), stack.chain.rpc_url)
+        pin = pin_from_options(deployment=tmp_path / "up" / "deployment.json")  # what `secureflow up` wrote
+        verdict = verify_receipt(receipt.json(), stack.chain.rpc_url, pin)
         assert verdict.ok, verdict
         assert stack.store.get_job(job_id).chain_status == "confirmed"  # type: ignore[union-attr]
     finally:

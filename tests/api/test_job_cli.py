@@ -22,7 +22,7 @@ import pytest
 import requests
 from eth_account import Account
 from rich.console import Console
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
+from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, step
 from test_api_service import live_app
 from typer.testing import CliRunner, Result
 
@@ -30,11 +30,9 @@ import secureflow.api.cli.job as job_cli
 import secureflow.api.client as api_client
 from secureflow.api.cli.main import app as cli_app
 from secureflow.api.dev.testing import LiveServer
-from secureflow.ledger.chain import TransactionSender
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, free_port
-from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.store import SqlLedgerStore
-from secureflow.ledger.verify import verify_file, verify_receipt
+from secureflow.ledger.verify import PinnedDeployment, verify_file, verify_receipt
 
 AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
 JOB_ID = re.compile(r"0x[0-9a-f]{64}")
@@ -76,7 +74,10 @@ class Env:
         """Accept records through the service route, then run the real anchorer + indexer until settled."""
         for seq in seqs:
             posted = self.call(
-                "POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, seq).model_dump(mode="json")
+                "POST",
+                f"/v1/jobs/{job_id}/steps",
+                "service",
+                json=step(job_id, seq, signed=True).model_dump(mode="json"),
             )
             assert posted.status_code == 201, posted.text
         anchor_and_index(self.stack, self.store)
@@ -106,13 +107,10 @@ def submit(env: Env, tmp_path: Path, steps: int = 3) -> str:
 
 
 def create_on_chain(env: Env, job_id: str) -> None:
-    """createJob sent by alice with the job's manifest hash (the bundle's ``job_on_chain`` check)."""
+    """createJob sent by alice with the job's manifest hash and both parties' consents (the verifier's
+    ``job_header`` and ``consents`` checks)."""
     manifest_hash = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["manifest_hash"]
-    client = env.stack.client()
-    sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
-    env.stack.ledger(client, sender).create_job(
-        bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:]), [ALICE, BOB]
-    )
+    create_job_on_chain(env.stack, job_id, manifest_hash)
 
 
 # -- the flow ----------------------------------------------------------------------------------------
@@ -140,7 +138,12 @@ def test_submit_list_status_receipt_bundle_cancel(env: Env, tmp_path: Path) -> N
     env.anchor_steps(job_id, range(2))
     pending = env.job(["status", job_id, "--json"])
     assert [s["chain_status"] for s in json.loads(pending.stdout)["steps"]] == ["confirmed"] * 2
-    env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 2).model_dump(mode="json"))
+    env.call(
+        "POST",
+        f"/v1/jobs/{job_id}/steps",
+        "service",
+        json=step(job_id, 2, signed=True).model_dump(mode="json"),
+    )
     unanchored = env.job(["receipt", job_id, "2"], ok=False)
     assert unanchored.exit_code == 1 and "HTTP 409 not_anchored" in unanchored.stderr
     assert "wait for the anchoring worker" in unanchored.stderr
@@ -154,21 +157,24 @@ def test_submit_list_status_receipt_bundle_cancel(env: Env, tmp_path: Path) -> N
     assert as_json["job"]["job_id"] == job_id and [s["seq"] for s in as_json["steps"]] == [0, 1, 2]
     assert {s["chain_status"] for s in as_json["steps"]} == {"confirmed"}
 
+    pin = PinnedDeployment.of_deployment(env.stack.deployment)
     printed = json.loads(env.job(["receipt", job_id, "1"]).stdout)
-    assert verify_receipt(printed, env.stack.rpc_url).ok
+    assert verify_receipt(printed, env.stack.rpc_url, pin).ok
     receipt_file = tmp_path / "receipt.json"
     wrote = env.job(["receipt", job_id, "1", "--out", str(receipt_file)])
-    assert f"secureflow verify {receipt_file} --rpc" in wrote.stdout
+    assert f"secureflow verify {receipt_file} --rpc-url URL --deployment DEPLOYMENT.json" in wrote.stdout
     assert json.loads(receipt_file.read_text()) == printed
 
     bundle_file = tmp_path / "out" / "bundle.json"
     downloaded = env.job(["bundle", job_id, "--out", str(bundle_file)], who="auditor")
     assert "3 records, 3 receipts" in downloaded.stdout
-    assert f"secureflow verify {bundle_file} --rpc-url URL" in downloaded.stdout
-    verdict = verify_file(bundle_file, env.stack.rpc_url)
-    assert verdict.ok, verdict.lines()
+    assert f"secureflow verify {bundle_file} --rpc-url URL --deployment DEPLOYMENT.json" in downloaded.stdout
+    verdict = verify_file(bundle_file, env.stack.rpc_url, pin)
     assert verdict.bundle is not None and len(verdict.bundle.receipts) == 3
-    assert [c.status for c in verdict.bundle.checks] == ["passed"] * 3  # covered, manifest hash, on chain
+    assert all(receipt.ok for receipt in verdict.bundle.receipts), verdict.lines()
+    # Every record is signed, anchored and receipted, but the running job is not closed on chain: the bundle
+    # does not prove the job complete.
+    assert not verdict.ok and verdict.bundle.failed_checks == ["final_record", "job_closed", "step_count"]
 
     before = bundle_file.read_bytes()
     bundle_file.write_bytes(b"mine")

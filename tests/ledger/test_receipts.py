@@ -21,6 +21,7 @@ import rfc8785
 from eth_account import Account
 from eth_typing import HexStr
 from eth_utils.crypto import keccak
+from pydantic import ValidationError
 from sqlalchemy import insert, update
 
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
@@ -50,7 +51,7 @@ from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.store.models import StepRecordOrm
 from secureflow.ledger.store.schemas import Batch, NewJob, NewStepRecord
-from secureflow.ledger.verify import verify_bundle, verify_receipt
+from secureflow.ledger.verify import PinnedDeployment, verify_bundle, verify_receipt
 
 RECEIPT_FIELDS = {
     "version",
@@ -63,9 +64,11 @@ RECEIPT_FIELDS = {
     "leaf",
     "proof",
     "batch_root",
+    "batch_id",
     "tx_hash",
     "block_number",
     "block_hash",
+    "anchorer",
     "status",
 }
 
@@ -178,7 +181,8 @@ def outbox_row(record: StepRecord) -> NewStepRecord:
 def new_job(
     store: LedgerStore, env: LedgerEnv, steps: int, *, on_chain: bool = True
 ) -> tuple[str, dict[str, Any], list[StepRecord]]:
-    """Create a job (in the store, and with createJob on chain) and accept ``steps`` records (pending)."""
+    """Create a job (in the store, and with createJob on chain) and accept ``steps`` records signed by both
+    parties (pending)."""
     manifest: dict[str, Any] = {"parties": [env.alice, env.bob], "nonce": secrets.token_hex(16)}
     manifest_hash = keccak(rfc8785.dumps(manifest))
     job_id = keccak(b"secureflow-job" + manifest_hash)
@@ -192,10 +196,20 @@ def new_job(
             parties=[env.alice, env.bob],
         )
     )
-    records = step_records(hex32(job_id), [env.alice, env.bob], steps)
+    records = sign_records(step_records(hex32(job_id), [env.alice, env.bob], steps), dev_keys(env))
     for record in records:
         store.accept_record(outbox_row(record))
     return hex32(job_id), manifest, records
+
+
+def dev_keys(env: LedgerEnv) -> dict[str, str]:
+    """The members' keys (anvil's public dev keys 1 and 2), by address."""
+    return {env.alice: DEV_PRIVATE_KEYS[1], env.bob: DEV_PRIVATE_KEYS[2]}
+
+
+def pin_of(env: LedgerEnv) -> PinnedDeployment:
+    """What an auditor of ``env`` pins: its deployment."""
+    return PinnedDeployment.of_deployment(env.deployment)
 
 
 def build_pending_batch(store: LedgerStore, limit: int = 100_000) -> tuple[Batch, MerkleTree]:
@@ -256,10 +270,16 @@ def test_receipt_of_a_confirmed_record_verifies_against_anvil(store: LedgerStore
         bytes.fromhex(receipt.batch_root[2:]),
     )
 
-    verdict = verify_receipt(receipt, env.rpc_url)
+    assert (receipt.version, receipt.batch_id, receipt.anchorer) == (
+        2,
+        batch.batch_id,
+        env.anchor_sender.address,
+    )
+
+    verdict = verify_receipt(receipt, env.rpc_url, pin_of(env))
     assert verdict.ok, verdict.checks
-    assert [c.status for c in verdict.checks] == ["passed"] * 9
-    assert verdict.summary().endswith("VALID (9 checks passed)")
+    assert [c.status for c in verdict.checks] == ["passed"] * 12
+    assert verdict.summary().endswith("VALID (12 checks passed)")
 
 
 def test_receipt_file_round_trip(store: LedgerStore, env: LedgerEnv, tmp_path: Path) -> None:
@@ -270,7 +290,15 @@ def test_receipt_file_round_trip(store: LedgerStore, env: LedgerEnv, tmp_path: P
     path = write_receipt(receipt, tmp_path / "receipt.json")
     assert set(json.loads(path.read_text())) == RECEIPT_FIELDS
     assert load_receipt(path) == receipt
-    assert verify_receipt(json.loads(path.read_text()), env.rpc_url).ok
+    assert verify_receipt(json.loads(path.read_text()), env.rpc_url, pin_of(env)).ok
+
+    version_1 = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("batch_id", "anchorer")}
+    (tmp_path / "v1.json").write_text(json.dumps({**version_1, "version": 1}))
+    old = load_receipt(tmp_path / "v1.json")
+    assert (old.version, old.batch_id, old.anchorer) == (1, None, None)
+    assert set(json.loads(old.to_json())) == RECEIPT_FIELDS - {"batch_id", "anchorer"}  # written as it was
+    with pytest.raises(ValidationError, match="a version-2 receipt states its batch_id and anchorer"):
+        Receipt.model_validate({**version_1, "version": 2})
 
     (tmp_path / "bad.json").write_text('{"version": 1}')
     with pytest.raises(InvalidReceiptFileError, match="is not a receipt"):
@@ -305,13 +333,13 @@ def test_no_receipt_before_the_batch_is_mined(store: LedgerStore, env: LedgerEnv
 def test_job_receipts_across_batches_and_bundle(store: LedgerStore, env: LedgerEnv, tmp_path: Path) -> None:
     job_id, manifest, _ = new_job(store, env, 4)
     first = anchor_pending(store, env)
-    for record in step_records(job_id, [env.alice, env.bob], 3, start=4):
+    for record in sign_records(step_records(job_id, [env.alice, env.bob], 3, start=4), dev_keys(env)):
         store.accept_record(outbox_row(record))
     second = anchor_pending(store, env, confirm=False)  # sent and mined, but the store has no block yet
     assert [r.seq for r in build_job_receipts(store, env.chain_id, env.contract, job_id)] == [0, 1, 2, 3]
     mined = env.client.w3.eth.get_transaction_receipt(HexStr(second.tx_hash or ""))
     second = store.mark_batch_confirmed(second.batch_id, mined["blockNumber"], hex32(mined["blockHash"]))
-    for record in step_records(job_id, [env.alice, env.bob], 1, start=7):
+    for record in sign_records(step_records(job_id, [env.alice, env.bob], 1, start=7), dev_keys(env)):
         store.accept_record(outbox_row(record))  # stays pending
 
     receipts = build_job_receipts(store, env.chain_id, env.contract, job_id)
@@ -319,25 +347,30 @@ def test_job_receipts_across_batches_and_bundle(store: LedgerStore, env: LedgerE
     assert {r.batch_root for r in receipts[:4]} == {first.root}
     assert {r.batch_root for r in receipts[4:]} == {second.root}
     assert [r.status for r in receipts] == ["confirmed"] * 7
-    assert all(verify_receipt(r, env.client.w3).ok for r in receipts)
+    assert all(verify_receipt(r, env.client.w3, pin_of(env)).ok for r in receipts)
 
     bundle = build_bundle(store, env.chain_id, env.contract, job_id, manifest=manifest)
     assert len(bundle.records) == 8 and len(bundle.receipts) == 7
     path = write_bundle(bundle, tmp_path / "bundle.json")
     assert load_bundle(path) == bundle
 
-    verdict = verify_bundle(load_bundle(path), env.rpc_url)
+    verdict = verify_bundle(load_bundle(path), env.rpc_url, pin_of(env))
     assert all(v.ok for v in verdict.receipts)
-    assert verdict.check("manifest_hash").ok and verdict.check("job_on_chain").ok
+    assert verdict.check("manifest_hash").ok and verdict.check("job_header").ok
     assert verdict.check("records_covered").status == "failed"
     assert "1 record(s) without a receipt" in verdict.check("records_covered").detail
     assert not verdict.ok
 
     anchor_pending(store, env)
     complete = build_bundle(store, env.chain_id, env.contract, job_id, manifest=manifest)
-    assert verify_bundle(complete, env.rpc_url).ok
+    anchored = verify_bundle(complete, env.rpc_url, pin_of(env))
+    assert all(v.ok for v in anchored.receipts) and anchored.check("records_covered").ok
+    # Every record is anchored, but the job is still open on chain (and bob never consented on chain).
+    assert anchored.failed_checks == ["consents", "final_record", "job_closed", "step_count"]
     tampered_manifest = complete.model_copy(update={"manifest": {**manifest, "nonce": "0"}})
-    assert verify_bundle(tampered_manifest, env.rpc_url).check("manifest_hash").status == "failed"
+    assert (
+        verify_bundle(tampered_manifest, env.rpc_url, pin_of(env)).check("manifest_hash").status == "failed"
+    )
 
 
 def test_receipt_refused_when_stored_leaves_no_longer_give_the_root(

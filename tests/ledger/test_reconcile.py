@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from eth_utils.crypto import keccak
 from sqlalchemy import delete, update
-from test_receipts import LedgerEnv, anchor_pending, build_pending_batch, deploy_env, new_job
+from test_receipts import LedgerEnv, anchor_pending, build_pending_batch, deploy_env, new_job, pin_of
 
 from secureflow.ledger.contracts import hex32
 from secureflow.ledger.devchain import DevChain
@@ -71,7 +71,8 @@ def test_a_record_modified_after_anchoring_is_tampered(store: SqlLedgerStore, en
     assert "ss_xgb" not in report.model_dump_json()  # ids and hashes only, never record contents
 
     # The receipt issued from the altered store fails verification on its record hash.
-    verdict = verify_receipt(build_receipt(store, env.chain_id, env.contract, job_id, 2), env.rpc_url)
+    receipt = build_receipt(store, env.chain_id, env.contract, job_id, 2)
+    verdict = verify_receipt(receipt, env.rpc_url, pin_of(env))
     assert verdict.failed == ["record_hash"]
 
 

@@ -29,6 +29,7 @@ from test_receipts import (
     deploy_env,
     new_job,
     outbox_row,
+    pin_of,
     sign_records,
     step_records,
 )
@@ -58,6 +59,7 @@ from secureflow.ledger.verify import (
     BUNDLE_CHECK_ORDER,
     CHECK_ORDER,
     LEDGER_VIEW_ABI,
+    REGISTRY_VIEW_ABI,
     BundleVerdict,
     PinnedDeployment,
     verify_bundle,
@@ -81,6 +83,7 @@ process.stdin.on('end', () => {
 class Anchored:
     def __init__(self, env: LedgerEnv, store: SqlLedgerStore, job_id: str, manifest: dict[str, Any]) -> None:
         self.env, self.store, self.job_id, self.manifest = env, store, job_id, manifest
+        self.pin = pin_of(env)
 
     def receipt(self, seq: int = 3) -> dict[str, Any]:
         receipt = build_receipt(self.store, self.env.chain_id, self.env.contract, self.job_id, seq)
@@ -100,8 +103,8 @@ def anchored(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> It
         store.close()
 
 
-def _statuses(receipt: dict[str, Any], rpc: str, **kwargs: Any) -> dict[str, str]:
-    verdict = verify_receipt(receipt, rpc, **kwargs)
+def _statuses(receipt: dict[str, Any], rpc: str, pin: PinnedDeployment, **kwargs: Any) -> dict[str, str]:
+    verdict = verify_receipt(receipt, rpc, pin, **kwargs)
     return {check.name: check.status for check in verdict.checks}
 
 
@@ -110,11 +113,14 @@ def _flip(hex32: str) -> str:
 
 
 def test_an_untouched_receipt_passes_every_check(anchored: Anchored) -> None:
-    verdict = verify_receipt(anchored.receipt(), anchored.env.rpc_url)
+    verdict = verify_receipt(anchored.receipt(), anchored.env.rpc_url, anchored.pin)
     assert [c.name for c in verdict.checks] == list(CHECK_ORDER)
-    assert verdict.ok and verdict.first_failure is None and verdict.failed == []
+    assert verdict.ok and verdict.first_failure is None and verdict.failed == [] and verdict.warnings == []
     assert "on-chain verify(leaf, proof, root) is true" in verdict.check("root_anchored").detail
     assert "BatchAnchored" in verdict.check("block_canonical").detail
+    assert "held ANCHOR_ROLE" in verdict.check("anchor_role").detail
+    assert "signed by every job party on chain" in verdict.check("party_signatures").detail
+    assert anchored.env.contract in verdict.pinned and "pinned by a deployment file" in verdict.pinned
 
 
 def _set(key: str, value: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], None]:
@@ -132,21 +138,18 @@ def _proof_element(receipt: dict[str, Any]) -> None:
     receipt["proof"][1] = _flip(receipt["proof"][1])
 
 
-LOCAL = ("record_hash", "leaf", "proof")
-CHAIN = ("chain_id", "contract_code", "root_anchored", "block_canonical", "confirmations")
-
 # mutation -> (failed checks, skipped checks, text in the first failure's detail)
 TAMPERING: dict[str, tuple[Callable[[dict[str, Any]], None], set[str], set[str], str]] = {
     "record field changed": (
         _record_field,
         {"record_hash"},
-        {"leaf", "proof", "root_anchored"},
+        {"leaf", "proof", "root_anchored", "party_signatures"},
         "the receipt says record_hash",
     ),
     "record_hash changed": (
         _set("record_hash", lambda r: _flip(r["record_hash"])),
         {"record_hash"},
-        {"leaf", "proof", "root_anchored"},
+        {"leaf", "proof", "root_anchored", "party_signatures"},
         "the record hashes to",
     ),
     "leaf changed": (
@@ -170,38 +173,50 @@ TAMPERING: dict[str, tuple[Callable[[dict[str, Any]], None], set[str], set[str],
     "wrong root": (
         _set("batch_root", lambda r: "0x" + keccak(b"another root").hex()),
         {"proof", "block_canonical"},  # the transaction emitted BatchAnchored for the real root
-        {"root_anchored", "confirmations"},
+        {"root_anchored", "anchor_role", "confirmations"},
         "the receipt says batch_root",
     ),
     "wrong block hash": (
         _set("block_hash", lambda r: _flip(r["block_hash"])),
         {"block_canonical"},
-        {"confirmations"},
+        {"anchor_role", "confirmations"},
         "the receipt says",
     ),
     "wrong block number": (
         _set("block_number", lambda r: r["block_number"] - 1),
         {"root_anchored", "block_canonical"},
-        {"confirmations"},
+        {"anchor_role", "confirmations"},
         "was anchored at block",
     ),
     "wrong tx hash": (
         _set("tx_hash", lambda r: "0x" + keccak(b"no such tx").hex()),
         {"block_canonical"},
-        {"confirmations"},
+        {"anchor_role", "confirmations"},
         "does not know transaction",
+    ),
+    "wrong batch id": (
+        _set("batch_id", lambda r: _flip(r["batch_id"])),
+        {"block_canonical"},
+        {"anchor_role", "confirmations"},
+        "the receipt says batch",
+    ),
+    "wrong anchorer": (
+        _set("anchorer", lambda r: "0x" + "12" * 20),
+        {"anchor_role"},
+        set(),
+        "the receipt says 0x1212",
     ),
     "wrong chain id": (
         _set("chain_id", lambda r: 10),
         {"chain_id"},
-        {"contract_code", "root_anchored", "block_canonical", "confirmations"},
+        {"code_hash", "root_anchored", "block_canonical", "anchor_role", "party_signatures", "confirmations"},
         "the node serves chain id 1337, the receipt is for chain id 10",
     ),
     "wrong contract address (no code)": (
         _set("contract", lambda r: "0x" + "12" * 20),
-        {"contract_code", "block_canonical"},
-        {"root_anchored", "confirmations"},
-        "no contract code at",
+        {"contract_pinned"},
+        set(),
+        "the pinned ledger is",
     ),
 }
 
@@ -211,7 +226,7 @@ def test_a_tampered_receipt_fails_exactly_the_right_checks(anchored: Anchored, c
     mutate, failed, skipped, reason = TAMPERING[case]
     receipt = anchored.receipt()
     mutate(receipt)
-    verdict = verify_receipt(receipt, anchored.env.rpc_url)
+    verdict = verify_receipt(receipt, anchored.env.rpc_url, anchored.pin)
     statuses = {c.name: c.status for c in verdict.checks}
     assert {name for name, s in statuses.items() if s == "failed"} == failed, verdict.checks
     assert {name for name, s in statuses.items() if s == "skipped"} == skipped, verdict.checks
@@ -222,50 +237,56 @@ def test_a_tampered_receipt_fails_exactly_the_right_checks(anchored: Anchored, c
 
 
 def test_another_contract_with_code_is_not_the_ledger(anchored: Anchored, devchain: DevChain) -> None:
-    """The registry has code, but it never anchored the root: the ledger checks fail."""
+    """A receipt naming the registry (which has code) fails contract_pinned, and nothing is read from it;
+    an auditor who pins the registry as the ledger gets a failed code_hash check, not a verdict."""
     receipt = anchored.receipt()
-    registry = anchored.env.creator.contract.functions.registry().call()
+    registry = anchored.env.registry.address
     receipt["contract"] = registry
-    statuses = _statuses(receipt, devchain.rpc_url)
-    assert statuses["contract_code"] == "passed"
-    assert statuses["root_anchored"] == "failed"
-    assert statuses["block_canonical"] == "failed"
+    statuses = _statuses(receipt, devchain.rpc_url, anchored.pin)
+    assert {name for name, status in statuses.items() if status != "passed"} == {"contract_pinned"}
+
+    code_hash = "0x" + keccak(bytes(anchored.env.client.w3.eth.get_code(registry))).hex()
+    registry_as_ledger = PinnedDeployment.of_ledger(registry, code_hash)
+    verdict = verify_receipt(anchored.receipt(), devchain.rpc_url, registry_as_ledger)
+    assert verdict.failed == ["code_hash", "contract_pinned"]
+    assert "does not answer registry()" in verdict.check("code_hash").detail
+    assert verdict.check("root_anchored").status == "skipped"
 
 
 def test_too_few_confirmations(anchored: Anchored) -> None:
     receipt = anchored.receipt()
     head = anchored.env.client.w3.eth.block_number
     confirmations = head - receipt["block_number"] + 1
-    verdict = verify_receipt(receipt, anchored.env.rpc_url, min_confirmations=confirmations + 2)
+    verdict = verify_receipt(receipt, anchored.env.rpc_url, anchored.pin, min_confirmations=confirmations + 2)
     assert verdict.failed == ["confirmations"]
     assert f"{confirmations} confirmation(s)" in verdict.check("confirmations").detail
     assert f"{confirmations + 2} required" in verdict.check("confirmations").detail
 
     rpc_call(anchored.env.rpc_url, "anvil_mine", ["0x2"])
-    assert verify_receipt(receipt, anchored.env.rpc_url, min_confirmations=confirmations + 2).ok
+    assert verify_receipt(receipt, anchored.env.rpc_url, anchored.pin, min_confirmations=confirmations + 2).ok
 
 
 def test_a_malformed_receipt_is_reported_not_raised(anchored: Anchored) -> None:
     receipt = anchored.receipt()
     receipt["proof"] = ["0xnothex"]
-    verdict = verify_receipt(receipt, anchored.env.rpc_url)
+    verdict = verify_receipt(receipt, anchored.env.rpc_url, anchored.pin)
     assert verdict.failed == ["receipt_format"]
     assert all(c.status == "skipped" for c in verdict.checks[1:])
     assert "proof.0" in verdict.check("receipt_format").detail
 
     not_a_step = anchored.receipt()
     not_a_step["record"]["raw_values"] = [1.5, 2.5]  # a record can never carry raw data
-    verdict = verify_receipt(not_a_step, anchored.env.rpc_url)
+    verdict = verify_receipt(not_a_step, anchored.env.rpc_url, anchored.pin)
     assert verdict.failed == ["record_hash"]
     assert "not a valid step record" in verdict.check("record_hash").detail
 
-    assert verify_receipt({}, anchored.env.rpc_url).failed == ["receipt_format"]
+    assert verify_receipt({}, anchored.env.rpc_url, anchored.pin).failed == ["receipt_format"]
 
 
 def test_an_unreachable_node_raises_a_clear_error(anchored: Anchored) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(NodeUnreachableError, match=f"cannot reach the JSON-RPC node at {url}") as raised:
-        verify_receipt(anchored.receipt(), url, timeout=2)
+        verify_receipt(anchored.receipt(), url, anchored.pin, timeout=2)
     assert "--rpc" in str(raised.value)
 
 
@@ -284,22 +305,33 @@ def test_receipt_verifies_with_openzeppelin_merkle_tree(anchored: Anchored) -> N
     assert json.loads(result.stdout) == [True] * 7 + [False]
 
 
-def test_verify_file_takes_a_receipt_or_a_bundle(anchored: Anchored, tmp_path: Path) -> None:
+def test_verify_file_takes_a_receipt_or_a_bundle(
+    anchored: Anchored, consortium: Consortium, tmp_path: Path
+) -> None:
     env = anchored.env
     receipt = Receipt.model_validate(anchored.receipt())
-    single = verify_file(write_receipt(receipt, tmp_path / "receipt.json"), env.rpc_url)
+    single = verify_file(write_receipt(receipt, tmp_path / "receipt.json"), env.rpc_url, anchored.pin)
     assert single.ok and single.receipt is not None and single.bundle is None
-    assert single.lines()[-1].endswith("VALID (9 checks passed)")
+    assert single.lines()[0].startswith("[pin ] AuditLedger " + env.contract)
+    assert single.lines()[-1].endswith(f"VALID ({len(CHECK_ORDER)} checks passed)")
 
-    bundle = build_bundle(
+    complete = write_bundle(consortium.complete.bundle, tmp_path / "bundle.json")
+    result = verify_file(complete, consortium.env.rpc_url, consortium.pin)
+    assert result.ok and result.bundle is not None and len(result.bundle.receipts) == 6
+    assert "6/6 receipts valid" in result.lines()[-1]
+
+    # The 7 records of `anchored` are all anchored, but its job was never closed on chain.
+    incomplete = build_bundle(
         anchored.store, env.chain_id, env.contract, anchored.job_id, manifest=anchored.manifest
     )
-    result = verify_file(write_bundle(bundle, tmp_path / "bundle.json"), env.rpc_url)
-    assert result.ok and result.bundle is not None and len(result.bundle.receipts) == 7
-    assert "7/7 receipts valid" in result.lines()[-1]
+    result = verify_file(write_bundle(incomplete, tmp_path / "open.json"), env.rpc_url, anchored.pin)
+    assert not result.ok and result.bundle is not None
+    assert [v.ok for v in result.bundle.receipts] == [True] * 7
+    assert any(line.startswith("[FAIL] job_closed") for line in result.lines())
+    assert "INVALID, 7/7 receipts valid; bundle checks failed: consents, job_closed" in result.lines()[-1]
 
     (tmp_path / "broken.json").write_text(json.dumps({**json.loads(receipt.to_json()), "leaf": "0x12"}))
-    broken = verify_file(tmp_path / "broken.json", env.rpc_url)
+    broken = verify_file(tmp_path / "broken.json", env.rpc_url, anchored.pin)
     assert not broken.ok and broken.receipt is not None and broken.receipt.failed == ["receipt_format"]
     assert any(line.startswith("[FAIL] receipt_format") for line in broken.lines())
 
@@ -310,6 +342,9 @@ def test_the_declared_views_match_the_audit_ledger_artifact() -> None:
         declared = artifact[entry["name"]]
         assert [i["type"] for i in declared["inputs"]] == [i["type"] for i in entry["inputs"]]
         assert declared["outputs"] == entry["outputs"]
+    registry = {entry.get("name"): entry for entry in load_artifact("ConsortiumRegistry").abi}
+    for entry in REGISTRY_VIEW_ABI:
+        assert registry[entry["name"]] == entry
     event = artifact["BatchAnchored"]
     assert [(i["type"], i["indexed"]) for i in event["inputs"]] == [
         ("bytes32", True),
@@ -750,6 +785,39 @@ def test_pinning_by_ledger_address_and_code_hash(consortium: Consortium) -> None
     verdict = _verify(consortium.complete.bundle, consortium, wrong_hash)
     assert "code_hash" in _failed(verdict)
     assert code_hash in verdict.receipts[0].check("code_hash").detail
+
+
+def test_a_version_1_deployment_file_pins_by_the_creation_transactions(consortium: Consortium) -> None:
+    """A deployment file without code hashes: the code is checked through each contract's creation
+    (created at its address by this verifier's artifact), and the verdict says so in a warning."""
+    deployment = consortium.env.deployment
+    old = deployment.model_copy(
+        update={
+            "version": 1,
+            "contracts": {
+                n: c.model_copy(update={"code_hash": None}) for n, c in deployment.contracts.items()
+            },
+        }
+    )
+    verdict = _verify(consortium.complete.bundle, consortium, PinnedDeployment.of_deployment(old))
+    assert verdict.ok, verdict.summary()
+    assert len(verdict.warnings) == 2  # one per contract: the ledger and its registry
+    assert all("creation transaction" in w and "version-1 deployment file" in w for w in verdict.warnings)
+
+    # The impostor's ledger, claimed to be created by the real ledger's creation transaction.
+    impostor = TransactionSender(
+        consortium.env.client, IMPOSTOR_KEY, ChainNonceSource(consortium.env.client.w3)
+    )
+    fake = deploy_contracts(consortium.env.client, impostor)
+    forged_ledger = old.contracts["AuditLedger"].model_copy(
+        update={"address": fake.address_of("AuditLedger")}
+    )
+    forged = old.model_copy(update={"contracts": {**old.contracts, "AuditLedger": forged_ledger}})
+    verdict = _verify(consortium.complete.bundle, consortium, PinnedDeployment.of_deployment(forged))
+    assert "code_hash" in _failed(verdict)
+    assert f"created {consortium.env.contract}, not {fake.address_of('AuditLedger')}" in (
+        verdict.receipts[0].check("code_hash").detail
+    )
 
 
 def test_a_version_1_receipt_still_verifies_with_a_warning(consortium: Consortium) -> None:

@@ -2,7 +2,8 @@
 on chain), receipt verification, and models (from the indexed ``ModelRecorded`` chain events).
 
 Roles: audit queries and models (admin, auditor: everything; member: jobs it is
-party to); verify (any role: it reads only the chain and the posted receipt).
+party to); verify (any role: it reads only the chain, against this API's configured
+deployment, and the posted receipt).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def audit_records(
         if verify and row.status in ("submitted", "confirmed"):
             try:
                 receipt = svc.receipts.receipt(row.job_id, row.seq)
-                verification = VerdictOut.of(verify_receipt(receipt, svc.w3))
+                verification = VerdictOut.of(verify_receipt(receipt, svc.w3, svc.pin), svc.pin)
             except RecordNotAnchoredError:
                 verification = None
         items.append(AuditItem(**StepOut.of(row).model_dump(), verification=verification))
@@ -105,15 +106,19 @@ def audit_records(
 def verify(
     request: Request,
     receipt: Annotated[
-        dict[str, Any], Body(description="a receipt (format version 1) as issued by this API")
+        dict[str, Any], Body(description="a receipt (format version 2, or 1) as issued by this API")
     ],
 ) -> VerdictOut:
-    """Verify a receipt against the chain node this API uses: the verdict and each check with its detail.
+    """Verify a receipt against this API's own configured deployment (the audit ledger and registry it
+    anchors to, pinned with their code hashes) on the chain node this API uses: the verdict, each check
+    with its detail, and ``pinned``, the deployment it was verified against.
 
-    A malformed receipt is not an error: its ``receipt_format`` check fails. The check does not use the
-    database, so it is as trustworthy as the node (run ``secureflow verify`` against your own node too).
+    A receipt naming another contract fails ``contract_pinned``; a malformed receipt is not an error: its
+    ``receipt_format`` check fails. The check does not use the database, but it trusts this API's choice
+    of deployment and node: an auditor runs ``secureflow verify --deployment FILE`` against its own node.
     """
-    return VerdictOut.of(verify_receipt(receipt, services(request).w3))
+    svc = services(request)
+    return VerdictOut.of(verify_receipt(receipt, svc.w3, svc.pin), svc.pin)
 
 
 @router.get("/models", dependencies=[Depends(AUDIT)], response_model=Page[ModelOut])
