@@ -29,7 +29,7 @@ import requests
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import update
-from stack import BOB, anchor_and_index, step
+from stack import BOB, anchor_and_index, create_job_on_chain, step
 from test_api_service import SERVICE, Env, env, submit  # noqa: F401  (the live app fixture)
 
 from secureflow.api.server.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
@@ -109,9 +109,14 @@ def ui(browser: Browser, env: Env) -> Iterator[Ui]:  # noqa: F811
 def anchored_job(env: Env, steps: int) -> str:  # noqa: F811
     """A job submitted by a member, its steps accepted through the service route and confirmed on chain."""
     job_id = submit(env, "web")
+    manifest_hash = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["manifest_hash"]
+    create_job_on_chain(env.stack, job_id, manifest_hash)  # with both parties' consents
     for seq in range(steps):
         response = env.call(
-            "POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, seq).model_dump(mode="json")
+            "POST",
+            f"/v1/jobs/{job_id}/steps",
+            "service",
+            json=step(job_id, seq, signed=True).model_dump(mode="json"),
         )
         assert response.status_code == 201, response.text
     anchor_and_index(env.stack, env.store)
@@ -180,6 +185,9 @@ def test_auditor_sees_confirmed_steps_verifies_and_catches_tampering(env: Env, u
     expect(checks).to_have_count(len(api_verdict["checks"]))
     assert [c.get_attribute("data-check") for c in checks.all()] == [c["name"] for c in api_verdict["checks"]]
     assert {c.get_attribute("data-status") for c in checks.all()} == {"passed"}
+    expect(verdict.locator(".verdict-pinned")).to_contain_text(
+        "verified against this API's configured deployment"
+    )
 
     tamper(env, job_id, 2)
     ui.page.get_by_role("button", name="Verify step 2").click()

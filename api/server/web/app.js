@@ -372,6 +372,16 @@
       el("strong", { class: "verdict-title" }, ok ? "valid" : "invalid"),
       failed.length ? el("span", { class: "verdict-failed" }, " \u2013 failed: " + failed.join(", ")) : null,
       el("p", { class: "verdict-summary" }, verdict.summary),
+      verdict.pinned
+        ? el(
+            "p",
+            { class: "verdict-pinned muted" },
+            `verified against ${verdict.pinned.source}: ledger ${verdict.pinned.ledger} (code hash ${verdict.pinned.ledger_code_hash}) on chain ${verdict.pinned.chain_id}`,
+          )
+        : null,
+      ...(Array.isArray(verdict.warnings) ? verdict.warnings : []).map((warning) =>
+        el("p", { class: "verdict-warning" }, "warning: " + warning),
+      ),
       el(
         "ul",
         { class: "checks" },
