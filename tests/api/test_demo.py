@@ -30,6 +30,11 @@ def test_demo_runs_secretflow_and_verifies_every_record_on_chain(tmp_path: Path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6/6 records verified on chain" in result.stdout
     assert "VALID, 6/6 receipts valid" in result.stdout
+    # The bundle is verified as an auditor would: pinned to the demo's deployment file, the job proven whole.
+    assert "verifying as an auditor, pinned to the deployment file: secureflow verify " in result.stdout
+    assert "--deployment " in result.stdout and "deployment.json" in result.stdout
+    for check in ("job_header", "consents", "job_closed", "step_count", "final_record"):
+        assert check in result.stdout
     assert "INVALID" not in result.stdout
     assert "AUC 0." in result.stdout
     assert "recordModel confirmed" in result.stdout
