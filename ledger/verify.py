@@ -1000,6 +1000,21 @@ def verify_receipt(
     return _run_checks(receipt, _Context(NodeView(_web3(node, timeout)), pin, min_confirmations))
 
 
+def verify_receipts(
+    receipts: Sequence[Receipt | Mapping[str, Any]],
+    node: Web3 | str,
+    pin: PinnedDeployment,
+    *,
+    min_confirmations: int = 1,
+    timeout: float = 10.0,
+) -> list[Verdict]:
+    """`verify_receipt` for several receipts, sharing the node's answers (the deployment check once, each
+    block, transaction, root, job and role once)."""
+    _check_min(min_confirmations)
+    ctx = _Context(NodeView(_web3(node, timeout)), pin, min_confirmations)
+    return [_run_checks(receipt, ctx) for receipt in receipts]
+
+
 def verify_bundle(
     bundle: AuditBundle,
     node: Web3 | str,

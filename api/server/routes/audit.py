@@ -8,6 +8,7 @@ deployment, and the posted receipt).
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,9 +19,9 @@ from secureflow.api.server.context import services
 from secureflow.api.server.db import RecordFilter
 from secureflow.api.server.errors import InvalidRequestError
 from secureflow.api.server.schemas import ERROR_RESPONSES, AuditItem, ModelOut, Page, StepOut, VerdictOut
-from secureflow.ledger.receipts import RecordNotAnchoredError
+from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError
 from secureflow.ledger.store.schemas import RECORD_STATUSES, RecordStatus
-from secureflow.ledger.verify import verify_receipt
+from secureflow.ledger.verify import verify_receipt, verify_receipts
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)
 
@@ -84,15 +85,18 @@ def audit_records(
     )
     rows = svc.db.query_records(flt, int(cursor) if cursor else 0, limit + 1)
     page = rows[:limit]
+    receipts: dict[int, Receipt] = {}
+    if verify:
+        for row in page:
+            if row.status in ("submitted", "confirmed"):
+                with contextlib.suppress(RecordNotAnchoredError):  # anchored in the index, not yet here
+                    receipts[row.record_id] = svc.receipts.receipt(row.job_id, row.seq)
+    # One verification context for the page: the pinned deployment, blocks, roots and jobs are read once.
+    verdicts = dict(zip(receipts, verify_receipts(list(receipts.values()), svc.w3, svc.pin), strict=True))
     items: list[AuditItem] = []
     for row in page:
-        verification = None
-        if verify and row.status in ("submitted", "confirmed"):
-            try:
-                receipt = svc.receipts.receipt(row.job_id, row.seq)
-                verification = VerdictOut.of(verify_receipt(receipt, svc.w3, svc.pin), svc.pin)
-            except RecordNotAnchoredError:
-                verification = None
+        verdict = verdicts.get(row.record_id)
+        verification = VerdictOut.of(verdict, svc.pin) if verdict is not None else None
         items.append(AuditItem(**StepOut.of(row).model_dump(), verification=verification))
     next_cursor = str(page[-1].record_id) if len(rows) > limit else None
     return Page[AuditItem](items=items, next_cursor=next_cursor)
