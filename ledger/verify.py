@@ -437,7 +437,7 @@ class NodeView:
     _registries: dict[str, Contract] = field(default_factory=dict)
     _jobs: dict[tuple[str, str], OnChainJob] = field(default_factory=dict)
     _consents: dict[tuple[str, str, str], bool] = field(default_factory=dict)
-    _roles: dict[tuple[str, str, int], bool] = field(default_factory=dict)
+    _roles: dict[tuple[str, bytes, str, int], bool] = field(default_factory=dict)
 
     def rpc(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -551,7 +551,7 @@ class NodeView:
 
     def has_role_at(self, registry: str, role: bytes, account: str, block: int) -> bool:
         """``hasRole(role, account)`` in the state at the end of ``block`` (needs that block's state)."""
-        key = (registry, account, block)
+        key = (registry, role, account, block)
         if key not in self._roles:
             call = self.registry(registry).functions.hasRole(role, to_checksum_address(account))
             self._roles[key] = bool(self.rpc(call.call, block_identifier=block))
@@ -656,8 +656,8 @@ def _check_creation(node: NodeView, pinned: PinnedContract) -> None:
     """A contract pinned by its creation: created at its address, by the artifact of the pinned sha256."""
     if pinned.creation_tx is None or pinned.bytecode_sha256 is None:
         raise _Failed(f"the pin gives neither a code hash nor a creation of {pinned.name} {pinned.address}")
-    artifact = load_artifact(pinned.name).bytecode.lower()
-    if hashlib.sha256(artifact.encode()).hexdigest() != pinned.bytecode_sha256:
+    bytecode = load_artifact(pinned.name).bytecode
+    if hashlib.sha256(bytecode.encode()).hexdigest() != pinned.bytecode_sha256:
         raise _Failed(
             f"cannot check the code of {pinned.name} {pinned.address}: the pin has no code hash and was "
             "deployed from another artifact than this verifier's; pin its code hash (--code-hash)"
@@ -672,7 +672,7 @@ def _check_creation(node: NodeView, pinned: PinnedContract) -> None:
     if to_checksum_address(created) != pinned.address:
         raise _Failed(f"the pinned creation {pinned.creation_tx} created {created}, not {pinned.address}")
     init = "0x" + bytes(tx["input"]).hex()
-    if not init.startswith(artifact):
+    if not init.startswith(bytecode.lower()):
         raise _Failed(f"{pinned.name} {pinned.address} was not created from this verifier's artifact")
 
 
