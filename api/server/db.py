@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
@@ -54,12 +54,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from secureflow.api.client.models import Role as Role  # re-exported: the roles of the API database
 from secureflow.api.server.errors import ConflictError, NotFoundError, UnavailableError
 from secureflow.ledger.store import migrate
 from secureflow.ledger.store.engine import WRITE_OPTION, mask_url
 from secureflow.ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
 
-Role = Literal["admin", "member", "service", "auditor"]
 ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor")
 VERSION_TABLE = "api_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

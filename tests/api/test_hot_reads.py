@@ -17,7 +17,7 @@ from stack import ALICE, BOB, accept
 from secureflow.api.server.db import ApiDb, Principal
 from secureflow.api.server.errors import NotFoundError
 from secureflow.api.server.reads import HotReads, _NeedsThread, dumps
-from secureflow.api.server.schemas import Page, StepOut
+from secureflow.api.server.schemas import Page, StepOut, step_out
 from secureflow.ledger.errors import UnknownRecordError
 from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.receipts import InconsistentBatchError, RecordNotAnchoredError, build_receipt
@@ -58,7 +58,7 @@ def model_page(db: ApiDb, after: int, limit: int) -> dict[str, Any]:
     items = db.steps_page(JOB, after, limit + 1)
     page = items[:limit]
     model = Page[StepOut](
-        items=[StepOut.of(i) for i in page], next_cursor=str(page[-1].seq) if len(items) > limit else None
+        items=[step_out(i) for i in page], next_cursor=str(page[-1].seq) if len(items) > limit else None
     )
     return model.model_dump(mode="json")
 

@@ -27,6 +27,8 @@ from secureflow.api.server.schemas import (
     Page,
     RoleIn,
     RoleOut,
+    key_out,
+    member_out,
 )
 
 router = APIRouter(prefix="/v1", tags=["administration"], responses=ERROR_RESPONSES)
@@ -64,7 +66,7 @@ def list_members(
     rows = services(request).db.list_members(limit + 1, int(cursor) if cursor else 0)
     page = rows[:limit]
     return Page[MemberOut](
-        items=[MemberOut.of(m) for m in page], next_cursor=str(page[-1].id) if len(rows) > limit else None
+        items=[member_out(m) for m in page], next_cursor=str(page[-1].id) if len(rows) > limit else None
     )
 
 
@@ -76,12 +78,12 @@ def create_member(request: Request, body: MemberIn) -> MemberOut:
     svc = services(request)
     address = str(to_checksum_address(body.address))
     _check_on_chain(svc, address, body.role)
-    return MemberOut.of(svc.db.create_member(body.name, address, body.role))
+    return member_out(svc.db.create_member(body.name, address, body.role))
 
 
 @router.get("/members/{member_id}", dependencies=[Depends(ADMIN)], response_model=MemberOut)
 def get_member(request: Request, member_id: MemberId) -> MemberOut:
-    return MemberOut.of(services(request).db.get_member(member_id))
+    return member_out(services(request).db.get_member(member_id))
 
 
 @router.put("/members/{member_id}/role", dependencies=[Depends(ADMIN)], response_model=MemberOut)
@@ -90,7 +92,7 @@ def set_role(request: Request, member_id: MemberId, body: RoleIn) -> MemberOut:
     svc = services(request)
     member = svc.db.get_member(member_id)
     _check_on_chain(svc, member.address, body.role)
-    return MemberOut.of(svc.db.set_role(member_id, body.role))
+    return member_out(svc.db.set_role(member_id, body.role))
 
 
 @router.get("/members/{member_id}/keys", dependencies=[Depends(ADMIN)], response_model=Page[KeyOut])
@@ -98,7 +100,7 @@ def list_keys(request: Request, member_id: MemberId) -> Page[KeyOut]:
     """The member's keys (ids, labels, revocation), never the keys themselves."""
     svc = services(request)
     svc.db.get_member(member_id)
-    return Page[KeyOut](items=[KeyOut.of(k) for k in svc.db.list_keys(member_id)])
+    return Page[KeyOut](items=[key_out(k) for k in svc.db.list_keys(member_id)])
 
 
 @router.post(
@@ -107,14 +109,14 @@ def list_keys(request: Request, member_id: MemberId) -> Page[KeyOut]:
 def create_key(request: Request, member_id: MemberId, body: KeyIn | None = None) -> KeyCreated:
     """Create an API key for the member. The key is in this answer only: only its hash is stored."""
     info, plaintext = services(request).db.create_key(member_id, (body or KeyIn()).label)
-    return KeyCreated(**KeyOut.of(info).model_dump(), key=plaintext)
+    return KeyCreated(**key_out(info).model_dump(), key=plaintext)
 
 
 @router.post("/keys/{key_id}/revoke", dependencies=[Depends(ADMIN)], response_model=KeyOut)
 def revoke_key(request: Request, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]) -> KeyOut:
     """Revoke a key (idempotent): this process refuses it at once; other API processes within the 2 s of
     their authentication cache (SECUREFLOW_API_WORKERS > 1)."""
-    return KeyOut.of(services(request).db.revoke_key(key_id))
+    return key_out(services(request).db.revoke_key(key_id))
 
 
 @router.get("/roles", dependencies=[Depends(ADMIN)], response_model=Page[RoleOut])

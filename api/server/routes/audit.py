@@ -18,7 +18,15 @@ from secureflow.api.server.auth import allow, principal_of, scope_address
 from secureflow.api.server.context import services
 from secureflow.api.server.db import RecordFilter
 from secureflow.api.server.errors import InvalidRequestError
-from secureflow.api.server.schemas import ERROR_RESPONSES, AuditItem, ModelOut, Page, StepOut, VerdictOut
+from secureflow.api.server.schemas import (
+    ERROR_RESPONSES,
+    AuditItem,
+    ModelOut,
+    Page,
+    VerdictOut,
+    step_out,
+    verdict_out,
+)
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError
 from secureflow.ledger.store.schemas import RECORD_STATUSES, RecordStatus
 from secureflow.ledger.verify import verify_receipt, verify_receipts
@@ -96,8 +104,8 @@ def audit_records(
     items: list[AuditItem] = []
     for row in page:
         verdict = verdicts.get(row.record_id)
-        verification = VerdictOut.of(verdict, svc.pin) if verdict is not None else None
-        items.append(AuditItem(**StepOut.of(row).model_dump(), verification=verification))
+        verification = verdict_out(verdict, svc.pin) if verdict is not None else None
+        items.append(AuditItem(**step_out(row).model_dump(), verification=verification))
     next_cursor = str(page[-1].record_id) if len(rows) > limit else None
     return Page[AuditItem](items=items, next_cursor=next_cursor)
 
@@ -122,7 +130,7 @@ def verify(
     of deployment and node: an auditor runs ``secureflow verify --deployment FILE`` against its own node.
     """
     svc = services(request)
-    return VerdictOut.of(verify_receipt(receipt, svc.w3, svc.pin), svc.pin)
+    return verdict_out(verify_receipt(receipt, svc.w3, svc.pin), svc.pin)
 
 
 @router.get("/models", dependencies=[Depends(AUDIT)], response_model=Page[ModelOut])

@@ -34,6 +34,8 @@ from secureflow.api.server.schemas import (
     RecordCounts,
     StepDetail,
     StepOut,
+    job_out,
+    step_out,
 )
 from secureflow.ledger.errors import StoreConflictError
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
@@ -97,7 +99,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
     svc.db.put_manifest(job.job_id, valid.manifest, principal.member_id)
     if svc.executor is None:
         return JobSubmitted(
-            job=JobOut.of(job),
+            job=job_out(job),
             execution="not_configured",
             message="job stored as created; no compute executor is configured in this API process, "
             "so it will not run until one is (services may still anchor its steps)",
@@ -112,7 +114,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
         ) from None
     refreshed = svc.store.get_job(job.job_id) or job
     return JobSubmitted(
-        job=JobOut.of(refreshed), execution="handed_to_executor", message="job handed to the executor"
+        job=job_out(refreshed), execution="handed_to_executor", message="job handed to the executor"
     )
 
 
@@ -130,14 +132,14 @@ def list_jobs(
     )
     jobs = [job for job in (svc.store.get_job(i) for i in ids[:limit]) if job is not None]
     return OffsetPage[JobOut](
-        items=[JobOut.of(j) for j in jobs], next_offset=offset + limit if len(ids) > limit else None
+        items=[job_out(j) for j in jobs], next_offset=offset + limit if len(ids) > limit else None
     )
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(READ)], response_model=JobOut)
 def get_job(request: Request, job_id: JobId) -> JobOut:
     """One job with its compute status and the status of its on-chain creation."""
-    return JobOut.of(_job(request, job_id))
+    return job_out(_job(request, job_id))
 
 
 @router.get("/jobs/{job_id}/manifest", dependencies=[Depends(READ)], response_model=dict[str, Any])
@@ -162,7 +164,7 @@ def cancel_job(request: Request, job_id: JobId) -> JobOut:
         )
     if svc.executor is not None:
         svc.executor.cancel(job.job_id)
-    return JobOut.of(svc.store.update_job(job.job_id, status="cancelled"))
+    return job_out(svc.store.update_job(job.job_id, status="cancelled"))
 
 
 def _cursor(value: str | None, default: int = 0) -> int:
@@ -257,7 +259,7 @@ def get_step(request: Request, job_id: JobId, seq: Seq) -> StepDetail:
     except RecordNotAnchoredError as exc:
         why = str(exc)
     return StepDetail(
-        step=StepOut.of(items[0]),
+        step=step_out(items[0]),
         record=json.loads(row.record_json),
         receipt=receipt.model_dump(mode="json") if receipt else None,
         receipt_unavailable=why,

@@ -33,14 +33,24 @@ inputs and salt of a proposal are shown to the job's parties only.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
+from secureflow.api.client.models import (
+    ApprovalAccepted,
+    ApprovalIn,
+    ApprovalState,
+    PrepareIn,
+    ProposalCreated,
+    ProposalOut,
+    ProposalState,
+    SubmitIn,
+    WeightsOut,
+)
 from secureflow.api.server.auth import allow, principal_of, visible_job
 from secureflow.api.server.context import Services, services
 from secureflow.api.server.db import Principal, StoredProposal
@@ -78,7 +88,6 @@ from secureflow.ledger.settlement.contribution import (
     prepare_contribution,
 )
 from secureflow.ledger.settlement.transactions import (
-    Action,
     ContributionNotReadyError,
     ForeignTransactionError,
     MalformedTransactionError,
@@ -171,8 +180,6 @@ def get_settlement_history(request: Request, job_id: JobId) -> SettlementHistory
 
 # ------------------------------------------------------------------------------------------- writes
 
-Hex = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
-AddressStr = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 InputsBody = Annotated[
     DataShareInputs | LeaveOneOutInputs,
     Body(
@@ -278,6 +285,41 @@ def _current(svc: Services, job: Job) -> tuple[StoredProposal, ContributionPropo
     return stored, ContributionProposal.model_validate_json(stored.proposal_json)
 
 
+def _proposal_out(stored: StoredProposal, proposal: ContributionProposal, *, reveal: bool) -> ProposalOut:
+    return ProposalOut(
+        job_id=proposal.job_id,
+        seq=proposal.seq,
+        method=proposal.method,
+        members=list(proposal.members),
+        bps=list(proposal.bps),
+        fallback=proposal.fallback,
+        weights_hash=proposal.weights_hash,
+        record_hash=proposal.record_hash,
+        record_leaf=proposal.record_leaf,
+        params_hash=proposal.params_hash,
+        inputs_digest=proposal.inputs_digest,
+        record=proposal.record,
+        inputs=proposal.inputs.model_dump(mode="json") if reveal else None,
+        salt=proposal.salt if reveal else None,
+        proposed_by=stored.proposed_by,
+        created_at=stored.created_at,
+    )
+
+
+def _weights_out(weights: WeightsProposal) -> WeightsOut:
+    return WeightsOut(
+        job_id=weights.job_id,
+        members=list(weights.members),
+        bps=list(weights.bps),
+        weights_hash="0x" + weights.weights_hash.hex(),
+        record_leaf="0x" + weights.record_leaf.hex(),
+        record_hash=weights.record_hash,
+        seq=weights.seq,
+        root=weights.root,
+        proof=list(weights.proof),
+    )
+
+
 def _confirmed_weights(
     svc: Services, txs: SettlementTransactions, proposal: ContributionProposal
 ) -> WeightsProposal:
@@ -301,59 +343,6 @@ def _weights_already_set(txs: SettlementTransactions, job: Job) -> ContractRefus
 
 
 # -- proposals --------------------------------------------------------------------------------------------
-
-
-class ProposalOut(BaseModel):
-    """A contribution proposal: weights, the contribution record that anchors them, and (for the job's
-    parties only) the raw inputs and the salt of the record's inputs digest."""
-
-    model_config = ConfigDict(frozen=True)
-
-    job_id: str
-    seq: int = Field(description="step number of the contribution record")
-    method: str
-    members: list[str]
-    bps: list[int]
-    fallback: str | None
-    weights_hash: str
-    record_hash: str
-    record_leaf: str
-    params_hash: str
-    inputs_digest: str
-    record: dict[str, Any] = Field(description="the contribution step record (digests and metadata only)")
-    inputs: dict[str, Any] | None = Field(description="the contribution inputs (parties only, else null)")
-    salt: str | None = Field(description="salt of the inputs digest (parties only, else null)")
-    proposed_by: int = Field(description="API member id of the proposer")
-    created_at: datetime
-
-    @classmethod
-    def of(cls, stored: StoredProposal, proposal: ContributionProposal, *, reveal: bool) -> ProposalOut:
-        return cls(
-            job_id=proposal.job_id,
-            seq=proposal.seq,
-            method=proposal.method,
-            members=list(proposal.members),
-            bps=list(proposal.bps),
-            fallback=proposal.fallback,
-            weights_hash=proposal.weights_hash,
-            record_hash=proposal.record_hash,
-            record_leaf=proposal.record_leaf,
-            params_hash=proposal.params_hash,
-            inputs_digest=proposal.inputs_digest,
-            record=proposal.record,
-            inputs=proposal.inputs.model_dump(mode="json") if reveal else None,
-            salt=proposal.salt if reveal else None,
-            proposed_by=stored.proposed_by,
-            created_at=stored.created_at,
-        )
-
-
-class ProposalCreated(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    proposal: ProposalOut
-    chain_status: str = Field(description="anchoring status of the contribution record (pending first)")
-    replayed: bool = Field(description="the same inputs were proposed before: nothing new was recorded")
 
 
 @router.post(
@@ -441,69 +430,11 @@ def _proposed(
     if row is None:  # the outbox write of an earlier attempt failed after the proposal was stored
         row = svc.store.accept_record(to_outbox(proposal.step_record()))
     body = ProposalCreated(
-        proposal=ProposalOut.of(stored, proposal, reveal=_is_party(principal, job.parties)),
+        proposal=_proposal_out(stored, proposal, reveal=_is_party(principal, job.parties)),
         chain_status=row.status,
         replayed=replayed,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if replayed else 201)
-
-
-class WeightsOut(BaseModel):
-    """The weights as ``setWeights`` takes them, with the contribution record's proof (``RecordProof``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    job_id: str
-    members: list[str]
-    bps: list[int]
-    weights_hash: str
-    record_leaf: str
-    record_hash: str
-    seq: int
-    root: str
-    proof: list[str]
-
-    @classmethod
-    def of(cls, weights: WeightsProposal) -> WeightsOut:
-        return cls(
-            job_id=weights.job_id,
-            members=list(weights.members),
-            bps=list(weights.bps),
-            weights_hash="0x" + weights.weights_hash.hex(),
-            record_leaf="0x" + weights.record_leaf.hex(),
-            record_hash=weights.record_hash,
-            seq=weights.seq,
-            root=weights.root,
-            proof=list(weights.proof),
-        )
-
-
-class ApprovalState(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    party: str
-    signed: bool = Field(description="an EIP-712 signature of this party is stored")
-    signature: str | None
-    on_chain: bool = Field(description="the party approved on chain (hasApproved)")
-    approved: bool
-
-
-class ProposalState(BaseModel):
-    """The job's current proposal and how far it is from being set on chain."""
-
-    model_config = ConfigDict(frozen=True)
-
-    proposal: ProposalOut
-    chain_status: str = Field(description="anchoring status of the contribution record")
-    not_ready: str | None = Field(description="why the weights cannot be approved yet (null once confirmed)")
-    weights: WeightsOut | None = Field(description="the WeightsProposal, once the record is confirmed")
-    typed_data: dict[str, Any] | None = Field(
-        description="EIP-712 typed data (eth_signTypedData_v4) each party signs, once confirmed"
-    )
-    digest: str | None = Field(description="the EIP-712 digest (the contract's approvalDigest)")
-    approvals: list[ApprovalState] = Field(description="per party of the job, in the contract's order")
-    ready_to_set: bool = Field(description="every party approved and the weights are not set yet")
-    weights_set: bool = Field(description="the job's weights are set on chain (by this or another proposal)")
 
 
 @router.get(
@@ -545,10 +476,10 @@ def get_proposal(request: Request, job_id: JobId) -> ProposalState:
         )
     weights_set = client.weights_of(key).is_set
     return ProposalState(
-        proposal=ProposalOut.of(stored, proposal, reveal=_is_party(principal, job.parties)),
+        proposal=_proposal_out(stored, proposal, reveal=_is_party(principal, job.parties)),
         chain_status=row.status if row is not None else "not_recorded",
         not_ready=not_ready,
-        weights=WeightsOut.of(weights) if weights is not None else None,
+        weights=_weights_out(weights) if weights is not None else None,
         typed_data=approval_request(txs.chain_id, txs.address, weights) if weights is not None else None,
         digest=(
             "0x"
@@ -563,35 +494,6 @@ def get_proposal(request: Request, job_id: JobId) -> ProposalState:
 
 
 # -- approvals --------------------------------------------------------------------------------------------
-
-
-class ApprovalIn(BaseModel):
-    """A party's EIP-712 ContributionApproval signature. The approval file written by ``secureflow settle
-    approve --out`` is accepted as is; its other fields, when given, must name the current proposal."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")] = Field(
-        description="65 bytes (r, s, v), 0x-hex"
-    )
-    version: Literal[1] | None = None
-    chain_id: int | None = Field(default=None, ge=0, le=2**64)
-    settlement: AddressStr | None = None
-    job_id: Hex | None = None
-    party: AddressStr | None = None
-    weights_hash: Hex | None = None
-    record_leaf: Hex | None = None
-
-
-class ApprovalAccepted(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    job_id: str
-    seq: int
-    party: str
-    signature: str
-    accepted_at: datetime
-    replayed: bool = Field(description="this party's approval was stored before (kept as it was)")
 
 
 @router.post(
@@ -671,18 +573,6 @@ def approve(request: Request, job_id: JobId, body: ApprovalIn) -> JSONResponse:
 # -- transactions -----------------------------------------------------------------------------------------
 
 
-class PrepareIn(BaseModel):
-    """What to prepare: the action, the asset (ERC-20 address; default ETH) and, for a deposit, the amount."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    action: Action
-    asset: AddressStr = Field(default=ETH, description="ERC-20 token address; the zero address means ETH")
-    amount: int | None = Field(
-        default=None, gt=0, le=2**256 - 1, description="deposit only: wei, or the token's smallest unit"
-    )
-
-
 @router.post(
     "/settlements/{job_id}/transactions/prepare",
     dependencies=[Depends(TRANSACT)],
@@ -720,14 +610,6 @@ def prepare_transaction(request: Request, job_id: JobId, body: PrepareIn) -> Pre
         return txs.prepare(principal.address, txs.withdraw_call(key, asset))
     except SettlementTxError as exc:
         raise _api_error(exc) from None
-
-
-class SubmitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    raw_transaction: Annotated[
-        str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{2})+$", max_length=2 + 2 * 131_072)
-    ] = Field(description="the signed legacy transaction, 0x-hex (eth_account's raw_transaction)")
 
 
 @router.post(

@@ -1,0 +1,390 @@
+"""The audit API's request and response bodies (pydantic v2): the one definition the server declares its
+OpenAPI with and the client parses answers into.
+
+Owned by the client (it needs nothing but pydantic); the server imports these models, the client never
+imports the server. The step record, the receipt, the audit bundle and the settlement contract's
+balances, events and transactions are formats of the ledger (``secureflow.ledger``): the server declares
+them with the ledger's models and the client hands them over as JSON (see ``secureflow.api.client``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+T = TypeVar("T")
+
+Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$"), AfterValidator(str.lower)]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+"""An account address, 0x + 40 hex digits (any case: the server checksums it)."""
+HexBytes32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+
+Role = Literal["admin", "member", "service", "auditor"]
+"""The role of an API key's member: what it may call (``GET /v1/roles``)."""
+
+SettlementAction = Literal["set_weights", "approve_weights", "deposit", "withdraw"]
+"""What ``POST /v1/settlements/{job_id}/transactions/prepare`` prepares (the ledger's ``Action``)."""
+
+ETH = "0x0000000000000000000000000000000000000000"
+"""The asset address that means ETH (any other asset is an ERC-20 token's address)."""
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorDetail(_Out):
+    code: str = Field(description="machine-readable error code, e.g. not_found, invalid_request")
+    message: str = Field(description="what went wrong and what to do")
+    request_id: str = Field(description="the request id (X-Request-ID) to quote in a support request")
+
+
+class ErrorResponse(_Out):
+    """The one error shape of every error response."""
+
+    error: ErrorDetail
+
+
+class Page(_Out, Generic[T]):
+    """One page of a list; pass ``next_cursor`` as ``cursor`` for the next page (null: last page)."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class OffsetPage(_Out, Generic[T]):
+    """One page of a list ordered newest first; ``next_offset`` is null on the last page."""
+
+    items: list[T]
+    next_offset: int | None = None
+
+
+# -- jobs ------------------------------------------------------------------------------------------------
+
+
+class JobSubmission(BaseModel):
+    """A job manifest to run (parties, datasets by reference, ordered steps)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: dict[str, Any] = Field(
+        description="the job manifest (secureflow.compute.manifest.JobManifest format)"
+    )
+
+
+class RecordCounts(_Out):
+    pending: int = 0
+    submitted: int = 0
+    confirmed: int = 0
+    failed: int = 0
+
+
+class JobOut(_Out):
+    job_id: str
+    manifest_hash: str
+    creator: str
+    parties: list[str]
+    status: str
+    chain_status: str = Field(description="status of the job's on-chain createJob")
+    created_tx_hash: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobSubmitted(_Out):
+    job: JobOut
+    execution: Literal["handed_to_executor", "not_configured"]
+    message: str
+
+
+class JobStatusEvent(_Out):
+    """One live-status event of a job (sent whenever it changes)."""
+
+    job_id: str
+    status: str
+    chain_status: str
+    records: RecordCounts
+    updated_at: datetime
+
+
+class StepOut(_Out):
+    """A step record's anchoring state (the record itself: GET .../steps/{seq})."""
+
+    job_id: str
+    seq: int
+    algorithm: str
+    started_at_ms: int
+    finished_at_ms: int
+    record_hash: str
+    leaf: str
+    chain_status: str = Field(description="pending, submitted, confirmed or failed")
+    batch_id: str | None
+    tx_hash: str | None
+    block_number: int | None
+    accepted_at: datetime
+    confirmed_at: datetime | None
+
+
+class CheckOut(_Out):
+    name: str
+    status: str
+    detail: str
+
+
+class PinOut(_Out):
+    source: str = Field(description="where the pin comes from (for the API: its configured deployment)")
+    chain_id: int | None
+    ledger: str
+    ledger_code_hash: str | None = Field(description="keccak256 of the ledger's runtime code")
+    registry: str | None
+    registry_code_hash: str | None
+
+
+class VerdictOut(_Out):
+    ok: bool
+    job_id: str | None
+    seq: int | None
+    checks: list[CheckOut]
+    summary: str
+    warnings: list[str] = Field(description="what could not be checked although the receipt is valid")
+    pinned: PinOut = Field(description="the deployment the receipt was verified against")
+
+
+class AuditItem(StepOut):
+    verification: VerdictOut | None = Field(default=None, description="with ?verify=true: checked on chain")
+
+
+class StepDetail(_Out):
+    step: StepOut
+    record: dict[str, Any]
+    receipt: dict[str, Any] | None = Field(
+        description="the receipt with Merkle proof once anchored, else null"
+    )
+    receipt_unavailable: str | None = Field(description="why there is no receipt yet")
+
+
+class AcceptedStep(_Out):
+    job_id: str
+    seq: int
+    record_hash: str
+    leaf: str
+    chain_status: str
+    accepted_at: datetime
+    replayed: bool = Field(description="true if this exact record had been accepted before (nothing changed)")
+
+
+# -- models ----------------------------------------------------------------------------------------------
+
+
+class ModelOut(_Out):
+    job_id: str | None
+    model_id: str
+    version: int
+    model_hash: str
+    block_number: int
+    tx_hash: str
+
+
+# -- members, roles, keys --------------------------------------------------------------------------------
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    address: Address = Field(description="the member's on-chain address")
+    role: Role
+
+
+class RoleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+
+
+class MemberOut(_Out):
+    id: int
+    name: str
+    address: str
+    role: str
+    created_at: datetime
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: Name = "default"
+
+
+class KeyOut(_Out):
+    key_id: str
+    member_id: int
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the API key: shown only now, store it safely (only its hash is kept)")
+
+
+class RoleOut(_Out):
+    role: str
+    routes: list[str]
+
+
+class Me(_Out):
+    member_id: int
+    name: str
+    role: str
+    address: str
+    key_id: str
+
+
+# -- operations ------------------------------------------------------------------------------------------
+
+
+class Health(_Out):
+    status: Literal["ok"]
+
+
+class ReadinessCheck(_Out):
+    name: str
+    ok: bool
+    detail: str
+
+
+class Readiness(_Out):
+    ready: bool
+    checks: list[ReadinessCheck]
+
+
+# -- settlement ------------------------------------------------------------------------------------------
+
+
+class ProposalOut(BaseModel):
+    """A contribution proposal: weights, the contribution record that anchors them, and (for the job's
+    parties only) the raw inputs and the salt of the record's inputs digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    seq: int = Field(description="step number of the contribution record")
+    method: str
+    members: list[str]
+    bps: list[int]
+    fallback: str | None
+    weights_hash: str
+    record_hash: str
+    record_leaf: str
+    params_hash: str
+    inputs_digest: str
+    record: dict[str, Any] = Field(description="the contribution step record (digests and metadata only)")
+    inputs: dict[str, Any] | None = Field(description="the contribution inputs (parties only, else null)")
+    salt: str | None = Field(description="salt of the inputs digest (parties only, else null)")
+    proposed_by: int = Field(description="API member id of the proposer")
+    created_at: datetime
+
+
+class ProposalCreated(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    proposal: ProposalOut
+    chain_status: str = Field(description="anchoring status of the contribution record (pending first)")
+    replayed: bool = Field(description="the same inputs were proposed before: nothing new was recorded")
+
+
+class WeightsOut(BaseModel):
+    """The weights as ``setWeights`` takes them, with the contribution record's proof (``RecordProof``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    members: list[str]
+    bps: list[int]
+    weights_hash: str
+    record_leaf: str
+    record_hash: str
+    seq: int
+    root: str
+    proof: list[str]
+
+
+class ApprovalState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    party: str
+    signed: bool = Field(description="an EIP-712 signature of this party is stored")
+    signature: str | None
+    on_chain: bool = Field(description="the party approved on chain (hasApproved)")
+    approved: bool
+
+
+class ProposalState(BaseModel):
+    """The job's current proposal and how far it is from being set on chain."""
+
+    model_config = ConfigDict(frozen=True)
+
+    proposal: ProposalOut
+    chain_status: str = Field(description="anchoring status of the contribution record")
+    not_ready: str | None = Field(description="why the weights cannot be approved yet (null once confirmed)")
+    weights: WeightsOut | None = Field(description="the WeightsProposal, once the record is confirmed")
+    typed_data: dict[str, Any] | None = Field(
+        description="EIP-712 typed data (eth_signTypedData_v4) each party signs, once confirmed"
+    )
+    digest: str | None = Field(description="the EIP-712 digest (the contract's approvalDigest)")
+    approvals: list[ApprovalState] = Field(description="per party of the job, in the contract's order")
+    ready_to_set: bool = Field(description="every party approved and the weights are not set yet")
+    weights_set: bool = Field(description="the job's weights are set on chain (by this or another proposal)")
+
+
+class ApprovalIn(BaseModel):
+    """A party's EIP-712 ContributionApproval signature. The approval file written by ``secureflow settle
+    approve --out`` is accepted as is; its other fields, when given, must name the current proposal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signature: Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")] = Field(
+        description="65 bytes (r, s, v), 0x-hex"
+    )
+    version: Literal[1] | None = None
+    chain_id: int | None = Field(default=None, ge=0, le=2**64)
+    settlement: Address | None = None
+    job_id: HexBytes32 | None = None
+    party: Address | None = None
+    weights_hash: HexBytes32 | None = None
+    record_leaf: HexBytes32 | None = None
+
+
+class ApprovalAccepted(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    seq: int
+    party: str
+    signature: str
+    accepted_at: datetime
+    replayed: bool = Field(description="this party's approval was stored before (kept as it was)")
+
+
+class PrepareIn(BaseModel):
+    """What to prepare: the action, the asset (ERC-20 address; default ETH) and, for a deposit, the amount."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: SettlementAction
+    asset: Address = Field(default=ETH, description="ERC-20 token address; the zero address means ETH")
+    amount: int | None = Field(
+        default=None, gt=0, le=2**256 - 1, description="deposit only: wei, or the token's smallest unit"
+    )
+
+
+class SubmitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    raw_transaction: Annotated[
+        str, StringConstraints(pattern=r"^0x([0-9a-fA-F]{2})+$", max_length=2 + 2 * 131_072)
+    ] = Field(description="the signed legacy transaction, 0x-hex (eth_account's raw_transaction)")
