@@ -414,6 +414,44 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
     )
 
 
+def sse_events(text: str) -> list[dict[str, str]]:
+    """The dispatched events of a server-sent event stream (fields of each; comments dropped)."""
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":"))
+        if fields:
+            events.append(fields)
+    return events
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_live_status_events_have_ids_and_resume_from_last_event_id(env: Env) -> None:
+    job_id = submit(env)
+    path = f"/v1/jobs/{job_id}/events?once=true"
+    first = sse_events(env.call("GET", path, "member").text)
+    assert [e["event"] for e in first] == ["status", "end"]
+    number, digest = first[0]["id"].split("-")
+    assert number == "1" and re.fullmatch(r"[0-9a-f]{16}", digest)
+
+    resumed = sse_events(env.call("GET", path, "member", headers={"Last-Event-ID": first[0]["id"]}).text)
+    assert [e["event"] for e in resumed] == ["end"]  # the client has this state: it is not sent again
+
+    posted = env.call(
+        "POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 0).model_dump(mode="json")
+    )
+    assert posted.status_code == 201, posted.text
+    changed = sse_events(env.call("GET", path, "member", headers={"Last-Event-ID": first[0]["id"]}).text)
+    assert [e["event"] for e in changed] == ["status", "end"]
+    assert changed[0]["id"].startswith("2-")  # numbering goes on from the id the client sent
+    assert json.loads(changed[0]["data"])["records"]["pending"] == 1 and "id" not in changed[1]
+
+    for junk in ("", "x", "7", "1-nothex", "9" * 40 + "-" + digest):  # ignored: a fresh stream
+        fresh = sse_events(env.call("GET", path, "member", headers={"Last-Event-ID": junk}).text)
+        assert [e["event"] for e in fresh] == ["status", "end"] and fresh[0]["id"].startswith("1-"), junk
+    too_long = env.call("GET", path, "member", headers={"Last-Event-ID": "1-" + "a" * 200})
+    assert_error(too_long, 422, "invalid_request")
+
+
 def test_operations_endpoints(env: Env) -> None:
     assert env.call("GET", "/healthz").json() == {"status": "ok"}
     ready = env.call("GET", "/readyz")

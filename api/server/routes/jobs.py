@@ -8,13 +8,15 @@ chain).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from secureflow.api.server.auth import allow, principal_of, scope_address, visible_job
@@ -305,6 +307,23 @@ def _snapshot(svc: Services, job_id: str) -> JobStatusEvent | None:
     )
 
 
+EVENT_ID = re.compile(r"^([0-9]{1,18})-([0-9a-f]{16})$")
+"""A live-status event id: ``<n>-<digest>``, ``n`` counting up by one per event of the stream (and across
+resumed streams), ``digest`` the first 16 hex digits of the SHA-256 of the event's data."""
+
+
+def _event_digest(data: str) -> str:
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+
+def _resume_from(last_event_id: str | None) -> tuple[int, str | None]:
+    """The number and state digest of the last event a reconnecting client saw (0, None: a new stream).
+
+    A malformed id is not an error (browsers send back whatever id they got): the stream starts afresh."""
+    match = EVENT_ID.match(last_event_id or "")
+    return (int(match.group(1)), match.group(2)) if match else (0, None)
+
+
 @router.get(
     "/jobs/{job_id}/events",
     dependencies=[Depends(READ)],
@@ -315,13 +334,26 @@ def job_events(
     request: Request,
     job_id: JobId,
     once: Annotated[bool, Query(description="send the current state and end")] = False,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=128,
+            description="resume: the id of the last event received; the state it carried is not sent again",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Live job status as server-sent events (``event: status``), sent on every change of the job state or
-    its records' chain status; the stream ends once the job has finished and its records are settled."""
+    its records' chain status; the stream ends (``event: end``) once the job has finished and its records
+    are settled, with ``once``, or after the API's ``sse_max_seconds``. Each status event has an id
+    (``<n>-<digest>``: ``n`` increases by one per event); reconnecting with ``Last-Event-ID`` continues the
+    numbering and skips the current state if it is the one that event carried."""
     svc, job = services(request), _job(request, job_id)
     interval, limit = svc.settings.sse_poll_interval, svc.settings.sse_max_seconds
+    number, seen_digest = _resume_from(last_event_id)
 
     def stream() -> Iterator[str]:
+        sent = number
         last: str | None = None
         started = last_sent = time.monotonic()
         while True:
@@ -330,9 +362,13 @@ def job_events(
                 return
             data = event.model_dump_json()
             if data != last:
-                last, last_sent = data, time.monotonic()
-                yield f"event: status\ndata: {data}\n\n"
-            elif time.monotonic() - last_sent > 15:
+                digest = _event_digest(data)
+                if last is None and digest == seen_digest:
+                    last = data  # the client has this state (Last-Event-ID): do not repeat it
+                else:
+                    last, last_sent, sent = data, time.monotonic(), sent + 1
+                    yield f"id: {sent}-{digest}\nevent: status\ndata: {data}\n\n"
+            if data == last and time.monotonic() - last_sent > 15:
                 last_sent = time.monotonic()
                 yield ": keep-alive\n\n"
             settled = event.records.pending == 0 and event.records.submitted == 0
