@@ -38,7 +38,7 @@ from rich.progress import (
 )
 
 from secureflow.api.cli.errors import CliError, console, err_console, friendly_errors
-from secureflow.api.client import (
+from secureflow.api.client.legacy import (
     API_KEY_ENV,
     API_URL_ENV,
     DEFAULT_API_URL,

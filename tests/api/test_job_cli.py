@@ -27,7 +27,7 @@ from test_api_service import live_app
 from typer.testing import CliRunner, Result
 
 import secureflow.api.cli.job as job_cli
-import secureflow.api.client as api_client
+import secureflow.api.client.legacy as api_client
 from secureflow.api.cli.main import app as cli_app
 from secureflow.api.dev.testing import LiveServer
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, free_port
