@@ -401,7 +401,7 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
     assert first["records"]["confirmed"] == 5 and first["status"] == "running"
     assert env.call("POST", f"/v1/jobs/{job_id}/cancel", "member").json()["status"] == "cancelled"
     stream = env.call("GET", f"/v1/jobs/{job_id}/events", "auditor")  # ends: job finished, records settled
-    assert "cancelled" in stream.text and stream.text.rstrip().endswith("data: {}")
+    assert "cancelled" in stream.text and stream.text.rstrip().endswith('data: {"reason": "finished"}')
     assert_error(
         env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 9).model_dump(mode="json")),
         409,
@@ -444,6 +444,7 @@ def test_live_status_events_have_ids_and_resume_from_last_event_id(env: Env) -> 
     assert [e["event"] for e in changed] == ["status", "end"]
     assert changed[0]["id"].startswith("2-")  # numbering goes on from the id the client sent
     assert json.loads(changed[0]["data"])["records"]["pending"] == 1 and "id" not in changed[1]
+    assert json.loads(changed[1]["data"]) == {"reason": "once"}
 
     for junk in ("", "x", "7", "1-nothex", "9" * 40 + "-" + digest):  # ignored: a fresh stream
         fresh = sse_events(env.call("GET", path, "member", headers={"Last-Event-ID": junk}).text)

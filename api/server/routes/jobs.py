@@ -344,8 +344,9 @@ def job_events(
     ] = None,
 ) -> StreamingResponse:
     """Live job status as server-sent events (``event: status``), sent on every change of the job state or
-    its records' chain status; the stream ends (``event: end``) once the job has finished and its records
-    are settled, with ``once``, or after the API's ``sse_max_seconds``. Each status event has an id
+    its records' chain status; the stream ends with ``event: end`` and its reason (``{"reason": "finished"}``:
+    the job has finished and its records are settled; ``once``; ``time_limit``: after the API's
+    ``sse_max_seconds``, connect again to go on). Each status event has an id
     (``<n>-<digest>``: ``n`` increases by one per event); reconnecting with ``Last-Event-ID`` continues the
     numbering and skips the current state if it is the one that event carried."""
     svc, job = services(request), _job(request, job_id)
@@ -368,17 +369,20 @@ def job_events(
                 else:
                     last, last_sent, sent = data, time.monotonic(), sent + 1
                     yield f"id: {sent}-{digest}\nevent: status\ndata: {data}\n\n"
-            if data == last and time.monotonic() - last_sent > 15:
+            if time.monotonic() - last_sent > 15:
                 last_sent = time.monotonic()
                 yield ": keep-alive\n\n"
             settled = event.records.pending == 0 and event.records.submitted == 0
-            if (
-                once
-                or (event.status in TERMINAL_JOB_STATUSES and settled)
-                or time.monotonic() - started > limit
-            ):
-                yield "event: end\ndata: {}\n\n"
-                return
-            time.sleep(interval)
+            if event.status in TERMINAL_JOB_STATUSES and settled:
+                reason = "finished"
+            elif once:
+                reason = "once"
+            elif time.monotonic() - started > limit:
+                reason = "time_limit"
+            else:
+                time.sleep(interval)
+                continue
+            yield f'event: end\ndata: {{"reason": "{reason}"}}\n\n'
+            return
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
