@@ -28,6 +28,9 @@ Role = Literal["admin", "member", "service", "auditor"]
 SettlementAction = Literal["set_weights", "approve_weights", "deposit", "withdraw"]
 """What ``POST /v1/settlements/{job_id}/transactions/prepare`` prepares (the ledger's ``Action``)."""
 
+TERMINAL_JOB_STATUSES = frozenset({"completed", "failed", "cancelled"})
+"""Job statuses after which nothing runs (the ledger's ``TERMINAL_JOB_STATUSES``)."""
+
 ETH = "0x0000000000000000000000000000000000000000"
 """The asset address that means ETH (any other asset is an ERC-20 token's address)."""
 
@@ -81,6 +84,15 @@ class RecordCounts(_Out):
     confirmed: int = 0
     failed: int = 0
 
+    @property
+    def total(self) -> int:
+        return self.pending + self.submitted + self.confirmed + self.failed
+
+    @property
+    def settled(self) -> bool:
+        """No record is still on its way to the chain (pending or submitted)."""
+        return self.pending == 0 and self.submitted == 0
+
 
 class JobOut(_Out):
     job_id: str
@@ -108,6 +120,16 @@ class JobStatusEvent(_Out):
     chain_status: str
     records: RecordCounts
     updated_at: datetime
+
+    @property
+    def finished(self) -> bool:
+        """The job has ended and its records are settled on chain (the live status ends here)."""
+        return self.status in TERMINAL_JOB_STATUSES and self.records.settled
+
+    @property
+    def succeeded(self) -> bool:
+        """The job completed and none of its records failed to anchor."""
+        return self.status == "completed" and self.records.failed == 0
 
 
 class StepOut(_Out):
