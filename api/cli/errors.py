@@ -21,6 +21,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from secureflow.api.client import (
+    API_KEY_ENV,
+    API_URL_ENV,
+    ApiResponseError,
+    ApiUnreachableError,
+    ClientError,
+    StreamLostError,
+    UnexpectedResponseError,
+)
 from secureflow.compute.errors import ComputeError
 from secureflow.ledger.errors import ConfigurationError, LedgerError
 
@@ -48,6 +57,46 @@ def report(exc: BaseException) -> None:
         err_console.print(f"  [dim]hint:[/] {escape(hint)}")
 
 
+_STATUS_HINTS = {
+    401: f"the API key is missing, unknown or revoked: export {API_KEY_ENV}=<key> "
+    "(`secureflow up` prints the keys; an admin creates one with POST /v1/members/{id}/keys)",
+    403: "this key's role may not do this: submitting and cancelling need a member key of a party of the "
+    "job; reading works with admin, auditor, member and service keys",
+    404: "check the job id and step (`secureflow job list`); members see only jobs they are party to",
+    409: "the job's state does not allow this now: check it with `secureflow job status JOB_ID`",
+    422: "the request was refused: fix what the message names (manifest fields, parties that are active "
+    "members on chain, the submitting member a party) and try again",
+}
+_CODE_HINTS = {
+    "not_anchored": "the step is not anchored yet: wait for the anchoring worker "
+    "(`secureflow job status JOB_ID --follow`), then ask again",
+}
+
+
+def client_hint(exc: ClientError) -> str:
+    """What to do about an error of the API client."""
+    if isinstance(exc, StreamLostError):
+        return f"check that the API is running, then run `secureflow job status {exc.job_id} --follow` again"
+    if isinstance(exc, ApiUnreachableError):
+        return (
+            "start it with `secureflow up` (the embedded stack) or `secureflow api`, or point "
+            f"{API_URL_ENV} / --api-url at a running API"
+        )
+    if isinstance(exc, ApiResponseError):
+        hint = _CODE_HINTS.get(exc.code) or _STATUS_HINTS.get(exc.status)
+        if hint is not None:
+            return hint
+        if exc.status >= 500:
+            return (
+                "the API or one of its dependencies (database, chain node) failed: retry, and quote the "
+                "request id to its operator if it persists"
+            )
+        return "see the message"
+    if isinstance(exc, UnexpectedResponseError):
+        return f"use a `secureflow` CLI of the API's version, and check that {API_URL_ENV} points at it"
+    return f"check {API_URL_ENV} / --api-url and {API_KEY_ENV}"
+
+
 def _settlement_error(exc: ValueError) -> bool:
     # secureflow.ledger.settlement.client.SettlementError is still a ValueError (weights the contract would
     # refuse); it is checked without importing the settlement module (web3) into every command
@@ -64,6 +113,9 @@ def friendly_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (LedgerError, ComputeError) as exc:
             report(exc)
+        except ClientError as exc:  # the API client's errors carry no hint of their own: the CLI's advice
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            err_console.print(f"  [dim]hint:[/] {escape(client_hint(exc))}")
         except ValidationError as exc:  # settings read from the environment
             report(
                 ConfigurationError(f"invalid setting: {exc.errors()[0]['msg']}", hint=ConfigurationError.hint)

@@ -1,9 +1,11 @@
-"""``secureflow job``: submit, follow and audit jobs through the audit API (an HTTP client, no DB or chain).
+"""``secureflow job``: submit, follow and audit jobs through the audit API (on the API client
+`secureflow.api.client`; no DB or chain).
 
 Commands: ``submit MANIFEST.json [--follow]``, ``status JOB_ID [--follow]``, ``list``, ``cancel``,
 ``bundle JOB_ID --out FILE`` and ``receipt JOB_ID SEQ``. ``--follow`` subscribes to the job's live-status
 stream (server-sent events, ``GET /v1/jobs/{id}/events``) and shows steps recorded / anchored / confirmed
-until the job has finished and every record is settled on chain; the exit code is 0 for a completed job
+until the job has finished and every record is settled on chain (reconnecting, and resuming after the
+last event shown, when the stream ends early or drops); the exit code is 0 for a completed job
 with every record confirmed, 1 otherwise. ``--json`` prints the API's JSON for scripts.
 
 Settings: ``SECUREFLOW_API_URL`` (default ``http://127.0.0.1:8000``) and ``SECUREFLOW_API_KEY``, or
@@ -19,14 +21,11 @@ import json
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any
 
-import requests
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -38,39 +37,42 @@ from rich.progress import (
 )
 
 from secureflow.api.cli.errors import CliError, console, err_console, friendly_errors
-from secureflow.api.client.legacy import (
+from secureflow.api.client import (
     API_KEY_ENV,
+    API_KEY_PATTERN,
     API_URL_ENV,
     DEFAULT_API_URL,
-    MAX_STREAM_RETRIES,
-    ApiClient,
-    ApiResponseError,
-    ApiUnreachableError,
-    JobCliError,
-    JobView,
-    StatusEvent,
-    StepView,
-    SubmittedView,
-    _In,
-    _json_of,
+    Client,
+    JobOut,
+    JobStatusEvent,
+    NotFoundError,
+    StepOut,
 )
 from secureflow.ledger.errors import ConfigurationError
 
 job_app = typer.Typer(no_args_is_help=True, help="Submit, follow and audit jobs through the audit API.")
 
 JOB_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
+MAX_STREAM_RETRIES = 5  # failed connections in a row to the live status before --follow gives up
 
 
 # ------------------------------------------------------------------ errors
 
 
-class OutputExistsError(CliError):
+class JobCliError(CliError):
+    """A ``secureflow job`` command cannot go ahead."""
+
+    hint = "see `secureflow job --help`"
+
+
+class OutputExistsError(JobCliError):
     """The output file exists and ``--force`` was not given."""
 
     hint = "pass --force to overwrite it, or choose another --out"
 
 
-def _client(api_url: str, api_key: str | None) -> ApiClient:
+def _client(api_url: str, api_key: str | None) -> Client:
+    """The API client for these settings (checked first: a malformed key is refused before any request)."""
     if not re.match(r"^https?://[^/\s]+", api_url):
         raise ConfigurationError(
             f"the API URL {api_url!r} is not an http(s) URL",
@@ -82,15 +84,12 @@ def _client(api_url: str, api_key: str | None) -> ApiClient:
             hint=f"export {API_KEY_ENV}=<key> (`secureflow up` prints the keys; the environment keeps it "
             "out of your shell history)",
         )
-    if not API_KEY.match(api_key.strip()):  # checked here so that no library error ever echoes it
+    if not API_KEY_PATTERN.match(api_key.strip()):  # checked here so that no library error ever echoes it
         raise ConfigurationError(
             "the API key is not of the form sfk_<12 hex digits>_<secret>",
             hint=f"copy the whole key, on one line, into {API_KEY_ENV}",
         )
-    return ApiClient(api_url, api_key.strip())
-
-
-API_KEY = re.compile(r"^sfk_[0-9a-f]{12}_[A-Za-z0-9_-]+$")
+    return Client(api_url, api_key.strip(), user_agent="secureflow-cli")
 
 
 def _job_id(value: str) -> str:
@@ -100,16 +99,6 @@ def _job_id(value: str) -> str:
             hint="a job id is 0x followed by 64 hex digits; `secureflow job list` shows them",
         )
     return value.lower()
-
-
-def _model(model: type[_In], data: Any, what: str) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise JobCliError(
-            f"the API answered {what} in an unexpected shape: {exc.errors()[0]['msg']}",
-            hint="use a `secureflow` CLI of the same version as the API",
-        ) from None
 
 
 # ------------------------------------------------------------------ output
@@ -133,7 +122,7 @@ def _short(value: str | None, keep: int = 10) -> str:
     return "-" if not value else (value if len(value) <= keep + 4 else f"{value[:keep]}…")
 
 
-def _print_job(job: JobView) -> None:
+def _print_job(job: JobOut) -> None:
     console.print(f"job [bold]{job.job_id}[/]")
     created_tx = f", tx {job.created_tx_hash}" if job.created_tx_hash else ""
     console.print(
@@ -157,7 +146,7 @@ def _print_rows(headers: list[str], rows: list[list[str]], status_columns: set[i
         console.print("  ".join(cells).rstrip())
 
 
-def _print_steps(steps: list[StepView]) -> None:
+def _print_steps(steps: list[StepOut]) -> None:
     counts = {s: sum(1 for step in steps if step.chain_status == s) for s in ("confirmed", "submitted")}
     counts |= {s: sum(1 for step in steps if step.chain_status == s) for s in ("pending", "failed")}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
@@ -179,26 +168,14 @@ def _print_steps(steps: list[StepView]) -> None:
     _print_rows(["seq", "algorithm", "chain status", "batch", "tx", "block", "confirmed at"], rows, {2})
 
 
-def _all_steps(client: ApiClient, job_id: str) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        page = client.get_json(f"/v1/jobs/{job_id}/steps", limit=1000, cursor=cursor)
-        steps.extend(page["items"])
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return steps
-
-
-def _show_status(client: ApiClient, job_id: str, as_json: bool) -> JobView:
-    raw_job = client.get_json(f"/v1/jobs/{job_id}")
-    raw_steps = _all_steps(client, job_id)
+def _show_status(client: Client, job_id: str, as_json: bool) -> JobOut:
+    job = client.jobs.get(job_id)
+    steps = list(client.steps.iterate(job_id, page_size=1000))
     if as_json:
-        _print_json({"job": raw_job, "steps": raw_steps})
-    job: JobView = _model(JobView, raw_job, "the job")
-    if not as_json:
+        _print_json({"job": job.model_dump(mode="json"), "steps": [s.model_dump(mode="json") for s in steps]})
+    else:
         _print_job(job)
-        _print_steps([_model(StepView, s, "a step") for s in raw_steps])
+        _print_steps(steps)
     return job
 
 
@@ -228,9 +205,8 @@ def _write_file(path: Path, data: bytes, force: bool) -> None:
 
 
 def _verify_hint(path: Path) -> str:
-    """The command an auditor runs: against a node of its choice and the deployment it pins (not this API)."""
     rpc = os.environ.get("SECUREFLOW_RPC_URL") or "URL"
-    return f"secureflow verify {path} --rpc-url {rpc} --deployment DEPLOYMENT.json"
+    return f"secureflow verify {path} --rpc {rpc}"
 
 
 # ------------------------------------------------------------------ following a job
@@ -251,7 +227,7 @@ class _FollowView:
             console=console,
         )
         self._last_status: tuple[str, str] | None = None
-        self._last_raw: dict[str, Any] | None = None
+        self._last_event: JobStatusEvent | None = None
         self._last_line: str | None = None
         self._tasks: dict[str, Any] = {}
 
@@ -271,12 +247,12 @@ class _FollowView:
         if self.live:
             self.progress.stop()
 
-    def update(self, event: StatusEvent, raw: dict[str, Any]) -> None:
-        if raw == self._last_raw:  # a reconnected stream starts with the state already shown
+    def update(self, event: JobStatusEvent) -> None:
+        if event == self._last_event:  # the state already shown (an API that does not resume streams)
             return
-        self._last_raw = raw
+        self._last_event = event
         if self.as_json:
-            typer.echo(json.dumps(raw))
+            typer.echo(json.dumps(event.model_dump(mode="json")))
             return
         counts = event.records
         total = f"/{max(self.total_steps, counts.total)}" if self.total_steps is not None else ""
@@ -307,50 +283,35 @@ class _FollowView:
             self.progress.update(self._tasks[name], completed=done, total=counts.total or None)
 
 
-def _manifest_steps(client: ApiClient, job_id: str) -> int | None:
+def _manifest_steps(client: Client, job_id: str) -> int | None:
     try:
-        manifest = client.get_json(f"/v1/jobs/{job_id}/manifest")
-    except ApiResponseError as exc:
-        if exc.status == 404:  # not submitted through the API: the total is unknown
-            return None
-        raise
-    steps = manifest.get("steps") if isinstance(manifest, dict) else None
+        manifest = client.jobs.manifest(job_id)
+    except NotFoundError:  # not submitted through the API: the total is unknown
+        return None
+    steps = manifest.get("steps")
     return len(steps) if isinstance(steps, list) else None
 
 
-def follow(client: ApiClient, job_id: str, *, as_json: bool = False) -> StatusEvent:
+def follow(client: Client, job_id: str, *, as_json: bool = False) -> JobStatusEvent:
     """Follow the job's live status until it has finished and its records are settled on chain.
 
-    Reconnects when the stream ends early (the API's ``sse_max_seconds``) or drops; gives up after
-    `MAX_STREAM_RETRIES` failed connections in a row.
+    The client reconnects when the stream ends early (the API's ``sse_max_seconds``) or drops, resuming
+    after the last event shown; it gives up after `MAX_STREAM_RETRIES` failed connections in a row.
     """
     total = _manifest_steps(client, job_id)
-    last: StatusEvent | None = None
-    failures = 0
     with _FollowView(job_id, total, as_json) as view:
-        while True:
-            try:
-                for raw in client.events(job_id):
-                    last = _model(StatusEvent, raw, "a status event")
-                    failures = 0
-                    view.update(last, raw)
-            except (ApiUnreachableError, requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
-                failures += 1
-                if failures > MAX_STREAM_RETRIES:
-                    raise ApiUnreachableError(
-                        f"lost the live status of job {job_id} at {client.base_url} "
-                        f"{MAX_STREAM_RETRIES + 1} times in a row",
-                        hint="check that the API is running, then run `secureflow job status "
-                        f"{job_id} --follow` again",
-                    ) from None
-                time.sleep(min(0.25 * 2**failures, 5.0))
-                continue
-            if last is not None and last.finished:
-                return last
-            time.sleep(0.5)  # the stream ended before the job did: subscribe again
+        stream = client.jobs.follow(job_id, max_failures=MAX_STREAM_RETRIES)
+        for event in stream:
+            view.update(event)
+    if stream.last is None:
+        raise JobCliError(
+            f"the live status of job {job_id} ended without a state",
+            hint="use a `secureflow` CLI of the same version as the API",
+        )
+    return stream.last
 
 
-def _follow_and_report(client: ApiClient, job_id: str, as_json: bool) -> None:
+def _follow_and_report(client: Client, job_id: str, as_json: bool) -> None:
     try:
         final = follow(client, job_id, as_json=as_json)
     except KeyboardInterrupt:
@@ -418,21 +379,24 @@ def submit(
         raise JobCliError(
             f"the manifest {manifest} is not a JSON object", hint="see README.md for its format"
         )
-    body = data if set(data) == {"manifest"} else {"manifest": data}
-    client = _client(api_url, api_key)
-    raw = _json_of(client.request("POST", "/v1/jobs", json_body=body))
-    submitted: SubmittedView = _model(SubmittedView, raw, "the submitted job")
-    job = submitted.job
-    if json_output:
-        typer.echo(json.dumps(raw))
-    else:
-        console.print(f"job [bold]{job.job_id}[/] submitted")
-        console.print(f"  status      {_coloured(job.status)} (on chain: {_coloured(job.chain_status)})")
-        console.print(f"  execution   {submitted.execution}: {escape(submitted.message)}")
-    if follow_:
-        _follow_and_report(client, job.job_id, json_output)
-    elif not json_output:
-        console.print(f"follow it with: secureflow job status {job.job_id} --follow")
+    body = data["manifest"] if set(data) == {"manifest"} else data
+    if not isinstance(body, dict):
+        raise JobCliError(
+            f"the manifest in {manifest} is not a JSON object", hint="see README.md for its format"
+        )
+    with _client(api_url, api_key) as client:
+        submitted = client.jobs.submit(body)
+        job = submitted.job
+        if json_output:
+            typer.echo(json.dumps(submitted.model_dump(mode="json")))
+        else:
+            console.print(f"job [bold]{job.job_id}[/] submitted")
+            console.print(f"  status      {_coloured(job.status)} (on chain: {_coloured(job.chain_status)})")
+            console.print(f"  execution   {submitted.execution}: {escape(submitted.message)}")
+        if follow_:
+            _follow_and_report(client, job.job_id, json_output)
+        elif not json_output:
+            console.print(f"follow it with: secureflow job status {job.job_id} --follow")
 
 
 @job_app.command("status")
@@ -446,12 +410,13 @@ def status(
 ) -> None:
     """The job and every step with its chain status; --follow shows live progress until it has finished
     (exit code 0: completed with every record confirmed; 1: failed, cancelled, or a record failed)."""
-    client, job_id = _client(api_url, api_key), _job_id(job_id)
-    if follow_:
-        client.get_json(f"/v1/jobs/{job_id}")  # a wrong id or key fails here, before any display
-        _follow_and_report(client, job_id, json_output)
-    else:
-        _show_status(client, job_id, json_output)
+    with _client(api_url, api_key) as client:
+        job_id = _job_id(job_id)
+        if follow_:
+            client.jobs.get(job_id)  # a wrong id or key fails here, before any display
+            _follow_and_report(client, job_id, json_output)
+        else:
+            _show_status(client, job_id, json_output)
 
 
 @job_app.command("list")
@@ -468,12 +433,12 @@ def list_jobs(
     api_key: ApiKey = None,
 ) -> None:
     """Jobs newest first (a member key sees the jobs it is party to)."""
-    client = _client(api_url, api_key)
-    page = client.get_json("/v1/jobs", status=status_, limit=limit, offset=offset)
+    with _client(api_url, api_key) as client:
+        page = client.jobs.list(status=status_, limit=limit, offset=offset)
     if json_output:
-        _print_json(page)
+        _print_json(page.model_dump(mode="json"))
         return
-    jobs: list[JobView] = [_model(JobView, item, "a job") for item in page["items"]]
+    jobs = page.items
     if not jobs:
         console.print("no jobs" + (f" with status {status_}" if status_ else ""))
         return
@@ -488,8 +453,8 @@ def list_jobs(
         for job in jobs
     ]
     _print_rows(["job id", "status", "on chain", "parties", "created"], rows, {1, 2})
-    if page.get("next_offset") is not None:
-        console.print(f"more: --offset {page['next_offset']}")
+    if page.next_offset is not None:
+        console.print(f"more: --offset {page.next_offset}")
 
 
 @job_app.command("cancel")
@@ -501,12 +466,11 @@ def cancel(
     api_key: ApiKey = None,
 ) -> None:
     """Cancel an unfinished job (admin, or a member party); its accepted records stay on the audit trail."""
-    client, job_id = _client(api_url, api_key), _job_id(job_id)
-    raw = _json_of(client.request("POST", f"/v1/jobs/{job_id}/cancel"))
+    with _client(api_url, api_key) as client:
+        job = client.jobs.cancel(_job_id(job_id))
     if json_output:
-        _print_json(raw)
+        _print_json(job.model_dump(mode="json"))
         return
-    job: JobView = _model(JobView, raw, "the cancelled job")
     console.print(f"job {job.job_id} is {_coloured(job.status)}")
 
 
@@ -520,17 +484,21 @@ def bundle(
     api_key: ApiKey = None,
 ) -> None:
     """Download the job's audit bundle (manifest, job, records, a receipt per anchored record)."""
-    client, job_id = _client(api_url, api_key), _job_id(job_id)
-    if out.exists() and not force:
-        raise OutputExistsError(f"{out} exists")
-    response = client.request("GET", f"/v1/jobs/{job_id}/bundle")
-    body = _json_of(response)
+    with _client(api_url, api_key) as client:
+        job_id = _job_id(job_id)
+        if out.exists() and not force:
+            raise OutputExistsError(f"{out} exists")
+        content = client.bundles.download(job_id)
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = None
     if not isinstance(body, dict) or not isinstance(body.get("receipts"), list):
         raise JobCliError(
             "the API answered something that is not an audit bundle",
             hint="use a `secureflow` CLI of the same version as the API",
         )
-    _write_file(out, response.content, force)
+    _write_file(out, content, force)
     records, receipts = len(body.get("records") or []), len(body["receipts"])
     console.print(f"wrote the audit bundle of job {job_id} to {out}: {records} records, {receipts} receipts")
     if receipts < records:
@@ -555,10 +523,11 @@ def receipt(
     api_key: ApiKey = None,
 ) -> None:
     """A step's receipt (record, leaf, Merkle proof, batch root, transaction, block) as JSON."""
-    client, job_id = _client(api_url, api_key), _job_id(job_id)
-    if out is not None and out.exists() and not force:
-        raise OutputExistsError(f"{out} exists")
-    data = client.get_json(f"/v1/jobs/{job_id}/steps/{seq}/receipt")
+    with _client(api_url, api_key) as client:
+        job_id = _job_id(job_id)
+        if out is not None and out.exists() and not force:
+            raise OutputExistsError(f"{out} exists")
+        data = client.steps.receipt(job_id, seq)
     if out is None:
         _print_json(data)
         return

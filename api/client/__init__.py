@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from secureflow.api.client._http import (
     API_KEY_ENV,
+    API_KEY_PATTERN,
     API_URL_ENV,
     DEFAULT_API_URL,
     NO_RETRY,
@@ -91,6 +92,7 @@ from secureflow.api.client.sync import Client, JobFollow
 
 __all__ = [
     "API_KEY_ENV",
+    "API_KEY_PATTERN",
     "API_URL_ENV",
     "DEFAULT_API_URL",
     "ETH",

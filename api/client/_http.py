@@ -37,7 +37,8 @@ USER_AGENT = "secureflow-client"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
 """60 s to read (the live-status stream sends a keep-alive every 15 s), 5 s to connect."""
 
-API_KEY = re.compile(r"^sfk_[0-9a-f]{12}_[A-Za-z0-9_-]+$")
+API_KEY_PATTERN = re.compile(r"^sfk_[0-9a-f]{12}_[A-Za-z0-9_-]+$")
+"""The form of an API key: ``sfk_<key id: 12 hex digits>_<secret>``."""
 _HTTP_URL = re.compile(r"^https?://[^/\s]+\S*$")
 
 
@@ -53,7 +54,7 @@ def check_api_key(api_key: str | None) -> str | None:
     if api_key is None:
         return None
     key = api_key.strip()
-    if not API_KEY.match(key):
+    if not API_KEY_PATTERN.match(key):
         raise ClientConfigError("the API key is not of the form sfk_<12 hex digits>_<secret>")
     return key
 
