@@ -78,6 +78,7 @@ mkdir -p .tools/typing/secureflow
 for pkg in api compute ledger; do
   [ -L ".tools/typing/secureflow/$pkg" ] || ln -sfn "../../../$pkg" ".tools/typing/secureflow/$pkg"
 done
+[ -L .tools/typing/secureflow/client ] || ln -sfn ../../../api/client/_alias .tools/typing/secureflow/client
 
 # --- npm toolchain (anvil, forge, solcjs, OpenZeppelin) ------------------------------
 command -v npm >/dev/null 2>&1 || die "npm (Node.js >= 18) is needed for anvil and solc: apt-get install nodejs npm"

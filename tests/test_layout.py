@@ -22,16 +22,37 @@ def _sources() -> list[Path]:
     return found
 
 
+ALIASES = {"secureflow.client": "api/client/_alias"}
+"""Short names: a package folder installed under another name (only that one), to re-export a package."""
+
+
 def test_every_package_folder_is_installed_under_secureflow() -> None:
     config = tomli.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
+    by_folder = {folder: name for name, folder in ALIASES.items()}
     folders = {
-        "secureflow." + ".".join(init.parent.relative_to(ROOT).parts)
+        by_folder.get(
+            init.parent.relative_to(ROOT).as_posix(),
+            "secureflow." + ".".join(init.parent.relative_to(ROOT).parts),
+        )
         for package in PACKAGES
         for init in (ROOT / package).rglob("__init__.py")
     }
     assert folders == listed, f"missing: {folders - listed}, stale: {listed - folders}"
-    assert config["package-dir"] == {f"secureflow.{p}": p for p in PACKAGES}
+    assert config["package-dir"] == {f"secureflow.{p}": p for p in PACKAGES} | ALIASES
+
+
+def test_an_alias_package_only_hands_out_the_package_it_names() -> None:
+    """``secureflow.client`` is ``secureflow.api.client`` itself: the same modules, none loaded twice."""
+    import secureflow.api.client as long_name
+    import secureflow.client as short_name
+    from secureflow.client import errors, models
+
+    assert short_name is long_name and models is long_name.models and errors is long_name.errors
+    assert short_name.Client is long_name.sync.Client
+    assert [p.name for p in (ROOT / ALIASES["secureflow.client"]).iterdir() if p.suffix == ".py"] == [
+        "__init__.py"
+    ]
 
 
 def test_nothing_imports_the_bare_folder_names() -> None:

@@ -148,15 +148,16 @@ def test_the_server_declares_its_openapi_with_the_clients_models() -> None:
 
 
 def test_importing_the_client_loads_no_chain_db_or_secretflow_code() -> None:
-    code = "import sys, secureflow.api.client; print('\\n'.join(sorted(sys.modules)))"
+    code = "import sys, secureflow.client; print('\\n'.join(sorted(sys.modules)))"
     loaded = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT / "tests"
     ).stdout.split()
     forbidden = ("web3", "sqlalchemy", "secretflow", "spu", "eth_account", "fastapi", "requests", "typer")
     assert [m for m in loaded if m.split(".")[0] in forbidden] == []
     ours = {m for m in loaded if m.startswith("secureflow.")}
-    assert "secureflow.api.client" in ours
-    assert {m for m in ours if not m.startswith("secureflow.api.client")} <= {"secureflow.api"}, ours
+    assert "secureflow.api.client" in ours and "secureflow.client" in ours
+    client_modules = ("secureflow.api.client", "secureflow.client")
+    assert {m for m in ours if not m.startswith(client_modules)} <= {"secureflow.api"}, ours
 
 
 # -- typed reads and writes ------------------------------------------------------------------------------
