@@ -1,7 +1,8 @@
 """The typed client (`secureflow.client`) against the real API on a loopback port, real anvil and real
 SQLite/PostgreSQL: every route of the live OpenAPI has a client method, typed reads and writes, pagination
 across pages, errors with the server's code, message and request id, following the live status with resume,
-the async client; and retries on 429/503 against a small real HTTP server standing in for a loaded API.
+the async client, retries on 429/503 against a small real HTTP server standing in for a loaded API, and the
+README's example as written.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, step
+from stack import ALICE, BOB, LedgerStack, anchor_and_index, make_anchorer, step
 from test_api_service import live_app, manifest
 
 import secureflow.api.client.sync as client_sync
@@ -51,7 +52,10 @@ from secureflow.api.client import (
 )
 from secureflow.api.client._http import parse_retry_after
 from secureflow.api.dev.testing import LiveServer
+from secureflow.ledger.anchoring import AnchoringWorker
+from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import free_port
+from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.store import SqlLedgerStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -540,3 +544,41 @@ def test_async_client(env: Env) -> None:
 
 async def _collect(items: Any) -> list[Any]:
     return [item async for item in items]
+
+
+# -- the README's example --------------------------------------------------------------------------------
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- client example -->\n```python\n(.*?)```", text, re.S)
+    assert found, "README.md lost its client example"
+    return found.group(1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_readme_example_runs(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """The example as written, with a real anchoring worker running beside the API (as `secureflow up`)."""
+    client = env.stack.client()
+    indexer = EventIndexer(
+        env.store,
+        client,
+        connect(client, env.stack.deployment, "AuditLedger"),
+        from_block=env.stack.deployment.deploy_block,
+    )
+    worker = AnchoringWorker(make_anchorer(env.stack, env.store, client), indexer).start()
+    job_id = submit(env)
+    names = {
+        "API_URL": env.url,
+        "SERVICE_KEY": env.keys["service"],
+        "AUDITOR_KEY": env.keys["auditor"],
+        "job_id": job_id,
+        "record": step(job_id, 0).model_dump(mode="json"),
+    }
+    try:
+        exec(compile(readme_example(), "README.md", "exec"), names)  # noqa: S102 - our README's own code
+    finally:
+        worker.stop()
+    shown = capsys.readouterr().out
+    assert "pending" in shown and "True" in shown, shown
+    assert names["verdict"].ok and names["receipt"]["record"] == names["record"]
