@@ -84,7 +84,7 @@ def _client(api_url: str, api_key: str | None) -> Client:
             hint=f"export {API_KEY_ENV}=<key> (`secureflow up` prints the keys; the environment keeps it "
             "out of your shell history)",
         )
-    if not API_KEY_PATTERN.match(api_key.strip()):  # checked here so that no library error ever echoes it
+    if not API_KEY_PATTERN.fullmatch(api_key.strip()):  # checked here so that no library error ever echoes it
         raise ConfigurationError(
             "the API key is not of the form sfk_<12 hex digits>_<secret>",
             hint=f"copy the whole key, on one line, into {API_KEY_ENV}",

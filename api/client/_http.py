@@ -54,7 +54,7 @@ def check_api_key(api_key: str | None) -> str | None:
     if api_key is None:
         return None
     key = api_key.strip()
-    if not API_KEY_PATTERN.match(key):
+    if not API_KEY_PATTERN.fullmatch(key):
         raise ClientConfigError("the API key is not of the form sfk_<12 hex digits>_<secret>")
     return key
 
@@ -116,7 +116,7 @@ def call(
 def body_of(value: Mapping[str, Any] | BaseModel) -> Any:
     """A JSON body from a pydantic model (by alias, JSON mode) or a mapping."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return value.model_dump(mode="json", by_alias=True)
     return dict(value)
 
 
@@ -247,10 +247,13 @@ class RetryPolicy:
         if not call.route.idempotent or attempt >= self.attempts or error.status not in self.statuses:
             return None
         if error.retry_after is not None:
-            wait = error.retry_after if error.retry_after <= self.max_retry_after else None
-        else:
-            ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-            wait = ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter spreads retries, it guards nothing
+            return error.retry_after if error.retry_after <= self.max_retry_after else None
+        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return float(ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter spreads retries, guards nothing
+
+    def next_wait(self, call: Call[Any], attempt: int, error: ApiResponseError) -> float | None:
+        """`delay`, and tell ``on_retry`` about a retry about to happen."""
+        wait = self.delay(call, attempt, error)
         if wait is not None and self.on_retry is not None:
             self.on_retry(RetryEvent(call.route.method, call.path, attempt, wait, error))
         return wait
@@ -318,7 +321,7 @@ class FollowState:
     connections: int = 0
     failures: int = 0
     done: bool = False
-    _ended: str | None = None
+    _ended: str | None = field(default=None, init=False, repr=False)
 
     def connected(self) -> None:
         self.connections += 1

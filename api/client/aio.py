@@ -464,7 +464,7 @@ class AsyncClient:
             finally:
                 await response.aclose()
             error: ApiResponseError = error_from(response)
-            wait = self.retry.delay(call, attempt, error)
+            wait = self.retry.next_wait(call, attempt, error)
             if wait is None:
                 raise error
             await asyncio.sleep(wait)

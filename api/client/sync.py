@@ -460,7 +460,7 @@ class Client:
             finally:
                 response.close()
             error: ApiResponseError = error_from(response)
-            wait = self.retry.delay(call, attempt, error)
+            wait = self.retry.next_wait(call, attempt, error)
             if wait is None:
                 raise error
             time.sleep(wait)
