@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -129,7 +129,7 @@ class Jobs(_Resource):
 
     async def events(
         self, job_id: str, *, once: bool = False, last_event_id: str | None = None
-    ) -> AsyncIterator[ServerSentEvent]:
+    ) -> AsyncGenerator[ServerSentEvent, None]:
         """The job's live-status stream, one connection: each event as sent (``status`` events carry a
         `JobStatusEvent` as JSON, the last one is ``end``). `follow` reconnects and resumes for you."""
         decoder = SseDecoder(last_event_id)
@@ -186,10 +186,11 @@ class AsyncJobFollow:
             state.connected()
             try:
                 stream = self._jobs.events(state.job_id, once=state.once, last_event_id=state.last_event_id)
-                async for sse in stream:
-                    event = state.on_event(sse)
-                    if event is not None:
-                        yield event
+                async with aclosing(stream):  # closed (its connection too) when the caller stops early
+                    async for sse in stream:
+                        event = state.on_event(sse)
+                        if event is not None:
+                            yield event
             except (ApiUnreachableError, ServerError) as exc:
                 wait = state.on_failure(exc)
             else:
