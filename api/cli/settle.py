@@ -50,8 +50,8 @@ if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands im
     from secureflow.ledger.deploy import Deployment
     from secureflow.ledger.receipts import Receipt
     from secureflow.ledger.settings import LedgerSettings
-    from secureflow.ledger.settlement.client import SettlementClient, WeightsProposal
-    from secureflow.ledger.settlement.contribution import ContributionProposal
+    from secureflow.ledger.settlement.client import SettlementClient
+    from secureflow.ledger.settlement.contribution import ContributionProposal, WeightsProposal
     from secureflow.ledger.store.base import LedgerStore
 
 settle_app = typer.Typer(
@@ -133,8 +133,8 @@ def friendly_errors(fn: F) -> F:
             raise typer.Exit(1) from None
         except (
             ValueError
-        ) as exc:  # secureflow.ledger.settlement.client.SettlementError: weights the contract would refuse
-            settlement = sys.modules.get("secureflow.ledger.settlement.client")
+        ) as exc:  # secureflow.ledger.settlement.errors.SettlementError: weights the contract would refuse
+            settlement = sys.modules.get("secureflow.ledger.settlement.errors")
             if settlement is None or not isinstance(exc, settlement.SettlementError):
                 raise
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
@@ -288,7 +288,8 @@ def _anchored(
     """The contribution record's receipt and the weights to approve, checked against the proposal and
     against the chain (root anchored, proof holds): `secureflow.ledger.settlement.transactions`."""
     from secureflow.ledger.receipts import build_receipt
-    from secureflow.ledger.settlement.transactions import ContributionNotReadyError, anchored_weights
+    from secureflow.ledger.settlement.errors import ContributionNotReadyError
+    from secureflow.ledger.settlement.transactions import anchored_weights
 
     def receipt_of(job_id: str, seq: int) -> Receipt:
         return build_receipt(store, chain.deployment.chain_id, chain.ledger.address, job_id, seq)
@@ -332,7 +333,8 @@ def _approval_default_path(proposal_path: Path, party: str) -> Path:
 def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple[str, bytes]:
     from eth_utils.address import to_checksum_address
 
-    from secureflow.ledger.settlement.client import SettlementError, approval_signer
+    from secureflow.ledger.settlement.approval import approval_signer
+    from secureflow.ledger.settlement.errors import SettlementError
 
     try:
         approval = ApprovalFile.model_validate_json(path.read_text(encoding="utf-8"))

@@ -28,7 +28,7 @@ from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.settlement.client import allocate
+from secureflow.ledger.settlement.weights import allocate
 from secureflow.ledger.store.sql import SqlLedgerStore
 
 ADMIN_KEY, ALICE_KEY, BOB_KEY = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]

@@ -20,23 +20,23 @@ from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
 from secureflow.ledger.errors import RecordConflictError
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import StepRecord
-from secureflow.ledger.settlement.client import WEIGHTS_OUTPUT, record_carries_weights, weights_hash
 from secureflow.ledger.settlement.contribution import (
     ALGORITHM,
     INPUTS_DIGEST_NAME,
-    ContributionError,
+    WEIGHTS_OUTPUT,
     ContributionProposal,
     DataShareInputs,
     LeaveOneOutInputs,
-    ProposalFileError,
-    ProposalMismatchError,
     compute_weights,
     inputs_digest,
     load_inputs,
     marginal_contributions,
     parse_inputs,
     propose_contribution,
+    record_carries_weights,
 )
+from secureflow.ledger.settlement.errors import ContributionError, ProposalFileError, ProposalMismatchError
+from secureflow.ledger.settlement.weights import weights_hash
 from secureflow.ledger.store.sql import SqlLedgerStore
 
 CAROL = Account.from_key(DEV_PRIVATE_KEYS[3]).address

@@ -58,41 +58,41 @@ from secureflow.api.server.schemas import ERROR_RESPONSES
 from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.settlement.approval import approval_digest, approval_request, approval_signer
 from secureflow.ledger.settlement.client import (
     ETH,
     MemberBalance,
     SettlementClient,
-    SettlementError,
     SettlementEvent,
-    WeightsProposal,
-    approval_digest,
-    approval_signer,
     settlement_contract,
 )
 from secureflow.ledger.settlement.contribution import (
-    ContributionError,
     ContributionProposal,
     DataShareInputs,
     LeaveOneOutInputs,
-    ProposalMismatchError,
+    WeightsProposal,
     check_members,
     prepare_contribution,
 )
-from secureflow.ledger.settlement.transactions import (
-    Action,
+from secureflow.ledger.settlement.errors import (
+    ContributionError,
     ContributionNotReadyError,
     ForeignTransactionError,
     MalformedTransactionError,
     NonceMismatchError,
-    PreparedTransaction,
+    ProposalMismatchError,
+    SettlementError,
     SettlementRefusedError,
-    SettlementTransactions,
     SettlementTxError,
-    SubmittedTransaction,
     TransactionRevertedError,
     WrongSenderError,
+)
+from secureflow.ledger.settlement.transactions import (
+    Action,
+    PreparedTransaction,
+    SettlementTransactions,
+    SubmittedTransaction,
     anchored_weights,
-    approval_request,
 )
 from secureflow.ledger.store.schemas import Job
 

@@ -1,0 +1,131 @@
+"""EIP-712 approvals of contribution weights: the typed data, its digest, signing and signer recovery.
+
+Each party of a job approves ``ContributionApproval(jobId, weightsHash,
+recordLeaf)`` under the domain ``SecureflowSettlement``, version ``1``, the
+chain id and the Settlement contract's address, by signature (collected off
+chain, handed to ``setWeights``) or by sending ``approveWeights`` itself.
+`approval_digest` equals the contract's ``approvalDigest``; `approval_signer`
+recovers the signer as the contract's ``ECDSA.tryRecover`` does (65 bytes,
+``v`` 27 or 28, low ``s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_keys.exceptions import BadSignature
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from secureflow.ledger.settlement.errors import SettlementError
+
+if TYPE_CHECKING:
+    from secureflow.ledger.settlement.contribution import WeightsProposal
+
+DOMAIN_NAME = "SecureflowSettlement"
+DOMAIN_VERSION = "1"
+_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+APPROVAL_TYPES = {
+    "ContributionApproval": [
+        {"name": "jobId", "type": "bytes32"},
+        {"name": "weightsHash", "type": "bytes32"},
+        {"name": "recordLeaf", "type": "bytes32"},
+    ]
+}
+EIP712_DOMAIN_TYPE = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+def approval_typed_data(
+    chain_id: int, settlement_address: str, job_id: bytes, weights_hash_: bytes, record_leaf: bytes
+) -> dict[str, Any]:
+    """The EIP-712 typed data of a ContributionApproval (domain, types, message)."""
+    return {
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": to_checksum_address(settlement_address),
+        },
+        "types": APPROVAL_TYPES,
+        "message": {"jobId": job_id, "weightsHash": weights_hash_, "recordLeaf": record_leaf},
+    }
+
+
+def approval_request(chain_id: int, settlement_address: str, weights: WeightsProposal) -> dict[str, Any]:
+    """The EIP-712 typed data of the ContributionApproval of ``weights`` as JSON (``eth_signTypedData_v4``,
+    ``Account.sign_typed_data(full_message=...)``): what each party signs."""
+    t = approval_typed_data(
+        chain_id, settlement_address, weights.job_id_bytes, weights.weights_hash, weights.record_leaf
+    )
+    return {
+        "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, **t["types"]},
+        "primaryType": "ContributionApproval",
+        "domain": t["domain"],
+        "message": {name: "0x" + bytes(value).hex() for name, value in t["message"].items()},
+    }
+
+
+def approval_digest(
+    chain_id: int, settlement_address: str, job_id: bytes, weights_hash_: bytes, record_leaf: bytes
+) -> bytes:
+    """The digest a party signs (equals the contract's ``approvalDigest``)."""
+    t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
+    message = encode_typed_data(t["domain"], t["types"], t["message"])
+    return bytes(keccak(b"\x19" + message.version + message.header + message.body))
+
+
+def sign_approval(
+    private_key: str,
+    chain_id: int,
+    settlement_address: str,
+    job_id: bytes,
+    weights_hash_: bytes,
+    record_leaf: bytes,
+) -> bytes:
+    """A party's 65-byte EIP-712 ContributionApproval signature."""
+    t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
+    signed = Account.sign_typed_data(private_key, t["domain"], t["types"], t["message"])
+    return bytes(signed.signature)
+
+
+def approval_signer(
+    chain_id: int,
+    settlement_address: str,
+    job_id: bytes,
+    weights_hash_: bytes,
+    record_leaf: bytes,
+    signature: bytes,
+) -> str:
+    """The address whose EIP-712 ContributionApproval ``signature`` is, as the contract's ``ECDSA.tryRecover``
+    sees it; `SettlementError` if the contract would not recover one (not 65 bytes, ``v`` not 27 or 28,
+    ``s`` in the upper half of the curve order, or no public key)."""
+    if len(signature) != 65:
+        raise SettlementError(f"an approval signature is 65 bytes (r, s, v), not {len(signature)}")
+    if signature[64] not in (27, 28):
+        raise SettlementError(f"the approval signature cannot be read (v is {signature[64]}, not 27 or 28)")
+    if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
+        raise SettlementError(
+            "the approval signature cannot be read (s is not canonical, OpenZeppelin's ECDSA)"
+        )
+    t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
+    message = encode_typed_data(t["domain"], t["types"], t["message"])
+    try:
+        return str(Account.recover_message(message, signature=signature))
+    except (ValueError, TypeError, BadSignature) as exc:
+        raise SettlementError(f"the approval signature cannot be read ({exc})") from None
+
+
+def signature_list(parties: Sequence[str], signatures: Mapping[str, bytes]) -> list[bytes]:
+    """The ``signatures`` argument of ``setWeights``: one entry per party in ``jobParties`` order (empty bytes
+    for a party that approved on chain), or an empty list when no party signed."""
+    by_party = {str(k).lower(): v for k, v in signatures.items()}
+    ordered = [by_party.get(p.lower(), b"") for p in parties]
+    return ordered if any(ordered) else []
