@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -118,7 +117,7 @@ class InvalidApprovalFileError(SettleError):
 
 
 def friendly_errors(fn: F) -> F:
-    """Show `LedgerError` (and the settlement helpers' `SettlementError`) as one red line, exit 1."""
+    """Show `LedgerError` (settlement errors included) and invalid settings as one red line, exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -130,14 +129,6 @@ def friendly_errors(fn: F) -> F:
         except ValidationError as exc:  # settings from the environment
             err_console.print(f"[bold red]error:[/] invalid setting: {escape(str(exc.errors()[0]['msg']))}")
             err_console.print(f"  ({ConfigurationError.hint})")
-            raise typer.Exit(1) from None
-        except (
-            ValueError
-        ) as exc:  # secureflow.ledger.settlement.errors.SettlementError: weights the contract would refuse
-            settlement = sys.modules.get("secureflow.ledger.settlement.errors")
-            if settlement is None or not isinstance(exc, settlement.SettlementError):
-                raise
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -334,7 +325,7 @@ def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple
     from eth_utils.address import to_checksum_address
 
     from secureflow.ledger.settlement.approval import approval_signer
-    from secureflow.ledger.settlement.errors import SettlementError
+    from secureflow.ledger.settlement.errors import InvalidApprovalError
 
     try:
         approval = ApprovalFile.model_validate_json(path.read_text(encoding="utf-8"))
@@ -368,7 +359,7 @@ def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple
             weights.record_leaf,
             signature,
         )
-    except (SettlementError, ValueError) as exc:
+    except (InvalidApprovalError, ValueError) as exc:
         raise InvalidApprovalFileError(f"{path}: the signature cannot be read ({exc})") from None
     if signer.lower() != approval.party.lower():
         raise InvalidApprovalFileError(f"{path} claims party {approval.party} but is signed by {signer}")

@@ -20,7 +20,7 @@ from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from secureflow.ledger.settlement.errors import SettlementError
+from secureflow.ledger.settlement.errors import InvalidApprovalError
 
 if TYPE_CHECKING:
     from secureflow.ledger.settlement.contribution import WeightsProposal
@@ -105,14 +105,16 @@ def approval_signer(
     signature: bytes,
 ) -> str:
     """The address whose EIP-712 ContributionApproval ``signature`` is, as the contract's ``ECDSA.tryRecover``
-    sees it; `SettlementError` if the contract would not recover one (not 65 bytes, ``v`` not 27 or 28,
+    sees it; `InvalidApprovalError` if the contract would not recover one (not 65 bytes, ``v`` not 27 or 28,
     ``s`` in the upper half of the curve order, or no public key)."""
     if len(signature) != 65:
-        raise SettlementError(f"an approval signature is 65 bytes (r, s, v), not {len(signature)}")
+        raise InvalidApprovalError(f"an approval signature is 65 bytes (r, s, v), not {len(signature)}")
     if signature[64] not in (27, 28):
-        raise SettlementError(f"the approval signature cannot be read (v is {signature[64]}, not 27 or 28)")
+        raise InvalidApprovalError(
+            f"the approval signature cannot be read (v is {signature[64]}, not 27 or 28)"
+        )
     if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
-        raise SettlementError(
+        raise InvalidApprovalError(
             "the approval signature cannot be read (s is not canonical, OpenZeppelin's ECDSA)"
         )
     t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
@@ -120,7 +122,7 @@ def approval_signer(
     try:
         return str(Account.recover_message(message, signature=signature))
     except (ValueError, TypeError, BadSignature) as exc:
-        raise SettlementError(f"the approval signature cannot be read ({exc})") from None
+        raise InvalidApprovalError(f"the approval signature cannot be read ({exc})") from None
 
 
 def signature_list(parties: Sequence[str], signatures: Mapping[str, bytes]) -> list[bytes]:

@@ -76,9 +76,9 @@ from secureflow.ledger.recorder import LedgerRecorder
 from secureflow.ledger.records import Identifier, PartyDigests, StepRecord, params_hash
 from secureflow.ledger.settlement.errors import (
     ContributionError,
+    InvalidWeightsError,
     ProposalFileError,
     ProposalMismatchError,
-    SettlementError,
 )
 from secureflow.ledger.settlement.weights import (
     TOTAL_BPS,
@@ -242,7 +242,7 @@ def _bps(scores: Sequence[Fraction]) -> list[int]:
     integral = [round(score / total * _SCALE) for score in scores]
     try:
         return bps_from_scores(integral)
-    except SettlementError as exc:
+    except InvalidWeightsError as exc:
         raise ContributionError(f"cannot turn the scores into basis points: {exc}") from None
 
 
@@ -339,7 +339,7 @@ def build_contribution_record(
     try:
         check_weights(result.members, result.bps)
         wh = _hex(weights_hash(bytes.fromhex(job_id[2:]), result.members, result.bps))
-    except (SettlementError, ValueError) as exc:
+    except (InvalidWeightsError, ValueError) as exc:
         raise ContributionError(f"the weights cannot be proposed: {exc}") from None
     digest = inputs_digest(inputs, salt)
     return StepRecord(
@@ -364,7 +364,7 @@ def build_contribution_record(
 def _b32(value: bytes | str) -> bytes:
     raw = bytes.fromhex(value[2:] if value.startswith("0x") else value) if isinstance(value, str) else value
     if len(raw) != 32:
-        raise SettlementError("expected 32 bytes")
+        raise InvalidWeightsError("expected 32 bytes")
     return bytes(raw)
 
 
@@ -418,18 +418,18 @@ def propose_weights(
 ) -> WeightsProposal:
     """A proposal from weights and the anchored contribution record (in ``tree``, whose root is anchored).
 
-    Raises `SettlementError` if the weights are malformed, the record is for another job, it does not
+    Raises `InvalidWeightsError` if the weights are malformed, the record is for another job, it does not
     carry the weights hash among its outputs, or it is not in ``tree``.
     """
     check_weights(members, bps)
     if _b32(record.job_id) != job_id:
-        raise SettlementError("the contribution record belongs to another job")
+        raise InvalidWeightsError("the contribution record belongs to another job")
     wh = weights_hash(job_id, members, bps)
     if not record_carries_weights(record, wh):
-        raise SettlementError("the contribution record does not carry the weights hash among its outputs")
+        raise InvalidWeightsError("the contribution record does not carry the weights hash among its outputs")
     leaf = record.leaf()
     if leaf not in tree:
-        raise SettlementError("the contribution record is not in the given tree")
+        raise InvalidWeightsError("the contribution record is not in the given tree")
     return WeightsProposal(
         job_id=_hex(job_id),
         members=tuple(to_checksum_address(m) for m in members),

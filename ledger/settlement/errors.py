@@ -1,5 +1,8 @@
-"""The errors of settlement: malformed weights, contribution inputs and proposals, and settlement
-transactions that cannot be prepared or submitted. Nothing was stored or sent when one is raised."""
+"""The errors of settlement, all under `SettlementError` and so under the ledger's root `LedgerError`.
+
+Each says what to do (``hint``). Nothing was stored or sent when one is raised,
+except `TransactionRevertedError` (mined, but reverted).
+"""
 
 from __future__ import annotations
 
@@ -25,14 +28,30 @@ CONTRACT_ERROR_HINTS = {
 """What to do about each custom error of the Settlement contract (and of a token it calls)."""
 
 
-class SettlementError(ValueError):
-    """Weights or a proposal that the contract would refuse, caught before sending."""
+class SettlementError(LedgerError):
+    """Root of the settlement errors: something the service or the Settlement contract refuses."""
+
+
+class InvalidWeightsError(SettlementError):
+    """Weights (or scores, or a weights proposal) that the contract would refuse, caught before sending."""
+
+    hint = (
+        "weights are basis points per member (uint16 each, summing to 10,000) and refer to the job's own "
+        "anchored contribution record"
+    )
+
+
+class InvalidApprovalError(SettlementError):
+    """An approval that cannot be read, or that approves another proposal, chain or contract."""
+
+    hint = "sign the current proposal's typed data again (`secureflow settle approve`, or the typed data of "
+    "GET /v1/settlements/{job_id}/proposal)"
 
 
 # ------------------------------------------------------------------ contribution
 
 
-class ContributionError(LedgerError):
+class ContributionError(SettlementError):
     """Contribution inputs or a proposal that cannot be turned into weights."""
 
     hint = "fix the contribution inputs (the formulas: secureflow.ledger.settlement.contribution)"
@@ -56,7 +75,7 @@ class ProposalMismatchError(ContributionError):
 # ------------------------------------------------------------------ transactions
 
 
-class SettlementTxError(LedgerError):
+class SettlementTxError(SettlementError):
     """A settlement transaction that cannot be prepared or submitted; nothing was sent."""
 
     hint = "prepare the transaction again with POST /v1/settlements/{job_id}/transactions/prepare"
@@ -102,7 +121,7 @@ class SettlementRefusedError(SettlementTxError):
         )
 
 
-class ContributionNotReadyError(SettlementTxError):
+class ContributionNotReadyError(SettlementError):
     """The contribution record is not anchored (or not confirmed) yet, or not provable on chain."""
 
     hint = (

@@ -19,21 +19,21 @@ from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from secureflow.ledger.settlement.errors import SettlementError
+from secureflow.ledger.settlement.errors import InvalidWeightsError
 
 TOTAL_BPS = 10_000
 
 
 def check_weights(members: Sequence[str], bps: Sequence[int]) -> None:
-    """Raise `SettlementError` unless the weights are well-formed (the contract checks them again)."""
+    """Raise `InvalidWeightsError` unless the weights are well-formed (the contract checks them again)."""
     if len(members) != len(bps) or not members:
-        raise SettlementError("members and bps must be non-empty and of equal length")
+        raise InvalidWeightsError("members and bps must be non-empty and of equal length")
     if len({m.lower() for m in members}) != len(members):
-        raise SettlementError("a member appears twice")
+        raise InvalidWeightsError("a member appears twice")
     if any(not 0 <= b <= 0xFFFF for b in bps):
-        raise SettlementError("each weight must fit uint16")
+        raise InvalidWeightsError("each weight must fit uint16")
     if sum(bps) != TOTAL_BPS:
-        raise SettlementError(f"weights sum to {sum(bps)} basis points, not {TOTAL_BPS}")
+        raise InvalidWeightsError(f"weights sum to {sum(bps)} basis points, not {TOTAL_BPS}")
 
 
 def weights_hash(job_id: bytes, members: Sequence[str], bps: Sequence[int]) -> bytes:
@@ -60,7 +60,7 @@ def allocate(total: int, bps: Sequence[int]) -> list[int]:
     of ``total * bps / 10000``, then each remaining unit to the largest ``bps / (allocated + 1)``,
     lowest index on ties."""
     if total < 0 or sum(bps) != TOTAL_BPS:
-        raise SettlementError("total must be non-negative and the weights must sum to 10,000")
+        raise InvalidWeightsError("total must be non-negative and the weights must sum to 10,000")
     return highest_averages(total, bps, TOTAL_BPS)
 
 
@@ -68,8 +68,8 @@ def bps_from_scores(scores: Sequence[int | float]) -> list[int]:
     """Turn non-negative contribution scores into basis points summing to exactly 10,000 (same rule,
     scores taken to 12 decimal places)."""
     if not scores or any(s < 0 for s in scores) or sum(scores) <= 0:
-        raise SettlementError("scores must be non-negative with a positive sum")
+        raise InvalidWeightsError("scores must be non-negative with a positive sum")
     integral = [round(s * 10**12) for s in scores]
     if sum(integral) == 0:
-        raise SettlementError("scores are too small")
+        raise InvalidWeightsError("scores are too small")
     return highest_averages(TOTAL_BPS, integral, sum(integral))

@@ -77,13 +77,10 @@ from secureflow.ledger.settlement.contribution import (
 from secureflow.ledger.settlement.errors import (
     ContributionError,
     ContributionNotReadyError,
-    ForeignTransactionError,
-    MalformedTransactionError,
     NonceMismatchError,
     ProposalMismatchError,
     SettlementError,
     SettlementRefusedError,
-    SettlementTxError,
     TransactionRevertedError,
     WrongSenderError,
 )
@@ -209,19 +206,15 @@ class ContractRefusedError(ApiError):
         self.status = status
 
 
-def _api_error(exc: SettlementTxError | ContributionError | SettlementError) -> ApiError:
+def _api_error(exc: SettlementError) -> ApiError:
     """The API error for a refused settlement write (nothing was stored or sent)."""
     message = str(exc.args[0]) if exc.args else type(exc).__name__
-    hint = getattr(exc, "hint", None) or None
+    hint = exc.hint or None
     if isinstance(exc, SettlementRefusedError):
         status = _STATUS_BY_CONTRACT_ERROR.get(exc.error_name or "", 422)
         return ContractRefusedError(message, status=status, hint=hint)
     if isinstance(exc, WrongSenderError):
         return ForbiddenError(message, hint=hint)
-    if isinstance(exc, (MalformedTransactionError, ForeignTransactionError, SettlementError)):
-        return InvalidRequestError(message, hint=hint)
-    if isinstance(exc, NonceMismatchError):
-        return ConflictError(message, hint=hint)
     if isinstance(exc, ContributionNotReadyError):
         err: ApiError = ConflictError(message, hint=hint)
         err.code = "not_anchored"
@@ -230,11 +223,10 @@ def _api_error(exc: SettlementTxError | ContributionError | SettlementError) -> 
         err = ConflictError(message, hint=hint)
         err.code = "transaction_reverted"
         return err
-    if isinstance(exc, ProposalMismatchError):
+    if isinstance(exc, (NonceMismatchError, ProposalMismatchError)):
         return ConflictError(message, hint=hint)
-    if isinstance(exc, ContributionError):
-        return InvalidRequestError(message, hint=hint)
-    return ApiError(message, hint=hint)
+    # the rest is the caller's input: malformed or foreign transactions, weights, approvals, inputs
+    return InvalidRequestError(message, hint=hint)
 
 
 def _transactions(request: Request) -> SettlementTransactions:
@@ -719,7 +711,7 @@ def prepare_transaction(request: Request, job_id: JobId, body: PrepareIn) -> Pre
             call, value = txs.deposit_call(key, asset, body.amount)
             return txs.prepare(principal.address, call, value=value)
         return txs.prepare(principal.address, txs.withdraw_call(key, asset))
-    except SettlementTxError as exc:
+    except SettlementError as exc:
         raise _api_error(exc) from None
 
 
@@ -754,7 +746,7 @@ def submit_transaction(request: Request, job_id: JobId, body: SubmitIn) -> JSONR
     try:
         decoded = txs.check_submission(bytes.fromhex(body.raw_transaction[2:]), key, principal.address)
         result = txs.submit(decoded)
-    except SettlementTxError as exc:
+    except SettlementError as exc:
         raise _api_error(exc) from None
     if not result.replayed:
         log.info(
