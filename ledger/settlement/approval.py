@@ -7,18 +7,24 @@ chain, handed to ``setWeights``) or by sending ``approveWeights`` itself.
 `approval_digest` equals the contract's ``approvalDigest``; `approval_signer`
 recovers the signer as the contract's ``ECDSA.tryRecover`` does (65 bytes,
 ``v`` 27 or 28, low ``s``).
+
+`Approval` is the one format of a signed approval: the file ``secureflow
+settle approve`` writes and the body of ``POST /v1/settlements/{job_id}/approvals``
+(which accepts that file as is). `approval_signer_of` checks one against the
+weights it must approve.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from secureflow.ledger.settlement.errors import InvalidApprovalError
 
@@ -35,6 +41,9 @@ APPROVAL_TYPES = {
         {"name": "recordLeaf", "type": "bytes32"},
     ]
 }
+_Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
+_Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+_Signature = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{130}$")]
 EIP712_DOMAIN_TYPE = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -131,3 +140,82 @@ def signature_list(parties: Sequence[str], signatures: Mapping[str, bytes]) -> l
     by_party = {str(k).lower(): v for k, v in signatures.items()}
     ordered = [by_party.get(p.lower(), b"") for p in parties]
     return ordered if any(ordered) else []
+
+
+# ------------------------------------------------------------------ the approval format
+
+
+class Approval(BaseModel):
+    """A party's EIP-712 ContributionApproval signature and what it approves: the approval file that
+    ``secureflow settle approve`` writes (every field set) and the body of ``POST
+    /v1/settlements/{job_id}/approvals`` (only ``signature`` is required; each other field given must name
+    the current proposal, this chain and this contract, and ``party`` the caller)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] | None = None
+    chain_id: int | None = Field(default=None, ge=0, le=2**64)
+    settlement: _Address | None = None
+    job_id: _Hex32 | None = None
+    party: _Address | None = None
+    weights_hash: _Hex32 | None = None
+    record_leaf: _Hex32 | None = None
+    signature: _Signature = Field(description="65 bytes (r, s, v), 0x-hex")
+
+    @property
+    def signature_bytes(self) -> bytes:
+        return bytes.fromhex(self.signature[2:])
+
+
+def approval_for(
+    chain_id: int, settlement_address: str, weights: WeightsProposal, party: str, signature: bytes
+) -> Approval:
+    """The complete approval (every field set, as in a file) of ``weights`` by ``party``."""
+    return Approval(
+        version=1,
+        chain_id=chain_id,
+        settlement=str(to_checksum_address(settlement_address)),
+        job_id=weights.job_id.lower(),
+        party=str(to_checksum_address(party)),
+        weights_hash="0x" + weights.weights_hash.hex(),
+        record_leaf="0x" + weights.record_leaf.hex(),
+        signature="0x" + signature.hex(),
+    )
+
+
+def approval_signer_of(
+    approval: Approval,
+    chain_id: int,
+    settlement_address: str,
+    weights: WeightsProposal,
+    *,
+    where: str = "the approval",
+) -> str:
+    """The address ``approval`` is signed by, once each field it gives names ``weights`` on this chain and
+    contract. `InvalidApprovalError` (saying ``where`` it comes from) if a field names something else or the
+    signature cannot be read. Whose address it is, is for the caller to check."""
+    expected: dict[str, object] = {
+        "chain_id": chain_id,
+        "settlement": settlement_address.lower(),
+        "job_id": weights.job_id.lower(),
+        "weights_hash": "0x" + weights.weights_hash.hex(),
+        "record_leaf": "0x" + weights.record_leaf.hex(),
+    }
+    for name, want in expected.items():
+        given = getattr(approval, name)
+        if given is not None and (given.lower() if isinstance(given, str) else given) != want:
+            raise InvalidApprovalError(
+                f"the {name} of {where} is {given}, but the current proposal's is {want}: it approves "
+                "another proposal, chain or contract"
+            )
+    try:
+        return approval_signer(
+            chain_id,
+            settlement_address,
+            weights.job_id_bytes,
+            weights.weights_hash,
+            weights.record_leaf,
+            approval.signature_bytes,
+        )
+    except InvalidApprovalError as exc:
+        raise InvalidApprovalError(f"{where}: {exc.args[0]}") from None

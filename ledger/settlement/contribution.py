@@ -50,8 +50,15 @@ low-entropy and an unsalted hash could be reversed by guessing. The values and
 the salt stay in the `ContributionProposal` file, which the members review
 (`ContributionProposal.verify` recomputes everything from it) before approving.
 
-The record goes to the ledger through a `secureflow.ledger.recorder.LedgerRecorder` (the
-outbox), then the anchoring worker anchors it like any other step.
+`prepare_contribution` builds the proposal and its record without recording
+anything; `secureflow.ledger.settlement.service.SettlementService.propose`
+chooses the step number, keeps the proposal, then puts the record in the
+outbox, and the anchoring worker anchors it like any other step.
+
+**The weights proposal.** Once the record is anchored, `WeightsProposal` is
+what the parties approve and ``setWeights`` takes: the weights and the
+record's hash, step number, batch root and Merkle proof
+(`ContributionProposal.weights_proposal` builds it from the record's receipt).
 """
 
 from __future__ import annotations
@@ -72,7 +79,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from secureflow.ledger.merkle import MerkleTree, leaf_hash
 from secureflow.ledger.receipts import Address, Hex32, Receipt
-from secureflow.ledger.recorder import LedgerRecorder
 from secureflow.ledger.records import Identifier, PartyDigests, StepRecord, params_hash
 from secureflow.ledger.settlement.errors import (
     ContributionError,
@@ -309,6 +315,12 @@ def inputs_digest(inputs: DataShareInputs | LeaveOneOutInputs, salt: str) -> str
     """``keccak256`` of the RFC 8785 JSON of ``{"salt", "method", "inputs"}``: what the record carries."""
     document: Any = {"salt": salt.lower(), "method": inputs.method, "inputs": inputs.model_dump(mode="json")}
     return _hex(keccak(rfc8785.dumps(document)))
+
+
+def inputs_hash(inputs: DataShareInputs | LeaveOneOutInputs) -> str:
+    """``keccak256`` of the RFC 8785 JSON of the inputs, unsalted: how the same inputs are recognised when
+    proposed again. Never anchored (the values are low-entropy; the record carries `inputs_digest`)."""
+    return _hex(keccak(rfc8785.dumps(inputs.model_dump(mode="json"))))
 
 
 def contribution_params_hash(
@@ -599,8 +611,8 @@ def prepare_contribution(
     now_ms: int | None = None,
 ) -> ContributionProposal:
     """Compute the weights of ``inputs`` and build the proposal with its contribution record (step
-    ``seq`` of ``job_id``), without recording anything: save the proposal first, then record it, so that
-    the salt is never lost for a record in the outbox.
+    ``seq`` of ``job_id``), without recording anything. `secureflow.ledger.settlement.service` keeps the
+    proposal first, then records it, so that the salt is never lost for a record in the outbox.
 
     ``job_parties`` (when given) must be exactly the inputs' parties. ``salt`` (0x + 64 hex) defaults to
     32 random bytes; ``now_ms`` to the current time.
@@ -634,20 +646,3 @@ def prepare_contribution(
         inputs=inputs,
         record=record.model_dump(mode="json"),
     )
-
-
-def propose_contribution(
-    recorder: LedgerRecorder,
-    job_id: str,
-    seq: int,
-    inputs: DataShareInputs | LeaveOneOutInputs,
-    *,
-    job_parties: Sequence[str] | None = None,
-    salt: str | None = None,
-    now_ms: int | None = None,
-) -> ContributionProposal:
-    """`prepare_contribution`, then hand the contribution record to ``recorder`` (the outbox): it is
-    pending anchoring when this returns. Returns the proposal for the members to review and approve."""
-    proposal = prepare_contribution(job_id, seq, inputs, job_parties=job_parties, salt=salt, now_ms=now_ms)
-    recorder.record_step(proposal.step_record())
-    return proposal

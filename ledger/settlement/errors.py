@@ -48,6 +48,45 @@ class InvalidApprovalError(SettlementError):
     "GET /v1/settlements/{job_id}/proposal)"
 
 
+class SettlementInputError(SettlementError):
+    """A request the service cannot act on: a malformed job id, a deposit without an amount, an unknown
+    action."""
+
+
+class UnknownJobError(SettlementError):
+    """The job is not in the ledger store, or not created on the audit ledger."""
+
+    hint = "check the job id; a job is settled once it is created on chain (its chain_status)"
+
+
+class NotAPartyError(SettlementError):
+    """The account is not a party of the job, and only a party may do this."""
+
+    hint = "use the key (or the API key) of one of the job's parties"
+
+
+class WrongSignerError(SettlementError):
+    """An approval signed by (or naming) another account than the one that hands it in or that it claims."""
+
+
+class NoProposalError(SettlementError):
+    """The job has no contribution proposal yet."""
+
+    hint = "propose weights first (`secureflow settle propose`, or POST /v1/settlements/{job_id}/proposals)"
+
+
+class ProposalConflictError(SettlementError):
+    """A proposal at that step exists already, or the proposal changed meanwhile."""
+
+    hint = "read the current proposal, then propose or approve again"
+
+
+class JobStillRunningError(SettlementError):
+    """A job the compute engine runs has not finished: its steps are still being recorded."""
+
+    hint = "propose the contribution weights once the job has completed"
+
+
 # ------------------------------------------------------------------ contribution
 
 
