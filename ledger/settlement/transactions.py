@@ -15,9 +15,6 @@ what such a service does instead:
   function (one of `ALLOWED_FUNCTIONS`), the job it acts on, the recovered
   sender and the nonce; `SettlementTransactions.submit` simulates it again,
   broadcasts it, waits for the receipt and decodes the settlement events.
-- `anchored_weights` turns a contribution proposal and its record's receipt
-  into the `WeightsProposal` parties approve, checked against the chain (the
-  record's root is anchored and the proof holds on chain).
 
 The member's key never reaches this module; messages carry addresses, hashes
 and contract error names only.
@@ -26,7 +23,7 @@ and contract error names only.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,7 +41,6 @@ from web3.types import TxReceipt
 from secureflow.ledger.chain import ChainClient, decode_revert
 from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.errors import ContractRevertedError
-from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError
 from secureflow.ledger.settlement.approval import signature_list
 from secureflow.ledger.settlement.client import (
     ETH,
@@ -52,9 +48,8 @@ from secureflow.ledger.settlement.client import (
     SettlementEvent,
     settlement_event,
 )
-from secureflow.ledger.settlement.contribution import ContributionProposal, WeightsProposal
+from secureflow.ledger.settlement.contribution import WeightsProposal
 from secureflow.ledger.settlement.errors import (
-    ContributionNotReadyError,
     ForeignTransactionError,
     MalformedTransactionError,
     NonceMismatchError,
@@ -152,45 +147,6 @@ class SubmittedTransaction(BaseModel):
     gas_used: int | None = None
     events: list[SettlementEvent] = Field(default_factory=list)
     replayed: bool = Field(default=False, description="the same transaction was submitted (and mined) before")
-
-
-# ------------------------------------------------------------------ contribution -> weights
-
-
-def anchored_weights(
-    proposal: ContributionProposal,
-    receipt_of: Callable[[str, int], Receipt],
-    ledger: AuditLedgerClient,
-    *,
-    confirmed: bool,
-) -> tuple[Receipt, WeightsProposal]:
-    """The contribution record's receipt and the weights to approve, checked against the proposal and
-    against the chain (the record's root is anchored and its proof holds on chain).
-
-    Raises `ContributionNotReadyError` while the record is not anchored (or, with ``confirmed``, not
-    confirmed), and `contribution.ProposalMismatchError` if the anchored record is not the
-    proposal's.
-    """
-    try:
-        receipt = receipt_of(proposal.job_id, proposal.seq)
-    except RecordNotAnchoredError as exc:
-        raise ContributionNotReadyError(
-            f"the contribution record (step {proposal.seq} of job {proposal.job_id}) is not anchored yet: "
-            f"{exc.args[0]}"
-        ) from None
-    if confirmed and receipt.status != "confirmed":
-        raise ContributionNotReadyError(
-            f"the contribution record (step {proposal.seq}) is anchored in block {receipt.block_number} "
-            "but not confirmed yet"
-        )
-    weights = proposal.weights_proposal(receipt)
-    _, _, root, proof = weights.record_proof()
-    if not ledger.verify(weights.record_leaf, proof, root):
-        raise ContributionNotReadyError(
-            f"the chain does not prove the contribution record (step {proposal.seq}) under root "
-            f"{receipt.batch_root}: its batch may have been reorganised away"
-        )
-    return receipt, weights
 
 
 # ------------------------------------------------------------------ decoding
