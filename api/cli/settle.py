@@ -45,7 +45,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -292,11 +292,15 @@ def parse_amount(text: str, *, token: bool) -> int:
             raw, factor = raw[: -len(suffix)].strip(), scale
             break
     try:
-        value = Decimal(raw) * factor
-    except InvalidOperation:
+        with localcontext() as exact:  # the default 28 digits would round a large amount silently
+            exact.prec = len(raw) + 40
+            value = Decimal(raw) * factor
+    except ArithmeticError:  # InvalidOperation (not a number), Overflow (an absurd exponent)
         raise SettleError(f"amount {text!r} is not a number (e.g. 1000, 2gwei, 1.5ether)") from None
     if value != value.to_integral_value() or value <= 0:
         raise SettleError(f"amount {text!r} must be a positive whole number of wei or token units")
+    if value > 2**256 - 1:
+        raise SettleError(f"amount {text!r} does not fit uint256")
     return int(value)
 
 

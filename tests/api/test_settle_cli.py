@@ -389,11 +389,16 @@ def test_parse_amount() -> None:
     assert parse_amount("2 gwei", token=False) == 2 * 10**9
     assert parse_amount("1_000", token=False) == 1000
     assert parse_amount("42", token=True) == 42
-    for text in ("0", "-1", "0.5", "abc", "1e-30ether"):
+    for text in ("0", "-1", "0.5", "abc", "1e-30ether", "1e999999999", "nan", "inf"):
         with pytest.raises(LedgerError):
             parse_amount(text, token=False)
     with pytest.raises(LedgerError, match="whole units"):
         parse_amount("1ether", token=True)
+    assert parse_amount("1234567890123456789012345678901", token=True) == 1234567890123456789012345678901
+    assert parse_amount("1.234567890123456789ether", token=False) == 1234567890123456789
+    assert parse_amount(str(2**256 - 1), token=True) == 2**256 - 1
+    with pytest.raises(LedgerError, match="uint256"):
+        parse_amount(str(2**256), token=True)
 
 
 def test_mounts_under_the_root_cli_and_imports_lightly() -> None:
