@@ -93,6 +93,7 @@ from secureflow.ledger.settlement.transactions import (
 )
 from secureflow.ledger.store.schemas import Job, NewStepRecord, StepRecordRow
 
+MAX_UINT256 = 2**256 - 1
 RUNNING = ("created", "running")
 """Job statuses in which a job run by the compute engine still records steps."""
 
@@ -412,6 +413,7 @@ class SettlementService:
         if row is not None and row.record_hash == proposal.record_hash:
             return Proposed(stored, row.status, replayed=True)
         if row is None and proposal.seq >= self.next_seq(job):
+            self._refuse_when_set(job.job_id)  # a contribution record after the weights are set is void
             row = self.store.accept_record(to_outbox(proposal.step_record()))
             return Proposed(stored, row.status, replayed=True)
         # its step was taken meanwhile (or is no longer the next): the proposal has no record and never will
@@ -497,9 +499,10 @@ class SettlementService:
                 call = self.txs.approve_weights_call(weights)
             return self.txs.prepare(sender, call)
         if action == "deposit":
-            if amount is None or amount <= 0:
+            if amount is None or not 0 < amount <= MAX_UINT256:
                 raise SettlementInputError(
-                    "a deposit needs an amount", hint="give amount (wei, or the token's smallest unit)"
+                    "a deposit needs a positive amount that fits uint256",
+                    hint="give amount (wei, or the token's smallest unit)",
                 )
             call, value = self.txs.deposit_call(key, asset_of(asset), amount)
             return self.txs.prepare(sender, call, value=value)
