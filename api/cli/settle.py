@@ -356,8 +356,8 @@ def propose(
     console.print(f"weights hash {proposal.weights_hash}")
     if done.replayed:
         console.print(
-            f"proposed before with these inputs as step {proposal.seq} (record {done.record_status}): "
-            f"nothing new recorded; proposal in {out}"
+            f"proposed before with these inputs as step {proposal.seq} (its record is {done.record_status}); "
+            f"proposal in {out}"
         )
     else:
         console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")

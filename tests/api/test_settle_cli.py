@@ -40,6 +40,7 @@ from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.settlement.contribution import ContributionProposal, load_inputs, prepare_contribution
 from secureflow.ledger.settlement.weights import allocate
 from secureflow.ledger.store.sql import SqlLedgerStore
 
@@ -277,7 +278,9 @@ def test_token_revenue(
     assert "nothing to withdraw in ETH" in eth.output
 
 
-def test_configuration_and_input_errors(settle: Settle, job: str, tmp_path: Path) -> None:
+def test_configuration_and_input_errors(
+    settle: Settle, job: str, store: SqlLedgerStore, tmp_path: Path
+) -> None:
     no_key = settle("withdraw", job, ok=False)
     assert "SECUREFLOW_MEMBER_KEY is not set" in no_key.output
     bad_job = settle("balances", "0x1234", ok=False)
@@ -303,11 +306,37 @@ def test_configuration_and_input_errors(settle: Settle, job: str, tmp_path: Path
     assert "No such option" in chosen.output and not second.exists()
     # the same inputs again record nothing new; other inputs take the next step
     again = settle("propose", job, "--inputs", str(inputs), "--out", str(first), "--force")
-    assert "nothing new recorded" in again.output and json.loads(first.read_text())["seq"] == 0
+    assert "proposed before with these inputs as step 0" in again.output
+    assert json.loads(first.read_text())["seq"] == 0 and store.get_record(job, 1) is None
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**json.loads(inputs.read_text()), "full": 0.9}))
     settle("propose", job, "--inputs", str(other), "--out", str(first), "--force")
     assert json.loads(first.read_text())["seq"] == 1
+
+
+def test_a_kept_proposal_without_its_record_is_recorded_or_replaced(
+    settle: Settle, job: str, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    """A proposal file whose record never reached the outbox (the process stopped in between) is recorded
+    when the same inputs are proposed again; if its step was taken meanwhile, a new proposal replaces it."""
+    inputs_path = write_inputs(tmp_path / "inputs.json")
+    inputs = load_inputs(inputs_path)
+    kept = tmp_path / "kept.json"
+    lost = prepare_contribution(job, 0, inputs, job_parties=[ALICE, BOB])
+    lost.save(kept)
+    again = settle("propose", job, "--inputs", str(inputs_path), "--out", str(kept), "--force")
+    assert "proposed before with these inputs as step 0 (its record is pending)" in again.output
+    row = store.get_record(job, 0)
+    assert row is not None and row.record_hash == lost.record_hash
+    assert ContributionProposal.load(kept) == lost  # the same salt: the record and the file agree
+
+    taken = tmp_path / "taken.json"
+    prepare_contribution(job, 1, inputs, job_parties=[ALICE, BOB]).save(taken)
+    accept(store, job, 1, start=1)  # another step took seq 1 meanwhile
+    replaced = settle("propose", job, "--inputs", str(inputs_path), "--out", str(taken), "--force")
+    assert "recorded as step 2" in replaced.output
+    fresh = ContributionProposal.load(taken)
+    assert fresh.seq == 2 and store.get_record(job, 2).record_hash == fresh.record_hash  # type: ignore[union-attr]
 
 
 def chain_state(stack: LedgerStack) -> tuple[int, ...]:
