@@ -16,8 +16,11 @@ what such a service does instead:
   sender and the nonce; `SettlementTransactions.submit` simulates it again,
   broadcasts it, waits for the receipt and decodes the settlement events.
 
-The member's key never reaches this module; messages carry addresses, hashes
-and contract error names only.
+Which calls to prepare (the current proposal's weights, the kept approvals)
+and who may submit is `secureflow.ledger.settlement.service`'s: the API and
+``secureflow settle`` reach this module through it. The member's key never
+reaches this module; messages carry addresses, hashes and contract error
+names only.
 """
 
 from __future__ import annotations
