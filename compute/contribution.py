@@ -39,10 +39,9 @@ coalition, its job id and the failed step.
 
 The result, `LeaveOneOutMeasurement`, carries per coalition its job id and the
 metric, and the inputs document of ``secureflow.ledger.settlement.contribution.LeaveOneOutInputs``
-(``inputs_document()``; ``to_inputs()`` parses it). `compute` never imports
-web3, and ``ledger.settlement.contribution`` does (through ``ledger.settlement.client``), so
-``to_inputs`` imports it only when called, from the api layer
-(``secureflow settle measure``).
+(``inputs_document()``; ``to_inputs()`` parses it). ``ledger.settlement.contribution``
+is contribution records and weights maths only (no web3), so `compute` imports it like
+``ledger.records``.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,9 +76,7 @@ from secureflow.compute.runner import (
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.records import StepRecord
-
-if TYPE_CHECKING:
-    from secureflow.ledger.settlement.contribution import LeaveOneOutInputs
+from secureflow.ledger.settlement.contribution import LeaveOneOutInputs
 
 TRAINING_ALGORITHMS = frozenset({"ss_lr", "ss_xgb"})
 PREDICT_ALGORITHM = "secure_predict"
@@ -155,10 +152,7 @@ class LeaveOneOutMeasurement(BaseModel):
         }
 
     def to_inputs(self) -> LeaveOneOutInputs:
-        """``LeaveOneOutInputs``, ready for ``compute_weights`` and the contribution
-        record. Imports ``ledger.settlement.contribution`` (and with it web3): call it from the api layer."""
-        from secureflow.ledger.settlement.contribution import LeaveOneOutInputs
-
+        """``LeaveOneOutInputs``, ready for ``compute_weights`` and the contribution record."""
         return LeaveOneOutInputs.model_validate(self.inputs_document())
 
 

@@ -28,14 +28,9 @@ from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.records import PartyDigests, StepRecord
-from secureflow.ledger.settlement.client import (
-    WEIGHTS_OUTPUT,
-    SettlementClient,
-    bps_from_scores,
-    propose_weights,
-    settlement_contract,
-    weights_hash,
-)
+from secureflow.ledger.settlement.client import SettlementClient, settlement_contract
+from secureflow.ledger.settlement.contribution import WEIGHTS_OUTPUT, propose_weights
+from secureflow.ledger.settlement.weights import bps_from_scores, weights_hash
 
 PARTY_COUNTS = (2, 5, 20)
 

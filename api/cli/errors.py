@@ -12,7 +12,6 @@ output is piped or logged.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -97,13 +96,6 @@ def client_hint(exc: ClientError) -> str:
     return f"check {API_URL_ENV} / --api-url and {API_KEY_ENV}"
 
 
-def _settlement_error(exc: ValueError) -> bool:
-    # secureflow.ledger.settlement.client.SettlementError is still a ValueError (weights the contract would
-    # refuse); it is checked without importing the settlement module (web3) into every command
-    settlement = sys.modules.get("secureflow.ledger.settlement.client")
-    return settlement is not None and isinstance(exc, settlement.SettlementError)
-
-
 def friendly_errors(fn: F) -> F:
     """Run a command; show an expected failure as `report` does and exit with code 1."""
 
@@ -120,10 +112,6 @@ def friendly_errors(fn: F) -> F:
             report(
                 ConfigurationError(f"invalid setting: {exc.errors()[0]['msg']}", hint=ConfigurationError.hint)
             )
-        except ValueError as exc:
-            if not _settlement_error(exc):
-                raise
-            report(exc)
         raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]

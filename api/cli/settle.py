@@ -1,27 +1,40 @@
 """``secureflow settle``: contribution weights and revenue settlement from the command line.
 
-The flow of one job (every command checks the chain before it sends anything):
+Every write goes through the ledger's settlement service
+(`secureflow.ledger.settlement.service.SettlementService`), the one the API's
+``/v1/settlements`` routes call, so the CLI applies the API's rules: who may
+propose and approve, which step the contribution record takes, what an
+approval must name, and each transaction is prepared for the sender's own
+address, simulated, signed here with ``SECUREFLOW_MEMBER_KEY``, checked again
+and then broadcast. Proposals and approvals are files here
+(`secureflow.ledger.settlement.book.ProposalFiles`), rows in the API.
+
+The flow of one job:
 
 0. (leave-one-out weights) ``measure MANIFEST.json --data-dir DIR --out inputs.json``: run the job's
    coalitions (all parties, then each party's features left out) as recorded jobs on the local
    SecretFlow workers (`secureflow.compute.contribution`) and write the metrics as the inputs of ``propose``.
 
 1. ``propose JOB_ID --inputs inputs.json --out proposal.json``: compute the weights by the inputs'
-   method (`ledger.settlement.contribution`), record the contribution step in the ledger outbox and write the
-   proposal file for the members to review. The anchoring worker then anchors the record.
-2. ``approve proposal.json`` as each member (key in ``SECUREFLOW_MEMBER_KEY``): check the proposal
-   against its inputs and against the anchored record, then sign the EIP-712 approval into a file
-   beside the proposal (``--out`` to choose it) or approve on chain (``--on-chain``).
-3. ``set-weights proposal.json`` as any member, once the record is confirmed: the record's proof comes
-   from the ledger store, the approvals from the signature files (``--approval``, default: every
-   ``<proposal>.approval.*.json`` beside it) and from on-chain approvals.
+   method (`secureflow.ledger.settlement.contribution`), write the proposal file for the members to review
+   and record the contribution step in the ledger outbox; the anchoring worker then anchors the record.
+   The step is the one after the job's last step (never chosen by the caller); a job submitted through
+   the API (its manifest is in this database) must have completed. Run by whoever holds the ledger
+   database (the operator, as an API admin); the same inputs again (``--force``) record nothing new.
+2. ``approve proposal.json`` as each member (key in ``SECUREFLOW_MEMBER_KEY``), once the record is
+   confirmed: check the proposal against its inputs and against the anchored record, then sign the
+   EIP-712 approval into a file beside the proposal (``--out`` to choose it) or approve on chain
+   (``--on-chain``).
+3. ``set-weights proposal.json`` as a party: the record's proof comes from the ledger store, the
+   approvals from the signature files (``--approval``, default: every ``<proposal>.approval.*.json``
+   beside it, each verified) and from on-chain approvals.
 4. ``deposit JOB_ID AMOUNT [--token ADDRESS]`` (anyone), ``balances``, ``withdraw`` (each member pulls
    its share), ``history``.
 
 Settings come from ``SECUREFLOW_RPC_URL``, ``SECUREFLOW_CHAIN_ID``, ``SECUREFLOW_DEPLOYMENT`` and
-``SECUREFLOW_DATABASE_URL`` (`secureflow.ledger.settings.LedgerSettings`); the sending key from
-``SECUREFLOW_MEMBER_KEY``. Every `LedgerError` prints as one red line with what to do.
-Register on the root CLI with ``app.add_typer(settle_app, name="settle")``.
+``SECUREFLOW_DATABASE_URL`` (`secureflow.ledger.settings.LedgerSettings`); the signing key from
+``SECUREFLOW_MEMBER_KEY``. Every `LedgerError` (settlement errors included) prints as one red line
+with what to do. Register on the root CLI with ``app.add_typer(settle_app, name="settle")``.
 """
 
 from __future__ import annotations
@@ -31,12 +44,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.ledger.errors import ConfigurationError
@@ -45,11 +57,16 @@ if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands im
     from secureflow.ledger.chain import ChainClient, TransactionSender
     from secureflow.ledger.contracts import AuditLedgerClient
     from secureflow.ledger.deploy import Deployment
-    from secureflow.ledger.receipts import Receipt
     from secureflow.ledger.settings import LedgerSettings
-    from secureflow.ledger.settlement.client import SettlementClient, WeightsProposal
-    from secureflow.ledger.settlement.contribution import ContributionProposal
-    from secureflow.ledger.store.base import LedgerStore
+    from secureflow.ledger.settlement.book import ProposalBook
+    from secureflow.ledger.settlement.client import SettlementClient
+    from secureflow.ledger.settlement.service import SettlementService, StepPlans
+    from secureflow.ledger.settlement.transactions import (
+        PreparedTransaction,
+        SettlementTransactions,
+        SubmittedTransaction,
+    )
+    from secureflow.ledger.store.sql import SqlLedgerStore
 
 settle_app = typer.Typer(
     no_args_is_help=True, help="Contribution weights and revenue settlement of a job (on chain)."
@@ -58,7 +75,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MEMBER_KEY_ENV = "SECUREFLOW_MEMBER_KEY"
 _WEI_PER_ETH = 10**18
 _ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (secureflow.ledger.settlement.client.ETH)
-Hex32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{64}$")]
+_NOT_A_PARTY_HINT = f"set {MEMBER_KEY_ENV} to the private key of one of the job's members"
 
 
 # ------------------------------------------------------------------ errors
@@ -68,21 +85,6 @@ class SettleError(CliError):
     """A settlement command cannot go ahead."""
 
     hint = "see `secureflow settle --help` for the order of the steps"
-
-
-class ContributionNotAnchoredError(SettleError):
-    """The contribution record is not anchored (or not confirmed) yet."""
-
-    hint = (
-        "wait for the anchoring worker to anchor and confirm the contribution record "
-        "(`secureflow anchor-worker`), then run this command again"
-    )
-
-
-class NotAPartyError(SettleError):
-    """The key's account is not a party of the job or proposal."""
-
-    hint = f"set {MEMBER_KEY_ENV} to the private key of one of the job's members"
 
 
 class MissingApprovalsError(SettleError):
@@ -106,12 +108,6 @@ class NothingToWithdrawError(SettleError):
     hint = "wait for further deposits; `secureflow settle balances JOB_ID` shows what is releasable"
 
 
-class InvalidApprovalFileError(SettleError):
-    """A signature file is unreadable, for another proposal, or not signed by the party it names."""
-
-    hint = "ask the member to sign again with `secureflow settle approve PROPOSAL`"
-
-
 # ------------------------------------------------------------------ wiring
 
 
@@ -122,6 +118,7 @@ class _Chain:
     deployment: Deployment
     settlement: SettlementClient
     ledger: AuditLedgerClient
+    txs: SettlementTransactions
     sender: TransactionSender | None
 
     @property
@@ -155,19 +152,21 @@ def _chain(*, with_key: bool) -> _Chain:
     from secureflow.ledger.nonces import ChainNonceSource
     from secureflow.ledger.settings import LedgerSettings
     from secureflow.ledger.settlement.client import SettlementClient
+    from secureflow.ledger.settlement.transactions import SettlementTransactions
 
     settings = LedgerSettings()
     deployment = load_deployment(settings.deployment)
     client = ChainClient(settings.chain_config())
     client.check()
     sender = TransactionSender(client, _member_key(), ChainNonceSource(client.w3)) if with_key else None
-    settlement = SettlementClient(connect(client, deployment, "Settlement"), sender)
+    contract = connect(client, deployment, "Settlement")
     ledger = AuditLedgerClient(connect(client, deployment, "AuditLedger"))
-    return _Chain(settings, client, deployment, settlement, ledger, sender)
+    txs = SettlementTransactions(client, contract, ledger)
+    return _Chain(settings, client, deployment, SettlementClient(contract, sender), ledger, txs, sender)
 
 
 @contextmanager
-def _store(settings: LedgerSettings) -> Iterator[LedgerStore]:
+def _store(settings: LedgerSettings) -> Iterator[SqlLedgerStore]:
     from secureflow.ledger.store.sql import open_store
 
     store = open_store(settings.database_url)
@@ -175,6 +174,51 @@ def _store(settings: LedgerSettings) -> Iterator[LedgerStore]:
         yield store
     finally:
         store.close()
+
+
+def _plans(store: SqlLedgerStore) -> StepPlans | None:
+    """The API's stored manifests when this database holds the API's tables (the API ran on it), so that a
+    job the compute engine runs waits for its completion here as through the API; else None (no plans)."""
+    from secureflow.api.server.db import ApiDb
+
+    return ApiDb.if_present(store.engine)
+
+
+def _service(
+    chain: _Chain, store: SqlLedgerStore | None = None, book: ProposalBook | None = None
+) -> SettlementService:
+    """The settlement service over the chain, and for proposals and approvals the ledger store (receipts
+    built from it) and the proposal and approval files."""
+    from secureflow.ledger.receipts import Receipt, build_receipt
+    from secureflow.ledger.settlement.service import SettlementService
+
+    if store is None:
+        return SettlementService(chain.txs)
+    ledger_store = store
+
+    def receipt_of(job_id: str, seq: int) -> Receipt:
+        return build_receipt(ledger_store, chain.deployment.chain_id, chain.ledger.address, job_id, seq)
+
+    return SettlementService(chain.txs, store=store, receipts=receipt_of, book=book, plans=_plans(store))
+
+
+def _send(service: SettlementService, job_id: str, prepared: PreparedTransaction) -> SubmittedTransaction:
+    """Sign ``prepared`` with the member's key and submit it through the service (checked, simulated
+    again, broadcast); raise unless it was mined."""
+    from eth_account import Account
+
+    signed = Account.sign_transaction(prepared.transaction.model_dump(), _member_key())
+    done = service.submit(job_id, bytes(signed.raw_transaction), prepared.sender)
+    if done.status != "succeeded":
+        raise SettleError(
+            f"{prepared.function} transaction {done.tx_hash} is broadcast but not mined yet",
+            hint="see whether it is mined later with `secureflow settle history JOB_ID`",
+        )
+    return done
+
+
+def _tx(done: SubmittedTransaction) -> str:
+    return f"tx {done.tx_hash}, block {done.block_number}"
 
 
 def _job_bytes(job_id: str) -> bytes:
@@ -225,22 +269,16 @@ def parse_amount(text: str, *, token: bool) -> int:
             raw, factor = raw[: -len(suffix)].strip(), scale
             break
     try:
-        value = Decimal(raw) * factor
-    except InvalidOperation:
+        with localcontext() as exact:  # the default 28 digits would round a large amount silently
+            exact.prec = len(raw) + 40
+            value = Decimal(raw) * factor
+    except ArithmeticError:  # InvalidOperation (not a number), Overflow (an absurd exponent)
         raise SettleError(f"amount {text!r} is not a number (e.g. 1000, 2gwei, 1.5ether)") from None
     if value != value.to_integral_value() or value <= 0:
         raise SettleError(f"amount {text!r} must be a positive whole number of wei or token units")
+    if value > 2**256 - 1:
+        raise SettleError(f"amount {text!r} does not fit uint256")
     return int(value)
-
-
-def _job_parties(chain: _Chain, job: bytes) -> tuple[str, ...]:
-    parties = chain.ledger.get_job(job).parties
-    if not parties:
-        raise SettleError(
-            f"job 0x{job.hex()} does not exist on the audit ledger at {chain.ledger.address}",
-            hint="create the job on chain first (`secureflow job submit`), or check the job id",
-        )
-    return parties
 
 
 def _require_weights(chain: _Chain, job: bytes) -> None:
@@ -249,97 +287,6 @@ def _require_weights(chain: _Chain, job: bytes) -> None:
             f"the weights of job 0x{job.hex()} are not set yet",
             hint="propose, approve and `secureflow settle set-weights` first; deposits wait for the weights",
         )
-
-
-def _anchored(
-    chain: _Chain, store: LedgerStore, proposal: ContributionProposal, *, confirmed: bool
-) -> tuple[Receipt, WeightsProposal]:
-    """The contribution record's receipt and the weights to approve, checked against the proposal and
-    against the chain (root anchored, proof holds): `secureflow.ledger.settlement.transactions`."""
-    from secureflow.ledger.receipts import build_receipt
-    from secureflow.ledger.settlement.transactions import ContributionNotReadyError, anchored_weights
-
-    def receipt_of(job_id: str, seq: int) -> Receipt:
-        return build_receipt(store, chain.deployment.chain_id, chain.ledger.address, job_id, seq)
-
-    try:
-        return anchored_weights(proposal, receipt_of, chain.ledger, confirmed=confirmed)
-    except ContributionNotReadyError as exc:
-        raise ContributionNotAnchoredError(str(exc.args[0])) from None
-
-
-def _load_checked(path: Path) -> ContributionProposal:
-    from secureflow.ledger.settlement.contribution import ContributionProposal
-
-    proposal = ContributionProposal.load(path)
-    proposal.verify()
-    return proposal
-
-
-# ------------------------------------------------------------------ approvals
-
-
-class ApprovalFile(BaseModel):
-    """A member's EIP-712 ContributionApproval, as written by ``approve``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: int = 1
-    chain_id: int
-    settlement: str
-    job_id: Hex32
-    party: str
-    weights_hash: Hex32
-    record_leaf: Hex32
-    signature: str
-
-
-def _approval_default_path(proposal_path: Path, party: str) -> Path:
-    return proposal_path.with_name(f"{proposal_path.stem}.approval.{party.lower()}.json")
-
-
-def _read_approval(path: Path, chain: _Chain, weights: WeightsProposal) -> tuple[str, bytes]:
-    from eth_utils.address import to_checksum_address
-
-    from secureflow.ledger.settlement.client import SettlementError, approval_signer
-
-    try:
-        approval = ApprovalFile.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidApprovalFileError(f"no approval file at {path}") from None
-    except (OSError, UnicodeDecodeError, ValidationError) as exc:
-        raise InvalidApprovalFileError(f"{path} is not an approval file: {exc}") from None
-    expected = (
-        chain.deployment.chain_id,
-        chain.settlement.address.lower(),
-        weights.job_id,
-        "0x" + weights.weights_hash.hex(),
-        "0x" + weights.record_leaf.hex(),
-    )
-    got = (
-        approval.chain_id,
-        approval.settlement.lower(),
-        approval.job_id,
-        approval.weights_hash,
-        approval.record_leaf,
-    )
-    if got != expected:
-        raise InvalidApprovalFileError(f"{path} approves another proposal, chain or settlement contract")
-    try:
-        signature = bytes.fromhex(approval.signature.removeprefix("0x"))
-        signer = approval_signer(
-            approval.chain_id,
-            approval.settlement,
-            weights.job_id_bytes,
-            weights.weights_hash,
-            weights.record_leaf,
-            signature,
-        )
-    except (SettlementError, ValueError) as exc:
-        raise InvalidApprovalFileError(f"{path}: the signature cannot be read ({exc})") from None
-    if signer.lower() != approval.party.lower():
-        raise InvalidApprovalFileError(f"{path} claims party {approval.party} but is signed by {signer}")
-    return str(to_checksum_address(approval.party)), signature
 
 
 # ------------------------------------------------------------------ commands
@@ -358,50 +305,39 @@ def propose(
         Path, typer.Option(help="contribution inputs JSON (method data_share or leave_one_out)")
     ],
     out: Annotated[Path, typer.Option(help="where to write the proposal JSON")] = Path("proposal.json"),
-    seq: Annotated[
-        int | None, typer.Option(min=0, help="step number of the contribution record (default: next)")
-    ] = None,
     force: Annotated[bool, typer.Option(help="replace an existing proposal file")] = False,
 ) -> None:
-    """Compute the weights, record the contribution step in the outbox, and write the proposal file."""
-    from secureflow.ledger.recorder import OutboxRecorder
-    from secureflow.ledger.settlement.contribution import check_members, load_inputs, prepare_contribution
+    """Compute the weights, write the proposal file and record the contribution step in the outbox (after
+    the job's last step)."""
+    from secureflow.ledger.settlement.book import ProposalFiles
+    from secureflow.ledger.settlement.contribution import load_inputs
+    from secureflow.ledger.settlement.service import OPERATOR
 
-    job = _job_bytes(job_id)
+    _job_bytes(job_id)
     if out.exists() and not force:
         raise SettleError(
             f"{out} exists already", hint="choose another --out, or pass --force to replace the file"
         )
     contribution_inputs = load_inputs(inputs)
     chain = _chain(with_key=False)
-    parties = _job_parties(chain, job)
-    check_members(contribution_inputs.members, parties)
-    if chain.settlement.weights_of(job).is_set:
-        raise WeightsStateError(f"the weights of job {job_id} are set already (they are set once)")
     with _store(chain.settings) as store:
-        stored = store.get_job(job_id.lower())
-        if stored is None:
-            raise SettleError(
-                f"job {job_id} is not in the ledger store",
-                hint="check SECUREFLOW_DATABASE_URL and the job id",
-            )
-        check_members(contribution_inputs.members, stored.parties)
-        if seq is None:
-            seq = max((row.seq for row in store.records_for_job(stored.job_id)), default=-1) + 1
-        proposal = prepare_contribution(stored.job_id, seq, contribution_inputs, job_parties=parties)
-        proposal.save(out)  # first: the salt must not be lost for a record in the outbox
-        try:
-            OutboxRecorder(store).record_step(proposal.step_record())
-        except BaseException:
-            out.unlink(missing_ok=True)  # nothing recorded: no proposal either
-            raise
+        service = _service(chain, store, ProposalFiles(out, replace=force))
+        service.job_parties(job_id)  # a job that is not on chain is named so before anything else
+        done = service.propose(job_id, contribution_inputs, OPERATOR)
+    proposal = done.stored.proposal
     console.print(f"contribution of job {proposal.job_id} by {proposal.method}:")
     for member, bps in proposal.shares().items():
         console.print(f"  {member}  {bps:>5} bps  ({bps / 100:.2f}%)")
     if proposal.fallback == "equal_split":
         console.print("  (no party changes the metric: equal split)")
     console.print(f"weights hash {proposal.weights_hash}")
-    console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")
+    if done.replayed:
+        console.print(
+            f"proposed before with these inputs as step {proposal.seq} (its record is {done.record_status}); "
+            f"proposal in {out}"
+        )
+    else:
+        console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")
     console.print("next: once anchored, each member runs `secureflow settle approve` on the proposal")
 
 
@@ -435,6 +371,7 @@ def measure(
     from secureflow.ledger.contracts import AuditLedgerClient, hex32
     from secureflow.ledger.deploy import connect
     from secureflow.ledger.recorder import OutboxRecorder
+    from secureflow.ledger.settlement.errors import NotAPartyError
 
     if out.exists() and not force:
         raise SettleError(f"{out} exists already", hint="choose another --out, or pass --force")
@@ -516,45 +453,41 @@ def approve(
     ] = False,
     out: Annotated[Path | None, typer.Option(help="signature file (default: beside the proposal)")] = None,
 ) -> None:
-    """As a member (SECUREFLOW_MEMBER_KEY): check the proposal and its anchored record, then approve."""
-    proposal = _load_checked(proposal_path)
+    """As a member (SECUREFLOW_MEMBER_KEY): check the proposal and its confirmed record, then approve."""
+    from secureflow.ledger.settlement.approval import Approval, sign_approval
+    from secureflow.ledger.settlement.book import ProposalFiles
+    from secureflow.ledger.settlement.contribution import ContributionProposal
+    from secureflow.ledger.settlement.errors import NotAPartyError
+
+    proposal = ContributionProposal.load(proposal_path)
+    proposal.verify()
     chain = _chain(with_key=True)
     me = chain.address
-    job = proposal.job_id_bytes
     if me.lower() not in {m.lower() for m in proposal.members}:
         raise NotAPartyError(
-            f"{me} is not a member of this proposal (members: {', '.join(proposal.members)})"
+            f"{me} is not a member of this proposal (members: {', '.join(proposal.members)})",
+            hint=_NOT_A_PARTY_HINT,
         )
-    if me.lower() not in {p.lower() for p in _job_parties(chain, job)}:
-        raise NotAPartyError(f"{me} is not a party of job {proposal.job_id} on chain")
-    if chain.settlement.weights_of(job).is_set:
-        raise WeightsStateError(f"the weights of job {proposal.job_id} are set already")
     with _store(chain.settings) as store:
-        _, weights = _anchored(chain, store, proposal, confirmed=False)
-    if on_chain:
-        if chain.settlement.has_approved(weights, me):
-            console.print(f"{me} has approved these weights on chain already")
+        service = _service(chain, store, ProposalFiles(proposal_path, approval_out=out))
+        _, weights = service.weights_to_approve(proposal.job_id, me)
+        if on_chain:
+            if chain.settlement.has_approved(weights, me):
+                console.print(f"{me} has approved these weights on chain already")
+                return
+            done = _send(service, proposal.job_id, service.prepare(proposal.job_id, me, "approve_weights"))
+            console.print(f"{me} approved the weights of job {proposal.job_id} on chain ({_tx(done)})")
             return
-        tx = chain.settlement.approve_weights(weights)
-        console.print(
-            f"{me} approved the weights of job {proposal.job_id} on chain "
-            f"(tx 0x{bytes(tx['transactionHash']).hex()}, block {tx['blockNumber']})"
+        signature = sign_approval(
+            _member_key(),
+            service.chain_id,
+            service.address,
+            weights.job_id_bytes,
+            weights.weights_hash,
+            weights.record_leaf,
         )
-        return
-    signature = chain.settlement.sign_approval(_member_key(), weights)
-    approval = ApprovalFile(
-        chain_id=chain.deployment.chain_id,
-        settlement=chain.settlement.address,
-        job_id=proposal.job_id,
-        party=me,
-        weights_hash="0x" + weights.weights_hash.hex(),
-        record_leaf="0x" + weights.record_leaf.hex(),
-        signature="0x" + signature.hex(),
-    )
-    target = out or _approval_default_path(proposal_path, me)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(approval.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    console.print(f"{me} signed the weights of job {proposal.job_id}; approval written to {target}")
+        kept, _ = service.approve(proposal.job_id, Approval(signature="0x" + signature.hex()), me)
+    console.print(f"{me} signed the weights of job {proposal.job_id}; approval written to {kept.source}")
 
 
 @settle_app.command("set-weights")
@@ -567,43 +500,36 @@ def set_weights(
     ] = None,
 ) -> None:
     """Once the contribution record is confirmed: set the job's weights on chain with the approvals."""
-    proposal = _load_checked(proposal_path)
+    from secureflow.ledger.settlement.book import ProposalFiles
+    from secureflow.ledger.settlement.contribution import ContributionProposal
+    from secureflow.ledger.settlement.errors import NotAPartyError
+
+    proposal = ContributionProposal.load(proposal_path)
     chain = _chain(with_key=True)
     me = chain.address
-    job = proposal.job_id_bytes
-    if me.lower() not in {p.lower() for p in _job_parties(chain, job)}:
-        raise NotAPartyError(f"{me} is not a party of job {proposal.job_id}: only a party sets the weights")
-    current = chain.settlement.weights_of(job)
-    if current.is_set:
-        if current.weights_hash == proposal.weights_hash:
-            console.print(
-                f"the weights of job {proposal.job_id} are set already (block {current.set_at_block})"
-            )
-            return
-        raise WeightsStateError(f"the weights of job {proposal.job_id} are set already, to other weights")
     with _store(chain.settings) as store:
-        receipt, weights = _anchored(chain, store, proposal, confirmed=True)
-    files = (
-        approval if approval else sorted(proposal_path.parent.glob(f"{proposal_path.stem}.approval.*.json"))
-    )
-    signatures: dict[str, bytes] = {}
-    for path in files:
-        party, signature = _read_approval(path, chain, weights)
-        signatures[party.lower()] = signature
-    missing = [
-        m
-        for m in proposal.members
-        if m.lower() not in signatures and not chain.settlement.has_approved(weights, m)
-    ]
-    if missing:
-        raise MissingApprovalsError(f"no approval yet from {', '.join(missing)}")
-    tx = chain.settlement.set_weights(
-        weights, {m: signatures[m.lower()] for m in proposal.members if m.lower() in signatures}
-    )
+        service = _service(chain, store, ProposalFiles(proposal_path, approval_paths=approval or ()))
+        if me.lower() not in {p.lower() for p in service.job_parties(proposal.job_id)}:
+            raise NotAPartyError(
+                f"{me} is not a party of job {proposal.job_id}: only a party sets the weights",
+                hint=_NOT_A_PARTY_HINT,
+            )
+        current = service.weights_of(proposal.job_id)
+        if current.is_set:
+            if current.weights_hash == proposal.weights_hash:
+                console.print(
+                    f"the weights of job {proposal.job_id} are set already (block {current.set_at_block})"
+                )
+                return
+            raise WeightsStateError(f"the weights of job {proposal.job_id} are set already, to other weights")
+        weights = service.confirmed_weights(service.current(proposal.job_id).proposal)
+        missing = [a.party for a in service.state(proposal.job_id).approvals if not a.approved]
+        if missing:
+            raise MissingApprovalsError(f"no approval yet from {', '.join(missing)}")
+        done = _send(service, proposal.job_id, service.prepare(proposal.job_id, me, "set_weights"))
     console.print(
-        f"weights of job {proposal.job_id} set in block {tx['blockNumber']} "
-        f"(tx 0x{bytes(tx['transactionHash']).hex()}) from record step {proposal.seq} "
-        f"under root {receipt.batch_root}"
+        f"weights of job {proposal.job_id} set in block {done.block_number} (tx {done.tx_hash}) "
+        f"from record step {proposal.seq} under root {weights.root}"
     )
     for member, bps in proposal.shares().items():
         console.print(f"  {member}  {bps:>5} bps")
@@ -622,14 +548,16 @@ def deposit(
     value = parse_amount(amount, token=token is not None)
     chain = _chain(with_key=True)
     _require_weights(chain, job)
-    if int(asset, 16) == 0:
-        tx = chain.settlement.deposit_eth(job, value)
-    else:
-        tx = chain.settlement.deposit_token(job, asset, value)
+    if int(asset, 16) != 0:  # the allowance is a transaction to the token, not a settlement write
+        chain.settlement.approve_token(asset, value)
+    service = _service(chain)
+    done = _send(
+        service, job_id, service.prepare(job_id, chain.address, "deposit", asset=asset, amount=value)
+    )
     total = chain.settlement.total_deposited(job, asset)
     console.print(
         f"{chain.address} deposited {_amount(asset, value)} for job {job_id.lower()} "
-        f"in block {tx['blockNumber']}; total deposited {_amount(asset, total)}"
+        f"in block {done.block_number}; total deposited {_amount(asset, total)}"
     )
 
 
@@ -674,25 +602,28 @@ def balances(
 @friendly_errors
 def withdraw(job_id: JobArg, token: TokenOpt = None) -> None:
     """Withdraw the sender's releasable share (sender: SECUREFLOW_MEMBER_KEY, a member with a weight)."""
+    from secureflow.ledger.settlement.errors import NotAPartyError
+
     job = _job_bytes(job_id)
     asset = _asset(token)
     chain = _chain(with_key=True)
     _require_weights(chain, job)
     me = chain.address
     if me.lower() not in {m.lower() for m in chain.settlement.weights_of(job).members}:
-        raise NotAPartyError(f"{me} has no weight in job {job_id.lower()}, so nothing to withdraw")
+        raise NotAPartyError(
+            f"{me} has no weight in job {job_id.lower()}, so nothing to withdraw", hint=_NOT_A_PARTY_HINT
+        )
     releasable = chain.settlement.releasable(job, me, asset)
     if releasable == 0:
-        done = chain.settlement.released(job, me, asset)
+        done_before = chain.settlement.released(job, me, asset)
         raise NothingToWithdrawError(
             f"{me} has nothing to withdraw in {_asset_name(asset)} from job {job_id.lower()}: "
-            f"its entitlement so far ({_amount(asset, done)}) is withdrawn already"
+            f"its entitlement so far ({_amount(asset, done_before)}) is withdrawn already"
         )
-    tx = chain.settlement.withdraw(job, asset)
-    console.print(
-        f"{me} withdrew {_amount(asset, releasable)} from job {job_id.lower()} "
-        f"in block {tx['blockNumber']} (tx 0x{bytes(tx['transactionHash']).hex()})"
-    )
+    service = _service(chain)
+    done = _send(service, job_id, service.prepare(job_id, me, "withdraw", asset=asset))
+    released = next((int(e.args["amount"]) for e in done.events if e.name == "RevenueReleased"), releasable)
+    console.print(f"{me} withdrew {_amount(asset, released)} from job {job_id.lower()} ({_tx(done)})")
 
 
 def _describe(name: str, args: dict[str, Any]) -> str:

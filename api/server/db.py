@@ -1,4 +1,5 @@
-"""The API's own tables (members, hashed API keys, job manifests, the audit record index) and its queries.
+"""The API's own tables (members, hashed API keys, job manifests, the audit record index, settlement
+proposals and approvals) and its queries.
 
 The API shares the ledger's database (one URL, one engine) but owns only the
 ``api_*`` tables, migrated by Alembic from ``api/server/migrations`` with their own
@@ -14,6 +15,14 @@ The audit record index holds, per outbox record id, the fields audit queries
 filter on (algorithm, step times); it is filled from the ledger's outbox in
 id order (:meth:`ApiDb.sync_record_index`), so records written by any
 process (compute engine, API) are found.
+
+For settlement, these tables are what the ledger's settlement service asks
+for through its protocols (`secureflow.ledger.settlement.service`): the
+proposals and approvals are its `ProposalBook` (:meth:`ApiDb.proposal_book`,
+bound to the calling member), and the stored manifests its `StepPlans`
+(:meth:`ApiDb.planned_steps`: a job submitted here is run by the compute
+engine, so its contribution record waits for the job and goes after its last
+planned step). The ``secureflow settle`` CLI reads the same manifests.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from sqlalchemy import (
     and_,
     func,
     insert,
+    inspect,
     or_,
     select,
 )
@@ -56,6 +66,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from secureflow.api.client.models import Role as Role  # re-exported: the roles of the API database
 from secureflow.api.server.errors import ConflictError, NotFoundError, UnavailableError
+from secureflow.ledger.settlement.approval import Approval
+from secureflow.ledger.settlement.book import ProposalBook, StoredApproval, StoredProposal
+from secureflow.ledger.settlement.contribution import ContributionProposal
+from secureflow.ledger.settlement.errors import ProposalConflictError
 from secureflow.ledger.store import migrate
 from secureflow.ledger.store.engine import WRITE_OPTION, mask_url
 from secureflow.ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
@@ -222,26 +236,6 @@ class Principal:
 
 
 @dataclass(frozen=True)
-class StoredProposal:
-    job_id: str
-    seq: int
-    inputs_hash: str
-    proposal_json: str
-    proposed_by: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredApproval:
-    job_id: str
-    seq: int
-    party: str
-    signature: str
-    member_id: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class RecordFilter:
     job_id: str | None = None
     member: str | None = None
@@ -291,13 +285,15 @@ def _key(row: ApiKeyOrm) -> KeyInfo:
 def _proposal(row: SettlementProposalOrm) -> StoredProposal:
     created = _aware(row.created_at)
     assert created is not None  # noqa: S101 - invariant for the type checker, not input validation
-    return StoredProposal(row.job_id, row.seq, row.inputs_hash, row.proposal_json, row.proposed_by, created)
+    proposal = ContributionProposal.model_validate_json(row.proposal_json)
+    return StoredProposal(proposal, row.inputs_hash, created, proposed_by=row.proposed_by)
 
 
 def _approval(row: SettlementApprovalOrm) -> StoredApproval:
     created = _aware(row.created_at)
     assert created is not None  # noqa: S101 - invariant for the type checker, not input validation
-    return StoredApproval(row.job_id, row.seq, row.party, row.signature, row.member_id, created)
+    approval = Approval(job_id=row.job_id, party=row.party, signature=row.signature)
+    return StoredApproval(row.seq, approval, created)
 
 
 def _like_address(address: str) -> str:
@@ -319,6 +315,14 @@ class ApiDb:
         # key hash -> (principal, monotonic expiry): spares the DB on every request. Any key or role
         # change in this process clears it; other processes see a change within AUTH_CACHE_SECONDS.
         self._auth_cache: dict[str, tuple[Principal, float]] = {}
+
+    @classmethod
+    def if_present(cls, engine: Engine) -> ApiDb | None:
+        """The API's tables on ``engine`` if the API has created them there (it ran on this database), else
+        None: for tools that share the database and read what the API stored (``secureflow settle``)."""
+        if not inspect(engine).has_table(ManifestOrm.__tablename__):
+            return None
+        return cls(engine)
 
     def migrate(self) -> None:
         upgrade_engine(self.engine)
@@ -485,18 +489,27 @@ class ApiDb:
             row = s.get(ManifestOrm, job_id)
             return None if row is None else dict(json.loads(row.manifest_json))
 
-    # -- settlement proposals and approvals ------------------------------------------------------------
+    # -- settlement proposals and approvals (the ledger's ProposalBook, bound to a member) ----------------
+    def proposal_book(self, member_id: int) -> ProposalBook:
+        """The settlement service's `ProposalBook` over these tables; what it keeps is ``member_id``'s."""
+        return _MemberProposalBook(self, member_id)
+
+    def planned_steps(self, job_id: str) -> int | None:
+        """`StepPlans` of the settlement service: the step count of a job submitted here (None: not)."""
+        manifest = self.get_manifest(job_id)
+        return None if manifest is None else len(manifest.get("steps", ()))
+
     def add_proposal(
-        self, job_id: str, seq: int, inputs_hash: str, proposal_json: str, member_id: int
+        self, proposal: ContributionProposal, inputs_hash: str, member_id: int
     ) -> StoredProposal:
-        """Store a proposal; `ConflictError` if the job has one with this seq already."""
+        """Store a proposal; `ProposalConflictError` if the job has one with this seq already."""
         try:
             with self._tx(write=True) as s:
                 row = SettlementProposalOrm(
-                    job_id=job_id,
-                    seq=seq,
+                    job_id=proposal.job_id,
+                    seq=proposal.seq,
                     inputs_hash=inputs_hash,
-                    proposal_json=proposal_json,
+                    proposal_json=proposal.model_dump_json(),
                     proposed_by=member_id,
                     created_at=utcnow(),
                 )
@@ -504,8 +517,8 @@ class ApiDb:
                 s.flush()
                 return _proposal(row)
         except IntegrityError:
-            raise ConflictError(
-                f"job {job_id} has a proposal at step {seq} already",
+            raise ProposalConflictError(
+                f"job {proposal.job_id} has a proposal at step {proposal.seq} already",
                 hint="read it with GET /v1/settlements/{job_id}/proposal, or propose again",
             ) from None
 
@@ -527,10 +540,10 @@ class ApiDb:
             ).first()
             return None if row is None else _proposal(row)
 
-    def add_approval(
-        self, job_id: str, seq: int, party: str, signature: str, member_id: int
-    ) -> tuple[StoredApproval, bool]:
-        """Store a party's approval of proposal (job, seq); an existing one is kept. Returns (it, created)."""
+    def add_approval(self, seq: int, approval: Approval, member_id: int) -> tuple[StoredApproval, bool]:
+        """Store a party's approval of proposal (``approval.job_id``, seq); an existing one is kept.
+        Returns (it, created)."""
+        job_id, party = approval.job_id or "", approval.party or ""
         try:
             with self._tx(write=True) as s:
                 existing = s.get(SettlementApprovalOrm, (job_id, seq, party))
@@ -540,18 +553,18 @@ class ApiDb:
                     job_id=job_id,
                     seq=seq,
                     party=party,
-                    signature=signature,
+                    signature=approval.signature,
                     member_id=member_id,
                     created_at=utcnow(),
                 )
                 s.add(row)
                 s.flush()
                 return _approval(row), True
-        except IntegrityError:  # a concurrent request stored it first
+        except IntegrityError:  # a concurrent request stored it first, or the proposal is gone
             with self._tx(write=False) as s:
                 found = s.get(SettlementApprovalOrm, (job_id, seq, party))
                 if found is None:
-                    raise ConflictError(
+                    raise ProposalConflictError(
                         f"no proposal {seq} of job {job_id} to approve",
                         hint="read the current one: GET /v1/settlements/{job_id}/proposal",
                     ) from None
@@ -572,12 +585,6 @@ class ApiDb:
             proposals = s.scalar(select(func.count()).select_from(SettlementProposalOrm)) or 0
             approvals = s.scalar(select(func.count()).select_from(SettlementApprovalOrm)) or 0
             return int(proposals), int(approvals)
-
-    def max_record_seq(self, job_id: str) -> int | None:
-        """The highest seq of the job's step records in the ledger's outbox (None: no record)."""
-        with self._tx(write=False) as s:
-            value = s.scalar(select(func.max(StepRecordOrm.seq)).where(StepRecordOrm.job_id == job_id))
-            return None if value is None else int(value)
 
     # -- reads of the ledger's tables -------------------------------------------------------------------
     def jobs_page(self, *, visible_to: str | None, status: str | None, limit: int, offset: int) -> list[str]:
@@ -746,6 +753,29 @@ class ApiDb:
                 if len(rows) < _INDEX_CHUNK:
                     self._indexed_upto = max(self._indexed_upto, rows[-1].id)
                     return added
+
+
+class _MemberProposalBook:
+    """`ProposalBook` over the API's tables for one member: what it keeps is stored as that member's."""
+
+    def __init__(self, db: ApiDb, member_id: int) -> None:
+        self.db = db
+        self.member_id = member_id
+
+    def latest_proposal(self, job_id: str) -> StoredProposal | None:
+        return self.db.latest_proposal(job_id)
+
+    def add_proposal(self, proposal: ContributionProposal, inputs_hash: str) -> StoredProposal:
+        return self.db.add_proposal(proposal, inputs_hash, self.member_id)
+
+    def delete_proposal(self, job_id: str, seq: int) -> None:
+        self.db.delete_proposal(job_id, seq)
+
+    def approvals(self, job_id: str, seq: int) -> list[StoredApproval]:
+        return self.db.approvals(job_id, seq)
+
+    def add_approval(self, seq: int, approval: Approval) -> tuple[StoredApproval, bool]:
+        return self.db.add_approval(seq, approval, self.member_id)
 
 
 def _party_clause(address: str) -> Any:

@@ -1,22 +1,19 @@
-"""Contribution weights and revenue settlement on chain: the typed Python face of ``Settlement.sol``.
+"""The Settlement contract's client: weights, approvals on chain, deposits, balances, withdrawals, history.
 
-A job's parties agree once on contribution weights (basis points per party,
-summing to 10,000) that refer to an anchored contribution record: the record
-is a `secureflow.ledger.records.StepRecord` whose output digests include the
-``weightsHash`` (``keccak256(abi.encode(jobId, members, bps))``), anchored in a
-batch of the audit ledger. Each party approves ``ContributionApproval(jobId,
-weightsHash, recordLeaf)`` by EIP-712 signature (domain
-``SecureflowSettlement``, version ``1``) or on chain; any party then sets the
-weights with the record's proof. Revenue in ETH or an ERC-20 is deposited for
-the job and each member withdraws its share (pull payments).
+The typed Python face of ``Settlement.sol``, sending with a
+`secureflow.ledger.chain.TransactionSender` (a key this process holds). A
+job's parties agree once on contribution weights
+(`secureflow.ledger.settlement.weights`) that refer to an anchored contribution
+record (`secureflow.ledger.settlement.contribution`); each party approves them by
+EIP-712 signature (`secureflow.ledger.settlement.approval`) or on chain; any
+party then sets the weights with the record's proof. Revenue in ETH or an
+ERC-20 is deposited for the job and each member withdraws its share (pull
+payments).
 
-Rounding (also in `allocate`): floors first, then each remaining unit to the
-member with the largest ``bps / (allocated + 1)`` (lowest index on ties), the
-highest-averages rule. Entitlements sum to the deposits exactly and never
-decrease as deposits grow.
-
-`secureflow.ledger.deploy.deploy_settlement` deploys the contract next to an existing
-registry and audit ledger.
+Members who keep their keys elsewhere sign the transactions that
+`secureflow.ledger.settlement.transactions` prepares instead.
+`secureflow.ledger.deploy.deploy_settlement` deploys the contract next to an
+existing registry and audit ledger.
 """
 
 from __future__ import annotations
@@ -24,38 +21,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eth_abi.abi import encode
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict
 from web3.contract import Contract
 from web3.types import TxReceipt
 
 from secureflow.ledger.artifacts import load_artifact
 from secureflow.ledger.chain import ChainClient
-from secureflow.ledger.contracts import ContractClient
-from secureflow.ledger.merkle import MerkleTree, leaf_hash
-from secureflow.ledger.records import StepRecord
+from secureflow.ledger.contracts import ContractClient, hex32
+from secureflow.ledger.settlement.approval import sign_approval, signature_list
+from secureflow.ledger.settlement.contribution import WeightsProposal
 
 CONTRACT_NAME = "Settlement"
-DOMAIN_NAME = "SecureflowSettlement"
-DOMAIN_VERSION = "1"
-TOTAL_BPS = 10_000
 ETH = "0x0000000000000000000000000000000000000000"
 """The asset id of ETH in views and events."""
-WEIGHTS_OUTPUT = "weights_hash"
-"""The output name under which a contribution record carries the weights hash (per party)."""
-_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-APPROVAL_TYPES = {
-    "ContributionApproval": [
-        {"name": "jobId", "type": "bytes32"},
-        {"name": "weightsHash", "type": "bytes32"},
-        {"name": "recordLeaf", "type": "bytes32"},
-    ]
-}
 _ERC20_ABI: list[dict[str, Any]] = [
     {
         "type": "function",
@@ -72,223 +51,6 @@ _ERC20_ABI: list[dict[str, Any]] = [
         "outputs": [{"name": "", "type": "uint256"}],
     },
 ]
-
-
-class SettlementError(ValueError):
-    """Weights or a proposal that the contract would refuse, caught before sending."""
-
-
-def hex32(value: bytes) -> str:
-    return "0x" + bytes(value).hex()
-
-
-def _b32(value: bytes | str) -> bytes:
-    raw = bytes.fromhex(value[2:] if value.startswith("0x") else value) if isinstance(value, str) else value
-    if len(raw) != 32:
-        raise SettlementError("expected 32 bytes")
-    return bytes(raw)
-
-
-# ------------------------------------------------------------------- pure helpers
-
-
-def check_weights(members: Sequence[str], bps: Sequence[int]) -> None:
-    """Raise `SettlementError` unless the weights are well-formed (the contract checks them again)."""
-    if len(members) != len(bps) or not members:
-        raise SettlementError("members and bps must be non-empty and of equal length")
-    if len({m.lower() for m in members}) != len(members):
-        raise SettlementError("a member appears twice")
-    if any(not 0 <= b <= 0xFFFF for b in bps):
-        raise SettlementError("each weight must fit uint16")
-    if sum(bps) != TOTAL_BPS:
-        raise SettlementError(f"weights sum to {sum(bps)} basis points, not {TOTAL_BPS}")
-
-
-def weights_hash(job_id: bytes, members: Sequence[str], bps: Sequence[int]) -> bytes:
-    """``keccak256(abi.encode(jobId, members, bps))`` as the contract computes it."""
-    checksummed = [to_checksum_address(m) for m in members]
-    return bytes(keccak(encode(["bytes32", "address[]", "uint16[]"], [job_id, checksummed, list(bps)])))
-
-
-def _highest_averages(total: int, weights: Sequence[int], weight_sum: int) -> list[int]:
-    alloc = [total * w // weight_sum for w in weights]
-    for _ in range(total - sum(alloc)):
-        best = 0
-        for i in range(1, len(weights)):
-            if weights[i] * (alloc[best] + 1) > weights[best] * (alloc[i] + 1):
-                best = i
-        alloc[best] += 1
-    return alloc
-
-
-def allocate(total: int, bps: Sequence[int]) -> list[int]:
-    """Each member's share of ``total`` under the contract's rounding rule (sums to ``total``): floors
-    of ``total * bps / 10000``, then each remaining unit to the largest ``bps / (allocated + 1)``,
-    lowest index on ties."""
-    if total < 0 or sum(bps) != TOTAL_BPS:
-        raise SettlementError("total must be non-negative and the weights must sum to 10,000")
-    return _highest_averages(total, bps, TOTAL_BPS)
-
-
-def bps_from_scores(scores: Sequence[int | float]) -> list[int]:
-    """Turn non-negative contribution scores into basis points summing to exactly 10,000 (same rule,
-    scores taken to 12 decimal places)."""
-    if not scores or any(s < 0 for s in scores) or sum(scores) <= 0:
-        raise SettlementError("scores must be non-negative with a positive sum")
-    integral = [round(s * 10**12) for s in scores]
-    if sum(integral) == 0:
-        raise SettlementError("scores are too small")
-    return _highest_averages(TOTAL_BPS, integral, sum(integral))
-
-
-def approval_typed_data(
-    chain_id: int, settlement_address: str, job_id: bytes, weights_hash_: bytes, record_leaf: bytes
-) -> dict[str, Any]:
-    """The EIP-712 typed data of a ContributionApproval (domain, types, message)."""
-    return {
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": chain_id,
-            "verifyingContract": to_checksum_address(settlement_address),
-        },
-        "types": APPROVAL_TYPES,
-        "message": {"jobId": job_id, "weightsHash": weights_hash_, "recordLeaf": record_leaf},
-    }
-
-
-def approval_digest(
-    chain_id: int, settlement_address: str, job_id: bytes, weights_hash_: bytes, record_leaf: bytes
-) -> bytes:
-    """The digest a party signs (equals the contract's ``approvalDigest``)."""
-    t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
-    message = encode_typed_data(t["domain"], t["types"], t["message"])
-    return bytes(keccak(b"\x19" + message.version + message.header + message.body))
-
-
-def sign_approval(
-    private_key: str,
-    chain_id: int,
-    settlement_address: str,
-    job_id: bytes,
-    weights_hash_: bytes,
-    record_leaf: bytes,
-) -> bytes:
-    """A party's 65-byte EIP-712 ContributionApproval signature."""
-    t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
-    signed = Account.sign_typed_data(private_key, t["domain"], t["types"], t["message"])
-    return bytes(signed.signature)
-
-
-def approval_signer(
-    chain_id: int,
-    settlement_address: str,
-    job_id: bytes,
-    weights_hash_: bytes,
-    record_leaf: bytes,
-    signature: bytes,
-) -> str:
-    """The address whose EIP-712 ContributionApproval ``signature`` is, as the contract's ``ECDSA.tryRecover``
-    sees it; `SettlementError` if the contract would not recover one (not 65 bytes, ``v`` not 27 or 28,
-    ``s`` in the upper half of the curve order, or no public key)."""
-    if len(signature) != 65:
-        raise SettlementError(f"an approval signature is 65 bytes (r, s, v), not {len(signature)}")
-    if signature[64] not in (27, 28):
-        raise SettlementError(f"the approval signature cannot be read (v is {signature[64]}, not 27 or 28)")
-    if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
-        raise SettlementError(
-            "the approval signature cannot be read (s is not canonical, OpenZeppelin's ECDSA)"
-        )
-    t = approval_typed_data(chain_id, settlement_address, job_id, weights_hash_, record_leaf)
-    message = encode_typed_data(t["domain"], t["types"], t["message"])
-    try:
-        return str(Account.recover_message(message, signature=signature))
-    except (ValueError, TypeError, BadSignature) as exc:
-        raise SettlementError(f"the approval signature cannot be read ({exc})") from None
-
-
-def signature_list(parties: Sequence[str], signatures: Mapping[str, bytes]) -> list[bytes]:
-    """The ``signatures`` argument of ``setWeights``: one entry per party in ``jobParties`` order (empty bytes
-    for a party that approved on chain), or an empty list when no party signed."""
-    by_party = {str(k).lower(): v for k, v in signatures.items()}
-    ordered = [by_party.get(p.lower(), b"") for p in parties]
-    return ordered if any(ordered) else []
-
-
-def record_carries_weights(record: StepRecord, weights_hash_: bytes) -> bool:
-    """Whether the contribution record names ``weights_hash_`` among its output digests (the binding
-    that the parties check before approving: the contract only sees the record's hash)."""
-    wanted = hex32(weights_hash_)
-    return any(wanted in party.outputs.values() for party in record.parties)
-
-
-# ------------------------------------------------------------------- proposal
-
-
-class WeightsProposal(BaseModel):
-    """Weights for a job and the anchored contribution record they refer to: what parties approve."""
-
-    model_config = ConfigDict(frozen=True)
-
-    job_id: str
-    members: tuple[str, ...]
-    bps: tuple[int, ...]
-    record_hash: str
-    seq: int
-    root: str
-    proof: tuple[str, ...]
-
-    @property
-    def job_id_bytes(self) -> bytes:
-        return _b32(self.job_id)
-
-    @property
-    def weights_hash(self) -> bytes:
-        return weights_hash(self.job_id_bytes, self.members, self.bps)
-
-    @property
-    def record_leaf(self) -> bytes:
-        return leaf_hash(self.job_id_bytes, self.seq, _b32(self.record_hash))
-
-    def record_proof(self) -> tuple[bytes, int, bytes, list[bytes]]:
-        """The ``RecordProof`` struct argument of ``setWeights``."""
-        return (_b32(self.record_hash), self.seq, _b32(self.root), [_b32(p) for p in self.proof])
-
-    def shares(self, total: int) -> dict[str, int]:
-        """What each member is entitled to of ``total`` deposited."""
-        return dict(zip(self.members, allocate(total, self.bps), strict=True))
-
-
-def propose_weights(
-    job_id: bytes,
-    members: Sequence[str],
-    bps: Sequence[int],
-    record: StepRecord,
-    tree: MerkleTree,
-) -> WeightsProposal:
-    """A proposal from weights and the anchored contribution record (in ``tree``, whose root is anchored).
-
-    Raises `SettlementError` if the weights are malformed, the record is for another job, it does not
-    carry the weights hash among its outputs, or it is not in ``tree``.
-    """
-    check_weights(members, bps)
-    if _b32(record.job_id) != job_id:
-        raise SettlementError("the contribution record belongs to another job")
-    wh = weights_hash(job_id, members, bps)
-    if not record_carries_weights(record, wh):
-        raise SettlementError("the contribution record does not carry the weights hash among its outputs")
-    leaf = record.leaf()
-    if leaf not in tree:
-        raise SettlementError("the contribution record is not in the given tree")
-    return WeightsProposal(
-        job_id=hex32(job_id),
-        members=tuple(to_checksum_address(m) for m in members),
-        bps=tuple(bps),
-        record_hash=hex32(record.record_hash()),
-        seq=record.seq,
-        root=hex32(tree.root),
-        proof=tuple(hex32(p) for p in tree.proof(leaf)),
-    )
 
 
 # ------------------------------------------------------------------- client

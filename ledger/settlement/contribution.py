@@ -1,7 +1,7 @@
 """How each party's contribution to a job is computed, and how it is anchored before weights are set.
 
 Two methods turn inputs from the compute engine into basis points (summing to
-exactly 10,000, by `secureflow.ledger.settlement.client.bps_from_scores`: the highest-averages
+exactly 10,000, by `secureflow.ledger.settlement.weights.bps_from_scores`: the highest-averages
 rule of the settlement contract, scores taken to 12 decimal places). All
 arithmetic is exact (`fractions.Fraction`; a metric is taken as the decimal
 number it prints as, so ``0.85`` is 17/20, not the nearest binary double).
@@ -37,11 +37,11 @@ columns; the label holder's label stays the target, since a vertical model
 cannot be trained without it (`secureflow.compute.contribution` runs the coalitions).
 
 **The contribution record.** `build_contribution_record` makes the step record
-that is anchored before weights are set (`secureflow.ledger.settlement.client` requires the
+that is anchored before weights are set (the Settlement contract requires the
 weights to refer to an anchored record): algorithm ``contribution``, one
 `secureflow.ledger.records.PartyDigests` per member with ``inputs={"contribution_inputs":
 inputs_digest}`` and ``outputs={"weights_hash": weightsHash}`` (the binding
-`secureflow.ledger.settlement.client.record_carries_weights` checks), and ``params_hash`` of
+`record_carries_weights` checks), and ``params_hash`` of
 ``{"method", "parameters", "members", "inputs_digest"}``. The inputs are
 statistics of the joint model and of the parties' data (metric values, row
 counts), so the record carries only ``inputs_digest = keccak256(RFC 8785 JSON
@@ -50,8 +50,15 @@ low-entropy and an unsalted hash could be reversed by guessing. The values and
 the salt stay in the `ContributionProposal` file, which the members review
 (`ContributionProposal.verify` recomputes everything from it) before approving.
 
-The record goes to the ledger through a `secureflow.ledger.recorder.LedgerRecorder` (the
-outbox), then the anchoring worker anchors it like any other step.
+`prepare_contribution` builds the proposal and its record without recording
+anything; `secureflow.ledger.settlement.service.SettlementService.propose`
+chooses the step number, keeps the proposal, then puts the record in the
+outbox, and the anchoring worker anchors it like any other step.
+
+**The weights proposal.** Once the record is anchored, `WeightsProposal` is
+what the parties approve and ``setWeights`` takes: the weights and the
+record's hash, step number, batch root and Merkle proof
+(`ContributionProposal.weights_proposal` builds it from the record's receipt).
 """
 
 from __future__ import annotations
@@ -65,20 +72,23 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from secureflow.ledger.errors import LedgerError
+from secureflow.ledger.merkle import MerkleTree, leaf_hash
 from secureflow.ledger.receipts import Address, Hex32, Receipt
-from secureflow.ledger.recorder import LedgerRecorder
 from secureflow.ledger.records import Identifier, PartyDigests, StepRecord, canonical_hash, params_hash
-from secureflow.ledger.settlement.client import (
+from secureflow.ledger.settlement.errors import (
+    ContributionError,
+    InvalidWeightsError,
+    ProposalFileError,
+    ProposalMismatchError,
+)
+from secureflow.ledger.settlement.weights import (
     TOTAL_BPS,
-    WEIGHTS_OUTPUT,
-    SettlementError,
-    WeightsProposal,
+    allocate,
     bps_from_scores,
     check_weights,
-    record_carries_weights,
     weights_hash,
 )
 
@@ -90,28 +100,10 @@ CODE_VERSION = "secureflow-contribution-1"
 PROPOSAL_VERSION: Literal[1] = 1
 _SCALE = 10**12  # scores are handed to bps_from_scores as integers at this resolution
 
+WEIGHTS_OUTPUT = "weights_hash"
+"""The output name under which a contribution record carries the weights hash (per party)."""
+
 Method = Literal["data_share", "leave_one_out"]
-
-
-class ContributionError(LedgerError):
-    """Contribution inputs or a proposal that cannot be turned into weights."""
-
-    hint = "fix the contribution inputs (the formulas: secureflow.ledger.settlement.contribution)"
-
-
-class ProposalFileError(ContributionError):
-    """A proposal file is missing, not JSON, or not a contribution proposal."""
-
-    hint = "pass the proposal JSON written by `secureflow settle propose`"
-
-
-class ProposalMismatchError(ContributionError):
-    """A proposal disagrees with its own inputs, or with the anchored contribution record."""
-
-    hint = (
-        "do not approve: the proposal file was altered or belongs to another record; ask the proposer "
-        "for the file written by `secureflow settle propose`"
-    )
 
 
 # ------------------------------------------------------------------ inputs
@@ -254,7 +246,7 @@ def _bps(scores: Sequence[Fraction]) -> list[int]:
     integral = [round(score / total * _SCALE) for score in scores]
     try:
         return bps_from_scores(integral)
-    except SettlementError as exc:
+    except InvalidWeightsError as exc:
         raise ContributionError(f"cannot turn the scores into basis points: {exc}") from None
 
 
@@ -323,6 +315,12 @@ def inputs_digest(inputs: DataShareInputs | LeaveOneOutInputs, salt: str) -> str
     return canonical_hash(document)
 
 
+def inputs_hash(inputs: DataShareInputs | LeaveOneOutInputs) -> str:
+    """``keccak256`` of the RFC 8785 JSON of the inputs, unsalted: how the same inputs are recognised when
+    proposed again. Never anchored (the values are low-entropy; the record carries `inputs_digest`)."""
+    return canonical_hash(inputs.model_dump(mode="json"))
+
+
 def contribution_params_hash(
     inputs: DataShareInputs | LeaveOneOutInputs, members: Sequence[str], digest: str
 ) -> str:
@@ -351,7 +349,7 @@ def build_contribution_record(
     try:
         check_weights(result.members, result.bps)
         wh = _hex(weights_hash(bytes.fromhex(job_id[2:]), result.members, result.bps))
-    except (SettlementError, ValueError) as exc:
+    except (InvalidWeightsError, ValueError) as exc:
         raise ContributionError(f"the weights cannot be proposed: {exc}") from None
     digest = inputs_digest(inputs, salt)
     return StepRecord(
@@ -367,6 +365,89 @@ def build_contribution_record(
         status="succeeded",
         started_at_ms=started_at_ms,
         finished_at_ms=finished_at_ms,
+    )
+
+
+# ------------------------------------------------------------------ weights proposal
+
+
+def _b32(value: bytes | str) -> bytes:
+    raw = bytes.fromhex(value[2:] if value.startswith("0x") else value) if isinstance(value, str) else value
+    if len(raw) != 32:
+        raise InvalidWeightsError("expected 32 bytes")
+    return bytes(raw)
+
+
+def record_carries_weights(record: StepRecord, weights_hash_: bytes) -> bool:
+    """Whether the contribution record names ``weights_hash_`` among its output digests (the binding
+    that the parties check before approving: the contract only sees the record's hash)."""
+    wanted = _hex(weights_hash_)
+    return any(wanted in party.outputs.values() for party in record.parties)
+
+
+class WeightsProposal(BaseModel):
+    """Weights for a job and the anchored contribution record they refer to: what parties approve."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    members: tuple[str, ...]
+    bps: tuple[int, ...]
+    record_hash: str
+    seq: int
+    root: str
+    proof: tuple[str, ...]
+
+    @property
+    def job_id_bytes(self) -> bytes:
+        return _b32(self.job_id)
+
+    @property
+    def weights_hash(self) -> bytes:
+        return weights_hash(self.job_id_bytes, self.members, self.bps)
+
+    @property
+    def record_leaf(self) -> bytes:
+        return leaf_hash(self.job_id_bytes, self.seq, _b32(self.record_hash))
+
+    def record_proof(self) -> tuple[bytes, int, bytes, list[bytes]]:
+        """The ``RecordProof`` struct argument of ``setWeights``."""
+        return (_b32(self.record_hash), self.seq, _b32(self.root), [_b32(p) for p in self.proof])
+
+    def shares(self, total: int) -> dict[str, int]:
+        """What each member is entitled to of ``total`` deposited."""
+        return dict(zip(self.members, allocate(total, self.bps), strict=True))
+
+
+def propose_weights(
+    job_id: bytes,
+    members: Sequence[str],
+    bps: Sequence[int],
+    record: StepRecord,
+    tree: MerkleTree,
+) -> WeightsProposal:
+    """A proposal from weights and the anchored contribution record (in ``tree``, whose root is anchored).
+
+    Raises `InvalidWeightsError` if the weights are malformed, the record is for another job, it does not
+    carry the weights hash among its outputs, or it is not in ``tree``.
+    """
+    check_weights(members, bps)
+    if _b32(record.job_id) != job_id:
+        raise InvalidWeightsError("the contribution record belongs to another job")
+    wh = weights_hash(job_id, members, bps)
+    if not record_carries_weights(record, wh):
+        raise InvalidWeightsError("the contribution record does not carry the weights hash among its outputs")
+    leaf = record.leaf()
+    if leaf not in tree:
+        raise InvalidWeightsError("the contribution record is not in the given tree")
+    return WeightsProposal(
+        job_id=_hex(job_id),
+        members=tuple(to_checksum_address(m) for m in members),
+        bps=tuple(bps),
+        record_hash=_hex(record.record_hash()),
+        seq=record.seq,
+        root=_hex(tree.root),
+        proof=tuple(_hex(p) for p in tree.proof(leaf)),
     )
 
 
@@ -528,8 +609,8 @@ def prepare_contribution(
     now_ms: int | None = None,
 ) -> ContributionProposal:
     """Compute the weights of ``inputs`` and build the proposal with its contribution record (step
-    ``seq`` of ``job_id``), without recording anything: save the proposal first, then record it, so that
-    the salt is never lost for a record in the outbox.
+    ``seq`` of ``job_id``), without recording anything. `secureflow.ledger.settlement.service` keeps the
+    proposal first, then records it, so that the salt is never lost for a record in the outbox.
 
     ``job_parties`` (when given) must be exactly the inputs' parties. ``salt`` (0x + 64 hex) defaults to
     32 random bytes; ``now_ms`` to the current time.
@@ -563,20 +644,3 @@ def prepare_contribution(
         inputs=inputs,
         record=record.model_dump(mode="json"),
     )
-
-
-def propose_contribution(
-    recorder: LedgerRecorder,
-    job_id: str,
-    seq: int,
-    inputs: DataShareInputs | LeaveOneOutInputs,
-    *,
-    job_parties: Sequence[str] | None = None,
-    salt: str | None = None,
-    now_ms: int | None = None,
-) -> ContributionProposal:
-    """`prepare_contribution`, then hand the contribution record to ``recorder`` (the outbox): it is
-    pending anchoring when this returns. Returns the proposal for the members to review and approve."""
-    proposal = prepare_contribution(job_id, seq, inputs, job_parties=job_parties, salt=salt, now_ms=now_ms)
-    recorder.record_step(proposal.step_record())
-    return proposal

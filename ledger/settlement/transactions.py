@@ -15,18 +15,18 @@ what such a service does instead:
   function (one of `ALLOWED_FUNCTIONS`), the job it acts on, the recovered
   sender and the nonce; `SettlementTransactions.submit` simulates it again,
   broadcasts it, waits for the receipt and decodes the settlement events.
-- `anchored_weights` turns a contribution proposal and its record's receipt
-  into the `WeightsProposal` parties approve, checked against the chain (the
-  record's root is anchored and the proof holds on chain).
 
-The member's key never reaches this module; messages carry addresses, hashes
-and contract error names only.
+Which calls to prepare (the current proposal's weights, the kept approvals)
+and who may submit is `secureflow.ledger.settlement.service`'s: the API and
+``secureflow settle`` reach this module through it. The member's key never
+reaches this module; messages carry addresses, hashes and contract error
+names only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,18 +43,23 @@ from web3.types import TxReceipt
 
 from secureflow.ledger.chain import ChainClient, decode_revert
 from secureflow.ledger.contracts import AuditLedgerClient
-from secureflow.ledger.errors import ContractRevertedError, LedgerError
-from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError
+from secureflow.ledger.errors import ContractRevertedError
+from secureflow.ledger.settlement.approval import signature_list
 from secureflow.ledger.settlement.client import (
     ETH,
     SETTLEMENT_EVENTS,
     SettlementEvent,
-    WeightsProposal,
-    approval_typed_data,
     settlement_event,
-    signature_list,
 )
-from secureflow.ledger.settlement.contribution import ContributionProposal
+from secureflow.ledger.settlement.contribution import WeightsProposal
+from secureflow.ledger.settlement.errors import (
+    ForeignTransactionError,
+    MalformedTransactionError,
+    NonceMismatchError,
+    SettlementRefusedError,
+    TransactionRevertedError,
+    WrongSenderError,
+)
 
 Action = Literal["set_weights", "approve_weights", "deposit", "withdraw"]
 ALLOWED_FUNCTIONS = (
@@ -66,12 +71,6 @@ ALLOWED_FUNCTIONS = (
     "withdrawToken",
 )
 """The Settlement functions a member may send through the service (each takes the job id first)."""
-EIP712_DOMAIN_TYPE = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 # OpenZeppelin's IERC20Errors: a token deposit refused by the token bubbles up one of these.
 _TOKEN_ERRORS: list[dict[str, Any]] = [
@@ -89,85 +88,6 @@ _TOKEN_ERRORS: list[dict[str, Any]] = [
         ("ERC20InsufficientAllowance", "spender", "allowance"),
     )
 ]
-_HINTS = {
-    "WeightsAlreadySet": "the weights of a job are set once; deposits and withdrawals are open",
-    "WeightsNotSet": "set the job's weights first (approvals by every party, then set_weights)",
-    "MissingApproval": "that party approves first: it posts its EIP-712 signature or sends approve_weights",
-    "AlreadyApproved": "nothing to do: this party approved these weights on chain already",
-    "NothingToRelease": "nothing is releasable now; wait for further deposits",
-    "NotSettlementMember": "only a member with a weight in the job withdraws its share",
-    "NotJobParty": "only a party of the job may do this; use the key of one of the job's parties",
-    "NotActiveMember": "the account is not an active member in the ConsortiumRegistry; an admin registers it",
-    "UnknownJob": "the job is not created on chain yet",
-    "InvalidApproval": "the stored signature is not that party's approval of these weights; it signs again",
-    "RecordNotAnchored": "the contribution record's batch is not anchored under that root (reorganised?)",
-    "ERC20InsufficientAllowance": "the depositor first approves the settlement contract for the amount on "
-    "the token (a transaction it sends to the token itself)",
-    "ERC20InsufficientBalance": "the depositor holds less of the token than the amount",
-    "ZeroAmount": "deposit a positive amount",
-}
-
-
-# ------------------------------------------------------------------ errors
-
-
-class SettlementTxError(LedgerError):
-    """A settlement transaction that cannot be prepared or submitted; nothing was sent."""
-
-    hint = "prepare the transaction again with POST /v1/settlements/{job_id}/transactions/prepare"
-
-
-class MalformedTransactionError(SettlementTxError):
-    """The raw transaction cannot be decoded, or is not a signed EIP-155 legacy transaction."""
-
-    hint = "sign the transaction returned by .../transactions/prepare as a legacy (type 0) transaction"
-
-
-class ForeignTransactionError(SettlementTxError):
-    """A valid transaction that is not a settlement call for this job on this chain."""
-
-    hint = "submit only transactions prepared for this job (.../transactions/prepare), unchanged but signed"
-
-
-class WrongSenderError(SettlementTxError):
-    """The transaction is signed by another account than the caller's member address."""
-
-    hint = "sign with the key of the address your API key belongs to (GET /v1/me shows it)"
-
-
-class NonceMismatchError(SettlementTxError):
-    """The transaction's nonce is used already, or leaves a gap."""
-
-
-class SettlementRefusedError(SettlementTxError):
-    """The contract (or the node) would refuse the transaction: the decoded custom error, if any."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        error_name: str | None = None,
-        error_args: tuple[object, ...] = (),
-        hint: str | None = None,
-    ) -> None:
-        self.error_name = error_name
-        self.error_args = error_args
-        super().__init__(message, hint=hint if hint is not None else _HINTS.get(error_name or "", ""))
-
-
-class ContributionNotReadyError(SettlementTxError):
-    """The contribution record is not anchored (or not confirmed) yet, or not provable on chain."""
-
-    hint = (
-        "wait for the anchoring worker to anchor and confirm the contribution record "
-        "(`secureflow anchor-worker`), then retry"
-    )
-
-
-class TransactionRevertedError(SettlementTxError):
-    """The transaction was mined but reverted (the chain changed between simulation and inclusion)."""
-
-    hint = "read the job's settlement state, then prepare a new transaction"
 
 
 # ------------------------------------------------------------------ values
@@ -230,59 +150,6 @@ class SubmittedTransaction(BaseModel):
     gas_used: int | None = None
     events: list[SettlementEvent] = Field(default_factory=list)
     replayed: bool = Field(default=False, description="the same transaction was submitted (and mined) before")
-
-
-# ------------------------------------------------------------------ contribution -> weights
-
-
-def anchored_weights(
-    proposal: ContributionProposal,
-    receipt_of: Callable[[str, int], Receipt],
-    ledger: AuditLedgerClient,
-    *,
-    confirmed: bool,
-) -> tuple[Receipt, WeightsProposal]:
-    """The contribution record's receipt and the weights to approve, checked against the proposal and
-    against the chain (the record's root is anchored and its proof holds on chain).
-
-    Raises `ContributionNotReadyError` while the record is not anchored (or, with ``confirmed``, not
-    confirmed), and `contribution.ProposalMismatchError` if the anchored record is not the
-    proposal's.
-    """
-    try:
-        receipt = receipt_of(proposal.job_id, proposal.seq)
-    except RecordNotAnchoredError as exc:
-        raise ContributionNotReadyError(
-            f"the contribution record (step {proposal.seq} of job {proposal.job_id}) is not anchored yet: "
-            f"{exc.args[0]}"
-        ) from None
-    if confirmed and receipt.status != "confirmed":
-        raise ContributionNotReadyError(
-            f"the contribution record (step {proposal.seq}) is anchored in block {receipt.block_number} "
-            "but not confirmed yet"
-        )
-    weights = proposal.weights_proposal(receipt)
-    _, _, root, proof = weights.record_proof()
-    if not ledger.verify(weights.record_leaf, proof, root):
-        raise ContributionNotReadyError(
-            f"the chain does not prove the contribution record (step {proposal.seq}) under root "
-            f"{receipt.batch_root}: its batch may have been reorganised away"
-        )
-    return receipt, weights
-
-
-def approval_request(chain_id: int, settlement_address: str, weights: WeightsProposal) -> dict[str, Any]:
-    """The EIP-712 typed data of the ContributionApproval of ``weights`` as JSON (``eth_signTypedData_v4``,
-    ``Account.sign_typed_data(full_message=...)``): what each party signs."""
-    t = approval_typed_data(
-        chain_id, settlement_address, weights.job_id_bytes, weights.weights_hash, weights.record_leaf
-    )
-    return {
-        "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, **t["types"]},
-        "primaryType": "ContributionApproval",
-        "domain": t["domain"],
-        "message": {name: "0x" + bytes(value).hex() for name, value in t["message"].items()},
-    }
 
 
 # ------------------------------------------------------------------ decoding

@@ -1,6 +1,8 @@
 """`secureflow settle` end to end on a real anvil and ledger database (SQLite and PostgreSQL), no mocks:
 propose -> anchor (the real pipeline) -> approve by both members -> set-weights -> deposit -> balances
--> withdraw -> history, and the denials (not anchored yet, missing approval, non-member, twice)."""
+-> withdraw -> history, and the denials (not anchored yet, missing approval, non-member, twice, a job
+still running, forged or foreign approval files, a tampered proposal), each changing nothing on chain.
+The CLI goes through the same settlement service as the API (tests/api/test_settlement_routes.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,23 @@ import pytest
 import requests
 import typer
 from eth_account import Account
-from stack import ALICE, BOB, LedgerStack, make_anchorer, new_job, open_job_on_chain, run_until_settled
+from stack import (
+    ALICE,
+    BOB,
+    LedgerStack,
+    accept,
+    make_anchorer,
+    new_job,
+    open_job_on_chain,
+    run_until_settled,
+)
 from typer.testing import CliRunner, Result
 from web3 import Web3
 
 from secureflow.api.cli.settle import parse_amount, settle_app
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
+from secureflow.api.server.db import ApiDb
 from secureflow.api.server.serve import add_member_key
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.artifacts import load_artifact
@@ -28,7 +40,8 @@ from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.settlement.client import allocate
+from secureflow.ledger.settlement.contribution import ContributionProposal, load_inputs, prepare_contribution
+from secureflow.ledger.settlement.weights import allocate
 from secureflow.ledger.store.sql import SqlLedgerStore
 
 ADMIN_KEY, ALICE_KEY, BOB_KEY = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
@@ -45,7 +58,7 @@ class Settle:
         self.env = env
         self.runner = CliRunner()
 
-    def __call__(self, *args: str, key: str | None = None, ok: bool = True) -> Result:
+    def __call__(self, *args: str, key: str | None = None, ok: bool = True, code: int = 1) -> Result:
         env = dict(self.env)
         if key is not None:
             env["SECUREFLOW_MEMBER_KEY"] = key
@@ -54,7 +67,7 @@ class Settle:
         if ok:
             assert result.exit_code == 0, result.output
         else:
-            assert result.exit_code == 1, result.output
+            assert result.exit_code == code, result.output
             assert "Traceback" not in result.output
         return result
 
@@ -240,7 +253,7 @@ def test_token_revenue(
             }
         )
     )
-    settle("propose", job, "--inputs", str(inputs), "--out", str(proposal), "--seq", "5")
+    settle("propose", job, "--inputs", str(inputs), "--out", str(proposal))
     run_until_settled(make_anchorer(ledger_stack, store))
     settle("approve", str(proposal), key=ALICE_KEY)
     settle("approve", str(proposal), key=BOB_KEY)
@@ -265,7 +278,9 @@ def test_token_revenue(
     assert "nothing to withdraw in ETH" in eth.output
 
 
-def test_configuration_and_input_errors(settle: Settle, job: str, tmp_path: Path) -> None:
+def test_configuration_and_input_errors(
+    settle: Settle, job: str, store: SqlLedgerStore, tmp_path: Path
+) -> None:
     no_key = settle("withdraw", job, ok=False)
     assert "SECUREFLOW_MEMBER_KEY is not set" in no_key.output
     bad_job = settle("balances", "0x1234", ok=False)
@@ -283,12 +298,119 @@ def test_configuration_and_input_errors(settle: Settle, job: str, tmp_path: Path
     settle("propose", job, "--inputs", str(inputs), "--out", str(first))
     exists = settle("propose", job, "--inputs", str(inputs), "--out", str(first), ok=False)
     assert "exists already" in exists.output and "--force" in exists.output
+    # the caller never chooses the step number (as through the API)
     second = tmp_path / "second.json"
-    taken = settle("propose", job, "--inputs", str(inputs), "--out", str(second), "--seq", "0", ok=False)
-    assert "step 0" in taken.output and "immutable" in taken.output  # the record is not overwritten
-    assert not second.exists()
-    settle("propose", job, "--inputs", str(inputs), "--out", str(first), "--force")  # next step, 1
+    chosen = settle(
+        "propose", job, "--inputs", str(inputs), "--out", str(second), "--seq", "0", ok=False, code=2
+    )
+    assert "No such option" in chosen.output and not second.exists()
+    # the same inputs again record nothing new; other inputs take the next step
+    again = settle("propose", job, "--inputs", str(inputs), "--out", str(first), "--force")
+    assert "proposed before with these inputs as step 0" in again.output
+    assert json.loads(first.read_text())["seq"] == 0 and store.get_record(job, 1) is None
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**json.loads(inputs.read_text()), "full": 0.9}))
+    settle("propose", job, "--inputs", str(other), "--out", str(first), "--force")
     assert json.loads(first.read_text())["seq"] == 1
+
+
+def test_a_kept_proposal_without_its_record_is_recorded_or_replaced(
+    settle: Settle, job: str, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    """A proposal file whose record never reached the outbox (the process stopped in between) is recorded
+    when the same inputs are proposed again; if its step was taken meanwhile, a new proposal replaces it."""
+    inputs_path = write_inputs(tmp_path / "inputs.json")
+    inputs = load_inputs(inputs_path)
+    kept = tmp_path / "kept.json"
+    lost = prepare_contribution(job, 0, inputs, job_parties=[ALICE, BOB])
+    lost.save(kept)
+    again = settle("propose", job, "--inputs", str(inputs_path), "--out", str(kept), "--force")
+    assert "proposed before with these inputs as step 0 (its record is pending)" in again.output
+    row = store.get_record(job, 0)
+    assert row is not None and row.record_hash == lost.record_hash
+    assert ContributionProposal.load(kept) == lost  # the same salt: the record and the file agree
+
+    taken = tmp_path / "taken.json"
+    prepare_contribution(job, 1, inputs, job_parties=[ALICE, BOB]).save(taken)
+    accept(store, job, 1, start=1)  # another step took seq 1 meanwhile
+    replaced = settle("propose", job, "--inputs", str(inputs_path), "--out", str(taken), "--force")
+    assert "recorded as step 2" in replaced.output
+    fresh = ContributionProposal.load(taken)
+    assert fresh.seq == 2 and store.get_record(job, 2).record_hash == fresh.record_hash  # type: ignore[union-attr]
+
+
+def chain_state(stack: LedgerStack) -> tuple[int, ...]:
+    """Blocks (automine: every mined transaction makes one) and the nonces of everyone who signs here."""
+    w3 = stack.client().w3
+    signers = [Account.from_key(k).address for k in (ADMIN_KEY, ALICE_KEY, BOB_KEY, OUTSIDER_KEY)]
+    return (w3.eth.block_number, *(w3.eth.get_transaction_count(a, "pending") for a in signers))
+
+
+def test_a_compute_job_is_proposed_for_after_its_last_step_once_completed(
+    settle: Settle, job: str, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    """The API's rule through the CLI: a job submitted to the API (its manifest is in this database) records
+    step N at seq N, so the contribution record waits for it and goes after its last planned step."""
+    api_db = ApiDb(store.engine)
+    api_db.migrate()
+    steps = [{"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}}] * 4
+    api_db.put_manifest(job, {"name": "m", "steps": steps}, 1)
+    accept(store, job, 2)  # steps 0 and 1 recorded, 2 and 3 still to run
+    store.update_job(job, status="running")
+    proposal = tmp_path / "proposal.json"
+    inputs = write_inputs(tmp_path / "inputs.json")
+    before = store.count_records_by_status()
+    running = settle("propose", job, "--inputs", str(inputs), "--out", str(proposal), ok=False)
+    assert "still being recorded" in running.output and "once the job has completed" in running.output
+    assert not proposal.exists() and store.count_records_by_status() == before
+
+    store.update_job(job, status="completed")
+    done = settle("propose", job, "--inputs", str(inputs), "--out", str(proposal))
+    assert "recorded as step 4" in done.output  # after the manifest's last step, not after the last record
+    assert json.loads(proposal.read_text())["seq"] == 4 and store.get_record(job, 4) is not None
+
+
+def test_forged_approvals_and_tampered_proposals_are_refused_unsent(
+    settle: Settle, job: str, ledger_stack: LedgerStack, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    proposal = tmp_path / "proposal.json"
+    settle("propose", job, "--inputs", str(write_inputs(tmp_path / "inputs.json")), "--out", str(proposal))
+    run_until_settled(make_anchorer(ledger_stack, store))
+    settle("approve", str(proposal), key=ALICE_KEY)
+    alice_file = tmp_path / f"proposal.approval.{ALICE.lower()}.json"
+    alice_approval = json.loads(alice_file.read_text())
+    before = chain_state(ledger_stack)
+
+    # Alice's signature in a file that claims to be Bob's
+    bob_file = tmp_path / f"proposal.approval.{BOB.lower()}.json"
+    bob_file.write_text(json.dumps({**alice_approval, "party": BOB}))
+    forged = settle("set-weights", str(proposal), key=ALICE_KEY, ok=False)
+    assert f"claims party {BOB} but is signed by {ALICE}" in forged.output
+    # an approval of other weights
+    bob_file.write_text(json.dumps({**alice_approval, "party": BOB, "weights_hash": "0x" + "ab" * 32}))
+    other = settle("set-weights", str(proposal), key=ALICE_KEY, ok=False)
+    assert "approves another proposal" in other.output
+    # not an approval at all
+    bob_file.write_text("{}")
+    assert "is not an approval file" in settle("set-weights", str(proposal), key=ALICE_KEY, ok=False).output
+    bob_file.unlink()
+    # a proposal file whose weights were changed after the record was anchored
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps({**json.loads(proposal.read_text()), "bps": [5000, 5000]}))
+    for command in ("approve", "set-weights"):
+        refused = settle(command, str(tampered), key=BOB_KEY, ok=False)
+        assert "the inputs give weights" in refused.output
+    # a member of the consortium who is no party of the job
+    assert (
+        "is not a member of this proposal"
+        in settle("approve", str(proposal), key=OUTSIDER_KEY, ok=False).output
+    )
+    assert "is not a party of job" in settle("set-weights", str(proposal), key=OUTSIDER_KEY, ok=False).output
+    assert chain_state(ledger_stack) == before
+
+    # Bob's own approval, then the weights are set from the two files
+    settle("approve", str(proposal), key=BOB_KEY)
+    assert "set in block" in settle("set-weights", str(proposal), key=BOB_KEY).output
 
 
 def test_parse_amount() -> None:
@@ -296,11 +418,16 @@ def test_parse_amount() -> None:
     assert parse_amount("2 gwei", token=False) == 2 * 10**9
     assert parse_amount("1_000", token=False) == 1000
     assert parse_amount("42", token=True) == 42
-    for text in ("0", "-1", "0.5", "abc", "1e-30ether"):
+    for text in ("0", "-1", "0.5", "abc", "1e-30ether", "1e999999999", "nan", "inf"):
         with pytest.raises(LedgerError):
             parse_amount(text, token=False)
     with pytest.raises(LedgerError, match="whole units"):
         parse_amount("1ether", token=True)
+    assert parse_amount("1234567890123456789012345678901", token=True) == 1234567890123456789012345678901
+    assert parse_amount("1.234567890123456789ether", token=False) == 1234567890123456789
+    assert parse_amount(str(2**256 - 1), token=True) == 2**256 - 1
+    with pytest.raises(LedgerError, match="uint256"):
+        parse_amount(str(2**256), token=True)
 
 
 def test_mounts_under_the_root_cli_and_imports_lightly() -> None:

@@ -3,7 +3,7 @@
 The whole flow with ETH and with an ERC-20: propose -> anchor (the real anchoring worker and indexer) ->
 each party signs the EIP-712 approval with its own key -> prepare set_weights -> the member signs the
 unsigned transaction locally -> submit -> deposit -> each member withdraws -> the balances the API reads
-from the chain equal `settlement.client.allocate`. And the denials, each a 4xx in the one error shape
+from the chain equal `settlement.weights.allocate`. And the denials, each a 4xx in the one error shape
 with nothing changed on chain (no block mined, no nonce used) or in the database.
 """
 
@@ -31,7 +31,8 @@ from secureflow.ledger.artifacts import load_artifact
 from secureflow.ledger.chain import TransactionSender
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.settlement.client import allocate, sign_approval
+from secureflow.ledger.settlement.approval import sign_approval
+from secureflow.ledger.settlement.weights import allocate
 
 ADMIN_KEY, ALICE_KEY, BOB_KEY = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
 CAROL = Account.create()  # a member of the API, party of no job

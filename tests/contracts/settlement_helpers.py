@@ -34,14 +34,10 @@ from secureflow.ledger.deploy import deploy_settlement
 from secureflow.ledger.devchain import DEV_CHAIN_ID, rpc_call
 from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.records import PartyDigests, StepRecord
-from secureflow.ledger.settlement.client import (
-    WEIGHTS_OUTPUT,
-    SettlementClient,
-    WeightsProposal,
-    propose_weights,
-    sign_approval,
-    weights_hash,
-)
+from secureflow.ledger.settlement.approval import sign_approval
+from secureflow.ledger.settlement.client import SettlementClient
+from secureflow.ledger.settlement.contribution import WEIGHTS_OUTPUT, WeightsProposal, propose_weights
+from secureflow.ledger.settlement.weights import weights_hash
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEST_SOURCES_DIR = PROJECT_ROOT / "contracts" / "src" / "test"

@@ -30,16 +30,11 @@ from secureflow.ledger.artifacts import load_artifact
 from secureflow.ledger.devchain import DEV_CHAIN_ID
 from secureflow.ledger.errors import ContractRevertedError
 from secureflow.ledger.merkle import MerkleTree
-from secureflow.ledger.settlement.client import (
-    ETH,
-    SettlementError,
-    allocate,
-    approval_digest,
-    bps_from_scores,
-    propose_weights,
-    record_carries_weights,
-    weights_hash,
-)
+from secureflow.ledger.settlement.approval import approval_digest
+from secureflow.ledger.settlement.client import ETH
+from secureflow.ledger.settlement.contribution import propose_weights, record_carries_weights
+from secureflow.ledger.settlement.errors import SettlementError
+from secureflow.ledger.settlement.weights import allocate, bps_from_scores, weights_hash
 
 JOB = keccak(b"settlement-job-1")
 ETHER = 10**18

@@ -20,23 +20,23 @@ from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
 from secureflow.ledger.errors import RecordConflictError
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import StepRecord
-from secureflow.ledger.settlement.client import WEIGHTS_OUTPUT, record_carries_weights, weights_hash
 from secureflow.ledger.settlement.contribution import (
     ALGORITHM,
     INPUTS_DIGEST_NAME,
-    ContributionError,
+    WEIGHTS_OUTPUT,
     ContributionProposal,
     DataShareInputs,
     LeaveOneOutInputs,
-    ProposalFileError,
-    ProposalMismatchError,
     compute_weights,
     inputs_digest,
     load_inputs,
     marginal_contributions,
     parse_inputs,
-    propose_contribution,
+    prepare_contribution,
+    record_carries_weights,
 )
+from secureflow.ledger.settlement.errors import ContributionError, ProposalFileError, ProposalMismatchError
+from secureflow.ledger.settlement.weights import weights_hash
 from secureflow.ledger.store.sql import SqlLedgerStore
 
 CAROL = Account.from_key(DEV_PRIVATE_KEYS[3]).address
@@ -57,23 +57,6 @@ def loo(full: float, without: dict[str, float], **params: Any) -> LeaveOneOutInp
     )
     assert isinstance(inputs, LeaveOneOutInputs)
     return inputs
-
-
-class _ListRecorder:
-    """A LedgerRecorder keeping records in a list (the outbox itself is tested below on real stores)."""
-
-    def __init__(self) -> None:
-        self.records: list[StepRecord] = []
-
-    def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Any) -> None:
-        return None
-
-    def record_step(self, record: StepRecord) -> Any:
-        self.records.append(record)
-        return None
-
-    def close_job(self, job_id: str, *, succeeded: bool) -> None:
-        return None
 
 
 # ------------------------------------------------------------------ method (a): data share
@@ -234,15 +217,14 @@ def test_inputs_file(tmp_path: Path) -> None:
 METRICS = {"full": 0.8137, ALICE: 0.7901, BOB: 0.6523}
 
 
-def _proposal(recorder: Any, seq: int = 3) -> ContributionProposal:
+def _proposal(seq: int = 3) -> ContributionProposal:
     inputs = loo(METRICS["full"], {ALICE: METRICS[ALICE], BOB: METRICS[BOB]})
-    return propose_contribution(recorder, JOB, seq, inputs, job_parties=[BOB, ALICE], salt=SALT, now_ms=5)
+    return prepare_contribution(JOB, seq, inputs, job_parties=[BOB, ALICE], salt=SALT, now_ms=5)
 
 
 def test_contribution_record_carries_digests_only() -> None:
-    recorder = _ListRecorder()
-    proposal = _proposal(recorder)
-    (record,) = recorder.records
+    proposal = _proposal()
+    record = proposal.step_record()
     assert record.algorithm == ALGORITHM and record.seq == 3 and record.job_id == JOB
     wh = weights_hash(bytes.fromhex(JOB[2:]), [ALICE, BOB], [1275, 8725])
     assert record_carries_weights(record, wh)
@@ -266,13 +248,11 @@ def test_inputs_digest_is_salted() -> None:
 
 def test_propose_refuses_members_other_than_the_job_parties() -> None:
     with pytest.raises(ContributionError, match="job's parties"):
-        propose_contribution(
-            _ListRecorder(), JOB, 0, loo(0.8, {ALICE: 0.7}), job_parties=[ALICE, BOB], salt=SALT
-        )
+        prepare_contribution(JOB, 0, loo(0.8, {ALICE: 0.7}), job_parties=[ALICE, BOB], salt=SALT)
 
 
 def test_proposal_round_trip_and_verify(tmp_path: Path) -> None:
-    proposal = _proposal(_ListRecorder())
+    proposal = _proposal()
     path = proposal.save(tmp_path / "p" / "proposal.json")
     assert path.stat().st_mode & 0o077 == 0  # members only
     loaded = ContributionProposal.load(path)
@@ -292,7 +272,7 @@ def test_proposal_round_trip_and_verify(tmp_path: Path) -> None:
     ],
 )
 def test_verify_detects_a_tampered_proposal(tmp_path: Path, change: Any, message: str) -> None:
-    data = json.loads(_proposal(_ListRecorder()).to_json())
+    data = json.loads(_proposal().to_json())
     change(data)
     path = tmp_path / "tampered.json"
     path.write_text(json.dumps(data))
@@ -311,13 +291,15 @@ def test_proposal_file_errors(tmp_path: Path) -> None:
 def test_contribution_record_goes_to_the_outbox(store: SqlLedgerStore) -> None:
     job = new_job(store, 77)
     inputs = data_share({"party": ALICE, "features": 6}, {"party": BOB, "features": 3, "label_columns": 1})
-    proposal = propose_contribution(OutboxRecorder(store), job, 0, inputs, job_parties=[ALICE, BOB])
+    proposal = prepare_contribution(job, 0, inputs, job_parties=[ALICE, BOB])
+    OutboxRecorder(store).record_step(proposal.step_record())
     row = store.get_record(job, 0)
     assert row is not None and row.status == "pending"
     assert row.record_hash == proposal.record_hash and row.leaf == proposal.record_leaf
     stored = StepRecord.model_validate_json(row.record_json)
     proposal.check_record(stored)
     assert proposal.bps == (6000, 4000)
-    # proposing again at the same step with other inputs is a conflict, not an overwrite
+    # another record at the same step (a new salt) is a conflict, not an overwrite
+    again = prepare_contribution(job, 0, inputs, job_parties=[ALICE, BOB])
     with pytest.raises(RecordConflictError):
-        propose_contribution(OutboxRecorder(store), job, 0, inputs, job_parties=[ALICE, BOB])
+        OutboxRecorder(store).record_step(again.step_record())

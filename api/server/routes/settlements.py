@@ -3,19 +3,24 @@
 Reads come from the Settlement contract at request time: weights, deposits,
 balances, history (``GET /v1/settlements/{job_id}``, ``.../history``).
 
-Writes. The contract acts for ``msg.sender`` (only a party sets or approves
-the weights; deposits and withdrawals move the sender's funds) and the
-service never holds a member's key, so the service prepares and checks, and
-the member signs:
+Writes go through the ledger's settlement service
+(`secureflow.ledger.settlement.service.SettlementService`), the same one
+``secureflow settle`` calls, so the rules are the CLI's: the service checks,
+this module adds the roles, which jobs a caller sees, and the HTTP shape.
+The contract acts for ``msg.sender`` and the service never holds a member's
+key, so the service prepares and checks, and the member signs:
 
 - ``POST .../proposals``: contribution inputs -> weights, the contribution step
-  record into the ledger outbox (the anchoring worker anchors it), the
-  proposal stored (idempotent for the same inputs; 409 once weights are set);
+  record into the ledger outbox after the job's last step (the anchoring
+  worker anchors it), the proposal stored (idempotent for the same inputs;
+  409 while a job run by the compute engine is still running, and once the
+  weights are set);
 - ``GET .../proposal``: the newest proposal, its record's chain status and,
   once confirmed, the weights with the record proof, the EIP-712 typed data
   each party signs, and who approved (stored signatures, ``hasApproved``);
-- ``POST .../approvals``: a party's EIP-712 signature, verified to recover to
-  the address of the caller's API key;
+- ``POST .../approvals``: a party's EIP-712 signature (or the approval file
+  ``secureflow settle approve`` writes), verified to recover to the address of
+  the caller's API key;
 - ``POST .../transactions/prepare``: an unsigned legacy transaction for the
   caller's address, simulated first (a refusal is a 4xx naming the contract's
   custom error);
@@ -38,11 +43,10 @@ from typing import Annotated
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from secureflow.api.client.models import (
     ApprovalAccepted,
-    ApprovalIn,
     ApprovalState,
     PrepareIn,
     ProposalCreated,
@@ -52,8 +56,8 @@ from secureflow.api.client.models import (
     WeightsOut,
 )
 from secureflow.api.server.auth import allow, principal_of, visible_job
-from secureflow.api.server.context import Services, services
-from secureflow.api.server.db import Principal, StoredProposal
+from secureflow.api.server.context import services
+from secureflow.api.server.db import Principal
 from secureflow.api.server.errors import (
     ApiError,
     ConflictError,
@@ -65,42 +69,36 @@ from secureflow.api.server.routes.jobs import JobId
 from secureflow.api.server.schemas import ERROR_RESPONSES
 from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.deploy import connect
-from secureflow.ledger.recorder import to_outbox
-from secureflow.ledger.records import canonical_hash
+from secureflow.ledger.settlement.approval import Approval
+from secureflow.ledger.settlement.book import StoredProposal
 from secureflow.ledger.settlement.client import (
     ETH,
     MemberBalance,
     SettlementClient,
-    SettlementError,
     SettlementEvent,
-    WeightsProposal,
-    approval_digest,
-    approval_signer,
     settlement_contract,
 )
-from secureflow.ledger.settlement.contribution import (
-    ContributionError,
-    ContributionProposal,
-    DataShareInputs,
-    LeaveOneOutInputs,
-    ProposalMismatchError,
-    check_members,
-    prepare_contribution,
-)
-from secureflow.ledger.settlement.transactions import (
+from secureflow.ledger.settlement.contribution import DataShareInputs, LeaveOneOutInputs, WeightsProposal
+from secureflow.ledger.settlement.errors import (
     ContributionNotReadyError,
-    ForeignTransactionError,
-    MalformedTransactionError,
+    JobStillRunningError,
     NonceMismatchError,
-    PreparedTransaction,
+    NoProposalError,
+    NotAPartyError,
+    ProposalConflictError,
+    ProposalMismatchError,
+    SettlementError,
     SettlementRefusedError,
-    SettlementTransactions,
-    SettlementTxError,
-    SubmittedTransaction,
     TransactionRevertedError,
+    UnknownJobError,
     WrongSenderError,
-    anchored_weights,
-    approval_request,
+    WrongSignerError,
+)
+from secureflow.ledger.settlement.service import Proposer, SettlementService
+from secureflow.ledger.settlement.transactions import (
+    PreparedTransaction,
+    SettlementTransactions,
+    SubmittedTransaction,
 )
 from secureflow.ledger.store.schemas import Job
 
@@ -180,6 +178,7 @@ def get_settlement_history(request: Request, job_id: JobId) -> SettlementHistory
 
 # ------------------------------------------------------------------------------------------- writes
 
+AddressStr = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 InputsBody = Annotated[
     DataShareInputs | LeaveOneOutInputs,
     Body(
@@ -215,32 +214,39 @@ class ContractRefusedError(ApiError):
         self.status = status
 
 
-def _api_error(exc: SettlementTxError | ContributionError | SettlementError) -> ApiError:
-    """The API error for a refused settlement write (nothing was stored or sent)."""
+def _api_error(exc: SettlementError) -> ApiError:
+    """The API error for a settlement write the service refused (nothing was stored or sent)."""
     message = str(exc.args[0]) if exc.args else type(exc).__name__
-    hint = getattr(exc, "hint", None) or None
+    hint = exc.hint or None
+    err: ApiError
     if isinstance(exc, SettlementRefusedError):
         status = _STATUS_BY_CONTRACT_ERROR.get(exc.error_name or "", 422)
         return ContractRefusedError(message, status=status, hint=hint)
-    if isinstance(exc, WrongSenderError):
+    if isinstance(exc, (NotAPartyError, WrongSignerError, WrongSenderError)):
         return ForbiddenError(message, hint=hint)
-    if isinstance(exc, (MalformedTransactionError, ForeignTransactionError, SettlementError)):
-        return InvalidRequestError(message, hint=hint)
-    if isinstance(exc, NonceMismatchError):
-        return ConflictError(message, hint=hint)
+    if isinstance(exc, NoProposalError):
+        return NotFoundError(message, hint=hint)
     if isinstance(exc, ContributionNotReadyError):
-        err: ApiError = ConflictError(message, hint=hint)
+        err = ConflictError(message, hint=hint)
         err.code = "not_anchored"
         return err
     if isinstance(exc, TransactionRevertedError):
         err = ConflictError(message, hint=hint)
         err.code = "transaction_reverted"
         return err
-    if isinstance(exc, ProposalMismatchError):
+    if isinstance(
+        exc,
+        (
+            NonceMismatchError,
+            ProposalMismatchError,
+            ProposalConflictError,
+            JobStillRunningError,
+            UnknownJobError,
+        ),
+    ):
         return ConflictError(message, hint=hint)
-    if isinstance(exc, ContributionError):
-        return InvalidRequestError(message, hint=hint)
-    return ApiError(message, hint=hint)
+    # the rest is the caller's input: malformed or foreign transactions, weights, approvals, inputs
+    return InvalidRequestError(message, hint=hint)
 
 
 def _transactions(request: Request) -> SettlementTransactions:
@@ -255,6 +261,18 @@ def _transactions(request: Request) -> SettlementTransactions:
     return found
 
 
+def _service(request: Request, principal: Principal) -> SettlementService:
+    """The settlement service over this app's store, receipts and tables (proposals kept as the caller's)."""
+    svc = services(request)
+    return SettlementService(
+        _transactions(request),
+        store=svc.store,
+        receipts=svc.receipts.receipt,
+        book=svc.db.proposal_book(principal.member_id),
+        plans=svc.db,
+    )
+
+
 def _job_of(request: Request, job_id: str) -> Job:
     return visible_job(principal_of(request), services(request).store.get_job(job_id.lower()), job_id)
 
@@ -263,29 +281,8 @@ def _is_party(principal: Principal, parties: tuple[str, ...] | list[str]) -> boo
     return principal.address.lower() in {p.lower() for p in parties}
 
 
-def _not_party(job: Job, principal: Principal) -> ForbiddenError:
-    return ForbiddenError(
-        f"NotJobParty(jobId={job.job_id}, account={principal.address}): the address of your API key is "
-        "not a party of the job; the Settlement contract takes approvals and weights from its parties only",
-        hint="use the API key of one of the job's parties",
-    )
-
-
-def _inputs_hash(inputs: DataShareInputs | LeaveOneOutInputs) -> str:
-    return canonical_hash(inputs.model_dump(mode="json"))
-
-
-def _current(svc: Services, job: Job) -> tuple[StoredProposal, ContributionProposal]:
-    stored = svc.db.latest_proposal(job.job_id)
-    if stored is None:
-        raise NotFoundError(
-            f"job {job.job_id} has no contribution proposal",
-            hint="propose weights first: POST /v1/settlements/{job_id}/proposals",
-        )
-    return stored, ContributionProposal.model_validate_json(stored.proposal_json)
-
-
-def _proposal_out(stored: StoredProposal, proposal: ContributionProposal, *, reveal: bool) -> ProposalOut:
+def _proposal_out(stored: StoredProposal, *, reveal: bool) -> ProposalOut:
+    proposal = stored.proposal
     return ProposalOut(
         job_id=proposal.job_id,
         seq=proposal.seq,
@@ -301,7 +298,7 @@ def _proposal_out(stored: StoredProposal, proposal: ContributionProposal, *, rev
         record=proposal.record,
         inputs=proposal.inputs.model_dump(mode="json") if reveal else None,
         salt=proposal.salt if reveal else None,
-        proposed_by=stored.proposed_by,
+        proposed_by=stored.proposed_by if stored.proposed_by is not None else 0,
         created_at=stored.created_at,
     )
 
@@ -317,28 +314,6 @@ def _weights_out(weights: WeightsProposal) -> WeightsOut:
         seq=weights.seq,
         root=weights.root,
         proof=list(weights.proof),
-    )
-
-
-def _confirmed_weights(
-    svc: Services, txs: SettlementTransactions, proposal: ContributionProposal
-) -> WeightsProposal:
-    try:
-        return anchored_weights(proposal, svc.receipts.receipt, txs.ledger, confirmed=True)[1]
-    except (ContributionNotReadyError, ProposalMismatchError) as exc:
-        raise _api_error(exc) from None
-
-
-def _weights_already_set(txs: SettlementTransactions, job: Job) -> ContractRefusedError | None:
-    key = bytes.fromhex(job.job_id[2:])
-    weights = SettlementClient(txs.settlement).weights_of(key)
-    if not weights.is_set:
-        return None
-    return ContractRefusedError(
-        f"WeightsAlreadySet(jobId={job.job_id}): the weights of the job were set in block "
-        f"{weights.set_at_block} (weights hash {weights.weights_hash}); they are set once",
-        status=409,
-        hint="deposits and withdrawals are open: GET /v1/settlements/{job_id} shows the balances",
     )
 
 
@@ -359,82 +334,24 @@ def propose(request: Request, job_id: JobId, inputs: InputsBody) -> JSONResponse
     """Compute contribution weights from the inputs, record the contribution step in the ledger outbox (the
     anchoring worker anchors it) and store the proposal for the parties to approve. Proposing the same
     inputs again returns the stored proposal; other inputs supersede it until the weights are set."""
-    svc, principal = services(request), principal_of(request)
+    principal = principal_of(request)
     job = _job_of(request, job_id)
-    if principal.role == "member" and not _is_party(principal, job.parties):
-        raise _not_party(job, principal)
-    key = bytes.fromhex(job.job_id[2:])
-    inputs_hash = _inputs_hash(inputs)
-    latest = svc.db.latest_proposal(job.job_id)
-    if latest is not None and latest.inputs_hash == inputs_hash:
-        return _proposed(svc, job, latest, principal, replayed=True)
-    txs = _transactions(request)
-    already = _weights_already_set(txs, job)
-    if already is not None:
-        raise already
-    parties = txs.job_parties(key)
-    if not parties:
-        raise ConflictError(
-            f"UnknownJob(jobId={job.job_id}): the job is not created on chain, so the Settlement contract "
-            "cannot take weights for it",
-            hint="wait until the job is created on chain (its chain_status), then propose",
-        )
+    proposer = Proposer(principal.address, operator=principal.role == "admin")
     try:
-        check_members(inputs.members, parties)
-        check_members(inputs.members, job.parties)
-        seq = _contribution_seq(svc, job)
-        proposal = prepare_contribution(job.job_id, seq, inputs, job_parties=parties)
-    except ContributionError as exc:
+        done = _service(request, principal).propose(job.job_id, inputs, proposer)
+    except SettlementError as exc:
         raise _api_error(exc) from None
-    try:
-        stored = svc.db.add_proposal(
-            job.job_id, seq, inputs_hash, proposal.model_dump_json(), principal.member_id
+    if not done.replayed:
+        log.info(
+            "contribution proposed",
+            extra={"job_id": job.job_id, "seq": done.stored.seq, "method": done.stored.proposal.method},
         )
-    except ConflictError:
-        latest = svc.db.latest_proposal(job.job_id)  # a concurrent identical request stored it first
-        if latest is not None and latest.inputs_hash == inputs_hash:
-            return _proposed(svc, job, latest, principal, replayed=True)
-        raise
-    try:
-        svc.store.accept_record(to_outbox(proposal.step_record()))
-    except BaseException:
-        svc.db.delete_proposal(job.job_id, seq)  # no record in the outbox: no proposal either
-        raise
-    log.info("contribution proposed", extra={"job_id": job.job_id, "seq": seq, "method": proposal.method})
-    return _proposed(svc, job, stored, principal, replayed=False)
-
-
-def _contribution_seq(svc: Services, job: Job) -> int:
-    """The step number of a new contribution record: after every step the job has or will record.
-
-    A job run by the compute engine (its manifest was submitted here) records step N at seq N, so it must
-    have finished first and the record goes after its last manifest step; the service chooses the number,
-    never the caller, so that no proposal can take a step's number or leave gaps in the audit trail.
-    """
-    manifest = svc.db.get_manifest(job.job_id)
-    if manifest is not None and job.status in ("created", "running"):
-        raise ConflictError(
-            f"job {job.job_id} is {job.status}: its steps are still being recorded",
-            hint="propose the contribution weights once the job has completed",
-        )
-    highest = svc.db.max_record_seq(job.job_id)
-    planned = len(manifest.get("steps", ())) if manifest is not None else 0
-    return max(planned, 0 if highest is None else highest + 1)
-
-
-def _proposed(
-    svc: Services, job: Job, stored: StoredProposal, principal: Principal, *, replayed: bool
-) -> JSONResponse:
-    proposal = ContributionProposal.model_validate_json(stored.proposal_json)
-    row = svc.store.get_record(job.job_id, stored.seq)
-    if row is None:  # the outbox write of an earlier attempt failed after the proposal was stored
-        row = svc.store.accept_record(to_outbox(proposal.step_record()))
     body = ProposalCreated(
-        proposal=_proposal_out(stored, proposal, reveal=_is_party(principal, job.parties)),
-        chain_status=row.status,
-        replayed=replayed,
+        proposal=_proposal_out(done.stored, reveal=_is_party(principal, job.parties)),
+        chain_status=done.record_status,
+        replayed=done.replayed,
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if replayed else 201)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if done.replayed else 201)
 
 
 @router.get(
@@ -443,53 +360,31 @@ def _proposed(
 def get_proposal(request: Request, job_id: JobId) -> ProposalState:
     """The newest proposal, its record's chain status, and once confirmed the weights with the record proof,
     the EIP-712 typed data each party signs and who has approved."""
-    svc, principal = services(request), principal_of(request)
+    principal = principal_of(request)
     job = _job_of(request, job_id)
-    stored, proposal = _current(svc, job)
-    txs = _transactions(request)
-    key = bytes.fromhex(job.job_id[2:])
-    row = svc.store.get_record(job.job_id, stored.seq)
-    weights: WeightsProposal | None = None
-    not_ready: str | None = None
-    if row is None:
-        not_ready = "the contribution record is not in the outbox: propose the same inputs again to record it"
-    else:
-        try:
-            weights = anchored_weights(proposal, svc.receipts.receipt, txs.ledger, confirmed=True)[1]
-        except (ContributionNotReadyError, ProposalMismatchError) as exc:
-            not_ready = str(exc)
-    parties = txs.job_parties(key)
-    stored_sigs = {a.party.lower(): a.signature for a in svc.db.approvals(job.job_id, stored.seq)}
-    client = SettlementClient(txs.settlement)
-    approvals = []
-    for party in parties:
-        on_chain = weights is not None and bool(svc.client.call_rpc(client.has_approved, weights, party))
-        signature = stored_sigs.get(party.lower())
-        approvals.append(
-            ApprovalState(
-                party=party,
-                signed=signature is not None,
-                signature=signature,
-                on_chain=on_chain,
-                approved=on_chain or signature is not None,
-            )
-        )
-    weights_set = client.weights_of(key).is_set
+    try:
+        state = _service(request, principal).state(job.job_id)
+    except SettlementError as exc:
+        raise _api_error(exc) from None
     return ProposalState(
-        proposal=_proposal_out(stored, proposal, reveal=_is_party(principal, job.parties)),
-        chain_status=row.status if row is not None else "not_recorded",
-        not_ready=not_ready,
-        weights=_weights_out(weights) if weights is not None else None,
-        typed_data=approval_request(txs.chain_id, txs.address, weights) if weights is not None else None,
-        digest=(
-            "0x"
-            + approval_digest(txs.chain_id, txs.address, key, weights.weights_hash, weights.record_leaf).hex()
-            if weights is not None
-            else None
-        ),
-        approvals=approvals,
-        ready_to_set=bool(approvals) and all(a.approved for a in approvals) and not weights_set,
-        weights_set=weights_set,
+        proposal=_proposal_out(state.stored, reveal=_is_party(principal, job.parties)),
+        chain_status=state.record_status,
+        not_ready=state.not_ready,
+        weights=_weights_out(state.weights) if state.weights is not None else None,
+        typed_data=state.typed_data,
+        digest=state.digest,
+        approvals=[
+            ApprovalState(
+                party=a.party,
+                signed=a.signature is not None,
+                signature=a.signature,
+                on_chain=a.on_chain,
+                approved=a.approved,
+            )
+            for a in state.approvals
+        ],
+        ready_to_set=state.ready_to_set,
+        weights_set=state.weights_set,
     )
 
 
@@ -506,65 +401,23 @@ def get_proposal(request: Request, job_id: JobId) -> ProposalState:
         409: {"description": "not anchored yet (code not_anchored), or the weights are set already"},
     },
 )
-def approve(request: Request, job_id: JobId, body: ApprovalIn) -> JSONResponse:
+def approve(request: Request, job_id: JobId, body: Approval) -> JSONResponse:
     """Store the caller's EIP-712 approval of the current proposal, after checking that it recovers to the
     address of the caller's API key, that this address is a party of the job, and that it approves the
-    confirmed proposal's weights and record."""
-    svc, principal = services(request), principal_of(request)
+    confirmed proposal's weights and record. The approval file `secureflow settle approve` writes is
+    accepted as is; its other fields, when given, must name the current proposal, chain and contract."""
+    principal = principal_of(request)
     job = _job_of(request, job_id)
-    txs = _transactions(request)
-    key = bytes.fromhex(job.job_id[2:])
-    if not _is_party(principal, txs.job_parties(key)):
-        raise _not_party(job, principal)
-    stored, proposal = _current(svc, job)
-    already = _weights_already_set(txs, job)
-    if already is not None:
-        raise already
-    weights = _confirmed_weights(svc, txs, proposal)
-    expected = {
-        "chain_id": txs.chain_id,
-        "settlement": txs.address.lower(),
-        "job_id": job.job_id,
-        "weights_hash": "0x" + weights.weights_hash.hex(),
-        "record_leaf": "0x" + weights.record_leaf.hex(),
-    }
-    for field, want in expected.items():
-        given = getattr(body, field)
-        if given is not None and (given.lower() if isinstance(given, str) else given) != want:
-            raise InvalidRequestError(
-                f"the approval's {field} is {given}, but the current proposal's is {want}: "
-                "it approves another proposal, chain or contract",
-                hint="sign the typed data of GET /v1/settlements/{job_id}/proposal",
-            )
-    if body.party is not None and body.party.lower() != principal.address.lower():
-        raise ForbiddenError(
-            f"the approval names party {body.party}, but your API key belongs to {principal.address}",
-            hint="each party posts its own approval with its own API key",
-        )
-    signature = bytes.fromhex(body.signature[2:])
     try:
-        signer = approval_signer(
-            txs.chain_id, txs.address, key, weights.weights_hash, weights.record_leaf, signature
-        )
+        kept, created = _service(request, principal).approve(job.job_id, body, principal.address)
     except SettlementError as exc:
         raise _api_error(exc) from None
-    if signer.lower() != principal.address.lower():
-        raise ForbiddenError(
-            f"the signature recovers to {signer}, not to {principal.address} (the address of your API "
-            "key): it is another account's signature, or of other typed data",
-            hint="sign the typed data of GET /v1/settlements/{job_id}/proposal with the key of "
-            f"{principal.address}",
-        )
-    party = str(to_checksum_address(principal.address))
-    approval, created = svc.db.add_approval(
-        job.job_id, stored.seq, party, "0x" + signature.hex(), principal.member_id
-    )
     body_out = ApprovalAccepted(
         job_id=job.job_id,
-        seq=stored.seq,
-        party=approval.party,
-        signature=approval.signature,
-        accepted_at=approval.created_at,
+        seq=kept.seq,
+        party=kept.party,
+        signature=kept.signature,
+        accepted_at=kept.created_at,
         replayed=not created,
     )
     return JSONResponse(body_out.model_dump(mode="json"), status_code=201 if created else 200)
@@ -583,32 +436,13 @@ def prepare_transaction(request: Request, job_id: JobId, body: PrepareIn) -> Pre
     """An unsigned legacy transaction for the caller's address (set_weights with the stored approvals and
     the record proof; approve_weights; deposit; withdraw), simulated first from that address: a refusal
     is a 4xx naming the contract's custom error. Sign it with the key of that address and submit it."""
-    svc, principal = services(request), principal_of(request)
+    principal = principal_of(request)
     job = _job_of(request, job_id)
-    txs = _transactions(request)
-    key = bytes.fromhex(job.job_id[2:])
-    asset = str(to_checksum_address(body.asset))
     try:
-        if body.action in ("set_weights", "approve_weights"):
-            stored, proposal = _current(svc, job)
-            weights = _confirmed_weights(svc, txs, proposal)
-            if body.action == "set_weights":
-                signatures = {
-                    a.party: bytes.fromhex(a.signature[2:]) for a in svc.db.approvals(job.job_id, stored.seq)
-                }
-                call = txs.set_weights_call(weights, signatures)
-            else:
-                call = txs.approve_weights_call(weights)
-            return txs.prepare(principal.address, call)
-        if body.action == "deposit":
-            if body.amount is None:
-                raise InvalidRequestError(
-                    "a deposit needs an amount", hint="give amount (wei, or the token's smallest unit)"
-                )
-            call, value = txs.deposit_call(key, asset, body.amount)
-            return txs.prepare(principal.address, call, value=value)
-        return txs.prepare(principal.address, txs.withdraw_call(key, asset))
-    except SettlementTxError as exc:
+        return _service(request, principal).prepare(
+            job.job_id, principal.address, body.action, asset=body.asset, amount=body.amount
+        )
+    except SettlementError as exc:
         raise _api_error(exc) from None
 
 
@@ -630,12 +464,10 @@ def submit_transaction(request: Request, job_id: JobId, body: SubmitIn) -> JSONR
     again returns its result (``replayed``)."""
     principal = principal_of(request)
     job = _job_of(request, job_id)
-    txs = _transactions(request)
-    key = bytes.fromhex(job.job_id[2:])
+    raw = bytes.fromhex(body.raw_transaction[2:])
     try:
-        decoded = txs.check_submission(bytes.fromhex(body.raw_transaction[2:]), key, principal.address)
-        result = txs.submit(decoded)
-    except SettlementTxError as exc:
+        result = _service(request, principal).submit(job.job_id, raw, principal.address)
+    except SettlementError as exc:
         raise _api_error(exc) from None
     if not result.replayed:
         log.info(
