@@ -205,8 +205,9 @@ def _write_file(path: Path, data: bytes, force: bool) -> None:
 
 
 def _verify_hint(path: Path) -> str:
+    """The command an auditor runs: against a node of its choice and the deployment it pins (not this API)."""
     rpc = os.environ.get("SECUREFLOW_RPC_URL") or "URL"
-    return f"secureflow verify {path} --rpc {rpc}"
+    return f"secureflow verify {path} --rpc-url {rpc} --deployment DEPLOYMENT.json"
 
 
 # ------------------------------------------------------------------ following a job
