@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, make_anchorer, step
+from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, make_anchorer, step
 from test_api_service import live_app, manifest
 
 import secureflow.api.client.sync as client_sync
@@ -145,8 +145,13 @@ def test_the_server_declares_its_openapi_with_the_clients_models() -> None:
 
     for name in ("JobOut", "StepOut", "JobStatusEvent", "VerdictOut", "MemberIn", "ErrorResponse", "Page"):
         assert getattr(schemas, name) is getattr(models, name)
-    for name in ("ProposalState", "ApprovalIn", "PrepareIn", "SubmitIn", "WeightsOut"):
+    for name in ("ProposalState", "PrepareIn", "SubmitIn", "WeightsOut"):
         assert getattr(settlements, name) is getattr(models, name)
+    # the approval body is the settlement service's own `Approval` (the client may not import the ledger):
+    # the client's copy must describe the same JSON
+    from secureflow.ledger.settlement.approval import Approval
+
+    assert models.ApprovalIn.model_json_schema()["properties"] == Approval.model_json_schema()["properties"]
     assert models.SettlementAction.__args__ == Action.__args__  # type: ignore[attr-defined]
     assert models.ETH == ETH and set(TERMINAL_JOB_STATUSES) == models.TERMINAL_JOB_STATUSES
 
@@ -174,10 +179,11 @@ def test_typed_reads_and_writes(env: Env) -> None:
         assert isinstance(job, JobOut) and job.status == "created" and submitted.execution == "not_configured"
         assert member.jobs.get(job.job_id) == job
         assert member.jobs.manifest(job.job_id)["name"] == "typed"
+        create_job_on_chain(env.stack, job.job_id, job.manifest_hash)  # with both parties' consents
 
-        accepted = service.steps.anchor(job.job_id, step(job.job_id, 0))
+        accepted = service.steps.anchor(job.job_id, step(job.job_id, 0, signed=True))
         assert accepted.chain_status == "pending" and accepted.seq == 0 and not accepted.replayed
-        again = service.steps.anchor(job.job_id, step(job.job_id, 0).model_dump(mode="json"))
+        again = service.steps.anchor(job.job_id, step(job.job_id, 0, signed=True).model_dump(mode="json"))
         assert again.replayed and again.leaf == accepted.leaf
         anchor_and_index(env.stack, env.store)
 
@@ -568,12 +574,13 @@ def test_the_readme_example_runs(env: Env, capsys: pytest.CaptureFixture[str]) -
     )
     worker = AnchoringWorker(make_anchorer(env.stack, env.store, client), indexer).start()
     job_id = submit(env)
+    create_job_on_chain(env.stack, job_id, env.store.get_job(job_id).manifest_hash)  # both consents
     names = {
         "API_URL": env.url,
         "SERVICE_KEY": env.keys["service"],
         "AUDITOR_KEY": env.keys["auditor"],
         "job_id": job_id,
-        "record": step(job_id, 0).model_dump(mode="json"),
+        "record": step(job_id, 0, signed=True).model_dump(mode="json"),  # signed by every party
     }
     try:
         exec(compile(readme_example(), "README.md", "exec"), names)  # noqa: S102 - our README's own code
