@@ -400,8 +400,10 @@ class _ProgressRecorder:
         self.inner = inner
         self.on_step = on_step
 
-    def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Any) -> None:
-        self.inner.open_job(job_id, manifest_hash, creator, parties)
+    def open_job(
+        self, job_id: str, manifest_hash: str, creator: str, parties: Any, *, salt: str | None = None
+    ) -> None:
+        self.inner.open_job(job_id, manifest_hash, creator, parties, salt=salt)
 
     def record_step(self, record: StepRecord) -> Any:
         row = self.inner.record_step(record)

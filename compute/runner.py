@@ -25,7 +25,6 @@ reports that the algorithm reveals to the parties (kept in `JobResult`).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,8 +35,7 @@ from secureflow.compute.manifest import JobManifest, PlannedStep, check_structur
 from secureflow.compute.models import model_hash, model_id_for
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.engine import Engine
-from secureflow.ledger.records import PartyDigests, StepRecord
-from secureflow.ledger.signing import keccak_hex
+from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for, new_job_salt
 
 log = logging.getLogger("secureflow.compute.runner")
 
@@ -45,7 +43,9 @@ log = logging.getLogger("secureflow.compute.runner")
 class Recorder(Protocol):
     """The subset of `secureflow.ledger.recorder.LedgerRecorder` the runner uses."""
 
-    def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Any) -> None: ...
+    def open_job(
+        self, job_id: str, manifest_hash: str, creator: str, parties: Any, *, salt: str | None = None
+    ) -> None: ...
 
     def record_step(self, record: StepRecord) -> Any: ...
 
@@ -158,10 +158,16 @@ def run_job(
     recorder: Recorder,
     *,
     job_id: str | None = None,
+    salt: str | None = None,
     creator: str | None = None,
     reveal_reports: bool = True,
 ) -> JobResult:
-    """Run ``manifest`` on ``engine``'s party workers, recording each step through ``recorder``."""
+    """Run ``manifest`` on ``engine``'s party workers, recording each step through ``recorder``.
+
+    Without ``job_id`` the job's id is ``job_id_for(creator, manifest hash, salt)`` (a fresh salt unless
+    one is given), the id the AuditLedger gives the job when ``creator`` creates it with that salt; a
+    given ``job_id`` must match its ``salt``, if any. The salt goes to ``recorder.open_job``.
+    """
     t_job = time.monotonic()
     if not isinstance(manifest, JobManifest):
         manifest = JobManifest.parse(manifest)
@@ -169,8 +175,15 @@ def run_job(
     parties = manifest.party_names()
     check_engine_parties(engine, manifest)
     m_hash = manifest.manifest_hash()
-    job_id = job_id or keccak_hex(bytes.fromhex(m_hash[2:]) + os.urandom(16))
     creator = creator or manifest.address_of(parties[0])
+    if job_id is None:
+        salt = salt or new_job_salt()
+        job_id = job_id_for(creator, m_hash, salt)
+    elif salt is not None and job_id.lower() != job_id_for(creator, m_hash, salt):
+        raise ManifestError(
+            f"job id {job_id} is not the id of this manifest created by {creator} with salt {salt}",
+            hint="derive the job id with secureflow.ledger.records.job_id_for(creator, manifest_hash, salt)",
+        )
 
     opened = open_on_workers(engine, manifest, job_id)
     try:
@@ -199,7 +212,7 @@ def run_job(
         raise
 
     addresses = [manifest.address_of(p) for p in parties]
-    recorder.open_job(job_id, m_hash, creator, addresses)
+    recorder.open_job(job_id, m_hash, creator, addresses, salt=salt)
     outcomes: list[StepOutcome] = []
     models: list[dict[str, Any]] = []
     anchoring = 0.0

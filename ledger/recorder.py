@@ -19,8 +19,19 @@ from secureflow.ledger.store.schemas import NewJob, NewModel, NewStepRecord, Ste
 class LedgerRecorder(Protocol):
     """What a compute engine needs from the ledger."""
 
-    def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Sequence[str]) -> None:
-        """Register a job before its first step (idempotent for the same manifest)."""
+    def open_job(
+        self,
+        job_id: str,
+        manifest_hash: str,
+        creator: str,
+        parties: Sequence[str],
+        *,
+        salt: str | None = None,
+    ) -> None:
+        """Register a job before its first step (idempotent for the same manifest).
+
+        ``salt`` is the creator's ``createJob`` salt (``job_id = job_id_for(creator, manifest_hash, salt)``).
+        """
 
     def record_step(self, record: StepRecord) -> StepRecordRow:
         """Accept one step record into the outbox; it is never lost from here on."""
@@ -54,12 +65,22 @@ class OutboxRecorder:
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
 
-    def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Sequence[str]) -> None:
+    def open_job(
+        self,
+        job_id: str,
+        manifest_hash: str,
+        creator: str,
+        parties: Sequence[str],
+        *,
+        salt: str | None = None,
+    ) -> None:
         existing = self.store.get_job(job_id)
         if existing is not None and existing.manifest_hash == manifest_hash.lower():
             return
         self.store.create_job(
-            NewJob(job_id=job_id, manifest_hash=manifest_hash, creator=creator, parties=list(parties))
+            NewJob(
+                job_id=job_id, manifest_hash=manifest_hash, creator=creator, parties=list(parties), salt=salt
+            )
         )
 
     def record_step(self, record: StepRecord) -> StepRecordRow:

@@ -11,6 +11,11 @@ Hashing is fixed by DESIGN.md ("Records and proofs"): the record hash is
 ``keccak256`` of the RFC 8785 canonical JSON; the leaf is OpenZeppelin's
 StandardMerkleTree leaf of ``(bytes32 jobId, uint64 seq, bytes32 recordHash)``.
 
+A job id is derived, as the AuditLedger derives it in ``createJob``, from the
+job's creator, its manifest hash and a salt the creator picks
+(`job_id_for`): nobody else can create a job under that id, so an id read from
+the API cannot be squatted (a squatter's job is simply a different job).
+
 The canonical JSON of a *validated* record is produced by the standard
 library's C JSON encoder (sorted keys, no whitespace, no ASCII escaping), which
 is byte-identical to RFC 8785 for this model: every string is ASCII by its
@@ -24,6 +29,7 @@ JSON, record hash and leaf in one pass: about 15 µs a record instead of about
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Annotated, Any, Literal
 
 import rfc8785
@@ -113,6 +119,31 @@ def canonical_hash(value: Any) -> str:
     parameters, manifests, model metadata, contribution documents; a step record's hash is the same
     function, computed faster by `StepRecord.canonical_json`)."""
     return "0x" + keccak256(canonical_json(value)).hex()
+
+
+def job_id_for(creator: str, manifest_hash: str | bytes, salt: str | bytes) -> str:
+    """The id of the job ``creator`` creates with ``manifest_hash`` and ``salt`` (``0x`` + 64 hex digits).
+
+    The one rule, shared with the AuditLedger's ``jobIdFor``:
+    ``keccak256(abi.encode(address creator, bytes32 manifestHash, bytes32 salt))``.
+    """
+    address = bytes.fromhex(creator.removeprefix("0x"))
+    if len(address) != 20:
+        raise ValueError(f"creator must be a 20-byte address, got {creator!r}")
+    words = [_bytes32(manifest_hash, "manifest_hash"), _bytes32(salt, "salt")]
+    return "0x" + keccak256(b"\0" * 12 + address + words[0] + words[1]).hex()
+
+
+def new_job_salt() -> str:
+    """A fresh random salt for `job_id_for` (``0x`` + 64 hex digits)."""
+    return "0x" + secrets.token_bytes(32).hex()
+
+
+def _bytes32(value: str | bytes, what: str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    if len(raw) != 32:
+        raise ValueError(f"{what} must be 32 bytes, got {len(raw)}")
+    return raw
 
 
 def params_hash(canonical_params: Any) -> str:

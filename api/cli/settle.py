@@ -396,12 +396,14 @@ def measure(
     class OnChainJobs(OutboxRecorder):
         """Each coalition job is created on chain (with this member's consent) before it is recorded."""
 
-        def open_job(self, job_id: str, manifest_hash: str, creator: str, parties: Any) -> None:
+        def open_job(
+            self, job_id: str, manifest_hash: str, creator: str, parties: Any, *, salt: str | None = None
+        ) -> None:
             job, mhash = bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:])
             consent = sign_consent(key, chain.client.chain_id, ledger.address, job, mhash)
             consents = [consent if p.lower() == me.lower() else b"" for p in parties]
             tx = ledger.create_job(job, mhash, list(parties), consents)
-            super().open_job(job_id, manifest_hash, creator, parties)
+            super().open_job(job_id, manifest_hash, creator, parties, salt=salt)
             self.store.update_job(
                 job_id, chain_status="confirmed", created_tx_hash=hex32(tx["transactionHash"])
             )

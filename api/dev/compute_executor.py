@@ -79,7 +79,12 @@ class LocalComputeExecutor:
             self._create_on_chain(job)
             self.engine.ensure_healthy()
             result = run_job(
-                self.engine, manifest, OutboxRecorder(self.store), job_id=job.job_id, creator=job.creator
+                self.engine,
+                manifest,
+                OutboxRecorder(self.store),
+                job_id=job.job_id,
+                salt=job.salt,
+                creator=job.creator,
             )
             log.info(
                 "job %s finished: %s", job.job_id, "succeeded" if result.succeeded else result.error_class

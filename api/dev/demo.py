@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from eth_utils.crypto import keccak
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -44,6 +43,7 @@ from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
 from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.receipts import build_bundle, load_bundle, write_bundle
 from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.records import job_id_for, new_job_salt
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.verify import pin_from_options, verify_file
 
@@ -167,7 +167,8 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
         parsed = JobManifest.parse(demo_manifest(engine.addresses))
         manifest = parsed.model_dump(mode="json")  # the normalised form is what is hashed and audited
         manifest_hash = bytes.fromhex(parsed.manifest_hash()[2:])
-        job_id = keccak(b"secureflow-demo" + manifest_hash + time.time_ns().to_bytes(8, "big"))
+        salt = new_job_salt()
+        job_id = bytes.fromhex(job_id_for(alice, manifest_hash, salt)[2:])
         consents = [
             sign_consent(dev.keys[party], client.chain_id, alice_ledger.address, job_id, manifest_hash)
             for party in PARTIES
@@ -177,7 +178,9 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
         worker.start()
         console.print("[bold]6.[/] running the job on SecretFlow; each step is recorded and anchored")
         with console.status("PSI → Fillna → StandardScaler → SS-LR → secure prediction → evaluation …"):
-            result = run_job(engine, manifest, OutboxRecorder(store), job_id=hex32(job_id), creator=alice)
+            result = run_job(
+                engine, manifest, OutboxRecorder(store), job_id=hex32(job_id), salt=salt, creator=alice
+            )
         _print_steps(console, result)
         if not result.succeeded:
             raise LedgerError(f"the job failed at {result.error_class}: {result.error_message}")

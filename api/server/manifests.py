@@ -7,13 +7,11 @@ weaker check whose manifest hash could differ from the engine's.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils.crypto import keccak
-
 from secureflow.api.server.errors import InvalidRequestError
+from secureflow.ledger.records import job_id_for, new_job_salt
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,11 @@ def validate_manifest(raw: dict[str, Any]) -> ValidManifest:
     )
 
 
-def new_job_id(manifest_hash: str) -> str:
-    """A fresh job id: keccak256(manifest hash || 16 random bytes), as the compute runner makes them."""
-    return "0x" + keccak(bytes.fromhex(manifest_hash[2:]) + secrets.token_bytes(16)).hex()
+def new_job_id(creator: str, manifest_hash: str) -> tuple[str, str]:
+    """A fresh job id and its salt: ``job_id_for(creator, manifest_hash, salt)`` with a new random salt.
+
+    The id the AuditLedger gives the job when ``creator`` creates it with that salt (the one rule, in
+    ``secureflow.ledger.records``), so nobody who reads the id from the API can create a job under it.
+    """
+    salt = new_job_salt()
+    return job_id_for(creator, manifest_hash, salt), salt

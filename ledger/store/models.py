@@ -99,6 +99,7 @@ class JobOrm(Base):
     manifest_hash: Mapped[str] = mapped_column(String(HEX32_LEN))
     creator: Mapped[str] = mapped_column(String(ADDRESS_LEN))
     parties: Mapped[list[str]] = mapped_column(JSON)
+    salt: Mapped[str | None] = mapped_column(String(HEX32_LEN))
     status: Mapped[str] = mapped_column(String(16))
     chain_status: Mapped[str] = mapped_column(String(16))
     created_tx_hash: Mapped[str | None] = mapped_column(String(HEX32_LEN))

@@ -13,7 +13,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from eth_utils.address import is_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from secureflow.ledger.records import job_id_for
 
 JobStatus = Literal["created", "running", "completed", "failed", "cancelled"]
 ChainStatus = Literal["pending", "submitted", "confirmed"]
@@ -56,12 +66,17 @@ class _Frozen(BaseModel):
 
 
 class NewJob(_Frozen):
-    """A job to register: its id, the hash of its manifest, who created it and who takes part."""
+    """A job to register: its id, the hash of its manifest, who created it and who takes part.
+
+    ``salt`` is what the creator passes to the AuditLedger's ``createJob``; with it the id must be
+    ``job_id_for(creator, manifest_hash, salt)`` (a job that will never be created on chain may have none).
+    """
 
     job_id: Hex32
     manifest_hash: Hex32
     creator: Address
     parties: list[Address] = Field(min_length=1)
+    salt: Hex32 | None = None
 
     @field_validator("parties")
     @classmethod
@@ -69,6 +84,12 @@ class NewJob(_Frozen):
         if len(set(parties)) != len(parties):
             raise ValueError("parties must not repeat an address")
         return parties
+
+    @model_validator(mode="after")
+    def _id_from_salt(self) -> NewJob:
+        if self.salt is not None and self.job_id != job_id_for(self.creator, self.manifest_hash, self.salt):
+            raise ValueError("job_id is not job_id_for(creator, manifest_hash, salt)")
+        return self
 
 
 class Job(_Frozen):
@@ -78,6 +99,7 @@ class Job(_Frozen):
     manifest_hash: Hex32
     creator: Address
     parties: list[Address]
+    salt: Hex32 | None
     status: JobStatus
     chain_status: ChainStatus
     created_tx_hash: Hex32 | None

@@ -242,6 +242,7 @@ class SqlLedgerStore(LedgerStore):
                 manifest_hash=job.manifest_hash,
                 creator=job.creator,
                 parties=list(job.parties),
+                salt=job.salt,
                 status="created",
                 chain_status="pending",
                 created_tx_hash=None,

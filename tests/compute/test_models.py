@@ -21,8 +21,8 @@ class ModelRecorder:
         self.inner = inner
         self.models: list[tuple[str, str, int, str]] = []
 
-    def open_job(self, *args: Any) -> None:
-        self.inner.open_job(*args)
+    def open_job(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.open_job(*args, **kwargs)
 
     def record_step(self, record: Any) -> Any:
         return self.inner.record_step(record)

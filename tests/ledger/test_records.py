@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from secureflow.ledger.records import MAX_SAFE_INTEGER, PartyDigests, StepRecord, params_hash
+from secureflow.ledger.records import (
+    MAX_SAFE_INTEGER,
+    PartyDigests,
+    StepRecord,
+    job_id_for,
+    new_job_salt,
+    params_hash,
+)
+from secureflow.ledger.store.schemas import NewJob
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -104,3 +112,54 @@ def test_any_change_changes_the_hash(seq: int, digests: dict[str, bytes]) -> Non
     assert other.record_hash() != base.record_hash()
     if seq < MAX_SAFE_INTEGER:
         assert record(seq=seq + 1, parties=[{"party": ALICE, "inputs": inputs}]).leaf() != base.leaf()
+
+
+# ------------------------------------------------------------------ job ids
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    creator=st.binary(min_size=20, max_size=20),
+    manifest_hash=st.binary(min_size=32, max_size=32),
+    salt=st.binary(min_size=32, max_size=32),
+)
+def test_job_id_is_the_contracts_abi_encoding(creator: bytes, manifest_hash: bytes, salt: bytes) -> None:
+    """keccak256(abi.encode(address creator, bytes32 manifestHash, bytes32 salt)), as AuditLedger.jobIdFor."""
+    address = "0x" + creator.hex()
+    expected = "0x" + keccak(encode(["address", "bytes32", "bytes32"], [address, manifest_hash, salt])).hex()
+    assert job_id_for(address, manifest_hash, salt) == expected
+    assert job_id_for(address.upper().replace("0X", "0x"), "0x" + manifest_hash.hex(), "0x" + salt.hex()) == (
+        expected
+    )
+
+
+def test_job_id_depends_on_creator_manifest_and_salt() -> None:
+    manifest, salt = "0x" + "11" * 32, new_job_salt()
+    base = job_id_for(ALICE, manifest, salt)
+    assert job_id_for(BOB, manifest, salt) != base  # a squatter's job is another job
+    assert job_id_for(ALICE, "0x" + "12" * 32, salt) != base
+    assert job_id_for(ALICE, manifest, new_job_salt()) != base
+    with pytest.raises(ValueError, match="32 bytes"):
+        job_id_for(ALICE, manifest, "0x1234")
+    with pytest.raises(ValueError, match="20-byte"):
+        job_id_for("0x1234", manifest, salt)
+
+
+def test_a_stored_job_id_must_match_its_salt() -> None:
+    manifest, salt = "0x" + "11" * 32, new_job_salt()
+    job = NewJob(
+        job_id=job_id_for(ALICE, manifest, salt),
+        manifest_hash=manifest,
+        creator=ALICE,
+        parties=[ALICE],
+        salt=salt,
+    )
+    assert job.salt == salt
+    with pytest.raises(ValidationError, match="job_id_for"):
+        NewJob(
+            job_id=job_id_for(BOB, manifest, salt),
+            manifest_hash=manifest,
+            creator=ALICE,
+            parties=[ALICE],
+            salt=salt,
+        )

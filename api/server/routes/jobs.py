@@ -90,12 +90,14 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
     for account in [principal.address, *parties]:
         if not svc.is_active_member(account):
             raise _refuse(f"NotActiveMember({account})", "not an active member in the registry")
+    job_id, salt = new_job_id(principal.address, valid.manifest_hash)
     job = svc.store.create_job(
         NewJob(
-            job_id=new_job_id(valid.manifest_hash),
+            job_id=job_id,
             manifest_hash=valid.manifest_hash,
             creator=principal.address,
             parties=parties,
+            salt=salt,
         )
     )
     svc.db.put_manifest(job.job_id, valid.manifest, principal.member_id)
