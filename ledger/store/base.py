@@ -28,10 +28,12 @@ from secureflow.ledger.store.schemas import (
     ChainEvent,
     ChainStatus,
     Checkpoint,
+    CloseStatus,
     IndexedBlock,
     Job,
     JobStatus,
     ModelRow,
+    ModelStatus,
     NewChainEvent,
     NewJob,
     NewModel,
@@ -74,7 +76,30 @@ class LedgerStore(ABC):
         chain_status: ChainStatus | None = None,
         created_tx_hash: str | None = None,
     ) -> Job:
-        """Change the given fields; a job that has finished (completed/failed/cancelled) keeps its status."""
+        """Change the given fields; a job that has finished (completed/failed/cancelled) keeps its status.
+
+        A job that finishes gets close status ``pending``: the anchoring service closes it on chain.
+        """
+
+    @abstractmethod
+    def jobs_to_close(self, status: CloseStatus = "pending", limit: int = 100) -> list[Job]:
+        """Jobs created on chain (chain status ``confirmed``) whose close is in ``status``, oldest first."""
+
+    @abstractmethod
+    def jobs_closed_after(self, block_number: int) -> list[Job]:
+        """Jobs whose close was mined in a block above ``block_number`` (a reorg may have dropped it)."""
+
+    @abstractmethod
+    def mark_job_close(
+        self,
+        job_id: str,
+        status: CloseStatus,
+        *,
+        tx_hash: str | None = None,
+        block: int | None = None,
+        reason: str | None = None,
+    ) -> Job:
+        """Move a job's on-chain close (``failed`` needs the reason; ``pending`` clears tx and block)."""
 
     # -- step records (outbox) ------------------------------------------------------------------------
     @abstractmethod
@@ -217,14 +242,22 @@ class LedgerStore(ABC):
         """Record a trained model for anchoring (idempotent; another hash for the same version: 409)."""
 
     @abstractmethod
-    def models(self, *, status: ChainStatus | None = None, job_id: str | None = None) -> list[ModelRow]:
+    def models(self, *, status: ModelStatus | None = None, job_id: str | None = None) -> list[ModelRow]:
         """Models, oldest first, optionally by anchoring status or job."""
 
     @abstractmethod
     def mark_model(
-        self, model_id: str, version: int, status: ChainStatus, *, tx_hash: str | None, block: int | None
+        self,
+        model_id: str,
+        version: int,
+        status: ModelStatus,
+        *,
+        tx_hash: str | None,
+        block: int | None,
+        reason: str | None = None,
     ) -> ModelRow:
-        """Move a model's anchoring state (pending after a lost transaction, submitted, confirmed)."""
+        """Move a model's anchoring state (pending after a lost transaction, submitted, confirmed, or
+        failed with the reason the contract refused it)."""
 
     # -- event index ----------------------------------------------------------------------------------
     @abstractmethod

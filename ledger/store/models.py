@@ -28,7 +28,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from secureflow.ledger.store.schemas import BATCH_STATUSES, CHAIN_STATUSES, JOB_STATUSES, RECORD_STATUSES
+from secureflow.ledger.store.schemas import (
+    BATCH_STATUSES,
+    CHAIN_STATUSES,
+    CLOSE_STATUSES,
+    JOB_STATUSES,
+    MODEL_STATUSES,
+    RECORD_STATUSES,
+)
 
 HEX32_LEN = 66  # "0x" + 64 hex digits
 ADDRESS_LEN = 42  # "0x" + 40 hex digits
@@ -91,8 +98,10 @@ class JobOrm(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_close_status_chain_status", "close_status", "chain_status"),
         CheckConstraint(_one_of("status", JOB_STATUSES), name="status"),
         CheckConstraint(_one_of("chain_status", CHAIN_STATUSES), name="chain_status"),
+        CheckConstraint(_one_of("close_status", CLOSE_STATUSES), name="close_status"),
     )
 
     job_id: Mapped[str] = mapped_column(String(HEX32_LEN), primary_key=True)
@@ -103,6 +112,10 @@ class JobOrm(Base):
     status: Mapped[str] = mapped_column(String(16))
     chain_status: Mapped[str] = mapped_column(String(16))
     created_tx_hash: Mapped[str | None] = mapped_column(String(HEX32_LEN))
+    close_status: Mapped[str | None] = mapped_column(String(16))
+    close_tx_hash: Mapped[str | None] = mapped_column(String(HEX32_LEN))
+    close_block: Mapped[int | None] = mapped_column(BigInteger)
+    close_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -214,7 +227,7 @@ class ModelOrm(Base):
     __tablename__ = "models"
     __table_args__ = (
         Index("ix_models_status", "status"),
-        CheckConstraint(_one_of("status", CHAIN_STATUSES), name="status"),
+        CheckConstraint(_one_of("status", MODEL_STATUSES), name="status"),
     )
 
     model_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -224,5 +237,6 @@ class ModelOrm(Base):
     status: Mapped[str] = mapped_column(String(16))
     tx_hash: Mapped[str | None] = mapped_column(String(HEX32_LEN))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
     accepted_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -29,12 +29,16 @@ JobStatus = Literal["created", "running", "completed", "failed", "cancelled"]
 ChainStatus = Literal["pending", "submitted", "confirmed"]
 RecordStatus = Literal["pending", "submitted", "confirmed", "failed"]
 BatchStatus = Literal["built", "submitted", "confirmed", "failed", "reorged"]
+ModelStatus = Literal["pending", "submitted", "confirmed", "failed"]
+CloseStatus = Literal["pending", "submitted", "confirmed", "failed"]
 
 JOB_STATUSES: tuple[JobStatus, ...] = ("created", "running", "completed", "failed", "cancelled")
 TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 CHAIN_STATUSES: tuple[ChainStatus, ...] = ("pending", "submitted", "confirmed")
 RECORD_STATUSES: tuple[RecordStatus, ...] = ("pending", "submitted", "confirmed", "failed")
 BATCH_STATUSES: tuple[BatchStatus, ...] = ("built", "submitted", "confirmed", "failed", "reorged")
+MODEL_STATUSES: tuple[ModelStatus, ...] = ("pending", "submitted", "confirmed", "failed")
+CLOSE_STATUSES: tuple[CloseStatus, ...] = ("pending", "submitted", "confirmed", "failed")
 
 MAX_UINT64 = 2**64 - 1
 
@@ -93,7 +97,12 @@ class NewJob(_Frozen):
 
 
 class Job(_Frozen):
-    """A job as stored: its compute status and the status of its on-chain ``createJob``."""
+    """A job as stored: its compute status, the status of its on-chain ``createJob`` and of its ``closeJob``.
+
+    ``close_status`` is None until the job finishes, then ``pending`` (the anchoring service closes a job
+    created on chain once its records and models are anchored), ``submitted``, ``confirmed``, or
+    ``failed`` with ``close_reason`` (the contract refused the close; it is not retried).
+    """
 
     job_id: Hex32
     manifest_hash: Hex32
@@ -103,6 +112,10 @@ class Job(_Frozen):
     status: JobStatus
     chain_status: ChainStatus
     created_tx_hash: Hex32 | None
+    close_status: CloseStatus | None = None
+    close_tx_hash: Hex32 | None = None
+    close_block: int | None = None
+    close_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -209,10 +222,12 @@ class NewModel(_Frozen):
 
 
 class ModelRow(NewModel):
-    """A model and the state of its ``recordModel`` transaction."""
+    """A model and the state of its ``recordModel`` transaction (``failed``: the contract refused it, with
+    the reason; it is not retried)."""
 
-    status: ChainStatus
+    status: ModelStatus
     tx_hash: Hex32 | None
     block_number: int | None
+    failure_reason: str | None = None
     accepted_at: datetime
     updated_at: datetime

@@ -77,8 +77,10 @@ from secureflow.ledger.store.models import (
 )
 from secureflow.ledger.store.schemas import (
     CHAIN_STATUSES,
+    CLOSE_STATUSES,
     JOB_STATUSES,
     MAX_UINT64,
+    MODEL_STATUSES,
     RECORD_STATUSES,
     TERMINAL_JOB_STATUSES,
     Address,
@@ -86,11 +88,13 @@ from secureflow.ledger.store.schemas import (
     ChainEvent,
     ChainStatus,
     Checkpoint,
+    CloseStatus,
     Hex32,
     IndexedBlock,
     Job,
     JobStatus,
     ModelRow,
+    ModelStatus,
     NewChainEvent,
     NewJob,
     NewModel,
@@ -296,10 +300,56 @@ class SqlLedgerStore(LedgerStore):
                 if row.status in TERMINAL_JOB_STATUSES or status == "created":
                     raise InvalidStateError(f"job {job_id} is {row.status}: it cannot become {status}")
                 row.status = status
+                if status in TERMINAL_JOB_STATUSES and row.close_status is None:
+                    row.close_status = "pending"
             if chain_status is not None:
                 row.chain_status = chain_status
             if tx_hash is not None:
                 row.created_tx_hash = tx_hash
+            row.updated_at = utcnow()
+            return _to(Job, row)
+
+    def jobs_to_close(self, status: CloseStatus = "pending", limit: int = 100) -> list[Job]:
+        if status not in CLOSE_STATUSES:
+            raise ValueError(f"close status must be one of {', '.join(CLOSE_STATUSES)}, got {status!r}")
+        _uint(limit, "limit", 10_000)
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(JobOrm)
+                .where(JobOrm.close_status == status, JobOrm.chain_status == "confirmed")
+                .order_by(JobOrm.updated_at, JobOrm.job_id)
+                .limit(limit)
+            )
+            return [_to(Job, row) for row in rows]
+
+    def jobs_closed_after(self, block_number: int) -> list[Job]:
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(JobOrm).where(JobOrm.close_block > block_number).order_by(JobOrm.close_block)
+            )
+            return [_to(Job, row) for row in rows]
+
+    def mark_job_close(
+        self,
+        job_id: str,
+        status: CloseStatus,
+        *,
+        tx_hash: str | None = None,
+        block: int | None = None,
+        reason: str | None = None,
+    ) -> Job:
+        if status not in CLOSE_STATUSES:
+            raise ValueError(f"close status must be one of {', '.join(CLOSE_STATUSES)}, got {status!r}")
+        if status == "failed" and not reason:
+            raise ValueError("a failed close needs its reason")
+        with self._tx(write=True) as s:
+            row = self._locked_job(s, _hex32(job_id))
+            if row.status not in TERMINAL_JOB_STATUSES:
+                raise InvalidStateError(f"job {row.job_id} is {row.status}: only a finished job is closed")
+            row.close_status = status
+            row.close_tx_hash = None if tx_hash is None else _hex32(tx_hash)
+            row.close_block = block
+            row.close_reason = reason[:2000] if reason else None
             row.updated_at = utcnow()
             return _to(Job, row)
 
@@ -867,7 +917,7 @@ class SqlLedgerStore(LedgerStore):
             s.flush()
             return _to(ModelRow, row)
 
-    def models(self, *, status: ChainStatus | None = None, job_id: str | None = None) -> list[ModelRow]:
+    def models(self, *, status: ModelStatus | None = None, job_id: str | None = None) -> list[ModelRow]:
         query = select(ModelOrm)
         if status is not None:
             query = query.where(ModelOrm.status == status)
@@ -878,8 +928,19 @@ class SqlLedgerStore(LedgerStore):
             return [_to(ModelRow, row) for row in rows]
 
     def mark_model(
-        self, model_id: str, version: int, status: ChainStatus, *, tx_hash: str | None, block: int | None
+        self,
+        model_id: str,
+        version: int,
+        status: ModelStatus,
+        *,
+        tx_hash: str | None,
+        block: int | None,
+        reason: str | None = None,
     ) -> ModelRow:
+        if status not in MODEL_STATUSES:
+            raise ValueError(f"model status must be one of {', '.join(MODEL_STATUSES)}, got {status!r}")
+        if status == "failed" and not reason:
+            raise ValueError("a failed model needs its reason")
         with self._tx(write=True) as s:
             row = s.get(ModelOrm, (model_id, version), with_for_update=True)
             if row is None:
@@ -887,6 +948,7 @@ class SqlLedgerStore(LedgerStore):
             row.status = status
             row.tx_hash = None if tx_hash is None else _hex32(tx_hash)
             row.block_number = block
+            row.failure_reason = reason[:2000] if reason else None
             row.updated_at = utcnow()
             return _to(ModelRow, row)
 

@@ -34,6 +34,7 @@ from secureflow.ledger.errors import (
 from secureflow.ledger.store import NewJob, NewStepRecord, SqlLedgerStore, open_store
 from secureflow.ledger.store.migrate import current_revision, head_revision
 from secureflow.ledger.store.models import Base, utcnow
+from secureflow.ledger.store.schemas import NewModel
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -127,6 +128,59 @@ class TestLedgerStore:
             store.update_job(h(1), status="running")
         with pytest.raises(UnknownJobError):
             store.update_job(h(404), status="running")
+
+    def test_a_finished_job_waits_for_its_close_on_chain(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job(1))
+        store.create_job(new_job(2))
+        store.create_job(new_job(3))
+        assert store.get_job(h(1)).close_status is None  # type: ignore[union-attr]
+        store.update_job(h(1), chain_status="confirmed")
+        store.update_job(h(1), status="running")
+        assert store.jobs_to_close() == []  # running: nothing to close yet
+        with pytest.raises(InvalidStateError, match="running"):
+            store.mark_job_close(h(1), "submitted", tx_hash=h(50))
+        store.update_job(h(1), status="completed")
+        store.update_job(h(2), status="failed")  # never created on chain: never closed there
+        store.update_job(h(3), chain_status="confirmed")
+        store.update_job(h(3), status="cancelled")
+        assert [j.job_id for j in store.jobs_to_close()] == [h(1), h(3)]
+        assert store.get_job(h(2)).close_status == "pending"  # type: ignore[union-attr]
+
+        submitted = store.mark_job_close(h(1), "submitted", tx_hash=h(50))
+        assert (submitted.close_status, submitted.close_tx_hash, submitted.close_block) == (
+            "submitted",
+            h(50),
+            None,
+        )
+        assert [j.job_id for j in store.jobs_to_close("submitted")] == [h(1)]
+        confirmed = store.mark_job_close(h(1), "confirmed", tx_hash=h(50), block=12)
+        assert (confirmed.close_status, confirmed.close_block) == ("confirmed", 12)
+        assert [j.job_id for j in store.jobs_closed_after(11)] == [h(1)] and store.jobs_closed_after(12) == []
+        assert store.update_job(h(1), status="completed").close_status == "confirmed"  # not reset
+
+        with pytest.raises(ValueError, match="reason"):
+            store.mark_job_close(h(3), "failed")
+        failed = store.mark_job_close(h(3), "failed", reason="JobNotOpen(0x…): a party has not consented")
+        assert (failed.close_status, failed.close_reason) == (
+            "failed",
+            "JobNotOpen(0x…): a party has not consented",
+        )
+        assert store.jobs_to_close() == []
+        with pytest.raises(ValueError, match="close status"):
+            store.mark_job_close(h(3), "done")  # type: ignore[arg-type]
+
+    def test_a_refused_model_is_failed_with_its_reason(self, store: SqlLedgerStore) -> None:
+        store.create_job(new_job())
+        store.accept_model(NewModel(model_id="credit_lr", version=1, job_id=h(1), model_hash=h(7)))
+        with pytest.raises(ValueError, match="reason"):
+            store.mark_model("credit_lr", 1, "failed", tx_hash=None, block=None)
+        failed = store.mark_model(
+            "credit_lr", 1, "failed", tx_hash=None, block=None, reason="NotAnchorService"
+        )
+        assert (failed.status, failed.failure_reason) == ("failed", "NotAnchorService")
+        assert store.models(status="failed") == [failed] and store.models(status="pending") == []
+        again = store.mark_model("credit_lr", 1, "pending", tx_hash=None, block=None)
+        assert (again.status, again.failure_reason) == ("pending", None)
 
     # -- outbox -------------------------------------------------------------------------------------
     def test_accept_record_is_idempotent_and_starts_the_job(self, store: SqlLedgerStore) -> None:
