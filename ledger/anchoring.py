@@ -17,6 +17,14 @@ Exactly-once rests on three things:
   reorganised away, or the transaction vanished from the pool, the batch goes
   back to ``built`` (its records to ``pending``) and is sent again.
 
+The same worker is the only account the AuditLedger lets record models and
+close jobs: ``recordModel`` for every accepted model of an open job, and, once
+a finished job's records and models are anchored, ``closeJob`` with its step
+count, its last record's hash and the Merkle proof of that record's leaf in
+its batch root. A model or close the contract refuses (simulated before
+sending) is marked ``failed`` with the decoded reason and logged once; it is
+never retried.
+
 The worker runs in-process (`AnchoringWorker.start`) for the embedded default or
 as its own process (``secureflow anchor-worker``) in production. Chain outages
 are waited out: the records stay in the outbox and nothing is lost.
@@ -33,9 +41,10 @@ from datetime import datetime, timezone
 from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
 
 from secureflow.ledger.chain import ChainClient, TransactionSender
-from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.contracts import AuditLedgerClient, JobStatus, OnChainJob, hex32
 from secureflow.ledger.errors import (
     ChainError,
     ContractRevertedError,
@@ -45,7 +54,7 @@ from secureflow.ledger.errors import (
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.store.base import LedgerStore
-from secureflow.ledger.store.schemas import Batch
+from secureflow.ledger.store.schemas import Batch, Job
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +82,8 @@ class AnchoringConfig:
     """Seconds a submitted transaction may stay unmined before its nonce is resynced and it is re-sent."""
     from_block: int = 0
     """Where to look for existing anchors (the ledger's deploy block)."""
+    max_closes_per_pass: int = 100
+    """Finished jobs looked at per pass for their on-chain close (oldest first)."""
 
 
 @dataclass
@@ -88,6 +99,9 @@ class PassReport:
     batches_adopted: int = 0
     models_sent: int = 0
     models_confirmed: int = 0
+    models_failed: int = 0
+    closes_sent: int = 0
+    closes_confirmed: int = 0
 
     @property
     def busy(self) -> bool:
@@ -97,6 +111,7 @@ class PassReport:
             or self.batches_confirmed
             or self.batches_requeued
             or self.models_sent
+            or self.closes_sent
         )
 
 
@@ -115,6 +130,7 @@ class Anchorer:
         self.sender = sender
         self.client: ChainClient = sender.client
         self.config = config or AnchoringConfig()
+        self._waiting_models: set[tuple[str, int]] = set()
 
     # -- one pass ----------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -131,20 +147,37 @@ class Anchorer:
         while unconfirmed < self.config.max_in_flight_batches and self._form_batch(report):
             unconfirmed += 1
         self._advance_models(head, report)
+        self._advance_closes(head, report)
         return report
 
     # -- models --------------------------------------------------------------------------------------
+    def _receipt(self, tx_hash: str) -> TxReceipt | None:
+        try:
+            receipt: TxReceipt = self.client.call_rpc(
+                self.client.w3.eth.get_transaction_receipt, HexStr(tx_hash)
+            )
+        except TransactionNotFound:
+            return None
+        return receipt
+
+    def _resync_once(self, done: list[bool]) -> None:
+        # A model or close back from a reorg or a dropped tx frees its old nonce: without a resync the new
+        # transaction would wait behind that gap forever (models and closes are rare: one RPC a pass).
+        if not done:
+            self.sender.nonces.resync(self.sender.address)
+            done.append(True)
+
     def _advance_models(self, head: int, report: PassReport) -> None:
-        """``recordModel`` for every accepted model, exactly once: the contract refuses a version twice."""
+        """``recordModel`` for every accepted model, exactly once: the contract refuses a version twice.
+
+        A model whose job is not on chain yet waits. A model the contract refuses (e.g. its job is not
+        open, or the version is not the next) is marked ``failed`` with the reason and logged once; it is
+        not retried.
+        """
         functions = self.ledger.contract.functions
         for model in self.store.models(status="submitted"):
             assert model.tx_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
-            try:
-                receipt = self.client.call_rpc(
-                    self.client.w3.eth.get_transaction_receipt, HexStr(model.tx_hash)
-                )
-            except TransactionNotFound:
-                receipt = None
+            receipt = self._receipt(model.tx_hash)
             if receipt is not None and receipt["status"] == 1:
                 block = int(receipt["blockNumber"])
                 if head - block + 1 >= self.config.confirmations:
@@ -154,7 +187,7 @@ class Anchorer:
                     report.models_confirmed += 1
             elif receipt is not None or not self._tx_known(model.tx_hash):
                 self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
-        resynced = False
+        resynced: list[bool] = []
         for model in self.store.models(status="pending"):
             model_key = keccak(text=model.model_id)
             on_chain = functions.modelHash(bytes.fromhex(model.job_id[2:]), model_key, model.version).call()
@@ -162,20 +195,35 @@ class Anchorer:
                 self.store.mark_model(model.model_id, model.version, "confirmed", tx_hash=None, block=None)
                 report.models_confirmed += 1
                 continue
+            if self.ledger.get_job(bytes.fromhex(model.job_id[2:])).status == JobStatus.NONE:
+                # Not created on chain yet (its members create it): wait, without sending or failing.
+                if (model.model_id, model.version) not in self._waiting_models:
+                    self._waiting_models.add((model.model_id, model.version))
+                    log.info(
+                        "model %s v%s waits for its job %s on chain",
+                        model.model_id,
+                        model.version,
+                        model.job_id,
+                    )
+                continue
             call = functions.recordModel(
                 bytes.fromhex(model.job_id[2:]), model_key, model.version, bytes.fromhex(model.model_hash[2:])
             )
-            if not resynced:
-                # A model back from a reorg or a dropped tx frees its old nonce: without a resync the
-                # new transaction would wait behind that gap forever (models are rare: one RPC a pass).
-                self.sender.nonces.resync(self.sender.address)
-                resynced = True
+            self._resync_once(resynced)
             try:
                 signed = self.sender.prepare(call)
             except ContractRevertedError as exc:
-                # e.g. the job is not on chain yet (the members create it) or an earlier version is missing:
-                # the model waits, and the reason is logged for a person to act on.
-                log.warning("model %s v%s not recorded yet: %s", model.model_id, model.version, exc)
+                reason = self._refusal(exc, model.job_id)
+                log.warning(
+                    "model %s v%s refused by the ledger, not retried: %s",
+                    model.model_id,
+                    model.version,
+                    reason,
+                )
+                self.store.mark_model(
+                    model.model_id, model.version, "failed", tx_hash=None, block=None, reason=reason
+                )
+                report.models_failed += 1
                 continue
             self.store.mark_model(
                 model.model_id, model.version, "submitted", tx_hash=signed.tx_hash, block=None
@@ -187,6 +235,109 @@ class Anchorer:
                 self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
                 continue
             report.models_sent += 1
+
+    def _refusal(self, exc: ContractRevertedError, job_id: str) -> str:
+        """The contract's reason, with the job's on-chain state when the job is what was refused."""
+        reason = str(exc)
+        if exc.error_name == "JobNotOpen":
+            job = self.ledger.get_job(bytes.fromhex(job_id[2:]))
+            if job.status == JobStatus.PROPOSED:
+                missing = self.ledger.missing_consents(bytes.fromhex(job_id[2:]))
+                reason += f" (the job is Proposed: {missing} party consent(s) missing)"
+            else:
+                reason += f" (the job is {job.status.name.capitalize()} on chain)"
+        return reason
+
+    # -- closes ------------------------------------------------------------------------------------
+    def _advance_closes(self, head: int, report: PassReport) -> None:
+        """``closeJob`` for every finished job created on chain, once its records and models are anchored."""
+        for job in self.store.jobs_to_close("submitted"):
+            assert job.close_tx_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
+            receipt = self._receipt(job.close_tx_hash)
+            if receipt is not None and receipt["status"] == 1:
+                block = int(receipt["blockNumber"])
+                if head - block + 1 >= self.config.confirmations:
+                    self.store.mark_job_close(job.job_id, "confirmed", tx_hash=job.close_tx_hash, block=block)
+                    report.closes_confirmed += 1
+            elif receipt is not None or not self._tx_known(job.close_tx_hash):
+                # reverted (e.g. closed by a re-included earlier transaction: adopted next) or lost: again
+                self.store.mark_job_close(job.job_id, "pending")
+        resynced: list[bool] = []
+        for job in self.store.jobs_to_close("pending", limit=self.config.max_closes_per_pass):
+            self._close(job, report, resynced)
+
+    def _close(self, job: Job, report: PassReport, resynced: list[bool]) -> None:
+        counts, highest = self.store.job_record_counts(job.job_id)
+        if counts["pending"] or counts["submitted"]:
+            return  # its records are still being anchored
+        if any(m.status in ("pending", "submitted") for m in self.store.models(job_id=job.job_id)):
+            return  # a model of an open job is recorded before the job closes
+        if counts["failed"]:
+            self._close_failed(job, f"{counts['failed']} of the job's step records could not be anchored")
+            return
+        step_count = counts["confirmed"]
+        if step_count and highest != step_count - 1:
+            self._close_failed(
+                job, f"the job's records are not seqs 0..{step_count - 1} (highest seq {highest})"
+            )
+            return
+        job_id = bytes.fromhex(job.job_id[2:])
+        record_hash, root, proof = b"\0" * 32, b"\0" * 32, []
+        if step_count:
+            last = self.store.get_record(job.job_id, step_count - 1)
+            assert last is not None and last.batch_id is not None  # noqa: S101 - invariant for the type checker, not input validation
+            batch = self.store.get_batch(last.batch_id)
+            assert batch is not None  # noqa: S101 - invariant for the type checker, not input validation
+            tree = MerkleTree(bytes.fromhex(leaf[2:]) for leaf in self.store.batch_leaves(batch.batch_id))
+            record_hash, root = bytes.fromhex(last.record_hash[2:]), bytes.fromhex(batch.root[2:])
+            proof = tree.proof(bytes.fromhex(last.leaf[2:]))
+        succeeded = job.status == "completed"
+        on_chain = self.ledger.get_job(job_id)
+        if on_chain.status in (JobStatus.CLOSED, JobStatus.FAILED):
+            self._adopt_close(job, on_chain, step_count, hex32(root), succeeded, report)
+            return
+        call = self.ledger.close_job_call(job_id, step_count, record_hash, root, proof, succeeded)
+        self._resync_once(resynced)
+        try:
+            signed = self.sender.prepare(call)
+        except ContractRevertedError as exc:
+            self._close_failed(job, self._refusal(exc, job.job_id))
+            return
+        self.store.mark_job_close(job.job_id, "submitted", tx_hash=signed.tx_hash)
+        try:
+            self.sender.broadcast(signed)
+        except NonceTooLowError:
+            self.sender.nonces.resync(self.sender.address)
+            self.store.mark_job_close(job.job_id, "pending")
+            return
+        report.closes_sent += 1
+
+    def _close_failed(self, job: Job, reason: str) -> None:
+        log.warning("job %s not closed on chain, not retried: %s", job.job_id, reason)
+        self.store.mark_job_close(job.job_id, "failed", reason=reason)
+
+    def _adopt_close(
+        self, job: Job, on_chain: OnChainJob, step_count: int, root: str, succeeded: bool, report: PassReport
+    ) -> None:
+        """Closed on chain already (ours before a crash, or a re-included one): adopt it if it is ours."""
+        if (on_chain.step_count, on_chain.final_root, on_chain.status == JobStatus.CLOSED) != (
+            step_count,
+            root,
+            succeeded,
+        ):
+            self._close_failed(
+                job,
+                f"the job is {on_chain.status.name.capitalize()} on chain with {on_chain.step_count} steps "
+                f"and root {on_chain.final_root}, not {step_count} steps and root {root}",
+            )
+            return
+        events = self.ledger.contract.events.JobClosed().get_logs(
+            from_block=self.config.from_block, argument_filters={"jobId": bytes.fromhex(job.job_id[2:])}
+        )
+        tx_hash = hex32(events[-1]["transactionHash"]) if events else None
+        block = int(events[-1]["blockNumber"]) if events else None
+        self.store.mark_job_close(job.job_id, "confirmed", tx_hash=tx_hash, block=block)
+        report.closes_confirmed += 1
 
     def _tx_known(self, tx_hash: str) -> bool:
         try:
@@ -387,10 +538,15 @@ class AnchoringWorker:
 
     def _models_waiting(self) -> bool:
         store = self.anchorer.store
-        return bool(store.models(status="pending") or store.models(status="submitted"))
+        return bool(
+            store.models(status="pending")
+            or store.models(status="submitted")
+            or store.jobs_to_close("pending", limit=1)
+            or store.jobs_to_close("submitted", limit=1)
+        )
 
     def drain(self, timeout: float = 60.0) -> bool:
-        """Wait until no record or model is pending or in flight (used at shutdown and by tests)."""
+        """Wait until no record, model or job close is pending or in flight (at shutdown and by tests)."""
         deadline = time.monotonic() + timeout
         store = self.anchorer.store
         while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from enum import IntEnum
 from eth_utils.crypto import keccak
 from pydantic import BaseModel, ConfigDict
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.types import BlockIdentifier, TxReceipt
 
 from secureflow.ledger.chain import SentTransaction, TransactionSender
@@ -24,10 +25,14 @@ AUDITOR_ROLE = keccak(text="AUDITOR_ROLE")
 
 
 class JobStatus(IntEnum):
+    """``AuditLedger.JobStatus``: PROPOSED (waiting for a party's consent) was appended, so the other
+    values never changed."""
+
     NONE = 0
     OPEN = 1
     CLOSED = 2
     FAILED = 3
+    PROPOSED = 4
 
 
 class OnChainJob(BaseModel):
@@ -106,9 +111,11 @@ class AuditLedgerClient(ContractClient):
     """Jobs, batch anchors, models and proof verification on the audit ledger."""
 
     def create_job(
-        self, job_id: bytes, manifest_hash: bytes, parties: Sequence[str], consents: Sequence[bytes] = ()
+        self, manifest_hash: bytes, salt: bytes, parties: Sequence[str], consents: Sequence[bytes] = ()
     ) -> TxReceipt:
-        call = self.contract.functions.createJob(job_id, manifest_hash, list(parties), list(consents))
+        """``createJob``: the job's id is ``ledger.records.job_id_for(sender, manifest_hash, salt)``; it is
+        Open with every party's consent (one signature per party, in party order), else Proposed."""
+        call = self.contract.functions.createJob(manifest_hash, salt, list(parties), list(consents))
         return self._send().transact(call)
 
     def submit_consent(self, job_id: bytes, party: str, signature: bytes) -> TxReceipt:
@@ -122,13 +129,36 @@ class AuditLedgerClient(ContractClient):
         return self._send().transact(self.contract.functions.anchorBatch(batch_id, root, record_count))
 
     def record_model(self, job_id: bytes, model_id: bytes, version: int, model_hash: bytes) -> TxReceipt:
+        """``recordModel`` (the anchoring service's key, an Open job)."""
         call = self.contract.functions.recordModel(job_id, model_id, version, model_hash)
         return self._send().transact(call)
 
+    def close_job_call(
+        self,
+        job_id: bytes,
+        step_count: int,
+        final_record_hash: bytes,
+        final_root: bytes,
+        proof: Sequence[bytes],
+        succeeded: bool = True,
+    ) -> ContractFunction:
+        """The ``closeJob`` call: with steps, ``proof`` proves the leaf of (job_id, step_count - 1,
+        final_record_hash) against the anchored ``final_root``; with none, all three are zero/empty."""
+        return self.contract.functions.closeJob(
+            job_id, step_count, final_record_hash, final_root, list(proof), succeeded
+        )
+
     def close_job(
-        self, job_id: bytes, step_count: int, final_root: bytes, succeeded: bool = True
+        self,
+        job_id: bytes,
+        step_count: int,
+        final_record_hash: bytes,
+        final_root: bytes,
+        proof: Sequence[bytes],
+        succeeded: bool = True,
     ) -> TxReceipt:
-        call = self.contract.functions.closeJob(job_id, step_count, final_root, succeeded)
+        """``closeJob`` (the anchoring service's key, an Open job); see `close_job_call`."""
+        call = self.close_job_call(job_id, step_count, final_record_hash, final_root, proof, succeeded)
         return self._send().transact(call)
 
     def get_job(self, job_id: bytes) -> OnChainJob:
@@ -148,6 +178,10 @@ class AuditLedgerClient(ContractClient):
 
     def has_consented(self, job_id: bytes, party: str) -> bool:
         return bool(self.contract.functions.hasConsented(job_id, party).call())
+
+    def missing_consents(self, job_id: bytes) -> int:
+        """How many parties of a Proposed job have not consented yet (0 for any other job)."""
+        return int(self.contract.functions.missingConsents(job_id).call())
 
     def get_batch(self, batch_id: bytes) -> OnChainBatch:
         root, record_count, block_number, anchorer = self.contract.functions.getBatch(batch_id).call()

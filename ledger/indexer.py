@@ -29,7 +29,7 @@ from secureflow.ledger.store.schemas import IndexedBlock, NewChainEvent
 
 log = logging.getLogger(__name__)
 
-INDEXED_EVENTS = ("BatchAnchored", "JobCreated", "JobConsented", "JobClosed", "ModelRecorded")
+INDEXED_EVENTS = ("BatchAnchored", "JobCreated", "JobConsented", "JobOpened", "JobClosed", "ModelRecorded")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class IndexReport:
     reorg_fork_block: int | None = None
     requeued_batches: list[str] = field(default_factory=list)
     requeued_models: list[str] = field(default_factory=list)
+    requeued_closes: list[str] = field(default_factory=list)
 
 
 def _json_safe(value: Any) -> Any:
@@ -189,3 +190,8 @@ class EventIndexer:
             if model.block_number is not None and model.block_number > fork.block_number:
                 self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
                 report.requeued_models.append(f"{model.model_id} v{model.version}")
+        # Likewise a job close: the worker adopts it if the job is still closed so on chain, or closes it
+        # again once its (re-anchored) records are confirmed.
+        for job in self.store.jobs_closed_after(fork.block_number):
+            self.store.mark_job_close(job.job_id, "pending")
+            report.requeued_closes.append(job.job_id)

@@ -1199,12 +1199,10 @@ def _consents(bundle: AuditBundle, job: OnChainJob, ctx: _Context) -> str:
 
 # -- the close of a job ------------------------------------------------------------------------------------
 #
-# Everything that depends on how AuditLedger closes a job is here. Today `closeJob(jobId, stepCount,
-# finalRoot, succeeded)` stores the step count and an anchored root of the batch holding the last record.
-# The `contracts-rules` contract proves the last leaf in `closeJob(jobId, stepCount, finalRecordHash,
-# finalRoot, proof, succeeded)`, appends `Proposed` (4) to JobStatus and adds `finalRecordHash` to the
-# JobClosed event; the checks below stay valid (the proof is re-checked here), and can then also compare
-# the last record's hash with the event's `finalRecordHash`.
+# Everything that depends on how AuditLedger closes a job is here. The anchoring service's
+# `closeJob(jobId, stepCount, finalRecordHash, finalRoot, proof, succeeded)` stores the step count and the
+# anchored root of the batch holding the last record, whose leaf the contract proves (`Proposed` (4) is a
+# job still waiting for a consent). The proof is re-checked here from the bundle, not taken from the chain.
 
 _CHAIN_STATUS = {0: "None", 1: "Open", 2: "Closed", 3: "Failed", 4: "Proposed"}
 _CLOSED = 2

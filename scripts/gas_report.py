@@ -23,7 +23,9 @@ from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
 from secureflow.ledger.deploy import connect, deploy_contracts
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
+from secureflow.ledger.merkle import MerkleTree, leaf_hash
 from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.records import job_id_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gas_settlement import print_rows, settlement_gas_rows
@@ -72,38 +74,42 @@ def measure() -> list[dict[str, object]]:
 
         creator = TransactionSender(client, members[0].key.hex(), nonces)
         ledger = AuditLedgerClient(ledger_contract, creator)
-        for parties in (2, 5, 20):
-            for with_consent in (False, True):
-                job_id, manifest = secrets.token_bytes(32), secrets.token_bytes(32)
-                signers = members[:parties]
-                consents = (
-                    [
-                        sign_consent(m.key.hex(), client.chain_id, ledger.address, job_id, manifest)
-                        for m in signers
-                    ]
-                    if with_consent
-                    else []
-                )
-                receipt = ledger.create_job(job_id, manifest, [m.address for m in signers], consents)
-                note = f"{parties} parties, " + (
-                    "all consent signatures" if with_consent else "no signatures"
-                )
-                _row(rows, "AuditLedger", "createJob", receipt, note)
 
-        job_id, manifest = secrets.token_bytes(32), secrets.token_bytes(32)
-        ledger.create_job(job_id, manifest, [members[0].address, members[1].address])
+        def new_job(parties: int, consenting: int) -> tuple[bytes, bytes, TxReceipt]:
+            manifest, salt = secrets.token_bytes(32), secrets.token_bytes(32)
+            job_id = bytes.fromhex(job_id_for(members[0].address, manifest, salt)[2:])
+            signers = members[:parties]
+            consents = [
+                sign_consent(m.key.hex(), client.chain_id, ledger.address, job_id, manifest)
+                if i < consenting
+                else b""
+                for i, m in enumerate(signers)
+            ]
+            return job_id, manifest, ledger.create_job(manifest, salt, [m.address for m in signers], consents)
+
+        for parties in (2, 5, 20):
+            _, _, receipt = new_job(parties, 0)
+            _row(rows, "AuditLedger", "createJob", receipt, f"{parties} parties, no signatures: Proposed")
+            _, _, receipt = new_job(parties, parties)
+            _row(
+                rows, "AuditLedger", "createJob", receipt, f"{parties} parties, all consent signatures: Open"
+            )
+
+        job_id, manifest, _ = new_job(2, 1)
         signature = sign_consent(members[1].key.hex(), client.chain_id, ledger.address, job_id, manifest)
         _row(
-            rows, "AuditLedger", "submitConsent", ledger.submit_consent(job_id, members[1].address, signature)
+            rows,
+            "AuditLedger",
+            "submitConsent",
+            ledger.submit_consent(job_id, members[1].address, signature),
+            "the last missing consent: opens the job",
         )
 
         anchor_ledger = AuditLedgerClient(
             ledger_contract, TransactionSender(client, anchor.key.hex(), nonces)
         )
-        last_root = b""
         for size in BATCH_SIZES:
-            last_root = secrets.token_bytes(32)
-            receipt = anchor_ledger.anchor_batch(secrets.token_bytes(32), last_root, size)
+            receipt = anchor_ledger.anchor_batch(secrets.token_bytes(32), secrets.token_bytes(32), size)
             gas = int(receipt["gasUsed"])
             _row(
                 rows, "AuditLedger", "anchorBatch", receipt, f"{size} records: {gas / size:,.1f} gas per step"
@@ -114,9 +120,18 @@ def measure() -> list[dict[str, object]]:
             rows,
             "AuditLedger",
             "recordModel",
-            ledger.record_model(job_id, model_id, 1, secrets.token_bytes(32)),
+            anchor_ledger.record_model(job_id, model_id, 1, secrets.token_bytes(32)),
+            "anchoring service, open job",
         )
-        _row(rows, "AuditLedger", "closeJob", ledger.close_job(job_id, 3, last_root, True))
+        for steps in (3, 1_000):  # the job's records in a batch of `steps` leaves, last record proven
+            if steps != 3:
+                job_id, _, _ = new_job(2, 2)
+            hashes = [secrets.token_bytes(32) for _ in range(steps)]
+            tree = MerkleTree(leaf_hash(job_id, seq, h) for seq, h in enumerate(hashes))
+            anchor_ledger.anchor_batch(secrets.token_bytes(32), tree.root, steps)
+            proof = tree.proof(leaf_hash(job_id, steps - 1, hashes[-1]))
+            receipt = anchor_ledger.close_job(job_id, steps, hashes[-1], tree.root, proof, True)
+            _row(rows, "AuditLedger", "closeJob", receipt, f"{steps} steps: proof of {len(proof)} nodes")
     return rows
 
 

@@ -27,7 +27,7 @@ from secureflow.ledger.deploy import connect, deploy_contracts, deploy_settlemen
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for
 from secureflow.ledger.settlement.client import SettlementClient, settlement_contract
 from secureflow.ledger.settlement.contribution import WEIGHTS_OUTPUT, propose_weights
 from secureflow.ledger.settlement.weights import bps_from_scores, weights_hash
@@ -85,11 +85,12 @@ def settlement_gas_rows() -> list[dict[str, object]]:
 
         for parties in PARTY_COUNTS:
             for on_chain in (False, True):
-                job_id = keccak(text=f"gas-job-{parties}-{on_chain}")
+                salt = keccak(text=f"gas-job-{parties}-{on_chain}")
                 group = members[:parties]
                 addresses = [m.address for m in group]
+                job_id = bytes.fromhex(job_id_for(addresses[0], keccak(salt), salt)[2:])
                 creator = AuditLedgerClient(ledger_contract, senders[addresses[0]])
-                creator.create_job(job_id, keccak(job_id), addresses)
+                creator.create_job(keccak(salt), salt, addresses)
                 bps = bps_from_scores([i + 1 for i in range(parties)])
                 wh = "0x" + weights_hash(job_id, addresses, bps).hex()
                 record = StepRecord(

@@ -17,13 +17,14 @@ from eth_utils.crypto import keccak
 from secureflow.ledger.anchoring import Anchorer, AnchoringConfig
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
 from secureflow.ledger.consent import sign_consent
-from secureflow.ledger.contracts import AuditLedgerClient
+from secureflow.ledger.contracts import AuditLedgerClient, hex32
 from secureflow.ledger.deploy import Deployment, connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.nonces import ChainNonceSource, StoreNonceSource
 from secureflow.ledger.recorder import to_outbox
-from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for, params_hash
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.store.schemas import NewJob
@@ -53,11 +54,19 @@ def manifest_of(tag: int, steps: int = 1) -> dict[str, object]:
     return {"parties": [ALICE, BOB], "steps": ["psi"] * steps, "tag": tag}
 
 
+def salt_of(tag: int) -> str:
+    return "0x" + keccak(text=f"job salt {tag}").hex()
+
+
 def new_job(store: SqlLedgerStore, tag: int, steps: int = 1) -> str:
-    """A job in the store whose manifest hash is that of `manifest_of(tag, steps)`."""
-    job_id = "0x" + f"{tag:064x}"
+    """Alice's job in the store, manifest hash that of `manifest_of(tag, steps)`, id by the ledger's rule."""
     manifest_hash = "0x" + keccak(rfc8785.dumps(manifest_of(tag, steps))).hex()
-    store.create_job(NewJob(job_id=job_id, manifest_hash=manifest_hash, creator=ALICE, parties=[ALICE, BOB]))
+    job_id = job_id_for(ALICE, manifest_hash, salt_of(tag))
+    store.create_job(
+        NewJob(
+            job_id=job_id, manifest_hash=manifest_hash, creator=ALICE, parties=[ALICE, BOB], salt=salt_of(tag)
+        )
+    )
     return job_id
 
 
@@ -196,40 +205,68 @@ def assert_anchored_exactly_once(
 
 
 def open_job_on_chain(
-    stack: LedgerStack, job_id: str, tag: int, *, steps: int = 1, consent: bool = False
+    stack: LedgerStack, job_id: str, tag: int, *, steps: int = 1, consenting: int = 2
 ) -> None:
-    """Create the job `new_job` stored on the audit ledger, sent by Alice (``consent``: with both parties'
-    EIP-712 consents, as a job the API submits)."""
+    """Create the job `new_job` stored on the audit ledger, sent by Alice: with both parties' EIP-712
+    consents it is Open (as a job the API submits); with ``consenting=1`` only Alice's, so it stays
+    Proposed."""
     manifest_hash = "0x" + keccak(rfc8785.dumps(manifest_of(tag, steps))).hex()
-    create_job_on_chain(stack, job_id, manifest_hash, consent=consent)
+    create_job_on_chain(stack, job_id, manifest_hash, salt_of(tag), consenting=consenting)
 
 
-def create_job_on_chain(stack: LedgerStack, job_id: str, manifest_hash: str, *, consent: bool = True) -> None:
-    """``createJob`` of a job of Alice and Bob, sent by Alice; ``consent``: with both parties' EIP-712
-    consents (what the verifier's ``consents`` check asks of the chain)."""
+def create_job_on_chain(
+    stack: LedgerStack,
+    job_id: str,
+    manifest_hash: str,
+    salt: str,
+    *,
+    consenting: int = 2,
+    creator: str = ALICE,
+) -> None:
+    """``createJob(manifestHash, salt, parties, consents)`` of a job of Alice and Bob, sent by ``creator``
+    (the chain derives ``job_id``); with both parties' EIP-712 consents (``consenting=2``) the job is Open."""
+    creator = next(m for m in MEMBER_KEYS if m.lower() == creator.lower())
+    assert job_id == job_id_for(creator, manifest_hash, salt), "not the id the chain derives for the creator"
     client = stack.client()
-    sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
+    sender = TransactionSender(client, MEMBER_KEYS[creator], ChainNonceSource(client.w3))
     ledger = stack.ledger(client, sender)
     raw_id, raw_hash = bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:])
-    consents = (
-        [sign_consent(MEMBER_KEYS[p], DEV_CHAIN_ID, ledger.address, raw_id, raw_hash) for p in (ALICE, BOB)]
-        if consent
-        else []
+    consents = [
+        sign_consent(MEMBER_KEYS[p], DEV_CHAIN_ID, ledger.address, raw_id, raw_hash)
+        if i < consenting
+        else b""
+        for i, p in enumerate((ALICE, BOB))
+    ]
+    ledger.create_job(
+        manifest_hash=raw_hash, salt=bytes.fromhex(salt[2:]), parties=[ALICE, BOB], consents=consents
     )
-    ledger.create_job(raw_id, raw_hash, [ALICE, BOB], consents)
 
 
-def close_job_on_chain(stack: LedgerStack, store: SqlLedgerStore, job_id: str) -> None:
-    """Close a job whose records are all anchored, as a party does today (`closeJob(jobId, stepCount,
-    finalRoot, succeeded)` sent by Alice), and mark it completed in the store.
-
-    When the contracts-rules AuditLedger lands, closeJob is the anchoring service's, with the last record's
-    hash and its proof: `closeJob(jobId, stepCount, finalRecordHash, finalRoot, proof, succeeded)`.
-    """
+def close_job_on_chain(
+    stack: LedgerStack, store: SqlLedgerStore, job_id: str, *, succeeded: bool = True
+) -> None:
+    """Close an Open job whose records are all anchored, as the anchoring service does (`closeJob(jobId,
+    stepCount, finalRecordHash, finalRoot, proof, succeeded)` sent with the anchoring key, the proof of the
+    last record's leaf against its batch root), and mark it completed in the store."""
     rows = store.records_for_job(job_id)
-    last = store.get_batch(rows[-1].batch_id or "")
-    assert last is not None, f"the last record of {job_id} is not in a batch"
+    last = rows[-1]
+    batch = store.get_batch(last.batch_id or "")
+    assert batch is not None, f"the last record of {job_id} is not in a batch"
+    tree = MerkleTree(bytes.fromhex(leaf[2:]) for leaf in store.batch_leaves(batch.batch_id))
     client = stack.client()
-    sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
-    stack.ledger(client, sender).close_job(bytes.fromhex(job_id[2:]), len(rows), bytes.fromhex(last.root[2:]))
-    store.update_job(job_id, status="completed", chain_status="confirmed")
+    sender = TransactionSender(client, ANCHOR_KEY, ChainNonceSource(client.w3))
+    receipt = stack.ledger(client, sender).close_job(
+        job_id=bytes.fromhex(job_id[2:]),
+        step_count=len(rows),
+        final_record_hash=bytes.fromhex(last.record_hash[2:]),
+        final_root=bytes.fromhex(batch.root[2:]),
+        proof=tree.proof(bytes.fromhex(last.leaf[2:])),
+        succeeded=succeeded,
+    )
+    store.update_job(job_id, status="completed" if succeeded else "failed", chain_status="confirmed")
+    store.mark_job_close(
+        job_id,
+        "confirmed",
+        tx_hash=hex32(bytes(receipt["transactionHash"])),
+        block=int(receipt["blockNumber"]),
+    )

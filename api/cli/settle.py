@@ -402,7 +402,9 @@ def measure(
             job, mhash = bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:])
             consent = sign_consent(key, chain.client.chain_id, ledger.address, job, mhash)
             consents = [consent if p.lower() == me.lower() else b"" for p in parties]
-            tx = ledger.create_job(job, mhash, list(parties), consents)
+            if salt is None:
+                raise SettleError(f"coalition job {job_id} has no createJob salt")
+            tx = ledger.create_job(mhash, bytes.fromhex(salt[2:]), list(parties), consents)
             super().open_job(job_id, manifest_hash, creator, parties, salt=salt)
             self.store.update_job(
                 job_id, chain_status="confirmed", created_tx_hash=hex32(tx["transactionHash"])

@@ -99,9 +99,19 @@ class JobOut(_Out):
     manifest_hash: str
     creator: str
     parties: list[str]
+    salt: str | None = Field(
+        default=None,
+        description="the creator's createJob salt (job_id = keccak256(abi.encode(creator, manifest, salt)))",
+    )
     status: str
     chain_status: str = Field(description="status of the job's on-chain createJob")
     created_tx_hash: str | None
+    close_status: str | None = Field(
+        default=None,
+        description="the anchoring service's on-chain closeJob once the job finished: pending, submitted, "
+        "confirmed, or failed (refused by the contract, with close_reason; not retried)",
+    )
+    close_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -3,8 +3,10 @@
 Jobs run one at a time on a background thread (the party workers run one job
 at a time). In the embedded default the stack holds the members' dev keys, so
 before running a job the executor creates it on the audit ledger with every
-party's EIP-712 consent; in a multi-host deployment each member's own node
-does that. Steps and the model go through the ledger recorder, so the API's
+party's EIP-712 consent (under the id the API derived from the creator, the
+manifest hash and the job's salt); in a multi-host deployment each member's
+own node does that. Once the job finishes, the anchoring service closes it on
+chain. Steps and the model go through the ledger recorder, so the API's
 job status, live stream and audit queries follow the job as it runs.
 """
 
@@ -105,7 +107,12 @@ class LocalComputeExecutor:
             sign_consent(self.keys[p.lower()], self.client.chain_id, ledger.address, job_id, manifest_hash)
             for p in job.parties
         ]
-        receipt = ledger.create_job(job_id, manifest_hash, list(job.parties), consents)
+        if job.salt is None:
+            raise ConfigurationError(
+                f"job {job.job_id} has no createJob salt in the store",
+                hint="submit jobs through the API (POST /v1/jobs), which derives the id from a salt",
+            )
+        receipt = ledger.create_job(manifest_hash, bytes.fromhex(job.salt[2:]), list(job.parties), consents)
         self.store.update_job(
             job.job_id, chain_status="confirmed", created_tx_hash=hex32(receipt["transactionHash"])
         )

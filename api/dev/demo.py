@@ -9,7 +9,8 @@ manifest (EIP-712) and the job is created on chain. The job runs for real:
 PSI → Fillna → StandardScaler → SS-LR → secure prediction (to alice only) →
 BiClassificationEval. Every step's record (salted per-party digests, signed by
 each party) goes to the outbox; the anchoring worker and event indexer anchor
-them as Merkle batches; the model hash is recorded; the job is closed on chain.
+them as Merkle batches; the anchoring service records the model hash and closes
+the job on chain (step count and the Merkle proof of its last record).
 Finally the audit bundle (manifest, records, receipts) is written and verified
 as an auditor would, without the database: ``secureflow verify BUNDLE --rpc-url
 URL --deployment DEPLOYMENT`` pinned to the demo's deployment file (every
@@ -174,16 +175,21 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
             for party in PARTIES
         ]
         console.print(f"[bold]5.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
-        alice_ledger.create_job(job_id, manifest_hash, [alice, bob], consents)
+        created = alice_ledger.create_job(manifest_hash, bytes.fromhex(salt[2:]), [alice, bob], consents)
+        recorder = OutboxRecorder(store)
+        recorder.open_job(hex32(job_id), hex32(manifest_hash), alice, [alice, bob], salt=salt)
+        store.update_job(
+            hex32(job_id), chain_status="confirmed", created_tx_hash=hex32(created["transactionHash"])
+        )
         worker.start()
         console.print("[bold]6.[/] running the job on SecretFlow; each step is recorded and anchored")
         with console.status("PSI → Fillna → StandardScaler → SS-LR → secure prediction → evaluation …"):
-            result = run_job(
-                engine, manifest, OutboxRecorder(store), job_id=hex32(job_id), salt=salt, creator=alice
-            )
+            result = run_job(engine, manifest, recorder, job_id=hex32(job_id), salt=salt, creator=alice)
         _print_steps(console, result)
         if not result.succeeded:
             raise LedgerError(f"the job failed at {result.error_class}: {result.error_message}")
+        # The anchoring service anchors the records, records the model, then closes the job on chain
+        # with the step count and the Merkle proof of the last record (the only account allowed to).
         if not worker.drain(timeout=120):
             raise LedgerError(f"records not anchored within 120 s: {store.count_records_by_status()}")
     finally:
@@ -195,10 +201,16 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
             f"   model {model.model_id} v{model.version} hash {model.model_hash[:18]}… "
             f"recordModel {model.status} in block {model.block_number}"
         )
-    rows_ = store.records_for_job(hex32(job_id))
-    last_batch = store.get_batch(rows_[-1].batch_id or "")
-    assert last_batch is not None  # noqa: S101 - invariant for the type checker, not input validation
-    alice_ledger.close_job(job_id, len(rows_), bytes.fromhex(last_batch.root[2:]), True)
+    stored = store.get_job(hex32(job_id))
+    assert stored is not None  # noqa: S101 - invariant for the type checker, not input validation
+    if stored.close_status != "confirmed":
+        raise LedgerError(
+            f"the job was not closed on chain: {stored.close_status} {stored.close_reason or ''}"
+        )
+    console.print(
+        f"   closeJob {stored.close_status} in block {stored.close_block}, sent by the anchoring service "
+        "with the Merkle proof of the last record"
+    )
 
     console.print("[bold]7.[/] reading the audit trail back from the chain")
     on_chain_job = reader.get_job(job_id)

@@ -130,6 +130,17 @@ class LedgerStore(ABC):
     def count_records_by_status(self) -> dict[str, int]:
         """Number of records per status, every status present (0 if none)."""
 
+    def job_record_counts(self, job_id: str) -> tuple[dict[str, int], int | None]:
+        """The job's records per status (every status present) and its highest seq (None without records).
+
+        What the anchoring service checks before it closes a job; stores may answer with one query.
+        """
+        rows = self.records_for_job(job_id)
+        counts = dict.fromkeys(("pending", "submitted", "confirmed", "failed"), 0)
+        for row in rows:
+            counts[row.status] += 1
+        return counts, (max(row.seq for row in rows) if rows else None)
+
     # -- batches --------------------------------------------------------------------------------------
     @abstractmethod
     def create_batch(self, batch_id: str, root: str, record_ids: list[int]) -> Batch:

@@ -447,6 +447,19 @@ class SqlLedgerStore(LedgerStore):
                 counts[status] = count
         return counts
 
+    def job_record_counts(self, job_id: str) -> tuple[dict[str, int], int | None]:
+        counts: dict[str, int] = dict.fromkeys(RECORD_STATUSES, 0)
+        highest: int | None = None
+        with self._tx(write=False) as s:
+            for status, count, top in s.execute(
+                select(StepRecordOrm.status, func.count(), func.max(StepRecordOrm.seq))
+                .where(StepRecordOrm.job_id == _hex32(job_id))
+                .group_by(StepRecordOrm.status)
+            ):
+                counts[status] = count
+                highest = top if highest is None else max(highest, top)
+        return counts, highest
+
     # -- batches --------------------------------------------------------------------------------------
     def _locked_batch(self, s: Session, batch_id: str) -> BatchOrm:
         row = s.get(BatchOrm, _hex32(batch_id), with_for_update=True)

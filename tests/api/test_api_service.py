@@ -325,9 +325,8 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
 
 def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
     job_id = submit(env)
-    create_job_on_chain(
-        env.stack, job_id, env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["manifest_hash"]
-    )
+    job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    create_job_on_chain(env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"])
     records = [step(job_id, seq, signed=True).model_dump(mode="json") for seq in range(5)]
     for record in records:
         response = env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=record)

@@ -29,7 +29,7 @@ from secureflow.ledger.store.sql import SqlLedgerStore
 def anchored_job(ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None) -> str:
     """12 records signed by both parties, of a job both consented to on chain, anchored in batches of 5."""
     job = new_job(store, 4242, steps=12)
-    open_job_on_chain(ledger_stack, job, 4242, steps=12, consent=True)
+    open_job_on_chain(ledger_stack, job, 4242, steps=12)
     accept(store, job, 12, signed=True)
     run_until_settled(make_anchorer(ledger_stack, store, max_batch_size=5))
     return job

@@ -179,7 +179,10 @@ def test_typed_reads_and_writes(env: Env) -> None:
         assert isinstance(job, JobOut) and job.status == "created" and submitted.execution == "not_configured"
         assert member.jobs.get(job.job_id) == job
         assert member.jobs.manifest(job.job_id)["name"] == "typed"
-        create_job_on_chain(env.stack, job.job_id, job.manifest_hash)  # with both parties' consents
+        assert job.salt is not None
+        create_job_on_chain(  # with both parties' consents, under the id the API derived
+            env.stack, job.job_id, job.manifest_hash, job.salt, creator=job.creator
+        )
 
         accepted = service.steps.anchor(job.job_id, step(job.job_id, 0, signed=True))
         assert accepted.chain_status == "pending" and accepted.seq == 0 and not accepted.replayed
@@ -574,7 +577,11 @@ def test_the_readme_example_runs(env: Env, capsys: pytest.CaptureFixture[str]) -
     )
     worker = AnchoringWorker(make_anchorer(env.stack, env.store, client), indexer).start()
     job_id = submit(env)
-    create_job_on_chain(env.stack, job_id, env.store.get_job(job_id).manifest_hash)  # both consents
+    stored = env.store.get_job(job_id)
+    assert stored is not None and stored.salt is not None
+    create_job_on_chain(  # both consents
+        env.stack, job_id, stored.manifest_hash, stored.salt, creator=stored.creator
+    )
     names = {
         "API_URL": env.url,
         "SERVICE_KEY": env.keys["service"],

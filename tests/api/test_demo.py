@@ -38,6 +38,8 @@ def test_demo_runs_secretflow_and_verifies_every_record_on_chain(tmp_path: Path)
     assert "INVALID" not in result.stdout
     assert "AUC 0." in result.stdout
     assert "recordModel confirmed" in result.stdout
+    assert "closeJob confirmed" in result.stdout and "sent by the anchoring service" in result.stdout
+    assert "job status CLOSED, 6 steps" in result.stdout and "consent: True" in result.stdout
 
     (workdir,) = (tmp_path / ".secureflow").glob("demo-*")
     bundle = json.loads((workdir / "audit_bundle.json").read_text())

@@ -1,5 +1,6 @@
 """`secureflow up`'s embedded stack end to end: a job submitted through the API runs on the real SecretFlow
-party workers, its steps are anchored, and a receipt fetched from the API verifies against the chain alone."""
+party workers, its steps are anchored, the anchoring service closes it on chain, and a receipt fetched from
+the API verifies against the chain alone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import requests
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.dev.up import build_embedded, write_example
+from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
+from secureflow.ledger.records import job_id_for
 from secureflow.ledger.verify import pin_from_options, verify_receipt
 
 
@@ -39,8 +42,14 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
                     f"{server.url}/v1/jobs/{job_id}/steps", headers=auditor, timeout=60
                 ).json()
                 statuses = [item["chain_status"] for item in steps["items"]]
-                if job["status"] == "completed" and len(statuses) == 6 and set(statuses) == {"confirmed"}:
+                if (
+                    job["status"] == "completed"
+                    and len(statuses) == 6
+                    and set(statuses) == {"confirmed"}
+                    and job["close_status"] == "confirmed"  # closed on chain by the anchoring service
+                ):
                     break
+                assert job["close_status"] != "failed", job
                 assert job["status"] not in ("failed", "cancelled"), job
                 assert time.monotonic() < deadline, (job, statuses)
                 time.sleep(1)
@@ -54,5 +63,11 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
         verdict = verify_receipt(receipt.json(), stack.chain.rpc_url, pin)
         assert verdict.ok, verdict
         assert stack.store.get_job(job_id).chain_status == "confirmed"  # type: ignore[union-attr]
+        # On chain: Open with both consents under the id the API derived, then closed with its 6 steps.
+        ledger = AuditLedgerClient(stack.executor.ledger_contract)
+        assert job_id_for(job["creator"], job["manifest_hash"], job["salt"]) == job_id
+        on_chain = ledger.get_job(bytes.fromhex(job_id[2:]))
+        assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 6)
+        assert all(ledger.has_consented(bytes.fromhex(job_id[2:]), p) for p in on_chain.parties)
     finally:
         stack.close()

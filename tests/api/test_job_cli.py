@@ -31,6 +31,7 @@ import secureflow.api.client.sync as client_sync
 from secureflow.api.cli.main import app as cli_app
 from secureflow.api.dev.testing import LiveServer
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, free_port
+from secureflow.ledger.records import job_id_for
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.verify import PinnedDeployment, verify_file, verify_receipt
 
@@ -107,10 +108,12 @@ def submit(env: Env, tmp_path: Path, steps: int = 3) -> str:
 
 
 def create_on_chain(env: Env, job_id: str) -> None:
-    """createJob sent by alice with the job's manifest hash and both parties' consents (the verifier's
-    ``job_header`` and ``consents`` checks)."""
-    manifest_hash = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["manifest_hash"]
-    create_job_on_chain(env.stack, job_id, manifest_hash)
+    """createJob sent by alice (the creator) with the job's manifest hash and salt, as the API shows them,
+    and both parties' consents (the verifier's ``job_header`` and ``consents`` checks); the chain derives
+    the same id."""
+    job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    assert job_id_for(job["creator"], job["manifest_hash"], job["salt"]) == job_id
+    create_job_on_chain(env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"])
 
 
 # -- the flow ----------------------------------------------------------------------------------------

@@ -109,8 +109,10 @@ def ui(browser: Browser, env: Env) -> Iterator[Ui]:  # noqa: F811
 def anchored_job(env: Env, steps: int) -> str:  # noqa: F811
     """A job submitted by a member, its steps accepted through the service route and confirmed on chain."""
     job_id = submit(env, "web")
-    manifest_hash = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["manifest_hash"]
-    create_job_on_chain(env.stack, job_id, manifest_hash)  # with both parties' consents
+    job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    create_job_on_chain(  # with both parties' consents
+        env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"]
+    )
     for seq in range(steps):
         response = env.call(
             "POST",

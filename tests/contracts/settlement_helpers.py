@@ -31,15 +31,23 @@ from secureflow.ledger.artifacts import ARTIFACTS_DIR, Artifact, CompilerInfo, a
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
 from secureflow.ledger.compiler import COMPILER_SETTINGS, solc_shim, source_hash, standard_input
 from secureflow.ledger.deploy import deploy_settlement
-from secureflow.ledger.devchain import DEV_CHAIN_ID, rpc_call
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, rpc_call
 from secureflow.ledger.merkle import MerkleTree
-from secureflow.ledger.records import PartyDigests, StepRecord
+from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for
 from secureflow.ledger.settlement.approval import sign_approval
 from secureflow.ledger.settlement.client import SettlementClient
 from secureflow.ledger.settlement.contribution import WEIGHTS_OUTPUT, WeightsProposal, propose_weights
 from secureflow.ledger.settlement.weights import weights_hash
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MEMBER_A = Account.from_key(DEV_PRIVATE_KEYS[2]).address  # conftest's member_a, the creator of most jobs
+
+
+def job_id_of(salt: bytes, creator: str = MEMBER_A) -> bytes:
+    """The id of the job `SettlementEnv.create_job` creates with ``salt`` when ``creator`` sends it."""
+    return bytes.fromhex(job_id_for(creator, keccak(salt), salt)[2:])
+
+
 TEST_SOURCES_DIR = PROJECT_ROOT / "contracts" / "src" / "test"
 TEST_ARTIFACTS_DIR = ARTIFACTS_DIR / "test"
 TEST_CONTRACTS = ("FeeOnTransferToken", "ReentrantReceiver", "TestToken")
@@ -152,10 +160,13 @@ class SettlementEnv:
 
     # ---- jobs and records
 
-    def create_job(self, job_id: bytes, parties: Sequence[LocalAccount | str]) -> None:
+    def create_job(self, salt: bytes, parties: Sequence[LocalAccount | str]) -> bytes:
+        """createJob by the first party given as an account (manifest hash keccak(salt)); the job id,
+        which is `job_id_of(salt, creator)`."""
         addresses = [p if isinstance(p, str) else p.address for p in parties]
         creator = next(p for p in parties if not isinstance(p, str))
-        self.base.ok(self.base.ledger.functions.createJob(job_id, keccak(job_id), addresses, []), creator)
+        self.base.ok(self.base.ledger.functions.createJob(keccak(salt), salt, addresses, []), creator)
+        return job_id_of(salt, creator.address)
 
     def contribution_record(
         self, job_id: bytes, members: Sequence[str], bps: Sequence[int], seq: int = 7
@@ -213,11 +224,9 @@ class SettlementEnv:
             list(signatures),
         )
 
-    def setup_job(
-        self, job_id: bytes, members: Sequence[LocalAccount], bps: Sequence[int]
-    ) -> WeightsProposal:
-        """Create the job, anchor its contribution record, set the weights with all signatures."""
-        self.create_job(job_id, members)
+    def setup_job(self, salt: bytes, members: Sequence[LocalAccount], bps: Sequence[int]) -> WeightsProposal:
+        """Create the job (`create_job`), anchor its contribution record, set the weights, all signing."""
+        job_id = self.create_job(salt, members)
         proposal = self.proposal(job_id, members, bps)
         signatures = [self.signature(m, proposal) for m in members]
         self.base.ok(self.set_weights_call(proposal, signatures), members[0])

@@ -21,6 +21,7 @@ from settlement_helpers import (
     SettlementEnv,
     build_settlement_env,
     compile_test_contracts,
+    job_id_of,
     throwaway,
 )
 from web3 import Web3
@@ -36,7 +37,8 @@ from secureflow.ledger.settlement.contribution import propose_weights, record_ca
 from secureflow.ledger.settlement.errors import SettlementError
 from secureflow.ledger.settlement.weights import allocate, bps_from_scores, weights_hash
 
-JOB = keccak(b"settlement-job-1")
+JOB_SALT = keccak(b"settlement-job-1")
+JOB = job_id_of(JOB_SALT)  # the id member A (every test's first party) gets for it
 ETHER = 10**18
 
 
@@ -133,7 +135,7 @@ def test_constructor_checks(s: SettlementEnv) -> None:
 def test_whole_flow_eth_with_signatures(s: SettlementEnv) -> None:
     a, b, c = s.members[:3]
     bps = [5000, 3000, 2000]
-    s.create_job(JOB, [a, b, c])
+    s.create_job(JOB_SALT, [a, b, c])
     proposal = s.proposal(JOB, [a, b, c], bps)
     assert (
         s.settlement.functions.weightsHash(JOB, list(proposal.members), bps).call() == proposal.weights_hash
@@ -190,7 +192,7 @@ def test_whole_flow_eth_with_signatures(s: SettlementEnv) -> None:
 def test_whole_flow_token_with_on_chain_approvals(s: SettlementEnv) -> None:
     a, b = s.members[:2]
     bps = [6667, 3333]
-    s.create_job(JOB, [a, b])
+    s.create_job(JOB_SALT, [a, b])
     proposal = s.proposal(JOB, [a, b], bps)
     for member in (a, b):
         receipt = s.as_client(member).approve_weights(proposal)
@@ -219,7 +221,7 @@ def test_whole_flow_token_with_on_chain_approvals(s: SettlementEnv) -> None:
 
 def test_mixed_signature_and_on_chain_approval(s: SettlementEnv) -> None:
     a, b, c = s.members[:3]
-    s.create_job(JOB, [a, b, c])
+    s.create_job(JOB_SALT, [a, b, c])
     proposal = s.proposal(JOB, [c, a, b], [1, 9998, 1])  # any member order
     s.as_client(b).approve_weights(proposal)
     signatures = [s.signature(a, proposal), b"", s.signature(c, proposal)]  # jobParties order
@@ -230,7 +232,7 @@ def test_mixed_signature_and_on_chain_approval(s: SettlementEnv) -> None:
 def test_deposits_accumulate_and_partial_withdrawals(s: SettlementEnv) -> None:
     a, b, c = s.members[:3]
     bps = [3334, 3333, 3333]
-    s.setup_job(JOB, [a, b, c], bps)
+    s.setup_job(JOB_SALT, [a, b, c], bps)
     s.fund(s.base.admin.address, ETHER)
     withdrawn = [0, 0, 0]
     total = 0
@@ -255,7 +257,7 @@ def test_deposits_accumulate_and_partial_withdrawals(s: SettlementEnv) -> None:
 
 def test_non_members_cannot_set_or_approve(s: SettlementEnv) -> None:
     a, b, c = s.members[:3]
-    s.create_job(JOB, [a, b])
+    s.create_job(JOB_SALT, [a, b])
     proposal = s.proposal(JOB, [a, b], [5000, 5000])
     sigs = [s.signature(a, proposal), s.signature(b, proposal)]
     outsider = s.base.outsider
@@ -279,7 +281,7 @@ def test_non_members_cannot_set_or_approve(s: SettlementEnv) -> None:
 
 def test_weights_must_sum_to_10000(s: SettlementEnv) -> None:
     a, b = s.members[:2]
-    s.create_job(JOB, [a, b])
+    s.create_job(JOB_SALT, [a, b])
     for bps, total in (([5000, 4999], 9999), ([5000, 5001], 10001), ([0, 0], 0), ([65535, 65535], 131070)):
         addresses = [a.address, b.address]
         record = s.contribution_record(JOB, addresses, bps)
@@ -298,7 +300,7 @@ def test_weights_must_sum_to_10000(s: SettlementEnv) -> None:
 
 def test_members_must_be_exactly_the_job_parties(s: SettlementEnv) -> None:
     a, b, c = s.members[:3]
-    s.create_job(JOB, [a, b])
+    s.create_job(JOB_SALT, [a, b])
     cases = [
         ([a.address], [10_000], "MembersNotJobParties"),  # one missing
         ([a.address, b.address, c.address], [5000, 4000, 1000], "MembersNotJobParties"),  # one extra
@@ -320,7 +322,7 @@ def test_members_must_be_exactly_the_job_parties(s: SettlementEnv) -> None:
 
 def test_record_must_be_anchored_and_proven(s: SettlementEnv) -> None:
     a, b = s.members[:2]
-    s.create_job(JOB, [a, b])
+    s.create_job(JOB_SALT, [a, b])
     unanchored = s.proposal(JOB, [a, b], [5000, 5000], anchor=False)
     sigs = [s.signature(a, unanchored), s.signature(b, unanchored)]
     name, args = revert(s, s.set_weights_call(unanchored, sigs), a)
@@ -334,12 +336,13 @@ def test_record_must_be_anchored_and_proven(s: SettlementEnv) -> None:
     sigs = [s.signature(a, anchored), s.signature(b, anchored)]
     bad_proof = anchored.model_copy(update={"proof": ("0x" + keccak(b"bad").hex(), *anchored.proof[1:])})
     wrong_seq = anchored.model_copy(update={"seq": anchored.seq + 1})
-    other_job = keccak(b"other-job")
+    other_salt = keccak(b"other-job")
+    other_job = job_id_of(other_salt)
     wrong_hash = anchored.model_copy(update={"record_hash": "0x" + keccak(b"forged").hex()})
     for forged in (bad_proof, wrong_seq, wrong_hash):
         assert revert(s, s.set_weights_call(forged, sigs), a)[0] == "RecordNotAnchored"
     # the leaf is bound to the job: the same record proof does not serve another job
-    s.create_job(other_job, [a, b])
+    s.create_job(other_salt, [a, b])
     moved = anchored.model_copy(update={"job_id": "0x" + other_job.hex()})
     assert revert(s, s.set_weights_call(moved, sigs), a)[0] == "RecordNotAnchored"
     s.base.ok(s.set_weights_call(anchored, sigs), a)  # the genuine one passes
@@ -347,7 +350,7 @@ def test_record_must_be_anchored_and_proven(s: SettlementEnv) -> None:
 
 def test_every_party_must_approve(s: SettlementEnv) -> None:
     a, b, c = s.members[:3]
-    s.create_job(JOB, [a, b, c])
+    s.create_job(JOB_SALT, [a, b, c])
     proposal = s.proposal(JOB, [a, b, c], [4000, 3000, 3000])
     good = [s.signature(m, proposal) for m in (a, b, c)]
     assert revert(s, s.set_weights_call(proposal, []), a) == ("MissingApproval", (JOB, a.address))
@@ -373,7 +376,7 @@ def test_every_party_must_approve(s: SettlementEnv) -> None:
 
 def test_weights_are_set_once(s: SettlementEnv) -> None:
     a, b = s.members[:2]
-    proposal = s.setup_job(JOB, [a, b], [5000, 5000])
+    proposal = s.setup_job(JOB_SALT, [a, b], [5000, 5000])
     again = s.proposal(JOB, [a, b], [9000, 1000])
     sigs = [s.signature(a, again), s.signature(b, again)]
     assert revert(s, s.set_weights_call(again, sigs), a) == ("WeightsAlreadySet", (JOB,))
@@ -390,7 +393,7 @@ def test_weights_are_set_once(s: SettlementEnv) -> None:
 
 def test_double_on_chain_approval(s: SettlementEnv) -> None:
     a, b = s.members[:2]
-    s.create_job(JOB, [a, b])
+    s.create_job(JOB_SALT, [a, b])
     proposal = s.proposal(JOB, [a, b], [5000, 5000])
     s.as_client(a).approve_weights(proposal)
     with pytest.raises(ContractRevertedError) as info:
@@ -405,11 +408,11 @@ def test_deposit_rules(s: SettlementEnv) -> None:
     a, b = s.members[:2]
     fns = s.settlement.functions
     admin = s.base.admin
-    s.create_job(JOB, [a, b])
+    s.create_job(JOB_SALT, [a, b])
     assert revert(s, fns.depositEth(JOB), admin, value=5) == ("WeightsNotSet", (JOB,))
     assert revert(s, fns.depositToken(JOB, s.token.address, 5), admin) == ("WeightsNotSet", (JOB,))
-    s2 = keccak(b"job-2")
-    s.setup_job(s2, [a, b], [5000, 5000])
+    s2 = job_id_of(keccak(b"job-2"))
+    s.setup_job(keccak(b"job-2"), [a, b], [5000, 5000])
     assert revert(s, fns.depositEth(s2), admin, value=0) == ("ZeroAmount", ())
     assert revert(s, fns.depositToken(s2, s.token.address, 0), admin) == ("ZeroAmount", ())
     assert revert(s, fns.depositToken(s2, "0x" + "00" * 20, 5), admin) == ("ZeroAddress", ())
@@ -433,7 +436,7 @@ def test_deposit_rules(s: SettlementEnv) -> None:
 
 def test_fee_on_transfer_token_is_refused(s: SettlementEnv) -> None:
     a, b = s.members[:2]
-    s.setup_job(JOB, [a, b], [5000, 5000])
+    s.setup_job(JOB_SALT, [a, b], [5000, 5000])
     admin = s.base.admin
     s.base.ok(s.fee_token.functions.mint(admin.address, 10_000), admin)
     s.base.ok(s.fee_token.functions.approve(s.settlement.address, 10_000), admin)
@@ -450,7 +453,7 @@ def test_withdraw_denials(s: SettlementEnv) -> None:
     a, b, c = s.members[:3]
     fns = s.settlement.functions
     assert revert(s, fns.withdrawEth(JOB), a) == ("WeightsNotSet", (JOB,))
-    s.setup_job(JOB, [a, b], [5000, 5000])
+    s.setup_job(JOB_SALT, [a, b], [5000, 5000])
     assert revert(s, fns.withdrawEth(JOB), a) == ("NothingToRelease", (JOB, ETH, a.address))  # nothing yet
     s.fund(s.base.admin.address, ETHER)
     s.as_client(s.base.admin).deposit_eth(JOB, 1001)
@@ -484,7 +487,7 @@ def _receiver_job(s: SettlementEnv) -> tuple[LocalAccount, str]:
     a = s.members[0]
     receiver = s.receiver
     fns = receiver.functions
-    s.create_job(JOB, [a, receiver.address])
+    s.create_job(JOB_SALT, [a, receiver.address])
     proposal = s.proposal(JOB, [a, receiver.address], [5000, 5000])
     approve = s.settlement.functions.approveWeights(JOB, proposal.weights_hash, proposal.record_leaf)
     s.base.ok(fns.forward(s.settlement.address, approve._encode_transaction_data()), a)
@@ -643,7 +646,7 @@ def _run_property_example(
     s: SettlementEnv, bps: list[int], ops: list[tuple[str, int]], use_token: bool
 ) -> None:
     members = s.members[: len(bps)]
-    s.setup_job(JOB, members, bps)
+    s.setup_job(JOB_SALT, members, bps)
     payer = s.base.admin
     payer_client = s.as_client(payer)
     asset = s.token.address if use_token else ETH

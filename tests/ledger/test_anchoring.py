@@ -7,11 +7,14 @@ every accepted record's leaf is anchored exactly once across all on-chain
 batches, no on-chain batch holds anything else, the on-chain record counts add
 up to the accepted records, and the store agrees (each record ``confirmed`` in
 the batch the chain anchors it in). The last test shows the audit catching a
-deliberately broken worker that re-anchors after a crash.
+deliberately broken worker that re-anchors after a crash. The anchoring
+service also records models and closes finished jobs (with the proof of their
+last record); what the contract refuses is failed with its reason, once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -29,11 +32,11 @@ from stack import (
 
 from secureflow.ledger.anchoring import Anchorer, AnchoringWorker, batch_id_for
 from secureflow.ledger.chain import ChainClient, ChainConfig, SignedTransaction
-from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.contracts import AuditLedgerClient, JobStatus, hex32
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
 from secureflow.ledger.errors import StoreConflictError
 from secureflow.ledger.indexer import EventIndexer
-from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.merkle import MerkleTree, leaf_hash
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.store.schemas import Batch
@@ -363,3 +366,207 @@ def test_the_audit_catches_a_worker_that_re_anchors_after_a_crash(
     assert "seq 0: anchored 2 times" in message and "seq 10:" not in message
     assert "sum of on-chain recordCount differs from the accepted records" in message
     assert "25 on chain in 2 batches, 15 accepted" in message
+
+
+# -- models the contract refuses, and job closes ------------------------------------------------------
+
+
+def settle_closes(anchorer: Anchorer, passes: int = 200) -> None:
+    """Run passes until no record, model or close is pending or in flight (waiting for each sent tx)."""
+    w3 = anchorer.client.w3
+    for _ in range(passes):
+        anchorer.run_once()
+        store = anchorer.store
+        in_flight = [m.tx_hash for m in store.models(status="submitted")]
+        in_flight += [j.close_tx_hash for j in store.jobs_to_close("submitted")]
+        for tx_hash in in_flight:
+            w3.eth.wait_for_transaction_receipt(tx_hash, timeout=10)  # type: ignore[arg-type]
+        counts = store.count_records_by_status()
+        waiting = store.models(status="pending") + store.models(status="submitted")
+        closing = store.jobs_to_close("pending") + store.jobs_to_close("submitted")
+        if counts["pending"] == counts["submitted"] == 0 and not waiting and not closing:
+            return
+    raise AssertionError("the anchoring service did not settle")
+
+
+def test_a_model_the_contract_refuses_is_failed_once_with_its_reason(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    proposed = new_job(store, 41)
+    open_job_on_chain(ledger_stack, proposed, 41, consenting=1)  # bob never consented
+    opened = new_job(store, 42)
+    open_job_on_chain(ledger_stack, opened, 42)
+    recorder = OutboxRecorder(store)
+    recorder.record_model(proposed, "credit_lr", 1, "0x" + "66" * 32)
+    recorder.record_model(opened, "skipped-v1", 2, "0x" + "67" * 32)  # version 1 was never recorded
+    anchorer = make_anchorer(ledger_stack, store)
+    with caplog.at_level(logging.WARNING, logger="secureflow.ledger.anchoring"):
+        report = anchorer.run_once()
+        for _ in range(3):  # never retried: no transaction, no new warning
+            assert anchorer.run_once().models_sent == 0
+    assert (report.models_sent, report.models_failed) == (0, 2)
+    by_job = {m.job_id: m for m in store.models()}
+    assert by_job[proposed].status == "failed"
+    assert "JobNotOpen" in (by_job[proposed].failure_reason or "")
+    assert "Proposed: 1 party consent(s) missing" in (by_job[proposed].failure_reason or "")
+    assert by_job[opened].status == "failed" and "NonSequentialVersion" in (
+        by_job[opened].failure_reason or ""
+    )
+    refusals = [r for r in caplog.records if "refused by the ledger" in r.getMessage()]
+    assert len(refusals) == 2, [r.getMessage() for r in caplog.records]
+    functions = anchorer.ledger.contract.functions
+    assert functions.latestModelVersion(bytes.fromhex(proposed[2:]), keccak(text="credit_lr")).call() == 0
+
+
+def test_a_finished_job_is_closed_by_the_anchoring_service_with_its_last_record_proven(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    job = new_job(store, 43)
+    open_job_on_chain(ledger_stack, job, 43)
+    store.update_job(job, chain_status="confirmed")
+    recorder = OutboxRecorder(store)
+    accept(store, job, 5)
+    recorder.record_model(job, "credit_lr", 1, "0x" + "5a" * 32)
+    anchorer = make_anchorer(ledger_stack, store)
+    assert anchorer.run_once().closes_sent == 0  # still running: nothing to close
+    recorder.close_job(job, succeeded=True)
+    assert store.get_job(job).close_status == "pending"  # type: ignore[union-attr]
+    settle_closes(anchorer)
+
+    stored = store.get_job(job)
+    assert stored is not None and stored.close_status == "confirmed" and stored.close_block is not None
+    ledger = anchorer.ledger
+    on_chain = ledger.get_job(bytes.fromhex(job[2:]))
+    last = store.get_record(job, 4)
+    assert last is not None and last.batch_id is not None
+    batch = store.get_batch(last.batch_id)
+    assert batch is not None
+    assert (on_chain.status, on_chain.step_count, on_chain.final_root) == (JobStatus.CLOSED, 5, batch.root)
+    (event,) = ledger.contract.events.JobClosed().get_logs(
+        from_block=stored.close_block, argument_filters={"jobId": bytes.fromhex(job[2:])}
+    )
+    assert hex32(event["args"]["finalRecordHash"]) == last.record_hash
+    assert event["args"]["closedBy"] == anchorer.sender.address
+    (model,) = store.models(job_id=job)
+    assert model.status == "confirmed" and model.block_number is not None
+    assert model.block_number <= stored.close_block  # the model was recorded while the job was open
+
+    # A crash before the close was booked: the close on chain is adopted, not sent again.
+    store.mark_job_close(job, "pending")
+    report = anchorer.run_once()
+    assert (report.closes_sent, report.closes_confirmed) == (0, 1)
+    adopted = store.get_job(job)
+    assert adopted is not None and (adopted.close_status, adopted.close_block) == (
+        "confirmed",
+        stored.close_block,
+    )
+
+
+def test_a_failed_job_without_steps_is_closed_as_failed(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    job = new_job(store, 44)
+    open_job_on_chain(ledger_stack, job, 44)
+    store.update_job(job, chain_status="confirmed")
+    OutboxRecorder(store).close_job(job, succeeded=False)
+    anchorer = make_anchorer(ledger_stack, store)
+    settle_closes(anchorer)
+    on_chain = anchorer.ledger.get_job(bytes.fromhex(job[2:]))
+    assert (on_chain.status, on_chain.step_count, on_chain.final_root) == (
+        JobStatus.FAILED,
+        0,
+        "0x" + "00" * 32,
+    )
+
+
+def test_a_close_the_contract_refuses_is_failed_once_with_its_reason(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = new_job(store, 45)
+    open_job_on_chain(ledger_stack, job, 45, consenting=1)  # Proposed: bob never consented
+    store.update_job(job, chain_status="confirmed")
+    accept(store, job, 2)
+    OutboxRecorder(store).close_job(job, succeeded=True)
+    anchorer = make_anchorer(ledger_stack, store)
+    with caplog.at_level(logging.WARNING, logger="secureflow.ledger.anchoring"):
+        settle_closes(anchorer)
+        for _ in range(3):
+            assert anchorer.run_once().closes_sent == 0
+    stored = store.get_job(job)
+    assert stored is not None and stored.close_status == "failed"
+    assert "JobNotOpen" in (stored.close_reason or "") and "Proposed" in (stored.close_reason or "")
+    assert len([r for r in caplog.records if "not closed on chain" in r.getMessage()]) == 1
+    assert anchorer.ledger.get_job(bytes.fromhex(job[2:])).status == JobStatus.PROPOSED
+
+
+def test_a_job_closed_on_chain_by_another_close_is_not_adopted(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    """The chain holds another close (another step count or root): the store says so, it does not adopt it."""
+    job = new_job(store, 46)
+    open_job_on_chain(ledger_stack, job, 46)
+    store.update_job(job, chain_status="confirmed")
+    accept(store, job, 3)
+    anchorer = make_anchorer(ledger_stack, store)
+    run_until_settled(anchorer)
+    # the anchoring key closes it first with only 2 steps (seq 1 proven), e.g. an operator by hand
+    row = store.get_record(job, 1)
+    assert row is not None and row.batch_id is not None
+    leaves = [bytes.fromhex(leaf[2:]) for leaf in store.batch_leaves(row.batch_id)]
+    tree = MerkleTree(leaves)
+    anchorer.ledger.close_job(
+        bytes.fromhex(job[2:]),
+        2,
+        bytes.fromhex(row.record_hash[2:]),
+        tree.root,
+        tree.proof(leaf_hash(bytes.fromhex(job[2:]), 1, bytes.fromhex(row.record_hash[2:]))),
+        True,
+    )
+    OutboxRecorder(store).close_job(job, succeeded=True)
+    settle_closes(anchorer)
+    stored = store.get_job(job)
+    assert stored is not None and stored.close_status == "failed"
+    assert "with 2 steps" in (stored.close_reason or "") and "not 3 steps" in (stored.close_reason or "")
+
+
+def test_reorg_sends_a_close_back_and_closes_again(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    job = new_job(store, 47)
+    open_job_on_chain(ledger_stack, job, 47)
+    store.update_job(job, chain_status="confirmed")
+    accept(store, job, 3)
+    OutboxRecorder(store).close_job(job, succeeded=True)
+    anchorer = make_anchorer(ledger_stack, store)
+    indexer = EventIndexer(
+        store,
+        anchorer.client,
+        anchorer.ledger.contract,
+        from_block=ledger_stack.deployment.deploy_block,
+        name=job,
+    )
+    settle_closes(anchorer)
+    indexer.poll()
+    closed = store.get_job(job)
+    assert closed is not None and closed.close_status == "confirmed" and closed.close_block is not None
+    ledger = anchorer.ledger
+    assert ledger.get_job(bytes.fromhex(job[2:])).status == JobStatus.CLOSED
+
+    # Replace the close's block and the 2 on top of it with empty ones; the close does not come back.
+    rpc_call(devchain.rpc_url, "anvil_mine", ["0x2"])
+    assert anchorer.client.block_number() - closed.close_block + 1 == 3
+    rpc_call(devchain.rpc_url, "anvil_reorg", [3, []])
+    rpc_call(devchain.rpc_url, "anvil_dropTransaction", [closed.close_tx_hash])
+    assert ledger.get_job(bytes.fromhex(job[2:])).status == JobStatus.OPEN
+
+    report = indexer.poll()
+    assert report.reorg_fork_block is not None and report.reorg_fork_block < closed.close_block
+    assert report.requeued_closes == [job]
+    assert store.get_job(job).close_status == "pending"  # type: ignore[union-attr]
+    settle_closes(anchorer)
+    again = store.get_job(job)  # re-sent (same nonce and calldata, so even the same tx hash) and mined again
+    assert again is not None and again.close_status == "confirmed" and again.close_block is not None
+    receipt = anchorer.client.w3.eth.get_transaction_receipt(again.close_tx_hash)  # type: ignore[arg-type]
+    assert receipt["status"] == 1 and receipt["blockNumber"] == again.close_block
+    on_chain = ledger.get_job(bytes.fromhex(job[2:]))
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 3)

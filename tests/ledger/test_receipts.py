@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, update
 
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient, hex32
 from secureflow.ledger.deploy import Deployment, connect, deploy_contracts
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
@@ -45,7 +46,7 @@ from secureflow.ledger.receipts import (
     write_bundle,
     write_receipt,
 )
-from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for, params_hash
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.store.base import LedgerStore
@@ -181,19 +182,25 @@ def outbox_row(record: StepRecord) -> NewStepRecord:
 def new_job(
     store: LedgerStore, env: LedgerEnv, steps: int, *, on_chain: bool = True
 ) -> tuple[str, dict[str, Any], list[StepRecord]]:
-    """Create a job (in the store, and with createJob on chain) and accept ``steps`` records signed by both
-    parties (pending)."""
+    """Create a job (in the store, and Open on chain by createJob with both consents) and accept ``steps``
+    records signed by both parties (pending)."""
     manifest: dict[str, Any] = {"parties": [env.alice, env.bob], "nonce": secrets.token_hex(16)}
     manifest_hash = keccak(rfc8785.dumps(manifest))
-    job_id = keccak(b"secureflow-job" + manifest_hash)
-    if on_chain:
-        env.creator.create_job(job_id, manifest_hash, [env.alice, env.bob])
+    salt = secrets.token_bytes(32)
+    job_id = bytes.fromhex(job_id_for(env.alice, manifest_hash, salt)[2:])
+    if on_chain:  # both parties consent (dev keys 1 and 2): the job is Open
+        consents = [
+            sign_consent(key, env.chain_id, env.contract, job_id, manifest_hash)
+            for key in DEV_PRIVATE_KEYS[1:3]
+        ]
+        env.creator.create_job(manifest_hash, salt, [env.alice, env.bob], consents)
     store.create_job(
         NewJob(
             job_id=hex32(job_id),
             manifest_hash=hex32(manifest_hash),
             creator=env.alice,
             parties=[env.alice, env.bob],
+            salt=hex32(salt),
         )
     )
     records = sign_records(step_records(hex32(job_id), [env.alice, env.bob], steps), dev_keys(env))
@@ -365,8 +372,8 @@ def test_job_receipts_across_batches_and_bundle(store: LedgerStore, env: LedgerE
     complete = build_bundle(store, env.chain_id, env.contract, job_id, manifest=manifest)
     anchored = verify_bundle(complete, env.rpc_url, pin_of(env))
     assert all(v.ok for v in anchored.receipts) and anchored.check("records_covered").ok
-    # Every record is anchored, but the job is still open on chain (and bob never consented on chain).
-    assert anchored.failed_checks == ["consents", "final_record", "job_closed", "step_count"]
+    # Every record is anchored (both parties consented at createJob), but the job is still open on chain.
+    assert anchored.failed_checks == ["final_record", "job_closed", "step_count"]
     tampered_manifest = complete.model_copy(update={"manifest": {**manifest, "nonce": "0"}})
     assert (
         verify_bundle(tampered_manifest, env.rpc_url, pin_of(env)).check("manifest_hash").status == "failed"

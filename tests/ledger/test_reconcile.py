@@ -16,6 +16,7 @@ from test_receipts import LedgerEnv, anchor_pending, build_pending_batch, deploy
 
 from secureflow.ledger.contracts import hex32
 from secureflow.ledger.devchain import DevChain
+from secureflow.ledger.merkle import MerkleTree, leaf_hash
 from secureflow.ledger.receipts import build_receipt
 from secureflow.ledger.reconcile import reconcile
 from secureflow.ledger.records import StepRecord
@@ -136,8 +137,13 @@ def test_records_deleted_from_an_anchored_batch_are_missing(store: SqlLedgerStor
 
 def test_gaps_in_a_finished_job_and_its_on_chain_step_count(store: SqlLedgerStore, env: LedgerEnv) -> None:
     job_id, _, _ = new_job(store, env, 3)
-    batch = anchor_pending(store, env)
-    env.creator.close_job(bytes.fromhex(job_id[2:]), 5, bytes.fromhex(batch.root[2:]), True)
+    anchor_pending(store, env)
+    # The chain says 5 steps: seq 4's record is in a batch anchored on chain that this store never held.
+    job = bytes.fromhex(job_id[2:])
+    last = keccak(b"a record this store never held")
+    tree = MerkleTree([leaf_hash(job, 4, last), keccak(b"another leaf")])
+    env.anchorer.anchor_batch(keccak(tree.root), tree.root, 2)
+    env.anchorer.close_job(job, 5, last, tree.root, tree.proof(leaf_hash(job, 4, last)), True)
     store.update_job(job_id, status="completed")
     report = reconcile(store, env.reader)
     assert report.counts == {"tampered": 0, "missing": 3, "unanchored": 0}, report.lines()

@@ -42,6 +42,7 @@ from secureflow.ledger.contracts import ANCHOR_ROLE, AuditLedgerClient, Registry
 from secureflow.ledger.deploy import connect, deploy_contracts
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, DevChain, free_port, rpc_call
 from secureflow.ledger.errors import NodeUnreachableError
+from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.receipts import (
     AuditBundle,
@@ -51,7 +52,7 @@ from secureflow.ledger.receipts import (
     write_bundle,
     write_receipt,
 )
-from secureflow.ledger.records import StepRecord
+from secureflow.ledger.records import StepRecord, job_id_for
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.store.schemas import Batch, NewJob
@@ -320,7 +321,7 @@ def test_verify_file_takes_a_receipt_or_a_bundle(
     assert result.ok and result.bundle is not None and len(result.bundle.receipts) == 6
     assert "6/6 receipts valid" in result.lines()[-1]
 
-    # The 7 records of `anchored` are all anchored, but its job was never closed on chain.
+    # The 7 records of `anchored` are all anchored (its job Open with both consents), never closed on chain.
     incomplete = build_bundle(
         anchored.store, env.chain_id, env.contract, anchored.job_id, manifest=anchored.manifest
     )
@@ -328,7 +329,7 @@ def test_verify_file_takes_a_receipt_or_a_bundle(
     assert not result.ok and result.bundle is not None
     assert [v.ok for v in result.bundle.receipts] == [True] * 7
     assert any(line.startswith("[FAIL] job_closed") for line in result.lines())
-    assert "INVALID, 7/7 receipts valid; bundle checks failed: consents, job_closed" in result.lines()[-1]
+    assert "INVALID, 7/7 receipts valid; bundle checks failed: job_closed" in result.lines()[-1]
 
     (tmp_path / "broken.json").write_text(json.dumps({**json.loads(receipt.to_json()), "leaf": "0x12"}))
     broken = verify_file(tmp_path / "broken.json", env.rpc_url, anchored.pin)
@@ -397,7 +398,9 @@ class Consortium:
         close: bool = True,
     ) -> ClosedJob:
         """A job run as the demo runs one: every party consents on chain (unless ``consents`` names fewer),
-        records signed by each party, anchored in two batches, closed on chain by a party; its bundle."""
+        records signed by each party, anchored in two batches, closed on chain by the anchoring service
+        with the Merkle proof of its last record (``close``; a job without every consent is Proposed and
+        cannot be closed); its bundle."""
         env = self.env
         parties = [env.alice, env.bob]
         manifest: dict[str, Any] = {
@@ -406,7 +409,8 @@ class Consortium:
             "nonce": secrets.token_hex(16),
         }
         manifest_hash = keccak(rfc8785.dumps(manifest))
-        job_id = keccak(b"secureflow-job" + manifest_hash)
+        salt = secrets.token_bytes(32)
+        job_id = bytes.fromhex(job_id_for(env.alice, manifest_hash, salt)[2:])
         signers = parties if consents is None else list(consents)
         signatures = [
             sign_consent(self.keys[p], env.chain_id, env.contract, job_id, manifest_hash)
@@ -414,10 +418,14 @@ class Consortium:
             else b""
             for p in parties
         ]
-        env.creator.create_job(job_id, manifest_hash, parties, signatures)
+        env.creator.create_job(manifest_hash=manifest_hash, salt=salt, parties=parties, consents=signatures)
         self.store.create_job(
             NewJob(
-                job_id=hex32(job_id), manifest_hash=hex32(manifest_hash), creator=env.alice, parties=parties
+                job_id=hex32(job_id),
+                manifest_hash=hex32(manifest_hash),
+                creator=env.alice,
+                parties=parties,
+                salt=hex32(salt),
             )
         )
         records = sign_records(step_records(hex32(job_id), parties, steps), self.keys)
@@ -425,13 +433,25 @@ class Consortium:
             records = tamper(records)
         split = max(1, steps - 2)
         last_root = ""
+        last_leaves: list[bytes] = []
         for chunk in (records[:split], records[split:]):
             if chunk:
                 for record in chunk:
                     self.store.accept_record(outbox_row(record))
-                last_root = (anchor or self._anchor)(self.store).root
-        if close:
-            env.creator.close_job(job_id, steps, bytes.fromhex(last_root[2:]), True)
+                batch = (anchor or self._anchor)(self.store)
+                last_root = batch.root
+                last_leaves = [bytes.fromhex(leaf[2:]) for leaf in self.store.batch_leaves(batch.batch_id)]
+        if close:  # as the anchoring service closes a finished job: the last record proven in its batch
+            last = self.store.get_record(hex32(job_id), steps - 1)
+            assert last is not None
+            env.anchorer.close_job(
+                job_id=job_id,
+                step_count=steps,
+                final_record_hash=bytes.fromhex(last.record_hash[2:]),
+                final_root=bytes.fromhex(last_root[2:]),
+                proof=MerkleTree(last_leaves).proof(bytes.fromhex(last.leaf[2:])),
+                succeeded=True,
+            )
             self.store.update_job(hex32(job_id), status="completed", chain_status="confirmed")
         bundle = build_bundle(self.store, env.chain_id, env.contract, hex32(job_id), manifest=manifest)
         return ClosedJob(hex32(job_id), manifest, records, bundle, last_root)
@@ -511,8 +531,9 @@ def test_the_demo_style_bundle_verifies_against_the_pinned_deployment(consortium
 def test_attack_a_bundle_anchored_on_an_impostor_deployment_is_invalid(
     consortium: Consortium, tmp_path: Path
 ) -> None:
-    """A non-member deploys its own registry and ledger, grants itself the anchor role, creates the real job
-    id with the real manifest hash, anchors altered records (signed with the real keys, even) and writes
+    """A non-member deploys its own registry and ledger, grants itself the anchor role, creates a job with the
+    real manifest hash (under its own id: the ledger derives ids from the creator, so the real id is not
+    its to take), anchors altered records (signed with the real keys, even), closes the job and writes
     receipts naming its own contract."""
     env, real = consortium.env, consortium.complete
     impostor = TransactionSender(env.client, IMPOSTOR_KEY, ChainNonceSource(env.client.w3))
@@ -523,22 +544,39 @@ def test_attack_a_bundle_anchored_on_an_impostor_deployment_is_invalid(
         fake_registry.register_member(member)
     fake_registry.grant_anchor_service(impostor.address)
     fake_ledger = AuditLedgerClient(connect(env.client, fake, "AuditLedger"), impostor)
-    job_id = bytes.fromhex(real.job_id[2:])
     manifest_hash = bytes.fromhex(real.bundle.job.manifest_hash[2:])
-    fake_ledger.create_job(job_id, manifest_hash, [impostor.address, env.alice, env.bob])
+    salt = secrets.token_bytes(32)
+    fake_id = job_id_for(impostor.address, manifest_hash, salt)
+    job_id = bytes.fromhex(fake_id[2:])
+    assert fake_id != real.job_id
+    parties = [env.alice, env.bob]
+    keys = {**consortium.keys, impostor.address: IMPOSTOR_KEY}  # the creator must be a party: it joins
+    consents = [
+        sign_consent(keys[p], env.chain_id, fake_ledger.address, job_id, manifest_hash)
+        for p in [impostor.address, *parties]
+    ]
+    fake_ledger.create_job(
+        manifest_hash=manifest_hash, salt=salt, parties=[impostor.address, *parties], consents=consents
+    )
 
     altered = [
-        r.model_copy(update={"parties": (r.parties[0], r.parties[1].model_copy(update={"outputs": {}}))})
+        r.model_copy(
+            update={
+                "job_id": fake_id,
+                "parties": (r.parties[0], r.parties[1].model_copy(update={"outputs": {}})),
+            }
+        )
         for r in real.records[:3]
     ]
     forged_store = open_store(f"sqlite:///{tmp_path / 'forged.db'}")
     try:
         forged_store.create_job(
             NewJob(
-                job_id=real.job_id,
+                job_id=fake_id,
                 manifest_hash=real.bundle.job.manifest_hash,
-                creator=env.alice,
-                parties=[env.alice, env.bob],
+                creator=impostor.address,
+                parties=parties,
+                salt=hex32(salt),
             )
         )
         for record in sign_records(altered, consortium.keys):
@@ -551,10 +589,19 @@ def test_attack_a_bundle_anchored_on_an_impostor_deployment_is_invalid(
         forged_store.mark_batch_confirmed(
             batch.batch_id, int(mined["blockNumber"]), hex32(mined["blockHash"])
         )
-        fake_ledger.close_job(job_id, 3, tree.root, True)
-        forged_store.update_job(real.job_id, status="completed", chain_status="confirmed")
+        last = forged_store.get_record(fake_id, 2)
+        assert last is not None
+        fake_ledger.close_job(
+            job_id=job_id,
+            step_count=3,
+            final_record_hash=bytes.fromhex(last.record_hash[2:]),
+            final_root=tree.root,
+            proof=tree.proof(bytes.fromhex(last.leaf[2:])),
+            succeeded=True,
+        )
+        forged_store.update_job(fake_id, status="completed", chain_status="confirmed")
         forged = build_bundle(
-            forged_store, env.chain_id, fake.address_of("AuditLedger"), real.job_id, manifest=real.manifest
+            forged_store, env.chain_id, fake.address_of("AuditLedger"), fake_id, manifest=real.manifest
         )
     finally:
         forged_store.close()
@@ -644,8 +691,9 @@ def test_attack_d_receipts_repointed_at_an_impostor_that_anchored_the_same_roots
     consortium: Consortium,
 ) -> None:
     """The genuine records and proofs, but each receipt names an impostor ledger (and its own anchoring
-    transaction) which holds the real job id and on which the same roots were anchored by an account
-    holding its own registry's anchor role."""
+    transaction) which holds a job of its own (it cannot create the real id: ids are derived from their
+    creator) and on which the same roots were anchored by an account holding its own registry's anchor
+    role."""
     env, real = consortium.env, consortium.complete
     impostor = TransactionSender(env.client, IMPOSTOR_KEY, ChainNonceSource(env.client.w3))
     fake = deploy_contracts(env.client, impostor)
@@ -654,7 +702,9 @@ def test_attack_d_receipts_repointed_at_an_impostor_that_anchored_the_same_roots
     fake_registry.grant_anchor_service(impostor.address)
     fake_ledger = AuditLedgerClient(connect(env.client, fake, "AuditLedger"), impostor)
     fake_ledger.create_job(
-        bytes.fromhex(real.job_id[2:]), bytes.fromhex(real.bundle.job.manifest_hash[2:]), [impostor.address]
+        manifest_hash=bytes.fromhex(real.bundle.job.manifest_hash[2:]),
+        salt=secrets.token_bytes(32),
+        parties=[impostor.address],
     )
     repointed = real.data()
     mined: dict[str, Any] = {}
@@ -705,9 +755,10 @@ def test_attack_e_an_edited_job_header_is_invalid(consortium: Consortium, field:
 
 def test_a_job_without_every_party_consent_on_chain_is_invalid(consortium: Consortium) -> None:
     env = consortium.env
-    unconsented = consortium.closed_job(consents=(env.alice,))
+    unconsented = consortium.closed_job(consents=(env.alice,), close=False)  # Proposed: it cannot close
     verdict = _verify(unconsented.bundle, consortium)
-    assert _failed(verdict) == {"consents"}, verdict.summary()
+    assert {"consents", "job_closed"} <= _failed(verdict), verdict.summary()
+    assert "Proposed" in verdict.check("job_closed").detail
     assert env.bob in verdict.check("consents").detail
 
 

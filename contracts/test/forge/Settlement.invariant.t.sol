@@ -45,8 +45,7 @@ contract SettlementInvariantTest is SettlementFixture {
         (withZero[0], withZero[1], withZero[2]) = (0, 1, 9999);
         _addJob(lastThree, withZero, false, false);
 
-        bytes32 unsettled = keccak256("job without weights");
-        _createJob(unsettled, _firstMembers(2));
+        bytes32 unsettled = _createJob(keccak256("job without weights"), _firstMembers(2));
 
         address depositor = makeAddr("depositor");
         outsiders.push(depositor);
@@ -73,12 +72,10 @@ contract SettlementInvariantTest is SettlementFixture {
     }
 
     function _addJob(address[] memory parties, uint16[] memory bps, bool oneLeaf, bool reverseOrder) internal {
-        bytes32 jobId = keccak256(abi.encode("settled job", jobIds.length));
-        if (reverseOrder) {
-            _settledJob(jobId, parties, _reversed(parties), _reversed(bps), oneLeaf);
-        } else {
-            _settledJob(jobId, parties, parties, bps, oneLeaf);
-        }
+        bytes32 salt = keccak256(abi.encode("settled job", jobIds.length));
+        bytes32 jobId = reverseOrder
+            ? _settledJob(salt, parties, _reversed(parties), _reversed(bps), oneLeaf)
+            : _settledJob(salt, parties, parties, bps, oneLeaf);
         jobIds.push(jobId);
     }
 

@@ -10,21 +10,24 @@ import {SettlementFixture} from "./SettlementFixture.sol";
 /// @notice Denials (each with its exact custom error) and stateless fuzz tests of Settlement's rounding:
 ///         fuzzed weights for 2..5 parties, two deposits, then everyone withdraws.
 contract SettlementTest is SettlementFixture {
-    bytes32 internal constant JOB = keccak256("settlement unit test job");
+    bytes32 internal constant JOB_SALT = keccak256("settlement unit test job");
 
+    /// @dev The id of the job `parties[0]` (members[0], as in every test here) creates with JOB_SALT.
+    bytes32 internal job;
     address[] internal parties;
     uint16[] internal bps;
 
     function setUp() public {
         _deployConsortium();
         parties = _firstMembers(3);
+        job = ledger.jobIdFor(members[0], keccak256(abi.encode("manifest", JOB_SALT)), JOB_SALT);
         bps.push(5000);
         bps.push(3000);
         bps.push(2000);
     }
 
     function _settle() internal {
-        _settledJob(JOB, parties, parties, bps, false);
+        _settledJob(JOB_SALT, parties, parties, bps, false);
     }
 
     function _noRecord() internal pure returns (Settlement.RecordProof memory record) {
@@ -34,13 +37,13 @@ contract SettlementTest is SettlementFixture {
     // --------------------------------------------------------------- denials
 
     function test_depositBeforeWeightsReverts() public {
-        _createJob(JOB, parties);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.WeightsNotSet.selector, JOB));
-        settlement.depositEth{value: 1 ether}(JOB);
+        _createJob(JOB_SALT, parties);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.WeightsNotSet.selector, job));
+        settlement.depositEth{value: 1 ether}(job);
         token.mint(address(this), 1 ether);
         token.approve(address(settlement), 1 ether);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.WeightsNotSet.selector, JOB));
-        settlement.depositToken(JOB, token, 1 ether);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.WeightsNotSet.selector, job));
+        settlement.depositToken(job, token, 1 ether);
     }
 
     function testFuzz_nonPartyCannotWithdraw(address who) public {
@@ -49,100 +52,100 @@ contract SettlementTest is SettlementFixture {
             vm.assume(who != parties[i]);
         }
         _settle();
-        settlement.depositEth{value: 1 ether}(JOB);
+        settlement.depositEth{value: 1 ether}(job);
         token.mint(address(this), 1 ether);
         token.approve(address(settlement), 1 ether);
-        settlement.depositToken(JOB, token, 1 ether);
+        settlement.depositToken(job, token, 1 ether);
 
-        vm.expectRevert(abi.encodeWithSelector(Settlement.NotSettlementMember.selector, JOB, who));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.NotSettlementMember.selector, job, who));
         vm.prank(who);
-        settlement.withdrawEth(JOB);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.NotSettlementMember.selector, JOB, who));
+        settlement.withdrawEth(job);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.NotSettlementMember.selector, job, who));
         vm.prank(who);
-        settlement.withdrawToken(JOB, token);
-        assertEq(settlement.entitlement(JOB, address(0), who), 0);
+        settlement.withdrawToken(job, token);
+        assertEq(settlement.entitlement(job, address(0), who), 0);
     }
 
     function test_secondWithdrawalHasNothingToRelease() public {
         _settle();
-        settlement.depositEth{value: 1 ether}(JOB);
+        settlement.depositEth{value: 1 ether}(job);
         vm.prank(parties[1]);
-        assertEq(settlement.withdrawEth(JOB), 0.3 ether);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.NothingToRelease.selector, JOB, address(0), parties[1]));
+        assertEq(settlement.withdrawEth(job), 0.3 ether);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.NothingToRelease.selector, job, address(0), parties[1]));
         vm.prank(parties[1]);
-        settlement.withdrawEth(JOB);
+        settlement.withdrawEth(job);
     }
 
     function test_weightsAreSetOnce() public {
         _settle();
-        vm.expectRevert(abi.encodeWithSelector(Settlement.WeightsAlreadySet.selector, JOB));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.WeightsAlreadySet.selector, job));
         vm.prank(parties[0]);
-        settlement.setWeights(JOB, parties, bps, _noRecord(), new bytes[](0));
+        settlement.setWeights(job, parties, bps, _noRecord(), new bytes[](0));
     }
 
     function test_nonPartyCannotSetWeights() public {
-        _createJob(JOB, parties);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.NotJobParty.selector, JOB, members[4]));
+        _createJob(JOB_SALT, parties);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.NotJobParty.selector, job, members[4]));
         vm.prank(members[4]);
-        settlement.setWeights(JOB, parties, bps, _noRecord(), new bytes[](0));
+        settlement.setWeights(job, parties, bps, _noRecord(), new bytes[](0));
     }
 
     function testFuzz_weightsMustSumTo10000(uint16 a, uint16 b, uint16 c) public {
         uint256 sum = uint256(a) + b + c;
         vm.assume(sum != TOTAL_BPS);
-        _createJob(JOB, parties);
+        _createJob(JOB_SALT, parties);
         uint16[] memory wrong = new uint16[](3);
         (wrong[0], wrong[1], wrong[2]) = (a, b, c);
         vm.expectRevert(abi.encodeWithSelector(Settlement.InvalidWeightsSum.selector, sum));
         vm.prank(parties[0]);
-        settlement.setWeights(JOB, parties, wrong, _noRecord(), new bytes[](0));
+        settlement.setWeights(job, parties, wrong, _noRecord(), new bytes[](0));
     }
 
     function test_membersMustBeTheJobParties() public {
-        _createJob(JOB, parties);
+        _createJob(JOB_SALT, parties);
         address[] memory others = _firstMembers(3);
         others[2] = members[4];
-        vm.expectRevert(abi.encodeWithSelector(Settlement.MembersNotJobParties.selector, JOB));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.MembersNotJobParties.selector, job));
         vm.prank(parties[0]);
-        settlement.setWeights(JOB, others, bps, _noRecord(), new bytes[](0));
+        settlement.setWeights(job, others, bps, _noRecord(), new bytes[](0));
     }
 
     function test_unanchoredRecordIsRejected() public {
-        _createJob(JOB, parties);
+        _createJob(JOB_SALT, parties);
         bytes32 recordHash = keccak256("a record that was never anchored");
         Settlement.RecordProof memory record = _noRecord();
         record.recordHash = recordHash;
         record.seq = 3;
-        record.root = _leaf(JOB, 3, recordHash); // a one-leaf root, but not anchored
-        vm.expectRevert(abi.encodeWithSelector(Settlement.RecordNotAnchored.selector, JOB, record.root, record.root));
+        record.root = _leaf(job, 3, recordHash); // a one-leaf root, but not anchored
+        vm.expectRevert(abi.encodeWithSelector(Settlement.RecordNotAnchored.selector, job, record.root, record.root));
         vm.prank(parties[0]);
-        settlement.setWeights(JOB, parties, bps, record, new bytes[](0));
+        settlement.setWeights(job, parties, bps, record, new bytes[](0));
     }
 
     function test_forgedApprovalIsRejected() public {
-        _createJob(JOB, parties);
-        bytes32 hash_ = keccak256(abi.encode(JOB, parties, bps));
-        Settlement.RecordProof memory record = _anchorContributionRecord(JOB, keccak256("contribution"), false);
-        bytes32 digest = settlement.approvalDigest(JOB, hash_, _leaf(JOB, record.seq, record.recordHash));
+        _createJob(JOB_SALT, parties);
+        bytes32 hash_ = keccak256(abi.encode(job, parties, bps));
+        Settlement.RecordProof memory record = _anchorContributionRecord(job, keccak256("contribution"), false);
+        bytes32 digest = settlement.approvalDigest(job, hash_, _leaf(job, record.seq, record.recordHash));
         bytes[] memory signatures = new bytes[](3);
         signatures[0] = _sign(members[4], digest); // a member, but not parties[0]
         signatures[1] = _sign(parties[1], digest);
         signatures[2] = _sign(parties[2], digest);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.InvalidApproval.selector, JOB, parties[0]));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.InvalidApproval.selector, job, parties[0]));
         vm.prank(parties[0]);
-        settlement.setWeights(JOB, parties, bps, record, signatures);
+        settlement.setWeights(job, parties, bps, record, signatures);
     }
 
     function test_missingApprovalIsRejected() public {
-        _createJob(JOB, parties);
-        bytes32 hash_ = keccak256(abi.encode(JOB, parties, bps));
-        Settlement.RecordProof memory record = _anchorContributionRecord(JOB, keccak256("contribution"), true);
-        bytes32 leaf = _leaf(JOB, record.seq, record.recordHash);
+        _createJob(JOB_SALT, parties);
+        bytes32 hash_ = keccak256(abi.encode(job, parties, bps));
+        Settlement.RecordProof memory record = _anchorContributionRecord(job, keccak256("contribution"), true);
+        bytes32 leaf = _leaf(job, record.seq, record.recordHash);
         vm.prank(parties[0]);
-        settlement.approveWeights(JOB, hash_, leaf);
-        vm.expectRevert(abi.encodeWithSelector(Settlement.MissingApproval.selector, JOB, parties[1]));
+        settlement.approveWeights(job, hash_, leaf);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.MissingApproval.selector, job, parties[1]));
         vm.prank(parties[0]);
-        settlement.setWeights(JOB, parties, bps, record, new bytes[](0));
+        settlement.setWeights(job, parties, bps, record, new bytes[](0));
     }
 
     function test_feeOnTransferTokenIsRefused() public {
@@ -151,7 +154,7 @@ contract SettlementTest is SettlementFixture {
         feeToken.mint(address(this), 1000);
         feeToken.approve(address(settlement), 1000);
         vm.expectRevert(abi.encodeWithSelector(Settlement.UnsupportedToken.selector, address(feeToken), 1000, 990));
-        settlement.depositToken(JOB, feeToken, 1000);
+        settlement.depositToken(job, feeToken, 1000);
     }
 
     // ------------------------------------------------------------- rounding
@@ -165,21 +168,21 @@ contract SettlementTest is SettlementFixture {
         second = second % 3 == 0 ? bound(second, 1, 10) : bound(second, 1, 1e30);
         address[] memory jobParties = _firstMembers(count);
         uint16[] memory weights = _bpsFromSeed(seed, count);
-        _settledJob(JOB, jobParties, jobParties, weights, seed % 2 == 0);
+        _settledJob(JOB_SALT, jobParties, jobParties, weights, seed % 2 == 0);
 
         vm.deal(address(this), first + second);
-        settlement.depositEth{value: first}(JOB);
-        uint256[] memory before = settlement.entitlements(JOB, address(0));
+        settlement.depositEth{value: first}(job);
+        uint256[] memory before = settlement.entitlements(job, address(0));
         assertEq(_dhondtViolation(weights, before, first), "");
-        settlement.depositEth{value: second}(JOB);
-        uint256[] memory afterwards = settlement.entitlements(JOB, address(0));
+        settlement.depositEth{value: second}(job);
+        uint256[] memory afterwards = settlement.entitlements(job, address(0));
         assertEq(_dhondtViolation(weights, afterwards, first + second), "");
 
         for (uint256 i = 0; i < count; ++i) {
             assertGe(afterwards[i], before[i], "an entitlement decreased");
             if (afterwards[i] == 0) continue;
             vm.prank(jobParties[i]);
-            assertEq(settlement.withdrawEth(JOB), afterwards[i]);
+            assertEq(settlement.withdrawEth(job), afterwards[i]);
             assertEq(jobParties[i].balance, afterwards[i]);
         }
         assertEq(address(settlement).balance, 0, "ETH left after everyone withdrew");

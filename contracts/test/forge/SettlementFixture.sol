@@ -50,9 +50,13 @@ abstract contract SettlementFixture is Test {
 
     // ------------------------------------------------------------------ jobs
 
-    /// @dev Create a job whose parties all consent by EIP-712 signature in `createJob`.
-    function _createJob(bytes32 jobId, address[] memory parties) internal {
-        bytes32 manifestHash = keccak256(abi.encode("manifest", jobId));
+    /// @dev `parties[0]` creates a job (manifest hash derived from `salt`) whose parties all consent by
+    ///      EIP-712 signature in `createJob`; returns its id, derived on chain as keccak256(abi.encode(creator,
+    ///      manifestHash, salt)), so the job is Open.
+    function _createJob(bytes32 salt, address[] memory parties) internal returns (bytes32 jobId) {
+        bytes32 manifestHash = keccak256(abi.encode("manifest", salt));
+        jobId = keccak256(abi.encode(parties[0], manifestHash, salt));
+        assertEq(jobId, ledger.jobIdFor(parties[0], manifestHash, salt), "job id rule differs from the contract's");
         bytes32 digest = _typedDigest(
             _domainSeparator("SecureflowAuditLedger", address(ledger)),
             keccak256(abi.encode(JOB_CONSENT_TYPEHASH, jobId, manifestHash))
@@ -63,23 +67,24 @@ abstract contract SettlementFixture is Test {
             consents[i] = _sign(parties[i], digest);
         }
         vm.prank(parties[0]);
-        ledger.createJob(jobId, manifestHash, parties, consents);
+        assertEq(ledger.createJob(manifestHash, salt, parties, consents), jobId, "createJob returned another id");
         for (uint256 i = 0; i < parties.length; ++i) {
             assertTrue(ledger.hasConsented(jobId, parties[i]), "a signed consent was not recorded");
         }
+        assertEq(uint8(ledger.getJob(jobId).status), uint8(AuditLedger.JobStatus.Open), "job not open");
     }
 
-    /// @dev Create a job, anchor its contribution record and set `bps` for `weightMembers` (the job's parties
+    /// @dev Create a job (`_createJob`), anchor its contribution record and set `bps` for `weightMembers` (the job's parties
     ///      in any order). With `oneLeaf` the batch holds only the contribution record (root = leaf, empty
     ///      proof); otherwise three earlier step records too (a four-leaf tree).
     function _settledJob(
-        bytes32 jobId,
+        bytes32 salt,
         address[] memory parties,
         address[] memory weightMembers,
         uint16[] memory bps,
         bool oneLeaf
-    ) internal {
-        _createJob(jobId, parties);
+    ) internal returns (bytes32 jobId) {
+        jobId = _createJob(salt, parties);
         bytes32 hash_ = keccak256(abi.encode(jobId, weightMembers, bps));
         assertEq(hash_, settlement.weightsHash(jobId, weightMembers, bps), "weightsHash differs");
         // By convention the contribution record carries the weights hash among its output digests.
