@@ -1,4 +1,5 @@
-"""Foundry invariant, fuzz and unit tests of Settlement (``contracts/test/forge``), run by forge from npm.
+"""Foundry invariant, fuzz and unit tests of Settlement and AuditLedger (``contracts/test/forge``), run by
+forge from npm.
 
 forge runs ``--offline`` with the solc shim over solcjs (nothing is downloaded), writes only to
 ``contracts/forge-out`` and ``contracts/forge-cache`` (git-ignored, never ``contracts/artifacts``), builds
@@ -31,39 +32,73 @@ INVARIANT_DEPTH = 64
 FUZZ_RUNS = 128
 _COUNTEREXAMPLE_CHARS = 1500
 
-INVARIANT_SUITE = "test/forge/Settlement.invariant.t.sol:SettlementInvariantTest"
 DEPLOYED_CONTRACTS = ("ConsortiumRegistry", "AuditLedger", "Settlement")
-UNIT_SUITE = "test/forge/Settlement.t.sol:SettlementTest"
-INVARIANTS = {
-    "invariant_conservation()",
-    "invariant_entitlements()",
-    "invariant_membersHoldWhatTheyWerePaid()",
-    "invariant_nonPartiesGetNothing()",
-    "invariant_handlerExpectationsHeld()",
+# invariant suite -> (its invariants, its handler's actions)
+INVARIANT_SUITES = {
+    "test/forge/Settlement.invariant.t.sol:SettlementInvariantTest": (
+        {
+            "invariant_conservation()",
+            "invariant_entitlements()",
+            "invariant_membersHoldWhatTheyWerePaid()",
+            "invariant_nonPartiesGetNothing()",
+            "invariant_handlerExpectationsHeld()",
+        },
+        {
+            "depositEth",
+            "depositToken",
+            "depositIntoUnsettledJob",
+            "withdrawEth",
+            "withdrawToken",
+            "outsiderWithdraws",
+        },
+    ),
+    "test/forge/AuditLedger.invariant.t.sol:AuditLedgerInvariantTest": (
+        {
+            "invariant_jobIdsAreBoundToTheirCreator()",
+            "invariant_openOnlyWithEveryConsent()",
+            "invariant_modelsOnlyByTheServiceForOpenJobs()",
+            "invariant_closesProveTheLastRecord()",
+            "invariant_handlerExpectationsHeld()",
+        },
+        {"createJob", "submitConsent", "squat", "anchorStep", "recordModel", "closeJob"},
+    ),
 }
-HANDLER_ACTIONS = {
-    "depositEth",
-    "depositToken",
-    "depositIntoUnsettledJob",
-    "withdrawEth",
-    "withdrawToken",
-    "outsiderWithdraws",
-}
-UNIT_TESTS = {
-    "test_depositBeforeWeightsReverts()",
-    "test_secondWithdrawalHasNothingToRelease()",
-    "test_weightsAreSetOnce()",
-    "test_nonPartyCannotSetWeights()",
-    "test_membersMustBeTheJobParties()",
-    "test_unanchoredRecordIsRejected()",
-    "test_forgedApprovalIsRejected()",
-    "test_missingApprovalIsRejected()",
-    "test_feeOnTransferTokenIsRefused()",
-}
-FUZZ_TESTS = {
-    "testFuzz_nonPartyCannotWithdraw(address)",
-    "testFuzz_weightsMustSumTo10000(uint16,uint16,uint16)",
-    "testFuzz_roundingIsExactAndMonotone(uint256,uint256,uint256,uint256)",
+# unit/fuzz suite -> (its unit tests, its fuzz tests)
+UNIT_SUITES = {
+    "test/forge/Settlement.t.sol:SettlementTest": (
+        {
+            "test_depositBeforeWeightsReverts()",
+            "test_secondWithdrawalHasNothingToRelease()",
+            "test_weightsAreSetOnce()",
+            "test_nonPartyCannotSetWeights()",
+            "test_membersMustBeTheJobParties()",
+            "test_unanchoredRecordIsRejected()",
+            "test_forgedApprovalIsRejected()",
+            "test_missingApprovalIsRejected()",
+            "test_feeOnTransferTokenIsRefused()",
+        },
+        {
+            "testFuzz_nonPartyCannotWithdraw(address)",
+            "testFuzz_weightsMustSumTo10000(uint16,uint16,uint16)",
+            "testFuzz_roundingIsExactAndMonotone(uint256,uint256,uint256,uint256)",
+        },
+    ),
+    "test/forge/AuditLedger.t.sol:AuditLedgerTest": (
+        {
+            "test_aReplayedCreateJobIsRefused()",
+            "test_aCloseWithAnotherJobsRootIsRefused()",
+            "test_aCloseOfAProposedJobIsRefused()",
+        },
+        {
+            "testFuzz_jobIdIsDerivedFromCreatorManifestAndSalt(address,bytes32,bytes32)",
+            "testFuzz_aSquatterGetsAnotherJob(uint256,bytes32,bytes32)",
+            "testFuzz_aJobOpensOnlyWithTheLastConsent(uint256,uint256)",
+            "testFuzz_aConsentByAnotherKeyIsRefused(uint256)",
+            "testFuzz_onlyTheAnchoringServiceRecordsModels(address)",
+            "testFuzz_onlyTheAnchoringServiceCloses(address)",
+            "testFuzz_aCloseProvesTheLastRecord(uint64,uint64,bytes32,bytes32)",
+        },
+    ),
 }
 
 
@@ -169,25 +204,28 @@ def test_forge_invariants_and_fuzz_tests_pass() -> None:
     report = _report(result.stdout)
     assert not _failures(report), _failures(report)
 
-    invariants = report[INVARIANT_SUITE]["test_results"]
-    assert set(invariants) == INVARIANTS, f"invariant tests ran: {sorted(invariants)}"
-    for name, outcome in invariants.items():
-        assert outcome["status"] == "Success", (name, outcome.get("reason"), replay)
-        stats = outcome["kind"]["Invariant"]
-        assert stats["runs"] == INVARIANT_RUNS, (name, stats["runs"])
-        assert stats["calls"] == INVARIANT_RUNS * INVARIANT_DEPTH, (name, stats["calls"])
-        assert stats["reverts"] == 0, (name, stats["reverts"])
-        actions = {key.rsplit(".", 1)[-1]: value for key, value in stats["metrics"].items()}
-        assert set(actions) == HANDLER_ACTIONS, (name, sorted(actions))
-        for action, counts in actions.items():
-            assert counts["calls"] > 0 and counts["reverts"] == 0, (name, action, counts)
+    assert set(report) == set(INVARIANT_SUITES) | set(UNIT_SUITES), f"suites ran: {sorted(report)}"
+    for suite, (expected, handler_actions) in INVARIANT_SUITES.items():
+        invariants = report[suite]["test_results"]
+        assert set(invariants) == expected, f"{suite}: invariant tests ran: {sorted(invariants)}"
+        for name, outcome in invariants.items():
+            assert outcome["status"] == "Success", (name, outcome.get("reason"), replay)
+            stats = outcome["kind"]["Invariant"]
+            assert stats["runs"] == INVARIANT_RUNS, (name, stats["runs"])
+            assert stats["calls"] == INVARIANT_RUNS * INVARIANT_DEPTH, (name, stats["calls"])
+            assert stats["reverts"] == 0, (name, stats["reverts"])
+            actions = {key.rsplit(".", 1)[-1]: value for key, value in stats["metrics"].items()}
+            assert set(actions) == handler_actions, (name, sorted(actions))
+            for action, counts in actions.items():
+                assert counts["calls"] > 0 and counts["reverts"] == 0, (name, action, counts)
 
-    unit = report[UNIT_SUITE]["test_results"]
-    assert set(unit) == UNIT_TESTS | FUZZ_TESTS, f"unit and fuzz tests ran: {sorted(unit)}"
-    for name in UNIT_TESTS:
-        assert "Unit" in unit[name]["kind"], name
-    for name in FUZZ_TESTS:
-        assert unit[name]["kind"]["Fuzz"]["runs"] == FUZZ_RUNS, name
+    for suite, (unit_tests, fuzz_tests) in UNIT_SUITES.items():
+        unit = report[suite]["test_results"]
+        assert set(unit) == unit_tests | fuzz_tests, f"{suite}: unit and fuzz tests ran: {sorted(unit)}"
+        for name in unit_tests:
+            assert "Unit" in unit[name]["kind"], name
+        for name in fuzz_tests:
+            assert unit[name]["kind"]["Fuzz"]["runs"] == FUZZ_RUNS, name
     # forge tested the code that is deployed: the same runtime bytecode as the checked-in artifacts.
     for name in DEPLOYED_CONTRACTS:
         built_path = CONTRACTS / "forge-out" / f"{name}.sol" / f"{name}.json"
