@@ -296,7 +296,14 @@ class Anchorer:
         if on_chain.status in (JobStatus.CLOSED, JobStatus.FAILED):
             self._adopt_close(job, on_chain, step_count, hex32(root), succeeded, report)
             return
-        call = self.ledger.close_job_call(job_id, step_count, record_hash, root, proof, succeeded)
+        call = self.ledger.close_job_call(
+            job_id,
+            step_count=step_count,
+            final_record_hash=record_hash,
+            final_root=root,
+            proof=proof,
+            succeeded=succeeded,
+        )
         self._resync_once(resynced)
         try:
             signed = self.sender.prepare(call)

@@ -111,10 +111,12 @@ class AuditLedgerClient(ContractClient):
     """Jobs, batch anchors, models and proof verification on the audit ledger."""
 
     def create_job(
-        self, manifest_hash: bytes, salt: bytes, parties: Sequence[str], consents: Sequence[bytes] = ()
+        self, *, manifest_hash: bytes, salt: bytes, parties: Sequence[str], consents: Sequence[bytes] = ()
     ) -> TxReceipt:
         """``createJob``: the job's id is ``ledger.records.job_id_for(sender, manifest_hash, salt)``; it is
-        Open with every party's consent (one signature per party, in party order), else Proposed."""
+        Open with every party's consent (one signature per party, in party order), else Proposed.
+
+        Keyword-only: the arguments were (job_id, manifest_hash, ...) before ids were derived on chain."""
         call = self.contract.functions.createJob(manifest_hash, salt, list(parties), list(consents))
         return self._send().transact(call)
 
@@ -136,6 +138,7 @@ class AuditLedgerClient(ContractClient):
     def close_job_call(
         self,
         job_id: bytes,
+        *,
         step_count: int,
         final_record_hash: bytes,
         final_root: bytes,
@@ -151,6 +154,7 @@ class AuditLedgerClient(ContractClient):
     def close_job(
         self,
         job_id: bytes,
+        *,
         step_count: int,
         final_record_hash: bytes,
         final_root: bytes,
@@ -158,7 +162,14 @@ class AuditLedgerClient(ContractClient):
         succeeded: bool = True,
     ) -> TxReceipt:
         """``closeJob`` (the anchoring service's key, an Open job); see `close_job_call`."""
-        call = self.close_job_call(job_id, step_count, final_record_hash, final_root, proof, succeeded)
+        call = self.close_job_call(
+            job_id,
+            step_count=step_count,
+            final_record_hash=final_record_hash,
+            final_root=final_root,
+            proof=proof,
+            succeeded=succeeded,
+        )
         return self._send().transact(call)
 
     def get_job(self, job_id: bytes) -> OnChainJob:

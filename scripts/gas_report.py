@@ -85,7 +85,13 @@ def measure() -> list[dict[str, object]]:
                 else b""
                 for i, m in enumerate(signers)
             ]
-            return job_id, manifest, ledger.create_job(manifest, salt, [m.address for m in signers], consents)
+            return (
+                job_id,
+                manifest,
+                ledger.create_job(
+                    manifest_hash=manifest, salt=salt, parties=[m.address for m in signers], consents=consents
+                ),
+            )
 
         for parties in (2, 5, 20):
             _, _, receipt = new_job(parties, 0)
@@ -130,7 +136,9 @@ def measure() -> list[dict[str, object]]:
             tree = MerkleTree(leaf_hash(job_id, seq, h) for seq, h in enumerate(hashes))
             anchor_ledger.anchor_batch(secrets.token_bytes(32), tree.root, steps)
             proof = tree.proof(leaf_hash(job_id, steps - 1, hashes[-1]))
-            receipt = anchor_ledger.close_job(job_id, steps, hashes[-1], tree.root, proof, True)
+            receipt = anchor_ledger.close_job(
+                job_id, step_count=steps, final_record_hash=hashes[-1], final_root=tree.root, proof=proof
+            )
             _row(rows, "AuditLedger", "closeJob", receipt, f"{steps} steps: proof of {len(proof)} nodes")
     return rows
 

@@ -90,7 +90,7 @@ def settlement_gas_rows() -> list[dict[str, object]]:
                 addresses = [m.address for m in group]
                 job_id = bytes.fromhex(job_id_for(addresses[0], keccak(salt), salt)[2:])
                 creator = AuditLedgerClient(ledger_contract, senders[addresses[0]])
-                creator.create_job(keccak(salt), salt, addresses)
+                creator.create_job(manifest_hash=keccak(salt), salt=salt, parties=addresses)
                 bps = bps_from_scores([i + 1 for i in range(parties)])
                 wh = "0x" + weights_hash(job_id, addresses, bps).hex()
                 record = StepRecord(

@@ -404,7 +404,9 @@ def measure(
             consents = [consent if p.lower() == me.lower() else b"" for p in parties]
             if salt is None:
                 raise SettleError(f"coalition job {job_id} has no createJob salt")
-            tx = ledger.create_job(mhash, bytes.fromhex(salt[2:]), list(parties), consents)
+            tx = ledger.create_job(
+                manifest_hash=mhash, salt=bytes.fromhex(salt[2:]), parties=list(parties), consents=consents
+            )
             super().open_job(job_id, manifest_hash, creator, parties, salt=salt)
             self.store.update_job(
                 job_id, chain_status="confirmed", created_tx_hash=hex32(tx["transactionHash"])

@@ -112,7 +112,12 @@ class LocalComputeExecutor:
                 f"job {job.job_id} has no createJob salt in the store",
                 hint="submit jobs through the API (POST /v1/jobs), which derives the id from a salt",
             )
-        receipt = ledger.create_job(manifest_hash, bytes.fromhex(job.salt[2:]), list(job.parties), consents)
+        receipt = ledger.create_job(
+            manifest_hash=manifest_hash,
+            salt=bytes.fromhex(job.salt[2:]),
+            parties=list(job.parties),
+            consents=consents,
+        )
         self.store.update_job(
             job.job_id, chain_status="confirmed", created_tx_hash=hex32(receipt["transactionHash"])
         )

@@ -175,7 +175,9 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
             for party in PARTIES
         ]
         console.print(f"[bold]5.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
-        created = alice_ledger.create_job(manifest_hash, bytes.fromhex(salt[2:]), [alice, bob], consents)
+        created = alice_ledger.create_job(
+            manifest_hash=manifest_hash, salt=bytes.fromhex(salt[2:]), parties=[alice, bob], consents=consents
+        )
         recorder = OutboxRecorder(store)
         recorder.open_job(hex32(job_id), hex32(manifest_hash), alice, [alice, bob], salt=salt)
         store.update_job(

@@ -516,11 +516,10 @@ def test_a_job_closed_on_chain_by_another_close_is_not_adopted(
     tree = MerkleTree(leaves)
     anchorer.ledger.close_job(
         bytes.fromhex(job[2:]),
-        2,
-        bytes.fromhex(row.record_hash[2:]),
-        tree.root,
-        tree.proof(leaf_hash(bytes.fromhex(job[2:]), 1, bytes.fromhex(row.record_hash[2:]))),
-        True,
+        step_count=2,
+        final_record_hash=bytes.fromhex(row.record_hash[2:]),
+        final_root=tree.root,
+        proof=tree.proof(leaf_hash(bytes.fromhex(job[2:]), 1, bytes.fromhex(row.record_hash[2:]))),
     )
     OutboxRecorder(store).close_job(job, succeeded=True)
     settle_closes(anchorer)

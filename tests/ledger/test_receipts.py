@@ -193,7 +193,9 @@ def new_job(
             sign_consent(key, env.chain_id, env.contract, job_id, manifest_hash)
             for key in DEV_PRIVATE_KEYS[1:3]
         ]
-        env.creator.create_job(manifest_hash, salt, [env.alice, env.bob], consents)
+        env.creator.create_job(
+            manifest_hash=manifest_hash, salt=salt, parties=[env.alice, env.bob], consents=consents
+        )
     store.create_job(
         NewJob(
             job_id=hex32(job_id),

@@ -143,7 +143,13 @@ def test_gaps_in_a_finished_job_and_its_on_chain_step_count(store: SqlLedgerStor
     last = keccak(b"a record this store never held")
     tree = MerkleTree([leaf_hash(job, 4, last), keccak(b"another leaf")])
     env.anchorer.anchor_batch(keccak(tree.root), tree.root, 2)
-    env.anchorer.close_job(job, 5, last, tree.root, tree.proof(leaf_hash(job, 4, last)), True)
+    env.anchorer.close_job(
+        job,
+        step_count=5,
+        final_record_hash=last,
+        final_root=tree.root,
+        proof=tree.proof(leaf_hash(job, 4, last)),
+    )
     store.update_job(job_id, status="completed")
     report = reconcile(store, env.reader)
     assert report.counts == {"tampered": 0, "missing": 3, "unanchored": 0}, report.lines()
