@@ -22,8 +22,12 @@ checks it against the party's address with the full record in hand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json
@@ -66,3 +70,39 @@ def recover_party(record: StepRecord, party: PartyDigests) -> str | None:
 def verify_party_signature(record: StepRecord, party: PartyDigests) -> bool:
     recovered = recover_party(record, party)
     return recovered is not None and recovered.lower() == party.party.lower()
+
+
+def signature_problems(record: StepRecord, parties: Sequence[str]) -> list[str]:
+    """What keeps ``record`` from being attributable to every one of the job's ``parties`` (empty: nothing).
+
+    The record must carry exactly one part per job party, each signed by that party's own key, and no
+    part of anyone else. The API checks this before it accepts a record and the verifier before it calls
+    a record valid; each problem names the party.
+    """
+    expected = [str(to_checksum_address(p)) for p in parties]
+    entries: dict[str, list[PartyDigests]] = {}
+    for entry in record.parties:
+        entries.setdefault(str(to_checksum_address(entry.party)), []).append(entry)
+    problems: list[str] = []
+    for party in expected:
+        found = entries.get(party, [])
+        if not found:
+            problems.append(f"job party {party} has no part in the record")
+        elif len(found) > 1:
+            problems.append(f"job party {party} appears {len(found)} times")
+        elif found[0].signature is None:
+            problems.append(f"job party {party} has not signed its part")
+        else:
+            signer: Any
+            try:
+                signer = recover_party(record, found[0])
+            except Exception:  # a malformed signature (bad recovery id, not a curve point)
+                signer = None
+            if signer is None:
+                problems.append(f"the signature of job party {party} is malformed")
+            elif str(to_checksum_address(signer)) != party:
+                problems.append(f"the part of job party {party} is signed by {signer}, not by {party}")
+    outsiders = sorted(set(entries) - set(expected))
+    if outsiders:
+        problems.append(f"the record has parts of {', '.join(outsiders)}, not a party of the job")
+    return problems

@@ -80,7 +80,7 @@ from secureflow.ledger.errors import LedgerError, NodeUnreachableError
 from secureflow.ledger.merkle import leaf_hash, process_proof
 from secureflow.ledger.receipts import AuditBundle, InvalidReceiptFileError, Receipt, read_json_file
 from secureflow.ledger.records import StepRecord, canonical_hash, canonical_json
-from secureflow.ledger.signing import recover_party
+from secureflow.ledger.signing import signature_problems
 
 CheckStatus = Literal["passed", "failed", "skipped"]
 
@@ -855,33 +855,9 @@ def _check_party_signatures(r: Receipt, ctx: _Context) -> str:
     job = ctx.node.job(ledger, r.job_id)
     if job.status == 0 or not job.parties:
         raise _Failed(f"the pinned ledger {ledger} has no job {r.job_id}, so no parties to have signed")
-    record = StepRecord.model_validate(r.record)
-    entries: dict[str, list[Any]] = {}
-    for entry in record.parties:
-        entries.setdefault(str(to_checksum_address(entry.party)), []).append(entry)
-    problems: list[str] = []
-    for party in job.parties:
-        found = entries.get(party, [])
-        if not found:
-            problems.append(f"job party {party} has no part in the record")
-        elif len(found) > 1:
-            problems.append(f"job party {party} appears {len(found)} times")
-        elif found[0].signature is None:
-            problems.append(f"job party {party} has not signed its part")
-        else:
-            try:
-                signer = recover_party(record, found[0])
-            except Exception:  # a malformed signature (bad recovery id, not a curve point)
-                signer = None
-            if signer is None:
-                problems.append(f"the signature of job party {party} is malformed")
-            elif to_checksum_address(signer) != party:
-                problems.append(f"the part of job party {party} is signed by {signer}, not by {party}")
-    outsiders = sorted(set(entries) - set(job.parties))
-    if outsiders:
-        problems.append(f"the record has parts of {', '.join(outsiders)}, not a party of the job on chain")
+    problems = signature_problems(StepRecord.model_validate(r.record), job.parties)
     if problems:
-        raise _Failed("; ".join(problems))
+        raise _Failed("; ".join(problems) + " (the job's parties on chain)")
     return f"signed by every job party on chain ({', '.join(job.parties)})"
 
 

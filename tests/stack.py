@@ -45,6 +45,7 @@ class LedgerStack:
 
 
 ANCHOR_KEY = DEV_PRIVATE_KEYS[3]
+SERVICE = Account.from_key(ANCHOR_KEY).address  # the anchoring service: ANCHOR role, the API's service key
 ALICE = Account.from_key(DEV_PRIVATE_KEYS[1]).address
 BOB = Account.from_key(DEV_PRIVATE_KEYS[2]).address
 MEMBER_KEYS = {ALICE: DEV_PRIVATE_KEYS[1], BOB: DEV_PRIVATE_KEYS[2]}
@@ -87,13 +88,19 @@ def step(job_id: str, seq: int, *, signed: bool = False) -> StepRecord:
         started_at_ms=1,
         finished_at_ms=2,
     )
-    if not signed:
-        return record
-    parties = tuple(
-        p.model_copy(update={"signature": sign_party(record, p, bytes.fromhex(MEMBER_KEYS[p.party][2:]))})
-        for p in record.parties
+    return signed_by_parties(record) if signed else record
+
+
+def signed_by_parties(record: StepRecord) -> StepRecord:
+    """``record`` with each party's part (re)signed by that party's member key (alice and bob)."""
+    unsigned = record.model_copy(
+        update={"parties": tuple(p.model_copy(update={"signature": None}) for p in record.parties)}
     )
-    return record.model_copy(update={"parties": parties})
+    parties = tuple(
+        p.model_copy(update={"signature": sign_party(unsigned, p, bytes.fromhex(MEMBER_KEYS[p.party][2:]))})
+        for p in unsigned.parties
+    )
+    return unsigned.model_copy(update={"parties": parties})
 
 
 def accept(

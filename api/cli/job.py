@@ -362,6 +362,15 @@ JobIdArg = Annotated[str, typer.Argument(help="the job id (0x + 64 hex digits)",
 @friendly_errors
 def submit(
     manifest: Annotated[Path, typer.Argument(help="the job manifest (JSON)", show_default=False)],
+    service: Annotated[
+        str | None,
+        typer.Option(
+            "--service",
+            help="address of the anchoring service that will post the job's steps (only it may); "
+            "leave out when the API's own executor runs the job",
+            show_default=False,
+        ),
+    ] = None,
     follow_: Follow = False,
     json_output: JsonOutput = False,
     api_url: ApiUrl = DEFAULT_API_URL,
@@ -386,7 +395,7 @@ def submit(
             f"the manifest in {manifest} is not a JSON object", hint="see README.md for its format"
         )
     with _client(api_url, api_key) as client:
-        submitted = client.jobs.submit(body)
+        submitted = client.jobs.submit(body, service=service)
         job = submitted.job
         if json_output:
             typer.echo(json.dumps(submitted.model_dump(mode="json")))
@@ -394,6 +403,8 @@ def submit(
             console.print(f"job [bold]{job.job_id}[/] submitted")
             console.print(f"  status      {_coloured(job.status)} (on chain: {_coloured(job.chain_status)})")
             console.print(f"  execution   {submitted.execution}: {escape(submitted.message)}")
+            if job.service is not None:
+                console.print(f"  service     {job.service} (the only service that may post its steps)")
         if follow_:
             _follow_and_report(client, job.job_id, json_output)
         elif not json_output:

@@ -66,8 +66,11 @@ def metrics() -> Call[str]:
 # -- jobs -------------------------------------------------------------------------------------------------
 
 
-def job_submit(manifest: Body) -> Call[JobSubmitted]:
-    return call("POST", "/v1/jobs", as_model(JobSubmitted), json={"manifest": body_of(manifest)})
+def job_submit(manifest: Body, service: str | None) -> Call[JobSubmitted]:
+    body: dict[str, Any] = {"manifest": body_of(manifest)}
+    if service is not None:
+        body["service"] = service
+    return call("POST", "/v1/jobs", as_model(JobSubmitted), json=body)
 
 
 def job_list(status: str | None, limit: int, offset: int) -> Call[OffsetPage[JobOut]]:

@@ -98,9 +98,10 @@ class Ops(_Resource):
 class Jobs(_Resource):
     """Jobs: submit a manifest, read, list, cancel, and follow the live status."""
 
-    async def submit(self, manifest: Body) -> JobSubmitted:
-        """Submit a job manifest (a member key of a party of the job)."""
-        return await self._run(calls.job_submit(manifest))
+    async def submit(self, manifest: Body, *, service: str | None = None) -> JobSubmitted:
+        """Submit a job manifest (a member key of a party of the job); ``service``: the address of the
+        anchoring service that will post its steps (only it may; leave out when the API runs the job)."""
+        return await self._run(calls.job_submit(manifest, service))
 
     async def list(
         self, *, status: str | None = None, limit: int = 100, offset: int = 0

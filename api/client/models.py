@@ -76,6 +76,12 @@ class JobSubmission(BaseModel):
     manifest: dict[str, Any] = Field(
         description="the job manifest (secureflow.compute.manifest.JobManifest format)"
     )
+    service: Address | None = Field(
+        default=None,
+        description="the anchoring service (an account with the ANCHOR role and a service key here) that "
+        "will post this job's step records; only that service's key may post them. Leave it out when this "
+        "API's own compute executor runs the job",
+    )
 
 
 class RecordCounts(_Out):
@@ -112,6 +118,11 @@ class JobOut(_Out):
         "confirmed, or failed (refused by the contract, with close_reason; not retried)",
     )
     close_reason: str | None = None
+    service: str | None = Field(
+        default=None,
+        description="the anchoring service bound to the job at submission, the only one that "
+        "may post its steps (None: only this API's own executor records them)",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -97,9 +97,10 @@ class Ops(_Resource):
 class Jobs(_Resource):
     """Jobs: submit a manifest, read, list, cancel, and follow the live status."""
 
-    def submit(self, manifest: Body) -> JobSubmitted:
-        """Submit a job manifest (a member key of a party of the job)."""
-        return self._run(calls.job_submit(manifest))
+    def submit(self, manifest: Body, *, service: str | None = None) -> JobSubmitted:
+        """Submit a job manifest (a member key of a party of the job); ``service``: the address of the
+        anchoring service that will post its steps (only it may; leave out when the API runs the job)."""
+        return self._run(calls.job_submit(manifest, service))
 
     def list(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> OffsetPage[JobOut]:
         """One page of jobs, newest first (``next_offset`` is the next page's ``offset``)."""

@@ -132,6 +132,7 @@ class ManifestOrm(Base):
     job_id: Mapped[str] = mapped_column(String(66), primary_key=True)
     manifest_json: Mapped[str] = mapped_column(Text)
     submitted_by: Mapped[int] = mapped_column(Integer)
+    service: Mapped[str | None] = mapped_column(String(42))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -473,16 +474,30 @@ class ApiDb:
         return principal
 
     # -- manifests ---------------------------------------------------------------------------------------
-    def put_manifest(self, job_id: str, manifest: dict[str, Any], submitted_by: int) -> None:
+    def put_manifest(
+        self, job_id: str, manifest: dict[str, Any], submitted_by: int, service: str | None = None
+    ) -> None:
+        """Keep a submitted job's manifest, its submitter and the anchoring service bound to it (if any)."""
         with self._tx(write=True) as s:
             s.merge(
                 ManifestOrm(
                     job_id=job_id,
                     manifest_json=json.dumps(manifest, sort_keys=True),
                     submitted_by=submitted_by,
+                    service=service,
                     created_at=utcnow(),
                 )
             )
+
+    def job_services(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The anchoring service bound to each of ``job_ids`` at submission (unbound jobs are absent)."""
+        if not job_ids:
+            return {}
+        with self._tx(write=False) as s:
+            rows = s.execute(
+                select(ManifestOrm.job_id, ManifestOrm.service).where(ManifestOrm.job_id.in_(list(job_ids)))
+            )
+            return {job_id: service for job_id, service in rows if service is not None}
 
     def get_manifest(self, job_id: str) -> dict[str, Any] | None:
         with self._tx(write=False) as s:

@@ -87,8 +87,9 @@ __all__ = [
 ]
 
 
-def job_out(job: Job) -> JobOut:
-    return JobOut(**job.model_dump())
+def job_out(job: Job, service: str | None = None) -> JobOut:
+    """The API's view of a stored job; ``service``: the anchoring service bound to it at submission."""
+    return JobOut(**job.model_dump(), service=service)
 
 
 def step_out(item: RecordItem) -> StepOut:

@@ -19,7 +19,7 @@ import requests
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, step
+from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, signed_by_parties, step
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
@@ -28,6 +28,7 @@ from secureflow.api.server.db import ROLES
 from secureflow.api.server.serve import add_member_key, ensure_admin_key
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.verify import PinnedDeployment, verify_receipt
 
@@ -112,8 +113,9 @@ def assert_error(response: requests.Response, status: int, code: str | None = No
     return dict(body["error"])
 
 
-def submit(env: Env, name: str = "t") -> str:
-    response = env.call("POST", "/v1/jobs", "member", json={"manifest": manifest(name)})
+def submit(env: Env, name: str = "t", service: str | None = SERVICE) -> str:
+    """A job of alice and bob submitted by alice, bound to the test's anchoring service (``service``)."""
+    response = env.call("POST", "/v1/jobs", "member", json={"manifest": manifest(name), "service": service})
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["execution"] == "not_configured"
@@ -290,6 +292,59 @@ def test_contract_rules_refused_first(env: Env) -> None:
     assert snapshot(env) == before
 
 
+def test_service_posts_only_attributable_records_of_its_own_jobs_in_seq_order(env: Env) -> None:
+    """The attack of issue 11 (3): with the service key, records for a job a member had just submitted were
+    accepted at any seq and unsigned. Now every job party must have signed its part, seqs come in ledger
+    order, and only the service the job is bound to may post; each refusal changes nothing."""
+    job_id = submit(env)
+    post = lambda record: env.call(  # noqa: E731
+        "POST", f"/v1/jobs/{job_id}/steps", "service", json=record.model_dump(mode="json")
+    )
+    before = snapshot(env)
+    unsigned = assert_error(post(step(job_id, 0)), 422, "invalid_request")
+    assert f"job party {ALICE} has not signed its part" in unsigned["message"]
+    assert f"job party {BOB} has not signed its part" in unsigned["message"]
+    service_key = bytes.fromhex(DEV_PRIVATE_KEYS[3][2:])
+    forged = step(job_id, 0)
+    forged = forged.model_copy(
+        update={
+            "parties": tuple(
+                p.model_copy(update={"signature": sign_party(forged, p, service_key)}) for p in forged.parties
+            )
+        }
+    )
+    wrong_key = assert_error(post(forged), 422)
+    assert f"the part of job party {ALICE} is signed by {SERVICE}, not by {ALICE}" in wrong_key["message"]
+    signed = step(job_id, 0, signed=True)
+    only_alice = signed.model_copy(
+        update={"parties": (signed.parties[0], signed.parties[1].model_copy(update={"signature": None}))}
+    )
+    assert f"job party {BOB} has not signed" in assert_error(post(only_alice), 422)["message"]
+    without_bob = signed.model_copy(update={"parties": signed.parties[:1]})
+    assert f"job party {BOB} has no part in the record" in assert_error(post(without_bob), 422)["message"]
+    jump = assert_error(post(step(job_id, 7, signed=True)), 409, "conflict")
+    assert f"job {job_id} takes step 0 next, not step 7" in jump["message"]
+    unbound = submit(env, "not bound", service=None)
+    refused = env.call(
+        "POST",
+        f"/v1/jobs/{unbound}/steps",
+        "service",
+        json=step(unbound, 0, signed=True).model_dump(mode="json"),
+    )
+    assert f"NotJobService({SERVICE})" in assert_error(refused, 403, "forbidden")["message"]
+    not_a_service = env.call(
+        "POST", "/v1/jobs", "member", json={"manifest": manifest("x"), "service": AUDITOR}
+    )
+    assert f"NotAnchorService({AUDITOR})" in assert_error(not_a_service, 422)["message"]
+    after = snapshot(env)
+    assert after[1:] == before[1:] and [j for j in after[0] if j[0] != unbound] == before[0]
+    # the job's own records, signed by both parties, in order
+    for seq in range(3):
+        assert post(step(job_id, seq, signed=True)).status_code == 201
+    assert [r.seq for r in env.store.records_for_job(job_id)] == [0, 1, 2]
+    assert env.call("GET", f"/v1/jobs/{job_id}", "member").json()["service"] == SERVICE
+
+
 def test_members_and_keys_admin_flow(env: Env) -> None:
     created = env.call(
         "POST", "/v1/members", "admin", json={"name": "aud2", "address": OTHER, "role": "auditor"}
@@ -334,8 +389,9 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
         assert response.json()["chain_status"] == "pending"
     replay = env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=records[2])
     assert replay.status_code == 200 and replay.json()["replayed"] is True
-    changed = dict(records[2], finished_at_ms=99)
-    assert_error(env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=changed), 409, "conflict")
+    changed = signed_by_parties(step(job_id, 2).model_copy(update={"finished_at_ms": 99}))
+    changed_json = changed.model_dump(mode="json")
+    assert_error(env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=changed_json), 409, "conflict")
     assert env.store.count_records_by_status()["pending"] == 5
     not_yet = env.call("GET", f"/v1/jobs/{job_id}/steps/1/receipt", "auditor")
     assert_error(not_yet, 409, "not_anchored")
@@ -402,7 +458,12 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
     stream = env.call("GET", f"/v1/jobs/{job_id}/events", "auditor")  # ends: job finished, records settled
     assert "cancelled" in stream.text and stream.text.rstrip().endswith('data: {"reason": "finished"}')
     assert_error(
-        env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 9).model_dump(mode="json")),
+        env.call(
+            "POST",
+            f"/v1/jobs/{job_id}/steps",
+            "service",
+            json=step(job_id, 9, signed=True).model_dump(mode="json"),
+        ),
         409,
     )
     metrics = env.call("GET", "/metrics").text
@@ -436,7 +497,10 @@ def test_live_status_events_have_ids_and_resume_from_last_event_id(env: Env) -> 
     assert [e["event"] for e in resumed] == ["end"]  # the client has this state: it is not sent again
 
     posted = env.call(
-        "POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 0).model_dump(mode="json")
+        "POST",
+        f"/v1/jobs/{job_id}/steps",
+        "service",
+        json=step(job_id, 0, signed=True).model_dump(mode="json"),
     )
     assert posted.status_code == 201, posted.text
     changed = sse_events(env.call("GET", path, "member", headers={"Last-Event-ID": first[0]["id"]}).text)

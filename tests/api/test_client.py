@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, make_anchorer, step
+from stack import ALICE, BOB, SERVICE, LedgerStack, anchor_and_index, create_job_on_chain, make_anchorer, step
 from test_api_service import live_app, manifest
 
 import secureflow.api.client.sync as client_sync
@@ -92,13 +92,13 @@ def submit(env: Env, steps: int = 1) -> str:
     body = manifest()
     body["steps"] = body["steps"] * steps
     with env.client("member") as member:
-        return member.jobs.submit(body).job.job_id
+        return member.jobs.submit(body, service=SERVICE).job.job_id
 
 
 def anchor(env: Env, job_id: str, seqs: range) -> None:
     with env.client("service") as service:
         for seq in seqs:
-            assert service.steps.anchor(job_id, step(job_id, seq)).replayed is False
+            assert service.steps.anchor(job_id, step(job_id, seq, signed=True)).replayed is False
     anchor_and_index(env.stack, env.store)
 
 
@@ -174,7 +174,7 @@ def test_importing_the_client_loads_no_chain_db_or_secretflow_code() -> None:
 
 def test_typed_reads_and_writes(env: Env) -> None:
     with env.client("member") as member, env.client("service") as service, env.client("auditor") as auditor:
-        submitted = member.jobs.submit({"manifest": manifest("typed")}["manifest"])
+        submitted = member.jobs.submit({"manifest": manifest("typed")}["manifest"], service=SERVICE)
         job = submitted.job
         assert isinstance(job, JobOut) and job.status == "created" and submitted.execution == "not_configured"
         assert member.jobs.get(job.job_id) == job
@@ -289,7 +289,7 @@ def test_errors_carry_the_servers_code_message_and_request_id(env: Env) -> None:
 
         service_key = env.keys["service"]
         with env.client("service") as service:
-            service.steps.anchor(job_id, step(job_id, 0))
+            service.steps.anchor(job_id, step(job_id, 0, signed=True))
         with pytest.raises(ConflictError) as not_anchored:
             auditor.steps.receipt(job_id, 0)
         assert not_anchored.value.code == "not_anchored" and not_anchored.value.status == 409

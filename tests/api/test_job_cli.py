@@ -21,7 +21,7 @@ import pytest
 import requests
 from eth_account import Account
 from rich.console import Console
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, step
+from stack import ALICE, BOB, SERVICE, LedgerStack, anchor_and_index, create_job_on_chain, step
 from test_api_service import live_app
 from typer.testing import CliRunner, Result
 
@@ -101,7 +101,7 @@ def write_manifest(tmp_path: Path, steps: int = 3, name: str = "manifest.json") 
 
 
 def submit(env: Env, tmp_path: Path, steps: int = 3) -> str:
-    result = env.job(["submit", str(write_manifest(tmp_path, steps)), "--json"])
+    result = env.job(["submit", str(write_manifest(tmp_path, steps)), "--service", SERVICE, "--json"])
     body = json.loads(result.stdout)
     assert body["job"]["status"] == "created" and body["execution"] == "not_configured"
     return str(body["job"]["job_id"])
@@ -120,7 +120,7 @@ def create_on_chain(env: Env, job_id: str) -> None:
 
 
 def test_submit_list_status_receipt_bundle_cancel(env: Env, tmp_path: Path) -> None:
-    submitted = env.job(["submit", str(write_manifest(tmp_path))])
+    submitted = env.job(["submit", str(write_manifest(tmp_path)), "--service", SERVICE])
     job_id = JOB_ID.search(submitted.stdout).group(0)  # type: ignore[union-attr]
     assert "created" in submitted.stdout and "not_configured" in submitted.stdout
     assert f"secureflow job status {job_id} --follow" in submitted.stdout
@@ -299,7 +299,9 @@ def test_submit_follow_exits_1_when_the_job_fails(
         env.store.update_job(subscriptions[0], status="failed")
 
     thread, errors = in_background(run_and_fail)
-    followed = env.job(["submit", str(write_manifest(tmp_path, 2)), "--follow"], ok=False)
+    followed = env.job(
+        ["submit", str(write_manifest(tmp_path, 2)), "--service", SERVICE, "--follow"], ok=False
+    )
     thread.join(60)
     assert not errors, errors
     assert followed.exit_code == 1, followed.output

@@ -3,7 +3,8 @@
 Roles: submit (member, must be a party and every party an active member on
 chain); read (admin, auditor, service: all jobs; member: jobs it is party to);
 cancel (admin; member party); anchor steps (service with the ANCHOR role on
-chain).
+chain, bound to the job at submission, posting records signed by every job
+party, in seq order without gaps).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
+from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -43,6 +45,7 @@ from secureflow.ledger.errors import StoreConflictError
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import StepRecord
+from secureflow.ledger.signing import signature_problems
 from secureflow.ledger.store.schemas import JOB_STATUSES, TERMINAL_JOB_STATUSES, Job, JobStatus, NewJob
 
 log = logging.getLogger("api.jobs")
@@ -59,6 +62,19 @@ Cursor = Annotated[
 
 def _job(request: Request, job_id: str) -> Job:
     return visible_job(principal_of(request), services(request).store.get_job(job_id.lower()), job_id)
+
+
+def _bound_service(svc: Services, service: str | None) -> str | None:
+    """The checksummed address of the anchoring service a submission binds its job to (checked first)."""
+    if service is None:
+        return None
+    address = str(to_checksum_address(service))
+    if not svc.is_anchor_service(address):
+        raise RefusedError(
+            f"NotAnchorService({address}): the service named to post this job's steps has no ANCHOR role",
+            hint="name an anchoring service an admin granted the ANCHOR role, or leave `service` out",
+        )
+    return address
 
 
 def _refuse(reason: str, detail: str) -> RefusedError:
@@ -90,6 +106,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
     for account in [principal.address, *parties]:
         if not svc.is_active_member(account):
             raise _refuse(f"NotActiveMember({account})", "not an active member in the registry")
+    service = _bound_service(svc, body.service)
     job_id, salt = new_job_id(principal.address, valid.manifest_hash)
     job = svc.store.create_job(
         NewJob(
@@ -100,10 +117,10 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
             salt=salt,
         )
     )
-    svc.db.put_manifest(job.job_id, valid.manifest, principal.member_id)
+    svc.db.put_manifest(job.job_id, valid.manifest, principal.member_id, service=service)
     if svc.executor is None:
         return JobSubmitted(
-            job=job_out(job),
+            job=job_out(job, service),
             execution="not_configured",
             message="job stored as created; no compute executor is configured in this API process, "
             "so it will not run until one is (services may still anchor its steps)",
@@ -118,7 +135,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
         ) from None
     refreshed = svc.store.get_job(job.job_id) or job
     return JobSubmitted(
-        job=job_out(refreshed), execution="handed_to_executor", message="job handed to the executor"
+        job=job_out(refreshed, service), execution="handed_to_executor", message="job handed to the executor"
     )
 
 
@@ -135,15 +152,18 @@ def list_jobs(
         visible_to=scope_address(principal_of(request)), status=status, limit=limit + 1, offset=offset
     )
     jobs = [job for job in (svc.store.get_job(i) for i in ids[:limit]) if job is not None]
+    bound = svc.db.job_services([j.job_id for j in jobs])
     return OffsetPage[JobOut](
-        items=[job_out(j) for j in jobs], next_offset=offset + limit if len(ids) > limit else None
+        items=[job_out(j, bound.get(j.job_id)) for j in jobs],
+        next_offset=offset + limit if len(ids) > limit else None,
     )
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(READ)], response_model=JobOut)
 def get_job(request: Request, job_id: JobId) -> JobOut:
-    """One job with its compute status and the status of its on-chain creation."""
-    return job_out(_job(request, job_id))
+    """One job with its compute status, the status of its on-chain creation and close, its bound service."""
+    job = _job(request, job_id)
+    return job_out(job, services(request).db.job_services([job.job_id]).get(job.job_id))
 
 
 @router.get("/jobs/{job_id}/manifest", dependencies=[Depends(READ)], response_model=dict[str, Any])
@@ -168,7 +188,8 @@ def cancel_job(request: Request, job_id: JobId) -> JobOut:
         )
     if svc.executor is not None:
         svc.executor.cancel(job.job_id)
-    return job_out(svc.store.update_job(job.job_id, status="cancelled"))
+    cancelled = svc.store.update_job(job.job_id, status="cancelled")
+    return job_out(cancelled, svc.db.job_services([job.job_id]).get(job.job_id))
 
 
 def _cursor(value: str | None, default: int = 0) -> int:
@@ -209,17 +230,33 @@ def anchor_step(request: Request, job_id: JobId, record: StepRecord) -> JSONResp
             f"NotAnchorService({principal.address}): this service's address has no ANCHOR role on chain",
             hint="an admin grants it with RegistryClient.grant_anchor_service",
         )
-    parties = {p.lower() for p in job.parties}
-    strangers = [p.party for p in record.parties if p.party.lower() not in parties]
-    if strangers:
+    bound = svc.db.job_services([job.job_id]).get(job.job_id)
+    if bound is None or bound.lower() != principal.address.lower():
+        raise ForbiddenError(
+            f"NotJobService({principal.address}): job {job.job_id} is bound to "
+            + (f"the service {bound}" if bound else "no external service (its own executor records it)"),
+            hint="a service posts only the steps of jobs submitted with its address as `service`",
+        )
+    problems = signature_problems(record, job.parties)
+    if problems:
         raise InvalidRequestError(
-            f"the record names {', '.join(strangers)}, not a party of job {job.job_id}",
-            hint="a step record may only carry digests of the job's parties",
+            f"step {record.seq} of job {job.job_id} is not signed by every job party: {'; '.join(problems)}",
+            hint="each party's node signs its own part of the record (ledger.signing.sign_party) before "
+            "the record is posted; the API accepts only records attributable to every party",
         )
     outbox = to_outbox(record)
     existing = svc.store.get_record(job.job_id, record.seq)
     if existing is None and job.status in TERMINAL_JOB_STATUSES:
         raise ConflictError(f"job {job.job_id} is {job.status}: no new steps are accepted")
+    if existing is None:
+        _, highest = svc.store.job_record_counts(job.job_id)
+        expected = 0 if highest is None else highest + 1
+        if record.seq != expected:
+            raise ConflictError(
+                f"job {job.job_id} takes step {expected} next, not step {record.seq}",
+                hint="steps are numbered by the ledger: 0, 1, 2, … without gaps; post the record of step "
+                f"{expected}",
+            )
     if existing is not None and existing.record_hash != outbox.record_hash:
         raise ConflictError(
             f"step {record.seq} of job {job.job_id} was already accepted "
