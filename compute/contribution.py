@@ -51,7 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +73,9 @@ from secureflow.compute.runner import (
     open_on_workers,
     run_job,
 )
+
+if TYPE_CHECKING:
+    from secureflow.ledger.recorder import ModelAnchors
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.records import StepRecord
@@ -440,9 +443,11 @@ def measure_leave_one_out(
     metric: str | None = None,
     progress: ProgressFn | None = None,
     creator: str | None = None,
+    model_anchors: ModelAnchors | None = None,
 ) -> LeaveOneOutMeasurement:
     """Run every coalition of ``manifest`` as a job on ``engine``, recorded through ``recorder``, and
-    return their metrics. Validates all coalitions before the first one runs."""
+    return their metrics. Validates all coalitions before the first one runs. A manifest that uses stored
+    models needs ``model_anchors`` (see `secureflow.compute.runner.run_job`)."""
     manifest = check_manifest(manifest, metric)  # the cheap checks first: no worker round trip
     infos, model_infos = _metadata(engine, manifest)
     plan = plan_leave_one_out(manifest, infos, model_infos, metric=metric)
@@ -462,7 +467,11 @@ def measure_leave_one_out(
         t0 = time.monotonic()
         try:
             result = run_job(
-                engine, coalition.manifest, _ProgressRecorder(recorder, on_step), creator=creator
+                engine,
+                coalition.manifest,
+                _ProgressRecorder(recorder, on_step),
+                creator=creator,
+                model_anchors=model_anchors,
             )
         except ComputeError as exc:
             raise CoalitionFailedError(

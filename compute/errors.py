@@ -92,6 +92,25 @@ class ModelError(ComputeError):
     hint = "load the model with the SPU runtime configuration and parties it was trained with"
 
 
+class ModelIntegrityError(ModelError):
+    """A stored model differs from what was recorded: a party's share files do not hash to the salted
+    digest in its metadata, or the metadata's hash is not the one anchored on chain for that version."""
+
+    hint = (
+        "do not use this model: restore the party's model folder from a trusted copy, or train it again; "
+        "`secureflow model verify MODEL_ID --data-dir DIR` shows each check"
+    )
+
+
+class ModelNotAnchoredError(ModelIntegrityError):
+    """The model's hash is not (yet) anchored on chain for that version, so its files cannot be trusted."""
+
+    hint = (
+        "wait until the anchoring worker has recorded the model (`recordModel`) on chain, and give the "
+        "runner an on-chain lookup (run_job(..., model_anchors=...)); an unanchored model is never loaded"
+    )
+
+
 class ContributionManifestError(ManifestError):
     """The manifest cannot be measured leave-one-party-out (`secureflow.compute.contribution`)."""
 

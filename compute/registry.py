@@ -177,3 +177,29 @@ def get_loader(algorithm: str) -> LoaderFn:
         return _LOADERS[algorithm]
     except KeyError:
         raise ModelError(f"no loader for models of {algorithm!r}") from None
+
+
+FilesFn = Callable[[Path, dict[str, Any], str], list[Path]]
+_FILES: dict[str, FilesFn] = {}
+
+
+def model_files(algorithm: str) -> Callable[[FilesFn], FilesFn]:
+    """Register which files in a party's model folder are that party's own parts of an ``algorithm`` model.
+
+    The function takes (model folder, metadata, party name) and returns the paths the party's share digest
+    was taken of when the model was trained; integrity checks re-hash exactly these before a load.
+    """
+
+    def register(fn: FilesFn) -> FilesFn:
+        _FILES[algorithm] = fn
+        return fn
+
+    return register
+
+
+def get_model_files(algorithm: str) -> FilesFn:
+    discover()
+    try:
+        return _FILES[algorithm]
+    except KeyError:
+        raise ModelError(f"no share file layout known for models of {algorithm!r}") from None

@@ -8,6 +8,9 @@
 3. asks each worker for the metadata of its own datasets (column names and
    kinds) and models, and validates every step on that metadata (`plan_job`):
    nothing runs if any step is invalid;
+   stored models are verified before they are loaded: the coordinator reads each
+   model's anchored hash (``model_anchors``) and every party re-hashes its own
+   share files and checks its metadata against it (nothing is loaded otherwise);
 4. opens the job on the ledger (`LedgerRecorder.open_job` with the manifest hash);
 5. runs the steps in order (SPMD: every worker runs the same step), builds the
    `StepRecord` from each party's salted digests, has each party sign its part,
@@ -28,14 +31,24 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from secureflow.compute.errors import ComputeError, ManifestError, ModelError, SchemaError, WorkerError
+from secureflow.compute.errors import (
+    ComputeError,
+    ManifestError,
+    ModelError,
+    ModelNotAnchoredError,
+    SchemaError,
+    WorkerError,
+)
 from secureflow.compute.manifest import JobManifest, PlannedStep, check_structure, code_version, plan_job
-from secureflow.compute.models import model_hash, model_id_for
+from secureflow.compute.models import anchor_key, check_anchored, describe, model_hash, model_id_for
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for, new_job_salt
+
+if TYPE_CHECKING:
+    from secureflow.ledger.recorder import ModelAnchors
 
 log = logging.getLogger("secureflow.compute.runner")
 
@@ -161,8 +174,14 @@ def run_job(
     salt: str | None = None,
     creator: str | None = None,
     reveal_reports: bool = True,
+    model_anchors: ModelAnchors | None = None,
 ) -> JobResult:
     """Run ``manifest`` on ``engine``'s party workers, recording each step through ``recorder``.
+
+    A manifest that uses stored models (``models``) needs ``model_anchors``, the on-chain lookup of model
+    hashes (`secureflow.ledger.model_anchors.ChainModelAnchors`): before anything is loaded, each party
+    re-hashes its own share files and checks the metadata hash against the anchored one
+    (`ModelIntegrityError`; `ModelNotAnchoredError` for a model without an anchored hash, or no lookup).
 
     Without ``job_id`` the job's id is ``job_id_for(creator, manifest hash, salt)`` (a fresh salt unless
     one is given), the id the AuditLedger gives the job when ``creator`` creates it with that salt; a
@@ -194,6 +213,7 @@ def run_job(
         model_infos = _model_infos(manifest, opened, parties)
         plan = plan_job(manifest, infos, model_infos)
         if manifest.models:
+            _verify_models(engine, manifest, job_id, opened, parties, model_anchors)
             loaded = engine.all(
                 {
                     "op": "load_models",
@@ -240,6 +260,36 @@ def run_job(
         error_class=None if failure is None else failure[0],
         error_message=None if failure is None else failure[1],
     )
+
+
+def _verify_models(
+    engine: Engine,
+    manifest: JobManifest,
+    job_id: str,
+    opened: Mapping[str, Mapping[str, Any]],
+    parties: tuple[str, ...],
+    model_anchors: ModelAnchors | None,
+) -> None:
+    """Read each model's anchored hash, then have every party check its own shares and the metadata."""
+    anchored: dict[str, str | None] = {}
+    for name in manifest.models:
+        meta = opened[parties[0]]["models"][name]["meta"]  # every party's has the same hash (_model_infos)
+        job, model_id, version = anchor_key(meta)
+        if model_anchors is None:
+            raise ModelNotAnchoredError(
+                f"{describe(meta)}: no on-chain lookup was given to the runner, so its anchored hash cannot "
+                "be checked; refusing to trust its files"
+            )
+        anchored[name] = found = model_anchors.anchored_model_hash(job, model_id, version)
+        check_anchored(meta, found)  # the coordinator refuses too: nothing reaches the workers unanchored
+    replies = engine.all(
+        {"op": "verify_models", "job_id": job_id, "models": dict(manifest.models), "anchored": anchored},
+        timeout=300.0,
+        what="verify_models",
+    )
+    for p in parties:  # no party loaded anything: the workers stay in step
+        if not replies[p].get("ok"):
+            raise _error_from_reply(replies[p])
 
 
 def _error_from_reply(reply: Mapping[str, Any]) -> ComputeError:

@@ -135,6 +135,10 @@ class AuditLedgerClient(ContractClient):
         call = self.contract.functions.recordModel(job_id, model_id, version, model_hash)
         return self._send().transact(call)
 
+    def model_hash(self, job_id: bytes, model_id: bytes, version: int) -> bytes:
+        """``modelHash(jobId, modelId, version)``: 32 zero bytes when that version is not recorded."""
+        return bytes(self.contract.functions.modelHash(job_id, model_id, version).call())
+
     def close_job_call(
         self,
         job_id: bytes,

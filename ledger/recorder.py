@@ -1,6 +1,6 @@
 """The small interface through which `compute` reaches the ledger, and its outbox implementation.
 
-`compute` depends only on the `LedgerRecorder` protocol and on `secureflow.ledger.records`
+`compute` depends only on the `LedgerRecorder` and `ModelAnchors` protocols and on `secureflow.ledger.records`
 (pydantic models and hashing; no web3). `OutboxRecorder` writes into the
 ledger store: a step accepted here is in the outbox (status ``pending``) when
 ``record_step`` returns, and the anchoring worker takes it from there.
@@ -41,6 +41,17 @@ class LedgerRecorder(Protocol):
 
     def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
         """Accept a trained model's hash and version; the anchoring worker records it on chain."""
+
+
+class ModelAnchors(Protocol):
+    """What a compute engine needs to trust a stored model: the hash anchored on chain for a version.
+
+    Implemented over the chain by `secureflow.ledger.model_anchors.ChainModelAnchors`; `compute` takes it
+    as an argument and never reaches the chain itself.
+    """
+
+    def anchored_model_hash(self, job_id: str, model_id: str, version: int) -> str | None:
+        """``0x`` + 64 hex of ``modelHash(job_id, model_key(model_id), version)``; None if not recorded."""
 
 
 def to_outbox(record: StepRecord) -> NewStepRecord:

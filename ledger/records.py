@@ -134,6 +134,12 @@ def job_id_for(creator: str, manifest_hash: str | bytes, salt: str | bytes) -> s
     return "0x" + keccak256(b"\0" * 12 + address + words[0] + words[1]).hex()
 
 
+def model_key(model_id: str) -> bytes:
+    """The AuditLedger's ``modelId`` of a model: keccak256 of its id's UTF-8 text (``recordModel``,
+    ``modelHash``)."""
+    return keccak256(model_id.encode())
+
+
 def new_job_salt() -> str:
     """A fresh random salt for `job_id_for` (``0x`` + 64 hex digits)."""
     return "0x" + secrets.token_bytes(32).hex()

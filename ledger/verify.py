@@ -79,7 +79,7 @@ from secureflow.ledger.deploy import Deployment, load_deployment
 from secureflow.ledger.errors import LedgerError, NodeUnreachableError
 from secureflow.ledger.merkle import leaf_hash, process_proof
 from secureflow.ledger.receipts import AuditBundle, InvalidReceiptFileError, Receipt, read_json_file
-from secureflow.ledger.records import StepRecord, canonical_hash, canonical_json
+from secureflow.ledger.records import StepRecord, canonical_hash, canonical_json, model_key
 from secureflow.ledger.signing import signature_problems
 
 CheckStatus = Literal["passed", "failed", "skipped"]
@@ -126,7 +126,17 @@ BUNDLE_CHECK_ORDER: tuple[str, ...] = (
 BATCH_ANCHORED_TOPIC = keccak(text="BatchAnchored(bytes32,bytes32,uint32,address)")
 _VERIFY_SELECTOR = keccak(text="verify(bytes32,bytes32[],bytes32)")[:4]
 
-_LEDGER_VIEWS = ("rootRecord", "getBatch", "verify", "getJob", "jobParties", "hasConsented", "registry")
+_LEDGER_VIEWS = (
+    "rootRecord",
+    "getBatch",
+    "verify",
+    "getJob",
+    "jobParties",
+    "hasConsented",
+    "registry",
+    "modelHash",
+    "latestModelVersion",
+)
 LEDGER_VIEW_ABI: list[dict[str, Any]] = [
     entry
     for entry in load_artifact("AuditLedger").abi
@@ -1305,6 +1315,103 @@ class FileVerification:
             out.extend(f"[warn] {w}" for w in self.bundle.warnings)
             out.append(self.bundle.summary())
         return out
+
+
+# -- a stored model against its anchor -----------------------------------------------------------------
+
+_JOB_STATUS_NAMES = {0: "None", 1: "Open", 2: "Closed", 3: "Failed", 4: "Proposed"}
+
+
+def check_model_anchor(
+    node: Web3 | str,
+    pin: PinnedDeployment,
+    *,
+    job_id: str,
+    model_id: str,
+    version: int,
+    model_hash: str,
+    parties: Sequence[str],
+    timeout: float = 30.0,
+) -> list[Check]:
+    """The chain's side of ``secureflow model verify``, against the deployment the caller pins.
+
+    Checks ``deployment`` (the pinned ledger's code, as `verify_file`), ``onchain_hash`` (the ledger's
+    ``modelHash(job_id, keccak(model_id), version)`` is ``model_hash``; a version not recorded fails as
+    not anchored) and ``lineage`` (the job that produced the model exists on chain with exactly the
+    model's ``parties``).
+    """
+    view = NodeView(_web3(node, timeout))
+    ctx = _Context(view, pin, 1)
+    try:
+        pinned = ctx.pinned()
+    except _Failed as failure:
+        skipped = "not checked: the pinned deployment does not hold on this node"
+        return [
+            Check(name="deployment", status="failed", detail=str(failure)),
+            Check(name="onchain_hash", status="skipped", detail=skipped),
+            Check(name="lineage", status="skipped", detail=skipped),
+        ]
+    checks = [Check(name="deployment", status="passed", detail=pinned.detail)]
+    if (
+        len(job_id) != 66
+        or not job_id.startswith("0x")
+        or any(c not in "0123456789abcdef" for c in job_id[2:])
+    ):
+        bad = f"the metadata's job id {job_id!r} is not 0x + 64 lower-case hex digits"
+        return [
+            *checks,
+            Check(name="onchain_hash", status="failed", detail=bad),
+            Check(name="lineage", status="failed", detail=bad),
+        ]
+    functions = view.ledger(pinned.ledger).functions
+    raw_job = _b(job_id)
+    what = f"model {model_id!r} version {version}"
+    try:
+        anchored = (
+            "0x" + bytes(view.rpc(functions.modelHash(raw_job, model_key(model_id), version).call)).hex()
+        )
+        if anchored == "0x" + "00" * 32:
+            latest = int(view.rpc(functions.latestModelVersion(raw_job, model_key(model_id)).call))
+            raise _Failed(
+                f"{what} is not anchored on chain: job {job_id} recorded no hash for this version "
+                f"(latest anchored version: {latest or 'none'})"
+            )
+        if anchored != model_hash.lower():
+            raise _Failed(
+                f"{what}: the metadata hash {model_hash} differs from the hash {anchored} anchored on chain "
+                f"by job {job_id} (meta.json was changed after anchoring)"
+            )
+        checks.append(
+            Check(name="onchain_hash", status="passed", detail=f"{what} is anchored with hash {anchored}")
+        )
+    except _Failed as failure:
+        checks.append(Check(name="onchain_hash", status="failed", detail=str(failure)))
+    try:
+        job = view.job(pinned.ledger, job_id)
+        if job.status == 0:
+            raise _Failed(f"job {job_id}, which the metadata says produced {what}, does not exist on chain")
+        mine = sorted(str(to_checksum_address(p)) for p in parties)
+        if mine != sorted(job.parties):
+            raise _Failed(
+                f"the model's parties {mine} are not the on-chain parties {sorted(job.parties)} "
+                f"of job {job_id}"
+            )
+        checks.append(
+            Check(
+                name="lineage",
+                status="passed",
+                detail=f"produced by job {job_id} ({_JOB_STATUS_NAMES.get(job.status, job.status)} on chain, "
+                f"parties {', '.join(job.parties)})",
+            )
+        )
+    except _Failed as failure:
+        checks.append(Check(name="lineage", status="failed", detail=str(failure)))
+    return checks
+
+
+def check_lines(checks: Sequence[Check]) -> list[str]:
+    """One plain-text line per check, as ``secureflow verify`` prints them."""
+    return _check_lines(checks)
 
 
 def _check_lines(checks: Sequence[Check]) -> list[str]:

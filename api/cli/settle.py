@@ -370,6 +370,7 @@ def measure(
     from secureflow.ledger.consent import sign_consent
     from secureflow.ledger.contracts import AuditLedgerClient, hex32
     from secureflow.ledger.deploy import connect
+    from secureflow.ledger.model_anchors import ChainModelAnchors
     from secureflow.ledger.recorder import OutboxRecorder
     from secureflow.ledger.settlement.errors import NotAPartyError
 
@@ -429,7 +430,12 @@ def measure(
         try:
             engine.start()
             measured = measure_leave_one_out(
-                engine, job_manifest, OnChainJobs(store), progress=show, creator=me
+                engine,
+                job_manifest,
+                OnChainJobs(store),
+                progress=show,
+                creator=me,
+                model_anchors=ChainModelAnchors(ledger),
             )
         except ComputeError as exc:
             raise SettleError(

@@ -26,6 +26,7 @@ from secureflow.ledger.chain import ChainClient, TransactionSender
 from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import AuditLedgerClient, hex32
 from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.model_anchors import ChainModelAnchors
 from secureflow.ledger.nonces import NonceSource
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.store.base import LedgerStore
@@ -87,6 +88,7 @@ class LocalComputeExecutor:
                 job_id=job.job_id,
                 salt=job.salt,
                 creator=job.creator,
+                model_anchors=ChainModelAnchors(AuditLedgerClient(self.ledger_contract)),
             )
             log.info(
                 "job %s finished: %s", job.job_id, "succeeded" if result.succeeded else result.error_class

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from secureflow.compute.algorithms._common import Column, Params, one_table, selected_columns
 from secureflow.compute.errors import SchemaError
-from secureflow.compute.registry import algorithm, model_loader
+from secureflow.compute.registry import algorithm, model_files, model_loader
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.context import ModelHandle, StepContext
 
@@ -77,6 +77,12 @@ def check(
 
 def share_paths(model_dir: Path, parties: tuple[str, ...]) -> list[str]:
     return [str(model_dir / f"share-{p}.bin") for p in parties]
+
+
+@model_files("ss_lr")
+def own_files(model_dir: Path, meta: dict[str, Any], party: str) -> list[Path]:
+    """This party's share of the weights (what its share digest was taken of)."""
+    return [Path(share_paths(model_dir, (party,))[0])]
 
 
 @algorithm(

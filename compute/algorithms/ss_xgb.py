@@ -23,7 +23,7 @@ from pydantic import Field
 
 from secureflow.compute.algorithms._common import Column, Params, one_table
 from secureflow.compute.algorithms.ss_lr import features_of, ordered
-from secureflow.compute.registry import algorithm, model_loader
+from secureflow.compute.registry import algorithm, model_files, model_loader
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.context import ModelHandle, StepContext
 
@@ -67,6 +67,17 @@ def check(
 
 def _paths(model_dir: Path, parties: tuple[str, ...], tree: int) -> list[str]:
     return [str(model_dir / f"share-{p}-w{tree}.bin") for p in parties]
+
+
+@model_files("ss_xgb")
+def own_files(model_dir: Path, meta: dict[str, Any], party: str) -> list[Path]:
+    """This party's weight shares, one per tree, and its split-tree pickles if it holds features."""
+    files: list[Path] = []
+    for i in range(int(meta["info_meta"]["tree_num"])):
+        files.append(Path(_paths(model_dir, (party,), i)[0]))
+        if meta["features"].get(party):
+            files.append(model_dir / f"tree-{party}-{i}.pkl")
+    return files
 
 
 def _dump_tree(tree: Any, path: str) -> str:

@@ -9,7 +9,10 @@ goes away (EOF on the socket, parent-death signal, or parent pid change: the
 worker exits, so it never outlives the engine).
 
 Requests: ``open_job`` (read this party's datasets and model metadata, report
-column names and kinds only), ``load_models``, ``run_step`` (run the algorithm
+column names and kinds only), ``verify_models`` (re-hash this party's own share
+files against its salted digest and the metadata against the on-chain hash the
+coordinator read; refused models are never loaded), ``load_models`` (only models
+verified in this job), ``run_step`` (run the algorithm
 SPMD, return salted digests of its own inputs and outputs), ``sign`` (sign its
 part of the assembled step record), ``write_model_meta``, ``list_models``,
 ``close_job`` (drop the job's objects, wipe the private temp dir), ``ping``,
@@ -39,8 +42,19 @@ from typing import Any
 
 import pandas as pd
 
-from secureflow.compute.errors import ComputeError, DatasetError, ModelError, SchemaError
-from secureflow.compute.models import check_runtime_config, list_models, model_hash, read_meta, write_meta
+from secureflow.compute.errors import ComputeError, DatasetError, ModelError, ModelIntegrityError, SchemaError
+from secureflow.compute.models import (
+    check_anchored,
+    check_meta_hash,
+    check_runtime_config,
+    describe,
+    files_digest,
+    list_models,
+    model_hash,
+    read_meta,
+    verify_own_shares,
+    write_meta,
+)
 from secureflow.compute.registry import get_loader
 from secureflow.compute.schema import ObjectInfo, column_kind
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
@@ -89,7 +103,8 @@ def content_digest(obj: WorkerObject) -> bytes | None:
     else:
         if not obj.files:
             return None
-        data = b"".join(bytes(keccak(f.read_bytes())) for f in sorted(obj.files))
+        obj.digest = files_digest(obj.files)  # the rule integrity checks re-hash a stored model by
+        return obj.digest
     obj.digest = bytes(keccak(data))
     return obj.digest
 
@@ -117,6 +132,7 @@ class Worker:
         self.devices: dict[str, Any] = {}
         self.jobs: dict[str, dict[str, WorkerObject]] = {}
         self.last_digests: PartyDigests | None = None
+        self.verified: dict[str, set[str]] = {}  # job id -> model ids whose integrity this party checked
 
     # -- start-up ----------------------------------------------------------------------------------
     def init_secretflow(self) -> dict[str, float]:
@@ -258,10 +274,33 @@ class Worker:
         self.jobs[job_id] = store
         return {"infos": infos, "models": models}
 
-    def op_load_models(self, msg: dict[str, Any]) -> dict[str, Any]:
-        store = self.jobs[msg["job_id"]]
+    def op_verify_models(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Check each model before it is loaded: this party's own share files against its salted digest,
+        and the metadata's hash against the hash anchored on chain (``anchored``, read by the coordinator)."""
+        verified = self.verified.setdefault(msg["job_id"], set())
         for name, model_id in msg["models"].items():
             model_dir = self.models_dir / model_id
+            meta = read_meta(model_dir)
+            if meta.get("model_id") != model_id:
+                raise ModelIntegrityError(
+                    f"{describe(meta)}: its metadata is stored under model id {model_id!r}"
+                )
+            check_meta_hash(meta)
+            check_anchored(meta, msg.get("anchored", {}).get(name))
+            verify_own_shares(model_dir, meta, party=self.party, address=self.address, salt=self.salt)
+            verified.add(model_id)
+        return {}
+
+    def op_load_models(self, msg: dict[str, Any]) -> dict[str, Any]:
+        store = self.jobs[msg["job_id"]]
+        verified = self.verified.get(msg["job_id"], set())
+        for name, model_id in msg["models"].items():
+            model_dir = self.models_dir / model_id
+            if model_id not in verified:
+                raise ModelIntegrityError(
+                    f"model {model_id!r} was not verified in this job before its load",
+                    hint="run verify_models (share digests and on-chain hash) before load_models",
+                )
             meta = read_meta(model_dir)
             profile = meta.get("spu_profile", "default")
             runtime = self.settings.spu_profiles.get(profile)
@@ -386,6 +425,7 @@ class Worker:
 
     def op_close_job(self, msg: dict[str, Any]) -> dict[str, Any]:
         self.jobs.pop(msg["job_id"], None)
+        self.verified.pop(msg["job_id"], None)
         self._clean_tmp()
         gc.collect()
         return {}

@@ -8,36 +8,16 @@ from typing import Any
 import numpy as np
 import pytest
 from cf_helpers import manifest, put, read, vertical_data
+from model_chain import anchors, run_on_chain
 
-from secureflow.compute.errors import ModelError
+from secureflow.compute.errors import ModelError, ModelIntegrityError
 from secureflow.compute.models import check_runtime_config, model_hash
 from secureflow.compute.runner import run_job
-
-
-class ModelRecorder:
-    """An outbox recorder that also has ``record_model`` (the lead's upcoming protocol method)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.models: list[tuple[str, str, int, str]] = []
-
-    def open_job(self, *args: Any, **kwargs: Any) -> None:
-        self.inner.open_job(*args, **kwargs)
-
-    def record_step(self, record: Any) -> Any:
-        return self.inner.record_step(record)
-
-    def close_job(self, job_id: str, *, succeeded: bool) -> None:
-        self.inner.close_job(job_id, succeeded=succeeded)
-
-    def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
-        self.models.append((job_id, model_id, version, model_hash))
-
 
 FEATS = ["a0", "a1", "a2", "b0", "b1", "b2"]
 
 
-def test_models_reload_in_new_processes(engine, recorder) -> None:  # type: ignore[no-untyped-def]
+def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:  # type: ignore[no-untyped-def]
     alice, bob = vertical_data(400, seed=31)
     raw = {
         "raw": {"alice": put(engine, "alice", "m_a.csv", alice), "bob": put(engine, "bob", "m_b.csv", bob)}
@@ -58,7 +38,6 @@ def test_models_reload_in_new_processes(engine, recorder) -> None:  # type: igno
             "save": {"table": out},
         }
 
-    rec = ModelRecorder(recorder)
     train = manifest(
         engine,
         raw,
@@ -81,12 +60,11 @@ def test_models_reload_in_new_processes(engine, recorder) -> None:  # type: igno
             predict("xgb", "mod/xgb0.csv"),
         ],
     )
-    res = run_job(engine, train, rec)
-    assert res.succeeded, res.error_message
+    res = run_on_chain(ledger_stack, engine, train, recorder)  # created on chain, models anchored
     ids = {m["algorithm"]: m["model_id"] for m in res.models}
-    assert [(j, i, v, h) for j, i, v, h in rec.models] == [
+    assert sorted((m.job_id, m.model_id, m.version, m.model_hash) for m in recorder.store.models()) == sorted(
         (res.job_id, m["model_id"], m["version"], m["model_hash"]) for m in res.models
-    ]
+    )
     for meta in res.models:
         assert meta["model_hash"] == model_hash(meta)
         assert meta["lineage"]["job_id"] == res.job_id
@@ -109,7 +87,7 @@ def test_models_reload_in_new_processes(engine, recorder) -> None:  # type: igno
         [psi, scale, predict("lr", "mod/lr1.csv"), predict("xgb", "mod/xgb1.csv")],
         models={"lr": ids["ss_lr"], "xgb": ids["ss_xgb"]},
     )
-    res2 = run_job(engine, reuse, recorder)
+    res2 = run_job(engine, reuse, recorder, model_anchors=anchors(ledger_stack))
     assert res2.succeeded, res2.error_message
     for name in ("lr", "xgb"):
         before = read(engine, "bob", f"mod/{name}0.csv")["pred"].to_numpy()
@@ -132,17 +110,19 @@ def test_models_reload_in_new_processes(engine, recorder) -> None:  # type: igno
             engine,
             manifest(engine, raw, [psi, scale, predict("lr", "mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
             recorder,
+            model_anchors=anchors(ledger_stack),
         )
-    for party in ("alice", "bob"):  # a consistent model trained with another precision
+    for party in ("alice", "bob"):  # consistent files claiming another precision: not what was anchored
         path = engine.models_dir(party) / ids["ss_lr"] / "meta.json"
         meta = json.loads(path.read_text())
         meta["model_hash"] = model_hash(meta)
         path.write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match="fxp_fraction_bits"):
+    with pytest.raises(ModelIntegrityError, match=r"differs from the hash .* anchored on chain"):
         run_job(
             engine,
             manifest(engine, raw, [psi, scale, predict("lr", "mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
             recorder,
+            model_anchors=anchors(ledger_stack),
         )
 
 
