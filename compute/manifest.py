@@ -23,12 +23,23 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from secureflow.compute.errors import ComputeError, ManifestError, SchemaError
 from secureflow.compute.registry import AlgorithmSpec, get_algorithm
 from secureflow.compute.schema import ObjectInfo
 from secureflow.ledger.records import Address, canonical_hash, params_hash
+
+OUTPUT_FOLDER = "out"
+"""The folder of each party's data directory that steps save into (``save`` paths start with it)."""
 
 PartyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 ObjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
@@ -72,6 +83,11 @@ class StepSpec(BaseModel):
     def _relative(cls, value: dict[str, str]) -> dict[str, str]:
         for slot, path in value.items():
             _check_relative(path, f"save path of {slot!r}")
+            if PurePosixPath(path).parts[0] != OUTPUT_FOLDER or len(PurePosixPath(path).parts) < 2:
+                raise ValueError(
+                    f"save path of {slot!r}: give a file inside the party's output folder, "
+                    f"{OUTPUT_FOLDER}/… (a step never writes elsewhere in the data folder)"
+                )
         return value
 
 
@@ -92,6 +108,21 @@ class JobManifest(BaseModel):
     datasets: dict[ObjectName, dict[PartyName, str]] = Field(default_factory=dict)
     models: dict[ObjectName, ModelId] = Field(default_factory=dict)
     steps: tuple[StepSpec, ...] = Field(min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _saves_overwrite_nothing(self) -> JobManifest:
+        inputs = {path for per_party in self.datasets.values() for path in per_party.values()}
+        seen: dict[str, int] = {}
+        for seq, step in enumerate(self.steps):
+            for path in step.save.values():
+                if path in inputs:
+                    raise ValueError(
+                        f"step {seq} saves to {path!r}, a dataset of this job: outputs never overwrite inputs"
+                    )
+                if path in seen:
+                    raise ValueError(f"steps {seen[path]} and {seq} both save to {path!r}")
+                seen[path] = seq
+        return self
 
     @field_validator("datasets")
     @classmethod

@@ -387,7 +387,7 @@ def _run_step(
     if can_sign:
         try:
             signed = engine.all(
-                {"op": "sign", "record": record.model_dump_json(), "expect_own_digests": error_class is None},
+                {"op": "sign", "record": record.model_dump_json()},
                 timeout=60.0,
                 what="sign",
             )

@@ -35,10 +35,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from secureflow.api.dev.devstack import PARTIES, dev_consortium, provision_party
+from secureflow.compute.consents import request_consents
 from secureflow.compute.manifest import JobManifest
 from secureflow.compute.runner import JobResult, run_job
 from secureflow.ledger.chain import ChainClient
-from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import AuditLedgerClient, hex32
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
 from secureflow.ledger.errors import LedgerError
@@ -170,11 +170,20 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
         manifest_hash = bytes.fromhex(parsed.manifest_hash()[2:])
         salt = new_job_salt()
         job_id = bytes.fromhex(job_id_for(alice, manifest_hash, salt)[2:])
-        consents = [
-            sign_consent(dev.keys[party], client.chain_id, alice_ledger.address, job_id, manifest_hash)
-            for party in PARTIES
-        ]
-        console.print(f"[bold]5.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
+        consents = request_consents(  # each party's worker checks its policy and signs with its own key
+            engine,
+            manifest,
+            job_id=hex32(job_id),
+            creator=alice,
+            salt=salt,
+            parties=[alice, bob],
+            chain_id=client.chain_id,
+            ledger=alice_ledger.address,
+        )
+        console.print(
+            f"[bold]5.[/] creating job {hex32(job_id)[:18]}… with each party's consent (EIP-712), signed by "
+            "its own worker after checking its policy.json"
+        )
         created = alice_ledger.create_job(
             manifest_hash=manifest_hash, salt=bytes.fromhex(salt[2:]), parties=[alice, bob], consents=consents
         )

@@ -87,6 +87,7 @@ def _key_text(series: Any) -> Any:
     outputs={"table": "table"},
     roles={"every party": "contributes its key column", "receiver": "keeps the key column in the output"},
     reveals="the intersection keys (and its size) to both parties; no other column leaves its owner",
+    reveals_to_all=True,
     spu="default",
     check=check,
 )

@@ -5,13 +5,19 @@ the API verifies against the chain alone."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 
 from secureflow.api.dev.testing import LiveServer
-from secureflow.api.dev.up import build_embedded, write_example
+from secureflow.api.dev.up import EmbeddedStack, build_embedded, write_example
+from secureflow.compute.consents import request_consents
+from secureflow.compute.errors import ConsentRefusedError
+from secureflow.compute.manifest import JobManifest
 from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
 from secureflow.ledger.records import job_id_for
 from secureflow.ledger.verify import pin_from_options, verify_receipt
@@ -69,5 +75,62 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
         on_chain = ledger.get_job(bytes.fromhex(job_id[2:]))
         assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 6)
         assert all(ledger.has_consented(bytes.fromhex(job_id[2:]), p) for p in on_chain.parties)
+
+        with LiveServer(stack.app) as server:
+            _nobody_consents_for_bob(stack, server.url, example, member, ledger)
     finally:
         stack.close()
+
+
+def _nobody_consents_for_bob(
+    stack: EmbeddedStack, url: str, example: dict[str, Any], member: dict[str, str], ledger: AuditLedgerClient
+) -> None:
+    """The attack of issue 11 (4): alice alone submitted table_statistics on bob's columns revealed to her,
+    saving over bob's dataset, and the stack signed bob's consent with the key it held. Now bob's own worker
+    checks his policy (the dev policy: his columns' statistics stay his) and refuses; the API answers 4xx
+    before anything runs, nothing is created on chain, no file changes."""
+    bob_data = stack.parties["bob"][1]
+    before = {p.name: p.read_bytes() for p in bob_data.rglob("*") if p.is_file()}
+    spy = dict(example, name="spy")
+    spy["steps"] = [
+        dict(example["steps"][0]),  # psi
+        {
+            "algorithm": "table_statistics",
+            "params": {"reveal_to": ["alice"]},
+            "inputs": {"table": "joined"},
+            "outputs": {"report": "stats"},
+        },
+    ]
+    refused = requests.post(f"{url}/v1/jobs", json={"manifest": spy}, headers=member, timeout=120)
+    assert refused.status_code == 409, refused.text
+    message = refused.json()["error"]["message"]
+    assert "party 'bob'" in message and "step 1 (table_statistics): reveals to alice" in message
+    refused_id = re.search(r"refused job (0x[0-9a-f]{64})", message).group(1)  # type: ignore[union-attr]
+    assert ledger.get_job(bytes.fromhex(refused_id[2:])).status == JobStatus.NONE
+    # over bob's dataset: refused by the manifest rules (outputs go to out/, never over an input)
+    overwrite = dict(example, name="overwrite")
+    overwrite["steps"] = [dict(example["steps"][0], save={"table": "customers.csv"})]
+    bad = requests.post(f"{url}/v1/jobs", json={"manifest": overwrite}, headers=member, timeout=120)
+    assert bad.status_code == 422 and "output folder, out/" in bad.json()["error"]["message"], bad.text
+    # a file the first job saved (alice's out/scores.csv) is never overwritten either
+    again = requests.post(f"{url}/v1/jobs", json={"manifest": example}, headers=member, timeout=120)
+    assert again.status_code == 409 and "would overwrite 'out/scores.csv'" in again.text, again.text
+    # bob's worker itself refuses (not only the API's pre-check), and refuses an id not of this manifest
+    parsed = JobManifest.parse(spy)
+    salt = "0x" + "11" * 32
+    alice = stack.parties["alice"][0]
+    spy_id = job_id_for(alice, parsed.manifest_hash(), salt)
+    ask = {
+        "creator": alice,
+        "salt": salt,
+        "parties": [alice, stack.parties["bob"][0]],
+        "chain_id": stack.executor.client.chain_id,
+        "ledger": ledger.address,
+    }
+    engine = stack.executor.engine
+    with pytest.raises(ConsentRefusedError, match=r"party 'bob' refuses job .*reveals to alice"):
+        request_consents(engine, parsed.model_dump(mode="json"), job_id=spy_id, **ask)
+    with pytest.raises(ConsentRefusedError, match="not the id of this manifest"):
+        request_consents(engine, example, job_id="0x" + "22" * 32, **ask)
+    after = {p.name: p.read_bytes() for p in bob_data.rglob("*") if p.is_file()}
+    assert after == before
