@@ -44,7 +44,7 @@ from secureflow.ledger.errors import (
     TransactionTimeoutError,
     WrongChainError,
 )
-from secureflow.ledger.nonces import NonceSource
+from secureflow.ledger.nonces import NonceSource, pending_nonce
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,11 @@ class TransactionSender:
         return int(estimate * self.client.config.gas_limit_multiplier) + 10_000
 
     def _sign(self, fields: Mapping[str, Any], gas: int, description: str) -> SignedTransaction:
-        nonce = self.nonces.next_nonce(self.address)
+        return self._sign_at(self.nonces.next_nonce(self.address), fields, gas, description)
+
+    def _sign_at(
+        self, nonce: int, fields: Mapping[str, Any], gas: int, description: str
+    ) -> SignedTransaction:
         tx = {**fields, "nonce": nonce, "gas": gas, "gasPrice": self.client.config.gas_price}
         signed = self.account.sign_transaction({**tx, "chainId": self.client.chain_id})
         raw = bytes(signed.raw_transaction)
@@ -316,6 +320,33 @@ class TransactionSender:
         )
         return resent
 
+    def _fill_gap_below(self, sent: SentTransaction) -> None:
+        """``sent`` is in the pool but cannot be mined while a nonce below it is missing (a transaction
+        dropped from the pool, or allocated by a process that died before sending it): fill each missing
+        nonce with a zero-value transfer to ourselves, unless this process is about to send it. A
+        transaction of ours that lost its nonce to a filler is unknown to the node and is re-signed
+        by whoever waits for it (`_resend_lost`); one still to be broadcast is refused ("nonce too
+        low") and re-signed by its sender."""
+        chain_next = pending_nonce(self.client.w3, self.address)
+        if chain_next >= sent.nonce or self.nonces.unsent_below(self.address, sent.nonce):
+            return
+        log.warning(
+            "%s: transaction %s (nonce %s) waits behind missing nonces %s..%s; filling them",
+            sent.description,
+            sent.tx_hash,
+            sent.nonce,
+            chain_next,
+            sent.nonce - 1,
+        )
+        for nonce in range(chain_next, sent.nonce):
+            filler = self._sign_at(nonce, {"to": self.address, "value": 0}, 21_000, "nonce gap filler")
+            try:
+                self.client.call_rpc(self.client.w3.eth.send_raw_transaction, filler.raw)
+            except Web3RPCError as exc:
+                message = str(exc).lower()
+                if not any(m in message for m in ("nonce too low", "already", "underpriced")):
+                    raise TransactionError(f"filling nonce {nonce} failed: {exc}") from exc
+
     def _wait_for_receipt(self, sent: SentTransaction, timeout: float) -> tuple[TxReceipt, SentTransaction]:
         deadline = time.monotonic() + timeout
         delay = 0.02
@@ -329,10 +360,12 @@ class TransactionSender:
             except TransactionNotFound:
                 pass
             polls += 1
-            if polls % 4 == 0 and not self.tx_known(sent.tx_hash):
-                sent = self._resend_lost(sent)
-                deadline = time.monotonic() + timeout
-                continue
+            if polls % 4 == 0:
+                if not self.tx_known(sent.tx_hash):
+                    sent = self._resend_lost(sent)
+                    deadline = time.monotonic() + timeout
+                    continue
+                self._fill_gap_below(sent)
             if time.monotonic() >= deadline:
                 raise TransactionTimeoutError(
                     f"{sent.description}: no receipt for {sent.tx_hash} "

@@ -22,6 +22,12 @@ broadcast yet are not visible here: should one be re-used, the node refuses
 the second transaction ("nonce too low" / "replacement transaction
 underpriced") and its sender re-signs it with a fresh nonce.
 
+A transaction the node holds but cannot mine because a nonce below it is
+missing (dropped from the pool, or never sent by a crashed process) is not
+left waiting: `secureflow.ledger.chain.TransactionSender.wait` fills the
+missing nonces with zero-value transfers to the sender itself, unless this
+process is about to send them.
+
 `resync` resets the counter to the chain's pending count; the sender calls it
 on "nonce too low", and a caller that finds a transaction dropped from the
 pool calls it before re-sending.
@@ -52,6 +58,10 @@ class NonceSource(Protocol):
         """The transaction holding ``nonce`` was handed to the node (or given up): no longer unsent."""
         ...
 
+    def unsent_below(self, address: str, nonce: int) -> bool:
+        """Whether this process handed out a nonce below ``nonce`` that is not broadcast yet."""
+        ...
+
     def resync(self, address: str) -> None: ...
 
 
@@ -66,6 +76,7 @@ class ChainNonceSource:
     def __init__(self, w3: Web3) -> None:
         self._w3 = w3
         self._next: dict[str, int] = {}
+        self._unsent: dict[str, set[int]] = {}
         self._lock = threading.Lock()
 
     def next_nonce(self, address: str) -> int:
@@ -74,10 +85,16 @@ class ChainNonceSource:
                 self._next[address] = pending_nonce(self._w3, address)
             nonce = self._next[address]
             self._next[address] = nonce + 1
+            self._unsent.setdefault(address, set()).add(nonce)
             return nonce
 
     def release(self, address: str, nonce: int) -> None:
-        """Nothing to do: the counter starts from the chain in each process."""
+        with self._lock:
+            self._unsent.get(address, set()).discard(nonce)
+
+    def unsent_below(self, address: str, nonce: int) -> bool:
+        with self._lock:
+            return any(n < nonce for n in self._unsent.get(address, ()))
 
     def resync(self, address: str) -> None:
         with self._lock:
@@ -124,6 +141,10 @@ class StoreNonceSource:
     def release(self, address: str, nonce: int) -> None:
         with self._lock:
             self._unsent.get(address, set()).discard(nonce)
+
+    def unsent_below(self, address: str, nonce: int) -> bool:
+        with self._lock:
+            return any(n < nonce for n in self._unsent.get(address, ()))
 
     def resync(self, address: str) -> None:
         chain_next = pending_nonce(self._w3, address)

@@ -279,3 +279,23 @@ def test_a_sent_transaction_lost_with_the_chain_state_is_refused_naming_the_miss
             assert rpc_call(chain_b.rpc_url, "eth_getTransactionCount", [sender.address, "pending"]) == "0x0"
         finally:
             chain_b.stop()
+
+
+def test_a_transaction_queued_behind_a_nonce_never_sent_is_not_left_waiting(
+    ledger_stack: LedgerStack, devchain: DevChain, chain_snapshot: None
+) -> None:
+    """A nonce handed out but never broadcast (its write-ahead failed) leaves the next transaction
+    unminable in the pool: the gap is filled, and the abandoned call, sent again, is anchored once."""
+    client = ledger_stack.client(receipt_timeout=10)
+    sender = TransactionSender(client, ANCHOR_KEY, ChainNonceSource(client.w3))
+    abandoned = sender.prepare(_anchor_call(ledger_stack, client, "abandoned"))
+    sender.abandon(abandoned)
+    behind = sender.send(_anchor_call(ledger_stack, client, "behind"))
+    assert behind.nonce == abandoned.nonce + 1
+    assert rpc_call(devchain.rpc_url, "txpool_status") == {"pending": "0x0", "queued": "0x1"}
+    assert sender.wait(behind)["status"] == 1
+    assert sender.transact(_anchor_call(ledger_stack, client, "abandoned"))["status"] == 1
+    ledger = connect(client, ledger_stack.deployment, "AuditLedger")
+    events = ledger.events.BatchAnchored().get_logs(from_block=ledger_stack.deployment.deploy_block)
+    for tag in ("abandoned", "behind"):
+        assert [bytes(e["args"]["root"]) for e in events].count(keccak(text=tag)) == 1
