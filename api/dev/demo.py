@@ -127,15 +127,16 @@ def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False, rows:
     console.print(f"[bold]1.[/] starting anvil (Berlin, gas price 0, chain id {DEV_CHAIN_ID})")
     chain.start()
     try:
-        return _run(console, workdir, chain, rows)
-    finally:
-        if keep_chain:
-            console.print(f"anvil keeps running at {chain.rpc_url} (Ctrl-C to stop)")
+        result = _run(console, workdir, chain, rows)
+        if keep_chain:  # only after the demo finished: Ctrl-C or SIGTERM mid-demo stops everything
+            console.print(f"anvil keeps running at {chain.rpc_url} (Ctrl-C or SIGTERM stops it)")
             try:
                 while chain.running:
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
+        return result
+    finally:
         chain.stop()
 
 

@@ -6,7 +6,9 @@ printed at start. Development only: the production server (`api.server`) never i
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from eth_account import Account
@@ -51,9 +53,49 @@ class EmbeddedStack:
         self.chain.stop()
 
 
-def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> EmbeddedStack:
-    """Anvil + deployed contracts + SQLite + anchoring worker + API, with admin, member and service keys."""
+PREVIOUS_RUN_FILES = (
+    "secureflow.db",
+    "secureflow.db-wal",
+    "secureflow.db-shm",
+    "deployment.json",
+    "anvil.log",
+)
+
+
+def set_aside_previous_run(workdir: Path) -> Path | None:
+    """Move a previous run's database, deployment file and anvil log to ``workdir/previous/<time>/``.
+
+    The dev chain keeps no state between runs, so a previous run's database describes a chain that is
+    gone: its records would claim anchors the new chain does not hold, and its nonces are ahead of the
+    new chain's. Each run starts with a fresh chain, database and nonces; the party folders (datasets,
+    keys, model shares) stay. Returns where the old files went, or None if there was no previous run.
+    """
+    found = [workdir / name for name in PREVIOUS_RUN_FILES if (workdir / name).exists()]
+    if not any(path.name in ("secureflow.db", "deployment.json") for path in found):
+        return None
+    target = workdir / "previous" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target.mkdir(parents=True)
+    for path in found:
+        shutil.move(str(path), str(target / path.name))
+    return target
+
+
+def build_embedded(
+    workdir: Path, settings: ApiSettings | None = None, *, echo: Printer = lambda _: None
+) -> EmbeddedStack:
+    """Anvil + deployed contracts + SQLite + anchoring worker + API, with admin, member and service keys.
+
+    A previous run's database and deployment in ``workdir`` are set aside first (`set_aside_previous_run`):
+    the new chain starts empty, so the stack starts with a fresh database and nonces too (``echo`` says so).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    previous = set_aside_previous_run(workdir)
+    if previous is not None:
+        echo(
+            f"{workdir} held a previous run whose chain is gone (the dev chain keeps no state between runs): "
+            f"its database, deployment and anvil log are now in {previous}; starting a fresh chain, "
+            "database and nonces (party folders kept)"
+        )
     chain = DevChain(log_path=workdir / "anvil.log").start()
     try:
         db_url = f"sqlite:///{(workdir / 'secureflow.db').as_posix()}"
@@ -120,7 +162,7 @@ def run_up(
     """``secureflow up --port N``: the embedded stack in the foreground until Ctrl-C/SIGTERM."""
     configure_logging("WARNING")
     workdir = workdir or Path(".secureflow") / "up"
-    stack = build_embedded(workdir)
+    stack = build_embedded(workdir, echo=echo)
     try:
         example = write_example(stack, workdir)
         echo(f"secureflow API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
@@ -140,5 +182,8 @@ def run_up(
         echo("Ctrl-C stops everything (pending records are anchored first, up to 30 s)")
         freeze_startup_objects()
         uvicorn_server(stack.app, host, port).run()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM (uvicorn re-raises the signal after its graceful shutdown): stop below
     finally:
+        echo("stopping: anchoring what is pending, then the party workers and anvil")
         stack.close()
