@@ -108,7 +108,9 @@ def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:
     with pytest.raises(ModelError, match="does not match its model hash"):  # edited metadata
         run_job(
             engine,
-            manifest(engine, raw, [psi, scale, predict("lr", "out/mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
+            manifest(
+                engine, raw, [psi, scale, predict("lr", "out/mod/lr2.csv")], models={"lr": ids["ss_lr"]}
+            ),
             recorder,
             model_anchors=anchors(ledger_stack),
         )
@@ -120,7 +122,9 @@ def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:
     with pytest.raises(ModelIntegrityError, match=r"differs from the hash .* anchored on chain"):
         run_job(
             engine,
-            manifest(engine, raw, [psi, scale, predict("lr", "out/mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
+            manifest(
+                engine, raw, [psi, scale, predict("lr", "out/mod/lr2.csv")], models={"lr": ids["ss_lr"]}
+            ),
             recorder,
             model_anchors=anchors(ledger_stack),
         )
