@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
+from secureflow.api.cli.members import members_app
 from secureflow.api.cli.model import model_app
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
@@ -33,6 +34,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(settle_app, name="settle")
 app.add_typer(job_app, name="job")
 app.add_typer(model_app, name="model")
+app.add_typer(members_app, name="members")
 
 
 def _sigterm_as_ctrl_c() -> None:
