@@ -6,8 +6,10 @@ printed at start. Development only: the production server (`api.server`) never i
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +46,8 @@ class EmbeddedStack:
     executor: LocalComputeExecutor
     parties: dict[str, tuple[str, Path]]
     """party name -> (member address, data folder): what a manifest names."""
+    member_keys: dict[str, str] = field(default_factory=dict)
+    """party name -> its dev member key (anvil's public test keys), for `secureflow settle` beside it."""
 
     def close(self) -> None:
         self.executor.close()
@@ -131,7 +135,8 @@ def build_embedded(
         keys["auditor"] = add_member_key(db, "auditor", auditor, "auditor")
         dev.worker.start()
         parties = {p: (dev.address(p), dev.engine.data_dir(p)) for p in PARTIES}
-        return EmbeddedStack(chain, dev.store, dev.worker, app, keys, executor, parties)
+        member_keys = {p: dev.keys[p] for p in PARTIES}
+        return EmbeddedStack(chain, dev.store, dev.worker, app, keys, executor, parties, member_keys)
     except BaseException:
         chain.stop()
         raise
@@ -156,6 +161,50 @@ def write_example(stack: EmbeddedStack, workdir: Path, rows: int = 2000) -> Path
     return manifest
 
 
+def _slug(label: str) -> str:
+    """``alice (member)`` -> ``alice``, ``anchoring service`` -> ``anchoring-service``."""
+    return re.sub(r"[^a-z0-9]+", "-", label.split(" (")[0].lower()).strip("-")
+
+
+def write_env(stack: EmbeddedStack, workdir: Path, api_url: str) -> Path:
+    """``<workdir>/secureflow.env``: every setting a command run beside the stack needs, as ``export`` lines
+    (``source`` it), with keys only as paths to files in ``<workdir>/keys/`` (mode 0600), never inline.
+
+    The API key and member key files point at alice; the file names the others' key files to switch.
+    """
+    keys_dir = workdir.resolve() / "keys"
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def key_file(name: str, secret: str) -> Path:
+        path = keys_dir / name
+        path.write_text(secret + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    api_keys = {_slug(label): key_file(f"{_slug(label)}.api-key", key) for label, key in stack.keys.items()}
+    member_keys = {party: key_file(f"{party}.member-key", key) for party, key in stack.member_keys.items()}
+    settings = {
+        "SECUREFLOW_API_URL": api_url,
+        "SECUREFLOW_RPC_URL": stack.chain.rpc_url,
+        "SECUREFLOW_CHAIN_ID": str(DEV_CHAIN_ID),
+        "SECUREFLOW_DEPLOYMENT": str(workdir.resolve() / "deployment.json"),
+        "SECUREFLOW_DATABASE_URL": f"sqlite:///{(workdir.resolve() / 'secureflow.db').as_posix()}",
+        "SECUREFLOW_API_KEY_FILE": str(api_keys["alice"]),
+        "SECUREFLOW_MEMBER_KEY_FILE": str(member_keys["alice"]),
+    }
+    lines = [
+        "# secureflow up: the settings of the commands you run beside this stack (`source` this file).",
+        "# Keys are files in keys/ (mode 0600); these point at alice's. To act as another, e.g. bob:",
+        f"#   export SECUREFLOW_API_KEY_FILE={shlex.quote(str(api_keys.get('bob', '')))}",
+        f"#   export SECUREFLOW_MEMBER_KEY_FILE={shlex.quote(str(member_keys.get('bob', '')))}",
+        "# API key files: " + ", ".join(f"{who}: {path.name}" for who, path in api_keys.items()),
+        *(f"export {name}={shlex.quote(value)}" for name, value in settings.items()),
+    ]
+    env = workdir / "secureflow.env"
+    env.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return env
+
+
 def run_up(
     port: int = 8000, *, workdir: Path | None = None, host: str = "127.0.0.1", echo: Printer = print
 ) -> None:
@@ -165,6 +214,7 @@ def run_up(
     stack = build_embedded(workdir, echo=echo)
     try:
         example = write_example(stack, workdir)
+        env = write_env(stack, workdir, f"http://{host}:{port}")
         echo(f"secureflow API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         echo(f"web page for auditors: http://{host}:{port}/ui  (paste the auditor key below)")
         echo(f"chain (anvil, chain id {DEV_CHAIN_ID}) at {stack.chain.rpc_url}")
@@ -175,9 +225,10 @@ def run_up(
                 f"party {party}: member {address}, datasets in {data} "
                 "(its SecretFlow worker starts with the first job)"
             )
+        echo(f"settings for other commands (API, chain, deployment, database, key files): source {env}")
         echo(
-            f"try it: SECUREFLOW_API_URL=http://{host}:{port} SECUREFLOW_API_KEY=<alice's key> "
-            f"secureflow job submit {example} --follow  (the demo's datasets are in the party folders)"
+            f"try it: source {env} && secureflow job submit {example} --follow  "
+            "(as alice; the demo's datasets are in the party folders)"
         )
         echo("Ctrl-C stops everything (pending records are anchored first, up to 30 s)")
         freeze_startup_objects()

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from typer.testing import CliRunner
 
+from secureflow.api.cli.main import app as cli_app
 from secureflow.api.dev.testing import LiveServer
-from secureflow.api.dev.up import EmbeddedStack, build_embedded, write_example
+from secureflow.api.dev.up import EmbeddedStack, build_embedded, write_env, write_example
 from secureflow.compute.consents import request_consents
 from secureflow.compute.errors import ConsentRefusedError
 from secureflow.compute.manifest import JobManifest
@@ -65,6 +68,7 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
             )
             assert receipt.status_code == 200, receipt.text
             assert receipt.json()["record"]["algorithm"] == "ss_lr"
+            _commands_run_with_only_secureflow_env(stack, tmp_path, server.url, job_id)
         pin = pin_from_options(deployment=tmp_path / "up" / "deployment.json")  # what `secureflow up` wrote
         verdict = verify_receipt(receipt.json(), stack.chain.rpc_url, pin)
         assert verdict.ok, verdict
@@ -80,6 +84,35 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
             _nobody_consents_for_bob(stack, server.url, example, member, ledger)
     finally:
         stack.close()
+
+
+def _commands_run_with_only_secureflow_env(
+    stack: EmbeddedStack, tmp_path: Path, url: str, job_id: str
+) -> None:
+    """`up` writes secureflow.env: with only its variables (keys as 0600 files, never inline), the CLI reaches
+    the API as alice, fetches the bundle, verifies it against the pinned deployment and reconciles the DB."""
+    env_file = write_env(stack, tmp_path / "up", url)
+    text = env_file.read_text()
+    assert all(key not in text for key in (*stack.keys.values(), *stack.member_keys.values()))
+    env = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("export ")
+    )
+    for name in ("SECUREFLOW_API_KEY_FILE", "SECUREFLOW_MEMBER_KEY_FILE"):
+        assert Path(env[name]).stat().st_mode & 0o077 == 0, f"{env[name]} is readable by others"
+    runner = CliRunner()
+    status = runner.invoke(cli_app, ["job", "status", job_id, "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["job"]["creator"] == stack.parties["alice"][0]
+    bundle = tmp_path / "bundle.json"
+    fetched = runner.invoke(cli_app, ["job", "bundle", job_id, "--out", str(bundle)], env=env)
+    assert fetched.exit_code == 0, fetched.output
+    pinned = ["--deployment", env["SECUREFLOW_DEPLOYMENT"]]  # an auditor names the pin; the node from env
+    verified = runner.invoke(cli_app, ["verify", str(bundle), *pinned], env=env)
+    assert "VALID" in verified.output and "INVALID" not in verified.output, verified.output
+    reconciled = runner.invoke(cli_app, ["audit", "reconcile", "--json"], env=env)
+    assert reconciled.exit_code == 0, reconciled.output
 
 
 def _nobody_consents_for_bob(
