@@ -104,7 +104,7 @@ class JobManifest(BaseModel):
 
     version: Literal[1] = 1
     name: str = Field(default="job", min_length=1, max_length=128)
-    parties: tuple[PartySpec, ...] = Field(min_length=2, max_length=2)
+    parties: tuple[PartySpec, ...] = Field(min_length=2, max_length=8)
     datasets: dict[ObjectName, dict[PartyName, str]] = Field(default_factory=dict)
     models: dict[ObjectName, ModelId] = Field(default_factory=dict)
     steps: tuple[StepSpec, ...] = Field(min_length=1, max_length=256)
