@@ -29,6 +29,12 @@ class ApiSettings(LedgerSettings):
         default=0.5, gt=0, le=60, description="job state polling for live status"
     )
     sse_max_seconds: float = Field(default=3600.0, gt=0, description="a live-status stream ends after this")
+    sse_max_streams_per_key: int = Field(
+        default=8, ge=1, le=10_000, description="live-status streams one API key may hold open (per process)"
+    )
+    sse_max_streams: int = Field(
+        default=256, ge=1, le=100_000, description="live-status streams one API process serves at once"
+    )
     shutdown_drain_timeout: float = Field(
         default=30.0, ge=0, description="seconds to let the in-process worker anchor what is pending"
     )

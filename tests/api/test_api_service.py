@@ -72,9 +72,7 @@ def live_app(
         rpc_url=ledger_stack.rpc_url,
         chain_id=DEV_CHAIN_ID,
         database_url=ledger_db_url,
-        registry_cache_seconds=0,
-        sse_poll_interval=0.05,
-        **settings,
+        **{"registry_cache_seconds": 0, "sse_poll_interval": 0.05, **settings},
     )
     app = create_app(
         api_settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment

@@ -13,9 +13,10 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -39,6 +40,7 @@ from secureflow.api.server.schemas import (
     job_out,
     step_out,
 )
+from secureflow.api.server.streams import SlotStreamingResponse, stream_slots
 from secureflow.ledger.errors import StoreConflictError
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
 from secureflow.ledger.recorder import to_outbox
@@ -330,9 +332,12 @@ def _resume_from(last_event_id: str | None) -> tuple[int, str | None]:
     "/jobs/{job_id}/events",
     dependencies=[Depends(READ)],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        429: {"description": "too many live-status streams open for this API key or this API process"},
+    },
 )
-def job_events(
+async def job_events(
     request: Request,
     job_id: JobId,
     once: Annotated[bool, Query(description="send the current state and end")] = False,
@@ -350,17 +355,24 @@ def job_events(
     the job has finished and its records are settled; ``once``; ``time_limit``: after the API's
     ``sse_max_seconds``, connect again to go on). Each status event has an id
     (``<n>-<digest>``: ``n`` increases by one per event); reconnecting with ``Last-Event-ID`` continues the
-    numbering and skips the current state if it is the one that event carried."""
-    svc, job = services(request), _job(request, job_id)
+    numbering and skips the current state if it is the one that event carried.
+
+    A key may hold ``sse_max_streams_per_key`` streams at once and a process serves ``sse_max_streams``:
+    the next one is a 429 (``too_many_requests``, with ``Retry-After``) until a stream ends or its client
+    disconnects. A stream holds no worker thread: it waits on the event loop, and each poll of the job's
+    state is a short read in the worker threads of the database reads (`HotReads.run`)."""
+    svc, principal, reads = services(request), principal_of(request), hot_reads(request)
+    job = await reads.run(_job, request, job_id)
     interval, limit = svc.settings.sse_poll_interval, svc.settings.sse_max_seconds
     number, seen_digest = _resume_from(last_event_id)
+    slot = stream_slots(request).acquire(principal.key_id)
 
-    def stream() -> Iterator[str]:
+    async def stream() -> AsyncIterator[str]:
         sent = number
         last: str | None = None
         started = last_sent = time.monotonic()
         while True:
-            event = _snapshot(svc, job.job_id)
+            event = await reads.run(_snapshot, svc, job.job_id)
             if event is None:
                 return
             data = event.model_dump_json()
@@ -382,9 +394,11 @@ def job_events(
             elif time.monotonic() - started > limit:
                 reason = "time_limit"
             else:
-                time.sleep(interval)
+                await anyio.sleep(interval)
                 continue
             yield f'event: end\ndata: {{"reason": "{reason}"}}\n\n'
             return
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return SlotStreamingResponse(
+        stream(), slot=slot, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )

@@ -1,0 +1,161 @@
+"""Issue 11 item 7: streams and heavy queries cannot starve the API, and nobody reads what it may not.
+
+Each test replays an attack against the real app on a loopback port (real anvil, real SQLite/PostgreSQL):
+many live-status streams from one key, streams that go away. Liveness is bounded
+by client timeouts, never by measured durations; waits are on conditions, never sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+from stack import LedgerStack
+from test_api_service import Env, assert_error, live_app, submit
+
+from secureflow.api.dev.testing import LiveServer
+
+if TYPE_CHECKING:
+    from secureflow.api.server.streams import StreamSlots
+LIVENESS_TIMEOUT = 20.0  # seconds a client waits for an answer: a starved API does not give one
+PER_KEY, TOTAL = 8, 48  # 48 streams: more than anyio's 40 worker threads, which each stream once held
+
+
+def serve(ledger_stack: LedgerStack, ledger_db_url: str, **settings: object) -> Iterator[Env]:
+    app, store, keys = live_app(ledger_stack, ledger_db_url, **settings)
+    try:
+        with LiveServer(app) as server:
+            yield Env(server.url, app, store, keys, ledger_stack, server)
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def capped(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
+    yield from serve(
+        ledger_stack,
+        ledger_db_url,
+        sse_max_streams_per_key=PER_KEY,
+        sse_max_streams=TOTAL,
+        # a long poll interval: each stream of the old code slept in a worker thread for this long
+        sse_poll_interval=30.0,
+    )
+
+
+def key_id(key: str) -> str:
+    return key.removeprefix("sfk_").split("_", 1)[0]
+
+
+class Stream:
+    """A live-status stream kept open: its response and its line iterator (dropping the iterator would
+    make the HTTP library close the connection)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.response = response
+        self.lines: Iterator[str] = response.iter_lines(decode_unicode=True)
+
+    def wait_for_status(self) -> Stream:
+        """Return once the first status event has arrived (the stream is being served)."""
+        for line in self.lines:
+            if line.startswith("event: status"):
+                return self
+        raise AssertionError("the stream ended before its first status event")
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def open_stream(env: Env, job_id: str, key: str) -> requests.Response | Stream:
+    """A live-status stream once it is served, or the refusal."""
+    response = requests.get(
+        f"{env.url}/v1/jobs/{job_id}/events",
+        headers={"Authorization": f"Bearer {key}"},
+        stream=True,
+        timeout=LIVENESS_TIMEOUT,
+    )
+    if response.status_code != 200:
+        response.content  # noqa: B018 - read the refusal, then let the connection go
+        response.close()
+        return response
+    return Stream(response).wait_for_status()
+
+
+def served(env: Env, job_id: str, key: str) -> Stream:
+    stream = open_stream(env, job_id, key)
+    assert isinstance(stream, Stream), stream.text
+    return stream
+
+
+def refused(env: Env, job_id: str, key: str) -> requests.Response:
+    response = open_stream(env, job_id, key)
+    assert isinstance(response, requests.Response), "the stream was served"
+    return response
+
+
+def slots(env: Env) -> StreamSlots:
+    from secureflow.api.server.streams import StreamSlots
+
+    found = env.app.state.streams
+    assert isinstance(found, StreamSlots)
+    return found
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_streams_are_capped_per_key_and_in_total_and_the_api_still_answers(capped: Env) -> None:
+    env = capped
+    job_id = submit(env)  # created, never finished: its streams stay open
+    db = env.app.state.api_db
+    alice = db.authenticate(env.keys["member"])
+    assert alice is not None
+    keys = [
+        env.keys["member"],
+        *(db.create_key(alice.member_id, f"k{i}")[1] for i in range(TOTAL // PER_KEY - 1)),
+    ]
+    with ExitStack() as streams:
+        opened: dict[str, list[Stream]] = {}
+        for key in keys:  # 6 keys x 8 streams: more streams than the old threadpool had threads
+            for _ in range(PER_KEY):
+                stream = served(env, job_id, key)
+                streams.callback(stream.close)
+                opened.setdefault(key, []).append(stream)
+
+        # the key's next stream: 429 in the one error shape, with a hint and Retry-After
+        response = refused(env, job_id, keys[0])
+        error = assert_error(response, 429, "too_many_requests")
+        assert f"the cap is {PER_KEY} per key" in error["message"] and response.headers["retry-after"]
+        # another key (bob's): the process is at its cap
+        error = assert_error(refused(env, job_id, env.keys["bob"]), 429, "too_many_requests")
+        assert "SECUREFLOW_SSE_MAX_STREAMS" in error["message"]
+        assert slots(env).open_total() == TOTAL
+
+        # everything else still answers, within a client timeout
+        health = requests.get(f"{env.url}/healthz", timeout=LIVENESS_TIMEOUT)
+        assert health.status_code == 200
+        jobs = requests.get(
+            f"{env.url}/v1/jobs", headers={"Authorization": f"Bearer {keys[0]}"}, timeout=LIVENESS_TIMEOUT
+        )
+        assert jobs.status_code == 200 and [j["job_id"] for j in jobs.json()["items"]] == [job_id]
+
+        # a client that goes away gives its slot back: the key may open a stream again
+        opened[keys[0]].pop().close()
+        assert slots(env).wait_until(lambda s: s.open_for(key_id(keys[0])) < PER_KEY, LIVENESS_TIMEOUT)
+        again = served(env, job_id, keys[0])
+        streams.callback(again.close)
+        assert slots(env).open_for(key_id(keys[0])) == PER_KEY
+
+    # every client gone: every slot back
+    assert slots(env).wait_until(lambda s: s.open_total() == 0, LIVENESS_TIMEOUT)
+
+    # a stream that ends (here: ?once=true) gives its slot back too: many more than the cap, one by one
+    for _ in range(2 * PER_KEY):
+        response = requests.get(
+            f"{env.url}/v1/jobs/{job_id}/events?once=true",
+            headers={"Authorization": f"Bearer {keys[0]}"},
+            timeout=LIVENESS_TIMEOUT,
+        )
+        assert response.status_code == 200, response.text
+        assert response.text.rstrip().endswith('data: {"reason": "once"}')
+        assert slots(env).wait_until(lambda s: s.open_total() == 0, LIVENESS_TIMEOUT)
