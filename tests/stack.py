@@ -17,7 +17,7 @@ from eth_utils.crypto import keccak
 from secureflow.ledger.anchoring import Anchorer, AnchoringConfig
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
 from secureflow.ledger.consent import sign_consent
-from secureflow.ledger.contracts import AuditLedgerClient, hex32
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient, hex32
 from secureflow.ledger.deploy import Deployment, connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
@@ -42,6 +42,12 @@ class LedgerStack:
 
     def ledger(self, client: ChainClient, sender: TransactionSender | None = None) -> AuditLedgerClient:
         return AuditLedgerClient(connect(client, self.deployment, "AuditLedger"), sender)
+
+    def registry(self) -> RegistryClient:
+        """The registry, sending as its admin (key 0): register, suspend and reinstate members."""
+        client = self.client()
+        admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
+        return RegistryClient(connect(client, self.deployment, "ConsortiumRegistry"), admin)
 
 
 ANCHOR_KEY = DEV_PRIVATE_KEYS[3]

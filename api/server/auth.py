@@ -10,7 +10,8 @@ to build an app in which any route declares neither
 Roles: ``admin`` (members, roles and keys; reads everything), ``member``
 (submits and cancels its jobs, reads the jobs it is party to), ``service``
 (anchors step records: POST /v1/jobs/{id}/steps), ``auditor`` (reads and
-verifies everything, writes nothing).
+verifies everything, writes nothing). A ``member`` key works only while its address is an active member
+in the on-chain registry (a suspended member is refused within ``registry_cache_seconds``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from secureflow.api.server.context import Services
 from secureflow.api.server.db import ROLES, ApiDb, Principal, Role
 from secureflow.api.server.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from secureflow.ledger.store.schemas import Job
@@ -61,6 +63,8 @@ class Guard:
             principal = await run_in_threadpool(db.authenticate, token)
         if principal is None:
             raise UnauthorizedError("the API key is unknown or revoked")
+        if principal.role == "member":
+            await _check_still_member(request, principal)
         request.state.principal = principal
         if principal.role not in self.access.roles:
             raise ForbiddenError(
@@ -68,6 +72,22 @@ class Guard:
                 hint="use a key of a member with one of the allowed roles, or ask an admin",
             )
         return principal
+
+
+async def _check_still_member(request: Request, principal: Principal) -> None:
+    """Refuse a ``member`` key whose address is no longer an active member on chain (suspended by the
+    registry's admin, or its MEMBER_ROLE revoked): its keys stop working within ``registry_cache_seconds``
+    (the registry answer's cache), whatever the key cache holds."""
+    svc: Services = request.app.state.services
+    active = svc.cached_active_member(principal.address)
+    if active is None:
+        active = await run_in_threadpool(svc.is_active_member, principal.address)
+    if not active:
+        raise ForbiddenError(
+            f"member {principal.name} ({principal.address}) is suspended or no longer an active member "
+            "in the ConsortiumRegistry: its API keys are refused",
+            hint="the consortium admin reinstates it on chain (ConsortiumRegistry.reinstateMember)",
+        )
 
 
 def allow(*roles: Role, scope: Scope = "all") -> Guard:

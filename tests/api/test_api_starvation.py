@@ -1,7 +1,7 @@
 """Issue 11 item 7: streams and heavy queries cannot starve the API, and nobody reads what it may not.
 
 Each test replays an attack against the real app on a loopback port (real anvil, real SQLite/PostgreSQL):
-many live-status streams from one key, streams that go away. Liveness is bounded
+many live-status streams from one key, streams that go away, a suspended member's key. Liveness is bounded
 by client timeouts, never by measured durations; waits are on conditions, never sleeps.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from stack import LedgerStack
+from stack import ALICE, LedgerStack
 from test_api_service import Env, assert_error, live_app, submit
 
 from secureflow.api.dev.testing import LiveServer
@@ -43,6 +43,11 @@ def capped(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) 
         # a long poll interval: each stream of the old code slept in a worker thread for this long
         sse_poll_interval=30.0,
     )
+
+
+@pytest.fixture
+def live(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
+    yield from serve(ledger_stack, ledger_db_url)
 
 
 def key_id(key: str) -> str:
@@ -159,3 +164,23 @@ def test_streams_are_capped_per_key_and_in_total_and_the_api_still_answers(cappe
         assert response.status_code == 200, response.text
         assert response.text.rstrip().endswith('data: {"reason": "once"}')
         assert slots(env).wait_until(lambda s: s.open_total() == 0, LIVENESS_TIMEOUT)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_suspended_member_loses_api_access(live: Env) -> None:
+    """The registry's admin suspends alice on chain: her key (cached by the API a moment ago) is refused on
+    the next request after the registry cache window (``registry_cache_seconds``, 0 here), reads included,
+    and works again once she is reinstated."""
+    env = live
+    job_id = submit(env)
+    for path in ("/v1/jobs", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/steps", "/v1/me"):
+        assert env.call("GET", path, "member").status_code == 200, path
+    registry = env.stack.registry()
+    registry.suspend_member(ALICE)
+    for path in ("/v1/jobs", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/steps", "/v1/me"):
+        error = assert_error(env.call("GET", path, "member"), 403, "forbidden")
+        assert "suspended" in error["message"] and "reinstateMember" in error["message"], path
+    assert_error(env.call("GET", f"/v1/jobs/{job_id}/events?once=true", "member"), 403, "forbidden")
+    assert env.call("GET", "/v1/jobs", "bob").status_code == 200  # other members are not affected
+    registry.reinstate_member(ALICE)
+    assert env.call("GET", "/v1/jobs", "member").status_code == 200
