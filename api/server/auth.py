@@ -2,7 +2,7 @@
 
 Every route declares who may call it with exactly one of :func:`allow` (the
 roles, and the data scope: ``own_jobs`` means a ``member`` sees only jobs it is
-party to) or :func:`public` (health, readiness, metrics). `create_app` refuses
+party to) or :func:`public` (health, readiness). `create_app` refuses
 to build an app in which any route declares neither
 (:func:`assert_every_route_guarded`), and the test suite enumerates
 ``app.routes`` against the same declarations.
@@ -10,7 +10,8 @@ to build an app in which any route declares neither
 Roles: ``admin`` (members, roles and keys; reads everything), ``member``
 (submits and cancels its jobs, reads the jobs it is party to), ``service``
 (anchors step records: POST /v1/jobs/{id}/steps), ``auditor`` (reads and
-verifies everything, writes nothing). A ``member`` key works only while its address is an active member
+verifies everything, writes nothing), ``metrics`` (scrapes ``/metrics``, nothing else: the key to give
+Prometheus). A ``member`` key works only while its address is an active member
 in the on-chain registry (a suspended member is refused within ``registry_cache_seconds``).
 """
 
@@ -98,7 +99,7 @@ def allow(*roles: Role, scope: Scope = "all") -> Guard:
 
 
 def public() -> Guard:
-    """Declare a route that needs no key (health, readiness, metrics)."""
+    """Declare a route that needs no key (health, readiness)."""
     return Guard(Access((), "none", public=True))
 
 

@@ -34,6 +34,7 @@ from secureflow.ledger.verify import PinnedDeployment, verify_receipt
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
 SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
 AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
+PROMETHEUS = Account.create().address  # a key of role metrics: needs no on-chain role
 OTHER = Account.create().address
 
 
@@ -86,6 +87,7 @@ def live_app(
         "bob": add_member_key(db, "bob", BOB, "member"),
         "service": add_member_key(db, "svc", SERVICE, "service"),
         "auditor": add_member_key(db, "auditor", AUDITOR, "auditor"),
+        "metrics": add_member_key(db, "prometheus", PROMETHEUS, "metrics"),
     }
     return app, store, keys
 
@@ -137,7 +139,8 @@ def test_every_route_declares_access_and_undeclared_routes_are_refused(env: Env)
     for route in routes:
         access = route_access(route)
         assert access is not None, route.path
-        assert access.public == (not route.path.startswith("/v1")), route.path
+        # public: outside /v1, but /metrics (outside /v1 for Prometheus) needs a key as /v1 does
+        assert access.public == (not route.path.startswith("/v1") and route.path != "/metrics"), route.path
     bad = FastAPI()
 
     @bad.get("/v1/unguarded")
@@ -175,7 +178,7 @@ def test_role_route_matrix(env: Env) -> None:
         for method in sorted(route.methods or ()):
             for who in (None, *ROLES):
                 before = snapshot(env)
-                key = {"admin": "admin", "member": "member", "service": "service", "auditor": "auditor"}
+                key = {r: r for r in ROLES}
                 response = env.call(
                     method,
                     _path(route, values),
@@ -303,7 +306,7 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
     page = env.call("GET", "/v1/members?limit=2", "admin").json()
     assert len(page["items"]) == 2 and page["next_cursor"]
     rest = env.call("GET", f"/v1/members?limit=100&cursor={page['next_cursor']}", "admin").json()
-    assert len(page["items"]) + len(rest["items"]) == 6
+    assert len(page["items"]) + len(rest["items"]) == 7
     assert (
         env.call("PUT", f"/v1/members/{member_id}/role", "admin", json={"role": "service"}).status_code == 422
     )
@@ -403,7 +406,7 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
         env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=step(job_id, 9).model_dump(mode="json")),
         409,
     )
-    metrics = env.call("GET", "/metrics").text
+    metrics = env.call("GET", "/metrics", "metrics").text
     assert 'secureflow_records{status="confirmed"} 5.0' in metrics
     assert (
         "secureflow_anchoring_queue_depth 0.0" in metrics

@@ -184,3 +184,20 @@ def test_a_suspended_member_loses_api_access(live: Env) -> None:
     assert env.call("GET", "/v1/jobs", "bob").status_code == 200  # other members are not affected
     registry.reinstate_member(ALICE)
     assert env.call("GET", "/v1/jobs", "member").status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_metrics_need_a_metrics_or_admin_key(live: Env) -> None:
+    """``/metrics`` told anyone the queue depth, records by status and every route's traffic: now it needs a
+    key of role ``metrics`` (Prometheus's, which may call nothing else) or ``admin``."""
+    env = live
+    assert_error(env.call("GET", "/metrics"), 401, "unauthorized")
+    assert_error(env.call("GET", "/metrics", headers={"Authorization": "Bearer sfk_nope_x"}), 401)
+    for who in ("member", "service", "auditor"):
+        assert_error(env.call("GET", "/metrics", who), 403, "forbidden")
+    for who in ("metrics", "admin"):  # Prometheus: authorization: {type: Bearer, credentials_file: ...}
+        scraped = env.call("GET", "/metrics", who)
+        assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+        assert "secureflow_api_request_seconds_bucket" in scraped.text
+    assert_error(env.call("GET", "/v1/jobs", "metrics"), 403, "forbidden")  # the scrape key reads nothing
+    assert env.call("GET", "/healthz").status_code == env.call("GET", "/readyz").status_code == 200
