@@ -45,4 +45,7 @@ class ApiSettings(LedgerSettings):
         default=5.0, ge=0, description="cache of on-chain membership checks"
     )
     max_verify_items: int = Field(default=100, ge=1, le=1000, description="page size cap with ?verify=true")
+    verify_concurrency: int = Field(
+        default=2, ge=1, le=64, description="?verify=true pages worked on at once per process (the rest wait)"
+    )
     log_level: str = Field(default="INFO")

@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from stack import ALICE, LedgerStack
+from rpc_proxy import RpcProxy
+from stack import ALICE, LedgerStack, accept, anchor_and_index, new_job, open_job_on_chain
 from test_api_service import Env, assert_error, live_app, submit
 
 from secureflow.api.dev.testing import LiveServer
+from secureflow.ledger.chain import ChainClient, ChainConfig
+from secureflow.ledger.devchain import DEV_CHAIN_ID
 
 if TYPE_CHECKING:
     from secureflow.api.server.streams import StreamSlots
@@ -201,3 +204,32 @@ def test_metrics_need_a_metrics_or_admin_key(live: Env) -> None:
         assert "secureflow_api_request_seconds_bucket" in scraped.text
     assert_error(env.call("GET", "/v1/jobs", "metrics"), 403, "forbidden")  # the scrape key reads nothing
     assert env.call("GET", "/healthz").status_code == env.call("GET", "/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_verifying_a_page_asks_the_node_a_bounded_number_of_times(live: Env) -> None:
+    """``GET /v1/audit/records?verify=true&limit=100`` made one chain call per record (3.6 s a page): the
+    node is now asked once for what the page's receipts share and in batches for each record's on-chain
+    ``verify``, so the number of requests the node sees does not grow with the page."""
+    env = live
+    job_id = new_job(env.store, 11)
+    open_job_on_chain(env.stack, job_id, 11)
+    accept(env.store, job_id, 100, signed=True)
+    anchor_and_index(env.stack, env.store)
+    svc = env.app.state.services
+    with RpcProxy(env.stack.rpc_url) as proxy:  # counts the HTTP requests the API sends its node
+        svc.client = ChainClient(ChainConfig(rpc_url=proxy.url, expected_chain_id=DEV_CHAIN_ID))
+
+        def requests_for_a_page(limit: int) -> int:
+            before = proxy.requests
+            page = env.call("GET", f"/v1/audit/records?job_id={job_id}&verify=true&limit={limit}", "auditor")
+            assert page.status_code == 200, page.text
+            items = page.json()["items"]
+            assert len(items) == limit and all(item["verification"]["ok"] for item in items)
+            assert len({item["batch_id"] for item in items}) == 1  # one batch: the same shared questions
+            checks = {c["name"]: c["detail"] for c in items[-1]["verification"]["checks"]}
+            assert "on-chain verify(leaf, proof, root) is true" in checks["root_anchored"]
+            return proxy.requests - before
+
+        small, large = requests_for_a_page(10), requests_for_a_page(100)
+        assert large == small < 100, f"{small} requests to the node for 10 records, {large} for 100"
