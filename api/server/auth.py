@@ -91,6 +91,21 @@ async def _check_still_member(request: Request, principal: Principal) -> None:
         )
 
 
+def still_allowed(request: Request, principal: Principal) -> bool:
+    """Whether the request's key still stands for ``principal`` (not revoked, same role) and, for a member,
+    its address is still an active member on chain: for responses that outlive their request (live-status
+    streams). Blocking (database, chain; both cached): call it in a worker thread."""
+    db: ApiDb = request.app.state.api_db
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    current = db.authenticate(token)
+    if current is None or current.role != principal.role:
+        return False
+    if current.role != "member":
+        return True
+    svc: Services = request.app.state.services
+    return svc.is_active_member(current.address)
+
+
 def allow(*roles: Role, scope: Scope = "all") -> Guard:
     """Declare the roles a route admits; with ``scope="own_jobs"`` members see only their jobs."""
     unknown = set(roles) - set(ROLES)

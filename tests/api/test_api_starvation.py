@@ -7,6 +7,8 @@ by client timeouts, never by measured durations; waits are on conditions, never 
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
@@ -71,6 +73,18 @@ class Stream:
             if line.startswith("event: status"):
                 return self
         raise AssertionError("the stream ended before its first status event")
+
+    def end_reason(self) -> str:
+        """Read on to the stream's ``end`` event and return its reason (bounded: a client timeout per read,
+        and a deadline a stream that never ends runs into)."""
+        deadline = time.monotonic() + 2 * LIVENESS_TIMEOUT
+        ended = False
+        for line in self.lines:
+            if ended and line.startswith("data: "):
+                return str(json.loads(line[len("data: ") :])["reason"])
+            ended = ended or line == "event: end"
+            assert time.monotonic() < deadline, "the stream did not end"
+        raise AssertionError("the stream closed without an end event")
 
     def close(self) -> None:
         self.response.close()
@@ -178,8 +192,13 @@ def test_a_suspended_member_loses_api_access(live: Env) -> None:
     job_id = submit(env)
     for path in ("/v1/jobs", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/steps", "/v1/me"):
         assert env.call("GET", path, "member").status_code == 200, path
+    stream = served(env, job_id, env.keys["member"])  # a stream opened before the suspension ends with it
     registry = env.stack.registry()
     registry.suspend_member(ALICE)
+    try:
+        assert stream.end_reason() == "access_revoked"
+    finally:
+        stream.close()
     for path in ("/v1/jobs", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/steps", "/v1/me"):
         error = assert_error(env.call("GET", path, "member"), 403, "forbidden")
         assert "suspended" in error["message"] and "reinstateMember" in error["message"], path
@@ -187,6 +206,20 @@ def test_a_suspended_member_loses_api_access(live: Env) -> None:
     assert env.call("GET", "/v1/jobs", "bob").status_code == 200  # other members are not affected
     registry.reinstate_member(ALICE)
     assert env.call("GET", "/v1/jobs", "member").status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_revoked_key_ends_its_open_stream(live: Env) -> None:
+    env = live
+    job_id = submit(env)
+    stream = served(env, job_id, env.keys["auditor"])
+    try:
+        revoked = env.call("POST", f"/v1/keys/{key_id(env.keys['auditor'])}/revoke", "admin")
+        assert revoked.status_code == 200, revoked.text
+        assert stream.end_reason() == "access_revoked"
+    finally:
+        stream.close()
+    assert_error(env.call("GET", "/v1/jobs", "auditor"), 401, "unauthorized")
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

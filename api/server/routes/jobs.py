@@ -20,8 +20,9 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from secureflow.api.server.auth import allow, principal_of, scope_address, visible_job
+from secureflow.api.server.auth import allow, principal_of, scope_address, still_allowed, visible_job
 from secureflow.api.server.context import Services, services
+from secureflow.api.server.db import Principal
 from secureflow.api.server.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
 from secureflow.api.server.manifests import new_job_id, validate_manifest
 from secureflow.api.server.reads import JsonBytes, hot_reads
@@ -41,7 +42,7 @@ from secureflow.api.server.schemas import (
     step_out,
 )
 from secureflow.api.server.streams import SlotStreamingResponse, stream_slots
-from secureflow.ledger.errors import StoreConflictError
+from secureflow.ledger.errors import LedgerError, StoreConflictError
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import StepRecord
@@ -311,6 +312,19 @@ def _snapshot(svc: Services, job_id: str) -> JobStatusEvent | None:
     )
 
 
+def _poll(
+    request: Request, principal: Principal, svc: Services, job_id: str
+) -> tuple[JobStatusEvent | None, bool]:
+    """A stream's poll: the job's state, and whether the caller may still see it (its key not revoked,
+    its member not suspended: checked with the same caches as every request, so within their windows)."""
+    try:
+        allowed = still_allowed(request, principal)
+    except LedgerError as exc:  # the chain node did not answer: ask again at the next poll
+        log.warning("live status: access not re-checked", extra={"error": type(exc).__name__})
+        allowed = True
+    return _snapshot(svc, job_id), allowed
+
+
 EVENT_ID = re.compile(r"^([0-9]{1,18})-([0-9a-f]{16})$")
 """A live-status event id: ``<n>-<digest>``, ``n`` counting up by one per event of the stream (and across
 resumed streams), ``digest`` the first 16 hex digits of the SHA-256 of the event's data."""
@@ -353,7 +367,8 @@ async def job_events(
     """Live job status as server-sent events (``event: status``), sent on every change of the job state or
     its records' chain status; the stream ends with ``event: end`` and its reason (``{"reason": "finished"}``:
     the job has finished and its records are settled; ``once``; ``time_limit``: after the API's
-    ``sse_max_seconds``, connect again to go on). Each status event has an id
+    ``sse_max_seconds``, connect again to go on; ``access_revoked``: the key was revoked or its role
+    changed, or its member was suspended on chain, since the stream began). Each status event has an id
     (``<n>-<digest>``: ``n`` increases by one per event); reconnecting with ``Last-Event-ID`` continues the
     numbering and skips the current state if it is the one that event carried.
 
@@ -372,7 +387,10 @@ async def job_events(
         last: str | None = None
         started = last_sent = time.monotonic()
         while True:
-            event = await reads.run(_snapshot, svc, job.job_id)
+            event, allowed = await reads.run(_poll, request, principal, svc, job.job_id)
+            if not allowed:
+                yield 'event: end\ndata: {"reason": "access_revoked"}\n\n'
+                return
             if event is None:
                 return
             data = event.model_dump_json()
