@@ -22,8 +22,7 @@ checks it against the party's address with the full record in hand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -72,12 +71,24 @@ def verify_party_signature(record: StepRecord, party: PartyDigests) -> bool:
     return recovered is not None and recovered.lower() == party.party.lower()
 
 
-def signature_problems(record: StepRecord, parties: Sequence[str]) -> list[str]:
+def _recover_or_none(record: StepRecord, party: PartyDigests) -> str | None:
+    try:
+        return recover_party(record, party)
+    except Exception:  # a malformed signature (bad recovery id, not a curve point)
+        return None
+
+
+def signature_problems(
+    record: StepRecord,
+    parties: Sequence[str],
+    recover: Callable[[StepRecord, PartyDigests], str | None] = _recover_or_none,
+) -> list[str]:
     """What keeps ``record`` from being attributable to every one of the job's ``parties`` (empty: nothing).
 
     The record must carry exactly one part per job party, each signed by that party's own key, and no
     part of anyone else. The API checks this before it accepts a record and the verifier before it calls
-    a record valid; each problem names the party.
+    a record valid; each problem names the party. ``recover``: who signed a part (None: malformed),
+    e.g. a cached recovery.
     """
     expected = [str(to_checksum_address(p)) for p in parties]
     entries: dict[str, list[PartyDigests]] = {}
@@ -93,11 +104,7 @@ def signature_problems(record: StepRecord, parties: Sequence[str]) -> list[str]:
         elif found[0].signature is None:
             problems.append(f"job party {party} has not signed its part")
         else:
-            signer: Any
-            try:
-                signer = recover_party(record, found[0])
-            except Exception:  # a malformed signature (bad recovery id, not a curve point)
-                signer = None
+            signer = recover(record, found[0])
             if signer is None:
                 problems.append(f"the signature of job party {party} is malformed")
             elif str(to_checksum_address(signer)) != party:

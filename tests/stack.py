@@ -43,6 +43,12 @@ class LedgerStack:
     def ledger(self, client: ChainClient, sender: TransactionSender | None = None) -> AuditLedgerClient:
         return AuditLedgerClient(connect(client, self.deployment, "AuditLedger"), sender)
 
+    def registry(self) -> RegistryClient:
+        """The registry, sending as its admin (key 0): register, suspend and reinstate members."""
+        client = self.client()
+        admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
+        return RegistryClient(connect(client, self.deployment, "ConsortiumRegistry"), admin)
+
 
 def deploy_ledger_stack(rpc_url: str) -> LedgerStack:
     """Deploy the contracts on the node at ``rpc_url``: admin key 0, members keys 1 and 2, anchoring key 3."""

@@ -133,6 +133,8 @@ def build_embedded(
         keys["anchoring service"] = add_member_key(db, "anchor-service", dev.address("anchor"), "service")
         auditor = Account.from_key(DEV_PRIVATE_KEYS[4]).address  # read-only: the web page's user
         keys["auditor"] = add_member_key(db, "auditor", auditor, "auditor")
+        # /metrics only (Prometheus's bearer token); the address is a label, it holds no on-chain role
+        keys["metrics (Prometheus)"] = add_member_key(db, "prometheus", Account.create().address, "metrics")
         dev.worker.start()
         parties = {p: (dev.address(p), dev.engine.data_dir(p)) for p in PARTIES}
         member_keys = {p: dev.keys[p] for p in PARTIES}

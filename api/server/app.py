@@ -34,6 +34,7 @@ from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
 from secureflow.api.server.reads import HotReads
 from secureflow.api.server.routes import admin, audit, docs, jobs, ops, settlements, ui
 from secureflow.api.server.settings import ApiSettings
+from secureflow.api.server.streams import StreamSlots
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.chain import ChainClient
 from secureflow.ledger.deploy import Deployment
@@ -258,6 +259,7 @@ def create_app(
         store, api_db, services.chain_id, services.ledger_address, trees=services.receipts.trees
     )
     app.state.api_db = api_db
+    app.state.streams = StreamSlots(settings.sse_max_streams_per_key, settings.sse_max_streams)
     app.state.metrics = metrics
     install_error_handlers(app)
     for module in (ops, jobs, audit, admin, settlements, ui, docs):

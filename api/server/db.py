@@ -74,7 +74,7 @@ from secureflow.ledger.store import migrate
 from secureflow.ledger.store.engine import WRITE_OPTION, mask_url
 from secureflow.ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
 
-ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor")
+ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor", "metrics")
 VERSION_TABLE = "api_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 KEY_PREFIX = "sfk_"
@@ -99,10 +99,13 @@ class Base(DeclarativeBase):
     metadata = MetaData()
 
 
+ROLE_CHECK = "role IN ('admin', 'member', 'service', 'auditor', 'metrics')"
+
+
 class MemberOrm(Base):
     __tablename__ = "api_members"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'member', 'service', 'auditor')", name="ck_api_members_role"),
+        CheckConstraint(ROLE_CHECK, name="ck_api_members_role"),
         UniqueConstraint("name", name="uq_api_members_name"),
         UniqueConstraint("address", "role", name="uq_api_members_address_role"),
     )

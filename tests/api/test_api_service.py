@@ -35,6 +35,7 @@ from secureflow.ledger.verify import PinnedDeployment, verify_receipt
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
 SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
 AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
+PROMETHEUS = Account.create().address  # a key of role metrics: needs no on-chain role
 OTHER = Account.create().address
 
 
@@ -73,9 +74,7 @@ def live_app(
         rpc_url=ledger_stack.rpc_url,
         chain_id=DEV_CHAIN_ID,
         database_url=ledger_db_url,
-        registry_cache_seconds=0,
-        sse_poll_interval=0.05,
-        **settings,
+        **{"registry_cache_seconds": 0, "sse_poll_interval": 0.05, **settings},
     )
     app = create_app(
         api_settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment
@@ -89,6 +88,7 @@ def live_app(
         "bob": add_member_key(db, "bob", BOB, "member"),
         "service": add_member_key(db, "svc", SERVICE, "service"),
         "auditor": add_member_key(db, "auditor", AUDITOR, "auditor"),
+        "metrics": add_member_key(db, "prometheus", PROMETHEUS, "metrics"),
     }
     return app, store, keys
 
@@ -141,7 +141,8 @@ def test_every_route_declares_access_and_undeclared_routes_are_refused(env: Env)
     for route in routes:
         access = route_access(route)
         assert access is not None, route.path
-        assert access.public == (not route.path.startswith("/v1")), route.path
+        # public: outside /v1, but /metrics (outside /v1 for Prometheus) needs a key as /v1 does
+        assert access.public == (not route.path.startswith("/v1") and route.path != "/metrics"), route.path
     bad = FastAPI()
 
     @bad.get("/v1/unguarded")
@@ -179,7 +180,7 @@ def test_role_route_matrix(env: Env) -> None:
         for method in sorted(route.methods or ()):
             for who in (None, *ROLES):
                 before = snapshot(env)
-                key = {"admin": "admin", "member": "member", "service": "service", "auditor": "auditor"}
+                key = {r: r for r in ROLES}
                 response = env.call(
                     method,
                     _path(route, values),
@@ -360,7 +361,7 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
     page = env.call("GET", "/v1/members?limit=2", "admin").json()
     assert len(page["items"]) == 2 and page["next_cursor"]
     rest = env.call("GET", f"/v1/members?limit=100&cursor={page['next_cursor']}", "admin").json()
-    assert len(page["items"]) + len(rest["items"]) == 6
+    assert len(page["items"]) + len(rest["items"]) == 7
     assert (
         env.call("PUT", f"/v1/members/{member_id}/role", "admin", json={"role": "service"}).status_code == 422
     )
@@ -466,7 +467,7 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
         ),
         409,
     )
-    metrics = env.call("GET", "/metrics").text
+    metrics = env.call("GET", "/metrics", "metrics").text
     assert 'secureflow_records{status="confirmed"} 5.0' in metrics
     assert (
         "secureflow_anchoring_queue_depth 0.0" in metrics
