@@ -224,14 +224,18 @@ def run_up(
             echo(f"{who} API key: {key}")
         for party, (address, data) in stack.parties.items():
             echo(
-                f"party {party}: member {address}, datasets in {data} "
-                "(its SecretFlow worker starts with the first job)"
+                f"party {party}: member {address}, datasets in {data}, "
+                f"consent policy {data.parent / 'policy.json'}"
             )
         echo(f"settings for other commands (API, chain, deployment, database, key files): source {env}")
         echo(
             f"try it: source {env} && secureflow job submit {example} --follow  "
             "(as alice; the demo's datasets are in the party folders)"
         )
+        echo(f"starting the party workers ({', '.join(stack.parties)}: SecretFlow import, links; ~10-30 s) …")
+        engine = stack.executor.engine
+        engine.ensure_healthy()  # warm before the first job: it starts its first step at once
+        echo(f"party workers ready in {engine.last_start_s:.1f}s")
         echo("Ctrl-C stops everything (pending records are anchored first, up to 30 s)")
         freeze_startup_objects()
         uvicorn_server(stack.app, host, port).run()

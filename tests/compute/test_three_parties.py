@@ -159,3 +159,38 @@ def test_a_two_party_psi_protocol_is_refused_before_anything_runs(
     with pytest.raises(ParameterError, match="PROTOCOL_RR22 is for two parties"):
         run_job(engine3, _manifest(engine3, [_psi("PROTOCOL_RR22")]), recorder)
     assert recorder.store.list_jobs() == []
+
+
+def test_ss_xgb_over_three_parties_predicts_well(
+    engine3: Engine, data: dict[str, pd.DataFrame], recorder: OutboxRecorder
+) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    steps = [
+        dict(_psi(), save={"table": "out/xgb3-joined.csv"}),
+        {
+            "algorithm": "ss_xgb",
+            "params": {"label": "y", "num_boost_round": 3, "max_depth": 3},
+            "inputs": {"table": "j"},
+            "outputs": {"model": "xgb3"},
+        },
+        {
+            "algorithm": "secure_predict",
+            "params": {"receiver": "alice"},
+            "inputs": {"table": "j", "model": "xgb3"},
+            "outputs": {"table": "scores"},
+            "save": {"table": "out/xgb3-scores.csv"},
+        },
+    ]
+    result = run_job(engine3, _manifest(engine3, steps), recorder)
+    assert result.succeeded, (result.error_class, result.error_message)
+    scores = pd.read_csv(engine3.data_dir("alice") / "out" / "xgb3-scores.csv")
+    labels = pd.read_csv(engine3.data_dir("alice") / "out" / "xgb3-joined.csv")["y"].to_numpy()
+    assert (
+        len(scores)
+        == len(labels)
+        == len(data["alice"].merge(data["bob"], on="id").merge(data["carol"], on="id"))
+    )
+    assert roc_auc_score(labels, scores.iloc[:, -1]) > 0.8  # 3 trees over six features held by three parties
+    for party in ("bob", "carol"):  # the scores went to alice only
+        assert not (engine3.data_dir(party) / "out" / "xgb3-scores.csv").exists()
