@@ -58,14 +58,14 @@ class LocalComputeExecutor:
         self._lock = threading.Lock()
         self.results: dict[str, Future[JobResult | None]] = {}
 
-    def submit(self, job: Job, manifest: dict[str, Any]) -> None:
+    def submit(self, job: Job, manifest: dict[str, Any], job_secret: str) -> None:
         missing = [p for p in job.parties if p.lower() not in self.keys]
         if missing:
             raise ConfigurationError(
                 f"this stack runs jobs for {sorted(self.keys)} only; no party worker for {missing}",
                 hint="name the stack's party addresses (printed by `secureflow up`) in the manifest",
             )
-        self.results[job.job_id] = self._pool.submit(self._run, job, manifest)
+        self.results[job.job_id] = self._pool.submit(self._run, job, manifest, job_secret)
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
@@ -74,7 +74,7 @@ class LocalComputeExecutor:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _run(self, job: Job, manifest: dict[str, Any]) -> JobResult | None:
+    def _run(self, job: Job, manifest: dict[str, Any], job_secret: str) -> JobResult | None:
         with self._lock:
             if job.job_id in self._cancelled:
                 return None
@@ -88,6 +88,7 @@ class LocalComputeExecutor:
                 job_id=job.job_id,
                 salt=job.salt,
                 creator=job.creator,
+                job_secret=job_secret,
                 model_anchors=ChainModelAnchors(AuditLedgerClient(self.ledger_contract)),
             )
             log.info(
