@@ -34,17 +34,23 @@ def request_consents(
     job_id: str,
     creator: str,
     salt: str,
+    job_secret: str,
     parties: Sequence[str],
     chain_id: int,
     ledger: str,
 ) -> list[bytes]:
-    """Every party's 65-byte consent to the job, in the order of ``parties``, each signed by its worker."""
+    """Every party's 65-byte consent to the job, in the order of ``parties``, each signed by its worker.
+
+    ``job_secret``: the secret the manifest commitment is salted with; each party recomputes the
+    commitment (and from it the job id) itself and learns the secret, as a party of the job does.
+    """
     request = {
         "op": "consent",
         "manifest": dict(manifest),
         "job_id": job_id,
         "creator": creator,
         "salt": salt,
+        "job_secret": job_secret,
         "chain_id": chain_id,
         "ledger": ledger,
     }

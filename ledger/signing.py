@@ -1,9 +1,16 @@
 """Salted digests and party signatures of step records.
 
-Digests (computed inside each party's worker; the salt never leaves it)::
+Digests (computed inside each party's worker; its secret and salts never leave it)::
 
+    job_salt       = HKDF-SHA256(ikm=party_secret, salt=none, info="secureflow/job-salt/v1" || job_id, L=32)
     content_digest = keccak256(canonical bytes of the object)
-    salted_digest  = keccak256(salt || content_digest)        # 0x + 64 hex in the record
+    salted_digest  = keccak256(job_salt || content_digest)    # 0x + 64 hex in the record
+
+``party_secret`` is the party's own 32 random bytes (``<party_dir>/secrets/salt``), ``job_id`` the job's
+32 bytes (RFC 5869 HKDF with SHA-256, the standard library's ``hmac``). The salt is per job and per party,
+so the same input in two jobs gives unrelated digests (records of different jobs cannot be linked), and a
+party can derive the salt of a job again later (a model's share digests are checked with the salt of the
+job in its lineage).
 
 Canonical bytes: a table is its CSV (``index=False``, header, ``float_format="%.17g"``,
 ``lineterminator="\\n"``); a file is its bytes; a JSON-able report is its RFC 8785 JSON.
@@ -22,6 +29,8 @@ checks it against the party's address with the full record in hand.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 
 from eth_account import Account
@@ -34,6 +43,28 @@ from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json
 
 def keccak_hex(data: bytes) -> str:
     return "0x" + bytes(keccak(data)).hex()
+
+
+JOB_SALT_INFO = b"secureflow/job-salt/v1"
+
+
+def job_salt(party_secret: bytes, job_id: str | bytes) -> bytes:
+    """The party's salt for one job: HKDF-SHA256 (RFC 5869) of its secret with the job id as context.
+
+    One output block, so HKDF-Expand is one HMAC; no salt (HashLen zero bytes, as the RFC says).
+    """
+    job = bytes.fromhex(job_id.removeprefix("0x")) if isinstance(job_id, str) else bytes(job_id)
+    if len(job) != 32:
+        raise ValueError(f"a job id is 32 bytes, got {len(job)}")
+    if len(party_secret) < 16:
+        raise ValueError("a party secret must be at least 16 bytes")
+    return hkdf_sha256(party_secret, JOB_SALT_INFO + job)
+
+
+def hkdf_sha256(ikm: bytes, info: bytes) -> bytes:
+    """RFC 5869 HKDF-SHA256 without salt, 32 bytes of output: Extract, then one block of Expand."""
+    prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
 def salted_digest(salt: bytes, content_digest: bytes) -> str:

@@ -36,8 +36,16 @@ Bundle checks (`verify_bundle`) prove the job complete::
 
     records_covered   every record has a receipt carrying it, and every receipt is of this job
     seqs              the records' seqs are 0..n-1, without gaps or duplicates
-    manifest_hash     keccak256 of the manifest's RFC 8785 JSON is the job's manifest hash
-                      (skipped without a manifest: the bundle is then not VALID)
+    manifest_commitment  the manifest's commitment under the bundle's job secret,
+                      keccak256(job_secret || RFC 8785 JSON of the manifest), is the job's manifest
+                      hash (`secureflow.ledger.records.manifest_commitment`); a bundle without a job
+                      secret (written before commitments were salted) is checked against the unsalted
+                      keccak256 of the manifest. Skipped without a manifest: the bundle is then not VALID
+    params_commitments  (only with a job secret) every compute record's ``params_hash`` is the
+                      commitment of its step's ``params`` in the manifest under the job secret
+                      (records past the manifest's steps, e.g. a contribution record, are not compute
+                      steps). Without a job secret the parameter commitments could not be checked: the
+                      verdict says so in a warning
     job_header        the pinned ledger holds the job, with the bundle's creator, manifest hash,
                       parties (in order) and status
     consents          every on-chain party has consented on chain (hasConsented)
@@ -80,7 +88,14 @@ from secureflow.ledger.deploy import Deployment, load_deployment
 from secureflow.ledger.errors import LedgerError, NodeUnreachableError
 from secureflow.ledger.merkle import leaf_hash, process_proof
 from secureflow.ledger.receipts import AuditBundle, InvalidReceiptFileError, Receipt, read_json_file
-from secureflow.ledger.records import StepRecord, canonical_hash, canonical_json, model_key
+from secureflow.ledger.records import (
+    StepRecord,
+    canonical_hash,
+    canonical_json,
+    commitment,
+    manifest_commitment,
+    model_key,
+)
 from secureflow.ledger.signing import recover_party, signature_problems
 
 CheckStatus = Literal["passed", "failed", "skipped"]
@@ -116,7 +131,8 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 BUNDLE_CHECK_ORDER: tuple[str, ...] = (
     "records_covered",
     "seqs",
-    "manifest_hash",
+    "manifest_commitment",
+    "params_commitments",
     "job_header",
     "consents",
     "job_closed",
@@ -1121,6 +1137,8 @@ def verify_bundle(
                 warnings.append(warning)
     if bundle.version == 1 and versions != [1]:
         warnings.append("a version-1 bundle carrying version-2 receipts")
+    if bundle.job_secret is None:
+        warnings.append(_UNSALTED_BUNDLE_WARNING)
     return BundleVerdict(
         job_id=bundle.job.job_id, checks=checks, receipts=verdicts, warnings=warnings, pinned=pin.describe()
     )
@@ -1129,19 +1147,30 @@ def verify_bundle(
 # -- the bundle checks -----------------------------------------------------------------------------------
 
 
+_UNSALTED_BUNDLE_WARNING = (
+    "the bundle carries no job secret: the salted manifest and parameter commitments could not be checked "
+    "(the manifest was checked against its unsalted hash, as bundles from before salted commitments; "
+    "params_hash not at all)"
+)
+
+
 def _bundle_checks(bundle: AuditBundle, ctx: _Context) -> list[Check]:
+    order = _bundle_check_order(bundle)
     results = {
         "records_covered": _records_covered(bundle),
         "seqs": _seqs(bundle),
-        "manifest_hash": _manifest_hash(bundle),
+        "manifest_commitment": _manifest_commitment(bundle),
     }
+    if "params_commitments" in order:
+        results["params_commitments"] = _params_commitments(bundle, results["manifest_commitment"])
+    on_chain = order[order.index("job_header") :]
     try:
         pinned = ctx.pinned()
         job = ctx.node.job(pinned.ledger, bundle.job.job_id)
     except _Failed as failure:
-        for name in BUNDLE_CHECK_ORDER[3:]:
+        for name in on_chain:
             results[name] = Check(name=name, status="skipped", detail=f"skipped: needs code_hash ({failure})")
-        return [results[name] for name in BUNDLE_CHECK_ORDER]
+        return [results[name] for name in order]
 
     def run(name: str, check: Callable[[], str]) -> None:
         try:
@@ -1155,14 +1184,21 @@ def _bundle_checks(bundle: AuditBundle, ctx: _Context) -> list[Check]:
 
     run("job_header", lambda: _job_header(bundle, job, pinned.ledger))
     if job.status == 0:
-        for name in BUNDLE_CHECK_ORDER[4:]:
+        for name in on_chain[1:]:
             detail = f"skipped: the pinned ledger has no job {bundle.job.job_id}"
             results[name] = Check(name=name, status="skipped", detail=detail)
-        return [results[name] for name in BUNDLE_CHECK_ORDER]
+        return [results[name] for name in order]
     run("consents", lambda: _consents(bundle, job, ctx))
     for name, check in _close_checks(bundle, job, ctx, results).items():
         run(name, check)
-    return [results[name] for name in BUNDLE_CHECK_ORDER]
+    return [results[name] for name in order]
+
+
+def _bundle_check_order(bundle: AuditBundle) -> tuple[str, ...]:
+    """The bundle checks run on ``bundle``: ``params_commitments`` only when it carries a job secret."""
+    if bundle.job_secret is not None:
+        return BUNDLE_CHECK_ORDER
+    return tuple(name for name in BUNDLE_CHECK_ORDER if name != "params_commitments")
 
 
 def _records_covered(bundle: AuditBundle) -> Check:
@@ -1224,22 +1260,70 @@ def _seqs(bundle: AuditBundle) -> Check:
     return Check(name=name, status="passed", detail=f"the records' seqs are 0..{n - 1}, each once")
 
 
-def _manifest_hash(bundle: AuditBundle) -> Check:
-    name = "manifest_hash"
+def _manifest_commitment(bundle: AuditBundle) -> Check:
+    name = "manifest_commitment"
     if bundle.manifest is None:
         return Check(name=name, status="skipped", detail="skipped: the bundle carries no manifest")
+    secret = bundle.job_secret
+    rule = (
+        "keccak256(job secret || RFC 8785 JSON of the manifest)"
+        if secret is not None
+        else "keccak256(RFC 8785 JSON of the manifest), unsalted: the bundle carries no job secret"
+    )
     try:
-        computed = canonical_hash(bundle.manifest)
+        computed = (
+            manifest_commitment(bundle.manifest, secret)
+            if secret is not None
+            else canonical_hash(bundle.manifest)
+        )
     except Exception as exc:
         return Check(name=name, status="failed", detail=f"the manifest cannot be canonicalised: {exc}")
     if computed != bundle.job.manifest_hash:
         return Check(
             name=name,
             status="failed",
-            detail=f"the manifest hashes to {computed}, the job's manifest hash is "
-            f"{bundle.job.manifest_hash}",
+            detail=f"the bundle's manifest does not give the job's manifest hash {bundle.job.manifest_hash}: "
+            f"{rule} = {computed} (the manifest or the job secret is not the job's)",
         )
-    return Check(name=name, status="passed", detail=f"keccak256(RFC 8785 JSON of the manifest) = {computed}")
+    return Check(name=name, status="passed", detail=f"{rule} is the job's manifest hash {computed}")
+
+
+def _params_commitments(bundle: AuditBundle, manifest: Check) -> Check:
+    name = "params_commitments"
+    if not manifest.ok or bundle.manifest is None or bundle.job_secret is None:
+        return Check(name=name, status="skipped", detail="skipped: needs manifest_commitment")
+    steps = bundle.manifest.get("steps")
+    if not isinstance(steps, list):
+        return Check(name=name, status="failed", detail="the manifest has no list of steps")
+    differing: list[str] = []
+    checked = 0
+    for record in bundle.records:
+        seq = record.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < len(steps):
+            continue  # not a compute step of the manifest (a contribution record goes after them)
+        step = steps[seq]
+        params = step.get("params", {}) if isinstance(step, dict) else None
+        try:
+            expected = commitment(params, bundle.job_secret)
+        except Exception:
+            differing.append(f"{seq} (its manifest parameters cannot be canonicalised)")
+            continue
+        checked += 1
+        if record.get("params_hash") != expected:
+            differing.append(str(seq))
+    if differing:
+        return Check(
+            name=name,
+            status="failed",
+            detail=f"the params_hash of seq {', '.join(differing[:10])} is not the commitment of its step's "
+            "parameters in the manifest under the job secret",
+        )
+    return Check(
+        name=name,
+        status="passed",
+        detail=f"the params_hash of all {checked} compute record(s) is keccak256(job secret || RFC 8785 JSON "
+        "of the step's params in the manifest)",
+    )
 
 
 def _job_header(bundle: AuditBundle, job: OnChainJob, ledger: str) -> str:
@@ -1320,7 +1404,7 @@ def _close_checks(
         problems = []
         if job.step_count != n:
             problems.append(f"the bundle has {n} record(s), the chain's step count {job.step_count}")
-        if bundle.manifest is not None and results["manifest_hash"].ok:
+        if bundle.manifest is not None and results["manifest_commitment"].ok:
             steps = bundle.manifest.get("steps")
             if not isinstance(steps, list):
                 problems.append("the manifest has no list of steps")

@@ -340,7 +340,7 @@ def main() -> None:
                 job_id=job_id,
                 seq=seq,
                 algorithm="psi",
-                params_hash=params_hash({"seq": seq}),
+                params_hash=params_hash({"seq": seq}, None),
                 code_version="bench",
                 parties=(
                     PartyDigests(party=alice, inputs={"t": "0x" + f"{seq:064x}"}),

@@ -96,7 +96,7 @@ def step(job_id: str, seq: int, *, signed: bool = False) -> StepRecord:
         job_id=job_id,
         seq=seq,
         algorithm="psi",
-        params_hash=params_hash({"seq": seq}),
+        params_hash=params_hash({"seq": seq}, None),
         code_version="test",
         parties=(
             PartyDigests(party=ALICE, inputs={"t": digest}),

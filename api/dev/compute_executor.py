@@ -67,7 +67,7 @@ class LocalComputeExecutor:
         self._lock = threading.Lock()
         self.results: dict[str, Future[JobResult | None]] = {}
 
-    def submit(self, job: Job, manifest: dict[str, Any]) -> None:
+    def submit(self, job: Job, manifest: dict[str, Any], job_secret: str) -> None:
         missing = [p for p in job.parties if p.lower() not in self.keys]
         if missing:
             raise ConfigurationError(
@@ -85,7 +85,7 @@ class LocalComputeExecutor:
         ]
         if refusals:
             raise ConsentRefusedError(f"the parties' policies refuse job {job.job_id}: {'; '.join(refusals)}")
-        self.results[job.job_id] = self._pool.submit(self._run, job, manifest)
+        self.results[job.job_id] = self._pool.submit(self._run, job, manifest, job_secret)
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
@@ -94,13 +94,13 @@ class LocalComputeExecutor:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _run(self, job: Job, manifest: dict[str, Any]) -> JobResult | None:
+    def _run(self, job: Job, manifest: dict[str, Any], job_secret: str) -> JobResult | None:
         with self._lock:
             if job.job_id in self._cancelled:
                 return None
         try:
             self.engine.ensure_healthy()
-            self._create_on_chain(job, manifest)
+            self._create_on_chain(job, manifest, job_secret)
             result = run_job(
                 self.engine,
                 manifest,
@@ -108,6 +108,7 @@ class LocalComputeExecutor:
                 job_id=job.job_id,
                 salt=job.salt,
                 creator=job.creator,
+                job_secret=job_secret,
                 model_anchors=ChainModelAnchors(AuditLedgerClient(self.ledger_contract)),
             )
             log.info(
@@ -121,7 +122,7 @@ class LocalComputeExecutor:
                 self.store.update_job(job.job_id, status="failed")
             raise
 
-    def _create_on_chain(self, job: Job, manifest: dict[str, Any]) -> None:
+    def _create_on_chain(self, job: Job, manifest: dict[str, Any], job_secret: str) -> None:
         if job.salt is None:
             raise ConfigurationError(
                 f"job {job.job_id} has no createJob salt in the store",
@@ -135,6 +136,7 @@ class LocalComputeExecutor:
             job_id=job.job_id,
             creator=job.creator,
             salt=job.salt,
+            job_secret=job_secret,
             parties=job.parties,
             chain_id=self.client.chain_id,
             ledger=ledger.address,

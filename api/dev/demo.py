@@ -44,7 +44,7 @@ from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
 from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.receipts import build_bundle, load_bundle, write_bundle
 from secureflow.ledger.recorder import OutboxRecorder
-from secureflow.ledger.records import job_id_for, new_job_salt
+from secureflow.ledger.records import job_id_for, new_job_salt, new_job_secret
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.verify import pin_from_options, verify_file
 
@@ -168,7 +168,8 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
     try:
         parsed = JobManifest.parse(demo_manifest(engine.addresses))
         manifest = parsed.model_dump(mode="json")  # the normalised form is what is hashed and audited
-        manifest_hash = bytes.fromhex(parsed.manifest_hash()[2:])
+        job_secret = new_job_secret()  # salts the manifest and parameter commitments; in the bundle
+        manifest_hash = bytes.fromhex(parsed.manifest_hash(job_secret)[2:])
         salt = new_job_salt()
         job_id = bytes.fromhex(job_id_for(alice, manifest_hash, salt)[2:])
         consents = request_consents(  # each party's worker checks its policy and signs with its own key
@@ -177,6 +178,7 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
             job_id=hex32(job_id),
             creator=alice,
             salt=salt,
+            job_secret=job_secret,
             parties=[alice, bob],
             chain_id=client.chain_id,
             ledger=alice_ledger.address,
@@ -196,7 +198,15 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
         worker.start()
         console.print("[bold]6.[/] running the job on SecretFlow; each step is recorded and anchored")
         with console.status("PSI → Fillna → StandardScaler → SS-LR → secure prediction → evaluation …"):
-            result = run_job(engine, manifest, recorder, job_id=hex32(job_id), salt=salt, creator=alice)
+            result = run_job(
+                engine,
+                manifest,
+                recorder,
+                job_id=hex32(job_id),
+                salt=salt,
+                creator=alice,
+                job_secret=job_secret,
+            )
         _print_steps(console, result)
         if not result.succeeded:
             raise LedgerError(f"the job failed at {result.error_class}: {result.error_message}")
@@ -236,7 +246,7 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
             f"   BatchAnchored batch {event.batch_id[:18]}… root {event.root[:18]}… "
             f"{event.record_count} records in block {event.block_number}"
         )
-    return _bundle_and_verify(console, store, client, reader, chain, job_id, manifest, workdir)
+    return _bundle_and_verify(console, store, client, reader, chain, job_id, manifest, job_secret, workdir)
 
 
 def _print_steps(console: Console, result: JobResult) -> None:
@@ -271,13 +281,18 @@ def _bundle_and_verify(
     chain: DevChain,
     job_id: bytes,
     manifest: dict[str, Any],
+    job_secret: str,
     workdir: Path,
 ) -> DemoResult:
     bundle_path = write_bundle(
-        build_bundle(store, client.chain_id, reader.address, hex32(job_id), manifest=manifest),
+        build_bundle(
+            store, client.chain_id, reader.address, hex32(job_id), manifest=manifest, job_secret=job_secret
+        ),
         workdir / "audit_bundle.json",
     )
-    console.print(f"[bold]8.[/] audit bundle (manifest, records, receipts) written to {bundle_path}")
+    console.print(
+        f"[bold]8.[/] audit bundle (manifest, job secret, records, receipts) written to {bundle_path}"
+    )
     bundle = load_bundle(bundle_path)
     deployment_path = workdir / "deployment.json"  # written by dev_consortium, as `secureflow deploy` does
     command = f"secureflow verify {bundle_path} --rpc-url {chain.rpc_url} --deployment {deployment_path}"

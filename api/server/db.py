@@ -137,6 +137,7 @@ class ManifestOrm(Base):
     submitted_by: Mapped[int] = mapped_column(Integer)
     service: Mapped[str | None] = mapped_column(String(42))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    job_secret: Mapped[str | None] = mapped_column(String(66))  # api0004; parties and auditors only
 
 
 class RecordIndexOrm(Base):
@@ -478,9 +479,16 @@ class ApiDb:
 
     # -- manifests ---------------------------------------------------------------------------------------
     def put_manifest(
-        self, job_id: str, manifest: dict[str, Any], submitted_by: int, service: str | None = None
+        self,
+        job_id: str,
+        manifest: dict[str, Any],
+        submitted_by: int,
+        service: str | None = None,
+        job_secret: str | None = None,
     ) -> None:
-        """Keep a submitted job's manifest, its submitter and the anchoring service bound to it (if any)."""
+        """Keep a submitted job's manifest, its submitter, the anchoring service bound to it (if any) and its
+        job secret (the salt of its manifest and parameter commitments: shown only to the job's parties and
+        auditors, in the audit bundle)."""
         with self._tx(write=True) as s:
             s.merge(
                 ManifestOrm(
@@ -489,6 +497,7 @@ class ApiDb:
                     submitted_by=submitted_by,
                     service=service,
                     created_at=utcnow(),
+                    job_secret=job_secret,
                 )
             )
 
@@ -506,6 +515,12 @@ class ApiDb:
         with self._tx(write=False) as s:
             row = s.get(ManifestOrm, job_id)
             return None if row is None else dict(json.loads(row.manifest_json))
+
+    def get_job_secret(self, job_id: str) -> str | None:
+        """The job secret a job was submitted with (None: not submitted here, or before api0004)."""
+        with self._tx(write=False) as s:
+            row = s.get(ManifestOrm, job_id)
+            return None if row is None else row.job_secret
 
     # -- settlement proposals and approvals (the ledger's ProposalBook, bound to a member) ----------------
     def proposal_book(self, member_id: int) -> ProposalBook:

@@ -1,8 +1,9 @@
 """The party worker process: `python -m secureflow.compute.worker.main <settings.json>`.
 
-One long-lived process per party. It keeps its salt and member key in
+One long-lived process per party. It keeps its secret (``salt``) and member key in
 ``<party_dir>/secrets`` (created on first start, mode 0600; they never leave
-the process), initialises SecretFlow in production mode and the SPU devices
+the process; the salt of each job's digests is derived from the secret and the
+job id, `secureflow.ledger.signing.job_salt`), initialises SecretFlow in production mode and the SPU devices
 once, then serves the coordinator's requests over the inherited socket
 (`secureflow.compute.worker.protocol`) until told to shut down or until the coordinator
 goes away (EOF on the socket, parent-death signal, or parent pid change: the
@@ -55,6 +56,7 @@ from secureflow.compute.errors import (
 )
 from secureflow.compute.manifest import OUTPUT_FOLDER, JobManifest
 from secureflow.compute.models import (
+    anchor_key,
     check_anchored,
     check_meta_hash,
     check_runtime_config,
@@ -73,7 +75,7 @@ from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepCont
 from secureflow.compute.worker.protocol import WorkerSettings
 from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
-from secureflow.ledger.signing import salted_digest, sign_party
+from secureflow.ledger.signing import job_salt, salted_digest, sign_party
 
 log = logging.getLogger("secureflow.compute.worker")
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -136,6 +138,7 @@ class Worker:
         self.tmp_root = self.root / "tmp"
         for d in (self.data_dir, self.models_dir, self.tmp_root, self.root / "work"):
             d.mkdir(parents=True, exist_ok=True)
+        # the party's secret: never used as a salt itself, only to derive each job's salt (`job_salt`)
         self.salt = _read_or_create(self.root / "secrets" / "salt", lambda: secrets.token_bytes(32))
         key_hex = _read_or_create(
             self.root / "secrets" / "member.key", lambda: secrets.token_bytes(32).hex().encode()
@@ -303,7 +306,8 @@ class Worker:
                 )
             check_meta_hash(meta)
             check_anchored(meta, msg.get("anchored", {}).get(name))
-            verify_own_shares(model_dir, meta, party=self.party, address=self.address, salt=self.salt)
+            salt = job_salt(self.salt, anchor_key(meta)[0])  # the salt of the job that trained it
+            verify_own_shares(model_dir, meta, party=self.party, address=self.address, salt=salt)
             verified.add(model_id)
         return {}
 
@@ -364,6 +368,7 @@ class Worker:
         params = spec.parse_params(msg["params"])
         in_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["input_infos"].items()}
         out_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["output_infos"].items()}
+        salt = job_salt(self.salt, job_id)  # this job's salt: digests of other jobs cannot be linked
         inputs: dict[str, WorkerObject] = {}
         in_digests: dict[str, str] = {}
         for slot, name in msg["inputs"].items():
@@ -376,7 +381,7 @@ class Worker:
             inputs[slot] = obj
             digest = content_digest(obj)
             if digest is not None:
-                in_digests[name] = salted_digest(self.salt, digest)
+                in_digests[name] = salted_digest(salt, digest)
         ctx = self._context(job_id, msg["seq"], inputs, in_infos, out_infos, spec.spu)
         ctx.output_names = dict(msg["outputs"])
         try:
@@ -393,7 +398,7 @@ class Worker:
             store[name] = obj = out
             digest = content_digest(obj)
             if digest is not None:
-                out_digests[name] = salted_digest(self.salt, digest)
+                out_digests[name] = salted_digest(salt, digest)
             if isinstance(obj, ModelHandle) and obj.model_dir is not None:
                 model_files[name] = [str(obj.model_dir.name)]
         for slot, rel in msg.get("save", {}).items():
@@ -431,11 +436,12 @@ class Worker:
     def op_consent(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Check a proposed job against this party's policy, then sign its EIP-712 consent, or refuse.
 
-        The party computes the manifest hash itself and checks that the job id is the one the ledger
-        derives from the creator, that hash and the salt: it never signs a hash it was only told.
+        The party computes the manifest commitment itself (under the job secret it is given with the
+        manifest) and checks that the job id is the one the ledger derives from the creator, that
+        commitment and the salt: it never signs a hash it was only told.
         """
         manifest = JobManifest.parse(msg["manifest"])
-        manifest_hash = manifest.manifest_hash()
+        manifest_hash = manifest.manifest_hash(str(msg["job_secret"]))
         job_id = job_id_for(msg["creator"], manifest_hash, msg["salt"])
         if job_id != str(msg["job_id"]).lower():
             raise ConsentRefusedError(

@@ -22,8 +22,9 @@ from secureflow.compute.consents import request_consents
 from secureflow.compute.errors import ConsentRefusedError
 from secureflow.compute.manifest import JobManifest
 from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
+from secureflow.ledger.receipts import AuditBundle
 from secureflow.ledger.records import job_id_for
-from secureflow.ledger.verify import pin_from_options, verify_receipt
+from secureflow.ledger.verify import pin_from_options, verify_bundle, verify_receipt
 
 
 def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> None:
@@ -69,9 +70,16 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
             assert receipt.status_code == 200, receipt.text
             assert receipt.json()["record"]["algorithm"] == "ss_lr"
             _commands_run_with_only_secureflow_env(stack, tmp_path, server.url, job_id)
+            bundle = requests.get(f"{server.url}/v1/jobs/{job_id}/bundle", headers=auditor, timeout=60)
+            assert bundle.status_code == 200, bundle.text
         pin = pin_from_options(deployment=tmp_path / "up" / "deployment.json")  # what `secureflow up` wrote
         verdict = verify_receipt(receipt.json(), stack.chain.rpc_url, pin)
         assert verdict.ok, verdict
+        # The bundle carries the job secret the API chose at submission: its salted manifest hash and
+        # every step's params_hash are recomputed by the auditor.
+        audited = verify_bundle(AuditBundle.model_validate_json(bundle.content), stack.chain.rpc_url, pin)
+        assert audited.ok, audited.summary()
+        assert audited.check("manifest_commitment").ok and audited.check("params_commitments").ok
         assert stack.store.get_job(job_id).chain_status == "confirmed"  # type: ignore[union-attr]
         # On chain: Open with both consents under the id the API derived, then closed with its 6 steps.
         ledger = AuditLedgerClient(stack.executor.ledger_contract)
@@ -150,12 +158,13 @@ def _nobody_consents_for_bob(
     assert again.status_code == 409 and "would overwrite 'out/scores.csv'" in again.text, again.text
     # bob's worker itself refuses (not only the API's pre-check), and refuses an id not of this manifest
     parsed = JobManifest.parse(spy)
-    salt = "0x" + "11" * 32
+    salt, job_secret = "0x" + "11" * 32, "0x" + "33" * 32
     alice = stack.parties["alice"][0]
-    spy_id = job_id_for(alice, parsed.manifest_hash(), salt)
+    spy_id = job_id_for(alice, parsed.manifest_hash(job_secret), salt)
     ask = {
         "creator": alice,
         "salt": salt,
+        "job_secret": job_secret,
         "parties": [alice, stack.parties["bob"][0]],
         "chain_id": stack.executor.client.chain_id,
         "ledger": ledger.address,

@@ -120,7 +120,9 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
             salt=salt,
         )
     )
-    svc.db.put_manifest(job.job_id, valid.manifest, principal.member_id, service=service)
+    svc.db.put_manifest(
+        job.job_id, valid.manifest, principal.member_id, service=service, job_secret=valid.job_secret
+    )
     if svc.executor is None:
         return JobSubmitted(
             job=job_out(job, service),
@@ -129,7 +131,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
             "so it will not run until one is (services may still anchor its steps)",
         )
     try:
-        svc.executor.submit(job, valid.manifest)
+        svc.executor.submit(job, valid.manifest, valid.job_secret)
     except Exception as exc:
         svc.store.update_job(job.job_id, status="failed")
         log.warning("executor refused job", extra={"job_id": job.job_id, "error": type(exc).__name__})
@@ -326,7 +328,12 @@ def get_bundle(request: Request, job_id: JobId) -> Response:
     """The job's audit bundle (manifest, job, all records, a receipt per anchored record) as a JSON file."""
     svc, job = services(request), _job(request, job_id)
     bundle = build_bundle(
-        svc.store, svc.chain_id, svc.ledger_address, job.job_id, manifest=svc.db.get_manifest(job.job_id)
+        svc.store,
+        svc.chain_id,
+        svc.ledger_address,
+        job.job_id,
+        manifest=svc.db.get_manifest(job.job_id),
+        job_secret=svc.db.get_job_secret(job.job_id),
     )
     return Response(
         bundle.model_dump_json(indent=1),
