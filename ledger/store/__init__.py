@@ -9,7 +9,8 @@ Where things live: the ORM tables in ``models.py`` (imported only inside this pa
 rows in ``schemas.py``, engines and URLs in ``engine.py``, migrations in ``migrate.py`` and
 ``migrations/``; :class:`SqlLedgerStore` (``sql.py``) composes one mixin per area over ``sqlbase.py``:
 ``jobs.py``, ``records.py`` (the outbox), ``batches.py``, ``models_store.py``, ``events.py``,
-``nonces.py``, ``checkpoints.py``. The API's reads of these tables are ``audit_reads.py``.
+``nonces.py``, ``checkpoints.py``. The API's reads of these tables are ``audit_reads.py``; the narrow
+views of the store that the anchoring service and the indexer are typed with, ``protocols.py``.
 """
 
 from secureflow.ledger.store.base import LedgerStore
