@@ -55,7 +55,7 @@ from secureflow.ledger.errors import (
 )
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.merkle import MerkleTree
-from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.protocols import AnchoringStore
 from secureflow.ledger.store.schemas import Batch, Job
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Anchorer:
 
     def __init__(
         self,
-        store: LedgerStore,
+        store: AnchoringStore,
         ledger: AuditLedgerClient,
         sender: TransactionSender,
         config: AnchoringConfig | None = None,

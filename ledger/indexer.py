@@ -26,7 +26,7 @@ from web3.types import LogReceipt
 
 from secureflow.ledger.chain import ChainClient
 from secureflow.ledger.contracts import hex32
-from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.protocols import IndexerStore
 from secureflow.ledger.store.schemas import IndexedBlock, NewChainEvent
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class EventIndexer:
 
     def __init__(
         self,
-        store: LedgerStore,
+        store: IndexerStore,
         client: ChainClient,
         ledger: Contract,
         *,
