@@ -136,7 +136,7 @@ class ManifestOrm(Base):
     job_id: Mapped[str] = mapped_column(String(66), primary_key=True)
     manifest_json: Mapped[str] = mapped_column(Text)
     submitted_by: Mapped[int] = mapped_column(Integer)
-    service: Mapped[str | None] = mapped_column(String(42))
+    service: Mapped[str | None] = mapped_column(String(42))  # api0005; the only service posting its steps
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     job_secret: Mapped[str | None] = mapped_column(String(66))  # api0004; parties and auditors only
 
