@@ -27,6 +27,7 @@ from secureflow.compute.models import model_hash
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.devchain import rpc_call
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.store import open_store
 
@@ -91,6 +92,9 @@ def anchored(
         "outputs": {"model": "lr"},
     }
     store = open_store(f"sqlite:///{tmp / 'ledger.db'}")
+    snapshot = rpc_call(
+        ledger_stack.rpc_url, "evm_snapshot"
+    )  # the module's chain changes are undone after it
     try:
         recorder = OutboxRecorder(store)
         res = run_on_chain(ledger_stack, engine, manifest(engine, raw, [PSI, SCALE, train]), recorder)
@@ -98,6 +102,7 @@ def anchored(
         yield Anchored(engine, ledger_stack, recorder, raw, meta["model_id"], res.job_id, deployment)
     finally:
         store.close()
+        assert rpc_call(ledger_stack.rpc_url, "evm_revert", [snapshot]) is True
 
 
 def test_untampered_model_predicts_and_verifies(anchored: Anchored) -> None:

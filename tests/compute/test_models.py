@@ -17,7 +17,7 @@ from secureflow.compute.runner import run_job
 FEATS = ["a0", "a1", "a2", "b0", "b1", "b2"]
 
 
-def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:  # type: ignore[no-untyped-def]
+def test_models_reload_in_new_processes(engine, recorder, ledger_stack, chain_snapshot) -> None:  # type: ignore[no-untyped-def]
     alice, bob = vertical_data(400, seed=31)
     raw = {
         "raw": {"alice": put(engine, "alice", "m_a.csv", alice), "bob": put(engine, "bob", "m_b.csv", bob)}

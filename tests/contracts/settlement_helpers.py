@@ -114,6 +114,12 @@ class PendingNonceSource:
     def resync(self, address: str) -> None:
         return None
 
+    def release(self, address: str, nonce: int) -> None:
+        return None  # nothing is handed out ahead of the node's pending count
+
+    def unsent_below(self, address: str, nonce: int) -> bool:
+        return False
+
 
 def throwaway(label: str) -> LocalAccount:
     return Account.from_key(keccak(f"secureflow-settlement-{label}".encode()))
