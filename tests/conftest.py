@@ -8,6 +8,9 @@ tmp_path) and ``postgresql`` (a fresh schema ``sf_test_<uuid>`` on the server
 named by ``SECUREFLOW_TEST_POSTGRES_URL``, default the local test database,
 dropped afterwards). If PostgreSQL is unreachable its tests fail when ``CI`` is
 set and are skipped otherwise.
+
+Hypothesis runs without its per-example deadline (200 ms by default): that is a duration assert, and
+a loaded machine fails it; how long things take is measured by ``scripts/bench_*.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from eth_account import Account
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 from stack import LedgerStack
 from web3 import Web3
@@ -31,6 +35,9 @@ from secureflow.ledger.deploy import connect, deploy_contracts
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
 from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.store import SqlLedgerStore, open_store
+
+settings.register_profile("secureflow", deadline=None)
+settings.load_profile("secureflow")
 
 
 @pytest.fixture(scope="session")
