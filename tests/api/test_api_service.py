@@ -19,14 +19,23 @@ import requests
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, signed_by_parties, step
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
 from secureflow.api.server.auth import allow, assert_every_route_guarded, route_access
-from secureflow.api.server.db import ROLES
+from secureflow.api.server.db import (
+    ROLES,
+    ApiKeyOrm,
+    ManifestOrm,
+    MemberOrm,
+    SettlementApprovalOrm,
+    SettlementProposalOrm,
+)
 from secureflow.api.server.serve import add_member_key, ensure_admin_key
 from secureflow.api.server.settings import ApiSettings
+from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
@@ -122,13 +131,63 @@ def submit(env: Env, name: str = "t", service: str | None = SERVICE) -> str:
     return str(body["job"]["job_id"])
 
 
+API_STATE_TABLES = (MemberOrm, ApiKeyOrm, ManifestOrm, SettlementProposalOrm, SettlementApprovalOrm)
+WATCHED = [Account.from_key(k).address for k in DEV_PRIVATE_KEYS[:6]] + [OTHER]
+
+
+def _rows(env: Env) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the API's own tables, every column: members (name, address, role), keys (member,
+    label, secret hash, revoked_at), stored manifests and service bindings, settlement proposals and
+    approvals. (The record index is a read cache of the outbox, rebuilt by reads; the outbox is below.)"""
+    with env.app.state.api_db.engine.connect() as conn:
+        return {
+            orm.__tablename__: sorted((tuple(row) for row in conn.execute(select(orm.__table__))), key=repr)
+            for orm in API_STATE_TABLES
+        }
+
+
+def _chain_state(env: Env, job_ids: list[str]) -> dict[str, Any]:
+    """Block-independent state of the session's contracts: each watched account's registry roles and
+    transaction count (a transaction sent by any key the API holds moves one), and each job's on-chain
+    header, consents and settlement."""
+    client = env.stack.client()
+    registry = connect(client, env.stack.deployment, "ConsortiumRegistry").functions
+    ledger = connect(client, env.stack.deployment, "AuditLedger").functions
+    settlement = connect(client, env.stack.deployment, "Settlement").functions
+    state: dict[str, Any] = {}
+    for account in WATCHED:
+        state[account] = (
+            registry.isActiveMember(account).call(),
+            registry.isSuspended(account).call(),
+            registry.isAnchorService(account).call(),
+            registry.isAuditor(account).call(),
+            client.w3.eth.get_transaction_count(account),  # type: ignore[arg-type]
+        )
+    for job_id in job_ids:
+        raw = bytes.fromhex(job_id[2:])
+        state[job_id] = (
+            ledger.getJob(raw).call(),
+            ledger.jobParties(raw).call(),
+            ledger.missingConsents(raw).call(),
+            settlement.weightsSet(raw).call(),
+            settlement.totalDeposited(raw, "0x" + "00" * 20).call(),
+        )
+    return state
+
+
 def snapshot(env: Env) -> tuple[Any, ...]:
+    """What a refused request must not change: ledger jobs and records, every row of the API's tables
+    (API keys incl. revoked_at, member roles) and the chain state of ``_chain_state``."""
     jobs = env.store.list_jobs(limit=1000)
     return (
         [(j.job_id, j.status) for j in jobs],
-        env.store.count_records_by_status(),
-        env.app.state.api_db.count_members(),
-        env.app.state.api_db.settlement_counts(),
+        sorted(
+            (r.job_id, r.seq, r.record_hash, r.status)
+            for j in jobs
+            for r in env.store.records_for_job(j.job_id)
+        ),
+        _rows(env),
+        _chain_state(env, [j.job_id for j in jobs]),
     )
 
 
@@ -167,10 +226,14 @@ def _path(route: APIRoute, values: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_role_route_matrix(env: Env) -> None:
-    """Every route x (anonymous and each role): denied roles get 401/403 and nothing changes."""
+    """Every route x (anonymous and each role): denied roles get 401/403 and nothing changes.
+
+    Each write is sent with a body that would change something if it ran: a role change to the role the
+    spare member does not have, a new admin member, a revoke of a key nobody revoked yet."""
+    db = env.app.state.api_db
     job_id = submit(env)
-    spare = env.app.state.api_db.create_key(2, "spare")[0].key_id
-    values = {"job_id": job_id, "seq": "0", "member_id": "2", "key_id": spare}
+    spare = db.create_member("spare", OTHER, "auditor")
+    values = {"job_id": job_id, "seq": "0", "member_id": str(spare.id), "key_id": ""}
     routes = [r for r in env.app.routes if isinstance(r, APIRoute)]
     checked = 0
     for route in sorted(routes, key=lambda r: (r.path, sorted(r.methods or ()))):
@@ -178,14 +241,21 @@ def test_role_route_matrix(env: Env) -> None:
         assert access is not None
         for method in sorted(route.methods or ()):
             for who in (None, *ROLES):
-                before = snapshot(env)
+                values["key_id"] = db.create_key(spare.id, "spare")[0].key_id  # live until revoked
+                body: dict[str, Any] | None = {} if method in ("POST", "PUT") else None
+                if (method, route.path) == ("PUT", "/v1/members/{member_id}/role"):
+                    body = {"role": "admin" if db.get_member(spare.id).role == "auditor" else "auditor"}
+                elif (method, route.path) == ("POST", "/v1/members"):
+                    body = {"name": f"new-{checked}", "address": Account.create().address, "role": "admin"}
+                denied = not access.public and (who is None or who not in access.roles)
+                before = snapshot(env) if denied else None
                 key = {"admin": "admin", "member": "member", "service": "service", "auditor": "auditor"}
                 response = env.call(
                     method,
                     _path(route, values),
                     key[who] if who else None,
                     params={"once": "true"},
-                    json={} if method in ("POST", "PUT") else None,
+                    json=body,
                 )
                 label = f"{method} {route.path} as {who}"
                 if access.public:
