@@ -8,10 +8,14 @@ standalone verifier against anvil.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,7 +23,8 @@ import requests
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, signed_by_parties, step
 
 from secureflow.api.dev.testing import LiveServer
@@ -39,6 +44,7 @@ from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
+from secureflow.ledger.store.models import StepRecordOrm
 from secureflow.ledger.verify import PinnedDeployment, verify_receipt
 
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
@@ -597,6 +603,110 @@ def test_operations_endpoints(env: Env) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
     spec = env.call("GET", "/openapi.json").json()
     assert "/v1/jobs/{job_id}/steps" in spec["paths"] and "ErrorResponse" in spec["components"]["schemas"]
+
+
+class TcpRelay:
+    """A TCP relay in front of the real PostgreSQL server, which the test can cut: the network between the
+    API and its database, which a test cannot take down otherwise (the server is shared). While cut, open
+    connections are closed and new ones are closed as soon as they are accepted."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.cut_off = False
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut_off:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.upstream)
+            self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.cut_off = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.sockets.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.postgres
+def test_readyz_fails_on_the_database_when_it_goes_down(
+    ledger_stack: LedgerStack, postgres_schema_url: str, chain_snapshot: None
+) -> None:
+    url = make_url(postgres_schema_url)
+    relay = TcpRelay(url.host or "127.0.0.1", url.port or 5432)
+    app, store, _keys = live_app(
+        ledger_stack, url.set(host="127.0.0.1", port=relay.port).render_as_string(False)
+    )
+    try:
+        with LiveServer(app) as server:
+            ready = requests.get(server.url + "/readyz", timeout=60)
+            assert ready.status_code == 200, ready.text
+            relay.cut()
+            down = requests.get(server.url + "/readyz", timeout=60)
+            assert down.status_code == 503, down.text
+            checks = {c["name"]: c for c in down.json()["checks"]}
+            assert not down.json()["ready"] and not checks["database"]["ok"], checks
+            detail = checks["database"]["detail"]
+            assert detail.startswith("StoreUnavailableError: cannot use the ledger database"), detail
+            assert f"port {relay.port} failed" in detail, detail
+            assert checks["chain"]["ok"], checks  # it names the database, not everything
+    finally:
+        store.close()
+        relay.close()
+
+
+def test_readyz_fails_on_the_worker_when_a_record_waits_too_long(env: Env) -> None:
+    """No anchoring worker runs here (the API's is external): a record accepted an hour ago (its accepted_at
+    set back, instead of waiting) fails the worker check; anchoring it makes the API ready again."""
+    job_id = submit(env, "stalled")
+    job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    create_job_on_chain(env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"])
+    record = step(job_id, 0, signed=True).model_dump(mode="json")
+    assert env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=record).status_code == 201
+    assert env.call("GET", "/readyz").status_code == 200  # just accepted: nothing waits too long yet
+    with env.store.engine.begin() as conn:
+        conn.execute(
+            update(StepRecordOrm)
+            .where(StepRecordOrm.job_id == job_id)
+            .values(accepted_at=datetime.now(timezone.utc) - timedelta(hours=1))
+        )
+    stalled = env.call("GET", "/readyz")
+    assert stalled.status_code == 503, stalled.text
+    checks = {c["name"]: c for c in stalled.json()["checks"]}
+    assert [name for name, c in checks.items() if not c["ok"]] == ["worker"], checks
+    assert "the oldest pending record has waited 3600 s" in checks["worker"]["detail"]
+    assert "secureflow anchor-worker" in checks["worker"]["detail"]
+    anchor_and_index(env.stack, env.store)
+    assert env.call("GET", "/readyz").status_code == 200
 
 
 def test_readyz_names_the_failing_dependency(env: Env) -> None:
