@@ -20,12 +20,23 @@ from typing import Any
 
 import pytest
 import requests
+import rfc8785
 from eth_account import Account
+from eth_utils.crypto import keccak
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, signed_by_parties, step
+from stack import (
+    ALICE,
+    BOB,
+    LedgerStack,
+    anchor_and_index,
+    create_job_on_chain,
+    make_anchorer,
+    signed_by_parties,
+    step,
+)
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
@@ -38,10 +49,13 @@ from secureflow.api.server.db import (
     SettlementApprovalOrm,
     SettlementProposalOrm,
 )
+from secureflow.api.server.manifests import validate_manifest
 from secureflow.api.server.serve import add_member_key, ensure_admin_key
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.store.models import StepRecordOrm
@@ -449,6 +463,69 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
     with env.store.engine.connect() as conn:
         stored = [row[0] for row in conn.execute(text("SELECT secret_hash FROM api_keys"))]
     assert key["key"] not in stored and all(len(h) == 64 for h in stored)
+
+
+def test_reads_return_what_was_stored(env: Env) -> None:
+    """GET /v1/jobs/{id}/manifest, /v1/models, /v1/members/{id} and a role change answer with the stored
+    content, not merely without a server error."""
+    job_id = submit(env, "reads")
+    job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    stored = validate_manifest(manifest("reads"))  # the submitted manifest, validated and normalised
+    for who in ("member", "auditor"):
+        got = env.call("GET", f"/v1/jobs/{job_id}/manifest", who).json()
+        assert got == stored.manifest, (who, got)
+        assert "0x" + keccak(rfc8785.dumps(got)).hex() == job["manifest_hash"] == stored.manifest_hash
+
+    # a model recorded on chain by the real anchoring worker and indexed by the real indexer
+    create_job_on_chain(env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"])
+    model_hash = "0x" + keccak(b"model weights of the reads job").hex()
+    OutboxRecorder(env.store).record_model(job_id, "credit_lr-reads", 1, model_hash)
+    client = env.stack.client(receipt_timeout=60)
+    anchorer = make_anchorer(env.stack, env.store, client)
+    anchorer.run_once()
+    (sent,) = env.store.models(job_id=job_id)
+    mined = client.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=60)  # type: ignore[arg-type]
+    anchorer.run_once()
+    ledger = connect(client, env.stack.deployment, "AuditLedger")
+    EventIndexer(env.store, client, ledger, from_block=env.stack.deployment.deploy_block).poll()
+    expected = {
+        "job_id": job_id,
+        "model_id": "0x" + keccak(text="credit_lr-reads").hex(),
+        "version": 1,
+        "model_hash": model_hash,
+        "block_number": int(mined["blockNumber"]),
+        "tx_hash": sent.tx_hash,
+    }
+    for who in ("auditor", "member"):  # alice is a party of the job
+        page = env.call("GET", f"/v1/models?job_id={job_id}", who).json()
+        assert page == {"items": [expected], "next_cursor": None}, (who, page)
+    by_hash = env.call("GET", f"/v1/models?model_hash={model_hash}", "auditor").json()["items"]
+    assert by_hash == [expected]
+    other = "0x" + keccak(b"no such model").hex()
+    assert env.call("GET", f"/v1/models?model_hash={other}", "auditor").json()["items"] == []
+
+    # a member and a successful role change, read back and in force on the member's next request
+    spare = env.app.state.api_db.create_member("reader", OTHER, "auditor")
+    key = env.call("POST", f"/v1/members/{spare.id}/keys", "admin", json={"label": "r"}).json()["key"]
+    got = env.call("GET", f"/v1/members/{spare.id}", "admin").json()
+    assert {k: got[k] for k in ("id", "name", "address", "role")} == {
+        "id": spare.id,
+        "name": "reader",
+        "address": OTHER,
+        "role": "auditor",
+    }
+    assert_error(env.call("GET", "/v1/members", headers={"Authorization": f"Bearer {key}"}), 403, "forbidden")
+    changed = env.call("PUT", f"/v1/members/{spare.id}/role", "admin", json={"role": "admin"})
+    assert changed.status_code == 200, changed.text
+    assert {k: changed.json()[k] for k in ("id", "address", "role")} == {
+        "id": spare.id,
+        "address": OTHER,
+        "role": "admin",
+    }
+    assert env.call("GET", f"/v1/members/{spare.id}", "admin").json()["role"] == "admin"
+    assert env.call("GET", "/v1/me", headers={"Authorization": f"Bearer {key}"}).json()["role"] == "admin"
+    members = env.call("GET", "/v1/members", headers={"Authorization": f"Bearer {key}"})
+    assert members.status_code == 200 and spare.id in [m["id"] for m in members.json()["items"]]
 
 
 # -- end to end ---------------------------------------------------------------------------------------
