@@ -232,8 +232,13 @@ def test_mixed_signature_and_on_chain_approval(s: SettlementEnv) -> None:
     proposal = s.proposal(JOB, [c, a, b], [1, 9998, 1])  # any member order
     s.as_client(b).approve_weights(proposal)
     signatures = [s.signature(a, proposal), b"", s.signature(c, proposal)]  # jobParties order
-    s.base.ok(s.set_weights_call(proposal, signatures), c)
+    receipt = s.base.ok(s.set_weights_call(proposal, signatures), c)
     assert s.settlement.functions.weightsSet(JOB).call()
+    # which weights: the proposal's members and bps in its order, its hash and record, set by c
+    members, bps, (w_hash, leaf, _root, at_block, set_by) = s.settlement.functions.weightsOf(JOB).call()
+    assert (members, bps) == ([c.address, a.address, b.address], [1, 9998, 1])
+    assert (w_hash, leaf, set_by) == (proposal.weights_hash, proposal.record_leaf, c.address)
+    assert at_block == receipt["blockNumber"]
 
 
 def test_deposits_accumulate_and_partial_withdrawals(s: SettlementEnv) -> None:
@@ -420,7 +425,8 @@ def test_an_approval_signed_for_another_chain_or_contract_is_refused(s: Settleme
         assert approval_signer_of(bare, DEV_CHAIN_ID, s.settlement.address, proposal) != b.address
     assert not s.settlement.functions.weightsSet(JOB).call()
     s.base.ok(s.set_weights_call(proposal, [b"", signed(DEV_CHAIN_ID, s.settlement.address)]), a)
-    assert s.settlement.functions.weightsSet(JOB).call()
+    members, bps, info = s.settlement.functions.weightsOf(JOB).call()
+    assert (members, bps, info[0]) == ([a.address, b.address], [5000, 5000], proposal.weights_hash)
 
 
 def test_weights_are_set_once(s: SettlementEnv) -> None:
