@@ -88,8 +88,9 @@ def test_vif_at_realistic_size(engine, recorder) -> None:  # type: ignore[no-unt
 
 class _ShortTimeoutAfterPsi(OutboxRecorder):
     """The real outbox recorder; once PSI's record is stored (the event, not a duration) the engine's step
-    timeout drops to 4 s for the next step, SS-LR with 200 epochs at batch size 8: 50,000 secret-shared
-    iterations, far longer than 4 s on any machine, so the timeout is what ends it."""
+    timeout drops to 4 s for the next step: SS-LR with 200 epochs at batch size 8 over 20,000 rows, made
+    slow by its parameters (without a timeout, 2,000 rows took about 20 s on 2 cores; this is 10 times
+    the work), so the timeout is what ends it."""
 
     def __init__(self, store: LedgerStore, engine: Engine) -> None:
         super().__init__(store)
@@ -104,7 +105,7 @@ class _ShortTimeoutAfterPsi(OutboxRecorder):
 
 def test_step_timeout_fails_the_step_without_hanging(engine, recorder) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(10)
-    n = 2000
+    n = 20_000
     a = pd.DataFrame({"id": np.arange(n), "a0": rng.normal(size=n), "y": rng.integers(0, 2, n)})
     b = pd.DataFrame({"id": np.arange(n), "b0": rng.normal(size=n)})
     m = manifest(
