@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from secureflow.ledger.recorder import ModelAnchors
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.engine import Engine
-from secureflow.ledger.records import StepRecord
+from secureflow.ledger.records import StepRecord, new_job_secret
 from secureflow.ledger.settlement.contribution import LeaveOneOutInputs
 
 TRAINING_ALGORITHMS = frozenset({"ss_lr", "ss_xgb"})
@@ -334,7 +334,7 @@ def plan_leave_one_out(
     compute."""
     check_structure(manifest)
     ev, _, train, chosen, higher = _find_chain(manifest, metric)
-    full_plan = plan_job(manifest, infos, model_infos)
+    full_plan = plan_job(manifest, infos, model_infos, job_secret=new_job_secret())  # validation only
     model_info = full_plan[train].output_infos["model"]
     report_info = full_plan[ev].output_infos["report"]
     owner = str(report_info.meta["owner"])
@@ -355,7 +355,7 @@ def plan_leave_one_out(
             )
         coalition = _coalition_manifest(manifest, keep, train, ev, flat, owner, left_out)
         try:
-            plan_job(coalition, infos, model_infos)
+            plan_job(coalition, infos, model_infos, job_secret=new_job_secret())
         except ComputeError as exc:
             raise type(exc)(
                 f"the coalition {coalition_name(left_out)!r} is not a valid job: {exc.args[0]}"

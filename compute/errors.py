@@ -54,6 +54,18 @@ class DatasetError(ComputeError):
     hint = "put the dataset file in that party's data directory and reference it by relative path"
 
 
+class PolicyError(ComputeError):
+    """A party's policy file cannot be read or is not a valid policy."""
+
+    hint = "fix <party_dir>/policy.json (see secureflow.compute.policy for its format) or remove it"
+
+
+class ConsentRefusedError(ComputeError):
+    """A party's node refused to consent to a job: the manifest breaks its policy (the reasons say how)."""
+
+    hint = "change the manifest, or the party changes its policy.json, then submit the job again"
+
+
 class SchemaError(ComputeError):
     """An input table lacks a required column, or a column has the wrong type, or columns clash."""
 

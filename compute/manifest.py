@@ -13,6 +13,12 @@ models, references, parties named in parameters, and each algorithm's
 out-of-range parameter or a column missing at step 5 is reported before step 0
 runs. The dataset metadata comes from the party workers, which read their own
 files; the coordinator never sees a cell.
+
+Commitments are salted with the job secret (`secureflow.ledger.records.commitment`):
+the manifest hash is ``manifest_commitment(normalised manifest JSON, job_secret)``
+and each step's ``params_hash`` is ``params_hash(step params as in the manifest,
+job_secret)``, so an auditor holding the manifest and the job secret (the audit
+bundle) recomputes both, and nobody else can guess them.
 """
 
 from __future__ import annotations
@@ -23,12 +29,23 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from secureflow.compute.errors import ComputeError, ManifestError, SchemaError
 from secureflow.compute.registry import AlgorithmSpec, get_algorithm
 from secureflow.compute.schema import ObjectInfo
-from secureflow.ledger.records import Address, canonical_hash, params_hash
+from secureflow.ledger.records import Address, manifest_commitment, params_hash
+
+OUTPUT_FOLDER = "out"
+"""The folder of each party's data directory that steps save into (``save`` paths start with it)."""
 
 PartyName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 ObjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")]
@@ -72,6 +89,11 @@ class StepSpec(BaseModel):
     def _relative(cls, value: dict[str, str]) -> dict[str, str]:
         for slot, path in value.items():
             _check_relative(path, f"save path of {slot!r}")
+            if PurePosixPath(path).parts[0] != OUTPUT_FOLDER or len(PurePosixPath(path).parts) < 2:
+                raise ValueError(
+                    f"save path of {slot!r}: give a file inside the party's output folder, "
+                    f"{OUTPUT_FOLDER}/… (a step never writes elsewhere in the data folder)"
+                )
         return value
 
 
@@ -88,10 +110,25 @@ class JobManifest(BaseModel):
 
     version: Literal[1] = 1
     name: str = Field(default="job", min_length=1, max_length=128)
-    parties: tuple[PartySpec, ...] = Field(min_length=2, max_length=2)
+    parties: tuple[PartySpec, ...] = Field(min_length=2, max_length=8)
     datasets: dict[ObjectName, dict[PartyName, str]] = Field(default_factory=dict)
     models: dict[ObjectName, ModelId] = Field(default_factory=dict)
     steps: tuple[StepSpec, ...] = Field(min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _saves_overwrite_nothing(self) -> JobManifest:
+        inputs = {path for per_party in self.datasets.values() for path in per_party.values()}
+        seen: dict[str, int] = {}
+        for seq, step in enumerate(self.steps):
+            for path in step.save.values():
+                if path in inputs:
+                    raise ValueError(
+                        f"step {seq} saves to {path!r}, a dataset of this job: outputs never overwrite inputs"
+                    )
+                if path in seen:
+                    raise ValueError(f"steps {seen[path]} and {seq} both save to {path!r}")
+                seen[path] = seq
+        return self
 
     @field_validator("datasets")
     @classmethod
@@ -107,9 +144,10 @@ class JobManifest(BaseModel):
     def address_of(self, party: str) -> str:
         return next(p.address for p in self.parties if p.name == party)
 
-    def manifest_hash(self) -> str:
-        """keccak256 of the RFC 8785 JSON of the manifest (anchored at job start)."""
-        return canonical_hash(self.model_dump(mode="json"))
+    def manifest_hash(self, job_secret: str | bytes) -> str:
+        """The manifest's commitment under the job secret (anchored at job start, part of the job id):
+        keccak256(job_secret || RFC 8785 JSON of the normalised manifest)."""
+        return manifest_commitment(self.model_dump(mode="json"), job_secret)
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | str | bytes) -> JobManifest:
@@ -188,8 +226,13 @@ def plan_job(
     manifest: JobManifest,
     dataset_infos: Mapping[str, ObjectInfo],
     model_infos: Mapping[str, ObjectInfo] | None = None,
+    *,
+    job_secret: str | bytes,
 ) -> list[PlannedStep]:
-    """Validate every step on metadata and return the plan (raises a ComputeError before anything runs)."""
+    """Validate every step on metadata and return the plan (raises a ComputeError before anything runs).
+
+    Each step's ``params_hash`` is the commitment of its ``params``, as the manifest gives them, under
+    ``job_secret`` (an auditor recomputes it from the manifest in the audit bundle)."""
     check_structure(manifest)
     parties = manifest.party_names()
     infos: dict[str, ObjectInfo] = dict(dataset_infos)
@@ -218,7 +261,7 @@ def plan_job(
                 spec=spec,
                 step=step,
                 params=params,
-                params_hash=params_hash(params.model_dump(mode="json")),
+                params_hash=params_hash(step.params, job_secret),
                 inputs=dict(step.inputs),
                 outputs=outputs,
                 input_infos=in_infos,

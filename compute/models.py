@@ -16,7 +16,9 @@ with: SecretFlow would load the shares silently and predict garbage.
 Integrity before use (`verify_own_shares`, `check_anchored`): before a model is
 loaded, each party re-hashes its own share files (the files its algorithm
 registers with `secureflow.compute.registry.model_files`) and compares the salted
-digest with its entry in ``share_digests`` (the salt never leaves the party), and
+digest with its entry in ``share_digests`` (salted with that party's salt for the job
+that trained the model, derived again from the party's secret and the lineage job id,
+`secureflow.ledger.signing.job_salt`; neither leaves the party), and
 the metadata's hash must be the ``modelHash`` anchored on chain for the model's
 job, id and version (the coordinator reads it through
 `secureflow.ledger.recorder.ModelAnchors`). A model that is not anchored is
@@ -135,6 +137,8 @@ def check_anchored(meta: dict[str, Any], anchored: str | None) -> None:
 
 def verify_own_shares(model_dir: Path, meta: dict[str, Any], *, party: str, address: str, salt: bytes) -> str:
     """Re-hash ``party``'s own share files against its salted digest in ``share_digests``.
+
+    ``salt`` is the party's salt for the job in the model's lineage (``job_salt(secret, lineage job id)``).
 
     Returns a short description of what was checked; raises `ModelIntegrityError` naming the model, version
     and party (and the file names, never their contents) when a file is missing or the digest differs.

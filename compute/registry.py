@@ -58,6 +58,8 @@ class AlgorithmSpec:
     check: CheckFn
     run: RunFn
     optional_inputs: frozenset[str] = field(default_factory=frozenset)
+    reveals_to_all: bool = False
+    """Whether the result goes to every party by design (beyond ``reveal_to``/``receiver`` parameters)."""
 
     def parse_params(self, raw: Mapping[str, Any]) -> BaseModel:
         try:
@@ -78,6 +80,7 @@ class AlgorithmSpec:
             "outputs": dict(self.outputs),
             "roles": dict(self.roles),
             "reveals": self.reveals,
+            "reveals_to_all": self.reveals_to_all,
             "spu_profile": self.spu,
             "params_schema": self.params.model_json_schema(),
         }
@@ -99,6 +102,7 @@ def algorithm(
     check: CheckFn,
     spu: SpuProfile | None = None,
     optional_inputs: frozenset[str] = frozenset(),
+    reveals_to_all: bool = False,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated worker function as algorithm ``name``."""
 
@@ -117,6 +121,7 @@ def algorithm(
             check=check,
             run=fn,
             optional_inputs=optional_inputs,
+            reveals_to_all=reveals_to_all,
         )
         return fn
 

@@ -11,7 +11,8 @@
    stored models are verified before they are loaded: the coordinator reads each
    model's anchored hash (``model_anchors``) and every party re-hashes its own
    share files and checks its metadata against it (nothing is loaded otherwise);
-4. opens the job on the ledger (`LedgerRecorder.open_job` with the manifest hash);
+4. opens the job on the ledger (`LedgerRecorder.open_job` with the manifest hash, the manifest's
+   commitment under the job secret; each step's ``params_hash`` is salted with it too);
 5. runs the steps in order (SPMD: every worker runs the same step), builds the
    `StepRecord` from each party's salted digests, has each party sign its part,
    and hands it to `LedgerRecorder.record_step`; a trained model's metadata
@@ -45,7 +46,7 @@ from secureflow.compute.manifest import JobManifest, PlannedStep, check_structur
 from secureflow.compute.models import anchor_key, check_anchored, describe, model_hash, model_id_for
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.engine import Engine
-from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for, new_job_salt
+from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for, new_job_salt, new_job_secret
 
 if TYPE_CHECKING:
     from secureflow.ledger.recorder import ModelAnchors
@@ -86,6 +87,9 @@ class JobResult:
     anchoring_seconds: float
     error_class: str | None = None
     error_message: str | None = None
+    job_secret: str | None = field(
+        default=None, repr=False
+    )  # the commitments' salt: parties and auditor only
 
     def report(self, output_name: str, party: str) -> dict[str, Any] | None:
         for step in self.steps:
@@ -175,6 +179,7 @@ def run_job(
     creator: str | None = None,
     reveal_reports: bool = True,
     model_anchors: ModelAnchors | None = None,
+    job_secret: str | None = None,
 ) -> JobResult:
     """Run ``manifest`` on ``engine``'s party workers, recording each step through ``recorder``.
 
@@ -186,6 +191,10 @@ def run_job(
     Without ``job_id`` the job's id is ``job_id_for(creator, manifest hash, salt)`` (a fresh salt unless
     one is given), the id the AuditLedger gives the job when ``creator`` creates it with that salt; a
     given ``job_id`` must match its ``salt``, if any. The salt goes to ``recorder.open_job``.
+
+    ``job_secret`` (``0x`` + 64 hex; a fresh one unless given, returned in `JobResult.job_secret`) salts
+    the manifest hash and every step's ``params_hash`` (`secureflow.ledger.records.commitment`): give the
+    one the job was submitted and created with, since the manifest hash is part of the job id.
     """
     t_job = time.monotonic()
     if not isinstance(manifest, JobManifest):
@@ -193,15 +202,18 @@ def run_job(
     check_structure(manifest)
     parties = manifest.party_names()
     check_engine_parties(engine, manifest)
-    m_hash = manifest.manifest_hash()
+    job_secret = job_secret or new_job_secret()
+    m_hash = manifest.manifest_hash(job_secret)
     creator = creator or manifest.address_of(parties[0])
     if job_id is None:
         salt = salt or new_job_salt()
         job_id = job_id_for(creator, m_hash, salt)
     elif salt is not None and job_id.lower() != job_id_for(creator, m_hash, salt):
         raise ManifestError(
-            f"job id {job_id} is not the id of this manifest created by {creator} with salt {salt}",
-            hint="derive the job id with secureflow.ledger.records.job_id_for(creator, manifest_hash, salt)",
+            f"job id {job_id} is not the id of this manifest (under its job secret) created by {creator} "
+            f"with salt {salt}",
+            hint="derive the job id with secureflow.ledger.records.job_id_for(creator, manifest_hash, salt) "
+            "from JobManifest.manifest_hash(job_secret), and pass run_job the same job_secret",
         )
 
     opened = open_on_workers(engine, manifest, job_id)
@@ -211,7 +223,7 @@ def run_job(
                 raise _error_from_reply(opened[p])
         infos = _merge_infos(opened, parties)
         model_infos = _model_infos(manifest, opened, parties)
-        plan = plan_job(manifest, infos, model_infos)
+        plan = plan_job(manifest, infos, model_infos, job_secret=job_secret)
         if manifest.models:
             _verify_models(engine, manifest, job_id, opened, parties, model_anchors)
             loaded = engine.all(
@@ -259,6 +271,7 @@ def run_job(
         anchoring_seconds=anchoring,
         error_class=None if failure is None else failure[0],
         error_message=None if failure is None else failure[1],
+        job_secret=job_secret,
     )
 
 
@@ -387,7 +400,7 @@ def _run_step(
     if can_sign:
         try:
             signed = engine.all(
-                {"op": "sign", "record": record.model_dump_json(), "expect_own_digests": error_class is None},
+                {"op": "sign", "record": record.model_dump_json()},
                 timeout=60.0,
                 what="sign",
             )

@@ -39,21 +39,23 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from eth_typing import HexStr
+from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.crypto import keccak
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import BadFunctionCallOutput, TransactionNotFound
 from web3.types import TxReceipt
 
 from secureflow.ledger.chain import ChainClient, TransactionSender
 from secureflow.ledger.contracts import AuditLedgerClient, JobStatus, OnChainJob, hex32
 from secureflow.ledger.errors import (
     ChainError,
+    ContractNotDeployedError,
     ContractRevertedError,
     NonceTooLowError,
     StoreUnavailableError,
 )
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.merkle import MerkleTree
-from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.protocols import AnchoringStore
 from secureflow.ledger.store.schemas import Batch, Job
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ class Anchorer:
 
     def __init__(
         self,
-        store: LedgerStore,
+        store: AnchoringStore,
         ledger: AuditLedgerClient,
         sender: TransactionSender,
         config: AnchoringConfig | None = None,
@@ -131,13 +133,46 @@ class Anchorer:
         self.client: ChainClient = sender.client
         self.config = config or AnchoringConfig()
         self._waiting_models: set[tuple[str, int]] = set()
+        self._ledger_code_hash: bytes | None = None
+
+    # -- the ledger's code ---------------------------------------------------------------------------
+    def check_ledger_code(self) -> None:
+        """Refuse to go on when the AuditLedger's code is gone (or changed) at its deployment address.
+
+        A node that lost the chain state (a dev chain restarted fresh, a node reset) has no ledger
+        there: a call to it would "succeed" without anchoring anything, and the worker would mark
+        records anchored that the chain does not hold. Checked at start, before every batch is
+        sent, and whenever a transaction is lost or a read of the ledger fails.
+        """
+        address = self.ledger.address
+        code = bytes(self.client.call_rpc(self.client.w3.eth.get_code, address))
+        code_hash = bytes(keccak(code)) if code else None
+        if code_hash is not None and self._ledger_code_hash in (None, code_hash):
+            self._ledger_code_hash = code_hash
+            return
+        what = "no AuditLedger code" if code_hash is None else "other code than the AuditLedger's"
+        raise ContractNotDeployedError(
+            f"{what} at {address} on chain {self.client.chain_id}: the node lost (or replaced) the chain "
+            "state the ledger was deployed in; nothing is anchored and no record is marked anchored "
+            "until it is back",
+            hint="restore the node's chain state (e.g. anvil --load-state), or redeploy with `secureflow "
+            "deploy` and start the worker on a fresh database with the new deployment file",
+        )
 
     # -- one pass ----------------------------------------------------------------------------------
     def recover(self) -> None:
         """At start-up: nonces allocated by a crashed run but never sent would leave a gap; close it."""
+        self.check_ledger_code()
         self.sender.nonces.resync(self.sender.address)
 
     def run_once(self) -> PassReport:
+        try:
+            return self._run_once()
+        except BadFunctionCallOutput:
+            self.check_ledger_code()  # a read of the ledger found no code: say so
+            raise
+
+    def _run_once(self) -> PassReport:
         report = PassReport()
         head = self.client.block_number()
         in_flight = self.store.batches_in_flight()
@@ -225,9 +260,13 @@ class Anchorer:
                 )
                 report.models_failed += 1
                 continue
-            self.store.mark_model(
-                model.model_id, model.version, "submitted", tx_hash=signed.tx_hash, block=None
-            )
+            try:
+                self.store.mark_model(
+                    model.model_id, model.version, "submitted", tx_hash=signed.tx_hash, block=None
+                )
+            except BaseException:
+                self.sender.abandon(signed)
+                raise
             try:
                 self.sender.broadcast(signed)
             except NonceTooLowError:
@@ -310,7 +349,11 @@ class Anchorer:
         except ContractRevertedError as exc:
             self._close_failed(job, self._refusal(exc, job.job_id))
             return
-        self.store.mark_job_close(job.job_id, "submitted", tx_hash=signed.tx_hash)
+        try:
+            self.store.mark_job_close(job.job_id, "submitted", tx_hash=signed.tx_hash)
+        except BaseException:
+            self.sender.abandon(signed)
+            raise
         try:
             self.sender.broadcast(signed)
         except NonceTooLowError:
@@ -347,11 +390,7 @@ class Anchorer:
         report.closes_confirmed += 1
 
     def _tx_known(self, tx_hash: str) -> bool:
-        try:
-            self.client.call_rpc(self.client.w3.eth.get_transaction, HexStr(tx_hash))
-            return True
-        except TransactionNotFound:
-            return False
+        return self.sender.tx_known(tx_hash)
 
     def _advance(self, batch: Batch, head: int, report: PassReport) -> None:
         if batch.status == "built":
@@ -386,6 +425,7 @@ class Anchorer:
     def _send(self, batch: Batch, report: PassReport) -> None:
         batch_id, root = bytes.fromhex(batch.batch_id[2:]), bytes.fromhex(batch.root[2:])
         call = self.ledger.contract.functions.anchorBatch(batch_id, root, batch.record_count)
+        self.check_ledger_code()
         if batch.failure_reason is not None:
             # A re-send: the nonce of the vanished transaction may be free again (reorg, dropped tx).
             self.sender.nonces.resync(self.sender.address)
@@ -396,7 +436,11 @@ class Anchorer:
                 self._adopt(batch, report)
                 return
             raise
-        self.store.mark_batch_submitted(batch.batch_id, signed.tx_hash, self.sender.address, signed.nonce)
+        try:
+            self.store.mark_batch_submitted(batch.batch_id, signed.tx_hash, self.sender.address, signed.nonce)
+        except BaseException:
+            self.sender.abandon(signed)
+            raise
         try:
             self.sender.broadcast(signed)
         except NonceTooLowError:
@@ -432,7 +476,11 @@ class Anchorer:
         except TransactionNotFound:
             receipt = None
         if receipt is not None:
-            if receipt["status"] == 1:
+            if receipt["status"] == 1 and not self._anchored_by(receipt, batch):
+                # "Succeeded" without the ledger's BatchAnchored event: no ledger code at the address.
+                self.check_ledger_code()
+                self._adopt_or_requeue(batch, report, "anchor transaction succeeded without anchoring")
+            elif receipt["status"] == 1:
                 block, block_hash = int(receipt["blockNumber"]), hex32(receipt["blockHash"])
                 report.batches_mined += 1
                 if head - block + 1 >= self.config.confirmations:
@@ -450,7 +498,10 @@ class Anchorer:
             return
         age = (datetime.now(timezone.utc) - batch.updated_at).total_seconds()
         if not self._tx_known(batch.tx_hash):
-            # Lost before reaching the node (crash between write-ahead and broadcast) or dropped.
+            # Lost before reaching the node (crash between write-ahead and broadcast), dropped, or lost
+            # with the node's pool (restart): re-signed on the next pass, in the order the batches were
+            # first sent, from the chain's pending nonce, unless the ledger itself is gone.
+            self.check_ledger_code()
             self.sender.nonces.resync(self.sender.address)
             self._adopt_or_requeue(batch, report, "anchor transaction is not known to the node")
         elif age > self.config.resend_after:
@@ -461,6 +512,19 @@ class Anchorer:
                 batch.batch_id, f"anchor transaction unmined after {age:.0f}s; re-sending"
             )
             report.batches_requeued += 1
+
+    def _anchored_by(self, receipt: TxReceipt, batch: Batch) -> bool:
+        """Whether ``receipt`` holds the ledger's ``BatchAnchored`` event for ``batch``."""
+        entry = next(e for e in self.ledger.contract.abi if e.get("name") == "BatchAnchored")
+        topic = bytes(event_abi_to_log_topic(entry))  # type: ignore[arg-type]
+        wanted = bytes.fromhex(batch.batch_id[2:])
+        return any(
+            str(entry["address"]).lower() == self.ledger.address.lower()
+            and len(entry["topics"]) > 1
+            and bytes(entry["topics"][0]) == topic
+            and bytes(entry["topics"][1]) == wanted
+            for entry in receipt["logs"]
+        )
 
     def _adopt_or_requeue(self, batch: Batch, report: PassReport, reason: str) -> None:
         if self.ledger.contract.functions.batchRoot(bytes.fromhex(batch.batch_id[2:])).call() != b"\0" * 32:

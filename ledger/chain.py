@@ -12,6 +12,7 @@ decoding the contracts' custom errors by name.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,9 @@ from secureflow.ledger.errors import (
     TransactionTimeoutError,
     WrongChainError,
 )
-from secureflow.ledger.nonces import NonceSource
+from secureflow.ledger.nonces import NonceSource, pending_nonce
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class SentTransaction:
     nonce: int
     gas: int
     description: str
+    fields: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    """What was signed (to, data, value): `TransactionSender.wait` re-signs it if the node loses it."""
 
 
 @dataclass(frozen=True)
@@ -168,8 +173,9 @@ class TransactionSender:
     def broadcast(self, signed: SignedTransaction) -> None:
         """Hand a signed transaction to the node; "already known" counts as sent.
 
-        Raises `NonceTooLowError` when the nonce was used by another transaction (call
-        ``nonces.resync`` and prepare again).
+        Raises `NonceTooLowError` when the nonce was used by another transaction, mined or waiting in
+        the pool (call ``nonces.resync`` and prepare again). Either way the nonce is released: it is
+        no longer waiting to be sent.
         """
         try:
             self.client.call_rpc(self.client.w3.eth.send_raw_transaction, signed.raw)
@@ -177,7 +183,7 @@ class TransactionSender:
             message = str(exc).lower()
             if "already known" in message or "already imported" in message:
                 return
-            if "nonce too low" in message:
+            if "nonce too low" in message or "replacement transaction underpriced" in message:
                 raise NonceTooLowError(
                     f"{signed.description}: nonce {signed.nonce} was already used"
                 ) from exc
@@ -187,6 +193,12 @@ class TransactionSender:
                     hint="fund the account or run the network with gas price 0 (SECUREFLOW_GAS_PRICE=0)",
                 ) from exc
             raise TransactionError(f"{signed.description}: the node refused the transaction: {exc}") from exc
+        finally:
+            self.nonces.release(self.address, signed.nonce)
+
+    def abandon(self, signed: SignedTransaction) -> None:
+        """``signed`` will not be broadcast (its write-ahead failed): its nonce no longer waits to be sent."""
+        self.nonces.release(self.address, signed.nonce)
 
     def send(self, call: ContractFunction, *, gas: int | None = None, value: int = 0) -> SentTransaction:
         """Estimate, sign and send ``call``; blocks while ``max_in_flight`` transactions are unconfirmed."""
@@ -205,7 +217,7 @@ class TransactionSender:
     ) -> TxReceipt:
         """Wait for ``sent`` to be mined; raise a decoded error if it failed."""
         try:
-            receipt = self._wait_for_receipt(sent, timeout or self.client.config.receipt_timeout)
+            receipt, sent = self._wait_for_receipt(sent, timeout or self.client.config.receipt_timeout)
         finally:
             self._in_flight.release()
         if receipt["status"] != 1:
@@ -243,14 +255,18 @@ class TransactionSender:
             raise decode_revert(exc, _contract_of(call), call.fn_name) from exc
         return int(estimate * self.client.config.gas_limit_multiplier) + 10_000
 
-    def _sign(self, fields: dict[str, Any], gas: int, description: str) -> SignedTransaction:
-        nonce = self.nonces.next_nonce(self.address)
+    def _sign(self, fields: Mapping[str, Any], gas: int, description: str) -> SignedTransaction:
+        return self._sign_at(self.nonces.next_nonce(self.address), fields, gas, description)
+
+    def _sign_at(
+        self, nonce: int, fields: Mapping[str, Any], gas: int, description: str
+    ) -> SignedTransaction:
         tx = {**fields, "nonce": nonce, "gas": gas, "gasPrice": self.client.config.gas_price}
         signed = self.account.sign_transaction({**tx, "chainId": self.client.chain_id})
         raw = bytes(signed.raw_transaction)
         return SignedTransaction("0x" + keccak(raw).hex(), nonce, gas, description, raw)
 
-    def _send_raw(self, fields: dict[str, Any], gas: int, description: str) -> SentTransaction:
+    def _send_raw(self, fields: Mapping[str, Any], gas: int, description: str) -> SentTransaction:
         for _attempt in range(3):
             signed = self._sign(fields, gas, description)
             try:
@@ -258,20 +274,98 @@ class TransactionSender:
             except NonceTooLowError:
                 self.nonces.resync(self.address)
                 continue
-            return SentTransaction(signed.tx_hash, signed.nonce, gas, description)
+            return SentTransaction(signed.tx_hash, signed.nonce, gas, description, fields)
         raise TransactionError(f"{description}: nonce kept being too low after resync")
 
-    def _wait_for_receipt(self, sent: SentTransaction, timeout: float) -> TxReceipt:
+    def tx_known(self, tx_hash: str) -> bool:
+        """Whether the node knows ``tx_hash`` (mined, or in its pool): ``eth_getTransactionByHash``."""
+        try:
+            self.client.call_rpc(self.client.w3.eth.get_transaction, HexStr(tx_hash))
+            return True
+        except TransactionNotFound:
+            return False
+
+    def _resend_lost(self, sent: SentTransaction) -> SentTransaction:
+        """``sent`` is unknown to the node (it lost its pool, or was restarted): sign it again.
+
+        The lost transaction can never be mined (nobody else holds it), so re-signing cannot make it
+        happen twice. The nonce allocator gives the lowest free nonce: the same one if the chain is
+        right below it (then the same transaction, same hash), else the one at the chain's gap.
+        A call whose contract has no code any more (the node lost the chain state) is refused: sent
+        to an address without code it would "succeed" without doing anything.
+        """
+        if sent.fields is None:
+            raise TransactionError(
+                f"{sent.description}: transaction {sent.tx_hash} (nonce {sent.nonce}) is unknown to the node",
+                hint="send it again",
+            )
+        to = sent.fields.get("to")
+        if to and not bytes(self.client.call_rpc(self.client.w3.eth.get_code, to_checksum_address(to))):
+            raise ContractNotDeployedError(
+                f"{sent.description}: transaction {sent.tx_hash} is unknown to the node at "
+                f"{redact_url(self.client.config.rpc_url)} and there is no contract code at {to} on chain "
+                f"{self.client.chain_id} any more: the node lost the chain state it was sent against",
+                hint="restore the chain's state (e.g. anvil --load-state), or redeploy with "
+                "`secureflow deploy` and start from a fresh database for the new deployment",
+            )
+        self.nonces.resync(self.address)
+        resent = self._send_raw(sent.fields, sent.gas, sent.description)
+        log.warning(
+            "%s: transaction %s (nonce %s) was lost by the node; sent again as %s (nonce %s)",
+            sent.description,
+            sent.tx_hash,
+            sent.nonce,
+            resent.tx_hash,
+            resent.nonce,
+        )
+        return resent
+
+    def _fill_gap_below(self, sent: SentTransaction) -> None:
+        """``sent`` is in the pool but cannot be mined while a nonce below it is missing (a transaction
+        dropped from the pool, or allocated by a process that died before sending it): fill each missing
+        nonce with a zero-value transfer to ourselves, unless this process is about to send it. A
+        transaction of ours that lost its nonce to a filler is unknown to the node and is re-signed
+        by whoever waits for it (`_resend_lost`); one still to be broadcast is refused ("nonce too
+        low") and re-signed by its sender."""
+        chain_next = pending_nonce(self.client.w3, self.address)
+        if chain_next >= sent.nonce or self.nonces.unsent_below(self.address, sent.nonce):
+            return
+        log.warning(
+            "%s: transaction %s (nonce %s) waits behind missing nonces %s..%s; filling them",
+            sent.description,
+            sent.tx_hash,
+            sent.nonce,
+            chain_next,
+            sent.nonce - 1,
+        )
+        for nonce in range(chain_next, sent.nonce):
+            filler = self._sign_at(nonce, {"to": self.address, "value": 0}, 21_000, "nonce gap filler")
+            try:
+                self.client.call_rpc(self.client.w3.eth.send_raw_transaction, filler.raw)
+            except Web3RPCError as exc:
+                message = str(exc).lower()
+                if not any(m in message for m in ("nonce too low", "already", "underpriced")):
+                    raise TransactionError(f"filling nonce {nonce} failed: {exc}") from exc
+
+    def _wait_for_receipt(self, sent: SentTransaction, timeout: float) -> tuple[TxReceipt, SentTransaction]:
         deadline = time.monotonic() + timeout
         delay = 0.02
+        polls = 0
         while True:
             try:
                 receipt: TxReceipt = self.client.call_rpc(
                     self.client.w3.eth.get_transaction_receipt, sent.tx_hash
                 )
-                return receipt
+                return receipt, sent
             except TransactionNotFound:
                 pass
+            polls += 1
+            if polls % 4 == 0:
+                if not self.tx_known(sent.tx_hash):
+                    sent = self._resend_lost(sent)
+                    deadline = time.monotonic() + timeout
+                    continue
+                self._fill_gap_below(sent)
             if time.monotonic() >= deadline:
                 raise TransactionTimeoutError(
                     f"{sent.description}: no receipt for {sent.tx_hash} "

@@ -22,6 +22,14 @@ from secureflow.ledger.errors import ReadOnlyClientError
 MEMBER_ROLE = keccak(text="MEMBER_ROLE")
 ANCHOR_ROLE = keccak(text="ANCHOR_ROLE")
 AUDITOR_ROLE = keccak(text="AUDITOR_ROLE")
+ADMIN_ROLE = b"\0" * 32  # OpenZeppelin AccessControl's DEFAULT_ADMIN_ROLE
+REGISTRY_ROLES: dict[str, bytes] = {
+    "admin": ADMIN_ROLE,
+    "member": MEMBER_ROLE,
+    "anchor": ANCHOR_ROLE,
+    "auditor": AUDITOR_ROLE,
+}
+"""The registry's roles by the names the CLI and docs use (``anchor`` is the anchoring service)."""
 
 
 class JobStatus(IntEnum):
@@ -82,6 +90,21 @@ class ContractClient:
         return self.sender
 
 
+class RegistryAccount(BaseModel):
+    """An account of the consortium registry: the roles it holds now and whether it is suspended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    roles: list[str]
+    suspended: bool
+    metadata_hash: str | None
+
+    @property
+    def active_member(self) -> bool:
+        return "member" in self.roles and not self.suspended
+
+
 class RegistryClient(ContractClient):
     """Members and roles of the consortium."""
 
@@ -105,6 +128,42 @@ class RegistryClient(ContractClient):
 
     def is_anchor_service(self, account: str) -> bool:
         return bool(self.contract.functions.isAnchorService(account).call())
+
+    def is_suspended(self, account: str) -> bool:
+        return bool(self.contract.functions.isSuspended(account).call())
+
+    def has_role(self, role: str, account: str) -> bool:
+        """Whether ``account`` holds ``role`` (a name of `REGISTRY_ROLES`)."""
+        return bool(self.contract.functions.hasRole(REGISTRY_ROLES[role], account).call())
+
+    def grant_role(self, role: str, account: str) -> TxReceipt:
+        """Grant ``role`` (``anchor``, ``auditor`` or ``admin``; members join by `register_member`)."""
+        return self._send().transact(self.contract.functions.grantRole(REGISTRY_ROLES[role], account))
+
+    def revoke_role(self, role: str, account: str) -> TxReceipt:
+        return self._send().transact(self.contract.functions.revokeRole(REGISTRY_ROLES[role], account))
+
+    def accounts(self, from_block: int) -> list[RegistryAccount]:
+        """Every account that was ever granted a role (from the registry's events since ``from_block``),
+        with the roles it holds now, whether it is suspended, and its member metadata hash."""
+        seen: dict[str, None] = {}
+        for log in self.contract.events.RoleGranted().get_logs(from_block=from_block, to_block="latest"):
+            seen.setdefault(str(log["args"]["account"]), None)
+        metadata = {
+            str(log["args"]["account"]): hex32(log["args"]["metadataHash"])
+            for log in self.contract.events.MemberRegistered().get_logs(
+                from_block=from_block, to_block="latest"
+            )
+        }
+        return [
+            RegistryAccount(
+                address=account,
+                roles=[name for name in REGISTRY_ROLES if self.has_role(name, account)],
+                suspended=self.is_suspended(account),
+                metadata_hash=metadata.get(account),
+            )
+            for account in seen
+        ]
 
 
 class AuditLedgerClient(ContractClient):

@@ -1,7 +1,8 @@
 """The event indexer: follows the audit ledger's events into the database and rolls back on reorgs.
 
 Each poll first checks that the block at the checkpoint still has the hash
-seen there. If not, the chain reorganised: the indexer walks back through the
+seen there. If not (or the node has no such block any more: a chain restarted
+fresh), the chain reorganised: the indexer walks back through the
 block hashes it stored until one is still canonical (the fork point), drops
 every event above it, and sends every batch anchored above it back to be
 re-anchored (`LedgerStore.requeue_batch`). Then it fetches the next range of
@@ -20,11 +21,12 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 from web3.contract import Contract
+from web3.exceptions import BlockNotFound
 from web3.types import LogReceipt
 
 from secureflow.ledger.chain import ChainClient
 from secureflow.ledger.contracts import hex32
-from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.protocols import IndexerStore
 from secureflow.ledger.store.schemas import IndexedBlock, NewChainEvent
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class EventIndexer:
 
     def __init__(
         self,
-        store: LedgerStore,
+        store: IndexerStore,
         client: ChainClient,
         ledger: Contract,
         *,
@@ -162,16 +164,22 @@ class EventIndexer:
                 if self._canonical_hash(block.block_number) == block.block_hash:
                     return block
             if len(stored) < 64:
-                genesis_side = max(self.from_block - 1, 0)
+                # Below every stored block (or the chain is shorter than them: a node restarted with
+                # a fresh chain): roll back to before the deployment, or to the head if it is lower.
+                genesis_side = min(max(self.from_block - 1, 0), self.client.block_number())
                 return IndexedBlock(
                     block_number=genesis_side,
-                    block_hash=self._canonical_hash(genesis_side),
+                    block_hash=self._canonical_hash(genesis_side) or "0x" + "00" * 32,
                     parent_hash="0x" + "00" * 32,
                 )
             below = stored[-1].block_number - 1
 
-    def _canonical_hash(self, number: int) -> str:
-        block = self.client.call_rpc(self.client.w3.eth.get_block, number)
+    def _canonical_hash(self, number: int) -> str | None:
+        """The hash of the node's block ``number``; None if the node has no such block (a shorter chain)."""
+        try:
+            block = self.client.call_rpc(self.client.w3.eth.get_block, number)
+        except BlockNotFound:
+            return None
         return hex32(block["hash"])
 
     def _roll_back(self, fork: IndexedBlock, report: IndexReport) -> None:

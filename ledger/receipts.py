@@ -23,7 +23,15 @@ flags it) instead of being silently "repaired". The Merkle tree is built once
 per batch, so a job of 10,000 records is receipted in about a second.
 
 An :class:`AuditBundle` is what an auditor takes home for one job: the
-manifest (optional), the job, every record, and a receipt per anchored record.
+manifest (optional), the job secret (optional), the job, every record, and a
+receipt per anchored record. With the manifest and the job secret the verifier
+recomputes the job's manifest hash and every step's ``params_hash``
+(`secureflow.ledger.records.commitment`: both are salted with the job secret,
+so nobody without it can link or guess them). The secret is given only to the
+job's parties and to whoever they hand the bundle to: keep the bundle as
+confidential as the manifest. A bundle without it (written before commitments
+were salted) still verifies, with a warning that the commitments could not be
+checked.
 """
 
 from __future__ import annotations
@@ -176,9 +184,18 @@ class AuditBundle(BaseModel):
 
     version: Literal[1, 2] = BUNDLE_VERSION
     manifest: dict[str, Any] | None = None
+    job_secret: Hex32 | None = Field(default=None, repr=False)
+    """The job secret that salts the manifest hash and the ``params_hash`` of each step (if known)."""
     job: BundleJob
     records: list[dict[str, Any]]
     receipts: list[Receipt]
+
+    @model_serializer(mode="wrap")
+    def _without_absent_secret(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("job_secret") is None:  # a bundle without one is written as before salted commitments
+            data.pop("job_secret", None)
+        return data
 
     def write(self, path: Path) -> Path:
         """Write the bundle atomically as JSON; returns ``path``."""
@@ -425,8 +442,10 @@ def build_bundle(
     job_id: str,
     *,
     manifest: dict[str, Any] | None = None,
+    job_secret: str | None = None,
 ) -> AuditBundle:
-    """The audit bundle of a job: manifest, job, all its records, receipts for the anchored ones."""
+    """The audit bundle of a job: manifest and job secret (if given), job, all its records, receipts for the
+    anchored ones."""
     job = store.get_job(job_id)
     if job is None:
         raise UnknownJobError(f"no job {job_id} in the ledger store")
@@ -439,6 +458,7 @@ def build_bundle(
             raise StoreError(f"job {row.job_id} step {row.seq}: stored record is not JSON ({exc})") from exc
     return AuditBundle(
         manifest=manifest,
+        job_secret=job_secret,
         job=BundleJob(
             job_id=job.job_id,
             manifest_hash=job.manifest_hash,

@@ -16,6 +16,21 @@ job's creator, its manifest hash and a salt the creator picks
 (`job_id_for`): nobody else can create a job under that id, so an id read from
 the API cannot be squatted (a squatter's job is simply a different job).
 
+Commitments are salted with the **job secret**, 32 random bytes the submitter
+picks for each job (`new_job_secret`) and gives to the job's parties with the
+manifest (and to the auditor in the audit bundle); it never goes into a record,
+a log or the chain::
+
+    commitment(value)  = keccak256(job_secret || RFC 8785 JSON of value)    # 0x + 64 hex
+    manifest hash      = commitment(the manifest's normalised JSON)          (`manifest_commitment`)
+    params_hash        = commitment(the step's ``params`` as in the manifest) (`params_hash`)
+
+So the same manifest or parameters in two jobs give unrelated commitments, and
+low-entropy parameters cannot be recovered from a record by guessing; whoever
+holds the manifest and the job secret (the parties, an auditor with the
+bundle) recomputes them. Each party's digests are salted separately, with a
+salt only that party can derive (`secureflow.ledger.signing.job_salt`).
+
 The canonical JSON of a *validated* record is produced by the standard
 library's C JSON encoder (sorted keys, no whitespace, no ASCII escaping), which
 is byte-identical to RFC 8785 for this model: every string is ASCII by its
@@ -140,6 +155,24 @@ def model_key(model_id: str) -> bytes:
     return keccak256(model_id.encode())
 
 
+def new_job_secret() -> str:
+    """A fresh random job secret for `commitment` (``0x`` + 64 hex digits): shared with the job's parties
+    and the auditor, never recorded or logged."""
+    return "0x" + secrets.token_bytes(32).hex()
+
+
+def commitment(value: Any, job_secret: str | bytes) -> str:
+    """``0x`` + keccak256(job_secret || RFC 8785 JSON of ``value``): a commitment salted with the job's
+    32-byte secret, recomputable only by whoever holds the secret (see the module docstring)."""
+    return "0x" + keccak256(_bytes32(job_secret, "job_secret") + canonical_json(value)).hex()
+
+
+def manifest_commitment(manifest: Any, job_secret: str | bytes) -> str:
+    """The manifest hash anchored at job start (and in the job id): `commitment` of the manifest's
+    normalised JSON (``JobManifest.model_dump(mode="json")``) under the job secret."""
+    return commitment(manifest, job_secret)
+
+
 def new_job_salt() -> str:
     """A fresh random salt for `job_id_for` (``0x`` + 64 hex digits)."""
     return "0x" + secrets.token_bytes(32).hex()
@@ -152,6 +185,11 @@ def _bytes32(value: str | bytes, what: str) -> bytes:
     return raw
 
 
-def params_hash(canonical_params: Any) -> str:
-    """The ``params_hash`` of a step record: `canonical_hash` of the step's parameters."""
-    return canonical_hash(canonical_params)
+def params_hash(params: Any, job_secret: str | bytes | None) -> str:
+    """The ``params_hash`` of a step record: `commitment` of the step's parameters (a compute step's
+    ``params`` exactly as in its manifest) under the job secret.
+
+    ``job_secret=None`` is the unsalted `canonical_hash`, only for records whose parameters are not
+    guessable by themselves (a contribution record's carry a randomly salted inputs digest).
+    """
+    return canonical_hash(params) if job_secret is None else commitment(params, job_secret)

@@ -1,9 +1,16 @@
 """Salted digests and party signatures of step records.
 
-Digests (computed inside each party's worker; the salt never leaves it)::
+Digests (computed inside each party's worker; its secret and salts never leave it)::
 
+    job_salt       = HKDF-SHA256(ikm=party_secret, salt=none, info="secureflow/job-salt/v1" || job_id, L=32)
     content_digest = keccak256(canonical bytes of the object)
-    salted_digest  = keccak256(salt || content_digest)        # 0x + 64 hex in the record
+    salted_digest  = keccak256(job_salt || content_digest)    # 0x + 64 hex in the record
+
+``party_secret`` is the party's own 32 random bytes (``<party_dir>/secrets/salt``), ``job_id`` the job's
+32 bytes (RFC 5869 HKDF with SHA-256, the standard library's ``hmac``). The salt is per job and per party,
+so the same input in two jobs gives unrelated digests (records of different jobs cannot be linked), and a
+party can derive the salt of a job again later (a model's share digests are checked with the salt of the
+job in its lineage).
 
 Canonical bytes: a table is its CSV (``index=False``, header, ``float_format="%.17g"``,
 ``lineterminator="\\n"``); a file is its bytes; a JSON-able report is its RFC 8785 JSON.
@@ -22,8 +29,9 @@ checks it against the party's address with the full record in hand.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -35,6 +43,28 @@ from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json
 
 def keccak_hex(data: bytes) -> str:
     return "0x" + bytes(keccak(data)).hex()
+
+
+JOB_SALT_INFO = b"secureflow/job-salt/v1"
+
+
+def job_salt(party_secret: bytes, job_id: str | bytes) -> bytes:
+    """The party's salt for one job: HKDF-SHA256 (RFC 5869) of its secret with the job id as context.
+
+    One output block, so HKDF-Expand is one HMAC; no salt (HashLen zero bytes, as the RFC says).
+    """
+    job = bytes.fromhex(job_id.removeprefix("0x")) if isinstance(job_id, str) else bytes(job_id)
+    if len(job) != 32:
+        raise ValueError(f"a job id is 32 bytes, got {len(job)}")
+    if len(party_secret) < 16:
+        raise ValueError("a party secret must be at least 16 bytes")
+    return hkdf_sha256(party_secret, JOB_SALT_INFO + job)
+
+
+def hkdf_sha256(ikm: bytes, info: bytes) -> bytes:
+    """RFC 5869 HKDF-SHA256 without salt, 32 bytes of output: Extract, then one block of Expand."""
+    prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
 
 
 def salted_digest(salt: bytes, content_digest: bytes) -> str:
@@ -72,12 +102,24 @@ def verify_party_signature(record: StepRecord, party: PartyDigests) -> bool:
     return recovered is not None and recovered.lower() == party.party.lower()
 
 
-def signature_problems(record: StepRecord, parties: Sequence[str]) -> list[str]:
+def _recover_or_none(record: StepRecord, party: PartyDigests) -> str | None:
+    try:
+        return recover_party(record, party)
+    except Exception:  # a malformed signature (bad recovery id, not a curve point)
+        return None
+
+
+def signature_problems(
+    record: StepRecord,
+    parties: Sequence[str],
+    recover: Callable[[StepRecord, PartyDigests], str | None] = _recover_or_none,
+) -> list[str]:
     """What keeps ``record`` from being attributable to every one of the job's ``parties`` (empty: nothing).
 
     The record must carry exactly one part per job party, each signed by that party's own key, and no
     part of anyone else. The API checks this before it accepts a record and the verifier before it calls
-    a record valid; each problem names the party.
+    a record valid; each problem names the party. ``recover``: who signed a part (None: malformed),
+    e.g. a cached recovery.
     """
     expected = [str(to_checksum_address(p)) for p in parties]
     entries: dict[str, list[PartyDigests]] = {}
@@ -93,11 +135,7 @@ def signature_problems(record: StepRecord, parties: Sequence[str]) -> list[str]:
         elif found[0].signature is None:
             problems.append(f"job party {party} has not signed its part")
         else:
-            signer: Any
-            try:
-                signer = recover_party(record, found[0])
-            except Exception:  # a malformed signature (bad recovery id, not a curve point)
-                signer = None
+            signer = recover(record, found[0])
             if signer is None:
                 problems.append(f"the signature of job party {party} is malformed")
             elif str(to_checksum_address(signer)) != party:

@@ -63,7 +63,7 @@ from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.merkle import MerkleTree
 from secureflow.ledger.nonces import ChainNonceSource, StoreNonceSource
 from secureflow.ledger.recorder import to_outbox
-from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
+from secureflow.ledger.records import PartyDigests, StepRecord, new_job_secret, params_hash
 from secureflow.ledger.store.schemas import NewJob, NewStepRecord
 from secureflow.ledger.store.sql import SqlLedgerStore, open_store
 
@@ -100,7 +100,7 @@ def make_records(job_id: str, count: int) -> list[NewStepRecord]:
             job_id=job_id,
             seq=seq,
             algorithm="ss_lr",
-            params_hash=params_hash({"epochs": 3}),
+            params_hash=params_hash({"epochs": 3}, new_job_secret()),
             code_version="bench",
             parties=(
                 PartyDigests(party=ALICE, inputs={"features": digest}, outputs={"model_share": digest}),

@@ -22,6 +22,14 @@ topics. Each baseline page is checked equal (seq, hashes, leaf, algorithm,
 times) to the API's page for the same cursor.
 
     .venv/bin/python scripts/bench_api.py [--steps 10000] [--seconds 30] [--concurrency 32] [--api-workers 1]
+
+``--verify-only``: instead, ``GET /v1/audit/records?verify=true&limit=100`` on a job of ``--steps`` signed
+records (default 1,000 then) created on chain with both consents: the same 100 receipts verified in this
+process one ``eth_call`` per receipt (the way before batching) and with the batched ``verify`` calls, each
+from a cold signature cache, in the same run; the route's latency one page at a time; and ``/healthz``'s
+latency while ``--verify-clients`` clients ask for verified pages back to back.
+
+    .venv/bin/python scripts/bench_api.py --verify-only [--steps 1000] [--verify-rounds 5]
 """
 
 from __future__ import annotations
@@ -270,7 +278,15 @@ def main() -> None:
         default="sqlite",
         help="ledger/API database: a SQLite file, or a fresh schema on the local PostgreSQL (dropped after)",
     )
+    parser.add_argument("--verify-only", action="store_true", help="the ?verify=true figures only")
+    parser.add_argument("--verify-rounds", type=int, default=5, help="verified pages per figure (median)")
+    parser.add_argument("--verify-clients", type=int, default=8, help="clients asking for verified pages")
     args = parser.parse_args()
+    if args.verify_only:
+        if "--steps" not in sys.argv:
+            args.steps = 1000
+        verify_bench(args)
+        return
 
     from eth_account import Account
     from web3 import Web3
@@ -324,7 +340,7 @@ def main() -> None:
                 job_id=job_id,
                 seq=seq,
                 algorithm="psi",
-                params_hash=params_hash({"seq": seq}),
+                params_hash=params_hash({"seq": seq}, None),
                 code_version="bench",
                 parties=(
                     PartyDigests(party=alice, inputs={"t": "0x" + f"{seq:064x}"}),
@@ -491,6 +507,195 @@ def main() -> None:
         f"  for reference: scanning our ledger's {len(events)} BatchAnchored events takes "
         f"{statistics.median(anchored_scans) * 1000:.1f} ms, but yields batch roots, not the job's steps "
         "(it cannot answer the audit-trail query)"
+    )
+
+
+def verify_bench(args: argparse.Namespace) -> None:
+    """``?verify=true`` pages: per-receipt chain calls vs batched, in the same run (see the docstring)."""
+    import threading
+
+    import requests
+    from eth_account import Account
+    from eth_utils.crypto import keccak
+
+    from secureflow.api.dev.testing import LiveServer
+    from secureflow.api.server.app import create_app
+    from secureflow.api.server.serve import ensure_admin_key
+    from secureflow.api.server.settings import ApiSettings
+    from secureflow.ledger.anchoring import Anchorer, AnchoringConfig
+    from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+    from secureflow.ledger.consent import sign_consent
+    from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
+    from secureflow.ledger.deploy import connect, deploy_contracts
+    from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+    from secureflow.ledger.indexer import EventIndexer
+    from secureflow.ledger.nonces import StoreNonceSource
+    from secureflow.ledger.recorder import to_outbox
+    from secureflow.ledger.records import PartyDigests, StepRecord, job_id_for, params_hash
+    from secureflow.ledger.signing import sign_party
+    from secureflow.ledger.store.schemas import NewJob
+    from secureflow.ledger.store.sql import open_store
+    from secureflow.ledger.verify import forget_signers, verify_receipts
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-api-verify-"))
+    with DevChain(log_path=workdir / "anvil.log") as chain:
+        db_url = f"sqlite:///{workdir / 'ledger.db'}"
+        store = open_store(db_url)
+        client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
+        nonces = StoreNonceSource(store, client.w3, client.chain_id)
+        admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], nonces)
+        deployment = deploy_contracts(client, admin)
+        keys = dict(zip(("alice", "bob", "anchor"), DEV_PRIVATE_KEYS[1:4], strict=True))
+        alice, bob, anchor = (Account.from_key(k).address for k in keys.values())
+        registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
+        registry.register_member(alice)
+        registry.register_member(bob)
+        registry.grant_anchor_service(anchor)
+        ledger_contract = connect(client, deployment, "AuditLedger")
+        manifest_hash, salt = keccak(text="bench verify manifest"), keccak(text="bench verify salt")
+        job_id = job_id_for(alice, "0x" + manifest_hash.hex(), "0x" + salt.hex())
+        consents = [
+            sign_consent(
+                keys[p], DEV_CHAIN_ID, ledger_contract.address, bytes.fromhex(job_id[2:]), manifest_hash
+            )
+            for p in ("alice", "bob")
+        ]
+        AuditLedgerClient(ledger_contract, TransactionSender(client, keys["alice"], nonces)).create_job(
+            manifest_hash=manifest_hash, salt=salt, parties=[alice, bob], consents=consents
+        )
+        store.create_job(
+            NewJob(
+                job_id=job_id,
+                manifest_hash="0x" + manifest_hash.hex(),
+                creator=alice,
+                parties=[alice, bob],
+                salt="0x" + salt.hex(),
+            )
+        )
+        print(f"signing and anchoring {args.steps} step records of a job open on chain ...", flush=True)
+        outbox = []
+        for seq in range(args.steps):
+            record = StepRecord(
+                job_id=job_id,
+                seq=seq,
+                algorithm="psi",
+                params_hash=params_hash({"seq": seq}),
+                code_version="bench",
+                parties=(
+                    PartyDigests(party=alice, inputs={"t": "0x" + f"{seq:064x}"}),
+                    PartyDigests(party=bob, outputs={"t": "0x" + f"{seq + 1:064x}"}),
+                ),
+                status="succeeded",
+                started_at_ms=seq,
+                finished_at_ms=seq + 1,
+            )
+            signed = tuple(
+                p.model_copy(update={"signature": sign_party(record, p, bytes.fromhex(k[2:]))})
+                for p, k in zip(record.parties, (keys["alice"], keys["bob"]), strict=True)
+            )
+            outbox.append(to_outbox(record.model_copy(update={"parties": signed})))
+        store.accept_records(outbox)
+        sender = TransactionSender(client, keys["anchor"], nonces)
+        anchorer = Anchorer(
+            store,
+            AuditLedgerClient(ledger_contract, sender),
+            sender,
+            AnchoringConfig(max_batch_delay=0.0, from_block=deployment.deploy_block),
+        )
+        indexer = EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block)
+        while True:
+            indexer.poll()
+            anchorer.run_once()
+            counts = store.count_records_by_status()
+            if counts["pending"] == counts["submitted"] == 0:
+                break
+        print(f"records: {store.count_records_by_status()}", flush=True)
+
+        settings = ApiSettings(
+            _env_file=None, rpc_url=chain.rpc_url, chain_id=DEV_CHAIN_ID, database_url=db_url
+        )  # type: ignore[call-arg]
+        app = create_app(settings, store=store, client=client, deployment=deployment)
+        key = ensure_admin_key(app.state.api_db, Account.from_key(DEV_PRIVATE_KEYS[0]).address)
+        assert key is not None
+        app.state.api_db.sync_record_index()
+        svc = app.state.services
+        rng = random.Random(11)
+        starts = [rng.randrange(0, max(1, args.steps - 100)) for _ in range(args.verify_rounds)]
+        load = os.getloadavg()
+
+        # the same 100 receipts, verified in this process both ways, each from a cold signature cache
+        figures: dict[str, list[float]] = {"per receipt (before)": [], "batched (after)": []}
+        for start in starts:
+            receipts = [svc.receipts.receipt(job_id, seq) for seq in range(start, start + 100)]
+            for name, batch in (("per receipt (before)", False), ("batched (after)", True)):
+                forget_signers()
+                began = time.perf_counter()
+                verdicts = verify_receipts(receipts, svc.w3, svc.pin, batch=batch)
+                figures[name].append(time.perf_counter() - began)
+                if not all(v.ok for v in verdicts):
+                    raise SystemExit(f"a receipt failed verification ({name})")
+
+        headers = {"Authorization": f"Bearer {key}"}
+        with LiveServer(app) as live:
+
+            def page(cursor: int) -> float:
+                began = time.perf_counter()
+                response = requests.get(
+                    f"{live.url}/v1/audit/records",
+                    params={"job_id": job_id, "verify": "true", "limit": 100, "cursor": cursor},
+                    headers=headers,
+                    timeout=120,
+                )
+                response.raise_for_status()
+                if not all(item["verification"]["ok"] for item in response.json()["items"]):
+                    raise SystemExit("a verified page has a failing item")
+                return time.perf_counter() - began
+
+            cursors = starts  # the audit cursor is a record id: 1..steps, in acceptance order
+            forget_signers()
+            cold = [page(c) for c in cursors]
+            warm = [page(c) for c in cursors]
+
+            stop = threading.Event()
+            busy: list[float] = []
+
+            def hammer(n: int) -> None:
+                local = random.Random(n)
+                while not stop.is_set():
+                    busy.append(page(local.randrange(0, max(1, args.steps - 100))))
+
+            health: list[float] = []
+            threads = [threading.Thread(target=hammer, args=(n,)) for n in range(args.verify_clients)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + max(10.0, args.seconds / 3)
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                requests.get(f"{live.url}/healthz", timeout=60).raise_for_status()
+                health.append(time.perf_counter() - began)
+            stop.set()
+            for thread in threads:
+                thread.join()
+            load_after = os.getloadavg()
+        store.close()
+
+    print(
+        f"\n?verify=true, 100 signed receipts of one job ({args.steps} records anchored), SQLite, anvil; "
+        f"load average {load[0]:.2f} before, {load_after[0]:.2f} after (1 min, {os.cpu_count()} CPUs)"
+    )
+    for name, values in figures.items():
+        print(f"  in process, {name:<22} median {statistics.median(values) * 1000:7.1f} ms (cold signatures)")
+    before, after = (statistics.median(v) for v in figures.values())
+    print(f"  ratio before / after: {before / after:.1f}x")
+    print(
+        f"  GET /v1/audit/records?verify=true&limit=100: median {statistics.median(cold) * 1000:.1f} ms "
+        f"(cold signatures), {statistics.median(warm) * 1000:.1f} ms (again)"
+    )
+    print(
+        f"  with {args.verify_clients} clients asking for verified pages back to back "
+        f"({len(busy)} pages, p50 {_pct(busy, 0.5) * 1000:.0f} ms): /healthz p50 "
+        f"{_pct(health, 0.5) * 1000:.1f} ms, p99 {_pct(health, 0.99) * 1000:.1f} ms, "
+        f"max {max(health) * 1000:.1f} ms over {len(health)} requests"
     )
 
 

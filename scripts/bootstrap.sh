@@ -91,6 +91,21 @@ else
   mkdir -p "$STAMP_DIR" && echo "$NPM_HASH" >"$STAMP_DIR/npm"
 fi
 
+# --- API docs pages (Swagger UI, ReDoc) served offline from the pinned npm packages ---------
+# copied next to the web page so the API never loads them from a CDN (api/server/routes/docs.py)
+VENDOR=api/server/web/vendor
+mkdir -p "$VENDOR"
+for pair in \
+  "swagger-ui-dist/swagger-ui-bundle.js:swagger-ui-bundle.js" \
+  "swagger-ui-dist/swagger-ui.css:swagger-ui.css" \
+  "swagger-ui-dist/LICENSE:swagger-ui-LICENSE" \
+  "redoc/bundles/redoc.standalone.js:redoc.standalone.js" \
+  "redoc/LICENSE:redoc-LICENSE"; do
+  src="node_modules/${pair%%:*}"; dst="$VENDOR/${pair##*:}"
+  [ -f "$src" ] || die "$src is missing after npm ci: delete node_modules and re-run"
+  cmp -s "$src" "$dst" 2>/dev/null || cp "$src" "$dst"
+done
+
 ANVIL_BIN="$(ls node_modules/@foundry-rs/anvil-*/bin/anvil 2>/dev/null | head -1 || true)"
 [ -n "$ANVIL_BIN" ] && "$ANVIL_BIN" --version >/dev/null 2>&1 \
   || die "the anvil binary from @foundry-rs/anvil is missing or does not run: delete node_modules and re-run"

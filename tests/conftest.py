@@ -23,17 +23,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from eth_account import Account
 from hypothesis import settings
 from sqlalchemy.engine import make_url
-from stack import LedgerStack
+from stack import LedgerStack, deploy_ledger_stack
 from web3 import Web3
 
-from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
-from secureflow.ledger.contracts import RegistryClient
-from secureflow.ledger.deploy import connect, deploy_contracts
-from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
-from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.devchain import DevChain, rpc_call
 from secureflow.ledger.store import SqlLedgerStore, open_store
 
 settings.register_profile("secureflow", deadline=None)
@@ -62,14 +57,7 @@ def chain_snapshot(devchain: DevChain) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def ledger_stack(devchain: DevChain) -> LedgerStack:
-    client = ChainClient(ChainConfig(rpc_url=devchain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
-    admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
-    deployment = deploy_contracts(client, admin)
-    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
-    for key in DEV_PRIVATE_KEYS[1:3]:
-        registry.register_member(Account.from_key(key).address)
-    registry.grant_anchor_service(Account.from_key(DEV_PRIVATE_KEYS[3]).address)
-    return LedgerStack(deployment, devchain.rpc_url)
+    return deploy_ledger_stack(devchain.rpc_url)
 
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -17,8 +17,8 @@ from eth_utils.crypto import keccak
 from secureflow.ledger.anchoring import Anchorer, AnchoringConfig
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
 from secureflow.ledger.consent import sign_consent
-from secureflow.ledger.contracts import AuditLedgerClient, hex32
-from secureflow.ledger.deploy import Deployment, connect
+from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient, hex32
+from secureflow.ledger.deploy import Deployment, connect, deploy_contracts
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.merkle import MerkleTree
@@ -42,6 +42,24 @@ class LedgerStack:
 
     def ledger(self, client: ChainClient, sender: TransactionSender | None = None) -> AuditLedgerClient:
         return AuditLedgerClient(connect(client, self.deployment, "AuditLedger"), sender)
+
+    def registry(self) -> RegistryClient:
+        """The registry, sending as its admin (key 0): register, suspend and reinstate members."""
+        client = self.client()
+        admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
+        return RegistryClient(connect(client, self.deployment, "ConsortiumRegistry"), admin)
+
+
+def deploy_ledger_stack(rpc_url: str) -> LedgerStack:
+    """Deploy the contracts on the node at ``rpc_url``: admin key 0, members keys 1 and 2, anchoring key 3."""
+    client = ChainClient(ChainConfig(rpc_url=rpc_url, expected_chain_id=DEV_CHAIN_ID))
+    admin = TransactionSender(client, DEV_PRIVATE_KEYS[0], ChainNonceSource(client.w3))
+    deployment = deploy_contracts(client, admin)
+    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
+    for key in DEV_PRIVATE_KEYS[1:3]:
+        registry.register_member(Account.from_key(key).address)
+    registry.grant_anchor_service(Account.from_key(DEV_PRIVATE_KEYS[3]).address)
+    return LedgerStack(deployment, rpc_url)
 
 
 ANCHOR_KEY = DEV_PRIVATE_KEYS[3]
@@ -78,7 +96,7 @@ def step(job_id: str, seq: int, *, signed: bool = False) -> StepRecord:
         job_id=job_id,
         seq=seq,
         algorithm="psi",
-        params_hash=params_hash({"seq": seq}),
+        params_hash=params_hash({"seq": seq}, None),
         code_version="test",
         parties=(
             PartyDigests(party=ALICE, inputs={"t": digest}),

@@ -71,6 +71,25 @@ class OutputExistsError(JobCliError):
     hint = "pass --force to overwrite it, or choose another --out"
 
 
+API_KEY_FILE_ENV = "SECUREFLOW_API_KEY_FILE"
+"""A file holding the API key (what ``secureflow up``'s ``secureflow.env`` points at), read when
+``SECUREFLOW_API_KEY`` is not set."""
+
+
+def _key_from_file(variable: str) -> str | None:
+    """The key in the file named by the environment variable ``variable`` (None when it is not set)."""
+    path = os.environ.get(variable, "").strip()
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the key file {path} ({variable}): {exc.strerror or exc}",
+            hint=f"point {variable} at an existing key file, or set the key itself",
+        ) from None
+
+
 def _client(api_url: str, api_key: str | None) -> Client:
     """The API client for these settings (checked first: a malformed key is refused before any request)."""
     if not re.match(r"^https?://[^/\s]+", api_url):
@@ -79,10 +98,12 @@ def _client(api_url: str, api_key: str | None) -> Client:
             hint=f"set {API_URL_ENV} or --api-url, e.g. {DEFAULT_API_URL}",
         )
     if not api_key or not api_key.strip():
+        api_key = _key_from_file(API_KEY_FILE_ENV)
+    if not api_key or not api_key.strip():
         raise ConfigurationError(
             "no API key",
-            hint=f"export {API_KEY_ENV}=<key> (`secureflow up` prints the keys; the environment keeps it "
-            "out of your shell history)",
+            hint=f"export {API_KEY_ENV}=<key> or {API_KEY_FILE_ENV}=<file> (`secureflow up` prints the keys "
+            "and writes secureflow.env; the environment keeps them out of your shell history)",
         )
     if not API_KEY_PATTERN.fullmatch(api_key.strip()):  # checked here so that no library error ever echoes it
         raise ConfigurationError(

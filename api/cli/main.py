@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
+from secureflow.api.cli.members import members_app
 from secureflow.api.cli.model import model_app
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
@@ -33,6 +34,18 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(settle_app, name="settle")
 app.add_typer(job_app, name="job")
 app.add_typer(model_app, name="model")
+app.add_typer(members_app, name="members")
+
+
+def _sigterm_as_ctrl_c() -> None:
+    """SIGTERM (systemd, containers, CI) stops a foreground command as Ctrl-C does: the ``finally`` blocks
+    run and stop what the command started (anvil runs in its own process group and would outlive it)."""
+    import signal
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
 
 
 @app.command()
@@ -49,6 +62,7 @@ def demo(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     workdir = workdir or Path(".secureflow") / f"demo-{stamp}"
     started = time.monotonic()
+    _sigterm_as_ctrl_c()
     result = run_demo(console, workdir, keep_chain=keep_chain)
     console.print(
         f"[bold green]demo finished[/] in {time.monotonic() - started:.1f}s: job {result.job_id}, "
@@ -145,16 +159,11 @@ def chain(
     block_time: Annotated[float | None, typer.Option(help="seconds per block (default: automine)")] = None,
 ) -> None:
     """Run a dev chain (anvil configured like a Quorum node) in the foreground until Ctrl-C or SIGTERM."""
-    import signal
-
     from eth_account import Account
 
     from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, DevChain
 
-    def _stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM (systemd, containers, CI) stops anvil as Ctrl-C does
-
-    signal.signal(signal.SIGTERM, _stop)
+    _sigterm_as_ctrl_c()
     dev = DevChain(port=port, block_time=block_time).start()
     console.print(
         f"anvil (Berlin, gas price 0, chain id {dev.chain_id}) at {escape(dev.rpc_url)}; Ctrl-C stops it"
@@ -181,6 +190,7 @@ def up(
     """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
     from secureflow.api.dev.up import run_up
 
+    _sigterm_as_ctrl_c()
     run_up(port, workdir=workdir, echo=console.print)
 
 

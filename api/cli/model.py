@@ -7,8 +7,9 @@ Checks, in order, each printed with its result:
 * ``metadata``: ``meta.json`` hashes to its ``model_hash`` field, and its model id is the one its lineage
   (job id, step, output name) gives;
 * ``version``: the metadata holds the version asked for (``--version``; default: the metadata's);
-* ``share_digests``: this party's own share files hash, with its salt (which never leaves the folder), to
-  its salted digest in the metadata; other parties' shares are theirs to check;
+* ``share_digests``: this party's own share files hash, with its salt for the job in the model's lineage
+  (derived from the party's secret, which never leaves the folder), to its salted digest in the metadata;
+  other parties' shares are theirs to check;
 * ``deployment``: the pinned ledger's code is on the node;
 * ``onchain_hash``: the metadata's hash is the ``modelHash`` the ledger holds for that job, model and
   version (a version without one is "not anchored": a failure, never trusted);
@@ -112,14 +113,16 @@ def _shares_check(
     model_dir: Path, meta: dict[str, Any], salt: bytes, address: str
 ) -> tuple[Check, str | None]:
     from secureflow.compute.errors import ModelError
-    from secureflow.compute.models import verify_own_shares
+    from secureflow.compute.models import anchor_key, verify_own_shares
+    from secureflow.ledger.signing import job_salt
 
     parties = {str(a).lower(): str(p) for p, a in (meta.get("parties") or {}).items()}
     party = parties.get(address.lower())
     if party is None:
         return _failed("share_digests", f"this folder's member {address} is not a party of the model"), None
     try:
-        detail = verify_own_shares(model_dir, meta, party=party, address=address, salt=salt)
+        job_id = anchor_key(meta)[0]  # the share digests are salted with the training job's salt
+        detail = verify_own_shares(model_dir, meta, party=party, address=address, salt=job_salt(salt, job_id))
     except ModelError as exc:
         return _failed("share_digests", exc.args[0]), party
     return _passed("share_digests", detail), party

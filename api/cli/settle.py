@@ -132,6 +132,15 @@ def _member_key() -> str:
     from eth_account import Account
 
     key = os.environ.get(MEMBER_KEY_ENV, "").strip()
+    key_file = os.environ.get(f"{MEMBER_KEY_ENV}_FILE", "").strip()
+    if not key and key_file:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the key file {key_file} ({MEMBER_KEY_ENV}_FILE): {exc.strerror or exc}",
+                hint=f"point {MEMBER_KEY_ENV}_FILE at the member's key file, or set {MEMBER_KEY_ENV}",
+            ) from None
     if not key:
         raise ConfigurationError(
             f"{MEMBER_KEY_ENV} is not set", hint="export the private key of the account that signs/sends"

@@ -22,8 +22,9 @@ Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 """An account address, 0x + 40 hex digits (any case: the server checksums it)."""
 HexBytes32 = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{64}$")]
 
-Role = Literal["admin", "member", "service", "auditor"]
-"""The role of an API key's member: what it may call (``GET /v1/roles``)."""
+Role = Literal["admin", "member", "service", "auditor", "metrics"]
+"""The role of an API key's member: what it may call (``GET /v1/roles``); ``metrics`` may only scrape
+``/metrics`` (the key to give Prometheus)."""
 
 SettlementAction = Literal["set_weights", "approve_weights", "deposit", "withdraw"]
 """What ``POST /v1/settlements/{job_id}/transactions/prepare`` prepares (the ledger's ``Action``)."""

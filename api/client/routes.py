@@ -21,7 +21,7 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    # operations (public, outside /v1)
+    # operations (outside /v1; public but /metrics, which needs a key of role metrics or admin)
     Route("GET", "/healthz", "ops.health", True),
     Route("GET", "/readyz", "ops.ready", True),
     Route("GET", "/metrics", "ops.metrics", True),

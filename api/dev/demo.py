@@ -35,16 +35,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from secureflow.api.dev.devstack import PARTIES, dev_consortium, provision_party
+from secureflow.compute.consents import request_consents
 from secureflow.compute.manifest import JobManifest
 from secureflow.compute.runner import JobResult, run_job
 from secureflow.ledger.chain import ChainClient
-from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import AuditLedgerClient, hex32
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
 from secureflow.ledger.errors import LedgerError
 from secureflow.ledger.receipts import build_bundle, load_bundle, write_bundle
 from secureflow.ledger.recorder import OutboxRecorder
-from secureflow.ledger.records import job_id_for, new_job_salt
+from secureflow.ledger.records import job_id_for, new_job_salt, new_job_secret
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.verify import pin_from_options, verify_file
 
@@ -127,15 +127,16 @@ def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False, rows:
     console.print(f"[bold]1.[/] starting anvil (Berlin, gas price 0, chain id {DEV_CHAIN_ID})")
     chain.start()
     try:
-        return _run(console, workdir, chain, rows)
-    finally:
-        if keep_chain:
-            console.print(f"anvil keeps running at {chain.rpc_url} (Ctrl-C to stop)")
+        result = _run(console, workdir, chain, rows)
+        if keep_chain:  # only after the demo finished: Ctrl-C or SIGTERM mid-demo stops everything
+            console.print(f"anvil keeps running at {chain.rpc_url} (Ctrl-C or SIGTERM stops it)")
             try:
                 while chain.running:
                     time.sleep(1)
             except KeyboardInterrupt:
                 pass
+        return result
+    finally:
         chain.stop()
 
 
@@ -167,14 +168,25 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
     try:
         parsed = JobManifest.parse(demo_manifest(engine.addresses))
         manifest = parsed.model_dump(mode="json")  # the normalised form is what is hashed and audited
-        manifest_hash = bytes.fromhex(parsed.manifest_hash()[2:])
+        job_secret = new_job_secret()  # salts the manifest and parameter commitments; in the bundle
+        manifest_hash = bytes.fromhex(parsed.manifest_hash(job_secret)[2:])
         salt = new_job_salt()
         job_id = bytes.fromhex(job_id_for(alice, manifest_hash, salt)[2:])
-        consents = [
-            sign_consent(dev.keys[party], client.chain_id, alice_ledger.address, job_id, manifest_hash)
-            for party in PARTIES
-        ]
-        console.print(f"[bold]5.[/] creating job {hex32(job_id)[:18]}… co-signed by both parties (EIP-712)")
+        consents = request_consents(  # each party's worker checks its policy and signs with its own key
+            engine,
+            manifest,
+            job_id=hex32(job_id),
+            creator=alice,
+            salt=salt,
+            job_secret=job_secret,
+            parties=[alice, bob],
+            chain_id=client.chain_id,
+            ledger=alice_ledger.address,
+        )
+        console.print(
+            f"[bold]5.[/] creating job {hex32(job_id)[:18]}… with each party's consent (EIP-712), signed by "
+            "its own worker after checking its policy.json"
+        )
         created = alice_ledger.create_job(
             manifest_hash=manifest_hash, salt=bytes.fromhex(salt[2:]), parties=[alice, bob], consents=consents
         )
@@ -186,7 +198,15 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
         worker.start()
         console.print("[bold]6.[/] running the job on SecretFlow; each step is recorded and anchored")
         with console.status("PSI → Fillna → StandardScaler → SS-LR → secure prediction → evaluation …"):
-            result = run_job(engine, manifest, recorder, job_id=hex32(job_id), salt=salt, creator=alice)
+            result = run_job(
+                engine,
+                manifest,
+                recorder,
+                job_id=hex32(job_id),
+                salt=salt,
+                creator=alice,
+                job_secret=job_secret,
+            )
         _print_steps(console, result)
         if not result.succeeded:
             raise LedgerError(f"the job failed at {result.error_class}: {result.error_message}")
@@ -226,7 +246,7 @@ def _run(console: Console, workdir: Path, chain: DevChain, rows: int) -> DemoRes
             f"   BatchAnchored batch {event.batch_id[:18]}… root {event.root[:18]}… "
             f"{event.record_count} records in block {event.block_number}"
         )
-    return _bundle_and_verify(console, store, client, reader, chain, job_id, manifest, workdir)
+    return _bundle_and_verify(console, store, client, reader, chain, job_id, manifest, job_secret, workdir)
 
 
 def _print_steps(console: Console, result: JobResult) -> None:
@@ -261,13 +281,18 @@ def _bundle_and_verify(
     chain: DevChain,
     job_id: bytes,
     manifest: dict[str, Any],
+    job_secret: str,
     workdir: Path,
 ) -> DemoResult:
     bundle_path = write_bundle(
-        build_bundle(store, client.chain_id, reader.address, hex32(job_id), manifest=manifest),
+        build_bundle(
+            store, client.chain_id, reader.address, hex32(job_id), manifest=manifest, job_secret=job_secret
+        ),
         workdir / "audit_bundle.json",
     )
-    console.print(f"[bold]8.[/] audit bundle (manifest, records, receipts) written to {bundle_path}")
+    console.print(
+        f"[bold]8.[/] audit bundle (manifest, job secret, records, receipts) written to {bundle_path}"
+    )
     bundle = load_bundle(bundle_path)
     deployment_path = workdir / "deployment.json"  # written by dev_consortium, as `secureflow deploy` does
     command = f"secureflow verify {bundle_path} --rpc-url {chain.rpc_url} --deployment {deployment_path}"

@@ -4,7 +4,8 @@ On a running dev chain: a SQLite ledger store, the contracts deployed (and the
 deployment file written), alice and bob registered as members, an anchoring
 service with its worker and event indexer (not started), and an engine for one
 SecretFlow worker per party whose member keys are provisioned into each party's
-secrets folder. The keys are anvil's public dev keys: for a local stack only.
+secrets folder, with a dev consent policy (`seed_dev_policy`) its worker applies
+before it signs any job's consent. The keys are anvil's public dev keys: for a local stack only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 from eth_account import Account
 from eth_utils.crypto import keccak
 
+from secureflow.compute.policy import POLICY_FILE, PartyPolicy, write_policy
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
@@ -67,6 +69,30 @@ def provision_party(engine: Engine, party: str, key: str, table: pd.DataFrame | 
         table.to_csv(data / "customers.csv", index=False)
 
 
+DEV_REVEALS = (
+    "psi",
+    "pearson_correlation",
+    "vif",
+    "secure_predict",
+    "biclassification_eval",
+    "regression_eval",
+)
+"""What each dev party lets the other receive: intersections, correlations, predictions and metrics, never
+its own columns' statistics (``table_statistics`` to another party is refused by the dev policy)."""
+
+
+def seed_dev_policy(engine: Engine, party: str, others: list[str]) -> None:
+    """Write the dev policy into ``party``'s folder unless it has a policy.json already (an edited one stays).
+
+    Every algorithm, any dataset of its data folder, and the reveals of `DEV_REVEALS` to ``others``
+    (addresses); the party's worker checks every job against it before it signs its consent.
+    """
+    if (engine.party_dir(party) / POLICY_FILE).exists():
+        return
+    reveal = {algorithm: tuple(others) for algorithm in DEV_REVEALS}
+    write_policy(engine.party_dir(party), PartyPolicy(reveal=reveal))
+
+
 def dev_consortium(
     workdir: Path, chain: DevChain, echo: Callable[[str], None] = lambda _: None
 ) -> DevConsortium:
@@ -102,6 +128,8 @@ def dev_consortium(
         EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block),
     )
     engine = Engine(PARTIES, workdir / "parties")
+    addresses = {party: str(Account.from_key(keys[party]).address) for party in PARTIES}
     for party in PARTIES:
         provision_party(engine, party, keys[party])
+        seed_dev_policy(engine, party, [a for p, a in addresses.items() if p != party])
     return DevConsortium(chain, store, client, nonces, deployment, ledger_contract, worker, engine, keys)

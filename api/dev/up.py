@@ -6,7 +6,11 @@ printed at start. Development only: the production server (`api.server`) never i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from eth_account import Account
@@ -42,6 +46,8 @@ class EmbeddedStack:
     executor: LocalComputeExecutor
     parties: dict[str, tuple[str, Path]]
     """party name -> (member address, data folder): what a manifest names."""
+    member_keys: dict[str, str] = field(default_factory=dict)
+    """party name -> its dev member key (anvil's public test keys), for `secureflow settle` beside it."""
 
     def close(self) -> None:
         self.executor.close()
@@ -51,9 +57,49 @@ class EmbeddedStack:
         self.chain.stop()
 
 
-def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> EmbeddedStack:
-    """Anvil + deployed contracts + SQLite + anchoring worker + API, with admin, member and service keys."""
+PREVIOUS_RUN_FILES = (
+    "secureflow.db",
+    "secureflow.db-wal",
+    "secureflow.db-shm",
+    "deployment.json",
+    "anvil.log",
+)
+
+
+def set_aside_previous_run(workdir: Path) -> Path | None:
+    """Move a previous run's database, deployment file and anvil log to ``workdir/previous/<time>/``.
+
+    The dev chain keeps no state between runs, so a previous run's database describes a chain that is
+    gone: its records would claim anchors the new chain does not hold, and its nonces are ahead of the
+    new chain's. Each run starts with a fresh chain, database and nonces; the party folders (datasets,
+    keys, model shares) stay. Returns where the old files went, or None if there was no previous run.
+    """
+    found = [workdir / name for name in PREVIOUS_RUN_FILES if (workdir / name).exists()]
+    if not any(path.name in ("secureflow.db", "deployment.json") for path in found):
+        return None
+    target = workdir / "previous" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target.mkdir(parents=True)
+    for path in found:
+        shutil.move(str(path), str(target / path.name))
+    return target
+
+
+def build_embedded(
+    workdir: Path, settings: ApiSettings | None = None, *, echo: Printer = lambda _: None
+) -> EmbeddedStack:
+    """Anvil + deployed contracts + SQLite + anchoring worker + API, with admin, member and service keys.
+
+    A previous run's database and deployment in ``workdir`` are set aside first (`set_aside_previous_run`):
+    the new chain starts empty, so the stack starts with a fresh database and nonces too (``echo`` says so).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    previous = set_aside_previous_run(workdir)
+    if previous is not None:
+        echo(
+            f"{workdir} held a previous run whose chain is gone (the dev chain keeps no state between runs): "
+            f"its database, deployment and anvil log are now in {previous}; starting a fresh chain, "
+            "database and nonces (party folders kept)"
+        )
     chain = DevChain(log_path=workdir / "anvil.log").start()
     try:
         db_url = f"sqlite:///{(workdir / 'secureflow.db').as_posix()}"
@@ -87,9 +133,12 @@ def build_embedded(workdir: Path, settings: ApiSettings | None = None) -> Embedd
         keys["anchoring service"] = add_member_key(db, "anchor-service", dev.address("anchor"), "service")
         auditor = Account.from_key(DEV_PRIVATE_KEYS[4]).address  # read-only: the web page's user
         keys["auditor"] = add_member_key(db, "auditor", auditor, "auditor")
+        # /metrics only (Prometheus's bearer token); the address is a label, it holds no on-chain role
+        keys["metrics (Prometheus)"] = add_member_key(db, "prometheus", Account.create().address, "metrics")
         dev.worker.start()
         parties = {p: (dev.address(p), dev.engine.data_dir(p)) for p in PARTIES}
-        return EmbeddedStack(chain, dev.store, dev.worker, app, keys, executor, parties)
+        member_keys = {p: dev.keys[p] for p in PARTIES}
+        return EmbeddedStack(chain, dev.store, dev.worker, app, keys, executor, parties, member_keys)
     except BaseException:
         chain.stop()
         raise
@@ -114,15 +163,60 @@ def write_example(stack: EmbeddedStack, workdir: Path, rows: int = 2000) -> Path
     return manifest
 
 
+def _slug(label: str) -> str:
+    """``alice (member)`` -> ``alice``, ``anchoring service`` -> ``anchoring-service``."""
+    return re.sub(r"[^a-z0-9]+", "-", label.split(" (")[0].lower()).strip("-")
+
+
+def write_env(stack: EmbeddedStack, workdir: Path, api_url: str) -> Path:
+    """``<workdir>/secureflow.env``: every setting a command run beside the stack needs, as ``export`` lines
+    (``source`` it), with keys only as paths to files in ``<workdir>/keys/`` (mode 0600), never inline.
+
+    The API key and member key files point at alice; the file names the others' key files to switch.
+    """
+    keys_dir = workdir.resolve() / "keys"
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def key_file(name: str, secret: str) -> Path:
+        path = keys_dir / name
+        path.write_text(secret + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    api_keys = {_slug(label): key_file(f"{_slug(label)}.api-key", key) for label, key in stack.keys.items()}
+    member_keys = {party: key_file(f"{party}.member-key", key) for party, key in stack.member_keys.items()}
+    settings = {
+        "SECUREFLOW_API_URL": api_url,
+        "SECUREFLOW_RPC_URL": stack.chain.rpc_url,
+        "SECUREFLOW_CHAIN_ID": str(DEV_CHAIN_ID),
+        "SECUREFLOW_DEPLOYMENT": str(workdir.resolve() / "deployment.json"),
+        "SECUREFLOW_DATABASE_URL": f"sqlite:///{(workdir.resolve() / 'secureflow.db').as_posix()}",
+        "SECUREFLOW_API_KEY_FILE": str(api_keys["alice"]),
+        "SECUREFLOW_MEMBER_KEY_FILE": str(member_keys["alice"]),
+    }
+    lines = [
+        "# secureflow up: the settings of the commands you run beside this stack (`source` this file).",
+        "# Keys are files in keys/ (mode 0600); these point at alice's. To act as another, e.g. bob:",
+        f"#   export SECUREFLOW_API_KEY_FILE={shlex.quote(str(api_keys.get('bob', '')))}",
+        f"#   export SECUREFLOW_MEMBER_KEY_FILE={shlex.quote(str(member_keys.get('bob', '')))}",
+        "# API key files: " + ", ".join(f"{who}: {path.name}" for who, path in api_keys.items()),
+        *(f"export {name}={shlex.quote(value)}" for name, value in settings.items()),
+    ]
+    env = workdir / "secureflow.env"
+    env.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return env
+
+
 def run_up(
     port: int = 8000, *, workdir: Path | None = None, host: str = "127.0.0.1", echo: Printer = print
 ) -> None:
     """``secureflow up --port N``: the embedded stack in the foreground until Ctrl-C/SIGTERM."""
     configure_logging("WARNING")
     workdir = workdir or Path(".secureflow") / "up"
-    stack = build_embedded(workdir)
+    stack = build_embedded(workdir, echo=echo)
     try:
         example = write_example(stack, workdir)
+        env = write_env(stack, workdir, f"http://{host}:{port}")
         echo(f"secureflow API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         echo(f"web page for auditors: http://{host}:{port}/ui  (paste the auditor key below)")
         echo(f"chain (anvil, chain id {DEV_CHAIN_ID}) at {stack.chain.rpc_url}")
@@ -130,15 +224,23 @@ def run_up(
             echo(f"{who} API key: {key}")
         for party, (address, data) in stack.parties.items():
             echo(
-                f"party {party}: member {address}, datasets in {data} "
-                "(its SecretFlow worker starts with the first job)"
+                f"party {party}: member {address}, datasets in {data}, "
+                f"consent policy {data.parent / 'policy.json'}"
             )
+        echo(f"settings for other commands (API, chain, deployment, database, key files): source {env}")
         echo(
-            f"try it: SECUREFLOW_API_URL=http://{host}:{port} SECUREFLOW_API_KEY=<alice's key> "
-            f"secureflow job submit {example} --follow  (the demo's datasets are in the party folders)"
+            f"try it: source {env} && secureflow job submit {example} --follow  "
+            "(as alice; the demo's datasets are in the party folders)"
         )
+        echo(f"starting the party workers ({', '.join(stack.parties)}: SecretFlow import, links; ~10-30 s) …")
+        engine = stack.executor.engine
+        engine.ensure_healthy()  # warm before the first job: it starts its first step at once
+        echo(f"party workers ready in {engine.last_start_s:.1f}s")
         echo("Ctrl-C stops everything (pending records are anchored first, up to 30 s)")
         freeze_startup_objects()
         uvicorn_server(stack.app, host, port).run()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM (uvicorn re-raises the signal after its graceful shutdown): stop below
     finally:
+        echo("stopping: anchoring what is pending, then the party workers and anvil")
         stack.close()

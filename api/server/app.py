@@ -32,8 +32,9 @@ from secureflow.api.server.errors import ApiError, code_for_status, error_body, 
 from secureflow.api.server.executor import JobExecutor
 from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
 from secureflow.api.server.reads import HotReads
-from secureflow.api.server.routes import admin, audit, jobs, ops, settlements, ui
+from secureflow.api.server.routes import admin, audit, docs, jobs, ops, settlements, ui
 from secureflow.api.server.settings import ApiSettings
+from secureflow.api.server.streams import StreamSlots
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.chain import ChainClient
 from secureflow.ledger.deploy import Deployment
@@ -250,15 +251,18 @@ def create_app(
             '{"error": {"code", "message", "request_id"}}.'
         ),
         lifespan=lifespan,
+        docs_url=None,  # served offline by routes/docs.py (no CDN)
+        redoc_url=None,
     )
     app.state.services = services
     app.state.reads = HotReads(
         store, api_db, services.chain_id, services.ledger_address, trees=services.receipts.trees
     )
     app.state.api_db = api_db
+    app.state.streams = StreamSlots(settings.sse_max_streams_per_key, settings.sse_max_streams)
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (ops, jobs, audit, admin, settlements, ui):
+    for module in (ops, jobs, audit, admin, settlements, ui, docs):
         # The routes themselves (not an included router), so that app.routes lists every APIRoute
         # for the deny-by-default check and the role x route test matrix.
         app.router.routes.extend(module.router.routes)

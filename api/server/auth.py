@@ -2,7 +2,7 @@
 
 Every route declares who may call it with exactly one of :func:`allow` (the
 roles, and the data scope: ``own_jobs`` means a ``member`` sees only jobs it is
-party to) or :func:`public` (health, readiness, metrics). `create_app` refuses
+party to) or :func:`public` (health, readiness). `create_app` refuses
 to build an app in which any route declares neither
 (:func:`assert_every_route_guarded`), and the test suite enumerates
 ``app.routes`` against the same declarations.
@@ -10,7 +10,9 @@ to build an app in which any route declares neither
 Roles: ``admin`` (members, roles and keys; reads everything), ``member``
 (submits and cancels its jobs, reads the jobs it is party to), ``service``
 (anchors step records: POST /v1/jobs/{id}/steps), ``auditor`` (reads and
-verifies everything, writes nothing).
+verifies everything, writes nothing), ``metrics`` (scrapes ``/metrics``, nothing else: the key to give
+Prometheus). A ``member`` key works only while its address is an active member
+in the on-chain registry (a suspended member is refused within ``registry_cache_seconds``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from secureflow.api.server.context import Services
 from secureflow.api.server.db import ROLES, ApiDb, Principal, Role
 from secureflow.api.server.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from secureflow.ledger.store.schemas import Job
@@ -61,6 +64,8 @@ class Guard:
             principal = await run_in_threadpool(db.authenticate, token)
         if principal is None:
             raise UnauthorizedError("the API key is unknown or revoked")
+        if principal.role == "member":
+            await _check_still_member(request, principal)
         request.state.principal = principal
         if principal.role not in self.access.roles:
             raise ForbiddenError(
@@ -68,6 +73,37 @@ class Guard:
                 hint="use a key of a member with one of the allowed roles, or ask an admin",
             )
         return principal
+
+
+async def _check_still_member(request: Request, principal: Principal) -> None:
+    """Refuse a ``member`` key whose address is no longer an active member on chain (suspended by the
+    registry's admin, or its MEMBER_ROLE revoked): its keys stop working within ``registry_cache_seconds``
+    (the registry answer's cache), whatever the key cache holds."""
+    svc: Services = request.app.state.services
+    active = svc.cached_active_member(principal.address)
+    if active is None:
+        active = await run_in_threadpool(svc.is_active_member, principal.address)
+    if not active:
+        raise ForbiddenError(
+            f"member {principal.name} ({principal.address}) is suspended or no longer an active member "
+            "in the ConsortiumRegistry: its API keys are refused",
+            hint="the consortium admin reinstates it on chain (ConsortiumRegistry.reinstateMember)",
+        )
+
+
+def still_allowed(request: Request, principal: Principal) -> bool:
+    """Whether the request's key still stands for ``principal`` (not revoked, same role) and, for a member,
+    its address is still an active member on chain: for responses that outlive their request (live-status
+    streams). Blocking (database, chain; both cached): call it in a worker thread."""
+    db: ApiDb = request.app.state.api_db
+    token = request.headers.get("authorization", "").partition(" ")[2].strip()
+    current = db.authenticate(token)
+    if current is None or current.role != principal.role:
+        return False
+    if current.role != "member":
+        return True
+    svc: Services = request.app.state.services
+    return svc.is_active_member(current.address)
 
 
 def allow(*roles: Role, scope: Scope = "all") -> Guard:
@@ -78,7 +114,7 @@ def allow(*roles: Role, scope: Scope = "all") -> Guard:
 
 
 def public() -> Guard:
-    """Declare a route that needs no key (health, readiness, metrics)."""
+    """Declare a route that needs no key (health, readiness)."""
     return Guard(Access((), "none", public=True))
 
 

@@ -88,6 +88,12 @@ class Services:
             self._cache[key] = (now + self.settings.registry_cache_seconds, value)
         return value
 
+    def cached_active_member(self, address: str) -> bool | None:
+        """`is_active_member` if its answer is cached and fresh, else None (no chain call: loop-safe)."""
+        with self._lock:
+            hit = self._cache.get(("member", address.lower()))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     def is_active_member(self, address: str) -> bool:
         """The registry's ``isActiveMember`` (cached for ``registry_cache_seconds``)."""
         return self._cached("member", address)

@@ -4,8 +4,9 @@ proposals and approvals) and its queries.
 The API shares the ledger's database (one URL, one engine) but owns only the
 ``api_*`` tables, migrated by Alembic from ``api/server/migrations`` with their own
 version table ``api_alembic_version`` (:func:`upgrade_engine`, run on
-startup; safe from several processes at once). The ledger's tables are only
-*read* here (paged steps of a job, audit queries), never written.
+startup; safe from several processes at once). The ledger's tables are never
+written here, and read only through the ledger's read interface
+(`secureflow.ledger.store.audit_reads.AuditReads`, which joins our audit record index).
 
 API keys: ``sfk_<key id>_<secret>``, 32 random bytes of secret. Only the
 SHA-256 of the whole key is stored; a key is looked up by its id and compared
@@ -54,11 +55,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    and_,
     func,
     insert,
     inspect,
-    or_,
     select,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -71,10 +70,12 @@ from secureflow.ledger.settlement.book import ProposalBook, StoredApproval, Stor
 from secureflow.ledger.settlement.contribution import ContributionProposal
 from secureflow.ledger.settlement.errors import ProposalConflictError
 from secureflow.ledger.store import migrate
+from secureflow.ledger.store.audit_reads import AuditReads
+from secureflow.ledger.store.audit_reads import RecordFilter as RecordFilter  # re-exported: audit queries
+from secureflow.ledger.store.audit_reads import RecordItem as RecordItem  # re-exported: audit rows
 from secureflow.ledger.store.engine import WRITE_OPTION, mask_url
-from secureflow.ledger.store.models import BatchOrm, JobOrm, StepRecordOrm
 
-ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor")
+ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor", "metrics")
 VERSION_TABLE = "api_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 KEY_PREFIX = "sfk_"
@@ -99,10 +100,13 @@ class Base(DeclarativeBase):
     metadata = MetaData()
 
 
+ROLE_CHECK = "role IN ('admin', 'member', 'service', 'auditor', 'metrics')"
+
+
 class MemberOrm(Base):
     __tablename__ = "api_members"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'member', 'service', 'auditor')", name="ck_api_members_role"),
+        CheckConstraint(ROLE_CHECK, name="ck_api_members_role"),
         UniqueConstraint("name", name="uq_api_members_name"),
         UniqueConstraint("address", "role", name="uq_api_members_address_role"),
     )
@@ -132,8 +136,9 @@ class ManifestOrm(Base):
     job_id: Mapped[str] = mapped_column(String(66), primary_key=True)
     manifest_json: Mapped[str] = mapped_column(Text)
     submitted_by: Mapped[int] = mapped_column(Integer)
-    service: Mapped[str | None] = mapped_column(String(42))
+    service: Mapped[str | None] = mapped_column(String(42))  # api0005; the only service posting its steps
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    job_secret: Mapped[str | None] = mapped_column(String(66))  # api0004; parties and auditors only
 
 
 class RecordIndexOrm(Base):
@@ -236,37 +241,6 @@ class Principal:
     key_id: str
 
 
-@dataclass(frozen=True)
-class RecordFilter:
-    job_id: str | None = None
-    member: str | None = None
-    algorithm: str | None = None
-    job_ids: Sequence[str] | None = None
-    since_ms: int | None = None
-    until_ms: int | None = None
-    status: str | None = None
-    visible_to: str | None = None
-    """Only jobs this address is party to (or created); None means all jobs."""
-
-
-@dataclass(frozen=True)
-class RecordItem:
-    record_id: int
-    job_id: str
-    seq: int
-    algorithm: str
-    started_at_ms: int
-    finished_at_ms: int
-    record_hash: str
-    leaf: str
-    status: str
-    batch_id: str | None
-    accepted_at: datetime
-    confirmed_at: datetime | None
-    tx_hash: str | None
-    block_number: int | None
-
-
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -297,10 +271,6 @@ def _approval(row: SettlementApprovalOrm) -> StoredApproval:
     return StoredApproval(row.seq, approval, created)
 
 
-def _like_address(address: str) -> str:
-    return f'%"{address}"%'
-
-
 AUTH_CACHE_SECONDS = 2.0
 
 
@@ -313,6 +283,7 @@ class ApiDb:
         self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
         self._index_lock = threading.Lock()
         self._indexed_upto = 0  # every outbox record with an id up to this is in the record index
+        self.audit = AuditReads(RecordIndexOrm.__table__)  # the ledger's reads of its tables, with our index
         # key hash -> (principal, monotonic expiry): spares the DB on every request. Any key or role
         # change in this process clears it; other processes see a change within AUTH_CACHE_SECONDS.
         self._auth_cache: dict[str, tuple[Principal, float]] = {}
@@ -475,9 +446,16 @@ class ApiDb:
 
     # -- manifests ---------------------------------------------------------------------------------------
     def put_manifest(
-        self, job_id: str, manifest: dict[str, Any], submitted_by: int, service: str | None = None
+        self,
+        job_id: str,
+        manifest: dict[str, Any],
+        submitted_by: int,
+        service: str | None = None,
+        job_secret: str | None = None,
     ) -> None:
-        """Keep a submitted job's manifest, its submitter and the anchoring service bound to it (if any)."""
+        """Keep a submitted job's manifest, its submitter, the anchoring service bound to it (if any) and its
+        job secret (the salt of its manifest and parameter commitments: shown only to the job's parties and
+        auditors, in the audit bundle)."""
         with self._tx(write=True) as s:
             s.merge(
                 ManifestOrm(
@@ -486,6 +464,7 @@ class ApiDb:
                     submitted_by=submitted_by,
                     service=service,
                     created_at=utcnow(),
+                    job_secret=job_secret,
                 )
             )
 
@@ -503,6 +482,12 @@ class ApiDb:
         with self._tx(write=False) as s:
             row = s.get(ManifestOrm, job_id)
             return None if row is None else dict(json.loads(row.manifest_json))
+
+    def get_job_secret(self, job_id: str) -> str | None:
+        """The job secret a job was submitted with (None: not submitted here, or before api0004)."""
+        with self._tx(write=False) as s:
+            row = s.get(ManifestOrm, job_id)
+            return None if row is None else row.job_secret
 
     # -- settlement proposals and approvals (the ledger's ProposalBook, bound to a member) ----------------
     def proposal_book(self, member_id: int) -> ProposalBook:
@@ -605,106 +590,24 @@ class ApiDb:
     def jobs_page(self, *, visible_to: str | None, status: str | None, limit: int, offset: int) -> list[str]:
         """Job ids, newest first, optionally only those an address is party to."""
         with self._tx(write=False) as s:
-            query = select(JobOrm.job_id)
-            if visible_to is not None:
-                query = query.where(_party_clause(visible_to))
-            if status is not None:
-                query = query.where(JobOrm.status == status)
-            query = query.order_by(JobOrm.created_at.desc(), JobOrm.job_id).limit(limit).offset(offset)
-            return list(s.scalars(query))
+            return self.audit.jobs_page(s, visible_to=visible_to, status=status, limit=limit, offset=offset)
 
     def job_record_counts(self, job_id: str) -> dict[str, int]:
         """Number of the job's records per anchoring status (every status present)."""
-        counts = {"pending": 0, "submitted": 0, "confirmed": 0, "failed": 0}
         with self._tx(write=False) as s:
-            rows = s.execute(
-                select(StepRecordOrm.status, func.count())
-                .where(StepRecordOrm.job_id == job_id)
-                .group_by(StepRecordOrm.status)
-            ).all()
-        for status, count in rows:
-            counts[str(status)] = int(count)
-        return counts
+            return self.audit.job_record_counts(s, job_id)
 
     def steps_page(self, job_id: str, after_seq: int, limit: int) -> list[RecordItem]:
         """One page of a job's records ordered by seq (seq greater than ``after_seq``)."""
         self.sync_record_index()
-        return self._records(
-            and_(StepRecordOrm.job_id == job_id, StepRecordOrm.seq > after_seq),
-            order=StepRecordOrm.seq,
-            limit=limit,
-        )
+        with self._tx(write=False) as s:
+            return self.audit.steps(s, job_id, after_seq, limit)
 
     def query_records(self, flt: RecordFilter, after_id: int, limit: int) -> list[RecordItem]:
         """Audit query: records matching the filter, in outbox (acceptance) order after ``after_id``."""
         self.sync_record_index()
-        clauses: list[Any] = [StepRecordOrm.id > after_id]
-        if flt.job_id is not None:
-            clauses.append(StepRecordOrm.job_id == flt.job_id)
-        if flt.job_ids is not None:
-            clauses.append(StepRecordOrm.job_id.in_(list(flt.job_ids)))
-        if flt.algorithm is not None:
-            clauses.append(RecordIndexOrm.algorithm == flt.algorithm)
-        if flt.since_ms is not None:
-            clauses.append(RecordIndexOrm.started_at_ms >= flt.since_ms)
-        if flt.until_ms is not None:
-            clauses.append(RecordIndexOrm.started_at_ms < flt.until_ms)
-        if flt.status is not None:
-            clauses.append(StepRecordOrm.status == flt.status)
-        if flt.member is not None:
-            clauses.append(_party_clause(flt.member))
-        if flt.visible_to is not None:
-            clauses.append(_party_clause(flt.visible_to))
-        return self._records(and_(*clauses), order=StepRecordOrm.id, limit=limit)
-
-    def _records(self, where: Any, *, order: Any, limit: int) -> list[RecordItem]:
         with self._tx(write=False) as s:
-            rows = s.execute(
-                select(
-                    StepRecordOrm.id,
-                    StepRecordOrm.job_id,
-                    StepRecordOrm.seq,
-                    RecordIndexOrm.algorithm,
-                    RecordIndexOrm.started_at_ms,
-                    RecordIndexOrm.finished_at_ms,
-                    StepRecordOrm.record_hash,
-                    StepRecordOrm.leaf,
-                    StepRecordOrm.status,
-                    StepRecordOrm.batch_id,
-                    StepRecordOrm.accepted_at,
-                    StepRecordOrm.confirmed_at,
-                    BatchOrm.tx_hash,
-                    BatchOrm.block_number,
-                )
-                .join(RecordIndexOrm, RecordIndexOrm.record_id == StepRecordOrm.id)
-                .join(JobOrm, JobOrm.job_id == StepRecordOrm.job_id)
-                .outerjoin(BatchOrm, BatchOrm.batch_id == StepRecordOrm.batch_id)
-                .where(where)
-                .order_by(order)
-                .limit(limit)
-            ).all()
-        items = []
-        for r in rows:
-            in_batch = r.status in ("submitted", "confirmed")
-            items.append(
-                RecordItem(
-                    record_id=r.id,
-                    job_id=r.job_id,
-                    seq=r.seq,
-                    algorithm=r.algorithm,
-                    started_at_ms=r.started_at_ms,
-                    finished_at_ms=r.finished_at_ms,
-                    record_hash=r.record_hash,
-                    leaf=r.leaf,
-                    status=r.status,
-                    batch_id=r.batch_id,
-                    accepted_at=r.accepted_at,
-                    confirmed_at=r.confirmed_at,
-                    tx_hash=r.tx_hash if in_batch else None,
-                    block_number=r.block_number if in_batch else None,
-                )
-            )
-        return items
+            return self.audit.records(s, flt, after_id, limit)
 
     def sync_record_index(self) -> int:
         """Index the outbox records accepted since the last sync (any process); returns how many.
@@ -716,12 +619,12 @@ class ApiDb:
         added = self._index_new_records()
         if added >= _ANALYZE_AFTER_ROWS and self.engine.dialect.name == "postgresql":
             with self.engine.begin() as connection:
-                connection.exec_driver_sql("ANALYZE step_records, api_record_index")
+                self.audit.analyze(connection)
         return added
 
     def _index_new_records(self) -> int:
         with self._tx(write=False) as s:
-            newest = s.scalar(select(func.max(StepRecordOrm.id))) or 0
+            newest = self.audit.newest_record_id(s)
         if newest <= self._indexed_upto:
             return 0  # the common case under load: one cheap primary-key query, no lock
         added = 0
@@ -729,17 +632,7 @@ class ApiDb:
             while True:
                 with self._tx(write=False) as s:
                     last = s.scalar(select(func.max(RecordIndexOrm.record_id))) or 0
-                    rows = s.execute(
-                        select(
-                            StepRecordOrm.id,
-                            StepRecordOrm.job_id,
-                            StepRecordOrm.seq,
-                            StepRecordOrm.record_json,
-                        )
-                        .where(StepRecordOrm.id > last)
-                        .order_by(StepRecordOrm.id)
-                        .limit(_INDEX_CHUNK)
-                    ).all()
+                    rows = self.audit.records_after(s, last, _INDEX_CHUNK)
                 if not rows:
                     self._indexed_upto = max(self._indexed_upto, last)
                     return added
@@ -791,9 +684,3 @@ class _MemberProposalBook:
 
     def add_approval(self, seq: int, approval: Approval) -> tuple[StoredApproval, bool]:
         return self.db.add_approval(seq, approval, self.member_id)
-
-
-def _party_clause(address: str) -> Any:
-    from sqlalchemy import cast
-
-    return or_(cast(JobOrm.parties, String).like(_like_address(address)), JobOrm.creator == address)

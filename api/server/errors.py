@@ -82,6 +82,15 @@ class RefusedError(ApiError):
     status, code = 422, "refused_by_contract_rules"
 
 
+class TooManyRequestsError(ApiError):
+    """Over a cap (e.g. live-status streams per API key); ``Retry-After`` says when to try again."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message, hint=hint, headers={"Retry-After": str(retry_after)})
+
+
 class UnavailableError(ApiError):
     status, code = 503, "unavailable"
 

@@ -20,8 +20,11 @@ from secureflow.ledger.store.schemas import Job
 class JobExecutor(Protocol):
     """Runs jobs the API accepted."""
 
-    def submit(self, job: Job, manifest: dict[str, Any]) -> None:
-        """Start running ``job`` (in the background); raise to refuse it (the job is then marked failed)."""
+    def submit(self, job: Job, manifest: dict[str, Any], job_secret: str) -> None:
+        """Start running ``job`` (in the background); raise to refuse it (the job is then marked failed).
+
+        ``job_secret`` salts the job's manifest hash and parameter commitments: pass it to
+        ``run_job(..., job_secret=...)`` (the job id depends on it) and never log it."""
 
     def cancel(self, job_id: str) -> None:
         """Stop the job if it is running (best effort; the API marks it cancelled)."""

@@ -3,9 +3,10 @@
 Under load these two routes are most of the traffic (auditors paging through a job's steps, clients
 fetching receipts), so each is one short query on one connection and one serialisation:
 
-- the steps page is one SQLAlchemy Core statement (built once, only the columns the page shows, no ORM
-  objects), keyset-paginated by ``seq``; the receipt is one Core query for the record and its batch
-  (`LedgerStore.record_with_batch`) plus a Merkle proof from the batch's cached tree
+- the steps page is one SQLAlchemy Core statement (built once by the ledger's read interface,
+  `secureflow.ledger.store.audit_reads.AuditReads.steps_page_rows`: only the columns the page shows, no ORM
+  objects, rows as plain tuples), keyset-paginated by ``seq``; the receipt is one Core query for the record
+  and its batch (`LedgerStore.record_with_batch`) plus a Merkle proof from the batch's cached tree
   (`secureflow.ledger.receipts.BatchTreeCache`: ~13 hashes instead of rebuilding a 2,000-leaf tree);
 - a job's creator and parties never change, so the data-scope check needs no query once a job was seen
   (`JobScopes`); a job that does not exist is not cached, so it is found as soon as it is created;
@@ -31,49 +32,21 @@ from typing import Any, TypeVar
 import orjson
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from secureflow.api.server.auth import can_see, job_not_visible
-from secureflow.api.server.db import ApiDb, Principal, RecordIndexOrm
+from secureflow.api.server.db import ApiDb, Principal
 from secureflow.api.server.errors import UnavailableError
 from secureflow.ledger.errors import UnknownRecordError
 from secureflow.ledger.receipts import BatchTreeCache, anchored_batch, receipt_data
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.store.engine import mask_url
-from secureflow.ledger.store.models import BatchOrm, StepRecordOrm
 
 T = TypeVar("T")
 _MAX_SCOPES = 100_000
-
-_records, _index, _batches = StepRecordOrm.__table__, RecordIndexOrm.__table__, BatchOrm.__table__
-_STEPS_PAGE = (
-    select(
-        _records.c.seq,
-        _index.c.algorithm,
-        _index.c.started_at_ms,
-        _index.c.finished_at_ms,
-        _records.c.record_hash,
-        _records.c.leaf,
-        _records.c.status,
-        _records.c.batch_id,
-        _batches.c.tx_hash,
-        _batches.c.block_number,
-        _records.c.accepted_at,
-        _records.c.confirmed_at,
-    )
-    .select_from(
-        _records.outerjoin(_index, _index.c.record_id == _records.c.id).outerjoin(
-            _batches, _batches.c.batch_id == _records.c.batch_id
-        )
-    )
-    .where(_records.c.job_id == bindparam("job_id"), _records.c.seq > bindparam("after"))
-    .order_by(_records.c.seq)
-    .limit(bindparam("limit"))
-)
-"""A page of a job's records in seq order, with the audit index's fields and the batch's transaction."""
 
 
 def _iso(value: Any) -> str:
@@ -237,9 +210,7 @@ class HotReads:
     def _page_rows(self, job_id: str, after_seq: int, limit: int) -> Sequence[Any]:
         try:
             with self.db.engine.connect() as connection:
-                return connection.execute(
-                    _STEPS_PAGE, {"job_id": job_id, "after": after_seq, "limit": limit}
-                ).all()
+                return self.db.audit.steps_page_rows(connection, job_id, after_seq, limit)
         except DBAPIError as exc:
             raise UnavailableError(
                 f"the database at {mask_url(self.db.engine.url)} failed: {type(exc.orig).__name__}",

@@ -23,8 +23,8 @@ class ReceiptCache:
         self.trees = trees if trees is not None else BatchTreeCache()
 
     def receipt(self, job_id: str, seq: int) -> Receipt:
-        row = self.store.get_record(job_id, seq)
-        if row is None:
+        found = self.store.record_with_batch(job_id, seq)  # one query (a page of receipts asks 100 times)
+        if found is None:
             raise UnknownRecordError(f"no step record {seq} of job {job_id} in the ledger store")
-        batch = anchored_batch(row, self.store.get_batch(row.batch_id) if row.batch_id else None)
+        row, batch = found[0], anchored_batch(*found)
         return receipt_for(row, batch, self.trees.tree(self.store, batch), self.chain_id, self.contract)

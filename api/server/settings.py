@@ -29,6 +29,12 @@ class ApiSettings(LedgerSettings):
         default=0.5, gt=0, le=60, description="job state polling for live status"
     )
     sse_max_seconds: float = Field(default=3600.0, gt=0, description="a live-status stream ends after this")
+    sse_max_streams_per_key: int = Field(
+        default=8, ge=1, le=10_000, description="live-status streams one API key may hold open (per process)"
+    )
+    sse_max_streams: int = Field(
+        default=256, ge=1, le=100_000, description="live-status streams one API process serves at once"
+    )
     shutdown_drain_timeout: float = Field(
         default=30.0, ge=0, description="seconds to let the in-process worker anchor what is pending"
     )
@@ -39,4 +45,7 @@ class ApiSettings(LedgerSettings):
         default=5.0, ge=0, description="cache of on-chain membership checks"
     )
     max_verify_items: int = Field(default=100, ge=1, le=1000, description="page size cap with ?verify=true")
+    verify_concurrency: int = Field(
+        default=2, ge=1, le=64, description="?verify=true pages worked on at once per process (the rest wait)"
+    )
     log_level: str = Field(default="INFO")

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from secureflow.compute.algorithms._common import Column, Params, PartyRef, check_party, one_table
-from secureflow.compute.errors import EmptyResultError, SchemaError
+from secureflow.compute.errors import EmptyResultError, ParameterError, SchemaError
 from secureflow.compute.registry import algorithm
 from secureflow.compute.schema import ColumnKind, ObjectInfo
 from secureflow.compute.worker.context import StepContext
@@ -30,7 +30,40 @@ from secureflow.compute.worker.context import StepContext
 class PsiParams(Params):
     key: Column | dict[PartyRef, Column] = Field(description="key column (one name, or per party)")
     receiver: PartyRef | None = Field(default=None, description="the party that keeps the key column")
-    protocol: Literal["PROTOCOL_RR22", "PROTOCOL_ECDH", "PROTOCOL_KKRT"] = "PROTOCOL_RR22"
+    protocol: (
+        Literal[
+            "PROTOCOL_RR22",
+            "PROTOCOL_ECDH",
+            "PROTOCOL_KKRT",
+            "PROTOCOL_ECDH_3PC",
+            "PROTOCOL_ECDH_NPC",
+            "PROTOCOL_KKRT_NPC",
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="two parties: RR22 (default), ECDH or KKRT; three: ECDH_3PC; any number above two: "
+        "ECDH_NPC (default) or KKRT_NPC",
+    )
+
+
+TWO_PARTY_PROTOCOLS = ("PROTOCOL_RR22", "PROTOCOL_ECDH", "PROTOCOL_KKRT")
+
+
+def protocol_for(params: PsiParams, parties: tuple[str, ...]) -> str:
+    """The PSI protocol of this step: the one asked for, checked against the party count, or the default."""
+    if params.protocol is None:
+        return "PROTOCOL_RR22" if len(parties) == 2 else "PROTOCOL_ECDH_NPC"
+    if len(parties) == 2 and params.protocol not in TWO_PARTY_PROTOCOLS:
+        raise ParameterError(f"PSI protocol {params.protocol} is for more than two parties; two run RR22")
+    if len(parties) > 2 and params.protocol in TWO_PARTY_PROTOCOLS:
+        raise ParameterError(
+            f"PSI protocol {params.protocol} is for two parties; {len(parties)} run PROTOCOL_ECDH_NPC or "
+            "PROTOCOL_KKRT_NPC (PROTOCOL_ECDH_3PC for exactly three)"
+        )
+    if params.protocol == "PROTOCOL_ECDH_3PC" and len(parties) != 3:
+        raise ParameterError("PSI protocol PROTOCOL_ECDH_3PC is for exactly three parties")
+    return params.protocol
 
 
 def _keys(params: PsiParams, parties: tuple[str, ...]) -> dict[str, str]:
@@ -49,6 +82,7 @@ def check(
     keys = _keys(params, parties)
     receiver = params.receiver or parties[0]
     check_party(receiver, parties, "receiver")
+    protocol_for(params, parties)
     for p in parties:
         cols = info.columns.get(p, {})
         if keys[p] not in cols:
@@ -87,6 +121,7 @@ def _key_text(series: Any) -> Any:
     outputs={"table": "table"},
     roles={"every party": "contributes its key column", "receiver": "keeps the key column in the output"},
     reveals="the intersection keys (and its size) to both parties; no other column leaves its owner",
+    reveals_to_all=True,
     spu="default",
     check=check,
 )
@@ -116,7 +151,7 @@ def run(ctx: StepContext, params: PsiParams) -> None:
             receiver=receiver,
             table_keys_duplicated={p: False for p in ctx.parties},
             broadcast_result=True,
-            protocol=params.protocol,
+            protocol=protocol_for(params, ctx.parties),
         )
     finally:  # the PSI library writes a perfetto trace into /tmp regardless of TMPDIR
         for path in _trace_files() - before:

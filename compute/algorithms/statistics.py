@@ -148,6 +148,7 @@ def _clean(x: float) -> float | None:
     outputs={"report": "report"},
     roles={"every party": "standardises its own columns and feeds them to the SPU"},
     reveals="the correlation matrix to every party",
+    reveals_to_all=True,
     spu="precise",
     check=check_corr,
 )
@@ -169,6 +170,7 @@ def pearson(ctx: StepContext, params: CorrelationParams) -> None:
     outputs={"report": "report"},
     roles={"every party": "standardises its own columns and feeds them to the SPU"},
     reveals="the VIF of each column to every party",
+    reveals_to_all=True,
     spu="precise",
     check=check_corr,
 )

@@ -51,6 +51,9 @@ from secureflow.compute.worker.link import (
 )
 from secureflow.compute.worker.protocol import SPU_PROFILES, PartyPorts, WorkerSettings
 
+MAX_PARTIES = 8
+"""The most parties one job (and so one engine) has: SEMI2K runs any number; 8 is what is supported."""
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -144,8 +147,11 @@ class Engine:
         redis_prefix: str = DEFAULT_PREFIX,
         node_timeout: float = 5.0,
     ) -> None:
-        if len(parties) != 2 or len(set(parties)) != 2:
-            raise ComputeError("the engine runs exactly two distinct parties", hint="name two parties")
+        if not 2 <= len(set(parties)) == len(parties) <= MAX_PARTIES:
+            raise ComputeError(
+                f"the engine runs 2 to {MAX_PARTIES} distinct parties, not {list(parties)}",
+                hint="name each party once",
+            )
         if launcher not in ("local", "distributed"):
             raise ComputeError(f"unknown launcher {launcher!r}", hint="use 'local' or 'distributed'")
         if launcher == "distributed" and not redis_url:

@@ -1,15 +1,18 @@
 """The party worker process: `python -m secureflow.compute.worker.main <settings.json>`.
 
-One long-lived process per party. It keeps its salt and member key in
+One long-lived process per party. It keeps its secret (``salt``) and member key in
 ``<party_dir>/secrets`` (created on first start, mode 0600; they never leave
-the process), initialises SecretFlow in production mode and the SPU devices
+the process; the salt of each job's digests is derived from the secret and the
+job id, `secureflow.ledger.signing.job_salt`), initialises SecretFlow in production mode and the SPU devices
 once, then serves the coordinator's requests over the inherited socket
 (`secureflow.compute.worker.protocol`) until told to shut down or until the coordinator
 goes away (EOF on the socket, parent-death signal, or parent pid change: the
 worker exits, so it never outlives the engine).
 
-Requests: ``open_job`` (read this party's datasets and model metadata, report
-column names and kinds only), ``verify_models`` (re-hash this party's own share
+Requests: ``consent`` (check a proposed job against the party's policy, then
+sign its EIP-712 consent with the member key, or refuse with the reasons),
+``open_job`` (read this party's datasets and model metadata, report column
+names and kinds only), ``verify_models`` (re-hash this party's own share
 files against its salted digest and the metadata against the on-chain hash the
 coordinator read; refused models are never loaded), ``load_models`` (only models
 verified in this job), ``run_step`` (run the algorithm
@@ -28,6 +31,7 @@ import ctypes
 import gc
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -42,8 +46,17 @@ from typing import Any
 
 import pandas as pd
 
-from secureflow.compute.errors import ComputeError, DatasetError, ModelError, ModelIntegrityError, SchemaError
+from secureflow.compute.errors import (
+    ComputeError,
+    ConsentRefusedError,
+    DatasetError,
+    ModelError,
+    ModelIntegrityError,
+    SchemaError,
+)
+from secureflow.compute.manifest import OUTPUT_FOLDER, JobManifest
 from secureflow.compute.models import (
+    anchor_key,
     check_anchored,
     check_meta_hash,
     check_runtime_config,
@@ -55,14 +68,18 @@ from secureflow.compute.models import (
     verify_own_shares,
     write_meta,
 )
+from secureflow.compute.policy import consent_refusals, load_policy
 from secureflow.compute.registry import get_loader
 from secureflow.compute.schema import ObjectInfo, column_kind
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
 from secureflow.compute.worker.protocol import WorkerSettings
-from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json
-from secureflow.ledger.signing import salted_digest, sign_party
+from secureflow.ledger.consent import sign_consent
+from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
+from secureflow.ledger.signing import job_salt, salted_digest, sign_party
 
 log = logging.getLogger("secureflow.compute.worker")
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+"""A model id as the manifest allows it (`secureflow.compute.manifest.ModelId`): one folder name."""
 
 
 def _die_with_parent() -> None:
@@ -121,6 +138,7 @@ class Worker:
         self.tmp_root = self.root / "tmp"
         for d in (self.data_dir, self.models_dir, self.tmp_root, self.root / "work"):
             d.mkdir(parents=True, exist_ok=True)
+        # the party's secret: never used as a salt itself, only to derive each job's salt (`job_salt`)
         self.salt = _read_or_create(self.root / "secrets" / "salt", lambda: secrets.token_bytes(32))
         key_hex = _read_or_create(
             self.root / "secrets" / "member.key", lambda: secrets.token_bytes(32).hex().encode()
@@ -132,6 +150,7 @@ class Worker:
         self.devices: dict[str, Any] = {}
         self.jobs: dict[str, dict[str, WorkerObject]] = {}
         self.last_digests: PartyDigests | None = None
+        self.last_step: tuple[str, int] | None = None
         self.verified: dict[str, set[str]] = {}  # job id -> model ids whose integrity this party checked
 
     # -- start-up ----------------------------------------------------------------------------------
@@ -287,7 +306,8 @@ class Worker:
                 )
             check_meta_hash(meta)
             check_anchored(meta, msg.get("anchored", {}).get(name))
-            verify_own_shares(model_dir, meta, party=self.party, address=self.address, salt=self.salt)
+            salt = job_salt(self.salt, anchor_key(meta)[0])  # the salt of the job that trained it
+            verify_own_shares(model_dir, meta, party=self.party, address=self.address, salt=salt)
             verified.add(model_id)
         return {}
 
@@ -343,10 +363,12 @@ class Worker:
 
         job_id: str = msg["job_id"]
         store = self.jobs[job_id]
+        self.last_step, self.last_digests = (job_id, int(msg["seq"])), None  # signable once it succeeded
         spec = get_algorithm(msg["algorithm"])
         params = spec.parse_params(msg["params"])
         in_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["input_infos"].items()}
         out_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["output_infos"].items()}
+        salt = job_salt(self.salt, job_id)  # this job's salt: digests of other jobs cannot be linked
         inputs: dict[str, WorkerObject] = {}
         in_digests: dict[str, str] = {}
         for slot, name in msg["inputs"].items():
@@ -359,7 +381,7 @@ class Worker:
             inputs[slot] = obj
             digest = content_digest(obj)
             if digest is not None:
-                in_digests[name] = salted_digest(self.salt, digest)
+                in_digests[name] = salted_digest(salt, digest)
         ctx = self._context(job_id, msg["seq"], inputs, in_infos, out_infos, spec.spu)
         ctx.output_names = dict(msg["outputs"])
         try:
@@ -376,7 +398,7 @@ class Worker:
             store[name] = obj = out
             digest = content_digest(obj)
             if digest is not None:
-                out_digests[name] = salted_digest(self.salt, digest)
+                out_digests[name] = salted_digest(salt, digest)
             if isinstance(obj, ModelHandle) and obj.model_dir is not None:
                 model_files[name] = [str(obj.model_dir.name)]
         for slot, rel in msg.get("save", {}).items():
@@ -394,30 +416,84 @@ class Worker:
         return {"inputs": in_digests, "outputs": out_digests, "reports": reports, "model_dirs": model_files}
 
     def _save(self, obj: WorkerObject, rel: str) -> None:
+        """Write a step's output into the party's output folder; never over an existing file."""
         path = (self.data_dir / rel).resolve()
-        if not path.is_relative_to(self.data_dir.resolve()):
-            raise DatasetError("save path leaves the party's data directory")
+        if not path.is_relative_to((self.data_dir / OUTPUT_FOLDER).resolve()):
+            raise DatasetError(f"save path leaves the party's output folder {OUTPUT_FOLDER}/")
+        if path.exists():
+            raise DatasetError(
+                f"{rel!r} exists in party {self.party!r}'s data folder: a step never overwrites a file",
+                hint="save to a new file name under out/",
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(obj, TableSlice) and obj.df is not None:
-            obj.df.to_csv(path, index=False)
+            with path.open("x", encoding="utf-8", newline="") as fh:
+                obj.df.to_csv(fh, index=False)
         elif isinstance(obj, ReportSlice) and obj.data is not None:
-            path.write_bytes(canonical_json(obj.data))
+            with path.open("xb") as fb:
+                fb.write(canonical_json(obj.data))
+
+    def op_consent(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Check a proposed job against this party's policy, then sign its EIP-712 consent, or refuse.
+
+        The party computes the manifest commitment itself (under the job secret it is given with the
+        manifest) and checks that the job id is the one the ledger derives from the creator, that
+        commitment and the salt: it never signs a hash it was only told.
+        """
+        manifest = JobManifest.parse(msg["manifest"])
+        manifest_hash = manifest.manifest_hash(str(msg["job_secret"]))
+        job_id = job_id_for(msg["creator"], manifest_hash, msg["salt"])
+        if job_id != str(msg["job_id"]).lower():
+            raise ConsentRefusedError(
+                f"party {self.party!r} refuses job {msg['job_id']}: it is not the id of this manifest "
+                "for its creator and salt"
+            )
+        reasons = consent_refusals(load_policy(self.root), manifest, self.address, self.data_dir)
+        if reasons:
+            raise ConsentRefusedError(f"party {self.party!r} refuses job {job_id}: {'; '.join(reasons)}")
+        signature = sign_consent(
+            "0x" + self.key.hex(),
+            int(msg["chain_id"]),
+            str(msg["ledger"]),
+            bytes.fromhex(job_id[2:]),
+            bytes.fromhex(manifest_hash[2:]),
+        )
+        log.warning("party %s consented to job %s", self.party, job_id)
+        return {"signature": "0x" + signature.hex(), "manifest_hash": manifest_hash, "address": self.address}
 
     def op_sign(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Sign this party's part of the record of the step it ran last, and nothing else.
+
+        The record must be of the job and step this worker ran last; a succeeded record must carry
+        exactly the digests this worker computed, and a failed one no digests of this party. So a
+        queue writer cannot make the worker sign an invented record (no signing oracle).
+        """
         record = StepRecord.model_validate_json(msg["record"])
-        mine = next(p for p in record.parties if p.party.lower() == self.address.lower())
-        last = self.last_digests
-        if (
-            msg.get("expect_own_digests", True)
-            and last is not None
-            and (dict(mine.inputs) != dict(last.inputs) or dict(mine.outputs) != dict(last.outputs))
-        ):
-            raise ComputeError("the record does not carry this party's digests; refusing to sign")
-        self.last_digests = None
-        return {"signature": sign_party(record, mine, self.key)}
+        mine = [p for p in record.parties if p.party.lower() == self.address.lower()]
+        if len(mine) != 1:
+            raise ComputeError("the record does not carry exactly one part of this party; refusing to sign")
+        part, last = mine[0], self.last_digests
+        if self.last_step != (record.job_id, record.seq):
+            raise ComputeError(
+                f"this worker did not run step {record.seq} of job {record.job_id} last; refusing to sign"
+            )
+        if record.status == "succeeded":
+            if last is None or (dict(part.inputs), dict(part.outputs)) != (
+                dict(last.inputs),
+                dict(last.outputs),
+            ):
+                raise ComputeError("the record does not carry this party's digests; refusing to sign")
+        elif part.inputs or part.outputs:
+            raise ComputeError("a failed step's record carries digests of this party; refusing to sign")
+        self.last_step, self.last_digests = None, None
+        return {"signature": sign_party(record, part, self.key)}
 
     def op_write_model_meta(self, msg: dict[str, Any]) -> dict[str, Any]:
-        write_meta(self.models_dir / msg["model_id"], msg["meta"])
+        model_id = str(msg["model_id"])
+        target = (self.models_dir / model_id).resolve()
+        if not MODEL_ID.fullmatch(model_id) or target.parent != self.models_dir.resolve():
+            raise ModelError(f"model id {model_id[:80]!r} is not a folder name inside the models folder")
+        write_meta(target, msg["meta"])
         return {}
 
     def op_list_models(self, msg: dict[str, Any]) -> dict[str, Any]:

@@ -331,7 +331,8 @@ def contribution_params_hash(
             "parameters": inputs.parameters(),
             "members": [m.lower() for m in members],
             "inputs_digest": digest,
-        }
+        },
+        None,  # not guessable by itself: it carries the randomly salted inputs digest
     )
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import requests
-import rfc8785
 from eth_account import Account
 from eth_utils.crypto import keccak
 from fastapi import FastAPI
@@ -56,6 +55,7 @@ from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.records import manifest_commitment
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.store.models import StepRecordOrm
@@ -64,6 +64,7 @@ from secureflow.ledger.verify import PinnedDeployment, verify_receipt
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
 SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
 AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
+PROMETHEUS = Account.create().address  # a key of role metrics: needs no on-chain role
 OTHER = Account.create().address
 
 
@@ -102,9 +103,7 @@ def live_app(
         rpc_url=ledger_stack.rpc_url,
         chain_id=DEV_CHAIN_ID,
         database_url=ledger_db_url,
-        registry_cache_seconds=0,
-        sse_poll_interval=0.05,
-        **settings,
+        **{"registry_cache_seconds": 0, "sse_poll_interval": 0.05, **settings},
     )
     app = create_app(
         api_settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment
@@ -118,6 +117,7 @@ def live_app(
         "bob": add_member_key(db, "bob", BOB, "member"),
         "service": add_member_key(db, "svc", SERVICE, "service"),
         "auditor": add_member_key(db, "auditor", AUDITOR, "auditor"),
+        "metrics": add_member_key(db, "prometheus", PROMETHEUS, "metrics"),
     }
     return app, store, keys
 
@@ -220,7 +220,8 @@ def test_every_route_declares_access_and_undeclared_routes_are_refused(env: Env)
     for route in routes:
         access = route_access(route)
         assert access is not None, route.path
-        assert access.public == (not route.path.startswith("/v1")), route.path
+        # public: outside /v1, but /metrics (outside /v1 for Prometheus) needs a key as /v1 does
+        assert access.public == (not route.path.startswith("/v1") and route.path != "/metrics"), route.path
     bad = FastAPI()
 
     @bad.get("/v1/unguarded")
@@ -269,7 +270,7 @@ def test_role_route_matrix(env: Env) -> None:
                     body = {"name": f"new-{checked}", "address": Account.create().address, "role": "admin"}
                 denied = not access.public and (who is None or who not in access.roles)
                 before = snapshot(env) if denied else None
-                key = {"admin": "admin", "member": "member", "service": "service", "auditor": "auditor"}
+                key = {r: r for r in ROLES}
                 response = env.call(
                     method,
                     _path(route, values),
@@ -449,7 +450,7 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
     page = env.call("GET", "/v1/members?limit=2", "admin").json()
     assert len(page["items"]) == 2 and page["next_cursor"]
     rest = env.call("GET", f"/v1/members?limit=100&cursor={page['next_cursor']}", "admin").json()
-    assert len(page["items"]) + len(rest["items"]) == 6
+    assert len(page["items"]) + len(rest["items"]) == 7
     assert (
         env.call("PUT", f"/v1/members/{member_id}/role", "admin", json={"role": "service"}).status_code == 422
     )
@@ -469,11 +470,12 @@ def test_reads_return_what_was_stored(env: Env) -> None:
     content, not merely without a server error."""
     job_id = submit(env, "reads")
     job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
-    stored = validate_manifest(manifest("reads"))  # the submitted manifest, validated and normalised
+    stored = validate_manifest(manifest("reads"))  # the submitted manifest, normalised (a new secret)
     for who in ("member", "auditor"):
         got = env.call("GET", f"/v1/jobs/{job_id}/manifest", who).json()
         assert got == stored.manifest, (who, got)
-        assert "0x" + keccak(rfc8785.dumps(got)).hex() == job["manifest_hash"] == stored.manifest_hash
+        # and it is the manifest the job committed to: its commitment under the job's secret
+        assert manifest_commitment(got, env.app.state.api_db.get_job_secret(job_id)) == job["manifest_hash"]
 
     # a model recorded on chain by the real anchoring worker and indexed by the real indexer
     create_job_on_chain(env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"])
@@ -618,7 +620,7 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
         ),
         409,
     )
-    metrics = env.call("GET", "/metrics").text
+    metrics = env.call("GET", "/metrics", "metrics").text
     assert 'secureflow_records{status="confirmed"} 5.0' in metrics
     assert (
         "secureflow_anchoring_queue_depth 0.0" in metrics

@@ -216,7 +216,13 @@ def test_typed_reads_and_writes(env: Env) -> None:
         assert cancelled.status == "cancelled"
 
     with env.client("admin") as admin:
-        assert {r.role for r in admin.roles.list().items} == {"admin", "member", "service", "auditor"}
+        assert {r.role for r in admin.roles.list().items} == {
+            "admin",
+            "member",
+            "service",
+            "auditor",
+            "metrics",
+        }
         alice = next(m for m in admin.members.iterate() if m.address == ALICE)
         assert admin.members.get(alice.id) == alice
         assert admin.members.set_role(alice.id, "member").role == "member"
@@ -268,7 +274,7 @@ def test_iterators_fetch_every_page(env: Env) -> None:
         assert [(r.job_id, r.seq) for r in records] == [(job_ids[0], seq) for seq in range(5)]
     with env.client("admin") as admin:
         members = [m.name for m in admin.members.iterate(page_size=2)]
-        assert len(members) == 5 and {"alice", "bob", "svc", "auditor"} <= set(members)
+        assert len(members) == 6 and {"alice", "bob", "svc", "auditor", "prometheus"} <= set(members)
 
 
 # -- errors ----------------------------------------------------------------------------------------------

@@ -5,16 +5,26 @@ the API verifies against the chain alone."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
+from typer.testing import CliRunner
 
+from secureflow.api.cli.main import app as cli_app
 from secureflow.api.dev.testing import LiveServer
-from secureflow.api.dev.up import build_embedded, write_example
+from secureflow.api.dev.up import EmbeddedStack, build_embedded, write_env, write_example
+from secureflow.compute.consents import request_consents
+from secureflow.compute.errors import ConsentRefusedError
+from secureflow.compute.manifest import JobManifest
 from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
+from secureflow.ledger.receipts import AuditBundle
 from secureflow.ledger.records import job_id_for
-from secureflow.ledger.verify import pin_from_options, verify_receipt
+from secureflow.ledger.verify import pin_from_options, verify_bundle, verify_receipt
 
 
 def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> None:
@@ -59,9 +69,17 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
             )
             assert receipt.status_code == 200, receipt.text
             assert receipt.json()["record"]["algorithm"] == "ss_lr"
+            _commands_run_with_only_secureflow_env(stack, tmp_path, server.url, job_id)
+            bundle = requests.get(f"{server.url}/v1/jobs/{job_id}/bundle", headers=auditor, timeout=60)
+            assert bundle.status_code == 200, bundle.text
         pin = pin_from_options(deployment=tmp_path / "up" / "deployment.json")  # what `secureflow up` wrote
         verdict = verify_receipt(receipt.json(), stack.chain.rpc_url, pin)
         assert verdict.ok, verdict
+        # The bundle carries the job secret the API chose at submission: its salted manifest hash and
+        # every step's params_hash are recomputed by the auditor.
+        audited = verify_bundle(AuditBundle.model_validate_json(bundle.content), stack.chain.rpc_url, pin)
+        assert audited.ok, audited.summary()
+        assert audited.check("manifest_commitment").ok and audited.check("params_commitments").ok
         assert stack.store.get_job(job_id).chain_status == "confirmed"  # type: ignore[union-attr]
         # On chain: Open with both consents under the id the API derived, then closed with its 6 steps.
         ledger = AuditLedgerClient(stack.executor.ledger_contract)
@@ -69,5 +87,92 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
         on_chain = ledger.get_job(bytes.fromhex(job_id[2:]))
         assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 6)
         assert all(ledger.has_consented(bytes.fromhex(job_id[2:]), p) for p in on_chain.parties)
+
+        with LiveServer(stack.app) as server:
+            _nobody_consents_for_bob(stack, server.url, example, member, ledger)
     finally:
         stack.close()
+
+
+def _commands_run_with_only_secureflow_env(
+    stack: EmbeddedStack, tmp_path: Path, url: str, job_id: str
+) -> None:
+    """`up` writes secureflow.env: with only its variables (keys as 0600 files, never inline), the CLI reaches
+    the API as alice, fetches the bundle, verifies it against the pinned deployment and reconciles the DB."""
+    env_file = write_env(stack, tmp_path / "up", url)
+    text = env_file.read_text()
+    assert all(key not in text for key in (*stack.keys.values(), *stack.member_keys.values()))
+    env = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("export ")
+    )
+    for name in ("SECUREFLOW_API_KEY_FILE", "SECUREFLOW_MEMBER_KEY_FILE"):
+        assert Path(env[name]).stat().st_mode & 0o077 == 0, f"{env[name]} is readable by others"
+    runner = CliRunner()
+    status = runner.invoke(cli_app, ["job", "status", job_id, "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["job"]["creator"] == stack.parties["alice"][0]
+    bundle = tmp_path / "bundle.json"
+    fetched = runner.invoke(cli_app, ["job", "bundle", job_id, "--out", str(bundle)], env=env)
+    assert fetched.exit_code == 0, fetched.output
+    pinned = ["--deployment", env["SECUREFLOW_DEPLOYMENT"]]  # an auditor names the pin; the node from env
+    verified = runner.invoke(cli_app, ["verify", str(bundle), *pinned], env=env)
+    assert "VALID" in verified.output and "INVALID" not in verified.output, verified.output
+    reconciled = runner.invoke(cli_app, ["audit", "reconcile", "--json"], env=env)
+    assert reconciled.exit_code == 0, reconciled.output
+
+
+def _nobody_consents_for_bob(
+    stack: EmbeddedStack, url: str, example: dict[str, Any], member: dict[str, str], ledger: AuditLedgerClient
+) -> None:
+    """The attack of issue 11 (4): alice alone submitted table_statistics on bob's columns revealed to her,
+    saving over bob's dataset, and the stack signed bob's consent with the key it held. Now bob's own worker
+    checks his policy (the dev policy: his columns' statistics stay his) and refuses; the API answers 4xx
+    before anything runs, nothing is created on chain, no file changes."""
+    bob_data = stack.parties["bob"][1]
+    before = {p.name: p.read_bytes() for p in bob_data.rglob("*") if p.is_file()}
+    spy = dict(example, name="spy")
+    spy["steps"] = [
+        dict(example["steps"][0]),  # psi
+        {
+            "algorithm": "table_statistics",
+            "params": {"reveal_to": ["alice"]},
+            "inputs": {"table": "joined"},
+            "outputs": {"report": "stats"},
+        },
+    ]
+    refused = requests.post(f"{url}/v1/jobs", json={"manifest": spy}, headers=member, timeout=120)
+    assert refused.status_code == 409, refused.text
+    message = refused.json()["error"]["message"]
+    assert "party 'bob'" in message and "step 1 (table_statistics): reveals to alice" in message
+    refused_id = re.search(r"refused job (0x[0-9a-f]{64})", message).group(1)  # type: ignore[union-attr]
+    assert ledger.get_job(bytes.fromhex(refused_id[2:])).status == JobStatus.NONE
+    # over bob's dataset: refused by the manifest rules (outputs go to out/, never over an input)
+    overwrite = dict(example, name="overwrite")
+    overwrite["steps"] = [dict(example["steps"][0], save={"table": "customers.csv"})]
+    bad = requests.post(f"{url}/v1/jobs", json={"manifest": overwrite}, headers=member, timeout=120)
+    assert bad.status_code == 422 and "output folder, out/" in bad.json()["error"]["message"], bad.text
+    # a file the first job saved (alice's out/scores.csv) is never overwritten either
+    again = requests.post(f"{url}/v1/jobs", json={"manifest": example}, headers=member, timeout=120)
+    assert again.status_code == 409 and "would overwrite 'out/scores.csv'" in again.text, again.text
+    # bob's worker itself refuses (not only the API's pre-check), and refuses an id not of this manifest
+    parsed = JobManifest.parse(spy)
+    salt, job_secret = "0x" + "11" * 32, "0x" + "33" * 32
+    alice = stack.parties["alice"][0]
+    spy_id = job_id_for(alice, parsed.manifest_hash(job_secret), salt)
+    ask = {
+        "creator": alice,
+        "salt": salt,
+        "job_secret": job_secret,
+        "parties": [alice, stack.parties["bob"][0]],
+        "chain_id": stack.executor.client.chain_id,
+        "ledger": ledger.address,
+    }
+    engine = stack.executor.engine
+    with pytest.raises(ConsentRefusedError, match=r"party 'bob' refuses job .*reveals to alice"):
+        request_consents(engine, parsed.model_dump(mode="json"), job_id=spy_id, **ask)
+    with pytest.raises(ConsentRefusedError, match="not the id of this manifest"):
+        request_consents(engine, example, job_id="0x" + "22" * 32, **ask)
+    after = {p.name: p.read_bytes() for p in bob_data.rglob("*") if p.is_file()}
+    assert after == before

@@ -220,7 +220,9 @@ def assert_api_reports_the_settlement(
     db = app.state.api_db
     auditor = add_member_key(db, "auditor", Account.create().address, "auditor")
     bob = add_member_key(db, "bob", BOB, "member")
-    stranger = add_member_key(db, "stranger", Account.create().address, "member")
+    outsider = Account.create().address
+    stack.registry().register_member(outsider)  # an active member on chain (the API refuses others)
+    stranger = add_member_key(db, "stranger", outsider, "member")
     with LiveServer(app) as server:
 
         def get(path: str, key: str) -> requests.Response:

@@ -63,6 +63,7 @@ def job(env: Env) -> str:  # noqa: F811
     """A job of Alice and Bob in the store and on chain; Carol is an API member of no job."""
     job_id = str(new_job(env.store, 4242))
     open_job_on_chain(env.stack, job_id, 4242)
+    env.stack.registry().register_member(CAROL.address)  # an active member on chain, as API members are
     env.keys["carol"] = add_member_key(env.app.state.api_db, "carol", CAROL.address, "member")
     env.keys["alice"] = env.keys["member"]
     return job_id

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,6 +33,7 @@ from sqlalchemy import update
 from stack import BOB, anchor_and_index, create_job_on_chain, step
 from test_api_service import SERVICE, Env, env, submit  # noqa: F401  (the live app fixture)
 
+from secureflow.api.server.routes.docs import DOCS_CONTENT_SECURITY_POLICY
 from secureflow.api.server.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.store.models import StepRecordOrm
@@ -361,3 +363,48 @@ def test_ui_has_a_strict_csp_and_loads_nothing_from_elsewhere(env: Env) -> None:
     missing = requests.get(env.url + "/ui/secrets.txt", timeout=30)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert "/ui" not in env.call("GET", "/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [("/docs", "#swagger-ui .opblock"), ("/redoc", "#redoc [data-section-id^='tag/']")],
+)
+def test_api_docs_pages_render_offline_from_this_origin(
+    env: Env,  # noqa: F811
+    browser: Browser,
+    path: str,
+    rendered: str,
+) -> None:
+    """Swagger UI and ReDoc come from files served here (copied from the pinned npm packages), not a CDN:
+    with every other origin cut off, each page renders the API's operations, and the CSP refuses nothing."""
+    context = browser.new_context()
+    elsewhere: list[str] = []
+    origin = urlsplit(env.url)
+
+    def only_here(route: Any) -> None:
+        parts = urlsplit(route.request.url)
+        if (parts.scheme, parts.netloc) == (origin.scheme, origin.netloc) or parts.scheme in ("data", "blob"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_here)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    try:
+        response = page.goto(env.url + path)
+        assert response is not None and response.status == 200
+        assert response.headers["content-security-policy"] == DOCS_CONTENT_SECURITY_POLICY
+        page.wait_for_selector(rendered, timeout=60_000)
+        assert page.locator(rendered).count() >= 5, f"{path} rendered too few operations"
+        assert "secureflow audit API" in page.content()
+        assert elsewhere == [], f"{path} tried to load from another origin: {elsewhere}"
+        refused = [m for m in console if "Content Security Policy" in m or "Refused to" in m]
+        # ReDoc's bundle always tries its "API docs by Redocly" logo from cdn.redoc.ly: the CSP blocks it
+        # before any request is made (``elsewhere`` is empty) and the page hides the broken image
+        refused = [m for m in refused if "https://cdn.redoc.ly/redoc/logo-mini.svg" not in m]
+        assert refused == [], refused
+    finally:
+        context.close()

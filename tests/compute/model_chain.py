@@ -25,7 +25,7 @@ from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.model_anchors import ChainModelAnchors
 from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.recorder import OutboxRecorder
-from secureflow.ledger.records import job_id_for, new_job_salt
+from secureflow.ledger.records import job_id_for, new_job_salt, new_job_secret
 
 
 def member_keys(engine: Engine) -> dict[str, str]:
@@ -57,7 +57,8 @@ def run_on_chain(
     keys = member_keys(engine)
     creator = engine.addresses["alice"]
     parsed = JobManifest.parse(manifest)
-    manifest_hash, salt = parsed.manifest_hash(), new_job_salt()
+    job_secret = new_job_secret()
+    manifest_hash, salt = parsed.manifest_hash(job_secret), new_job_salt()
     job_id = job_id_for(creator, manifest_hash, salt)
     client = stack.client()
     sender = TransactionSender(client, keys["alice"], ChainNonceSource(client.w3))
@@ -71,7 +72,14 @@ def run_on_chain(
         manifest_hash=raw_hash, salt=bytes.fromhex(salt[2:]), parties=parties, consents=consents
     )
     result = run_job(
-        engine, parsed, recorder, job_id=job_id, salt=salt, creator=creator, model_anchors=anchors(stack)
+        engine,
+        parsed,
+        recorder,
+        job_id=job_id,
+        salt=salt,
+        creator=creator,
+        model_anchors=anchors(stack),
+        job_secret=job_secret,
     )
     assert result.succeeded, result.error_message
     store = recorder.store

@@ -84,7 +84,7 @@ def result(engine, data, tmp_path_factory) -> JobResult:  # type: ignore[no-unty
             "params": {"key": "id"},
             "inputs": {"table": "raw"},
             "outputs": {"table": "j"},
-            "save": {"table": "alg/j.csv"},
+            "save": {"table": "out/alg/j.csv"},
         },
         {
             "algorithm": "fillna",
@@ -97,56 +97,56 @@ def result(engine, data, tmp_path_factory) -> JobResult:  # type: ignore[no-unty
             "params": {"columns": ["a0", "b0"], "feature_min": -1.0, "feature_max": 1.0},
             "inputs": {"table": "jf"},
             "outputs": {"table": "mm"},
-            "save": {"table": "alg/mm.csv"},
+            "save": {"table": "out/alg/mm.csv"},
         },
         {
             "algorithm": "label_encoder",
             "params": {"columns": ["cat_a", "cat_b"]},
             "inputs": {"table": "j"},
             "outputs": {"table": "le", "mapping": "le_map"},
-            "save": {"table": "alg/le.csv", "mapping": "alg/le.json"},
+            "save": {"table": "out/alg/le.csv", "mapping": "out/alg/le.json"},
         },
         {
             "algorithm": "one_hot_encoder",
             "params": {"columns": ["cat_a", "cat_b"], "max_categories": 4},
             "inputs": {"table": "j"},
             "outputs": {"table": "oh"},
-            "save": {"table": "alg/oh.csv"},
+            "save": {"table": "out/alg/oh.csv"},
         },
         {
             "algorithm": "equal_width_binning",
             "params": {"columns": ["a0", "b1"], "bin_num": 5},
             "inputs": {"table": "j"},
             "outputs": {"table": "ew", "rules": "ew_rules"},
-            "save": {"table": "alg/ew.csv", "rules": "alg/ew.json"},
+            "save": {"table": "out/alg/ew.csv", "rules": "out/alg/ew.json"},
         },
         {
             "algorithm": "quantile_binning",
             "params": {"columns": ["a1", "b2"], "bin_num": 4},
             "inputs": {"table": "j"},
             "outputs": {"table": "qb", "rules": "qb_rules"},
-            "save": {"table": "alg/qb.csv", "rules": "alg/qb.json"},
+            "save": {"table": "out/alg/qb.csv", "rules": "out/alg/qb.json"},
         },
         {
             "algorithm": "table_statistics",
             "params": {"columns": ["a0", "t", "b0"]},
             "inputs": {"table": "j"},
             "outputs": {"report": "ts"},
-            "save": {"report": "alg/ts.json"},
+            "save": {"report": "out/alg/ts.json"},
         },
         {
             "algorithm": "pearson_correlation",
             "params": {"columns": feats},
             "inputs": {"table": "jf"},
             "outputs": {"report": "pr"},
-            "save": {"report": "alg/pr.json"},
+            "save": {"report": "out/alg/pr.json"},
         },
         {
             "algorithm": "vif",
             "params": {"columns": feats},
             "inputs": {"table": "jf"},
             "outputs": {"report": "vf"},
-            "save": {"report": "alg/vf.json"},
+            "save": {"report": "out/alg/vf.json"},
         },
         {
             "algorithm": "ss_xgb",
@@ -165,7 +165,7 @@ def result(engine, data, tmp_path_factory) -> JobResult:  # type: ignore[no-unty
             "params": {"receiver": "alice", "score_column": "xs"},
             "inputs": {"table": "jf", "model": "xgb"},
             "outputs": {"table": "xp"},
-            "save": {"table": "alg/xp.csv"},
+            "save": {"table": "out/alg/xp.csv"},
         },
         {
             "algorithm": "biclassification_eval",
@@ -197,14 +197,14 @@ def result(engine, data, tmp_path_factory) -> JobResult:  # type: ignore[no-unty
             "params": {"receiver": "alice", "score_column": "tp"},
             "inputs": {"table": "sc", "model": "lin"},
             "outputs": {"table": "tpred"},
-            "save": {"table": "alg/tp.csv"},
+            "save": {"table": "out/alg/tp.csv"},
         },
         {
             "algorithm": "regression_eval",
             "params": {"label": "t", "score": "tp"},
             "inputs": {"labels": "j", "scores": "tpred"},
             "outputs": {"report": "re"},
-            "save": {"report": "alg/re.json"},
+            "save": {"report": "out/alg/re.json"},
         },
     ]
     m = manifest(
@@ -243,19 +243,19 @@ def _json(engine, party: str, name: str) -> dict:  # type: ignore[no-untyped-def
 
 def test_label_encoder(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     ref = joined(*data)
-    le_a, le_b = read(engine, "alice", "alg/le.csv"), read(engine, "bob", "alg/le.csv")
+    le_a, le_b = read(engine, "alice", "out/alg/le.csv"), read(engine, "bob", "out/alg/le.csv")
     exp = OrdinalEncoder().fit_transform(ref[["cat_a", "cat_b"]])
     np.testing.assert_allclose(np.c_[le_a["cat_a"], le_b["cat_b"]], exp, atol=1e-6)
     # each party's mapping is saved in its own folder and holds only its own column's categories
-    assert _json(engine, "alice", "alg/le.json") == {"cat_a": sorted(ref["cat_a"].unique())}
-    assert _json(engine, "bob", "alg/le.json") == {"cat_b": sorted(ref["cat_b"].unique())}
+    assert _json(engine, "alice", "out/alg/le.json") == {"cat_a": sorted(ref["cat_a"].unique())}
+    assert _json(engine, "bob", "out/alg/le.json") == {"cat_b": sorted(ref["cat_b"].unique())}
     for party in ("alice", "bob"):  # the mapping never reaches the coordinator
         assert result.report("le_map", party) is None
 
 
 def test_one_hot_encoder(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     ref = joined(*data)
-    oa, ob = read(engine, "alice", "alg/oh.csv"), read(engine, "bob", "alg/oh.csv")
+    oa, ob = read(engine, "alice", "out/alg/oh.csv"), read(engine, "bob", "out/alg/oh.csv")
     for frame, col in ((oa, "cat_a"), (ob, "cat_b")):
         exp = OneHotEncoder(max_categories=4, sparse_output=False).fit_transform(ref[[col]])
         padded = np.zeros((len(ref), 4))
@@ -271,15 +271,15 @@ def test_binning(engine, data, result, name, cols, bins, cut) -> None:  # type: 
     ref = joined(*data)
     for party, col in zip(("alice", "bob"), cols, strict=True):
         codes, edges = cut(ref[col], bins, labels=False, retbins=True, duplicates="drop")
-        rules = _json(engine, party, f"alg/{name}.json")
+        rules = _json(engine, party, f"out/alg/{name}.json")
         np.testing.assert_allclose(rules[col]["split_points"], edges[1:-1], rtol=1e-9, atol=1e-9)
-        got = read(engine, party, f"alg/{name}.csv")[col].to_numpy()
+        got = read(engine, party, f"out/alg/{name}.csv")[col].to_numpy()
         np.testing.assert_array_equal(got, np.nan_to_num(codes.to_numpy(dtype=float), nan=-1.0))
 
 
 def test_table_statistics(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     ref = joined(*data)
-    sa, sb = _json(engine, "alice", "alg/ts.json"), _json(engine, "bob", "alg/ts.json")
+    sa, sb = _json(engine, "alice", "out/alg/ts.json"), _json(engine, "bob", "out/alg/ts.json")
     assert set(sa) == {"a0", "t"} and set(sb) == {"b0"}  # each party sees only its own columns
     for stats, col in ((sa, "a0"), (sa, "t"), (sb, "b0")):
         s = ref[col]
@@ -300,18 +300,18 @@ def test_table_statistics(engine, data, result) -> None:  # type: ignore[no-unty
 def test_pearson_and_vif(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     ref = filled(data)
     feats = ["a0", "a1", "a2", "b0", "b1", "b2"]
-    pr = _json(engine, "bob", "alg/pr.json")
+    pr = _json(engine, "bob", "out/alg/pr.json")
     assert pr["columns"] == feats
     np.testing.assert_allclose(np.array(pr["matrix"]), ref[feats].corr().to_numpy(), atol=1e-3)
-    vf = _json(engine, "alice", "alg/vf.json")
+    vf = _json(engine, "alice", "out/alg/vf.json")
     np.testing.assert_allclose(vf["vif"], _vif_reference(ref[feats].to_numpy()), atol=1e-3, rtol=1e-3)
 
 
 def test_ss_xgb_auc(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     ref = filled(data)
     feats = ["a0", "a1", "a2", "b0", "b1", "b2"]
-    scores = read(engine, "alice", "alg/xp.csv")["xs"]
-    assert not (engine.data_dir("bob") / "alg/xp.csv").exists()
+    scores = read(engine, "alice", "out/alg/xp.csv")["xs"]
+    assert not (engine.data_dir("bob") / "out/alg/xp.csv").exists()
     auc = roc_auc_score(ref["y"], scores)
     sk = HistGradientBoostingClassifier(
         max_iter=6, max_depth=3, learning_rate=0.3, max_bins=20, l2_regularization=0.1, min_samples_leaf=1
@@ -322,20 +322,20 @@ def test_ss_xgb_auc(engine, data, result) -> None:  # type: ignore[no-untyped-de
 
 def test_regression_eval(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     ref = joined(*data)
-    pred = read(engine, "alice", "alg/tp.csv")["tp"].to_numpy()
-    rep = _json(engine, "alice", "alg/re.json")
+    pred = read(engine, "alice", "out/alg/tp.csv")["tp"].to_numpy()
+    rep = _json(engine, "alice", "out/alg/re.json")
     assert abs(rep["r2_score"] - r2_score(ref["t"], pred)) < 1e-4
     assert abs(rep["mean_abs_err"] - mean_absolute_error(ref["t"], pred)) < 1e-4
     assert abs(rep["mean_squared_errors"] - mean_squared_error(ref["t"], pred)) < 1e-4
     assert rep["r2_score"] > 0.9
-    assert not (engine.data_dir("bob") / "alg/re.json").exists()
+    assert not (engine.data_dir("bob") / "out/alg/re.json").exists()
 
 
 def test_min_max_scaler(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     from sklearn.preprocessing import MinMaxScaler
 
     ref = filled(data)
-    ma, mb = read(engine, "alice", "alg/mm.csv"), read(engine, "bob", "alg/mm.csv")
+    ma, mb = read(engine, "alice", "out/alg/mm.csv"), read(engine, "bob", "out/alg/mm.csv")
     exp = MinMaxScaler(feature_range=(-1, 1)).fit_transform(ref[["a0", "b0"]])
     np.testing.assert_allclose(np.c_[ma["a0"], mb["b0"]], exp, atol=1e-6)
     np.testing.assert_allclose(ma["a1"], ref["a1"], atol=1e-9)  # fillna (median) upstream
@@ -343,7 +343,7 @@ def test_min_max_scaler(engine, data, result) -> None:  # type: ignore[no-untype
 
 def test_biclassification_eval_of_xgb(engine, data, result) -> None:  # type: ignore[no-untyped-def]
     ref = joined(*data)
-    scores = read(engine, "alice", "alg/xp.csv")["xs"]
+    scores = read(engine, "alice", "out/alg/xp.csv")["xs"]
     rep = result.report("xauc", "alice")
     assert rep is not None and result.report("xauc", "bob") is None
     assert abs(rep["auc"] - roc_auc_score(ref["y"], scores)) < 1e-3

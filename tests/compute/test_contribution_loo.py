@@ -86,7 +86,7 @@ def steps(features: list[str] | None = None, *, evaluate: bool = True) -> list[d
             "params": {"receiver": "alice"},
             "inputs": {"table": "scaled", "model": "lr"},
             "outputs": {"table": "scores"},
-            "save": {"table": "loo/scores.csv"},
+            "save": {"table": "out/loo/scores.csv"},
         },
     ]
     if evaluate:
@@ -96,7 +96,7 @@ def steps(features: list[str] | None = None, *, evaluate: bool = True) -> list[d
                 "params": {"label": "y", "reveal_to": ["alice", "bob"]},
                 "inputs": {"labels": "scaled", "scores": "scores"},
                 "outputs": {"report": "evaluation"},
-                "save": {"report": "loo/evaluation.json"},
+                "save": {"report": "out/loo/evaluation.json"},
             }
         )
     return out
@@ -160,7 +160,7 @@ def test_leave_one_out_on_secretflow(engine, recorder, data) -> None:  # type: i
 
     # nothing was saved into the parties' data folders; only the chosen metric left the label party
     for party in ("alice", "bob"):
-        assert not (engine.data_dir(party) / "loo").exists()
+        assert not (engine.data_dir(party) / "out" / "loo").exists()
     dumped = measured.model_dump_json()
     assert "total_samples" not in dumped and "ks" not in dumped and "f1_score" not in dumped
 

@@ -121,7 +121,8 @@ def dengine(nodes: Nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         eng.shutdown()
 
 
-def _job(addresses: dict[str, str], datasets: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _job(addresses: dict[str, str], datasets: dict[str, dict[str, str]], out: str = "out") -> dict[str, Any]:
+    """PSI then fillna, saving both tables under ``out/`` (a job never overwrites a file: a new folder)."""
     return {
         "name": "distributed",
         "parties": [{"name": p, "address": addresses[p]} for p in PARTIES],
@@ -133,14 +134,14 @@ def _job(addresses: dict[str, str], datasets: dict[str, dict[str, str]]) -> dict
                 "params": {"key": "id"},
                 "inputs": {"table": "raw"},
                 "outputs": {"table": "j"},
-                "save": {"table": "out/j.csv"},
+                "save": {"table": f"{out}/j.csv"},
             },
             {
                 "algorithm": "fillna",
                 "params": {"strategy": "mean", "columns": ["a1", "b2"]},
                 "inputs": {"table": "j"},
                 "outputs": {"table": "f"},
-                "save": {"table": "out/f.csv"},
+                "save": {"table": f"{out}/f.csv"},
             },
         ],
     }
@@ -161,14 +162,14 @@ def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder)
 
     engine.ensure_healthy()
     local_ds = {"raw": {p: put(engine, p, "dist_cmp.csv", data[p]) for p in PARTIES}}
-    ref = run_job(engine, _job(engine.addresses, local_ds), recorder)
+    ref = run_job(engine, _job(engine.addresses, local_ds, out="out/dist-local"), recorder)
     assert ref.succeeded, (ref.error_class, ref.error_message)
 
     # the same outputs in each member's own folder (and none in the coordinator's root)
     for p in PARTIES:
-        for name in ("out/j.csv", "out/f.csv"):
-            got = pd.read_csv(nodes.dir(p) / "data" / name)
-            want = pd.read_csv(engine.data_dir(p) / name)
+        for name in ("j.csv", "f.csv"):
+            got = pd.read_csv(nodes.dir(p) / "data" / "out" / name)
+            want = pd.read_csv(engine.data_dir(p) / "out" / "dist-local" / name)
             pd.testing.assert_frame_equal(got, want)
     assert (
         pd.read_csv(nodes.dir("alice") / "data/out/j.csv")["id"].tolist() == joined(alice, bob)["id"].tolist()
@@ -190,7 +191,7 @@ def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder)
 
     # warm across jobs: a second job runs on the same workers
     pids = {p: w.pid for p, w in dengine.workers.items()}
-    again = run_job(dengine, _job(dengine.addresses, dist_ds), recorder)
+    again = run_job(dengine, _job(dengine.addresses, dist_ds, out="out/again"), recorder)
     assert again.succeeded and {p: w.pid for p, w in dengine.workers.items()} == pids
 
 

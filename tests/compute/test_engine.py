@@ -91,7 +91,7 @@ def _record(party: str) -> StepRecord:
         job_id="0x" + "ab" * 32,
         seq=3,
         algorithm="psi",
-        params_hash=params_hash({"key": "id"}),
+        params_hash=params_hash({"key": "id"}, None),
         code_version="secureflow-0.1.0",
         parties=(
             PartyDigests(party=party, inputs={"raw": "0x" + "01" * 32}, outputs={"j": "0x" + "02" * 32}),

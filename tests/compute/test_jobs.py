@@ -21,6 +21,7 @@ from secureflow.compute.errors import (
 )
 from secureflow.compute.runner import run_job
 from secureflow.ledger.records import StepRecord
+from secureflow.ledger.signing import signature_problems
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +189,37 @@ def test_one_party_failing_alone_does_not_hang_the_other(engine, recorder) -> No
     assert not res.succeeded and res.error_class == "SchemaError"  # the cause, not the timeout
     assert res.steps[-1].record.status == "failed"
     assert engine.workers == {}  # bob was stuck: both workers stopped, the next job restarts them
+
+
+def test_worker_signs_only_the_step_it_ran_and_writes_models_only_in_its_folder(  # type: ignore[no-untyped-def]
+    engine, recorder, raw, tmp_path
+) -> None:
+    """The attacks of issue 11 (6) through the worker's own queue: told ``expect_own_digests: false``, a
+    worker signed an invented record (a signing oracle for whoever writes its queue), and wrote model
+    metadata outside its models folder for ``model_id: "../../x"``. Each party's worker now signs only the
+    step it ran last, with exactly its own digests, and keeps model ids to one folder name."""
+    res = run_job(engine, manifest(engine, raw, [PSI]), recorder)
+    assert res.succeeded
+    record = StepRecord.model_validate_json(recorder.store.records_for_job(res.job_id)[0].record_json)
+    assert signature_problems(record, [p.party for p in record.parties]) == []  # each party signed its part
+    invented = record.model_copy(
+        update={
+            "parties": tuple(
+                p.model_copy(update={"outputs": {"j": "0x" + "ab" * 32}, "signature": None})
+                for p in record.parties
+            )
+        }
+    )
+    for request in (
+        {"op": "sign", "record": invented.model_dump_json(), "expect_own_digests": False},
+        {"op": "sign", "record": record.model_dump_json()},  # even the real record, once signed, is done
+    ):
+        replies = engine.all(request, timeout=60.0, what="sign")
+        assert all(not r["ok"] and "refusing to sign" in r["message"] for r in replies.values()), replies
+    escape = {"op": "write_model_meta", "model_id": "../../x", "meta": {"planted": True}}
+    replies = engine.all(escape, timeout=60.0, what="write_model_meta")
+    assert all(not r["ok"] and "not a folder name" in r["message"] for r in replies.values()), replies
+    for party in ("alice", "bob"):
+        root = engine.party_dir(party)
+        assert not any("planted" in p.read_text() for p in root.parent.rglob("meta.json")), party
+        assert not (root.parent / "x").exists() and not (root / "x").exists()

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from secureflow.compute.errors import ManifestError, ParameterError, SchemaError, UnknownAlgorithmError
 from secureflow.compute.manifest import JobManifest, plan_job
 from secureflow.compute.schema import ObjectInfo
+from secureflow.ledger.records import new_job_secret
 
 A, B = "0x" + "aa" * 20, "0x" + "bb" * 20
+SECRET = new_job_secret()
 INFOS = {
     "raw": ObjectInfo(
         kind="table",
@@ -45,7 +47,7 @@ def test_a_valid_plan_carries_metadata_through() -> None:
         "params": {"receiver": "alice"},
         "inputs": {"table": "j", "model": "m"},
     }
-    plan = plan_job(_manifest([PSI, lr, pred]), INFOS)
+    plan = plan_job(_manifest([PSI, lr, pred]), INFOS, job_secret=SECRET)
     assert plan[0].output_infos["table"].columns == {
         "alice": INFOS["raw"].columns["alice"],
         "bob": {"b0": "float"},
@@ -79,7 +81,7 @@ def test_a_valid_plan_carries_metadata_through() -> None:
 )  # fmt: skip
 def test_invalid_manifests(steps: list[dict[str, Any]], error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
-        plan_job(_manifest(steps), INFOS)
+        plan_job(_manifest(steps), INFOS, job_secret=SECRET)
 
 
 def test_structure_errors() -> None:
@@ -96,6 +98,7 @@ def test_structure_errors() -> None:
                 }
             ),
             INFOS,
+            job_secret=SECRET,
         )
 
 
@@ -107,7 +110,7 @@ def test_structure_errors() -> None:
 def test_out_of_range_parameters_never_validate(params: dict[str, int]) -> None:
     step = {"algorithm": "ss_lr", "params": {"label": "y", **params}, "inputs": {"table": "j"}}
     with pytest.raises(ParameterError) as info:
-        plan_job(_manifest([PSI, step]), INFOS)
+        plan_job(_manifest([PSI, step]), INFOS, job_secret=SECRET)
     assert all(name in str(info.value) for name in params), (params, str(info.value))
 
 
@@ -115,9 +118,12 @@ def test_in_range_parameters_validate() -> None:
     """The counterpart: the same step with in-range values (and with none) plans."""
     for params in ({}, {"epochs": 1, "learning_rate": 1, "batch_size": 1}):
         step = {"algorithm": "ss_lr", "params": {"label": "y", **params}, "inputs": {"table": "j"}}
-        assert [s.spec.name for s in plan_job(_manifest([PSI, step]), INFOS)] == ["psi", "ss_lr"]
+        assert [s.spec.name for s in plan_job(_manifest([PSI, step]), INFOS, job_secret=SECRET)] == [
+            "psi",
+            "ss_lr",
+        ]
 
 
 def test_manifest_hash_is_stable() -> None:
-    assert _manifest([PSI]).manifest_hash() == _manifest([PSI]).manifest_hash()
-    assert _manifest([PSI]).manifest_hash() != _manifest([PSI], name="other").manifest_hash()
+    assert _manifest([PSI]).manifest_hash(SECRET) == _manifest([PSI]).manifest_hash(SECRET)
+    assert _manifest([PSI]).manifest_hash(SECRET) != _manifest([PSI], name="other").manifest_hash(SECRET)

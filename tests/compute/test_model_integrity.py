@@ -101,9 +101,9 @@ def anchored(
 
 
 def test_untampered_model_predicts_and_verifies(anchored: Anchored) -> None:
-    res = anchored.predict("mi/ok.csv")
+    res = anchored.predict("out/mi/ok.csv")
     assert res.succeeded, res.error_message
-    assert len(read(anchored.engine, "bob", "mi/ok.csv")) > 0
+    assert len(read(anchored.engine, "bob", "out/mi/ok.csv")) > 0
     for party in ("alice", "bob"):
         out = anchored.verify(party)
         assert out.exit_code == 0, out.output
@@ -129,12 +129,12 @@ def test_tampered_share_is_refused(anchored: Anchored) -> None:
     original = flip_last_byte(share)
     try:
         with pytest.raises(ModelIntegrityError) as refused:
-            anchored.predict("mi/tampered-share.csv")
+            anchored.predict("out/mi/tampered-share.csv")
         message = str(refused.value)
         assert f"model {anchored.model_id!r} version 1" in message
         assert "party 'alice'" in message and "share-alice.bin" in message
         assert "do not hash to the share digest" in message
-        assert not (anchored.engine.data_dir("bob") / "mi/tampered-share.csv").exists()
+        assert not (anchored.engine.data_dir("bob") / "out/mi/tampered-share.csv").exists()
 
         out = anchored.verify("alice")
         assert out.exit_code == 1, out.output
@@ -144,7 +144,7 @@ def test_tampered_share_is_refused(anchored: Anchored) -> None:
         assert anchored.verify("bob").exit_code == 0  # each party checks only its own shares
     finally:
         share.write_bytes(original)
-    assert anchored.predict("mi/after-share.csv").succeeded  # the workers stayed usable
+    assert anchored.predict("out/mi/after-share.csv").succeeded  # the workers stayed usable
 
 
 def _rewrite_meta(anchored: Anchored, change: Any) -> dict[str, bytes]:
@@ -172,7 +172,7 @@ def test_tampered_meta_differs_from_the_chain(anchored: Anchored) -> None:
     originals = _rewrite_meta(anchored, more_epochs)
     try:
         with pytest.raises(ModelIntegrityError) as refused:
-            anchored.predict("mi/tampered-meta.csv")
+            anchored.predict("out/mi/tampered-meta.csv")
         message = str(refused.value)
         assert f"model {anchored.model_id!r} version 1" in message
         assert "differs from the hash" in message and "anchored on chain" in message
@@ -194,7 +194,7 @@ def test_unanchored_model_is_refused(anchored: Anchored) -> None:
     originals = _rewrite_meta(anchored, next_version)
     try:
         with pytest.raises(ModelNotAnchoredError, match="version 2 is not anchored on chain"):
-            anchored.predict("mi/unanchored.csv")
+            anchored.predict("out/mi/unanchored.csv")
         out = anchored.verify("alice", "--json")
         assert out.exit_code == 1, out.output
         verdict = json.loads(out.stdout)
@@ -205,7 +205,7 @@ def test_unanchored_model_is_refused(anchored: Anchored) -> None:
         _restore(anchored, originals)
     # without an on-chain lookup the runner cannot check the anchor: it refuses rather than trust the files
     with pytest.raises(ModelNotAnchoredError, match="no on-chain lookup"):
-        anchored.predict("mi/no-lookup.csv", model_anchors=None)
+        anchored.predict("out/mi/no-lookup.csv", model_anchors=None)
 
 
 def test_asked_version_must_be_the_stored_one(anchored: Anchored) -> None:

@@ -50,14 +50,14 @@ def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:
                 "inputs": {"table": "s"},
                 "outputs": {"model": "lr"},
             },
-            predict("lr", "mod/lr0.csv"),
+            predict("lr", "out/mod/lr0.csv"),
             {
                 "algorithm": "ss_xgb",
                 "params": {"label": "y", "features": FEATS, "num_boost_round": 2, "max_depth": 2},
                 "inputs": {"table": "s"},
                 "outputs": {"model": "xgb"},
             },
-            predict("xgb", "mod/xgb0.csv"),
+            predict("xgb", "out/mod/xgb0.csv"),
         ],
     )
     res = run_on_chain(ledger_stack, engine, train, recorder)  # created on chain, models anchored
@@ -84,20 +84,23 @@ def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:
     reuse = manifest(
         engine,
         raw,
-        [psi, scale, predict("lr", "mod/lr1.csv"), predict("xgb", "mod/xgb1.csv")],
+        [psi, scale, predict("lr", "out/mod/lr1.csv"), predict("xgb", "out/mod/xgb1.csv")],
         models={"lr": ids["ss_lr"], "xgb": ids["ss_xgb"]},
     )
     res2 = run_job(engine, reuse, recorder, model_anchors=anchors(ledger_stack))
     assert res2.succeeded, res2.error_message
     for name in ("lr", "xgb"):
-        before = read(engine, "bob", f"mod/{name}0.csv")["pred"].to_numpy()
-        after = read(engine, "bob", f"mod/{name}1.csv")["pred"].to_numpy()
+        before = read(engine, "bob", f"out/mod/{name}0.csv")["pred"].to_numpy()
+        after = read(engine, "bob", f"out/mod/{name}1.csv")["pred"].to_numpy()
         np.testing.assert_allclose(after, before, atol=1e-4)
-        assert not (engine.data_dir("alice") / f"mod/{name}1.csv").exists()
-    # the loaded model's digest equals the one recorded at training time
+        assert not (engine.data_dir("alice") / f"out/mod/{name}1.csv").exists()
+    # the loaded model's digest is salted with this job's salt of each party: it does not link this job to
+    # the training job (which the workers checked the shares against, with the training job's salt)
     loaded = res2.steps[2].record.parties
     trained = next(m for m in res.models if m["algorithm"] == "ss_lr")["share_digests"]
-    assert {d.party: d.inputs["lr"] for d in loaded} == trained
+    used = {d.party: d.inputs["lr"] for d in loaded}
+    assert used.keys() == trained.keys()
+    assert all(used[p] != trained[p] for p in used)
 
     # a model trained with another fxp_fraction_bits is refused, before any step runs
     for party in ("alice", "bob"):
@@ -108,7 +111,9 @@ def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:
     with pytest.raises(ModelError, match="does not match its model hash"):  # edited metadata
         run_job(
             engine,
-            manifest(engine, raw, [psi, scale, predict("lr", "mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
+            manifest(
+                engine, raw, [psi, scale, predict("lr", "out/mod/lr2.csv")], models={"lr": ids["ss_lr"]}
+            ),
             recorder,
             model_anchors=anchors(ledger_stack),
         )
@@ -120,7 +125,9 @@ def test_models_reload_in_new_processes(engine, recorder, ledger_stack) -> None:
     with pytest.raises(ModelIntegrityError, match=r"differs from the hash .* anchored on chain"):
         run_job(
             engine,
-            manifest(engine, raw, [psi, scale, predict("lr", "mod/lr2.csv")], models={"lr": ids["ss_lr"]}),
+            manifest(
+                engine, raw, [psi, scale, predict("lr", "out/mod/lr2.csv")], models={"lr": ids["ss_lr"]}
+            ),
             recorder,
             model_anchors=anchors(ledger_stack),
         )

@@ -31,15 +31,15 @@ def test_psi_is_the_set_intersection_with_duplicates_and_missing_keys(engine, re
                 "algorithm": "psi",
                 "params": {"key": {"alice": "key", "bob": "uid"}, "receiver": "bob"},
                 "inputs": {"table": "t"},
-                "save": {"table": "d/out.csv"},
+                "save": {"table": "out/d/out.csv"},
             }
         ],
     )
     res = run_job(engine, m, recorder)
     assert res.succeeded, res.error_message
     expected = sorted(set(a["key"].dropna()) & set(b["uid"].dropna()))
-    out_b = read(engine, "bob", "d/out.csv")
-    out_a = read(engine, "alice", "d/out.csv")
+    out_b = read(engine, "bob", "out/d/out.csv")
+    out_a = read(engine, "alice", "out/d/out.csv")
     assert out_b["uid"].tolist() == expected  # the receiver keeps the key; each key exactly once
     assert list(out_a.columns) == ["x"]  # alice's key column is dropped
     first_a = a.dropna().drop_duplicates("key").set_index("key")

@@ -125,7 +125,10 @@ def deploy_env(devchain: DevChain) -> LedgerEnv:
     )
 
 
-def step_records(job_id: str, parties: list[str], count: int, start: int = 0) -> list[StepRecord]:
+def step_records(
+    job_id: str, parties: list[str], count: int, start: int = 0, *, job_secret: str | None = None
+) -> list[StepRecord]:
+    """Records whose step ``seq`` has the parameters ``{"seq": seq}`` (committed under ``job_secret``)."""
     salt = secrets.token_bytes(16)
     records = []
     for seq in range(start, start + count):
@@ -134,7 +137,7 @@ def step_records(job_id: str, parties: list[str], count: int, start: int = 0) ->
                 job_id=job_id,
                 seq=seq,
                 algorithm="ss_lr" if seq % 2 else "psi",
-                params_hash=params_hash({"seq": seq}),
+                params_hash=params_hash({"seq": seq}, job_secret),
                 code_version="secureflow-0.1.0",
                 parties=tuple(
                     PartyDigests(
@@ -364,7 +367,7 @@ def test_job_receipts_across_batches_and_bundle(store: LedgerStore, env: LedgerE
 
     verdict = verify_bundle(load_bundle(path), env.rpc_url, pin_of(env))
     assert all(v.ok for v in verdict.receipts)
-    assert verdict.check("manifest_hash").ok and verdict.check("job_header").ok
+    assert verdict.check("manifest_commitment").ok and verdict.check("job_header").ok
     assert verdict.check("records_covered").status == "failed"
     assert "1 record(s) without a receipt" in verdict.check("records_covered").detail
     assert not verdict.ok
@@ -377,7 +380,8 @@ def test_job_receipts_across_batches_and_bundle(store: LedgerStore, env: LedgerE
     assert anchored.failed_checks == ["final_record", "job_closed", "step_count"]
     tampered_manifest = complete.model_copy(update={"manifest": {**manifest, "nonce": "0"}})
     assert (
-        verify_bundle(tampered_manifest, env.rpc_url, pin_of(env)).check("manifest_hash").status == "failed"
+        verify_bundle(tampered_manifest, env.rpc_url, pin_of(env)).check("manifest_commitment").status
+        == "failed"
     )
 
 

@@ -16,10 +16,14 @@ from secureflow.ledger.records import (
     MAX_SAFE_INTEGER,
     PartyDigests,
     StepRecord,
+    commitment,
     job_id_for,
+    manifest_commitment,
     new_job_salt,
+    new_job_secret,
     params_hash,
 )
+from secureflow.ledger.signing import hkdf_sha256, job_salt
 from secureflow.ledger.store.schemas import NewJob
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -32,7 +36,7 @@ def record(**overrides: object) -> StepRecord:
         "job_id": "0x" + "11" * 32,
         "seq": 3,
         "algorithm": "ss_lr",
-        "params_hash": params_hash({"epochs": 3}),
+        "params_hash": params_hash({"epochs": 3}, None),
         "code_version": "secureflow-0.1.0",
         "parties": [
             {"party": ALICE, "inputs": {"features": DIGEST}, "outputs": {"model_share": DIGEST}},
@@ -163,3 +167,34 @@ def test_a_stored_job_id_must_match_its_salt() -> None:
             parties=[ALICE],
             salt=salt,
         )
+
+
+# -- salted commitments and per-job party salts (issue 11, item 5) ------------------------------------------
+
+
+def test_a_commitment_is_keccak_of_the_job_secret_and_the_canonical_json() -> None:
+    secret = new_job_secret()
+    value = {"strategy": "constant", "fill_value": 2}
+    expected = "0x" + keccak(bytes.fromhex(secret[2:]) + rfc8785.dumps(value)).hex()
+    assert (
+        commitment(value, secret)
+        == params_hash(value, secret)
+        == manifest_commitment(value, secret)
+        == expected
+    )
+    assert params_hash(value, new_job_secret()) != expected  # another job: an unrelated commitment
+    assert params_hash(value, None) == "0x" + keccak(rfc8785.dumps(value)).hex()  # the unsalted form
+    with pytest.raises(ValueError, match="32 bytes"):
+        commitment(value, "0x1234")
+
+
+def test_a_party_salt_is_hkdf_of_its_secret_and_the_job_id() -> None:
+    # RFC 5869 test case 3 (SHA-256, no salt, no info): the first 32 bytes of its OKM
+    okm = bytes.fromhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d")
+    assert hkdf_sha256(bytes([0x0B] * 22), b"") == okm
+    secret, job_a, job_b = b"\x01" * 32, "0x" + "aa" * 32, "0x" + "bb" * 32
+    assert job_salt(secret, job_a) == job_salt(secret, bytes.fromhex(job_a[2:]))  # derivable again later
+    assert len({job_salt(secret, job_a), job_salt(secret, job_b), job_salt(b"\x02" * 32, job_a)}) == 3
+    assert secret not in job_salt(secret, job_a)
+    with pytest.raises(ValueError, match="32 bytes"):
+        job_salt(secret, "0x1234")

@@ -52,7 +52,7 @@ from secureflow.ledger.receipts import (
     write_bundle,
     write_receipt,
 )
-from secureflow.ledger.records import StepRecord, job_id_for
+from secureflow.ledger.records import StepRecord, job_id_for, manifest_commitment, new_job_secret, params_hash
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.store.schemas import Batch, NewJob
@@ -373,6 +373,7 @@ class ClosedJob:
     records: list[StepRecord]
     bundle: AuditBundle
     last_root: str
+    job_secret: str | None = None
 
     def data(self) -> dict[str, Any]:
         """The bundle as the JSON an auditor receives (a fresh copy to tamper with)."""
@@ -396,19 +397,28 @@ class Consortium:
         consents: tuple[str, ...] | None = None,
         anchor: Callable[[SqlLedgerStore], Batch] | None = None,
         close: bool = True,
+        salted: bool = True,
     ) -> ClosedJob:
         """A job run as the demo runs one: every party consents on chain (unless ``consents`` names fewer),
         records signed by each party, anchored in two batches, closed on chain by the anchoring service
         with the Merkle proof of its last record (``close``; a job without every consent is Proposed and
-        cannot be closed); its bundle."""
+        cannot be closed); its bundle, with the job secret that salts its manifest hash and params_hash
+        (``salted``; otherwise as before salted commitments: unsalted hashes, a bundle without a secret)."""
         env = self.env
         parties = [env.alice, env.bob]
         manifest: dict[str, Any] = {
             "parties": parties,
-            "steps": [{"algorithm": "psi" if s % 2 == 0 else "ss_lr"} for s in range(steps)],
+            "steps": [
+                {"algorithm": "psi" if s % 2 == 0 else "ss_lr", "params": {"seq": s}} for s in range(steps)
+            ],
             "nonce": secrets.token_hex(16),
         }
-        manifest_hash = keccak(rfc8785.dumps(manifest))
+        job_secret = new_job_secret() if salted else None
+        manifest_hash = (
+            bytes.fromhex(manifest_commitment(manifest, job_secret)[2:])
+            if job_secret is not None
+            else keccak(rfc8785.dumps(manifest))
+        )
         salt = secrets.token_bytes(32)
         job_id = bytes.fromhex(job_id_for(env.alice, manifest_hash, salt)[2:])
         signers = parties if consents is None else list(consents)
@@ -428,7 +438,7 @@ class Consortium:
                 salt=hex32(salt),
             )
         )
-        records = sign_records(step_records(hex32(job_id), parties, steps), self.keys)
+        records = sign_records(step_records(hex32(job_id), parties, steps, job_secret=job_secret), self.keys)
         if tamper is not None:
             records = tamper(records)
         split = max(1, steps - 2)
@@ -453,8 +463,10 @@ class Consortium:
                 succeeded=True,
             )
             self.store.update_job(hex32(job_id), status="completed", chain_status="confirmed")
-        bundle = build_bundle(self.store, env.chain_id, env.contract, hex32(job_id), manifest=manifest)
-        return ClosedJob(hex32(job_id), manifest, records, bundle, last_root)
+        bundle = build_bundle(
+            self.store, env.chain_id, env.contract, hex32(job_id), manifest=manifest, job_secret=job_secret
+        )
+        return ClosedJob(hex32(job_id), manifest, records, bundle, last_root, job_secret)
 
     def _anchor(self, store: SqlLedgerStore) -> Batch:
         return anchor_pending(store, self.env)
@@ -798,7 +810,8 @@ def test_a_receipt_from_another_job_is_invalid(consortium: Consortium) -> None:
     mixed["records"][1], mixed["receipts"][1] = foreign["records"][1], foreign["receipts"][1]
     verdict = _verify(mixed, consortium)
     assert _receipts_ok(verdict) and not verdict.ok
-    assert _failed(verdict) == {"records_covered"}, verdict.summary()
+    # the foreign record's params hash is also not a commitment under this job's secret
+    assert _failed(verdict) == {"records_covered", "params_commitments"}, verdict.summary()
     detail = verdict.check("records_covered").detail
     assert "1 receipt(s) of another job (seq [1])" in detail and "without a receipt" in detail
 
@@ -991,3 +1004,88 @@ def test_a_version_1_receipt_still_verifies_with_a_warning(consortium: Consortiu
     data["version"] = 1
     bundle_verdict = _verify(data, consortium)
     assert bundle_verdict.ok and any("version-1" in w for w in bundle_verdict.warnings)
+
+
+# -- salted commitments (issue 11 item 5): the manifest hash and params_hash are salted with the job secret --
+
+
+def test_the_bundle_commitments_verify_with_the_job_secret(consortium: Consortium) -> None:
+    job = consortium.complete
+    verdict = _verify(job.bundle, consortium)
+    assert verdict.ok, verdict.summary()
+    assert verdict.check("manifest_commitment").ok and verdict.check("params_commitments").ok
+    assert "job secret" in verdict.check("manifest_commitment").detail
+    assert "all 6 compute record(s)" in verdict.check("params_commitments").detail
+    # the manifest hash is not the manifest's plain hash, and no record or verdict carries the secret
+    assert job.job_secret is not None
+    assert job.bundle.job.manifest_hash != "0x" + keccak(rfc8785.dumps(job.manifest)).hex()
+    assert job.job_secret[2:] not in json.dumps(job.bundle.records)
+    assert job.job_secret[2:] not in verdict.model_dump_json()
+
+
+@pytest.mark.parametrize("edit", ["manifest", "step_params", "job_secret"])
+def test_a_tampered_manifest_or_job_secret_fails_manifest_commitment(
+    consortium: Consortium, edit: str
+) -> None:
+    data = consortium.complete.data()
+    if edit == "manifest":
+        data["manifest"]["nonce"] = "0"
+    elif edit == "step_params":
+        data["manifest"]["steps"][1]["params"] = {"seq": 99}
+    else:
+        data["job_secret"] = new_job_secret()
+    verdict = _verify(data, consortium)
+    assert not verdict.ok
+    assert verdict.check("manifest_commitment").status == "failed", verdict.summary()
+    assert "manifest_commitment" in verdict.summary()
+    assert verdict.check("params_commitments").status == "skipped"
+
+
+def test_a_params_hash_that_is_not_its_steps_commitment_fails_params_commitments(
+    consortium: Consortium,
+) -> None:
+    """Records signed by every party and anchored, but step 2's params_hash commits to other parameters
+    than the manifest's (here: unsalted, as before salted commitments)."""
+
+    def other_params(records: list[StepRecord]) -> list[StepRecord]:
+        unsigned = records[2].model_copy(
+            update={
+                "params_hash": params_hash({"seq": 2}, None),
+                "parties": tuple(p.model_copy(update={"signature": None}) for p in records[2].parties),
+            }
+        )
+        return [*records[:2], *sign_records([unsigned], consortium.keys), *records[3:]]
+
+    job = consortium.closed_job(tamper=other_params)
+    verdict = _verify(job.bundle, consortium)
+    assert _failed(verdict) == {"params_commitments"}, verdict.summary()
+    assert "seq 2 " in verdict.check("params_commitments").detail
+
+
+def test_a_receipt_does_not_give_its_parameters_away_to_guessing(consortium: Consortium) -> None:
+    """The attack of issue 11: hash candidate parameters until one gives the receipt's params_hash. With
+    salted commitments no candidate matches without the job secret; with it, the right one does."""
+    job = consortium.complete
+    receipt = job.bundle.receipts[3]
+    candidates = [{"seq": s} for s in range(1000)]
+    unsalted = {params_hash(c, None) for c in candidates}
+    assert receipt.record["params_hash"] not in unsalted
+    wrong_secret = new_job_secret()
+    assert receipt.record["params_hash"] not in {params_hash(c, wrong_secret) for c in candidates}
+    assert job.job_secret is not None
+    assert params_hash({"seq": 3}, job.job_secret) == receipt.record["params_hash"]
+
+
+def test_a_bundle_without_a_job_secret_verifies_with_a_warning(consortium: Consortium) -> None:
+    """A bundle of a job from before salted commitments: its manifest has the unsalted hash; its params_hash
+    cannot be checked, and the verdict says so."""
+    old = consortium.closed_job(salted=False)
+    assert "job_secret" not in old.bundle.model_dump_json()
+    verdict = _verify(old.bundle, consortium)
+    assert verdict.ok, verdict.summary()
+    assert "params_commitments" not in [c.name for c in verdict.checks]
+    assert "unsalted" in verdict.check("manifest_commitment").detail
+    assert any("could not be checked" in w for w in verdict.warnings)
+    tampered = old.data()
+    tampered["manifest"]["nonce"] = "0"
+    assert "manifest_commitment" in _failed(_verify(tampered, consortium))

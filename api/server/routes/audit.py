@@ -12,7 +12,10 @@ import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Body, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from secureflow.api.server.auth import allow, principal_of, scope_address
 from secureflow.api.server.context import services
@@ -55,8 +58,21 @@ def _jobs_with_model(request: Request, model_hash: str) -> list[str]:
     )
 
 
+_VERIFYING: RunVar[CapacityLimiter] = RunVar("secureflow-verify-threads")
+
+
+def _verify_limiter(request: Request) -> CapacityLimiter:
+    """The worker threads ``?verify=true`` pages may hold at once (``verify_concurrency``, per process)."""
+    try:
+        return _VERIFYING.get()
+    except LookupError:  # first use in this event loop
+        limiter = CapacityLimiter(services(request).settings.verify_concurrency)
+        _VERIFYING.set(limiter)
+        return limiter
+
+
 @router.get("/audit/records", dependencies=[Depends(AUDIT)], response_model=Page[AuditItem])
-def audit_records(
+async def audit_records(
     request: Request,
     job_id: Hex32Query = None,
     member: Annotated[
@@ -73,15 +89,40 @@ def audit_records(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> Page[AuditItem]:
-    """Step records by job, member, algorithm, model hash, time range and status, in acceptance order."""
+    """Step records by job, member, algorithm, model hash, time range and status, in acceptance order.
+
+    With ``verify=true`` (pages of at most ``max_verify_items``) each anchored item is re-checked on chain:
+    the node is asked once per page for what receipts share (deployment, blocks, transactions, roots,
+    jobs, roles) and in JSON-RPC batches for each item's ``verify(leaf, proof, root)``; at most
+    ``verify_concurrency`` such pages are worked on at once per process, the others wait their turn
+    without taking the worker threads other routes need."""
     svc = services(request)
     if verify and limit > svc.settings.max_verify_items:
         raise InvalidRequestError(
             f"with verify=true the page size is at most {svc.settings.max_verify_items}", hint="lower limit"
         )
+    filters = (job_id, member, algorithm, model_hash, since, until, status)
+    after = int(cursor) if cursor else 0
+    if not verify:
+        return await run_in_threadpool(_audit_page, request, filters, after, limit, False)
+    return await to_thread.run_sync(
+        _audit_page, request, filters, after, limit, True, limiter=_verify_limiter(request)
+    )
+
+
+def _record_filter(
+    request: Request,
+    job_id: str | None,
+    member: str | None,
+    algorithm: str | None,
+    model_hash: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    status: RecordStatus | None,
+) -> RecordFilter:
     from eth_utils.address import to_checksum_address
 
-    flt = RecordFilter(
+    return RecordFilter(
         job_id=job_id.lower() if job_id else None,
         member=to_checksum_address(member) if member else None,
         algorithm=algorithm,
@@ -91,7 +132,17 @@ def audit_records(
         status=status,
         visible_to=scope_address(principal_of(request)),
     )
-    rows = svc.db.query_records(flt, int(cursor) if cursor else 0, limit + 1)
+
+
+_Filters = tuple[
+    str | None, str | None, str | None, str | None, datetime | None, datetime | None, RecordStatus | None
+]
+
+
+def _audit_page(request: Request, filters: _Filters, after: int, limit: int, verify: bool) -> Page[AuditItem]:
+    svc = services(request)
+    flt = _record_filter(request, *filters)
+    rows = svc.db.query_records(flt, after, limit + 1)
     page = rows[:limit]
     receipts: dict[int, Receipt] = {}
     if verify:

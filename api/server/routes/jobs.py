@@ -14,15 +14,17 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from secureflow.api.server.auth import allow, principal_of, scope_address, visible_job
+from secureflow.api.server.auth import allow, principal_of, scope_address, still_allowed, visible_job
 from secureflow.api.server.context import Services, services
+from secureflow.api.server.db import Principal
 from secureflow.api.server.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
 from secureflow.api.server.manifests import new_job_id, validate_manifest
 from secureflow.api.server.reads import JsonBytes, hot_reads
@@ -41,7 +43,8 @@ from secureflow.api.server.schemas import (
     job_out,
     step_out,
 )
-from secureflow.ledger.errors import StoreConflictError
+from secureflow.api.server.streams import SlotStreamingResponse, stream_slots
+from secureflow.ledger.errors import LedgerError, StoreConflictError
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import StepRecord
@@ -117,7 +120,9 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
             salt=salt,
         )
     )
-    svc.db.put_manifest(job.job_id, valid.manifest, principal.member_id, service=service)
+    svc.db.put_manifest(
+        job.job_id, valid.manifest, principal.member_id, service=service, job_secret=valid.job_secret
+    )
     if svc.executor is None:
         return JobSubmitted(
             job=job_out(job, service),
@@ -126,7 +131,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
             "so it will not run until one is (services may still anchor its steps)",
         )
     try:
-        svc.executor.submit(job, valid.manifest)
+        svc.executor.submit(job, valid.manifest, valid.job_secret)
     except Exception as exc:
         svc.store.update_job(job.job_id, status="failed")
         log.warning("executor refused job", extra={"job_id": job.job_id, "error": type(exc).__name__})
@@ -323,7 +328,12 @@ def get_bundle(request: Request, job_id: JobId) -> Response:
     """The job's audit bundle (manifest, job, all records, a receipt per anchored record) as a JSON file."""
     svc, job = services(request), _job(request, job_id)
     bundle = build_bundle(
-        svc.store, svc.chain_id, svc.ledger_address, job.job_id, manifest=svc.db.get_manifest(job.job_id)
+        svc.store,
+        svc.chain_id,
+        svc.ledger_address,
+        job.job_id,
+        manifest=svc.db.get_manifest(job.job_id),
+        job_secret=svc.db.get_job_secret(job.job_id),
     )
     return Response(
         bundle.model_dump_json(indent=1),
@@ -344,6 +354,19 @@ def _snapshot(svc: Services, job_id: str) -> JobStatusEvent | None:
         records=RecordCounts(**counts),
         updated_at=job.updated_at,
     )
+
+
+def _poll(
+    request: Request, principal: Principal, svc: Services, job_id: str
+) -> tuple[JobStatusEvent | None, bool]:
+    """A stream's poll: the job's state, and whether the caller may still see it (its key not revoked,
+    its member not suspended: checked with the same caches as every request, so within their windows)."""
+    try:
+        allowed = still_allowed(request, principal)
+    except LedgerError as exc:  # the chain node did not answer: ask again at the next poll
+        log.warning("live status: access not re-checked", extra={"error": type(exc).__name__})
+        allowed = True
+    return _snapshot(svc, job_id), allowed
 
 
 EVENT_ID = re.compile(r"^([0-9]{1,18})-([0-9a-f]{16})$")
@@ -367,9 +390,12 @@ def _resume_from(last_event_id: str | None) -> tuple[int, str | None]:
     "/jobs/{job_id}/events",
     dependencies=[Depends(READ)],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "server-sent events"},
+        429: {"description": "too many live-status streams open for this API key or this API process"},
+    },
 )
-def job_events(
+async def job_events(
     request: Request,
     job_id: JobId,
     once: Annotated[bool, Query(description="send the current state and end")] = False,
@@ -385,19 +411,30 @@ def job_events(
     """Live job status as server-sent events (``event: status``), sent on every change of the job state or
     its records' chain status; the stream ends with ``event: end`` and its reason (``{"reason": "finished"}``:
     the job has finished and its records are settled; ``once``; ``time_limit``: after the API's
-    ``sse_max_seconds``, connect again to go on). Each status event has an id
+    ``sse_max_seconds``, connect again to go on; ``access_revoked``: the key was revoked or its role
+    changed, or its member was suspended on chain, since the stream began). Each status event has an id
     (``<n>-<digest>``: ``n`` increases by one per event); reconnecting with ``Last-Event-ID`` continues the
-    numbering and skips the current state if it is the one that event carried."""
-    svc, job = services(request), _job(request, job_id)
+    numbering and skips the current state if it is the one that event carried.
+
+    A key may hold ``sse_max_streams_per_key`` streams at once and a process serves ``sse_max_streams``:
+    the next one is a 429 (``too_many_requests``, with ``Retry-After``) until a stream ends or its client
+    disconnects. A stream holds no worker thread: it waits on the event loop, and each poll of the job's
+    state is a short read in the worker threads of the database reads (`HotReads.run`)."""
+    svc, principal, reads = services(request), principal_of(request), hot_reads(request)
+    job = await reads.run(_job, request, job_id)
     interval, limit = svc.settings.sse_poll_interval, svc.settings.sse_max_seconds
     number, seen_digest = _resume_from(last_event_id)
+    slot = stream_slots(request).acquire(principal.key_id)
 
-    def stream() -> Iterator[str]:
+    async def stream() -> AsyncIterator[str]:
         sent = number
         last: str | None = None
         started = last_sent = time.monotonic()
         while True:
-            event = _snapshot(svc, job.job_id)
+            event, allowed = await reads.run(_poll, request, principal, svc, job.job_id)
+            if not allowed:
+                yield 'event: end\ndata: {"reason": "access_revoked"}\n\n'
+                return
             if event is None:
                 return
             data = event.model_dump_json()
@@ -419,9 +456,11 @@ def job_events(
             elif time.monotonic() - started > limit:
                 reason = "time_limit"
             else:
-                time.sleep(interval)
+                await anyio.sleep(interval)
                 continue
             yield f'event: end\ndata: {{"reason": "{reason}"}}\n\n'
             return
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return SlotStreamingResponse(
+        stream(), slot=slot, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )

@@ -1,4 +1,5 @@
-"""Operations (public): ``/healthz`` (process up), ``/readyz`` (DB, chain, worker), ``/metrics``."""
+"""Operations: ``/healthz`` (process up) and ``/readyz`` (DB, chain, worker), public; ``/metrics`` for a key
+of role ``metrics`` or ``admin`` (Prometheus scrapes it with ``authorization: credentials``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from secureflow.api.server.auth import public
+from secureflow.api.server.auth import allow, public
 from secureflow.api.server.context import Services, services
 from secureflow.api.server.schemas import ERROR_RESPONSES, Health, Readiness, ReadinessCheck
 
@@ -85,8 +86,10 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", dependencies=[Depends(public())], response_class=Response)
+@router.get("/metrics", dependencies=[Depends(allow("admin", "metrics"))], response_class=Response)
 def metrics(request: Request) -> Response:
-    """Prometheus metrics: request latency, anchoring queue depth, records by status, chain head lag."""
+    """Prometheus metrics: request latency, anchoring queue depth, records by status, chain head lag.
+
+    Needs an API key of role ``metrics`` (made for Prometheus: it may call nothing else) or ``admin``."""
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

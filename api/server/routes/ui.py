@@ -77,8 +77,9 @@ def load_asset(name: str, media_type: str) -> Asset:
     return Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
-def _serve(asset: Asset, request: Request) -> Response:
-    headers = {**SECURITY_HEADERS, "ETag": asset.etag}
+def serve_asset(asset: Asset, request: Request, security: dict[str, str] = SECURITY_HEADERS) -> Response:
+    """``asset`` with ``security`` headers and its ETag (304 when the browser has it)."""
+    headers = {**security, "ETag": asset.etag}
     if asset.etag in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)
@@ -86,7 +87,7 @@ def _serve(asset: Asset, request: Request) -> Response:
 
 def _endpoint(name: str, asset: Asset) -> Callable[[Request], Response]:
     def serve(request: Request) -> Response:
-        return _serve(asset, request)
+        return serve_asset(asset, request)
 
     serve.__name__ = f"ui_{name.replace('.', '_')}"
     serve.__doc__ = f"The auditors' web page: {name} (static, public; the data comes from /v1 with a key)."

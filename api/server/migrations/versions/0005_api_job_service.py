@@ -1,7 +1,7 @@
 """API tables: the anchoring service a job is bound to (the only service key that may post its steps).
 
-Revision ID: api0003
-Revises: api0002
+Revision ID: api0005
+Revises: api0004
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "api0003"
-down_revision: str | None = "api0002"
+revision: str = "api0005"
+down_revision: str | None = "api0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
