@@ -8,6 +8,9 @@ tmp_path) and ``postgresql`` (a fresh schema ``sf_test_<uuid>`` on the server
 named by ``SECUREFLOW_TEST_POSTGRES_URL``, default the local test database,
 dropped afterwards). If PostgreSQL is unreachable its tests fail when ``CI`` is
 set and are skipped otherwise.
+
+Hypothesis runs without its per-example deadline (200 ms by default): that is a duration assert, and
+a loaded machine fails it; how long things take is measured by ``scripts/bench_*.py``.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import make_url
 from stack import LedgerStack, deploy_ledger_stack
 from web3 import Web3
 
 from secureflow.ledger.devchain import DevChain, rpc_call
 from secureflow.ledger.store import SqlLedgerStore, open_store
+
+settings.register_profile("secureflow", deadline=None)
+settings.load_profile("secureflow")
 
 
 @pytest.fixture(scope="session")

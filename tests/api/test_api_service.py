@@ -8,28 +8,57 @@ standalone verifier against anvil.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import requests
 from eth_account import Account
+from eth_utils.crypto import keccak
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from stack import ALICE, BOB, LedgerStack, anchor_and_index, create_job_on_chain, signed_by_parties, step
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+from stack import (
+    ALICE,
+    BOB,
+    LedgerStack,
+    anchor_and_index,
+    create_job_on_chain,
+    make_anchorer,
+    signed_by_parties,
+    step,
+)
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
 from secureflow.api.server.auth import allow, assert_every_route_guarded, route_access
-from secureflow.api.server.db import ROLES
+from secureflow.api.server.db import (
+    ROLES,
+    ApiKeyOrm,
+    ManifestOrm,
+    MemberOrm,
+    SettlementApprovalOrm,
+    SettlementProposalOrm,
+)
+from secureflow.api.server.manifests import validate_manifest
 from secureflow.api.server.serve import add_member_key, ensure_admin_key
 from secureflow.api.server.settings import ApiSettings
+from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.records import manifest_commitment
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
+from secureflow.ledger.store.models import StepRecordOrm
 from secureflow.ledger.verify import PinnedDeployment, verify_receipt
 
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
@@ -122,13 +151,63 @@ def submit(env: Env, name: str = "t", service: str | None = SERVICE) -> str:
     return str(body["job"]["job_id"])
 
 
+API_STATE_TABLES = (MemberOrm, ApiKeyOrm, ManifestOrm, SettlementProposalOrm, SettlementApprovalOrm)
+WATCHED = [Account.from_key(k).address for k in DEV_PRIVATE_KEYS[:6]] + [OTHER]
+
+
+def _rows(env: Env) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the API's own tables, every column: members (name, address, role), keys (member,
+    label, secret hash, revoked_at), stored manifests and service bindings, settlement proposals and
+    approvals. (The record index is a read cache of the outbox, rebuilt by reads; the outbox is below.)"""
+    with env.app.state.api_db.engine.connect() as conn:
+        return {
+            orm.__tablename__: sorted((tuple(row) for row in conn.execute(select(orm.__table__))), key=repr)
+            for orm in API_STATE_TABLES
+        }
+
+
+def _chain_state(env: Env, job_ids: list[str]) -> dict[str, Any]:
+    """Block-independent state of the session's contracts: each watched account's registry roles and
+    transaction count (a transaction sent by any key the API holds moves one), and each job's on-chain
+    header, consents and settlement."""
+    client = env.stack.client()
+    registry = connect(client, env.stack.deployment, "ConsortiumRegistry").functions
+    ledger = connect(client, env.stack.deployment, "AuditLedger").functions
+    settlement = connect(client, env.stack.deployment, "Settlement").functions
+    state: dict[str, Any] = {}
+    for account in WATCHED:
+        state[account] = (
+            registry.isActiveMember(account).call(),
+            registry.isSuspended(account).call(),
+            registry.isAnchorService(account).call(),
+            registry.isAuditor(account).call(),
+            client.w3.eth.get_transaction_count(account),  # type: ignore[arg-type]
+        )
+    for job_id in job_ids:
+        raw = bytes.fromhex(job_id[2:])
+        state[job_id] = (
+            ledger.getJob(raw).call(),
+            ledger.jobParties(raw).call(),
+            ledger.missingConsents(raw).call(),
+            settlement.weightsSet(raw).call(),
+            settlement.totalDeposited(raw, "0x" + "00" * 20).call(),
+        )
+    return state
+
+
 def snapshot(env: Env) -> tuple[Any, ...]:
+    """What a refused request must not change: ledger jobs and records, every row of the API's tables
+    (API keys incl. revoked_at, member roles) and the chain state of ``_chain_state``."""
     jobs = env.store.list_jobs(limit=1000)
     return (
         [(j.job_id, j.status) for j in jobs],
-        env.store.count_records_by_status(),
-        env.app.state.api_db.count_members(),
-        env.app.state.api_db.settlement_counts(),
+        sorted(
+            (r.job_id, r.seq, r.record_hash, r.status)
+            for j in jobs
+            for r in env.store.records_for_job(j.job_id)
+        ),
+        _rows(env),
+        _chain_state(env, [j.job_id for j in jobs]),
     )
 
 
@@ -168,10 +247,14 @@ def _path(route: APIRoute, values: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_role_route_matrix(env: Env) -> None:
-    """Every route x (anonymous and each role): denied roles get 401/403 and nothing changes."""
+    """Every route x (anonymous and each role): denied roles get 401/403 and nothing changes.
+
+    Each write is sent with a body that would change something if it ran: a role change to the role the
+    spare member does not have, a new admin member, a revoke of a key nobody revoked yet."""
+    db = env.app.state.api_db
     job_id = submit(env)
-    spare = env.app.state.api_db.create_key(2, "spare")[0].key_id
-    values = {"job_id": job_id, "seq": "0", "member_id": "2", "key_id": spare}
+    spare = db.create_member("spare", OTHER, "auditor")
+    values = {"job_id": job_id, "seq": "0", "member_id": str(spare.id), "key_id": ""}
     routes = [r for r in env.app.routes if isinstance(r, APIRoute)]
     checked = 0
     for route in sorted(routes, key=lambda r: (r.path, sorted(r.methods or ()))):
@@ -179,14 +262,21 @@ def test_role_route_matrix(env: Env) -> None:
         assert access is not None
         for method in sorted(route.methods or ()):
             for who in (None, *ROLES):
-                before = snapshot(env)
+                values["key_id"] = db.create_key(spare.id, "spare")[0].key_id  # live until revoked
+                body: dict[str, Any] | None = {} if method in ("POST", "PUT") else None
+                if (method, route.path) == ("PUT", "/v1/members/{member_id}/role"):
+                    body = {"role": "admin" if db.get_member(spare.id).role == "auditor" else "auditor"}
+                elif (method, route.path) == ("POST", "/v1/members"):
+                    body = {"name": f"new-{checked}", "address": Account.create().address, "role": "admin"}
+                denied = not access.public and (who is None or who not in access.roles)
+                before = snapshot(env) if denied else None
                 key = {r: r for r in ROLES}
                 response = env.call(
                     method,
                     _path(route, values),
                     key[who] if who else None,
                     params={"once": "true"},
-                    json={} if method in ("POST", "PUT") else None,
+                    json=body,
                 )
                 label = f"{method} {route.path} as {who}"
                 if access.public:
@@ -298,6 +388,7 @@ def test_service_posts_only_attributable_records_of_its_own_jobs_in_seq_order(en
     accepted at any seq and unsigned. Now every job party must have signed its part, seqs come in ledger
     order, and only the service the job is bound to may post; each refusal changes nothing."""
     job_id = submit(env)
+    unbound = submit(env, "not bound", service=None)
     post = lambda record: env.call(  # noqa: E731
         "POST", f"/v1/jobs/{job_id}/steps", "service", json=record.model_dump(mode="json")
     )
@@ -325,7 +416,6 @@ def test_service_posts_only_attributable_records_of_its_own_jobs_in_seq_order(en
     assert f"job party {BOB} has no part in the record" in assert_error(post(without_bob), 422)["message"]
     jump = assert_error(post(step(job_id, 7, signed=True)), 409, "conflict")
     assert f"job {job_id} takes step 0 next, not step 7" in jump["message"]
-    unbound = submit(env, "not bound", service=None)
     refused = env.call(
         "POST",
         f"/v1/jobs/{unbound}/steps",
@@ -337,8 +427,7 @@ def test_service_posts_only_attributable_records_of_its_own_jobs_in_seq_order(en
         "POST", "/v1/jobs", "member", json={"manifest": manifest("x"), "service": AUDITOR}
     )
     assert f"NotAnchorService({AUDITOR})" in assert_error(not_a_service, 422)["message"]
-    after = snapshot(env)
-    assert after[1:] == before[1:] and [j for j in after[0] if j[0] != unbound] == before[0]
+    assert snapshot(env) == before
     # the job's own records, signed by both parties, in order
     for seq in range(3):
         assert post(step(job_id, seq, signed=True)).status_code == 201
@@ -374,6 +463,70 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
     with env.store.engine.connect() as conn:
         stored = [row[0] for row in conn.execute(text("SELECT secret_hash FROM api_keys"))]
     assert key["key"] not in stored and all(len(h) == 64 for h in stored)
+
+
+def test_reads_return_what_was_stored(env: Env) -> None:
+    """GET /v1/jobs/{id}/manifest, /v1/models, /v1/members/{id} and a role change answer with the stored
+    content, not merely without a server error."""
+    job_id = submit(env, "reads")
+    job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    stored = validate_manifest(manifest("reads"))  # the submitted manifest, normalised (a new secret)
+    for who in ("member", "auditor"):
+        got = env.call("GET", f"/v1/jobs/{job_id}/manifest", who).json()
+        assert got == stored.manifest, (who, got)
+        # and it is the manifest the job committed to: its commitment under the job's secret
+        assert manifest_commitment(got, env.app.state.api_db.get_job_secret(job_id)) == job["manifest_hash"]
+
+    # a model recorded on chain by the real anchoring worker and indexed by the real indexer
+    create_job_on_chain(env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"])
+    model_hash = "0x" + keccak(b"model weights of the reads job").hex()
+    OutboxRecorder(env.store).record_model(job_id, "credit_lr-reads", 1, model_hash)
+    client = env.stack.client(receipt_timeout=60)
+    anchorer = make_anchorer(env.stack, env.store, client)
+    anchorer.run_once()
+    (sent,) = env.store.models(job_id=job_id)
+    mined = client.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=60)  # type: ignore[arg-type]
+    anchorer.run_once()
+    ledger = connect(client, env.stack.deployment, "AuditLedger")
+    EventIndexer(env.store, client, ledger, from_block=env.stack.deployment.deploy_block).poll()
+    expected = {
+        "job_id": job_id,
+        "model_id": "0x" + keccak(text="credit_lr-reads").hex(),
+        "version": 1,
+        "model_hash": model_hash,
+        "block_number": int(mined["blockNumber"]),
+        "tx_hash": sent.tx_hash,
+    }
+    for who in ("auditor", "member"):  # alice is a party of the job
+        page = env.call("GET", f"/v1/models?job_id={job_id}", who).json()
+        assert page == {"items": [expected], "next_cursor": None}, (who, page)
+    by_hash = env.call("GET", f"/v1/models?model_hash={model_hash}", "auditor").json()["items"]
+    assert by_hash == [expected]
+    other = "0x" + keccak(b"no such model").hex()
+    assert env.call("GET", f"/v1/models?model_hash={other}", "auditor").json()["items"] == []
+
+    # a member and a successful role change, read back and in force on the member's next request
+    spare = env.app.state.api_db.create_member("reader", OTHER, "auditor")
+    key = env.call("POST", f"/v1/members/{spare.id}/keys", "admin", json={"label": "r"}).json()["key"]
+    got = env.call("GET", f"/v1/members/{spare.id}", "admin").json()
+    assert {k: got[k] for k in ("id", "name", "address", "role")} == {
+        "id": spare.id,
+        "name": "reader",
+        "address": OTHER,
+        "role": "auditor",
+    }
+    assert_error(env.call("GET", "/v1/members", headers={"Authorization": f"Bearer {key}"}), 403, "forbidden")
+    changed = env.call("PUT", f"/v1/members/{spare.id}/role", "admin", json={"role": "admin"})
+    assert changed.status_code == 200, changed.text
+    assert {k: changed.json()[k] for k in ("id", "address", "role")} == {
+        "id": spare.id,
+        "address": OTHER,
+        "role": "admin",
+    }
+    assert env.call("GET", f"/v1/members/{spare.id}", "admin").json()["role"] == "admin"
+    assert env.call("GET", "/v1/me", headers={"Authorization": f"Bearer {key}"}).json()["role"] == "admin"
+    members = env.call("GET", "/v1/members", headers={"Authorization": f"Bearer {key}"})
+    assert members.status_code == 200 and spare.id in [m["id"] for m in members.json()["items"]]
 
 
 # -- end to end ---------------------------------------------------------------------------------------
@@ -528,6 +681,110 @@ def test_operations_endpoints(env: Env) -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
     spec = env.call("GET", "/openapi.json").json()
     assert "/v1/jobs/{job_id}/steps" in spec["paths"] and "ErrorResponse" in spec["components"]["schemas"]
+
+
+class TcpRelay:
+    """A TCP relay in front of the real PostgreSQL server, which the test can cut: the network between the
+    API and its database, which a test cannot take down otherwise (the server is shared). While cut, open
+    connections are closed and new ones are closed as soon as they are accepted."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.cut_off = False
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut_off:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.upstream)
+            self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.cut_off = True
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self.sockets.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.postgres
+def test_readyz_fails_on_the_database_when_it_goes_down(
+    ledger_stack: LedgerStack, postgres_schema_url: str, chain_snapshot: None
+) -> None:
+    url = make_url(postgres_schema_url)
+    relay = TcpRelay(url.host or "127.0.0.1", url.port or 5432)
+    app, store, _keys = live_app(
+        ledger_stack, url.set(host="127.0.0.1", port=relay.port).render_as_string(False)
+    )
+    try:
+        with LiveServer(app) as server:
+            ready = requests.get(server.url + "/readyz", timeout=60)
+            assert ready.status_code == 200, ready.text
+            relay.cut()
+            down = requests.get(server.url + "/readyz", timeout=60)
+            assert down.status_code == 503, down.text
+            checks = {c["name"]: c for c in down.json()["checks"]}
+            assert not down.json()["ready"] and not checks["database"]["ok"], checks
+            detail = checks["database"]["detail"]
+            assert detail.startswith("StoreUnavailableError: cannot use the ledger database"), detail
+            assert f"port {relay.port} failed" in detail, detail
+            assert checks["chain"]["ok"], checks  # it names the database, not everything
+    finally:
+        store.close()
+        relay.close()
+
+
+def test_readyz_fails_on_the_worker_when_a_record_waits_too_long(env: Env) -> None:
+    """No anchoring worker runs here (the API's is external): a record accepted an hour ago (its accepted_at
+    set back, instead of waiting) fails the worker check; anchoring it makes the API ready again."""
+    job_id = submit(env, "stalled")
+    job = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    create_job_on_chain(env.stack, job_id, job["manifest_hash"], job["salt"], creator=job["creator"])
+    record = step(job_id, 0, signed=True).model_dump(mode="json")
+    assert env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=record).status_code == 201
+    assert env.call("GET", "/readyz").status_code == 200  # just accepted: nothing waits too long yet
+    with env.store.engine.begin() as conn:
+        conn.execute(
+            update(StepRecordOrm)
+            .where(StepRecordOrm.job_id == job_id)
+            .values(accepted_at=datetime.now(timezone.utc) - timedelta(hours=1))
+        )
+    stalled = env.call("GET", "/readyz")
+    assert stalled.status_code == 503, stalled.text
+    checks = {c["name"]: c for c in stalled.json()["checks"]}
+    assert [name for name, c in checks.items() if not c["ok"]] == ["worker"], checks
+    assert "the oldest pending record has waited 3600 s" in checks["worker"]["detail"]
+    assert "secureflow anchor-worker" in checks["worker"]["detail"]
+    anchor_and_index(env.stack, env.store)
+    assert env.call("GET", "/readyz").status_code == 200
 
 
 def test_readyz_names_the_failing_dependency(env: Env) -> None:

@@ -201,7 +201,17 @@ def test_auditor_sees_confirmed_steps_verifies_and_catches_tampering(env: Env, u
     expect(bad.locator('li[data-check="record_hash"]')).to_have_attribute("data-status", "failed")
     expect(bad.locator(".verdict-failed")).to_contain_text("record_hash")
     expect(bad.locator('li[data-check="record_hash"] .check-detail')).not_to_be_empty()
-    expect(verdict).to_have_attribute("data-verdict", "valid")  # the untouched step's verdict stands
+    # the untouched step still verifies: verified again after the tampering, not the old verdict re-read
+    verdict.evaluate("node => node.setAttribute('data-stale', 'before-tampering')")
+    with ui.page.expect_response(
+        lambda r: r.url.endswith("/v1/verify") and r.request.method == "POST"
+    ) as fresh_response:
+        ui.page.get_by_role("button", name="Verify step 1").click()
+    assert fresh_response.value.request.post_data_json["seq"] == 1  # step 1's receipt, fetched again
+    assert fresh_response.value.json()["ok"] is True
+    expect(verdict).not_to_have_attribute("data-stale", "before-tampering")  # a new verdict was rendered
+    expect(verdict).to_have_attribute("data-verdict", "valid")
+    assert {c.get_attribute("data-status") for c in verdict.locator("li.check").all()} == {"passed"}
 
     key = env.keys["auditor"]
     assert ui.page.evaluate("() => sessionStorage.getItem('secureflow.apiKey')") == key

@@ -246,9 +246,11 @@ def test_label_encoder(engine, data, result) -> None:  # type: ignore[no-untyped
     le_a, le_b = read(engine, "alice", "out/alg/le.csv"), read(engine, "bob", "out/alg/le.csv")
     exp = OrdinalEncoder().fit_transform(ref[["cat_a", "cat_b"]])
     np.testing.assert_allclose(np.c_[le_a["cat_a"], le_b["cat_b"]], exp, atol=1e-6)
+    # each party's mapping is saved in its own folder and holds only its own column's categories
     assert _json(engine, "alice", "out/alg/le.json") == {"cat_a": sorted(ref["cat_a"].unique())}
-    assert not (engine.data_dir("bob") / "alg" / "le_nothing").exists()
-    assert result.report("le_map", "alice") is None  # the mapping never reaches the coordinator
+    assert _json(engine, "bob", "out/alg/le.json") == {"cat_b": sorted(ref["cat_b"].unique())}
+    for party in ("alice", "bob"):  # the mapping never reaches the coordinator
+        assert result.report("le_map", party) is None
 
 
 def test_one_hot_encoder(engine, data, result) -> None:  # type: ignore[no-untyped-def]

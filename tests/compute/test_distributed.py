@@ -29,7 +29,7 @@ import redis
 from cf_helpers import joined, put, vertical_data
 
 from secureflow.compute.errors import ComputeError, WorkerError
-from secureflow.compute.runner import run_job
+from secureflow.compute.runner import JobResult, run_job
 from secureflow.compute.worker.engine import REPO_ROOT, Engine
 from secureflow.compute.worker.link import (
     HEARTBEAT_TTL_S,
@@ -279,16 +279,18 @@ def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, rec
         return real_all(msg, **kw)
 
     dengine.all = all_then_kill  # type: ignore[method-assign]
-    t = time.monotonic()
+    results: list[JobResult] = []
+    runner = threading.Thread(target=lambda: results.append(run_job(dengine, m, recorder)), daemon=True)
     try:
-        res = run_job(dengine, m, recorder)
+        runner.start()
+        runner.join(timeout=300)  # a generous deadline for "without hanging", not a duration
+        assert not runner.is_alive(), "the job hangs after its node was killed"
     finally:
         killer.cancel()
         del dengine.all
-    took = time.monotonic() - t
-    print(f"node killed mid-step: job failed after {took:.1f} s: {res.error_message}")
+    (res,) = results
+    print(f"node killed mid-step: job failed: {res.error_message}")
     assert nodes.procs["bob"].poll() is not None, "the job ended before the node was killed"
-    assert took < dengine.node_timeout + 30, took
     # bob's dead node is noticed (its heartbeat stops); alice may have failed first on the broken link
     assert not res.succeeded and res.error_class in ("WorkerError", "StepExecutionError"), res.error_class
     assert "party 'bob' worker died" in (res.error_message or ""), res.error_message

@@ -11,14 +11,19 @@ import textwrap
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from cf_helpers import manifest, put
 from eth_account import Account
 
 from secureflow.compute.errors import ComputeError
 from secureflow.compute.registry import algorithm_names, describe_algorithms
+from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import REPO_ROOT
+from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import PartyDigests, StepRecord, params_hash
 from secureflow.ledger.signing import recover_party, sign_party, signing_payload, verify_party_signature
+from secureflow.ledger.store import open_store
 
 ALGORITHMS = {
     "psi",
@@ -158,7 +163,7 @@ def test_workers_die_with_their_coordinator(tmp_path: Path) -> None:
             os.killpg(coord.pid, signal.SIGKILL)
 
 
-def test_shutdown_leaves_no_process_and_restart_is_warm_again(engine) -> None:  # type: ignore[no-untyped-def]
+def test_shutdown_leaves_no_process_and_restart_is_warm_again(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
     engine.ensure_healthy()
     pids = [w.proc.pid for w in engine.workers.values()]
     addresses = dict(engine.addresses)
@@ -167,8 +172,28 @@ def test_shutdown_leaves_no_process_and_restart_is_warm_again(engine) -> None:  
     assert engine.workers == {}
     engine.ensure_healthy()
     assert engine.addresses == addresses  # member keys persist in each party's secrets dir
-    assert all(w.timings["init_s"] > 0 for w in engine.workers.values())
+    restarted = {p: w.proc.pid for p, w in engine.workers.items()}
+    assert set(restarted) == {"alice", "bob"} and not set(restarted.values()) & set(pids)  # new processes
+    # each sent "ready" (SecretFlow imported, sf.init and SPU links done) before the engine returned
+    assert all(set(w.timings) == {"import_s", "init_s"} for w in engine.workers.values())
     replies = engine.ping()
     assert {r["party"] for r in replies.values()} == {"alice", "bob"}
+    # warm: two jobs in a row run on these same processes, nothing is started again
+    starts = engine.starts
+    for n in (1, 2):
+        ids = pd.DataFrame({"id": range(20)})
+        m = manifest(
+            engine,
+            {"t": {p: put(engine, p, f"warm_{n}_{p}.csv", ids) for p in ("alice", "bob")}},
+            [{"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "t"}}],
+        )
+        store = open_store(f"sqlite:///{tmp_path / f'warm{n}.db'}")
+        try:
+            res = run_job(engine, m, OutboxRecorder(store))
+        finally:
+            store.close()
+        assert res.succeeded, res.error_message
+        assert {p: w.proc.pid for p, w in engine.workers.items()} == restarted, f"job {n} restarted a worker"
+    assert engine.starts == starts
     mode = os.stat(engine.party_dir("alice") / "secrets" / "member.key").st_mode & 0o777
     assert mode == 0o600

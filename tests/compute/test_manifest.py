@@ -102,12 +102,26 @@ def test_structure_errors() -> None:
         )
 
 
-@given(st.dictionaries(st.sampled_from(["epochs", "learning_rate", "batch_size"]), st.integers(-5, 0)))
+@given(
+    st.dictionaries(
+        st.sampled_from(["epochs", "learning_rate", "batch_size"]), st.integers(-5, 0), min_size=1
+    )
+)
 def test_out_of_range_parameters_never_validate(params: dict[str, int]) -> None:
     step = {"algorithm": "ss_lr", "params": {"label": "y", **params}, "inputs": {"table": "j"}}
-    if params:
-        with pytest.raises(ParameterError):
-            plan_job(_manifest([PSI, step]), INFOS, job_secret=SECRET)
+    with pytest.raises(ParameterError) as info:
+        plan_job(_manifest([PSI, step]), INFOS, job_secret=SECRET)
+    assert all(name in str(info.value) for name in params), (params, str(info.value))
+
+
+def test_in_range_parameters_validate() -> None:
+    """The counterpart: the same step with in-range values (and with none) plans."""
+    for params in ({}, {"epochs": 1, "learning_rate": 1, "batch_size": 1}):
+        step = {"algorithm": "ss_lr", "params": {"label": "y", **params}, "inputs": {"table": "j"}}
+        assert [s.spec.name for s in plan_job(_manifest([PSI, step]), INFOS, job_secret=SECRET)] == [
+            "psi",
+            "ss_lr",
+        ]
 
 
 def test_manifest_hash_is_stable() -> None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from web3.exceptions import ContractLogicError
 
 from secureflow.ledger.artifacts import load_artifact
+from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.devchain import DEV_CHAIN_ID, rpc_call
 from secureflow.ledger.merkle import MerkleTree, leaf_hash, verify_proof
 from secureflow.ledger.records import job_id_for
@@ -286,6 +287,42 @@ def test_create_job_errors(env: ContractsEnv, consent_signer: Signer) -> None:
     create_job(env, a, [a, b], [])
     assert err(pair, [], a) == ("JobAlreadyExists", (job,))  # the same creator, manifest and salt twice
     create_job(env, a, [a, b], [], salt=keccak(b"salt-2"))  # another salt: another job
+
+
+def test_a_consent_signed_for_another_chain_or_ledger_is_refused(env: ContractsEnv) -> None:
+    """A party's genuine signature over the same JobConsent(jobId, manifestHash), but in the EIP-712 domain
+    of another chain id or another contract (the registry; a copy of the ledger elsewhere), opens nothing:
+    createJob and submitConsent both revert InvalidConsent naming that party."""
+    fns = env.ledger.functions
+    a, b = env.member_a, env.member_b
+    job = job_of(a)
+    pair = [a.address, b.address]
+    key_b = "0x" + bytes(b.key).hex()
+    elsewhere = {
+        "chain id 1": sign_consent(key_b, 1, env.ledger.address, job, MANIFEST),
+        "chain id 1338": sign_consent(key_b, DEV_CHAIN_ID + 1, env.ledger.address, job, MANIFEST),
+        "the registry": sign_consent(key_b, DEV_CHAIN_ID, env.registry.address, job, MANIFEST),
+    }
+    for where, signature in elsewhere.items():
+        assert env.revert(fns.createJob(MANIFEST, SALT, pair, [b"", signature]), a) == (
+            "InvalidConsent",
+            (job, b.address.lower()),
+        ), where
+    create_job(env, a, [a, b], [])  # Proposed, waiting for both consents
+    for where, signature in elsewhere.items():
+        assert env.revert(fns.submitConsent(job, b.address, signature), a) == (
+            "InvalidConsent",
+            (job, b.address.lower()),
+        ), where
+    assert not fns.hasConsented(job, b.address).call() and fns.missingConsents(job).call() == 2
+    # the same key, this chain and this ledger: accepted (the refusals above are about the domain only)
+    env.ok(
+        fns.submitConsent(
+            job, b.address, sign_consent(key_b, DEV_CHAIN_ID, env.ledger.address, job, MANIFEST)
+        ),
+        a,
+    )
+    assert fns.hasConsented(job, b.address).call()
 
 
 def test_submit_consent_errors(env: ContractsEnv, consent_signer: Signer) -> None:

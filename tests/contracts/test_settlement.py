@@ -22,6 +22,7 @@ from settlement_helpers import (
     build_settlement_env,
     compile_test_contracts,
     job_id_of,
+    key_of,
     throwaway,
 )
 from web3 import Web3
@@ -31,10 +32,16 @@ from secureflow.ledger.artifacts import load_artifact
 from secureflow.ledger.devchain import DEV_CHAIN_ID
 from secureflow.ledger.errors import ContractRevertedError
 from secureflow.ledger.merkle import MerkleTree
-from secureflow.ledger.settlement.approval import approval_digest
+from secureflow.ledger.settlement.approval import (
+    Approval,
+    approval_digest,
+    approval_for,
+    approval_signer_of,
+    sign_approval,
+)
 from secureflow.ledger.settlement.client import ETH
 from secureflow.ledger.settlement.contribution import propose_weights, record_carries_weights
-from secureflow.ledger.settlement.errors import SettlementError
+from secureflow.ledger.settlement.errors import InvalidApprovalError, SettlementError
 from secureflow.ledger.settlement.weights import allocate, bps_from_scores, weights_hash
 
 JOB_SALT = keccak(b"settlement-job-1")
@@ -225,8 +232,13 @@ def test_mixed_signature_and_on_chain_approval(s: SettlementEnv) -> None:
     proposal = s.proposal(JOB, [c, a, b], [1, 9998, 1])  # any member order
     s.as_client(b).approve_weights(proposal)
     signatures = [s.signature(a, proposal), b"", s.signature(c, proposal)]  # jobParties order
-    s.base.ok(s.set_weights_call(proposal, signatures), c)
+    receipt = s.base.ok(s.set_weights_call(proposal, signatures), c)
     assert s.settlement.functions.weightsSet(JOB).call()
+    # which weights: the proposal's members and bps in its order, its hash and record, set by c
+    members, bps, (w_hash, leaf, _root, at_block, set_by) = s.settlement.functions.weightsOf(JOB).call()
+    assert (members, bps) == ([c.address, a.address, b.address], [1, 9998, 1])
+    assert (w_hash, leaf, set_by) == (proposal.weights_hash, proposal.record_leaf, c.address)
+    assert at_block == receipt["blockNumber"]
 
 
 def test_deposits_accumulate_and_partial_withdrawals(s: SettlementEnv) -> None:
@@ -372,6 +384,49 @@ def test_every_party_must_approve(s: SettlementEnv) -> None:
     # an on-chain approval of the other proposal does not count either
     s.as_client(b).approve_weights(other)
     assert revert(s, s.set_weights_call(proposal, [good[0], b"", good[2]]), a)[0] == "MissingApproval"
+
+
+def test_an_approval_signed_for_another_chain_or_contract_is_refused(s: SettlementEnv) -> None:
+    """Bob's genuine ContributionApproval of these very weights, signed in the EIP-712 domain of another
+    chain id or another contract (the audit ledger, a second Settlement): setWeights reverts
+    InvalidApproval naming bob, and the Python check of an approval file refuses it before any
+    transaction, naming the field or recovering another signer."""
+    a, b = s.members[:2]
+    s.create_job(JOB_SALT, [a, b])
+    proposal = s.proposal(JOB, [a, b], [5000, 5000])
+    s.as_client(a).approve_weights(proposal)  # alice approves on chain: only bob's signature is checked
+    key_b = key_of(b)
+    ledger = s.base.ledger.address
+
+    def signed(chain_id: int, contract: str) -> bytes:
+        return sign_approval(
+            key_b, chain_id, contract, proposal.job_id_bytes, proposal.weights_hash, proposal.record_leaf
+        )
+
+    elsewhere = {
+        "chain id 1": (1, s.settlement.address),
+        "chain id 1338": (DEV_CHAIN_ID + 1, s.settlement.address),
+        "the audit ledger": (DEV_CHAIN_ID, ledger),
+    }
+    for where, (chain_id, contract) in elsewhere.items():
+        signature = signed(chain_id, contract)
+        assert revert(s, s.set_weights_call(proposal, [b"", signature]), a) == (
+            "InvalidApproval",
+            (JOB, b.address),
+        ), where
+        # as a file: the fields it states name the other domain, and are refused by name
+        stated = approval_for(chain_id, contract, proposal, b.address, signature)
+        with pytest.raises(
+            InvalidApprovalError, match="chain_id" if chain_id != DEV_CHAIN_ID else "settlement"
+        ):
+            approval_signer_of(stated, DEV_CHAIN_ID, s.settlement.address, proposal)
+        # the bare signature (no fields stated) recovers someone who is not bob in this domain
+        bare = Approval(signature="0x" + signature.hex())
+        assert approval_signer_of(bare, DEV_CHAIN_ID, s.settlement.address, proposal) != b.address
+    assert not s.settlement.functions.weightsSet(JOB).call()
+    s.base.ok(s.set_weights_call(proposal, [b"", signed(DEV_CHAIN_ID, s.settlement.address)]), a)
+    members, bps, info = s.settlement.functions.weightsOf(JOB).call()
+    assert (members, bps, info[0]) == ([a.address, b.address], [5000, 5000], proposal.weights_hash)
 
 
 def test_weights_are_set_once(s: SettlementEnv) -> None:

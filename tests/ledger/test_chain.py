@@ -7,13 +7,16 @@ meant to anchor (a one-leaf tree's root is its leaf), each once; a refused or re
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from chain_audit import audit_ledger
 from eth_account import Account
 
+from secureflow.ledger import chain as chain_module
 from secureflow.ledger.chain import ChainClient, ChainConfig, SentTransaction, TransactionSender, redact_url
 from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
 from secureflow.ledger.deploy import Deployment, connect, deploy_contracts
@@ -143,6 +146,24 @@ def test_receipt_timeout_when_node_stops_mining(
     audit_ledger(client.w3, ledger.address, [b"\x08" * 32], deterministic_ids=False)
 
 
+def _waiting_on_a_lock(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is inside a ``threading`` semaphore's ``acquire`` called by
+    ``TransactionSender.send`` right now: parked on the in-flight bound."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        caller = frame.f_back
+        if (
+            frame.f_code.co_filename == threading.__file__
+            and frame.f_code.co_name == "acquire"
+            and caller is not None
+            and caller.f_code.co_filename == chain_module.__file__
+            and caller.f_code.co_name == "send"
+        ):
+            return True
+        frame = caller
+    return False
+
+
 def test_in_flight_transactions_are_bounded(
     devchain: DevChain, deployed: Deployment, chain_snapshot: None
 ) -> None:
@@ -158,11 +179,18 @@ def test_in_flight_transactions_are_bounded(
         third.append(anchor.send(ledger.functions.anchorBatch(b"\x15" * 32, b"\x16" * 32, 1), gas=200_000))
         third_sent.set()
 
-    worker = threading.Thread(target=send_third)
+    sent_before = client.w3.eth.get_transaction_count(anchor.address, "pending")  # type: ignore[arg-type]
+    worker = threading.Thread(target=send_third, daemon=True)
     worker.start()
-    assert not third_sent.wait(0.5), "a third transaction went out while two were unconfirmed"
+    # the event, not a short wait: the third send is parked on the in-flight bound (or went out)
+    deadline = time.monotonic() + 60
+    while not _waiting_on_a_lock(worker) and not third_sent.is_set():
+        assert worker.is_alive() and time.monotonic() < deadline, "the third send neither waited nor went out"
+        time.sleep(0.01)
+    assert not third_sent.is_set(), "a third transaction went out while two were unconfirmed"
+    assert client.w3.eth.get_transaction_count(anchor.address, "pending") == sent_before  # type: ignore[arg-type]
     anchor.wait(first)
-    assert third_sent.wait(10)
+    assert third_sent.wait(60)
     worker.join()
     anchor.wait(second)
     anchor.wait(third[0])

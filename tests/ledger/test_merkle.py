@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 from eth_abi import encode
@@ -135,13 +134,11 @@ def test_node_hash_is_commutative() -> None:
     assert node_hash(a, b) == node_hash(b, a) == keccak(min(a, b) + max(a, b))
 
 
-def test_twenty_thousand_leaves_is_fast() -> None:
+def test_twenty_thousand_leaves_prove_with_logarithmic_proofs() -> None:
+    """The time this takes is a figure of scripts/bench_proofs.py, not an assertion here."""
     leaves = [keccak(i.to_bytes(4, "big")) for i in range(20_000)]
-    start = time.perf_counter()
     tree = MerkleTree(leaves)
     proofs = [tree.proof(leaf) for leaf in leaves]
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"building and proving 20k leaves took {elapsed:.2f}s"
     assert all(len(proof) <= 15 for proof in proofs)
     assert verify_proof(leaves[12345], proofs[12345], tree.root)
 

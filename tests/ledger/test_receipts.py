@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -401,8 +400,9 @@ def test_receipt_refused_when_stored_leaves_no_longer_give_the_root(
         build_receipt(store, env.chain_id, env.contract, job_id, 0)
 
 
-def test_a_10000_record_job_bundles_in_seconds(store: SqlLedgerStore, env: LedgerEnv) -> None:
-    """Proofs come from one tree per batch; rows are bulk-inserted (accepting them is not timed)."""
+def test_a_10000_record_job_bundles_from_one_tree(store: SqlLedgerStore, env: LedgerEnv) -> None:
+    """Every record of a 10,000-record batch gets its proof (rows are bulk-inserted); how long it takes is
+    a figure of scripts/bench_proofs.py, not an assertion here."""
     job_id = hex32(keccak(secrets.token_bytes(32)))
     store.create_job(
         NewJob(job_id=job_id, manifest_hash=hex32(keccak(b"m")), creator=env.alice, parties=[env.alice])
@@ -422,11 +422,8 @@ def test_a_10000_record_job_bundles_in_seconds(store: SqlLedgerStore, env: Ledge
     store.mark_batch_submitted(batch_id, hex32(keccak(b"tx")), env.alice, 0)
     store.mark_batch_confirmed(batch_id, 1, hex32(keccak(b"block")))
 
-    started = time.perf_counter()
     bundle = build_bundle(store, env.chain_id, env.contract, job_id)
-    elapsed = time.perf_counter() - started
-    assert len(bundle.receipts) == 10_000
-    assert elapsed < 10, f"bundling 10,000 records took {elapsed:.1f}s"
+    assert [r.seq for r in bundle.receipts] == list(range(10_000))
     for receipt in bundle.receipts[::997]:
         assert verify_proof(
             bytes.fromhex(receipt.leaf[2:]),

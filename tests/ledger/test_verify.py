@@ -782,6 +782,115 @@ def test_a_job_not_closed_on_chain_is_not_proven_complete(consortium: Consortium
     assert "Open" in verdict.check("job_closed").detail
 
 
+def _receipts_ok(verdict: BundleVerdict) -> bool:
+    return all(v.ok for v in verdict.receipts)
+
+
+def test_a_bundle_of_a_job_the_chain_does_not_hold_is_invalid(consortium: Consortium) -> None:
+    """Every record and receipt genuine, but the header names a job id the pinned ledger never created."""
+    unknown = "0x" + keccak(b"a job that was never created").hex()
+    edited = consortium.complete.data()
+    edited["job"]["job_id"] = unknown
+    verdict = _verify(edited, consortium)
+    assert not verdict.ok
+    assert _failed(verdict) == {"records_covered", "job_header"}, verdict.summary()
+    assert f"has no job {unknown}" in verdict.check("job_header").detail
+    assert "6 receipt(s) of another job" in verdict.check("records_covered").detail
+    for name in ("consents", "job_closed", "step_count", "final_record"):
+        check = verdict.check(name)
+        assert check.status == "skipped" and f"has no job {unknown}" in check.detail, check
+
+
+def test_a_receipt_from_another_job_is_invalid(consortium: Consortium) -> None:
+    """Seq 1's record and receipt replaced by another closed job's seq 1: that receipt verifies on its own
+    (it is genuine), the bundle does not."""
+    other = consortium.closed_job()
+    mixed = consortium.complete.data()
+    foreign = other.data()
+    mixed["records"][1], mixed["receipts"][1] = foreign["records"][1], foreign["receipts"][1]
+    verdict = _verify(mixed, consortium)
+    assert _receipts_ok(verdict) and not verdict.ok
+    # the foreign record's params hash is also not a commitment under this job's secret
+    assert _failed(verdict) == {"records_covered", "params_commitments"}, verdict.summary()
+    detail = verdict.check("records_covered").detail
+    assert "1 receipt(s) of another job (seq [1])" in detail and "without a receipt" in detail
+
+
+@pytest.mark.parametrize("what", ["record and receipt", "receipt only"])
+def test_a_duplicated_step_is_invalid(consortium: Consortium, what: str) -> None:
+    doubled = consortium.complete.data()
+    if what == "record and receipt":
+        doubled["records"].insert(3, doubled["records"][2])
+    doubled["receipts"].insert(3, doubled["receipts"][2])
+    verdict = _verify(doubled, consortium)
+    assert _receipts_ok(verdict) and not verdict.ok
+    assert "receipts repeat a step" in verdict.check("records_covered").detail
+    if what == "record and receipt":
+        assert _failed(verdict) == {"records_covered", "seqs", "step_count"}, verdict.summary()
+        assert "seq 2 repeated" in verdict.check("seqs").detail
+        assert "7 record(s)" in verdict.check("step_count").detail
+    else:
+        assert _failed(verdict) == {"records_covered"}, verdict.summary()
+
+
+def test_a_record_edited_in_the_bundle_is_invalid(consortium: Consortium) -> None:
+    """The bundle's record list edited (its receipt left as anchored): the receipts verify, the bundle
+    does not, and it names the record."""
+    edited = consortium.complete.data()
+    edited["records"][3]["algorithm"] = "ss_xgb"
+    verdict = _verify(edited, consortium)
+    assert _receipts_ok(verdict) and not verdict.ok
+    assert _failed(verdict) == {"records_covered"}, verdict.summary()
+    assert (
+        "1 record(s) differ from their receipt's record: seq [3]" in verdict.check("records_covered").detail
+    )
+
+
+def test_a_receipt_pointing_at_a_reverted_transaction_is_invalid(consortium: Consortium) -> None:
+    """The anchoring service re-sends the last batch's anchorBatch: the contract refuses the repeated
+    batch id and the transaction is mined reverted. A receipt naming that transaction (and its block)
+    fails block_canonical, saying it reverted, and root_anchored (the root's anchor block is another)."""
+    env = consortium.env
+    receipt = consortium.complete.data()["receipts"][-1]
+    call = env.anchorer.contract.functions.anchorBatch(
+        bytes.fromhex(receipt["batch_id"][2:]), bytes.fromhex(receipt["batch_root"][2:]), 2
+    )
+    signed = env.anchor_sender.prepare(call, gas=300_000)  # explicit gas: estimating would refuse it
+    env.anchor_sender.broadcast(signed)
+    mined = env.client.w3.eth.wait_for_transaction_receipt(HexStr(signed.tx_hash), timeout=60)
+    assert mined["status"] == 0
+    bundle = consortium.complete.data()
+    bundle["receipts"][-1].update(
+        tx_hash=signed.tx_hash, block_number=int(mined["blockNumber"]), block_hash=hex32(mined["blockHash"])
+    )
+    verdict = _verify(bundle, consortium)
+    assert not verdict.ok
+    last = verdict.receipts[-1]
+    assert set(last.failed) == {"root_anchored", "block_canonical"}, last.checks
+    assert f"transaction {signed.tx_hash} reverted (status 0)" in last.check("block_canonical").detail
+    assert all(v.ok for v in verdict.receipts[:-1])
+
+
+@pytest.mark.parametrize("field", ["block_number", "block_hash"])
+def test_a_bundle_receipt_with_a_wrong_block_is_invalid(consortium: Consortium, field: str) -> None:
+    bundle = consortium.complete.data()
+    first = bundle["receipts"][0]
+    if field == "block_number":
+        first["block_number"] -= 1
+    else:
+        first["block_hash"] = "0x" + keccak(b"another block").hex()
+    verdict = _verify(bundle, consortium)
+    assert not verdict.ok and all(v.ok for v in verdict.receipts[1:])
+    failed = verdict.receipts[0].failed
+    assert "block_canonical" in failed, verdict.receipts[0].checks
+    detail = verdict.receipts[0].check("block_canonical").detail
+    assert (
+        ("has hash" in detail)
+        if field == "block_hash"
+        else ("canonical block" in detail or "is in block" in detail)
+    )
+
+
 def test_attack_f_an_anchor_role_revoked_after_the_anchor_block_still_holds(consortium: Consortium) -> None:
     """Granted, anchored, revoked later: still valid (the role is read at the anchor's block)."""
     env = consortium.env
