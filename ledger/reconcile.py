@@ -311,17 +311,8 @@ class _Reconciler:
         )
 
     def confirmed_batches_without_records(self, seen: set[str]) -> list[str]:
-        """Confirmed batches no stored record points at (SQL stores only: the interface lists no batches)."""
-        engine = getattr(self.store, "engine", None)
-        if engine is None:
-            return []
-        from sqlalchemy import select
-
-        from secureflow.ledger.store.models import BatchOrm
-
-        with engine.connect() as conn:
-            ids = conn.execute(select(BatchOrm.batch_id).where(BatchOrm.status == "confirmed")).scalars()
-            return [str(batch_id) for batch_id in ids if str(batch_id) not in seen]
+        """Confirmed batches no stored record points at."""
+        return [batch_id for batch_id in self.store.confirmed_batch_ids() if batch_id not in seen]
 
     def check_empty_batch(self, batch_id: str) -> None:
         root, count, _ = self.on_chain_batch(batch_id)

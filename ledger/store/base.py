@@ -247,6 +247,10 @@ class LedgerStore(ABC):
     def batches_anchored_after(self, block_number: int) -> list[Batch]:
         """Submitted or confirmed batches whose anchor is in a block above ``block_number``."""
 
+    @abstractmethod
+    def confirmed_batch_ids(self) -> list[str]:
+        """The ids of every confirmed batch (what reconcile compares with the records that point at one)."""
+
     # -- models -------------------------------------------------------------------------------------
     @abstractmethod
     def accept_model(self, model: NewModel) -> ModelRow:

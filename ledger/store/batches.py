@@ -280,6 +280,11 @@ class BatchesMixin(SqlStoreBase):
             )
             return [_to(Batch, row) for row in rows]
 
+    def confirmed_batch_ids(self) -> list[str]:
+        with self._tx(write=False) as s:
+            ids = s.scalars(select(BatchOrm.batch_id).where(BatchOrm.status == "confirmed"))
+            return [str(batch_id) for batch_id in ids]
+
     def batches_anchored_after(self, block_number: int) -> list[Batch]:
         with self._tx(write=False) as s:
             rows = s.scalars(
