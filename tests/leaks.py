@@ -9,7 +9,7 @@ salted hash; these helpers look for the value as a token of its own instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 _HEX = re.compile(r"0x[0-9a-fA-F]+")
 
@@ -33,3 +33,63 @@ def numeric_leaks(text: str, values: Iterable[str]) -> list[str]:
         if re.search(pattern, plain):
             found.append(value)
     return found
+
+
+MIN_TOKEN = 5
+"""Shortest rendering a scan looks for: shorter ones (a label 0/1, a count) occur by chance in any log."""
+
+
+def renderings(value: object) -> set[str]:
+    """How a cell value shows up in a record, a log line or a JSON document, each as a token to look for.
+
+    Floats: ``repr`` (JSON, f-strings), ``%.17g``, ``%g`` (six significant digits) and ``%.6f``; integers (and
+    integral floats) as written; strings as they are. Renderings shorter than `MIN_TOKEN` characters are
+    left out, and so are two-decimal roundings: they occur by chance in timings and counts, and say little
+    of a value.
+    """
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return set()
+    if isinstance(value, bool):
+        return set()
+    out: set[str] = set()
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        out.add(str(int(value)))
+    elif isinstance(value, float):
+        out |= {repr(value), f"{value:.17g}", f"{value:g}", f"{value:.6f}"}
+    else:
+        out.add(str(value))
+    return {r for r in out if len(r.lstrip("-")) >= MIN_TOKEN}
+
+
+def table_renderings(tables: Iterable[object]) -> set[str]:
+    """Every rendering of every cell of the given pandas DataFrames (all columns, all parties)."""
+    found: set[str] = set()
+    for table in tables:
+        for column in table.columns:  # type: ignore[attr-defined]
+            for value in table[column].tolist():  # type: ignore[index]
+                found |= renderings(value)
+    return found
+
+
+def scan_sinks(sinks: Mapping[str, str], secrets: set[str]) -> dict[str, list[str]]:
+    """For each sink (name -> its text) the secrets found in it as tokens of their own (not inside a longer
+    number, word or hex digest); sinks without any are left out."""
+    wanted = {s for s in secrets if re.fullmatch(r"-?[0-9.e+-]+", s)}
+    words = sorted(secrets - wanted)
+    number_re = re.compile(r"(?<![0-9A-Za-z.])-?[0-9][0-9.e+-]*(?![0-9A-Za-z])") if wanted else None
+    leaks: dict[str, list[str]] = {}
+    for name, text in sinks.items():
+        plain = without_hex(text)
+        found: set[str] = set()
+        if number_re is not None:
+            for token in number_re.findall(plain):
+                if token in wanted or token.lstrip("-") in wanted:
+                    found.add(token)
+        for word in words:
+            if re.search(rf"(?<![0-9A-Za-z]){re.escape(word)}(?![0-9A-Za-z])", plain):
+                found.add(word)
+        if found:
+            leaks[name] = sorted(found)
+    return leaks
