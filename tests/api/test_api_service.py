@@ -375,9 +375,10 @@ def test_contract_rules_refused_first(env: Env) -> None:
     not_party["parties"][0]["address"] = SERVICE
     error = assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": not_party}), 422)
     assert "CallerNotParty" in error["message"]
-    error = assert_error(
+    error = assert_error(  # well-formed, refused by the registry's state: a conflict, not invalid input
         env.call("POST", "/v1/members", "admin", json={"name": "x", "address": AUDITOR, "role": "member"}),
-        422,
+        409,
+        "refused_by_contract_rules",
     )
     assert "NotActiveMember" in error["message"]
     assert snapshot(env) == before
