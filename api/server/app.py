@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from secureflow.api.server.auth import assert_every_route_guarded
 from secureflow.api.server.context import INDEXER_CHECKPOINT, Services
@@ -168,6 +169,16 @@ def _validation_message(exc: RequestValidationError) -> str:
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the app's routes take on the request's path (the ``Allow`` header of a 405), sorted."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods.update(route_methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error becomes ``{"error": {"code", "message", "request_id"}}``."""
 
@@ -189,14 +200,27 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - invariant for the type checker, not input validation
-        if exc.status_code == 404:
+        status = exc.status_code
+        headers = dict(exc.headers) if exc.headers else {}
+        if status == 404:
             message = f"no route {request.url.path} (the routes are listed at /openapi.json)"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path} (see /openapi.json)"
+        elif status == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            message = (
+                f"{request.method} is not allowed on {request.url.path}: use {', '.join(allowed)} "
+                "(see /openapi.json)"
+            )
+        elif status == 400:
+            # FastAPI's answer to a request body it cannot decode (not UTF-8): the same error as a body that
+            # is not JSON, so that every malformed body is one documented status
+            status = 422
+            message = (
+                f"invalid request: {exc.detail} (send a UTF-8 JSON body; the schema is at /openapi.json)"
+            )
         else:
             message = str(exc.detail)
-        headers = dict(exc.headers) if exc.headers else None
-        return _error(request, exc.status_code, code_for_status(exc.status_code), message, headers)
+        return _error(request, status, code_for_status(status), message, headers or None)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", extra={"request_id": _request_id(request)})

@@ -82,6 +82,13 @@ class RefusedError(ApiError):
     status, code = 422, "refused_by_contract_rules"
 
 
+class RegistryConflictError(RefusedError):
+    """A well-formed write the on-chain registry's current state refuses (e.g. the address is not an active
+    member yet): 409, as it succeeds once the registry changes; the code names the contract rules."""
+
+    status = 409
+
+
 class TooManyRequestsError(ApiError):
     """Over a cap (e.g. live-status streams per API key); ``Retry-After`` says when to try again."""
 

@@ -345,6 +345,14 @@ def test_bad_input_is_4xx_in_one_shape_and_changes_nothing(env: Env) -> None:
     assert_error(env.call("GET", "/v1/jobs/not-a-job", "auditor"), 422)
     assert_error(env.call("GET", "/v1/jobs?limit=0", "auditor"), 422)
     assert_error(env.call("GET", "/v1/audit/records?cursor=-1", "auditor"), 422)
+    assert_error(env.call("GET", "/v1/audit/records?until=0.5", "auditor"), 422)  # not a Unix time
+    assert_error(env.call("GET", "/v1/audit/records?since=2026-01-31", "auditor"), 422)  # a date-time
+    assert_error(env.call("PUT", "/v1/jobs", "auditor"), 405)
+    assert env.call("PUT", "/v1/jobs", "auditor").headers["Allow"] == "GET, POST"
+    body = b"\xff\xfe"  # not UTF-8: the same answer as a body that is not JSON
+    assert_error(env.call("POST", "/v1/jobs", "member", data=body, headers=raw), 422, "invalid_request")
+    verified = env.call("GET", "/v1/audit/records?verify=true&limit=1000", "auditor")  # capped, not refused
+    assert verified.status_code == 200
     assert_error(env.call("GET", "/v1/nowhere"), 404, "not_found")
     assert_error(env.call("DELETE", "/v1/jobs", "auditor"), 405, "method_not_allowed")
     assert_error(env.call("GET", f"/v1/jobs/{job_id}/steps/0/receipt", "auditor"), 404)
@@ -375,9 +383,10 @@ def test_contract_rules_refused_first(env: Env) -> None:
     not_party["parties"][0]["address"] = SERVICE
     error = assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": not_party}), 422)
     assert "CallerNotParty" in error["message"]
-    error = assert_error(
+    error = assert_error(  # well-formed, refused by the registry's state: a conflict, not invalid input
         env.call("POST", "/v1/members", "admin", json={"name": "x", "address": AUDITOR, "role": "member"}),
-        422,
+        409,
+        "refused_by_contract_rules",
     )
     assert "NotActiveMember" in error["message"]
     assert snapshot(env) == before
@@ -451,9 +460,8 @@ def test_members_and_keys_admin_flow(env: Env) -> None:
     assert len(page["items"]) == 2 and page["next_cursor"]
     rest = env.call("GET", f"/v1/members?limit=100&cursor={page['next_cursor']}", "admin").json()
     assert len(page["items"]) + len(rest["items"]) == 7
-    assert (
-        env.call("PUT", f"/v1/members/{member_id}/role", "admin", json={"role": "service"}).status_code == 422
-    )
+    no_anchor_role = env.call("PUT", f"/v1/members/{member_id}/role", "admin", json={"role": "service"})
+    assert "NotAnchorService" in assert_error(no_anchor_role, 409, "refused_by_contract_rules")["message"]
     roles = {r["role"]: r["routes"] for r in env.call("GET", "/v1/roles", "admin").json()["items"]}
     assert "POST /v1/jobs/{job_id}/steps" in roles["service"]
     assert not any(r.startswith("POST") for r in roles["auditor"] if "verify" not in r)

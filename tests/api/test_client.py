@@ -234,8 +234,8 @@ def test_typed_reads_and_writes(env: Env) -> None:
         revoked = admin.keys.revoke(created.key_id)
         assert revoked.revoked_at is not None
         assert admin.keys.revoke(created.key_id).revoked_at == revoked.revoked_at  # idempotent
-        with pytest.raises(InvalidRequestError) as refused:
-            admin.members.create("stranger", "0x" + "11" * 20, "member")  # not a member on chain
+        with pytest.raises(ConflictError) as refused:
+            admin.members.create("stranger", "0x" + "11" * 20, "member")  # not a member on chain (yet)
         assert (
             refused.value.code == "refused_by_contract_rules" and "NotActiveMember" in refused.value.message
         )

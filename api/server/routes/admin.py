@@ -15,9 +15,10 @@ from fastapi.routing import APIRoute
 from secureflow.api.server.auth import allow, principal_of, route_access
 from secureflow.api.server.context import Services, services
 from secureflow.api.server.db import ROLES, Role
-from secureflow.api.server.errors import RefusedError
+from secureflow.api.server.errors import RegistryConflictError
 from secureflow.api.server.schemas import (
     ERROR_RESPONSES,
+    ErrorResponse,
     KeyCreated,
     KeyIn,
     KeyOut,
@@ -38,12 +39,12 @@ MemberId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 def _check_on_chain(svc: Services, address: str, role: Role) -> None:
     if role == "member" and not svc.is_active_member(address):
-        raise RefusedError(
+        raise RegistryConflictError(
             f"NotActiveMember({address}): the address is not an active member in the ConsortiumRegistry",
             hint="register it on chain first (RegistryClient.register_member), then create the API member",
         )
     if role == "service" and not svc.is_anchor_service(address):
-        raise RefusedError(
+        raise RegistryConflictError(
             f"NotAnchorService({address}): the address has no ANCHOR role in the ConsortiumRegistry",
             hint="grant it on chain first (RegistryClient.grant_anchor_service)",
         )
@@ -70,7 +71,19 @@ def list_members(
     )
 
 
-@router.post("/members", dependencies=[Depends(ADMIN)], status_code=201, response_model=MemberOut)
+@router.post(
+    "/members",
+    dependencies=[Depends(ADMIN)],
+    status_code=201,
+    response_model=MemberOut,
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "a member with this name or address exists, or the registry on chain refuses the "
+            "role (not an active member, no ANCHOR role: code refused_by_contract_rules)",
+        }
+    },
+)
 def create_member(request: Request, body: MemberIn) -> MemberOut:
     """Add a member with a role, mapped to its on-chain address (checked against the registry)."""
     from eth_utils.address import to_checksum_address
@@ -86,7 +99,18 @@ def get_member(request: Request, member_id: MemberId) -> MemberOut:
     return member_out(services(request).db.get_member(member_id))
 
 
-@router.put("/members/{member_id}/role", dependencies=[Depends(ADMIN)], response_model=MemberOut)
+@router.put(
+    "/members/{member_id}/role",
+    dependencies=[Depends(ADMIN)],
+    response_model=MemberOut,
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "the registry on chain refuses the role (not an active member, no ANCHOR role: "
+            "code refused_by_contract_rules)",
+        }
+    },
+)
 def set_role(request: Request, member_id: MemberId, body: RoleIn) -> MemberOut:
     """Change a member's role (takes effect on its next request)."""
     svc = services(request)

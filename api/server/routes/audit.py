@@ -9,12 +9,14 @@ deployment, and the posted receipt).
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from secureflow.api.server.auth import allow, principal_of, scope_address
@@ -41,6 +43,22 @@ Hex32Query = Annotated[str | None, Query(pattern=r"^0x[0-9a-fA-F]{64}$")]
 Cursor = Annotated[
     str | None, Query(pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")
 ]
+
+
+_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _date_time_text(value: object) -> object:
+    """A query time is an RFC 3339 date-time with its zone, as the schema's ``date-time`` says: not a number
+    (which pydantic would read as a Unix time), not a bare date, not a time without a zone."""
+    if isinstance(value, str) and not _DATE_TIME.match(value):
+        raise ValueError("expected an RFC 3339 date-time with its zone, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+QueryTime = Annotated[datetime, BeforeValidator(_date_time_text)]
 
 
 def _ms(value: datetime | None) -> int | None:
@@ -81,9 +99,9 @@ async def audit_records(
     algorithm: Annotated[str | None, Query(max_length=64)] = None,
     model_hash: Annotated[str | None, Hex32Query] = None,
     since: Annotated[
-        datetime | None, Query(description="steps started at or after (ISO 8601 with zone)")
+        QueryTime | None, Query(description="steps started at or after (ISO 8601 with zone)")
     ] = None,
-    until: Annotated[datetime | None, Query(description="steps started before (ISO 8601 with zone)")] = None,
+    until: Annotated[QueryTime | None, Query(description="steps started before (ISO 8601 with zone)")] = None,
     status: Annotated[RecordStatus | None, Query(description=f"one of {', '.join(RECORD_STATUSES)}")] = None,
     verify: Annotated[bool, Query(description="re-check each anchored item against the chain")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -91,16 +109,17 @@ async def audit_records(
 ) -> Page[AuditItem]:
     """Step records by job, member, algorithm, model hash, time range and status, in acceptance order.
 
-    With ``verify=true`` (pages of at most ``max_verify_items``) each anchored item is re-checked on chain:
+    With ``verify=true`` (pages of at most ``max_verify_items`` items, whatever ``limit`` asks: follow
+    ``next_cursor`` for the rest) each anchored item is re-checked on chain:
     the node is asked once per page for what receipts share (deployment, blocks, transactions, roots,
     jobs, roles) and in JSON-RPC batches for each item's ``verify(leaf, proof, root)``; at most
     ``verify_concurrency`` such pages are worked on at once per process, the others wait their turn
     without taking the worker threads other routes need."""
     svc = services(request)
-    if verify and limit > svc.settings.max_verify_items:
-        raise InvalidRequestError(
-            f"with verify=true the page size is at most {svc.settings.max_verify_items}", hint="lower limit"
-        )
+    if verify:
+        # a page size is an upper bound: with verify=true a page holds at most max_verify_items (the rest
+        # follows with next_cursor), so every limit the schema allows is answered
+        limit = min(limit, svc.settings.max_verify_items)
     filters = (job_id, member, algorithm, model_hash, since, until, status)
     after = int(cursor) if cursor else 0
     if not verify:
