@@ -413,8 +413,8 @@ class _ProgressRecorder:
         self.on_step(record)
         return row
 
-    def close_job(self, job_id: str, *, succeeded: bool) -> None:
-        self.inner.close_job(job_id, succeeded=succeeded)
+    def close_job(self, job_id: str, *, succeeded: bool, reason: str | None = None) -> None:
+        self.inner.close_job(job_id, succeeded=succeeded, reason=reason)
 
     def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
         record_model = getattr(self.inner, "record_model", None)

@@ -63,7 +63,7 @@ class Recorder(Protocol):
 
     def record_step(self, record: StepRecord) -> Any: ...
 
-    def close_job(self, job_id: str, *, succeeded: bool) -> None: ...
+    def close_job(self, job_id: str, *, succeeded: bool, reason: str | None = None) -> None: ...
 
 
 @dataclass
@@ -97,6 +97,22 @@ class JobResult:
                 found: dict[str, Any] = step.reports[party][output_name]
                 return found
         return None
+
+
+MAX_REASON_MESSAGE = 1000
+"""Characters of a failed step's message kept in its job's reason (the rest is cut)."""
+
+
+def failed_step_reason(seq: int, algorithm: str, error_class: str, message: str) -> str:
+    """Why a job failed at step ``seq``, for its ``reason``: the step, its error class and message.
+
+    The message is the party worker's (a `ComputeError`'s message names columns, parties, steps and
+    parameters, never cell values; any other exception is reported by its class name only), on one
+    line and cut to `MAX_REASON_MESSAGE` characters. The step record itself anchors only the class."""
+    line = " ".join(message.split())
+    if len(line) > MAX_REASON_MESSAGE:
+        line = line[: MAX_REASON_MESSAGE - 1] + "…"
+    return f"step {seq} ({algorithm}) failed: {error_class}" + (f": {line}" if line else "")
 
 
 def _now_ms() -> int:
@@ -249,6 +265,7 @@ def run_job(
     models: list[dict[str, Any]] = []
     anchoring = 0.0
     failure: tuple[str, str] | None = None
+    reason: str | None = None
     for step in plan:
         outcome, step_models, spent = _run_step(engine, manifest, recorder, job_id, step, reveal_reports)
         anchoring += spent
@@ -256,10 +273,11 @@ def run_job(
         models.extend(step_models)
         if outcome.record.status == "failed":
             failure = (outcome.record.error_class or "ComputeError", outcome.error_message or "")
+            reason = failed_step_reason(step.seq, step.spec.name, *failure)
             break
     _close_workers(engine, job_id)
     t = time.monotonic()
-    recorder.close_job(job_id, succeeded=failure is None)
+    recorder.close_job(job_id, succeeded=failure is None, reason=reason)
     anchoring += time.monotonic() - t
     return JobResult(
         job_id=job_id,

@@ -36,8 +36,9 @@ class LedgerRecorder(Protocol):
     def record_step(self, record: StepRecord) -> StepRecordRow:
         """Accept one step record into the outbox; it is never lost from here on."""
 
-    def close_job(self, job_id: str, *, succeeded: bool) -> None:
-        """Mark a job finished (completed or failed)."""
+    def close_job(self, job_id: str, *, succeeded: bool, reason: str | None = None) -> None:
+        """Mark a job finished (completed, or failed with ``reason``: which step failed and why, naming
+        columns, parties and steps, never data values)."""
 
     def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
         """Accept a trained model's hash and version; the anchoring worker records it on chain."""
@@ -97,8 +98,11 @@ class OutboxRecorder:
     def record_step(self, record: StepRecord) -> StepRecordRow:
         return self.store.accept_record(to_outbox(record))
 
-    def close_job(self, job_id: str, *, succeeded: bool) -> None:
-        self.store.update_job(job_id, status="completed" if succeeded else "failed")
+    def close_job(self, job_id: str, *, succeeded: bool, reason: str | None = None) -> None:
+        if succeeded:
+            self.store.update_job(job_id, status="completed")
+        else:
+            self.store.update_job(job_id, status="failed", reason=reason)
 
     def record_model(self, job_id: str, model_id: str, version: int, model_hash: str) -> None:
         self.store.accept_model(

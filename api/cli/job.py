@@ -153,6 +153,15 @@ def _print_job(job: JobOut) -> None:
     console.print(f"  parties     {', '.join(job.parties)}")
     console.print(f"  manifest    {job.manifest_hash}")
     console.print(f"  created     {job.created_at.isoformat()}   updated {job.updated_at.isoformat()}")
+    if job.reason:
+        console.print(f"  reason      {escape(job.reason)}")
+    if job.stuck:
+        console.print(
+            f"  [bold red]stuck[/]       running, but no status change and no new step since "
+            f"{job.updated_at.isoformat()} (longer than the API's stuck_after_seconds)"
+        )
+    if job.close_reason:
+        console.print(f"  close       {escape(job.close_status or '-')}: {escape(job.close_reason)}")
 
 
 def _print_rows(headers: list[str], rows: list[list[str]], status_columns: set[int]) -> None:
@@ -350,6 +359,8 @@ def _follow_and_report(client: Client, job_id: str, as_json: bool) -> None:
             )
         else:
             why = f"job {final.status}"
+            if final.reason:
+                why += f": {final.reason}"
             if counts.failed:
                 why += f"; {counts.failed} of {counts.total} records failed to anchor"
             console.print(f"[bold red]{escape(why)}[/]")
@@ -461,31 +472,43 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="how many jobs")] = 20,
     offset: Annotated[int, typer.Option(min=0, help="skip this many (newest first)")] = 0,
+    stuck: Annotated[
+        bool,
+        typer.Option(
+            "--stuck",
+            help="only running jobs that stopped moving (longer than the API's stuck_after_seconds)",
+        ),
+    ] = False,
     json_output: JsonOutput = False,
     api_url: ApiUrl = DEFAULT_API_URL,
     api_key: ApiKey = None,
 ) -> None:
-    """Jobs newest first (a member key sees the jobs it is party to)."""
+    """Jobs newest first (a member key sees the jobs it is party to); --stuck: the jobs that stopped moving,
+    longest idle first."""
     with _client(api_url, api_key) as client:
-        page = client.jobs.list(status=status_, limit=limit, offset=offset)
+        page = client.jobs.list(status=status_, limit=limit, offset=offset, stuck=stuck)
     if json_output:
         _print_json(page.model_dump(mode="json"))
         return
     jobs = page.items
     if not jobs:
-        console.print("no jobs" + (f" with status {status_}" if status_ else ""))
+        console.print(
+            "no " + ("stuck " if stuck else "") + "jobs" + (f" with status {status_}" if status_ else "")
+        )
         return
     rows = [
         [
             job.job_id,
-            job.status,
+            job.status + (" (stuck)" if job.stuck else ""),
             job.chain_status,
             str(len(job.parties)),
             job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            job.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _short(job.reason, 60),
         ]
         for job in jobs
     ]
-    _print_rows(["job id", "status", "on chain", "parties", "created"], rows, {1, 2})
+    _print_rows(["job id", "status", "on chain", "parties", "created", "updated", "reason"], rows, {1, 2})
     if page.next_offset is not None:
         console.print(f"more: --offset {page.next_offset}")
 
@@ -504,7 +527,9 @@ def cancel(
     if json_output:
         _print_json(job.model_dump(mode="json"))
         return
-    console.print(f"job {job.job_id} is {_coloured(job.status)}")
+    console.print(
+        f"job {job.job_id} is {_coloured(job.status)}" + (f": {escape(job.reason)}" if job.reason else "")
+    )
 
 
 @job_app.command("bundle")

@@ -73,8 +73,8 @@ def job_submit(manifest: Body, service: str | None) -> Call[JobSubmitted]:
     return call("POST", "/v1/jobs", as_model(JobSubmitted), json=body)
 
 
-def job_list(status: str | None, limit: int, offset: int) -> Call[OffsetPage[JobOut]]:
-    params = {"status": status, "limit": limit, "offset": offset}
+def job_list(status: str | None, limit: int, offset: int, stuck: bool = False) -> Call[OffsetPage[JobOut]]:
+    params = {"status": status, "limit": limit, "offset": offset, "stuck": True if stuck else None}
     return call("GET", "/v1/jobs", as_model(OffsetPage[JobOut]), params=params)
 
 

@@ -104,16 +104,19 @@ class Jobs(_Resource):
         return await self._run(calls.job_submit(manifest, service))
 
     async def list(
-        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0, stuck: bool = False
     ) -> OffsetPage[JobOut]:
-        """One page of jobs, newest first (``next_offset`` is the next page's ``offset``)."""
-        return await self._run(calls.job_list(status, limit, offset))
+        """One page of jobs, newest first (``next_offset`` is the next page's ``offset``); ``stuck``: only
+        running jobs that stopped moving, longest idle first."""
+        return await self._run(calls.job_list(status, limit, offset, stuck))
 
-    async def iterate(self, *, status: str | None = None, page_size: int = 100) -> AsyncIterator[JobOut]:
+    async def iterate(
+        self, *, status: str | None = None, page_size: int = 100, stuck: bool = False
+    ) -> AsyncIterator[JobOut]:
         """Every job, newest first, fetching pages of ``page_size`` as the iteration goes."""
         offset: int | None = 0
         while offset is not None:
-            page = await self.list(status=status, limit=page_size, offset=offset)
+            page = await self.list(status=status, limit=page_size, offset=offset, stuck=stuck)
             for job in page.items:
                 yield job
             offset = page.next_offset

@@ -119,6 +119,17 @@ class JobOut(_Out):
         "confirmed, or failed (refused by the contract, with close_reason; not retried)",
     )
     close_reason: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="why the job ended other than completed: the failed step (error class and message), "
+        "the parties' consent refusals, the compute executor's failure, or who cancelled it (None while "
+        "it runs or once completed; the on-chain close has its own close_reason)",
+    )
+    stuck: bool = Field(
+        default=False,
+        description="the job is running but has had no status change and no new step record for longer "
+        "than the API's stuck_after_seconds (GET /v1/jobs?stuck=true lists them)",
+    )
     service: str | None = Field(
         default=None,
         description="the anchoring service bound to the job at submission, the only one that "
@@ -142,6 +153,7 @@ class JobStatusEvent(_Out):
     chain_status: str
     records: RecordCounts
     updated_at: datetime
+    reason: str | None = Field(default=None, description="why the job ended other than completed")
 
     @property
     def finished(self) -> bool:

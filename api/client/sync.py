@@ -102,15 +102,20 @@ class Jobs(_Resource):
         anchoring service that will post its steps (only it may; leave out when the API runs the job)."""
         return self._run(calls.job_submit(manifest, service))
 
-    def list(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> OffsetPage[JobOut]:
-        """One page of jobs, newest first (``next_offset`` is the next page's ``offset``)."""
-        return self._run(calls.job_list(status, limit, offset))
+    def list(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0, stuck: bool = False
+    ) -> OffsetPage[JobOut]:
+        """One page of jobs, newest first (``next_offset`` is the next page's ``offset``); ``stuck``: only
+        running jobs that stopped moving, longest idle first."""
+        return self._run(calls.job_list(status, limit, offset, stuck))
 
-    def iterate(self, *, status: str | None = None, page_size: int = 100) -> Iterator[JobOut]:
+    def iterate(
+        self, *, status: str | None = None, page_size: int = 100, stuck: bool = False
+    ) -> Iterator[JobOut]:
         """Every job, newest first, fetching pages of ``page_size`` as the iteration goes."""
         offset: int | None = 0
         while offset is not None:
-            page = self.list(status=status, limit=page_size, offset=offset)
+            page = self.list(status=status, limit=page_size, offset=offset, stuck=stuck)
             yield from page.items
             offset = page.next_offset
 

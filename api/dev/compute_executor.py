@@ -119,7 +119,9 @@ class LocalComputeExecutor:
             log.warning("job %s could not run: %s", job.job_id, type(exc).__name__)
             current = self.store.get_job(job.job_id)
             if current is not None and current.status not in TERMINAL_JOB_STATUSES:
-                self.store.update_job(job.job_id, status="failed")
+                self.store.update_job(
+                    job.job_id, status="failed", reason=f"the job could not run: {type(exc).__name__}: {exc}"
+                )
             raise
 
     def _create_on_chain(self, job: Job, manifest: dict[str, Any], job_secret: str) -> None:

@@ -254,7 +254,14 @@ def create_app(
     api_db.migrate()
     services = Services(settings, store, api_db, client, deployment, worker, executor)
     metrics = ApiMetrics()
-    metrics.add_ledger(LedgerCollector(store, client.block_number, INDEXER_CHECKPOINT))
+    metrics.add_ledger(
+        LedgerCollector(
+            store,
+            client.block_number,
+            INDEXER_CHECKPOINT,
+            stuck_after_seconds=settings.stuck_after_seconds,
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,5 @@
-"""Prometheus metrics of one app: request latency, anchoring queue depth, records by status, head lag.
+"""Prometheus metrics of one app: request latency, anchoring queue depth, records by status, stuck jobs,
+head lag.
 
 Each app has its own registry (several apps may live in one test process). The
 ledger figures are read from the store when ``/metrics`` is scraped.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -21,12 +23,34 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class LedgerCollector(Collector):
-    """Records by status, the anchoring queue depth and the event indexer's lag behind the chain head."""
+    """Records by status, the anchoring queue depth, stuck jobs (running, not updated for longer than
+    ``stuck_after_seconds``) and the event indexer's lag behind the chain head."""
 
-    def __init__(self, store: LedgerStore, head: Callable[[], int], checkpoint: str) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        head: Callable[[], int],
+        checkpoint: str,
+        *,
+        stuck_after_seconds: float = 900.0,
+    ) -> None:
         self.store = store
         self.head = head
         self.checkpoint = checkpoint
+        self.stuck_after_seconds = stuck_after_seconds
+
+    def _stuck_jobs(self) -> Iterator[Metric]:
+        idle_since = datetime.now(timezone.utc) - timedelta(seconds=self.stuck_after_seconds)
+        try:
+            stuck = self.store.count_stuck_jobs(idle_since)
+        except Exception as exc:  # a scrape must not fail because the DB is down
+            log.warning("metrics: cannot count stuck jobs", extra={"error": type(exc).__name__})
+            return
+        yield GaugeMetricFamily(
+            "secureflow_jobs_stuck",
+            "Running jobs with no status change and no new step record for longer than stuck_after_seconds",
+            value=stuck,
+        )
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -40,6 +64,7 @@ class LedgerCollector(Collector):
         for status, count in counts.items():
             by_status.add_metric([status], count)
         yield by_status
+        yield from self._stuck_jobs()
         if counts:
             yield GaugeMetricFamily(
                 "secureflow_anchoring_queue_depth",

@@ -8,6 +8,7 @@ every route documents.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from secureflow.api.client.models import (
@@ -43,7 +44,7 @@ from secureflow.api.client.models import (
     VerdictOut,
 )
 from secureflow.api.server.db import KeyInfo, Member, RecordItem
-from secureflow.ledger.store.schemas import Job
+from secureflow.ledger.store.schemas import Job, job_is_stuck
 from secureflow.ledger.verify import PinnedDeployment, Verdict
 
 __all__ = [
@@ -87,9 +88,11 @@ __all__ = [
 ]
 
 
-def job_out(job: Job, service: str | None = None) -> JobOut:
-    """The API's view of a stored job; ``service``: the anchoring service bound to it at submission."""
-    return JobOut(**job.model_dump(), service=service)
+def job_out(job: Job, service: str | None = None, idle_since: datetime | None = None) -> JobOut:
+    """The API's view of a stored job; ``service``: the anchoring service bound to it at submission;
+    ``idle_since``: a running job not updated since then is ``stuck`` (the API's stuck_after_seconds)."""
+    stuck = idle_since is not None and job_is_stuck(job, idle_since)
+    return JobOut(**job.model_dump(), service=service, stuck=stuck)
 
 
 def step_out(item: RecordItem) -> StepOut:

@@ -41,6 +41,12 @@ class ApiSettings(LedgerSettings):
     worker_stall_seconds: float = Field(
         default=120.0, gt=0, description="/readyz fails if a record waits longer than this to be anchored"
     )
+    stuck_after_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        description="a running job with no status change and no new step record for longer than this is "
+        "reported stuck (JobOut.stuck, GET /v1/jobs?stuck=true, the secureflow_jobs_stuck metric)",
+    )
     registry_cache_seconds: float = Field(
         default=5.0, ge=0, description="cache of on-chain membership checks"
     )

@@ -75,11 +75,26 @@ class LedgerStore(ABC):
         status: JobStatus | None = None,
         chain_status: ChainStatus | None = None,
         created_tx_hash: str | None = None,
+        reason: str | None = None,
     ) -> Job:
         """Change the given fields; a job that has finished (completed/failed/cancelled) keeps its status.
 
         A job that finishes gets close status ``pending``: the anchoring service closes it on chain.
+        ``reason`` (only with status ``failed`` or ``cancelled``) says why it did not complete; it is kept
+        as one line cut to ``MAX_JOB_REASON`` characters. Never put data values, keys or salts in it. A job
+        already ended that way keeps the reason it has (it gets this one only if it had none).
         """
+
+    @abstractmethod
+    def stuck_jobs(
+        self, idle_since: datetime, *, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[Job]:
+        """Running jobs with no status change and no new step record since ``idle_since`` (their
+        ``updated_at`` is not later), longest idle first; only among ``job_ids`` when given."""
+
+    @abstractmethod
+    def count_stuck_jobs(self, idle_since: datetime) -> int:
+        """How many jobs ``stuck_jobs(idle_since)`` would list without a limit."""
 
     @abstractmethod
     def jobs_to_close(self, status: CloseStatus = "pending", limit: int = 100) -> list[Job]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from secureflow.ledger.errors import DuplicateJobError, InvalidStateError
@@ -17,6 +20,7 @@ from secureflow.ledger.store.schemas import (
     Job,
     JobStatus,
     NewJob,
+    job_reason,
 )
 from secureflow.ledger.store.sqlbase import SqlStoreBase, _hex32, _to, _uint
 
@@ -69,10 +73,14 @@ class JobsMixin(SqlStoreBase):
         status: JobStatus | None = None,
         chain_status: ChainStatus | None = None,
         created_tx_hash: str | None = None,
+        reason: str | None = None,
     ) -> Job:
         job_id = _hex32(job_id)
         if status is not None and status not in JOB_STATUSES:
             raise ValueError(f"job status must be one of {', '.join(JOB_STATUSES)}, got {status!r}")
+        if reason is not None and status not in ("failed", "cancelled"):
+            raise ValueError("a job's reason goes with status failed or cancelled (why it did not complete)")
+        why = job_reason(reason) if reason is not None and reason.strip() else None
         if chain_status is not None and chain_status not in CHAIN_STATUSES:
             raise ValueError(f"chain status must be one of {', '.join(CHAIN_STATUSES)}, got {chain_status!r}")
         tx_hash = None if created_tx_hash is None else _hex32(created_tx_hash)
@@ -82,14 +90,37 @@ class JobsMixin(SqlStoreBase):
                 if row.status in TERMINAL_JOB_STATUSES or status == "created":
                     raise InvalidStateError(f"job {job_id} is {row.status}: it cannot become {status}")
                 row.status = status
+                row.reason = why
                 if status in TERMINAL_JOB_STATUSES and row.close_status is None:
                     row.close_status = "pending"
+            elif why is not None and row.reason is None:
+                row.reason = why  # the job ended this way already, without saying why: the first reason stays
             if chain_status is not None:
                 row.chain_status = chain_status
             if tx_hash is not None:
                 row.created_tx_hash = tx_hash
             row.updated_at = utcnow()
             return _to(Job, row)
+
+    def stuck_jobs(
+        self, idle_since: datetime, *, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[Job]:
+        _uint(limit, "limit", 10_000)
+        query = select(JobOrm).where(JobOrm.status == "running", JobOrm.updated_at <= idle_since)
+        if job_ids is not None:
+            query = query.where(JobOrm.job_id.in_([_hex32(j) for j in job_ids]))
+        with self._tx(write=False) as s:
+            rows = s.scalars(query.order_by(JobOrm.updated_at, JobOrm.job_id).limit(limit))
+            return [_to(Job, row) for row in rows]
+
+    def count_stuck_jobs(self, idle_since: datetime) -> int:
+        with self._tx(write=False) as s:
+            count = s.scalar(
+                select(func.count())
+                .select_from(JobOrm)
+                .where(JobOrm.status == "running", JobOrm.updated_at <= idle_since)
+            )
+            return int(count or 0)
 
     def jobs_to_close(self, status: CloseStatus = "pending", limit: int = 100) -> list[Job]:
         if status not in CLOSE_STATUSES:

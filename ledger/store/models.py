@@ -99,6 +99,7 @@ class JobOrm(Base):
     __table_args__ = (
         Index("ix_jobs_created_at", "created_at"),
         Index("ix_jobs_close_status_chain_status", "close_status", "chain_status"),
+        Index("ix_jobs_status_updated_at", "status", "updated_at"),
         CheckConstraint(_one_of("status", JOB_STATUSES), name="status"),
         CheckConstraint(_one_of("chain_status", CHAIN_STATUSES), name="chain_status"),
         CheckConstraint(_one_of("close_status", CLOSE_STATUSES), name="close_status"),
@@ -116,6 +117,7 @@ class JobOrm(Base):
     close_tx_hash: Mapped[str | None] = mapped_column(String(HEX32_LEN))
     close_block: Mapped[int | None] = mapped_column(BigInteger)
     close_reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

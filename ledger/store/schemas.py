@@ -102,6 +102,12 @@ class Job(_Frozen):
     ``close_status`` is None until the job finishes, then ``pending`` (the anchoring service closes a job
     created on chain once its records and models are anchored), ``submitted``, ``confirmed``, or
     ``failed`` with ``close_reason`` (the contract refused the close; it is not retried).
+
+    ``reason`` says why a job ended other than ``completed``: the failed step (its error class and
+    message, which name columns, parties and steps, never values), the parties' consent refusals, the
+    executor's failure, or who cancelled it; None for a job that is running or completed.
+    ``updated_at`` moves on every status change and every accepted step record: a ``running`` job
+    whose ``updated_at`` is old has stopped moving (see `job_is_stuck`).
     """
 
     job_id: Hex32
@@ -116,8 +122,26 @@ class Job(_Frozen):
     close_tx_hash: Hex32 | None = None
     close_block: int | None = None
     close_reason: str | None = None
+    reason: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+MAX_JOB_REASON = 2000
+"""Characters of a job's ``reason`` kept (a longer one is cut, ending in an ellipsis)."""
+
+
+def job_reason(text: str) -> str:
+    """``text`` as a job's reason: one line of stripped text of at most `MAX_JOB_REASON` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_JOB_REASON else line[: MAX_JOB_REASON - 1] + "…"
+
+
+def job_is_stuck(job: Job, idle_since: datetime) -> bool:
+    """Whether ``job`` is running but has had no status change and no new step record since ``idle_since``.
+
+    The store answers the same for many jobs with ``stuck_jobs``/``count_stuck_jobs``."""
+    return job.status == "running" and job.updated_at <= idle_since
 
 
 class NewStepRecord(_Frozen):

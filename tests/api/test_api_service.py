@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from stack import (
     step,
 )
 
+from secureflow.api.dev.compute_executor import LocalComputeExecutor
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
 from secureflow.api.server.auth import allow, assert_every_route_guarded, route_access
@@ -51,9 +53,11 @@ from secureflow.api.server.db import (
 from secureflow.api.server.manifests import validate_manifest
 from secureflow.api.server.serve import add_member_key, ensure_admin_key
 from secureflow.api.server.settings import ApiSettings
+from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
+from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import manifest_commitment
 from secureflow.ledger.signing import sign_party
@@ -805,3 +809,110 @@ def test_readyz_names_the_failing_dependency(env: Env) -> None:
     assert ready.status_code == 503
     failed = [c["name"] for c in ready.json()["checks"] if not c["ok"]]
     assert failed == ["chain"]
+
+
+# -- why a job did not complete, and jobs that stopped moving ----------------------------------------------
+
+
+def test_a_cancelled_job_says_who_cancelled_it(env: Env) -> None:
+    job_id = submit(env, "to-cancel")
+    assert env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["reason"] is None
+    cancelled = env.call("POST", f"/v1/jobs/{job_id}/cancel", "bob")
+    assert cancelled.status_code == 200, cancelled.text
+    why = f"cancelled by bob (member {BOB})"
+    assert (cancelled.json()["status"], cancelled.json()["reason"]) == ("cancelled", why)
+    shown = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    assert (shown["status"], shown["reason"], shown["stuck"]) == ("cancelled", why, False)
+    listed = env.call("GET", "/v1/jobs?status=cancelled", "member").json()["items"]
+    assert [(j["job_id"], j["reason"]) for j in listed] == [(job_id, why)]
+    event = sse_events(env.call("GET", f"/v1/jobs/{job_id}/events?once=true", "member").text)[0]
+    assert json.loads(event["data"])["reason"] == why  # the live status carries it too
+
+
+def test_a_consent_refusal_keeps_every_refusing_partys_reasons(env: Env, tmp_path: Path) -> None:
+    """The embedded stack's executor checks each party's policy before anything runs; with the default
+    policy neither party lets PSI reveal the intersection to the other. The API answers 409 and the job,
+    stored failed, says which party refused and why (no SecretFlow worker is started for this)."""
+    client = env.stack.client()
+    executor = LocalComputeExecutor(
+        Engine(["alice", "bob"], tmp_path / "parties"),
+        env.store,
+        client,
+        connect(client, env.stack.deployment, "AuditLedger"),
+        ChainNonceSource(client.w3),
+        {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2]},
+    )
+    env.app.state.services.executor = executor
+    try:
+        refused = env.call("POST", "/v1/jobs", "member", json={"manifest": manifest("refused")})
+    finally:
+        executor.close()
+    message = assert_error(refused, 409, "conflict")["message"]
+    job_id = re.search(r"refused job (0x[0-9a-f]{64})", message).group(1)  # type: ignore[union-attr]
+    job = env.call("GET", f"/v1/jobs/{job_id}", "member").json()
+    assert job["status"] == "failed", job
+    reason = job["reason"]
+    assert reason.startswith("the compute executor refused it: ConsentRefusedError: "), reason
+    assert f"party 'alice': step 0 (psi): reveals to bob ({BOB})" in reason
+    assert f"party 'bob': step 0 (psi): reveals to alice ({ALICE})" in reason
+    assert job["close_reason"] is None  # the on-chain close's reason is another field
+
+
+@pytest.fixture
+def stuck_env(ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None) -> Iterator[Env]:
+    """The API with ``stuck_after_seconds=0``: a running job is stuck as soon as it is not moving."""
+    app, store, keys = live_app(ledger_stack, ledger_db_url, stuck_after_seconds=0)
+    try:
+        with LiveServer(app) as server:
+            yield Env(server.url, app, store, keys, ledger_stack, server)
+    finally:
+        store.close()
+
+
+def _stuck_metric(env: Env) -> float:
+    text = env.call("GET", "/metrics", "metrics").text
+    found = re.search(r"^secureflow_jobs_stuck (\S+)$", text, re.M)
+    assert found is not None, text
+    return float(found.group(1))
+
+
+def test_a_running_job_that_stopped_moving_is_reported_stuck(stuck_env: Env) -> None:
+    env = stuck_env
+    waiting = submit(env, "waiting")  # created, never started: not stuck
+    job_id = submit(env, "stalled")
+    posted = env.call(
+        "POST",
+        f"/v1/jobs/{job_id}/steps",
+        "service",
+        json=step(job_id, 0, signed=True).model_dump(mode="json"),
+    )
+    assert posted.status_code == 201, posted.text
+    shown = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()
+    assert (shown["status"], shown["stuck"]) == ("running", True)
+    assert env.call("GET", f"/v1/jobs/{waiting}", "auditor").json()["stuck"] is False
+    for who in ("member", "bob", "auditor", "admin"):
+        listed = env.call("GET", "/v1/jobs?stuck=true", who).json()
+        assert [j["job_id"] for j in listed["items"]] == [job_id], who
+        assert listed["items"][0]["stuck"] is True and listed["next_offset"] is None
+    assert env.call("GET", "/v1/jobs?stuck=true&status=created", "auditor").json()["items"] == []
+    everything = env.call("GET", "/v1/jobs", "auditor").json()["items"]
+    assert {j["job_id"]: j["stuck"] for j in everything} == {job_id: True, waiting: False}
+    assert _stuck_metric(env) == 1
+    env.call("POST", f"/v1/jobs/{job_id}/cancel", "member")  # ended: no longer stuck
+    assert env.call("GET", "/v1/jobs?stuck=true", "auditor").json()["items"] == []
+    assert env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["stuck"] is False
+    assert _stuck_metric(env) == 0
+
+
+def test_with_the_default_threshold_a_running_job_is_not_stuck(env: Env) -> None:
+    job_id = submit(env, "moving")
+    posted = env.call(
+        "POST",
+        f"/v1/jobs/{job_id}/steps",
+        "service",
+        json=step(job_id, 0, signed=True).model_dump(mode="json"),
+    )
+    assert posted.status_code == 201, posted.text
+    assert env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["stuck"] is False
+    assert env.call("GET", "/v1/jobs?stuck=true", "auditor").json()["items"] == []
+    assert _stuck_metric(env) == 0

@@ -30,7 +30,9 @@ import secureflow.api.client as api_client
 import secureflow.api.client.sync as client_sync
 from secureflow.api.cli.main import app as cli_app
 from secureflow.api.dev.testing import LiveServer
+from secureflow.compute.runner import failed_step_reason
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, free_port
+from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import job_id_for
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.verify import PinnedDeployment, verify_file, verify_receipt
@@ -197,7 +199,8 @@ def test_submit_list_status_receipt_bundle_cancel(env: Env, tmp_path: Path) -> N
     assert [p.name for p in bundle_file.parent.iterdir()] == ["bundle.json"]  # no temporary file left
 
     cancelled = env.job(["cancel", job_id])
-    assert f"job {job_id} is cancelled" in cancelled.stdout
+    assert f"job {job_id} is cancelled: cancelled by alice (member {ALICE})" in cancelled.stdout
+    assert f"reason      cancelled by alice (member {ALICE})" in env.job(["status", job_id]).stdout
     again = env.job(["cancel", job_id], ok=False)
     assert again.exit_code == 1
     assert "HTTP 409 conflict" in again.stderr and "already cancelled" in again.stderr
@@ -301,10 +304,12 @@ def test_submit_follow_exits_1_when_the_job_fails(
     streams = watch_streams(monkeypatch)
     subscriptions = streams.subscriptions
 
+    why = failed_step_reason(1, "psi", "EmptyResultError", "the parties' key columns hold no common id")
+
     def run_and_fail() -> None:
         assert streams.first_event.wait(60), "the CLI never showed the first status"
         env.anchor_steps(subscriptions[0], range(1))
-        env.store.update_job(subscriptions[0], status="failed")
+        OutboxRecorder(env.store).close_job(subscriptions[0], succeeded=False, reason=why)
 
     thread, errors = in_background(run_and_fail)
     followed = env.job(
@@ -315,7 +320,44 @@ def test_submit_follow_exits_1_when_the_job_fails(
     assert followed.exit_code == 1, followed.output
     assert f"job {subscriptions[0]} submitted" in followed.stdout
     assert "steps 1/2 · anchored 1 · confirmed 1" in followed.stdout
-    assert followed.stdout.rstrip().endswith("job failed")
+    assert followed.stdout.rstrip().endswith(f"job failed: {why}")
+
+
+def test_status_shows_why_a_step_failed(env: Env, tmp_path: Path) -> None:
+    """The compute runner closes a job whose step failed with the step, its error class and its message
+    (`failed_step_reason`, through the ledger recorder); `status`, `status --json` and `list` show it."""
+    job_id = submit(env, tmp_path, steps=2)
+    env.anchor_steps(job_id, range(1))
+    why = failed_step_reason(1, "psi", "SchemaError", "party 'bob' has no column 'id' (check the key column)")
+    assert why == ("step 1 (psi) failed: SchemaError: party 'bob' has no column 'id' (check the key column)")
+    OutboxRecorder(env.store).close_job(job_id, succeeded=False, reason=why)
+    shown = env.job(["status", job_id], who="auditor")
+    assert "failed" in shown.stdout and f"reason      {why}" in shown.stdout
+    assert json.loads(env.job(["status", job_id, "--json"]).stdout)["job"]["reason"] == why
+    listed = env.job(["list", "--status", "failed"])
+    assert job_id in listed.stdout and "reason" in listed.stdout and "step 1 (psi) failed" in listed.stdout
+    assert env.call("GET", f"/v1/jobs/{job_id}", "member").json()["reason"] == why
+
+
+def test_list_stuck_shows_the_jobs_that_stopped_moving(
+    ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None, tmp_path: Path
+) -> None:
+    app, store, keys = live_app(ledger_stack, ledger_db_url, stuck_after_seconds=0)
+    try:
+        with LiveServer(app) as server:
+            env = Env(server.url, store, keys, ledger_stack)
+            submit(env, tmp_path)  # created: not stuck
+            assert "no stuck jobs" in env.job(["list", "--stuck"]).stdout
+            job_id = submit(env, tmp_path)
+            env.anchor_steps(job_id, range(1))
+            listed = env.job(["list", "--stuck"])
+            assert job_id in listed.stdout and "running (stuck)" in listed.stdout
+            assert [
+                j["job_id"] for j in json.loads(env.job(["list", "--stuck", "--json"]).stdout)["items"]
+            ] == [job_id]
+            assert "stuck       running, but no status change" in env.job(["status", job_id]).stdout
+    finally:
+        store.close()
 
 
 # -- failures --------------------------------------------------------------------------------------------

@@ -116,7 +116,12 @@ def test_empty_intersection_is_a_failed_step_record(engine, recorder) -> None:  
     rec = StepRecord.model_validate_json(rows[0].record_json)
     assert rec.status == "failed" and rec.error_class == "EmptyResultError"
     assert all(not p.outputs for p in rec.parties)
-    assert recorder.store.get_job(res.job_id).status == "failed"
+    job = recorder.store.get_job(res.job_id)
+    assert job.status == "failed"
+    # the job keeps why: the step, its error class and its message (which names no values); the record
+    # anchors only the class
+    assert job.reason.startswith("step 0 (psi) failed: EmptyResultError: "), job.reason
+    assert res.error_message and res.error_message in job.reason
     assert engine.healthy  # a failure on both sides before SecretFlow diverged keeps the workers
 
 

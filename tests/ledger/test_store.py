@@ -34,7 +34,7 @@ from secureflow.ledger.errors import (
 from secureflow.ledger.store import NewJob, NewStepRecord, SqlLedgerStore, open_store
 from secureflow.ledger.store.migrate import current_revision, head_revision
 from secureflow.ledger.store.models import Base, utcnow
-from secureflow.ledger.store.schemas import NewModel
+from secureflow.ledger.store.schemas import MAX_JOB_REASON, NewModel, job_is_stuck
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -128,6 +128,59 @@ class TestLedgerStore:
             store.update_job(h(1), status="running")
         with pytest.raises(UnknownJobError):
             store.update_job(h(404), status="running")
+
+    def test_a_job_that_did_not_complete_keeps_why(self, store: SqlLedgerStore) -> None:
+        for n in (1, 2, 3):
+            store.create_job(new_job(n))
+        store.accept_record(new_record(1, 0))
+        failed = store.update_job(
+            h(1), status="failed", reason="step 0 (psi) failed:\n  EmptyResultError: no common 'id'"
+        )
+        assert (failed.status, failed.reason) == (
+            "failed",
+            "step 0 (psi) failed: EmptyResultError: no common 'id'",
+        )
+        assert store.get_job(h(1)) == failed
+        # the first reason stays; a job that ended without one gets the one given later
+        assert store.update_job(h(1), status="failed", reason="the job could not run").reason == failed.reason
+        assert store.update_job(h(2), status="cancelled").reason is None
+        assert (
+            store.update_job(h(2), status="cancelled", reason="cancelled by alice").reason
+            == "cancelled by alice"
+        )
+        # a reason goes only with a failed or cancelled job; a long one is cut, not refused
+        with pytest.raises(ValueError, match="failed or cancelled"):
+            store.update_job(h(3), status="completed", reason="why")
+        with pytest.raises(ValueError, match="failed or cancelled"):
+            store.update_job(h(3), reason="why")
+        long = store.update_job(h(3), status="failed", reason="x" * 5000).reason
+        assert long is not None and len(long) == MAX_JOB_REASON and long.endswith("…")
+        # the on-chain close keeps its own reason
+        store.update_job(h(1), chain_status="confirmed")
+        closed = store.mark_job_close(h(1), "failed", reason="JobNotOpen(0x…)")
+        assert (closed.reason, closed.close_reason) == (failed.reason, "JobNotOpen(0x…)")
+
+    def test_running_jobs_that_stopped_moving_are_stuck(self, store: SqlLedgerStore) -> None:
+        for n in (1, 2, 3, 4):
+            store.create_job(new_job(n))
+        store.accept_record(new_record(1, 0))  # running
+        store.update_job(h(2), status="running")
+        store.update_job(h(3), status="failed", reason="no")  # ended: never stuck
+        # job 4 is created, not running: never stuck
+        now = utcnow()
+        assert [j.job_id for j in store.stuck_jobs(now)] == [h(1), h(2)]  # longest idle first
+        assert store.count_stuck_jobs(now) == 2
+        assert [j.job_id for j in store.stuck_jobs(now, job_ids=[h(2), h(3)])] == [h(2)]
+        assert [j.job_id for j in store.stuck_jobs(now, limit=1)] == [h(1)]
+        assert all(job_is_stuck(j, now) for j in store.stuck_jobs(now))
+        # a new step record moves job 1: it is no longer idle since `now`
+        store.accept_record(new_record(1, 1))
+        assert [j.job_id for j in store.stuck_jobs(now)] == [h(2)]
+        assert not job_is_stuck(store.get_job(h(1)), now)  # type: ignore[arg-type]
+        # a status change moves job 2
+        store.update_job(h(2), chain_status="confirmed")
+        assert store.stuck_jobs(now) == [] and store.count_stuck_jobs(now) == 0
+        assert store.count_stuck_jobs(now - timedelta(days=1)) == 0
 
     def test_a_finished_job_waits_for_its_close_on_chain(self, store: SqlLedgerStore) -> None:
         store.create_job(new_job(1))

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 import anyio
@@ -65,6 +66,15 @@ Cursor = Annotated[
 
 def _job(request: Request, job_id: str) -> Job:
     return visible_job(principal_of(request), services(request).store.get_job(job_id.lower()), job_id)
+
+
+def _idle_since(svc: Services) -> datetime:
+    """A running job not updated since this time is stuck (the API's ``stuck_after_seconds``)."""
+    return datetime.now(timezone.utc) - timedelta(seconds=svc.settings.stuck_after_seconds)
+
+
+def _out(svc: Services, job: Job, service: str | None = None) -> JobOut:
+    return job_out(job, service, _idle_since(svc))
 
 
 def _bound_service(svc: Services, service: str | None) -> str | None:
@@ -125,7 +135,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
     )
     if svc.executor is None:
         return JobSubmitted(
-            job=job_out(job, service),
+            job=_out(svc, job, service),
             execution="not_configured",
             message="job stored as created; no compute executor is configured in this API process, "
             "so it will not run until one is (services may still anchor its steps)",
@@ -133,14 +143,20 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
     try:
         svc.executor.submit(job, valid.manifest, valid.job_secret)
     except Exception as exc:
-        svc.store.update_job(job.job_id, status="failed")
+        svc.store.update_job(
+            job.job_id,
+            status="failed",
+            reason=f"the compute executor refused it: {type(exc).__name__}: {exc}",
+        )
         log.warning("executor refused job", extra={"job_id": job.job_id, "error": type(exc).__name__})
         raise ConflictError(
             f"the compute executor refused job {job.job_id}: {exc}", hint="fix the manifest and submit again"
         ) from None
     refreshed = svc.store.get_job(job.job_id) or job
     return JobSubmitted(
-        job=job_out(refreshed, service), execution="handed_to_executor", message="job handed to the executor"
+        job=_out(svc, refreshed, service),
+        execution="handed_to_executor",
+        message="job handed to the executor",
     )
 
 
@@ -150,25 +166,42 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query(description=f"one of {', '.join(JOB_STATUSES)}")] = None,
     limit: Limit = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    stuck: Annotated[
+        bool,
+        Query(
+            description="only running jobs with no status change and no new step record for longer than "
+            "the API's stuck_after_seconds, longest idle first"
+        ),
+    ] = False,
 ) -> OffsetPage[JobOut]:
-    """Jobs newest first (members: only jobs they are party to)."""
+    """Jobs newest first (members: only jobs they are party to); ``stuck=true``: the jobs that stopped
+    moving."""
     svc = services(request)
-    ids = svc.db.jobs_page(
-        visible_to=scope_address(principal_of(request)), status=status, limit=limit + 1, offset=offset
-    )
-    jobs = [job for job in (svc.store.get_job(i) for i in ids[:limit]) if job is not None]
+    visible_to = scope_address(principal_of(request))
+    if stuck:
+        mine = None if visible_to is None else visible_to.lower()
+        found = [
+            job
+            for job in svc.store.stuck_jobs(_idle_since(svc), limit=10_000)
+            if status in (None, job.status) and (mine is None or mine in {p.lower() for p in job.parties})
+        ]
+        jobs, more = found[offset : offset + limit], len(found) > offset + limit
+    else:
+        ids = svc.db.jobs_page(visible_to=visible_to, status=status, limit=limit + 1, offset=offset)
+        jobs = [job for job in (svc.store.get_job(i) for i in ids[:limit]) if job is not None]
+        more = len(ids) > limit
     bound = svc.db.job_services([j.job_id for j in jobs])
     return OffsetPage[JobOut](
-        items=[job_out(j, bound.get(j.job_id)) for j in jobs],
-        next_offset=offset + limit if len(ids) > limit else None,
+        items=[_out(svc, j, bound.get(j.job_id)) for j in jobs],
+        next_offset=offset + limit if more else None,
     )
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(READ)], response_model=JobOut)
 def get_job(request: Request, job_id: JobId) -> JobOut:
     """One job with its compute status, the status of its on-chain creation and close, its bound service."""
-    job = _job(request, job_id)
-    return job_out(job, services(request).db.job_services([job.job_id]).get(job.job_id))
+    svc, job = services(request), _job(request, job_id)
+    return _out(svc, job, svc.db.job_services([job.job_id]).get(job.job_id))
 
 
 @router.get("/jobs/{job_id}/manifest", dependencies=[Depends(READ)], response_model=dict[str, Any])
@@ -193,8 +226,13 @@ def cancel_job(request: Request, job_id: JobId) -> JobOut:
         )
     if svc.executor is not None:
         svc.executor.cancel(job.job_id)
-    cancelled = svc.store.update_job(job.job_id, status="cancelled")
-    return job_out(cancelled, svc.db.job_services([job.job_id]).get(job.job_id))
+    principal = principal_of(request)
+    cancelled = svc.store.update_job(
+        job.job_id,
+        status="cancelled",
+        reason=f"cancelled by {principal.name} ({principal.role} {principal.address})",
+    )
+    return _out(svc, cancelled, svc.db.job_services([job.job_id]).get(job.job_id))
 
 
 def _cursor(value: str | None, default: int = 0) -> int:
@@ -353,6 +391,7 @@ def _snapshot(svc: Services, job_id: str) -> JobStatusEvent | None:
         chain_status=job.chain_status,
         records=RecordCounts(**counts),
         updated_at=job.updated_at,
+        reason=job.reason,
     )
 
 

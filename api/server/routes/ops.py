@@ -88,7 +88,8 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", dependencies=[Depends(allow("admin", "metrics"))], response_class=Response)
 def metrics(request: Request) -> Response:
-    """Prometheus metrics: request latency, anchoring queue depth, records by status, chain head lag.
+    """Prometheus metrics: request latency, anchoring queue depth, records by status, stuck jobs, chain head
+    lag.
 
     Needs an API key of role ``metrics`` (made for Prometheus: it may call nothing else) or ``admin``."""
     registry = request.app.state.metrics.registry
