@@ -19,6 +19,7 @@ from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
 from secureflow.api.cli.members import members_app
 from secureflow.api.cli.model import model_app
+from secureflow.api.cli.options import PinChainId, PinCodeHash, PinDeployment, PinLedger, PinRegistry
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
 
@@ -261,22 +262,11 @@ def verify(
     rpc: Annotated[
         str, typer.Option("--rpc-url", "--rpc", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")
     ],
-    deployment: Annotated[
-        Path | None,
-        typer.Option(
-            help="pin this deployment file (from `secureflow deploy`: chain id, addresses, code hashes)"
-        ),
-    ] = None,
-    ledger: Annotated[
-        str | None, typer.Option(help="or pin the audit ledger by address (with --code-hash)")
-    ] = None,
-    code_hash: Annotated[
-        str | None, typer.Option(help="keccak256 of the pinned ledger's runtime code (0x + 64 hex)")
-    ] = None,
-    registry: Annotated[
-        str | None, typer.Option(help="with --ledger: the registry the ledger must be bound to")
-    ] = None,
-    chain_id: Annotated[int | None, typer.Option(help="with --ledger: the chain id to expect")] = None,
+    deployment: PinDeployment = None,
+    ledger: PinLedger = None,
+    code_hash: PinCodeHash = None,
+    registry: PinRegistry = None,
+    chain_id: PinChainId = None,
     min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
 ) -> None:
     """Check a receipt or audit bundle against any node and the deployment you pin, without our DB or API.

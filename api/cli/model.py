@@ -30,6 +30,7 @@ import typer
 from pydantic import BaseModel, ConfigDict
 
 from secureflow.api.cli.errors import CliError, console, friendly_errors
+from secureflow.api.cli.options import PinChainId, PinCodeHash, PinDeployment, PinLedger, PinRegistry
 
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: the command imports it when it runs
     from secureflow.ledger.verify import Check, PinnedDeployment
@@ -208,22 +209,11 @@ def verify(
     version: Annotated[
         int | None, typer.Option(min=1, help="the version to check (default: the metadata's)")
     ] = None,
-    deployment: Annotated[
-        Path | None,
-        typer.Option(
-            help="pin this deployment file (from `secureflow deploy`: chain id, addresses, code hashes)"
-        ),
-    ] = None,
-    ledger: Annotated[
-        str | None, typer.Option(help="or pin the audit ledger by address (with --code-hash)")
-    ] = None,
-    code_hash: Annotated[
-        str | None, typer.Option(help="keccak256 of the pinned ledger's runtime code (0x + 64 hex)")
-    ] = None,
-    registry: Annotated[
-        str | None, typer.Option(help="with --ledger: the registry the ledger must be bound to")
-    ] = None,
-    chain_id: Annotated[int | None, typer.Option(help="with --ledger: the chain id to expect")] = None,
+    deployment: PinDeployment = None,
+    ledger: PinLedger = None,
+    code_hash: PinCodeHash = None,
+    registry: PinRegistry = None,
+    chain_id: PinChainId = None,
     json_output: Annotated[bool, typer.Option("--json", help="print the checks as JSON")] = False,
 ) -> None:
     """Check a party's stored model against its metadata and the chain before it is used or exported.

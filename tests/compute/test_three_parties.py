@@ -11,7 +11,6 @@ for this module (~0.5 GB each) and are shut down at its end.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,17 +80,6 @@ def _psi(protocol: str | None = None, out: str = "j") -> dict[str, Any]:
     if protocol is not None:
         params["protocol"] = protocol
     return {"algorithm": "psi", "params": params, "inputs": {"table": "raw"}, "outputs": {"table": out}}
-
-
-@pytest.fixture
-def recorder(tmp_path: Path) -> Iterator[OutboxRecorder]:
-    from secureflow.ledger.store import open_store
-
-    store = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
-    try:
-        yield OutboxRecorder(store)
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("protocol", [None, "PROTOCOL_ECDH_3PC", "PROTOCOL_KKRT_NPC"])
