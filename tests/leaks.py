@@ -57,7 +57,10 @@ def renderings(value: object) -> set[str]:
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         out.add(str(int(value)))
     elif isinstance(value, float):
-        out |= {repr(value), f"{value:.17g}", f"{value:g}", f"{value:.6f}"}
+        floats = {repr(value), f"{value:.17g}", f"{value:g}", f"{value:.6f}"}
+        # fewer than six digits (a %g whose trailing zeros were dropped, like 11.999) also reads as a log's
+        # timestamp or timing: look only for renderings that carry six digits or more
+        out |= {r for r in floats if sum(c.isdigit() for c in r) >= 6}
     else:
         out.add(str(value))
     return {r for r in out if len(r.lstrip("-")) >= MIN_TOKEN}
