@@ -75,27 +75,35 @@ def spawn_worker(
     *,
     log_level: str,
     spu_profiles: dict[str, dict[str, Any]],
+    scratch: Path | None = None,
 ) -> LocalLink:
-    """Start ``party``'s worker process (`compute.worker.main`) in ``pdir`` with the cluster ``table``."""
-    for sub in ("data", "models", "tmp", "work", "logs", "secrets"):
+    """Start ``party``'s worker process (`compute.worker.main`) in ``pdir`` with the cluster ``table``.
+
+    ``scratch`` (a node's session folder): the worker's tmp/, work/, settings file and log go there
+    instead of ``pdir``, so several workers of one party (concurrent jobs) never share them."""
+    for sub in ("data", "models", "logs", "secrets"):
         (pdir / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(pdir / "secrets", 0o700)
+    home = scratch or pdir
+    for sub in ("tmp", "work", "logs"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
     parent_sock, child_sock = socket.socketpair()
     settings = WorkerSettings(
         party=party,
         parties=table,
         party_dir=str(pdir),
+        scratch_dir=None if scratch is None else str(scratch),
         fd=child_sock.fileno(),
         coordinator_pid=os.getpid(),
         log_level=log_level,
         spu_profiles=spu_profiles,
     )
-    settings_path = pdir / "worker.json"
+    settings_path = home / "worker.json"
     settings_path.write_text(settings.model_dump_json())
     env = dict(os.environ)
-    env["TMPDIR"] = str(pdir / "tmp")
+    env["TMPDIR"] = str(home / "tmp")
     env.setdefault("PYTHONUNBUFFERED", "1")
-    with open(pdir / "logs" / "worker.log", "ab") as log:
+    with open(home / "logs" / "worker.log", "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell
             [sys.executable, "-m", "secureflow.compute.worker.main", str(settings_path)],
             pass_fds=(child_sock.fileno(),),
@@ -103,7 +111,7 @@ def spawn_worker(
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=str(pdir / "work"),
+            cwd=str(home / "work"),
             env=env,
         )
     child_sock.close()
@@ -252,6 +260,7 @@ class Engine:
             expires_s=self.start_timeout,
         )
         self.session = hub
+        self._await_nodes(hub)
         hub.open()  # the engine's heartbeat: nodes serve this session only while it is fresh
         for party in self.parties:
             self.workers[party] = WorkerHandle(party=party, party_dir=Path(), link=RedisLink(hub, party))
@@ -269,12 +278,30 @@ class Engine:
                     "on each member's host, against the same Redis",
                 ) from None
             for party, msg in msgs.items():
+                if msg.get("op") == "failed":
+                    raise WorkerError(f"party {party!r}'s node refused the session: {msg.get('message')}")
                 if msg.get("op") != "ports":
                     raise WorkerError(f"party {party!r}'s node answered {msg.get('op')!r} to start")
                 table[party] = PartyPorts(host=str(msg["host"]), **msg["ports"])
         ordered = {p: table[p].model_dump() for p in self.parties}
         for party in self.parties:
             hub.push(party, "table", parties=ordered)
+
+    def _await_nodes(self, hub: RedisSession) -> None:
+        """Every party's node must beat (be running and reading its queue) within ``node_timeout``."""
+        deadline = time.monotonic() + self.node_timeout
+        while True:
+            missing = [p for p in self.parties if not hub.node_up(p)]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise WorkerError(
+                    f"the node(s) of {', '.join(missing)} are not running (no heartbeat under "
+                    f"{self.redis_prefix}:node:<party>:alive for {self.node_timeout:.0f} s)",
+                    hint=f"start `secureflow node --party NAME --redis-url ... --prefix {self.redis_prefix}` "
+                    "on each member's host, against the same Redis",
+                )
+            time.sleep(0.2)
 
     def _await_ready(self) -> None:
         pending = {p: {"hello", "ready"} for p in self.parties}

@@ -22,6 +22,9 @@ Redis layout (``prefix`` defaults to ``secureflow``), one *session* per
 * ``<prefix>:coord:<session>:hb:<party>`` - the node's heartbeat, a key
   rewritten every second with a short TTL: when it vanishes the node (or its
   host) is gone, and the engine raises `WorkerError`.
+* ``<prefix>:node:<party>:alive`` - the node's own heartbeat (JSON: host, sessions, max
+  sessions), rewritten every second with a short TTL: the node is up and reads its queue.
+  An engine starts a session only on parties whose node beats.
 * ``<prefix>:coord:<session>:alive`` - the engine's heartbeat, rewritten every
   second with the same short TTL from a daemon thread while the session is
   open (`RedisSession.open`): when it vanishes the engine is gone, and the
@@ -74,6 +77,11 @@ def heartbeat_key(prefix: str, session: str, party: str) -> str:
 
 def engine_alive_key(prefix: str, session: str) -> str:
     return f"{prefix}:coord:{session}:alive"
+
+
+def node_alive_key(prefix: str, party: str) -> str:
+    """A node's own heartbeat (whether or not it runs a session): it is up and reads its queue."""
+    return f"{prefix}:node:{party}:alive"
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -271,6 +279,15 @@ class RedisSession:
             if any(p in self.exited for p in parties):
                 return [p for p in parties if self.buffers[p]]
 
+    def node_up(self, party: str) -> bool:
+        """Whether ``party``'s node beats (it is running and reads its queue)."""
+        import redis
+
+        try:
+            return bool(self.client.exists(node_alive_key(self.prefix, party)))
+        except redis.RedisError:
+            return False
+
     def heartbeat(self, party: str) -> dict[str, Any] | None:
         import redis
 
@@ -317,8 +334,10 @@ class RedisLink:
             return False
         hb = self.hub.heartbeat(self.party)
         if hb is None:
-            # no heartbeat yet: the node has a grace period to take the start message
-            return time.monotonic() - self.hub.started < self.hub.node_timeout and not self.hub.exited
+            # no session heartbeat yet: a node that beats takes the start message within a second
+            if self.hub.exited:
+                return False
+            return time.monotonic() - self.hub.started < self.hub.node_timeout or self.hub.node_up(self.party)
         return hb.get("worker") != "exited"
 
     def exit_code(self) -> int | None:

@@ -1,37 +1,42 @@
 """``secureflow node``: one member's long-lived node, next to its data, taking work from its own queue.
 
 The node reads only ``<prefix>:party:<party>:in`` (see `secureflow.compute.worker.link`
-for the Redis layout). For each engine session it:
+for the Redis layout). It serves several engine sessions at once (one per job the
+coordinators run, at most ``--max-sessions``), each with its own party worker and its
+own scratch folder ``<data-dir>/sessions/<session>/`` (tmp/, work/, the worker's log).
+For each session it:
 
-1. on ``start``: drops it if the session's engine heartbeat is already gone;
-   else stops any worker of an older session, picks free ports on this host
-   and reports them with ``--host`` (``ports``);
+1. on ``start``: drops it if the session's engine heartbeat is already gone; refuses
+   it (a ``failed`` reply, ``NodeBusyError``) when ``--max-sessions`` are running;
+   else picks free ports on this host and reports them with ``--host`` (``ports``);
 2. on ``table`` (every party's host and ports, assembled by the engine):
    spawns the party worker (`secureflow.compute.worker.main`, the same process as in
    local mode) in the party folder with that table, and relays the worker's
    replies (hello, ready, step results) to the session's outbound list;
-3. on ``msg``: forwards the request to the worker (SPMD steps, sign, ...);
-4. on ``stop``: stops the worker;
+3. on ``msg``: forwards the request to the session's worker (SPMD steps, consent, sign, ...);
+4. on ``stop``: stops the session's worker and removes its tmp/ and work/;
 5. when the session's engine heartbeat (``<prefix>:coord:<session>:alive``)
-   lapses (checked every second): stops the worker as on ``stop``, logs why,
-   and waits for a new session.
+   lapses (checked every second): stops that worker as on ``stop`` and logs why.
 
-The worker stays warm across jobs of a session. Every second the node rewrites
-its heartbeat key (short TTL), so the engine notices a dead node or host; when
-the worker exits the node reports ``exit`` with its code. Entries of another
-session, or past their expiry, are dropped unread. SIGTERM/Ctrl-C stops the
-worker and the node. The member key and salt stay in ``<data-dir>/secrets``;
-nothing but names, metadata, digests and signatures goes through Redis.
+Every second the node rewrites each session's heartbeat key (short TTL), so the
+engine notices a dead node or host; when a worker exits the node reports ``exit``
+with its code. Entries of an unknown session, or past their expiry, are dropped
+unread. SIGTERM/Ctrl-C stops every worker and the node. The member key and salt
+stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures
+goes through Redis.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 import signal
 import threading
 import time
 from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -51,6 +56,7 @@ from secureflow.compute.worker.link import (
     engine_alive_key,
     heartbeat_key,
     inbound_key,
+    node_alive_key,
     outbound_key,
 )
 from secureflow.compute.worker.protocol import PartyPorts
@@ -58,10 +64,28 @@ from secureflow.compute.worker.protocol import PartyPorts
 log = logging.getLogger("compute.node")
 
 LOOPBACK = ("127.0.0.1", "localhost")
+DEFAULT_MAX_SESSIONS = 4
+"""Engine sessions (jobs) one node runs at once by default (each is one SecretFlow worker, ~0.5-1.3 GB)."""
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
+"""An engine session id (`uuid4().hex`): also a folder name under ``<data-dir>/sessions``."""
+
+
+@dataclass
+class Session:
+    """One engine session on this node: its party worker, the relay of its replies, its state."""
+
+    session: str
+    scratch: Path
+    log_level: str = "warning"
+    spu_profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    link: LocalLink | None = None
+    relay: threading.Thread | None = None
+    state: str = "starting"  # starting | running | exited
+    exit_code: int | None = None
 
 
 class Node:
-    """The relay between this party's Redis queue and its local party worker."""
+    """The relay between this party's Redis queue and its local party workers (one per engine session)."""
 
     def __init__(
         self,
@@ -72,26 +96,31 @@ class Node:
         host: str = "127.0.0.1",
         prefix: str = DEFAULT_PREFIX,
         heartbeat_ttl: float = HEARTBEAT_TTL_S,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
         if not party or ":" in party:
             raise ComputeError(f"invalid party name {party!r}", hint="use the party's name from the manifest")
+        if max_sessions < 1:
+            raise ComputeError(f"max_sessions must be at least 1, not {max_sessions}")
         self.party = party
         self.party_dir = Path(party_dir).resolve()
         self.host = host
         self.prefix = prefix
         self.heartbeat_ttl = heartbeat_ttl
+        self.max_sessions = max_sessions
         self.client = redis.Redis.from_url(redis_url, socket_timeout=30.0)
         self.in_key = inbound_key(prefix, party)
-        self.session: str | None = None
-        self.link: LocalLink | None = None
-        self.relay: threading.Thread | None = None
-        self.state = "idle"  # idle | starting | running | exited
-        self.exit_code: int | None = None
-        self.log_level = "warning"
-        self.spu_profiles: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, Session] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._engine_checked = 0.0  # monotonic time of the last engine-heartbeat check
+
+    # -- compatibility views of the single-session API ----------------------------------------------
+    @property
+    def session(self) -> str | None:
+        """The newest session's id (None when idle)."""
+        with self._lock:
+            return next(reversed(self.sessions), None)
 
     # -- outbound ------------------------------------------------------------------------------------
     def _push(self, session: str, op: str, **fields: Any) -> None:
@@ -102,25 +131,41 @@ class Node:
         pipe.expire(key, OUT_TTL_S)
         pipe.execute()
 
+    def _beat_node(self) -> None:
+        value = json.dumps(
+            {
+                "host": self.host,
+                "sessions": len(self.sessions),
+                "max_sessions": self.max_sessions,
+                "ts": time.time(),
+            }
+        )
+        try:
+            self.client.set(node_alive_key(self.prefix, self.party), value, px=int(self.heartbeat_ttl * 1000))
+        except redis.RedisError as exc:
+            log.warning("node heartbeat failed (%s); retrying", type(exc).__name__)
+
     def _beat(self) -> None:
+        self._beat_node()
         while not self.stopping.wait(HEARTBEAT_S):
+            self._beat_node()
             # under the lock, so a session that `check_engine` just dropped is not beaten again
             with self._lock:
-                session, state, code = self.session, self.state, self.exit_code
-                if session is None:
-                    continue
-                value = json.dumps({"worker": state, "code": code, "ts": time.time()})
-                try:
-                    self.client.set(
-                        heartbeat_key(self.prefix, session, self.party),
-                        value,
-                        px=int(self.heartbeat_ttl * 1000),
-                    )
-                except redis.RedisError as exc:
-                    log.warning("heartbeat failed (%s); retrying", type(exc).__name__)
+                beats = [(s.session, s.state, s.exit_code) for s in self.sessions.values()]
+                for session, state, code in beats:
+                    value = json.dumps({"worker": state, "code": code, "ts": time.time()})
+                    try:
+                        self.client.set(
+                            heartbeat_key(self.prefix, session, self.party),
+                            value,
+                            px=int(self.heartbeat_ttl * 1000),
+                        )
+                    except redis.RedisError as exc:
+                        log.warning("heartbeat failed (%s); retrying", type(exc).__name__)
 
-    def _relay(self, session: str, link: LocalLink) -> None:
+    def _relay(self, sess: Session, link: LocalLink) -> None:
         """Worker -> Redis, until the worker's socket closes; then report its exit."""
+        session = sess.session
         while True:
             try:
                 msg = link.recv()
@@ -140,8 +185,8 @@ class Node:
         link.wait_exit(5.0)
         code = link.exit_code()
         with self._lock:
-            if self.session == session:
-                self.state, self.exit_code = "exited", code
+            if self.sessions.get(session) is sess:
+                sess.state, sess.exit_code = "exited", code
         with suppress(redis.RedisError):
             self._push(session, "exit", code=code)
 
@@ -151,53 +196,89 @@ class Node:
             log.warning("dropped an entry that is not a JSON object")
             return
         session, op = entry.get("session"), entry.get("op")
-        if not isinstance(session, str):
+        if not isinstance(session, str) or not SESSION_ID.fullmatch(session):
+            log.warning("dropped an entry without a valid session id")
             return
         if float(entry.get("exp", 0)) < time.time():
             log.info("dropped an expired %s of session %s", op, session[:8])
             return
         if op == "start":
-            if not self.engine_alive(session):
-                log.info("dropped a start of session %s: its engine's heartbeat is gone", session[:8])
-                return
-            self.stop_worker()
-            with self._lock:
-                self.session, self.state, self.exit_code = session, "starting", None
-            self.log_level = str(entry.get("log_level", "warning"))
-            self.spu_profiles = {str(k): dict(v) for k, v in dict(entry.get("spu_profiles", {})).items()}
-            bind = self.host if self.host in LOOPBACK else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
-            ports = free_ports(1 + len(self.spu_profiles), bind)
-            spu = dict(zip(self.spu_profiles, ports[1:], strict=True))
-            self._push(session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu})
-            log.info("session %s: reported ports", session[:8])
+            self._start(session, entry)
             return
-        if session != self.session:
-            log.info("dropped a %s of stale session %s", op, session[:8])
+        with self._lock:
+            sess = self.sessions.get(session)
+        if sess is None:
+            log.info("dropped a %s of unknown or stale session %s", op, session[:8])
             return
         if op == "table":
             table = {p: PartyPorts.model_validate(v) for p, v in dict(entry["parties"]).items()}
             if self.party not in table:
                 log.error("the cluster table does not name party %s", self.party)
                 return
+            if sess.link is not None:
+                log.warning("dropped a second table of session %s", session[:8])
+                return
             link = spawn_worker(
-                self.party, self.party_dir, table, log_level=self.log_level, spu_profiles=self.spu_profiles
+                self.party,
+                self.party_dir,
+                table,
+                log_level=sess.log_level,
+                spu_profiles=sess.spu_profiles,
+                scratch=sess.scratch,
             )
-            self.link = link
+            sess.link = link
             with self._lock:
-                self.state = "running"
-            self.relay = threading.Thread(target=self._relay, args=(session, link), daemon=True)
-            self.relay.start()
+                sess.state = "running"
+            sess.relay = threading.Thread(target=self._relay, args=(sess, link), daemon=True)
+            sess.relay.start()
             log.info("session %s: worker started (pid %d)", session[:8], link.proc.pid)
         elif op == "msg":
-            if self.link is None or not self.link.alive():
-                self._push(session, "exit", code=None if self.link is None else self.link.exit_code())
+            if sess.link is None or not sess.link.alive():
+                self._push(session, "exit", code=None if sess.link is None else sess.link.exit_code())
                 return
             with suppress(OSError, EOFError):  # the relay reports the exit
-                self.link.send(dict(entry["msg"]))
+                sess.link.send(dict(entry["msg"]))
         elif op == "stop":
-            self.stop_worker()
-            with self._lock:
-                self.session, self.state = None, "idle"
+            self.end_session(session)
+
+    def _start(self, session: str, entry: dict[str, Any]) -> None:
+        if not self.engine_alive(session):
+            log.info("dropped a start of session %s: its engine's heartbeat is gone", session[:8])
+            return
+        with self._lock:
+            known = session in self.sessions
+            full = len(self.sessions) >= self.max_sessions
+        if known:
+            log.warning("dropped a second start of session %s", session[:8])
+            return
+        if full:
+            log.warning(
+                "session %s refused: %d sessions running (--max-sessions)", session[:8], self.max_sessions
+            )
+            self._push(
+                session,
+                "msg",
+                msg={
+                    "op": "failed",
+                    "error_class": "NodeBusyError",
+                    "message": f"the node of party {self.party!r} runs {self.max_sessions} jobs already "
+                    "(its --max-sessions); try again later",
+                },
+            )
+            return
+        sess = Session(
+            session=session,
+            scratch=self.party_dir / "sessions" / session,
+            log_level=str(entry.get("log_level", "warning")),
+            spu_profiles={str(k): dict(v) for k, v in dict(entry.get("spu_profiles", {})).items()},
+        )
+        with self._lock:
+            self.sessions[session] = sess
+        bind = self.host if self.host in LOOPBACK else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
+        ports = free_ports(1 + len(sess.spu_profiles), bind)
+        spu = dict(zip(sess.spu_profiles, ports[1:], strict=True))
+        self._push(session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu})
+        log.info("session %s: reported ports (%d session(s) on this node)", session[:8], len(self.sessions))
 
     def engine_alive(self, session: str) -> bool:
         """Whether the engine of ``session`` still beats (True when Redis cannot tell: never a guess)."""
@@ -208,28 +289,40 @@ class Node:
             return True
 
     def check_engine(self) -> None:
-        """Stop the current session's worker if its engine's heartbeat has lapsed (at most once a second)."""
+        """Stop the workers of sessions whose engine's heartbeat lapsed (checked at most once a second)."""
         now = time.monotonic()
         if now - self._engine_checked < HEARTBEAT_S:
             return
         self._engine_checked = now
-        session = self.session
-        if session is None or self.engine_alive(session):
-            return
-        log.warning(
-            "session %s: the engine's heartbeat lapsed (engine gone without shutting down); "
-            "stopping its worker and waiting for a new session",
-            session[:8],
-        )
-        self.stop_worker()
-        with self._lock, suppress(redis.RedisError):  # nobody reads this session's replies any more
-            self.session, self.state, self.exit_code = None, "idle", None
-            self.client.delete(
-                outbound_key(self.prefix, session), heartbeat_key(self.prefix, session, self.party)
+        with self._lock:
+            sessions = list(self.sessions)
+        for session in sessions:
+            if self.engine_alive(session):
+                continue
+            log.warning(
+                "session %s: the engine's heartbeat lapsed (engine gone without shutting down); "
+                "stopping its worker",
+                session[:8],
             )
+            self.end_session(session)
+            with suppress(redis.RedisError):  # nobody reads this session's replies any more
+                self.client.delete(outbound_key(self.prefix, session))
 
-    def stop_worker(self, timeout: float = 10.0) -> None:
-        link, self.link = self.link, None
+    def end_session(self, session: str, timeout: float = 10.0) -> None:
+        """Stop ``session``'s worker, forget the session, delete its heartbeat and its scratch tmp/work."""
+        with self._lock:
+            sess = self.sessions.pop(session, None)
+        if sess is None:
+            return
+        self._stop_link(sess, timeout)
+        with suppress(redis.RedisError):
+            self.client.delete(heartbeat_key(self.prefix, session, self.party))
+        for sub in ("tmp", "work"):  # raw data must not linger; the session's log stays
+            shutil.rmtree(sess.scratch / sub, ignore_errors=True)
+
+    @staticmethod
+    def _stop_link(sess: Session, timeout: float) -> None:
+        link, sess.link = sess.link, None
         if link is None:
             return
         if link.alive():
@@ -237,10 +330,17 @@ class Node:
                 link.send({"op": "shutdown"})
             link.wait_exit(timeout)
         link.kill()
-        if self.relay is not None:
-            self.relay.join(10.0)
-            self.relay = None
+        if sess.relay is not None:
+            sess.relay.join(10.0)
+            sess.relay = None
         link.close()
+
+    def stop_worker(self, timeout: float = 10.0) -> None:
+        """Stop every session's worker (the node is stopping)."""
+        with self._lock:
+            sessions = list(self.sessions)
+        for session in sessions:
+            self.end_session(session, timeout)
 
     def serve(self) -> None:
         """Take work from this party's queue until SIGTERM/SIGINT (or `stopping` is set)."""
@@ -260,11 +360,8 @@ class Node:
         finally:
             self.stopping.set()
             self.stop_worker()
-            with self._lock:
-                session, self.session = self.session, None
-            if session is not None:
-                with suppress(redis.RedisError):
-                    self.client.delete(heartbeat_key(self.prefix, session, self.party))
+            with suppress(redis.RedisError):
+                self.client.delete(node_alive_key(self.prefix, self.party))
 
 
 def run_node(
@@ -275,10 +372,11 @@ def run_node(
     host: str = "127.0.0.1",
     prefix: str = DEFAULT_PREFIX,
     log_level: str = "INFO",
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
 ) -> None:
     """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    node = Node(party, data_dir, redis_url, host=host, prefix=prefix)
+    node = Node(party, data_dir, redis_url, host=host, prefix=prefix, max_sessions=max_sessions)
     try:
         node.client.ping()
     except redis.RedisError as exc:

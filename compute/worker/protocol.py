@@ -40,6 +40,7 @@ class WorkerSettings(BaseModel):
     party: str
     parties: dict[str, PartyPorts]  # in a fixed order: every party must list them identically
     party_dir: str
+    scratch_dir: str | None = None  # the session's tmp/, work/ (a node's concurrent jobs); None: party_dir
     fd: int
     coordinator_pid: int
     log_level: str = "warning"

@@ -36,6 +36,7 @@ from secureflow.compute.worker.link import (
     engine_alive_key,
     heartbeat_key,
     inbound_key,
+    node_alive_key,
     outbound_key,
 )
 from secureflow.ledger.records import StepRecord
@@ -69,6 +70,17 @@ class Nodes:
         df.to_csv(path, index=False)
         return name
 
+    def wait_up(self, rds: redis.Redis, parties: tuple[str, ...], timeout: float = 120.0) -> None:
+        """Until every node beats (its heartbeat key exists): it is running and reads its queue."""
+        deadline = time.monotonic() + timeout
+        while not all(rds.exists(node_alive_key(self.prefix, p)) for p in parties):
+            for party in parties:
+                proc = self.procs.get(party)
+                if proc is not None and proc.poll() is not None:
+                    raise AssertionError(f"the node of {party} exited with {proc.returncode}")
+            assert time.monotonic() < deadline, f"the nodes did not beat within {timeout} s"
+            time.sleep(0.1)
+
     def stop_all(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -94,6 +106,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, rds: redis.Redis) -> Iterato
     for party in PARTIES:
         n.start(party)
     try:
+        n.wait_up(rds, PARTIES)
         yield n
     finally:
         n.stop_all()
@@ -216,8 +229,11 @@ def test_each_node_reads_only_its_own_queue(dengine, nodes, rds) -> None:  # typ
         heartbeat_key(nodes.prefix, session, "alice"),
         heartbeat_key(nodes.prefix, session, "bob"),
         engine_alive_key(nodes.prefix, session),
+        node_alive_key(nodes.prefix, "alice"),
+        node_alive_key(nodes.prefix, "bob"),
     }, keys
     assert heartbeat_key(nodes.prefix, session, "alice") in keys
+    assert node_alive_key(nodes.prefix, "bob") in keys  # each node beats, session or not
     assert engine_alive_key(nodes.prefix, session) in keys  # the engine beats while started
     rds.delete(carol)
 
@@ -245,7 +261,7 @@ def test_stale_session_messages_are_ignored(dengine, nodes, rds) -> None:  # typ
     assert dengine.healthy and all(w.alive() for w in dengine.workers.values())
 
 
-def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, recorder) -> None:  # type: ignore[no-untyped-def]
+def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, recorder, rds) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(11)
     n = 2000
     a = pd.DataFrame({"id": np.arange(n), "a0": rng.normal(size=n), "y": rng.integers(0, 2, n)})
@@ -306,6 +322,7 @@ def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, rec
 
     # a restarted node serves the next job (the engine restarts the cluster on new ports)
     nodes.start("bob")
+    nodes.wait_up(rds, ("bob",))
     dengine.ensure_healthy()
     assert dengine.ping(timeout=30)
 
@@ -319,7 +336,8 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_vanished_engine_s_workers_are_stopped_by_their_nodes(dengine, nodes, rds, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # an engine in its own process starts a session on both nodes (replacing dengine's), then is SIGKILLed
+    # an engine in its own process starts a session on both nodes beside dengine's (a node serves several
+    # sessions at once, each with its own worker), then is SIGKILLed
     script = (
         "import json, time\n"
         "from secureflow.compute.worker.engine import Engine\n"
@@ -344,6 +362,9 @@ def test_a_vanished_engine_s_workers_are_stopped_by_their_nodes(dengine, nodes, 
         session, pids = str(info["session"]), {p: int(v) for p, v in info["pids"].items()}
         assert rds.exists(engine_alive_key(nodes.prefix, session))
         assert not any(_gone(pid) for pid in pids.values())
+        # both sessions run at once: dengine's workers are other processes and still answer
+        assert {p: r["pid"] for p, r in dengine.ping(timeout=30).items()}.keys() == pids.keys()
+        assert not {r["pid"] for r in dengine.ping(timeout=30).values()} & set(pids.values())
     finally:
         proc.kill()  # no shutdown: the engine and its heartbeat thread vanish at once
         proc.wait(10)
@@ -357,7 +378,7 @@ def test_a_vanished_engine_s_workers_are_stopped_by_their_nodes(dengine, nodes, 
     took = time.monotonic() - t
     print(f"engine killed: its workers stopped by the nodes after {took:.1f} s")
     assert all(_gone(pid) for pid in pids.values()), f"workers still running {took:.1f} s after the kill"
-    # each node went idle (no heartbeat for the dead session, nothing left behind) but keeps running
+    # each node dropped the dead session (no heartbeat for it, nothing left behind) but keeps running
     assert not rds.exists(*hbs, outbound_key(nodes.prefix, session), engine_alive_key(nodes.prefix, session))
     assert all(nodes.procs[p].poll() is None for p in PARTIES)
     for p in PARTIES:
@@ -368,7 +389,7 @@ def test_a_vanished_engine_s_workers_are_stopped_by_their_nodes(dengine, nodes, 
     start = {"session": ghost, "op": "start", "exp": time.time() + 60, "spu_profiles": {}}
     rds.rpush(inbound_key(nodes.prefix, "alice"), json.dumps(start))
 
-    # the idle nodes serve a new engine session; its start queues behind the ghost's (FIFO), so once it
+    # dengine's session still runs; its ping queues behind the ghost's start (FIFO), so once it
     # answers, alice has read the ghost's start
     dengine.ensure_healthy()
     assert dengine.ping(timeout=30)
@@ -390,11 +411,9 @@ def test_sigterm_stops_the_node_and_its_worker(dengine, nodes) -> None:  # type:
 def test_no_node_running_is_a_worker_error_not_a_hang(rds) -> None:  # type: ignore[no-untyped-def]
     prefix = f"sftest-{uuid.uuid4().hex[:12]}"
     eng = Engine(PARTIES, "/nonexistent", launcher="distributed", redis_url=REDIS_URL, redis_prefix=prefix)
-    with pytest.raises(WorkerError, match="no answer from the node"):
+    with pytest.raises(WorkerError, match="alice, bob are not running"):
         eng.start()  # raises after node_timeout (pytest-timeout fails a hang)
     assert eng.workers == {} and eng.session is None
     with pytest.raises(ComputeError, match="on its node's host"):
         eng.data_dir("alice")
-    keys = list(rds.scan_iter(f"{prefix}:*"))
-    assert {k.decode() for k in keys} == {inbound_key(prefix, p) for p in PARTIES}  # the unread start entries
-    rds.delete(*keys)
+    assert list(rds.scan_iter(f"{prefix}:*")) == []  # nothing was sent to nodes that do not run
