@@ -11,7 +11,10 @@ Trust model). The policy file::
       "reveal": {                                  # what may be revealed to another party, per algorithm
         "secure_predict": ["0xAlice..."],          # ("*": any algorithm) -> member addresses
         "biclassification_eval": ["0xAlice..."]
-      }
+      },
+      "chain_id": 1337,                            # the deployment it consents on (absent: any the
+      "ledger": "0xLedger...",                     #   coordinator names)
+      "max_gas_price_wei": 0                       # the highest gas price of a createJob it signs
     }
 
 Without a file the node uses the default: every algorithm, any dataset of its data folder, and
@@ -59,6 +62,26 @@ class PartyPolicy(BaseModel):
         default_factory=dict,
         description="algorithm ('*': any) -> addresses of parties that may receive what it reveals",
     )
+
+    chain_id: int | None = Field(default=None, description="the only chain id it consents on; None: any")
+    ledger: Address | None = Field(
+        default=None, description="the only AuditLedger address it consents on; None: any"
+    )
+    max_gas_price_wei: int = Field(
+        default=0,
+        ge=0,
+        description="the highest gas price of a createJob transaction it signs as the job's creator "
+        "(0: a free-gas network such as Quorum/Besu)",
+    )
+
+    def deployment_refusals(self, chain_id: int, ledger: str) -> list[str]:
+        """Why this node will not sign for ``ledger`` on ``chain_id`` (empty: it will)."""
+        out = []
+        if self.chain_id is not None and chain_id != self.chain_id:
+            out.append(f"chain id {chain_id} is not the pinned chain id {self.chain_id}")
+        if self.ledger is not None and ledger.lower() != self.ledger.lower():
+            out.append(f"AuditLedger {ledger} is not the pinned ledger {self.ledger}")
+        return out
 
     def may_reveal(self, algorithm: str, to: str) -> bool:
         allowed = (*self.reveal.get(algorithm, ()), *self.reveal.get("*", ()))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -196,6 +196,7 @@ def run_job(
     reveal_reports: bool = True,
     model_anchors: ModelAnchors | None = None,
     job_secret: str | None = None,
+    should_stop: Callable[[], str | None] | None = None,
 ) -> JobResult:
     """Run ``manifest`` on ``engine``'s party workers, recording each step through ``recorder``.
 
@@ -211,6 +212,9 @@ def run_job(
     ``job_secret`` (``0x`` + 64 hex; a fresh one unless given, returned in `JobResult.job_secret`) salts
     the manifest hash and every step's ``params_hash`` (`secureflow.ledger.records.commitment`): give the
     one the job was submitted and created with, since the manifest hash is part of the job id.
+
+    ``should_stop`` is asked before each step: a reason (the job was cancelled) ends the job there,
+    failed with that reason (``error_class`` ``JobStopped``), after the steps recorded so far.
     """
     t_job = time.monotonic()
     if not isinstance(manifest, JobManifest):
@@ -267,6 +271,10 @@ def run_job(
     failure: tuple[str, str] | None = None
     reason: str | None = None
     for step in plan:
+        why = None if should_stop is None else should_stop()
+        if why is not None:
+            failure, reason = ("JobStopped", why), f"stopped before step {step.seq}: {why}"
+            break
         outcome, step_models, spent = _run_step(engine, manifest, recorder, job_id, step, reveal_reports)
         anchoring += spent
         outcomes.append(outcome)

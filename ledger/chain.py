@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import requests
 from eth_account import Account
@@ -375,17 +375,68 @@ class TransactionSender:
             delay = min(delay * 1.5, 0.5)
 
     def _raise_failed(self, sent: SentTransaction, receipt: TxReceipt, contract: Contract | None) -> None:
-        if receipt["gasUsed"] >= sent.gas:
-            raise OutOfGasError(
-                f"{sent.description}: transaction {sent.tx_hash} ran out of gas ({sent.gas} given)"
-            )
-        tx = self.client.w3.eth.get_transaction(HexStr(sent.tx_hash))
-        replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+        raise_failed(self.client, sent.tx_hash, sent.gas, sent.description, receipt, contract)
+
+
+def raise_failed(
+    client: ChainClient,
+    tx_hash: str,
+    gas: int,
+    description: str,
+    receipt: TxReceipt,
+    contract: Contract | None,
+) -> NoReturn:
+    """Raise the error of a mined, failed transaction: out of gas, or its revert decoded by replaying it."""
+    if receipt["gasUsed"] >= gas:
+        raise OutOfGasError(f"{description}: transaction {tx_hash} ran out of gas ({gas} given)")
+    tx = client.w3.eth.get_transaction(HexStr(tx_hash))
+    replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
+    try:
+        client.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise decode_revert(exc, contract, description) from exc
+    raise TransactionError(f"{description}: transaction {tx_hash} reverted without a reason")
+
+
+def submit_signed(
+    client: ChainClient,
+    raw: bytes,
+    *,
+    gas: int,
+    description: str,
+    contract: Contract | None = None,
+    timeout: float | None = None,
+) -> TxReceipt:
+    """Hand a transaction signed elsewhere (a member's node) to the node and wait for its successful receipt.
+
+    "Already known" counts as sent; a used nonce raises `NonceTooLowError` (sign again with a fresh
+    nonce); a mined failure raises the decoded revert, as for our own transactions.
+    """
+    tx_hash = "0x" + bytes(keccak(raw)).hex()
+    try:
+        client.call_rpc(client.w3.eth.send_raw_transaction, raw)
+    except Web3RPCError as exc:
+        message = str(exc).lower()
+        if "nonce too low" in message or "replacement transaction underpriced" in message:
+            raise NonceTooLowError(f"{description}: its nonce was already used") from exc
+        if not ("already known" in message or "already imported" in message):
+            raise TransactionError(f"{description}: the node refused the transaction: {exc}") from exc
+    wait_s = timeout or client.config.receipt_timeout
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
         try:
-            self.client.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
-        except (ContractLogicError, Web3RPCError) as exc:
-            raise decode_revert(exc, contract, sent.description) from exc
-        raise TransactionError(f"{sent.description}: transaction {sent.tx_hash} reverted without a reason")
+            receipt: TxReceipt = client.call_rpc(client.w3.eth.get_transaction_receipt, tx_hash)
+            break
+        except TransactionNotFound:
+            pass
+        if time.monotonic() >= deadline:
+            raise TransactionTimeoutError(f"{description}: no receipt for {tx_hash} after {wait_s:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    if receipt["status"] != 1:
+        raise_failed(client, tx_hash, gas, description, receipt, contract)
+    return receipt
 
 
 def _contract_of(call: ContractFunction) -> Contract | None:

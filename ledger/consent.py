@@ -1,13 +1,21 @@
-"""EIP-712 job consent: a party's signature over ``JobConsent(bytes32 jobId, bytes32 manifestHash)``.
+"""What a party signs to open a job: its EIP-712 consent and, for the creator, the ``createJob`` transaction.
 
-The audit ledger verifies these on-chain (domain ``SecureflowAuditLedger``,
-version ``1``, the chain id and the ledger's address) and records who consented.
+Consent is a signature over ``JobConsent(bytes32 jobId, bytes32 manifestHash)``; the audit
+ledger verifies these on-chain (domain ``SecureflowAuditLedger``, version ``1``, the chain id
+and the ledger's address) and records who consented.
+
+The job's id is derived on chain from the ``createJob`` sender, so the creator's own key sends
+it: `sign_create_job` signs that legacy transaction offline (the creator's node holds the key and
+never hands it out; whoever relays the signed bytes cannot change them). Only eth-account and
+eth-abi here: party nodes sign without a node connection or web3.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
@@ -46,3 +54,45 @@ def sign_consent(
     t = _typed(chain_id, ledger_address, job_id, manifest_hash)
     signed = Account.sign_typed_data(private_key, t["domain"], t["types"], t["primary"])
     return bytes(signed.signature)
+
+
+CREATE_JOB_SELECTOR = bytes(keccak(text="createJob(bytes32,bytes32,address[],bytes[])"))[:4]
+
+
+def create_job_calldata(
+    manifest_hash: bytes, salt: bytes, parties: Sequence[str], consents: Sequence[bytes]
+) -> bytes:
+    """The calldata of ``AuditLedger.createJob(manifestHash, salt, parties, consentSignatures)``."""
+    args = abi_encode(
+        ["bytes32", "bytes32", "address[]", "bytes[]"],
+        [manifest_hash, salt, [str(p) for p in parties], [bytes(c) for c in consents]],
+    )
+    return CREATE_JOB_SELECTOR + args
+
+
+def sign_create_job(
+    private_key: str,
+    *,
+    chain_id: int,
+    ledger_address: str,
+    nonce: int,
+    gas: int,
+    gas_price: int,
+    manifest_hash: bytes,
+    salt: bytes,
+    parties: Sequence[str],
+    consents: Sequence[bytes],
+) -> tuple[bytes, str]:
+    """The creator's signed legacy ``createJob`` transaction (raw bytes) and its hash (``0x`` + 64 hex)."""
+    tx = {
+        "to": ledger_address,
+        "data": create_job_calldata(manifest_hash, salt, parties, consents),
+        "value": 0,
+        "nonce": nonce,
+        "gas": gas,
+        "gasPrice": gas_price,
+        "chainId": chain_id,
+    }
+    signed = Account.sign_transaction(tx, private_key)
+    raw = bytes(signed.raw_transaction)
+    return raw, "0x" + bytes(keccak(raw)).hex()

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 FindingKind = Literal["tampered", "missing", "unanchored"]
 FINDING_KINDS: tuple[FindingKind, ...] = ("tampered", "missing", "unanchored")
 _ZERO32 = "0x" + "00" * 32
-_FINISHED_JOBS = ("completed", "failed", "cancelled")
+_FINISHED_JOBS = ("completed", "failed", "cancelled", "rejected")
 _JOBS_PAGE = 1000
 
 

@@ -130,7 +130,7 @@ def _print_json(data: Any) -> None:
 
 
 _COLOURS = {"confirmed": "green", "completed": "green", "submitted": "yellow", "running": "yellow"}
-_COLOURS |= {"failed": "red", "cancelled": "red", "pending": "dim", "created": "dim"}
+_COLOURS |= {"failed": "red", "cancelled": "red", "rejected": "red", "pending": "dim", "created": "dim"}
 
 
 def _coloured(text: str, status: str | None = None) -> str:

@@ -223,11 +223,27 @@ def node(
         str, typer.Option(envvar="SECUREFLOW_COMPUTE_REDIS_PREFIX", help="key prefix of the job queue")
     ] = "secureflow",
     log_level: Annotated[str, typer.Option(help="log level of the node")] = "INFO",
+    max_sessions: Annotated[
+        int, typer.Option(min=1, max=64, help="jobs this node runs at once (one SecretFlow worker each)")
+    ] = 4,
 ) -> None:
-    """Distributed mode: run this member's party worker next to its data, taking work from its own queue."""
+    """Distributed mode: run this member's party workers next to its data, taking work from its own queue."""
     from secureflow.compute.worker.node import run_node
 
-    run_node(party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level)
+    run_node(
+        party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level, max_sessions=max_sessions
+    )
+
+
+@app.command()
+@friendly_errors
+def coordinator(
+    log_level: Annotated[str, typer.Option(help="log level of the coordinator")] = "INFO",
+) -> None:
+    """Run the jobs the API queued (SECUREFLOW_BROKER_URL) on the members' nodes until SIGTERM/Ctrl-C."""
+    from secureflow.api.coordinator.tasks import run_coordinator
+
+    run_coordinator(log_level=log_level)
 
 
 @app.command("anchor-worker")

@@ -29,7 +29,7 @@ Role = Literal["admin", "member", "service", "auditor", "metrics"]
 SettlementAction = Literal["set_weights", "approve_weights", "deposit", "withdraw"]
 """What ``POST /v1/settlements/{job_id}/transactions/prepare`` prepares (the ledger's ``Action``)."""
 
-TERMINAL_JOB_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_JOB_STATUSES = frozenset({"completed", "failed", "cancelled", "rejected"})
 """Job statuses after which nothing runs (the ledger's ``TERMINAL_JOB_STATUSES``)."""
 
 ETH = "0x0000000000000000000000000000000000000000"

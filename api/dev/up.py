@@ -115,8 +115,7 @@ def build_embedded(
             dev.store,
             dev.client,
             dev.ledger_contract,
-            dev.nonces,
-            {p: dev.keys[p] for p in PARTIES},
+            {p: dev.address(p) for p in PARTIES},
         )
         app = create_app(
             settings,

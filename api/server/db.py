@@ -37,9 +37,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
@@ -82,6 +82,10 @@ KEY_PREFIX = "sfk_"
 _PG_LOCK = 0x5EC0_A91  # pg_advisory_xact_lock key for API schema upgrades
 _ANALYZE_AFTER_ROWS = 1_000
 _INDEX_CHUNK = 5_000
+
+
+ClaimResult = Literal["claimed", "taken_over", "busy", "unknown"]
+"""What `ApiDb.claim_job` found (see there)."""
 
 
 def utcnow() -> datetime:
@@ -139,6 +143,8 @@ class ManifestOrm(Base):
     service: Mapped[str | None] = mapped_column(String(42))  # api0005; the only service posting its steps
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     job_secret: Mapped[str | None] = mapped_column(String(66))  # api0004; parties and auditors only
+    runner: Mapped[str | None] = mapped_column(String(64))  # api0006; the coordinator worker running it
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # api0006
 
 
 class RecordIndexOrm(Base):
@@ -488,6 +494,43 @@ class ApiDb:
         with self._tx(write=False) as s:
             row = s.get(ManifestOrm, job_id)
             return None if row is None else row.job_secret
+
+    # -- coordinator claims ----------------------------------------------------------------------------------
+    def claim_job(self, job_id: str, runner: str, lease_seconds: float) -> ClaimResult:
+        """Claim a submitted job for the coordinator worker ``runner`` (one transaction, row locked).
+
+        ``claimed``: nobody ran it before; ``taken_over``: a runner claimed it before and its lease lapsed
+        (it died mid-job); ``busy``: another runner holds a live lease (a duplicate delivery); ``unknown``:
+        no manifest was submitted for it here. ``claimed`` and ``taken_over`` set the lease to now +
+        ``lease_seconds``."""
+        now = utcnow()
+        with self._tx(write=True) as s:
+            row = s.get(ManifestOrm, job_id, with_for_update=True)
+            if row is None:
+                return "unknown"
+            lease = _aware(row.lease_until)
+            if row.runner is not None and row.runner != runner and lease is not None and lease > now:
+                return "busy"
+            result: ClaimResult = "claimed" if row.runner is None else "taken_over"
+            row.runner = runner
+            row.lease_until = now + timedelta(seconds=lease_seconds)
+            return result
+
+    def renew_lease(self, job_id: str, runner: str, lease_seconds: float) -> bool:
+        """Extend ``runner``'s lease on a job; False if another runner took it over meanwhile."""
+        with self._tx(write=True) as s:
+            row = s.get(ManifestOrm, job_id, with_for_update=True)
+            if row is None or row.runner != runner:
+                return False
+            row.lease_until = utcnow() + timedelta(seconds=lease_seconds)
+            return True
+
+    def release_job(self, job_id: str, runner: str) -> None:
+        """``runner`` is done with the job (its lease ends now; the job stays claimed by it)."""
+        with self._tx(write=True) as s:
+            row = s.get(ManifestOrm, job_id, with_for_update=True)
+            if row is not None and row.runner == runner:
+                row.lease_until = utcnow()
 
     # -- settlement proposals and approvals (the ledger's ProposalBook, bound to a member) ----------------
     def proposal_book(self, member_id: int) -> ProposalBook:

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from secureflow.api.server.app import create_app
 from secureflow.api.server.db import ApiDb, Role
 from secureflow.api.server.executor import JobExecutor
+from secureflow.api.server.jobqueue import CeleryJobExecutor, celery_app
 from secureflow.api.server.logs import configure_logging
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.anchoring import AnchoringWorker
@@ -86,7 +87,17 @@ class ApiProcess:
 def build_api(
     settings: ApiSettings, *, with_worker: bool = False, executor: JobExecutor | None = None
 ) -> ApiProcess:
-    """The API against the configured DB and chain (``SECUREFLOW_*``); optionally the anchoring worker too."""
+    """The API against the configured DB and chain (``SECUREFLOW_*``); optionally the anchoring worker too.
+
+    With ``SECUREFLOW_BROKER_URL`` and no other executor, accepted jobs go to the coordinators' queue."""
+    if executor is None and settings.broker_url:
+        executor = CeleryJobExecutor(
+            celery_app(
+                settings.broker_url,
+                queue=settings.queue_name,
+                visibility_timeout=settings.queue_visibility_timeout,
+            )
+        )
     store = open_store(settings.database_url)
     worker: AnchoringWorker | None = None
     if with_worker:

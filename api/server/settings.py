@@ -55,3 +55,16 @@ class ApiSettings(LedgerSettings):
         default=2, ge=1, le=64, description="?verify=true pages worked on at once per process (the rest wait)"
     )
     log_level: str = Field(default="INFO")
+    broker_url: str | None = Field(
+        default=None,
+        description="the job queue (Celery broker): redis://127.0.0.1:6379/0 or "
+        "amqp://guest:guest@127.0.0.1:5672//; set, `secureflow api` hands every accepted job to "
+        "`secureflow coordinator` workers",
+    )
+    queue_name: str = Field(default="secureflow.jobs", min_length=1, description="the Celery queue of jobs")
+    queue_visibility_timeout: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="Redis broker: an unacknowledged job task is delivered again after this many seconds "
+        "(longer than the longest job; a coordinator killed mid-job has its task redelivered then)",
+    )

@@ -40,6 +40,7 @@ import tempfile
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ from secureflow.compute.registry import get_loader
 from secureflow.compute.schema import ObjectInfo, column_kind
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
 from secureflow.compute.worker.protocol import WorkerSettings
-from secureflow.ledger.consent import sign_consent
+from secureflow.ledger.consent import sign_consent, sign_create_job
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
 from secureflow.ledger.signing import job_salt, salted_digest, sign_party
 
@@ -126,6 +127,22 @@ def content_digest(obj: WorkerObject) -> bytes | None:
     return obj.digest
 
 
+MAX_CREATE_JOB_GAS = 10_000_000
+"""The most gas a creator's worker gives ``createJob`` (8 parties with consents need well under 1M)."""
+
+
+@dataclass(frozen=True)
+class ConsentedJob:
+    """What this party checked and consented to: the only job whose ``createJob`` it will sign."""
+
+    manifest_hash: str
+    creator: str
+    salt: str
+    parties: tuple[str, ...]
+    chain_id: int
+    ledger: str
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings, conn: Connection) -> None:
         self.settings = settings
@@ -135,8 +152,9 @@ class Worker:
         self.root = Path(settings.party_dir)
         self.data_dir = self.root / "data"
         self.models_dir = self.root / "models"
-        self.tmp_root = self.root / "tmp"
-        for d in (self.data_dir, self.models_dir, self.tmp_root, self.root / "work"):
+        self.scratch = Path(settings.scratch_dir) if settings.scratch_dir else self.root
+        self.tmp_root = self.scratch / "tmp"
+        for d in (self.data_dir, self.models_dir, self.tmp_root, self.scratch / "work"):
             d.mkdir(parents=True, exist_ok=True)
         # the party's secret: never used as a salt itself, only to derive each job's salt (`job_salt`)
         self.salt = _read_or_create(self.root / "secrets" / "salt", lambda: secrets.token_bytes(32))
@@ -152,6 +170,7 @@ class Worker:
         self.last_digests: PartyDigests | None = None
         self.last_step: tuple[str, int] | None = None
         self.verified: dict[str, set[str]] = {}  # job id -> model ids whose integrity this party checked
+        self.consented: dict[str, ConsentedJob] = {}  # job id -> what this party consented to
 
     # -- start-up ----------------------------------------------------------------------------------
     def init_secretflow(self) -> dict[str, float]:
@@ -244,7 +263,7 @@ class Worker:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
-        work = self.root / "work"
+        work = self.scratch / "work"
         for child in work.iterdir():  # SecretFlow/PSI leave trace files in the cwd
             if child.is_dir():
                 shutil.rmtree(child, ignore_errors=True)
@@ -448,9 +467,19 @@ class Worker:
                 f"party {self.party!r} refuses job {msg['job_id']}: it is not the id of this manifest "
                 "for its creator and salt"
             )
-        reasons = consent_refusals(load_policy(self.root), manifest, self.address, self.data_dir)
+        policy = load_policy(self.root)
+        reasons = policy.deployment_refusals(int(msg["chain_id"]), str(msg["ledger"]))
+        reasons += consent_refusals(policy, manifest, self.address, self.data_dir)
         if reasons:
             raise ConsentRefusedError(f"party {self.party!r} refuses job {job_id}: {'; '.join(reasons)}")
+        self.consented[job_id] = ConsentedJob(
+            manifest_hash=manifest_hash,
+            creator=str(msg["creator"]),
+            salt=str(msg["salt"]),
+            parties=tuple(manifest.address_of(p) for p in manifest.party_names()),
+            chain_id=int(msg["chain_id"]),
+            ledger=str(msg["ledger"]),
+        )
         signature = sign_consent(
             "0x" + self.key.hex(),
             int(msg["chain_id"]),
@@ -460,6 +489,48 @@ class Worker:
         )
         log.warning("party %s consented to job %s", self.party, job_id)
         return {"signature": "0x" + signature.hex(), "manifest_hash": manifest_hash, "address": self.address}
+
+    def op_create_job_tx(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """As the job's creator, sign the ``createJob`` transaction of a job this worker consented to.
+
+        Only for a job this worker consented to, as its creator, on the chain and ledger it consented
+        on, with the manifest commitment, salt and party list it checked itself; the coordinator
+        supplies only the nonce, the gas limit and gas price (capped by the policy) and the parties'
+        consents (which the contract checks). So the signed bytes can only open that job.
+        """
+        job_id = str(msg["job_id"]).lower()
+        job = self.consented.get(job_id)
+        if job is None:
+            raise ConsentRefusedError(f"party {self.party!r} has not consented to job {job_id}; not signing")
+        if job.creator.lower() != self.address.lower():
+            raise ConsentRefusedError(f"party {self.party!r} is not the creator of job {job_id}; not signing")
+        gas, gas_price, nonce = int(msg["gas"]), int(msg["gas_price"]), int(msg["nonce"])
+        policy = load_policy(self.root)
+        if gas_price > policy.max_gas_price_wei:
+            raise ConsentRefusedError(
+                f"party {self.party!r} signs createJob at a gas price of at most {policy.max_gas_price_wei} "
+                f"wei, not {gas_price}",
+                hint="raise max_gas_price_wei in the node's policy.json on a network that charges gas",
+            )
+        if not (0 < gas <= MAX_CREATE_JOB_GAS and nonce >= 0):
+            raise ComputeError(f"createJob gas {gas} or nonce {nonce} out of range; not signing")
+        consents = [bytes.fromhex(str(c).removeprefix("0x")) for c in msg["consents"]]
+        if len(consents) != len(job.parties):
+            raise ComputeError(f"job {job_id} has {len(job.parties)} parties, not {len(consents)} consents")
+        raw, tx_hash = sign_create_job(
+            "0x" + self.key.hex(),
+            chain_id=job.chain_id,
+            ledger_address=job.ledger,
+            nonce=nonce,
+            gas=gas,
+            gas_price=gas_price,
+            manifest_hash=bytes.fromhex(job.manifest_hash[2:]),
+            salt=bytes.fromhex(job.salt.removeprefix("0x")),
+            parties=job.parties,
+            consents=consents,
+        )
+        log.warning("party %s signed createJob of job %s (nonce %d)", self.party, job_id, nonce)
+        return {"raw": "0x" + raw.hex(), "tx_hash": tx_hash, "parties": list(job.parties)}
 
     def op_sign(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Sign this party's part of the record of the step it ran last, and nothing else.
@@ -519,11 +590,12 @@ def main(argv: list[str]) -> None:
     _die_with_parent()
     threading.Thread(target=_watch_parent, args=(settings.coordinator_pid,), daemon=True).start()
     os.environ["SF_UT_DO_NOT_EXIT_ENV_FLAG"] = "1"  # a SecretFlow error must not os._exit mid-reply
-    tmp = Path(settings.party_dir) / "tmp"
+    scratch = Path(settings.scratch_dir or settings.party_dir)
+    tmp = scratch / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = str(tmp)
-    work = Path(settings.party_dir) / "work"
+    work = scratch / "work"
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)
     logging.basicConfig(

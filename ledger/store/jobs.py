@@ -78,8 +78,10 @@ class JobsMixin(SqlStoreBase):
         job_id = _hex32(job_id)
         if status is not None and status not in JOB_STATUSES:
             raise ValueError(f"job status must be one of {', '.join(JOB_STATUSES)}, got {status!r}")
-        if reason is not None and status not in ("failed", "cancelled"):
-            raise ValueError("a job's reason goes with status failed or cancelled (why it did not complete)")
+        if reason is not None and status not in ("failed", "cancelled", "rejected"):
+            raise ValueError(
+                "a job's reason goes with status failed, cancelled or rejected (why it did not complete)"
+            )
         why = job_reason(reason) if reason is not None and reason.strip() else None
         if chain_status is not None and chain_status not in CHAIN_STATUSES:
             raise ValueError(f"chain status must be one of {', '.join(CHAIN_STATUSES)}, got {chain_status!r}")
@@ -91,7 +93,7 @@ class JobsMixin(SqlStoreBase):
                     raise InvalidStateError(f"job {job_id} is {row.status}: it cannot become {status}")
                 row.status = status
                 row.reason = why
-                if status in TERMINAL_JOB_STATUSES and row.close_status is None:
+                if status in TERMINAL_JOB_STATUSES and row.close_status is None and status != "rejected":
                     row.close_status = "pending"
             elif why is not None and row.reason is None:
                 row.reason = why  # the job ended this way already, without saying why: the first reason stays

@@ -25,15 +25,15 @@ from pydantic import (
 
 from secureflow.ledger.records import job_id_for
 
-JobStatus = Literal["created", "running", "completed", "failed", "cancelled"]
+JobStatus = Literal["created", "running", "completed", "failed", "cancelled", "rejected"]
 ChainStatus = Literal["pending", "submitted", "confirmed"]
 RecordStatus = Literal["pending", "submitted", "confirmed", "failed"]
 BatchStatus = Literal["built", "submitted", "confirmed", "failed", "reorged"]
 ModelStatus = Literal["pending", "submitted", "confirmed", "failed"]
 CloseStatus = Literal["pending", "submitted", "confirmed", "failed"]
 
-JOB_STATUSES: tuple[JobStatus, ...] = ("created", "running", "completed", "failed", "cancelled")
-TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+JOB_STATUSES: tuple[JobStatus, ...] = ("created", "running", "completed", "failed", "cancelled", "rejected")
+TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "rejected"})
 CHAIN_STATUSES: tuple[ChainStatus, ...] = ("pending", "submitted", "confirmed")
 RECORD_STATUSES: tuple[RecordStatus, ...] = ("pending", "submitted", "confirmed", "failed")
 BATCH_STATUSES: tuple[BatchStatus, ...] = ("built", "submitted", "confirmed", "failed", "reorged")

@@ -57,7 +57,6 @@ from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
-from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import manifest_commitment
 from secureflow.ledger.signing import sign_party
@@ -839,8 +838,10 @@ def test_a_consent_refusal_keeps_every_refusing_partys_reasons(env: Env, tmp_pat
         env.store,
         client,
         connect(client, env.stack.deployment, "AuditLedger"),
-        ChainNonceSource(client.w3),
-        {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2]},
+        {
+            "alice": Account.from_key(DEV_PRIVATE_KEYS[1]).address,
+            "bob": Account.from_key(DEV_PRIVATE_KEYS[2]).address,
+        },
     )
     env.app.state.services.executor = executor
     try:

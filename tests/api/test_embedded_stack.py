@@ -86,6 +86,7 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
         assert job_id_for(job["creator"], job["manifest_hash"], job["salt"]) == job_id
         on_chain = ledger.get_job(bytes.fromhex(job_id[2:]))
         assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 6)
+        assert on_chain.creator.lower() == job["creator"].lower()  # sent by alice's own worker
         assert all(ledger.has_consented(bytes.fromhex(job_id[2:]), p) for p in on_chain.parties)
 
         with LiveServer(stack.app) as server:
@@ -166,7 +167,7 @@ def _nobody_consents_for_bob(
         "salt": salt,
         "job_secret": job_secret,
         "parties": [alice, stack.parties["bob"][0]],
-        "chain_id": stack.executor.client.chain_id,
+        "chain_id": stack.executor.services.client.chain_id,
         "ledger": ledger.address,
     }
     engine = stack.executor.engine
@@ -174,5 +175,25 @@ def _nobody_consents_for_bob(
         request_consents(engine, parsed.model_dump(mode="json"), job_id=spy_id, **ask)
     with pytest.raises(ConsentRefusedError, match="not the id of this manifest"):
         request_consents(engine, example, job_id="0x" + "22" * 32, **ask)
+    # nor can whoever writes the workers' requests get a createJob signed: not for a job a worker did not
+    # consent to, and not by a party that is not the job's creator (bob consents to this one, alice does not)
+    other = JobManifest.parse(dict(example, name="other")).model_dump(mode="json")
+    other_id = job_id_for(alice, JobManifest.parse(other).manifest_hash(job_secret), salt)
+    with pytest.raises(ConsentRefusedError, match="party 'alice' refuses"):
+        request_consents(engine, other, job_id=other_id, **ask)
+    sign = {
+        "op": "create_job_tx",
+        "consents": ["0x" + "00" * 65] * 2,
+        "nonce": 0,
+        "gas": 900_000,
+        "gas_price": 0,
+    }
+    replies = engine.broadcast(
+        {"alice": dict(sign, job_id=other_id), "bob": dict(sign, job_id=other_id)},
+        timeout=60.0,
+        what="forged",
+    )
+    assert not replies["alice"]["ok"] and "has not consented" in replies["alice"]["message"], replies
+    assert not replies["bob"]["ok"] and "is not the creator" in replies["bob"]["message"], replies
     after = {p.name: p.read_bytes() for p in bob_data.rglob("*") if p.is_file()}
     assert after == before

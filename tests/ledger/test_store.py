@@ -130,7 +130,7 @@ class TestLedgerStore:
             store.update_job(h(404), status="running")
 
     def test_a_job_that_did_not_complete_keeps_why(self, store: SqlLedgerStore) -> None:
-        for n in (1, 2, 3):
+        for n in (1, 2, 3, 4):
             store.create_job(new_job(n))
         store.accept_record(new_record(1, 0))
         failed = store.update_job(
@@ -148,10 +148,18 @@ class TestLedgerStore:
             store.update_job(h(2), status="cancelled", reason="cancelled by alice").reason
             == "cancelled by alice"
         )
-        # a reason goes only with a failed or cancelled job; a long one is cut, not refused
-        with pytest.raises(ValueError, match="failed or cancelled"):
+        # a job its parties' nodes refused is rejected with their reasons; it never opened on chain, so
+        # there is nothing to close there
+        rejected = store.update_job(h(4), status="rejected", reason="party 'bob' refuses job 0x…: policy")
+        assert (rejected.status, rejected.reason, rejected.close_status) == (
+            "rejected",
+            "party 'bob' refuses job 0x…: policy",
+            None,
+        )
+        # a reason goes only with a failed, cancelled or rejected job; a long one is cut, not refused
+        with pytest.raises(ValueError, match="failed, cancelled or rejected"):
             store.update_job(h(3), status="completed", reason="why")
-        with pytest.raises(ValueError, match="failed or cancelled"):
+        with pytest.raises(ValueError, match="failed, cancelled or rejected"):
             store.update_job(h(3), reason="why")
         long = store.update_job(h(3), status="failed", reason="x" * 5000).reason
         assert long is not None and len(long) == MAX_JOB_REASON and long.endswith("…")

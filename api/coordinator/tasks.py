@@ -1,0 +1,91 @@
+"""The coordinator's Celery side: the ``secureflow.run_job`` task and the worker that serves it.
+
+The queue's configuration is the API's (`secureflow.api.server.jobqueue.celery_app`: late acks,
+redelivery when a worker is lost, one task prefetched). `run_coordinator` starts a Celery worker with
+a thread pool of ``SECUREFLOW_COORDINATOR_CONCURRENCY`` jobs at once; SIGTERM is Celery's warm
+shutdown (running jobs finish, nothing new starts; a second SIGTERM or SIGKILL leaves the running
+jobs' tasks unacknowledged, so they are delivered again and found orphaned: see
+`secureflow.api.coordinator.service`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery, Task
+
+from secureflow.api.coordinator.service import Coordinator, Outcome, RetryLater
+from secureflow.api.coordinator.settings import CoordinatorSettings
+from secureflow.api.server.jobqueue import RUN_JOB_TASK, celery_app
+
+log = logging.getLogger("secureflow.api.coordinator.tasks")
+
+RETRY_BASE_SECONDS = 5.0
+
+
+def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]:
+    """The Celery app with the job task bound to one `Coordinator` (built here: DB, chain, deployment)."""
+    if not settings.broker_url:
+        from secureflow.ledger.errors import ConfigurationError
+
+        raise ConfigurationError(
+            "SECUREFLOW_BROKER_URL is not set: the coordinator has no queue to take jobs from",
+            hint="export the API's broker, e.g. SECUREFLOW_BROKER_URL=redis://127.0.0.1:6379/0",
+        )
+    app = celery_app(
+        settings.broker_url,
+        queue=settings.queue_name,
+        visibility_timeout=settings.queue_visibility_timeout,
+    )
+    coordinator = Coordinator(settings)
+    lock = threading.Lock()
+    running: set[str] = set()
+
+    @app.task(  # type: ignore[untyped-decorator]  # celery ships no type information
+        name=RUN_JOB_TASK, bind=True, acks_late=True, max_retries=settings.start_retries
+    )
+    def run_job_task(self: Task, job_id: str) -> dict[str, str]:
+        with lock:
+            if job_id in running:  # a duplicate delivery to this same process
+                return {"job_id": job_id, "action": "busy"}
+            running.add(job_id)
+        try:
+            retries = int(self.request.retries or 0)
+            try:
+                outcome: Outcome = coordinator.handle(job_id, last_attempt=retries >= settings.start_retries)
+            except RetryLater as exc:
+                countdown = RETRY_BASE_SECONDS * (2**retries)
+                log.warning("job %s: %s; retrying in %.0f s", job_id[:10], exc, countdown)
+                raise self.retry(countdown=countdown) from None
+            log.info("job %s: %s %s", job_id[:10], outcome.action, outcome.detail)
+            return {"job_id": outcome.job_id, "action": outcome.action, "detail": outcome.detail}
+        finally:
+            with lock:
+                running.discard(job_id)
+
+    return app, coordinator
+
+
+def run_coordinator(settings: CoordinatorSettings | None = None, *, log_level: str = "INFO") -> None:
+    """``secureflow coordinator``: serve the job queue until SIGTERM/Ctrl-C."""
+    settings = settings or CoordinatorSettings()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app, coordinator = coordinator_app(settings)
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={settings.coordinator_concurrency}",
+                f"--loglevel={log_level.upper()}",
+                "-Q",
+                settings.queue_name,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                f"--hostname=coordinator-{coordinator.runner_id}",
+            ]
+        )
+    finally:
+        coordinator.close()
