@@ -75,7 +75,7 @@ class CeleryJobExecutor:
             args=[job.job_id],
             task_id=f"job-{job.job_id}",
             retry=True,
-            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "timeout": 5},
+            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
         )
         log.info("job queued", extra={"job_id": job.job_id})
 

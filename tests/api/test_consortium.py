@@ -1,0 +1,330 @@
+"""Consortium mode end to end (issue 15): three members' own nodes, the production API, Celery, the chain.
+
+Separate processes, as on separate hosts: three ``secureflow node`` processes (alice, bob, carol: each
+with its own data folder, member key and policy; nothing shared with the coordinator but Redis), one
+``secureflow coordinator`` process (a Celery worker on a Redis broker), and the production API with its
+anchoring worker in this process, all on real PostgreSQL and the session's anvil (contracts deployed
+for this module, carol registered as a third member). A member submits a 3-party job with its API key;
+the chain then holds the complete job: every party's consent, ``createJob`` sent by the creator's own
+key, each step's record signed by all three, the close with its step count and the proof of its last
+record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+import redis
+import requests
+from conftest import _libpq_url, _require_postgres, postgres_base_url
+from eth_account import Account
+from sqlalchemy.engine import make_url
+from stack import LedgerStack, deploy_ledger_stack
+
+from secureflow.api.dev.testing import LiveServer
+from secureflow.api.server.db import ApiDb
+from secureflow.api.server.serve import ApiProcess, add_member_key, build_api
+from secureflow.api.server.settings import ApiSettings
+from secureflow.compute.worker.engine import REPO_ROOT
+from secureflow.compute.worker.link import node_alive_key
+from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
+from secureflow.ledger.deploy import connect, write_deployment
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.records import StepRecord
+from secureflow.ledger.signing import signature_problems
+from secureflow.ledger.verify import AuditBundle, pin_from_options, verify_bundle
+
+REDIS = "redis://127.0.0.1:6379"
+PARTIES = ("alice", "bob", "carol")
+KEYS = {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2], "carol": DEV_PRIVATE_KEYS[4]}
+ADDRESSES = {p: str(Account.from_key(k).address) for p, k in KEYS.items()}
+FEATURES = ["a0", "a1", "b0", "b1", "c0", "c1"]
+
+
+@dataclass
+class Consortium:
+    url: str
+    keys: dict[str, str]  # party -> API key
+    stack: LedgerStack
+    deployment: Path
+    api: ApiProcess
+    nodes: dict[str, Path]
+    logs: Path
+
+    def headers(self, party: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[party]}"}
+
+    def logs_tail(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.logs.glob("*.log")))
+
+
+def _tables(n: int = 900, seed: int = 5) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6))
+    y = (x @ np.array([1.1, -0.7, 0.9, 0.6, -1.0, 0.8]) + rng.logistic(size=n) * 0.6 > 0).astype(int)
+    ids = rng.permutation(n * 3)[:n] + 5000
+    keep_b, keep_c = rng.random(n) < 0.9, rng.random(n) < 0.85
+    return {
+        "alice": pd.DataFrame({"id": ids, "a0": x[:, 0], "a1": x[:, 1], "y": y}),
+        "bob": pd.DataFrame({"id": ids[keep_b], "b0": x[keep_b, 2], "b1": x[keep_b, 3]}),
+        "carol": pd.DataFrame({"id": ids[keep_c], "c0": x[keep_c, 4], "c1": x[keep_c, 5]}),
+    }
+
+
+def _node_dir(root: Path, party: str, table: pd.DataFrame) -> Path:
+    """A member's own folder: its data, its member key (0600) and its policy, as it would set up its host."""
+    folder = root / party
+    (folder / "data").mkdir(parents=True)
+    (folder / "secrets").mkdir(mode=0o700)
+    key = folder / "secrets" / "member.key"
+    key.write_text(KEYS[party].removeprefix("0x"))
+    key.chmod(0o600)
+    table.to_csv(folder / "data" / "t3.csv", index=False)
+    others = [a for p, a in ADDRESSES.items() if p != party]
+    policy: dict[str, Any] = {"version": 1, "reveal": {"psi": others, "secure_predict": others}}
+    if party == "carol":  # carol exposes only t3.csv and accepts no statistics over her columns
+        policy |= {
+            "datasets": ["t3.csv"],
+            "algorithms": ["psi", "ss_lr", "secure_predict", "biclassification_eval"],
+        }
+    (folder / "policy.json").write_text(json.dumps(policy))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    _require_postgres()
+    schema = f"sf_test_{uuid.uuid4().hex}"
+    admin = _libpq_url(postgres_base_url())
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(postgres_base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "secureflow.api", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=str(REPO_ROOT),
+            start_new_session=True,
+        )
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def consortium(
+    devchain: DevChain, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Consortium]:
+    root = tmp_path_factory.mktemp("consortium")
+    logs = root / "logs"
+    logs.mkdir()
+    stack = deploy_ledger_stack(devchain.rpc_url)
+    stack.registry().register_member(ADDRESSES["carol"])
+    deployment = root / "deployment.json"
+    write_deployment(stack.deployment, deployment)
+    tag = uuid.uuid4().hex[:12]
+    prefix, queue, broker = f"sfc-{tag}", f"secureflow.jobs.{tag}", f"{REDIS}/3"
+    tables = _tables()
+    nodes = {p: _node_dir(root / "hosts", p, tables[p]) for p in PARTIES}
+    env = {
+        **os.environ,
+        "SECUREFLOW_DATABASE_URL": pg_url,
+        "SECUREFLOW_RPC_URL": devchain.rpc_url,
+        "SECUREFLOW_CHAIN_ID": str(DEV_CHAIN_ID),
+        "SECUREFLOW_DEPLOYMENT": str(deployment),
+        "SECUREFLOW_BROKER_URL": broker,
+        "SECUREFLOW_QUEUE_NAME": queue,
+        "SECUREFLOW_COMPUTE_REDIS_URL": f"{REDIS}/0",
+        "SECUREFLOW_COMPUTE_REDIS_PREFIX": prefix,
+        "SECUREFLOW_COORDINATOR_WORKDIR": str(root / "coordinator"),
+        "SECUREFLOW_START_TIMEOUT": "240",
+    }
+    settings = ApiSettings(
+        database_url=pg_url,
+        rpc_url=devchain.rpc_url,
+        chain_id=DEV_CHAIN_ID,
+        deployment=deployment,
+        anchor_key=DEV_PRIVATE_KEYS[3],
+        deployer_key=DEV_PRIVATE_KEYS[0],
+        broker_url=broker,
+        queue_name=queue,
+        max_batch_delay=0.2,
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+    api = build_api(settings, with_worker=True)  # migrates the DB before the coordinator connects
+    try:
+        for party in PARTIES:
+            procs.append(
+                _spawn(
+                    ["node", "--party", party, "--data-dir", str(nodes[party]), "--redis-url", f"{REDIS}/0",
+                     "--prefix", prefix, "--log-level", "INFO"],
+                    env,
+                    logs / f"node-{party}.log",
+                )
+            )  # fmt: skip
+        procs.append(_spawn(["coordinator"], env, logs / "coordinator.log"))
+        rds = redis.Redis.from_url(f"{REDIS}/0")
+        deadline = time.monotonic() + 120
+        while not all(rds.exists(node_alive_key(prefix, p)) for p in PARTIES):
+            assert all(p.poll() is None for p in procs), "a node or the coordinator exited"
+            assert time.monotonic() < deadline, "the nodes did not beat within 120 s"
+            time.sleep(0.2)
+        db: ApiDb = api.app.state.api_db
+        keys = {p: add_member_key(db, p, ADDRESSES[p], "member") for p in PARTIES}
+        keys["auditor"] = add_member_key(db, "auditor", ADDRESSES["alice"], "auditor")
+        with LiveServer(api.app) as server:
+            yield Consortium(server.url, keys, stack, deployment, api, nodes, logs)
+    finally:
+        _stop(procs)
+        api.app.state.services.executor.close()
+        api.close()
+        rds = redis.Redis.from_url(f"{REDIS}/0")
+        leftover = list(rds.scan_iter(f"{prefix}:*"))
+        if leftover:
+            rds.delete(*leftover)
+
+
+def _manifest(name: str, steps: list[dict[str, Any]], dataset: str = "t3.csv") -> dict[str, Any]:
+    return {
+        "name": name,
+        "parties": [{"name": p, "address": ADDRESSES[p]} for p in PARTIES],
+        "datasets": {"raw": {"alice": "t3.csv", "bob": "t3.csv", "carol": dataset}},
+        "steps": steps,
+    }
+
+
+PIPELINE = [
+    {"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}, "outputs": {"table": "j"}},
+    {
+        "algorithm": "ss_lr",
+        "params": {"label": "y", "features": FEATURES, "epochs": 3, "batch_size": 128},
+        "inputs": {"table": "j"},
+        "outputs": {"model": "lr3"},
+    },
+    {
+        "algorithm": "secure_predict",
+        "params": {"receiver": "alice"},
+        "inputs": {"table": "j", "model": "lr3"},
+        "outputs": {"table": "scores"},
+        "save": {"table": "out/scores.csv"},
+    },
+]
+
+
+def _wait_job(c: Consortium, job_id: str, until: Any, timeout: float = 600.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = requests.get(f"{c.url}/v1/jobs/{job_id}", headers=c.headers("alice"), timeout=30).json()
+        if until(job):
+            return dict(job)
+        assert time.monotonic() < deadline, (job, c.logs_tail())
+        time.sleep(0.5)
+
+
+def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(consortium: Consortium) -> None:
+    c = consortium
+    submitted = requests.post(
+        f"{c.url}/v1/jobs",
+        json={"manifest": _manifest("three", PIPELINE)},
+        headers=c.headers("alice"),
+        timeout=60,
+    )
+    assert submitted.status_code == 201, submitted.text
+    assert submitted.json()["execution"] == "handed_to_executor"
+    job_id = submitted.json()["job"]["job_id"]
+    job = _wait_job(c, job_id, lambda j: j["status"] in ("completed", "failed", "rejected", "cancelled")
+                    and (j["status"] != "completed" or j["close_status"] == "confirmed"))  # fmt: skip
+    assert (job["status"], job["close_status"]) == ("completed", "confirmed"), (job, c.logs_tail())
+
+    # the chain's own truth: opened by alice's key with all three consents, closed after 3 steps
+    client = c.stack.client()
+    ledger = AuditLedgerClient(connect(client, c.stack.deployment, "AuditLedger"))
+    raw_id = bytes.fromhex(job_id[2:])
+    on_chain = ledger.get_job(raw_id)
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 3)
+    assert on_chain.creator.lower() == ADDRESSES["alice"].lower()
+    assert [p.lower() for p in on_chain.parties] == [ADDRESSES[p].lower() for p in PARTIES]
+    assert all(ledger.has_consented(raw_id, ADDRESSES[p]) for p in PARTIES)
+    # every record signed by all three parties' own keys
+    records = c.api.store.records_for_job(job_id)
+    assert [r.seq for r in records] == [0, 1, 2]
+    for row in records:
+        record = StepRecord.model_validate_json(row.record_json)
+        assert record.status == "succeeded"
+        assert signature_problems(record, [ADDRESSES[p] for p in PARTIES]) == []
+    # the auditor's verdict from the bundle, pinned to the deployment: the chain's step count is the bundle's
+    bundle = requests.get(f"{c.url}/v1/jobs/{job_id}/bundle", headers=c.headers("auditor"), timeout=60)
+    assert bundle.status_code == 200, bundle.text
+    verdict = verify_bundle(
+        AuditBundle.model_validate_json(bundle.content),
+        c.stack.rpc_url,
+        pin_from_options(deployment=c.deployment),
+    )
+    assert verdict.ok, verdict.summary()
+    assert verdict.check("step_count").ok
+    # the scores went to alice's own host only
+    assert (c.nodes["alice"] / "data" / "out" / "scores.csv").exists()
+    assert not any((c.nodes[p] / "data" / "out" / "scores.csv").exists() for p in ("bob", "carol"))
+
+
+def test_a_job_a_node_refuses_is_rejected_with_its_reason_and_never_opens_on_chain(
+    consortium: Consortium,
+) -> None:
+    c = consortium
+    steps = [
+        {"algorithm": "psi", "params": {"key": "id"}, "inputs": {"table": "raw"}, "outputs": {"table": "j"}},
+        {
+            "algorithm": "table_statistics",
+            "params": {"columns": ["c0"], "reveal_to": ["carol"]},
+            "inputs": {"table": "j"},
+            "outputs": {"report": "stats"},
+        },
+    ]
+    submitted = requests.post(
+        f"{c.url}/v1/jobs",
+        json={"manifest": _manifest("refused", steps)},
+        headers=c.headers("bob"),
+        timeout=60,
+    )
+    assert submitted.status_code == 201, submitted.text
+    job_id = submitted.json()["job"]["job_id"]
+    job = _wait_job(c, job_id, lambda j: j["status"] in ("completed", "failed", "rejected", "cancelled"))
+    assert job["status"] == "rejected", (job, c.logs_tail())
+    assert "party 'carol' refuses" in job["reason"] and "table_statistics" in job["reason"], job
+    client = c.stack.client()
+    ledger = AuditLedgerClient(connect(client, c.stack.deployment, "AuditLedger"))
+    assert ledger.get_job(bytes.fromhex(job_id[2:])).status == JobStatus.NONE
+    assert c.api.store.records_for_job(job_id) == []
