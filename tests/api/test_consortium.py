@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ import requests
 from conftest import _libpq_url, _require_postgres, postgres_base_url
 from eth_account import Account
 from sqlalchemy.engine import make_url
-from stack import LedgerStack, deploy_ledger_stack
+from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.db import ApiDb
@@ -63,6 +64,27 @@ class Consortium:
     api: ApiProcess
     nodes: dict[str, Path]
     logs: Path
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen[bytes]]
+    prefix: str
+
+    def start(self, name: str) -> None:
+        """Start (again) the coordinator (``coordinator``) or a party's node (its party name)."""
+        if name == "coordinator":
+            args = ["coordinator"]
+        else:
+            args = ["node", "--party", name, "--data-dir", str(self.nodes[name]), "--redis-url", f"{REDIS}/0",
+                    "--prefix", self.prefix, "--log-level", "INFO"]  # fmt: skip
+        self.procs[name] = _spawn(args, self.env, self.logs / f"{name}.log")
+
+    def wait_nodes(self, timeout: float = 120.0) -> None:
+        rds = redis.Redis.from_url(f"{REDIS}/0")
+        deadline = time.monotonic() + timeout
+        while not all(rds.exists(node_alive_key(self.prefix, p)) for p in PARTIES):
+            dead = [n for n, p in self.procs.items() if p.poll() is not None]
+            assert not dead, f"{dead} exited: {self.logs_tail()}"
+            assert time.monotonic() < deadline, "the nodes did not beat in time"
+            time.sleep(0.2)
 
     def headers(self, party: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[party]}"}
@@ -171,6 +193,9 @@ def consortium(
         "SECUREFLOW_COMPUTE_REDIS_PREFIX": prefix,
         "SECUREFLOW_COORDINATOR_WORKDIR": str(root / "coordinator"),
         "SECUREFLOW_START_TIMEOUT": "240",
+        # a killed coordinator: its lease lapses after 6 s, its unacknowledged task comes back after 20 s
+        "SECUREFLOW_LEASE_SECONDS": "6",
+        "SECUREFLOW_QUEUE_VISIBILITY_TIMEOUT": "20",
     }
     settings = ApiSettings(
         database_url=pg_url,
@@ -183,32 +208,21 @@ def consortium(
         queue_name=queue,
         max_batch_delay=0.2,
     )
-    procs: list[subprocess.Popen[bytes]] = []
     api = build_api(settings, with_worker=True)  # migrates the DB before the coordinator connects
+    c = Consortium("", {}, stack, deployment, api, nodes, logs, env, {}, prefix)
     try:
         for party in PARTIES:
-            procs.append(
-                _spawn(
-                    ["node", "--party", party, "--data-dir", str(nodes[party]), "--redis-url", f"{REDIS}/0",
-                     "--prefix", prefix, "--log-level", "INFO"],
-                    env,
-                    logs / f"node-{party}.log",
-                )
-            )  # fmt: skip
-        procs.append(_spawn(["coordinator"], env, logs / "coordinator.log"))
-        rds = redis.Redis.from_url(f"{REDIS}/0")
-        deadline = time.monotonic() + 120
-        while not all(rds.exists(node_alive_key(prefix, p)) for p in PARTIES):
-            assert all(p.poll() is None for p in procs), "a node or the coordinator exited"
-            assert time.monotonic() < deadline, "the nodes did not beat within 120 s"
-            time.sleep(0.2)
+            c.start(party)
+        c.start("coordinator")
+        c.wait_nodes()
         db: ApiDb = api.app.state.api_db
-        keys = {p: add_member_key(db, p, ADDRESSES[p], "member") for p in PARTIES}
-        keys["auditor"] = add_member_key(db, "auditor", ADDRESSES["alice"], "auditor")
+        c.keys = {p: add_member_key(db, p, ADDRESSES[p], "member") for p in PARTIES}
+        c.keys["auditor"] = add_member_key(db, "auditor", ADDRESSES["alice"], "auditor")
         with LiveServer(api.app) as server:
-            yield Consortium(server.url, keys, stack, deployment, api, nodes, logs)
+            c.url = server.url
+            yield c
     finally:
-        _stop(procs)
+        _stop(list(c.procs.values()))
         api.app.state.services.executor.close()
         api.close()
         rds = redis.Redis.from_url(f"{REDIS}/0")
@@ -224,6 +238,20 @@ def _manifest(name: str, steps: list[dict[str, Any]], dataset: str = "t3.csv") -
         "datasets": {"raw": {"alice": "t3.csv", "bob": "t3.csv", "carol": dataset}},
         "steps": steps,
     }
+
+
+def _pipeline(scores: str = "out/scores.csv") -> list[dict[str, Any]]:
+    """PSI -> SS-LR -> secure prediction to alice, saved under ``scores`` (a job never overwrites a file)."""
+    return [
+        *PIPELINE[:2],
+        {
+            "algorithm": "secure_predict",
+            "params": {"receiver": "alice"},
+            "inputs": {"table": "j", "model": "lr3"},
+            "outputs": {"table": "scores"},
+            "save": {"table": scores},
+        },
+    ]
 
 
 PIPELINE = [
@@ -328,3 +356,104 @@ def test_a_job_a_node_refuses_is_rejected_with_its_reason_and_never_opens_on_cha
     ledger = AuditLedgerClient(connect(client, c.stack.deployment, "AuditLedger"))
     assert ledger.get_job(bytes.fromhex(job_id[2:])).status == JobStatus.NONE
     assert c.api.store.records_for_job(job_id) == []
+
+
+TERMINAL = ("completed", "failed", "rejected", "cancelled")
+
+
+def _submit(c: Consortium, party: str, manifest: dict[str, Any]) -> str:
+    submitted = requests.post(
+        f"{c.url}/v1/jobs", json={"manifest": manifest}, headers=c.headers(party), timeout=60
+    )
+    assert submitted.status_code == 201, submitted.text
+    return str(submitted.json()["job"]["job_id"])
+
+
+def _wait_records(c: Consortium, job_id: str, count: int, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(c.api.store.records_for_job(job_id)) < count:
+        assert time.monotonic() < deadline, c.logs_tail()
+        time.sleep(0.2)
+
+
+def _chain_job(c: Consortium, job_id: str) -> Any:
+    client = c.stack.client()
+    return AuditLedgerClient(connect(client, c.stack.deployment, "AuditLedger")).get_job(
+        bytes.fromhex(job_id[2:])
+    )
+
+
+def _every_record_anchored_exactly_once(c: Consortium) -> None:
+    """The chain's BatchAnchored events hold every record of every job of this module exactly once."""
+    records = [
+        StepRecord.model_validate_json(row.record_json)
+        for job in c.api.store.list_jobs()
+        for row in c.api.store.records_for_job(job.job_id)
+    ]
+    assert_anchored_exactly_once(c.stack, c.api.store, records)
+
+
+def _sessions_on_nodes(c: Consortium) -> dict[str, int]:
+    rds = redis.Redis.from_url(f"{REDIS}/0")
+    out = {}
+    for party in PARTIES:
+        raw = rds.get(node_alive_key(c.prefix, party))
+        out[party] = -1 if raw is None else int(json.loads(raw)["sessions"])
+    return out
+
+
+@pytest.mark.slow_fault
+def test_a_coordinator_killed_mid_job_fails_the_job_once_and_it_closes_on_chain(
+    consortium: Consortium,
+) -> None:
+    """SIGKILL of the coordinator during SS-LR: Celery delivers the task again (late acks), the new one
+    finds the job orphaned (its lease lapsed) and fails it without running anything twice; the anchoring
+    service closes it on chain as failed with the steps recorded before the kill, each anchored once."""
+    c = consortium
+    job_id = _submit(c, "alice", _manifest("killed-coordinator", _pipeline("out/scores-kc.csv")))
+    _wait_records(c, job_id, 1)  # PSI recorded: the coordinator is in SS-LR now
+    os.killpg(c.procs["coordinator"].pid, signal.SIGKILL)
+    c.procs["coordinator"].wait(10)
+    c.start("coordinator")
+    job = _wait_job(
+        c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
+    )
+    assert job["status"] == "failed" and "stopped mid-job" in job["reason"], (job, c.logs_tail())
+    assert job["close_status"] == "confirmed", job
+    recorded = [r.seq for r in c.api.store.records_for_job(job_id)]
+    assert recorded == list(range(len(recorded))) and recorded, recorded  # never two records for one seq
+    on_chain = _chain_job(c, job_id)
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, len(recorded))
+    _every_record_anchored_exactly_once(c)
+    # the nodes dropped the dead coordinator's sessions (its engine stopped beating): no worker lingers
+    deadline = time.monotonic() + 30
+    while _sessions_on_nodes(c) != dict.fromkeys(PARTIES, 0):
+        assert time.monotonic() < deadline, _sessions_on_nodes(c)
+        time.sleep(0.2)
+
+
+@pytest.mark.slow_fault
+def test_a_node_killed_mid_step_fails_the_job_with_its_step_anchored_as_failed(
+    consortium: Consortium,
+) -> None:
+    """SIGKILL of bob's node during SS-LR: the job fails naming the dead worker, the step is recorded and
+    anchored as failed (signed by nobody's digests), the job closes on chain as failed; bob restarts."""
+    c = consortium
+    job_id = _submit(c, "carol", _manifest("killed-node", _pipeline("out/scores-kn.csv")))
+    _wait_records(c, job_id, 1)
+    os.killpg(c.procs["bob"].pid, signal.SIGKILL)
+    c.procs["bob"].wait(10)
+    job = _wait_job(
+        c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
+    )
+    assert job["status"] == "failed" and "step 1 (ss_lr) failed" in job["reason"], (job, c.logs_tail())
+    assert job["close_status"] == "confirmed", job
+    rows = c.api.store.records_for_job(job_id)
+    assert [r.seq for r in rows] == [0, 1]
+    failed = StepRecord.model_validate_json(rows[1].record_json)
+    assert failed.status == "failed" and all(not p.inputs and not p.outputs for p in failed.parties)
+    on_chain = _chain_job(c, job_id)
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, 2)
+    _every_record_anchored_exactly_once(c)
+    c.start("bob")
+    c.wait_nodes()
