@@ -71,34 +71,34 @@ TAMPERING: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
 """Kind -> (how the receipt is altered, the check that fails first)."""
 
 
-def _open_with_node(ui: Ui, tmp_path: Path) -> Path:
+def _open_with_node(tab: Ui, tmp_path: Path) -> Path:
     """The page opened as the auditor does: choose anvil's URL (the page reloads with ?node=), upload
     the deployment file, use the auditor's key. Returns the deployment file."""
     deployment_file = tmp_path / "deployment.json"
-    write_deployment(ui.env.stack.deployment, deployment_file)
-    ui.open()
-    expect(ui.page.locator("#bv-run")).to_be_disabled()  # no node chosen: nothing to verify against
-    ui.page.fill("#bv-node", ui.env.stack.rpc_url)
-    with ui.page.expect_navigation():
-        ui.page.click("#bv-node-use")
-    assert urlsplit(ui.page.url).query == "node=" + quote(ui.env.stack.rpc_url, safe="")
-    expect(ui.page.locator("#bv-node-current")).to_have_text(ui.env.stack.rpc_url)
-    expect(ui.page.locator("#bv-run")).to_be_enabled()
-    ui.page.set_input_files("#bv-deployment-file", str(deployment_file))
-    expect(ui.page.locator("#bv-deployment")).to_have_value(deployment_file.read_text())
-    ui.use_key("auditor")
-    expect(ui.page.locator("#whoami-role")).to_have_text("auditor")
+    write_deployment(tab.env.stack.deployment, deployment_file)
+    tab.open()
+    expect(tab.page.locator("#bv-run")).to_be_disabled()  # no node chosen: nothing to verify against
+    tab.page.fill("#bv-node", tab.env.stack.rpc_url)
+    with tab.page.expect_navigation():
+        tab.page.click("#bv-node-use")
+    assert urlsplit(tab.page.url).query == "node=" + quote(tab.env.stack.rpc_url, safe="")
+    expect(tab.page.locator("#bv-node-current")).to_have_text(tab.env.stack.rpc_url)
+    expect(tab.page.locator("#bv-run")).to_be_enabled()
+    tab.page.set_input_files("#bv-deployment-file", str(deployment_file))
+    expect(tab.page.locator("#bv-deployment")).to_have_value(deployment_file.read_text())
+    tab.use_key("auditor")
+    expect(tab.page.locator("#whoami-role")).to_have_text("auditor")
     return deployment_file
 
 
-def _load_receipt(ui: Ui, job_id: str, seq: int) -> dict[str, Any]:
+def _load_receipt(tab: Ui, job_id: str, seq: int) -> dict[str, Any]:
     """Open the job and load step ``seq``'s receipt from the API into the browser verifier."""
-    ui.page.goto(ui.page.url.split("#")[0] + f"#job/{job_id}")
-    expect(ui.page.locator("#job-id")).to_have_text(job_id)
-    ui.page.get_by_role("button", name=f"Load the receipt of step {seq} for verification").click()
-    expect(ui.page.locator("#bv-loaded")).to_be_visible()
-    loaded: dict[str, Any] = json.loads(ui.page.locator("#bv-receipt").input_value())
-    assert loaded == ui.env.call("GET", f"/v1/jobs/{job_id}/steps/{seq}/receipt", "auditor").json()
+    tab.page.goto(tab.page.url.split("#")[0] + f"#job/{job_id}")
+    expect(tab.page.locator("#job-id")).to_have_text(job_id)
+    tab.page.get_by_role("button", name=f"Load the receipt of step {seq} for verification").click()
+    expect(tab.page.locator("#bv-loaded")).to_be_visible()
+    loaded: dict[str, Any] = json.loads(tab.page.locator("#bv-receipt").input_value())
+    assert loaded == tab.env.call("GET", f"/v1/jobs/{job_id}/steps/{seq}/receipt", "auditor").json()
     return loaded
 
 
@@ -130,7 +130,7 @@ def _as_shown(verdict: Verdict) -> list[dict[str, str]]:
 
 def test_browser_verdict_on_a_valid_receipt_equals_secureflow_verify_without_asking_the_api(
     env: Env,  # noqa: F811
-    ui: Ui,
+    ui: Ui,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     job_id = anchored_job(env, 3)
@@ -170,7 +170,7 @@ def test_browser_verdict_on_a_valid_receipt_equals_secureflow_verify_without_ask
 @pytest.mark.parametrize("kind", list(TAMPERING))
 def test_browser_catches_tampering_like_secureflow_verify(
     env: Env,  # noqa: F811
-    ui: Ui,
+    ui: Ui,  # noqa: F811
     tmp_path: Path,
     kind: str,
 ) -> None:
@@ -209,13 +209,14 @@ def test_browser_catches_tampering_like_secureflow_verify(
 
 def test_the_page_may_call_a_node_only_when_the_auditor_chose_it(
     env: Env,  # noqa: F811
-    ui: Ui,
+    ui: Ui,  # noqa: F811
 ) -> None:
     node = env.stack.rpc_url
     probe = """async (url) => {
         try {
+            const call = {jsonrpc: "2.0", id: 1, method: "eth_chainId", params: []};
             await fetch(url, {method: "POST", headers: {"Content-Type": "application/json"},
-                              body: JSON.stringify({jsonrpc: "2.0", id: 1, method: "eth_chainId", params: []})});
+                              body: JSON.stringify(call)});
             return "reached";
         } catch (err) {
             return "blocked";

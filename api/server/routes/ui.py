@@ -35,9 +35,8 @@ from secureflow.api.server.errors import BadRequestError
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
-
 def content_security_policy(node_origin: str | None = None) -> str:
-    """The page's CSP: only our origin, plus ``node_origin`` for ``connect-src`` when the auditor chose a node."""
+    """The page's CSP: our origin only, plus ``node_origin`` in ``connect-src`` if the auditor chose it."""
     connect = "connect-src 'self'" + (f" {node_origin}" if node_origin else "")
     return "; ".join(
         (
@@ -85,6 +84,7 @@ def node_origin(url: str) -> str:
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,

@@ -455,7 +455,7 @@
       parsed = null;
     }
     if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.username || parsed.password) {
-      showBrowserError("the node", "give an http:// or https:// URL without a user name or password, e.g. http://127.0.0.1:8545");
+      showBrowserError("the node", "give the node's http or https URL, without a user name or password, e.g. http://127.0.0.1:8545");
       return;
     }
     saveBrowserFields();
