@@ -22,14 +22,14 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from stack import ALICE
 from test_api_service import Env, env  # noqa: F401  (the live app fixture)
 from test_web_ui import Ui, anchored_job, browser, ui  # noqa: F401  (the browser fixtures)
 
 from secureflow.api.server.routes.ui import content_security_policy
 from secureflow.ledger.deploy import write_deployment
-from secureflow.ledger.verify import CHECK_ORDER, PinnedDeployment, Verdict, verify_receipt
+from secureflow.ledger.verify import CHECK_ORDER, PinnedDeployment, Verdict, verify_receipt, verify_receipts
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -102,6 +102,17 @@ def _load_receipt(tab: Ui, job_id: str, seq: int) -> dict[str, Any]:
     return loaded
 
 
+def _checks_shown(verdict: Locator) -> list[dict[str, str]]:
+    return [
+        {
+            "name": str(item.get_attribute("data-check")),
+            "status": str(item.get_attribute("data-status")),
+            "detail": item.locator(".check-detail").text_content() or "",
+        }
+        for item in verdict.locator("li.check").all()
+    ]
+
+
 def _verify_in_browser(page: Page) -> list[dict[str, str]]:
     """Click "Verify in my browser", wait for the verdict, and return its checks as shown."""
     page.evaluate("() => document.getElementById('bv-verdict').replaceChildren()")  # no stale verdict
@@ -109,19 +120,15 @@ def _verify_in_browser(page: Page) -> list[dict[str, str]]:
     result = page.locator("#bv-result")
     expect(result).to_be_visible()
     expect(page.locator("#bv-run")).to_be_enabled()
-    return [
-        {
-            "name": str(item.get_attribute("data-check")),
-            "status": str(item.get_attribute("data-status")),
-            "detail": item.locator(".check-detail").inner_text(),
-        }
-        for item in result.locator("li.check").all()
-    ]
+    return _checks_shown(result)
+
+
+def _browser_pin(env: Env) -> PinnedDeployment:  # noqa: F811
+    return PinnedDeployment.of_deployment(env.stack.deployment, source=BROWSER_PIN_SOURCE)
 
 
 def _python_verdict(env: Env, receipt: dict[str, Any]) -> Verdict:  # noqa: F811
-    pin = PinnedDeployment.of_deployment(env.stack.deployment, source=BROWSER_PIN_SOURCE)
-    return verify_receipt(receipt, env.stack.rpc_url, pin, min_confirmations=1)
+    return verify_receipt(receipt, env.stack.rpc_url, _browser_pin(env), min_confirmations=1)
 
 
 def _as_shown(verdict: Verdict) -> list[dict[str, str]]:
@@ -205,6 +212,42 @@ def test_browser_catches_tampering_like_secureflow_verify(
     # the untouched receipt, verified again in the same page, is valid
     ui.page.fill("#bv-receipt", json.dumps(receipt))
     assert {c["status"] for c in _verify_in_browser(ui.page)} == {"passed"}
+
+
+def test_browser_verifies_each_receipt_of_an_audit_bundle_like_secureflow_verify(
+    env: Env,  # noqa: F811
+    ui: Ui,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    job_id = anchored_job(env, 3)
+    _open_with_node(ui, tmp_path)
+    ui.page.goto(ui.page.url.split("#")[0] + f"#job/{job_id}")
+    expect(ui.page.locator("#job-id")).to_have_text(job_id)
+    ui.page.click("#bundle-load")
+    expect(ui.page.locator("#bv-loaded")).to_contain_text("3 receipts")
+    bundle: dict[str, Any] = json.loads(ui.page.locator("#bv-receipt").input_value())
+    assert bundle == env.call("GET", f"/v1/jobs/{job_id}/bundle", "auditor").json()
+    _tamper_record(bundle["receipts"][1])
+    ui.page.fill("#bv-receipt", json.dumps(bundle))
+
+    start = len(ui.requests)
+    _verify_in_browser(ui.page)
+    ui.page.screenshot(path=str(tmp_path / "browser-verify-bundle.png"), full_page=True)
+
+    expected = verify_receipts(bundle["receipts"], env.stack.rpc_url, _browser_pin(env), min_confirmations=1)
+    assert [v.ok for v in expected] == [True, False, True]
+    result = ui.page.locator("#bv-result")
+    expect(result).to_have_attribute("data-verdict", "invalid")
+    expect(result.locator(".verdict-summary")).to_have_text(f"job {job_id}: 2/3 receipts valid")
+    for index, verdict in enumerate(expected):
+        shown = result.locator(f'details.bv-receipt[data-index="{index}"]')
+        expect(shown).to_have_attribute("data-verdict", "valid" if verdict.ok else "invalid")
+        assert _checks_shown(shown) == _as_shown(verdict)
+    failing = result.locator('details.bv-receipt[data-index="1"] li[data-check="record_hash"]')
+    expect(failing).to_have_attribute("data-status", "failed")
+    expect(failing.locator(".check-status")).to_have_css("color", "rgb(180, 35, 24)")
+    api = urlsplit(env.url).netloc
+    assert all(urlsplit(url).netloc != api for url in ui.requests[start:]), ui.requests[start:]
 
 
 def test_the_page_may_call_a_node_only_when_the_auditor_chose_it(

@@ -504,6 +504,26 @@
     }
   }
 
+  async function loadBundle() {
+    const jobId = state.job;
+    if (!jobId) return;
+    const button = $("bundle-load");
+    button.disabled = true;
+    clearError();
+    try {
+      const bundle = await api("GET", `/v1/jobs/${encodeURIComponent(jobId)}/bundle`);
+      $("bv-receipt").value = JSON.stringify(bundle, null, 1);
+      saveBrowserFields();
+      const count = Array.isArray(bundle.receipts) ? bundle.receipts.length : 0;
+      $("bv-verdict").replaceChildren(el("p", { class: "muted", id: "bv-loaded" }, `audit bundle of the job loaded from this API (${count} receipts): verify it below`));
+      $("bv-section").scrollIntoView({ block: "start" });
+    } catch (err) {
+      showError(err, "loading the audit bundle");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function browserPin() {
     const deployment = $("bv-deployment").value.trim();
     if (deployment) return window.SecureflowVerify.pinFromDeployment(deployment, "the deployment JSON you gave");
@@ -549,14 +569,55 @@
     button.textContent = "Verifying\u2026";
     $("bv-verdict").replaceChildren(el("p", { class: "muted" }, "checking the receipt against " + node + "\u2026"));
     try {
-      const verdict = await window.SecureflowVerify.verifyReceipt(receipt, node, pin, min);
-      $("bv-verdict").replaceChildren(renderBrowserVerdict(verdict, node));
+      if (receipt && typeof receipt === "object" && Array.isArray(receipt.receipts) && receipt.job) {
+        const verdicts = await window.SecureflowVerify.verifyReceipts(receipt.receipts, node, pin, min);
+        $("bv-verdict").replaceChildren(renderBundleVerdict(receipt, verdicts, node));
+      } else {
+        const verdict = await window.SecureflowVerify.verifyReceipt(receipt, node, pin, min);
+        $("bv-verdict").replaceChildren(renderBrowserVerdict(verdict, node));
+      }
     } catch (err) {
       showBrowserError("the node", err.message);
     } finally {
       button.disabled = false;
       button.textContent = "Verify in my browser";
     }
+  }
+
+  // an audit bundle: each receipt with the receipt checks (the bundle-level checks need secureflow verify)
+  function renderBundleVerdict(bundle, verdicts, node) {
+    const valid = verdicts.filter((v) => v.ok).length;
+    const ok = verdicts.length > 0 && valid === verdicts.length;
+    const jobId = bundle.job && typeof bundle.job.job_id === "string" ? bundle.job.job_id : "?";
+    return el(
+      "div",
+      { class: "verdict " + (ok ? "verdict-valid" : "verdict-invalid"), "data-verdict": ok ? "valid" : "invalid", id: "bv-result" },
+      el("strong", { class: "verdict-title" }, ok ? "receipts valid" : "invalid"),
+      el("p", { class: "verdict-summary" }, `job ${jobId}: ${valid}/${verdicts.length} receipts valid`),
+      el(
+        "p",
+        { class: "verdict-warning" },
+        "only each receipt's checks ran here; the bundle's own checks (every record covered, seqs 0..n-1, the " +
+          "manifest and parameter commitments, the job on chain, consents, its close and final record) need " +
+          "secureflow verify BUNDLE.json --deployment FILE",
+      ),
+      el("p", { class: "verdict-pinned muted" }, `checked in this browser against the node you chose, ${node}; pinned: ${verdicts.length ? verdicts[0].pinned : ""}`),
+      ...verdicts.map((verdict, i) => {
+        const failed = verdict.checks.filter((c) => c.status === "failed").map((c) => c.name);
+        return el(
+          "details",
+          { class: "bv-receipt", "data-seq": verdict.seq ?? "", "data-index": i, "data-verdict": verdict.ok ? "valid" : "invalid", open: !verdict.ok },
+          el(
+            "summary",
+            {},
+            `step ${verdict.seq ?? "?"}: `,
+            el("span", { class: verdict.ok ? "bv-valid" : "verdict-failed" }, verdict.ok ? "valid" : "invalid \u2013 failed: " + failed.join(", ")),
+          ),
+          ...verdict.warnings.map((warning) => el("p", { class: "verdict-warning" }, "warning: " + warning)),
+          checkList(verdict.checks),
+        );
+      }),
+    );
   }
 
   function renderBrowserVerdict(verdict, node) {
@@ -623,6 +684,7 @@
     showNode();
     $("bv-node-form").addEventListener("submit", useNode);
     $("bv-run").addEventListener("click", verifyInBrowser);
+    $("bundle-load").addEventListener("click", loadBundle);
     $("bv-deployment-file").addEventListener("change", (event) => readFileInto(event.target, "bv-deployment"));
     $("bv-receipt-file").addEventListener("change", (event) => readFileInto(event.target, "bv-receipt"));
     for (const id of BV_FIELDS) $(id).addEventListener("change", saveBrowserFields);

@@ -21,7 +21,11 @@
 //   party_signatures  the record carries exactly the job's on-chain parties, each signed by its own key
 //   confirmations     head - block_number + 1 >= min_confirmations
 //
-// Exposes window.SecureflowVerify = { CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt }.
+// An audit bundle's receipts are verified one by one with these checks (verifyReceipts); the bundle-level
+// checks of `secureflow verify` (records_covered, seqs, manifest and parameter commitments, the job header,
+// consents, the close and its final record) are not done in the browser.
+//
+// Exposes window.SecureflowVerify = { CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt, verifyReceipts }.
 "use strict";
 
 (() => {
@@ -584,15 +588,11 @@
 
   // -- running them -------------------------------------------------------------------------------------
 
-  /**
-   * Verify one receipt (a parsed JSON value) against the node at `rpcUrl` and the `pin`.
-   * Resolves to { ok, job_id, seq, checks: [{name, status, detail}], warnings, pinned }; rejects only when
-   * the node cannot be reached (an Error whose message says so).
-   */
-  async function verifyReceipt(data, rpcUrl, pin, minConfirmations = 1) {
+  /** One verification's context: the node's answers and the deployment check are shared by its receipts. */
+  function context(rpcUrl, pin, minConfirmations) {
     const node = new Node(rpcUrl);
     let pinned = null;
-    const ctx = {
+    return {
       node,
       pin,
       minConfirmations,
@@ -606,6 +606,9 @@
         return pinned;
       },
     };
+  }
+
+  async function runChecks(data, ctx) {
     const results = {};
     const warnings = [];
     let receipt = null;
@@ -637,9 +640,26 @@
       seq: receipt ? receipt.seq : isInt(data?.seq) ? data.seq : null,
       checks,
       warnings,
-      pinned: describePin(pin),
+      pinned: describePin(ctx.pin),
     };
   }
 
-  window.SecureflowVerify = Object.freeze({ CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt });
+  /**
+   * Verify one receipt (a parsed JSON value) against the node at `rpcUrl` and the `pin`.
+   * Resolves to { ok, job_id, seq, checks: [{name, status, detail}], warnings, pinned }; rejects only when
+   * the node cannot be reached (an Error whose message says so).
+   */
+  async function verifyReceipt(data, rpcUrl, pin, minConfirmations = 1) {
+    return runChecks(data, context(rpcUrl, pin, minConfirmations));
+  }
+
+  /** `verifyReceipt` for several receipts (e.g. an audit bundle's), sharing the node's answers. */
+  async function verifyReceipts(receipts, rpcUrl, pin, minConfirmations = 1) {
+    const ctx = context(rpcUrl, pin, minConfirmations);
+    const verdicts = [];
+    for (const receipt of receipts) verdicts.push(await runChecks(receipt, ctx));
+    return verdicts;
+  }
+
+  window.SecureflowVerify = Object.freeze({ CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt, verifyReceipts });
 })();
