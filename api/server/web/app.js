@@ -1,8 +1,10 @@
-// secureflow: the auditors' page. Plain browser JavaScript, no build step, no dependency.
+// secureflow: the auditors' page. Plain browser JavaScript, no build step; verification in the browser is
+// verify.js (on the bundled, pinned libraries of verify-lib.js).
 //
 // The API key lives in this tab's sessionStorage only: it is sent as "Authorization: Bearer <key>" to our
 // own origin and never put in a URL, a log or the page. Every datum is rendered as text (textContent /
-// text nodes), never as HTML.
+// text nodes), never as HTML. "Verify in my browser" calls only the JSON-RPC node the auditor chose (the
+// page is opened as /ui?node=URL, and the server's CSP allows that origin only then), never this API.
 "use strict";
 
 (() => {
@@ -16,6 +18,9 @@
     403: "This key's role may not do this: use a key with another role, or ask an admin.",
     404: "Not found, or not visible to this key (members see only the jobs they are party to).",
   };
+
+  const BV_STORE = "secureflow.browserVerify."; // the pin and the receipt (public data), kept across the reload
+  const BV_FIELDS = ["bv-deployment", "bv-chain-id", "bv-ledger", "bv-code-hash", "bv-registry", "bv-min-confirmations", "bv-receipt"];
 
   const state = { jobsOffset: 0, jobsStatus: "", job: null, stepCursors: [null], stepsPage: 0, generation: 0 };
 
@@ -188,7 +193,7 @@
     clearError();
     $("whoami").textContent = "The key is forgotten.";
     $("key-forget").hidden = true;
-    if (location.hash) history.replaceState(null, "", location.pathname);
+    if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   }
 
   // -- navigation (#job/<id> opens a job; anything else lists the jobs) -----------------------------------
@@ -322,6 +327,18 @@
         "Verify",
       );
       button.addEventListener("click", () => verifyStep(jobId, item.seq, button, verdictRow, verdictCell));
+      const load = el(
+        "button",
+        {
+          type: "button",
+          class: "load-receipt secondary",
+          "aria-label": "Load the receipt of step " + item.seq + " for verification in my browser",
+          disabled: !verifiable,
+          title: "fetch the receipt from this API into \u201cVerify in my browser\u201d below",
+        },
+        "Load",
+      );
+      load.addEventListener("click", () => loadReceipt(jobId, item.seq, load));
       rows.push(
         el(
           "tr",
@@ -332,7 +349,7 @@
           el("td", { class: "batch" }, hash(item.batch_id)),
           el("td", { class: "tx-hash" }, hash(item.tx_hash)),
           el("td", { class: "block" }, item.block_number === null || item.block_number === undefined ? "\u2013" : String(item.block_number)),
-          el("td", {}, button),
+          el("td", { class: "actions" }, button, " ", load),
         ),
         verdictRow,
       );
@@ -362,6 +379,23 @@
     }
   }
 
+  function checkList(checks) {
+    return el(
+      "ul",
+      { class: "checks" },
+      ...checks.map((check) =>
+        el(
+          "li",
+          { class: "check check-" + String(check.status).replace(/[^a-z]/g, ""), "data-check": check.name, "data-status": check.status },
+          el("span", { class: "check-status" }, check.status),
+          " ",
+          el("span", { class: "check-name" }, check.name),
+          el("span", { class: "check-detail" }, check.detail),
+        ),
+      ),
+    );
+  }
+
   function renderVerdict(verdict) {
     const ok = verdict.ok === true;
     const checks = Array.isArray(verdict.checks) ? verdict.checks : [];
@@ -382,20 +416,225 @@
       ...(Array.isArray(verdict.warnings) ? verdict.warnings : []).map((warning) =>
         el("p", { class: "verdict-warning" }, "warning: " + warning),
       ),
+      checkList(checks),
+    );
+  }
+
+  // -- verification in the browser (verify.js), against the node the auditor chose ----------------------
+
+  function chosenNode() {
+    const node = new URLSearchParams(location.search).get("node");
+    return node && /^https?:\/\//i.test(node) ? node : null;
+  }
+
+  function showNode() {
+    const node = chosenNode();
+    const status = $("bv-node-status");
+    if (node) {
+      $("bv-node").value = node;
+      status.className = "bv-node-chosen";
+      status.replaceChildren(
+        "Verifying against ",
+        el("code", { id: "bv-node-current" }, node),
+        ", the node you chose: this page may call it and this API, nothing else.",
+      );
+    } else {
+      status.className = "muted";
+      status.textContent = "No node chosen yet: this page may call nothing but this API.";
+    }
+    $("bv-run").disabled = !node;
+  }
+
+  function useNode(event) {
+    event.preventDefault();
+    const url = $("bv-node").value.trim();
+    let parsed = null;
+    try {
+      parsed = new URL(url);
+    } catch (_) {
+      parsed = null;
+    }
+    if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.username || parsed.password) {
+      showBrowserError("the node", "give the node's http or https URL, without a user name or password, e.g. http://127.0.0.1:8545");
+      return;
+    }
+    saveBrowserFields();
+    location.assign(location.pathname + "?" + new URLSearchParams({ node: url }).toString() + location.hash);
+  }
+
+  function saveBrowserFields() {
+    for (const id of BV_FIELDS) sessionStorage.setItem(BV_STORE + id, $(id).value);
+  }
+
+  function restoreBrowserFields() {
+    for (const id of BV_FIELDS) {
+      const value = sessionStorage.getItem(BV_STORE + id);
+      if (value !== null) $(id).value = value;
+    }
+  }
+
+  function readFileInto(input, target) {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    file.text().then((text) => {
+      $(target).value = text;
+      saveBrowserFields();
+    });
+  }
+
+  function showBrowserError(what, message) {
+    $("bv-verdict").replaceChildren(
+      el("div", { class: "error", role: "alert", "data-error": what }, el("strong", { class: "error-title" }, what), el("p", { class: "error-message" }, message)),
+    );
+  }
+
+  async function loadReceipt(jobId, seq, button) {
+    button.disabled = true;
+    clearError();
+    try {
+      const receipt = await api("GET", `/v1/jobs/${encodeURIComponent(jobId)}/steps/${Number(seq)}/receipt`);
+      $("bv-receipt").value = JSON.stringify(receipt, null, 2);
+      saveBrowserFields();
+      $("bv-verdict").replaceChildren(el("p", { class: "muted", id: "bv-loaded" }, `receipt of step ${Number(seq)} loaded from this API: verify it below`));
+      $("bv-section").scrollIntoView({ block: "start" });
+    } catch (err) {
+      showError(err, "loading the receipt of step " + seq);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function loadBundle() {
+    const jobId = state.job;
+    if (!jobId) return;
+    const button = $("bundle-load");
+    button.disabled = true;
+    clearError();
+    try {
+      const bundle = await api("GET", `/v1/jobs/${encodeURIComponent(jobId)}/bundle`);
+      $("bv-receipt").value = JSON.stringify(bundle, null, 1);
+      saveBrowserFields();
+      const count = Array.isArray(bundle.receipts) ? bundle.receipts.length : 0;
+      $("bv-verdict").replaceChildren(el("p", { class: "muted", id: "bv-loaded" }, `audit bundle of the job loaded from this API (${count} receipts): verify it below`));
+      $("bv-section").scrollIntoView({ block: "start" });
+    } catch (err) {
+      showError(err, "loading the audit bundle");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function browserPin() {
+    const deployment = $("bv-deployment").value.trim();
+    if (deployment) return window.SecureflowVerify.pinFromDeployment(deployment, "the deployment JSON you gave");
+    return window.SecureflowVerify.pinFromFields(
+      {
+        chainId: $("bv-chain-id").value.trim(),
+        ledger: $("bv-ledger").value.trim(),
+        codeHash: $("bv-code-hash").value.trim(),
+        registry: $("bv-registry").value.trim(),
+      },
+      "the fields you gave",
+    );
+  }
+
+  async function verifyInBrowser() {
+    const node = chosenNode();
+    if (!node) {
+      showBrowserError("the node", "choose a node first (step 1)");
+      return;
+    }
+    saveBrowserFields();
+    let pin;
+    try {
+      pin = browserPin();
+    } catch (err) {
+      showBrowserError("the pinned deployment", err.message);
+      return;
+    }
+    let receipt;
+    try {
+      receipt = JSON.parse($("bv-receipt").value);
+    } catch (err) {
+      showBrowserError("the receipt", "the receipt is not JSON (" + err.message + ")");
+      return;
+    }
+    const min = Number($("bv-min-confirmations").value || "1");
+    if (!Number.isInteger(min) || min < 0) {
+      showBrowserError("the confirmations", "the number of confirmations required is a whole number, 0 or more");
+      return;
+    }
+    const button = $("bv-run");
+    button.disabled = true;
+    button.textContent = "Verifying\u2026";
+    $("bv-verdict").replaceChildren(el("p", { class: "muted" }, "checking the receipt against " + node + "\u2026"));
+    try {
+      if (receipt && typeof receipt === "object" && Array.isArray(receipt.receipts) && receipt.job) {
+        const verdicts = await window.SecureflowVerify.verifyReceipts(receipt.receipts, node, pin, min);
+        $("bv-verdict").replaceChildren(renderBundleVerdict(receipt, verdicts, node));
+      } else {
+        const verdict = await window.SecureflowVerify.verifyReceipt(receipt, node, pin, min);
+        $("bv-verdict").replaceChildren(renderBrowserVerdict(verdict, node));
+      }
+    } catch (err) {
+      showBrowserError("the node", err.message);
+    } finally {
+      button.disabled = false;
+      button.textContent = "Verify in my browser";
+    }
+  }
+
+  // an audit bundle: each receipt with the receipt checks (the bundle-level checks need secureflow verify)
+  function renderBundleVerdict(bundle, verdicts, node) {
+    const valid = verdicts.filter((v) => v.ok).length;
+    const ok = verdicts.length > 0 && valid === verdicts.length;
+    const jobId = bundle.job && typeof bundle.job.job_id === "string" ? bundle.job.job_id : "?";
+    return el(
+      "div",
+      { class: "verdict " + (ok ? "verdict-valid" : "verdict-invalid"), "data-verdict": ok ? "valid" : "invalid", id: "bv-result" },
+      el("strong", { class: "verdict-title" }, ok ? "receipts valid" : "invalid"),
+      el("p", { class: "verdict-summary" }, `job ${jobId}: ${valid}/${verdicts.length} receipts valid`),
       el(
-        "ul",
-        { class: "checks" },
-        ...checks.map((check) =>
-          el(
-            "li",
-            { class: "check check-" + String(check.status).replace(/[^a-z]/g, ""), "data-check": check.name, "data-status": check.status },
-            el("span", { class: "check-status" }, check.status),
-            " ",
-            el("span", { class: "check-name" }, check.name),
-            el("span", { class: "check-detail" }, check.detail),
-          ),
-        ),
+        "p",
+        { class: "verdict-warning" },
+        "only each receipt's checks ran here; the bundle's own checks (every record covered, seqs 0..n-1, the " +
+          "manifest and parameter commitments, the job on chain, consents, its close and final record) need " +
+          "secureflow verify BUNDLE.json --deployment FILE",
       ),
+      el("p", { class: "verdict-pinned muted" }, `checked in this browser against the node you chose, ${node}; pinned: ${verdicts.length ? verdicts[0].pinned : ""}`),
+      ...verdicts.map((verdict, i) => {
+        const failed = verdict.checks.filter((c) => c.status === "failed").map((c) => c.name);
+        return el(
+          "details",
+          { class: "bv-receipt", "data-seq": verdict.seq ?? "", "data-index": i, "data-verdict": verdict.ok ? "valid" : "invalid", open: !verdict.ok },
+          el(
+            "summary",
+            {},
+            `step ${verdict.seq ?? "?"}: `,
+            el("span", { class: verdict.ok ? "bv-valid" : "verdict-failed" }, verdict.ok ? "valid" : "invalid \u2013 failed: " + failed.join(", ")),
+          ),
+          ...verdict.warnings.map((warning) => el("p", { class: "verdict-warning" }, "warning: " + warning)),
+          checkList(verdict.checks),
+        );
+      }),
+    );
+  }
+
+  function renderBrowserVerdict(verdict, node) {
+    const failed = verdict.checks.filter((c) => c.status === "failed");
+    const what = verdict.job_id !== null ? `job ${verdict.job_id} step ${verdict.seq}` : "receipt";
+    const summary = verdict.ok
+      ? `${what}: VALID (${verdict.checks.length} checks passed)`
+      : `${what}: INVALID, ${failed[0].name} failed: ${failed[0].detail}`;
+    return el(
+      "div",
+      { class: "verdict " + (verdict.ok ? "verdict-valid" : "verdict-invalid"), "data-verdict": verdict.ok ? "valid" : "invalid", id: "bv-result" },
+      el("strong", { class: "verdict-title" }, verdict.ok ? "valid" : "invalid"),
+      failed.length ? el("span", { class: "verdict-failed" }, " \u2013 failed: " + failed.map((c) => c.name).join(", ")) : null,
+      el("p", { class: "verdict-summary" }, summary),
+      el("p", { class: "verdict-pinned muted" }, `checked in this browser against the node you chose, ${node}; pinned: ${verdict.pinned}`),
+      ...verdict.warnings.map((warning) => el("p", { class: "verdict-warning" }, "warning: " + warning)),
+      checkList(verdict.checks),
     );
   }
 
@@ -406,7 +645,7 @@
     $("key-forget").addEventListener("click", forgetKey);
     $("home").addEventListener("click", (event) => {
       event.preventDefault();
-      if (location.hash) history.pushState(null, "", location.pathname);
+      if (location.hash) history.pushState(null, "", location.pathname + location.search);
       route();
     });
     $("status-filter").addEventListener("change", (event) => {
@@ -427,7 +666,7 @@
       }
     });
     $("job-back").addEventListener("click", () => {
-      history.pushState(null, "", location.pathname);
+      history.pushState(null, "", location.pathname + location.search);
       route();
     });
     $("steps-refresh").addEventListener("click", loadSteps);
@@ -441,6 +680,14 @@
         loadSteps();
       }
     });
+    restoreBrowserFields();
+    showNode();
+    $("bv-node-form").addEventListener("submit", useNode);
+    $("bv-run").addEventListener("click", verifyInBrowser);
+    $("bundle-load").addEventListener("click", loadBundle);
+    $("bv-deployment-file").addEventListener("change", (event) => readFileInto(event.target, "bv-deployment"));
+    $("bv-receipt-file").addEventListener("change", (event) => readFileInto(event.target, "bv-receipt"));
+    for (const id of BV_FIELDS) $(id).addEventListener("change", saveBrowserFields);
     window.addEventListener("hashchange", route); // links, back and forward: every page has its own hash
     $("key-forget").hidden = !sessionStorage.getItem(KEY_STORE);
     if (sessionStorage.getItem(KEY_STORE)) start();

@@ -1,0 +1,665 @@
+// secureflow: verification of a step receipt in the browser, against a JSON-RPC node and a deployment the
+// auditor pins; nothing is asked of the secureflow API. Plain browser JavaScript; the hashing, ABI and
+// signature primitives come from verify-lib.js (viem and canonicalize, bundled from package-lock.json).
+//
+// The same checks, in the same order, with the same dependencies (a check whose prerequisites did not
+// pass is "skipped") as `secureflow verify` (ledger/verify.py):
+//
+//   receipt_format    the receipt has the receipt format (version 2; version 1 verifies with a warning)
+//   record_hash       the record is a step record in canonical form; keccak256(RFC 8785 JSON) == record_hash
+//   leaf              the record's (job_id, seq) are the receipt's; leaf(job_id, seq, record_hash) == leaf
+//   proof             the proof leads from the leaf to batch_root (sorted-pair keccak, OpenZeppelin)
+//   chain_id          the node serves the pinned chain id, and the receipt is for that chain
+//   code_hash         the code at the pinned ledger has the pinned code hash; its registry() is the pinned
+//                     registry, whose code hash is checked when pinned
+//   contract_pinned   the receipt names the pinned ledger
+//   root_anchored     the pinned ledger's rootRecord(batch_root) was anchored at block_number; its
+//                     verify(leaf, proof, root) is true
+//   block_canonical   the node's block at block_number has block_hash; tx_hash is in it, succeeded, and the
+//                     pinned ledger emitted BatchAnchored(batch_id, root) in it
+//   anchor_role       that event's anchorer held ANCHOR_ROLE in the pinned registry at block_number
+//   party_signatures  the record carries exactly the job's on-chain parties, each signed by its own key
+//   confirmations     head - block_number + 1 >= min_confirmations
+//
+// An audit bundle's receipts are verified one by one with these checks (verifyReceipts); the bundle-level
+// checks of `secureflow verify` (records_covered, seqs, manifest and parameter commitments, the job header,
+// consents, the close and its final record) are not done in the browser.
+//
+// Exposes window.SecureflowVerify = { CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt, verifyReceipts }.
+"use strict";
+
+(() => {
+  const L = window.SecureflowVerifyLib;
+
+  const CHECK_ORDER = [
+    "receipt_format",
+    "record_hash",
+    "leaf",
+    "proof",
+    "chain_id",
+    "code_hash",
+    "contract_pinned",
+    "root_anchored",
+    "block_canonical",
+    "anchor_role",
+    "party_signatures",
+    "confirmations",
+  ];
+  const DEPENDS_ON = {
+    receipt_format: [],
+    record_hash: ["receipt_format"],
+    leaf: ["record_hash"],
+    proof: ["leaf"],
+    chain_id: ["receipt_format"],
+    code_hash: ["chain_id"],
+    contract_pinned: ["receipt_format"],
+    root_anchored: ["proof", "code_hash"],
+    block_canonical: ["code_hash"],
+    anchor_role: ["block_canonical"],
+    party_signatures: ["record_hash", "code_hash"],
+    confirmations: ["block_canonical"],
+  };
+
+  const HEX32 = /^0x[0-9a-fA-F]{64}$/;
+  const SIGNATURE = /^0x[0-9a-fA-F]{130}$/;
+  const UINT64_MAX = 2n ** 64n - 1n;
+  const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+  const V1_WARNING =
+    "version-1 receipt: it states no batch id and anchorer of its own, so there was nothing to cross-check " +
+    "with the chain; both were taken from the chain's BatchAnchored event";
+
+  const sel = (signature) => L.toFunctionSelector(signature);
+  const SELECTORS = {
+    registry: sel("registry()"),
+    rootRecord: sel("rootRecord(bytes32)"),
+    verify: sel("verify(bytes32,bytes32[],bytes32)"),
+    getJob: sel("getJob(bytes32)"),
+    jobParties: sel("jobParties(bytes32)"),
+    hasRole: sel("hasRole(bytes32,address)"),
+  };
+  const BATCH_ANCHORED_TOPIC = L.keccak256(L.stringToBytes("BatchAnchored(bytes32,bytes32,uint32,address)"));
+  const ANCHOR_ROLE = L.keccak256(L.stringToBytes("ANCHOR_ROLE"));
+
+  /** A check's verdict: failed, with this detail. */
+  class Failed extends Error {}
+
+  /** The node could not be reached at all: nothing on chain could be checked (the whole verification stops). */
+  class NodeUnreachable extends Error {}
+
+  const short = (value) => (value.length > 20 ? value.slice(0, 10) + "\u2026" + value.slice(-4) : value);
+  const isInt = (value) => typeof value === "number" && Number.isInteger(value);
+
+  function checksum(value, what) {
+    if (typeof value !== "string" || !L.isAddress(value, { strict: true })) {
+      throw new Failed(`the ${what} ${JSON.stringify(value)} is not an Ethereum address`);
+    }
+    return L.getAddress(value);
+  }
+
+  // -- the pin --------------------------------------------------------------------------------------------
+
+  function pinnedHash(value, what) {
+    if (value === null || value === undefined || value === "") return null;
+    let text = String(value).toLowerCase();
+    if (!text.startsWith("0x")) text = "0x" + text;
+    if (!HEX32.test(text)) throw new Error(`the ${what} ${JSON.stringify(value)} is not 0x + 64 hex digits`);
+    return text;
+  }
+
+  function pinnedAddress(value, what) {
+    if (typeof value !== "string" || !L.isAddress(value.trim(), { strict: true })) {
+      throw new Error(`the ${what} address ${JSON.stringify(value)} is not an Ethereum address`);
+    }
+    return L.getAddress(value.trim());
+  }
+
+  /** The pin of a deployment file written by `secureflow deploy` (its text). Throws on a malformed file. */
+  function pinFromDeployment(text, source) {
+    let data;
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      throw new Error("the deployment is not JSON (" + err.message + ")");
+    }
+    if (!data || typeof data !== "object" || !data.contracts || typeof data.contracts !== "object") {
+      throw new Error("the deployment has no contracts: give the JSON file written by secureflow deploy");
+    }
+    if (!isInt(data.chain_id)) throw new Error("the deployment has no chain_id");
+    const pinned = (name) => {
+      const entry = data.contracts[name];
+      if (!entry || typeof entry !== "object") throw new Error(`the deployment has no ${name}`);
+      return { name, address: pinnedAddress(entry.address, name), code_hash: pinnedHash(entry.code_hash, `${name}.code_hash`) };
+    };
+    return { source, chain_id: data.chain_id, ledger: pinned("AuditLedger"), registry: pinned("ConsortiumRegistry") };
+  }
+
+  /** The pin given field by field: the ledger's address and code hash, optionally the chain id and registry. */
+  function pinFromFields({ chainId, ledger, codeHash, registry }, source) {
+    const hash = pinnedHash(codeHash, "code hash");
+    if (hash === null) throw new Error("the ledger's code hash is required (0x + 64 hex digits)");
+    let chain = null;
+    if (chainId !== "" && chainId !== null && chainId !== undefined) {
+      chain = Number(chainId);
+      if (!Number.isSafeInteger(chain) || chain < 0) throw new Error(`the chain id ${JSON.stringify(chainId)} is not a number`);
+    }
+    return {
+      source,
+      chain_id: chain,
+      ledger: { name: "AuditLedger", address: pinnedAddress(ledger, "ledger"), code_hash: hash },
+      registry: registry ? { name: "ConsortiumRegistry", address: pinnedAddress(registry, "registry"), code_hash: null } : null,
+    };
+  }
+
+  function describeContract(contract) {
+    return `${contract.name} ${contract.address}` + (contract.code_hash ? ` (code hash ${contract.code_hash})` : "");
+  }
+
+  function describePin(pin) {
+    const chain = pin.chain_id !== null ? `chain ${pin.chain_id}` : "the node's chain";
+    const registry = pin.registry ? ", " + describeContract(pin.registry) : "";
+    return `${describeContract(pin.ledger)}${registry} on ${chain}, pinned by ${pin.source}`;
+  }
+
+  // -- the node (JSON-RPC over fetch; every answer shared by the checks of one verification) -------------
+
+  class Node {
+    constructor(url) {
+      this.url = url;
+      this.cache = new Map();
+      this.nextId = 1;
+    }
+
+    async call(method, params) {
+      const key = method + JSON.stringify(params);
+      if (!this.cache.has(key)) this.cache.set(key, this.send(method, params));
+      return this.cache.get(key);
+    }
+
+    async send(method, params) {
+      let response;
+      try {
+        response = await fetch(this.url, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: this.nextId++, method, params }),
+          cache: "no-store",
+          credentials: "omit",
+          referrerPolicy: "no-referrer",
+        });
+      } catch (err) {
+        throw new NodeUnreachable(
+          `cannot reach the JSON-RPC node at ${this.url} (${err.message}): check the URL, that the node is ` +
+            "running, that it allows this page's origin (CORS), and that the page was opened for this node",
+        );
+      }
+      let body;
+      try {
+        body = await response.json();
+      } catch (_) {
+        throw new NodeUnreachable(`the node at ${this.url} answered ${method} with HTTP ${response.status}, not JSON-RPC`);
+      }
+      if (body && body.error) {
+        throw new Failed(`the node refused ${method}: ${body.error.message || JSON.stringify(body.error)}`);
+      }
+      return body ? body.result : null;
+    }
+
+    chainId() {
+      return this.call("eth_chainId", []).then((hex) => Number(BigInt(hex)));
+    }
+
+    head() {
+      return this.call("eth_blockNumber", []).then((hex) => Number(BigInt(hex)));
+    }
+
+    ethCall(to, data, block) {
+      return this.call("eth_call", [{ to, data }, block === undefined ? "latest" : "0x" + block.toString(16)]);
+    }
+  }
+
+  const word = (types, values) => L.encodeAbiParameters(types.map((type) => ({ type })), values);
+  const decode = (types, data) => L.decodeAbiParameters(types.map((type) => ({ type })), data);
+
+  // -- the pinned deployment on this node (checked once per verification) ---------------------------------
+
+  async function checkCode(node, pinned) {
+    const code = await node.call("eth_getCode", [pinned.address, "latest"]);
+    if (!code || code === "0x") throw new Failed(`there is no contract code at the pinned ${pinned.name} ${pinned.address}`);
+    const actual = L.keccak256(code);
+    if (pinned.code_hash === null) {
+      throw new Failed(
+        `the pin gives no code hash for ${pinned.name} (a version-1 deployment file): the browser checks code ` +
+          `hashes only; pin its code hash ${actual} or use secureflow verify`,
+      );
+    }
+    if (actual !== pinned.code_hash) {
+      throw new Failed(
+        `the code at the pinned ${pinned.name} ${pinned.address} has code hash ${actual}, the pin says ${pinned.code_hash}`,
+      );
+    }
+    return actual;
+  }
+
+  async function checkPinnedCode(node, pin) {
+    const chainId = await node.chainId();
+    if (pin.chain_id !== null && chainId !== pin.chain_id) {
+      throw new Failed(`the node serves chain id ${chainId}, the pinned deployment is on chain ${pin.chain_id}`);
+    }
+    const ledger = pin.ledger.address;
+    const ledgerHash = await checkCode(node, pin.ledger);
+    let bound;
+    try {
+      bound = L.getAddress(decode(["address"], await node.ethCall(ledger, SELECTORS.registry))[0]);
+    } catch (err) {
+      if (err instanceof NodeUnreachable) throw err;
+      throw new Failed(`the pinned ledger ${ledger} does not answer registry() like the audit ledger: ${err.message}`);
+    }
+    if (pin.registry && bound !== pin.registry.address) {
+      throw new Failed(`the pinned ledger ${ledger} is bound to registry ${bound}, not to the pinned registry ${pin.registry.address}`);
+    }
+    let registryText;
+    if (pin.registry && pin.registry.code_hash) {
+      registryText = `registry ${bound} (code hash ${await checkCode(node, pin.registry)}, as pinned)`;
+    } else {
+      registryText = `registry ${bound} (bound to it by the ledger's code)`;
+    }
+    return {
+      ledger,
+      registry: bound,
+      detail: `the pinned ledger ${ledger} has code hash ${ledgerHash}, as pinned; it trusts ${registryText}`,
+    };
+  }
+
+  // -- the receipt --------------------------------------------------------------------------------------
+
+  const RECEIPT_FIELDS = [
+    "version", "chain_id", "contract", "job_id", "seq", "record", "record_hash", "leaf", "proof",
+    "batch_root", "batch_id", "tx_hash", "block_number", "block_hash", "anchorer", "status",
+  ];
+
+  /** The receipt, normalised as the Python model does (hex lower case, addresses checksummed), or a Failed. */
+  function parseReceipt(data) {
+    if (!data || typeof data !== "object" || Array.isArray(data)) throw new Failed("not a receipt: not a JSON object");
+    const extra = Object.keys(data).filter((key) => !RECEIPT_FIELDS.includes(key));
+    if (extra.length) throw new Failed(`not a receipt: unknown field(s) ${extra.join(", ")}`);
+    const hex32 = (key, value = data[key]) => {
+      if (typeof value !== "string" || !HEX32.test(value)) throw new Failed(`not a receipt: ${key} is not 0x + 64 hex digits`);
+      return value.toLowerCase();
+    };
+    const int = (key, max) => {
+      const value = data[key];
+      if (!isInt(value) || value < 0 || BigInt(value) > max) throw new Failed(`not a receipt: ${key} is not an integer in range`);
+      return value;
+    };
+    const version = data.version === undefined ? 2 : data.version;
+    if (version !== 1 && version !== 2) throw new Failed("not a receipt: version is not 1 or 2");
+    if (!data.record || typeof data.record !== "object" || Array.isArray(data.record)) throw new Failed("not a receipt: record is not an object");
+    if (!Array.isArray(data.proof)) throw new Failed("not a receipt: proof is not a list");
+    if (data.status !== "submitted" && data.status !== "confirmed") throw new Failed("not a receipt: status is not submitted or confirmed");
+    let contract;
+    try {
+      contract = checksum(data.contract, "contract");
+    } catch (err) {
+      throw new Failed("not a receipt: " + err.message);
+    }
+    const receipt = {
+      version,
+      chain_id: int("chain_id", BigInt(MAX_SAFE)),
+      contract,
+      job_id: hex32("job_id"),
+      seq: int("seq", UINT64_MAX),
+      record: data.record,
+      record_hash: hex32("record_hash"),
+      leaf: hex32("leaf"),
+      proof: data.proof.map((p, i) => hex32(`proof.${i}`, p)),
+      batch_root: hex32("batch_root"),
+      batch_id: data.batch_id === undefined || data.batch_id === null ? null : hex32("batch_id"),
+      tx_hash: hex32("tx_hash"),
+      block_number: int("block_number", BigInt(MAX_SAFE)),
+      block_hash: hex32("block_hash"),
+      anchorer: null,
+      status: data.status,
+    };
+    if (data.anchorer !== undefined && data.anchorer !== null) {
+      try {
+        receipt.anchorer = checksum(data.anchorer, "anchorer");
+      } catch (err) {
+        throw new Failed("not a receipt: " + err.message);
+      }
+    }
+    const stated = receipt.batch_id !== null && receipt.anchorer !== null;
+    if (version === 2 && !stated) throw new Failed("not a receipt: a version-2 receipt states its batch_id and anchorer");
+    if (version === 1 && (receipt.batch_id !== null || receipt.anchorer !== null)) {
+      throw new Failed("not a receipt: a version-1 receipt has no batch_id or anchorer (those came with version 2)");
+    }
+    return receipt;
+  }
+
+  const RECORD_FIELDS = [
+    "version", "job_id", "seq", "algorithm", "params_hash", "code_version", "parties", "status",
+    "error_class", "started_at_ms", "finished_at_ms",
+  ];
+  const PARTY_FIELDS = ["party", "inputs", "outputs", "signature"];
+
+  /** The step record's shape in canonical form (every field present, addresses checksummed): what
+   * StepRecord.model_validate + "the record is in the step record's canonical form" check in Python. */
+  function checkRecordShape(record) {
+    const keys = Object.keys(record).sort();
+    const missing = RECORD_FIELDS.filter((key) => !(key in record));
+    const extra = keys.filter((key) => !RECORD_FIELDS.includes(key));
+    if (extra.length) throw new Failed(`the record is not a valid step record (unknown field(s) ${extra.join(", ")})`);
+    if (missing.length) throw new Failed(`the record is not in the step record's canonical form (missing ${missing.join(", ")})`);
+    if (record.version !== 1) throw new Failed("the record is not a valid step record (version is not 1)");
+    if (typeof record.job_id !== "string" || !/^0x[0-9a-f]{64}$/.test(record.job_id)) throw new Failed("the record is not a valid step record (job_id)");
+    if (!isInt(record.seq) || record.seq < 0) throw new Failed("the record is not a valid step record (seq)");
+    if (record.status !== "succeeded" && record.status !== "failed") throw new Failed("the record is not a valid step record (status)");
+    if ((record.status === "failed") !== (record.error_class !== null)) {
+      throw new Failed("the record is not a valid step record (error_class is required for a failed step and forbidden otherwise)");
+    }
+    if (!isInt(record.started_at_ms) || !isInt(record.finished_at_ms) || record.finished_at_ms < record.started_at_ms) {
+      throw new Failed("the record is not a valid step record (timings)");
+    }
+    if (!Array.isArray(record.parties) || record.parties.length < 1 || record.parties.length > 32) {
+      throw new Failed("the record is not a valid step record (parties)");
+    }
+    const seen = new Set();
+    for (const [i, party] of record.parties.entries()) {
+      if (!party || typeof party !== "object" || Object.keys(party).sort().join() !== [...PARTY_FIELDS].sort().join()) {
+        throw new Failed(`the record is not in the step record's canonical form (parties.${i} has not exactly ${PARTY_FIELDS.join(", ")})`);
+      }
+      if (typeof party.party !== "string" || !L.isAddress(party.party, { strict: false })) {
+        throw new Failed(`the record is not a valid step record (parties.${i}.party is not an address)`);
+      }
+      if (L.getAddress(party.party) !== party.party) throw new Failed("the record is not in the step record's canonical form (fields missing or coerced)");
+      if (seen.has(party.party)) throw new Failed("the record is not a valid step record (a party appears twice in the record)");
+      seen.add(party.party);
+      if (party.signature !== null && (typeof party.signature !== "string" || !SIGNATURE.test(party.signature))) {
+        throw new Failed(`the record is not a valid step record (parties.${i}.signature)`);
+      }
+    }
+  }
+
+  const canonicalBytes = (value) => L.stringToBytes(L.canonicalize(value));
+
+  function leafHash(jobId, seq, recordHash) {
+    return L.keccak256(L.keccak256(word(["bytes32", "uint64", "bytes32"], [jobId, BigInt(seq), recordHash])));
+  }
+
+  function nodeHash(a, b) {
+    return L.keccak256(a <= b ? L.concat([a, b]) : L.concat([b, a])); // lower-case hex of equal length: byte order
+  }
+
+  // -- the checks -----------------------------------------------------------------------------------------
+
+  const CHECKS = {
+    async record_hash(r) {
+      let canonical;
+      try {
+        canonical = canonicalBytes(r.record);
+      } catch (err) {
+        throw new Failed(`the record cannot be canonicalised (RFC 8785): ${err.message}`);
+      }
+      checkRecordShape(r.record);
+      const computed = L.keccak256(canonical);
+      if (computed !== r.record_hash) throw new Failed(`the record hashes to ${computed}, the receipt says record_hash ${r.record_hash}`);
+      return `keccak256(RFC 8785 JSON of the record) = ${computed}`;
+    },
+
+    async leaf(r) {
+      const { job_id: jobId, seq } = r.record;
+      if (jobId !== r.job_id || seq !== r.seq) {
+        throw new Failed(`the record is job ${jobId} step ${seq}, the receipt says job ${r.job_id} step ${r.seq}`);
+      }
+      const computed = leafHash(r.job_id, r.seq, r.record_hash);
+      if (computed !== r.leaf) throw new Failed(`(job_id, seq, record_hash) gives leaf ${computed}, the receipt says leaf ${r.leaf}`);
+      return `leaf(job_id, seq, record_hash) = ${computed}`;
+    },
+
+    async proof(r) {
+      const reached = r.proof.reduce((computed, sibling) => nodeHash(computed, sibling), r.leaf);
+      if (reached !== r.batch_root) {
+        throw new Failed(`the ${r.proof.length}-step proof leads from the leaf to ${reached}, the receipt says batch_root ${r.batch_root}`);
+      }
+      return `the ${r.proof.length}-step proof leads from the leaf to batch_root ${r.batch_root}`;
+    },
+
+    async chain_id(r, ctx) {
+      const chainId = await ctx.node.chainId();
+      const pinned = ctx.pin.chain_id;
+      if (pinned !== null && chainId !== pinned) throw new Failed(`the node serves chain id ${chainId}, the pinned deployment is on chain ${pinned}`);
+      if (chainId !== r.chain_id) throw new Failed(`the node serves chain id ${chainId}, the receipt is for chain id ${r.chain_id}`);
+      return `the node serves chain id ${chainId}` + (pinned !== null ? ", as pinned" : "");
+    },
+
+    async code_hash(_r, ctx) {
+      return (await ctx.pinned()).detail;
+    },
+
+    async contract_pinned(r, ctx) {
+      const pinned = ctx.pin.ledger.address;
+      if (r.contract !== pinned) {
+        throw new Failed(`the receipt names contract ${r.contract}, the pinned ledger is ${pinned} (pinned by ${ctx.pin.source})`);
+      }
+      return `the receipt names the pinned ledger ${pinned}`;
+    },
+
+    async root_anchored(r, ctx) {
+      const { ledger } = await ctx.pinned();
+      let count, block, anchorer;
+      try {
+        [count, block, anchorer] = await rootRecord(ctx, ledger, r.batch_root);
+      } catch (err) {
+        if (err instanceof NodeUnreachable) throw err;
+        throw new Failed(`the pinned ledger ${ledger} does not answer rootRecord(root): ${err.message}`);
+      }
+      if (count === 0) throw new Failed(`root ${r.batch_root} is not anchored by the pinned ledger ${ledger}`);
+      if (block !== r.block_number) throw new Failed(`root ${short(r.batch_root)} was anchored at block ${block}, the receipt says block ${r.block_number}`);
+      const data = L.concat([SELECTORS.verify, L.encodeAbiParameters(
+        [{ type: "bytes32" }, { type: "bytes32[]" }, { type: "bytes32" }], [r.leaf, r.proof, r.batch_root])]);
+      const answer = await ctx.node.ethCall(ledger, data);
+      if (typeof answer !== "string" || answer.length !== 66) throw new Failed(`${ledger} does not answer verify(leaf, proof, root) like the audit ledger`);
+      if (BigInt(answer) === 0n) throw new Failed("the pinned ledger's verify(leaf, proof, root) returned false");
+      return `root anchored at block ${block} (${count} records, anchorer ${anchorer}); on-chain verify(leaf, proof, root) is true`;
+    },
+
+    async block_canonical(r, ctx) {
+      const batchId = (await batchEvent(r, ctx)).batchId;
+      if (r.batch_id !== null && batchId !== r.batch_id) throw new Failed(`the chain anchored the root as batch ${batchId}, the receipt says batch ${r.batch_id}`);
+      return `block ${r.block_number} is canonical; transaction ${short(r.tx_hash)} succeeded in it and emitted BatchAnchored(batch ${short(batchId)}, root ${short(r.batch_root)})`;
+    },
+
+    async anchor_role(r, ctx) {
+      const pinned = await ctx.pinned();
+      const { anchorer } = await batchEvent(r, ctx);
+      if (r.anchorer !== null && r.anchorer !== anchorer) throw new Failed(`the chain's BatchAnchored names anchorer ${anchorer}, the receipt says ${r.anchorer}`);
+      const rootAnchorer = (await rootRecord(ctx, pinned.ledger, r.batch_root))[2];
+      if (rootAnchorer !== anchorer) throw new Failed(`the ledger records anchorer ${rootAnchorer} for the root, its event says ${anchorer}`);
+      let held;
+      try {
+        const data = L.concat([SELECTORS.hasRole, word(["bytes32", "address"], [ANCHOR_ROLE, anchorer])]);
+        held = decode(["bool"], await ctx.node.ethCall(pinned.registry, data, r.block_number))[0];
+      } catch (err) {
+        if (err instanceof NodeUnreachable) throw err;
+        throw new Failed(
+          `the node cannot answer hasRole(ANCHOR_ROLE, ${anchorer}) at block ${r.block_number} (it needs that block's state: an archive node for old blocks): ${err.message}`,
+        );
+      }
+      if (!held) {
+        throw new Failed(
+          `anchorer ${anchorer} did not hold ANCHOR_ROLE in the pinned registry ${pinned.registry} at block ${r.block_number} (the state at the end of the anchor's block)`,
+        );
+      }
+      return `anchorer ${anchorer} held ANCHOR_ROLE in the pinned registry ${pinned.registry} at block ${r.block_number}`;
+    },
+
+    async party_signatures(r, ctx) {
+      const { ledger } = await ctx.pinned();
+      const jobId = r.job_id;
+      const header = L.decodeAbiParameters(
+        [{ type: "tuple", components: ["bytes32", "address", "uint8", "uint64", "uint64", "bytes32"].map((type) => ({ type })) }],
+        await ctx.node.ethCall(ledger, L.concat([SELECTORS.getJob, word(["bytes32"], [jobId])])),
+      )[0];
+      const status = Number(header[2]);
+      const parties = decode(["address[]"], await ctx.node.ethCall(ledger, L.concat([SELECTORS.jobParties, word(["bytes32"], [jobId])])))[0].map((p) => L.getAddress(p));
+      if (status === 0 || parties.length === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${jobId}, so no parties to have signed`);
+      const problems = await signatureProblems(r.record, parties);
+      if (problems.length) throw new Failed(problems.join("; ") + " (the job's parties on chain)");
+      return `signed by every job party on chain (${parties.join(", ")})`;
+    },
+
+    async confirmations(r, ctx) {
+      const head = await ctx.node.head();
+      const confirmations = head - r.block_number + 1;
+      if (confirmations < ctx.minConfirmations) {
+        throw new Failed(`${confirmations} confirmation(s) (head ${head}, block ${r.block_number}), ${ctx.minConfirmations} required`);
+      }
+      return `${confirmations} confirmation(s) (head ${head}), ${ctx.minConfirmations} required`;
+    },
+  };
+
+  async function rootRecord(ctx, ledger, root) {
+    const answer = await ctx.node.ethCall(ledger, L.concat([SELECTORS.rootRecord, word(["bytes32"], [root])]));
+    const [count, block, anchorer] = decode(["uint32", "uint64", "address"], answer);
+    return [Number(count), Number(block), L.getAddress(anchorer)];
+  }
+
+  /** {batchId, anchorer} of the pinned ledger's BatchAnchored event for the receipt's root in its
+   * transaction, after checking the block is canonical and the transaction succeeded in it. */
+  async function batchEvent(r, ctx) {
+    const node = ctx.node;
+    const block = await node.call("eth_getBlockByNumber", ["0x" + r.block_number.toString(16), false]);
+    if (!block || typeof block !== "object") throw new Failed(`the node has no block ${r.block_number} (head is ${await node.head()})`);
+    if (String(block.hash || "").toLowerCase() !== r.block_hash) {
+      throw new Failed(`the canonical block ${r.block_number} has hash ${block.hash}, the receipt says ${r.block_hash} (reorged out, or a wrong block)`);
+    }
+    const tx = await node.call("eth_getTransactionReceipt", [r.tx_hash]);
+    if (!tx) throw new Failed(`the node does not know transaction ${r.tx_hash}`);
+    const txBlockHash = String(tx.blockHash).toLowerCase();
+    const txBlock = Number(BigInt(tx.blockNumber));
+    if (txBlockHash !== r.block_hash || txBlock !== r.block_number) {
+      throw new Failed(`transaction ${short(r.tx_hash)} is in block ${txBlock} (${short(txBlockHash)}), not in block ${r.block_number}`);
+    }
+    if (Number(BigInt(tx.status)) !== 1) throw new Failed(`transaction ${r.tx_hash} reverted (status ${Number(BigInt(tx.status))})`);
+    const { ledger } = await ctx.pinned();
+    for (const log of tx.logs || []) {
+      const topics = (log.topics || []).map((t) => String(t).toLowerCase());
+      if (L.getAddress(log.address) === ledger && topics.length === 4 && topics[0] === BATCH_ANCHORED_TOPIC && topics[2] === r.batch_root) {
+        return { batchId: topics[1], anchorer: L.getAddress("0x" + topics[3].slice(26)) };
+      }
+    }
+    throw new Failed(`transaction ${r.tx_hash} emitted no BatchAnchored event for this root from the pinned ledger ${ledger}`);
+  }
+
+  /** What keeps the record from being attributable to every one of the job's parties (empty: nothing). */
+  async function signatureProblems(record, parties) {
+    const entries = new Map();
+    for (const entry of record.parties) {
+      const party = L.getAddress(entry.party);
+      entries.set(party, [...(entries.get(party) || []), entry]);
+    }
+    const problems = [];
+    for (const party of parties) {
+      const found = entries.get(party) || [];
+      if (!found.length) problems.push(`job party ${party} has no part in the record`);
+      else if (found.length > 1) problems.push(`job party ${party} appears ${found.length} times`);
+      else if (found[0].signature === null) problems.push(`job party ${party} has not signed its part`);
+      else {
+        const signer = await recoverParty(record, found[0]);
+        if (signer === null) problems.push(`the signature of job party ${party} is malformed`);
+        else if (signer !== party) problems.push(`the part of job party ${party} is signed by ${signer}, not by ${party}`);
+      }
+    }
+    const outsiders = [...entries.keys()].filter((p) => !parties.includes(p)).sort();
+    if (outsiders.length) problems.push(`the record has parts of ${outsiders.join(", ")}, not a party of the job`);
+    return problems;
+  }
+
+  /** Who signed one party's part (EIP-191 personal_sign of keccak256 of the record with only that part,
+   * unsigned, in RFC 8785 JSON: ledger/signing.py), or null when the signature is malformed. */
+  async function recoverParty(record, entry) {
+    const payload = canonicalBytes({ ...record, parties: [{ ...entry, signature: null }] });
+    try {
+      const digest = L.hashMessage({ raw: L.keccak256(payload) });
+      return L.getAddress(await L.recoverAddress({ hash: digest, signature: entry.signature }));
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // -- running them -------------------------------------------------------------------------------------
+
+  /** One verification's context: the node's answers and the deployment check are shared by its receipts. */
+  function context(rpcUrl, pin, minConfirmations) {
+    const node = new Node(rpcUrl);
+    let pinned = null;
+    return {
+      node,
+      pin,
+      minConfirmations,
+      pinned() {
+        if (pinned === null) {
+          pinned = checkPinnedCode(node, pin).catch((err) => {
+            if (err instanceof NodeUnreachable || err instanceof Failed) throw err;
+            throw new Failed(`${err.name}: ${err.message}`);
+          });
+        }
+        return pinned;
+      },
+    };
+  }
+
+  async function runChecks(data, ctx) {
+    const results = {};
+    const warnings = [];
+    let receipt = null;
+    try {
+      receipt = parseReceipt(data);
+      results.receipt_format = { name: "receipt_format", status: "passed", detail: `version ${receipt.version} receipt` };
+      if (receipt.version === 1) warnings.push(V1_WARNING);
+    } catch (err) {
+      results.receipt_format = { name: "receipt_format", status: "failed", detail: err.message };
+    }
+    for (const name of CHECK_ORDER.slice(1)) {
+      const blocked = DEPENDS_ON[name].filter((dep) => results[dep].status !== "passed");
+      if (blocked.length || receipt === null) {
+        results[name] = { name, status: "skipped", detail: `skipped: needs ${blocked.join(", ")}` };
+        continue;
+      }
+      try {
+        results[name] = { name, status: "passed", detail: await CHECKS[name](receipt, ctx) };
+      } catch (err) {
+        if (err instanceof NodeUnreachable) throw err;
+        const detail = err instanceof Failed ? err.message : `${err.name}: ${err.message}`;
+        results[name] = { name, status: "failed", detail };
+      }
+    }
+    const checks = CHECK_ORDER.map((name) => results[name]);
+    return {
+      ok: checks.every((check) => check.status === "passed"),
+      job_id: receipt ? receipt.job_id : typeof data?.job_id === "string" ? data.job_id : null,
+      seq: receipt ? receipt.seq : isInt(data?.seq) ? data.seq : null,
+      checks,
+      warnings,
+      pinned: describePin(ctx.pin),
+    };
+  }
+
+  /**
+   * Verify one receipt (a parsed JSON value) against the node at `rpcUrl` and the `pin`.
+   * Resolves to { ok, job_id, seq, checks: [{name, status, detail}], warnings, pinned }; rejects only when
+   * the node cannot be reached (an Error whose message says so).
+   */
+  async function verifyReceipt(data, rpcUrl, pin, minConfirmations = 1) {
+    return runChecks(data, context(rpcUrl, pin, minConfirmations));
+  }
+
+  /** `verifyReceipt` for several receipts (e.g. an audit bundle's), sharing the node's answers. */
+  async function verifyReceipts(receipts, rpcUrl, pin, minConfirmations = 1) {
+    const ctx = context(rpcUrl, pin, minConfirmations);
+    const verdicts = [];
+    for (const receipt of receipts) verdicts.push(await runChecks(receipt, ctx));
+    return verdicts;
+  }
+
+  window.SecureflowVerify = Object.freeze({ CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt, verifyReceipts });
+})();
