@@ -375,17 +375,84 @@ class TransactionSender:
             delay = min(delay * 1.5, 0.5)
 
     def _raise_failed(self, sent: SentTransaction, receipt: TxReceipt, contract: Contract | None) -> None:
-        if receipt["gasUsed"] >= sent.gas:
-            raise OutOfGasError(
-                f"{sent.description}: transaction {sent.tx_hash} ran out of gas ({sent.gas} given)"
+        raise self.failure(sent.tx_hash, receipt, contract, sent.description)
+
+    def failure(self, tx_hash: str, receipt: TxReceipt, contract: Contract | None, what: str) -> ChainError:
+        """The error that a transaction mined with status 0 stands for: the one its estimate would raise.
+
+        Besu and GoQuorum never refuse a failing transaction at send: they mine it with status 0, often
+        behind the transaction that made it fail, in the same block. So the revert data is taken from
+        what the node knows of the transaction itself: the receipt's ``revertReason`` (Besu with
+        ``--revert-reason-enabled``, GoQuorum with ``--revertreason``), else ``debug_traceTransaction``
+        (the default tracer with everything disabled: its ``returnValue``); only when neither is
+        available is the call replayed on the block's parent state, which misses a cause earlier in
+        the same block. Custom errors are decoded by name, as at estimate (`decode_revert`).
+        """
+        tx = self.client.call_rpc(self.client.w3.eth.get_transaction, HexStr(tx_hash))
+        if receipt["gasUsed"] >= tx["gas"]:
+            return OutOfGasError(f"{what}: transaction {tx_hash} ran out of gas ({tx['gas']} given)")
+        data = _receipt_revert_data(receipt)
+        if data is None:
+            data = self._traced_revert_data(tx_hash)
+        if data:
+            return decode_revert(
+                ContractLogicError(_revert_message(data), data="0x" + data.hex()), contract, what
             )
-        tx = self.client.w3.eth.get_transaction(HexStr(sent.tx_hash))
         replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
         try:
             self.client.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
         except (ContractLogicError, Web3RPCError) as exc:
-            raise decode_revert(exc, contract, sent.description) from exc
-        raise TransactionError(f"{sent.description}: transaction {sent.tx_hash} reverted without a reason")
+            return decode_revert(exc, contract, what)
+        return TransactionError(
+            f"{what}: transaction {tx_hash} was mined with status 0 and the node gives no reason "
+            f"(a replay on block {receipt['blockNumber'] - 1} succeeds: an earlier transaction of block "
+            f"{receipt['blockNumber']} made it fail)",
+            hint="enable revert reasons on the node (Besu: --revert-reason-enabled, GoQuorum: "
+            "--revertreason) or its DEBUG API to see why",
+        )
+
+    def _traced_revert_data(self, tx_hash: str) -> bytes | None:
+        """The revert data of a mined transaction from ``debug_traceTransaction``; None if not available."""
+        options = {"disableStorage": True, "disableMemory": True, "disableStack": True}
+        try:
+            reply = self.client.call_rpc(
+                self.client.w3.provider.make_request, "debug_traceTransaction", [tx_hash, options]
+            )
+        except (Web3RPCError, ValueError):
+            return None  # no DEBUG API on this node
+        result = reply.get("result") if isinstance(reply, Mapping) else None
+        if not isinstance(result, Mapping) or not result.get("failed"):
+            return None
+        return _hex_bytes(result.get("returnValue"))
+
+
+def _hex_bytes(value: object) -> bytes | None:
+    """Bytes from a hex string with or without ``0x`` (geth 1.10's ``returnValue`` has none)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    except ValueError:
+        return None
+
+
+_ERROR_STRING = keccak(text="Error(string)")[:4]
+
+
+def _revert_message(data: bytes) -> str:
+    """What revert ``data`` says when it is no custom error of the contract: Error(string), or the data."""
+    if data[:4] == _ERROR_STRING:
+        try:
+            (reason,) = Web3().codec.decode(["string"], data[4:])
+            return f"execution reverted: {reason}"
+        except ValueError:
+            pass
+    return f"execution reverted with data 0x{data.hex()}"
+
+
+def _receipt_revert_data(receipt: TxReceipt) -> bytes | None:
+    """Besu's and GoQuorum's ``revertReason`` receipt field (when the node is run to record it)."""
+    return _hex_bytes(dict(receipt).get("revertReason"))
 
 
 def _contract_of(call: ContractFunction) -> Contract | None:
