@@ -2,7 +2,8 @@
 
 ``evm_chain`` runs a test on anvil and on hardhat's node (`HardhatChain`: failing transactions
 mined with status 0, as Besu/GoQuorum do), each started once per session; ``tests/contracts``
-make it their ``devchain``. ``anvil_only`` skips what needs an ``anvil_*`` method, saying so.
+make it their ``devchain``. Tests that need ``anvil_*`` methods (reorgs, dropped transactions,
+state dumps) take ``devchain`` and run on anvil only.
 
 Tests that change chain state take ``chain_snapshot`` so every test starts from
 the same state (``evm_snapshot`` / ``evm_revert``) without restarting anvil.
@@ -64,12 +65,6 @@ def devchain(anvil_chain: DevChain) -> DevChain:
 def evm_chain(request: pytest.FixtureRequest) -> DevChain:
     """Each EVM client in turn: anvil, then hardhat's node set up like Besu/GoQuorum (one per session)."""
     return cast(DevChain, request.getfixturevalue(f"{request.param}_chain"))
-
-
-def anvil_only(chain: DevChain, what: str) -> None:
-    """Skip the calling test on any client but anvil, saying which anvil feature ``what`` it needs."""
-    if chain.client != "anvil":
-        pytest.skip(f"anvil only: {what} (no such method on {chain.client}'s node, nor on Besu/GoQuorum)")
 
 
 @pytest.fixture(scope="session")

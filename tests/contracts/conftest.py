@@ -1,8 +1,8 @@
 """Contracts deployed once per session on each test chain from the checked-in artifacts, plus tx helpers.
 
 Every contract test runs on anvil and on hardhat's node set up like Besu/GoQuorum (``devchain`` is
-the root conftest's ``evm_chain`` here); a test that needs an ``anvil_*`` method says so with
-``anvil_only`` and is skipped on hardhat.
+the root conftest's ``evm_chain`` here): none needs an ``anvil_*`` method (``evm_snapshot`` and
+``evm_revert`` work on both; funding uses each node's own ``*_setBalance``).
 
 Accounts: admin = dev key 0, anchoring service = dev key 1, members A and B =
 dev keys 2 and 3, outsider = dev key 4, member C = a throw-away key (gas price
