@@ -23,7 +23,10 @@ a finished job's records and models are anchored, ``closeJob`` with its step
 count, its last record's hash and the Merkle proof of that record's leaf in
 its batch root. A model or close the contract refuses (simulated before
 sending) is marked ``failed`` with the decoded reason and logged once; it is
-never retried.
+never retried. A transaction mined with status 0 (Besu and GoQuorum mine a
+failing transaction rather than refuse it) takes the path of a revert at
+estimate: its decoded reason is kept and it is prepared again, and the
+estimate then adopts, fails or stops on the contract's reason.
 
 The worker runs in-process (`AnchoringWorker.start`) for the embedded default or
 as its own process (``secureflow anchor-worker``) in production. Chain outages
@@ -195,6 +198,10 @@ class Anchorer:
             return None
         return receipt
 
+    def _log_status_0(self, tx_hash: str, receipt: TxReceipt, what: str) -> None:
+        failure = self.sender.failure(tx_hash, receipt, self.ledger.contract, what)
+        log.warning("%s transaction %s mined with status 0 (%s); preparing it again", what, tx_hash, failure)
+
     def _resync_once(self, done: list[bool]) -> None:
         # A model or close back from a reorg or a dropped tx frees its old nonce: without a resync the new
         # transaction would wait behind that gap forever (models and closes are rare: one RPC a pass).
@@ -221,6 +228,8 @@ class Anchorer:
                     )
                     report.models_confirmed += 1
             elif receipt is not None or not self._tx_known(model.tx_hash):
+                if receipt is not None:  # status 0: prepared again below, where a refusal is failed
+                    self._log_status_0(model.tx_hash, receipt, "recordModel")
                 self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
         resynced: list[bool] = []
         for model in self.store.models(status="pending"):
@@ -300,6 +309,8 @@ class Anchorer:
                     report.closes_confirmed += 1
             elif receipt is not None or not self._tx_known(job.close_tx_hash):
                 # reverted (e.g. closed by a re-included earlier transaction: adopted next) or lost: again
+                if receipt is not None:
+                    self._log_status_0(job.close_tx_hash, receipt, "closeJob")
                 self.store.mark_job_close(job.job_id, "pending")
         resynced: list[bool] = []
         for job in self.store.jobs_to_close("pending", limit=self.config.max_closes_per_pass):
@@ -493,8 +504,11 @@ class Anchorer:
                 else:
                     self.store.mark_batch_mined(batch.batch_id, block, block_hash)
             else:
-                # Mined but reverted: most likely another transaction anchored it first.
-                self._adopt_or_requeue(batch, report, "anchor transaction reverted")
+                # Mined with status 0 (Besu/GoQuorum mine a failing transaction, never refuse it): most
+                # likely another transaction anchored it first (adopted). Else it is sent again, through
+                # the estimate that stops on any reason the contract still gives, as for a fresh batch.
+                failure = self.sender.failure(batch.tx_hash, receipt, self.ledger.contract, "anchorBatch")
+                self._adopt_or_requeue(batch, report, f"anchor transaction mined with status 0: {failure}")
             return
         age = (datetime.now(timezone.utc) - batch.updated_at).total_seconds()
         if not self._tx_known(batch.tx_hash):

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 import requests
 from eth_account import Account
@@ -375,27 +375,90 @@ class TransactionSender:
             delay = min(delay * 1.5, 0.5)
 
     def _raise_failed(self, sent: SentTransaction, receipt: TxReceipt, contract: Contract | None) -> None:
-        raise_failed(self.client, sent.tx_hash, sent.gas, sent.description, receipt, contract)
+        raise self.failure(sent.tx_hash, receipt, contract, sent.description)
+
+    def failure(self, tx_hash: str, receipt: TxReceipt, contract: Contract | None, what: str) -> ChainError:
+        """The error that a transaction mined with status 0 stands for (see `transaction_failure`)."""
+        return transaction_failure(self.client, tx_hash, receipt, contract, what)
 
 
-def raise_failed(
-    client: ChainClient,
-    tx_hash: str,
-    gas: int,
-    description: str,
-    receipt: TxReceipt,
-    contract: Contract | None,
-) -> NoReturn:
-    """Raise the error of a mined, failed transaction: out of gas, or its revert decoded by replaying it."""
-    if receipt["gasUsed"] >= gas:
-        raise OutOfGasError(f"{description}: transaction {tx_hash} ran out of gas ({gas} given)")
-    tx = client.w3.eth.get_transaction(HexStr(tx_hash))
+def transaction_failure(
+    client: ChainClient, tx_hash: str, receipt: TxReceipt, contract: Contract | None, what: str
+) -> ChainError:
+    """The error that a transaction mined with status 0 stands for: the one its estimate would raise.
+
+    Besu and GoQuorum never refuse a failing transaction at send: they mine it with status 0, often
+    behind the transaction that made it fail, in the same block. So the revert data is taken from
+    what the node knows of the transaction itself: the receipt's ``revertReason`` (Besu with
+    ``--revert-reason-enabled``, GoQuorum with ``--revertreason``), else ``debug_traceTransaction``
+    (the default tracer with everything disabled: its ``returnValue``); only when neither is
+    available is the call replayed on the block's parent state, which misses a cause earlier in
+    the same block. Custom errors are decoded by name, as at estimate (`decode_revert`).
+    """
+    tx = client.call_rpc(client.w3.eth.get_transaction, HexStr(tx_hash))
+    if receipt["gasUsed"] >= tx["gas"]:
+        return OutOfGasError(f"{what}: transaction {tx_hash} ran out of gas ({tx['gas']} given)")
+    data = _receipt_revert_data(receipt)
+    if data is None:
+        data = _traced_revert_data(client, tx_hash)
+    if data:
+        return decode_revert(
+            ContractLogicError(_revert_message(data), data="0x" + data.hex()), contract, what
+        )
     replay = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"]}
     try:
         client.w3.eth.call(replay, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
     except (ContractLogicError, Web3RPCError) as exc:
-        raise decode_revert(exc, contract, description) from exc
-    raise TransactionError(f"{description}: transaction {tx_hash} reverted without a reason")
+        return decode_revert(exc, contract, what)
+    return TransactionError(
+        f"{what}: transaction {tx_hash} was mined with status 0 and the node gives no reason "
+        f"(a replay on block {receipt['blockNumber'] - 1} succeeds: an earlier transaction of block "
+        f"{receipt['blockNumber']} made it fail)",
+        hint="enable revert reasons on the node (Besu: --revert-reason-enabled, GoQuorum: "
+        "--revertreason) or its DEBUG API to see why",
+    )
+
+
+def _traced_revert_data(client: ChainClient, tx_hash: str) -> bytes | None:
+    """The revert data of a mined transaction from ``debug_traceTransaction``; None if not available."""
+    options = {"disableStorage": True, "disableMemory": True, "disableStack": True}
+    try:
+        reply = client.call_rpc(client.w3.provider.make_request, "debug_traceTransaction", [tx_hash, options])
+    except (Web3RPCError, ValueError):
+        return None  # no DEBUG API on this node
+    result = reply.get("result") if isinstance(reply, Mapping) else None
+    if not isinstance(result, Mapping) or not result.get("failed"):
+        return None
+    return _hex_bytes(result.get("returnValue"))
+
+
+def _hex_bytes(value: object) -> bytes | None:
+    """Bytes from a hex string with or without ``0x`` (geth 1.10's ``returnValue`` has none)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    except ValueError:
+        return None
+
+
+_ERROR_STRING = keccak(text="Error(string)")[:4]
+
+
+def _revert_message(data: bytes) -> str:
+    """What revert ``data`` says when it is no custom error of the contract: Error(string), or the data."""
+    if data[:4] == _ERROR_STRING:
+        try:
+            (reason,) = Web3().codec.decode(["string"], data[4:])
+            return f"execution reverted: {reason}"
+        except ValueError:
+            pass
+    return f"execution reverted with data 0x{data.hex()}"
+
+
+def _receipt_revert_data(receipt: TxReceipt) -> bytes | None:
+    """Besu's and GoQuorum's ``revertReason`` receipt field (when the node is run to record it)."""
+    return _hex_bytes(dict(receipt).get("revertReason"))
 
 
 def submit_signed(
@@ -435,7 +498,7 @@ def submit_signed(
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
     if receipt["status"] != 1:
-        raise_failed(client, tx_hash, gas, description, receipt, contract)
+        raise transaction_failure(client, tx_hash, receipt, contract, description)
     return receipt
 
 

@@ -1,26 +1,32 @@
-"""A local anvil node configured like a GoQuorum/Besu network, for the demo and the tests.
+"""A local dev chain configured like a GoQuorum/Besu network, for the demo and the tests.
 
-anvil runs with ``--hardfork berlin --gas-price 0 --chain-id 1337`` on a free
-127.0.0.1 port, in its own process group so that stopping it never leaves a
-stray node behind. The accounts are anvil's well-known deterministic test
-accounts: never use them on a real network.
+`DevChain` runs anvil with ``--hardfork berlin --gas-price 0 --chain-id 1337`` on
+a free 127.0.0.1 port, in its own process group so that stopping it never
+leaves a stray node behind. `HardhatChain` runs hardhat's node (EDR) the same
+way, set up to behave like Besu/GoQuorum where anvil does not: a failing
+transaction is accepted and mined with status 0, never refused at send (see the
+README's compatibility table). The accounts are the well-known deterministic
+test accounts of both tools: never use them on a real network.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
-from secureflow.ledger._internal.toolchain import anvil_binary
+from secureflow.ledger._internal.toolchain import anvil_binary, hardhat_cli, node_executable, node_modules
 from secureflow.ledger.errors import NodeUnreachableError, ToolchainError
 
 DEV_CHAIN_ID = 1337
@@ -68,7 +74,11 @@ class DevChain:
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> DevChain:
+    client = "anvil"
+    """Which EVM client this is (``anvil`` or ``hardhat``): tests skip what only one client can do."""
+
+    def command(self) -> list[str]:
+        """The argv that starts the node."""
         args = [
             str(anvil_binary()),
             "--host", "127.0.0.1",
@@ -81,23 +91,35 @@ class DevChain:
         ]  # fmt: skip
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+        return args
+
+    def _spawn(self, args: list[str], log: int | IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
+
+    def start(self, timeout: float = 20.0) -> DevChain:
+        args = self.command()
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = self._spawn(args, log, {**os.environ})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ToolchainError(f"anvil exited with code {self._process.returncode} on port {self.port}")
+                code = self._process.returncode
+                self.stop()
+                raise ToolchainError(f"{self.client} exited with code {code} on port {self.port}")
             try:
                 rpc_call(self.rpc_url, "eth_chainId", timeout=1.0)
                 return self
             except (OSError, urllib.error.URLError):
                 time.sleep(0.05)
         self.stop()
-        raise NodeUnreachableError(f"anvil did not answer on {self.rpc_url} within {timeout:.0f}s")
+        raise NodeUnreachableError(f"{self.client} did not answer on {self.rpc_url} within {timeout:.0f}s")
 
     def stop(self) -> None:
+        self._stop_process()
+
+    def _stop_process(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -125,3 +147,79 @@ class DevChain:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+HARDHAT_CONFIG = """// Written by secureflow.ledger.devchain.HardhatChain (hardhat's node set up like Besu).
+module.exports = {{
+  paths: {{ root: __dirname, sources: __dirname + "/contracts", cache: __dirname + "/cache" }},
+  networks: {{
+    hardhat: {{
+      hardfork: "berlin",
+      chainId: {chain_id},
+      gasPrice: 0,
+      minGasPrice: 0,
+      // Besu/GoQuorum accept a failing transaction and mine it with status 0; hardhat's default
+      // answers eth_sendRawTransaction with an error (while still mining it).
+      throwOnTransactionFailures: false,
+      // eth_call/eth_estimateGas answer a revert with an error carrying the revert data, as Besu does.
+      throwOnCallFailures: true,
+      accounts: {{ mnemonic: "{mnemonic}", count: {accounts} }},
+      mining: {mining},
+    }},
+  }},
+}};
+"""
+
+
+@dataclass
+class HardhatChain(DevChain):
+    """hardhat's node (EDR, from the pinned npm ``hardhat``) set up like Besu/GoQuorum.
+
+    Hardfork ``berlin``, chain id 1337, gas price 0 (``eth_gasPrice`` still answers 8 gwei: send your
+    own), failing transactions mined with status 0 (``throwOnTransactionFailures: false``), the same
+    mnemonic (so the same dev keys) as anvil. The config is written to a private temporary folder at
+    start; the CLI runs from the project root (hardhat refuses a non-local installation). No
+    ``anvil_*`` methods (``hardhat_mine``, ``hardhat_setBalance``, ``hardhat_dropTransaction``
+    instead) and no reorg method.
+    """
+
+    client = "hardhat"
+    _config_dir: Path | None = field(default=None, init=False, repr=False)
+
+    def command(self) -> list[str]:
+        self._config_dir = Path(tempfile.mkdtemp(prefix="secureflow-hardhat-"))
+        mining = (
+            "{ auto: true, interval: 0 }"
+            if self.block_time is None
+            else f"{{ auto: false, interval: {round(self.block_time * 1000)} }}"
+        )
+        config = self._config_dir / "hardhat.config.js"
+        config.write_text(
+            HARDHAT_CONFIG.format(
+                chain_id=self.chain_id, mnemonic=DEV_MNEMONIC, accounts=self.accounts, mining=mining
+            )
+        )
+        return [
+            node_executable(), str(hardhat_cli()),
+            "--config", str(config),
+            "node",
+            "--hostname", "127.0.0.1",
+            "--port", str(self.port),
+        ]  # fmt: skip
+
+    def _spawn(self, args: list[str], log: int | IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        env = {**env, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}
+        return subprocess.Popen(  # noqa: S603 - fixed argv: node and hardhat's CLI, no shell
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=node_modules().parent,  # hardhat resolves itself from the working directory
+        )
+
+    def stop(self) -> None:
+        self._stop_process()
+        config_dir, self._config_dir = self._config_dir, None
+        if config_dir is not None:
+            shutil.rmtree(config_dir, ignore_errors=True)

@@ -1,5 +1,10 @@
 """Shared fixtures: one real anvil node per test session, and a ledger database on SQLite and PostgreSQL.
 
+``evm_chain`` runs a test on anvil and on hardhat's node (`HardhatChain`: failing transactions
+mined with status 0, as Besu/GoQuorum do), each started once per session; ``tests/contracts``
+make it their ``devchain``. Tests that need ``anvil_*`` methods (reorgs, dropped transactions,
+state dumps) take ``devchain`` and run on anvil only.
+
 Tests that change chain state take ``chain_snapshot`` so every test starts from
 the same state (``evm_snapshot`` / ``evm_revert``) without restarting anvil.
 
@@ -20,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 import psycopg
 import pytest
@@ -28,7 +34,7 @@ from sqlalchemy.engine import make_url
 from stack import LedgerStack, deploy_ledger_stack
 from web3 import Web3
 
-from secureflow.ledger.devchain import DevChain, rpc_call
+from secureflow.ledger.devchain import DevChain, HardhatChain, rpc_call
 from secureflow.ledger.store import SqlLedgerStore, open_store
 
 settings.register_profile("secureflow", deadline=None)
@@ -36,10 +42,29 @@ settings.load_profile("secureflow")
 
 
 @pytest.fixture(scope="session")
-def devchain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevChain]:
+def anvil_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevChain]:
     log = Path(tmp_path_factory.mktemp("anvil")) / "anvil.log"
     with DevChain(log_path=log) as chain:
         yield chain
+
+
+@pytest.fixture(scope="session")
+def hardhat_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HardhatChain]:
+    log = Path(tmp_path_factory.mktemp("hardhat")) / "hardhat.log"
+    with HardhatChain(log_path=log) as chain:
+        yield chain
+
+
+@pytest.fixture(scope="session")
+def devchain(anvil_chain: DevChain) -> DevChain:
+    """The session's anvil (``tests/contracts`` override it with `evm_chain`: both clients)."""
+    return anvil_chain
+
+
+@pytest.fixture(scope="session", params=["anvil", "hardhat"])
+def evm_chain(request: pytest.FixtureRequest) -> DevChain:
+    """Each EVM client in turn: anvil, then hardhat's node set up like Besu/GoQuorum (one per session)."""
+    return cast(DevChain, request.getfixturevalue(f"{request.param}_chain"))
 
 
 @pytest.fixture(scope="session")

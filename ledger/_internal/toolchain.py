@@ -1,4 +1,4 @@
-"""Where the pinned npm toolchain lives: the anvil binary, solcjs and OpenZeppelin sources.
+"""Where the pinned npm toolchain lives: the anvil binary, hardhat's CLI, solcjs and OpenZeppelin sources.
 
 The toolchain is installed by ``scripts/bootstrap.sh`` (``npm ci``) into the
 project's ``node_modules``. ``SECUREFLOW_NODE_MODULES`` overrides the location.
@@ -41,6 +41,18 @@ def anvil_binary() -> Path:
     if not binary.is_file():
         raise ToolchainError(f"anvil binary missing at {binary}")
     return binary
+
+
+def hardhat_cli() -> Path:
+    """hardhat's CLI script (``node_modules/hardhat/internal/cli/cli.js``), run with `node_executable`.
+
+    Run directly rather than through ``npx``/``.bin/hardhat`` so that the node process is the one we
+    start (its own process group still holds EDR, which runs inside it as a native module).
+    """
+    cli = node_modules() / "hardhat" / "internal" / "cli" / "cli.js"
+    if not cli.is_file():
+        raise ToolchainError(f"hardhat's CLI missing at {cli}")
+    return cli
 
 
 def solcjs_module() -> Path:

@@ -1,4 +1,8 @@
-"""`secureflow verify` and `secureflow audit reconcile` on records anchored by the real pipeline."""
+"""`secureflow verify` and `secureflow audit reconcile` on records anchored by the real pipeline.
+
+One end-to-end run (anchoring worker, on-chain close, `secureflow verify`) on each EVM client: anvil
+and hardhat's node set up like Besu/GoQuorum (``evm_chain``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from stack import (
     LedgerStack,
     accept,
     close_job_on_chain,
+    deploy_ledger_stack,
     make_anchorer,
     manifest_of,
     new_job,
@@ -20,9 +25,12 @@ from stack import (
 from typer.testing import CliRunner
 
 from secureflow.api.cli.main import app
+from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.devchain import DevChain
 from secureflow.ledger.receipts import build_bundle, write_bundle
-from secureflow.ledger.store.sql import SqlLedgerStore
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.store.sql import SqlLedgerStore, open_store
 
 
 @pytest.fixture
@@ -179,3 +187,52 @@ def test_db_upgrade_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert f"the folder {target.parent} does not exist" in result.output
     assert not (tmp_path / "no").exists()
+
+
+@pytest.fixture(scope="module")
+def client_stack(evm_chain: DevChain) -> LedgerStack:
+    """The contracts deployed once per EVM client (anvil, then hardhat's node set up like Besu)."""
+    return deploy_ledger_stack(evm_chain.rpc_url)
+
+
+def test_anchor_close_and_verify_end_to_end_on_each_evm_client(
+    evm_chain: DevChain, client_stack: LedgerStack, tmp_path: Path
+) -> None:
+    """The anchoring worker anchors a job's signed records in batches and closes the job with the proof
+    of its last record; `secureflow verify` finds the bundle VALID against the pinned deployment and a
+    tampered copy INVALID. Also on hardhat's node, which mines failures with status 0, answers
+    eth_gasPrice with 8 gwei and gives receipts without effectiveGasPrice, as Besu/GoQuorum may."""
+    store = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        job = new_job(store, 5151, steps=6)
+        open_job_on_chain(client_stack, job, 5151, steps=6)
+        store.update_job(job, chain_status="confirmed")
+        accept(store, job, 6, signed=True)
+        worker = AnchoringWorker(make_anchorer(client_stack, store, max_batch_size=4)).start()
+        try:
+            assert worker.drain(60), f"records not anchored: {worker.last_error}"
+            OutboxRecorder(store).close_job(job, succeeded=True)
+            assert worker.drain(60), f"job not closed: {worker.last_error}"
+        finally:
+            worker.stop()
+        closed = store.get_job(job)
+        assert closed is not None and closed.close_status == "confirmed"
+        assert len({r.batch_id for r in store.records_for_job(job)}) == 2  # 4 + 2
+        address = client_stack.deployment.address_of("AuditLedger")
+        bundle = write_bundle(
+            build_bundle(store, 1337, address, job, manifest=manifest_of(5151, 6)), tmp_path / "bundle.json"
+        )
+    finally:
+        store.close()
+    deployment = tmp_path / "deployment.json"
+    write_deployment(client_stack.deployment, deployment)
+    pinned = ["--rpc", evm_chain.rpc_url, "--deployment", str(deployment)]
+    ok = CliRunner().invoke(app, ["verify", str(bundle), *pinned])
+    assert ok.exit_code == 0, ok.output
+    assert "VALID, 6/6 receipts valid" in ok.output and "INVALID" not in ok.output
+    raw = json.loads(bundle.read_text())
+    raw["receipts"][2]["record"]["algorithm"] = "ss_xgb"  # claim another algorithm ran
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(raw))
+    bad = CliRunner().invoke(app, ["verify", str(tampered), *pinned])
+    assert bad.exit_code == 1 and "record_hash" in bad.output and "INVALID" in bad.output

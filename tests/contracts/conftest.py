@@ -1,4 +1,8 @@
-"""Contracts deployed once per session on the test anvil from the checked-in artifacts, plus tx helpers.
+"""Contracts deployed once per session on each test chain from the checked-in artifacts, plus tx helpers.
+
+Every contract test runs on anvil and on hardhat's node set up like Besu/GoQuorum (``devchain`` is
+the root conftest's ``evm_chain`` here): none needs an ``anvil_*`` method (``evm_snapshot`` and
+``evm_revert`` work on both; funding uses each node's own ``*_setBalance``).
 
 Accounts: admin = dev key 0, anchoring service = dev key 1, members A and B =
 dev keys 2 and 3, outsider = dev key 4, member C = a throw-away key (gas price
@@ -26,7 +30,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from secureflow.ledger.artifacts import load_artifact
-from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 
 ZERO_ADDRESS = "0x" + "00" * 20
 ZERO32 = b"\x00" * 32
@@ -127,6 +131,12 @@ def _deploy(w3: Web3, name: str, account: LocalAccount, *args: object) -> Contra
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
     assert receipt["status"] == 1 and receipt["contractAddress"]
     return w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+
+
+@pytest.fixture(scope="session")
+def devchain(evm_chain: DevChain) -> DevChain:
+    """Both clients, one after the other (overrides the root conftest's anvil-only ``devchain``)."""
+    return evm_chain
 
 
 @pytest.fixture(scope="session")

@@ -239,7 +239,10 @@ class SettlementEnv:
         return proposal
 
     def fund(self, account: str, wei: int) -> None:
-        rpc_call(self.rpc_url, "anvil_setBalance", [account, hex(wei)])
+        """Set ``account``'s balance with the dev node's own method (anvil's or hardhat's setBalance)."""
+        client = str(rpc_call(self.rpc_url, "web3_clientVersion"))
+        method = "hardhat_setBalance" if client.startswith("HardhatNetwork") else "anvil_setBalance"
+        rpc_call(self.rpc_url, method, [account, hex(wei)])
 
 
 def build_settlement_env(contracts_env: ContractsEnv) -> SettlementEnv:
