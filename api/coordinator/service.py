@@ -96,7 +96,10 @@ class Coordinator:
         )
         renewer.start()
         try:
-            return self._handle_claimed(job_id, last_attempt=last_attempt)
+            outcome = self._handle_claimed(job_id, last_attempt=last_attempt)
+            if self.store.get_job(job_id) is not None:
+                self.store.release_close(job_id)  # a job cancelled while it ran closes now
+            return outcome
         finally:
             stop_renewing.set()
             renewer.join(5.0)

@@ -85,11 +85,13 @@ class LocalComputeExecutor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, job: Job, manifest: dict[str, Any], job_secret: str) -> JobResult | None:
-        with self._lock:
-            if job.job_id in self._cancelled:
-                return None
         try:
+            with self._lock:
+                if job.job_id in self._cancelled:
+                    return None
             return run_submitted_job(self.engine, self.services, job, manifest, job_secret)
         except Exception as exc:
             log.warning("job %s could not run: %s", job.job_id, type(exc).__name__)
             raise
+        finally:
+            self.store.release_close(job.job_id)  # a job cancelled while it ran closes now

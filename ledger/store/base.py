@@ -76,14 +76,22 @@ class LedgerStore(ABC):
         chain_status: ChainStatus | None = None,
         created_tx_hash: str | None = None,
         reason: str | None = None,
+        hold_close: bool = False,
     ) -> Job:
         """Change the given fields; a job that has finished (completed/failed/cancelled) keeps its status.
 
-        A job that finishes gets close status ``pending``: the anchoring service closes it on chain.
+        A job that finishes gets close status ``pending``: the anchoring service closes it on chain;
+        with ``hold_close`` (a job cancelled while its executor still runs a step) it gets none until
+        `release_close`, so the close counts the step that was running. A rejected job is never closed.
         ``reason`` (only with status ``failed`` or ``cancelled``) says why it did not complete; it is kept
         as one line cut to ``MAX_JOB_REASON`` characters. Never put data values, keys or salts in it. A job
         already ended that way keeps the reason it has (it gets this one only if it had none).
         """
+
+    @abstractmethod
+    def release_close(self, job_id: str) -> None:
+        """The job's executor is done with it: a finished job whose close was held gets close status
+        ``pending`` (nothing for a job still running, rejected, or with a close status already)."""
 
     @abstractmethod
     def stuck_jobs(

@@ -74,6 +74,7 @@ class JobsMixin(SqlStoreBase):
         chain_status: ChainStatus | None = None,
         created_tx_hash: str | None = None,
         reason: str | None = None,
+        hold_close: bool = False,
     ) -> Job:
         job_id = _hex32(job_id)
         if status is not None and status not in JOB_STATUSES:
@@ -93,7 +94,8 @@ class JobsMixin(SqlStoreBase):
                     raise InvalidStateError(f"job {job_id} is {row.status}: it cannot become {status}")
                 row.status = status
                 row.reason = why
-                if status in TERMINAL_JOB_STATUSES and row.close_status is None and status != "rejected":
+                closes = status in TERMINAL_JOB_STATUSES and status != "rejected" and not hold_close
+                if closes and row.close_status is None:
                     row.close_status = "pending"
             elif why is not None and row.reason is None:
                 row.reason = why  # the job ended this way already, without saying why: the first reason stays
@@ -103,6 +105,13 @@ class JobsMixin(SqlStoreBase):
                 row.created_tx_hash = tx_hash
             row.updated_at = utcnow()
             return _to(Job, row)
+
+    def release_close(self, job_id: str) -> None:
+        with self._tx(write=True) as s:
+            row = self._locked_job(s, _hex32(job_id))
+            if row.status in TERMINAL_JOB_STATUSES and row.status != "rejected" and row.close_status is None:
+                row.close_status = "pending"
+                row.updated_at = utcnow()
 
     def stuck_jobs(
         self, idle_since: datetime, *, job_ids: Sequence[str] | None = None, limit: int = 1000

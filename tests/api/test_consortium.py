@@ -37,6 +37,7 @@ from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.db import ApiDb
+from secureflow.api.server.jobqueue import CeleryJobExecutor, celery_app
 from secureflow.api.server.serve import ApiProcess, add_member_key, build_api
 from secureflow.api.server.settings import ApiSettings
 from secureflow.compute.worker.engine import REPO_ROOT
@@ -457,3 +458,50 @@ def test_a_node_killed_mid_step_fails_the_job_with_its_step_anchored_as_failed(
     _every_record_anchored_exactly_once(c)
     c.start("bob")
     c.wait_nodes()
+
+
+def test_a_job_cancelled_mid_run_stops_before_its_next_step_and_closes_with_what_ran(
+    consortium: Consortium,
+) -> None:
+    """Cancel during SS-LR: the step running finishes and is recorded, nothing after it runs, the job stays
+    cancelled with who cancelled it, and the chain's close counts exactly the recorded steps."""
+    c = consortium
+    job_id = _submit(c, "bob", _manifest("cancelled", _pipeline("out/scores-cancelled.csv")))
+    _wait_records(c, job_id, 1)
+    cancelled = requests.post(f"{c.url}/v1/jobs/{job_id}/cancel", headers=c.headers("bob"), timeout=30)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["close_status"] is None  # held: a step may still be running
+    job = _wait_job(c, job_id, lambda j: j["close_status"] in ("confirmed", "failed"))
+    assert (job["status"], job["close_status"]) == ("cancelled", "confirmed"), (job, c.logs_tail())
+    assert job["reason"].startswith("cancelled by bob"), job
+    recorded = [r.seq for r in c.api.store.records_for_job(job_id)]
+    assert recorded in ([0], [0, 1]), recorded  # secure_predict never ran
+    assert not (c.nodes["alice"] / "data" / "out" / "scores-cancelled.csv").exists()
+    on_chain = _chain_job(c, job_id)
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, len(recorded))
+    _every_record_anchored_exactly_once(c)
+
+
+def test_rabbitmq_carries_jobs_like_redis(consortium: Consortium) -> None:
+    """The same production path on RabbitMQ (127.0.0.1:5672, guest/guest), Celery's recommended broker for
+    late acks: the API queues to it and a coordinator serving it runs the job to its close on chain."""
+    c = consortium
+    queue = f"secureflow.jobs.amqp-{uuid.uuid4().hex[:8]}"
+    amqp = "amqp://guest:guest@127.0.0.1:5672//"
+    services = c.api.app.state.services
+    redis_executor = services.executor
+    services.executor = CeleryJobExecutor(celery_app(amqp, queue=queue))
+    env = dict(c.env, SECUREFLOW_BROKER_URL=amqp, SECUREFLOW_QUEUE_NAME=queue)
+    rabbit = _spawn(["coordinator"], env, c.logs / "coordinator-amqp.log")
+    try:
+        job_id = _submit(c, "alice", _manifest("amqp", PIPELINE[:1]))
+        job = _wait_job(c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] is not None
+                        and j["close_status"] != "pending" and j["close_status"] != "submitted")  # fmt: skip
+        assert (job["status"], job["close_status"]) == ("completed", "confirmed"), (job, c.logs_tail())
+        assert "job 0x" in (c.logs / "coordinator-amqp.log").read_text()  # the AMQP coordinator ran it
+        on_chain = _chain_job(c, job_id)
+        assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 1)
+    finally:
+        services.executor.close()
+        services.executor = redis_executor
+        _stop([rabbit])

@@ -129,6 +129,18 @@ class TestLedgerStore:
         with pytest.raises(UnknownJobError):
             store.update_job(h(404), status="running")
 
+    def test_a_held_close_waits_until_the_executor_releases_it(self, store: SqlLedgerStore) -> None:
+        for n in (1, 2):
+            store.create_job(new_job(n))
+        # cancelled while its executor still runs a step: not closed on chain before that step is recorded
+        held = store.update_job(h(1), status="cancelled", reason="cancelled by alice", hold_close=True)
+        assert (held.status, held.close_status) == ("cancelled", None)
+        assert store.jobs_to_close("pending") == []
+        store.release_close(h(1))
+        assert store.get_job(h(1)).close_status == "pending"  # type: ignore[union-attr]
+        store.release_close(h(2))  # a job still running has nothing to release
+        assert store.get_job(h(2)).close_status is None  # type: ignore[union-attr]
+
     def test_a_job_that_did_not_complete_keeps_why(self, store: SqlLedgerStore) -> None:
         for n in (1, 2, 3, 4):
             store.create_job(new_job(n))

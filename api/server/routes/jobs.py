@@ -218,7 +218,10 @@ def get_manifest(request: Request, job_id: JobId) -> dict[str, Any]:
 
 @router.post("/jobs/{job_id}/cancel", dependencies=[Depends(allow("admin", "member", scope="own_jobs"))])
 def cancel_job(request: Request, job_id: JobId) -> JobOut:
-    """Cancel a job that has not finished; its accepted step records stay on the audit trail."""
+    """Cancel a job that has not finished; its accepted step records stay on the audit trail.
+
+    A running job stops before its next step (the step running now finishes and is recorded); it is
+    closed on chain once its executor is done with it."""
     svc, job = services(request), _job(request, job_id)
     if job.status in TERMINAL_JOB_STATUSES:
         raise ConflictError(
@@ -231,6 +234,8 @@ def cancel_job(request: Request, job_id: JobId) -> JobOut:
         job.job_id,
         status="cancelled",
         reason=f"cancelled by {principal.name} ({principal.role} {principal.address})",
+        # an executor may be running a step of it: the job closes on chain once that step is recorded
+        hold_close=svc.executor is not None,
     )
     return _out(svc, cancelled, svc.db.job_services([job.job_id]).get(job.job_id))
 
