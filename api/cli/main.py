@@ -197,6 +197,24 @@ def up(
 
 @app.command()
 @friendly_errors
+def consortium(
+    port: Annotated[int, typer.Option(help="port of the API on 127.0.0.1")] = 8000,
+    workdir: Annotated[
+        Path | None, typer.Option(help="where the DB, deployment, node folders and logs go")
+    ] = None,
+    redis_url: Annotated[
+        str, typer.Option(help="the Redis of the job queue and of the nodes' work")
+    ] = "redis://127.0.0.1:6379/0",
+) -> None:
+    """Three members on their own nodes (127.0.0.2-4), a coordinator, the API and anvil; prints keys."""
+    from secureflow.api.dev.consortium import run_consortium
+
+    _sigterm_as_ctrl_c()
+    run_consortium(port, workdir=workdir, redis_url=redis_url, echo=console.print)
+
+
+@app.command()
+@friendly_errors
 def api(
     with_worker: Annotated[bool, typer.Option(help="also run the anchoring worker in-process")] = False,
 ) -> None:

@@ -9,6 +9,7 @@ import json
 import re
 import shlex
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,10 +169,31 @@ def _slug(label: str) -> str:
 
 
 def write_env(stack: EmbeddedStack, workdir: Path, api_url: str) -> Path:
+    """``<workdir>/secureflow.env`` for the commands run beside ``stack`` (see `write_settings_env`)."""
+    return write_settings_env(
+        workdir,
+        api_url=api_url,
+        rpc_url=stack.chain.rpc_url,
+        api_keys=stack.keys,
+        member_keys=stack.member_keys,
+        header="secureflow up",
+    )
+
+
+def write_settings_env(
+    workdir: Path,
+    *,
+    api_url: str,
+    rpc_url: str,
+    api_keys: Mapping[str, str],
+    member_keys: Mapping[str, str],
+    header: str,
+) -> Path:
     """``<workdir>/secureflow.env``: every setting a command run beside the stack needs, as ``export`` lines
     (``source`` it), with keys only as paths to files in ``<workdir>/keys/`` (mode 0600), never inline.
 
-    The API key and member key files point at alice; the file names the others' key files to switch.
+    ``api_keys``: label (``alice (member)``) -> API key; ``member_keys``: party -> member key. The API key
+    and member key files point at alice; the file names the others' key files to switch.
     """
     keys_dir = workdir.resolve() / "keys"
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -182,23 +204,23 @@ def write_env(stack: EmbeddedStack, workdir: Path, api_url: str) -> Path:
         path.chmod(0o600)
         return path
 
-    api_keys = {_slug(label): key_file(f"{_slug(label)}.api-key", key) for label, key in stack.keys.items()}
-    member_keys = {party: key_file(f"{party}.member-key", key) for party, key in stack.member_keys.items()}
+    api_files = {_slug(label): key_file(f"{_slug(label)}.api-key", key) for label, key in api_keys.items()}
+    member_files = {party: key_file(f"{party}.member-key", key) for party, key in member_keys.items()}
     settings = {
         "SECUREFLOW_API_URL": api_url,
-        "SECUREFLOW_RPC_URL": stack.chain.rpc_url,
+        "SECUREFLOW_RPC_URL": rpc_url,
         "SECUREFLOW_CHAIN_ID": str(DEV_CHAIN_ID),
         "SECUREFLOW_DEPLOYMENT": str(workdir.resolve() / "deployment.json"),
         "SECUREFLOW_DATABASE_URL": f"sqlite:///{(workdir.resolve() / 'secureflow.db').as_posix()}",
-        "SECUREFLOW_API_KEY_FILE": str(api_keys["alice"]),
-        "SECUREFLOW_MEMBER_KEY_FILE": str(member_keys["alice"]),
+        "SECUREFLOW_API_KEY_FILE": str(api_files["alice"]),
+        "SECUREFLOW_MEMBER_KEY_FILE": str(member_files["alice"]),
     }
     lines = [
-        "# secureflow up: the settings of the commands you run beside this stack (`source` this file).",
+        f"# {header}: the settings of the commands you run beside this stack (`source` this file).",
         "# Keys are files in keys/ (mode 0600); these point at alice's. To act as another, e.g. bob:",
-        f"#   export SECUREFLOW_API_KEY_FILE={shlex.quote(str(api_keys.get('bob', '')))}",
-        f"#   export SECUREFLOW_MEMBER_KEY_FILE={shlex.quote(str(member_keys.get('bob', '')))}",
-        "# API key files: " + ", ".join(f"{who}: {path.name}" for who, path in api_keys.items()),
+        f"#   export SECUREFLOW_API_KEY_FILE={shlex.quote(str(api_files.get('bob', '')))}",
+        f"#   export SECUREFLOW_MEMBER_KEY_FILE={shlex.quote(str(member_files.get('bob', '')))}",
+        "# API key files: " + ", ".join(f"{who}: {path.name}" for who, path in api_files.items()),
         *(f"export {name}={shlex.quote(value)}" for name, value in settings.items()),
     ]
     env = workdir / "secureflow.env"

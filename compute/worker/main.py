@@ -73,7 +73,7 @@ from secureflow.compute.policy import consent_refusals, load_policy
 from secureflow.compute.registry import get_loader
 from secureflow.compute.schema import ObjectInfo, column_kind
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
-from secureflow.compute.worker.protocol import WorkerSettings
+from secureflow.compute.worker.protocol import WorkerSettings, is_loopback
 from secureflow.ledger.consent import sign_consent, sign_create_job
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
 from secureflow.ledger.signing import job_salt, salted_digest, sign_party
@@ -90,7 +90,7 @@ def _die_with_parent() -> None:
 
 def _listen(host: str, port: int) -> str:
     """Where to listen: loopback stays loopback; a node's public --host may be NATed, so all interfaces."""
-    return f"{host}:{port}" if host in ("127.0.0.1", "localhost") else f"0.0.0.0:{port}"
+    return f"{host}:{port}" if is_loopback(host) else f"0.0.0.0:{port}"
 
 
 def _read_or_create(path: Path, make: Any) -> bytes:

@@ -59,11 +59,10 @@ from secureflow.compute.worker.link import (
     node_alive_key,
     outbound_key,
 )
-from secureflow.compute.worker.protocol import PartyPorts
+from secureflow.compute.worker.protocol import PartyPorts, is_loopback
 
 log = logging.getLogger("compute.node")
 
-LOOPBACK = ("127.0.0.1", "localhost")
 DEFAULT_MAX_SESSIONS = 4
 """Engine sessions (jobs) one node runs at once by default (each is one SecretFlow worker, ~0.5-1.3 GB)."""
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
@@ -274,7 +273,7 @@ class Node:
         )
         with self._lock:
             self.sessions[session] = sess
-        bind = self.host if self.host in LOOPBACK else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
+        bind = self.host if is_loopback(self.host) else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
         ports = free_ports(1 + len(sess.spu_profiles), bind)
         spu = dict(zip(sess.spu_profiles, ports[1:], strict=True))
         self._push(session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu})

@@ -12,6 +12,7 @@ salt or key.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -45,3 +46,13 @@ class WorkerSettings(BaseModel):
     coordinator_pid: int
     log_level: str = "warning"
     spu_profiles: dict[str, dict[str, Any]] = SPU_PROFILES
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1, localhost): such a node binds it alone."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
