@@ -223,11 +223,32 @@ def node(
         str, typer.Option(envvar="SECUREFLOW_COMPUTE_REDIS_PREFIX", help="key prefix of the job queue")
     ] = "secureflow",
     log_level: Annotated[str, typer.Option(help="log level of the node")] = "INFO",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="SECUREFLOW_NODE_METRICS_PORT",
+            min=0,
+            max=65_535,
+            help="serve /metrics, /healthz and /readyz on this port (0: any free port; unset: not served)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="SECUREFLOW_NODE_METRICS_HOST", help="address to serve the metrics on")
+    ] = "127.0.0.1",
 ) -> None:
     """Distributed mode: run this member's party worker next to its data, taking work from its own queue."""
     from secureflow.compute.worker.node import run_node
 
-    run_node(party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level)
+    run_node(
+        party,
+        data_dir,
+        redis_url,
+        host=host,
+        prefix=prefix,
+        log_level=log_level,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+    )
 
 
 @app.command("anchor-worker")

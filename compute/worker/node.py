@@ -53,7 +53,9 @@ from secureflow.compute.worker.link import (
     inbound_key,
     outbound_key,
 )
+from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.compute.worker.protocol import PartyPorts
+from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
 
 log = logging.getLogger("compute.node")
 
@@ -92,6 +94,9 @@ class Node:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._engine_checked = 0.0  # monotonic time of the last engine-heartbeat check
+        self.metrics = NodeMetrics(party, lambda: (self.state, self.session))
+        self.queue_ok = False
+        """Whether the last read of the queue succeeded (readiness)."""
 
     # -- outbound ------------------------------------------------------------------------------------
     def _push(self, session: str, op: str, **fields: Any) -> None:
@@ -103,7 +108,9 @@ class Node:
         pipe.execute()
 
     def _beat(self) -> None:
+        self.metrics.tick()
         while not self.stopping.wait(HEARTBEAT_S):
+            self.metrics.tick()
             # under the lock, so a session that `check_engine` just dropped is not beaten again
             with self._lock:
                 session, state, code = self.session, self.state, self.exit_code
@@ -116,7 +123,9 @@ class Node:
                         value,
                         px=int(self.heartbeat_ttl * 1000),
                     )
+                    self.metrics.heartbeats.labels("ok").inc()
                 except redis.RedisError as exc:
+                    self.metrics.heartbeats.labels("error").inc()
                     log.warning("heartbeat failed (%s); retrying", type(exc).__name__)
 
     def _relay(self, session: str, link: LocalLink) -> None:
@@ -139,6 +148,7 @@ class Node:
                     self._push(session, "msg", msg=failed)
         link.wait_exit(5.0)
         code = link.exit_code()
+        self.metrics.worker_exit(code)
         with self._lock:
             if self.session == session:
                 self.state, self.exit_code = "exited", code
@@ -163,6 +173,7 @@ class Node:
             self.stop_worker()
             with self._lock:
                 self.session, self.state, self.exit_code = session, "starting", None
+            self.metrics.sessions.inc()
             self.log_level = str(entry.get("log_level", "warning"))
             self.spu_profiles = {str(k): dict(v) for k, v in dict(entry.get("spu_profiles", {})).items()}
             bind = self.host if self.host in LOOPBACK else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
@@ -183,12 +194,14 @@ class Node:
                 self.party, self.party_dir, table, log_level=self.log_level, spu_profiles=self.spu_profiles
             )
             self.link = link
+            self.metrics.worker_starts.inc()
             with self._lock:
                 self.state = "running"
             self.relay = threading.Thread(target=self._relay, args=(session, link), daemon=True)
             self.relay.start()
             log.info("session %s: worker started (pid %d)", session[:8], link.proc.pid)
         elif op == "msg":
+            self.metrics.request(dict(entry.get("msg") or {}).get("op"))
             if self.link is None or not self.link.alive():
                 self._push(session, "exit", code=None if self.link is None else self.link.exit_code())
                 return
@@ -242,22 +255,41 @@ class Node:
             self.relay = None
         link.close()
 
+    def readiness(self) -> tuple[bool, str]:
+        """For ``/readyz``: ready while the node reads its queue and its heartbeat loop ticks."""
+        if self.stopping.is_set():
+            return False, "stopping"
+        tick = self.metrics.last_tick
+        if tick is None:
+            return False, "starting"
+        if time.monotonic() - tick > 3 * HEARTBEAT_S + 1:
+            return False, f"the heartbeat loop has not ticked for {time.monotonic() - tick:.0f}s"
+        if not self.queue_ok:
+            return False, "the job queue (Redis) is unreachable; retrying"
+        return True, f"worker {self.state}" + (f", session {self.session[:8]}" if self.session else "")
+
     def serve(self) -> None:
         """Take work from this party's queue until SIGTERM/SIGINT (or `stopping` is set)."""
         beat = threading.Thread(target=self._beat, daemon=True)
         beat.start()
+        self.metrics.up.set(1)
         try:
             while not self.stopping.is_set():
                 try:
                     got = self.client.blpop([self.in_key], timeout=1)
                 except redis.ConnectionError:
+                    self.queue_ok = False
+                    self.metrics.queue_up.set(0)
                     log.warning("job queue unreachable; retrying in 1 s")
                     time.sleep(1.0)
                     continue
+                self.queue_ok = True
+                self.metrics.queue_up.set(1)
                 if got is not None:
                     self.handle(decode(got[1]))
                 self.check_engine()
         finally:
+            self.metrics.up.set(0)
             self.stopping.set()
             self.stop_worker()
             with self._lock:
@@ -275,8 +307,14 @@ def run_node(
     host: str = "127.0.0.1",
     prefix: str = DEFAULT_PREFIX,
     log_level: str = "INFO",
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int | None = None,
 ) -> None:
-    """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C."""
+    """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C.
+
+    With ``metrics_port`` (0: any free port) also serves ``/metrics``, ``/healthz`` and ``/readyz``
+    (`secureflow.compute.worker.node_metrics`) on ``metrics_host``.
+    """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     node = Node(party, data_dir, redis_url, host=host, prefix=prefix)
     try:
@@ -292,5 +330,12 @@ def run_node(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    server: MetricsServer | None = None
+    if metrics_port is not None:
+        server = serve_metrics(node.metrics.registry, metrics_host, metrics_port, node.readiness)
     log.info("node of party %s serving %s (queue %s)", party, node.party_dir, node.in_key)
-    node.serve()
+    try:
+        node.serve()
+    finally:
+        if server is not None:
+            server.close()
