@@ -1,9 +1,9 @@
 """Metrics and health of a real ``secureflow node`` process (``--metrics-port 0``), driven through its Redis
-queue as an engine drives it: the heartbeat ticks, a session starts and beats, requests are counted by
-operation (a step sent before the worker exists is counted and answered with ``exit``), SIGTERM ends it.
-
-No SecretFlow here: the node only spawns its party worker on a session's ``table``, which this test does
-not send (tests/compute/test_distributed.py runs real jobs through nodes).
+queue as an engine drives it: the heartbeat ticks; a session starts and beats; requests are counted by
+operation (a step sent before the worker exists is counted and answered with ``exit``); a cluster table
+naming only this party spawns its real party worker and the session's ``stop`` ends it, both counted;
+SIGTERM ends the node and its metrics server. (tests/compute/test_distributed.py runs real jobs through
+nodes.)
 """
 
 from __future__ import annotations
@@ -111,10 +111,27 @@ def test_node_process_serves_heartbeat_session_and_request_metrics(tmp_path: Pat
         replies = [json.loads(r) for r in rds.lrange(outbound_key(prefix, session), 0, -1)]
         assert [r["op"] for r in replies] == ["ports", "exit", "exit"]
 
+        # The cluster table: the node spawns its party worker (a real one, alone in its table), then stops it.
+        ports = replies[0]["ports"]
+        send("table", parties={"alice": {"fed": ports["fed"], "spu": ports["spu"], "host": "127.0.0.1"}})
+        started = wait_for(
+            lambda: (s := scrape(url)) and value(s, "secureflow_node_worker_starts_total") == 1 and s, 30
+        )
+        assert isinstance(started, dict), log.read_text()
         send("stop")
+
+        def exits() -> float:
+            samples = scrape(url)
+            return sum(
+                value(samples, "secureflow_node_worker_exits_total", outcome=o) or 0
+                for o in ("clean", "error", "signal", "unknown")
+            )
+
+        assert wait_for(lambda: exits() == 1, 60), log.read_text()
         assert wait_for(lambda: value(scrape(url), "secureflow_node_session_active") == 0, 15), (
             log.read_text()
         )
+        assert value(scrape(url), "secureflow_node_worker_state", state="idle") == 1
     finally:
         node.send_signal(signal.SIGTERM)
         try:
