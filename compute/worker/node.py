@@ -135,6 +135,7 @@ class Node:
                 msg = link.recv()
             except (EOFError, OSError):
                 break
+            self.metrics.replied(msg)
             try:
                 self._push(session, "msg", msg=msg)
             except Exception as exc:  # never let a bad message kill the relay silently
@@ -201,12 +202,14 @@ class Node:
             self.relay.start()
             log.info("session %s: worker started (pid %d)", session[:8], link.proc.pid)
         elif op == "msg":
-            self.metrics.request(dict(entry.get("msg") or {}).get("op"))
+            request = dict(entry.get("msg") or {})
+            self.metrics.request(request.get("op"))
             if self.link is None or not self.link.alive():
                 self._push(session, "exit", code=None if self.link is None else self.link.exit_code())
                 return
             with suppress(OSError, EOFError):  # the relay reports the exit
-                self.link.send(dict(entry["msg"]))
+                self.metrics.forwarding(request)
+                self.link.send(request)
         elif op == "stop":
             self.stop_worker()
             with self._lock:

@@ -13,17 +13,21 @@ What a node exports, all prefixed ``secureflow_node_``:
   ``worker_exits_total{outcome}`` (``clean``: code 0, ``error``: another code, ``signal``: killed,
   ``unknown``: no code);
 * ``requests_total{op}``: requests relayed to the party worker by operation; the steps served are
-  ``op="run_step"``. Operations outside the worker's fixed set count as ``other``.
+  ``op="run_step"``. Operations outside the worker's fixed set count as ``other``;
+* ``step_seconds{algorithm,outcome}``: from relaying a ``run_step`` to the worker's reply (the worker
+  answers one request at a time, so the next reply is the step's), ``outcome`` ``ok`` or ``failed``.
 
 No label carries a dataset name, a path, a key or a message.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -44,6 +48,11 @@ WORKER_OPS = frozenset(
     }
 )
 """The party worker's operations (`secureflow.compute.worker.main.Worker`'s ``op_*`` and ``shutdown``)."""
+
+
+STEP_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1_800.0, 3_600.0)
+ALGORITHM_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
+"""What an algorithm label may look like (registry names such as ``psi`` or ``ss_lr``); else ``other``."""
 
 
 def exit_outcome(code: int | None) -> str:
@@ -130,6 +139,14 @@ class NodeMetrics:
         )
         for op in (*sorted(WORKER_OPS), "other"):
             self.requests.labels(op)
+        self.steps = Histogram(
+            "secureflow_node_step_seconds",
+            "Seconds from relaying a step to the party worker to its reply, by algorithm and outcome",
+            ["algorithm", "outcome"],
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self._step: tuple[float, str] | None = None
         r.register(_StateCollector(state))
         self.last_tick: float | None = None
         """`time.monotonic` of the heartbeat loop's last tick (readiness)."""
@@ -141,5 +158,23 @@ class NodeMetrics:
     def request(self, op: object) -> None:
         self.requests.labels(op if isinstance(op, str) and op in WORKER_OPS else "other").inc()
 
+    def forwarding(self, request: dict[str, Any]) -> None:
+        """A request is being sent to the worker: a step's clock starts."""
+        if request.get("op") == "run_step":
+            name = request.get("algorithm")
+            label = name if isinstance(name, str) and ALGORITHM_NAME.fullmatch(name) else "other"
+            self._step = (time.monotonic(), label)
+
+    def replied(self, reply: Any) -> None:
+        """A message from the worker: a reply (it has ``ok``) ends the step in flight, if any."""
+        step, self._step = self._step, None
+        if step is None or not isinstance(reply, dict) or "ok" not in reply:
+            self._step = step
+            return
+        started, algorithm = step
+        outcome = "ok" if reply.get("ok") else "failed"
+        self.steps.labels(algorithm, outcome).observe(time.monotonic() - started)
+
     def worker_exit(self, code: int | None) -> None:
+        self._step = None
         self.worker_exits.labels(exit_outcome(code)).inc()

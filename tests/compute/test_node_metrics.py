@@ -24,7 +24,7 @@ from scrape import get, metrics_url_in, scrape, value, wait_for
 
 from secureflow.compute.worker.engine import REPO_ROOT
 from secureflow.compute.worker.link import engine_alive_key, heartbeat_key, inbound_key, outbound_key
-from secureflow.compute.worker.node_metrics import WORKER_OPS, WORKER_STATES
+from secureflow.compute.worker.node_metrics import WORKER_OPS, WORKER_STATES, NodeMetrics
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -143,3 +143,22 @@ def test_node_process_serves_heartbeat_session_and_request_metrics(tmp_path: Pat
     assert code == 0, log.read_text()
     with pytest.raises(OSError):  # the metrics server went with the process
         get(url + "/healthz", timeout=2)
+
+
+def test_a_step_is_timed_from_its_relay_to_the_workers_reply_by_algorithm() -> None:
+    metrics = NodeMetrics("alice", lambda: ("running", None))
+    metrics.replied({"op": "hello"})  # unsolicited, nothing in flight
+    metrics.forwarding({"op": "run_step", "algorithm": "ss_lr"})
+    metrics.replied({"op": "ready"})  # not a reply: the step is still in flight
+    metrics.replied({"ok": True})
+    metrics.forwarding({"op": "run_step", "algorithm": "../not a name"})
+    metrics.replied({"ok": False, "error_class": "StepExecutionError"})
+    metrics.forwarding({"op": "ping"})
+    metrics.replied({"ok": True})  # not a step
+    counts = {
+        (sample.labels["algorithm"], sample.labels["outcome"]): sample.value
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if sample.name == "secureflow_node_step_seconds_count"
+    }
+    assert counts == {("ss_lr", "ok"): 1, ("other", "failed"): 1}
