@@ -34,6 +34,7 @@ api processes use it too.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,6 +80,10 @@ class MetricsServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class _ThreadingHTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
 
 def _handler(registry: CollectorRegistry, ready: Readiness) -> type[BaseHTTPRequestHandler]:
@@ -133,8 +138,9 @@ def serve_metrics(registry: CollectorRegistry, host: str, port: int, ready: Read
     """
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"metrics port {port} is not a TCP port", hint="use 1-65535, or 0 for any")
+    server_class = _ThreadingHTTPServer6 if ":" in host else ThreadingHTTPServer
     try:
-        server = ThreadingHTTPServer((host, port), _handler(registry, ready))
+        server = server_class((host, port), _handler(registry, ready))
     except OSError as exc:
         raise ConfigurationError(
             f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}",
