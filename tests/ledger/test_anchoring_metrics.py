@@ -1,6 +1,6 @@
-"""Metrics and health of the anchoring worker: the HTTP server on its own, then the real
+"""Metrics and health of the anchoring worker: the HTTP server on its own; the real
 ``secureflow anchor-worker --metrics-port 0`` process against anvil, scraped while it anchors and after a
-reorganisation deeper than its confirmation depth."""
+reorganisation deeper than its confirmation depth; readiness and the paused gauge through a chain outage."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ from typing import cast
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
+from rpc_proxy import RpcProxy
 from scrape import get, metrics_url_in, scrape, value, wait_for
-from stack import LedgerStack, accept, new_job
+from stack import LedgerStack, accept, make_anchorer, new_job
 
+from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.anchoring_metrics import TX_ERROR_KINDS
+from secureflow.ledger.chain import ChainClient, ChainConfig
 from secureflow.ledger.deploy import write_deployment
-from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, DevChain, rpc_call
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
 from secureflow.ledger.errors import ConfigurationError
 from secureflow.ledger.metrics_server import serve_metrics
-from secureflow.ledger.store.sql import open_store
+from secureflow.ledger.store.sql import SqlLedgerStore, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,3 +151,38 @@ def test_anchor_worker_process_serves_its_metrics(
                 os.killpg(worker.pid, signal.SIGKILL)
         store.close()
     assert code == 0, log.read_text()
+
+
+def test_an_outage_makes_the_worker_not_ready_and_paused_until_it_ends(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    with RpcProxy(devchain.rpc_url) as proxy:
+        anchorer = make_anchorer(
+            ledger_stack,
+            store,
+            client=ChainClient(
+                ChainConfig(rpc_url=proxy.url, expected_chain_id=DEV_CHAIN_ID, request_timeout=2)
+            ),
+        )
+        registry = anchorer.metrics.registry
+        worker = AnchoringWorker(anchorer, max_backoff=0.2)
+        assert worker.readiness() == (False, "starting: checking the ledger's code and the sender's nonce")
+        worker.start()
+        try:
+            accept(store, new_job(store, 5), 10)
+            assert worker.drain(30)
+            assert wait_for(lambda: worker.readiness()[0], 10), worker.readiness()
+            proxy.down = True
+            assert wait_for(lambda: registry.get_sample_value("secureflow_anchoring_paused") == 1, 15)
+            ready, why = worker.readiness()
+            assert not ready and why.startswith("anchoring paused by NodeUnreachableError"), why
+            assert proxy.url not in why  # the class only: the message (with the URL) stays in the log
+            pauses = registry.get_sample_value(
+                "secureflow_anchoring_pauses_total", {"error": "NodeUnreachableError"}
+            )
+            assert pauses is not None and pauses >= 1
+            proxy.down = False
+            assert wait_for(lambda: worker.readiness()[0], 30), worker.readiness()
+            assert registry.get_sample_value("secureflow_anchoring_paused") == 0
+        finally:
+            worker.stop()
