@@ -47,6 +47,7 @@ from eth_utils.crypto import keccak
 from web3.exceptions import BadFunctionCallOutput, TransactionNotFound
 from web3.types import TxReceipt
 
+from secureflow.ledger.anchoring_metrics import AnchoringMetrics
 from secureflow.ledger.chain import ChainClient, TransactionSender
 from secureflow.ledger.contracts import AuditLedgerClient, JobStatus, OnChainJob, hex32
 from secureflow.ledger.errors import (
@@ -129,12 +130,16 @@ class Anchorer:
         ledger: AuditLedgerClient,
         sender: TransactionSender,
         config: AnchoringConfig | None = None,
+        metrics: AnchoringMetrics | None = None,
     ) -> None:
         self.store = store
         self.ledger = ledger
         self.sender = sender
         self.client: ChainClient = sender.client
         self.config = config or AnchoringConfig()
+        self.metrics = metrics or AnchoringMetrics(confirmations=self.config.confirmations)
+        self.last_head: int | None = None
+        """The chain head seen by the last pass (for metrics)."""
         self._waiting_models: set[tuple[str, int]] = set()
         self._ledger_code_hash: bytes | None = None
 
@@ -177,7 +182,7 @@ class Anchorer:
 
     def _run_once(self) -> PassReport:
         report = PassReport()
-        head = self.client.block_number()
+        head = self.last_head = self.client.block_number()
         in_flight = self.store.batches_in_flight()
         for batch in in_flight:
             self._advance(batch, head, report)
@@ -228,6 +233,7 @@ class Anchorer:
                     )
                     report.models_confirmed += 1
             elif receipt is not None or not self._tx_known(model.tx_hash):
+                self.metrics.tx_error("reverted" if receipt is not None else "not_known_to_node")
                 if receipt is not None:  # status 0: prepared again below, where a refusal is failed
                     self._log_status_0(model.tx_hash, receipt, "recordModel")
                 self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
@@ -257,6 +263,7 @@ class Anchorer:
             try:
                 signed = self.sender.prepare(call)
             except ContractRevertedError as exc:
+                self.metrics.tx_error("refused")
                 reason = self._refusal(exc, model.job_id)
                 log.warning(
                     "model %s v%s refused by the ledger, not retried: %s",
@@ -279,6 +286,7 @@ class Anchorer:
             try:
                 self.sender.broadcast(signed)
             except NonceTooLowError:
+                self.metrics.tx_error("nonce_too_low")
                 self.sender.nonces.resync(self.sender.address)
                 self.store.mark_model(model.model_id, model.version, "pending", tx_hash=None, block=None)
                 continue
@@ -309,6 +317,7 @@ class Anchorer:
                     report.closes_confirmed += 1
             elif receipt is not None or not self._tx_known(job.close_tx_hash):
                 # reverted (e.g. closed by a re-included earlier transaction: adopted next) or lost: again
+                self.metrics.tx_error("reverted" if receipt is not None else "not_known_to_node")
                 if receipt is not None:
                     self._log_status_0(job.close_tx_hash, receipt, "closeJob")
                 self.store.mark_job_close(job.job_id, "pending")
@@ -358,6 +367,7 @@ class Anchorer:
         try:
             signed = self.sender.prepare(call)
         except ContractRevertedError as exc:
+            self.metrics.tx_error("refused")
             self._close_failed(job, self._refusal(exc, job.job_id))
             return
         try:
@@ -368,6 +378,7 @@ class Anchorer:
         try:
             self.sender.broadcast(signed)
         except NonceTooLowError:
+            self.metrics.tx_error("nonce_too_low")
             self.sender.nonces.resync(self.sender.address)
             self.store.mark_job_close(job.job_id, "pending")
             return
@@ -429,6 +440,7 @@ class Anchorer:
             hex32(batch_id_for(tree.root)), hex32(tree.root), [row.id for row in pending]
         )
         report.records_batched += len(pending)
+        self.metrics.batch_formed(batch.batch_id, len(pending), pending[0].accepted_at)
         self._send(batch, report)
         return True
 
@@ -455,6 +467,7 @@ class Anchorer:
         try:
             self.sender.broadcast(signed)
         except NonceTooLowError:
+            self.metrics.tx_error("nonce_too_low")
             self.sender.nonces.resync(self.sender.address)
             self.store.requeue_batch(batch.batch_id, "nonce was taken by another transaction; re-signing")
             report.batches_requeued += 1
@@ -469,6 +482,7 @@ class Anchorer:
         if not events:
             # Anchored under another batch id with the same root: cannot happen with deterministic ids.
             self.store.mark_batch_failed(batch.batch_id, "root already anchored under another batch id")
+            self.metrics.batch_failed(batch.batch_id)
             return
         event = events[-1]
         tx_hash = hex32(event["transactionHash"])
@@ -489,6 +503,7 @@ class Anchorer:
         if receipt is not None:
             if receipt["status"] == 1 and not self._anchored_by(receipt, batch):
                 # "Succeeded" without the ledger's BatchAnchored event: no ledger code at the address.
+                self.metrics.tx_error("no_anchor_event")
                 self.check_ledger_code()
                 self._adopt_or_requeue(batch, report, "anchor transaction succeeded without anchoring")
             elif receipt["status"] == 1:
@@ -499,6 +514,7 @@ class Anchorer:
                     # its canonical chain now, the same check `_check_mined` makes, so confirm in this pass
                     # instead of storing "mined" and confirming one pass (and one get_block) later.
                     self.store.mark_batch_confirmed(batch.batch_id, block, block_hash)
+                    self.metrics.batch_confirmed(batch.batch_id)
                     report.batches_confirmed += 1
                     report.records_confirmed += batch.record_count
                 else:
@@ -507,6 +523,7 @@ class Anchorer:
                 # Mined with status 0 (Besu/GoQuorum mine a failing transaction, never refuse it): most
                 # likely another transaction anchored it first (adopted). Else it is sent again, through
                 # the estimate that stops on any reason the contract still gives, as for a fresh batch.
+                self.metrics.tx_error("reverted")
                 failure = self.sender.failure(batch.tx_hash, receipt, self.ledger.contract, "anchorBatch")
                 self._adopt_or_requeue(batch, report, f"anchor transaction mined with status 0: {failure}")
             return
@@ -515,12 +532,14 @@ class Anchorer:
             # Lost before reaching the node (crash between write-ahead and broadcast), dropped, or lost
             # with the node's pool (restart): re-signed on the next pass, in the order the batches were
             # first sent, from the chain's pending nonce, unless the ledger itself is gone.
+            self.metrics.tx_error("not_known_to_node")
             self.check_ledger_code()
             self.sender.nonces.resync(self.sender.address)
             self._adopt_or_requeue(batch, report, "anchor transaction is not known to the node")
         elif age > self.config.resend_after:
             # Stuck behind a nonce gap or underpriced: re-sign with a fresh nonce. Should the old
             # transaction still be mined, the new one reverts with BatchAlreadyAnchored and is adopted.
+            self.metrics.tx_error("unmined_timeout")
             self.sender.nonces.resync(self.sender.address)
             self.store.requeue_batch(
                 batch.batch_id, f"anchor transaction unmined after {age:.0f}s; re-sending"
@@ -558,6 +577,7 @@ class Anchorer:
         if head - batch.block_number + 1 >= self.config.confirmations:
             assert batch.block_hash is not None  # noqa: S101 - invariant for the type checker, not input validation
             self.store.mark_batch_confirmed(batch.batch_id, batch.block_number, batch.block_hash)
+            self.metrics.batch_confirmed(batch.batch_id)
             report.batches_confirmed += 1
             report.records_confirmed += batch.record_count
 
@@ -579,6 +599,8 @@ class AnchoringWorker:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.passes = 0
+        self.last_pass_at: float | None = None
+        """`time.monotonic` of the last pass that completed."""
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Loop in the calling thread until ``stop`` (or `stop()`) is set."""
@@ -591,14 +613,20 @@ class AnchoringWorker:
                     self.anchorer.recover()
                     recovered = True
                 if self.indexer is not None:
-                    self.indexer.poll()  # first: a reorg sends batches back before they are confirmed
+                    # first: a reorg sends batches back before they are confirmed
+                    indexed = self.indexer.poll()
+                    if indexed.reorg_depth is not None:
+                        self.anchorer.metrics.reorg(indexed.reorg_depth)
                 report = self.anchorer.run_once()
                 self.passes += 1
+                self.last_pass_at = time.monotonic()
+                self.anchorer.metrics.pass_done(report, self.anchorer.last_head)
                 self.last_error = None
                 backoff = self.anchorer.config.poll_interval
                 if report.busy:
                     continue
             except (ChainError, StoreUnavailableError) as exc:
+                self.anchorer.metrics.pass_failed(exc)
                 self._note(exc)
                 backoff = min(max(backoff * 2, 0.1), self.max_backoff)
             stop.wait(backoff)
@@ -608,6 +636,19 @@ class AnchoringWorker:
         if message != self.last_error:
             log.warning("anchoring paused: %s", message)
         self.last_error = message
+
+    def readiness(self, max_pass_age: float = 120.0) -> tuple[bool, str]:
+        """For ``/readyz``: ready once a pass completed, while no outage pauses the worker and passes keep
+        completing (the reason names the error class only; the log has the message)."""
+        error = self.last_error
+        if error is not None:
+            return False, f"anchoring paused by {error.split(':', 1)[0]} (see the worker's log); retrying"
+        if self.last_pass_at is None:
+            return False, "starting: checking the ledger's code and the sender's nonce"
+        age = time.monotonic() - self.last_pass_at
+        if age > max_pass_age:
+            return False, f"no pass completed for {age:.0f}s"
+        return True, f"{self.passes} passes, the last {age:.1f}s ago"
 
     def start(self) -> AnchoringWorker:
         self._stop.clear()

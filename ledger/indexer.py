@@ -40,6 +40,8 @@ class IndexReport:
     to_block: int = -1
     events: int = 0
     reorg_fork_block: int | None = None
+    reorg_depth: int | None = None
+    """Blocks replaced by the reorganisation found in this poll (checkpoint minus fork point)."""
     requeued_batches: list[str] = field(default_factory=list)
     requeued_models: list[str] = field(default_factory=list)
     requeued_closes: list[str] = field(default_factory=list)
@@ -91,6 +93,7 @@ class EventIndexer:
         if checkpoint is not None:
             fork = self._fork_point(checkpoint.block_number, checkpoint.block_hash)
             if fork is not None:
+                report.reorg_depth = max(0, checkpoint.block_number - fork.block_number)
                 self._roll_back(fork, report)
                 start = fork.block_number + 1
             else:

@@ -111,7 +111,9 @@ class StoreNonceSource:
         self._unsent: dict[str, set[int]] = {}
         self._lock = threading.Lock()
         self.gaps_healed = 0
-        """How many times the chain was found behind the store and the counter went back (for tests)."""
+        """How many times the chain was found behind the store and the counter went back (tests, metrics)."""
+        self.resyncs = 0
+        """How many times `resync` reset the counter to the chain's pending nonce (metrics)."""
 
     def next_nonce(self, address: str) -> int:
         with self._lock:
@@ -149,3 +151,4 @@ class StoreNonceSource:
     def resync(self, address: str) -> None:
         chain_next = pending_nonce(self._w3, address)
         self._store.reset_nonce(self._chain_id, address, chain_next)
+        self.resyncs += 1

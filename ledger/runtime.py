@@ -65,4 +65,5 @@ def build_runtime(settings: LedgerSettings, *, store: LedgerStore | None = None)
         settings.anchoring_config(deployment.deploy_block),
     )
     indexer = EventIndexer(store, client, ledger_contract, from_block=deployment.deploy_block)
+    anchorer.metrics.watch(store, nonces=sender.nonces, checkpoint=indexer.name)
     return LedgerRuntime(settings, store, client, deployment, AnchoringWorker(anchorer, indexer))

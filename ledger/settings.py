@@ -32,6 +32,15 @@ class LedgerSettings(BaseSettings):
         default=0.25, ge=0, description="seconds a record may wait for a fuller batch"
     )
     confirmations: int = Field(default=1, ge=1, le=1_000)
+    metrics_host: str = Field(
+        default="127.0.0.1", description="address `secureflow anchor-worker` serves /metrics on"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65_535,
+        description="port of the anchoring worker's /metrics, /healthz, /readyz; unset: not served; 0: any",
+    )
 
     def anchoring_config(self, from_block: int) -> AnchoringConfig:
         return AnchoringConfig(

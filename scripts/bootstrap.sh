@@ -4,7 +4,8 @@
 #   project (SecretFlow included), and the pinned npm toolchain (anvil, solcjs,
 #   OpenZeppelin). A second run with everything in place takes about a second.
 #   With --test-tools (scripts/test.sh) also what only the test suite needs:
-#   Debian's chromium (browser tests) and the slither venv (static analysis),
+#   Debian's chromium (browser tests), Debian's prometheus (promtool: alert
+#   rules) and the slither venv (static analysis),
 #   so that the demo does not need root for apt-get.
 set -euo pipefail
 TEST_TOOLS=0
@@ -136,6 +137,29 @@ if ! chromium_runs; then
          $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update >&2 && apt_install_chromium; } \
     || die "could not install Debian's chromium package (see apt-get's output above): install it by hand with 'apt-get install chromium'"
   chromium_runs || die "$CHROMIUM_BIN is installed but does not run ('$CHROMIUM_BIN --version' fails): see its output"
+fi
+
+# --- promtool (Debian's prometheus package): the alert rules' checks and unit tests -------------
+# tests/test_ops.py runs `promtool check rules`, `promtool test rules` and `promtool check config` on
+# scripts/ops/prometheus/. Only promtool is used; where services start on install (not in containers
+# with a policy-rc.d), Debian also starts a Prometheus server: `systemctl disable --now prometheus`.
+promtool_runs() { command -v promtool >/dev/null 2>&1 && promtool --version >/dev/null 2>&1; }
+if ! promtool_runs; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 \
+      || die "promtool is missing and installing it needs root: run 'apt-get install prometheus' as root (or install sudo), then re-run"
+    SUDO="sudo"
+  fi
+  apt_install_prometheus() {
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+  }
+  say "installing Debian's prometheus package with apt-get (promtool, for the alert rules' tests)"
+  apt_install_prometheus \
+    || { say "apt-get install failed; refreshing the package lists (apt-get update) and retrying"; \
+         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update >&2 && apt_install_prometheus; } \
+    || die "could not install Debian's prometheus package (see apt-get's output above): install it by hand with 'apt-get install prometheus'"
+  promtool_runs || die "promtool is installed but does not run ('promtool --version' fails): see its output"
 fi
 
 # --- slither (static analysis of contracts/src) in its own venv: it pins web3<8 -------------

@@ -25,7 +25,7 @@ def test_second_bootstrap_changes_nothing() -> None:
 
 
 def test_demo_bootstrap_leaves_out_the_test_only_tools() -> None:
-    """The demo's bootstrap never reaches apt-get (chromium) or the slither venv: the demo needs no root."""
+    """The demo's bootstrap never reaches apt-get (chromium, promtool) or the slither venv: no root needed."""
     result = subprocess.run(
         ["bash", "-x", str(ROOT / "scripts" / "bootstrap.sh")],
         capture_output=True,
@@ -35,6 +35,7 @@ def test_demo_bootstrap_leaves_out_the_test_only_tools() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "CHROMIUM_BIN" not in result.stderr and "SLITHER_VENV" not in result.stderr
+    assert "promtool" not in result.stderr
     usage = subprocess.run(
         [str(ROOT / "scripts" / "bootstrap.sh"), "--bogus"], capture_output=True, text=True
     )

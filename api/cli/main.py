@@ -244,12 +244,32 @@ def node(
     max_sessions: Annotated[
         int, typer.Option(min=1, max=64, help="jobs this node runs at once (one SecretFlow worker each)")
     ] = 4,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="SECUREFLOW_NODE_METRICS_PORT",
+            min=0,
+            max=65_535,
+            help="serve /metrics, /healthz and /readyz on this port (0: any free port; unset: not served)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="SECUREFLOW_NODE_METRICS_HOST", help="address to serve the metrics on")
+    ] = "127.0.0.1",
 ) -> None:
     """Distributed mode: run this member's party workers next to its data, taking work from its own queue."""
     from secureflow.compute.worker.node import run_node
 
     run_node(
-        party, data_dir, redis_url, host=host, prefix=prefix, log_level=log_level, max_sessions=max_sessions
+        party,
+        data_dir,
+        redis_url,
+        host=host,
+        prefix=prefix,
+        log_level=log_level,
+        max_sessions=max_sessions,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )
 
 
@@ -266,26 +286,60 @@ def coordinator(
 
 @app.command("anchor-worker")
 @friendly_errors
-def anchor_worker() -> None:
+def anchor_worker(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65_535,
+            help="serve /metrics, /healthz and /readyz on this port (0: any free port; default: "
+            "SECUREFLOW_METRICS_PORT, unset = not served)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="address to serve the metrics on (default: SECUREFLOW_METRICS_HOST or 127.0.0.1)"),
+    ] = None,
+) -> None:
     """Run the anchoring worker and event indexer until SIGTERM/Ctrl-C (settings from SECUREFLOW_*)."""
     import signal
     import threading
 
+    from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
     from secureflow.ledger.runtime import build_runtime
     from secureflow.ledger.settings import LedgerSettings
 
-    runtime = build_runtime(LedgerSettings())
+    overrides: dict[str, object] = {}
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
+    if metrics_host is not None:
+        overrides["metrics_host"] = metrics_host
+    settings = LedgerSettings(**overrides)  # type: ignore[arg-type]
+    runtime = build_runtime(settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    console.print(
-        f"anchoring to {runtime.deployment.address_of('AuditLedger')} on chain {runtime.deployment.chain_id} "
-        f"from {runtime.worker.anchorer.sender.address}; SIGTERM stops after the current pass"
-    )
+    server: MetricsServer | None = None
     try:
+        if settings.metrics_port is not None:
+            worker = runtime.worker
+            server = serve_metrics(
+                worker.anchorer.metrics.registry,
+                settings.metrics_host,
+                settings.metrics_port,
+                worker.readiness,
+            )
+            console.print(f"metrics on {server.url}/metrics (health: /healthz, readiness: /readyz)")
+        console.print(
+            f"anchoring to {runtime.deployment.address_of('AuditLedger')} on chain "
+            f"{runtime.deployment.chain_id} from {runtime.worker.anchorer.sender.address}; SIGTERM stops "
+            "after the current pass"
+        )
         runtime.worker.run(stop)
         console.print(f"stopped; records by status: {runtime.store.count_records_by_status()}")
     finally:
+        if server is not None:
+            server.close()
         runtime.close()
 
 

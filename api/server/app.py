@@ -262,6 +262,8 @@ def create_app(
             stuck_after_seconds=settings.stuck_after_seconds,
         )
     )
+    if worker is not None:  # an in-process worker (api --with-worker, secureflow up): its metrics too
+        metrics.add_registry(worker.anchorer.metrics.registry)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

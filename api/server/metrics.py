@@ -1,5 +1,6 @@
 """Prometheus metrics of one app: request latency, anchoring queue depth, records by status, stuck jobs,
-head lag.
+head lag; with an in-process anchoring worker, the worker's own metrics too
+(`secureflow.ledger.anchoring_metrics`).
 
 Each app has its own registry (several apps may live in one test process). The
 ledger figures are read from the store when ``/metrics`` is scraped.
@@ -101,3 +102,15 @@ class ApiMetrics:
 
     def add_ledger(self, collector: LedgerCollector) -> None:
         self.registry.register(collector)
+
+    def add_registry(self, registry: CollectorRegistry) -> None:
+        """Serve another registry's metrics too (the in-process anchoring worker's)."""
+        self.registry.register(_Forward(registry))
+
+
+class _Forward(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.source = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.source.collect()

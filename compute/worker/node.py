@@ -59,7 +59,9 @@ from secureflow.compute.worker.link import (
     node_alive_key,
     outbound_key,
 )
+from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.compute.worker.protocol import PartyPorts, is_loopback
+from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
 
 log = logging.getLogger("compute.node")
 
@@ -113,6 +115,9 @@ class Node:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._engine_checked = 0.0  # monotonic time of the last engine-heartbeat check
+        self.metrics = NodeMetrics(party, self._state_view)
+        self.queue_ok = False
+        """Whether the last read of the queue succeeded (readiness)."""
 
     # -- compatibility views of the single-session API ----------------------------------------------
     @property
@@ -120,6 +125,12 @@ class Node:
         """The newest session's id (None when idle)."""
         with self._lock:
             return next(reversed(self.sessions), None)
+
+    def _state_view(self) -> tuple[str, str | None]:
+        """The newest session's worker state and id, for the metrics (idle without a session)."""
+        with self._lock:
+            newest = next(reversed(self.sessions.values()), None)
+        return ("idle", None) if newest is None else (newest.state, newest.session)
 
     # -- outbound ------------------------------------------------------------------------------------
     def _push(self, session: str, op: str, **fields: Any) -> None:
@@ -145,8 +156,10 @@ class Node:
             log.warning("node heartbeat failed (%s); retrying", type(exc).__name__)
 
     def _beat(self) -> None:
+        self.metrics.tick()
         self._beat_node()
         while not self.stopping.wait(HEARTBEAT_S):
+            self.metrics.tick()
             self._beat_node()
             # under the lock, so a session that `check_engine` just dropped is not beaten again
             with self._lock:
@@ -159,7 +172,9 @@ class Node:
                             value,
                             px=int(self.heartbeat_ttl * 1000),
                         )
+                        self.metrics.heartbeats.labels("ok").inc()
                     except redis.RedisError as exc:
+                        self.metrics.heartbeats.labels("error").inc()
                         log.warning("heartbeat failed (%s); retrying", type(exc).__name__)
 
     def _relay(self, sess: Session, link: LocalLink) -> None:
@@ -170,6 +185,7 @@ class Node:
                 msg = link.recv()
             except (EOFError, OSError):
                 break
+            self.metrics.replied(msg, key=session)
             try:
                 self._push(session, "msg", msg=msg)
             except Exception as exc:  # never let a bad message kill the relay silently
@@ -183,6 +199,7 @@ class Node:
                     self._push(session, "msg", msg=failed)
         link.wait_exit(5.0)
         code = link.exit_code()
+        self.metrics.worker_exit(code, key=session)
         with self._lock:
             if self.sessions.get(session) is sess:
                 sess.state, sess.exit_code = "exited", code
@@ -226,17 +243,21 @@ class Node:
                 scratch=sess.scratch,
             )
             sess.link = link
+            self.metrics.worker_starts.inc()
             with self._lock:
                 sess.state = "running"
             sess.relay = threading.Thread(target=self._relay, args=(sess, link), daemon=True)
             sess.relay.start()
             log.info("session %s: worker started (pid %d)", session[:8], link.proc.pid)
         elif op == "msg":
+            request = dict(entry.get("msg") or {})
+            self.metrics.request(request.get("op"))
             if sess.link is None or not sess.link.alive():
                 self._push(session, "exit", code=None if sess.link is None else sess.link.exit_code())
                 return
             with suppress(OSError, EOFError):  # the relay reports the exit
-                sess.link.send(dict(entry["msg"]))
+                self.metrics.forwarding(request, key=session)
+                sess.link.send(request)
         elif op == "stop":
             self.end_session(session)
 
@@ -273,6 +294,7 @@ class Node:
         )
         with self._lock:
             self.sessions[session] = sess
+        self.metrics.sessions.inc()
         bind = self.host if is_loopback(self.host) else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
         ports = free_ports(1 + len(sess.spu_profiles), bind)
         spu = dict(zip(sess.spu_profiles, ports[1:], strict=True))
@@ -341,22 +363,43 @@ class Node:
         for session in sessions:
             self.end_session(session, timeout)
 
+    def readiness(self) -> tuple[bool, str]:
+        """For ``/readyz``: ready while the node reads its queue and its heartbeat loop ticks."""
+        if self.stopping.is_set():
+            return False, "stopping"
+        tick = self.metrics.last_tick
+        if tick is None:
+            return False, "starting"
+        if time.monotonic() - tick > 3 * HEARTBEAT_S + 1:
+            return False, f"the heartbeat loop has not ticked for {time.monotonic() - tick:.0f}s"
+        if not self.queue_ok:
+            return False, "the job queue (Redis) is unreachable; retrying"
+        with self._lock:
+            running = len(self.sessions)
+        return True, f"{running} session(s) of at most {self.max_sessions}"
+
     def serve(self) -> None:
         """Take work from this party's queue until SIGTERM/SIGINT (or `stopping` is set)."""
         beat = threading.Thread(target=self._beat, daemon=True)
         beat.start()
+        self.metrics.up.set(1)
         try:
             while not self.stopping.is_set():
                 try:
                     got = self.client.blpop([self.in_key], timeout=1)
                 except redis.ConnectionError:
+                    self.queue_ok = False
+                    self.metrics.queue_up.set(0)
                     log.warning("job queue unreachable; retrying in 1 s")
                     time.sleep(1.0)
                     continue
+                self.queue_ok = True
+                self.metrics.queue_up.set(1)
                 if got is not None:
                     self.handle(decode(got[1]))
                 self.check_engine()
         finally:
+            self.metrics.up.set(0)
             self.stopping.set()
             self.stop_worker()
             with suppress(redis.RedisError):
@@ -372,8 +415,14 @@ def run_node(
     prefix: str = DEFAULT_PREFIX,
     log_level: str = "INFO",
     max_sessions: int = DEFAULT_MAX_SESSIONS,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int | None = None,
 ) -> None:
-    """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C."""
+    """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C.
+
+    With ``metrics_port`` (0: any free port) also serves ``/metrics``, ``/healthz`` and ``/readyz``
+    (`secureflow.compute.worker.node_metrics`) on ``metrics_host``.
+    """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     node = Node(party, data_dir, redis_url, host=host, prefix=prefix, max_sessions=max_sessions)
     try:
@@ -389,5 +438,12 @@ def run_node(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    server: MetricsServer | None = None
+    if metrics_port is not None:
+        server = serve_metrics(node.metrics.registry, metrics_host, metrics_port, node.readiness)
     log.info("node of party %s serving %s (queue %s)", party, node.party_dir, node.in_key)
-    node.serve()
+    try:
+        node.serve()
+    finally:
+        if server is not None:
+            server.close()

@@ -105,6 +105,10 @@ class LedgerStore(ABC):
         """How many jobs ``stuck_jobs(idle_since)`` would list without a limit."""
 
     @abstractmethod
+    def count_jobs_by_status(self) -> dict[str, int]:
+        """Number of jobs per status, every status present (0 if none): a metrics scrape reads it."""
+
+    @abstractmethod
     def jobs_to_close(self, status: CloseStatus = "pending", limit: int = 100) -> list[Job]:
         """Jobs created on chain (chain status ``confirmed``) whose close is in ``status``, oldest first."""
 
@@ -152,6 +156,11 @@ class LedgerStore(ABC):
     @abstractmethod
     def count_records_by_status(self) -> dict[str, int]:
         """Number of records per status, every status present (0 if none)."""
+
+    @abstractmethod
+    def oldest_unconfirmed_accepted_at(self) -> datetime | None:
+        """When the oldest record still waiting for its anchor (``pending`` or ``submitted``) was accepted;
+        None if every record is confirmed or failed. Two index lookups: a metrics scrape reads it."""
 
     def job_record_counts(self, job_id: str) -> tuple[dict[str, int], int | None]:
         """The job's records per status (every status present) and its highest seq (None without records).

@@ -133,6 +133,13 @@ class JobsMixin(SqlStoreBase):
             )
             return int(count or 0)
 
+    def count_jobs_by_status(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(JOB_STATUSES, 0)
+        with self._tx(write=False) as s:
+            for status, count in s.execute(select(JobOrm.status, func.count()).group_by(JobOrm.status)):
+                counts[status] = count
+        return counts
+
     def jobs_to_close(self, status: CloseStatus = "pending", limit: int = 100) -> list[Job]:
         if status not in CLOSE_STATUSES:
             raise ValueError(f"close status must be one of {', '.join(CLOSE_STATUSES)}, got {status!r}")

@@ -139,6 +139,20 @@ class RecordsMixin(SqlStoreBase):
                 counts[status] = count
         return counts
 
+    def oldest_unconfirmed_accepted_at(self) -> datetime | None:
+        oldest: datetime | None = None
+        with self._tx(write=False) as s:
+            for status in ("pending", "submitted"):  # ids grow with acceptance: the (status, id) index
+                accepted = s.scalar(
+                    select(StepRecordOrm.accepted_at)
+                    .where(StepRecordOrm.status == status)
+                    .order_by(StepRecordOrm.id)
+                    .limit(1)
+                )
+                if accepted is not None and (oldest is None or accepted < oldest):
+                    oldest = accepted
+        return oldest
+
     def job_record_counts(self, job_id: str) -> tuple[dict[str, int], int | None]:
         counts: dict[str, int] = dict.fromkeys(RECORD_STATUSES, 0)
         highest: int | None = None

@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -54,6 +55,7 @@ from secureflow.api.server.manifests import validate_manifest
 from secureflow.api.server.serve import add_member_key, ensure_admin_key
 from secureflow.api.server.settings import ApiSettings
 from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.indexer import EventIndexer
@@ -97,7 +99,7 @@ class Env:
 
 
 def live_app(
-    ledger_stack: LedgerStack, ledger_db_url: str, **settings: Any
+    ledger_stack: LedgerStack, ledger_db_url: str, *, worker: AnchoringWorker | None = None, **settings: Any
 ) -> tuple[FastAPI, SqlLedgerStore, dict[str, str]]:
     """The API app on the session's chain and this test's database, with a key per role (and bob's)."""
     store = open_store(ledger_db_url)
@@ -109,7 +111,11 @@ def live_app(
         **{"registry_cache_seconds": 0, "sse_poll_interval": 0.05, **settings},
     )
     app = create_app(
-        api_settings, store=store, client=ledger_stack.client(), deployment=ledger_stack.deployment
+        api_settings,
+        store=store,
+        client=ledger_stack.client(),
+        deployment=ledger_stack.deployment,
+        worker=worker,
     )
     db = app.state.api_db
     admin_key = ensure_admin_key(db, ADMIN)
@@ -637,6 +643,31 @@ def test_end_to_end_anchor_receipt_verify(env: Env) -> None:
         "secureflow_anchoring_queue_depth 0.0" in metrics
         and "secureflow_api_request_seconds_bucket" in metrics
     )
+
+
+def test_metrics_include_the_in_process_anchoring_workers(
+    ledger_stack: LedgerStack, ledger_db_url: str, chain_snapshot: None
+) -> None:
+    worker_store = open_store(ledger_db_url)
+    worker = AnchoringWorker(make_anchorer(ledger_stack, worker_store))
+    app, store, keys = live_app(ledger_stack, ledger_db_url, worker=worker)
+    worker.start()
+    try:
+        with LiveServer(app) as server:
+            env = Env(server.url, app, store, keys, ledger_stack, server)
+            deadline = time.monotonic() + 30
+            while worker.passes < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert worker.passes >= 1, worker.last_error
+            text = env.call("GET", "/metrics", "metrics").text
+            passes = re.search(r"^secureflow_anchoring_passes_total (\S+)$", text, re.M)
+            assert passes is not None and float(passes.group(1)) >= 1, text
+            assert "secureflow_anchoring_batch_latency_seconds_bucket" in text
+            assert "secureflow_records{" in text  # the API's own figures are still there
+    finally:
+        worker.stop()
+        store.close()
+        worker_store.close()
 
 
 def sse_events(text: str) -> list[dict[str, str]]:

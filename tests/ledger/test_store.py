@@ -34,7 +34,7 @@ from secureflow.ledger.errors import (
 from secureflow.ledger.store import NewJob, NewStepRecord, SqlLedgerStore, open_store
 from secureflow.ledger.store.migrate import current_revision, head_revision
 from secureflow.ledger.store.models import Base, utcnow
-from secureflow.ledger.store.schemas import MAX_JOB_REASON, NewModel, job_is_stuck
+from secureflow.ledger.store.schemas import JOB_STATUSES, MAX_JOB_REASON, NewModel, job_is_stuck
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -201,6 +201,24 @@ class TestLedgerStore:
         store.update_job(h(2), chain_status="confirmed")
         assert store.stuck_jobs(now) == [] and store.count_stuck_jobs(now) == 0
         assert store.count_stuck_jobs(now - timedelta(days=1)) == 0
+
+    def test_jobs_by_status_and_the_oldest_record_waiting_for_its_anchor(self, store: SqlLedgerStore) -> None:
+        assert store.oldest_unconfirmed_accepted_at() is None
+        assert store.count_jobs_by_status() == dict.fromkeys(JOB_STATUSES, 0)
+        for n in (1, 2, 3):
+            store.create_job(new_job(n))
+        first = store.accept_record(new_record(1, 0))
+        second = store.accept_record(new_record(2, 0))
+        store.update_job(h(3), status="failed", reason="no")
+        assert store.count_jobs_by_status() == {**dict.fromkeys(JOB_STATUSES, 0), "running": 2, "failed": 1}
+        assert store.oldest_unconfirmed_accepted_at() == first.accepted_at
+        batch = store.create_batch(h(77), h(78), [first.id])  # submitted: still waiting for its anchor
+        assert store.oldest_unconfirmed_accepted_at() == first.accepted_at
+        store.mark_batch_submitted(batch.batch_id, h(79), ALICE, 0)
+        store.mark_batch_confirmed(batch.batch_id, 5, h(80))
+        assert store.oldest_unconfirmed_accepted_at() == second.accepted_at
+        store.mark_record_failed(second.id, "cannot be anchored")
+        assert store.oldest_unconfirmed_accepted_at() is None
 
     def test_a_finished_job_waits_for_its_close_on_chain(self, store: SqlLedgerStore) -> None:
         store.create_job(new_job(1))
