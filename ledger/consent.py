@@ -18,6 +18,7 @@ from typing import Any
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 DOMAIN_NAME = "SecureflowAuditLedger"
@@ -56,6 +57,16 @@ def sign_consent(
     return bytes(signed.signature)
 
 
+def recover_signer(digest: bytes, signature: bytes) -> str | None:
+    """The lower-case address that signed ``digest`` with the 65-byte ``signature``; None if it is not one."""
+    if len(signature) != 65:
+        return None
+    try:
+        return str(Account._recover_hash(digest, signature=signature)).lower()
+    except Exception:  # a malformed signature (bad v, r or s) recovers nobody
+        return None
+
+
 CREATE_JOB_SELECTOR = bytes(keccak(text="createJob(bytes32,bytes32,address[],bytes[])"))[:4]
 
 
@@ -85,7 +96,7 @@ def sign_create_job(
 ) -> tuple[bytes, str]:
     """The creator's signed legacy ``createJob`` transaction (raw bytes) and its hash (``0x`` + 64 hex)."""
     tx = {
-        "to": ledger_address,
+        "to": to_checksum_address(ledger_address),
         "data": create_job_calldata(manifest_hash, salt, parties, consents),
         "value": 0,
         "nonce": nonce,

@@ -100,13 +100,21 @@ def run_submitted_job(
     job: Job,
     manifest: Mapping[str, Any],
     job_secret: str,
+    *,
+    lease_lost: Callable[[], str | None] | None = None,
 ) -> JobResult | None:
     """Open ``job`` on chain through its parties' nodes and run it on ``engine``; None if it did not run.
 
     ``engine`` runs exactly the job's parties and is started (`Engine.ensure_healthy`) here.
+    ``lease_lost``: why this executor may no longer run the job (another took it over), checked with
+    the job's status before each step.
     """
     store = services.store
-    stop = cancelled_check(store, job.job_id)
+    cancelled = cancelled_check(store, job.job_id)
+
+    def stop() -> str | None:
+        return cancelled() or (None if lease_lost is None else lease_lost())
+
     if stop() is not None:
         log.info("job %s ended before it started; not running it", job.job_id[:10])
         return None
@@ -133,7 +141,10 @@ def run_submitted_job(
         raise
     if stop() is not None:
         return None
-    store.update_job(job.job_id, status="running")
+    try:
+        store.update_job(job.job_id, status="running")
+    except InvalidStateError:  # cancelled meanwhile: nothing ran
+        return None
     try:
         result = run_job(
             engine,

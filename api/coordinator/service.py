@@ -90,31 +90,31 @@ class Coordinator:
         if claim == "busy":
             log.info("job %s is running on another coordinator; this delivery does nothing", job_id[:10])
             return Outcome(job_id, "busy")
-        stop_renewing = threading.Event()
+        stop_renewing, lost = threading.Event(), threading.Event()
         renewer = threading.Thread(
-            target=self._renew, args=(job_id, stop_renewing), name=f"lease-{job_id[:10]}", daemon=True
+            target=self._renew, args=(job_id, stop_renewing, lost), name=f"lease-{job_id[:10]}", daemon=True
         )
         renewer.start()
         try:
-            outcome = self._handle_claimed(job_id, last_attempt=last_attempt)
-            if self.store.get_job(job_id) is not None:
-                self.store.release_close(job_id)  # a job cancelled while it ran closes now
-            return outcome
+            return self._handle_claimed(job_id, last_attempt=last_attempt, lost=lost)
         finally:
             stop_renewing.set()
             renewer.join(5.0)
+            if self.store.get_job(job_id) is not None:
+                self.store.release_close(job_id)  # a job cancelled while it ran closes now, whatever happened
             self.db.release_job(job_id, self.runner_id)
 
-    def _renew(self, job_id: str, stop: threading.Event) -> None:
+    def _renew(self, job_id: str, stop: threading.Event, lost: threading.Event) -> None:
         while not stop.wait(self.settings.lease_seconds / 3):
             try:
                 if not self.db.renew_lease(job_id, self.runner_id, self.settings.lease_seconds):
-                    log.error("job %s: another coordinator took over its lease", job_id[:10])
+                    log.error("job %s: another coordinator took over its lease; stopping", job_id[:10])
+                    lost.set()  # run no further step: the job is the other coordinator's now
                     return
             except Exception as exc:  # the DB is briefly unreachable: keep trying while the lease holds
                 log.warning("job %s: lease renewal failed (%s)", job_id[:10], type(exc).__name__)
 
-    def _handle_claimed(self, job_id: str, *, last_attempt: bool) -> Outcome:
+    def _handle_claimed(self, job_id: str, *, last_attempt: bool, lost: threading.Event) -> Outcome:
         job = self.store.get_job(job_id)
         if job is None:
             return Outcome(job_id, "unknown")
@@ -153,7 +153,14 @@ class Coordinator:
                     raise RetryLater(str(exc)) from None
                 fail_job(self.store, job_id, f"the parties' nodes could not start the job: {exc}")
                 return Outcome(job_id, "not_started", str(exc))
-            result = run_submitted_job(engine, self.services, job, manifest, secret)
+            result = run_submitted_job(
+                engine,
+                self.services,
+                job,
+                manifest,
+                secret,
+                lease_lost=lambda: "its coordinator lost the job's lease" if lost.is_set() else None,
+            )
         finally:
             engine.shutdown()
             shutil.rmtree(scratch, ignore_errors=True)

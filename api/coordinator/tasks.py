@@ -58,6 +58,8 @@ def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]
                 countdown = RETRY_BASE_SECONDS * (2**retries)
                 log.warning("job %s: %s; retrying in %.0f s", job_id[:10], exc, countdown)
                 raise self.retry(countdown=countdown) from None
+            if outcome.action == "busy":  # another coordinator runs it: look again once its lease could lapse
+                raise self.retry(countdown=settings.lease_seconds, max_retries=None)
             log.info("job %s: %s %s", job_id[:10], outcome.action, outcome.detail)
             return {"job_id": outcome.job_id, "action": outcome.action, "detail": outcome.detail}
         finally:

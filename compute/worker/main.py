@@ -74,7 +74,7 @@ from secureflow.compute.registry import get_loader
 from secureflow.compute.schema import ObjectInfo, column_kind
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
 from secureflow.compute.worker.protocol import WorkerSettings, is_loopback
-from secureflow.ledger.consent import sign_consent, sign_create_job
+from secureflow.ledger.consent import consent_digest, recover_signer, sign_consent, sign_create_job
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
 from secureflow.ledger.signing import job_salt, salted_digest, sign_party
 
@@ -127,8 +127,10 @@ def content_digest(obj: WorkerObject) -> bytes | None:
     return obj.digest
 
 
-MAX_CREATE_JOB_GAS = 10_000_000
+MAX_CREATE_JOB_GAS = 2_000_000
 """The most gas a creator's worker gives ``createJob`` (8 parties with consents need well under 1M)."""
+MAX_CREATE_JOB_SIGNATURES = 3
+"""Nonces a creator's worker signs ``createJob`` at, per job (the coordinator retries a lost nonce race)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class Worker:
         self.last_step: tuple[str, int] | None = None
         self.verified: dict[str, set[str]] = {}  # job id -> model ids whose integrity this party checked
         self.consented: dict[str, ConsentedJob] = {}  # job id -> what this party consented to
+        self.create_signatures: dict[str, dict[int, tuple[bytes, str]]] = {}  # job id -> nonce -> (raw, hash)
 
     # -- start-up ----------------------------------------------------------------------------------
     def init_secretflow(self) -> dict[str, float]:
@@ -496,7 +499,11 @@ class Worker:
         Only for a job this worker consented to, as its creator, on the chain and ledger it consented
         on, with the manifest commitment, salt and party list it checked itself; the coordinator
         supplies only the nonce, the gas limit and gas price (capped by the policy) and the parties'
-        consents (which the contract checks). So the signed bytes can only open that job.
+        consents, each of which must be that party's EIP-712 consent to this job. So the signed bytes can
+        only open that job, Open. A request for a nonce it signed already gets the same bytes; at most
+        `MAX_CREATE_JOB_SIGNATURES` nonces are signed per job (a lost nonce race), so a coordinator cannot
+        collect transactions that burn the creator's nonces or gas. A gas price above 0 needs the policy to
+        pin the chain and the ledger.
         """
         job_id = str(msg["job_id"]).lower()
         job = self.consented.get(job_id)
@@ -505,6 +512,18 @@ class Worker:
         if job.creator.lower() != self.address.lower():
             raise ConsentRefusedError(f"party {self.party!r} is not the creator of job {job_id}; not signing")
         gas, gas_price, nonce = int(msg["gas"]), int(msg["gas_price"]), int(msg["nonce"])
+        if not (0 < gas <= MAX_CREATE_JOB_GAS and nonce >= 0):
+            raise ComputeError(f"createJob gas {gas} or nonce {nonce} out of range; not signing")
+        signed = self.create_signatures.setdefault(job_id, {})
+        if nonce in signed:
+            raw, tx_hash = signed[nonce]
+            return {"raw": "0x" + raw.hex(), "tx_hash": tx_hash, "parties": list(job.parties)}
+        if len(signed) >= MAX_CREATE_JOB_SIGNATURES:
+            raise ConsentRefusedError(
+                f"party {self.party!r} signed createJob of job {job_id} at {len(signed)} nonces already; "
+                "not signing again",
+                hint="submit the job again (a new job id) if it never opened on chain",
+            )
         policy = load_policy(self.root)
         if gas_price > policy.max_gas_price_wei:
             raise ConsentRefusedError(
@@ -512,11 +531,22 @@ class Worker:
                 f"wei, not {gas_price}",
                 hint="raise max_gas_price_wei in the node's policy.json on a network that charges gas",
             )
-        if not (0 < gas <= MAX_CREATE_JOB_GAS and nonce >= 0):
-            raise ComputeError(f"createJob gas {gas} or nonce {nonce} out of range; not signing")
+        if gas_price > 0 and (policy.chain_id is None or policy.ledger is None):
+            raise ConsentRefusedError(
+                f"party {self.party!r} signs a createJob that pays gas only on a pinned deployment",
+                hint="set chain_id and ledger in the node's policy.json",
+            )
         consents = [bytes.fromhex(str(c).removeprefix("0x")) for c in msg["consents"]]
         if len(consents) != len(job.parties):
             raise ComputeError(f"job {job_id} has {len(job.parties)} parties, not {len(consents)} consents")
+        digest = consent_digest(
+            job.chain_id, job.ledger, bytes.fromhex(job_id[2:]), bytes.fromhex(job.manifest_hash[2:])
+        )
+        for party, consent in zip(job.parties, consents, strict=True):
+            if recover_signer(digest, consent) != party.lower():
+                raise ConsentRefusedError(
+                    f"the consent given for party {party} is not its consent to job {job_id}; not signing"
+                )
         raw, tx_hash = sign_create_job(
             "0x" + self.key.hex(),
             chain_id=job.chain_id,
@@ -529,6 +559,7 @@ class Worker:
             parties=job.parties,
             consents=consents,
         )
+        signed[nonce] = (raw, tx_hash)
         log.warning("party %s signed createJob of job %s (nonce %d)", self.party, job_id, nonce)
         return {"raw": "0x" + raw.hex(), "tx_hash": tx_hash, "parties": list(job.parties)}
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 import signal
@@ -67,6 +68,8 @@ log = logging.getLogger("compute.node")
 
 DEFAULT_MAX_SESSIONS = 4
 """Engine sessions (jobs) one node runs at once by default (each is one SecretFlow worker, ~0.5-1.3 GB)."""
+MAX_SPU_PROFILES = 8
+"""SPU profiles (one port each) a session may ask a node for."""
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 """An engine session id (`uuid4().hex`): also a folder name under ``<data-dir>/sessions``."""
 
@@ -215,7 +218,8 @@ class Node:
         if not isinstance(session, str) or not SESSION_ID.fullmatch(session):
             log.warning("dropped an entry without a valid session id")
             return
-        if float(entry.get("exp", 0)) < time.time():
+        exp = entry.get("exp", 0)
+        if not isinstance(exp, int | float) or not math.isfinite(exp) or exp < time.time():
             log.info("dropped an expired %s of session %s", op, session[:8])
             return
         if op == "start":
@@ -285,6 +289,10 @@ class Node:
                     "(its --max-sessions); try again later",
                 },
             )
+            return
+        profiles = entry.get("spu_profiles", {})
+        if not isinstance(profiles, dict) or len(profiles) > MAX_SPU_PROFILES:
+            log.warning("session %s refused: more than %d SPU profiles", session[:8], MAX_SPU_PROFILES)
             return
         sess = Session(
             session=session,
@@ -396,7 +404,10 @@ class Node:
                 self.queue_ok = True
                 self.metrics.queue_up.set(1)
                 if got is not None:
-                    self.handle(decode(got[1]))
+                    try:
+                        self.handle(decode(got[1]))
+                    except Exception as exc:  # one bad entry must not take down every session of the node
+                        log.error("dropped an entry that could not be handled (%s)", type(exc).__name__)
                 self.check_engine()
         finally:
             self.metrics.up.set(0)

@@ -250,6 +250,9 @@ def test_stale_session_messages_are_ignored(dengine, nodes, rds) -> None:  # typ
         {"session": stale, "op": "stop", "exp": time.time() + 60},
         {"session": stale, "op": "start", "exp": time.time() - 1, "spu_profiles": {}},
         {"session": session, "op": "stop", "exp": time.time() - 1},
+        # malformed entries are dropped, never the node: an expiry that is no number, a table without parties
+        {"session": stale, "op": "start", "exp": "x", "spu_profiles": {}},
+        {"session": session, "op": "table", "exp": time.time() + 60},
     ):
         rds.rpush(alice_in, json.dumps(entry))
     # to the engine: a reply tagged with another session must not be taken for alice's answer
@@ -259,6 +262,7 @@ def test_stale_session_messages_are_ignored(dengine, nodes, rds) -> None:  # typ
     replies = dengine.ping(timeout=20)
     assert all("bogus" not in r and r["pid"] == pids[p] for p, r in replies.items()), replies
     assert dengine.healthy and all(w.alive() for w in dengine.workers.values())
+    assert all(proc.poll() is None for proc in nodes.procs.values())
 
 
 def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, recorder, rds) -> None:  # type: ignore[no-untyped-def]
