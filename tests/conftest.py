@@ -119,6 +119,16 @@ def _require_postgres() -> None:
 @pytest.fixture
 def postgres_schema_url() -> Iterator[str]:
     """A URL whose connections use a fresh, private schema (search_path) that is dropped afterwards."""
+    yield from _fresh_schema()
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url() -> Iterator[str]:
+    """As `postgres_schema_url`, one schema for a whole test module (its processes share the database)."""
+    yield from _fresh_schema()
+
+
+def _fresh_schema() -> Iterator[str]:
     _require_postgres()
     schema = f"sf_test_{uuid.uuid4().hex}"
     admin = _libpq_url(postgres_base_url())

@@ -26,13 +26,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
 import redis
 import requests
-from conftest import _libpq_url, _require_postgres, postgres_base_url
 from eth_account import Account
-from sqlalchemy.engine import make_url
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.testing import LiveServer
@@ -127,21 +124,6 @@ def _node_dir(root: Path, party: str, table: pd.DataFrame) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    _require_postgres()
-    schema = f"sf_test_{uuid.uuid4().hex}"
-    admin = _libpq_url(postgres_base_url())
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(postgres_base_url()).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
@@ -169,7 +151,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @pytest.fixture(scope="module")
 def consortium(
-    devchain: DevChain, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+    devchain: DevChain, postgres_module_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Consortium]:
     root = tmp_path_factory.mktemp("consortium")
     logs = root / "logs"
@@ -184,7 +166,7 @@ def consortium(
     nodes = {p: _node_dir(root / "hosts", p, tables[p]) for p in PARTIES}
     env = {
         **os.environ,
-        "SECUREFLOW_DATABASE_URL": pg_url,
+        "SECUREFLOW_DATABASE_URL": postgres_module_url,
         "SECUREFLOW_RPC_URL": devchain.rpc_url,
         "SECUREFLOW_CHAIN_ID": str(DEV_CHAIN_ID),
         "SECUREFLOW_DEPLOYMENT": str(deployment),
@@ -194,12 +176,12 @@ def consortium(
         "SECUREFLOW_COMPUTE_REDIS_PREFIX": prefix,
         "SECUREFLOW_COORDINATOR_WORKDIR": str(root / "coordinator"),
         "SECUREFLOW_START_TIMEOUT": "240",
-        # a killed coordinator: its lease lapses after 6 s, its unacknowledged task comes back after 20 s
-        "SECUREFLOW_LEASE_SECONDS": "6",
-        "SECUREFLOW_QUEUE_VISIBILITY_TIMEOUT": "20",
+        # a killed coordinator: its lease lapses after 4 s, its unacknowledged task comes back after 12 s
+        "SECUREFLOW_LEASE_SECONDS": "4",
+        "SECUREFLOW_QUEUE_VISIBILITY_TIMEOUT": "12",
     }
     settings = ApiSettings(
-        database_url=pg_url,
+        database_url=postgres_module_url,
         rpc_url=devchain.rpc_url,
         chain_id=DEV_CHAIN_ID,
         deployment=deployment,
