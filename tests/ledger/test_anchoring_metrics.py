@@ -133,6 +133,13 @@ def test_anchor_worker_process_serves_its_metrics(
         # Replace the last 3 blocks, deeper than 1 confirmation. The new first block holds a transfer, so
         # its hash differs even within the same second (empty or same-content blocks would hash the same).
         rpc_call(devchain.rpc_url, "anvil_mine", ["0x2"])
+        # the indexer must have indexed up to the blocks about to be replaced, or (under load, lagging) it
+        # would only ever read the new blocks and see no reorg at all
+        tip = int(str(rpc_call(devchain.rpc_url, "eth_blockNumber")), 16)
+        indexed = wait_for(
+            lambda: (value(scrape(url), "secureflow_indexer_checkpoint_block") or 0) >= tip - 1, 60
+        )
+        assert indexed, log.read_text()
         spare = str(cast(list[str], rpc_call(devchain.rpc_url, "eth_accounts"))[9])
         transfer = {"from": spare, "to": spare, "value": "0x1", "gasPrice": "0x0", "gas": "0x5208"}
         rpc_call(devchain.rpc_url, "anvil_reorg", [3, [[transfer, 0]]])
