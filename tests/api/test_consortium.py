@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 import redis
@@ -32,6 +31,7 @@ import requests
 from eth_account import Account
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
+from secureflow.api.dev.consortium import consortium_data
 from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.jobqueue import CeleryJobExecutor, celery_app
@@ -89,19 +89,6 @@ class Consortium:
 
     def logs_tail(self) -> str:
         return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.logs.glob("*.log")))
-
-
-def _tables(n: int = 900, seed: int = 5) -> dict[str, pd.DataFrame]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 6))
-    y = (x @ np.array([1.1, -0.7, 0.9, 0.6, -1.0, 0.8]) + rng.logistic(size=n) * 0.6 > 0).astype(int)
-    ids = rng.permutation(n * 3)[:n] + 5000
-    keep_b, keep_c = rng.random(n) < 0.9, rng.random(n) < 0.85
-    return {
-        "alice": pd.DataFrame({"id": ids, "a0": x[:, 0], "a1": x[:, 1], "y": y}),
-        "bob": pd.DataFrame({"id": ids[keep_b], "b0": x[keep_b, 2], "b1": x[keep_b, 3]}),
-        "carol": pd.DataFrame({"id": ids[keep_c], "c0": x[keep_c, 4], "c1": x[keep_c, 5]}),
-    }
 
 
 def _node_dir(root: Path, party: str, table: pd.DataFrame) -> Path:
@@ -162,7 +149,7 @@ def consortium(
     write_deployment(stack.deployment, deployment)
     tag = uuid.uuid4().hex[:12]
     prefix, queue, broker = f"sfc-{tag}", f"secureflow.jobs.{tag}", f"{REDIS}/3"
-    tables = _tables()
+    tables = consortium_data(900, seed=5)  # the same split as `secureflow consortium`'s example data
     nodes = {p: _node_dir(root / "hosts", p, tables[p]) for p in PARTIES}
     env = {
         **os.environ,
