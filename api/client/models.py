@@ -141,7 +141,7 @@ class JobOut(_Out):
 
 class JobSubmitted(_Out):
     job: JobOut
-    execution: Literal["handed_to_executor", "not_configured"]
+    execution: Literal["handed_to_executor", "waiting_for_queue", "not_configured"]
     message: str
 
 

@@ -145,6 +145,7 @@ class ManifestOrm(Base):
     job_secret: Mapped[str | None] = mapped_column(String(66))  # api0004; parties and auditors only
     runner: Mapped[str | None] = mapped_column(String(64))  # api0006; the coordinator worker running it
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # api0006
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)  # api0007
 
 
 class RecordIndexOrm(Base):
@@ -471,6 +472,25 @@ class ApiDb:
                     service=service,
                     created_at=utcnow(),
                     job_secret=job_secret,
+                )
+            )
+
+    def mark_queued(self, job_id: str) -> None:
+        """The job queue took the job (or there is nothing left to queue): the sweeper leaves it alone."""
+        with self._tx(write=True) as s:
+            row = s.get(ManifestOrm, job_id, with_for_update=True)
+            if row is not None and row.queued_at is None:
+                row.queued_at = utcnow()
+
+    def unqueued_jobs(self, limit: int = 100) -> list[str]:
+        """Jobs stored but not yet taken by the job queue (the broker was unreachable), oldest first."""
+        with self._tx(write=False) as s:
+            return list(
+                s.scalars(
+                    select(ManifestOrm.job_id)
+                    .where(ManifestOrm.queued_at.is_(None))
+                    .order_by(ManifestOrm.created_at, ManifestOrm.job_id)
+                    .limit(limit)
                 )
             )
 

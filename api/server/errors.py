@@ -102,6 +102,10 @@ class UnavailableError(ApiError):
     status, code = 503, "unavailable"
 
 
+class QueueUnavailableError(UnavailableError):
+    """The job queue (the Celery broker) did not take a job: it is unreachable or refused the message."""
+
+
 _STATUS_CODES: dict[int, str] = {
     400: "bad_request",
     401: "unauthorized",

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from secureflow.api.server.app import create_app
 from secureflow.api.server.db import ApiDb, Role
 from secureflow.api.server.executor import JobExecutor
-from secureflow.api.server.jobqueue import CeleryJobExecutor, celery_app
+from secureflow.api.server.jobqueue import CeleryJobExecutor, QueueSweeper, celery_app
 from secureflow.api.server.logs import configure_logging
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.anchoring import AnchoringWorker
@@ -116,7 +116,11 @@ def build_api(
         admin_key = ensure_admin_key(app.state.api_db, admin_address)
     if worker is not None:
         worker.start()
-    return ApiProcess(app, store, admin_key, [store.close])
+    closers: list[Callable[[], None]] = [store.close]
+    if isinstance(executor, CeleryJobExecutor):
+        sweeper = QueueSweeper(executor, app.state.api_db, store, interval=settings.queue_sweep_interval)
+        closers += [executor.close, sweeper.start().stop]
+    return ApiProcess(app, store, admin_key, closers)
 
 
 def run_api(

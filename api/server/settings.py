@@ -68,3 +68,9 @@ class ApiSettings(LedgerSettings):
         description="Redis broker: an unacknowledged job task is delivered again after this many seconds "
         "(longer than the longest job; a coordinator killed mid-job has its task redelivered then)",
     )
+    queue_sweep_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="seconds between two tries to queue the jobs stored while the broker was unreachable",
+    )

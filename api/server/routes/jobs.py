@@ -26,7 +26,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from secureflow.api.server.auth import allow, principal_of, scope_address, still_allowed, visible_job
 from secureflow.api.server.context import Services, services
 from secureflow.api.server.db import Principal
-from secureflow.api.server.errors import ConflictError, ForbiddenError, InvalidRequestError, RefusedError
+from secureflow.api.server.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    QueueUnavailableError,
+    RefusedError,
+)
 from secureflow.api.server.manifests import new_job_id, validate_manifest
 from secureflow.api.server.reads import JsonBytes, hot_reads
 from secureflow.api.server.schemas import (
@@ -142,6 +148,15 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
         )
     try:
         svc.executor.submit(job, valid.manifest, valid.job_secret)
+    except QueueUnavailableError as exc:
+        # Accepted and stored: the queue sweeper sends it once the broker answers (nothing to resubmit).
+        log.warning("job stored, queue unreachable", extra={"job_id": job.job_id, "error": str(exc)})
+        return JobSubmitted(
+            job=_out(svc, job, service),
+            execution="waiting_for_queue",
+            message="job stored as created; the job queue (broker) is unreachable, so this API sends the job "
+            "to it as soon as it answers: do not submit it again",
+        )
     except Exception as exc:
         svc.store.update_job(
             job.job_id,
@@ -152,6 +167,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
         raise ConflictError(
             f"the compute executor refused job {job.job_id}: {exc}", hint="fix the manifest and submit again"
         ) from None
+    svc.db.mark_queued(job.job_id)
     refreshed = svc.store.get_job(job.job_id) or job
     return JobSubmitted(
         job=_out(svc, refreshed, service),
