@@ -1,12 +1,17 @@
-"""The chain-event index of the SQL ledger store: indexed events and block hashes, reorg rollback."""
+"""The chain-event index of the SQL ledger store: indexed events and block hashes, reorg rollback.
+
+Indexing a ``JobCreated`` event of a job this store knows but still holds as not on chain (its
+``createJob`` was sent and the sender gave up waiting: a timeout, a crash) records the job as created
+on chain, with the event's transaction, in the same transaction as the event: the anchoring service then
+closes it like any other job, so no job is left open on chain for ever."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
-from secureflow.ledger.store.models import ChainEventOrm, CheckpointOrm, IndexedBlockOrm, utcnow
+from secureflow.ledger.store.models import ChainEventOrm, CheckpointOrm, IndexedBlockOrm, JobOrm, utcnow
 from secureflow.ledger.store.schemas import ChainEvent, IndexedBlock, NewChainEvent
 from secureflow.ledger.store.sqlbase import SqlStoreBase, _hex32, _to, _uint
 
@@ -26,6 +31,12 @@ class EventsMixin(SqlStoreBase):
                 s.merge(IndexedBlockOrm(**block.model_dump()))
             for event in events:
                 s.add(ChainEventOrm(**event.model_dump()))
+                if event.name == "JobCreated" and event.job_id is not None:
+                    s.execute(
+                        update(JobOrm)
+                        .where(JobOrm.job_id == event.job_id, JobOrm.chain_status != "confirmed")
+                        .values(chain_status="confirmed", created_tx_hash=event.tx_hash, updated_at=now)
+                    )
             values = {
                 "name": checkpoint,
                 "block_number": last.block_number,

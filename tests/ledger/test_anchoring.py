@@ -479,6 +479,30 @@ def test_a_failed_job_without_steps_is_closed_as_failed(
     )
 
 
+def test_a_job_created_on_chain_after_its_sender_gave_up_is_still_closed(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    """``createJob`` was broadcast, then its sender timed out waiting for the receipt and failed the job,
+    which the store therefore holds as never created on chain; the transaction was mined anyway. The
+    indexer's ``JobCreated`` event records the job as on chain, and the anchoring service closes it (as
+    failed, with no steps) instead of leaving it Open on chain for ever."""
+    job = new_job(store, 46)
+    open_job_on_chain(ledger_stack, job, 46)  # mined; the store was never told (chain status pending)
+    OutboxRecorder(store).close_job(job, succeeded=False)
+    assert store.get_job(job).chain_status == "pending"  # type: ignore[union-attr]
+    anchorer = make_anchorer(ledger_stack, store)
+    indexer = EventIndexer(
+        store, anchorer.client, anchorer.ledger.contract, from_block=ledger_stack.deployment.deploy_block
+    )
+    indexer.catch_up()
+    stored = store.get_job(job)
+    assert stored is not None and stored.chain_status == "confirmed" and stored.created_tx_hash is not None
+    settle_closes(anchorer)
+    on_chain = anchorer.ledger.get_job(bytes.fromhex(job[2:]))
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, 0)
+    assert store.get_job(job).close_status == "confirmed"  # type: ignore[union-attr]
+
+
 def test_a_close_the_contract_refuses_is_failed_once_with_its_reason(
     ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None, caplog: pytest.LogCaptureFixture
 ) -> None:
