@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, String, Table, bindparam, case, func, select, text, type_coerce, update
+from sqlalchemy import String, Table, bindparam, case, func, select, text, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,13 @@ from secureflow.ledger.store.base import PendingLeaf
 from secureflow.ledger.store.models import JobOrm, StepRecordOrm, UtcDateTime, utcnow
 from secureflow.ledger.store.schemas import RECORD_STATUSES, NewStepRecord, StepRecordRow
 from secureflow.ledger.store.sqlbase import _IN_CHUNK, _REASON, SqlStoreBase, _hex32, _to, _uint
+
+
+def _closing(job_id: str, status: str) -> InvalidStateError:
+    return InvalidStateError(
+        f"job {job_id} is {status} and its close on chain is under way: no new step record is accepted",
+        hint="a job's records come before its end; submit a new job to run more steps",
+    )
 
 
 def _record_conflict(rec: NewStepRecord, stored_hash: str) -> RecordConflictError:
@@ -56,6 +63,8 @@ class RecordsMixin(SqlStoreBase):
                 if (existing.record_hash, existing.leaf) == (rec.record_hash, rec.leaf):
                     return _to(StepRecordRow, existing)
                 raise _record_conflict(rec, existing.record_hash)
+            if job.close_status is not None:
+                raise _closing(rec.job_id, job.status)
             now = utcnow()
             row = StepRecordOrm(
                 job_id=rec.job_id,
@@ -187,12 +196,18 @@ class RecordsMixin(SqlStoreBase):
             raise ValueError(f"seq {too_big[0]} does not fit the database's signed 64-bit seq column")
         now = utcnow()
         with self._tx(write=True) as s:
+            closing = {}
             for job_id in sorted({r.job_id for r in recs}):
-                self._start_job(s, job_id, now)
+                status = self._start_job(s, job_id, now)
+                if status is not None:
+                    closing[job_id] = status
             try:
                 ids = self._insert_new_records(s, recs, now)
             except IntegrityError as exc:
                 raise RecordConflictError("some of these records were written concurrently; retry") from exc
+            late = next((job_id for job_id, _ in ids if job_id in closing), None)
+            if late is not None:  # a new record of a job whose close is under way: roll the call back
+                raise _closing(late, closing[late])
             existing = self._stored_records(s, [r for r in recs if (r.job_id, r.seq) not in ids])
             if len(ids) + len(existing) != len(recs):  # skipped as a duplicate, yet not visible: a race
                 raise RecordConflictError("some of these records were written concurrently; retry")
@@ -229,19 +244,22 @@ class RecordsMixin(SqlStoreBase):
         return rows
 
     @staticmethod
-    def _start_job(s: Session, job_id: str, now: datetime) -> None:
-        """Lock the job's row mark it touched and ``running`` (UnknownJobError if absent)."""
+    def _start_job(s: Session, job_id: str, now: datetime) -> str | None:
+        """Lock the job's row mark it touched and ``running`` (UnknownJobError if absent); the job's status
+        if its close is under way (no new record may join it then), else None."""
         jobs = cast(Table, JobOrm.__table__)
-        result = s.execute(
+        row = s.execute(
             update(jobs)
             .where(jobs.c.job_id == job_id)
             .values(
                 updated_at=now,
                 status=case((jobs.c.status == "created", "running"), else_=jobs.c.status),
             )
-        )
-        if cast(CursorResult[Any], result).rowcount != 1:
+            .returning(jobs.c.status, jobs.c.close_status)
+        ).one_or_none()
+        if row is None:
             raise UnknownJobError(f"no job {job_id} in the ledger store")
+        return None if row.close_status is None else str(row.status)
 
     @staticmethod
     def _insert_new_records(

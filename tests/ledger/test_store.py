@@ -141,6 +141,32 @@ class TestLedgerStore:
         store.release_close(h(2))  # a job still running has nothing to release
         assert store.get_job(h(2)).close_status is None  # type: ignore[union-attr]
 
+    def test_no_new_record_joins_a_job_whose_close_is_under_way(self, store: SqlLedgerStore) -> None:
+        """A record accepted after the job's close was requested would be anchored after the close proved
+        the job's last record: the chain's step count would then disagree with the job's records."""
+        for n in (1, 2):
+            store.create_job(new_job(n))
+        store.accept_record(new_record(1, 0))
+        store.update_job(h(1), status="completed")
+        for accept in (
+            lambda: store.accept_record(new_record(1, 1)),
+            lambda: store.accept_records([new_record(1, 1)]),
+            lambda: store.accept_records([new_record(2, 0), new_record(1, 1)]),  # all or nothing
+        ):
+            with pytest.raises(InvalidStateError, match="close on chain is under way"):
+                accept()
+        assert [r.seq for r in store.records_for_job(h(1))] == [0]
+        assert store.records_for_job(h(2)) == []
+        # the same record again is an idempotent retry, not a new record
+        assert store.accept_record(new_record(1, 0)).seq == 0
+        assert [r.seq for r in store.accept_records([new_record(1, 0)])] == [0]
+        # a held close (cancelled mid-step) takes that step's record, and refuses once released
+        store.update_job(h(2), status="cancelled", reason="cancelled by alice", hold_close=True)
+        store.accept_records([new_record(2, 0)])
+        store.release_close(h(2))
+        with pytest.raises(InvalidStateError):
+            store.accept_record(new_record(2, 1))
+
     def test_a_job_that_did_not_complete_keeps_why(self, store: SqlLedgerStore) -> None:
         for n in (1, 2, 3, 4):
             store.create_job(new_job(n))
