@@ -92,6 +92,16 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def db_now(s: Session) -> datetime:
+    """The database server's clock (PostgreSQL), else this host's: job leases are compared with it, so that
+    coordinators on hosts whose clocks differ still agree when a lease lapsed (SQLite is one host's)."""
+    if s.get_bind().dialect.name == "postgresql":
+        value = s.scalar(select(func.now()))
+        if isinstance(value, datetime):
+            return value.astimezone(timezone.utc)
+    return utcnow()
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
@@ -523,8 +533,8 @@ class ApiDb:
         (it died mid-job); ``busy``: another runner holds a live lease (a duplicate delivery); ``unknown``:
         no manifest was submitted for it here. ``claimed`` and ``taken_over`` set the lease to now +
         ``lease_seconds``."""
-        now = utcnow()
         with self._tx(write=True) as s:
+            now = db_now(s)
             row = s.get(ManifestOrm, job_id, with_for_update=True)
             if row is None:
                 return "unknown"
@@ -542,7 +552,7 @@ class ApiDb:
             row = s.get(ManifestOrm, job_id, with_for_update=True)
             if row is None or row.runner != runner:
                 return False
-            row.lease_until = utcnow() + timedelta(seconds=lease_seconds)
+            row.lease_until = db_now(s) + timedelta(seconds=lease_seconds)
             return True
 
     def release_job(self, job_id: str, runner: str) -> None:
@@ -550,7 +560,7 @@ class ApiDb:
         with self._tx(write=True) as s:
             row = s.get(ManifestOrm, job_id, with_for_update=True)
             if row is not None and row.runner == runner:
-                row.lease_until = utcnow()
+                row.lease_until = db_now(s)
 
     # -- settlement proposals and approvals (the ledger's ProposalBook, bound to a member) ----------------
     def proposal_book(self, member_id: int) -> ProposalBook:
