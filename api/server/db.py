@@ -555,12 +555,25 @@ class ApiDb:
             row.lease_until = db_now(s) + timedelta(seconds=lease_seconds)
             return True
 
+    def lapsed_leases(self, grace: float, limit: int = 100) -> list[tuple[str, str, datetime]]:
+        """Claimed jobs whose lease ended more than ``grace`` seconds ago by the database's clock: (job id,
+        runner, lease end), oldest first. Released leases (`release_job`) are not listed."""
+        with self._tx(write=False) as s:
+            cutoff = db_now(s) - timedelta(seconds=grace)
+            rows = s.execute(
+                select(ManifestOrm.job_id, ManifestOrm.runner, ManifestOrm.lease_until)
+                .where(ManifestOrm.runner.is_not(None), ManifestOrm.lease_until < cutoff)
+                .order_by(ManifestOrm.lease_until)
+                .limit(limit)
+            )
+            return [(job_id, str(runner), _aware(until) or cutoff) for job_id, runner, until in rows]
+
     def release_job(self, job_id: str, runner: str) -> None:
-        """``runner`` is done with the job (its lease ends now; the job stays claimed by it)."""
+        """``runner`` is done with the job (it holds no lease any more; the job stays claimed by it)."""
         with self._tx(write=True) as s:
             row = s.get(ManifestOrm, job_id, with_for_update=True)
             if row is not None and row.runner == runner:
-                row.lease_until = db_now(s)
+                row.lease_until = None
 
     # -- settlement proposals and approvals (the ledger's ProposalBook, bound to a member) ----------------
     def proposal_book(self, member_id: int) -> ProposalBook:

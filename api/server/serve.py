@@ -28,6 +28,7 @@ from secureflow.api.server.executor import JobExecutor
 from secureflow.api.server.jobqueue import CeleryJobExecutor, QueueSweeper, celery_app
 from secureflow.api.server.logs import configure_logging
 from secureflow.api.server.settings import ApiSettings
+from secureflow.api.server.watchdog import LeaseWatchdog
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.chain import ChainClient
 from secureflow.ledger.deploy import load_deployment
@@ -119,7 +120,10 @@ def build_api(
     closers: list[Callable[[], None]] = [store.close]
     if isinstance(executor, CeleryJobExecutor):
         sweeper = QueueSweeper(executor, app.state.api_db, store, interval=settings.queue_sweep_interval)
-        closers += [executor.close, sweeper.start().stop]
+        watchdog = LeaseWatchdog(
+            app.state.api_db, store, interval=settings.watchdog_interval, grace=settings.lease_grace_seconds
+        )
+        closers += [executor.close, sweeper.start().stop, watchdog.start().stop]
     return ApiProcess(app, store, admin_key, closers)
 
 

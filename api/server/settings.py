@@ -68,6 +68,14 @@ class ApiSettings(LedgerSettings):
         description="Redis broker: an unacknowledged job task is delivered again after this many seconds "
         "(longer than the longest job; a coordinator killed mid-job has its task redelivered then)",
     )
+    watchdog_interval: float = Field(
+        default=10.0, gt=0, le=3600, description="seconds between two passes of the job watchdog"
+    )
+    lease_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="the job watchdog fails a job whose coordinator's lease lapsed this many seconds ago",
+    )
     queue_sweep_interval: float = Field(
         default=5.0,
         gt=0,

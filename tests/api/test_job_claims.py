@@ -8,25 +8,38 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from scrape import wait_for
 
 import secureflow.api.server.db as api_db_module
 from secureflow.api.server.db import ApiDb
+from secureflow.api.server.watchdog import LeaseWatchdog
 from secureflow.ledger.store import SqlLedgerStore, open_store
+from secureflow.ledger.store.schemas import NewJob
 
-JOB = "0x" + "ab" * 32
+ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+JOB, OTHER, DONE = "0x" + "ab" * 32, "0x" + "ac" * 32, "0x" + "ad" * 32
 
 
 @pytest.fixture
-def db(ledger_db_url: str) -> Iterator[ApiDb]:
-    store: SqlLedgerStore = open_store(ledger_db_url)
-    db = ApiDb(store.engine)
-    db.migrate()
-    member = db.create_member("alice", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "member")
-    db.put_manifest(JOB, {"name": "t"}, member.id)
+def store(ledger_db_url: str) -> Iterator[SqlLedgerStore]:
+    store = open_store(ledger_db_url)
     try:
-        yield db
+        yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def db(store: SqlLedgerStore) -> ApiDb:
+    db = ApiDb(store.engine)
+    db.migrate()
+    member = db.create_member("alice", ALICE, "member")
+    for job_id in (JOB, OTHER, DONE):
+        store.create_job(
+            NewJob(job_id=job_id, manifest_hash="0x" + "01" * 32, creator=ALICE, parties=[ALICE])
+        )
+        db.put_manifest(job_id, {"name": "t"}, member.id)
+    return db
 
 
 def test_a_job_is_claimed_once_renewed_and_taken_over_only_after_its_lease_lapsed(db: ApiDb) -> None:
@@ -55,3 +68,25 @@ def test_a_coordinator_whose_clock_runs_ahead_does_not_take_over_a_live_lease(
     monkeypatch.setattr(api_db_module, "utcnow", an_hour_ahead)
     assert db.claim_job(JOB, "b", 30) == "busy"
     assert db.renew_lease(JOB, "a", 30)
+
+
+def test_the_watchdog_fails_a_job_whose_coordinator_stopped_renewing_its_lease(
+    db: ApiDb, store: SqlLedgerStore
+) -> None:
+    """Coordinator "dead" claimed JOB with a 1 s lease and never renewed it (killed); "live" holds OTHER
+    with a long lease; "done" finished DONE and released it. Only JOB is failed, once, saying why; the
+    task redelivered later finds it ended."""
+    for job_id, runner, lease in ((JOB, "dead", 1.0), (OTHER, "live", 600.0), (DONE, "done", 600.0)):
+        assert db.claim_job(job_id, runner, lease) == "claimed"
+        store.update_job(job_id, status="running")
+    store.update_job(DONE, status="completed")
+    db.release_job(DONE, "done")
+    watchdog = LeaseWatchdog(db, store, grace=0.0)
+    assert watchdog.sweep() == []  # every lease still holds
+    assert wait_for(watchdog.sweep, 30) == [JOB]  # once JOB's lease lapsed by the database's clock
+    job = store.get_job(JOB)
+    assert job is not None and job.status == "failed" and job.close_status == "pending"
+    assert "coordinator running this job (dead) stopped renewing its lease" in (job.reason or "")
+    assert [store.get_job(j).status for j in (OTHER, DONE)] == ["running", "completed"]  # type: ignore[union-attr]
+    assert watchdog.sweep() == []  # dealt with: not failed or listed again
+    assert db.claim_job(JOB, "redelivered", 30) == "taken_over"  # its task comes back, finds it failed

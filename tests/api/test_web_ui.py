@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +37,7 @@ from test_api_service import SERVICE, Env, env, submit  # noqa: F401  (the live 
 from secureflow.api.server.routes.docs import DOCS_CONTENT_SECURITY_POLICY
 from secureflow.api.server.routes.ui import ASSETS, CONTENT_SECURITY_POLICY
 from secureflow.ledger.recorder import to_outbox
-from secureflow.ledger.store.models import StepRecordOrm
+from secureflow.ledger.store.models import JobOrm, StepRecordOrm
 from secureflow.ledger.store.schemas import NewJob
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -280,10 +281,21 @@ def test_pages_follow_the_api_and_pending_steps_cannot_be_verified(env: Env, ui:
     jobs = [other_members_job(env, f"{n:02x}") for n in range(1, 24)]  # 23 jobs: pages of 20
     busy = jobs[0]
     env.store.accept_records([to_outbox(step(busy, seq)) for seq in range(53)])  # pending: pages of 50
+    stale = jobs[-1]  # the newest: on the first page; running, and has not moved for an hour: stuck
+    env.store.accept_records([to_outbox(step(stale, 0))])
+    with env.store.engine.begin() as conn:
+        an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+        conn.execute(update(JobOrm).where(JobOrm.job_id == stale).values(updated_at=an_hour_ago))
+    ended = jobs[1]
+    env.store.update_job(
+        ended, status="failed", reason="step 1 (ss_lr) failed: WorkerError: bob's node stopped"
+    )
     ui.open()
     ui.use_key("auditor")
     body = ui.page.locator("#jobs-body tr")
     expect(body).to_have_count(20)
+    expect(ui.page.locator(f'#jobs-body tr[data-job-id="{stale}"] .status-stuck')).to_have_text("stuck")
+    expect(ui.page.locator("#jobs-body .status-stuck")).to_have_count(1)
     expect(ui.page.locator("#jobs-newer")).to_be_disabled()
     expect(ui.page.locator("#jobs-range")).to_have_text("jobs 1\u201320")
     ui.page.click("#jobs-older")
@@ -301,6 +313,13 @@ def test_pages_follow_the_api_and_pending_steps_cannot_be_verified(env: Env, ui:
     ui.page.select_option("#status-filter", "")
     expect(body).to_have_count(20)
 
+    ui.open(f"#job/{ended}")
+    expect(ui.page.locator("#job-reason")).to_have_text(
+        "step 1 (ss_lr) failed: WorkerError: bob's node stopped"
+    )
+    expect(ui.page.locator("#job-stuck")).to_have_count(0)
+    ui.open(f"#job/{stale}")
+    expect(ui.page.locator("#job-stuck")).to_be_visible()
     ui.open(f"#job/{busy}")
     steps = ui.page.locator("#steps-body tr.step-row")
     expect(steps).to_have_count(50)

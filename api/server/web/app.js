@@ -237,7 +237,7 @@
           "tr",
           { "data-job-id": job.job_id },
           el("td", {}, JOB_ID.test(job.job_id) ? el("a", { href: "#job/" + job.job_id, title: job.job_id, class: "job-link" }, short(job.job_id)) : short(job.job_id)),
-          el("td", {}, statusBadge(job.status)),
+          el("td", {}, statusBadge(job.status), job.stuck ? el("span", { class: "status status-stuck", title: "running, but nothing moved for a while" }, "stuck") : null),
           el("td", {}, statusBadge(job.chain_status)),
           el("td", {}, ...(job.parties || []).map((party) => el("div", {}, hash(party)))),
           el("td", {}, when(job.created_at)),
@@ -279,6 +279,8 @@
     const rows = [
       ["job", el("code", { id: "job-id" }, job.job_id)],
       ["status", statusBadge(job.status)],
+      ...(job.stuck ? [["stuck", el("span", { id: "job-stuck" }, "running, but nothing moved for longer than this API's stuck_after_seconds")]] : []),
+      ...(job.reason ? [["why", el("span", { id: "job-reason" }, job.reason)]] : []),
       ["on chain", statusBadge(job.chain_status)],
       ["manifest hash", hash(job.manifest_hash)],
       ["creator", hash(job.creator)],

@@ -1,0 +1,77 @@
+"""The API's job watchdog: a job whose coordinator stopped renewing its lease is failed, with why.
+
+A ``secureflow coordinator`` worker renews its lease on the job it runs (`ApiDb.claim_job`,
+`ApiDb.renew_lease`, every third of its ``lease_seconds``). If it dies (SIGKILL, host lost), its Celery
+task comes back only after the broker's visibility timeout (hours on Redis), and until then the job
+would just sit ``running``. The watchdog, a daemon thread of the production API, fails such a job once
+its lease has been lapsed for ``grace`` seconds (by the database's clock), with the reason on the job
+(the API, ``secureflow job status`` and the web page show it) and the close on chain that every ended
+job gets. A coordinator that was only cut off from the database finds the job ended between two steps and
+stops; a step it was running cannot be recorded after that (the store refuses records of a closing job).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from secureflow.api.server.db import ApiDb
+from secureflow.ledger.errors import InvalidStateError
+from secureflow.ledger.store.base import LedgerStore
+
+log = logging.getLogger("secureflow.api.server.watchdog")
+
+
+def lapsed_reason(runner: str, lease_until: datetime) -> str:
+    return (
+        f"the coordinator running this job ({runner}) stopped renewing its lease at "
+        f"{lease_until.isoformat(timespec='seconds')}: no progress since (failed by the API's watchdog)"
+    )
+
+
+class LeaseWatchdog:
+    """Fails the jobs whose coordinator's lease lapsed more than ``grace`` seconds ago, every ``interval``."""
+
+    def __init__(self, db: ApiDb, store: LedgerStore, *, interval: float = 10.0, grace: float = 30.0) -> None:
+        self.db = db
+        self.store = store
+        self.interval = interval
+        self.grace = grace
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sweep(self) -> list[str]:
+        """One pass: the ids of the jobs it failed."""
+        failed: list[str] = []
+        for job_id, runner, lease_until in self.db.lapsed_leases(self.grace):
+            job = self.store.get_job(job_id)
+            if job is not None and job.status in ("created", "running"):
+                try:
+                    self.store.update_job(job_id, status="failed", reason=lapsed_reason(runner, lease_until))
+                except InvalidStateError:
+                    pass  # it ended meanwhile (its coordinator came back and finished it)
+                else:
+                    log.warning(
+                        "job failed by the watchdog: its coordinator's lease lapsed", extra={"job_id": job_id}
+                    )
+                    failed.append(job_id)
+            self.db.release_job(job_id, runner)  # dealt with: not listed again
+        return failed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except Exception:  # a DB outage: the next pass tries again
+                log.exception("job watchdog pass failed")
+
+    def start(self) -> LeaseWatchdog:
+        self._thread = threading.Thread(target=self._run, name="secureflow-job-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
