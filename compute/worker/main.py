@@ -40,7 +40,6 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -72,6 +71,13 @@ from secureflow.compute.models import (
 from secureflow.compute.policy import consent_refusals, load_policy
 from secureflow.compute.registry import get_loader
 from secureflow.compute.schema import ObjectInfo, column_kind
+from secureflow.compute.worker.consented import (
+    ConsentedJob,
+    check_open_job,
+    check_record,
+    check_step,
+    consented_steps,
+)
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
 from secureflow.compute.worker.protocol import WorkerSettings, is_loopback
 from secureflow.ledger.consent import consent_digest, recover_signer, sign_consent, sign_create_job
@@ -131,18 +137,6 @@ MAX_CREATE_JOB_GAS = 2_000_000
 """The most gas a creator's worker gives ``createJob`` (8 parties with consents need well under 1M)."""
 MAX_CREATE_JOB_SIGNATURES = 3
 """Nonces a creator's worker signs ``createJob`` at, per job (the coordinator retries a lost nonce race)."""
-
-
-@dataclass(frozen=True)
-class ConsentedJob:
-    """What this party checked and consented to: the only job whose ``createJob`` it will sign."""
-
-    manifest_hash: str
-    creator: str
-    salt: str
-    parties: tuple[str, ...]
-    chain_id: int
-    ledger: str
 
 
 class Worker:
@@ -287,6 +281,9 @@ class Worker:
 
     def op_open_job(self, msg: dict[str, Any]) -> dict[str, Any]:
         job_id: str = msg["job_id"]
+        consented = self.consented.get(job_id.lower())
+        if consented is not None:
+            check_open_job(consented, self.party, job_id, msg)
         store: dict[str, WorkerObject] = {}
         infos: dict[str, dict[str, Any]] = {}
         from eth_utils.crypto import keccak
@@ -384,6 +381,9 @@ class Worker:
         from secureflow.compute.registry import get_algorithm
 
         job_id: str = msg["job_id"]
+        consented = self.consented.get(job_id.lower())
+        if consented is not None:
+            check_step(consented, self.party, job_id, msg)
         store = self.jobs[job_id]
         self.last_step, self.last_digests = (job_id, int(msg["seq"])), None  # signable once it succeeded
         spec = get_algorithm(msg["algorithm"])
@@ -482,6 +482,9 @@ class Worker:
             parties=tuple(manifest.address_of(p) for p in manifest.party_names()),
             chain_id=int(msg["chain_id"]),
             ledger=str(msg["ledger"]),
+            datasets={n: per[self.party] for n, per in manifest.datasets.items() if self.party in per},
+            models=dict(manifest.models),
+            steps=consented_steps(manifest, str(msg["job_secret"])),
         )
         signature = sign_consent(
             "0x" + self.key.hex(),
@@ -574,6 +577,9 @@ class Worker:
         mine = [p for p in record.parties if p.party.lower() == self.address.lower()]
         if len(mine) != 1:
             raise ComputeError("the record does not carry exactly one part of this party; refusing to sign")
+        consented = self.consented.get(record.job_id.lower())
+        if consented is not None:
+            check_record(consented, self.party, record)
         part, last = mine[0], self.last_digests
         if self.last_step != (record.job_id, record.seq):
             raise ComputeError(

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from cf_helpers import manifest, put, vertical_data
 
+from secureflow.compute.consents import request_consents
 from secureflow.compute.errors import (
     DatasetError,
     ManifestError,
@@ -19,8 +20,10 @@ from secureflow.compute.errors import (
     SchemaError,
     UnknownAlgorithmError,
 )
+from secureflow.compute.manifest import JobManifest
+from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.runner import run_job
-from secureflow.ledger.records import StepRecord
+from secureflow.ledger.records import StepRecord, job_id_for
 from secureflow.ledger.signing import signature_problems
 
 
@@ -194,6 +197,66 @@ def test_one_party_failing_alone_does_not_hang_the_other(engine, recorder) -> No
     assert not res.succeeded and res.error_class == "SchemaError"  # the cause, not the timeout
     assert res.steps[-1].record.status == "failed"
     assert engine.workers == {}  # bob was stuck: both workers stopped, the next job restarts them
+
+
+def test_a_consented_job_runs_only_its_consented_steps_data_and_records(  # type: ignore[no-untyped-def]
+    engine, recorder, raw
+) -> None:
+    """Both parties consented to a PSI on ``raw`` (key ``id``). Under that job id, a coordinator then asks
+    for another step (PSI on another key column: other parameters), for a dataset that is not the job's,
+    and for a signature on a record with another parameter commitment: each party's worker refuses all
+    three; the consented PSI itself runs, and its record is signed by both."""
+    consented = manifest(engine, raw, [PSI])
+    creator, salt, secret = engine.addresses["alice"], "0x" + "5a" * 32, "0x" + "3c" * 32
+    job_id = job_id_for(creator, JobManifest.parse(consented).manifest_hash(secret), salt)
+    parties = [engine.addresses[p] for p in ("alice", "bob")]
+    for party, other in (("alice", "bob"), ("bob", "alice")):  # each may show the other the PSI result
+        write_policy(engine.party_dir(party), PartyPolicy(reveal={"psi": (engine.addresses[other],)}))
+    request_consents(
+        engine,
+        consented,
+        job_id=job_id,
+        creator=creator,
+        salt=salt,
+        job_secret=secret,
+        parties=parties,
+        chain_id=1337,
+        ledger="0x" + "11" * 20,
+    )
+    res = run_job(engine, consented, recorder, job_id=job_id, salt=salt, creator=creator, job_secret=secret)
+    assert res.succeeded, res
+    record = StepRecord.model_validate_json(recorder.store.records_for_job(job_id)[0].record_json)
+    assert signature_problems(record, parties) == []
+
+    # what run_job sent for step 0, as a coordinator would send it, with other parameters
+    step = {
+        "op": "run_step",
+        "job_id": job_id,
+        "seq": 0,
+        "algorithm": "psi",
+        "params": {"key": "a0"},
+        "inputs": {"table": "raw"},
+        "outputs": {"table": "j"},
+        "input_infos": {},
+        "output_infos": {},
+        "reveal_reports": True,
+        "save": {},
+    }
+    datasets = {"raw": "payroll.csv"}  # a file of the party that is not the job's dataset
+    for request in (
+        step,
+        {**step, "seq": 1},  # a step the job does not have
+        {"op": "open_job", "job_id": job_id, "datasets": datasets, "models": {}},
+        {
+            "op": "sign",
+            "record": record.model_copy(update={"params_hash": "0x" + "ee" * 32}).model_dump_json(),
+        },
+    ):
+        replies = engine.all(request, timeout=60.0, what=str(request["op"]))
+        assert all(not r["ok"] and "did not consent" in r["message"] for r in replies.values()), (
+            request,
+            replies,
+        )
 
 
 def test_worker_signs_only_the_step_it_ran_and_writes_models_only_in_its_folder(  # type: ignore[no-untyped-def]
