@@ -182,6 +182,11 @@ class StepOut(_Out):
     block_number: int | None
     accepted_at: datetime
     confirmed_at: datetime | None
+    failure_reason: str | None = Field(
+        default=None,
+        description="why a failed record will never be anchored: 'quarantined: ' and the check its stored "
+        "leaf failed, or the contract's reason for refusing it alone (None unless chain_status is failed)",
+    )
 
 
 class CheckOut(_Out):
