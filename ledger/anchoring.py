@@ -28,6 +28,17 @@ failing transaction rather than refuse it) takes the path of a revert at
 estimate: its decoded reason is kept and it is prepared again, and the
 estimate then adopts, fails or stops on the contract's reason.
 
+A **poison record cannot block the pipeline.** Each pending record is checked when a batch is
+formed (`check_leaves`: a well-formed, non-zero 32-byte leaf equal to ``leaf_hash(job_id, seq,
+record_hash)``); one that fails is *quarantined* (``failed``, with a reason starting ``quarantined:``
+that names the check) and the others are batched as usual. A batch the contract refuses for its
+content (any reason but already-anchored, adopted, and the global ones of `PAUSING_REFUSALS`, which
+pause the worker as an outage does) is dissolved and the next batches are formed at half its size,
+and so on, until the refused record is alone: it is quarantined with the contract's decoded reason,
+and the batch size returns to normal. A finished job with a quarantined record is closed on chain as
+failed, with its proven steps (seqs 0.. up to the first record that could not be anchored) and the
+reason in ``close_reason``.
+
 The worker runs in-process (`AnchoringWorker.start`) for the embedded default or
 as its own process (``secureflow anchor-worker``) in production. Chain outages
 are waited out: the records stay in the outbox and nothing is lost.
@@ -58,7 +69,8 @@ from secureflow.ledger.errors import (
     StoreUnavailableError,
 )
 from secureflow.ledger.indexer import EventIndexer
-from secureflow.ledger.merkle import MerkleTree
+from secureflow.ledger.merkle import MerkleTree, MerkleTreeError, leaf_hash
+from secureflow.ledger.store.base import PendingLeaf
 from secureflow.ledger.store.protocols import AnchoringStore
 from secureflow.ledger.store.schemas import Batch, Job
 
@@ -66,6 +78,50 @@ log = logging.getLogger(__name__)
 
 BATCH_ID_DOMAIN = b"secureflow.batch.v1"
 ALREADY_ANCHORED = frozenset({"BatchAlreadyAnchored", "RootAlreadyAnchored"})
+PAUSING_REFUSALS = frozenset({"NotAnchorService"})
+"""Refusals of ``anchorBatch`` that are about the service, not the batch: every batch would be refused
+alike until an operator acts (e.g. grants the anchoring role), so the worker pauses instead of
+quarantining records. An undecoded revert (no error name) pauses too: nothing says it is the batch's."""
+QUARANTINED = "quarantined: "
+"""How the reason of a record the worker gave up on starts (the rest names the check or the refusal)."""
+_ZERO32 = bytes(32)
+
+
+def check_leaves(
+    rows: list[PendingLeaf],
+) -> tuple[list[tuple[PendingLeaf, bytes]], list[tuple[PendingLeaf, str]]]:
+    """Split pending records into those that may be anchored (with their leaf as bytes) and those that
+    must not (with the check that failed; never the record's content).
+
+    A leaf must be ``0x`` and 32 bytes of hex, not zero, and equal to ``leaf_hash(job_id, seq,
+    record_hash)`` of its own row: a row altered in the database (or written around the store's
+    validation) would otherwise stop every batch (a malformed leaf) or be anchored as something its
+    record does not hash to (never verifiable). Two keccak hashes a record.
+    """
+    good: list[tuple[PendingLeaf, bytes]] = []
+    bad: list[tuple[PendingLeaf, str]] = []
+    for row in rows:
+        leaf = row.leaf
+        try:
+            raw = bytes.fromhex(leaf[2:]) if leaf[:2] == "0x" else b""
+        except (TypeError, ValueError):
+            raw = b""
+        if len(raw) != 32 or len(leaf) != 66:
+            bad.append((row, "the stored leaf is not 0x and 32 bytes of hex"))
+            continue
+        if raw == _ZERO32:
+            bad.append((row, "the stored leaf is zero"))
+            continue
+        try:
+            expected = leaf_hash(bytes.fromhex(row.job_id[2:]), row.seq, bytes.fromhex(row.record_hash[2:]))
+        except (TypeError, ValueError, MerkleTreeError):
+            bad.append((row, "the stored job id, seq or record hash is malformed"))
+            continue
+        if raw != expected:
+            bad.append((row, "the stored leaf is not leaf_hash(job_id, seq, record_hash) of its record"))
+            continue
+        good.append((row, raw))
+    return good, bad
 
 
 def batch_id_for(root: bytes) -> bytes:
@@ -108,11 +164,15 @@ class PassReport:
     models_failed: int = 0
     closes_sent: int = 0
     closes_confirmed: int = 0
+    batches_refused: int = 0
+    records_quarantined: int = 0
 
     @property
     def busy(self) -> bool:
         return bool(
             self.batches_sent
+            or self.batches_refused
+            or self.records_quarantined
             or self.batches_mined
             or self.batches_confirmed
             or self.batches_requeued
@@ -142,6 +202,11 @@ class Anchorer:
         """The chain head seen by the last pass (for metrics)."""
         self._waiting_models: set[tuple[str, int]] = set()
         self._ledger_code_hash: bytes | None = None
+        self._bisect_cap: int | None = None
+        """While a refused batch is bisected: the size cap of the next batches (else max_batch_size)."""
+        self._suspects: set[int] = set()
+        """Ids of the records of refused batches not yet anchored or quarantined (kept in memory: after a
+        restart the batch is refused again and bisected again)."""
 
     # -- the ledger's code ---------------------------------------------------------------------------
     def check_ledger_code(self) -> None:
@@ -313,7 +378,13 @@ class Anchorer:
             if receipt is not None and receipt["status"] == 1:
                 block = int(receipt["blockNumber"])
                 if head - block + 1 >= self.config.confirmations:
-                    self.store.mark_job_close(job.job_id, "confirmed", tx_hash=job.close_tx_hash, block=block)
+                    self.store.mark_job_close(
+                        job.job_id,
+                        "confirmed",
+                        tx_hash=job.close_tx_hash,
+                        block=block,
+                        reason=job.close_reason,
+                    )
                     report.closes_confirmed += 1
             elif receipt is not None or not self._tx_known(job.close_tx_hash):
                 # reverted (e.g. closed by a re-included earlier transaction: adopted next) or lost: again
@@ -331,11 +402,29 @@ class Anchorer:
             return  # its records are still being anchored
         if any(m.status in ("pending", "submitted") for m in self.store.models(job_id=job.job_id)):
             return  # a model of an open job is recorded before the job closes
+        succeeded = job.status == "completed"
+        reason: str | None = None
         if counts["failed"]:
-            self._close_failed(job, f"{counts['failed']} of the job's step records could not be anchored")
-            return
-        step_count = counts["confirmed"]
-        if step_count and highest != step_count - 1:
+            # Closed on chain as failed with the steps it can prove: seqs 0.. up to the first record that
+            # could not be anchored (quarantined), each confirmed; the reason stays with the close.
+            rows = self.store.records_for_job(job.job_id)
+            first = next(row for row in rows if row.status == "failed")  # rows are in seq order
+            step_count = 0
+            for row in rows:
+                if row.seq != step_count or row.status != "confirmed":
+                    break
+                step_count += 1
+            succeeded = False
+            reason = (
+                f"closed as failed: {counts['failed']} of the job's step records could not be anchored "
+                f"(step {first.seq}: {first.failure_reason}); the chain holds steps 0..{step_count - 1}"
+                if step_count
+                else f"closed as failed: {counts['failed']} of the job's step records could not be "
+                f"anchored (step {first.seq}: {first.failure_reason}); the chain holds no step"
+            )
+        else:
+            step_count = counts["confirmed"]
+        if not reason and step_count and highest != step_count - 1:
             self._close_failed(
                 job, f"the job's records are not seqs 0..{step_count - 1} (highest seq {highest})"
             )
@@ -350,10 +439,9 @@ class Anchorer:
             tree = MerkleTree(bytes.fromhex(leaf[2:]) for leaf in self.store.batch_leaves(batch.batch_id))
             record_hash, root = bytes.fromhex(last.record_hash[2:]), bytes.fromhex(batch.root[2:])
             proof = tree.proof(bytes.fromhex(last.leaf[2:]))
-        succeeded = job.status == "completed"
         on_chain = self.ledger.get_job(job_id)
         if on_chain.status in (JobStatus.CLOSED, JobStatus.FAILED):
-            self._adopt_close(job, on_chain, step_count, hex32(root), succeeded, report)
+            self._adopt_close(job, on_chain, step_count, hex32(root), succeeded, report, reason)
             return
         call = self.ledger.close_job_call(
             job_id,
@@ -371,7 +459,7 @@ class Anchorer:
             self._close_failed(job, self._refusal(exc, job.job_id))
             return
         try:
-            self.store.mark_job_close(job.job_id, "submitted", tx_hash=signed.tx_hash)
+            self.store.mark_job_close(job.job_id, "submitted", tx_hash=signed.tx_hash, reason=reason)
         except BaseException:
             self.sender.abandon(signed)
             raise
@@ -389,7 +477,14 @@ class Anchorer:
         self.store.mark_job_close(job.job_id, "failed", reason=reason)
 
     def _adopt_close(
-        self, job: Job, on_chain: OnChainJob, step_count: int, root: str, succeeded: bool, report: PassReport
+        self,
+        job: Job,
+        on_chain: OnChainJob,
+        step_count: int,
+        root: str,
+        succeeded: bool,
+        report: PassReport,
+        reason: str | None = None,
     ) -> None:
         """Closed on chain already (ours before a crash, or a re-included one): adopt it if it is ours."""
         if (on_chain.step_count, on_chain.final_root, on_chain.status == JobStatus.CLOSED) != (
@@ -408,7 +503,7 @@ class Anchorer:
         )
         tx_hash = hex32(events[-1]["transactionHash"]) if events else None
         block = int(events[-1]["blockNumber"]) if events else None
-        self.store.mark_job_close(job.job_id, "confirmed", tx_hash=tx_hash, block=block)
+        self.store.mark_job_close(job.job_id, "confirmed", tx_hash=tx_hash, block=block, reason=reason)
         report.closes_confirmed += 1
 
     def _tx_known(self, tx_hash: str) -> bool:
@@ -423,7 +518,7 @@ class Anchorer:
             self._check_mined(batch, head, report)
 
     def _form_batch(self, report: PassReport) -> bool:
-        size = self.config.max_batch_size
+        size = self._bisect_cap or self.config.max_batch_size
         # While a batch fills up, look only at the oldest record and a count; the leaves are read once,
         # when the batch is due (full, or its oldest record has waited max_batch_delay).
         oldest = self.store.pending_leaves(1)
@@ -432,17 +527,65 @@ class Anchorer:
         age = (datetime.now(timezone.utc) - oldest[0].accepted_at).total_seconds()
         if age < self.config.max_batch_delay and self.store.count_pending(size) < size:
             return False
-        pending = self.store.pending_leaves(size)
-        if not pending:
-            return False
-        tree = MerkleTree(bytes.fromhex(row.leaf[2:]) for row in pending)
+        while True:
+            pending = self.store.pending_leaves(size)
+            if not pending:
+                return False
+            good, bad = check_leaves(pending)
+            for row, why in bad:
+                self._quarantine(row.id, QUARANTINED + why, report)
+            if good:
+                break
+        tree = MerkleTree(raw for _row, raw in good)
         batch = self.store.create_batch(
-            hex32(batch_id_for(tree.root)), hex32(tree.root), [row.id for row in pending]
+            hex32(batch_id_for(tree.root)), hex32(tree.root), [row.id for row, _raw in good]
         )
-        report.records_batched += len(pending)
-        self.metrics.batch_formed(batch.batch_id, len(pending), pending[0].accepted_at)
+        report.records_batched += len(good)
+        self.metrics.batch_formed(batch.batch_id, len(good), good[0][0].accepted_at)
         self._send(batch, report)
         return True
+
+    def _quarantine(self, record_id: int, reason: str, report: PassReport) -> None:
+        """Give up on one record that can never be anchored; every other record keeps flowing."""
+        row = self.store.mark_record_failed(record_id, reason)
+        self._suspects.discard(record_id)
+        report.records_quarantined += 1
+        self.metrics.record_quarantined()
+        log.warning("step record %s (job %s seq %s) %s", record_id, row.job_id, row.seq, reason)
+
+    def _refused(self, batch: Batch, exc: ContractRevertedError, report: PassReport) -> None:
+        """The contract refuses this batch for its content: dissolve it and bisect (or, alone, quarantine)."""
+        report.batches_refused += 1
+        reason = str(exc.args[0]) if exc.args else str(exc)  # the decoded reason, without the generic hint
+        records = self.store.records_for_batch(batch.batch_id)
+        if len(records) <= 1:
+            self.store.mark_batch_failed(batch.batch_id, f"refused by the contract: {reason}")
+            self.metrics.batch_refused(batch.batch_id)
+            for row in records:
+                self._quarantine(row.id, f"{QUARANTINED}the contract refused it alone: {reason}", report)
+            # isolated: back to full batches (another poison among the rest starts a bisection of its own)
+            self._suspects.clear()
+            self._bisect_cap = None
+            return
+        cap = max(1, len(records) // 2)
+        log.warning(
+            "batch %s of %s records refused by the contract (%s): dissolved; next batches of at most %s",
+            batch.batch_id,
+            len(records),
+            reason,
+            cap,
+        )
+        self.store.mark_batch_failed(batch.batch_id, f"refused by the contract: {reason}; bisecting")
+        self.metrics.batch_refused(batch.batch_id)
+        self._suspects.update(row.id for row in records)
+        self._bisect_cap = cap if self._bisect_cap is None else min(cap, self._bisect_cap)
+
+    def _sent(self, batch_id: str) -> None:
+        """A batch went to the chain: its records are no longer suspects of a bisection."""
+        if self._suspects:
+            self._suspects.difference_update(row.id for row in self.store.records_for_batch(batch_id))
+            if not self._suspects:
+                self._bisect_cap = None
 
     # -- sending -----------------------------------------------------------------------------------
     def _send(self, batch: Batch, report: PassReport) -> None:
@@ -457,8 +600,12 @@ class Anchorer:
         except ContractRevertedError as exc:
             if exc.error_name in ALREADY_ANCHORED:
                 self._adopt(batch, report)
+                self._sent(batch.batch_id)
                 return
-            raise
+            if exc.error_name is None or exc.error_name in PAUSING_REFUSALS:
+                raise
+            self._refused(batch, exc, report)
+            return
         try:
             self.store.mark_batch_submitted(batch.batch_id, signed.tx_hash, self.sender.address, signed.nonce)
         except BaseException:
@@ -473,6 +620,7 @@ class Anchorer:
             report.batches_requeued += 1
             return
         report.batches_sent += 1
+        self._sent(batch.batch_id)
 
     def _adopt(self, batch: Batch, report: PassReport) -> None:
         """The batch is already on chain (a send before a crash, or a re-included tx): use that anchor."""

@@ -54,7 +54,9 @@ TX_ERROR_KINDS: tuple[TxErrorKind, ...] = (
 if the batch is anchored, else re-sent); ``not_known_to_node``: the transaction vanished (dropped, pool
 lost, crash before broadcast; re-sent); ``unmined_timeout``: not mined within ``resend_after``
 (re-sent); ``no_anchor_event``: succeeded without the ledger's event (no ledger code at the address);
-``refused``: a model or close the contract refuses (simulated before sending; not retried)."""
+``refused``: a model or close the contract refuses (simulated before sending; not retried). A batch the
+contract refuses for its content is counted as ``secureflow_anchoring_events_total{object="batches",
+event="refused"}`` (bisected), the record found alone as ``{object="records",event="quarantined"}``."""
 
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 100_000)
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1_800.0, 3_600.0)
@@ -106,12 +108,16 @@ class AnchoringMetrics:
             self.tx_errors.labels(kind)
         self.events = Counter(
             "secureflow_anchoring_events",
-            "What the worker's passes did: batches sent/mined/confirmed/requeued/adopted, records "
-            "batched/confirmed, models and job closes sent/confirmed/failed",
+            "What the worker's passes did: batches sent/mined/confirmed/requeued/adopted/refused (by the "
+            "contract, for their content: bisected), records batched/confirmed/quarantined (never anchored: "
+            "failed with a reason starting 'quarantined:'), models and job closes sent/confirmed/failed",
             ["object", "event"],
             registry=r,
         )
         self._event_children = {field: self.events.labels(obj, event) for obj, event, field in _PASS_EVENTS}
+        # Counted where they happen, not from the pass's report: a pass that fails later still counts them.
+        self._refused_batches = self.events.labels("batches", "refused")
+        self._quarantined_records = self.events.labels("records", "quarantined")
         self.passes = Counter(
             "secureflow_anchoring_passes", "Worker passes completed without error", registry=r
         )
@@ -173,6 +179,15 @@ class AnchoringMetrics:
 
     def batch_failed(self, batch_id: str) -> None:
         self._oldest_accepted.pop(batch_id, None)
+
+    def batch_refused(self, batch_id: str) -> None:
+        """The contract refused a batch for its content (it is dissolved and bisected)."""
+        self._refused_batches.inc()
+        self.batch_failed(batch_id)
+
+    def record_quarantined(self) -> None:
+        """A record that can never be anchored was given up on (``failed``, reason ``quarantined: …``)."""
+        self._quarantined_records.inc()
 
     def tx_error(self, kind: TxErrorKind) -> None:
         self.tx_errors.labels(kind).inc()

@@ -52,7 +52,7 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker, batch_id_for
+from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker, batch_id_for, check_leaves
 from secureflow.ledger.artifacts import Artifact
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
 from secureflow.ledger.compiler import compile_contracts
@@ -256,6 +256,7 @@ STAGES = (
     "build record",
     "accept (chunks of 500)",
     "pending_leaves",
+    "leaf check",
     "Merkle tree",
     "create_batch",
     "mark_batch_submitted",
@@ -292,11 +293,13 @@ def stage_costs(store: SqlLedgerStore, count: int, batch_size: int = 5_000) -> d
             pending = store.pending_leaves(batch_size)
         if not pending:
             break
+        with timed("leaf check"):
+            good, _bad = check_leaves(pending)
         with timed("Merkle tree"):
-            tree = MerkleTree(bytes.fromhex(p.leaf[2:]) for p in pending)
+            tree = MerkleTree(raw for _p, raw in good)
         batch_id, root = hex32(batch_id_for(tree.root)), hex32(tree.root)
         with timed("create_batch"):
-            store.create_batch(batch_id, root, [p.id for p in pending])
+            store.create_batch(batch_id, root, [p.id for p, _raw in good])
         tx_hash, block_hash = hex32(keccak(root.encode())), hex32(keccak(batch_id.encode()))
         with timed("mark_batch_submitted"):
             store.mark_batch_submitted(batch_id, tx_hash, ALICE, block)

@@ -1,9 +1,11 @@
 """A JSON-RPC proxy in front of the test anvil, for what a real node does that anvil will not do on cue.
 
 It forwards every request unchanged, except that it can be switched ``down``
-(connections are refused with HTTP 503: a node outage) and can rewrite
-replies (``rewrite``; used to imitate QBFT block headers). It is a test
-double for the network between us and a node, and says so where it is used.
+(connections are refused with HTTP 503: a node outage), can rewrite
+replies (``rewrite``; used to imitate QBFT block headers) and can answer a
+single request itself (``intercept``: returns the reply, or None to forward
+it; used to imitate a contract refusing a call). It is a test double for the
+network between us and a node, and says so where it is used.
 """
 
 from __future__ import annotations
@@ -17,9 +19,15 @@ from types import TracebackType
 
 
 class RpcProxy:
-    def __init__(self, upstream: str, rewrite: Callable[[object], object] | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        rewrite: Callable[[object], object] | None = None,
+        intercept: Callable[[dict[str, object]], object | None] | None = None,
+    ) -> None:
         self.upstream = upstream
         self.rewrite = rewrite
+        self.intercept = intercept
         self.down = False
         self.requests = 0
         proxy = self
@@ -31,6 +39,12 @@ class RpcProxy:
                 if proxy.down:
                     self.send_error(503, "node down (test proxy)")
                     return
+                if proxy.intercept is not None:
+                    parsed = json.loads(body)
+                    answer = proxy.intercept(parsed) if isinstance(parsed, dict) else None
+                    if answer is not None:
+                        self._reply(answer)
+                        return
                 request = urllib.request.Request(
                     proxy.upstream, data=body, headers={"Content-Type": "application/json"}
                 )
@@ -38,6 +52,9 @@ class RpcProxy:
                     payload = json.loads(response.read())
                 if proxy.rewrite is not None:
                     payload = proxy.rewrite(payload)
+                self._reply(payload)
+
+            def _reply(self, payload: object) -> None:
                 reply = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

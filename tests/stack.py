@@ -170,7 +170,11 @@ def _label(record: StepRecord) -> str:
 
 
 def assert_anchored_exactly_once(
-    stack: LedgerStack, store: SqlLedgerStore, records: Sequence[StepRecord]
+    stack: LedgerStack,
+    store: SqlLedgerStore,
+    records: Sequence[StepRecord],
+    *,
+    quarantined: Sequence[tuple[str, int]] = (),
 ) -> LedgerAudit:
     """The on-chain ledger audit of the records the test accepted, then the store must agree with the chain.
 
@@ -179,6 +183,9 @@ def assert_anchored_exactly_once(
     store only proposes each on-chain batch's leaves, and a proposal counts only if its root is the
     on-chain root. Then each record is in the store unchanged (same leaf), ``confirmed``, in the batch
     whose on-chain event anchors its leaf, and that batch is stored with the event's root, block and tx.
+    ``quarantined`` (job id, seq) are records of these jobs the worker had to give up on (a poison row the
+    test corrupted): each must be ``failed`` with a ``quarantined:`` reason and in no batch, and, not being
+    among ``records``, the audit fails if any on-chain batch holds its leaf (good or corrupted).
     """
     accepted = {design_leaf(r.job_id, r.seq, r.model_dump(mode="json")): _label(r) for r in records}
     assert len(accepted) == len(records), "the same record was passed twice"
@@ -187,6 +194,10 @@ def assert_anchored_exactly_once(
         for job in {r.job_id for r in records}
         for row in store.records_for_job(job)
     }
+    for key in quarantined:
+        poison = rows.pop(key)
+        assert poison.status == "failed" and poison.batch_id is None, f"poison record {key}: {poison}"
+        assert (poison.failure_reason or "").startswith("quarantined: "), poison.failure_reason
     stored_batches: dict[str | None, list[bytes]] = {}
     for row in rows.values():
         stored_batches.setdefault(row.batch_id, []).append(bytes.fromhex(row.leaf[2:]))

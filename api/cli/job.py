@@ -196,6 +196,10 @@ def _print_steps(steps: list[StepOut]) -> None:
         for step in steps
     ]
     _print_rows(["seq", "algorithm", "chain status", "batch", "tx", "block", "confirmed at"], rows, {2})
+    for step in steps:
+        if step.chain_status == "failed":
+            why = step.failure_reason or "no reason stored"
+            console.print(f"  step {step.seq} will not be anchored: {escape(why)}", style="red")
 
 
 def _show_status(client: Client, job_id: str, as_json: bool) -> JobOut:

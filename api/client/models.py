@@ -118,7 +118,11 @@ class JobOut(_Out):
         description="the anchoring service's on-chain closeJob once the job finished: pending, submitted, "
         "confirmed, or failed (refused by the contract, with close_reason; not retried)",
     )
-    close_reason: str | None = None
+    close_reason: str | None = Field(
+        default=None,
+        description="why the close failed, or, for a job closed on chain as failed because a step record "
+        "could not be anchored (quarantined), which step and why",
+    )
     reason: str | None = Field(
         default=None,
         description="why the job ended other than completed: the failed step (error class and message), "
@@ -182,6 +186,11 @@ class StepOut(_Out):
     block_number: int | None
     accepted_at: datetime
     confirmed_at: datetime | None
+    failure_reason: str | None = Field(
+        default=None,
+        description="why a failed record will never be anchored: 'quarantined: ' and the check its stored "
+        "leaf failed, or the contract's reason for refusing it alone (None unless chain_status is failed)",
+    )
 
 
 class CheckOut(_Out):

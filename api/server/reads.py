@@ -171,6 +171,7 @@ class HotReads:
             block,
             accepted,
             confirmed,
+            failure_reason,
         ) in page:
             anchored = status in ("submitted", "confirmed")
             if algorithm is None:  # accepted after the sync above, this instant
@@ -190,6 +191,7 @@ class HotReads:
                     "block_number": block if anchored else None,
                     "accepted_at": accepted,
                     "confirmed_at": confirmed,
+                    "failure_reason": failure_reason,
                 }
             )
         return dumps({"items": items, "next_cursor": str(page[-1][0]) if more else None})

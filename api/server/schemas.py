@@ -110,6 +110,7 @@ def step_out(item: RecordItem) -> StepOut:
         block_number=item.block_number,
         accepted_at=item.accepted_at,
         confirmed_at=item.confirmed_at,
+        failure_reason=item.failure_reason,
     )
 
 

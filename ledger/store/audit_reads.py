@@ -49,10 +49,12 @@ StepsPageRow = tuple[
     int | None,
     datetime,
     datetime | None,
+    str | None,
 ]
 """A row of `AuditReads.steps_page_rows`, by position: seq, algorithm, started_at_ms, finished_at_ms (these
 three None while the record is not in the audit index yet), record_hash, leaf, status, batch_id, the batch's
-tx_hash and block_number (None outside a batch), accepted_at, confirmed_at."""
+tx_hash and block_number (None outside a batch), accepted_at, confirmed_at, failure_reason (why a ``failed``
+record will never be anchored, e.g. ``quarantined: …``; else None)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class RecordItem:
     tx_hash: str | None
     """The anchoring transaction, only while the record is submitted or confirmed."""
     block_number: int | None
+    failure_reason: str | None = None
+    """Why a ``failed`` record will never be anchored (e.g. ``quarantined: …``)."""
 
 
 class OutboxEntry(NamedTuple):
@@ -136,6 +140,7 @@ class AuditReads:
                 batches.c.block_number,
                 records.c.accepted_at,
                 records.c.confirmed_at,
+                records.c.failure_reason,
             )
             .select_from(
                 records.outerjoin(index, index.c.record_id == records.c.id).outerjoin(
@@ -233,6 +238,7 @@ class AuditReads:
                 StepRecordOrm.confirmed_at,
                 BatchOrm.tx_hash,
                 BatchOrm.block_number,
+                StepRecordOrm.failure_reason,
             )
             .join(self.index, index.record_id == StepRecordOrm.id)
             .join(JobOrm, JobOrm.job_id == StepRecordOrm.job_id)
@@ -260,6 +266,7 @@ class AuditReads:
                     confirmed_at=r.confirmed_at,
                     tx_hash=r.tx_hash if in_batch else None,
                     block_number=r.block_number if in_batch else None,
+                    failure_reason=r.failure_reason,
                 )
             )
         return items

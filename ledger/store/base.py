@@ -44,11 +44,19 @@ from secureflow.ledger.store.schemas import (
 
 @dataclass(frozen=True)
 class PendingLeaf:
-    """What the batcher needs of a pending record (a light row: batching reads thousands at a time)."""
+    """What the batcher needs of a pending record (a light row: batching reads thousands at a time).
+
+    ``job_id``, ``seq`` and ``record_hash`` let the batcher check the leaf against its own record before
+    anchoring it (`secureflow.ledger.anchoring.check_leaves`). Values are as stored, unvalidated: a row
+    corrupted in the database comes back as it is.
+    """
 
     id: int
     leaf: str
     accepted_at: datetime
+    job_id: str
+    seq: int
+    record_hash: str
 
 
 class LedgerStore(ABC):
@@ -249,7 +257,8 @@ class LedgerStore(ABC):
 
     @abstractmethod
     def pending_leaves(self, limit: int) -> list[PendingLeaf]:
-        """Like `claim_pending`, but only id, leaf and acceptance time (oldest first)."""
+        """Like `claim_pending`, but only id, leaf, acceptance time, job id, seq and record hash (oldest
+        first), in one query."""
 
     def count_pending(self, limit: int) -> int:
         """How many records `pending_leaves` would return (at most ``limit``); stores may count in the DB.

@@ -332,7 +332,14 @@ class RecordsMixin(SqlStoreBase):
         # The acceptance time comes back as stored and is converted once per distinct value (a whole
         # accepted chunk shares one): converting thousands of equal timestamps was most of this read.
         query = (
-            select(records.id, records.leaf, type_coerce(records.accepted_at, String()))
+            select(
+                records.id,
+                records.leaf,
+                type_coerce(records.accepted_at, String()),
+                records.job_id,
+                records.seq,
+                records.record_hash,
+            )
             .where(records.status == "pending", records.batch_id.is_(None))
             .order_by(records.id)
             .limit(limit)
@@ -343,11 +350,11 @@ class RecordsMixin(SqlStoreBase):
         to_time = records.accepted_at.type.dialect_impl(dialect).result_processor(dialect, None)
         times: dict[Any, datetime] = {}
         leaves: list[PendingLeaf] = []
-        for row_id, leaf, stored in rows:
+        for row_id, leaf, stored, job_id, seq, record_hash in rows:
             accepted = times.get(stored)
             if accepted is None:
                 accepted = times[stored] = cast(datetime, to_time(stored) if to_time is not None else stored)
-            leaves.append(PendingLeaf(row_id, leaf, accepted))
+            leaves.append(PendingLeaf(row_id, leaf, accepted, job_id, seq, record_hash))
         return leaves
 
     def count_pending(self, limit: int) -> int:

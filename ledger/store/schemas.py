@@ -101,7 +101,9 @@ class Job(_Frozen):
 
     ``close_status`` is None until the job finishes, then ``pending`` (the anchoring service closes a job
     created on chain once its records and models are anchored), ``submitted``, ``confirmed``, or
-    ``failed`` with ``close_reason`` (the contract refused the close; it is not retried).
+    ``failed`` with ``close_reason`` (the contract refused the close; it is not retried). A job with a step
+    record that could not be anchored (quarantined) is closed on chain as failed: ``submitted`` and then
+    ``confirmed`` with a ``close_reason`` saying so.
 
     ``reason`` says why a job ended other than ``completed``: the failed step (its error class and
     message, which name columns, parties and steps, never values), the parties' consent refusals, the

@@ -839,6 +839,22 @@ def test_readyz_fails_on_the_worker_when_a_record_waits_too_long(env: Env) -> No
     assert env.call("GET", "/readyz").status_code == 200
 
 
+def test_a_quarantined_step_is_served_failed_with_its_reason(env: Env) -> None:
+    """A record the anchoring worker gave up on (as it quarantines a poison row) is listed ``failed`` with
+    its ``failure_reason``; the OpenAPI schema declares the field."""
+    job_id = submit(env, "poisoned")
+    record = step(job_id, 0, signed=True).model_dump(mode="json")
+    assert env.call("POST", f"/v1/jobs/{job_id}/steps", "service", json=record).status_code == 201
+    stored = env.store.get_record(job_id, 0)
+    assert stored is not None
+    reason = "quarantined: the stored leaf is not leaf_hash(job_id, seq, record_hash) of its record"
+    env.store.mark_record_failed(stored.id, reason)
+    (item,) = env.call("GET", f"/v1/jobs/{job_id}/steps", "auditor").json()["items"]
+    assert (item["chain_status"], item["failure_reason"]) == ("failed", reason)
+    spec = env.call("GET", "/openapi.json").json()
+    assert "failure_reason" in spec["components"]["schemas"]["StepOut"]["properties"]
+
+
 def test_readyz_names_the_failing_dependency(env: Env) -> None:
     env.app.state.services.client.config.rpc_url  # noqa: B018 - the real client stays untouched
     from secureflow.ledger.chain import ChainClient, ChainConfig

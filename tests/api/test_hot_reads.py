@@ -83,6 +83,21 @@ def test_page_and_receipt_equal_what_the_models_give(store: SqlLedgerStore) -> N
         hot.receipt(ADMIN, JOB, 10_000)
 
 
+def test_a_failed_record_is_listed_with_its_reason(store: SqlLedgerStore) -> None:
+    anchored_job(store, batches=1, per_batch=3, pending=2)
+    hot, db = reads(store)
+    db.sync_record_index()
+    pending = store.get_record(JOB, 4)
+    assert pending is not None
+    store.mark_record_failed(pending.id, "quarantined: the stored leaf is zero")
+    page = json.loads(hot.steps_page(ADMIN, JOB, -1, 10))
+    assert page == model_page(db, -1, 10)
+    assert [(i["chain_status"], i["failure_reason"]) for i in page["items"][3:]] == [
+        ("pending", None),
+        ("failed", "quarantined: the stored leaf is zero"),
+    ]
+
+
 def test_records_not_yet_in_the_audit_index_are_listed(store: SqlLedgerStore) -> None:
     anchored_job(store, batches=1, per_batch=10, pending=0)
     hot, db = reads(store)

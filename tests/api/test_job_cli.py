@@ -21,6 +21,7 @@ import pytest
 import requests
 from eth_account import Account
 from rich.console import Console
+from sqlalchemy import text
 from stack import ALICE, BOB, SERVICE, LedgerStack, anchor_and_index, create_job_on_chain, step
 from test_api_service import live_app
 from typer.testing import CliRunner, Result
@@ -337,6 +338,32 @@ def test_status_shows_why_a_step_failed(env: Env, tmp_path: Path) -> None:
     listed = env.job(["list", "--status", "failed"])
     assert job_id in listed.stdout and "reason" in listed.stdout and "step 1 (psi) failed" in listed.stdout
     assert env.call("GET", f"/v1/jobs/{job_id}", "member").json()["reason"] == why
+
+
+def test_status_shows_a_quarantined_step_and_why(env: Env, tmp_path: Path) -> None:
+    """A stored record altered behind the store's back (its leaf no longer its record's) is quarantined by
+    the real anchoring worker, the other step anchored; `status` names the step and the check it failed."""
+    job_id = submit(env, tmp_path, steps=2)
+    for seq in range(2):
+        posted = env.call(
+            "POST",
+            f"/v1/jobs/{job_id}/steps",
+            "service",
+            json=step(job_id, seq, signed=True).model_dump(mode="json"),
+        )
+        assert posted.status_code == 201, posted.text
+    with env.store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE step_records SET leaf = :leaf WHERE job_id = :job AND seq = 1"),
+            {"leaf": "0x" + "ab" * 32, "job": job_id},
+        )
+    anchor_and_index(env.stack, env.store)
+    shown = env.job(["status", job_id], who="auditor").stdout
+    assert "1 confirmed, 1 failed" in shown
+    assert (
+        "step 1 will not be anchored: quarantined: the stored leaf is not leaf_hash(job_id, seq, record_hash)"
+        in " ".join(shown.split())
+    )
 
 
 def test_list_stuck_shows_the_jobs_that_stopped_moving(

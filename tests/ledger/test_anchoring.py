@@ -20,6 +20,7 @@ import time
 import pytest
 from eth_utils.crypto import keccak
 from rpc_proxy import RpcProxy
+from sqlalchemy import text
 from stack import (
     LedgerStack,
     accept,
@@ -28,6 +29,7 @@ from stack import (
     new_job,
     open_job_on_chain,
     run_until_settled,
+    step,
 )
 
 from secureflow.ledger.anchoring import Anchorer, AnchoringWorker, batch_id_for
@@ -37,7 +39,7 @@ from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
 from secureflow.ledger.errors import StoreConflictError
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.merkle import MerkleTree, leaf_hash
-from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.recorder import OutboxRecorder, to_outbox
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.store.schemas import Batch
 
@@ -593,3 +595,137 @@ def test_reorg_sends_a_close_back_and_closes_again(
     assert receipt["status"] == 1 and receipt["blockNumber"] == again.close_block
     on_chain = ledger.get_job(bytes.fromhex(job[2:]))
     assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 3)
+
+
+# -- poison records: quarantined, never blocking the others -------------------------------------------
+
+
+def _corrupt_leaf(store: SqlLedgerStore, job_id: str, seq: int, leaf: str) -> None:
+    """Alter one stored row behind the store's back (a bad migration, a manual fix, a disk fault)."""
+    with store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE step_records SET leaf = :leaf WHERE job_id = :job AND seq = :seq"),
+            {"leaf": leaf, "job": job_id, "seq": seq},
+        )
+
+
+def test_a_poison_record_is_quarantined_and_every_other_record_keeps_flowing(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    """One row whose leaf is not its record's, one whose leaf is not even hex, among 90 good records of
+    three jobs: the worker keeps running, anchors every good record exactly once, quarantines the two
+    (counted by the metric), and closes the finished job with the poison on chain as failed."""
+    jobs = [new_job(store, 60 + i) for i in range(3)]
+    closing = jobs[0]
+    open_job_on_chain(ledger_stack, closing, 60)
+    store.update_job(closing, chain_status="confirmed")
+    accepted = [record for job in jobs for record in accept(store, job, 30)]
+    poison = {(jobs[0], 7): "0x" + "ab" * 32, (jobs[1], 3): "0x" + "not-a-leaf".ljust(64, "z")}
+    for (job, seq), leaf in poison.items():
+        _corrupt_leaf(store, job, seq, leaf)
+    good = [r for r in accepted if (r.job_id, r.seq) not in poison]
+    OutboxRecorder(store).close_job(closing, succeeded=True)
+    anchorer = make_anchorer(ledger_stack, store, max_batch_size=16)
+    anchorer.metrics.watch(store, nonces=anchorer.sender.nonces, checkpoint="poison")
+    worker = AnchoringWorker(anchorer, max_backoff=0.2).start()
+    try:
+        assert worker.drain(60), store.count_records_by_status()
+        assert worker.last_error is None
+        assert worker._thread is not None and worker._thread.is_alive()
+    finally:
+        worker.stop()
+
+    assert_anchored_exactly_once(ledger_stack, store, good, quarantined=list(poison))
+    reasons = {key: store.get_record(*key).failure_reason for key in poison}  # type: ignore[union-attr]
+    assert reasons[(jobs[0], 7)] == (
+        "quarantined: the stored leaf is not leaf_hash(job_id, seq, record_hash) of its record"
+    )
+    assert reasons[(jobs[1], 3)] == "quarantined: the stored leaf is not 0x and 32 bytes of hex"
+    registry = anchorer.metrics.registry
+    events = "secureflow_anchoring_events_total"
+    assert registry.get_sample_value(events, {"object": "records", "event": "quarantined"}) == 2
+    assert registry.get_sample_value("secureflow_anchoring_records", {"status": "failed"}) == 2
+
+    # The finished job is closed on chain as failed, with the steps before the poison proven.
+    stored = store.get_job(closing)
+    assert stored is not None and stored.close_status == "confirmed"
+    assert stored.close_reason is not None and "step 7: quarantined: " in stored.close_reason
+    on_chain = anchorer.ledger.get_job(bytes.fromhex(closing[2:]))
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, 7)
+
+
+ANCHOR_BATCH = keccak(text="anchorBatch(bytes32,bytes32,uint32)")[:4]
+INVALID_BATCH = "0x" + keccak(text="InvalidBatch()")[:4].hex()
+
+
+def test_a_batch_the_contract_refuses_is_bisected_until_the_refused_record_is_alone(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    """The node answers the estimate of any batch holding one record with the contract's ``InvalidBatch``
+    (the proxy plays a ledger that refuses that record's content): the batch is dissolved, the next ones
+    are formed at half its size until the record is alone, which is quarantined with the decoded reason;
+    the batch size returns to normal and every other record is anchored exactly once."""
+    jobs = [new_job(store, 70 + i) for i in range(3)]
+    accepted = [record for seq in range(14) for record in (step(job, seq) for job in jobs)]
+    store.accept_records([to_outbox(record) for record in accepted])  # interleaved: 42 records
+    refused_record = accepted[5]
+    refused_id = store.get_record(refused_record.job_id, refused_record.seq).id  # type: ignore[union-attr]
+    refused_sizes: list[int] = []
+
+    def refuse(request: dict[str, object]) -> object | None:
+        params = request.get("params")
+        if request.get("method") != "eth_estimateGas" or not isinstance(params, list):
+            return None
+        data = bytes.fromhex(str(params[0].get("data") or params[0].get("input") or "0x")[2:])
+        if data[:4] != ANCHOR_BATCH:
+            return None
+        batch_id = "0x" + data[4:36].hex()
+        if refused_id not in {row.id for row in store.records_for_batch(batch_id)}:
+            return None
+        refused_sizes.append(int.from_bytes(data[68:100], "big"))
+        error = {"code": 3, "message": "execution reverted", "data": INVALID_BATCH}
+        return {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
+
+    with RpcProxy(devchain.rpc_url, intercept=refuse) as proxy:
+        client = ChainClient(
+            ChainConfig(rpc_url=proxy.url, expected_chain_id=DEV_CHAIN_ID, receipt_timeout=10)
+        )
+        anchorer = make_anchorer(ledger_stack, store, client=client, max_batch_size=16)
+        run_until_settled(anchorer)
+
+    assert refused_sizes == [16, 8, 4, 2, 1]  # accepted[5]: in 0..15, 0..7, 4..7, 4..5, then alone
+    key = (refused_record.job_id, refused_record.seq)
+    assert_anchored_exactly_once(
+        ledger_stack, store, [r for r in accepted if r is not refused_record], quarantined=[key]
+    )
+    reason = store.get_record(*key).failure_reason  # type: ignore[union-attr]
+    assert reason == "quarantined: the contract refused it alone: anchorBatch reverted: InvalidBatch()"
+    sizes = sorted(
+        store.get_batch(batch_id).record_count  # type: ignore[union-attr]
+        for batch_id in {r.batch_id for job in jobs for r in store.records_for_job(job) if r.batch_id}
+    )
+    assert sizes == [1, 4, 4, 16, 16]  # 0..3, 4, then back to full batches: 6..21, 22..37, 38..41
+    registry = anchorer.metrics.registry
+    events = "secureflow_anchoring_events_total"
+    assert registry.get_sample_value(events, {"object": "batches", "event": "refused"}) == 5
+    assert registry.get_sample_value(events, {"object": "records", "event": "quarantined"}) == 1
+
+
+def test_a_built_batch_the_contract_refuses_alone_is_quarantined_with_its_reason(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, chain_snapshot: None
+) -> None:
+    """A batch stored before the leaf check existed (an older worker) holds one record whose leaf is zero:
+    the real contract refuses its zero root (``InvalidBatch``); the record is quarantined with that reason
+    and the worker goes on with the others instead of pausing for ever."""
+    job = new_job(store, 80)
+    accepted = accept(store, job, 12)
+    _corrupt_leaf(store, job, 0, "0x" + "00" * 32)
+    row = store.get_record(job, 0)
+    assert row is not None
+    zero = bytes(32)
+    store.create_batch(hex32(batch_id_for(zero)), hex32(zero), [row.id])  # what the older worker left
+    anchorer = make_anchorer(ledger_stack, store, max_batch_size=5)
+    run_until_settled(anchorer)
+    assert_anchored_exactly_once(ledger_stack, store, accepted[1:], quarantined=[(job, 0)])
+    reason = store.get_record(job, 0).failure_reason  # type: ignore[union-attr]
+    assert reason == "quarantined: the contract refused it alone: anchorBatch reverted: InvalidBatch()"
