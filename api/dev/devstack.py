@@ -102,20 +102,7 @@ def dev_consortium(
     client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
     nonces = StoreNonceSource(store, client.w3, client.chain_id)
     keys = dict(zip(("admin", "alice", "bob", "anchor"), DEV_PRIVATE_KEYS[:4], strict=True))
-    admin = TransactionSender(client, keys["admin"], nonces)
-
-    echo("deploying ConsortiumRegistry, AuditLedger and Settlement")
-    deployment = deploy_contracts(client, admin)
-    write_deployment(deployment, workdir / "deployment.json")
-    for name, entry in deployment.contracts.items():
-        echo(f"   {name:<20} {entry.address}  (block {entry.block_number})")
-
-    echo("registering members alice, bob and the anchoring service")
-    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
-    for party in PARTIES:
-        registry.register_member(Account.from_key(keys[party]).address, keccak(text=party))
-    registry.grant_anchor_service(Account.from_key(keys["anchor"]).address)
-
+    deployment = _deploy_and_register(workdir, client, nonces, keys, echo)
     ledger_contract = connect(client, deployment, "AuditLedger")
     anchor_sender = TransactionSender(client, keys["anchor"], nonces)
     worker = AnchoringWorker(
@@ -133,3 +120,27 @@ def dev_consortium(
         provision_party(engine, party, keys[party])
         seed_dev_policy(engine, party, [a for p, a in addresses.items() if p != party])
     return DevConsortium(chain, store, client, nonces, deployment, ledger_contract, worker, engine, keys)
+
+
+def _deploy_and_register(
+    workdir: Path,
+    client: ChainClient,
+    nonces: StoreNonceSource,
+    keys: dict[str, str],
+    echo: Callable[[str], None],
+) -> Deployment:
+    """Deploy the contracts (the deployment file goes into ``workdir``), register alice and bob as members
+    and grant the anchoring service its role."""
+    admin = TransactionSender(client, keys["admin"], nonces)
+    echo("deploying ConsortiumRegistry, AuditLedger and Settlement")
+    deployment = deploy_contracts(client, admin)
+    write_deployment(deployment, workdir / "deployment.json")
+    for name, entry in deployment.contracts.items():
+        echo(f"   {name:<20} {entry.address}  (block {entry.block_number})")
+
+    echo("registering members alice, bob and the anchoring service")
+    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
+    for party in PARTIES:
+        registry.register_member(Account.from_key(keys[party]).address, keccak(text=party))
+    registry.grant_anchor_service(Account.from_key(keys["anchor"]).address)
+    return deployment
