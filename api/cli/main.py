@@ -186,13 +186,23 @@ def chain(
 @friendly_errors
 def up(
     port: Annotated[int, typer.Option(help="port of the API on 127.0.0.1")] = 8000,
-    workdir: Annotated[Path | None, typer.Option(help="where the DB, anvil log and deployment go")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="where the DB, chain state, anvil log and deployment go")
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="set the previous run's DB, chain state and deployment aside; start anew"
+        ),
+    ] = False,
 ) -> None:
-    """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
+    """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys.
+
+    Run again on the same workdir, it goes on with the previous run's chain state, DB and deployment."""
     from secureflow.api.dev.up import run_up
 
     _sigterm_as_ctrl_c()
-    run_up(port, workdir=workdir, echo=console.print)
+    run_up(port, workdir=workdir, echo=console.print, fresh=fresh)
 
 
 @app.command()
