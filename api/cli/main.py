@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from secureflow.api.cli.doctor import doctor
 from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
 from secureflow.api.cli.members import members_app
@@ -36,6 +37,7 @@ app.add_typer(settle_app, name="settle")
 app.add_typer(job_app, name="job")
 app.add_typer(model_app, name="model")
 app.add_typer(members_app, name="members")
+app.command()(friendly_errors(doctor))
 
 
 def _sigterm_as_ctrl_c() -> None:
