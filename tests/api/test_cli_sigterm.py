@@ -22,6 +22,7 @@ from pathlib import Path
 
 import requests
 from click.testing import Result
+from eth_account import Account
 from typer.testing import CliRunner
 
 from secureflow.api.cli.main import app as cli_app
@@ -211,7 +212,7 @@ def test_up_restarted_on_its_workdir_keeps_every_job_verifiable_and_doctor_check
                     "chain_reachable", "chain_id", "deployment", "contract_code", "key_roles",
                     "ledger_db", "api_db", "secretflow", "secretflow_ports",
                 }, checks  # fmt: skip
-                _doctor_names_a_deployment_address_without_code(env, tmp_path)
+                _doctor_names_what_is_wrong(env, tmp_path)
                 again = json.loads((workdir / "example-manifest.json").read_text())
                 again["name"] = "after-restart"
                 again["steps"][-2]["save"] = {"table": "out/scores-after-restart.csv"}
@@ -244,7 +245,9 @@ def test_up_restarted_on_its_workdir_keeps_every_job_verifiable_and_doctor_check
     assert {p.name for p in previous.iterdir()} >= {"secureflow.db", "deployment.json", "anvil.log"}
 
 
-def _doctor_names_a_deployment_address_without_code(env: dict[str, str], tmp_path: Path) -> None:
+def _doctor_names_what_is_wrong(env: dict[str, str], tmp_path: Path) -> None:
+    """A deployment address without code fails ``contract_code``; a member key the registry does not know
+    fails ``key_roles``; the other checks still pass."""
     deployment = json.loads(Path(env["SECUREFLOW_DEPLOYMENT"]).read_text())
     deployment["contracts"]["AuditLedger"]["address"] = "0x" + "11" * 20
     wrong = tmp_path / "wrong-deployment.json"
@@ -253,6 +256,13 @@ def _doctor_names_a_deployment_address_without_code(env: dict[str, str], tmp_pat
     assert code == 1 and checks["contract_code"]["status"] == "fail", checks
     assert "AuditLedger: no code at 0x1111" in checks["contract_code"]["detail"], checks
     assert checks["chain_reachable"]["status"] == "ok", checks
+    stranger = tmp_path / "stranger.member-key"
+    stranger.write_text(Account.create().key.hex())
+    stranger.chmod(0o600)
+    code, checks = doctor({**env, "SECUREFLOW_MEMBER_KEY_FILE": str(stranger)}, "--skip", "secretflow")
+    assert code == 1 and checks["key_roles"]["status"] == "fail", checks
+    assert "lacks the member role" in checks["key_roles"]["detail"], checks
+    assert checks["contract_code"]["status"] == "ok", checks
 
 
 def test_demo_keep_chain_sigterm_while_the_job_runs_takes_anvil_and_the_party_workers(tmp_path: Path) -> None:
