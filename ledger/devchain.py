@@ -76,6 +76,8 @@ class DevChain:
     """anvil only: load the chain from this file if it exists, and save it there when stopped."""
     stop_timeout: float = 60.0
     """How long `stop` waits for the node to exit (and save its state) after SIGTERM before it kills it."""
+    state_saved: bool = field(default=False, init=False)
+    """Whether the last `stop` saved the state to ``state_path``."""
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -111,7 +113,9 @@ class DevChain:
         return self.state_path.with_name(self.state_path.name + ".partial")
 
     def _keep_state(self, exited_cleanly: bool) -> None:
-        """Move anvil's dump over the state file (atomically) if anvil exited cleanly; else drop the dump."""
+        """Move anvil's dump over the state file (atomically) if anvil exited cleanly; else drop the dump.
+        `state_saved` says which."""
+        self.state_saved = False
         if self.state_path is None:
             return
         partial = self._partial_state()
@@ -128,6 +132,7 @@ class DevChain:
             os.fsync(directory)
         finally:
             os.close(directory)
+        self.state_saved = True
 
     def _spawn(self, args: list[str], log: int | IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell

@@ -329,4 +329,10 @@ def run_up(
     finally:
         echo("stopping: anchoring what is pending, then the party workers and anvil")
         stack.close()
-        echo(f"chain state saved in {workdir / STATE_FILE}: `secureflow up` goes on from it")
+        if stack.chain.state_saved:
+            echo(f"chain state saved in {workdir / STATE_FILE}: `secureflow up` goes on from it")
+        else:
+            echo(
+                f"the chain's state could not be saved (see {workdir / 'anvil.log'}): the next "
+                "`secureflow up` here refuses the database; `secureflow up --fresh` starts anew"
+            )

@@ -219,7 +219,8 @@ def test_up_restarted_on_its_workdir_keeps_every_job_verifiable_and_doctor_check
                 second = tmp_path / "after-restart.json"
                 second.write_text(json.dumps(again))
                 run_job(env, second)
-            stop_with_sigterm(proc, spawned)
+            rest = stop_with_sigterm(proc, spawned)
+            assert "chain state saved in" in rest, rest
         assert (workdir / "chain-state.json").stat().st_size > 0
         assert not (workdir / "chain-state.json.partial").exists()
 
