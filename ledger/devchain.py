@@ -5,7 +5,11 @@ a free 127.0.0.1 port, in its own process group so that stopping it never
 leaves a stray node behind. `HardhatChain` runs hardhat's node (EDR) the same
 way, set up to behave like Besu/GoQuorum where anvil does not: a failing
 transaction is accepted and mined with status 0, never refused at send (see the
-README's compatibility table). The accounts are the well-known deterministic
+README's compatibility table). Given a ``state_path``, `DevChain` keeps its state
+across runs (`secureflow up`): anvil loads it at start and dumps it, with every
+block's state (the verifier asks for roles at past blocks), when it stops; the
+dump goes to a side file that replaces the state file only once anvil exited
+cleanly, so a crash never leaves a torn state file. The accounts are the well-known deterministic
 test accounts of both tools: never use them on a real network.
 """
 
@@ -68,6 +72,12 @@ class DevChain:
     accounts: int = 10
     block_time: float | None = None
     log_path: Path | None = None
+    state_path: Path | None = None
+    """anvil only: load the chain from this file if it exists, and save it there when stopped."""
+    stop_timeout: float = 60.0
+    """How long `stop` waits for the node to exit (and save its state) after SIGTERM before it kills it."""
+    state_saved: bool = field(default=False, init=False)
+    """Whether the last `stop` saved the state to ``state_path``."""
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -91,7 +101,38 @@ class DevChain:
         ]  # fmt: skip
         if self.block_time is not None:
             args += ["--block-time", str(self.block_time)]
+        if self.state_path is not None:
+            args += ["--preserve-historical-states", "--dump-state", str(self._partial_state())]
+            if self.state_path.exists():
+                args += ["--load-state", str(self.state_path)]
         return args
+
+    def _partial_state(self) -> Path:
+        """Where anvil dumps its state on exit, before `_keep_state` moves it over the state file."""
+        assert self.state_path is not None  # noqa: S101 - only called with a state path
+        return self.state_path.with_name(self.state_path.name + ".partial")
+
+    def _keep_state(self, exited_cleanly: bool) -> None:
+        """Move anvil's dump over the state file (atomically) if anvil exited cleanly; else drop the dump.
+        `state_saved` says which."""
+        self.state_saved = False
+        if self.state_path is None:
+            return
+        partial = self._partial_state()
+        if not partial.exists():
+            return
+        if not exited_cleanly or partial.stat().st_size == 0:
+            partial.unlink()  # possibly torn: the previous state file stays
+            return
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, self.state_path)
+        directory = os.open(self.state_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self.state_saved = True
 
     def _spawn(self, args: list[str], log: int | IO[bytes], env: dict[str, str]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell
@@ -99,6 +140,8 @@ class DevChain:
         )
 
     def start(self, timeout: float = 20.0) -> DevChain:
+        if self.state_path is not None and self._partial_state().exists():
+            self._partial_state().unlink()  # a dump an earlier run did not finish: never loaded
         args = self.command()
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = self._spawn(args, log, {**os.environ})
@@ -116,21 +159,27 @@ class DevChain:
         self.stop()
         raise NodeUnreachableError(f"{self.client} did not answer on {self.rpc_url} within {timeout:.0f}s")
 
-    def stop(self) -> None:
-        self._stop_process()
+    def stop(self, *, keep_state: bool = True) -> None:
+        """Stop the node (SIGTERM to its process group); with a ``state_path``, its state is saved there
+        unless ``keep_state`` is False (the state file is then left as it was)."""
+        self._stop_process(keep_state)
 
-    def _stop_process(self) -> None:
+    def _stop_process(self, keep_state: bool = True) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return
+        if process.poll() is not None:
+            self._keep_state(keep_state and process.returncode == 0)
             return
         try:
             os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=5)
+            process.wait(timeout=self.stop_timeout)  # anvil saves its state (if asked) before it exits
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
+        self._keep_state(keep_state and process.poll() == 0)
 
     @property
     def pid(self) -> int | None:
@@ -218,8 +267,8 @@ class HardhatChain(DevChain):
             cwd=node_modules().parent,  # hardhat resolves itself from the working directory
         )
 
-    def stop(self) -> None:
-        self._stop_process()
+    def stop(self, *, keep_state: bool = True) -> None:
+        self._stop_process(keep_state)
         config_dir, self._config_dir = self._config_dir, None
         if config_dir is not None:
             shutil.rmtree(config_dir, ignore_errors=True)

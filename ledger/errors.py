@@ -69,6 +69,12 @@ class DeploymentFileError(ChainError):
     hint = "run `secureflow deploy` to write a deployment file, or set SECUREFLOW_DEPLOYMENT"
 
 
+class ChainMismatchError(ChainError):
+    """A database and deployment describe another chain than the node serves (or a later state of it)."""
+
+    hint = "point SECUREFLOW_RPC_URL at the chain this database was made on, or start with a new database"
+
+
 class TransactionError(ChainError):
     """A transaction could not be sent or did not succeed."""
 

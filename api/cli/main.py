@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from secureflow.api.cli.doctor import doctor
 from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
 from secureflow.api.cli.members import members_app
@@ -36,6 +37,7 @@ app.add_typer(settle_app, name="settle")
 app.add_typer(job_app, name="job")
 app.add_typer(model_app, name="model")
 app.add_typer(members_app, name="members")
+app.command()(friendly_errors(doctor))
 
 
 def _sigterm_as_ctrl_c() -> None:
@@ -186,13 +188,23 @@ def chain(
 @friendly_errors
 def up(
     port: Annotated[int, typer.Option(help="port of the API on 127.0.0.1")] = 8000,
-    workdir: Annotated[Path | None, typer.Option(help="where the DB, anvil log and deployment go")] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="where the DB, chain state, anvil log and deployment go")
+    ] = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="set the previous run's DB, chain state and deployment aside; start anew"
+        ),
+    ] = False,
 ) -> None:
-    """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
+    """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys.
+
+    Run again on the same workdir, it goes on with the previous run's chain state, DB and deployment."""
     from secureflow.api.dev.up import run_up
 
     _sigterm_as_ctrl_c()
-    run_up(port, workdir=workdir, echo=console.print)
+    run_up(port, workdir=workdir, echo=console.print, fresh=fresh)
 
 
 @app.command()

@@ -129,8 +129,8 @@ def run_demo(console: Console, workdir: Path, *, keep_chain: bool = False, rows:
     try:
         result = _run(console, workdir, chain, rows)
         if keep_chain:  # only after the demo finished: Ctrl-C or SIGTERM mid-demo stops everything
-            console.print(f"anvil keeps running at {chain.rpc_url} (Ctrl-C or SIGTERM stops it)")
-            try:
+            try:  # the line below is what a caller waits for: a SIGTERM right after it lands in here
+                console.print(f"anvil keeps running at {chain.rpc_url} (Ctrl-C or SIGTERM stops it)")
                 while chain.running:
                     time.sleep(1)
             except KeyboardInterrupt:

@@ -23,8 +23,15 @@ from secureflow.compute.policy import POLICY_FILE, PartyPolicy, write_policy
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.anchoring import Anchorer, AnchoringConfig, AnchoringWorker
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
+from secureflow.ledger.chain_match import check_store_matches_chain, record_genesis
 from secureflow.ledger.contracts import AuditLedgerClient, RegistryClient
-from secureflow.ledger.deploy import Deployment, connect, deploy_contracts, write_deployment
+from secureflow.ledger.deploy import (
+    Deployment,
+    connect,
+    deploy_contracts,
+    load_deployment,
+    write_deployment,
+)
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.nonces import StoreNonceSource
@@ -94,29 +101,37 @@ def seed_dev_policy(engine: Engine, party: str, others: list[str]) -> None:
 
 
 def dev_consortium(
-    workdir: Path, chain: DevChain, echo: Callable[[str], None] = lambda _: None
+    workdir: Path,
+    chain: DevChain,
+    echo: Callable[[str], None] = lambda _: None,
+    *,
+    reuse: bool = False,
+    mismatch_fix: str | None = None,
 ) -> DevConsortium:
-    """Set up the consortium on ``chain``; ``echo`` reports each stage."""
+    """Set up the consortium on ``chain``; ``echo`` reports each stage.
+
+    With ``reuse``, the database and deployment file already in ``workdir`` are taken as they are (a
+    restarted chain that kept its state): nothing is deployed or registered, and a database or deployment
+    that does not match the chain is refused with `ChainMismatchError` (hint: ``mismatch_fix``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     store = open_store(f"sqlite:///{(workdir / 'secureflow.db').as_posix()}")
-    client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
-    nonces = StoreNonceSource(store, client.w3, client.chain_id)
-    keys = dict(zip(("admin", "alice", "bob", "anchor"), DEV_PRIVATE_KEYS[:4], strict=True))
-    admin = TransactionSender(client, keys["admin"], nonces)
-
-    echo("deploying ConsortiumRegistry, AuditLedger and Settlement")
-    deployment = deploy_contracts(client, admin)
-    write_deployment(deployment, workdir / "deployment.json")
-    for name, entry in deployment.contracts.items():
-        echo(f"   {name:<20} {entry.address}  (block {entry.block_number})")
-
-    echo("registering members alice, bob and the anchoring service")
-    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
-    for party in PARTIES:
-        registry.register_member(Account.from_key(keys[party]).address, keccak(text=party))
-    registry.grant_anchor_service(Account.from_key(keys["anchor"]).address)
-
+    try:
+        client = ChainClient(ChainConfig(rpc_url=chain.rpc_url, expected_chain_id=DEV_CHAIN_ID))
+        nonces = StoreNonceSource(store, client.w3, client.chain_id)
+        keys = dict(zip(("admin", "alice", "bob", "anchor"), DEV_PRIVATE_KEYS[:4], strict=True))
+        if reuse:
+            deployment = load_deployment(workdir / "deployment.json")
+            check_store_matches_chain(store, client, deployment, fix=mismatch_fix)
+            echo(f"reusing the deployment of {workdir / 'deployment.json'} and its database")
+        else:
+            deployment = _deploy_and_register(workdir, client, nonces, keys, echo)
+        record_genesis(store, client)
+    except BaseException:
+        store.close()
+        raise
     ledger_contract = connect(client, deployment, "AuditLedger")
+
     anchor_sender = TransactionSender(client, keys["anchor"], nonces)
     worker = AnchoringWorker(
         Anchorer(
@@ -133,3 +148,27 @@ def dev_consortium(
         provision_party(engine, party, keys[party])
         seed_dev_policy(engine, party, [a for p, a in addresses.items() if p != party])
     return DevConsortium(chain, store, client, nonces, deployment, ledger_contract, worker, engine, keys)
+
+
+def _deploy_and_register(
+    workdir: Path,
+    client: ChainClient,
+    nonces: StoreNonceSource,
+    keys: dict[str, str],
+    echo: Callable[[str], None],
+) -> Deployment:
+    """Deploy the contracts (the deployment file goes into ``workdir``), register alice and bob as members
+    and grant the anchoring service its role."""
+    admin = TransactionSender(client, keys["admin"], nonces)
+    echo("deploying ConsortiumRegistry, AuditLedger and Settlement")
+    deployment = deploy_contracts(client, admin)
+    write_deployment(deployment, workdir / "deployment.json")
+    for name, entry in deployment.contracts.items():
+        echo(f"   {name:<20} {entry.address}  (block {entry.block_number})")
+
+    echo("registering members alice, bob and the anchoring service")
+    registry = RegistryClient(connect(client, deployment, "ConsortiumRegistry"), admin)
+    for party in PARTIES:
+        registry.register_member(Account.from_key(keys[party]).address, keccak(text=party))
+    registry.grant_anchor_service(Account.from_key(keys["anchor"]).address)
+    return deployment

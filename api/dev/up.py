@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from secureflow.api.dev.compute_executor import LocalComputeExecutor
 from secureflow.api.dev.devstack import PARTIES, dev_consortium
 from secureflow.api.server.app import create_app
-from secureflow.api.server.db import ApiDb
+from secureflow.api.server.db import ApiDb, Role
 from secureflow.api.server.logs import configure_logging
 from secureflow.api.server.serve import (
     Printer,
@@ -32,6 +32,7 @@ from secureflow.api.server.serve import (
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.errors import ChainMismatchError, ToolchainError
 from secureflow.ledger.store.sql import SqlLedgerStore
 
 
@@ -58,25 +59,29 @@ class EmbeddedStack:
         self.chain.stop()
 
 
+STATE_FILE = "chain-state.json"
+"""The dev chain's saved state in the workdir (anvil loads it at start and saves it when stopped)."""
 PREVIOUS_RUN_FILES = (
     "secureflow.db",
     "secureflow.db-wal",
     "secureflow.db-shm",
     "deployment.json",
     "anvil.log",
+    STATE_FILE,
+    STATE_FILE + ".partial",
+)
+FRESH_FIX = (
+    "run `secureflow up --fresh` to start a new chain and database (the old files are set aside, "
+    "not deleted), or restore the chain-state.json saved with this database"
 )
 
 
 def set_aside_previous_run(workdir: Path) -> Path | None:
-    """Move a previous run's database, deployment file and anvil log to ``workdir/previous/<time>/``.
-
-    The dev chain keeps no state between runs, so a previous run's database describes a chain that is
-    gone: its records would claim anchors the new chain does not hold, and its nonces are ahead of the
-    new chain's. Each run starts with a fresh chain, database and nonces; the party folders (datasets,
-    keys, model shares) stay. Returns where the old files went, or None if there was no previous run.
-    """
+    """Move a previous run's database, deployment file, chain state and anvil log to
+    ``workdir/previous/<time>/`` (what ``secureflow up --fresh`` does); the party folders (datasets, keys,
+    model shares) stay. Returns where the old files went, or None if there was nothing to set aside."""
     found = [workdir / name for name in PREVIOUS_RUN_FILES if (workdir / name).exists()]
-    if not any(path.name in ("secureflow.db", "deployment.json") for path in found):
+    if not any(path.name in ("secureflow.db", "deployment.json", STATE_FILE) for path in found):
         return None
     target = workdir / "previous" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     target.mkdir(parents=True)
@@ -85,23 +90,48 @@ def set_aside_previous_run(workdir: Path) -> Path | None:
     return target
 
 
+def _reuse_previous_run(workdir: Path) -> bool:
+    """Whether ``workdir`` holds a previous run to go on with (its database and deployment file).
+
+    Only one of the two is a broken workdir: refused with what to do rather than half reused.
+    """
+    db, deployment = (workdir / "secureflow.db").exists(), (workdir / "deployment.json").exists()
+    if db != deployment:
+        missing = "deployment.json" if db else "secureflow.db"
+        raise ChainMismatchError(f"{workdir} holds a previous run without its {missing}", hint=FRESH_FIX)
+    return db
+
+
 def build_embedded(
-    workdir: Path, settings: ApiSettings | None = None, *, echo: Printer = lambda _: None
+    workdir: Path,
+    settings: ApiSettings | None = None,
+    *,
+    echo: Printer = lambda _: None,
+    fresh: bool = False,
 ) -> EmbeddedStack:
     """Anvil + deployed contracts + SQLite + anchoring worker + API, with admin, member and service keys.
 
-    A previous run's database and deployment in ``workdir`` are set aside first (`set_aside_previous_run`):
-    the new chain starts empty, so the stack starts with a fresh database and nonces too (``echo`` says so).
+    The chain keeps its state in ``workdir/chain-state.json`` (saved when the stack stops), so a second
+    start on the same ``workdir`` goes on with the previous run's chain, database and deployment: every
+    earlier job still verifies. A database or deployment that does not match the chain (the state file lost,
+    or older than the database) is refused with `ChainMismatchError`, saying to use ``--fresh``. With
+    ``fresh`` a previous run's files are set aside first (`set_aside_previous_run`; ``echo`` says where)
+    and everything starts anew.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    previous = set_aside_previous_run(workdir)
-    if previous is not None:
-        echo(
-            f"{workdir} held a previous run whose chain is gone (the dev chain keeps no state between runs): "
-            f"its database, deployment and anvil log are now in {previous}; starting a fresh chain, "
-            "database and nonces (party folders kept)"
-        )
-    chain = DevChain(log_path=workdir / "anvil.log").start()
+    if fresh:
+        previous = set_aside_previous_run(workdir)
+        if previous is not None:
+            echo(
+                f"--fresh: the previous run's database, deployment, chain state and anvil log are now in "
+                f"{previous}; starting a new chain and database (party folders kept)"
+            )
+    reuse = _reuse_previous_run(workdir)
+    if not reuse and (workdir / STATE_FILE).exists():
+        set_aside_previous_run(workdir)  # a chain state without its database: nothing can use it
+    if reuse:
+        echo(f"going on with the previous run in {workdir}: its chain state, database and deployment")
+    chain = _start_chain(workdir)
     try:
         db_url = f"sqlite:///{(workdir / 'secureflow.db').as_posix()}"
         settings = settings or ApiSettings(
@@ -110,7 +140,7 @@ def build_embedded(
             database_url=db_url,
             deployment=workdir / "deployment.json",
         )
-        dev = dev_consortium(workdir, chain)
+        dev = dev_consortium(workdir, chain, reuse=reuse, mismatch_fix=FRESH_FIX)
         executor = LocalComputeExecutor(
             dev.engine,
             dev.store,
@@ -127,21 +157,50 @@ def build_embedded(
             executor=executor,
         )
         db: ApiDb = app.state.api_db
-        keys = {"admin": ensure_admin_key(db, dev.address("admin")) or ""}
-        keys["alice (member)"] = add_member_key(db, "alice", dev.address("alice"), "member")
-        keys["bob (member)"] = add_member_key(db, "bob", dev.address("bob"), "member")
-        keys["anchoring service"] = add_member_key(db, "anchor-service", dev.address("anchor"), "service")
+        keys = {"admin": _api_key(db, "admin", dev.address("admin"), "admin")}
+        keys["alice (member)"] = _api_key(db, "alice", dev.address("alice"), "member")
+        keys["bob (member)"] = _api_key(db, "bob", dev.address("bob"), "member")
+        keys["anchoring service"] = _api_key(db, "anchor-service", dev.address("anchor"), "service")
         auditor = Account.from_key(DEV_PRIVATE_KEYS[4]).address  # read-only: the web page's user
-        keys["auditor"] = add_member_key(db, "auditor", auditor, "auditor")
+        keys["auditor"] = _api_key(db, "auditor", auditor, "auditor")
         # /metrics only (Prometheus's bearer token); the address is a label, it holds no on-chain role
-        keys["metrics (Prometheus)"] = add_member_key(db, "prometheus", Account.create().address, "metrics")
+        keys["metrics (Prometheus)"] = _api_key(db, "prometheus", Account.create().address, "metrics")
         dev.worker.start()
         parties = {p: (dev.address(p), dev.engine.data_dir(p)) for p in PARTIES}
         member_keys = {p: dev.keys[p] for p in PARTIES}
         return EmbeddedStack(chain, dev.store, dev.worker, app, keys, executor, parties, member_keys)
-    except BaseException:
-        chain.stop()
+    except BaseException as exc:
+        chain.stop(keep_state=not isinstance(exc, ChainMismatchError))  # a refused start saves nothing
         raise
+
+
+def _start_chain(workdir: Path) -> DevChain:
+    """anvil on a free port, loading ``workdir/chain-state.json`` if present; one that cannot load it is
+    refused with what to do."""
+    state = workdir / STATE_FILE
+    chain = DevChain(log_path=workdir / "anvil.log", state_path=state)
+    try:
+        return chain.start()
+    except ToolchainError as exc:
+        if not state.exists():
+            raise
+        raise ChainMismatchError(
+            f"anvil could not load the saved chain state {state} ({exc}; see {workdir / 'anvil.log'})",
+            hint=FRESH_FIX,
+        ) from exc
+
+
+def _api_key(db: ApiDb, name: str, address: str, role: Role) -> str:
+    """A new API key for the dev member ``name``, created with it on the first run; on a later run over the
+    same database the member exists already and gets another key (the earlier ones stay valid)."""
+    existing = [m for m in db.list_members(limit=1000, after_id=0) if m.name == name]
+    if existing:
+        return db.create_key(existing[0].id, "up")[1]
+    if role == "admin":
+        created = ensure_admin_key(db, address, name)
+        if created is not None:
+            return created
+    return add_member_key(db, name, address, role)
 
 
 def write_example(stack: EmbeddedStack, workdir: Path, rows: int = 2000) -> Path:
@@ -229,12 +288,17 @@ def write_settings_env(
 
 
 def run_up(
-    port: int = 8000, *, workdir: Path | None = None, host: str = "127.0.0.1", echo: Printer = print
+    port: int = 8000,
+    *,
+    workdir: Path | None = None,
+    host: str = "127.0.0.1",
+    echo: Printer = print,
+    fresh: bool = False,
 ) -> None:
-    """``secureflow up --port N``: the embedded stack in the foreground until Ctrl-C/SIGTERM."""
+    """``secureflow up --port N [--fresh]``: the embedded stack in the foreground until Ctrl-C/SIGTERM."""
     configure_logging("WARNING")
     workdir = workdir or Path(".secureflow") / "up"
-    stack = build_embedded(workdir, echo=echo)
+    stack = build_embedded(workdir, echo=echo, fresh=fresh)
     try:
         example = write_example(stack, workdir)
         env = write_env(stack, workdir, f"http://{host}:{port}")
@@ -265,3 +329,10 @@ def run_up(
     finally:
         echo("stopping: anchoring what is pending, then the party workers and anvil")
         stack.close()
+        if stack.chain.state_saved:
+            echo(f"chain state saved in {workdir / STATE_FILE}: `secureflow up` goes on from it")
+        else:
+            echo(
+                f"the chain's state could not be saved (see {workdir / 'anvil.log'}): the next "
+                "`secureflow up` here refuses the database; `secureflow up --fresh` starts anew"
+            )

@@ -1,13 +1,15 @@
 """``secureflow up`` and ``secureflow demo --keep-chain`` as services are stopped: with SIGTERM (systemd,
 containers, CI). Each test starts the real command, reads its output until it is ready, collects the
 processes it spawned (its descendants in /proc: anvil, the SecretFlow party workers), sends SIGTERM and
-checks the command exits and none of them remains. ``up`` is also run twice on the same workdir: the
-second run must start (a fresh chain, database and nonces, said so), not wait for ever behind the nonces
-the first run's chain used."""
+checks the command exits and none of them remains. ``up`` is also run twice on the same workdir: the second
+run goes on with the first's chain state, database and deployment (the first run's job still verifies),
+and ``secureflow doctor`` is checked against it (it shares this stack: ``up`` takes ~30 s to start)."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,6 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
+from click.testing import Result
+from eth_account import Account
+from typer.testing import CliRunner
+
+from secureflow.api.cli.main import app as cli_app
+from secureflow.api.dev.up import build_embedded
 from secureflow.ledger.devchain import free_port
 
 UP_READY = "Ctrl-C stops everything"
@@ -132,20 +141,129 @@ def wait_serving(port: int, proc: subprocess.Popen[str]) -> None:
             time.sleep(0.05)
 
 
-def test_up_twice_on_one_workdir_and_sigterm_takes_anvil(tmp_path: Path) -> None:
+def read_env(workdir: Path) -> dict[str, str]:
+    """The variables of the ``secureflow.env`` that ``up`` wrote (what a user ``source``s)."""
+    text = (workdir / "secureflow.env").read_text()
+    return dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("export ")
+    )
+
+
+def cli(env: dict[str, str], *args: str) -> Result:
+    """``secureflow ARGS`` in this process with ``env``'s settings (as after ``source secureflow.env``)."""
+    return CliRunner().invoke(cli_app, list(args), env=env)
+
+
+def run_job(env: dict[str, str], manifest: Path) -> str:
+    """Submit ``manifest`` as alice, follow it until every record is confirmed, wait until the anchoring
+    service closed it on chain; its id."""
+    submitted = cli(env, "job", "submit", str(manifest), "--follow", "--json")
+    assert submitted.exit_code == 0, submitted.output
+    job_id = str(json.loads(submitted.stdout.splitlines()[0])["job"]["job_id"])
+    headers = {"Authorization": f"Bearer {Path(env['SECUREFLOW_API_KEY_FILE']).read_text().strip()}"}
+    deadline = time.monotonic() + 120
+    while True:  # the close is the anchoring service's next transaction after the last record's
+        job = requests.get(
+            f"{env['SECUREFLOW_API_URL']}/v1/jobs/{job_id}", headers=headers, timeout=30
+        ).json()
+        if job["close_status"] == "confirmed":
+            return job_id
+        assert job["close_status"] != "failed" and time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
+def doctor(env: dict[str, str], *args: str) -> tuple[int, dict[str, dict[str, str]]]:
+    """``secureflow doctor --json ARGS``: its exit code and its checks by name."""
+    result = cli(env, "doctor", "--json", *args)
+    return result.exit_code, {check["name"]: check for check in json.loads(result.stdout)}
+
+
+def test_up_restarted_on_its_workdir_keeps_every_job_verifiable_and_doctor_checks_it(tmp_path: Path) -> None:
+    """`up`, a job closed on chain, SIGTERM (anvil saves its state), `up` again on the same workdir: the
+    earlier job's bundle verifies against the pinned deployment on the restarted chain, `doctor` passes,
+    and a new job runs. `doctor` then names the failing check for a deployment address without code and
+    for the stopped chain; a lost chain state is refused at start with the fix (`--fresh`), which sets the
+    old files aside."""
     workdir = tmp_path / "up"
+    bundle = tmp_path / "bundle.json"
     for run in (1, 2):
         port = free_port()
         with command("up", "--port", str(port), "--workdir", str(workdir)) as proc:
             output = read_until(proc, UP_READY)
-            if run == 2:  # a fresh chain, database and nonces, and it says where the first run's files went
-                assert "held a previous run whose chain is gone" in output, output
-                assert "starting a fresh chain, database and nonces" in output
-                assert len(list((workdir / "previous").iterdir())) == 1
             spawned = descendants(proc.pid)
             assert any("anvil" in cmdline for cmdline in spawned.values()), spawned
             wait_serving(port, proc)
-            stop_with_sigterm(proc, spawned)
+            env = read_env(workdir)
+            if run == 1:
+                job_id = run_job(env, workdir / "example-manifest.json")
+                fetched = cli(env, "job", "bundle", job_id, "--out", str(bundle))
+                assert fetched.exit_code == 0, fetched.output
+            else:
+                assert "going on with the previous run" in output, output
+                assert not (workdir / "previous").exists()
+                pinned = ["--deployment", env["SECUREFLOW_DEPLOYMENT"]]  # the RPC URL is the new chain's
+                verified = cli(env, "verify", str(bundle), *pinned)
+                assert "VALID" in verified.output and "INVALID" not in verified.output, verified.output
+                code, checks = doctor(env)
+                assert code == 0, checks
+                assert {name for name, c in checks.items() if c["status"] == "ok"} >= {
+                    "chain_reachable", "chain_id", "deployment", "contract_code", "key_roles",
+                    "ledger_db", "api_db", "secretflow", "secretflow_ports",
+                }, checks  # fmt: skip
+                _doctor_names_what_is_wrong(env, tmp_path)
+                again = json.loads((workdir / "example-manifest.json").read_text())
+                again["name"] = "after-restart"
+                again["steps"][-2]["save"] = {"table": "out/scores-after-restart.csv"}
+                second = tmp_path / "after-restart.json"
+                second.write_text(json.dumps(again))
+                run_job(env, second)
+            rest = stop_with_sigterm(proc, spawned)
+            assert "chain state saved in" in rest, rest
+        assert (workdir / "chain-state.json").stat().st_size > 0
+        assert not (workdir / "chain-state.json.partial").exists()
+
+    code, checks = doctor(env, "--skip", "secretflow")  # the chain is stopped
+    assert code == 1 and checks["chain_reachable"]["status"] == "fail", checks
+    assert "secureflow up" in checks["chain_reachable"]["fix"]
+    printed = cli(env, "doctor", "--skip", "secretflow")  # for a person: each check, its fix, what failed
+    assert printed.exit_code == 1 and "failed: chain_reachable" in printed.stdout, printed.output
+    assert "fix: start the node" in printed.stdout, printed.output
+
+    (workdir / "chain-state.json").rename(tmp_path / "lost-state.json")  # the saved chain state is lost
+    with command("up", "--port", str(free_port()), "--workdir", str(workdir)) as proc:
+        spawned = descendants(proc.pid)
+        refused, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 1, refused
+        assert "do not match the chain" in refused and "secureflow up --fresh" in refused, refused
+        assert_none_left(spawned)
+    assert not (workdir / "chain-state.json").exists()  # a refused start saves no state over the lost one
+
+    fresh = build_embedded(workdir, fresh=True)  # what `up --fresh` does first: nothing is deleted
+    fresh.close()
+    (previous,) = (workdir / "previous").iterdir()
+    assert {p.name for p in previous.iterdir()} >= {"secureflow.db", "deployment.json", "anvil.log"}
+
+
+def _doctor_names_what_is_wrong(env: dict[str, str], tmp_path: Path) -> None:
+    """A deployment address without code fails ``contract_code``; a member key the registry does not know
+    fails ``key_roles``; the other checks still pass."""
+    deployment = json.loads(Path(env["SECUREFLOW_DEPLOYMENT"]).read_text())
+    deployment["contracts"]["AuditLedger"]["address"] = "0x" + "11" * 20
+    wrong = tmp_path / "wrong-deployment.json"
+    wrong.write_text(json.dumps(deployment))
+    code, checks = doctor({**env, "SECUREFLOW_DEPLOYMENT": str(wrong)}, "--skip", "secretflow")
+    assert code == 1 and checks["contract_code"]["status"] == "fail", checks
+    assert "AuditLedger: no code at 0x1111" in checks["contract_code"]["detail"], checks
+    assert checks["chain_reachable"]["status"] == "ok", checks
+    stranger = tmp_path / "stranger.member-key"
+    stranger.write_text(Account.create().key.hex())
+    stranger.chmod(0o600)
+    code, checks = doctor({**env, "SECUREFLOW_MEMBER_KEY_FILE": str(stranger)}, "--skip", "secretflow")
+    assert code == 1 and checks["key_roles"]["status"] == "fail", checks
+    assert "lacks the member role" in checks["key_roles"]["detail"], checks
+    assert checks["contract_code"]["status"] == "ok", checks
 
 
 def test_demo_keep_chain_sigterm_while_the_job_runs_takes_anvil_and_the_party_workers(tmp_path: Path) -> None:
