@@ -3,10 +3,11 @@
 What ``secureflow up`` does for its dev consortium, for a real one: ``list`` the accounts and their roles
 (read-only, from the registry's events and current state), ``add`` a member, ``suspend`` / ``reinstate``
 one, and ``grant-role`` / ``revoke-role`` the anchoring service (``anchor``), ``auditor``, ``coordinator``
-(a job coordinator) or ``admin`` role. Every command works against a node (``--rpc-url``) and the deployment file the consortium pinned
-(``--deployment``); writes are signed with the registry admin's key from ``SECUREFLOW_ADMIN_KEY`` (never
-on the command line, never printed). The contract checks every write again (only its admin may); a
-refusal is shown with the contract's custom error (e.g. ``AlreadyMember``) and a hint.
+(a job coordinator) or ``admin`` role. Every command works against a node (``--rpc-url``) and the
+deployment file the consortium pinned (``--deployment``); writes are signed with the registry admin's key
+from ``SECUREFLOW_ADMIN_KEY`` (never on the command line, never printed). The contract checks every write
+again (only its admin may); a refusal is shown with the contract's custom error (e.g. ``AlreadyMember``)
+and a hint.
 """
 
 from __future__ import annotations
@@ -152,7 +153,9 @@ def reinstate(account: Account_, rpc_url: RpcUrl, deployment: DeploymentFile = D
 @friendly_errors
 def grant_role(
     account: Account_,
-    role: Annotated[GrantableRole, typer.Argument(help="anchor (the anchoring service), auditor, coordinator (a job coordinator) or admin")],
+    role: Annotated[
+        GrantableRole, typer.Argument(help="anchor (the anchoring service), auditor, coordinator or admin")
+    ],
     rpc_url: RpcUrl,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT,
 ) -> None:
