@@ -18,20 +18,32 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class Nodes:
-    def __init__(self, root: Path, prefix: str) -> None:
-        self.root, self.prefix = root, prefix
+    """Node processes on one key prefix; ``chain`` (RPC URL, deployment file): they check signatures and
+    the chain (given by environment, as an operator may); without it they trust Redis (``--trust-redis``)."""
+
+    def __init__(self, root: Path, prefix: str, chain: tuple[str, Path] | None = None) -> None:
+        self.root, self.prefix, self.chain = root, prefix, chain
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def log(self, party: str) -> Path:
+        return self.root / f"{party}-node.log"
 
     def dir(self, party: str) -> Path:
         return self.root / party
 
     def start(self, party: str) -> None:
         self.dir(party).mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        with open(self.root / f"{party}-node.log", "ab") as log:
+        chain_vars = ("SECUREFLOW_RPC_URL", "SECUREFLOW_DEPLOYMENT")
+        env = {k: v for k, v in os.environ.items() if k not in chain_vars}
+        trust: list[str] = ["--trust-redis"]
+        if self.chain is not None:
+            env |= {"SECUREFLOW_RPC_URL": self.chain[0], "SECUREFLOW_DEPLOYMENT": str(self.chain[1])}
+            trust = []
+        with open(self.log(party), "ab") as log:
             self.procs[party] = subprocess.Popen(
                 [sys.executable, "-m", "secureflow.api", "node", "--party", party,
-                 "--data-dir", str(self.dir(party)), "--redis-url", REDIS_URL, "--prefix", self.prefix],
+                 "--data-dir", str(self.dir(party)), "--redis-url", REDIS_URL, "--prefix", self.prefix,
+                 *trust],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT),
             )  # fmt: skip
 
