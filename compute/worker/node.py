@@ -1,7 +1,10 @@
 """``secureflow node``: one member's long-lived node, next to its data, taking work from its own queue.
 
 The node reads only ``<prefix>:party:<party>:in`` (see `secureflow.compute.worker.link`
-for the Redis layout). It serves several engine sessions at once (one per job the
+for the Redis layout). With a `QueueGuard` (``secureflow node --rpc-url --deployment``) it first drops
+every entry that is not signed by a coordinator of its pinned registry, is addressed to another party or
+replays a counter, and refuses a job's requests unless the job is open on chain with its consent
+(`secureflow.compute.worker.trust`); the worker never sees either. It serves several engine sessions at once (one per job the
 coordinators run, at most ``--max-sessions``), each with its own party worker and its
 own scratch folder ``<data-dir>/sessions/<session>/`` (tmp/, work/, the worker's log).
 For each session it:
@@ -71,6 +74,8 @@ DEFAULT_MAX_SESSIONS = 4
 """Engine sessions (jobs) one node runs at once by default (each is one SecretFlow worker, ~0.5-1.3 GB)."""
 MAX_SPU_PROFILES = 8
 """SPU profiles (one port each) a session may ask a node for."""
+ENTRY_OPS = ("start", "table", "msg", "stop")
+"""The ops of a queue entry."""
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 """An engine session id (`uuid4().hex`): also a folder name under ``<data-dir>/sessions``."""
 
@@ -231,7 +236,8 @@ class Node:
         if self.guard is not None:
             reason = self.guard.admit(entry)
             if reason is not None:
-                log.warning("dropped a %s entry of session %s: %s", str(op)[:16], session[:8], reason)
+                shown = op if op in ENTRY_OPS else "unknown"  # never echo what a queue writer chose
+                log.warning("dropped a %s entry of session %s: %s", shown, session[:8], reason)
                 return
         if op == "start":
             self._start(session, entry)

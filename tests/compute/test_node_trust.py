@@ -25,12 +25,13 @@ from cf_helpers import vertical_data
 from dist_nodes import REDIS_URL, Nodes
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from stack import LedgerStack
+from stack import ALICE, BOB, LedgerStack, create_job_on_chain, salt_of
 
 from secureflow.compute.errors import NodeRefusedError
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
 from secureflow.compute.worker.link import inbound_key
+from secureflow.compute.worker.trust import QueueGuard
 from secureflow.ledger.chain import TransactionSender
 from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import JobStatus
@@ -273,3 +274,32 @@ def test_a_revoked_coordinator_is_refused_once_the_cache_lapses(
     registry.revoke_role("coordinator", account.address)
     assert not fresh.is_coordinator(account.address)
     assert cached.is_coordinator(account.address)  # within its window the answer is reused
+
+
+def test_the_guard_refuses_a_policy_s_unlisted_coordinator_and_a_session_that_is_not_the_job_s(
+    ledger_stack: LedgerStack, pinned: Path, coordinator: LocalAccount
+) -> None:
+    authority = open_authority(ledger_stack.rpc_url, pinned)
+    other = Account.create().address
+    narrowed = QueueGuard("alice", ALICE, authority, coordinators=[other])
+    entry = sign_entry(_entry(uuid.uuid4().hex, "alice", "ping", 1), coordinator.key)
+    assert "not a coordinator this node's policy lists" in str(narrowed.admit(entry))
+    assert QueueGuard("alice", ALICE, authority).admit(entry) is None
+
+    tag = int(uuid.uuid4().int % 10**9)
+    salt = salt_of(tag)
+    manifest_hash = "0x" + uuid.uuid4().hex * 2
+    job_id = job_id_for(ALICE, manifest_hash, salt)
+    proposed_hash = "0x" + uuid.uuid4().hex * 2
+    proposed = job_id_for(ALICE, proposed_hash, salt)
+    create_job_on_chain(ledger_stack, job_id, manifest_hash, salt)  # Open, both consented
+    create_job_on_chain(ledger_stack, proposed, proposed_hash, salt, consenting=1)  # Proposed
+    guard = QueueGuard("alice", ALICE, authority)
+    step = {"op": "run_step", "job_id": job_id}
+    table = ("alice", "bob")
+    assert guard.job_refusal(step, table, {"alice": ALICE, "bob": BOB}) is None
+    assert "not job" in str(guard.job_refusal(step, table, {"alice": ALICE, "bob": other}))
+    assert "not named" in str(guard.job_refusal(step, ("alice", "carol"), {"alice": ALICE, "bob": BOB}))
+    stranger = QueueGuard("alice", other, authority)
+    assert "has not consented" in str(stranger.job_refusal(step, table, {"alice": other, "bob": BOB}))
+    assert "not open on chain" in str(guard.job_refusal({"op": "run_step", "job_id": proposed}, table, {}))
