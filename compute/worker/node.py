@@ -4,9 +4,9 @@ The node reads only ``<prefix>:party:<party>:in`` (see `secureflow.compute.worke
 for the Redis layout). With a `QueueGuard` (``secureflow node --rpc-url --deployment``) it first drops
 every entry that is not signed by a coordinator of its pinned registry, is addressed to another party or
 replays a counter, and refuses a job's requests unless the job is open on chain with its consent
-(`secureflow.compute.worker.trust`); the worker never sees either. It serves several engine sessions at once (one per job the
-coordinators run, at most ``--max-sessions``), each with its own party worker and its
-own scratch folder ``<data-dir>/sessions/<session>/`` (tmp/, work/, the worker's log).
+(`secureflow.compute.worker.trust`); the worker never sees either. It serves several engine
+sessions at once (one per job the coordinators run, at most ``--max-sessions``), each with its own
+party worker and its own scratch folder ``<data-dir>/sessions/<session>/`` (tmp/, work/, the worker's log).
 For each session it:
 
 1. on ``start``: drops it if the session's engine heartbeat is already gone; refuses

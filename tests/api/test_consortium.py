@@ -5,10 +5,10 @@ with its own data folder, member key and policy; nothing shared with the coordin
 ``secureflow coordinator`` process (a Celery worker on a Redis broker), and the production API with its
 anchoring worker in this process, all on real PostgreSQL and the session's anvil (contracts deployed
 for this module, carol registered as a third member; the nodes pinned to it take only entries signed by
-the coordinator's key, which holds the registry's coordinator role). A member submits a 3-party job with its API key;
-the chain then holds the complete job: every party's consent, ``createJob`` sent by the creator's own
-key, each step's record signed by all three, the close with its step count and the proof of its last
-record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
+the coordinator's key, which holds the registry's coordinator role). A member submits a 3-party job with
+its API key; the chain then holds the complete job: every party's consent, ``createJob`` sent by the
+creator's own key, each step's record signed by all three, the close with its step count and the proof of
+its last record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
 """
 
 from __future__ import annotations
