@@ -15,6 +15,7 @@ The chain is reached through an `Authority` (`secureflow.ledger.node_authority.C
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -45,8 +46,6 @@ def member_address(party_dir: Path) -> str:
     path = party_dir / "secrets" / "member.key"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
-        import os
-
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(32).hex().encode())
