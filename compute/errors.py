@@ -84,6 +84,13 @@ class StepExecutionError(ComputeError):
     hint = "see the party worker logs under the engine's party directories"
 
 
+class NodeRefusedError(ComputeError):
+    """A party's node refused a request: its job is not open on chain with this member's consent, or the
+    session's parties are not the job's on-chain parties."""
+
+    hint = "open the job on chain with every party's consent (the API does) and run it on exactly its parties"
+
+
 class WorkerError(ComputeError):
     """A party worker could not start, died, or did not answer in time."""
 

@@ -14,8 +14,9 @@ Trust model). The policy file::
       },
       "chain_id": 1337,                            # the deployment it consents on (absent: any the
       "ledger": "0xLedger...",                     #   coordinator names)
-      "max_gas_price_wei": 0                       # the highest gas price of a createJob it signs
-    }
+      "max_gas_price_wei": 0,                      # the highest gas price of a createJob it signs
+      "coordinators": ["0xCoord..."]               # the only coordinators it takes work from (absent:
+    }                                              #   any holder of the registry's coordinator role)
 
 Without a file the node uses the default: every algorithm, any dataset of its data folder, and
 nothing revealed to another party. A step reveals to every party when its algorithm does so by
@@ -72,6 +73,12 @@ class PartyPolicy(BaseModel):
         ge=0,
         description="the highest gas price of a createJob transaction it signs as the job's creator "
         "(0: a free-gas network such as Quorum/Besu)",
+    )
+
+    coordinators: tuple[Address, ...] | None = Field(
+        default=None,
+        description="the only coordinator addresses whose signed queue entries the node accepts (each must "
+        "also hold the registry's coordinator role); None: any holder of that role",
     )
 
     def deployment_refusals(self, chain_id: int, ledger: str) -> list[str]:

@@ -22,14 +22,17 @@ from secureflow.ledger.errors import ReadOnlyClientError
 MEMBER_ROLE = keccak(text="MEMBER_ROLE")
 ANCHOR_ROLE = keccak(text="ANCHOR_ROLE")
 AUDITOR_ROLE = keccak(text="AUDITOR_ROLE")
+COORDINATOR_ROLE = keccak(text="COORDINATOR_ROLE")
 ADMIN_ROLE = b"\0" * 32  # OpenZeppelin AccessControl's DEFAULT_ADMIN_ROLE
 REGISTRY_ROLES: dict[str, bytes] = {
     "admin": ADMIN_ROLE,
     "member": MEMBER_ROLE,
     "anchor": ANCHOR_ROLE,
     "auditor": AUDITOR_ROLE,
+    "coordinator": COORDINATOR_ROLE,
 }
-"""The registry's roles by the names the CLI and docs use (``anchor`` is the anchoring service)."""
+"""The registry's roles by the names the CLI and docs use (``anchor`` is the anchoring service,
+``coordinator`` a job coordinator whose signed queue messages the members' nodes accept)."""
 
 
 class JobStatus(IntEnum):
@@ -129,6 +132,9 @@ class RegistryClient(ContractClient):
     def is_anchor_service(self, account: str) -> bool:
         return bool(self.contract.functions.isAnchorService(account).call())
 
+    def is_coordinator(self, account: str) -> bool:
+        return bool(self.contract.functions.isCoordinator(account).call())
+
     def is_suspended(self, account: str) -> bool:
         return bool(self.contract.functions.isSuspended(account).call())
 
@@ -137,7 +143,8 @@ class RegistryClient(ContractClient):
         return bool(self.contract.functions.hasRole(REGISTRY_ROLES[role], account).call())
 
     def grant_role(self, role: str, account: str) -> TxReceipt:
-        """Grant ``role`` (``anchor``, ``auditor`` or ``admin``; members join by `register_member`)."""
+        """Grant ``role`` (``anchor``, ``auditor``, ``coordinator`` or ``admin``; members join by
+        `register_member`)."""
         return self._send().transact(self.contract.functions.grantRole(REGISTRY_ROLES[role], account))
 
     def revoke_role(self, role: str, account: str) -> TxReceipt:

@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -23,6 +23,9 @@ from secureflow.api.cli.model import model_app
 from secureflow.api.cli.options import PinChainId, PinCodeHash, PinDeployment, PinLedger, PinRegistry
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from secureflow.compute.worker.trust import QueueGuard
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs."
@@ -268,10 +271,42 @@ def node(
     metrics_host: Annotated[
         str, typer.Option(envvar="SECUREFLOW_NODE_METRICS_HOST", help="address to serve the metrics on")
     ] = "127.0.0.1",
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SECUREFLOW_RPC_URL", help="a chain node's JSON-RPC URL (coordinator roles, job consents)"
+        ),
+    ] = None,
+    deployment: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SECUREFLOW_DEPLOYMENT",
+            help="the deployment file this node pins (its registry's coordinators, its ledger's jobs)",
+        ),
+    ] = None,
+    trust_redis: Annotated[
+        bool,
+        typer.Option(
+            "--trust-redis",
+            help="tests and single-host development only: act on unsigned queue entries, no chain checks",
+        ),
+    ] = False,
 ) -> None:
-    """Distributed mode: run this member's party workers next to its data, taking work from its own queue."""
+    """Distributed mode: run this member's party workers next to its data, taking work from its own queue.
+
+    The node acts only on queue entries signed by a coordinator of the deployment it pins (--rpc-url,
+    --deployment), and on a job's requests only once the job is open on chain with this member's consent.
+    """
     from secureflow.compute.worker.node import run_node
 
+    guard = None
+    if not trust_redis:
+        if rpc_url is None or deployment is None:
+            raise CliError(
+                "the node needs the chain to check who may instruct it",
+                hint="pass --rpc-url URL and --deployment FILE (SECUREFLOW_RPC_URL, SECUREFLOW_DEPLOYMENT)",
+            )
+        guard = _queue_guard(party, data_dir, rpc_url, deployment)
     run_node(
         party,
         data_dir,
@@ -282,7 +317,25 @@ def node(
         max_sessions=max_sessions,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        guard=guard,
     )
+
+
+def _queue_guard(party: str, data_dir: Path, rpc_url: str, deployment: Path) -> QueueGuard:
+    """The node's checks: coordinators of the pinned registry (narrowed by its policy), jobs of its ledger."""
+    from secureflow.compute.policy import load_policy
+    from secureflow.compute.worker.trust import QueueGuard, member_address
+    from secureflow.ledger.node_authority import open_authority
+
+    policy = load_policy(data_dir)
+    authority = open_authority(rpc_url, deployment)
+    ledger = authority.ledger.address
+    if policy.ledger is not None and policy.ledger.lower() != ledger.lower():
+        raise CliError(
+            f"the policy pins AuditLedger {policy.ledger}, but the deployment's is {ledger}",
+            hint="pass the deployment file of the ledger the policy pins",
+        )
+    return QueueGuard(party, member_address(data_dir), authority, coordinators=policy.coordinators)
 
 
 @app.command()

@@ -2,11 +2,12 @@
 
 What ``secureflow up`` does for its dev consortium, for a real one: ``list`` the accounts and their roles
 (read-only, from the registry's events and current state), ``add`` a member, ``suspend`` / ``reinstate``
-one, and ``grant-role`` / ``revoke-role`` the anchoring service (``anchor``), ``auditor`` or ``admin``
-role. Every command works against a node (``--rpc-url``) and the deployment file the consortium pinned
-(``--deployment``); writes are signed with the registry admin's key from ``SECUREFLOW_ADMIN_KEY`` (never
-on the command line, never printed). The contract checks every write again (only its admin may); a
-refusal is shown with the contract's custom error (e.g. ``AlreadyMember``) and a hint.
+one, and ``grant-role`` / ``revoke-role`` the anchoring service (``anchor``), ``auditor``, ``coordinator``
+(a job coordinator) or ``admin`` role. Every command works against a node (``--rpc-url``) and the
+deployment file the consortium pinned (``--deployment``); writes are signed with the registry admin's key
+from ``SECUREFLOW_ADMIN_KEY`` (never on the command line, never printed). The contract checks every write
+again (only its admin may); a refusal is shown with the contract's custom error (e.g. ``AlreadyMember``)
+and a hint.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # web3 takes seconds to import: commands import the chain sta
 members_app = typer.Typer(no_args_is_help=True, help="Consortium members and roles in the on-chain registry.")
 
 ADMIN_KEY_ENV = "SECUREFLOW_ADMIN_KEY"
-GrantableRole = Literal["anchor", "auditor", "admin"]
+GrantableRole = Literal["anchor", "auditor", "coordinator", "admin"]
 
 RpcUrl = Annotated[
     str,
@@ -152,7 +153,9 @@ def reinstate(account: Account_, rpc_url: RpcUrl, deployment: DeploymentFile = D
 @friendly_errors
 def grant_role(
     account: Account_,
-    role: Annotated[GrantableRole, typer.Argument(help="anchor (the anchoring service), auditor or admin")],
+    role: Annotated[
+        GrantableRole, typer.Argument(help="anchor (the anchoring service), auditor, coordinator or admin")
+    ],
     rpc_url: RpcUrl,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT,
 ) -> None:
@@ -170,7 +173,7 @@ def grant_role(
 @friendly_errors
 def revoke_role(
     account: Account_,
-    role: Annotated[GrantableRole, typer.Argument(help="anchor, auditor or admin")],
+    role: Annotated[GrantableRole, typer.Argument(help="anchor, auditor, coordinator or admin")],
     rpc_url: RpcUrl,
     deployment: DeploymentFile = DEFAULT_DEPLOYMENT,
 ) -> None:

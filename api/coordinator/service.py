@@ -16,7 +16,9 @@
    with backoff (``start_retries``), then the job fails saying which node did not answer.
 
 The coordinator holds no member key and reads no party data: the nodes sign, and the records carry
-salted digests only.
+salted digests only. It holds its own coordinator key (``SECUREFLOW_COORDINATOR_KEY_FILE``, checked at
+start to hold the registry's coordinator role) and signs every entry it puts on a node's queue; the nodes
+act on nothing else (`secureflow.compute.worker.trust`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import uuid
 from dataclasses import dataclass
 
 from secureflow.api.coordinator.jobrun import JobServices, fail_job, run_submitted_job
+from secureflow.api.coordinator.key import load_coordinator_key
 from secureflow.api.coordinator.settings import CoordinatorSettings
 from secureflow.api.server.db import ApiDb
 from secureflow.compute.errors import WorkerError
@@ -69,6 +72,9 @@ class Coordinator:
         deployment = load_deployment(settings.deployment)
         self.client = ChainClient(settings.chain_config())
         self.client.check()
+        self.coordinator_key = load_coordinator_key(
+            settings, connect(self.client, deployment, "ConsortiumRegistry")
+        )
         self.services = JobServices(
             store=self.store,
             client=self.client,
@@ -144,6 +150,7 @@ class Coordinator:
             node_timeout=self.settings.node_timeout,
             start_timeout=self.settings.start_timeout,
             step_timeout=self.settings.step_timeout,
+            coordinator_key=self.coordinator_key,
         )
         try:
             try:

@@ -37,6 +37,11 @@ class CoordinatorSettings(ApiSettings):
         default=300.0, gt=0, description="the parties' workers must be up within this"
     )
     step_timeout: float = Field(default=3600.0, gt=0, description="the longest a step may run")
+    coordinator_key_file: Path | None = Field(
+        default=None,
+        description="file holding this coordinator's private key (0x + 64 hex): it signs every entry on "
+        "the nodes' queues and needs the registry's coordinator role",
+    )
     start_retries: int = Field(
         default=3, ge=0, le=20, description="retries (with backoff) when a job's nodes cannot be reached"
     )

@@ -4,8 +4,11 @@ What a consortium deployment runs, as separate processes on one host: anvil with
 production API with its anchoring worker (SQLite in ``<workdir>``), one ``secureflow coordinator``
 (Celery on Redis), and one ``secureflow node`` per member (alice, bob, carol), each on its own loopback
 address (127.0.0.2, .3, .4) with its own folder under ``<workdir>/nodes/<party>`` holding its data,
-its member key and its consent policy (pinned to this chain and ledger). Nothing but Redis and the chain
-is shared between the nodes and the coordinator; the coordinator holds no member key. The keys are
+its member key and its consent policy (pinned to this chain and ledger, and to this run's coordinator).
+Nothing but Redis and the chain is shared between the nodes and the coordinator; the coordinator holds no
+member key, only its own key (``<workdir>/secrets/coordinator.key``, granted the registry's coordinator
+role), with which it signs every entry it puts on a node's queue; the nodes check it and the job's
+on-chain consent before they act. The keys are
 anvil's public dev keys: for trying the consortium path locally only.
 
 Ctrl-C or SIGTERM stops everything it started (nodes, coordinator, anvil) before it exits.
@@ -93,7 +96,9 @@ def consortium_manifest(addresses: dict[str, str]) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _node_folder(root: Path, party: str, others: list[str], chain_id: int, ledger: str) -> Path:
+def _node_folder(
+    root: Path, party: str, others: list[str], chain_id: int, ledger: str, coordinator: str
+) -> Path:
     """A member's folder as it would set up its own host: member key (0600), policy, data folder."""
     folder = root / party
     secrets_dir = folder / "secrets"
@@ -104,7 +109,9 @@ def _node_folder(root: Path, party: str, others: list[str], chain_id: int, ledge
     (folder / "data").mkdir(parents=True, exist_ok=True)
     reveal = {algorithm: tuple(others) for algorithm in DEV_REVEALS}
     # pinned to this run's chain and ledger: a coordinator cannot get a consent for any other deployment
-    write_policy(folder, PartyPolicy(reveal=reveal, chain_id=chain_id, ledger=ledger))
+    # and it takes work only from this consortium's coordinator (which also holds the registry's role)
+    policy = PartyPolicy(reveal=reveal, chain_id=chain_id, ledger=ledger, coordinators=(coordinator,))
+    write_policy(folder, policy)
     return folder
 
 
@@ -147,6 +154,19 @@ class Children:
             proc.wait(5.0)
 
 
+def _coordinator_key(workdir: Path) -> tuple[Path, str]:
+    """A fresh coordinator key in ``workdir/secrets/coordinator.key`` (0600) and its address."""
+    account = Account.create()
+    secrets_dir = workdir / "secrets"
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = secrets_dir / "coordinator.key"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("0x" + bytes(account.key).hex() + "\n")
+    return path, str(account.address)
+
+
 def run_consortium(
     port: int = 8000,
     *,
@@ -185,9 +205,11 @@ def run_consortium(
         for party, address in addresses.items():
             registry.register_member(address, keccak(text=party))
         registry.grant_anchor_service(Account.from_key(DEV_PRIVATE_KEYS[3]).address)
+        coordinator_key, coordinator = _coordinator_key(workdir)
+        registry.grant_role("coordinator", coordinator)
         echo(
             f"chain (anvil, chain id {DEV_CHAIN_ID}) at {chain.rpc_url}; contracts deployed, members "
-            "registered"
+            f"registered, coordinator {coordinator} granted its role"
         )
 
         ledger = deployment.address_of("AuditLedger")
@@ -195,7 +217,7 @@ def run_consortium(
         folders = {}
         for party in addresses:
             others = [a for p, a in addresses.items() if p != party]
-            folders[party] = _node_folder(workdir / "nodes", party, others, DEV_CHAIN_ID, ledger)
+            folders[party] = _node_folder(workdir / "nodes", party, others, DEV_CHAIN_ID, ledger, coordinator)
             target = folders[party] / "data" / "customers.csv"
             if not target.exists():
                 tables[party].to_csv(target, index=False)
@@ -214,6 +236,7 @@ def run_consortium(
             "SECUREFLOW_COMPUTE_REDIS_URL": redis_url,
             "SECUREFLOW_COMPUTE_REDIS_PREFIX": prefix,
             "SECUREFLOW_COORDINATOR_WORKDIR": str(workdir / "coordinator"),
+            "SECUREFLOW_COORDINATOR_KEY_FILE": str(coordinator_key),
         }
         settings = ApiSettings(
             database_url=db_url,
@@ -237,7 +260,8 @@ def run_consortium(
             children.spawn(
                 f"node-{party}",
                 ["node", "--party", party, "--data-dir", str(folders[party]), "--redis-url", redis_url,
-                 "--prefix", prefix, "--host", NODE_HOSTS[party]],
+                 "--prefix", prefix, "--host", NODE_HOSTS[party], "--rpc-url", chain.rpc_url,
+                 "--deployment", str(workdir / "deployment.json")],
                 env,
             )  # fmt: skip
         children.spawn("coordinator", ["coordinator"], env)

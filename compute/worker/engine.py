@@ -21,6 +21,9 @@ workers' hello/ready as in local mode; a node whose heartbeat stops counts as
 a dead worker (noticed within ``node_timeout``). While started, the engine
 keeps its own heartbeat key fresh (a daemon thread, stopped on `shutdown`), so
 the nodes stop the workers of an engine that vanished without shutting down.
+With ``coordinator_key`` every entry it puts on a node's queue is signed; nodes
+that check signatures act only on entries signed by a coordinator of their
+pinned deployment (`secureflow.compute.worker.trust`).
 The party folders (data, models, secrets) then live on the members' hosts, not
 under ``root``.
 """
@@ -154,6 +157,7 @@ class Engine:
         redis_url: str | None = None,
         redis_prefix: str = DEFAULT_PREFIX,
         node_timeout: float = 5.0,
+        coordinator_key: str | None = None,
     ) -> None:
         if not 2 <= len(set(parties)) == len(parties) <= MAX_PARTIES:
             raise ComputeError(
@@ -171,6 +175,8 @@ class Engine:
         self.redis_url = redis_url
         self.redis_prefix = redis_prefix
         self.node_timeout = node_timeout
+        self.coordinator_key = coordinator_key
+        """Distributed mode: the key that signs every entry on the nodes' queues (a coordinator's)."""
         self.session: RedisSession | None = None
         self.parties = tuple(parties)
         self.root = Path(root).resolve()  # workers run with their own cwd: paths must be absolute
@@ -217,6 +223,8 @@ class Engine:
             try:
                 self._start_nodes()
                 self._await_ready()
+                assert self.session is not None  # noqa: S101 - set by _start_nodes
+                self.session.members = {p: w.address for p, w in self.workers.items()}
             except BaseException:
                 self._kill_all()
                 raise
@@ -258,6 +266,7 @@ class Engine:
             prefix=self.redis_prefix,
             node_timeout=self.node_timeout,
             expires_s=self.start_timeout,
+            signer=self.coordinator_key,
         )
         self.session = hub
         self._await_nodes(hub)

@@ -13,10 +13,16 @@ Redis layout (``prefix`` defaults to ``secureflow``), one *session* per
 `Engine.start` (a fresh random id):
 
 * ``<prefix>:party:<party>:in`` - the party's inbound queue; only that party's
-  node reads it. Entries are JSON ``{"session", "exp", "op": "start" |
-  "table" | "msg" | "stop", ...}``; a node drops entries of a session it is
-  not in and entries past ``exp`` (unix seconds), so a dead engine's leftovers
-  are never run.
+  node reads it. Entries are JSON ``{"session", "exp", "party", "ctr", "op":
+  "start" | "table" | "msg" | "stop", ..., "sig"}``; a node drops entries of a
+  session it is not in and entries past ``exp`` (unix seconds), so a dead
+  engine's leftovers are never run. With a coordinator key the engine signs
+  each entry (`secureflow.ledger.queue_signing`: session, op, payload, expiry,
+  target ``party`` and the session's increasing counter ``ctr``); a node that
+  checks signatures (`secureflow.compute.worker.trust`) drops an unsigned one,
+  one signed by a non-coordinator, one for another party and a replay. Once
+  the workers said hello, entries also carry ``members`` (party name -> member
+  address), which a node compares with the job's on-chain parties.
 * ``<prefix>:coord:<session>:out`` - what the nodes send back (JSON
   ``{"session", "party", "op": "ports" | "msg" | "exit", ...}``).
 * ``<prefix>:coord:<session>:hb:<party>`` - the node's heartbeat, a key
@@ -172,8 +178,15 @@ class RedisSession:
         prefix: str = DEFAULT_PREFIX,
         node_timeout: float = 5.0,
         expires_s: float = 300.0,
+        signer: str | None = None,
     ) -> None:
         self.client = client
+        self.signer = signer
+        """The coordinator's private key (0x + 64 hex) that signs every entry; None: entries are unsigned."""
+        self.members: dict[str, str] = {}
+        """Party name -> member address, as the workers reported it (sent with every entry once known)."""
+        self._ctr = 0
+        self._ctr_lock = threading.Lock()
         self.prefix = prefix
         self.session = uuid.uuid4().hex
         self.parties = tuple(parties)
@@ -224,7 +237,26 @@ class RedisSession:
     def push(self, party: str, op: str, **fields: Any) -> None:
         import redis
 
-        entry = {"session": self.session, "op": op, "exp": time.time() + self.expires_s, **fields}
+        with self._ctr_lock:
+            self._ctr += 1
+            entry: dict[str, Any] = {
+                "session": self.session,
+                "op": op,
+                "exp": time.time() + self.expires_s,
+                "party": party,
+                "ctr": self._ctr,
+                **fields,
+            }
+        if self.members:
+            entry["members"] = dict(self.members)
+        if self.signer is not None:
+            from secureflow.ledger.errors import LedgerError
+            from secureflow.ledger.queue_signing import sign_entry
+
+            try:
+                entry = sign_entry(entry, self.signer)
+            except LedgerError as exc:
+                raise WorkerError(str(exc)) from None
         try:
             self.client.rpush(inbound_key(self.prefix, party), encode(entry))
         except redis.RedisError as exc:

@@ -1,9 +1,12 @@
 """``secureflow node``: one member's long-lived node, next to its data, taking work from its own queue.
 
 The node reads only ``<prefix>:party:<party>:in`` (see `secureflow.compute.worker.link`
-for the Redis layout). It serves several engine sessions at once (one per job the
-coordinators run, at most ``--max-sessions``), each with its own party worker and its
-own scratch folder ``<data-dir>/sessions/<session>/`` (tmp/, work/, the worker's log).
+for the Redis layout). With a `QueueGuard` (``secureflow node --rpc-url --deployment``) it first drops
+every entry that is not signed by a coordinator of its pinned registry, is addressed to another party or
+replays a counter, and refuses a job's requests unless the job is open on chain with its consent
+(`secureflow.compute.worker.trust`); the worker never sees either. It serves several engine
+sessions at once (one per job the coordinators run, at most ``--max-sessions``), each with its own
+party worker and its own scratch folder ``<data-dir>/sessions/<session>/`` (tmp/, work/, the worker's log).
 For each session it:
 
 1. on ``start``: drops it if the session's engine heartbeat is already gone; refuses
@@ -62,6 +65,7 @@ from secureflow.compute.worker.link import (
 )
 from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.compute.worker.protocol import PartyPorts, is_loopback
+from secureflow.compute.worker.trust import JOB_OPS, QueueGuard
 from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
 
 log = logging.getLogger("compute.node")
@@ -70,6 +74,8 @@ DEFAULT_MAX_SESSIONS = 4
 """Engine sessions (jobs) one node runs at once by default (each is one SecretFlow worker, ~0.5-1.3 GB)."""
 MAX_SPU_PROFILES = 8
 """SPU profiles (one port each) a session may ask a node for."""
+ENTRY_OPS = ("start", "table", "msg", "stop")
+"""The ops of a queue entry."""
 SESSION_ID = re.compile(r"[0-9a-f]{32}")
 """An engine session id (`uuid4().hex`): also a folder name under ``<data-dir>/sessions``."""
 
@@ -86,6 +92,8 @@ class Session:
     relay: threading.Thread | None = None
     state: str = "starting"  # starting | running | exited
     exit_code: int | None = None
+    table: tuple[str, ...] = ()
+    """The party names of the session's cluster table (set by ``table``)."""
 
 
 class Node:
@@ -101,6 +109,7 @@ class Node:
         prefix: str = DEFAULT_PREFIX,
         heartbeat_ttl: float = HEARTBEAT_TTL_S,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        guard: QueueGuard | None = None,
     ) -> None:
         if not party or ":" in party:
             raise ComputeError(f"invalid party name {party!r}", hint="use the party's name from the manifest")
@@ -112,6 +121,8 @@ class Node:
         self.prefix = prefix
         self.heartbeat_ttl = heartbeat_ttl
         self.max_sessions = max_sessions
+        self.guard = guard
+        """Signature, coordinator-role and on-chain consent checks (None: every entry is trusted)."""
         self.client = redis.Redis.from_url(redis_url, socket_timeout=30.0)
         self.in_key = inbound_key(prefix, party)
         self.sessions: dict[str, Session] = {}
@@ -222,6 +233,12 @@ class Node:
         if not isinstance(exp, int | float) or not math.isfinite(exp) or exp < time.time():
             log.info("dropped an expired %s of session %s", op, session[:8])
             return
+        if self.guard is not None:
+            reason = self.guard.admit(entry)
+            if reason is not None:
+                shown = op if op in ENTRY_OPS else "unknown"  # never echo what a queue writer chose
+                log.warning("dropped a %s entry of session %s: %s", shown, session[:8], reason)
+                return
         if op == "start":
             self._start(session, entry)
             return
@@ -238,6 +255,7 @@ class Node:
             if sess.link is not None:
                 log.warning("dropped a second table of session %s", session[:8])
                 return
+            sess.table = tuple(table)
             link = spawn_worker(
                 self.party,
                 self.party_dir,
@@ -256,6 +274,11 @@ class Node:
         elif op == "msg":
             request = dict(entry.get("msg") or {})
             self.metrics.request(request.get("op"))
+            if self.guard is not None and request.get("op") in JOB_OPS:
+                refusal = self.guard.job_refusal(request, sess.table, entry.get("members"))
+                if refusal is not None:
+                    self._refuse(session, str(request.get("op")), refusal)
+                    return
             if sess.link is None or not sess.link.alive():
                 self._push(session, "exit", code=None if sess.link is None else sess.link.exit_code())
                 return
@@ -264,6 +287,12 @@ class Node:
                 sess.link.send(request)
         elif op == "stop":
             self.end_session(session)
+
+    def _refuse(self, session: str, op: str, reason: str) -> None:
+        """Answer a job request this node will not act on (the worker never sees it)."""
+        log.warning("session %s: refused %s: %s", session[:8], op, reason)
+        message = f"the node of party {self.party!r} refused {op}: {reason}"
+        self._push(session, "msg", msg={"ok": False, "error_class": "NodeRefusedError", "message": message})
 
     def _start(self, session: str, entry: dict[str, Any]) -> None:
         if not self.engine_alive(session):
@@ -428,14 +457,19 @@ def run_node(
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
+    guard: QueueGuard | None = None,
 ) -> None:
     """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C.
+
+    ``guard``: the signature, coordinator-role and on-chain consent checks (None: trusts its Redis).
 
     With ``metrics_port`` (0: any free port) also serves ``/metrics``, ``/healthz`` and ``/readyz``
     (`secureflow.compute.worker.node_metrics`) on ``metrics_host``.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    node = Node(party, data_dir, redis_url, host=host, prefix=prefix, max_sessions=max_sessions)
+    node = Node(party, data_dir, redis_url, host=host, prefix=prefix, max_sessions=max_sessions, guard=guard)
+    if guard is None:
+        log.warning("this node trusts its Redis: it acts on unsigned entries (--trust-redis; tests only)")
     try:
         node.client.ping()
     except redis.RedisError as exc:

@@ -5,7 +5,8 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 /// @title ConsortiumRegistry
 /// @notice Who belongs to the secureflow consortium and in which role: members (submit and co-sign jobs),
-///         the anchoring service (anchors batch roots) and auditors (read-only). The admin
+///         the anchoring service (anchors batch roots), auditors (read-only) and job coordinators
+///         (whose signed work orders the members' nodes accept). The admin
 ///         (DEFAULT_ADMIN_ROLE) registers, suspends and reinstates members and grants the other roles
 ///         through AccessControl's grantRole / revokeRole.
 contract ConsortiumRegistry is AccessControl {
@@ -15,6 +16,9 @@ contract ConsortiumRegistry is AccessControl {
     bytes32 public constant ANCHOR_ROLE = keccak256("ANCHOR_ROLE");
     /// @notice Role of an auditor (read-only on-chain; checked by the off-chain API).
     bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
+    /// @notice Role of a job coordinator: the members' nodes act only on queue messages signed by a
+    ///         holder of this role (checked off-chain by each node against the registry it pinned).
+    bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
 
     /// @notice The zero address was given where an account is required.
     error ZeroAddress();
@@ -97,5 +101,12 @@ contract ConsortiumRegistry is AccessControl {
     /// @return True if the account is an auditor.
     function isAuditor(address account) external view returns (bool) {
         return hasRole(AUDITOR_ROLE, account);
+    }
+
+    /// @notice Whether `account` is a job coordinator (holds COORDINATOR_ROLE).
+    /// @param account The account to check.
+    /// @return True if the members' nodes may accept work signed by this account.
+    function isCoordinator(address account) external view returns (bool) {
+        return hasRole(COORDINATOR_ROLE, account);
     }
 }

@@ -65,6 +65,10 @@ def test_add_suspend_reinstate_grant_and_revoke_change_the_registry(members: Mem
     assert "holds the auditor role already" in members("grant-role", newcomer, "auditor", ok=False).output
     members("revoke-role", newcomer, "auditor")
     assert not members.registry.has_role("auditor", newcomer)
+    members("grant-role", newcomer, "coordinator")  # a job coordinator, whose signed work nodes accept
+    assert members.registry.is_coordinator(newcomer)
+    members("revoke-role", newcomer, "coordinator")
+    assert not members.registry.is_coordinator(newcomer)
     entry = next(
         a for a in json.loads(members("list", "--json").stdout)["accounts"] if a["address"] == newcomer
     )

@@ -4,10 +4,11 @@ Separate processes, as on separate hosts: three ``secureflow node`` processes (a
 with its own data folder, member key and policy; nothing shared with the coordinator but Redis), one
 ``secureflow coordinator`` process (a Celery worker on a Redis broker), and the production API with its
 anchoring worker in this process, all on real PostgreSQL and the session's anvil (contracts deployed
-for this module, carol registered as a third member). A member submits a 3-party job with its API key;
-the chain then holds the complete job: every party's consent, ``createJob`` sent by the creator's own
-key, each step's record signed by all three, the close with its step count and the proof of its last
-record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
+for this module, carol registered as a third member; the nodes pinned to it take only entries signed by
+the coordinator's key, which holds the registry's coordinator role). A member submits a 3-party job with
+its API key; the chain then holds the complete job: every party's consent, ``createJob`` sent by the
+creator's own key, each step's record signed by all three, the close with its step count and the proof of
+its last record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ def consortium(
     logs.mkdir()
     stack = deploy_ledger_stack(devchain.rpc_url)
     stack.registry().register_member(ADDRESSES["carol"])
+    coordinator = Account.create()  # the coordinator's own key, granted the registry's coordinator role
+    stack.registry().grant_role("coordinator", coordinator.address)
+    coordinator_key = root / "coordinator.key"
+    coordinator_key.write_text("0x" + bytes(coordinator.key).hex())
+    coordinator_key.chmod(0o600)
     deployment = root / "deployment.json"
     write_deployment(stack.deployment, deployment)
     tag = uuid.uuid4().hex[:12]
@@ -162,6 +168,7 @@ def consortium(
         "SECUREFLOW_COMPUTE_REDIS_URL": f"{REDIS}/0",
         "SECUREFLOW_COMPUTE_REDIS_PREFIX": prefix,
         "SECUREFLOW_COORDINATOR_WORKDIR": str(root / "coordinator"),
+        "SECUREFLOW_COORDINATOR_KEY_FILE": str(coordinator_key),
         "SECUREFLOW_START_TIMEOUT": "240",
         # a killed coordinator: its lease lapses after 4 s, its unacknowledged task comes back after 12 s
         "SECUREFLOW_LEASE_SECONDS": "4",

@@ -46,7 +46,8 @@ def test_node_process_serves_heartbeat_session_and_request_metrics(tmp_path: Pat
     with log.open("ab") as out:
         node = subprocess.Popen(
             [sys.executable, "-m", "secureflow.api", "node", "--party", "alice", "--data-dir",
-             str(tmp_path / "alice"), "--redis-url", REDIS_URL, "--prefix", prefix, "--metrics-port", "0"],
+             str(tmp_path / "alice"), "--redis-url", REDIS_URL, "--prefix", prefix, "--metrics-port", "0",
+             "--trust-redis"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(REPO_ROOT),
             env=dict(os.environ), start_new_session=True,
         )  # fmt: skip

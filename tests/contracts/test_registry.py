@@ -126,3 +126,18 @@ def test_anchor_and_auditor_roles(env: ContractsEnv) -> None:
     name, _ = env.revert(fns.revokeRole(auditor_role, env.outsider.address), env.member_a)
     assert name == "AccessControlUnauthorizedAccount"
     assert fns.supportsInterface(bytes.fromhex("7965db0b")).call()  # IAccessControl
+
+
+def test_coordinator_role(env: ContractsEnv) -> None:
+    fns = env.registry.functions
+    coordinator_role = keccak(b"COORDINATOR_ROLE")
+    assert fns.COORDINATOR_ROLE().call() == coordinator_role
+    assert fns.getRoleAdmin(coordinator_role).call() == DEFAULT_ADMIN_ROLE
+    assert not fns.isCoordinator(env.outsider.address).call()
+    name, _ = env.revert(fns.grantRole(coordinator_role, env.outsider.address), env.member_a)
+    assert name == "AccessControlUnauthorizedAccount"
+    env.ok(fns.grantRole(coordinator_role, env.outsider.address), env.admin)
+    assert fns.isCoordinator(env.outsider.address).call()
+    assert not fns.isAnchorService(env.outsider.address).call()
+    env.ok(fns.revokeRole(coordinator_role, env.outsider.address), env.admin)
+    assert not fns.isCoordinator(env.outsider.address).call()

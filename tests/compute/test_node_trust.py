@@ -1,0 +1,305 @@
+"""A node trusts nothing but coordinator signatures and the chain: attacks on its Redis queue.
+
+One pair of real `secureflow node` processes (alice, bob) pinned to the session's anvil deployment, and
+one distributed engine that signs as a coordinator holding the registry's COORDINATOR_ROLE, serve the
+whole module (warm workers). Each attack writes straight to a node's queue, as anyone with write access
+to Redis could, an entry that would stop the node's session worker (``stop``) or makes it act on a job.
+The queue is FIFO: once a signed ping sent after the attack is answered, the node has handled the attack
+entry; its worker is the same process and its log says why the entry was dropped. A step request of a
+job that is not open on chain with the node's consent is refused by the node, never seen by its worker,
+and nothing is written on chain.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from cf_helpers import vertical_data
+from dist_nodes import REDIS_URL, Nodes
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from stack import ALICE, BOB, LedgerStack, create_job_on_chain, salt_of
+
+from secureflow.compute.errors import NodeRefusedError
+from secureflow.compute.runner import run_job
+from secureflow.compute.worker.engine import Engine
+from secureflow.compute.worker.link import inbound_key
+from secureflow.compute.worker.trust import QueueGuard
+from secureflow.ledger.chain import TransactionSender
+from secureflow.ledger.consent import sign_consent
+from secureflow.ledger.contracts import JobStatus
+from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.devchain import DEV_CHAIN_ID
+from secureflow.ledger.node_authority import open_authority
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.queue_signing import sign_entry
+from secureflow.ledger.recorder import OutboxRecorder
+from secureflow.ledger.records import job_id_for, new_job_salt, new_job_secret
+
+PARTIES = ("alice", "bob")
+
+
+@pytest.fixture(scope="module")
+def rds() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def pinned(ledger_stack: LedgerStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pin") / "deployment.json"
+    write_deployment(ledger_stack.deployment, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def coordinator(ledger_stack: LedgerStack) -> LocalAccount:
+    account: LocalAccount = Account.create()
+    ledger_stack.registry().grant_role("coordinator", account.address)
+    return account
+
+
+@pytest.fixture(scope="module")
+def tnodes(
+    tmp_path_factory: pytest.TempPathFactory, rds: redis.Redis, ledger_stack: LedgerStack, pinned: Path
+) -> Iterator[Nodes]:
+    n = Nodes(
+        tmp_path_factory.mktemp("tnodes"),
+        f"sftest-trust-{uuid.uuid4().hex[:12]}",
+        (ledger_stack.rpc_url, pinned),
+    )
+    for party in PARTIES:
+        n.start(party)
+    try:
+        n.wait_up(rds, PARTIES)
+        yield n
+    finally:
+        n.stop_all()
+        keys = list(rds.scan_iter(f"{n.prefix}:*"))
+        if keys:
+            rds.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def tengine(
+    tnodes: Nodes, coordinator: LocalAccount, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    eng = Engine(
+        PARTIES,
+        tmp_path_factory.mktemp("tcoord"),
+        launcher="distributed",
+        redis_url=REDIS_URL,
+        redis_prefix=tnodes.prefix,
+        step_timeout=300.0,
+        start_timeout=180.0,
+        node_timeout=5.0,
+        coordinator_key="0x" + bytes(coordinator.key).hex(),
+    )
+    eng.start()
+    try:
+        yield eng
+    finally:
+        eng.shutdown()
+
+
+def _entry(session: str, party: str, op: str, ctr: int, **fields: Any) -> dict[str, Any]:
+    return {"session": session, "op": op, "exp": time.time() + 120, "party": party, "ctr": ctr, **fields}
+
+
+def _push(rds: redis.Redis, nodes: Nodes, party: str, entry: dict[str, Any]) -> None:
+    rds.rpush(inbound_key(nodes.prefix, party), json.dumps(entry))
+
+
+def _session(engine: Engine) -> str:
+    assert engine.session is not None
+    return engine.session.session
+
+
+def _handled_and_alive(engine: Engine, pids: dict[str, int]) -> None:
+    """A signed ping after the attack is answered by the same workers (the attack changed nothing)."""
+    replies = engine.ping(timeout=30)
+    assert {p: r["pid"] for p, r in replies.items()} == pids
+    assert engine.healthy and all(w.alive() for w in engine.workers.values())
+
+
+def _pids(engine: Engine) -> dict[str, int]:
+    engine.ensure_healthy()
+    return {p: w.pid for p, w in engine.workers.items()}
+
+
+def test_an_unsigned_entry_is_dropped(tengine: Engine, tnodes: Nodes, rds: redis.Redis) -> None:
+    pids, session = _pids(tengine), _session(tengine)
+    _push(rds, tnodes, "alice", _entry(session, "alice", "stop", 10**6))
+    _handled_and_alive(tengine, pids)
+    assert f"dropped a stop entry of session {session[:8]}: no valid coordinator signature" in (
+        tnodes.log("alice").read_text()
+    )
+
+
+def test_an_entry_signed_by_a_non_coordinator_is_dropped(
+    tengine: Engine, tnodes: Nodes, rds: redis.Redis
+) -> None:
+    pids, session = _pids(tengine), _session(tengine)
+    stranger: LocalAccount = Account.create()
+    _push(rds, tnodes, "alice", sign_entry(_entry(session, "alice", "stop", 10**6), stranger.key))
+    _handled_and_alive(tengine, pids)
+    log = tnodes.log("alice").read_text()
+    assert f"signed by {stranger.address.lower()}, which holds no coordinator role" in log
+
+
+def test_a_coordinator_entry_replayed_to_another_party_or_session_or_again_is_dropped(
+    tengine: Engine, tnodes: Nodes, rds: redis.Redis, coordinator: LocalAccount
+) -> None:
+    pids, session = _pids(tengine), _session(tengine)
+    assert tengine.session is not None
+    used = tengine.session._ctr  # a counter alice's node has seen in this session already
+    # signed for bob, pushed onto alice's queue
+    _push(rds, tnodes, "alice", sign_entry(_entry(session, "bob", "stop", used + 10**6), coordinator.key))
+    # signed for another session, relabelled with this one
+    other = sign_entry(_entry(uuid.uuid4().hex, "alice", "stop", used + 10**6), coordinator.key)
+    _push(rds, tnodes, "alice", {**other, "session": session})
+    # signed for this session and party, but with a counter the node has seen (a replay)
+    _push(rds, tnodes, "alice", sign_entry(_entry(session, "alice", "stop", 1), coordinator.key))
+    _handled_and_alive(tengine, pids)
+    log = tnodes.log("alice").read_text()
+    prefix = f"dropped a stop entry of session {session[:8]}: "
+    assert prefix + "addressed to another party" in log
+    assert prefix + "no valid coordinator signature" in log
+    assert prefix + "counter 1 already seen in this session (a replay)" in log
+
+
+def _manifest(engine: Engine, dataset: str, out: str) -> dict[str, Any]:
+    return {
+        "name": "trust",
+        "parties": [{"name": p, "address": engine.addresses[p]} for p in PARTIES],
+        "datasets": {"raw": {p: dataset for p in PARTIES}},
+        "models": {},
+        "steps": [
+            {
+                "algorithm": "psi",
+                "params": {"key": "id"},
+                "inputs": {"table": "raw"},
+                "outputs": {"table": "j"},
+                "save": {"table": f"{out}/j.csv"},
+            }
+        ],
+    }
+
+
+def _put(nodes: Nodes, name: str) -> str:
+    alice, bob = vertical_data(60, seed=3)
+    for party, df in (("alice", alice), ("bob", bob)):
+        nodes.put(party, name, df)
+    return name
+
+
+def test_a_job_without_on_chain_consent_is_refused_by_the_nodes(
+    tengine: Engine, tnodes: Nodes, ledger_stack: LedgerStack, recorder: OutboxRecorder
+) -> None:
+    w3 = ledger_stack.client().w3
+    head = w3.eth.block_number
+    pids = _pids(tengine)
+    manifest = _manifest(tengine, _put(tnodes, "unconsented.csv"), "out/unconsented")
+    with pytest.raises(NodeRefusedError, match="does not exist on chain"):
+        run_job(tengine, manifest, recorder)
+    # a signed step request of a job that is not on chain never reaches the worker either
+    job = "0x" + "ab" * 32
+    reply = tengine.broadcast({"alice": {"op": "run_step", "job_id": job, "seq": 0}}, timeout=30)["alice"]
+    assert (reply["ok"], reply["error_class"]) == (False, "NodeRefusedError")
+    assert f"job {job} does not exist on chain" in reply["message"]
+    _handled_and_alive(tengine, pids)
+    for party in PARTIES:
+        assert not (tnodes.dir(party) / "data" / "out" / "unconsented").exists()
+        assert "refused open_job: job 0x" in tnodes.log(party).read_text()
+    assert w3.eth.block_number == head  # nothing was written on chain
+
+
+def _open_on_chain(
+    stack: LedgerStack, nodes: Nodes, engine: Engine, manifest: dict[str, Any]
+) -> dict[str, str]:
+    """Register the nodes' members and create the job with both consents (alice creates it)."""
+    from secureflow.compute.manifest import JobManifest
+
+    keys = {p: (nodes.dir(p) / "secrets" / "member.key").read_text().strip() for p in PARTIES}
+    registry = stack.registry()
+    for party in PARTIES:
+        if not registry.is_active_member(engine.addresses[party]):
+            registry.register_member(engine.addresses[party])
+    secret, salt = new_job_secret(), new_job_salt()
+    manifest_hash = JobManifest.parse(manifest).manifest_hash(secret)
+    creator = engine.addresses["alice"]
+    job_id = job_id_for(creator, manifest_hash, salt)
+    client = stack.client()
+    ledger = stack.ledger(client, TransactionSender(client, keys["alice"], ChainNonceSource(client.w3)))
+    raw_id, raw_hash = bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:])
+    ledger.create_job(
+        manifest_hash=raw_hash,
+        salt=bytes.fromhex(salt[2:]),
+        parties=[engine.addresses[p] for p in PARTIES],
+        consents=[sign_consent(keys[p], DEV_CHAIN_ID, ledger.address, raw_id, raw_hash) for p in PARTIES],
+    )
+    assert ledger.get_job(raw_id).status == JobStatus.OPEN
+    return {"job_id": job_id, "salt": salt, "creator": creator, "job_secret": secret}
+
+
+def test_a_job_open_on_chain_with_every_consent_runs_on_the_checking_nodes(
+    tengine: Engine, tnodes: Nodes, ledger_stack: LedgerStack, recorder: OutboxRecorder
+) -> None:
+    manifest = _manifest(tengine, _put(tnodes, "consented.csv"), "out/consented")
+    opened = _open_on_chain(ledger_stack, tnodes, tengine, manifest)
+    result = run_job(tengine, manifest, recorder, **opened)
+    assert result.succeeded, (result.error_class, result.error_message)
+    for party in PARTIES:
+        assert (tnodes.dir(party) / "data" / "out" / "consented" / "j.csv").is_file()
+
+
+def test_a_revoked_coordinator_is_refused_once_the_cache_lapses(
+    ledger_stack: LedgerStack, pinned: Path
+) -> None:
+    account: LocalAccount = Account.create()
+    registry = ledger_stack.registry()
+    registry.grant_role("coordinator", account.address)
+    fresh = open_authority(ledger_stack.rpc_url, pinned, cache_seconds=0.0)
+    cached = open_authority(ledger_stack.rpc_url, pinned, cache_seconds=3600.0)
+    assert fresh.is_coordinator(account.address) and cached.is_coordinator(account.address)
+    registry.revoke_role("coordinator", account.address)
+    assert not fresh.is_coordinator(account.address)
+    assert cached.is_coordinator(account.address)  # within its window the answer is reused
+
+
+def test_the_guard_refuses_a_policy_s_unlisted_coordinator_and_a_session_that_is_not_the_job_s(
+    ledger_stack: LedgerStack, pinned: Path, coordinator: LocalAccount
+) -> None:
+    authority = open_authority(ledger_stack.rpc_url, pinned)
+    other = Account.create().address
+    narrowed = QueueGuard("alice", ALICE, authority, coordinators=[other])
+    entry = sign_entry(_entry(uuid.uuid4().hex, "alice", "ping", 1), coordinator.key)
+    assert "not a coordinator this node's policy lists" in str(narrowed.admit(entry))
+    assert QueueGuard("alice", ALICE, authority).admit(entry) is None
+
+    tag = int(uuid.uuid4().int % 10**9)
+    salt = salt_of(tag)
+    manifest_hash = "0x" + uuid.uuid4().hex * 2
+    job_id = job_id_for(ALICE, manifest_hash, salt)
+    proposed_hash = "0x" + uuid.uuid4().hex * 2
+    proposed = job_id_for(ALICE, proposed_hash, salt)
+    create_job_on_chain(ledger_stack, job_id, manifest_hash, salt)  # Open, both consented
+    create_job_on_chain(ledger_stack, proposed, proposed_hash, salt, consenting=1)  # Proposed
+    guard = QueueGuard("alice", ALICE, authority)
+    step = {"op": "run_step", "job_id": job_id}
+    table = ("alice", "bob")
+    assert guard.job_refusal(step, table, {"alice": ALICE, "bob": BOB}) is None
+    assert "not job" in str(guard.job_refusal(step, table, {"alice": ALICE, "bob": other}))
+    assert "not named" in str(guard.job_refusal(step, ("alice", "carol"), {"alice": ALICE, "bob": BOB}))
+    stranger = QueueGuard("alice", other, authority)
+    assert "has not consented" in str(stranger.job_refusal(step, table, {"alice": other, "bob": BOB}))
+    assert "not open on chain" in str(guard.job_refusal({"op": "run_step", "job_id": proposed}, table, {}))
