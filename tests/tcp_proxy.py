@@ -1,5 +1,6 @@
 """A TCP forwarder in front of a local service (the Redis broker), switched down and up on cue.
 
+Stalled, it accepts connections and never answers (a hung broker).
 Down, it refuses new connections (its listening socket is closed, so a client gets "connection
 refused", as from a stopped broker) and cuts the open ones; up, it listens again on the same port and
 forwards bytes both ways unchanged. A test double for the network between the API and its broker,
@@ -9,21 +10,38 @@ used where a test needs a broker outage without stopping the machine's shared Re
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import threading
+from pathlib import Path
 from types import TracebackType
+
+
+def _free_port_below_the_ephemeral_range() -> int:
+    """A free port the kernel never hands out as a client's own port: while the proxy is down, a client
+    retrying a connection to an ephemeral port can be given that very port and connect to itself (TCP
+    simultaneous open), and then holds the port the proxy needs to listen on again."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            probe.close()
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class TcpProxy:
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
+        self.port = _free_port_below_the_ephemeral_range()
         self._listener: socket.socket | None = None
         self._open: list[socket.socket] = []
         self._lock = threading.Lock()
+        self.stalled = False  # accept connections and never answer (a hung broker), instead of forwarding
 
     @property
     def down(self) -> bool:
@@ -46,6 +64,8 @@ class TcpProxy:
             listener, self._listener = self._listener, None
             conns, self._open = self._open, []
         if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread: closing alone would not
             listener.close()
         for conn in conns:
             with contextlib.suppress(OSError):
@@ -58,6 +78,10 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # closed: down
+            if self.stalled:
+                with self._lock:
+                    self._open.append(client)
+                continue
             try:
                 upstream = socket.create_connection(self.upstream, timeout=10)
             except OSError:

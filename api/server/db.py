@@ -39,12 +39,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    CursorResult,
     DateTime,
     Engine,
     ForeignKey,
@@ -59,6 +60,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -154,7 +156,7 @@ class ManifestOrm(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     job_secret: Mapped[str | None] = mapped_column(String(66))  # api0004; parties and auditors only
     runner: Mapped[str | None] = mapped_column(String(64))  # api0006; the coordinator worker running it
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # api0006
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)  # api0006/7
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)  # api0007
 
 
@@ -482,18 +484,19 @@ class ApiDb:
                     service=service,
                     created_at=utcnow(),
                     job_secret=job_secret,
+                    queued_at=utcnow(),  # handed over (or nothing to hand) at submission, unless set back
                 )
             )
 
-    def mark_queued(self, job_id: str) -> None:
-        """The job queue took the job (or there is nothing left to queue): the sweeper leaves it alone."""
+    def wait_for_queue(self, job_id: str) -> None:
+        """The job queue did not take the job: leave it to the sweepers (`claim_unqueued`)."""
         with self._tx(write=True) as s:
             row = s.get(ManifestOrm, job_id, with_for_update=True)
-            if row is not None and row.queued_at is None:
-                row.queued_at = utcnow()
+            if row is not None:
+                row.queued_at = None
 
     def unqueued_jobs(self, limit: int = 100) -> list[str]:
-        """Jobs stored but not yet taken by the job queue (the broker was unreachable), oldest first."""
+        """Jobs the job queue did not take at submission (the broker was unreachable), oldest first."""
         with self._tx(write=False) as s:
             return list(
                 s.scalars(
@@ -503,6 +506,17 @@ class ApiDb:
                     .limit(limit)
                 )
             )
+
+    def claim_unqueued(self, job_id: str) -> bool:
+        """Take a waiting job for sending (one sweeper of several API processes wins); a failed send gives
+        it back with `wait_for_queue`."""
+        with self._tx(write=True) as s:
+            result = s.execute(
+                update(ManifestOrm)
+                .where(ManifestOrm.job_id == job_id, ManifestOrm.queued_at.is_(None))
+                .values(queued_at=db_now(s))
+            )
+            return bool(cast(CursorResult[Any], result).rowcount == 1)
 
     def job_services(self, job_ids: Sequence[str]) -> dict[str, str]:
         """The anchoring service bound to each of ``job_ids`` at submission (unbound jobs are absent)."""
@@ -555,18 +569,28 @@ class ApiDb:
             row.lease_until = db_now(s) + timedelta(seconds=lease_seconds)
             return True
 
-    def lapsed_leases(self, grace: float, limit: int = 100) -> list[tuple[str, str, datetime]]:
-        """Claimed jobs whose lease ended more than ``grace`` seconds ago by the database's clock: (job id,
-        runner, lease end), oldest first. Released leases (`release_job`) are not listed."""
+    def lapsed_leases(self, limit: int = 1000) -> list[tuple[str, str, datetime]]:
+        """Claimed jobs whose lease has ended by the database's clock: (job id, runner, lease end), oldest
+        first. Released leases (`release_job`) are not listed."""
         with self._tx(write=False) as s:
-            cutoff = db_now(s) - timedelta(seconds=grace)
+            now = db_now(s)
             rows = s.execute(
                 select(ManifestOrm.job_id, ManifestOrm.runner, ManifestOrm.lease_until)
-                .where(ManifestOrm.runner.is_not(None), ManifestOrm.lease_until < cutoff)
+                .where(ManifestOrm.runner.is_not(None), ManifestOrm.lease_until < now)
                 .order_by(ManifestOrm.lease_until)
                 .limit(limit)
             )
-            return [(job_id, str(runner), _aware(until) or cutoff) for job_id, runner, until in rows]
+            return [(job_id, str(runner), _aware(until) or now) for job_id, runner, until in rows]
+
+    def take_lapsed(self, job_id: str, runner: str, lease_until: datetime) -> bool:
+        """End a lapsed lease, only if it is still exactly the one listed (no renewal, no takeover since):
+        the caller (one of several API processes' watchdogs) then has the job to itself."""
+        with self._tx(write=True) as s:
+            row = s.get(ManifestOrm, job_id, with_for_update=True)
+            if row is None or row.runner != runner or _aware(row.lease_until) != lease_until:
+                return False
+            row.lease_until = None
+            return True
 
     def release_job(self, job_id: str, runner: str) -> None:
         """``runner`` is done with the job (it holds no lease any more; the job stays claimed by it)."""

@@ -39,6 +39,18 @@ RUN_JOB_TASK = "secureflow.run_job"
 DEFAULT_QUEUE = "secureflow.jobs"
 
 
+BROKER_TIMEOUT = 5.0
+"""Seconds to connect to the broker and for it to answer: a broker that accepts connections but never
+answers (a hung Redis, a paused container) fails a send instead of holding the request for ever."""
+
+
+def _transport_options(broker_url: str, visibility_timeout: float) -> dict[str, Any]:
+    options: dict[str, Any] = {"visibility_timeout": int(visibility_timeout)}
+    if broker_url.startswith(("redis://", "rediss://")):
+        options |= {"socket_timeout": BROKER_TIMEOUT, "socket_connect_timeout": BROKER_TIMEOUT}
+    return options
+
+
 def celery_app(
     broker_url: str,
     *,
@@ -57,7 +69,8 @@ def celery_app(
         accept_content=["json"],
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": int(visibility_timeout)},
+        broker_transport_options=_transport_options(broker_url, visibility_timeout),
+        broker_connection_timeout=BROKER_TIMEOUT,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_send_sent_event=False,
@@ -113,11 +126,12 @@ class CeleryJobExecutor:
 class QueueSweeper:
     """Sends the jobs the API stored while the broker was unreachable, once it answers again.
 
-    Every ``interval`` seconds (in a daemon thread of the API process) it takes the jobs whose
-    ``queued_at`` is still empty (`ApiDb.unqueued_jobs`), oldest first: a job still ``created`` is
-    sent to the queue and marked queued; a job that moved on meanwhile (cancelled by its creator) is
-    only marked. An outage is logged once when it starts and once when it ends, not on every try.
-    Several API processes may sweep at once: a job sent twice runs once (the coordinator's claim)."""
+    A job is marked queued when it is stored (`ApiDb.put_manifest`); only a job whose submission the
+    broker refused is set back (`ApiDb.wait_for_queue`), so jobs stored by an API process without an
+    executor are never picked up here. Every ``interval`` seconds (in a daemon thread of the API process)
+    it claims each waiting job (`ApiDb.claim_unqueued`: one of several API processes wins), oldest first,
+    and sends it if it is still ``created``; a send the broker refuses gives the job back. An outage is
+    logged once when it starts and once when it ends, not on every try."""
 
     def __init__(
         self, executor: CeleryJobExecutor, db: ApiDb, store: LedgerStore, *, interval: float = 5.0
@@ -134,17 +148,20 @@ class QueueSweeper:
         """One pass: the number of jobs sent to the queue; stops at the first job the broker refuses."""
         sent = 0
         for job_id in self.db.unqueued_jobs():
+            if not self.db.claim_unqueued(job_id):
+                continue  # another API process's sweeper took it
             job = self.store.get_job(job_id)
-            if job is not None and job.status == "created":
-                try:
-                    self.executor.send(job_id)
-                except QueueUnavailableError as exc:
-                    if not self.outage:
-                        log.warning("job queue unreachable; jobs wait until it answers: %s", exc)
-                        self.outage = True
-                    return sent
-                sent += 1
-            self.db.mark_queued(job_id)
+            if job is None or job.status != "created":
+                continue  # it moved on meanwhile (cancelled by its creator): nothing to queue
+            try:
+                self.executor.send(job_id)
+            except QueueUnavailableError as exc:
+                self.db.wait_for_queue(job_id)
+                if not self.outage:
+                    log.warning("job queue unreachable; jobs wait until it answers: %s", exc)
+                    self.outage = True
+                return sent
+            sent += 1
         if self.outage:
             log.info("job queue answers again", extra={"queued": sent})
             self.outage = False

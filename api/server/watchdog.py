@@ -4,7 +4,7 @@ A ``secureflow coordinator`` worker renews its lease on the job it runs (`ApiDb.
 `ApiDb.renew_lease`, every third of its ``lease_seconds``). If it dies (SIGKILL, host lost), its Celery
 task comes back only after the broker's visibility timeout (hours on Redis), and until then the job
 would just sit ``running``. The watchdog, a daemon thread of the production API, fails such a job once
-its lease has been lapsed for ``grace`` seconds (by the database's clock), with the reason on the job
+its lease has been seen lapsed (by the database's clock) for ``grace`` seconds, with the reason on the job
 (the API, ``secureflow job status`` and the web page show it) and the close on chain that every ended
 job gets. A coordinator that was only cut off from the database finds the job ended between two steps and
 stops; a step it was running cannot be recorded after that (the store refuses records of a closing job).
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 from secureflow.api.server.db import ApiDb
@@ -31,39 +33,67 @@ def lapsed_reason(runner: str, lease_until: datetime) -> str:
 
 
 class LeaseWatchdog:
-    """Fails the jobs whose coordinator's lease lapsed more than ``grace`` seconds ago, every ``interval``."""
+    """Fails the jobs whose coordinator's lease it has seen lapsed for ``grace`` seconds, every ``interval``.
 
-    def __init__(self, db: ApiDb, store: LedgerStore, *, interval: float = 10.0, grace: float = 30.0) -> None:
+    The grace is counted on this process's own clock across passes that reached the database: after a
+    database outage every lease looks lapsed at once, and the coordinators, alive, renew theirs within a
+    third of their lease; a lapse seen only once is not enough. Failing is one locked step per job
+    (`ApiDb.take_lapsed`: the lease must be exactly the one seen), so with several API processes one
+    watchdog fails a job once, and never a job whose lease was renewed meanwhile. A job that ended while its
+    coordinator died (cancelled mid-step, its close held back) has its close released."""
+
+    def __init__(
+        self,
+        db: ApiDb,
+        store: LedgerStore,
+        *,
+        interval: float = 10.0,
+        grace: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
         self.store = store
         self.interval = interval
         self.grace = grace
+        self.clock = clock
+        self._seen: dict[tuple[str, str, datetime], float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sweep(self) -> list[str]:
         """One pass: the ids of the jobs it failed."""
+        now = self.clock()
+        lapsed = self.db.lapsed_leases()
+        self._seen = {key: self._seen.get(key, now) for key in lapsed}  # forget renewed or dealt-with ones
         failed: list[str] = []
-        for job_id, runner, lease_until in self.db.lapsed_leases(self.grace):
+        for key, first in self._seen.items():
+            job_id, runner, lease_until = key
+            if now - first < self.grace:
+                continue
+            if not self.db.take_lapsed(job_id, runner, lease_until):
+                continue  # renewed or taken by another watchdog since it was listed
             job = self.store.get_job(job_id)
-            if job is not None and job.status in ("created", "running"):
+            if job is None:
+                continue
+            if job.status in ("created", "running"):
                 try:
                     self.store.update_job(job_id, status="failed", reason=lapsed_reason(runner, lease_until))
                 except InvalidStateError:
-                    pass  # it ended meanwhile (its coordinator came back and finished it)
-                else:
-                    log.warning(
-                        "job failed by the watchdog: its coordinator's lease lapsed", extra={"job_id": job_id}
-                    )
-                    failed.append(job_id)
-            self.db.release_job(job_id, runner)  # dealt with: not listed again
+                    continue  # it ended meanwhile (its coordinator came back and finished it)
+                log.warning(
+                    "job failed by the watchdog: its coordinator's lease lapsed", extra={"job_id": job_id}
+                )
+                failed.append(job_id)
+            else:
+                self.store.release_close(job_id)  # a close held for the step it was running: due now
         return failed
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self.sweep()
-            except Exception:  # a DB outage: the next pass tries again
+            except Exception:  # a DB outage: lapses seen before it do not count after it
+                self._seen.clear()
                 log.exception("job watchdog pass failed")
 
     def start(self) -> LeaseWatchdog:

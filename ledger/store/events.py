@@ -2,14 +2,17 @@
 
 Indexing a ``JobCreated`` event of a job this store knows but still holds as not on chain (its
 ``createJob`` was sent and the sender gave up waiting: a timeout, a crash) records the job as created
-on chain, with the event's transaction, in the same transaction as the event: the anchoring service then
+on chain, with the event's transaction, in the same transaction as the event, when the event names the
+job's own creator and parties (the id binds them already: this is a second check): the anchoring service then
 closes it like any other job, so no job is left open on chain for ever."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from secureflow.ledger.store.models import ChainEventOrm, CheckpointOrm, IndexedBlockOrm, JobOrm, utcnow
 from secureflow.ledger.store.schemas import ChainEvent, IndexedBlock, NewChainEvent
@@ -32,11 +35,7 @@ class EventsMixin(SqlStoreBase):
             for event in events:
                 s.add(ChainEventOrm(**event.model_dump()))
                 if event.name == "JobCreated" and event.job_id is not None:
-                    s.execute(
-                        update(JobOrm)
-                        .where(JobOrm.job_id == event.job_id, JobOrm.chain_status != "confirmed")
-                        .values(chain_status="confirmed", created_tx_hash=event.tx_hash, updated_at=now)
-                    )
+                    self._adopt_created(s, event, now)
             values = {
                 "name": checkpoint,
                 "block_number": last.block_number,
@@ -46,6 +45,20 @@ class EventsMixin(SqlStoreBase):
             s.execute(
                 self._upsert(s, CheckpointOrm, values, {k: v for k, v in values.items() if k != "name"})
             )
+
+    @staticmethod
+    def _adopt_created(s: Session, event: NewChainEvent, now: datetime) -> None:
+        """A job of this store created on chain by someone else's transaction (its own, mined after it
+        gave up waiting): recorded as on chain if the event names the job's own creator and parties."""
+        row = s.get(JobOrm, event.job_id, with_for_update=True)
+        if row is None or row.chain_status == "confirmed":
+            return
+        creator, parties = str(event.args.get("creator", "")), event.args.get("parties") or []
+        same = creator.lower() == row.creator.lower() and [str(p).lower() for p in parties] == [
+            p.lower() for p in row.parties
+        ]
+        if same:
+            row.chain_status, row.created_tx_hash, row.updated_at = "confirmed", event.tx_hash, now
 
     def indexed_blocks(self, below_or_at: int, limit: int = 256) -> list[IndexedBlock]:
         with self._tx(write=False) as s:

@@ -74,19 +74,49 @@ def test_the_watchdog_fails_a_job_whose_coordinator_stopped_renewing_its_lease(
     db: ApiDb, store: SqlLedgerStore
 ) -> None:
     """Coordinator "dead" claimed JOB with a 1 s lease and never renewed it (killed); "live" holds OTHER
-    with a long lease; "done" finished DONE and released it. Only JOB is failed, once, saying why; the
-    task redelivered later finds it ended."""
+    with a long lease; "done" finished DONE and released it. Only JOB is failed, once, and only after its
+    lapse was seen for the grace period on the watchdog's own clock; the redelivered task finds it ended."""
     for job_id, runner, lease in ((JOB, "dead", 1.0), (OTHER, "live", 600.0), (DONE, "done", 600.0)):
         assert db.claim_job(job_id, runner, lease) == "claimed"
         store.update_job(job_id, status="running")
     store.update_job(DONE, status="completed")
     db.release_job(DONE, "done")
-    watchdog = LeaseWatchdog(db, store, grace=0.0)
+    clock = [0.0]
+    watchdog = LeaseWatchdog(db, store, grace=30.0, clock=lambda: clock[0])
     assert watchdog.sweep() == []  # every lease still holds
-    assert wait_for(watchdog.sweep, 30) == [JOB]  # once JOB's lease lapsed by the database's clock
+    assert wait_for(db.lapsed_leases, 30)  # JOB's lease lapses by the database's clock
+    assert watchdog.sweep() == []  # seen lapsed once: not yet (a DB outage makes every lease look lapsed)
+    clock[0] = 29.0
+    assert watchdog.sweep() == []
+    clock[0] = 31.0
+    assert watchdog.sweep() == [JOB]
     job = store.get_job(JOB)
     assert job is not None and job.status == "failed" and job.close_status == "pending"
     assert "coordinator running this job (dead) stopped renewing its lease" in (job.reason or "")
     assert [store.get_job(j).status for j in (OTHER, DONE)] == ["running", "completed"]  # type: ignore[union-attr]
     assert watchdog.sweep() == []  # dealt with: not failed or listed again
     assert db.claim_job(JOB, "redelivered", 30) == "taken_over"  # its task comes back, finds it failed
+
+
+def test_a_lease_renewed_after_it_was_listed_is_not_taken(db: ApiDb, store: SqlLedgerStore) -> None:
+    """A coordinator cut off from the database for a while renews its lease just after a watchdog listed it
+    lapsed: the watchdog's locked take finds another lease and leaves the job alone."""
+    assert db.claim_job(JOB, "slow", 0.5) == "claimed"
+    store.update_job(JOB, status="running")
+    (listed,) = wait_for(db.lapsed_leases, 30)  # type: ignore[misc]
+    assert db.renew_lease(JOB, "slow", 600.0)
+    assert not db.take_lapsed(*listed)
+    assert LeaseWatchdog(db, store, grace=0.0).sweep() == []
+    assert store.get_job(JOB).status == "running"  # type: ignore[union-attr]
+
+
+def test_a_held_close_is_released_when_its_coordinator_died(db: ApiDb, store: SqlLedgerStore) -> None:
+    """Cancelled while a step ran (its close held until that step is recorded), then its coordinator
+    died: the watchdog releases the close, so the job is closed on chain now, not when the task returns."""
+    assert db.claim_job(JOB, "dead", 0.5) == "claimed"
+    store.update_job(JOB, status="running")
+    store.update_job(JOB, status="cancelled", reason="cancelled by alice", hold_close=True)
+    assert store.get_job(JOB).close_status is None  # type: ignore[union-attr]
+    watchdog = LeaseWatchdog(db, store, grace=0.0)
+    assert wait_for(lambda: watchdog.sweep() == [] and store.get_job(JOB).close_status, 30) == "pending"  # type: ignore[union-attr]
+    assert store.get_job(JOB).status == "cancelled"  # type: ignore[union-attr]

@@ -150,6 +150,7 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
         svc.executor.submit(job, valid.manifest, valid.job_secret)
     except QueueUnavailableError as exc:
         # Accepted and stored: the queue sweeper sends it once the broker answers (nothing to resubmit).
+        svc.db.wait_for_queue(job.job_id)
         log.warning("job stored, queue unreachable", extra={"job_id": job.job_id, "error": str(exc)})
         return JobSubmitted(
             job=_out(svc, job, service),
@@ -167,7 +168,6 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
         raise ConflictError(
             f"the compute executor refused job {job.job_id}: {exc}", hint="fix the manifest and submit again"
         ) from None
-    svc.db.mark_queued(job.job_id)
     refreshed = svc.store.get_job(job.job_id) or job
     return JobSubmitted(
         job=_out(svc, refreshed, service),
