@@ -189,6 +189,12 @@ def up(
     workdir: Annotated[Path | None, typer.Option(help="where the DB, anvil log and deployment go")] = None,
 ) -> None:
     """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys."""
+    from secureflow.api.server.listen import ensure_port_free
+
+    # before the stack starts (chain, contracts, party workers): fail at once on what would stop it later
+    if workdir is not None and workdir.exists() and not workdir.is_dir():
+        raise CliError(f"--workdir {workdir} is a file, not a folder", hint="name a folder (it is created)")
+    ensure_port_free("127.0.0.1", port, setting="--port")
     from secureflow.api.dev.up import run_up
 
     _sigterm_as_ctrl_c()
