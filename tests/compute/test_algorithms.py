@@ -2,11 +2,14 @@
 
 One job runs the steps (to keep the suite lean); each output is saved by each
 party into its own data dir and compared with the reference computed on the
-joined plaintext table.
+joined plaintext table. The reports the coordinator receives (`JobResult.reports`) come only from each
+output's named receivers and hold no cell value of either party beyond what the algorithm reveals to that
+receiver by design (tests/sinks.py's allow-list).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -17,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from cf_helpers import joined, manifest, put, read, vertical_data
+from leaks import scan_sinks, table_renderings
+from sinks import report_sinks
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
@@ -409,3 +414,47 @@ def test_no_cell_value_in_records_logs_or_model_metadata(engine, data, result, c
             texts.append(meta.read_text())
     leaks = [leak for t in texts for leak in find_leaks(t, data)]
     assert leaks == []
+
+
+RECEIVERS = {
+    # table_statistics without reveal_to: each column's owner; correlation and VIF: every party by design;
+    # evaluations: the label's owner (alice); the encoders' mappings and binning rules are private (nobody)
+    "ts": {"alice", "bob"},
+    "pr": {"alice", "bob"},
+    "vf": {"alice", "bob"},
+    "xauc": {"alice"},
+    "re": {"alice"},
+}
+
+
+def test_reports_reach_the_coordinator_only_from_receivers_and_hold_no_cell_value(data, result) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = data
+    visible = {"alice": set(alice.columns), "bob": set(bob.columns)}  # a party sees its own columns
+    sinks, unexpected = report_sinks(result.steps, RECEIVERS, visible)
+    assert unexpected == []
+    assert {name.split(" ")[3] for name in sinks} == set(RECEIVERS)  # every revealing step reported
+    secrets = table_renderings(data)
+    assert scan_sinks(sinks, secrets) == {}
+    # the allow-list is needed: the statistics' min/max of alice's a0 are cells of hers (by design, to her)
+    ts_alice = next(n for n in sinks if n.split(" ")[3] == "ts" and n.endswith("alice"))
+    raw = {ts_alice: json.dumps(result.report("ts", "alice"))}
+    assert scan_sinks(raw, secrets) != {}
+    # ... and only to the column's owner: alice's a0 minimum in bob's report is found
+    steps = copy.deepcopy(result.steps)
+    ts_step = next(s for s in steps if "ts" in s.reports.get("bob", {}))
+    ts_step.reports["bob"]["ts"]["a0"] = {"min": float(alice["a0"].min())}
+    planted_sinks, _ = report_sinks(steps, RECEIVERS, visible)
+    bob_ts = next(n for n in planted_sinks if n.split(" ")[3] == "ts" and n.endswith("bob"))
+    assert scan_sinks(planted_sinks, secrets) == {bob_ts: [repr(float(alice["a0"].min()))]}
+    # a value planted in a copy of any report is found there; a report from a non-receiver is named
+    planted = [str(int(bob["id"].iloc[2])), repr(float(alice["a2"].iloc[4])), str(bob["cat_b"].iloc[1])]
+    for index, name in enumerate(sorted(sinks)):
+        value = planted[index % len(planted)]
+        tampered = {**sinks, name: sinks[name][:-1] + f', "x": {json.dumps(value)}}}'}
+        assert scan_sinks(tampered, secrets) == {name: [value]}, name
+    steps = copy.deepcopy(result.steps)
+    auc_step = next(s for s in steps if "xauc" in s.reports.get("alice", {}))
+    auc_step.reports["bob"] = {"xauc": auc_step.reports["alice"]["xauc"]}
+    assert report_sinks(steps, RECEIVERS, visible)[1] == [
+        f"step {auc_step.seq} (biclassification_eval) xauc from bob"
+    ]
