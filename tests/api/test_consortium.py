@@ -138,7 +138,10 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @pytest.fixture(scope="module")
 def consortium(
-    devchain: DevChain, postgres_module_url: str, tmp_path_factory: pytest.TempPathFactory
+    devchain: DevChain,
+    postgres_module_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_service: None,
 ) -> Iterator[Consortium]:
     root = tmp_path_factory.mktemp("consortium")
     logs = root / "logs"
@@ -451,7 +454,7 @@ def test_a_job_cancelled_mid_run_stops_before_its_next_step_and_closes_with_what
     _every_record_anchored_exactly_once(c)
 
 
-def test_rabbitmq_carries_jobs_like_redis(consortium: Consortium) -> None:
+def test_rabbitmq_carries_jobs_like_redis(consortium: Consortium, rabbitmq_service: None) -> None:
     """The same production path on RabbitMQ (127.0.0.1:5672, guest/guest), Celery's recommended broker for
     late acks: the API queues to it and a coordinator serving it runs the job to its close on chain."""
     c = consortium

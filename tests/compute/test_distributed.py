@@ -97,7 +97,7 @@ class Nodes:
 
 
 @pytest.fixture(scope="module")
-def rds() -> Iterator[redis.Redis]:
+def rds(redis_service: None) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)
     client.ping()
     yield client
