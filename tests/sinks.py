@@ -288,6 +288,36 @@ def sqlite_rows(path: Path) -> dict[str, str]:
         }
 
 
+def postgres_rows(url: str) -> dict[str, str]:
+    """Every row of every table in the schema of a SQLAlchemy URL (its search_path), one sink per table."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = inspect(conn).get_table_names()
+            return {
+                f"db {n}": "\n".join(
+                    " ".join(map(str, row))
+                    for row in conn.execute(text(f'SELECT * FROM "{n}"'))  # noqa: S608 - names from the schema
+                )
+                for n in names
+            }
+    finally:
+        engine.dispose()
+
+
+def folder_files(root: Path, skip: Iterable[str] = ("data", "models", "secrets")) -> dict[str, str]:
+    """Every file under ``root`` as text (``<relative path>``), except those under a top folder in ``skip``
+    (a member's own data, model shares and keys)."""
+    out: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and rel.parts[0] not in skip:
+            out[str(rel)] = path.read_bytes().decode("utf-8", errors="replace")
+    return out
+
+
 # --------------------------------------------------------------------------------------------- logs
 
 

@@ -8,6 +8,8 @@ for this module, carol registered as a third member). A member submits a 3-party
 the chain then holds the complete job: every party's consent, ``createJob`` sent by the creator's own
 key, each step's record signed by all three, the close with its step count and the proof of its last
 record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
+No cell of any member's data is in the API's PostgreSQL tables, the API's log, the coordinator's and nodes'
+logs or any file the nodes and the coordinator keep beside the members' data (tests/leaks.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import pytest
 import redis
 import requests
 from eth_account import Account
+from leaks import scan_sinks, table_renderings
+from sinks import LogCapture, folder_files, postgres_rows
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.consortium import consortium_data
@@ -256,7 +260,12 @@ def _wait_job(c: Consortium, job_id: str, until: Any, timeout: float = 600.0) ->
 
 
 def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(consortium: Consortium) -> None:
-    c = consortium
+    with LogCapture() as api_log:  # the API and its anchoring worker run in this process
+        _three_party_job(consortium)
+    _no_cell_value_in_the_api_db_logs_or_files(consortium, api_log)
+
+
+def _three_party_job(c: Consortium) -> None:
     submitted = requests.post(
         f"{c.url}/v1/jobs",
         json={"manifest": _manifest("three", PIPELINE)},
@@ -299,6 +308,34 @@ def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(co
     # the scores went to alice's own host only
     assert (c.nodes["alice"] / "data" / "out" / "scores.csv").exists()
     assert not any((c.nodes[p] / "data" / "out" / "scores.csv").exists() for p in ("bob", "carol"))
+
+
+def _no_cell_value_in_the_api_db_logs_or_files(c: Consortium, api_log: LogCapture) -> None:
+    """Every cell of the three members' tables against every row of every table of the API's database
+    (PostgreSQL: the API's tables and the ledger's), the API process's log records, every process log (the
+    coordinator's, each node's) and every file of the coordinator's folder and of each member's folder but
+    its data, model shares and key; and the scan sees a value planted in a copy of each sink."""
+    tables = [pd.read_csv(c.nodes[p] / "data" / "t3.csv") for p in PARTIES]
+    secrets = table_renderings(tables)
+    sinks = {**postgres_rows(c.env["SECUREFLOW_DATABASE_URL"]), "api log": api_log.text()}
+    for party in PARTIES:
+        sinks |= {f"{party}: {k}": v for k, v in folder_files(c.nodes[party]).items()}
+    root = c.logs.parent
+    sinks |= {f"logs/{k}": v for k, v in folder_files(c.logs, skip=()).items()}
+    sinks |= {f"coordinator/{k}": v for k, v in folder_files(root / "coordinator", skip=()).items()}
+    assert {"db api_manifests", "db step_records", "logs/coordinator.log", "logs/alice.log"} <= set(sinks)
+    assert '"message": "job queued"' in sinks["api log"] and '"route": "/v1/jobs"' in sinks["api log"]
+    assert sum(name.endswith("worker.log") for name in sinks) == 3  # each member's worker
+    assert scan_sinks(sinks, secrets) == {}
+    planted = [
+        str(int(tables[1]["id"].iloc[4])),
+        repr(float(tables[2]["c1"].iloc[6])),
+        f"{tables[0]['a0'].iloc[8]:.6f}",
+    ]
+    for index, name in enumerate(sorted(sinks)):
+        value = planted[index % len(planted)]
+        tampered = {**sinks, name: sinks[name] + f' {{"x": {value}}}'}
+        assert scan_sinks(tampered, secrets) == {name: [value]}, name
 
 
 def test_a_job_a_node_refuses_is_rejected_with_its_reason_and_never_opens_on_chain(
