@@ -264,11 +264,25 @@ class RedisMonitor:
         return redis_sinks(self.commands, self.prefix)
 
 
+_KOMBU_BODY = re.compile(r'"body": "([A-Za-z0-9+/=]+)"')
+
+
 def redis_sinks(commands: Iterable[str], prefix: str) -> dict[str, str]:
+    """The commands grouped by the first word naming ``prefix`` (the key); a Celery message's base64 body
+    (kombu's Redis transport) is decoded beside it."""
+    import base64
+    import binascii
+
     by_key: dict[str, list[str]] = {}
     for command in commands:
-        key = next((w for w in command.split(" ") if w.startswith(prefix)), prefix)
-        by_key.setdefault(f"redis {key}", []).append(command)
+        key = next((w for w in command.split(" ") if prefix in w), prefix)
+        lines = by_key.setdefault(f"redis {key}", [])
+        lines.append(command)
+        for body in _KOMBU_BODY.findall(command):
+            try:
+                lines.append(base64.b64decode(body, validate=True).decode("utf-8", errors="replace"))
+            except (binascii.Error, ValueError):
+                continue
     return {name: "\n".join(lines) for name, lines in by_key.items()}
 
 

@@ -32,7 +32,7 @@ import redis
 import requests
 from eth_account import Account
 from leaks import scan_sinks, table_renderings
-from sinks import LogCapture, folder_files, postgres_rows
+from sinks import LogCapture, RedisMonitor, folder_files, postgres_rows
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.consortium import consortium_data
@@ -260,9 +260,10 @@ def _wait_job(c: Consortium, job_id: str, until: Any, timeout: float = 600.0) ->
 
 
 def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(consortium: Consortium) -> None:
-    with LogCapture() as api_log:  # the API and its anchoring worker run in this process
+    tag = consortium.prefix.removeprefix("sfc-")  # in the nodes' keys and the Celery queue's name
+    with LogCapture() as api_log, RedisMonitor(REDIS, tag) as traffic:  # the API runs in this process
         _three_party_job(consortium)
-    _no_cell_value_in_the_api_db_logs_or_files(consortium, api_log)
+    _no_cell_value_in_the_api_db_logs_or_files(consortium, api_log, traffic)
 
 
 def _three_party_job(c: Consortium) -> None:
@@ -310,14 +311,20 @@ def _three_party_job(c: Consortium) -> None:
     assert not any((c.nodes[p] / "data" / "out" / "scores.csv").exists() for p in ("bob", "carol"))
 
 
-def _no_cell_value_in_the_api_db_logs_or_files(c: Consortium, api_log: LogCapture) -> None:
+def _no_cell_value_in_the_api_db_logs_or_files(
+    c: Consortium, api_log: LogCapture, traffic: RedisMonitor
+) -> None:
     """Every cell of the three members' tables against every row of every table of the API's database
     (PostgreSQL: the API's tables and the ledger's), the API process's log records, every process log (the
-    coordinator's, each node's) and every file of the coordinator's folder and of each member's folder but
-    its data, model shares and key; and the scan sees a value planted in a copy of each sink."""
+    coordinator's, each node's), every file of the coordinator's folder and of each member's folder but
+    its data, model shares and key, and the Redis traffic of the job (the Celery task, decoded, and the
+    nodes' queues); and the scan sees a value planted in a copy of each sink."""
     tables = [pd.read_csv(c.nodes[p] / "data" / "t3.csv") for p in PARTIES]
     secrets = table_renderings(tables)
-    sinks = {**postgres_rows(c.env["SECUREFLOW_DATABASE_URL"]), "api log": api_log.text()}
+    sinks = {**postgres_rows(c.env["SECUREFLOW_DATABASE_URL"]), "api log": api_log.text(), **traffic.sinks()}
+    queue = f"redis {c.env['SECUREFLOW_QUEUE_NAME']}"
+    assert queue in sinks and '[["0x' in sinks[queue], sorted(sinks)  # the task, its body decoded
+    assert f"redis {c.prefix}:party:carol:in" in sinks, sorted(sinks)
     for party in PARTIES:
         sinks |= {f"{party}: {k}": v for k, v in folder_files(c.nodes[party]).items()}
     root = c.logs.parent
