@@ -52,6 +52,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, port)) == 0
+
+
 def rpc_call(url: str, method: str, params: list[object] | None = None, timeout: float = 5.0) -> object:
     """One raw JSON-RPC call (used before web3 is set up and for anvil_* methods)."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
@@ -150,6 +157,11 @@ class DevChain:
             if self._process.poll() is not None:
                 code = self._process.returncode
                 self.stop()
+                if port_in_use(self.port):
+                    raise ToolchainError(
+                        f"{self.client} could not start: port {self.port} on 127.0.0.1 is already in use",
+                        hint="stop what listens there, or choose another port (secureflow chain --port N)",
+                    )
                 raise ToolchainError(f"{self.client} exited with code {code} on port {self.port}")
             try:
                 rpc_call(self.rpc_url, "eth_chainId", timeout=1.0)

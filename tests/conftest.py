@@ -12,7 +12,8 @@ the same state (``evm_snapshot`` / ``evm_revert``) without restarting anvil.
 tmp_path) and ``postgresql`` (a fresh schema ``sf_test_<uuid>`` on the server
 named by ``SECUREFLOW_TEST_POSTGRES_URL``, default the local test database,
 dropped afterwards). If PostgreSQL is unreachable its tests fail when ``CI`` is
-set and are skipped otherwise.
+set and are skipped otherwise. ``redis_service`` and ``rabbitmq_service``: Redis and RabbitMQ
+answer, else the test fails naming the service (always; see tests/services.py).
 
 Hypothesis runs without its per-example deadline (200 ms by default): that is a duration assert, and
 a loaded machine fails it; how long things take is measured by ``scripts/bench_*.py``.
@@ -30,6 +31,7 @@ from typing import cast
 import psycopg
 import pytest
 from hypothesis import settings
+from services import RABBITMQ, REDIS, require_service, tcp_unreachable
 from sqlalchemy.engine import make_url
 from stack import LedgerStack, deploy_ledger_stack
 from web3 import Web3
@@ -103,17 +105,26 @@ def _postgres_unreachable_reason() -> str | None:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
         masked = make_url(postgres_base_url()).render_as_string(hide_password=True)
-        return f"PostgreSQL at {masked} is not reachable ({str(exc).strip().splitlines()[0]})"
+        return f"at {masked}: {str(exc).strip().splitlines()[0]}; set SECUREFLOW_TEST_POSTGRES_URL"
     return None
 
 
 def _require_postgres() -> None:
-    reason = _postgres_unreachable_reason()
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI is set, so PostgreSQL tests must run (start the server)")
-    pytest.skip(f"{reason}; set SECUREFLOW_TEST_POSTGRES_URL or start the server to run these tests")
+    require_service("PostgreSQL", _postgres_unreachable_reason(), skip_outside_ci=True)
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> None:
+    """Redis at 127.0.0.1:6379 answers, else the test fails naming it (tests/services.py)."""
+    name, host, port = REDIS
+    require_service(f"{name} at {host}:{port}", tcp_unreachable(host, port))
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_service() -> None:
+    """RabbitMQ at 127.0.0.1:5672 answers, else the test fails naming it (tests/services.py)."""
+    name, host, port = RABBITMQ
+    require_service(f"{name} at {host}:{port}", tcp_unreachable(host, port))
 
 
 @pytest.fixture

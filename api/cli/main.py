@@ -204,6 +204,12 @@ def up(
     """Embedded stack: anvil + contracts + SQLite + anchoring worker + API; prints the URL and keys.
 
     Run again on the same workdir, it goes on with the previous run's chain state, DB and deployment."""
+    from secureflow.api.server.listen import ensure_port_free
+
+    # before the stack starts (chain, contracts, party workers): fail at once on what would stop it later
+    if workdir is not None and workdir.exists() and not workdir.is_dir():
+        raise CliError(f"--workdir {workdir} is a file, not a folder", hint="name a folder (it is created)")
+    ensure_port_free("127.0.0.1", port, setting="--port")
     from secureflow.api.dev.up import run_up
 
     _sigterm_as_ctrl_c()

@@ -26,6 +26,7 @@ from secureflow.api.server.app import create_app
 from secureflow.api.server.db import ApiDb, Role
 from secureflow.api.server.executor import JobExecutor
 from secureflow.api.server.jobqueue import CeleryJobExecutor, QueueSweeper, celery_app
+from secureflow.api.server.listen import ensure_port_free
 from secureflow.api.server.logs import configure_logging
 from secureflow.api.server.settings import ApiSettings
 from secureflow.api.server.watchdog import LeaseWatchdog
@@ -137,6 +138,7 @@ def run_api(
     """``secureflow api``: serve until Ctrl-C/SIGTERM, then drain and stop cleanly."""
     settings = settings or ApiSettings()
     configure_logging(settings.log_level)
+    ensure_port_free(settings.api_host, settings.api_port)
     workers = api_processes(settings, hosts_worker=with_worker or executor is not None)
     if workers > 1:
         settings = settings.model_copy(update={"api_workers": workers})

@@ -9,6 +9,8 @@ the coordinator's key, which holds the registry's coordinator role). A member su
 its API key; the chain then holds the complete job: every party's consent, ``createJob`` sent by the
 creator's own key, each step's record signed by all three, the close with its step count and the proof of
 its last record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
+No cell of any member's data is in the API's PostgreSQL tables, the API's log, the coordinator's and nodes'
+logs or any file the nodes and the coordinator keep beside the members' data (tests/leaks.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import pytest
 import redis
 import requests
 from eth_account import Account
+from leaks import scan_sinks, table_renderings
+from sinks import LogCapture, RedisMonitor, folder_files, postgres_rows
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.consortium import consortium_data
@@ -139,7 +143,10 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @pytest.fixture(scope="module")
 def consortium(
-    devchain: DevChain, postgres_module_url: str, tmp_path_factory: pytest.TempPathFactory
+    devchain: DevChain,
+    postgres_module_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_service: None,
 ) -> Iterator[Consortium]:
     root = tmp_path_factory.mktemp("consortium")
     logs = root / "logs"
@@ -260,7 +267,13 @@ def _wait_job(c: Consortium, job_id: str, until: Any, timeout: float = 600.0) ->
 
 
 def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(consortium: Consortium) -> None:
-    c = consortium
+    tag = consortium.prefix.removeprefix("sfc-")  # in the nodes' keys and the Celery queue's name
+    with LogCapture() as api_log, RedisMonitor(REDIS, tag) as traffic:  # the API runs in this process
+        _three_party_job(consortium)
+    _no_cell_value_in_the_api_db_logs_or_files(consortium, api_log, traffic)
+
+
+def _three_party_job(c: Consortium) -> None:
     submitted = requests.post(
         f"{c.url}/v1/jobs",
         json={"manifest": _manifest("three", PIPELINE)},
@@ -303,6 +316,40 @@ def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(co
     # the scores went to alice's own host only
     assert (c.nodes["alice"] / "data" / "out" / "scores.csv").exists()
     assert not any((c.nodes[p] / "data" / "out" / "scores.csv").exists() for p in ("bob", "carol"))
+
+
+def _no_cell_value_in_the_api_db_logs_or_files(
+    c: Consortium, api_log: LogCapture, traffic: RedisMonitor
+) -> None:
+    """Every cell of the three members' tables against every row of every table of the API's database
+    (PostgreSQL: the API's tables and the ledger's), the API process's log records, every process log (the
+    coordinator's, each node's), every file of the coordinator's folder and of each member's folder but
+    its data, model shares and key, and the Redis traffic of the job (the Celery task, decoded, and the
+    nodes' queues); and the scan sees a value planted in a copy of each sink."""
+    tables = [pd.read_csv(c.nodes[p] / "data" / "t3.csv") for p in PARTIES]
+    secrets = table_renderings(tables)
+    sinks = {**postgres_rows(c.env["SECUREFLOW_DATABASE_URL"]), "api log": api_log.text(), **traffic.sinks()}
+    queue = f"redis {c.env['SECUREFLOW_QUEUE_NAME']}"
+    assert queue in sinks and '[["0x' in sinks[queue], sorted(sinks)  # the task, its body decoded
+    assert f"redis {c.prefix}:party:carol:in" in sinks, sorted(sinks)
+    for party in PARTIES:
+        sinks |= {f"{party}: {k}": v for k, v in folder_files(c.nodes[party]).items()}
+    root = c.logs.parent
+    sinks |= {f"logs/{k}": v for k, v in folder_files(c.logs, skip=()).items()}
+    sinks |= {f"coordinator/{k}": v for k, v in folder_files(root / "coordinator", skip=()).items()}
+    assert {"db api_manifests", "db step_records", "logs/coordinator.log", "logs/alice.log"} <= set(sinks)
+    assert '"message": "job queued"' in sinks["api log"] and '"route": "/v1/jobs"' in sinks["api log"]
+    assert sum(name.endswith("worker.log") for name in sinks) == 3  # each member's worker
+    assert scan_sinks(sinks, secrets) == {}
+    planted = [
+        str(int(tables[1]["id"].iloc[4])),
+        repr(float(tables[2]["c1"].iloc[6])),
+        f"{tables[0]['a0'].iloc[8]:.6f}",
+    ]
+    for index, name in enumerate(sorted(sinks)):
+        value = planted[index % len(planted)]
+        tampered = {**sinks, name: sinks[name] + f' {{"x": {value}}}'}
+        assert scan_sinks(tampered, secrets) == {name: [value]}, name
 
 
 def test_a_job_a_node_refuses_is_rejected_with_its_reason_and_never_opens_on_chain(
@@ -458,7 +505,7 @@ def test_a_job_cancelled_mid_run_stops_before_its_next_step_and_closes_with_what
     _every_record_anchored_exactly_once(c)
 
 
-def test_rabbitmq_carries_jobs_like_redis(consortium: Consortium) -> None:
+def test_rabbitmq_carries_jobs_like_redis(consortium: Consortium, rabbitmq_service: None) -> None:
     """The same production path on RabbitMQ (127.0.0.1:5672, guest/guest), Celery's recommended broker for
     late acks: the API queues to it and a coordinator serving it runs the job to its close on chain."""
     c = consortium

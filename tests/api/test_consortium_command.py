@@ -47,7 +47,9 @@ def _cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.Co
     )
 
 
-def test_one_command_runs_a_three_member_consortium_whose_job_closes_on_chain(tmp_path: Path) -> None:
+def test_one_command_runs_a_three_member_consortium_whose_job_closes_on_chain(
+    tmp_path: Path, redis_service: None
+) -> None:
     workdir, port = tmp_path / "consortium", free_port()
     with command("consortium", "--port", str(port), "--workdir", str(workdir)) as proc:
         started = read_until(proc, READY)

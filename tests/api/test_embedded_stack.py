@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import requests
+from leaks import scan_sinks, table_renderings
+from sinks import LogCapture, capture_chain, chain_sinks, planted_chain_captures, sqlite_rows
 from typer.testing import CliRunner
 
 from secureflow.api.cli.main import app as cli_app
@@ -28,6 +31,11 @@ from secureflow.ledger.verify import pin_from_options, verify_bundle, verify_rec
 
 
 def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> None:
+    with LogCapture() as api_log:  # every log record of the API process (the stack runs in this one)
+        _job_runs_and_is_anchored(tmp_path, api_log)
+
+
+def _job_runs_and_is_anchored(tmp_path: Path, api_log: LogCapture) -> None:
     stack = build_embedded(tmp_path / "up")
     try:
         # What `secureflow up` prints to try: the example manifest over the demo's datasets.
@@ -91,8 +99,42 @@ def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> N
 
         with LiveServer(stack.app) as server:
             _nobody_consents_for_bob(stack, server.url, example, member, ledger)
+        _no_cell_value_on_chain_in_the_api_db_or_log(stack, tmp_path / "up", api_log)
     finally:
         stack.close()
+
+
+def _no_cell_value_on_chain_in_the_api_db_or_log(
+    stack: EmbeddedStack, workdir: Path, api_log: LogCapture
+) -> None:
+    """Every cell of both parties (tests/leaks.py's renderings) against the chain the job ran on (every
+    transaction's calldata and every log from genesis, decoded and raw), every row of every table of the
+    stack's database (the API's tables and the ledger's) and every log record of the API process; and the
+    scan sees a value planted in a copy of each of these sinks."""
+    tables = [pd.read_csv(data / "customers.csv") for _address, data in stack.parties.values()]
+    secrets = table_renderings(tables)
+    chain = capture_chain(stack.chain.rpc_url)  # while the chain is up
+    assert sum(len(b["transactions"]) for b in chain.blocks) > 10 and len(chain.logs) > 10
+    sinks = {**chain_sinks(chain), **sqlite_rows(workdir / "secureflow.db"), "api log": api_log.text()}
+    assert {"secureflow.db api_keys", "secureflow.db api_manifests", "secureflow.db step_records"} <= set(
+        sinks
+    ), sinks.keys()
+    assert "createJob" in sinks["chain calldata"] and "anchorBatch" in sinks["chain calldata"]
+    assert "BatchAnchored" in sinks["chain events"] and "job 0x" in sinks["api log"]
+    assert scan_sinks(sinks, secrets) == {}
+    # ... and the scan would see one planted in any of them: an id, a float as repr and as %.6f
+    ident = int(tables[0]["id"].iloc[7])
+    planted = [str(ident), repr(float(tables[1]["b1"].iloc[3])), f"{tables[0]['a1'].iloc[5]:.6f}"]
+    for index, name in enumerate(sorted(n for n in sinks if not n.startswith("chain "))):
+        value = planted[index % len(planted)]
+        tampered = {**sinks, name: sinks[name] + f' {{"x": {value}}}'}
+        assert scan_sinks(tampered, secrets) == {name: [value]}, name
+    # on chain: an id as an extra calldata word, a float's repr as a string in calldata, an id as a word of
+    # a log's data and as an indexed topic (planted in copies of the captured blocks and logs)
+    for where, copy in planted_chain_captures(chain, ident, planted[1]).items():
+        name, what = where.split(": ")
+        value = planted[1] if what == "a string" else str(ident)
+        assert scan_sinks(chain_sinks(copy), secrets) == {name: [value]}, where
 
 
 def _commands_run_with_only_secureflow_env(

@@ -2,21 +2,24 @@
 
 One job runs the steps (to keep the suite lean); each output is saved by each
 party into its own data dir and compared with the reference computed on the
-joined plaintext table.
+joined plaintext table. The reports the coordinator receives (`JobResult.reports`) come only from each
+output's named receivers and hold no cell value of either party beyond what the algorithm reveals to that
+receiver by design (tests/sinks.py's allow-list).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
-import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from cf_helpers import joined, manifest, put, read, vertical_data
+from leaks import scan_sinks, table_renderings
+from sinks import report_sinks
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
@@ -355,57 +358,73 @@ def test_every_algorithm_ran(result) -> None:  # type: ignore[no-untyped-def]
     assert {s.algorithm for s in result.steps} == set(algorithm_names())
 
 
-_NUMBER = re.compile(r"(?<![0-9A-Za-z_.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![0-9A-Za-z_])")
-
-
-def find_leaks(text: str, data: tuple[pd.DataFrame, pd.DataFrame]) -> list[str]:
-    """Input cell values found in ``text`` (floats with >= 7 significant digits, ids, categories)."""
-    floats, ints, strings = [], set(), set()
-    for df in data:
-        for col in df.columns:
-            s = df[col].dropna()
-            if s.dtype.kind == "f":
-                floats.extend(s.tolist())
-            elif s.dtype.kind in "iu":
-                ints.update(int(v) for v in s if abs(int(v)) >= 1_000_000)
-            else:
-                strings.update(str(v) for v in s)
-    values = np.sort(np.array(floats))
-    leaks = [f"string {v!r}" for v in strings if v in text]
-    for tok in _NUMBER.findall(text):
-        mantissa = tok.lstrip("-").split("e")[0].split("E")[0]
-        digits = len(mantissa.replace(".", "").lstrip("0"))
-        value = float(tok)
-        if "." not in tok and "e" not in tok.lower():
-            if int(tok) in ints:
-                leaks.append(f"id {tok}")
-            continue
-        if digits < 7 or value == 0:
-            continue
-        exp = math.floor(math.log10(abs(value)))
-        tol = 0.5 * 10 ** (exp - digits + 1)
-        k = np.searchsorted(values, value)
-        for j in (k - 1, k):
-            if 0 <= j < len(values) and abs(values[j] - value) <= tol:
-                leaks.append(f"value {tok}")
-    return leaks
-
-
-def test_leak_scanner_finds_values(data) -> None:  # type: ignore[no-untyped-def]
-    alice, bob = data
-    text = f"x {alice['a0'].iloc[3]!r} y {bob['b2'].iloc[5]:.8f} {alice['id'].iloc[0]} {bob['cat_b'].iloc[0]}"
-    assert len(find_leaks(text, data)) == 4
-    assert find_leaks("ts 13:36:15.090 pid 12345 0x" + "1234567890" * 6 + "abcd", data) == []
-
-
 def test_no_cell_value_in_records_logs_or_model_metadata(engine, data, result, captured_logs) -> None:  # type: ignore[no-untyped-def]
-    texts = [s.record.canonical_json().decode() for s in result.steps]
-    texts += [json.dumps(m) for m in result.models]
-    texts += [engine.log_path(p).read_text(errors="replace") for p in ("alice", "bob")]
-    texts += captured_logs
-    texts += [s.error_message or "" for s in result.steps]
+    """Every cell of both parties (tests/leaks.py's renderings: ids, categories, floats as repr, %g, %.6f)
+    against the records, the models' metadata, each worker's log, this process's log records, the steps'
+    error messages and each party's model metadata files; a value planted in a copy of each is found."""
+    sinks = {f"record {s.seq}": s.record.canonical_json().decode() for s in result.steps}
+    sinks["models"] = json.dumps(result.models)
+    sinks |= {f"{p} worker log": engine.log_path(p).read_text(errors="replace") for p in ("alice", "bob")}
+    sinks["driver log"] = "\n".join(captured_logs)
+    sinks["errors"] = "\n".join(s.error_message or "" for s in result.steps)
     for party in ("alice", "bob"):
         for meta in engine.models_dir(party).glob("*/meta.json"):
-            texts.append(meta.read_text())
-    leaks = [leak for t in texts for leak in find_leaks(t, data)]
-    assert leaks == []
+            sinks[f"{party} {meta.parent.name}/meta.json"] = meta.read_text()
+    assert len(captured_logs) > 10 and any(name.endswith("meta.json") for name in sinks)
+    secrets = table_renderings(data)
+    assert scan_sinks(sinks, secrets) == {}
+    alice, bob = data
+    planted = [
+        str(int(alice["id"].iloc[3])),
+        f"{bob.loc[bob['b2'] != 0, 'b2'].iloc[5]:.6f}",
+        str(bob["cat_b"].iloc[0]),
+        f"{alice['a2'].iloc[7]:.9f}",  # in no rendering of the list: found as the cell rounded to 9 decimals
+    ]
+    for index, name in enumerate(sorted(sinks)):
+        value = planted[index % len(planted)]
+        tampered = {**sinks, name: sinks[name] + f" value={value};"}
+        assert scan_sinks(tampered, secrets) == {name: [value]}, name
+
+
+RECEIVERS = {
+    # table_statistics without reveal_to: each column's owner; correlation and VIF: every party by design;
+    # evaluations: the label's owner (alice); the encoders' mappings and binning rules are private (nobody)
+    "ts": {"alice", "bob"},
+    "pr": {"alice", "bob"},
+    "vf": {"alice", "bob"},
+    "xauc": {"alice"},
+    "re": {"alice"},
+}
+
+
+def test_reports_reach_the_coordinator_only_from_receivers_and_hold_no_cell_value(data, result) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = data
+    visible = {"alice": set(alice.columns), "bob": set(bob.columns)}  # a party sees its own columns
+    sinks, unexpected = report_sinks(result.steps, RECEIVERS, visible)
+    assert unexpected == []
+    assert {name.split(" ")[3] for name in sinks} == set(RECEIVERS)  # every revealing step reported
+    secrets = table_renderings(data)
+    assert scan_sinks(sinks, secrets) == {}
+    # the allow-list is needed: the statistics' min/max of alice's a0 are cells of hers (by design, to her)
+    ts_alice = next(n for n in sinks if n.split(" ")[3] == "ts" and n.endswith("alice"))
+    raw = {ts_alice: json.dumps(result.report("ts", "alice"))}
+    assert scan_sinks(raw, secrets) != {}
+    # ... and only to the column's owner: alice's a0 minimum in bob's report is found
+    steps = copy.deepcopy(result.steps)
+    ts_step = next(s for s in steps if "ts" in s.reports.get("bob", {}))
+    ts_step.reports["bob"]["ts"]["a0"] = {"min": float(alice["a0"].min())}
+    planted_sinks, _ = report_sinks(steps, RECEIVERS, visible)
+    bob_ts = next(n for n in planted_sinks if n.split(" ")[3] == "ts" and n.endswith("bob"))
+    assert scan_sinks(planted_sinks, secrets) == {bob_ts: [repr(float(alice["a0"].min()))]}
+    # a value planted in a copy of any report is found there; a report from a non-receiver is named
+    planted = [str(int(bob["id"].iloc[2])), repr(float(alice["a2"].iloc[4])), str(bob["cat_b"].iloc[1])]
+    for index, name in enumerate(sorted(sinks)):
+        value = planted[index % len(planted)]
+        tampered = {**sinks, name: sinks[name][:-1] + f', "x": {json.dumps(value)}}}'}
+        assert scan_sinks(tampered, secrets) == {name: [value]}, name
+    steps = copy.deepcopy(result.steps)
+    auc_step = next(s for s in steps if "xauc" in s.reports.get("alice", {}))
+    auc_step.reports["bob"] = {"xauc": auc_step.reports["alice"]["xauc"]}
+    assert report_sinks(steps, RECEIVERS, visible)[1] == [
+        f"step {auc_step.seq} (biclassification_eval) xauc from bob"
+    ]

@@ -5,7 +5,9 @@ serve the whole module, on a key prefix of their own in the Redis at
 127.0.0.1:6379. The job is compared with the same job on the local-mode
 session engine; then the queue's isolation, stale sessions, a node killed
 mid-job, an engine that vanishes without shutting down and a node's SIGTERM
-are checked.
+are checked. Every command Redis runs on the module's keys during the job (a
+MONITOR connection: the entries of the nodes' queues and the replies) is
+scanned for the parties' cell values (tests/leaks.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import pytest
 import redis
 from cf_helpers import joined, put, vertical_data
 from dist_nodes import REDIS_URL, Nodes
+from leaks import scan_sinks, table_renderings
+from sinks import RedisMonitor
 
 from secureflow.compute.errors import ComputeError, WorkerError
 from secureflow.compute.runner import JobResult, run_job
@@ -47,7 +51,7 @@ PARTIES = ("alice", "bob")
 
 
 @pytest.fixture(scope="module")
-def rds() -> Iterator[redis.Redis]:
+def rds(redis_service: None) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(REDIS_URL)
     client.ping()
     yield client
@@ -124,8 +128,10 @@ def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder)
     bob.loc[bob.index[:4], "b2"] = np.nan
     data = {"alice": alice, "bob": bob}
     dist_ds = {"raw": {p: nodes.put(p, "dist_cmp.csv", data[p]) for p in PARTIES}}
-    res = run_job(dengine, _job(dengine.addresses, dist_ds), recorder)
+    with RedisMonitor(REDIS_URL, nodes.prefix) as traffic:
+        res = run_job(dengine, _job(dengine.addresses, dist_ds), recorder)
     assert res.succeeded, (res.error_class, res.error_message)
+    _no_cell_value_in_redis_traffic(traffic, nodes.prefix, data)
 
     engine.ensure_healthy()
     local_ds = {"raw": {p: put(engine, p, "dist_cmp.csv", data[p]) for p in PARTIES}}
@@ -160,6 +166,32 @@ def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder)
     pids = {p: w.pid for p, w in dengine.workers.items()}
     again = run_job(dengine, _job(dengine.addresses, dist_ds, out="out/again"), recorder)
     assert again.succeeded and {p: w.pid for p, w in dengine.workers.items()} == pids
+
+
+def _no_cell_value_in_redis_traffic(
+    traffic: RedisMonitor, prefix: str, data: dict[str, pd.DataFrame]
+) -> None:
+    """No cell of either party (every column, every rendering of tests/leaks.py) in any command on the
+    module's keys while the job ran: the entries pushed to each node's queue, the replies to the engine, the
+    heartbeats; and a value planted in a copy of any of them is found there."""
+    sinks = traffic.sinks()
+    assert inbound_key(prefix, "alice") in " ".join(sinks) and inbound_key(prefix, "bob") in " ".join(sinks)
+    assert any("run_step" in text for text in sinks.values()), sinks.keys()
+    secrets = table_renderings(data.values())
+    assert scan_sinks(sinks, secrets) == {}
+    bob_id = int(data["bob"]["id"].max())  # one of bob's extra ids, 8 digits
+    b1 = float(data["bob"].loc[data["bob"]["b1"] != 0, "b1"].iloc[5])  # a real row (extras hold 0.0)
+    planted = [str(bob_id), repr(float(data["alice"]["a0"].iloc[3])), f"{b1:.6f}"]
+    for index, name in enumerate(sorted(sinks)):
+        value = planted[index % len(planted)]
+        lines = sinks[name].split("\n")
+        at = max((i for i, line in enumerate(lines) if "}" in line), default=len(lines) - 1)
+        if "}" in lines[at]:  # inside the last JSON entry of that key, as a field of its own
+            lines[at] = lines[at].replace("}", f', "x": {value}}}', 1)
+        else:
+            lines[at] += f" {value}"
+        tampered = {**sinks, name: "\n".join(lines)}
+        assert scan_sinks(tampered, secrets) == {name: [value]}, (name, lines[at][:300])
 
 
 def test_each_node_reads_only_its_own_queue(dengine, nodes, rds) -> None:  # type: ignore[no-untyped-def]

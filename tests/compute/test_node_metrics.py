@@ -30,7 +30,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def prefix(redis_service: None) -> Iterator[str]:
     name = f"sftest-metrics-{uuid.uuid4().hex[:12]}"
     yield name
     client = redis.Redis.from_url(REDIS_URL)
