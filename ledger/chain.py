@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from eth_account import Account
@@ -547,8 +548,18 @@ def _render(value: object) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without credentials, safe for messages and logs."""
-    if "@" not in url or "://" not in url:
+    """``url`` as scheme, host and port only, safe for messages and logs: credentials before the host, and
+    API keys in the path or query (``https://node.example/v3/<key>``), are left out."""
+    if "://" not in url:
         return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return url.split("://", 1)[0] + "://***"
+    if host is None:
+        return url.split("://", 1)[0] + "://***"
+    where = f"[{host}]" if ":" in host else host
+    hidden = "***@" if "@" in parts.netloc else ""
+    tail = "/***" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{hidden}{where}{'' if port is None else f':{port}'}{tail}"

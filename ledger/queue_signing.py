@@ -36,6 +36,11 @@ class EntrySigningError(LedgerError):
 def entry_digest(entry: Mapping[str, Any]) -> bytes:
     """keccak256 of the canonical JSON of ``entry`` (its ``sig`` left out) under the queue's domain."""
     body = {k: v for k, v in entry.items() if k != SIGNATURE_FIELD}
+    if "domain" in body:
+        raise EntrySigningError(
+            "a queue entry may not carry its own 'domain' field (it would replace the signing domain)",
+            hint="name the field otherwise",
+        )
     try:
         payload = canonical_json({"domain": DOMAIN, **body})
     except Exception as exc:  # rfc8785 refuses NaN, infinities and integers it cannot represent

@@ -64,6 +64,19 @@ def open_job_on_chain(
                 f"job {job.job_id} is {on_chain.status.name} on chain already: it cannot run",
                 hint="submit the job again (a new job id)",
             )
+        # A redelivered task: each party's node consents again (its worker holds the job to the manifest
+        # it checked, and a checking node's worker acts only on a job it consented to itself).
+        request_consents(
+            engine,
+            manifest,
+            job_id=job.job_id,
+            creator=job.creator,
+            salt=job.salt,
+            job_secret=job_secret,
+            parties=job.parties,
+            chain_id=client.chain_id,
+            ledger=ledger.address,
+        )
         log.info("job %s is open on chain already (a redelivered task): not created again", job.job_id[:10])
         store.update_job(job.job_id, chain_status="confirmed")
         return

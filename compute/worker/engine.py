@@ -79,11 +79,13 @@ def spawn_worker(
     log_level: str,
     spu_profiles: dict[str, dict[str, Any]],
     scratch: Path | None = None,
+    require_consent: bool = False,
 ) -> LocalLink:
     """Start ``party``'s worker process (`compute.worker.main`) in ``pdir`` with the cluster ``table``.
 
     ``scratch`` (a node's session folder): the worker's tmp/, work/, settings file and log go there
-    instead of ``pdir``, so several workers of one party (concurrent jobs) never share them."""
+    instead of ``pdir``, so several workers of one party (concurrent jobs) never share them.
+    ``require_consent`` (a checking node's worker): job requests only for a job it consented to itself."""
     for sub in ("data", "models", "logs", "secrets"):
         (pdir / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(pdir / "secrets", 0o700)
@@ -100,6 +102,7 @@ def spawn_worker(
         coordinator_pid=os.getpid(),
         log_level=log_level,
         spu_profiles=spu_profiles,
+        require_consent=require_consent,
     )
     settings_path = home / "worker.json"
     settings_path.write_text(settings.model_dump_json())

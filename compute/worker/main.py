@@ -133,6 +133,10 @@ def content_digest(obj: WorkerObject) -> bytes | None:
     return obj.digest
 
 
+CONSENT_BOUND_OPS = frozenset(
+    {"open_job", "verify_models", "load_models", "run_step", "sign", "write_model_meta", "create_job_tx"}
+)
+"""Requests a checking node's worker takes only for a job it consented to itself (``require_consent``)."""
 MAX_CREATE_JOB_GAS = 2_000_000
 """The most gas a creator's worker gives ``createJob`` (8 parties with consents need well under 1M)."""
 MAX_CREATE_JOB_SIGNATURES = 3
@@ -230,6 +234,7 @@ class Worker:
                 self._reply({"ok": False, "error_class": "WorkerError", "message": f"unknown op {op!r}"})
                 continue
             try:
+                self._check_own_consent(str(op), msg)
                 reply = handler(msg)
                 reply.setdefault("ok", True)
             except ComputeError as exc:
@@ -266,6 +271,25 @@ class Worker:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
+
+    def _check_own_consent(self, op: str, msg: dict[str, Any]) -> None:
+        """A checking node's worker (``require_consent``) acts on a job only once it consented to it itself
+        in this process (`op_consent`), so every job request is held to the manifest it checked
+        (`secureflow.compute.worker.consented`): on-chain consent given in another session is not enough."""
+        if not self.settings.require_consent or op not in CONSENT_BOUND_OPS:
+            return
+        if op == "sign":
+            job_id = StepRecord.model_validate_json(msg["record"]).job_id
+        elif op == "write_model_meta":
+            job_id = str(dict(dict(msg.get("meta") or {}).get("lineage") or {}).get("job_id", ""))
+        else:
+            job_id = str(msg.get("job_id", ""))
+        if job_id.lower() not in self.consented:
+            raise ConsentRefusedError(
+                f"party {self.party!r} has not consented to job {job_id} in this session; refusing {op}",
+                hint="the coordinator asks every party's node for its consent before it runs a job, also "
+                "when it takes over a job that is open on chain already",
+            )
 
     # -- ops ---------------------------------------------------------------------------------------
     def op_ping(self, msg: dict[str, Any]) -> dict[str, Any]:

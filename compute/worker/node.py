@@ -263,6 +263,7 @@ class Node:
                 log_level=sess.log_level,
                 spu_profiles=sess.spu_profiles,
                 scratch=sess.scratch,
+                require_consent=self.guard is not None,
             )
             sess.link = link
             self.metrics.worker_starts.inc()

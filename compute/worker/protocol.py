@@ -46,6 +46,7 @@ class WorkerSettings(BaseModel):
     coordinator_pid: int
     log_level: str = "warning"
     spu_profiles: dict[str, dict[str, Any]] = SPU_PROFILES
+    require_consent: bool = False  # a node's worker: acts on a job only after consenting to it itself
 
 
 def is_loopback(host: str) -> bool:

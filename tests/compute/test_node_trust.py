@@ -27,7 +27,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from stack import ALICE, BOB, LedgerStack, create_job_on_chain, salt_of
 
-from secureflow.compute.errors import NodeRefusedError
+from secureflow.compute.consents import request_consents
+from secureflow.compute.errors import ConsentRefusedError, NodeRefusedError
+from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
 from secureflow.compute.worker.link import inbound_key
@@ -251,11 +253,30 @@ def _open_on_chain(
     return {"job_id": job_id, "salt": salt, "creator": creator, "job_secret": secret}
 
 
-def test_a_job_open_on_chain_with_every_consent_runs_on_the_checking_nodes(
+def test_a_job_open_on_chain_runs_on_the_checking_nodes_once_each_worker_consented_itself(
     tengine: Engine, tnodes: Nodes, ledger_stack: LedgerStack, recorder: OutboxRecorder
 ) -> None:
     manifest = _manifest(tengine, _put(tnodes, "consented.csv"), "out/consented")
     opened = _open_on_chain(ledger_stack, tnodes, tengine, manifest)
+    # consents given on chain, but not by these sessions' workers (a task taken over by a new
+    # coordinator): each worker refuses to act on the job before it has checked and consented itself
+    with pytest.raises(ConsentRefusedError, match="has not consented to job"):
+        run_job(tengine, manifest, recorder, **opened)
+    assert not any((tnodes.dir(p) / "data" / "out" / "consented").exists() for p in PARTIES)
+
+    for party, other in (("alice", "bob"), ("bob", "alice")):  # each may show the other the PSI result
+        write_policy(tnodes.dir(party), PartyPolicy(reveal={"psi": (tengine.addresses[other],)}))
+    request_consents(
+        tengine,
+        manifest,
+        job_id=opened["job_id"],
+        creator=opened["creator"],
+        salt=opened["salt"],
+        job_secret=opened["job_secret"],
+        parties=[tengine.addresses[p] for p in PARTIES],
+        chain_id=DEV_CHAIN_ID,
+        ledger=ledger_stack.deployment.address_of("AuditLedger"),
+    )
     result = run_job(tengine, manifest, recorder, **opened)
     assert result.succeeded, (result.error_class, result.error_message)
     for party in PARTIES:

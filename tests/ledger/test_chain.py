@@ -83,7 +83,11 @@ def test_contract_not_deployed(client: ChainClient, deployed: Deployment) -> Non
 
 
 def test_credentials_never_appear_in_messages() -> None:
-    assert redact_url("https://user:s3cret@node.example:8545/rpc") == "https://***@node.example:8545/rpc"
+    assert redact_url("https://user:s3cret@node.example:8545/rpc") == "https://***@node.example:8545/***"
+    # a password holding '@', and a provider's API key in the path or the query
+    assert redact_url("http://u:p@ssw0rd@127.0.0.1:1/v3/INFURAKEY") == "http://***@127.0.0.1:1/***"
+    assert redact_url("https://node.example/v3/KEY?token=T") == "https://node.example/***"
+    assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
     client = ChainClient(
         ChainConfig(rpc_url=f"http://user:s3cret@127.0.0.1:{free_port()}", request_timeout=1)
     )
