@@ -107,7 +107,7 @@ class SettlementStore(Protocol):
 
     def records_for_job(self, job_id: str) -> list[StepRecordRow]: ...
 
-    def accept_record(self, rec: NewStepRecord) -> StepRecordRow: ...
+    def accept_record(self, rec: NewStepRecord, *, after_close: bool = False) -> StepRecordRow: ...
 
 
 class StepPlans(Protocol):
@@ -398,7 +398,7 @@ class SettlementService:
                     return replayed
             raise
         try:
-            row = self.store.accept_record(to_outbox(proposal.step_record()))
+            row = self.store.accept_record(to_outbox(proposal.step_record()), after_close=True)
         except BaseException:
             self.book.delete_proposal(job.job_id, seq)  # no record in the outbox: no proposal either
             raise
@@ -414,7 +414,7 @@ class SettlementService:
             return Proposed(stored, row.status, replayed=True)
         if row is None and proposal.seq >= self.next_seq(job):
             self._refuse_when_set(job.job_id)  # a contribution record after the weights are set is void
-            row = self.store.accept_record(to_outbox(proposal.step_record()))
+            row = self.store.accept_record(to_outbox(proposal.step_record()), after_close=True)
             return Proposed(stored, row.status, replayed=True)
         # its step was taken meanwhile (or is no longer the next): the proposal has no record and never will
         self.book.delete_proposal(job.job_id, proposal.seq)

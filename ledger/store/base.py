@@ -138,8 +138,12 @@ class LedgerStore(ABC):
 
     # -- step records (outbox) ------------------------------------------------------------------------
     @abstractmethod
-    def accept_record(self, rec: NewStepRecord) -> StepRecordRow:
-        """Store the record as ``pending`` (idempotent by job id and seq; a different hash is a conflict)."""
+    def accept_record(self, rec: NewStepRecord, *, after_close: bool = False) -> StepRecordRow:
+        """Store the record as ``pending`` (idempotent by job id and seq; a different hash is a conflict).
+
+        A new record of a job whose close on chain is under way is refused (`InvalidStateError`): its close
+        would not cover it. ``after_close``: a record that by design follows the job's end (a settlement's
+        contribution record), anchored on its own and referenced by the settlement."""
 
     @abstractmethod
     def get_record(self, job_id: str, seq: int) -> StepRecordRow | None:

@@ -53,7 +53,7 @@ _INSERT_RECORDS_POSTGRESQL = text(
 class RecordsMixin(SqlStoreBase):
     """The store's step records (``step_records``: the outbox)."""
 
-    def accept_record(self, rec: NewStepRecord) -> StepRecordRow:
+    def accept_record(self, rec: NewStepRecord, *, after_close: bool = False) -> StepRecordRow:
         with self._tx(write=True) as s:
             job = self._locked_job(s, rec.job_id)  # serialises writers of one job's records
             existing = s.scalars(
@@ -63,7 +63,7 @@ class RecordsMixin(SqlStoreBase):
                 if (existing.record_hash, existing.leaf) == (rec.record_hash, rec.leaf):
                     return _to(StepRecordRow, existing)
                 raise _record_conflict(rec, existing.record_hash)
-            if job.close_status is not None:
+            if job.close_status is not None and not after_close:
                 raise _closing(rec.job_id, job.status)
             now = utcnow()
             row = StepRecordOrm(

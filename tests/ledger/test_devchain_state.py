@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from scrape import wait_for
 from stack import deploy_ledger_stack
 
 from secureflow.ledger.chain import ChainClient, ChainConfig
@@ -32,9 +33,12 @@ DEAD = "0x000000000000000000000000000000000000dEaD"
 
 
 def _send(chain: DevChain, wei: int) -> None:
+    """A transfer, returned once it is mined (anvil may answer eth_sendTransaction before its block is
+    the head: reading the head at once raced with automining, once in a CI run)."""
     sender = rpc_call(chain.rpc_url, "eth_accounts")[0]  # type: ignore[index]
     tx = {"from": sender, "to": DEAD, "value": hex(wei), "gasPrice": "0x0"}
-    rpc_call(chain.rpc_url, "eth_sendTransaction", [tx])
+    tx_hash = rpc_call(chain.rpc_url, "eth_sendTransaction", [tx])
+    assert wait_for(lambda: rpc_call(chain.rpc_url, "eth_getTransactionReceipt", [tx_hash]), 30)
 
 
 def _head(chain: DevChain) -> tuple[int, str]:

@@ -157,9 +157,11 @@ class TestLedgerStore:
                 accept()
         assert [r.seq for r in store.records_for_job(h(1))] == [0]
         assert store.records_for_job(h(2)) == []
+        # a settlement's contribution record follows the job's end by design (anchored on its own)
+        assert store.accept_record(new_record(1, 1), after_close=True).seq == 1
         # the same record again is an idempotent retry, not a new record
         assert store.accept_record(new_record(1, 0)).seq == 0
-        assert [r.seq for r in store.accept_records([new_record(1, 0)])] == [0]
+        assert [r.seq for r in store.accept_records([new_record(1, 0), new_record(1, 1)])] == [0, 1]
         # a held close (cancelled mid-step) takes that step's record, and refuses once released
         store.update_job(h(2), status="cancelled", reason="cancelled by alice", hold_close=True)
         store.accept_records([new_record(2, 0)])
