@@ -11,6 +11,10 @@ The entry carries its session, op, payload, expiry (``exp``), the target party (
 session's counter (``ctr``), so a signed entry is valid for one party of one session only, and a node
 refuses a counter it has seen (a replay within the session). The same canonicalisation as every
 anchored hash: no second canonical form.
+
+A node signs its replies to the coordinator the same way with its member key, under `REPLY_DOMAIN`
+(with the session, its party and a per-session counter), so the coordinator takes a party's ports,
+worker replies and exits only from that party's own node.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from secureflow.ledger.merkle import keccak256
 from secureflow.ledger.records import canonical_json
 
 DOMAIN = "secureflow/queue-entry/v1"
+REPLY_DOMAIN = "secureflow/node-reply/v1"
+"""The domain of a node's replies to the coordinator, signed with the node's member key (never valid as an
+entry of a node's queue, nor an entry as a reply)."""
 SIGNATURE_FIELD = "sig"
 
 
@@ -33,8 +40,8 @@ class EntrySigningError(LedgerError):
     """A queue entry cannot be signed (it is not canonical JSON, e.g. a NaN or an integer beyond 2**53)."""
 
 
-def entry_digest(entry: Mapping[str, Any]) -> bytes:
-    """keccak256 of the canonical JSON of ``entry`` (its ``sig`` left out) under the queue's domain."""
+def entry_digest(entry: Mapping[str, Any], domain: str = DOMAIN) -> bytes:
+    """keccak256 of the canonical JSON of ``entry`` (its ``sig`` left out) under ``domain``."""
     body = {k: v for k, v in entry.items() if k != SIGNATURE_FIELD}
     if "domain" in body:
         raise EntrySigningError(
@@ -42,7 +49,7 @@ def entry_digest(entry: Mapping[str, Any]) -> bytes:
             hint="name the field otherwise",
         )
     try:
-        payload = canonical_json({"domain": DOMAIN, **body})
+        payload = canonical_json({"domain": domain, **body})
     except Exception as exc:  # rfc8785 refuses NaN, infinities and integers it cannot represent
         raise EntrySigningError(
             f"a queue entry is not canonical JSON ({type(exc).__name__})",
@@ -51,20 +58,20 @@ def entry_digest(entry: Mapping[str, Any]) -> bytes:
     return keccak256(payload)
 
 
-def sign_entry(entry: Mapping[str, Any], private_key: str | bytes) -> dict[str, Any]:
-    """``entry`` with its coordinator signature in ``sig`` (0x + 130 hex)."""
-    signed = Account.sign_message(encode_defunct(primitive=entry_digest(entry)), private_key)
+def sign_entry(entry: Mapping[str, Any], private_key: str | bytes, domain: str = DOMAIN) -> dict[str, Any]:
+    """``entry`` with its signature under ``domain`` in ``sig`` (0x + 130 hex)."""
+    signed = Account.sign_message(encode_defunct(primitive=entry_digest(entry, domain)), private_key)
     return {**entry, SIGNATURE_FIELD: "0x" + bytes(signed.signature).hex().removeprefix("0x")}
 
 
-def entry_signer(entry: Mapping[str, Any]) -> str | None:
+def entry_signer(entry: Mapping[str, Any], domain: str = DOMAIN) -> str | None:
     """The lower-case address that signed ``entry``; None when it is unsigned, malformed or not canonical."""
     sig = entry.get(SIGNATURE_FIELD)
     if not isinstance(sig, str) or not sig.startswith("0x"):
         return None
     try:
         signature = bytes.fromhex(sig[2:])
-        message = encode_defunct(primitive=entry_digest(entry))
+        message = encode_defunct(primitive=entry_digest(entry, domain))
         if len(signature) != 65:
             return None
         return str(Account.recover_message(message, signature=signature)).lower()

@@ -139,7 +139,8 @@ class Coordinator:
         if manifest is None or secret is None:
             fail_job(self.store, job_id, "the job has no stored manifest or job secret; submit it again")
             return Outcome(job_id, "not_started", "no manifest")
-        parties = JobManifest.parse(manifest).party_names()
+        parsed = JobManifest.parse(manifest)
+        parties = parsed.party_names()
         scratch = self.settings.coordinator_workdir / job_id
         engine = Engine(
             parties,
@@ -151,6 +152,7 @@ class Coordinator:
             start_timeout=self.settings.start_timeout,
             step_timeout=self.settings.step_timeout,
             coordinator_key=self.coordinator_key,
+            party_addresses={p: parsed.address_of(p) for p in parties},
         )
         try:
             try:

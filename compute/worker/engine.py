@@ -23,7 +23,10 @@ keeps its own heartbeat key fresh (a daemon thread, stopped on `shutdown`), so
 the nodes stop the workers of an engine that vanished without shutting down.
 With ``coordinator_key`` every entry it puts on a node's queue is signed; nodes
 that check signatures act only on entries signed by a coordinator of their
-pinned deployment (`secureflow.compute.worker.trust`).
+pinned deployment (`secureflow.compute.worker.trust`). With ``party_addresses`` (each party's member
+address, from the job's manifest) it takes a party's replies (its ports, its worker's answers, its exit)
+only when signed by that member's key, so nobody else who can write Redis can answer for a party (e.g.
+point the other parties' links at a host of its choice).
 The party folders (data, models, secrets) then live on the members' hosts, not
 under ``root``.
 """
@@ -161,6 +164,7 @@ class Engine:
         redis_prefix: str = DEFAULT_PREFIX,
         node_timeout: float = 5.0,
         coordinator_key: str | None = None,
+        party_addresses: Mapping[str, str] | None = None,
     ) -> None:
         if not 2 <= len(set(parties)) == len(parties) <= MAX_PARTIES:
             raise ComputeError(
@@ -180,6 +184,8 @@ class Engine:
         self.node_timeout = node_timeout
         self.coordinator_key = coordinator_key
         """Distributed mode: the key that signs every entry on the nodes' queues (a coordinator's)."""
+        self.party_addresses = None if party_addresses is None else dict(party_addresses)
+        """Distributed mode: party -> member address; each node's replies must be signed by that key."""
         self.session: RedisSession | None = None
         self.parties = tuple(parties)
         self.root = Path(root).resolve()  # workers run with their own cwd: paths must be absolute
@@ -270,6 +276,7 @@ class Engine:
             node_timeout=self.node_timeout,
             expires_s=self.start_timeout,
             signer=self.coordinator_key,
+            party_addresses=self.party_addresses,
         )
         self.session = hub
         self._await_nodes(hub)

@@ -51,7 +51,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, Protocol
@@ -179,10 +179,18 @@ class RedisSession:
         node_timeout: float = 5.0,
         expires_s: float = 300.0,
         signer: str | None = None,
+        party_addresses: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.signer = signer
         """The coordinator's private key (0x + 64 hex) that signs every entry; None: entries are unsigned."""
+        self.party_addresses = (
+            None if party_addresses is None else {p: a.lower() for p, a in party_addresses.items()}
+        )
+        """Party name -> member address: each party's replies must be signed by that member's key (its
+        node's), in increasing counter order; None: replies are taken unsigned (a node trusting Redis)."""
+        self._reply_ctr: dict[str, int] = {}
+        self.dropped_replies = 0
         self.members: dict[str, str] = {}
         """Party name -> member address, as the workers reported it (sent with every entry once known)."""
         self._ctr = 0
@@ -270,6 +278,8 @@ class RedisSession:
         if entry is None or entry.get("session") != self.session or entry.get("party") not in self.buffers:
             return  # not ours (a stale session or garbage): dropped, never delivered
         party = str(entry["party"])
+        if self.party_addresses is not None and not self._from_node(party, entry):
+            return
         op = entry.get("op")
         if op == "msg" and isinstance(entry.get("msg"), dict):
             self.buffers[party].append(entry["msg"])
@@ -280,6 +290,27 @@ class RedisSession:
         elif op == "exit":
             code = entry.get("code")
             self.exited[party] = code if isinstance(code, int) else None
+
+    def _from_node(self, party: str, entry: dict[str, Any]) -> bool:
+        """Whether ``entry`` is ``party``'s node's own reply, new in this session (else dropped, logged
+        without its content): signed by the party's member key under the reply domain, with a counter
+        above the last one taken (no replay of a signed reply, no reordering)."""
+        from secureflow.ledger.queue_signing import REPLY_DOMAIN, entry_signer
+
+        assert self.party_addresses is not None  # noqa: S101 - invariant for the type checker, not input validation
+        expected = self.party_addresses.get(party)
+        ctr = entry.get("ctr")
+        why = None
+        if expected is None or entry_signer(entry, REPLY_DOMAIN) != expected:
+            why = "not signed by the party's member key"
+        elif not isinstance(ctr, int) or isinstance(ctr, bool) or ctr <= self._reply_ctr.get(party, 0):
+            why = "a counter already taken (a replay)"
+        if why is not None:
+            self.dropped_replies += 1
+            log.warning("session %s: dropped a reply claiming party %s: %s", self.session[:8], party, why)
+            return False
+        self._reply_ctr[party] = int(ctr) if isinstance(ctr, int) else 0
+        return True
 
     def pump(self, timeout: float) -> None:
         """Move what the nodes sent into the per-party buffers, blocking up to ``timeout`` for the first."""

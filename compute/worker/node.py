@@ -65,8 +65,9 @@ from secureflow.compute.worker.link import (
 )
 from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.compute.worker.protocol import PartyPorts, is_loopback
-from secureflow.compute.worker.trust import JOB_OPS, QueueGuard
+from secureflow.compute.worker.trust import JOB_OPS, QueueGuard, member_key
 from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
+from secureflow.ledger.queue_signing import REPLY_DOMAIN, sign_entry
 
 log = logging.getLogger("compute.node")
 
@@ -96,6 +97,10 @@ class Session:
     """The party names of the session's cluster table (set by ``table``)."""
 
 
+MAX_REPLY_COUNTERS = 4096
+"""Sessions whose reply counter a node keeps (a session's replies are numbered 1, 2, ... for the engine)."""
+
+
 class Node:
     """The relay between this party's Redis queue and its local party workers (one per engine session)."""
 
@@ -123,6 +128,9 @@ class Node:
         self.max_sessions = max_sessions
         self.guard = guard
         """Signature, coordinator-role and on-chain consent checks (None: every entry is trusted)."""
+        self._member_key = member_key(self.party_dir)
+        """Signs every reply to the coordinator (`REPLY_DOMAIN`): its ports, its worker's replies, exits."""
+        self._reply_ctr: dict[str, int] = {}
         self.client = redis.Redis.from_url(redis_url, socket_timeout=30.0)
         self.in_key = inbound_key(prefix, party)
         self.sessions: dict[str, Session] = {}
@@ -149,7 +157,15 @@ class Node:
     # -- outbound ------------------------------------------------------------------------------------
     def _push(self, session: str, op: str, **fields: Any) -> None:
         key = outbound_key(self.prefix, session)
-        entry = {"session": session, "party": self.party, "op": op, **fields}
+        with self._lock:
+            self._reply_ctr[session] = ctr = self._reply_ctr.get(session, 0) + 1
+            if len(self._reply_ctr) > MAX_REPLY_COUNTERS:  # the oldest sessions' counters go first
+                del self._reply_ctr[next(iter(self._reply_ctr))]
+        entry = sign_entry(
+            {"session": session, "party": self.party, "op": op, "ctr": ctr, **fields},
+            self._member_key,
+            REPLY_DOMAIN,
+        )
         pipe = self.client.pipeline()
         pipe.rpush(key, encode(entry))
         pipe.expire(key, OUT_TTL_S)

@@ -39,18 +39,22 @@ class Authority(Protocol):
     def job_standing(self, job_id: str, member: str) -> tuple[int, tuple[str, ...], bool]: ...
 
 
-def member_address(party_dir: Path) -> str:
-    """The member address of the key in ``party_dir/secrets/member.key`` (created as the worker does)."""
-    from eth_account import Account
-
+def member_key(party_dir: Path) -> str:
+    """The member key in ``party_dir/secrets/member.key`` (0x + 64 hex; created as the worker does)."""
     path = party_dir / "secrets" / "member.key"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(32).hex().encode())
-    key = path.read_text().strip().removeprefix("0x")
-    return str(Account.from_key(bytes.fromhex(key)).address).lower()
+    return "0x" + path.read_text().strip().removeprefix("0x")
+
+
+def member_address(party_dir: Path) -> str:
+    """The member address of the key in ``party_dir/secrets/member.key`` (created as the worker does)."""
+    from eth_account import Account
+
+    return str(Account.from_key(member_key(party_dir)).address).lower()
 
 
 def request_job_id(request: Mapping[str, Any]) -> str | None:

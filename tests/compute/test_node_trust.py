@@ -32,8 +32,8 @@ from secureflow.compute.errors import ConsentRefusedError, NodeRefusedError
 from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
-from secureflow.compute.worker.link import inbound_key
-from secureflow.compute.worker.trust import QueueGuard
+from secureflow.compute.worker.link import RedisSession, encode, inbound_key
+from secureflow.compute.worker.trust import QueueGuard, member_address
 from secureflow.ledger.chain import TransactionSender
 from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import JobStatus
@@ -41,7 +41,7 @@ from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID
 from secureflow.ledger.node_authority import open_authority
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.queue_signing import sign_entry
+from secureflow.ledger.queue_signing import REPLY_DOMAIN, sign_entry
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import job_id_for, new_job_salt, new_job_secret
 
@@ -105,6 +105,7 @@ def tengine(
         start_timeout=180.0,
         node_timeout=5.0,
         coordinator_key="0x" + bytes(coordinator.key).hex(),
+        party_addresses={p: member_address(tnodes.dir(p)) for p in PARTIES},  # replies signed by them
     )
     eng.start()
     try:
@@ -324,3 +325,26 @@ def test_the_guard_refuses_a_policy_s_unlisted_coordinator_and_a_session_that_is
     stranger = QueueGuard("alice", other, authority)
     assert "has not consented" in str(stranger.job_refusal(step, table, {"alice": other, "bob": BOB}))
     assert "not open on chain" in str(guard.job_refusal({"op": "run_step", "job_id": proposed}, table, {}))
+
+
+def test_the_coordinator_takes_a_party_s_replies_only_from_its_own_node() -> None:
+    """Whoever can write Redis could answer for a party: a forged ``ports`` reply would point every other
+    party's links at a host of its choice. A session that knows each party's member address takes a
+    reply only signed by that member's key (its node's), each counter once; the rest is dropped."""
+    alice_key, mallory_key = "0x" + "a1" * 32, "0x" + "66" * 32
+    alice = Account.from_key(alice_key).address
+    client = redis.Redis.from_url(REDIS_URL)
+    hub = RedisSession(client, ["alice", "bob"], party_addresses={"alice": alice, "bob": ALICE})
+
+    def reply(ctr: int, host: str, key: str | None) -> bytes:
+        entry = {"session": hub.session, "party": "alice", "op": "ports", "ctr": ctr, "host": host,
+                 "ports": {"fed": 1, "spu": {}}}  # fmt: skip
+        return encode(entry if key is None else sign_entry(entry, key, REPLY_DOMAIN))
+
+    hub._take(reply(1, "10.66.66.66", None))  # unsigned
+    hub._take(reply(1, "10.66.66.66", mallory_key))  # signed by someone else
+    hub._take(encode(sign_entry(json.loads(reply(1, "10.66.66.66", None)), alice_key)))  # a queue-entry sig
+    assert list(hub.buffers["alice"]) == [] and hub.dropped_replies == 3
+    hub._take(reply(1, "127.0.0.2", alice_key))  # alice's node
+    hub._take(reply(1, "10.66.66.66", alice_key))  # the same counter again: a replay
+    assert [m["host"] for m in hub.buffers["alice"]] == ["127.0.0.2"] and hub.dropped_replies == 4
