@@ -8,11 +8,8 @@ standalone verifier against anvil.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from stack import (
     signed_by_parties,
     step,
 )
+from tcp_proxy import TcpProxy
 
 from secureflow.api.dev.compute_executor import LocalComputeExecutor
 from secureflow.api.dev.testing import LiveServer
@@ -735,64 +733,13 @@ def test_operations_endpoints(env: Env) -> None:
     assert "/v1/jobs/{job_id}/steps" in spec["paths"] and "ErrorResponse" in spec["components"]["schemas"]
 
 
-class TcpRelay:
-    """A TCP relay in front of the real PostgreSQL server, which the test can cut: the network between the
-    API and its database, which a test cannot take down otherwise (the server is shared). While cut, open
-    connections are closed and new ones are closed as soon as they are accepted."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.cut_off = False
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.cut_off:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.upstream)
-            self.sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.cut_off = True
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self.sockets.clear()
-
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-
 @pytest.mark.postgres
 def test_readyz_fails_on_the_database_when_it_goes_down(
     ledger_stack: LedgerStack, postgres_schema_url: str, chain_snapshot: None
 ) -> None:
     url = make_url(postgres_schema_url)
-    relay = TcpRelay(url.host or "127.0.0.1", url.port or 5432)
+    relay = TcpProxy(url.host or "127.0.0.1", url.port or 5432)  # the network to the shared server
+    relay.up()
     app, store, _keys = live_app(
         ledger_stack, url.set(host="127.0.0.1", port=relay.port).render_as_string(False)
     )
@@ -811,7 +758,7 @@ def test_readyz_fails_on_the_database_when_it_goes_down(
             assert checks["chain"]["ok"], checks  # it names the database, not everything
     finally:
         store.close()
-        relay.close()
+        relay.cut()
 
 
 def test_readyz_fails_on_the_worker_when_a_record_waits_too_long(env: Env) -> None:
