@@ -281,6 +281,9 @@ def test_pages_follow_the_api_and_pending_steps_cannot_be_verified(env: Env, ui:
     jobs = [other_members_job(env, f"{n:02x}") for n in range(1, 24)]  # 23 jobs: pages of 20
     busy = jobs[0]
     env.store.accept_records([to_outbox(step(busy, seq)) for seq in range(53)])  # pending: pages of 50
+    quarantined = env.store.get_record(busy, 1)
+    assert quarantined is not None
+    env.store.mark_record_failed(quarantined.id, "quarantined: its stored leaf is not the leaf of its record")
     stale = jobs[-1]  # the newest: on the first page; running, and has not moved for an hour: stuck
     env.store.accept_records([to_outbox(step(stale, 0))])
     with env.store.engine.begin() as conn:
@@ -324,6 +327,11 @@ def test_pages_follow_the_api_and_pending_steps_cannot_be_verified(env: Env, ui:
     steps = ui.page.locator("#steps-body tr.step-row")
     expect(steps).to_have_count(50)
     expect(ui.page.locator("#steps-prev")).to_be_disabled()
+    failed = ui.page.locator('#steps-body tr.step-row[data-seq="1"]')
+    expect(failed.locator(".failure-reason")).to_have_text(
+        "quarantined: its stored leaf is not the leaf of its record"
+    )
+    expect(ui.page.locator("#steps-body .failure-reason")).to_have_count(1)
     first = ui.page.locator('#steps-body tr.step-row[data-seq="0"]')
     expect(first.locator(".chain-status")).to_have_text("pending")
     expect(first.get_by_role("button", name="Verify step 0")).to_be_disabled()

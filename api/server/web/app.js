@@ -347,7 +347,7 @@
           { class: "step-row", "data-seq": item.seq, "data-chain-status": item.chain_status },
           el("td", {}, String(item.seq)),
           el("td", {}, item.algorithm),
-          el("td", { class: "chain-status" }, statusBadge(item.chain_status)),
+          el("td", { class: "chain-status" }, statusBadge(item.chain_status), item.failure_reason ? el("div", { class: "failure-reason" }, item.failure_reason) : null),
           el("td", { class: "batch" }, hash(item.batch_id)),
           el("td", { class: "tx-hash" }, hash(item.tx_hash)),
           el("td", { class: "block" }, item.block_number === null || item.block_number === undefined ? "\u2013" : String(item.block_number)),
