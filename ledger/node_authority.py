@@ -23,6 +23,11 @@ DEFAULT_CACHE_SECONDS = 5.0
 """How long a node reuses the registry's answer on a coordinator (a revocation takes effect within it)."""
 
 
+MAX_CACHED_SIGNERS = 1024
+"""Signers whose coordinator role a node remembers: entries signed by ever new keys (a Redis flood) cannot
+grow its memory."""
+
+
 class ChainAuthority:
     """The pinned deployment's registry (coordinator role) and ledger (jobs, parties, consents)."""
 
@@ -49,7 +54,10 @@ class ChainAuthority:
             return hit[0]
         answer = self.registry.is_coordinator(to_checksum_address(key))
         with self._lock:
+            self._coordinators.pop(key, None)
             self._coordinators[key] = (answer, now)
+            while len(self._coordinators) > MAX_CACHED_SIGNERS:  # signers seen longest ago go first
+                del self._coordinators[next(iter(self._coordinators))]
         return answer
 
     def job_standing(self, job_id: str, member: str) -> tuple[int, tuple[str, ...], bool]:

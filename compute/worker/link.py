@@ -191,6 +191,8 @@ class RedisSession:
         node's), in increasing counter order; None: replies are taken unsigned (a node trusting Redis)."""
         self._reply_ctr: dict[str, int] = {}
         self.dropped_replies = 0
+        self.node_nonces: dict[str, str] = {}
+        """Each party's node's number for this session (from its ports reply), sent with every later entry."""
         self.members: dict[str, str] = {}
         """Party name -> member address, as the workers reported it (sent with every entry once known)."""
         self._ctr = 0
@@ -257,6 +259,8 @@ class RedisSession:
             }
         if self.members:
             entry["members"] = dict(self.members)
+        if party in self.node_nonces:
+            entry["node_nonce"] = self.node_nonces[party]
         if self.signer is not None:
             from secureflow.ledger.errors import LedgerError
             from secureflow.ledger.queue_signing import sign_entry
@@ -284,6 +288,8 @@ class RedisSession:
         if op == "msg" and isinstance(entry.get("msg"), dict):
             self.buffers[party].append(entry["msg"])
         elif op == "ports":
+            if isinstance(entry.get("nonce"), str):
+                self.node_nonces[party] = str(entry["nonce"])
             self.buffers[party].append(
                 {"op": "ports", "host": entry.get("host"), "ports": entry.get("ports")}
             )

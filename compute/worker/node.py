@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import re
+import secrets
 import shutil
 import signal
 import threading
@@ -95,6 +96,10 @@ class Session:
     exit_code: int | None = None
     table: tuple[str, ...] = ()
     """The party names of the session's cluster table (set by ``table``)."""
+    nonce: str = field(default_factory=lambda: secrets.token_hex(16))
+    """This node's own number for the session, sent (signed) with its ports: a checking node takes the
+    session's later entries only with it, so entries copied from an earlier life of the node (before a
+    restart) or of another node process are never acted on, whatever their counter."""
 
 
 MAX_REPLY_COUNTERS = 4096
@@ -237,6 +242,20 @@ class Node:
             self._push(session, "exit", code=code)
 
     # -- inbound -------------------------------------------------------------------------------------
+    def _own_session_number(self, session: str, entry: dict[str, Any]) -> bool:
+        """A checking node takes a session's entries after ``start`` only with its own number for the session
+        (sent with its ports): checked before the signature and counter, so an entry copied before a
+        restart (or meant for another node process) is dropped without touching the session's counters."""
+        with self._lock:
+            sess = self.sessions.get(session)
+        if sess is not None and entry.get("node_nonce") == sess.nonce:
+            return True
+        op = entry.get("op")
+        shown = op if op in ENTRY_OPS else "unknown"
+        why = "unknown or stale session" if sess is None else "not this node's session number"
+        log.warning("dropped a %s entry of session %s: %s", shown, session[:8], why)
+        return False
+
     def handle(self, entry: dict[str, Any] | None) -> None:
         if entry is None:
             log.warning("dropped an entry that is not a JSON object")
@@ -248,6 +267,8 @@ class Node:
         exp = entry.get("exp", 0)
         if not isinstance(exp, int | float) or not math.isfinite(exp) or exp < time.time():
             log.info("dropped an expired %s of session %s", op, session[:8])
+            return
+        if self.guard is not None and op != "start" and not self._own_session_number(session, entry):
             return
         if self.guard is not None:
             reason = self.guard.admit(entry)
@@ -352,7 +373,7 @@ class Node:
         bind = self.host if is_loopback(self.host) else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
         ports = free_ports(1 + len(sess.spu_profiles), bind)
         spu = dict(zip(sess.spu_profiles, ports[1:], strict=True))
-        self._push(session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu})
+        self._push(session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu}, nonce=sess.nonce)
         log.info("session %s: reported ports (%d session(s) on this node)", session[:8], len(self.sessions))
 
     def engine_alive(self, session: str) -> bool:

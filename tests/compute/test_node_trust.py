@@ -34,6 +34,7 @@ from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
 from secureflow.compute.worker.link import RedisSession, encode, inbound_key
 from secureflow.compute.worker.trust import QueueGuard, member_address
+from secureflow.ledger import node_authority
 from secureflow.ledger.chain import TransactionSender
 from secureflow.ledger.consent import sign_consent
 from secureflow.ledger.contracts import JobStatus
@@ -114,6 +115,12 @@ def tengine(
         eng.shutdown()
 
 
+def _nonce(engine: Engine, party: str) -> str:
+    """``party``'s node's own number for the engine's session (from its signed ports reply)."""
+    assert engine.session is not None
+    return engine.session.node_nonces[party]
+
+
 def _entry(session: str, party: str, op: str, ctr: int, **fields: Any) -> dict[str, Any]:
     return {"session": session, "op": op, "exp": time.time() + 120, "party": party, "ctr": ctr, **fields}
 
@@ -141,7 +148,7 @@ def _pids(engine: Engine) -> dict[str, int]:
 
 def test_an_unsigned_entry_is_dropped(tengine: Engine, tnodes: Nodes, rds: redis.Redis) -> None:
     pids, session = _pids(tengine), _session(tengine)
-    _push(rds, tnodes, "alice", _entry(session, "alice", "stop", 10**6))
+    _push(rds, tnodes, "alice", _entry(session, "alice", "stop", 10**6, node_nonce=_nonce(tengine, "alice")))
     _handled_and_alive(tengine, pids)
     assert f"dropped a stop entry of session {session[:8]}: no valid coordinator signature" in (
         tnodes.log("alice").read_text()
@@ -153,7 +160,8 @@ def test_an_entry_signed_by_a_non_coordinator_is_dropped(
 ) -> None:
     pids, session = _pids(tengine), _session(tengine)
     stranger: LocalAccount = Account.create()
-    _push(rds, tnodes, "alice", sign_entry(_entry(session, "alice", "stop", 10**6), stranger.key))
+    entry = _entry(session, "alice", "stop", 10**6, node_nonce=_nonce(tengine, "alice"))
+    _push(rds, tnodes, "alice", sign_entry(entry, stranger.key))
     _handled_and_alive(tengine, pids)
     log = tnodes.log("alice").read_text()
     assert f"signed by {stranger.address.lower()}, which holds no coordinator role" in log
@@ -165,19 +173,33 @@ def test_a_coordinator_entry_replayed_to_another_party_or_session_or_again_is_dr
     pids, session = _pids(tengine), _session(tengine)
     assert tengine.session is not None
     used = tengine.session._ctr  # a counter alice's node has seen in this session already
+    nonce = _nonce(tengine, "alice")  # alice's node's number for the session: these reach its checks
     # signed for bob, pushed onto alice's queue
-    _push(rds, tnodes, "alice", sign_entry(_entry(session, "bob", "stop", used + 10**6), coordinator.key))
+    to_bob = _entry(session, "bob", "stop", used + 10**6, node_nonce=nonce)
+    _push(rds, tnodes, "alice", sign_entry(to_bob, coordinator.key))
     # signed for another session, relabelled with this one
-    other = sign_entry(_entry(uuid.uuid4().hex, "alice", "stop", used + 10**6), coordinator.key)
+    other = sign_entry(
+        _entry(uuid.uuid4().hex, "alice", "stop", used + 10**6, node_nonce=nonce), coordinator.key
+    )
     _push(rds, tnodes, "alice", {**other, "session": session})
     # signed for this session and party, but with a counter the node has seen (a replay)
-    _push(rds, tnodes, "alice", sign_entry(_entry(session, "alice", "stop", 1), coordinator.key))
+    _push(
+        rds,
+        tnodes,
+        "alice",
+        sign_entry(_entry(session, "alice", "stop", 1, node_nonce=nonce), coordinator.key),
+    )
+    # signed for this session and party with a fresh counter, but without the node's own session number
+    # (an entry copied before the node restarted, whose counters it then no longer remembers)
+    stale = _entry(session, "alice", "stop", used + 2 * 10**6, node_nonce="0" * 32)
+    _push(rds, tnodes, "alice", sign_entry(stale, coordinator.key))
     _handled_and_alive(tengine, pids)
     log = tnodes.log("alice").read_text()
     prefix = f"dropped a stop entry of session {session[:8]}: "
     assert prefix + "addressed to another party" in log
     assert prefix + "no valid coordinator signature" in log
     assert prefix + "counter 1 already seen in this session (a replay)" in log
+    assert prefix + "not this node's session number" in log
 
 
 def _manifest(engine: Engine, dataset: str, out: str) -> dict[str, Any]:
@@ -296,6 +318,21 @@ def test_a_revoked_coordinator_is_refused_once_the_cache_lapses(
     registry.revoke_role("coordinator", account.address)
     assert not fresh.is_coordinator(account.address)
     assert cached.is_coordinator(account.address)  # within its window the answer is reused
+
+
+def test_a_flood_of_new_signers_does_not_grow_the_role_cache(
+    ledger_stack: LedgerStack, pinned: Path, coordinator: LocalAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each entry signed by a new key costs one role lookup; the answers a node keeps are bounded (the
+    bound lowered to 8 here, 1024 in production), the oldest signers forgotten first."""
+    monkeypatch.setattr(node_authority, "MAX_CACHED_SIGNERS", 8)
+    authority = open_authority(ledger_stack.rpc_url, pinned, cache_seconds=3600.0)
+    assert authority.is_coordinator(coordinator.address)
+    for _ in range(20):
+        assert not authority.is_coordinator(Account.create().address)
+    assert len(authority._coordinators) == 8
+    assert coordinator.address.lower() not in authority._coordinators  # forgotten, asked again next time
+    assert authority.is_coordinator(coordinator.address)
 
 
 def test_the_guard_refuses_a_policy_s_unlisted_coordinator_and_a_session_that_is_not_the_job_s(
