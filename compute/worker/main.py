@@ -56,6 +56,7 @@ from secureflow.compute.errors import (
 )
 from secureflow.compute.manifest import OUTPUT_FOLDER, JobManifest
 from secureflow.compute.models import (
+    MODEL_META,
     anchor_key,
     check_anchored,
     check_meta_hash,
@@ -64,6 +65,7 @@ from secureflow.compute.models import (
     files_digest,
     list_models,
     model_hash,
+    model_id_for,
     read_meta,
     verify_own_shares,
     write_meta,
@@ -625,7 +627,20 @@ class Worker:
         target = (self.models_dir / model_id).resolve()
         if not MODEL_ID.fullmatch(model_id) or target.parent != self.models_dir.resolve():
             raise ModelError(f"model id {model_id[:80]!r} is not a folder name inside the models folder")
-        write_meta(target, msg["meta"])
+        meta = dict(msg["meta"])
+        lineage = dict(meta.get("lineage") or {})
+        try:
+            own_id = model_id_for(str(lineage["job_id"]), int(lineage["seq"]), str(meta["name"]))
+        except (KeyError, TypeError, ValueError):
+            own_id = None
+        if meta.get("model_id") != model_id or own_id != model_id:
+            raise ModelError(
+                f"model {model_id!r}: its metadata names another model, or the id is not that of the job "
+                "step that trained it; not written"
+            )
+        if (target / MODEL_META).is_file() and read_meta(target) != meta:
+            raise ModelError(f"model {model_id!r} has metadata already: a model's metadata is written once")
+        write_meta(target, meta)
         return {}
 
     def op_list_models(self, msg: dict[str, Any]) -> dict[str, Any]:

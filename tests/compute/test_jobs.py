@@ -21,6 +21,7 @@ from secureflow.compute.errors import (
     UnknownAlgorithmError,
 )
 from secureflow.compute.manifest import JobManifest
+from secureflow.compute.models import model_id_for
 from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.runner import run_job
 from secureflow.ledger.records import StepRecord, job_id_for
@@ -291,3 +292,28 @@ def test_worker_signs_only_the_step_it_ran_and_writes_models_only_in_its_folder(
         root = engine.party_dir(party)
         assert not any("planted" in p.read_text() for p in root.parent.rglob("meta.json")), party
         assert not (root.parent / "x").exists() and not (root / "x").exists()
+
+    # a model's metadata names its own id, which is that of the job step that trained it, and is written once
+    model_id = model_id_for(res.job_id, 0, "m")
+    meta = {"model_id": model_id, "name": "m", "lineage": {"job_id": res.job_id, "seq": 0}, "v": 1}
+    for bad, why in (
+        ({**meta, "model_id": "other-model"}, "names another model"),
+        ({**meta, "lineage": {"job_id": "0x" + "ab" * 32, "seq": 0}}, "not that of the job step"),
+    ):
+        replies = engine.all(
+            {"op": "write_model_meta", "model_id": model_id, "meta": bad}, timeout=60.0, what="meta"
+        )
+        assert all(not r["ok"] and why in r["message"] for r in replies.values()), replies
+    written = engine.all(
+        {"op": "write_model_meta", "model_id": model_id, "meta": meta}, timeout=60.0, what="meta"
+    )
+    assert all(r["ok"] for r in written.values()), written
+    again = engine.all(
+        {"op": "write_model_meta", "model_id": model_id, "meta": meta}, timeout=60.0, what="meta"
+    )
+    assert all(r["ok"] for r in again.values()), again  # the same metadata again: a retry
+    other = {**meta, "v": 2}
+    replaced = engine.all(
+        {"op": "write_model_meta", "model_id": model_id, "meta": other}, timeout=60.0, what="meta"
+    )
+    assert all(not r["ok"] and "written once" in r["message"] for r in replaced.values()), replaced
