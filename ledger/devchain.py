@@ -70,6 +70,16 @@ def rpc_call(url: str, method: str, params: list[object] | None = None, timeout:
     return reply["result"]
 
 
+def _whole_json(path: Path) -> bool:
+    """Whether ``path`` holds one whole JSON document (anvil's dump, checked before it replaces the last)."""
+    try:
+        with open(path, "rb") as handle:
+            json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 @dataclass
 class DevChain:
     """A running anvil node. Use as a context manager, or call `start` and `stop`."""
@@ -128,11 +138,13 @@ class DevChain:
         partial = self._partial_state()
         if not partial.exists():
             return
-        if not exited_cleanly or partial.stat().st_size == 0:
+        if not exited_cleanly or partial.stat().st_size == 0 or not _whole_json(partial):
             partial.unlink()  # possibly torn: the previous state file stays
             return
         with open(partial, "rb") as handle:
             os.fsync(handle.fileno())
+        if self.state_path.exists():  # the last good state stays beside it until the next save
+            os.replace(self.state_path, self.state_path.with_name(self.state_path.name + ".bak"))
         os.replace(partial, self.state_path)
         directory = os.open(self.state_path.parent, os.O_RDONLY)
         try:

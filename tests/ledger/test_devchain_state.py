@@ -72,6 +72,16 @@ def test_a_stopped_chain_saves_its_state_and_a_crashed_one_leaves_the_saved_stat
     assert not chain.state_saved and state.read_bytes() == saved
     assert not state.with_name("chain-state.json.partial").exists()
 
+    # a dump cut short although anvil exited 0 never replaces the saved state
+    state.with_name("chain-state.json.partial").write_text('{"block": {"number": "0x2"}, "accou')
+    chain._keep_state(True)
+    assert not chain.state_saved and state.read_bytes() == saved
+    # a whole new dump does, and the last good state stays beside it
+    with DevChain(state_path=state) as chain:
+        _send(chain, 4)
+    assert chain.state_saved and state.read_bytes() != saved
+    assert state.with_name("chain-state.json.bak").read_bytes() == saved
+
 
 @pytest.fixture
 def chain_and_store(tmp_path: Path):  # type: ignore[no-untyped-def]
