@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry
 
+from secureflow.api.coordinator.metrics import CoordinatorMetrics
 from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
 from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.ledger.anchoring_metrics import AnchoringMetrics
@@ -97,7 +98,7 @@ def test_every_alert_fires_in_a_unit_test() -> None:
 
 @pytest.fixture(scope="module")
 def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """Every sample name the anchoring worker, a party node and the API expose."""
+    """Every sample name the anchoring worker, a party node, a coordinator and the API expose."""
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('ops') / 'ledger.db'}")
     try:
         store.index_events(
@@ -110,7 +111,13 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         api = ApiMetrics()
         api.add_ledger(LedgerCollector(store, lambda: 9, "events"))
         node = NodeMetrics("alice", lambda: ("idle", None))
-        registries: list[CollectorRegistry] = [anchoring.registry, api.registry, node.registry]
+        coordinator = CoordinatorMetrics(2)
+        registries: list[CollectorRegistry] = [
+            anchoring.registry,
+            api.registry,
+            node.registry,
+            coordinator.registry,
+        ]
         names: set[str] = set()
         for registry in registries:
             for family in registry.collect():

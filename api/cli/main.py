@@ -348,11 +348,30 @@ def _queue_guard(party: str, data_dir: Path, rpc_url: str, deployment: Path) -> 
 @friendly_errors
 def coordinator(
     log_level: Annotated[str, typer.Option(help="log level of the coordinator")] = "INFO",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65_535,
+            help="serve /metrics, /healthz and /readyz on this port (0: any free port; default: "
+            "SECUREFLOW_METRICS_PORT, unset = not served)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="address to serve the metrics on (default: SECUREFLOW_METRICS_HOST or 127.0.0.1)"),
+    ] = None,
 ) -> None:
     """Run the jobs the API queued (SECUREFLOW_BROKER_URL) on the members' nodes until SIGTERM/Ctrl-C."""
+    from secureflow.api.coordinator.settings import CoordinatorSettings
     from secureflow.api.coordinator.tasks import run_coordinator
 
-    run_coordinator(log_level=log_level)
+    overrides: dict[str, object] = {}
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
+    if metrics_host is not None:
+        overrides["metrics_host"] = metrics_host
+    run_coordinator(CoordinatorSettings(**overrides), log_level=log_level)  # type: ignore[arg-type]
 
 
 @app.command("anchor-worker")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from secureflow.api.coordinator.jobrun import JobServices, fail_job, run_submitted_job
 from secureflow.api.coordinator.key import load_coordinator_key
+from secureflow.api.coordinator.metrics import CoordinatorMetrics
 from secureflow.api.coordinator.settings import CoordinatorSettings
 from secureflow.api.server.db import ApiDb
 from secureflow.compute.errors import WorkerError
@@ -65,6 +66,7 @@ class Coordinator:
 
     def __init__(self, settings: CoordinatorSettings) -> None:
         self.settings = settings
+        self.metrics = CoordinatorMetrics(settings.coordinator_concurrency)
         self.runner_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.store: SqlLedgerStore = open_store(settings.database_url)
         self.db = ApiDb(self.store.engine)

@@ -42,6 +42,13 @@ class CoordinatorSettings(ApiSettings):
         description="file holding this coordinator's private key (0x + 64 hex): it signs every entry on "
         "the nodes' queues and needs the registry's coordinator role",
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65_535,
+        description="serve /metrics, /healthz and /readyz on this port (0: any free port; unset: not served)",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="address to serve the metrics on")
     start_retries: int = Field(
         default=3, ge=0, le=20, description="retries (with backoff) when a job's nodes cannot be reached"
     )

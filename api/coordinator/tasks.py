@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import Celery, Task
 
+from secureflow.api.coordinator.metrics import readiness
 from secureflow.api.coordinator.service import Coordinator, Outcome, RetryLater
 from secureflow.api.coordinator.settings import CoordinatorSettings
 from secureflow.api.server.jobqueue import RUN_JOB_TASK, celery_app
@@ -39,6 +41,7 @@ def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]
         visibility_timeout=settings.queue_visibility_timeout,
     )
     coordinator = Coordinator(settings)
+    metrics = coordinator.metrics
     lock = threading.Lock()
     running: set[str] = set()
 
@@ -50,14 +53,20 @@ def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]
             if job_id in running:  # a duplicate delivery to this same process
                 return {"job_id": job_id, "action": "busy"}
             running.add(job_id)
+            metrics.running.set(len(running))
+        started = time.monotonic()
         try:
             retries = int(self.request.retries or 0)
             try:
                 outcome: Outcome = coordinator.handle(job_id, last_attempt=retries >= settings.start_retries)
             except RetryLater as exc:
+                metrics.delivered("retry")
                 countdown = RETRY_BASE_SECONDS * (2**retries)
                 log.warning("job %s: %s; retrying in %.0f s", job_id[:10], exc, countdown)
                 raise self.retry(countdown=countdown) from None
+            metrics.delivered(outcome.action)
+            if outcome.action == "ran":
+                metrics.job_seconds.observe(time.monotonic() - started)
             if outcome.action == "busy":  # another coordinator runs it: look again once its lease could lapse
                 raise self.retry(countdown=settings.lease_seconds, max_retries=None)
             log.info("job %s: %s %s", job_id[:10], outcome.action, outcome.detail)
@@ -65,6 +74,7 @@ def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]
         finally:
             with lock:
                 running.discard(job_id)
+                metrics.running.set(len(running))
 
     return app, coordinator
 
@@ -74,6 +84,17 @@ def run_coordinator(settings: CoordinatorSettings | None = None, *, log_level: s
     settings = settings or CoordinatorSettings()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app, coordinator = coordinator_app(settings)
+    server = None
+    if settings.metrics_port is not None:
+        from secureflow.ledger.metrics_server import serve_metrics
+
+        server = serve_metrics(
+            coordinator.metrics.registry,
+            settings.metrics_host,
+            settings.metrics_port,
+            readiness(coordinator.store.count_jobs_by_status),
+        )
+        print(f"secureflow coordinator metrics on {server.url}/metrics", flush=True)
     try:
         app.worker_main(
             [
@@ -90,4 +111,6 @@ def run_coordinator(settings: CoordinatorSettings | None = None, *, log_level: s
             ]
         )
     finally:
+        if server is not None:
+            server.close()
         coordinator.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import redis
 import requests
 from eth_account import Account
 from leaks import scan_sinks, table_renderings
+from scrape import scrape, value
 from sinks import LogCapture, RedisMonitor, folder_files, postgres_rows
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
@@ -74,7 +76,7 @@ class Consortium:
     def start(self, name: str) -> None:
         """Start (again) the coordinator (``coordinator``) or a party's node (its party name)."""
         if name == "coordinator":
-            args = ["coordinator"]
+            args = ["coordinator", "--metrics-port", "0"]
         else:
             args = ["node", "--party", name, "--data-dir", str(self.nodes[name]), "--redis-url", f"{REDIS}/0",
                     "--prefix", self.prefix, "--log-level", "INFO"]  # fmt: skip
@@ -271,6 +273,24 @@ def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(co
     with LogCapture() as api_log, RedisMonitor(REDIS, tag) as traffic:  # the API runs in this process
         _three_party_job(consortium)
     _no_cell_value_in_the_api_db_logs_or_files(consortium, api_log, traffic)
+    _the_coordinator_s_metrics_counted_the_job(consortium)
+
+
+def _the_coordinator_s_metrics_counted_the_job(c: Consortium) -> None:
+    """``secureflow coordinator --metrics-port 0`` serves what it did: the job it ran, none running now."""
+    found = re.search(
+        r"coordinator metrics on (http://[\d.]+:\d+)/metrics", (c.logs / "coordinator.log").read_text()
+    )
+    assert found, c.logs_tail()
+    url = found.group(1)
+    samples = scrape(url)
+    assert (value(samples, "secureflow_coordinator_deliveries_total", action="ran") or 0) >= 1, samples
+    assert value(samples, "secureflow_coordinator_jobs_running") == 0
+    assert (value(samples, "secureflow_coordinator_job_seconds_count") or 0) >= 1
+    assert value(samples, "secureflow_coordinator_concurrency") is not None
+    assert requests.get(url + "/readyz", timeout=30).status_code == 200
+    for name, labels in samples:  # no job ids, addresses or hashes in any label
+        assert not any(v.startswith("0x") for _, v in labels), (name, labels)
 
 
 def _three_party_job(c: Consortium) -> None:
