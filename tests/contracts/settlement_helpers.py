@@ -50,7 +50,7 @@ def job_id_of(salt: bytes, creator: str = MEMBER_A) -> bytes:
 
 TEST_SOURCES_DIR = PROJECT_ROOT / "contracts" / "src" / "test"
 TEST_ARTIFACTS_DIR = ARTIFACTS_DIR / "test"
-TEST_CONTRACTS = ("FeeOnTransferToken", "ReentrantReceiver", "TestToken")
+TEST_CONTRACTS = ("CallbackToken", "FeeOnTransferToken", "ReentrantReceiver", "TestToken")
 
 
 # ------------------------------------------------------------------ test-only contracts
@@ -143,6 +143,7 @@ class SettlementEnv:
     fee_token: Contract
     receiver: Contract
     members: list[LocalAccount]  # A, B, C, D, E: all registered and active
+    callback_token: Contract  # calls the receiving contract on every transfer (ERC-777/1363 style)
 
     @property
     def w3(self) -> Web3:
@@ -262,6 +263,7 @@ def build_settlement_env(contracts_env: ContractsEnv) -> SettlementEnv:
 
     token = deploy_test("TestToken")
     fee_token = deploy_test("FeeOnTransferToken")
+    callback_token = deploy_test("CallbackToken")
     receiver = deploy_test("ReentrantReceiver")
     member_d, member_e = throwaway("member-d"), throwaway("member-e")
     for account in (member_d.address, member_e.address, receiver.address):
@@ -287,6 +289,7 @@ def build_settlement_env(contracts_env: ContractsEnv) -> SettlementEnv:
         fee_token=fee_token,
         receiver=receiver,
         members=[contracts_env.member_a, contracts_env.member_b, contracts_env.member_c, member_d, member_e],
+        callback_token=callback_token,
     )
 
 

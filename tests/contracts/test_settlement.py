@@ -575,6 +575,30 @@ def test_reentrant_withdrawal_is_blocked(s: SettlementEnv) -> None:
     assert s.settlement.functions.totalDeposited(JOB, ETH).call() == 1002
 
 
+def test_a_token_callback_cannot_reenter_a_withdrawal(s: SettlementEnv) -> None:
+    """A token that calls its receiver on every transfer (ERC-777/1363 style): the receiver re-enters
+    withdrawToken from inside its own payout; the guard refuses the reentry and the share is paid once."""
+    a, receiver = _receiver_job(s)
+    token = s.callback_token
+    payer = s.base.admin
+    s.base.ok(token.functions.mint(payer.address, 1000), payer)
+    s.as_client(payer).deposit_token(JOB, token.address, 1000)
+    fns = s.receiver.functions
+    withdraw = s.settlement.functions.withdrawToken(JOB, token.address)._encode_transaction_data()
+    s.base.ok(fns.arm(s.settlement.address, withdraw, False), a)
+    before = fns.attempts().call()
+    # a fixed gas limit: an estimate finds the least gas at which the outer call succeeds, which starves
+    # the hook (the token swallows a hook that ran out of gas, so it would never re-enter at all)
+    receipt = s.base.send(fns.forward(s.settlement.address, withdraw), a, gas=1_000_000)
+    assert receipt["status"] == 1
+    assert [e["amount"] for e in s.base.events(receipt, s.settlement, "RevenueReleased")] == [500]
+    assert fns.attempts().call() == before + 1 and fns.lastSucceeded().call() is False
+    assert s.base.decode_revert("0x" + fns.lastReturn().call().hex())[0] == "ReentrancyGuardReentrantCall"
+    assert token.functions.balanceOf(receiver).call() == 500
+    assert s.settlement.functions.released(JOB, token.address, receiver).call() == 500
+    assert s.settlement.functions.releasable(JOB, token.address, receiver).call() == 0
+
+
 def test_reentrant_withdrawal_that_bubbles_reverts_everything(s: SettlementEnv) -> None:
     a, receiver = _receiver_job(s)
     fns = s.receiver.functions

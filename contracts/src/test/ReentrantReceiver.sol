@@ -13,7 +13,7 @@ contract ReentrantReceiver {
     bytes public reentryData;
     /// @notice Whether a failed reentrant call makes the receipt revert.
     bool public bubble;
-    /// @notice How many times ETH was received.
+    /// @notice How many times ETH or callback tokens were received.
     uint256 public receipts;
     /// @notice How many reentrant calls were attempted.
     uint256 public attempts;
@@ -46,6 +46,16 @@ contract ReentrantReceiver {
     }
 
     receive() external payable {
+        _reenter();
+    }
+
+    /// @notice The hook a callback token (`CallbackToken`) calls on every transfer to this contract:
+    ///         re-enters `target` like a receipt of ETH does.
+    function tokensReceived(address, uint256) external {
+        _reenter();
+    }
+
+    function _reenter() internal {
         ++receipts;
         if (reentryData.length == 0) return;
         ++attempts;
