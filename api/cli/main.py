@@ -20,7 +20,16 @@ from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
 from secureflow.api.cli.members import members_app
 from secureflow.api.cli.model import model_app
-from secureflow.api.cli.options import PinChainId, PinCodeHash, PinDeployment, PinLedger, PinRegistry
+from secureflow.api.cli.options import (
+    MetricsHost,
+    MetricsPort,
+    PinChainId,
+    PinCodeHash,
+    PinDeployment,
+    PinLedger,
+    PinRegistry,
+    metrics_overrides,
+)
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
 
@@ -348,48 +357,22 @@ def _queue_guard(party: str, data_dir: Path, rpc_url: str, deployment: Path) -> 
 @friendly_errors
 def coordinator(
     log_level: Annotated[str, typer.Option(help="log level of the coordinator")] = "INFO",
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=65_535,
-            help="serve /metrics, /healthz and /readyz on this port (0: any free port; default: "
-            "SECUREFLOW_METRICS_PORT, unset = not served)",
-        ),
-    ] = None,
-    metrics_host: Annotated[
-        str | None,
-        typer.Option(help="address to serve the metrics on (default: SECUREFLOW_METRICS_HOST or 127.0.0.1)"),
-    ] = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Run the jobs the API queued (SECUREFLOW_BROKER_URL) on the members' nodes until SIGTERM/Ctrl-C."""
     from secureflow.api.coordinator.settings import CoordinatorSettings
     from secureflow.api.coordinator.tasks import run_coordinator
 
-    overrides: dict[str, object] = {}
-    if metrics_port is not None:
-        overrides["metrics_port"] = metrics_port
-    if metrics_host is not None:
-        overrides["metrics_host"] = metrics_host
+    overrides = metrics_overrides(metrics_port, metrics_host)
     run_coordinator(CoordinatorSettings(**overrides), log_level=log_level)  # type: ignore[arg-type]
 
 
 @app.command("anchor-worker")
 @friendly_errors
 def anchor_worker(
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            max=65_535,
-            help="serve /metrics, /healthz and /readyz on this port (0: any free port; default: "
-            "SECUREFLOW_METRICS_PORT, unset = not served)",
-        ),
-    ] = None,
-    metrics_host: Annotated[
-        str | None,
-        typer.Option(help="address to serve the metrics on (default: SECUREFLOW_METRICS_HOST or 127.0.0.1)"),
-    ] = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Run the anchoring worker and event indexer until SIGTERM/Ctrl-C (settings from SECUREFLOW_*)."""
     import signal
@@ -399,11 +382,7 @@ def anchor_worker(
     from secureflow.ledger.runtime import build_runtime
     from secureflow.ledger.settings import LedgerSettings
 
-    overrides: dict[str, object] = {}
-    if metrics_port is not None:
-        overrides["metrics_port"] = metrics_port
-    if metrics_host is not None:
-        overrides["metrics_host"] = metrics_host
+    overrides = metrics_overrides(metrics_port, metrics_host)
     settings = LedgerSettings(**overrides)  # type: ignore[arg-type]
     runtime = build_runtime(settings)
     stop = threading.Event()

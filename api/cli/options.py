@@ -25,3 +25,27 @@ PinRegistry = Annotated[
     str | None, typer.Option(help="with --ledger: the registry the ledger must be bound to")
 ]
 PinChainId = Annotated[int | None, typer.Option(help="with --ledger: the chain id to expect")]
+
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65_535,
+        help="serve /metrics, /healthz and /readyz on this port (0: any free port; default: "
+        "SECUREFLOW_METRICS_PORT, unset = not served)",
+    ),
+]
+MetricsHost = Annotated[
+    str | None,
+    typer.Option(help="address to serve the metrics on (default: SECUREFLOW_METRICS_HOST or 127.0.0.1)"),
+]
+
+
+def metrics_overrides(port: int | None, host: str | None) -> dict[str, object]:
+    """The settings a command's ``--metrics-port``/``--metrics-host`` override (none given: the env's)."""
+    overrides: dict[str, object] = {}
+    if port is not None:
+        overrides["metrics_port"] = port
+    if host is not None:
+        overrides["metrics_host"] = host
+    return overrides

@@ -58,28 +58,14 @@ def open_job_on_chain(
     ledger = AuditLedgerClient(ledger_contract)
     raw_id = bytes.fromhex(job.job_id[2:])
     on_chain = ledger.get_job(raw_id)
-    if on_chain.status != JobStatus.NONE:
-        if on_chain.status != JobStatus.OPEN:
-            raise TransactionError(
-                f"job {job.job_id} is {on_chain.status.name} on chain already: it cannot run",
-                hint="submit the job again (a new job id)",
-            )
-        # A redelivered task: each party's node consents again (its worker holds the job to the manifest
-        # it checked, and a checking node's worker acts only on a job it consented to itself).
-        request_consents(
-            engine,
-            manifest,
-            job_id=job.job_id,
-            creator=job.creator,
-            salt=job.salt,
-            job_secret=job_secret,
-            parties=job.parties,
-            chain_id=client.chain_id,
-            ledger=ledger.address,
+    if on_chain.status not in (JobStatus.NONE, JobStatus.OPEN):
+        raise TransactionError(
+            f"job {job.job_id} is {on_chain.status.name} on chain already: it cannot run",
+            hint="submit the job again (a new job id)",
         )
-        log.info("job %s is open on chain already (a redelivered task): not created again", job.job_id[:10])
-        store.update_job(job.job_id, chain_status="confirmed")
-        return
+    # Also for a job open on chain already (a redelivered task): each party's node consents again, as its
+    # worker holds the job to the manifest it checked, and a checking node's worker acts only on a job it
+    # consented to itself.
     consents = request_consents(
         engine,
         manifest,
@@ -91,6 +77,10 @@ def open_job_on_chain(
         chain_id=client.chain_id,
         ledger=ledger.address,
     )
+    if on_chain.status == JobStatus.OPEN:
+        log.info("job %s is open on chain already (a redelivered task): not created again", job.job_id[:10])
+        store.update_job(job.job_id, chain_status="confirmed")
+        return
     names = party_names(engine, [job.creator])
     creator_name = next(iter(names))
     manifest_hash = bytes.fromhex(job.manifest_hash[2:])

@@ -20,7 +20,6 @@ database first (`ApiDb.claim_job`).
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from celery import Celery
@@ -28,6 +27,7 @@ from kombu.exceptions import KombuError, OperationalError
 
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.errors import QueueUnavailableError
+from secureflow.api.server.periodic import Periodic
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.store.schemas import Job
 
@@ -123,7 +123,7 @@ class CeleryJobExecutor:
         self.app.close()
 
 
-class QueueSweeper:
+class QueueSweeper(Periodic):
     """Sends the jobs the API stored while the broker was unreachable, once it answers again.
 
     A job is marked queued when it is stored (`ApiDb.put_manifest`); only a job whose submission the
@@ -140,8 +140,8 @@ class QueueSweeper:
         self.db = db
         self.store = store
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.thread_name = "secureflow-queue-sweeper"
+        super().__init__()
         self.outage = False
 
     def sweep(self) -> int:
@@ -166,20 +166,3 @@ class QueueSweeper:
             log.info("job queue answers again", extra={"queued": sent})
             self.outage = False
         return sent
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except Exception:  # a DB outage: the next pass tries again
-                log.exception("queue sweep failed")
-
-    def start(self) -> QueueSweeper:
-        self._thread = threading.Thread(target=self._run, name="secureflow-queue-sweeper", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)

@@ -13,12 +13,12 @@ stops; a step it was running cannot be recorded after that (the store refuses re
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 from secureflow.api.server.db import ApiDb
+from secureflow.api.server.periodic import Periodic
 from secureflow.ledger.errors import InvalidStateError
 from secureflow.ledger.store.base import LedgerStore
 
@@ -32,7 +32,7 @@ def lapsed_reason(runner: str, lease_until: datetime) -> str:
     )
 
 
-class LeaseWatchdog:
+class LeaseWatchdog(Periodic):
     """Fails the jobs whose coordinator's lease it has seen lapsed for ``grace`` seconds, every ``interval``.
 
     The grace is counted on this process's own clock across passes that reached the database: after a
@@ -57,8 +57,8 @@ class LeaseWatchdog:
         self.grace = grace
         self.clock = clock
         self._seen: dict[tuple[str, str, datetime], float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.thread_name = "secureflow-job-watchdog"
+        super().__init__()
 
     def sweep(self) -> list[str]:
         """One pass: the ids of the jobs it failed."""
@@ -88,20 +88,5 @@ class LeaseWatchdog:
                 self.store.release_close(job_id)  # a close held for the step it was running: due now
         return failed
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except Exception:  # a DB outage: lapses seen before it do not count after it
-                self._seen.clear()
-                log.exception("job watchdog pass failed")
-
-    def start(self) -> LeaseWatchdog:
-        self._thread = threading.Thread(target=self._run, name="secureflow-job-watchdog", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+    def after_failed_pass(self) -> None:
+        self._seen.clear()  # a DB outage: lapses seen before it do not count after it
