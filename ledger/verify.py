@@ -29,7 +29,11 @@ detail; a check whose prerequisites did not pass is reported as skipped::
     anchor_role       that event's anchorer (the root's anchorer; the receipt's, version 2) held
                       ANCHOR_ROLE in the pinned registry at block_number (state at the end of the block)
     party_signatures  the record carries exactly the job's on-chain parties (jobParties on the pinned
-                      ledger), each with a valid signature of its part by that party's key
+                      ledger), each with a valid signature of its part by that party's key; an unsigned
+                      contribution record (a settlement's, algorithm ``contribution``) is the parties'
+                      only if the pinned Settlement set the job's weights from its leaf (``weightsOf``:
+                      setWeights needs every party's approval), checked with the pinned Settlement's code
+                      and its ledger() equal to the pinned ledger
     confirmations     head - block_number + 1 >= min_confirmations
 
 Bundle checks (`verify_bundle`) prove the job complete::
@@ -50,7 +54,11 @@ Bundle checks (`verify_bundle`) prove the job complete::
                       parties (in order) and status
     consents          every on-chain party has consented on chain (hasConsented)
     job_closed        the chain says the job is Closed
-    step_count        the chain's step count == the number of records (== the manifest's steps)
+    step_count        the chain's step count == the number of records (== the manifest's steps); of a
+                      closed job, records past the step count must be contribution records (the
+                      settlement's, after the close) and are not counted. One of them the parties did
+                      not adopt (its receipt fails party_signatures only) does not make the bundle
+                      INVALID: ``BundleVerdict.unadopted`` and a warning name it, attributed to nobody
     final_record      the record of seq stepCount-1, with its receipt's proof, reaches the job's
                       on-chain finalRoot, a root anchored on the pinned ledger
 
@@ -96,6 +104,7 @@ from secureflow.ledger.records import (
     manifest_commitment,
     model_key,
 )
+from secureflow.ledger.settlement.contribution import ALGORITHM as CONTRIBUTION_ALGORITHM
 from secureflow.ledger.signing import recover_party, signature_problems
 
 CheckStatus = Literal["passed", "failed", "skipped"]
@@ -164,6 +173,14 @@ LEDGER_VIEW_ABI: list[dict[str, Any]] = [
 ]
 """The audit ledger's views used by verification and reconciliation (taken from the checked-in artifact)."""
 
+_SETTLEMENT_VIEWS = ("ledger", "weightsOf")
+SETTLEMENT_VIEW_ABI: list[dict[str, Any]] = [
+    entry
+    for entry in load_artifact("Settlement").abi
+    if entry.get("type") == "function" and entry.get("name") in _SETTLEMENT_VIEWS
+]
+"""The settlement contract's views used to attribute a contribution record (the weights set from it)."""
+
 _REGISTRY_VIEWS = ("hasRole",)
 REGISTRY_VIEW_ABI: list[dict[str, Any]] = [
     entry
@@ -217,6 +234,8 @@ class PinnedDeployment(BaseModel):
     chain_id: int | None
     ledger: PinnedContract
     registry: PinnedContract | None = None
+    settlement: PinnedContract | None = None
+    """The Settlement bound to the ledger (from a deployment file): attributes contribution records."""
 
     @classmethod
     def of_deployment(cls, deployment: Deployment, source: str = "a deployment file") -> PinnedDeployment:
@@ -239,6 +258,7 @@ class PinnedDeployment(BaseModel):
             chain_id=deployment.chain_id,
             ledger=pinned("AuditLedger"),
             registry=pinned("ConsortiumRegistry"),
+            settlement=pinned("Settlement") if "Settlement" in deployment.contracts else None,
         )
 
     @classmethod
@@ -382,20 +402,23 @@ class BundleVerdict(BaseModel):
     receipts: list[Verdict]
     warnings: list[str] = []
     pinned: str = ""
+    unadopted: list[int] = []
+    """Seqs of contribution records after the close that the job's parties did not adopt (see warnings):
+    their receipts fail ``party_signatures`` only, and they are not counted against the bundle."""
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks) and all(v.ok for v in self.receipts)
+        return all(check.ok for check in self.checks) and not self.invalid_receipts
 
     @property
     def invalid_receipts(self) -> list[Verdict]:
-        return [v for v in self.receipts if not v.ok]
+        return [v for v in self.receipts if not v.ok and v.seq not in self.unadopted]
 
     @property
     def failed_checks(self) -> list[str]:
         """Names of every failed check, of the bundle and of its receipts (each name once, sorted)."""
         names = {c.name for c in self.checks if c.status == "failed"}
-        names.update(name for verdict in self.receipts for name in verdict.failed)
+        names.update(name for verdict in self.invalid_receipts for name in verdict.failed)
         return sorted(names)
 
     def check(self, name: str) -> Check:
@@ -408,6 +431,9 @@ class BundleVerdict(BaseModel):
         valid = sum(v.ok for v in self.receipts)
         state = "VALID" if self.ok else "INVALID"
         text = f"job {self.job_id}: {state}, {valid}/{len(self.receipts)} receipts valid"
+        if self.unadopted:
+            seqs = ", ".join(map(str, self.unadopted[:10]))
+            text += f", {len(self.unadopted)} unadopted contribution record(s) (seq {seqs})"
         by_check: dict[str, list[str]] = {}
         for verdict in self.invalid_receipts:
             for name in verdict.failed:
@@ -468,6 +494,7 @@ class NodeView:
     _jobs: dict[tuple[str, str], OnChainJob] = field(default_factory=dict)
     _consents: dict[tuple[str, str, str], bool] = field(default_factory=dict)
     _roles: dict[tuple[str, bytes, str, int], bool] = field(default_factory=dict)
+    _weights: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     _verify_results: dict[tuple[str, str], object] = field(default_factory=dict)
     batch_requests: int = 0
 
@@ -614,6 +641,20 @@ class NodeView:
             self._consents[key] = bool(self.rpc(call.call))
         return self._consents[key]
 
+    def weights_leaf(self, settlement: str, job_id: str) -> tuple[str, int]:
+        """(record leaf, block) the Settlement set the job's weights from; the zero leaf while not set."""
+        key = (settlement, job_id)
+        if key not in self._weights:
+            contract = self.w3.eth.contract(address=to_checksum_address(settlement), abi=SETTLEMENT_VIEW_ABI)
+            _members, _bps, info = self.rpc(contract.functions.weightsOf(bytes.fromhex(job_id[2:])).call)
+            _weights_hash, leaf, _root, block, _set_by = info
+            self._weights[key] = ("0x" + bytes(leaf).hex(), int(block))
+        return self._weights[key]
+
+    def settlement_ledger(self, settlement: str) -> str:
+        contract = self.w3.eth.contract(address=to_checksum_address(settlement), abi=SETTLEMENT_VIEW_ABI)
+        return str(to_checksum_address(self.rpc(contract.functions.ledger().call)))
+
     def has_role_at(self, registry: str, role: bytes, account: str, block: int) -> bool:
         """``hasRole(role, account)`` in the state at the end of ``block`` (needs that block's state)."""
         key = (registry, role, account, block)
@@ -642,6 +683,7 @@ class _Context:
     pin: PinnedDeployment
     min_confirmations: int
     _pinned: _Pinned | _Failed | None = None
+    _settlement: str | _Failed | None = None
 
     def pinned(self) -> _Pinned:
         """The deployment check (once per verification): raises `_Failed` if the pin does not hold."""
@@ -657,6 +699,22 @@ class _Context:
         if isinstance(self._pinned, _Failed):
             raise _Failed(str(self._pinned))
         return self._pinned
+
+    def settlement(self) -> str:
+        """The pinned Settlement's address, once its code and its ledger are checked (once per verification):
+        raises `_Failed` if no Settlement is pinned or the pin does not hold."""
+        if self._settlement is None:
+            try:
+                self._settlement = _check_pinned_settlement(self.node, self.pin, self.pinned().ledger)
+            except _Failed as failure:
+                self._settlement = failure
+            except NodeUnreachableError:
+                raise
+            except Exception as exc:  # a malformed answer must not crash the verifier
+                self._settlement = _Failed(f"{type(exc).__name__}: {exc}")
+        if isinstance(self._settlement, _Failed):
+            raise _Failed(str(self._settlement))
+        return self._settlement
 
 
 def _check_pinned_code(node: NodeView, pin: PinnedDeployment) -> _Pinned:
@@ -693,6 +751,22 @@ def _check_pinned_code(node: NodeView, pin: PinnedDeployment) -> _Pinned:
         f"it trusts {registry_text}",
         warnings=tuple(warnings),
     )
+
+
+def _check_pinned_settlement(node: NodeView, pin: PinnedDeployment, ledger: str) -> str:
+    if pin.settlement is None:
+        raise _Failed(
+            f"the pin ({pin.source}) names no Settlement contract to attribute a contribution record to the "
+            "job's parties: pin the deployment file, which names it (--deployment FILE)"
+        )
+    address = pin.settlement.address
+    _check_code(node, pin.settlement, [])
+    bound = node.settlement_ledger(address)
+    if bound != ledger:
+        raise _Failed(
+            f"the pinned Settlement {address} is bound to ledger {bound}, not to the pinned {ledger}"
+        )
+    return address
 
 
 def _check_code(node: NodeView, pinned: PinnedContract, warnings: list[str]) -> str:
@@ -924,9 +998,43 @@ def _check_party_signatures(r: Receipt, ctx: _Context) -> str:
     problems = signature_problems(
         record, job.parties, recover=lambda rec, entry: _signer(r.record_hash, rec, entry)
     )
+    if problems and is_contribution(record) and all(p.signature is None for p in record.parties):
+        return _adopted_contribution(r, ctx)
     if problems:
         raise _Failed("; ".join(problems) + " (the job's parties on chain)")
     return f"signed by every job party on chain ({', '.join(job.parties)})"
+
+
+def is_contribution(record: StepRecord) -> bool:
+    """A settlement's contribution record (`secureflow.ledger.settlement.contribution`), which the parties
+    attribute to themselves by approving its weights on the Settlement contract, not by signing it."""
+    return record.algorithm == CONTRIBUTION_ALGORITHM
+
+
+def _adopted_contribution(r: Receipt, ctx: _Context) -> str:
+    """An unsigned contribution record is the parties' only if the pinned Settlement set the job's weights
+    from it: ``setWeights`` takes the record's leaf proven against an anchored root and needs every job
+    party's approval of (weights, leaf), by signature or on chain."""
+    settlement = ctx.settlement()
+    leaf = "0x" + leaf_hash(_b(r.job_id), r.seq, _b(r.record_hash)).hex()
+    adopted, block = ctx.node.weights_leaf(settlement, r.job_id)
+    if adopted != leaf:
+        why = (
+            "the job's weights are not set"
+            if int(adopted, 16) == 0
+            else f"the job's weights were set from another record (leaf {_short(adopted)})"
+        )
+        raise _Failed(
+            f"an unsigned contribution record {NOT_ADOPTED} ({why} on the pinned Settlement {settlement}): "
+            "it is attributed to none of them"
+        )
+    return (
+        f"an unsigned contribution record adopted by every job party: the pinned Settlement {settlement} set "
+        f"the job's weights from it at block {block}, which needs each party's approval"
+    )
+
+
+NOT_ADOPTED = "the job's parties have not adopted"
 
 
 _signers: dict[tuple[str, str, str | None], str | None] = {}
@@ -1123,8 +1231,16 @@ def verify_bundle(
     _check_min(min_confirmations)
     ctx = _Context(NodeView(_web3(node, timeout)), pin, min_confirmations)
     verdicts = [_run_checks(r, ctx) for r in bundle.receipts]
-    checks = _bundle_checks(bundle, ctx)
+    checks, job = _bundle_checks(bundle, ctx)
+    unadopted = _unadopted(bundle, verdicts, job)
     warnings: list[str] = []
+    if unadopted:
+        seqs = ", ".join(map(str, unadopted[:10]))
+        warnings.append(
+            f"{len(unadopted)} contribution record(s) after the job's close that {NOT_ADOPTED} (seq {seqs}): "
+            "a settlement proposal they did not (yet) approve on the Settlement contract; attributed to none "
+            "of them and not one of the job's steps"
+        )
     versions = sorted({r.version for r in bundle.receipts})
     old = [str(r.seq) for r in bundle.receipts if r.version == 1]
     if old:
@@ -1140,7 +1256,12 @@ def verify_bundle(
     if bundle.job_secret is None:
         warnings.append(_UNSALTED_BUNDLE_WARNING)
     return BundleVerdict(
-        job_id=bundle.job.job_id, checks=checks, receipts=verdicts, warnings=warnings, pinned=pin.describe()
+        job_id=bundle.job.job_id,
+        checks=checks,
+        receipts=verdicts,
+        warnings=warnings,
+        pinned=pin.describe(),
+        unadopted=unadopted,
     )
 
 
@@ -1154,7 +1275,7 @@ _UNSALTED_BUNDLE_WARNING = (
 )
 
 
-def _bundle_checks(bundle: AuditBundle, ctx: _Context) -> list[Check]:
+def _bundle_checks(bundle: AuditBundle, ctx: _Context) -> tuple[list[Check], OnChainJob | None]:
     order = _bundle_check_order(bundle)
     results = {
         "records_covered": _records_covered(bundle),
@@ -1170,7 +1291,7 @@ def _bundle_checks(bundle: AuditBundle, ctx: _Context) -> list[Check]:
     except _Failed as failure:
         for name in on_chain:
             results[name] = Check(name=name, status="skipped", detail=f"skipped: needs code_hash ({failure})")
-        return [results[name] for name in order]
+        return [results[name] for name in order], None
 
     def run(name: str, check: Callable[[], str]) -> None:
         try:
@@ -1187,11 +1308,11 @@ def _bundle_checks(bundle: AuditBundle, ctx: _Context) -> list[Check]:
         for name in on_chain[1:]:
             detail = f"skipped: the pinned ledger has no job {bundle.job.job_id}"
             results[name] = Check(name=name, status="skipped", detail=detail)
-        return [results[name] for name in order]
+        return [results[name] for name in order], job
     run("consents", lambda: _consents(bundle, job, ctx))
     for name, check in _close_checks(bundle, job, ctx, results).items():
         run(name, check)
-    return [results[name] for name in order]
+    return [results[name] for name in order], job
 
 
 def _bundle_check_order(bundle: AuditBundle) -> tuple[str, ...]:
@@ -1376,6 +1497,25 @@ _BUNDLE_STATUS_OF_CHAIN: dict[int, frozenset[str]] = {
 }
 
 
+def _seq_at_least(record: Mapping[str, Any], seq: int) -> bool:
+    value = record.get("seq")
+    return isinstance(value, int) and not isinstance(value, bool) and value >= seq
+
+
+def _unadopted(bundle: AuditBundle, verdicts: Sequence[Verdict], job: OnChainJob | None) -> list[int]:
+    """Seqs of the unsigned contribution records after the job's close that its parties did not adopt:
+    valid otherwise, attributed to nobody; they do not make the bundle invalid, a warning names them."""
+    if job is None or job.status != _CLOSED:
+        return []
+    out = []
+    for verdict in verdicts:
+        if verdict.seq is None or verdict.seq < job.step_count or verdict.failed != ["party_signatures"]:
+            continue
+        if NOT_ADOPTED in verdict.check("party_signatures").detail:
+            out.append(verdict.seq)
+    return out
+
+
 def status_name(status: int) -> str:
     """The name of an on-chain ``AuditLedger.JobStatus`` value."""
     return _CHAIN_STATUS.get(status, f"status {status}")
@@ -1400,10 +1540,22 @@ def _close_checks(
         )
 
     def step_count() -> str:
-        n = len(bundle.records)
+        records, after = bundle.records, []
+        if job.status == _CLOSED:  # a closed job's steps are its first step_count records; what follows the
+            # close can only be the settlement's contribution records (attributed by party_signatures)
+            records = [r for r in bundle.records if not _seq_at_least(r, job.step_count)]
+            after = [r for r in bundle.records if _seq_at_least(r, job.step_count)]
+        n = len(records)
         problems = []
         if job.step_count != n:
             problems.append(f"the bundle has {n} record(s), the chain's step count {job.step_count}")
+        strays = [str(r.get("seq")) for r in after if r.get("algorithm") != CONTRIBUTION_ALGORITHM]
+        if strays:
+            problems.append(
+                f"seq {', '.join(strays[:10])} follow{'s' if len(strays) == 1 else ''} the job's last step "
+                f"(step count {job.step_count}) and {'is' if len(strays) == 1 else 'are'} no contribution "
+                "record: only a settlement's contribution records may follow a job's close"
+            )
         if bundle.manifest is not None and results["manifest_commitment"].ok:
             steps = bundle.manifest.get("steps")
             if not isinstance(steps, list):
@@ -1415,7 +1567,13 @@ def _close_checks(
         if problems:
             raise _Failed("; ".join(problems))
         manifest = " and the manifest's steps" if bundle.manifest is not None else ""
-        return f"the chain's step count {job.step_count} is the number of records{manifest}"
+        if not after:
+            return f"the chain's step count {job.step_count} is the number of records{manifest}"
+        return (
+            f"the bundle's {n} compute records are the chain's step count{manifest}; {len(after)} "
+            f"contribution record{'' if len(after) == 1 else 's'} follow{'s' if len(after) == 1 else ''} "
+            "the close"
+        )
 
     def final_record() -> str:
         if job.status != _CLOSED:

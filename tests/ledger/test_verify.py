@@ -13,7 +13,7 @@ import json
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,15 @@ from secureflow.ledger.receipts import (
     write_bundle,
     write_receipt,
 )
+from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import StepRecord, job_id_for, manifest_commitment, new_job_secret, params_hash
+from secureflow.ledger.settlement.client import SettlementClient
+from secureflow.ledger.settlement.contribution import (
+    ContributionProposal,
+    DataShareInputs,
+    PartyData,
+    prepare_contribution,
+)
 from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.store.schemas import Batch, NewJob
@@ -388,6 +396,7 @@ class Consortium:
     pin: PinnedDeployment
     keys: dict[str, str]
     complete: ClosedJob
+    proposals: dict[tuple[str, int], ContributionProposal] = field(default_factory=dict)
 
     def closed_job(
         self,
@@ -1089,3 +1098,102 @@ def test_a_bundle_without_a_job_secret_verifies_with_a_warning(consortium: Conso
     tampered = old.data()
     tampered["manifest"]["nonce"] = "0"
     assert "manifest_commitment" in _failed(_verify(tampered, consortium))
+
+
+# -- settlement: the contribution record anchored after the job's close -----------------------------------
+
+
+def _propose_contribution(c: Consortium, job: ClosedJob, seq: int, features: tuple[int, int]) -> Receipt:
+    """A contribution record (data share) for ``job`` at ``seq`` as the settlement service records one after
+    the close: unsigned (the parties approve its weights on the Settlement contract instead), anchored."""
+    inputs = DataShareInputs(
+        parties=(
+            PartyData(party=c.env.alice, features=features[0], label_columns=1),
+            PartyData(party=c.env.bob, features=features[1]),
+        )
+    )
+    proposal = prepare_contribution(job.job_id, seq, inputs, job_parties=[c.env.alice, c.env.bob])
+    c.store.accept_record(to_outbox(proposal.step_record()), after_close=True)
+    anchor_pending(c.store, c.env)
+    row = c.store.get_record(job.job_id, seq)
+    assert row is not None and row.status == "confirmed"
+    receipt = build_receipt(c.store, c.env.chain_id, c.env.contract, job.job_id, seq)
+    c.proposals[(job.job_id, seq)] = proposal
+    return receipt
+
+
+def _set_weights(c: Consortium, job: ClosedJob, seq: int, receipt: Receipt) -> None:
+    """Every party approves the proposal's weights (EIP-712) and alice sets them on the Settlement."""
+    weights = c.proposals[(job.job_id, seq)].weights_proposal(receipt)
+    contract = connect(c.env.client, c.env.deployment, "Settlement")
+    alice = SettlementClient(
+        contract, TransactionSender(c.env.client, ALICE_KEY, ChainNonceSource(c.env.client.w3))
+    )
+    signatures = {party: alice.sign_approval(c.keys[party], weights) for party in (c.env.alice, c.env.bob)}
+    alice.set_weights(weights, signatures)
+
+
+def _bundle(c: Consortium, job: ClosedJob) -> AuditBundle:
+    return build_bundle(
+        c.store, c.env.chain_id, c.env.contract, job.job_id, manifest=job.manifest, job_secret=job.job_secret
+    )
+
+
+def test_a_settled_job_s_bundle_verifies_with_the_contribution_record_its_parties_adopted(
+    consortium: Consortium,
+) -> None:
+    """After the close, the settlement service anchors the job's contribution record (unsigned: each party
+    approves its weights on the Settlement contract, which sets them only with every party's approval).
+    The job's bundle then holds 6 compute records and the contribution record: it verifies VALID, the
+    contribution record attributed to every party by the pinned Settlement's weights, not by signatures."""
+    c = consortium
+    job = c.closed_job()
+    receipt = _propose_contribution(c, job, 6, (2, 3))
+    _set_weights(c, job, 6, receipt)
+    verdict = _verify(_bundle(c, job), c)
+    assert verdict.ok, verdict.summary()
+    assert verdict.warnings == []
+    assert "6 compute record" in verdict.check("step_count").detail
+    signed = verdict.receipts[6].check("party_signatures")
+    assert signed.ok and "Settlement" in signed.detail, signed
+    # one receipt alone says the same
+    assert verify_receipt(receipt.model_dump(mode="json"), c.env.rpc_url, c.pin).ok
+
+
+def test_a_contribution_record_its_parties_did_not_adopt_is_not_attributed_to_them(
+    consortium: Consortium,
+) -> None:
+    """Two proposals anchored after the close, the parties set the weights of the second: the first (and
+    any record the anchoring service adds after the close) is attributed to nobody. Its receipt fails
+    party_signatures; the bundle stays VALID for the job's steps and names the unadopted record in a
+    warning. Before the parties approved anything, a pending proposal is named the same way."""
+    c = consortium
+    job = c.closed_job()
+    first = _propose_contribution(c, job, 6, (2, 3))
+    pending = _verify(_bundle(c, job), c)
+    assert pending.ok, pending.summary()
+    assert any("seq 6" in w and "not adopted" in w for w in pending.warnings), pending.warnings
+    assert not verify_receipt(first.model_dump(mode="json"), c.env.rpc_url, c.pin).ok
+    second = _propose_contribution(c, job, 7, (3, 3))
+    _set_weights(c, job, 7, second)
+    verdict = _verify(_bundle(c, job), c)
+    assert verdict.ok, verdict.summary()
+    assert [w for w in verdict.warnings if "not adopted" in w] and "seq 7" not in " ".join(verdict.warnings)
+    assert not verdict.receipts[6].ok and verdict.receipts[6].failed == ["party_signatures"]
+    assert verdict.receipts[7].ok
+
+
+def test_an_unsigned_record_after_the_close_that_is_no_contribution_record_is_invalid(
+    consortium: Consortium,
+) -> None:
+    """The attack: the anchoring service appends an unsigned compute record to a closed job (its store
+    refuses that, a hostile one does not). The bundle is INVALID: only contribution records follow the
+    close, and a record in the job's steps must carry every party's signature."""
+    c = consortium
+    job = c.closed_job()
+    extra = step_records(job.job_id, [c.env.alice, c.env.bob], 1, start=6, job_secret=job.job_secret)[0]
+    c.store.accept_record(outbox_row(extra), after_close=True)
+    anchor_pending(c.store, c.env)
+    verdict = _verify(_bundle(c, job), c)
+    assert not verdict.ok
+    assert {"step_count", "party_signatures"} <= _failed(verdict), verdict.summary()
