@@ -757,7 +757,7 @@ def _check_pinned_settlement(node: NodeView, pin: PinnedDeployment, ledger: str)
     if pin.settlement is None:
         raise _Failed(
             f"the pin ({pin.source}) names no Settlement contract to attribute a contribution record to the "
-            "job's parties: pin the deployment file, which names it (--deployment FILE)"
+            f"job's parties: {UNATTRIBUTED}; pin the deployment file, which names it (--deployment FILE)"
         )
     address = pin.settlement.address
     _check_code(node, pin.settlement, [])
@@ -1026,7 +1026,7 @@ def _adopted_contribution(r: Receipt, ctx: _Context) -> str:
         )
         raise _Failed(
             f"an unsigned contribution record {NOT_ADOPTED} ({why} on the pinned Settlement {settlement}): "
-            "it is attributed to none of them"
+            f"{UNATTRIBUTED}"
         )
     return (
         f"an unsigned contribution record adopted by every job party: the pinned Settlement {settlement} set "
@@ -1035,6 +1035,7 @@ def _adopted_contribution(r: Receipt, ctx: _Context) -> str:
 
 
 NOT_ADOPTED = "the job's parties have not adopted"
+UNATTRIBUTED = "it is attributed to none of them"
 
 
 _signers: dict[tuple[str, str, str | None], str | None] = {}
@@ -1237,9 +1238,9 @@ def verify_bundle(
     if unadopted:
         seqs = ", ".join(map(str, unadopted[:10]))
         warnings.append(
-            f"{len(unadopted)} contribution record(s) after the job's close that {NOT_ADOPTED} (seq {seqs}): "
-            "a settlement proposal they did not (yet) approve on the Settlement contract; attributed to none "
-            "of them and not one of the job's steps"
+            f"{len(unadopted)} contribution record(s) after the job's close not attributed to the job's "
+            f"parties (seq {seqs}; see its party_signatures check): a settlement proposal they did not (yet) "
+            "approve on the Settlement contract, or no Settlement pinned; not one of the job's steps"
         )
     versions = sorted({r.version for r in bundle.receipts})
     old = [str(r.seq) for r in bundle.receipts if r.version == 1]
@@ -1511,7 +1512,7 @@ def _unadopted(bundle: AuditBundle, verdicts: Sequence[Verdict], job: OnChainJob
     for verdict in verdicts:
         if verdict.seq is None or verdict.seq < job.step_count or verdict.failed != ["party_signatures"]:
             continue
-        if NOT_ADOPTED in verdict.check("party_signatures").detail:
+        if UNATTRIBUTED in verdict.check("party_signatures").detail:
             out.append(verdict.seq)
     return out
 

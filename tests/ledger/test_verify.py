@@ -1158,6 +1158,12 @@ def test_a_settled_job_s_bundle_verifies_with_the_contribution_record_its_partie
     assert signed.ok and "Settlement" in signed.detail, signed
     # one receipt alone says the same
     assert verify_receipt(receipt.model_dump(mode="json"), c.env.rpc_url, c.pin).ok
+    # pinned by the ledger's address and code hash alone, nothing names the Settlement: the job's steps
+    # still verify, the contribution record is attributed to nobody and the verdict says why
+    ledger_only = PinnedDeployment.of_ledger(c.pin.ledger.address, str(c.pin.ledger.code_hash))
+    partial = _verify(_bundle(c, job), c, ledger_only)
+    assert partial.ok and partial.unadopted == [6], partial.summary()
+    assert "names no Settlement" in partial.receipts[6].check("party_signatures").detail
 
 
 def test_a_contribution_record_its_parties_did_not_adopt_is_not_attributed_to_them(
@@ -1172,13 +1178,15 @@ def test_a_contribution_record_its_parties_did_not_adopt_is_not_attributed_to_th
     first = _propose_contribution(c, job, 6, (2, 3))
     pending = _verify(_bundle(c, job), c)
     assert pending.ok, pending.summary()
-    assert any("seq 6" in w and "not adopted" in w for w in pending.warnings), pending.warnings
+    assert any("seq 6" in w and "not attributed" in w for w in pending.warnings), pending.warnings
     assert not verify_receipt(first.model_dump(mode="json"), c.env.rpc_url, c.pin).ok
     second = _propose_contribution(c, job, 7, (3, 3))
     _set_weights(c, job, 7, second)
     verdict = _verify(_bundle(c, job), c)
     assert verdict.ok, verdict.summary()
-    assert [w for w in verdict.warnings if "not adopted" in w] and "seq 7" not in " ".join(verdict.warnings)
+    assert [w for w in verdict.warnings if "not attributed" in w] and "seq 7" not in " ".join(
+        verdict.warnings
+    )
     assert not verdict.receipts[6].ok and verdict.receipts[6].failed == ["party_signatures"]
     assert verdict.receipts[7].ok
 
