@@ -23,12 +23,19 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 from playwright.sync_api import Locator, Page, expect
-from stack import ALICE
+from stack import ALICE, BOB, anchor_and_index
 from test_api_service import Env, env  # noqa: F401  (the live app fixture)
 from test_web_ui import Ui, anchored_job, browser, ui  # noqa: F401  (the browser fixtures)
 
 from secureflow.api.server.routes.ui import content_security_policy
-from secureflow.ledger.deploy import write_deployment
+from secureflow.ledger.chain import TransactionSender
+from secureflow.ledger.deploy import connect, write_deployment
+from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
+from secureflow.ledger.nonces import ChainNonceSource
+from secureflow.ledger.receipts import Receipt
+from secureflow.ledger.recorder import to_outbox
+from secureflow.ledger.settlement.client import SettlementClient
+from secureflow.ledger.settlement.contribution import DataShareInputs, PartyData, prepare_contribution
 from secureflow.ledger.verify import CHECK_ORDER, PinnedDeployment, Verdict, verify_receipt, verify_receipts
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -290,3 +297,40 @@ def test_the_page_may_call_a_node_only_when_the_auditor_chose_it(
         assert refused.status_code == 400, bad
         assert refused.json()["error"]["code"] == "bad_request", bad
         assert "secret" not in refused.headers.get("content-security-policy", ""), bad
+
+
+def test_browser_attributes_a_contribution_record_through_the_settlement_like_secureflow_verify(
+    env: Env,  # noqa: F811
+    ui: Ui,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A settlement's contribution record is unsigned: the parties adopt it by approving its weights on the
+    pinned Settlement. Before they did, the browser fails party_signatures as secureflow verify does; once
+    the weights are set from it, both pass it, naming the Settlement."""
+    job_id = anchored_job(env, 2)
+    parties = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["parties"]
+    assert parties == [ALICE, BOB]
+    inputs = DataShareInputs(
+        parties=(PartyData(party=ALICE, features=2, label_columns=1), PartyData(party=BOB, features=3))
+    )
+    proposal = prepare_contribution(job_id, 2, inputs, job_parties=parties)
+    env.store.accept_record(to_outbox(proposal.step_record()), after_close=True)
+    anchor_and_index(env.stack, env.store)
+    _open_with_node(ui, tmp_path)
+
+    receipt = _load_receipt(ui, job_id, 2)
+    pending = _python_verdict(env, receipt)
+    assert pending.failed == ["party_signatures"], pending.summary()
+    assert _verify_in_browser(ui.page) == _as_shown(pending)
+
+    client = env.stack.client()
+    sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
+    settlement = SettlementClient(connect(client, env.stack.deployment, "Settlement"), sender)
+    weights = proposal.weights_proposal(Receipt.model_validate(receipt))
+    keys = {ALICE: DEV_PRIVATE_KEYS[1], BOB: DEV_PRIVATE_KEYS[2]}
+    settlement.set_weights(weights, {p: settlement.sign_approval(keys[p], weights) for p in parties})
+
+    adopted = _python_verdict(env, receipt)
+    assert adopted.ok and "Settlement" in adopted.check("party_signatures").detail, adopted.summary()
+    assert _verify_in_browser(ui.page) == _as_shown(adopted)
+    ui.page.screenshot(path=str(tmp_path / "browser-verify-contribution.png"), full_page=True)

@@ -18,7 +18,8 @@
 //   block_canonical   the node's block at block_number has block_hash; tx_hash is in it, succeeded, and the
 //                     pinned ledger emitted BatchAnchored(batch_id, root) in it
 //   anchor_role       that event's anchorer held ANCHOR_ROLE in the pinned registry at block_number
-//   party_signatures  the record carries exactly the job's on-chain parties, each signed by its own key
+//   party_signatures  the record carries exactly the job's on-chain parties, each signed by its own key; an
+//                     unsigned contribution record only if the pinned Settlement set the job's weights from it
 //   confirmations     head - block_number + 1 >= min_confirmations
 //
 // An audit bundle's receipts are verified one by one with these checks (verifyReceipts); the bundle-level
@@ -76,7 +77,11 @@
     getJob: sel("getJob(bytes32)"),
     jobParties: sel("jobParties(bytes32)"),
     hasRole: sel("hasRole(bytes32,address)"),
+    ledger: sel("ledger()"),
+    weightsOf: sel("weightsOf(bytes32)"),
   };
+  const CONTRIBUTION_ALGORITHM = "contribution"; // a settlement's record, adopted through setWeights
+  const UNATTRIBUTED = "it is attributed to none of them";
   const BATCH_ANCHORED_TOPIC = L.keccak256(L.stringToBytes("BatchAnchored(bytes32,bytes32,uint32,address)"));
   const ANCHOR_ROLE = L.keccak256(L.stringToBytes("ANCHOR_ROLE"));
 
@@ -130,7 +135,13 @@
       if (!entry || typeof entry !== "object") throw new Error(`the deployment has no ${name}`);
       return { name, address: pinnedAddress(entry.address, name), code_hash: pinnedHash(entry.code_hash, `${name}.code_hash`) };
     };
-    return { source, chain_id: data.chain_id, ledger: pinned("AuditLedger"), registry: pinned("ConsortiumRegistry") };
+    return {
+      source,
+      chain_id: data.chain_id,
+      ledger: pinned("AuditLedger"),
+      registry: pinned("ConsortiumRegistry"),
+      settlement: data.contracts.Settlement ? pinned("Settlement") : null,
+    };
   }
 
   /** The pin given field by field: the ledger's address and code hash, optionally the chain id and registry. */
@@ -147,6 +158,7 @@
       chain_id: chain,
       ledger: { name: "AuditLedger", address: pinnedAddress(ledger, "ledger"), code_hash: hash },
       registry: registry ? { name: "ConsortiumRegistry", address: pinnedAddress(registry, "registry"), code_hash: null } : null,
+      settlement: null,
     };
   }
 
@@ -503,6 +515,8 @@
       const parties = decode(["address[]"], await ctx.node.ethCall(ledger, L.concat([SELECTORS.jobParties, word(["bytes32"], [jobId])])))[0].map((p) => L.getAddress(p));
       if (status === 0 || parties.length === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${jobId}, so no parties to have signed`);
       const problems = await signatureProblems(r.record, parties);
+      const unsigned = Array.isArray(r.record.parties) && r.record.parties.every((p) => p && p.signature === null);
+      if (problems.length && r.record.algorithm === CONTRIBUTION_ALGORITHM && unsigned) return adoptedContribution(r, ctx);
       if (problems.length) throw new Failed(problems.join("; ") + " (the job's parties on chain)");
       return `signed by every job party on chain (${parties.join(", ")})`;
     },
@@ -516,6 +530,44 @@
       return `${confirmations} confirmation(s) (head ${head}), ${ctx.minConfirmations} required`;
     },
   };
+
+  /** An unsigned contribution record is the parties' only if the pinned Settlement set the job's weights from
+   * its leaf (setWeights needs every party's approval); as secureflow verify checks it. */
+  async function adoptedContribution(r, ctx) {
+    const settlement = await ctx.settlement();
+    const leaf = leafHash(r.job_id, r.seq, r.record_hash);
+    const answer = await ctx.node.ethCall(settlement, L.concat([SELECTORS.weightsOf, word(["bytes32"], [r.job_id])]));
+    const info = L.decodeAbiParameters(
+      [
+        { type: "address[]" },
+        { type: "uint16[]" },
+        { type: "tuple", components: ["bytes32", "bytes32", "bytes32", "uint64", "address"].map((type) => ({ type })) },
+      ],
+      answer,
+    )[2];
+    const adopted = String(info[1]).toLowerCase();
+    const block = Number(info[3]);
+    if (adopted !== leaf) {
+      const why = BigInt(adopted) === 0n ? "the job's weights are not set" : `the job's weights were set from another record (leaf ${short(adopted)})`;
+      throw new Failed(
+        `an unsigned contribution record the job's parties have not adopted (${why} on the pinned Settlement ${settlement}): ${UNATTRIBUTED}`,
+      );
+    }
+    return `an unsigned contribution record adopted by every job party: the pinned Settlement ${settlement} set the job's weights from it at block ${block}, which needs each party's approval`;
+  }
+
+  async function checkPinnedSettlement(node, pin, ledger) {
+    if (!pin.settlement) {
+      throw new Failed(
+        `the pin (${pin.source}) names no Settlement contract to attribute a contribution record to the job's parties: ${UNATTRIBUTED}; pin the deployment file, which names it`,
+      );
+    }
+    const address = pin.settlement.address;
+    await checkCode(node, pin.settlement);
+    const bound = L.getAddress(decode(["address"], await node.ethCall(address, SELECTORS.ledger))[0]);
+    if (bound !== ledger) throw new Failed(`the pinned Settlement ${address} is bound to ledger ${bound}, not to the pinned ${ledger}`);
+    return address;
+  }
 
   async function rootRecord(ctx, ledger, root) {
     const answer = await ctx.node.ethCall(ledger, L.concat([SELECTORS.rootRecord, word(["bytes32"], [root])]));
@@ -592,20 +644,27 @@
   function context(rpcUrl, pin, minConfirmations) {
     const node = new Node(rpcUrl);
     let pinned = null;
-    return {
+    let settlement = null;
+    const asFailed = (err) => {
+      if (err instanceof NodeUnreachable || err instanceof Failed) throw err;
+      throw new Failed(`${err.name}: ${err.message}`);
+    };
+    const ctx = {
       node,
       pin,
       minConfirmations,
       pinned() {
-        if (pinned === null) {
-          pinned = checkPinnedCode(node, pin).catch((err) => {
-            if (err instanceof NodeUnreachable || err instanceof Failed) throw err;
-            throw new Failed(`${err.name}: ${err.message}`);
-          });
-        }
+        if (pinned === null) pinned = checkPinnedCode(node, pin).catch(asFailed);
         return pinned;
       },
+      settlement() {
+        if (settlement === null) {
+          settlement = ctx.pinned().then(({ ledger }) => checkPinnedSettlement(node, pin, ledger)).catch(asFailed);
+        }
+        return settlement;
+      },
     };
+    return ctx;
   }
 
   async function runChecks(data, ctx) {
