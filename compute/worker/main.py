@@ -145,6 +145,11 @@ MAX_CREATE_JOB_SIGNATURES = 3
 """Nonces a creator's worker signs ``createJob`` at, per job (the coordinator retries a lost nonce race)."""
 
 
+def _lineage_job(meta: dict[str, Any]) -> str:
+    lineage = meta.get("lineage")
+    return str(lineage.get("job_id", "")).lower() if isinstance(lineage, dict) else ""
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings, conn: Connection) -> None:
         self.settings = settings
@@ -644,7 +649,11 @@ class Worker:
         return {}
 
     def op_list_models(self, msg: dict[str, Any]) -> dict[str, Any]:
-        return {"models": list_models(self.models_dir)}
+        models = list_models(self.models_dir)
+        if self.settings.require_consent:  # a checking node's worker: only what its consented jobs made,
+            # never the names and lineage of every model its member ever trained
+            models = [m for m in models if _lineage_job(m) in self.consented]
+        return {"models": models}
 
     def op_close_job(self, msg: dict[str, Any]) -> dict[str, Any]:
         self.jobs.pop(msg["job_id"], None)

@@ -13,6 +13,8 @@ and nothing is written on chain.
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from stack import ALICE, BOB, LedgerStack, create_job_on_chain, salt_of
 
 from secureflow.compute.consents import request_consents
 from secureflow.compute.errors import ConsentRefusedError, NodeRefusedError
+from secureflow.compute.models import write_meta
 from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
@@ -385,3 +388,20 @@ def test_the_coordinator_takes_a_party_s_replies_only_from_its_own_node() -> Non
     hub._take(reply(1, "127.0.0.2", alice_key))  # alice's node
     hub._take(reply(1, "10.66.66.66", alice_key))  # the same counter again: a replay
     assert [m["host"] for m in hub.buffers["alice"]] == ["127.0.0.2"] and hub.dropped_replies == 4
+
+
+def test_a_checking_node_s_worker_lists_only_models_of_jobs_it_consented_to(
+    tengine: Engine, tnodes: Nodes
+) -> None:
+    """The coordinator's key may ask a node's worker for its member's models (``list_models``): a checking
+    node's worker answers with the models of jobs it consented to in this session only, never the
+    member's whole model folder (names and lineage of every model it ever trained)."""
+    other_job = "0x" + secrets.token_hex(32)
+    folder = tnodes.dir("alice") / "models" / "m-not-in-this-session"
+    write_meta(folder, {"model_id": folder.name, "version": 1, "lineage": {"job_id": other_job, "seq": 3}})
+    try:
+        listed = tengine.list_models("alice")
+        assert folder.name not in {m.get("model_id") for m in listed}
+        assert all(str(m["lineage"]["job_id"]).lower() != other_job for m in listed)
+    finally:
+        shutil.rmtree(folder)
