@@ -190,11 +190,19 @@ def _start_chain(workdir: Path) -> DevChain:
         ) from exc
 
 
+UP_KEY_LABELS = frozenset({"bootstrap", "default", "up"})
+"""Labels of the keys `up` makes for its dev members (first run: ``bootstrap``, ``default``; then ``up``)."""
+
+
 def _api_key(db: ApiDb, name: str, address: str, role: Role) -> str:
     """A new API key for the dev member ``name``, created with it on the first run; on a later run over the
-    same database the member exists already and gets another key (the earlier ones stay valid)."""
+    same database the member exists already: the keys earlier runs made for it are revoked (their files
+    are rewritten with the new key) and it gets a new one. Keys made otherwise (an admin's) stay."""
     existing = [m for m in db.list_members(limit=1000, after_id=0) if m.name == name]
     if existing:
+        for key in db.list_keys(existing[0].id):
+            if key.revoked_at is None and key.label in UP_KEY_LABELS:
+                db.revoke_key(key.key_id)
         return db.create_key(existing[0].id, "up")[1]
     if role == "admin":
         created = ensure_admin_key(db, address, name)

@@ -197,12 +197,19 @@ def test_up_restarted_on_its_workdir_keeps_every_job_verifiable_and_doctor_check
             wait_serving(port, proc)
             env = read_env(workdir)
             if run == 1:
+                first_key = Path(env["SECUREFLOW_API_KEY_FILE"]).read_text().strip()
                 job_id = run_job(env, workdir / "example-manifest.json")
                 fetched = cli(env, "job", "bundle", job_id, "--out", str(bundle))
                 assert fetched.exit_code == 0, fetched.output
             else:
                 assert "going on with the previous run" in output, output
                 assert not (workdir / "previous").exists()
+                # the keys the first run printed are revoked; the key file holds this run's key
+                api = env["SECUREFLOW_API_URL"] + "/v1/jobs"
+                old = requests.get(api, headers={"Authorization": f"Bearer {first_key}"}, timeout=30)
+                assert old.status_code == 401, old.text
+                key = Path(env["SECUREFLOW_API_KEY_FILE"]).read_text().strip()
+                assert requests.get(api, headers={"Authorization": f"Bearer {key}"}, timeout=30).ok
                 pinned = ["--deployment", env["SECUREFLOW_DEPLOYMENT"]]  # the RPC URL is the new chain's
                 verified = cli(env, "verify", str(bundle), *pinned)
                 assert "VALID" in verified.output and "INVALID" not in verified.output, verified.output
