@@ -137,7 +137,11 @@ def _code_check(client: ChainClient, deployment: Deployment) -> Check:
 
 def _roles_check(client: ChainClient, deployment: Deployment, keys: Sequence[KeyToCheck]) -> Check:
     if not keys:
-        return skipped("key_roles", "no key configured (SECUREFLOW_MEMBER_KEY(_FILE), SECUREFLOW_ANCHOR_KEY)")
+        return skipped(
+            "key_roles",
+            "no key configured (SECUREFLOW_MEMBER_KEY(_FILE), SECUREFLOW_ANCHOR_KEY, "
+            "SECUREFLOW_COORDINATOR_KEY_FILE)",
+        )
     abi = load_artifact("ConsortiumRegistry").abi
     registry = RegistryClient(client.contract(deployment.address_of("ConsortiumRegistry"), abi, "registry"))
     found, problems = [], []
@@ -154,7 +158,7 @@ def _roles_check(client: ChainClient, deployment: Deployment, keys: Sequence[Key
             "key_roles",
             "; ".join(problems),
             "ask the registry's admin: `secureflow members add ADDRESS` / `reinstate ADDRESS` / "
-            "`grant-role ADDRESS anchor`",
+            "`grant-role ADDRESS ROLE` (anchor, coordinator)",
         )
     return passed("key_roles", "; ".join(found))
 

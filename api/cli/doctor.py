@@ -48,6 +48,7 @@ class DoctorSettings(LedgerSettings):
 
     member_key: SecretStr | None = None
     member_key_file: Path | None = None
+    coordinator_key_file: Path | None = None
     compute_redis_url: str | None = None
     compute_redis_prefix: str = "secureflow"
     broker_url: str | None = None
@@ -60,26 +61,43 @@ class DoctorSettings(LedgerSettings):
         return None
 
 
+def _key_file(path: Path, variable: str) -> tuple[str, Check | None]:
+    """The private key in ``path`` (a key file of this installation), or a failed ``keys`` check: the file
+    cannot be read, or others may read it."""
+    try:
+        mode = path.stat().st_mode
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        return "", failed(
+            "keys", f"cannot read {variable} {path}: {exc.strerror}", f"point {variable} at the key file"
+        )
+    if mode & 0o077:
+        return key, failed(
+            "keys",
+            f"{variable} {path} may be read by other users (mode {mode & 0o777:o})",
+            f"chmod 600 {path}",
+        )
+    return key, None
+
+
 def _keys(settings: DoctorSettings) -> tuple[list[KeyToCheck], list[Check]]:
     """The configured keys' addresses and the role each must hold; a key that cannot be read is a check."""
     from eth_account import Account
 
-    keys, problems = [], []
+    keys: list[KeyToCheck] = []
+    problems: list[Check] = []
     member = settings.member_key.get_secret_value() if settings.member_key else ""
     if not member and settings.member_key_file is not None:
-        try:
-            member = settings.member_key_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            problems.append(
-                failed(
-                    "keys",
-                    f"cannot read SECUREFLOW_MEMBER_KEY_FILE {settings.member_key_file}: {exc.strerror}",
-                    "point SECUREFLOW_MEMBER_KEY_FILE at the member's key file",
-                )
-            )
+        member, problem = _key_file(settings.member_key_file, "SECUREFLOW_MEMBER_KEY_FILE")
+        problems.extend([problem] if problem else [])
+    coordinator = ""
+    if settings.coordinator_key_file is not None:
+        coordinator, problem = _key_file(settings.coordinator_key_file, "SECUREFLOW_COORDINATOR_KEY_FILE")
+        problems.extend([problem] if problem else [])
     for label, key, role in (
         ("member key", member, "member"),
         ("anchor key", settings.anchor_key.get_secret_value() if settings.anchor_key else "", "anchor"),
+        ("coordinator key", coordinator, "coordinator"),
     ):
         if not key:
             continue
