@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from secureflow.ledger.deploy import connect, write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
 from secureflow.ledger.records import StepRecord
 from secureflow.ledger.signing import signature_problems
+from secureflow.ledger.store import open_store
 from secureflow.ledger.verify import AuditBundle, pin_from_options, verify_bundle
 
 REDIS = "redis://127.0.0.1:6379"
@@ -72,6 +73,28 @@ class Consortium:
     env: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]]
     prefix: str
+    settings: ApiSettings
+    server: LiveServer | None = None
+
+    def serve(self) -> None:
+        """Serve the API (``self.api``) on a new port, with its anchoring worker."""
+        self.server = LiveServer(self.api.app).start()
+        self.url = self.server.url
+
+    def stop_api(self) -> None:
+        """Stop the API as its process would stop: the server, the broker connection, the anchoring worker."""
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        self.api.app.state.services.executor.close()
+        self.api.close()
+
+    def restart_api(self, while_down: Callable[[], None]) -> None:
+        """Stop the API, run ``while_down``, and start a new API process's app on the same database."""
+        self.stop_api()
+        while_down()
+        self.api = build_api(self.settings, with_worker=True)
+        self.serve()
 
     def start(self, name: str) -> None:
         """Start (again) the coordinator (``coordinator``) or a party's node (its party name)."""
@@ -195,7 +218,7 @@ def consortium(
         max_batch_delay=0.2,
     )
     api = build_api(settings, with_worker=True)  # migrates the DB before the coordinator connects
-    c = Consortium("", {}, stack, deployment, api, nodes, logs, env, {}, prefix)
+    c = Consortium("", {}, stack, deployment, api, nodes, logs, env, {}, prefix, settings)
     try:
         for party in PARTIES:
             c.start(party)
@@ -204,13 +227,11 @@ def consortium(
         db: ApiDb = api.app.state.api_db
         c.keys = {p: add_member_key(db, p, ADDRESSES[p], "member") for p in PARTIES}
         c.keys["auditor"] = add_member_key(db, "auditor", ADDRESSES["alice"], "auditor")
-        with LiveServer(api.app) as server:
-            c.url = server.url
-            yield c
+        c.serve()
+        yield c
     finally:
         _stop(list(c.procs.values()))
-        api.app.state.services.executor.close()
-        api.close()
+        c.stop_api()  # the API serving now (a test may have restarted it)
         rds = redis.Redis.from_url(f"{REDIS}/0")
         leftover = list(rds.scan_iter(f"{prefix}:*"))
         if leftover:
@@ -501,6 +522,44 @@ def test_a_node_killed_mid_step_fails_the_job_with_its_step_anchored_as_failed(
     _every_record_anchored_exactly_once(c)
     c.start("bob")
     c.wait_nodes()
+
+
+@pytest.mark.slow_fault
+def test_the_api_restarted_mid_job_loses_no_status_and_the_job_closes_on_chain(
+    consortium: Consortium,
+) -> None:
+    """The API process (and its anchoring worker) stops during SS-LR; the coordinator goes on without it and
+    records the next step in the outbox; a new API process on the same database serves the job's status as
+    the coordinator wrote it, its anchoring worker anchors what waited and closes the job on chain."""
+    c = consortium
+    job_id = _submit(c, "alice", _manifest("api-restart", _pipeline("out/scores-ar.csv")))
+    _wait_records(c, job_id, 1)  # PSI recorded: the coordinator is in SS-LR now
+
+    def a_step_is_recorded_while_the_api_is_down() -> None:
+        store = open_store(c.settings.database_url)
+        try:
+            deadline = time.monotonic() + 300
+            while len(store.records_for_job(job_id)) < 2:
+                assert time.monotonic() < deadline, c.logs_tail()
+                time.sleep(0.2)
+            assert store.get_record(job_id, 1) is not None
+        finally:
+            store.close()
+
+    c.restart_api(a_step_is_recorded_while_the_api_is_down)
+    job = _wait_job(
+        c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
+    )
+    assert (job["status"], job["close_status"]) == ("completed", "confirmed"), (job, c.logs_tail())
+    steps = requests.get(f"{c.url}/v1/jobs/{job_id}/steps", headers=c.headers("alice"), timeout=30).json()
+    assert [(s["seq"], s["algorithm"], s["chain_status"]) for s in steps["items"]] == [
+        (0, "psi", "confirmed"), (1, "ss_lr", "confirmed"), (2, "secure_predict", "confirmed")
+    ], steps  # fmt: skip
+    records = [StepRecord.model_validate_json(r.record_json) for r in c.api.store.records_for_job(job_id)]
+    assert [r.status for r in records] == ["succeeded"] * 3
+    on_chain = _chain_job(c, job_id)
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 3)
+    _every_record_anchored_exactly_once(c)
 
 
 def test_a_job_cancelled_mid_run_stops_before_its_next_step_and_closes_with_what_ran(
