@@ -36,6 +36,12 @@ class CoordinatorMetrics:
             "secureflow_coordinator_concurrency", "jobs this coordinator runs at most", registry=self.registry
         )
         self.concurrency.set(concurrency)
+        self.worker_restarts = Counter(
+            "secureflow_coordinator_worker_restarts_total",
+            "times the Celery worker stopped without a stop signal (its broker connection lost beyond "
+            "repair in place) and was started again",
+            registry=self.registry,
+        )
         self.job_seconds = Histogram(
             "secureflow_coordinator_job_seconds",
             "wall time of each job this coordinator ran, from claim to its end",

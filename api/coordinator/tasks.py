@@ -26,8 +26,11 @@ log = logging.getLogger("secureflow.api.coordinator.tasks")
 RETRY_BASE_SECONDS = 5.0
 
 
-def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]:
-    """The Celery app with the job task bound to one `Coordinator` (built here: DB, chain, deployment)."""
+def coordinator_app(
+    settings: CoordinatorSettings, coordinator: Coordinator | None = None
+) -> tuple[Celery, Coordinator]:
+    """The Celery app with the job task bound to one `Coordinator` (built here unless given: DB, chain,
+    deployment)."""
     if not settings.broker_url:
         from secureflow.ledger.errors import ConfigurationError
 
@@ -40,7 +43,7 @@ def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]
         queue=settings.queue_name,
         visibility_timeout=settings.queue_visibility_timeout,
     )
-    coordinator = Coordinator(settings)
+    coordinator = coordinator or Coordinator(settings)
     metrics = coordinator.metrics
     lock = threading.Lock()
     running: set[str] = set()
@@ -80,7 +83,14 @@ def coordinator_app(settings: CoordinatorSettings) -> tuple[Celery, Coordinator]
 
 
 def run_coordinator(settings: CoordinatorSettings | None = None, *, log_level: str = "INFO") -> None:
-    """``secureflow coordinator``: serve the job queue until SIGTERM/Ctrl-C."""
+    """``secureflow coordinator``: serve the job queue until SIGTERM/Ctrl-C.
+
+    Celery's worker stops by itself when it cannot repair its broker connection in place (seen with kombu
+    5.7's Redis transport after the broker restarted: "Unrecoverable error", running jobs finish, then
+    ``worker_main`` returns as after a clean stop). Only a stop signal ends the coordinator: otherwise the
+    worker is started again (after 1 s, doubling to 30 s while it keeps stopping at once), each time
+    counted in ``secureflow_coordinator_worker_restarts_total``.
+    """
     settings = settings or CoordinatorSettings()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app, coordinator = coordinator_app(settings)
@@ -95,22 +105,72 @@ def run_coordinator(settings: CoordinatorSettings | None = None, *, log_level: s
             readiness(coordinator.store.count_jobs_by_status),
         )
         print(f"secureflow coordinator metrics on {server.url}/metrics", flush=True)
+    stop = _StopSignals()
     try:
-        app.worker_main(
-            [
-                "worker",
-                "--pool=threads",
-                f"--concurrency={settings.coordinator_concurrency}",
-                f"--loglevel={log_level.upper()}",
-                "-Q",
-                settings.queue_name,
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                f"--hostname=coordinator-{coordinator.runner_id}",
-            ]
-        )
+        delay = 1.0
+        while True:
+            started = time.monotonic()
+            app.worker_main(_worker_argv(settings, coordinator, log_level))
+            if stop.requested:
+                return
+            if time.monotonic() - started > 60:
+                delay = 1.0
+            coordinator.metrics.worker_restarts.inc()
+            log.error(
+                "the Celery worker stopped without a stop signal (its broker connection was lost and could "
+                "not be re-established in place: see above); starting it again in %.0f s",
+                delay,
+            )
+            if stop.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
+            app, _ = coordinator_app(settings, coordinator)  # a fresh app: a stopped worker's is spent
     finally:
         if server is not None:
             server.close()
         coordinator.close()
+
+
+def _worker_argv(settings: CoordinatorSettings, coordinator: Coordinator, log_level: str) -> list[str]:
+    return [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={settings.coordinator_concurrency}",
+        f"--loglevel={log_level.upper()}",
+        "-Q",
+        settings.queue_name,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        f"--hostname=coordinator-{coordinator.runner_id}",
+    ]
+
+
+class _StopSignals:
+    """Whether SIGTERM/SIGINT asked the coordinator to stop: during the worker, Celery's own handlers take
+    them (a warm shutdown) and say so through its ``worker_shutting_down`` signal; between two workers,
+    this class's handlers do."""
+
+    def __init__(self) -> None:
+        import signal
+
+        from celery.signals import worker_shutting_down
+
+        self._event = threading.Event()
+        worker_shutting_down.connect(self._on_shutdown, weak=False)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self._event.set())
+
+    def _on_shutdown(self, *_args: object, **_kwargs: object) -> None:
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        import signal
+
+        for signum in (signal.SIGTERM, signal.SIGINT):  # Celery's handlers are gone with its worker
+            signal.signal(signum, lambda *_: self._event.set())
+        return self._event.wait(seconds)

@@ -34,6 +34,7 @@ import redis
 import requests
 from eth_account import Account
 from leaks import scan_sinks, table_renderings
+from redis_server import RedisServer
 from scrape import scrape, value
 from sinks import LogCapture, RedisMonitor, folder_files, postgres_rows
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
@@ -89,21 +90,26 @@ class Consortium:
         self.api.app.state.services.executor.close()
         self.api.close()
 
-    def restart_api(self, while_down: Callable[[], None]) -> None:
-        """Stop the API, run ``while_down``, and start a new API process's app on the same database."""
+    def restart_api(
+        self, while_down: Callable[[], None] = lambda: None, settings: ApiSettings | None = None
+    ) -> None:
+        """Stop the API, run ``while_down``, and start a new API process's app on the same database (with
+        ``settings`` from now on, if given)."""
         self.stop_api()
         while_down()
+        self.settings = settings or self.settings
         self.api = build_api(self.settings, with_worker=True)
         self.serve()
 
-    def start(self, name: str) -> None:
-        """Start (again) the coordinator (``coordinator``) or a party's node (its party name)."""
-        if name == "coordinator":
+    def start(self, name: str, **env: str) -> None:
+        """Start (again) the coordinator (``coordinator``, or a name starting with it: another coordinator
+        process, with ``env`` added to its environment) or a party's node (its party name)."""
+        if name.startswith("coordinator"):
             args = ["coordinator", "--metrics-port", "0"]
         else:
             args = ["node", "--party", name, "--data-dir", str(self.nodes[name]), "--redis-url", f"{REDIS}/0",
                     "--prefix", self.prefix, "--log-level", "INFO"]  # fmt: skip
-        self.procs[name] = _spawn(args, self.env, self.logs / f"{name}.log")
+        self.procs[name] = _spawn(args, {**self.env, **env}, self.logs / f"{name}.log")
 
     def wait_nodes(self, timeout: float = 120.0) -> None:
         rds = redis.Redis.from_url(f"{REDIS}/0")
@@ -297,13 +303,18 @@ def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(co
     _the_coordinator_s_metrics_counted_the_job(consortium)
 
 
-def _the_coordinator_s_metrics_counted_the_job(c: Consortium) -> None:
-    """``secureflow coordinator --metrics-port 0`` serves what it did: the job it ran, none running now."""
+def _coordinator_metrics_url(c: Consortium, name: str = "coordinator") -> str:
+    """Where ``secureflow coordinator --metrics-port 0`` serves its metrics (it prints the URL)."""
     found = re.search(
-        r"coordinator metrics on (http://[\d.]+:\d+)/metrics", (c.logs / "coordinator.log").read_text()
+        r"coordinator metrics on (http://[\d.]+:\d+)/metrics", (c.logs / f"{name}.log").read_text()
     )
     assert found, c.logs_tail()
-    url = found.group(1)
+    return found.group(1)
+
+
+def _the_coordinator_s_metrics_counted_the_job(c: Consortium) -> None:
+    """``secureflow coordinator --metrics-port 0`` serves what it did: the job it ran, none running now."""
+    url = _coordinator_metrics_url(c)
     samples = scrape(url)
     assert (value(samples, "secureflow_coordinator_deliveries_total", action="ran") or 0) >= 1, samples
     assert value(samples, "secureflow_coordinator_jobs_running") == 0
@@ -560,6 +571,52 @@ def test_the_api_restarted_mid_job_loses_no_status_and_the_job_closes_on_chain(
     on_chain = _chain_job(c, job_id)
     assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 3)
     _every_record_anchored_exactly_once(c)
+
+
+@pytest.mark.slow_fault
+def test_the_redis_broker_restarted_mid_job_loses_no_job(consortium: Consortium, tmp_path: Path) -> None:
+    """The broker (a redis-server of this test's own: the machine's Redis is shared) is restarted during
+    SS-LR, empty, as Redis restarts here (nothing on disk): the coordinator running the job goes on, the job
+    completes and closes on chain with each step anchored once; the API and the coordinator reconnect, and a
+    job submitted after the restart runs too."""
+    c = consortium
+    original = c.settings
+    with RedisServer(tmp_path / "broker") as broker:
+        c.restart_api(settings=original.model_copy(update={"broker_url": broker.url}))
+        c.start("coordinator-own-broker", SECUREFLOW_BROKER_URL=broker.url)
+        try:
+            job_id = _submit(c, "alice", _manifest("broker-restart", _pipeline("out/scores-br.csv")))
+            _wait_records(c, job_id, 1)  # PSI recorded: the coordinator is in SS-LR now
+            broker.stop()
+            coordinator_log = c.logs / "coordinator-own-broker.log"
+            deadline = time.monotonic() + 120
+            while "Connection to broker lost" not in coordinator_log.read_text():  # it noticed: start again
+                assert time.monotonic() < deadline, c.logs_tail()
+                time.sleep(0.1)
+            broker.start()
+            job = _wait_job(
+                c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
+            )
+            assert (job["status"], job["close_status"]) == ("completed", "confirmed"), (job, c.logs_tail())
+            after = _submit(c, "bob", _manifest("after-broker-restart", PIPELINE[:1]))
+            done = _wait_job(
+                c, after, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
+            )
+            assert (done["status"], done["close_status"]) == ("completed", "confirmed"), (done, c.logs_tail())
+            for job_id_, steps in ((job_id, 3), (after, 1)):
+                assert [r.seq for r in c.api.store.records_for_job(job_id_)] == list(range(steps))
+                on_chain = _chain_job(c, job_id_)
+                assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, steps)
+            _every_record_anchored_exactly_once(c)
+            # with the broker still down when Celery restores its unacknowledged message, kombu's Redis
+            # transport fails ("Unrecoverable error") and the worker stops once the running job is done (as
+            # after a clean stop): the coordinator started a new worker, which took the second job
+            samples = scrape(_coordinator_metrics_url(c, "coordinator-own-broker"))
+            assert value(samples, "secureflow_coordinator_worker_restarts_total") == 1, samples
+            assert "the Celery worker stopped without a stop signal" in coordinator_log.read_text()
+        finally:
+            _stop([c.procs.pop("coordinator-own-broker")])
+            c.restart_api(settings=original)
 
 
 def test_a_job_cancelled_mid_run_stops_before_its_next_step_and_closes_with_what_ran(
