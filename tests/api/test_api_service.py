@@ -38,7 +38,6 @@ from stack import (
 from tcp_proxy import TcpProxy
 
 from secureflow.api.dev.compute_executor import LocalComputeExecutor
-from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
 from secureflow.api.server.auth import allow, assert_every_route_guarded, route_access
 from secureflow.api.server.db import (
@@ -63,6 +62,7 @@ from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.store.models import StepRecordOrm
 from secureflow.ledger.verify import PinnedDeployment, verify_receipt
+from tools.live_server import LiveServer
 
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
 SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address

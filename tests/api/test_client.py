@@ -51,12 +51,12 @@ from secureflow.api.client import (
     UnavailableError,
 )
 from secureflow.api.client._http import parse_retry_after
-from secureflow.api.dev.testing import LiveServer
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import free_port
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.store import SqlLedgerStore
+from tools.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SSE_MAX_SECONDS = 1.0  # live-status streams end after a second: following longer must reconnect
