@@ -423,7 +423,7 @@ def test_errors_are_one_line_with_a_hint_and_never_show_the_key(env: Env, tmp_pa
     (tmp_path / "outsider.json").write_text(json.dumps(outsider))
     refused = env.job(["submit", str(tmp_path / "outsider.json")], ok=False)
     assert (
-        "HTTP 422 refused_by_contract_rules" in refused.stderr
+        "HTTP 409 refused_by_contract_rules" in refused.stderr
         and f"NotActiveMember({AUDITOR})" in refused.stderr
     )
     assert "active members on chain" in refused.stderr
