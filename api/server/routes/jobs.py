@@ -54,7 +54,7 @@ from secureflow.api.server.schemas import (
 )
 from secureflow.api.server.streams import SlotStreamingResponse, stream_slots
 from secureflow.ledger.errors import LedgerError, StoreConflictError
-from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
+from secureflow.ledger.receipts import AuditBundle, Receipt, RecordNotAnchoredError, build_bundle
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import StepRecord
 from secureflow.ledger.signing import signature_problems
@@ -404,7 +404,12 @@ async def get_receipt(request: Request, job_id: JobId, seq: Seq) -> Response:
     return JsonBytes(await hot_reads(request).receipt_json(principal_of(request), job_id.lower(), seq))
 
 
-@router.get("/jobs/{job_id}/bundle", dependencies=[Depends(READ)], response_class=Response)
+@router.get(
+    "/jobs/{job_id}/bundle",
+    dependencies=[Depends(READ)],
+    response_class=Response,
+    responses={200: {"model": AuditBundle, "description": "the audit bundle, as a JSON file (attachment)"}},
+)
 def get_bundle(request: Request, job_id: JobId) -> Response:
     """The job's audit bundle (manifest, job, all records, a receipt per anchored record) as a JSON file."""
     svc, job = services(request), _job(request, job_id)
