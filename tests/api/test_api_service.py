@@ -40,17 +40,17 @@ from tcp_proxy import TcpProxy
 from secureflow.api.dev.compute_executor import LocalComputeExecutor
 from secureflow.api.server.app import create_app
 from secureflow.api.server.auth import allow, assert_every_route_guarded, route_access
-from secureflow.api.server.db import (
-    ROLES,
+from secureflow.api.server.db import ROLES
+from secureflow.api.server.manifests import validate_manifest
+from secureflow.api.server.serve import add_member_key, ensure_admin_key
+from secureflow.api.server.settings import ApiSettings
+from secureflow.api.server.tables import (
     ApiKeyOrm,
     ManifestOrm,
     MemberOrm,
     SettlementApprovalOrm,
     SettlementProposalOrm,
 )
-from secureflow.api.server.manifests import validate_manifest
-from secureflow.api.server.serve import add_member_key, ensure_admin_key
-from secureflow.api.server.settings import ApiSettings
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.deploy import connect

@@ -502,7 +502,7 @@ def test_api_tables_match_the_migrations(env: Env) -> None:  # noqa: F811
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from secureflow.api.server.db import Base
+    from secureflow.api.server.tables import Base
 
     mine = set(Base.metadata.tables)
 
