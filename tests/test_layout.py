@@ -142,3 +142,21 @@ def test_every_third_party_package_our_code_imports_is_declared() -> None:
 def test_every_third_party_package_the_tests_scripts_and_tools_import_is_declared() -> None:
     """The tests, scripts and tools import only what the project or its dev group declares."""
     assert _undeclared(("tests", "scripts", "tools"), ("project", "dev")) == {}
+
+
+def test_the_readme_architecture_section_names_real_paths() -> None:
+    """Every path the README's architecture section names (``api/server/tables.py``, ``compute/worker/``) and
+    every folder box of its picture exists, so the layout a newcomer reads there is the repository's."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Architecture and layout") : readme.index("## Development")]
+    spans = {
+        span
+        for span in re.findall(r"`([^`\s]+)`", section)
+        if "/" in span and "<" not in span and span.split("/")[0] in (*PACKAGES, "contracts", "tools")
+    }
+    picture = section[section.index("```\n") : section.index("```", section.index("```\n") + 4)]
+    api_row = picture.splitlines()[2]  # the row of api/'s subpackages: cli/ ──▶ dev/ ──▶ …
+    boxes = {f"api/{name}/" for name in re.findall(r"\b([a-z]+)/", api_row)}
+    missing = sorted(path for path in spans | boxes if not (ROOT / path.rstrip("/")).exists())
+    assert len(spans) > 30 and {"api/cli/", "api/coordinator/", "api/server/", "api/client/"} <= boxes
+    assert missing == []
