@@ -61,7 +61,7 @@ from secureflow.ledger.errors import LedgerError, StoreError, UnknownJobError, U
 from secureflow.ledger.merkle import MerkleTree, MerkleTreeError
 
 if TYPE_CHECKING:
-    from secureflow.ledger.store.base import LedgerStore
+    from secureflow.ledger.store.protocols import ReceiptStore
     from secureflow.ledger.store.schemas import Batch, StepRecordRow
 
 RECEIPT_VERSION: Literal[2] = 2
@@ -224,7 +224,7 @@ def anchored_batch(row: StepRecordRow, batch: Batch | None) -> Batch:
     return batch
 
 
-def batch_tree(store: LedgerStore, batch: Batch, known: list[StepRecordRow] | None = None) -> MerkleTree:
+def batch_tree(store: ReceiptStore, batch: Batch, known: list[StepRecordRow] | None = None) -> MerkleTree:
     """The batch's tree from its stored leaves; ``known`` rows are used if they are the whole batch."""
     rows = known if known is not None and len(known) == batch.record_count else None
     if rows is None:
@@ -288,8 +288,8 @@ class BatchTreeCache:
                 self._trees.move_to_end(key)
             return tree
 
-    def tree(self, store: LedgerStore, batch: Batch) -> MerkleTree:
-        """The batch's tree, built from its stored leaves (`LedgerStore.batch_leaves`) if not cached."""
+    def tree(self, store: ReceiptStore, batch: Batch) -> MerkleTree:
+        """The batch's tree, built from its stored leaves (`ReceiptStore.batch_leaves`) if not cached."""
         tree = self.cached(batch)
         if tree is not None:
             return tree
@@ -370,7 +370,9 @@ def receipt_data(
     }
 
 
-def build_receipt(store: LedgerStore, chain_id: int, contract_address: str, job_id: str, seq: int) -> Receipt:
+def build_receipt(
+    store: ReceiptStore, chain_id: int, contract_address: str, job_id: str, seq: int
+) -> Receipt:
     """The receipt of one record whose batch is mined.
 
     Raises `secureflow.ledger.errors.UnknownRecordError` if there is no such record,
@@ -387,7 +389,7 @@ def build_receipt(store: LedgerStore, chain_id: int, contract_address: str, job_
 
 
 def build_job_receipts(
-    store: LedgerStore, chain_id: int, contract_address: str, job_id: str, *, strict: bool = False
+    store: ReceiptStore, chain_id: int, contract_address: str, job_id: str, *, strict: bool = False
 ) -> list[Receipt]:
     """Receipts for every anchored record of a job, in seq order; one Merkle tree per batch.
 
@@ -399,7 +401,7 @@ def build_job_receipts(
 
 
 def _receipts_for_rows(
-    store: LedgerStore, rows: Iterable[StepRecordRow], chain_id: int, contract_address: str, *, strict: bool
+    store: ReceiptStore, rows: Iterable[StepRecordRow], chain_id: int, contract_address: str, *, strict: bool
 ) -> list[Receipt]:
     contract_address = _checksum(contract_address)
     by_batch: dict[str | None, list[StepRecordRow]] = defaultdict(list)
@@ -425,7 +427,7 @@ def _receipts_for_rows(
 
 
 def build_bundle(
-    store: LedgerStore,
+    store: ReceiptStore,
     chain_id: int,
     contract_address: str,
     job_id: str,
