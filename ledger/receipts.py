@@ -52,10 +52,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 
@@ -63,7 +61,7 @@ from secureflow.ledger.errors import LedgerError, StoreError, UnknownJobError, U
 from secureflow.ledger.merkle import MerkleTree, MerkleTreeError
 
 if TYPE_CHECKING:
-    from secureflow.ledger.store.base import LedgerStore
+    from secureflow.ledger.store.protocols import ReceiptStore
     from secureflow.ledger.store.schemas import Batch, StepRecordRow
 
 RECEIPT_VERSION: Literal[2] = 2
@@ -71,6 +69,10 @@ BUNDLE_VERSION: Literal[2] = 2
 RECEIPT_VERSIONS = (1, 2)
 """Receipt and bundle format versions this code reads (it writes only the newest)."""
 _UINT64_MAX = 2**64 - 1
+
+
+def _absent(value: object) -> bool:
+    return value is None
 
 
 def _lower(value: str) -> str:
@@ -133,12 +135,14 @@ class Receipt(BaseModel):
     leaf: Hex32
     proof: list[Hex32]
     batch_root: Hex32
-    batch_id: Hex32 | None = None
+    # Absent (not null) when not stated: a version-1 receipt is written back exactly as it was. Left out
+    # per field, not by a model serializer, so that the JSON schema (the API's OpenAPI) lists every field.
+    batch_id: Hex32 | None = Field(default=None, exclude_if=_absent)
     """Version 2: the batch id of the ``BatchAnchored`` event that anchored ``batch_root``."""
     tx_hash: Hex32
     block_number: int = Field(ge=0)
     block_hash: Hex32
-    anchorer: Address | None = None
+    anchorer: Address | None = Field(default=None, exclude_if=_absent)
     """Version 2: the account that sent the anchoring transaction (the event's ``anchorer``)."""
     status: Literal["submitted", "confirmed"]
 
@@ -150,14 +154,6 @@ class Receipt(BaseModel):
         if self.version == 1 and any(stated):
             raise ValueError("a version-1 receipt has no batch_id or anchorer (those came with version 2)")
         return self
-
-    @model_serializer(mode="wrap")
-    def _without_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if self.version == 1:  # a version-1 receipt is written back exactly as it was
-            data.pop("batch_id", None)
-            data.pop("anchorer", None)
-        return data
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)
@@ -184,18 +180,11 @@ class AuditBundle(BaseModel):
 
     version: Literal[1, 2] = BUNDLE_VERSION
     manifest: dict[str, Any] | None = None
-    job_secret: Hex32 | None = Field(default=None, repr=False)
+    job_secret: Hex32 | None = Field(default=None, repr=False, exclude_if=_absent)
     """The job secret that salts the manifest hash and the ``params_hash`` of each step (if known)."""
     job: BundleJob
     records: list[dict[str, Any]]
     receipts: list[Receipt]
-
-    @model_serializer(mode="wrap")
-    def _without_absent_secret(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("job_secret") is None:  # a bundle without one is written as before salted commitments
-            data.pop("job_secret", None)
-        return data
 
     def write(self, path: Path) -> Path:
         """Write the bundle atomically as JSON; returns ``path``."""
@@ -235,7 +224,7 @@ def anchored_batch(row: StepRecordRow, batch: Batch | None) -> Batch:
     return batch
 
 
-def batch_tree(store: LedgerStore, batch: Batch, known: list[StepRecordRow] | None = None) -> MerkleTree:
+def batch_tree(store: ReceiptStore, batch: Batch, known: list[StepRecordRow] | None = None) -> MerkleTree:
     """The batch's tree from its stored leaves; ``known`` rows are used if they are the whole batch."""
     rows = known if known is not None and len(known) == batch.record_count else None
     if rows is None:
@@ -299,8 +288,8 @@ class BatchTreeCache:
                 self._trees.move_to_end(key)
             return tree
 
-    def tree(self, store: LedgerStore, batch: Batch) -> MerkleTree:
-        """The batch's tree, built from its stored leaves (`LedgerStore.batch_leaves`) if not cached."""
+    def tree(self, store: ReceiptStore, batch: Batch) -> MerkleTree:
+        """The batch's tree, built from its stored leaves (`ReceiptStore.batch_leaves`) if not cached."""
         tree = self.cached(batch)
         if tree is not None:
             return tree
@@ -381,7 +370,9 @@ def receipt_data(
     }
 
 
-def build_receipt(store: LedgerStore, chain_id: int, contract_address: str, job_id: str, seq: int) -> Receipt:
+def build_receipt(
+    store: ReceiptStore, chain_id: int, contract_address: str, job_id: str, seq: int
+) -> Receipt:
     """The receipt of one record whose batch is mined.
 
     Raises `secureflow.ledger.errors.UnknownRecordError` if there is no such record,
@@ -398,7 +389,7 @@ def build_receipt(store: LedgerStore, chain_id: int, contract_address: str, job_
 
 
 def build_job_receipts(
-    store: LedgerStore, chain_id: int, contract_address: str, job_id: str, *, strict: bool = False
+    store: ReceiptStore, chain_id: int, contract_address: str, job_id: str, *, strict: bool = False
 ) -> list[Receipt]:
     """Receipts for every anchored record of a job, in seq order; one Merkle tree per batch.
 
@@ -410,7 +401,7 @@ def build_job_receipts(
 
 
 def _receipts_for_rows(
-    store: LedgerStore, rows: Iterable[StepRecordRow], chain_id: int, contract_address: str, *, strict: bool
+    store: ReceiptStore, rows: Iterable[StepRecordRow], chain_id: int, contract_address: str, *, strict: bool
 ) -> list[Receipt]:
     contract_address = _checksum(contract_address)
     by_batch: dict[str | None, list[StepRecordRow]] = defaultdict(list)
@@ -436,7 +427,7 @@ def _receipts_for_rows(
 
 
 def build_bundle(
-    store: LedgerStore,
+    store: ReceiptStore,
     chain_id: int,
     contract_address: str,
     job_id: str,

@@ -40,7 +40,7 @@ from secureflow.ledger.records import StepRecord, canonical_json
 from secureflow.ledger.verify import NodeView
 
 if TYPE_CHECKING:
-    from secureflow.ledger.store.base import LedgerStore
+    from secureflow.ledger.store.protocols import ReconcileStore
     from secureflow.ledger.store.schemas import Batch, Job, StepRecordRow
 
 FindingKind = Literal["tampered", "missing", "unanchored"]
@@ -107,7 +107,7 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-def _all_jobs(store: LedgerStore) -> Iterator[Job]:
+def _all_jobs(store: ReconcileStore) -> Iterator[Job]:
     offset = 0
     while True:
         page = store.list_jobs(limit=_JOBS_PAGE, offset=offset)
@@ -141,7 +141,7 @@ def _rederive(row: StepRecordRow) -> str | None:
 
 class _Reconciler:
     def __init__(
-        self, store: LedgerStore, node: NodeView, contract: str, stale_after: timedelta, now: datetime
+        self, store: ReconcileStore, node: NodeView, contract: str, stale_after: timedelta, now: datetime
     ) -> None:
         self.store = store
         self.node = node
@@ -332,7 +332,7 @@ def _age(delta: timedelta) -> str:
 
 
 def reconcile(
-    store: LedgerStore,
+    store: ReconcileStore,
     ledger: AuditLedgerClient | Web3 | str,
     contract_address: str | None = None,
     *,

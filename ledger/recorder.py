@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from secureflow.ledger.records import StepRecord
-from secureflow.ledger.store.base import LedgerStore
+from secureflow.ledger.store.protocols import RecorderStore
 from secureflow.ledger.store.schemas import NewJob, NewModel, NewStepRecord, StepRecordRow
 
 
@@ -72,9 +72,10 @@ def to_outbox(record: StepRecord) -> NewStepRecord:
 
 
 class OutboxRecorder:
-    """`LedgerRecorder` over a `LedgerStore`: records go to the outbox in one DB transaction each."""
+    """`LedgerRecorder` over the store (its `RecorderStore` view): records go to the outbox in one DB
+    transaction each."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: RecorderStore) -> None:
         self.store = store
 
     def open_job(

@@ -137,9 +137,9 @@ def _serve(
 ) -> Iterator[tuple[str, Callable[[], float]]]:
     """The API on a loopback port, and a clock of its CPU seconds: in this process (one API process; the
     client runs in another, so this process's CPU time is the server's) or `secureflow api` with N."""
-    from secureflow.api.dev.testing import LiveServer
     from secureflow.ledger.deploy import write_deployment
     from secureflow.ledger.devchain import free_port
+    from tools.live_server import LiveServer
 
     if workers == 1:
         from secureflow.api.server.serve import freeze_startup_objects
@@ -518,7 +518,6 @@ def verify_bench(args: argparse.Namespace) -> None:
     from eth_account import Account
     from eth_utils.crypto import keccak
 
-    from secureflow.api.dev.testing import LiveServer
     from secureflow.api.server.app import create_app
     from secureflow.api.server.serve import ensure_admin_key
     from secureflow.api.server.settings import ApiSettings
@@ -536,6 +535,7 @@ def verify_bench(args: argparse.Namespace) -> None:
     from secureflow.ledger.store.schemas import NewJob
     from secureflow.ledger.store.sql import open_store
     from secureflow.ledger.verify import forget_signers, verify_receipts
+    from tools.live_server import LiveServer
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-verify-"))
     with DevChain(log_path=workdir / "anvil.log") as chain:

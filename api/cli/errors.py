@@ -67,6 +67,10 @@ _STATUS_HINTS = {
     "members on chain, the submitting member a party) and try again",
 }
 _CODE_HINTS = {
+    "refused_by_contract_rules": "the contracts' rules refuse this (the message names the rule): check "
+    "that the parties and the submitting member are active members on chain (`secureflow members list`; an "
+    "admin adds or reinstates them, and grants the ANCHOR role a named service needs) or fix what it names, "
+    "then retry",
     "not_anchored": "the step is not anchored yet: wait for the anchoring worker "
     "(`secureflow job status JOB_ID --follow`), then ask again",
 }

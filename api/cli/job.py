@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -42,6 +43,7 @@ from secureflow.api.client import (
     API_KEY_PATTERN,
     API_URL_ENV,
     DEFAULT_API_URL,
+    AuditBundle,
     Client,
     JobOut,
     JobStatusEvent,
@@ -551,17 +553,15 @@ def bundle(
         if out.exists() and not force:
             raise OutputExistsError(f"{out} exists")
         content = client.bundles.download(job_id)
-    try:
-        body = json.loads(content)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict) or not isinstance(body.get("receipts"), list):
+    try:  # the file is written as the API sent it; read as the client's model to check and count it
+        body = AuditBundle.model_validate_json(content)
+    except ValidationError:
         raise JobCliError(
             "the API answered something that is not an audit bundle",
             hint="use a `secureflow` CLI of the same version as the API",
-        )
+        ) from None
     _write_file(out, content, force)
-    records, receipts = len(body.get("records") or []), len(body["receipts"])
+    records, receipts = len(body.records), len(body.receipts)
     console.print(f"wrote the audit bundle of job {job_id} to {out}: {records} records, {receipts} receipts")
     if receipts < records:
         console.print(
@@ -590,9 +590,10 @@ def receipt(
         if out is not None and out.exists() and not force:
             raise OutputExistsError(f"{out} exists")
         data = client.steps.receipt(job_id, seq)
+    text = data.model_dump_json(exclude_unset=True, indent=2)  # the receipt's fields as the API sent them
     if out is None:
-        _print_json(data)
+        typer.echo(text)
         return
-    _write_file(out, json.dumps(data, indent=2).encode("utf-8") + b"\n", force)
+    _write_file(out, text.encode("utf-8") + b"\n", force)
     console.print(f"wrote the receipt of job {job_id} step {seq} to {out}")
     console.print(f"verify it against any node of the chain: {_verify_hint(out)}")

@@ -14,8 +14,9 @@ attribute (``ops``, ``jobs``, ``steps``, ``bundles``, ``audit``, ``verification`
 ``members``, ``keys``, ``roles``, ``settlements``) with one typed method per route of the API
 (`ROUTES` is the table; a test holds it equal to the server's OpenAPI). Answers are the pydantic models the
 server declares its OpenAPI with (`secureflow.api.client.models`); the formats of the ledger (receipts,
-audit bundles, step records, the settlement contract's state and transactions) are JSON objects, to hand
-to ``secureflow verify`` or `Verification.verify` as they are, or to validate with the ledger's models.
+audit bundles, the settlement contract's state, history and transactions) are models generated from the
+server's OpenAPI (`secureflow.api.client.formats`): a `Receipt` goes back to `Verification.verify` as it
+came, and ``receipt.model_dump_json(exclude_unset=True)`` is the file for ``secureflow verify``.
 
 Idempotent calls are retried on 429 and 503, honouring ``Retry-After`` (`RetryPolicy`). Every error is a
 `ClientError`; an error answer is an `ApiResponseError` with the server's code, message and request id.
@@ -52,6 +53,19 @@ from secureflow.api.client.errors import (
     UnauthorizedError,
     UnavailableError,
     UnexpectedResponseError,
+)
+from secureflow.api.client.formats import (
+    AuditBundle,
+    BundleJob,
+    Format,
+    MemberBalance,
+    PreparedTransaction,
+    Receipt,
+    SettlementEvent,
+    SettlementHistory,
+    SettlementOut,
+    SubmittedTransaction,
+    UnsignedTransaction,
 )
 from secureflow.api.client.models import (
     ETH,
@@ -106,8 +120,10 @@ __all__ = [
     "ApprovalState",
     "AsyncClient",
     "AsyncJobFollow",
+    "AuditBundle",
     "AuditItem",
     "BadRequestError",
+    "BundleJob",
     "CheckOut",
     "Client",
     "ClientConfigError",
@@ -115,6 +131,7 @@ __all__ = [
     "ConflictError",
     "ErrorDetail",
     "ForbiddenError",
+    "Format",
     "Health",
     "InvalidRequestError",
     "JobFollow",
@@ -124,18 +141,21 @@ __all__ = [
     "KeyCreated",
     "KeyOut",
     "Me",
+    "MemberBalance",
     "MemberOut",
     "ModelOut",
     "NotFoundError",
     "OffsetPage",
     "Page",
     "PayloadTooLargeError",
+    "PreparedTransaction",
     "ProposalCreated",
     "ProposalOut",
     "ProposalState",
     "RateLimitedError",
     "Readiness",
     "ReadinessCheck",
+    "Receipt",
     "RecordCounts",
     "RetryEvent",
     "RetryPolicy",
@@ -145,12 +165,17 @@ __all__ = [
     "ServerError",
     "ServerSentEvent",
     "SettlementAction",
+    "SettlementEvent",
+    "SettlementHistory",
+    "SettlementOut",
     "StepDetail",
     "StepOut",
     "StreamLostError",
+    "SubmittedTransaction",
     "UnauthorizedError",
     "UnavailableError",
     "UnexpectedResponseError",
+    "UnsignedTransaction",
     "VerdictOut",
     "WeightsOut",
 ]

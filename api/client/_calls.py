@@ -18,6 +18,14 @@ from secureflow.api.client._http import (
     body_of,
     call,
 )
+from secureflow.api.client.formats import (
+    AuditBundle,
+    PreparedTransaction,
+    Receipt,
+    SettlementHistory,
+    SettlementOut,
+    SubmittedTransaction,
+)
 from secureflow.api.client.models import (
     ETH,
     AcceptedStep,
@@ -116,15 +124,15 @@ def step_get(job_id: str, seq: int) -> Call[StepDetail]:
     return call("GET", "/v1/jobs/{job_id}/steps/{seq}", as_model(StepDetail), job_id=job_id, seq=seq)
 
 
-def step_receipt(job_id: str, seq: int) -> Call[JsonObject]:
-    return call("GET", "/v1/jobs/{job_id}/steps/{seq}/receipt", as_json_object, job_id=job_id, seq=seq)
+def step_receipt(job_id: str, seq: int) -> Call[Receipt]:
+    return call("GET", "/v1/jobs/{job_id}/steps/{seq}/receipt", as_model(Receipt), job_id=job_id, seq=seq)
 
 
 # -- audit bundles ----------------------------------------------------------------------------------------
 
 
-def bundle_get(job_id: str) -> Call[JsonObject]:
-    return call("GET", "/v1/jobs/{job_id}/bundle", as_json_object, job_id=job_id)
+def bundle_get(job_id: str) -> Call[AuditBundle]:
+    return call("GET", "/v1/jobs/{job_id}/bundle", as_model(AuditBundle), job_id=job_id)
 
 
 def bundle_download(job_id: str) -> Call[bytes]:
@@ -224,13 +232,13 @@ def role_list() -> Call[Page[RoleOut]]:
 # -- settlement -------------------------------------------------------------------------------------------
 
 
-def settlement_get(job_id: str, asset: str) -> Call[JsonObject]:
+def settlement_get(job_id: str, asset: str) -> Call[SettlementOut]:
     params = {"asset": asset} if asset != ETH else None
-    return call("GET", "/v1/settlements/{job_id}", as_json_object, params=params, job_id=job_id)
+    return call("GET", "/v1/settlements/{job_id}", as_model(SettlementOut), params=params, job_id=job_id)
 
 
-def settlement_history(job_id: str) -> Call[JsonObject]:
-    return call("GET", "/v1/settlements/{job_id}/history", as_json_object, job_id=job_id)
+def settlement_history(job_id: str) -> Call[SettlementHistory]:
+    return call("GET", "/v1/settlements/{job_id}/history", as_model(SettlementHistory), job_id=job_id)
 
 
 def settlement_propose(job_id: str, inputs: Body) -> Call[ProposalCreated]:
@@ -259,21 +267,25 @@ def settlement_approve(job_id: str, approval: ApprovalIn | Mapping[str, Any]) ->
 
 def settlement_prepare(
     job_id: str, action: SettlementAction, asset: str, amount: int | None
-) -> Call[JsonObject]:
+) -> Call[PreparedTransaction]:
     body: dict[str, Any] = {"action": action, "asset": asset}
     if amount is not None:
         body["amount"] = amount
     return call(
-        "POST", "/v1/settlements/{job_id}/transactions/prepare", as_json_object, json=body, job_id=job_id
+        "POST",
+        "/v1/settlements/{job_id}/transactions/prepare",
+        as_model(PreparedTransaction),
+        json=body,
+        job_id=job_id,
     )
 
 
-def settlement_submit(job_id: str, raw_transaction: str | bytes) -> Call[JsonObject]:
+def settlement_submit(job_id: str, raw_transaction: str | bytes) -> Call[SubmittedTransaction]:
     raw = "0x" + raw_transaction.hex() if isinstance(raw_transaction, bytes) else raw_transaction
     return call(
         "POST",
         "/v1/settlements/{job_id}/transactions",
-        as_json_object,
+        as_model(SubmittedTransaction),
         json={"raw_transaction": raw},
         job_id=job_id,
     )

@@ -24,6 +24,7 @@ from secureflow.api.client.errors import (
     UnexpectedResponseError,
     error_for_status,
 )
+from secureflow.api.client.formats import Format
 from secureflow.api.client.models import JobStatusEvent
 from secureflow.api.client.routes import Route, route
 
@@ -114,7 +115,10 @@ def call(
 
 
 def body_of(value: Mapping[str, Any] | BaseModel) -> Any:
-    """A JSON body from a pydantic model (by alias, JSON mode) or a mapping."""
+    """A JSON body from a pydantic model (by alias, JSON mode) or a mapping. A format of the ledger received
+    from the API (`Format`: a receipt) goes back with exactly the fields it came with."""
+    if isinstance(value, Format):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
     return dict(value)

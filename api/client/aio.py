@@ -32,6 +32,14 @@ from secureflow.api.client._http import (
     unreachable,
 )
 from secureflow.api.client.errors import ApiResponseError, ApiUnreachableError, ServerError
+from secureflow.api.client.formats import (
+    AuditBundle,
+    PreparedTransaction,
+    Receipt,
+    SettlementHistory,
+    SettlementOut,
+    SubmittedTransaction,
+)
 from secureflow.api.client.models import (
     ETH,
     AcceptedStep,
@@ -223,17 +231,17 @@ class Steps(_Resource):
         """The step's record, its chain status and its receipt once anchored."""
         return await self._run(calls.step_get(job_id, seq))
 
-    async def receipt(self, job_id: str, seq: int) -> JsonObject:
-        """The step's receipt (record, leaf, Merkle proof, batch root, transaction, block) as the API sends
-        it, to verify anywhere (`Verification.verify`, ``secureflow verify``); `ConflictError` with code
-        ``not_anchored`` until it is anchored."""
+    async def receipt(self, job_id: str, seq: int) -> Receipt:
+        """The step's receipt (record, leaf, Merkle proof, batch root, transaction, block), to verify
+        anywhere (`Verification.verify`; ``receipt.model_dump_json(exclude_unset=True)`` is the file for
+        ``secureflow verify``); `ConflictError` with code ``not_anchored`` until it is anchored."""
         return await self._run(calls.step_receipt(job_id, seq))
 
 
 class Bundles(_Resource):
     """Audit bundles: the manifest, the job, every record and a receipt per anchored record."""
 
-    async def get(self, job_id: str) -> JsonObject:
+    async def get(self, job_id: str) -> AuditBundle:
         return await self._run(calls.bundle_get(job_id))
 
     async def download(self, job_id: str) -> bytes:
@@ -366,12 +374,12 @@ class Roles(_Resource):
 class Settlements(_Resource):
     """Settlement of a job: state and history from the contract, proposals, approvals, and the member's
     own transactions (prepared here, signed by the member, relayed). The contract's state, history and
-    transactions are the ledger's formats and come back as JSON."""
+    transactions are the ledger's formats (`secureflow.api.client.formats`, generated from the OpenAPI)."""
 
-    async def get(self, job_id: str, *, asset: str = ETH) -> JsonObject:
+    async def get(self, job_id: str, *, asset: str = ETH) -> SettlementOut:
         return await self._run(calls.settlement_get(job_id, asset))
 
-    async def history(self, job_id: str) -> JsonObject:
+    async def history(self, job_id: str) -> SettlementHistory:
         return await self._run(calls.settlement_history(job_id))
 
     async def propose(self, job_id: str, inputs: Body) -> ProposalCreated:
@@ -386,11 +394,11 @@ class Settlements(_Resource):
 
     async def prepare(
         self, job_id: str, action: SettlementAction, *, asset: str = ETH, amount: int | None = None
-    ) -> JsonObject:
+    ) -> PreparedTransaction:
         """An unsigned legacy transaction for the key's address, simulated first."""
         return await self._run(calls.settlement_prepare(job_id, action, asset, amount))
 
-    async def submit(self, job_id: str, raw_transaction: str | bytes) -> JsonObject:
+    async def submit(self, job_id: str, raw_transaction: str | bytes) -> SubmittedTransaction:
         """Relay a signed settlement transaction; the answer has its receipt's settlement events."""
         return await self._run(calls.settlement_submit(job_id, raw_transaction))
 

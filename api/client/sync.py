@@ -32,6 +32,14 @@ from secureflow.api.client._http import (
     unreachable,
 )
 from secureflow.api.client.errors import ApiResponseError, ApiUnreachableError, ServerError
+from secureflow.api.client.formats import (
+    AuditBundle,
+    PreparedTransaction,
+    Receipt,
+    SettlementHistory,
+    SettlementOut,
+    SubmittedTransaction,
+)
 from secureflow.api.client.models import (
     ETH,
     AcceptedStep,
@@ -218,17 +226,17 @@ class Steps(_Resource):
         """The step's record, its chain status and its receipt once anchored."""
         return self._run(calls.step_get(job_id, seq))
 
-    def receipt(self, job_id: str, seq: int) -> JsonObject:
-        """The step's receipt (record, leaf, Merkle proof, batch root, transaction, block) as the API sends
-        it, to verify anywhere (`Verification.verify`, ``secureflow verify``); `ConflictError` with code
-        ``not_anchored`` until it is anchored."""
+    def receipt(self, job_id: str, seq: int) -> Receipt:
+        """The step's receipt (record, leaf, Merkle proof, batch root, transaction, block), to verify
+        anywhere (`Verification.verify`; ``receipt.model_dump_json(exclude_unset=True)`` is the file for
+        ``secureflow verify``); `ConflictError` with code ``not_anchored`` until it is anchored."""
         return self._run(calls.step_receipt(job_id, seq))
 
 
 class Bundles(_Resource):
     """Audit bundles: the manifest, the job, every record and a receipt per anchored record."""
 
-    def get(self, job_id: str) -> JsonObject:
+    def get(self, job_id: str) -> AuditBundle:
         return self._run(calls.bundle_get(job_id))
 
     def download(self, job_id: str) -> bytes:
@@ -361,12 +369,12 @@ class Roles(_Resource):
 class Settlements(_Resource):
     """Settlement of a job: state and history from the contract, proposals, approvals, and the member's
     own transactions (prepared here, signed by the member, relayed). The contract's state, history and
-    transactions are the ledger's formats and come back as JSON."""
+    transactions are the ledger's formats (`secureflow.api.client.formats`, generated from the OpenAPI)."""
 
-    def get(self, job_id: str, *, asset: str = ETH) -> JsonObject:
+    def get(self, job_id: str, *, asset: str = ETH) -> SettlementOut:
         return self._run(calls.settlement_get(job_id, asset))
 
-    def history(self, job_id: str) -> JsonObject:
+    def history(self, job_id: str) -> SettlementHistory:
         return self._run(calls.settlement_history(job_id))
 
     def propose(self, job_id: str, inputs: Body) -> ProposalCreated:
@@ -381,11 +389,11 @@ class Settlements(_Resource):
 
     def prepare(
         self, job_id: str, action: SettlementAction, *, asset: str = ETH, amount: int | None = None
-    ) -> JsonObject:
+    ) -> PreparedTransaction:
         """An unsigned legacy transaction for the key's address, simulated first."""
         return self._run(calls.settlement_prepare(job_id, action, asset, amount))
 
-    def submit(self, job_id: str, raw_transaction: str | bytes) -> JsonObject:
+    def submit(self, job_id: str, raw_transaction: str | bytes) -> SubmittedTransaction:
         """Relay a signed settlement transaction; the answer has its receipt's settlement events."""
         return self._run(calls.settlement_submit(job_id, raw_transaction))
 

@@ -235,6 +235,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
+ROUTE_MODULES = (ops, jobs, audit, admin, settlements, ui, docs)
+"""Every module of routes the app serves (each has a ``router``), in the order they are matched."""
+
+
 def create_app(
     settings: ApiSettings,
     *,
@@ -295,7 +299,7 @@ def create_app(
     app.state.streams = StreamSlots(settings.sse_max_streams_per_key, settings.sse_max_streams)
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (ops, jobs, audit, admin, settlements, ui, docs):
+    for module in ROUTE_MODULES:
         # The routes themselves (not an included router), so that app.routes lists every APIRoute
         # for the deny-by-default check and the role x route test matrix.
         app.router.routes.extend(module.router.routes)

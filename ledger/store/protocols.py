@@ -2,8 +2,9 @@
 
 :class:`secureflow.ledger.store.base.LedgerStore` (and so ``SqlLedgerStore``) satisfies each of them
 structurally. A consumer typed with its view shows what it depends on, and a test double for it needs
-only these methods. (The compute side's view is `secureflow.ledger.recorder.LedgerRecorder`; the
-transaction sender's is `secureflow.ledger.nonces.NonceSource`.)
+only these methods. (The compute side's view of the recorder is `secureflow.ledger.recorder.LedgerRecorder`,
+the recorder's of the store `RecorderStore`; the transaction sender's is
+`secureflow.ledger.nonces.NonceSource`.)
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from typing import TYPE_CHECKING, Protocol
 from secureflow.ledger.store.base import LedgerStore, PendingLeaf
 from secureflow.ledger.store.schemas import (
     Batch,
+    ChainStatus,
     Checkpoint,
     CloseStatus,
     IndexedBlock,
     Job,
+    JobStatus,
     ModelRow,
     ModelStatus,
     NewChainEvent,
+    NewJob,
+    NewModel,
+    NewStepRecord,
     StepRecordRow,
 )
 
@@ -114,7 +120,55 @@ class IndexerStore(ModelAndCloseStore, Protocol):
     def jobs_closed_after(self, block_number: int) -> list[Job]: ...
 
 
+class ReceiptStore(Protocol):
+    """What receipts and audit bundles (`secureflow.ledger.receipts`) read of the store."""
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def get_record(self, job_id: str, seq: int) -> StepRecordRow | None: ...
+
+    def records_for_job(self, job_id: str) -> list[StepRecordRow]: ...
+
+    def get_batch(self, batch_id: str) -> Batch | None: ...
+
+    def batch_leaves(self, batch_id: str) -> list[str]: ...
+
+
+class ReconcileStore(ReceiptStore, Protocol):
+    """What `secureflow.ledger.reconcile` (``secureflow audit reconcile``) reads: receipts' reads, every job
+    and the confirmed batches."""
+
+    def confirmed_batch_ids(self) -> list[str]: ...
+
+    def list_jobs(self, limit: int = 100, offset: int = 0) -> list[Job]: ...
+
+
+class RecorderStore(Protocol):
+    """What `secureflow.ledger.recorder.OutboxRecorder` (the compute side's recorder) writes and reads."""
+
+    def create_job(self, job: NewJob) -> Job: ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        status: JobStatus | None = None,
+        chain_status: ChainStatus | None = None,
+        created_tx_hash: str | None = None,
+        reason: str | None = None,
+        hold_close: bool = False,
+    ) -> Job: ...
+
+    def accept_record(self, rec: NewStepRecord, *, after_close: bool = False) -> StepRecordRow: ...
+
+    def accept_model(self, model: NewModel) -> ModelRow: ...
+
+
 if TYPE_CHECKING:  # mypy checks here that the one store interface satisfies every view
 
-    def _views_of(store: LedgerStore) -> tuple[AnchoringStore, IndexerStore]:
-        return store, store
+    def _views_of(
+        store: LedgerStore,
+    ) -> tuple[AnchoringStore, IndexerStore, ReceiptStore, ReconcileStore, RecorderStore]:
+        return store, store, store, store, store

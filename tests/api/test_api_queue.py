@@ -22,7 +22,6 @@ from scrape import wait_for
 from stack import ALICE, BOB, LedgerStack
 from tcp_proxy import TcpProxy
 
-from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.serve import add_member_key, build_api
 from secureflow.api.server.settings import ApiSettings
@@ -30,6 +29,7 @@ from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID
 from secureflow.ledger.store.base import LedgerStore
 from secureflow.ledger.store.schemas import NewJob
+from tools.live_server import LiveServer
 
 REDIS_DB = 3  # the broker tests' database (the nodes use 0)
 

@@ -38,20 +38,19 @@ from stack import (
 from tcp_proxy import TcpProxy
 
 from secureflow.api.dev.compute_executor import LocalComputeExecutor
-from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
 from secureflow.api.server.auth import allow, assert_every_route_guarded, route_access
-from secureflow.api.server.db import (
-    ROLES,
+from secureflow.api.server.db import ROLES
+from secureflow.api.server.manifests import validate_manifest
+from secureflow.api.server.serve import add_member_key, ensure_admin_key
+from secureflow.api.server.settings import ApiSettings
+from secureflow.api.server.tables import (
     ApiKeyOrm,
     ManifestOrm,
     MemberOrm,
     SettlementApprovalOrm,
     SettlementProposalOrm,
 )
-from secureflow.api.server.manifests import validate_manifest
-from secureflow.api.server.serve import add_member_key, ensure_admin_key
-from secureflow.api.server.settings import ApiSettings
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.deploy import connect
@@ -63,6 +62,7 @@ from secureflow.ledger.signing import sign_party
 from secureflow.ledger.store import SqlLedgerStore, open_store
 from secureflow.ledger.store.models import StepRecordOrm
 from secureflow.ledger.verify import PinnedDeployment, verify_receipt
+from tools.live_server import LiveServer
 
 ADMIN = Account.from_key(DEV_PRIVATE_KEYS[0]).address
 SERVICE = Account.from_key(DEV_PRIVATE_KEYS[3]).address
@@ -394,11 +394,15 @@ def test_contract_rules_refused_first(env: Env) -> None:
     before = snapshot(env)
     outsider = manifest()
     outsider["parties"][1]["address"] = AUDITOR  # not a registered member
-    error = assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": outsider}), 422)
+    error = assert_error(  # refused by the registry's state, as the members routes refuse: a conflict
+        env.call("POST", "/v1/jobs", "member", json={"manifest": outsider}), 409, "refused_by_contract_rules"
+    )
     assert f"NotActiveMember({AUDITOR})" in error["message"]
     not_party = manifest()
     not_party["parties"][0]["address"] = SERVICE
-    error = assert_error(env.call("POST", "/v1/jobs", "member", json={"manifest": not_party}), 422)
+    error = assert_error(  # refused whatever the registry holds: the manifest itself is unacceptable
+        env.call("POST", "/v1/jobs", "member", json={"manifest": not_party}), 422, "refused_by_contract_rules"
+    )
     assert "CallerNotParty" in error["message"]
     error = assert_error(  # well-formed, refused by the registry's state: a conflict, not invalid input
         env.call("POST", "/v1/members", "admin", json={"name": "x", "address": AUDITOR, "role": "member"}),
@@ -407,6 +411,10 @@ def test_contract_rules_refused_first(env: Env) -> None:
     )
     assert "NotActiveMember" in error["message"]
     assert snapshot(env) == before
+    documented = env.call("GET", "/openapi.json").json()["paths"]["/v1/jobs"]["post"]["responses"]
+    for status in ("409", "422"):  # both refusals are in the contract clients build on, in the error shape
+        assert documented[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+        assert "refused_by_contract_rules" in documented[status]["description"]
 
 
 def test_service_posts_only_attributable_records_of_its_own_jobs_in_seq_order(env: Env) -> None:
@@ -452,7 +460,8 @@ def test_service_posts_only_attributable_records_of_its_own_jobs_in_seq_order(en
     not_a_service = env.call(
         "POST", "/v1/jobs", "member", json={"manifest": manifest("x"), "service": AUDITOR}
     )
-    assert f"NotAnchorService({AUDITOR})" in assert_error(not_a_service, 422)["message"]
+    refusal = assert_error(not_a_service, 409, "refused_by_contract_rules")
+    assert f"NotAnchorService({AUDITOR})" in refusal["message"]
     assert snapshot(env) == before
     # the job's own records, signed by both parties, in order
     for seq in range(3):

@@ -19,9 +19,9 @@ from rpc_proxy import RpcProxy
 from stack import ALICE, LedgerStack, accept, anchor_and_index, new_job, open_job_on_chain
 from test_api_service import Env, assert_error, live_app, submit
 
-from secureflow.api.dev.testing import LiveServer
 from secureflow.ledger.chain import ChainClient, ChainConfig
 from secureflow.ledger.devchain import DEV_CHAIN_ID
+from tools.live_server import LiveServer
 
 if TYPE_CHECKING:
     from secureflow.api.server.streams import StreamSlots

@@ -66,3 +66,26 @@ def test_node_command_reports_a_compute_error_with_its_hint(tmp_path: Path) -> N
     assert result.output.startswith("error: ")
     assert "\n  hint: " in result.output
     assert "Traceback" not in result.output
+
+
+def test_every_command_of_every_group_goes_through_the_one_error_handler() -> None:
+    """Each command registered on the root app and on every group under it is wrapped by `friendly_errors`,
+    so no command group prints errors its own way (or a traceback for an expected failure)."""
+    handler = friendly_errors(lambda: None).__code__
+
+    def commands(group: typer.Typer, prefix: str) -> list[tuple[str, object]]:
+        found = [
+            (f"{prefix}{info.name or info.callback.__name__}", info.callback)
+            for info in group.registered_commands
+        ]
+        for sub in group.registered_groups:
+            assert sub.typer_instance is not None
+            found += commands(sub.typer_instance, f"{prefix}{sub.name} ")
+        return found
+
+    found = commands(app, "")
+    assert len(found) > 30 and {"job submit", "settle propose", "members add", "verify"} <= {
+        n for n, _ in found
+    }
+    unwrapped = [name for name, callback in found if getattr(callback, "__code__", None) is not handler]
+    assert unwrapped == []

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from stack import ALICE, BOB, SERVICE, LedgerStack, anchor_and_index, create_job_on_chain, make_anchorer, step
 from test_api_service import live_app, manifest
 
+import secureflow.api.client.aio as client_aio
 import secureflow.api.client.sync as client_sync
 from secureflow.api.client import (
     NO_RETRY,
@@ -35,6 +36,7 @@ from secureflow.api.client import (
     ApiResponseError,
     ApiUnreachableError,
     AsyncClient,
+    AuditBundle,
     Client,
     ClientConfigError,
     ClientError,
@@ -45,18 +47,21 @@ from secureflow.api.client import (
     JobStatusEvent,
     NotFoundError,
     RateLimitedError,
+    Receipt,
     RetryEvent,
     RetryPolicy,
+    SettlementHistory,
+    SettlementOut,
     UnauthorizedError,
     UnavailableError,
 )
 from secureflow.api.client._http import parse_retry_after
-from secureflow.api.dev.testing import LiveServer
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.deploy import connect
 from secureflow.ledger.devchain import free_port
 from secureflow.ledger.indexer import EventIndexer
 from secureflow.ledger.store import SqlLedgerStore
+from tools.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SSE_MAX_SECONDS = 1.0  # live-status streams end after a second: following longer must reconnect
@@ -156,6 +161,34 @@ def test_the_server_declares_its_openapi_with_the_clients_models() -> None:
     assert models.ETH == ETH and set(TERMINAL_JOB_STATUSES) == models.TERMINAL_JOB_STATUSES
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_json_answer_of_the_live_openapi_is_a_typed_model_of_the_client(env: Env) -> None:
+    """Each route answering a schema of the OpenAPI's components has a client method returning the class of
+    that name; the classes of the ledger's formats (receipt, bundle, settlement) are generated from those
+    schemas (`tools.client_formats`), so the file must be what the live OpenAPI gives: a change to the
+    ledger's models fails here until ``.venv/bin/python -m tools.client_formats`` is run again."""
+    from tools.client_formats import TARGET, render
+
+    spec = env.app.openapi()
+    assert render(spec) == TARGET.read_text(), "api/client/formats.py is stale: run tools.client_formats"
+    typed = {}
+    for r in ROUTES:
+        answers = spec["paths"][r.path][r.method.lower()]["responses"]
+        ok = next(body for status, body in answers.items() if status.startswith("2"))
+        schema = ok.get("content", {}).get("application/json", {}).get("schema", {})
+        if "$ref" in schema:
+            resource, name = r.operation.split(".")
+            for module in (client_sync, client_aio):  # the annotation, as written: "Page[StepOut]"
+                returned = inspect.signature(
+                    getattr(getattr(module, resource.title()), name)
+                ).return_annotation
+                typed[r.operation] = re.sub(r"[\[\], ]+", "_", str(returned))
+                assert typed[r.operation] == schema["$ref"].rsplit("/", 1)[-1], (module.__name__, r)
+    untyped = {r.operation for r in ROUTES} - set(typed)  # a JSON object, server-sent events, text
+    assert untyped == {"jobs.manifest", "jobs.events", "ops.metrics"}
+    assert {"steps.receipt", "bundles.get", "settlements.get", "settlements.submit"} <= set(typed)
+
+
 def test_importing_the_client_loads_no_chain_db_or_secretflow_code() -> None:
     code = "import sys, secureflow.client; print('\\n'.join(sorted(sys.modules)))"
     loaded = subprocess.run(
@@ -194,15 +227,20 @@ def test_typed_reads_and_writes(env: Env) -> None:
         assert detail.step.chain_status == "confirmed" and detail.step.confirmed_at is not None
         assert detail.receipt is not None and detail.record["seq"] == 0
         receipt = auditor.steps.receipt(job.job_id, 0)
-        assert receipt["leaf"] == accepted.leaf
-        verdict = auditor.verification.verify(receipt)
+        assert isinstance(receipt, Receipt) and receipt.leaf == accepted.leaf and receipt.version == 2
+        assert receipt.status == "confirmed" and receipt.record["seq"] == 0 and receipt.anchorer is not None
+        verdict = auditor.verification.verify(receipt)  # the model goes back exactly as it came
         assert verdict.ok and {c.status for c in verdict.checks} == {"passed"}
-        forged = dict(receipt, record=dict(receipt["record"], seq=1))
+        assert detail.receipt == receipt.model_dump(mode="json", exclude_unset=True)
+        forged = receipt.model_copy(update={"record": dict(receipt.record, seq=1)})
         assert not auditor.verification.verify(forged).ok
 
         bundle = auditor.bundles.get(job.job_id)
-        assert len(bundle["receipts"]) == 1 and bundle["manifest"]["name"] == "typed"
-        assert json.loads(auditor.bundles.download(job.job_id)) == bundle
+        assert isinstance(bundle, AuditBundle) and bundle.receipts == [receipt]
+        assert bundle.manifest is not None and bundle.manifest["name"] == "typed"
+        assert bundle.job.job_id == job.job_id and bundle.job.parties == [ALICE, BOB]
+        downloaded = json.loads(auditor.bundles.download(job.job_id))
+        assert downloaded == bundle.model_dump(mode="json", exclude_unset=True)
         audit = auditor.audit.records(job_id=job.job_id, member=BOB, verify=True)
         assert [i.seq for i in audit.items] == [0] and audit.items[0].verification is not None
         assert audit.items[0].verification.ok
@@ -246,8 +284,12 @@ def test_typed_reads_and_writes(env: Env) -> None:
         assert "secureflow_api_request_seconds" in admin.ops.metrics()
 
         settlement = admin.settlements.get(job.job_id)
-        assert settlement["weights_set"] is False and settlement["total_deposited"] == 0
-        assert admin.settlements.history(job.job_id)["events"] == []
+        assert isinstance(settlement, SettlementOut) and settlement.job_id == job.job_id
+        assert (
+            settlement.weights_set is False and settlement.total_deposited == 0 and settlement.balances == []
+        )
+        history = admin.settlements.history(job.job_id)
+        assert isinstance(history, SettlementHistory) and history.events == []
         with pytest.raises(NotFoundError) as no_proposal:
             admin.settlements.proposal(job.job_id)
         assert "no contribution proposal" in no_proposal.value.message
@@ -544,6 +586,12 @@ def test_async_client(env: Env) -> None:
                 auditor.jobs.get(job_id),
                 _collect(auditor.steps.iterate(job_id, page_size=1)),
             )
+            receipt, bundle = await asyncio.gather(
+                auditor.steps.receipt(job_id, 1), auditor.bundles.get(job_id)
+            )
+            assert isinstance(receipt, Receipt) and bundle.receipts[1] == receipt
+            verdict = await auditor.verification.verify(receipt)  # (the job is not on chain: not ok)
+            assert (verdict.job_id, verdict.seq) == (job_id, 1)
             events = [event async for event in auditor.jobs.follow(job_id, once=True)]
             try:
                 await auditor.jobs.get("0x" + "00" * 32)
@@ -601,4 +649,4 @@ def test_the_readme_example_runs(env: Env, capsys: pytest.CaptureFixture[str]) -
         worker.stop()
     shown = capsys.readouterr().out
     assert "pending" in shown and "True" in shown, shown
-    assert names["verdict"].ok and names["receipt"]["record"] == names["record"]
+    assert names["verdict"].ok and names["receipt"].record == names["record"]

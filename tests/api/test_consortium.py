@@ -40,7 +40,6 @@ from sinks import LogCapture, RedisMonitor, folder_files, postgres_rows
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.consortium import consortium_data
-from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.jobqueue import CeleryJobExecutor, celery_app
 from secureflow.api.server.serve import ApiProcess, add_member_key, build_api
@@ -54,6 +53,7 @@ from secureflow.ledger.records import StepRecord
 from secureflow.ledger.signing import signature_problems
 from secureflow.ledger.store import open_store
 from secureflow.ledger.verify import AuditBundle, pin_from_options, verify_bundle
+from tools.live_server import LiveServer
 
 REDIS = "redis://127.0.0.1:6379"
 PARTIES = ("alice", "bob", "carol")

@@ -19,7 +19,6 @@ from sinks import LogCapture, capture_chain, chain_sinks, planted_chain_captures
 from typer.testing import CliRunner
 
 from secureflow.api.cli.main import app as cli_app
-from secureflow.api.dev.testing import LiveServer
 from secureflow.api.dev.up import EmbeddedStack, build_embedded, write_env, write_example
 from secureflow.compute.consents import request_consents
 from secureflow.compute.errors import ConsentRefusedError
@@ -28,6 +27,7 @@ from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
 from secureflow.ledger.receipts import AuditBundle
 from secureflow.ledger.records import job_id_for
 from secureflow.ledger.verify import pin_from_options, verify_bundle, verify_receipt
+from tools.live_server import LiveServer
 
 
 def test_job_submitted_through_the_api_runs_and_is_anchored(tmp_path: Path) -> None:

@@ -30,13 +30,13 @@ import secureflow.api.cli.job as job_cli
 import secureflow.api.client as api_client
 import secureflow.api.client.sync as client_sync
 from secureflow.api.cli.main import app as cli_app
-from secureflow.api.dev.testing import LiveServer
 from secureflow.compute.runner import failed_step_reason
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS, free_port
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import job_id_for
 from secureflow.ledger.store import SqlLedgerStore
 from secureflow.ledger.verify import PinnedDeployment, verify_file, verify_receipt
+from tools.live_server import LiveServer
 
 AUDITOR = Account.from_key(DEV_PRIVATE_KEYS[4]).address
 JOB_ID = re.compile(r"0x[0-9a-f]{64}")
@@ -423,7 +423,7 @@ def test_errors_are_one_line_with_a_hint_and_never_show_the_key(env: Env, tmp_pa
     (tmp_path / "outsider.json").write_text(json.dumps(outsider))
     refused = env.job(["submit", str(tmp_path / "outsider.json")], ok=False)
     assert (
-        "HTTP 422 refused_by_contract_rules" in refused.stderr
+        "HTTP 409 refused_by_contract_rules" in refused.stderr
         and f"NotActiveMember({AUDITOR})" in refused.stderr
     )
     assert "active members on chain" in refused.stderr

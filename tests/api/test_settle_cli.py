@@ -30,7 +30,6 @@ from typer.testing import CliRunner, Result
 from web3 import Web3
 
 from secureflow.api.cli.settle import parse_amount, settle_app
-from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.app import create_app
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.serve import add_member_key
@@ -44,6 +43,7 @@ from secureflow.ledger.nonces import ChainNonceSource
 from secureflow.ledger.settlement.contribution import ContributionProposal, load_inputs, prepare_contribution
 from secureflow.ledger.settlement.weights import allocate
 from secureflow.ledger.store.sql import SqlLedgerStore
+from tools.live_server import LiveServer
 
 ADMIN_KEY, ALICE_KEY, BOB_KEY = DEV_PRIVATE_KEYS[0], DEV_PRIVATE_KEYS[1], DEV_PRIVATE_KEYS[2]
 OUTSIDER_KEY = DEV_PRIVATE_KEYS[4]

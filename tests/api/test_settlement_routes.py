@@ -27,6 +27,7 @@ from stack import (
 from test_api_service import ADMIN, Env, assert_error, env, snapshot  # noqa: F401  (the live app fixture)
 from web3 import Web3
 
+from secureflow.api.client import Client, PreparedTransaction, SubmittedTransaction
 from secureflow.api.server.serve import add_member_key
 from secureflow.ledger.artifacts import load_artifact
 from secureflow.ledger.chain import TransactionSender
@@ -115,16 +116,20 @@ def submit(live: Env, job_id: str, who: str, raw_tx: str) -> requests.Response:
 
 
 def transact(live: Env, job_id: str, who: str, key: str, action: str, **body: Any) -> dict[str, Any]:
-    """Prepare for ``who``, sign locally with ``key``, submit: the mined result."""
-    prepared = prepare(live, job_id, who, action, **body)
-    assert prepared.status_code == 200, prepared.text
-    tx = prepared.json()["transaction"]
-    assert tx["to"] == settlement_address(live) and tx["chainId"] == DEV_CHAIN_ID and tx["gasPrice"] == 0
-    done = submit(live, job_id, who, raw(tx, key))
-    assert done.status_code == 201, done.text
-    result = dict(done.json())
-    assert result["status"] == "succeeded" and result["replayed"] is False
-    return result
+    """Prepare for ``who``, sign locally with ``key``, submit, through the typed client (its
+    `PreparedTransaction` and `SubmittedTransaction`): the mined result, as JSON."""
+    with Client(live.url, api_key=live.keys[who]) as api:
+        prepared = api.settlements.prepare(job_id, action, **body)
+        tx = prepared.transaction
+        assert tx.to == settlement_address(live) and tx.chainId == DEV_CHAIN_ID and tx.gasPrice == 0
+        assert (
+            isinstance(prepared, PreparedTransaction)
+            and prepared.sender.lower() == Account.from_key(key).address.lower()
+        )
+        done = api.settlements.submit(job_id, raw(tx.model_dump(), key))
+    assert isinstance(done, SubmittedTransaction) and done.tx_hash.startswith("0x")
+    assert done.status == "succeeded" and done.replayed is False
+    return done.model_dump(mode="json")
 
 
 def proposal_state(live: Env, job_id: str, who: str = "alice") -> dict[str, Any]:
@@ -502,7 +507,7 @@ def test_api_tables_match_the_migrations(env: Env) -> None:  # noqa: F811
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from secureflow.api.server.db import Base
+    from secureflow.api.server.tables import Base
 
     mine = set(Base.metadata.tables)
 

@@ -12,7 +12,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from secureflow.api.server.db import VERSION_TABLE, Base
+from secureflow.api.server.db import VERSION_TABLE
+from secureflow.api.server.tables import Base
 
 config = context.config
 

@@ -32,12 +32,14 @@ from secureflow.api.server.errors import (
     InvalidRequestError,
     QueueUnavailableError,
     RefusedError,
+    RegistryConflictError,
 )
 from secureflow.api.server.manifests import new_job_id, validate_manifest
 from secureflow.api.server.reads import JsonBytes, hot_reads
 from secureflow.api.server.schemas import (
     ERROR_RESPONSES,
     AcceptedStep,
+    ErrorResponse,
     JobOut,
     JobStatusEvent,
     JobSubmission,
@@ -52,7 +54,7 @@ from secureflow.api.server.schemas import (
 )
 from secureflow.api.server.streams import SlotStreamingResponse, stream_slots
 from secureflow.ledger.errors import LedgerError, StoreConflictError
-from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError, build_bundle
+from secureflow.ledger.receipts import AuditBundle, Receipt, RecordNotAnchoredError, build_bundle
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import StepRecord
 from secureflow.ledger.signing import signature_problems
@@ -89,18 +91,36 @@ def _bound_service(svc: Services, service: str | None) -> str | None:
         return None
     address = str(to_checksum_address(service))
     if not svc.is_anchor_service(address):
-        raise RefusedError(
+        raise RegistryConflictError(
             f"NotAnchorService({address}): the service named to post this job's steps has no ANCHOR role",
             hint="name an anchoring service an admin granted the ANCHOR role, or leave `service` out",
         )
     return address
 
 
-def _refuse(reason: str, detail: str) -> RefusedError:
-    return RefusedError(
+def _refuse(reason: str, detail: str, *, by_registry: bool = False) -> RefusedError:
+    """The AuditLedger's refusal of the job, answered first: 409 when the registry's current state refuses it
+    (as the members routes do), 422 when no registry state would accept the manifest."""
+    error = RegistryConflictError if by_registry else RefusedError
+    return error(
         f"{reason}: {detail}; the AuditLedger contract would refuse this job",
         hint="register the account as an active member in the ConsortiumRegistry, or fix the parties",
     )
+
+
+_SUBMIT_REFUSALS: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorResponse,
+        "description": "the registry on chain refuses the job as it stands (a party or the submitter is not "
+        "an active member, the named service has no ANCHOR role: code refused_by_contract_rules; it passes "
+        "once the registry changes), or the compute executor refused it (code conflict)",
+    },
+    422: {
+        "model": ErrorResponse,
+        "description": "an invalid manifest (code invalid_request), or one the contract refuses whatever the "
+        "registry holds (a duplicate party, a submitter that is not a party: code refused_by_contract_rules)",
+    },
+}
 
 
 @router.post(
@@ -108,7 +128,7 @@ def _refuse(reason: str, detail: str) -> RefusedError:
     dependencies=[Depends(allow("member"))],
     status_code=201,
     response_model=JobSubmitted,
-    responses={409: {"description": "a job with this id exists"}},
+    responses=_SUBMIT_REFUSALS,
 )
 def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
     """Submit a job manifest: the job is stored (``created``) and handed to the compute executor, if any."""
@@ -124,7 +144,9 @@ def submit_job(request: Request, body: JobSubmission) -> JobSubmitted:
         )
     for account in [principal.address, *parties]:
         if not svc.is_active_member(account):
-            raise _refuse(f"NotActiveMember({account})", "not an active member in the registry")
+            raise _refuse(
+                f"NotActiveMember({account})", "not an active member in the registry", by_registry=True
+            )
     service = _bound_service(svc, body.service)
     job_id, salt = new_job_id(principal.address, valid.manifest_hash)
     job = svc.store.create_job(
@@ -382,7 +404,12 @@ async def get_receipt(request: Request, job_id: JobId, seq: Seq) -> Response:
     return JsonBytes(await hot_reads(request).receipt_json(principal_of(request), job_id.lower(), seq))
 
 
-@router.get("/jobs/{job_id}/bundle", dependencies=[Depends(READ)], response_class=Response)
+@router.get(
+    "/jobs/{job_id}/bundle",
+    dependencies=[Depends(READ)],
+    response_class=Response,
+    responses={200: {"model": AuditBundle, "description": "the audit bundle, as a JSON file (attachment)"}},
+)
 def get_bundle(request: Request, job_id: JobId) -> Response:
     """The job's audit bundle (manifest, job, all records, a receipt per anchored record) as a JSON file."""
     svc, job = services(request), _job(request, job_id)
