@@ -1,0 +1,150 @@
+"""The documentation stays true: docs/formats.md's worked example is recomputed with the product's own
+functions from the JSON it shows.
+
+The worked example is written by ``scripts/docs_example.py --write``; each value sits in a fenced block
+preceded by ``<!-- example: NAME -->``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from secureflow.ledger.anchoring import batch_id_for
+from secureflow.ledger.merkle import MerkleTree, keccak256, process_proof
+from secureflow.ledger.receipts import Receipt
+from secureflow.ledger.records import StepRecord, job_id_for, params_hash
+from secureflow.ledger.signing import job_salt, salted_digest, signature_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+FORMATS = DOCS / "formats.md"
+
+BLOCK = re.compile(r"<!-- example: ([a-z0-9-]+) -->\n```[a-z]*\n(.*?)\n```", re.DOTALL)
+
+
+def _blocks() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, body in BLOCK.findall(FORMATS.read_text(encoding="utf-8")):
+        assert name not in found, f"example block {name!r} appears twice in {FORMATS.name}"
+        found[name] = body
+    return found
+
+
+def _values(text: str) -> dict[str, str]:
+    """``name = value`` lines of a text block."""
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(" = ")
+        assert sep, f"not a 'name = value' line: {line!r}"
+        values[name.strip()] = value.strip()
+    return values
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+@pytest.fixture(scope="module")
+def blocks() -> dict[str, str]:
+    return _blocks()
+
+
+def test_the_worked_example_has_every_block(blocks: dict[str, str]) -> None:
+    assert set(blocks) == {
+        "job-id",
+        "params",
+        "params-hash",
+        "content",
+        "salted-digest",
+        "record-0",
+        "canonical-0",
+        "hashes-0",
+        "canonical-1",
+        "hashes-1",
+        "tree",
+        "receipt-0",
+    }
+
+
+def test_job_id_params_hash_and_salted_digest(blocks: dict[str, str]) -> None:
+    job = _values(blocks["job-id"])
+    assert job_id_for(job["creator"], job["manifest_hash"], job["salt"]) == job["job_id"]
+
+    commitment = _values(blocks["params-hash"])
+    params = json.loads(blocks["params"])
+    assert params_hash(params, commitment["job_secret"]) == commitment["params_hash"]
+
+    salted = _values(blocks["salted-digest"])
+    content = (blocks["content"] + "\n").encode()
+    assert _hex(keccak256(content)) == salted["content_digest"]
+    salt = job_salt(bytes.fromhex(salted["party_secret"][2:]), job["job_id"])
+    assert _hex(salt) == salted["job_salt"]
+    assert salted_digest(salt, keccak256(content)) == salted["salted_digest"]
+
+    record = json.loads(blocks["record-0"])
+    assert record["job_id"] == job["job_id"]
+    assert record["params_hash"] == commitment["params_hash"]
+    assert record["parties"][0]["inputs"]["customers"] == salted["salted_digest"]
+
+
+def _record_checks(record_json: Any, canonical: str, hashes: dict[str, str]) -> bytes:
+    record = StepRecord.model_validate(record_json)
+    assert record.canonical_json() == canonical.encode(), "the canonical bytes shown are not the record's"
+    assert _hex(keccak256(canonical.encode())) == hashes["record_hash"]
+    _, record_hash, leaf = record.hashes()
+    assert _hex(record_hash) == hashes["record_hash"]
+    assert _hex(leaf) == hashes["leaf"]
+    parties = [p.party for p in record.parties]
+    assert signature_problems(record, parties) == [], "a party's signature in the example does not verify"
+    return leaf
+
+
+def test_records_canonical_bytes_hashes_and_leaves(blocks: dict[str, str]) -> None:
+    record0 = json.loads(blocks["record-0"])
+    assert json.loads(blocks["canonical-0"]) == record0
+    _record_checks(record0, blocks["canonical-0"], _values(blocks["hashes-0"]))
+    _record_checks(json.loads(blocks["canonical-1"]), blocks["canonical-1"], _values(blocks["hashes-1"]))
+
+
+def test_two_leaf_tree_proofs_and_batch_id(blocks: dict[str, str]) -> None:
+    leaf0 = bytes.fromhex(_values(blocks["hashes-0"])["leaf"][2:])
+    leaf1 = bytes.fromhex(_values(blocks["hashes-1"])["leaf"][2:])
+    tree_values = _values(blocks["tree"])
+    tree = MerkleTree([leaf0, leaf1])
+    assert _hex(tree.root) == tree_values["root"]
+    assert _hex(keccak256(min(leaf0, leaf1) + max(leaf0, leaf1))) == tree_values["root"]
+    for leaf, name in ((leaf0, "proof_0"), (leaf1, "proof_1")):
+        shown = json.loads(tree_values[name])
+        assert [_hex(p) for p in tree.proof(leaf)] == shown
+        assert _hex(process_proof(leaf, [bytes.fromhex(p[2:]) for p in shown])) == tree_values["root"]
+    assert _hex(batch_id_for(tree.root)) == tree_values["batch_id"]
+
+
+def test_the_receipt(blocks: dict[str, str]) -> None:
+    receipt = Receipt.model_validate(json.loads(blocks["receipt-0"]))
+    hashes, tree_values = _values(blocks["hashes-0"]), _values(blocks["tree"])
+    assert receipt.version == 2
+    assert receipt.record == json.loads(blocks["record-0"])
+    assert (receipt.job_id, receipt.seq) == (receipt.record["job_id"], receipt.record["seq"])
+    assert receipt.record_hash == hashes["record_hash"]
+    assert receipt.leaf == hashes["leaf"]
+    assert receipt.proof == json.loads(tree_values["proof_0"])
+    assert receipt.batch_root == tree_values["root"]
+    assert receipt.batch_id == tree_values["batch_id"]
+    assert receipt.to_json(indent=2) == blocks["receipt-0"], "the receipt is not shown as the code writes it"
+
+
+def test_the_example_is_what_the_script_writes() -> None:
+    """The example in the document is the generator's output (so regenerating it changes nothing)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_example", ROOT / "scripts" / "docs_example.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.example() in FORMATS.read_text(encoding="utf-8")
