@@ -1,5 +1,6 @@
 """The documentation stays true: docs/formats.md's worked example is recomputed with the product's own
-functions from the JSON it shows.
+functions from the JSON it shows, every relative link of README.md and docs/*.md resolves inside the
+repository (file and anchor), and every `secureflow …` command the docs name exists with its options.
 
 The worked example is written by ``scripts/docs_example.py --write``; each value sits in a fenced block
 preceded by ``<!-- example: NAME -->``.
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_readme_commands import CHAIN, _problem
 
 from secureflow.ledger.anchoring import batch_id_for
 from secureflow.ledger.merkle import MerkleTree, keccak256, process_proof
@@ -23,6 +25,8 @@ from secureflow.ledger.signing import job_salt, salted_digest, signature_problem
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FORMATS = DOCS / "formats.md"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+EXPECTED_PAGES = {"architecture.md", "trust-model.md", "formats.md", "contracts.md", "operations.md"}
 
 BLOCK = re.compile(r"<!-- example: ([a-z0-9-]+) -->\n```[a-z]*\n(.*?)\n```", re.DOTALL)
 
@@ -52,6 +56,10 @@ def _hex(value: bytes) -> str:
 @pytest.fixture(scope="module")
 def blocks() -> dict[str, str]:
     return _blocks()
+
+
+def test_the_docs_pages_exist() -> None:
+    assert {p.name for p in DOCS.glob("*.md")} >= EXPECTED_PAGES
 
 
 def test_the_worked_example_has_every_block(blocks: dict[str, str]) -> None:
@@ -148,3 +156,135 @@ def test_the_example_is_what_the_script_writes() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.example() in FORMATS.read_text(encoding="utf-8")
+
+
+# -- links ----------------------------------------------------------------------------------------------
+
+LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def _prose_lines(path: Path) -> list[str]:
+    """The lines of a Markdown file outside fenced code blocks."""
+    lines, fenced = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        if not fenced:
+            lines.append(line)
+    return lines
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation but '-' and '_' dropped, spaces to '-'."""
+    text = re.sub(r"`|\*\*|__", "", heading.strip()).lower()
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    for line in _prose_lines(path):
+        match = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if not match:
+            continue
+        slug = _slug(match.group(1))
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    anchors.update(re.findall(r'<a\s+(?:name|id)="([^"]+)"', path.read_text(encoding="utf-8")))
+    return anchors
+
+
+def _links(path: Path) -> list[str]:
+    found = []
+    for line in _prose_lines(path):
+        stripped = re.sub(r"`[^`]*`", "", line)  # a link inside a code span is not a link
+        found.extend(LINK.findall(stripped))
+    return found
+
+
+LINKS = [(page, target) for page in PAGES for target in _links(page)]
+
+
+def test_the_pages_have_links() -> None:
+    assert any(page.name == "README.md" and t.startswith("docs/") for page, t in LINKS)
+    assert len({page for page, _ in LINKS}) >= 4
+
+
+def _link_problem(page: Path, target: str) -> str | None:
+    if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto:: not a file of the repository
+        return None
+    file_part, _, anchor = target.partition("#")
+    if file_part.startswith(("/", "..")) or "/../" in file_part:
+        return f"{page.name} links outside the repository: {target}"
+    resolved = (page.parent / file_part).resolve() if file_part else page
+    try:
+        resolved.relative_to(ROOT)
+    except ValueError:
+        return f"{page.name} links outside the repository: {target}"
+    if not resolved.exists():
+        return f"{page.name} links to a missing file: {target}"
+    if anchor:
+        if resolved.suffix != ".md":
+            return f"{page.name} links to an anchor of a non-Markdown file: {target}"
+        if anchor not in _anchors(resolved):
+            return f"{page.name} links to a missing anchor: {target}"
+    return None
+
+
+def test_the_link_check_catches_bad_links() -> None:
+    readme = ROOT / "README.md"
+    assert _link_problem(readme, "docs/formats.md") is None
+    assert _link_problem(readme, "https://example.org/x") is None
+    assert "outside" in str(_link_problem(readme, "../shared/DESIGN.md"))
+    assert "missing file" in str(_link_problem(readme, "docs/nope.md"))
+    assert "missing anchor" in str(_link_problem(readme, "docs/formats.md#no-such-heading"))
+    assert _slug("Restarts and `secureflow doctor`") == "restarts-and-secureflow-doctor"
+    assert _slug("Consortium mode: members' own nodes, the production API, Celery") == (
+        "consortium-mode-members-own-nodes-the-production-api-celery"
+    )
+
+
+@pytest.mark.parametrize(("page", "target"), LINKS, ids=[f"{p.name}:{t}" for p, t in LINKS])
+def test_each_relative_link_resolves_inside_the_repository(page: Path, target: str) -> None:
+    problem = _link_problem(page, target)
+    assert problem is None, problem
+
+
+# -- commands -------------------------------------------------------------------------------------------
+
+
+def _doc_commands() -> list[str]:
+    """`secureflow …` in code spans of the prose, and command lines of the fenced blocks."""
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        fenced = False
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if FENCE.match(line):
+                fenced = not fenced
+                continue
+            if not fenced:
+                found.extend(match.group(1) for match in CHAIN.finditer(line))
+                continue
+            command = re.match(r"^\s*(?:\.venv/bin/)?secureflow ([a-z].*?)(?:\s+#.*)?$", line)
+            if command:
+                found.append(command.group(1))
+    return sorted(set(found))
+
+
+DOC_COMMANDS = _doc_commands()
+
+
+def test_the_docs_name_commands() -> None:
+    assert len(DOC_COMMANDS) > 20, DOC_COMMANDS
+
+
+@pytest.mark.parametrize("text", DOC_COMMANDS)
+def test_each_command_in_the_docs_exists_with_its_options(text: str) -> None:
+    words = text.replace("\\", " ")
+    problem = _problem(words)
+    assert problem is None, problem
