@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_readme_commands import CHAIN, _problem
 
+from secureflow.ledger._internal.toolchain import node_executable, node_modules
 from secureflow.ledger.anchoring import batch_id_for
 from secureflow.ledger.merkle import MerkleTree, keccak256, process_proof
 from secureflow.ledger.receipts import Receipt
@@ -131,6 +133,33 @@ def test_two_leaf_tree_proofs_and_batch_id(blocks: dict[str, str]) -> None:
         assert [_hex(p) for p in tree.proof(leaf)] == shown
         assert _hex(process_proof(leaf, [bytes.fromhex(p[2:]) for p in shown])) == tree_values["root"]
     assert _hex(batch_id_for(tree.root)) == tree_values["batch_id"]
+
+
+_OPENZEPPELIN = """
+const { StandardMerkleTree } = require('@openzeppelin/merkle-tree');
+const values = JSON.parse(process.argv[1]);
+const tree = StandardMerkleTree.of(values, ['bytes32', 'uint64', 'bytes32']);
+process.stdout.write(JSON.stringify({ root: tree.root, proofs: values.map((_, i) => tree.getProof(i)) }));
+"""
+
+
+def test_openzeppelin_merkle_tree_gives_the_same_root_and_proofs(blocks: dict[str, str]) -> None:
+    """The example's tree as `@openzeppelin/merkle-tree` (the pinned npm package) builds it."""
+    job_id = _values(blocks["job-id"])["job_id"]
+    hashes = [_values(blocks[f"hashes-{seq}"])["record_hash"] for seq in (0, 1)]
+    values = json.dumps([[job_id, str(seq), hashes[seq]] for seq in (0, 1)])
+    result = subprocess.run(
+        [node_executable(), "-e", _OPENZEPPELIN, values],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=node_modules().parent,
+        timeout=60,
+    )
+    answer = json.loads(result.stdout)
+    tree_values = _values(blocks["tree"])
+    assert answer["root"] == tree_values["root"]
+    assert answer["proofs"] == [json.loads(tree_values["proof_0"]), json.loads(tree_values["proof_1"])]
 
 
 def test_the_receipt(blocks: dict[str, str]) -> None:
