@@ -1,8 +1,8 @@
 """A party's consent policy: what its node agrees to before it signs the EIP-712 consent of a job.
 
 Each member's node holds its own policy beside its data (``<party_dir>/policy.json``) and checks
-every proposed manifest against it before it signs anything; nobody signs for anybody (DESIGN.md,
-Trust model). The policy file::
+every proposed manifest against it before it signs anything; nobody signs for anybody
+(docs/trust-model.md). The policy file::
 
     {
       "version": 1,

@@ -1,6 +1,6 @@
 """Receipts: the self-contained proof that one step record is anchored, and the audit bundle of a job.
 
-A :class:`Receipt` (format fixed by DESIGN.md, "Records and proofs") carries a
+A :class:`Receipt` (format fixed, docs/formats.md) carries a
 step record with everything needed to check it against *any* node of the chain
 without this service: the record itself, its hash and Merkle leaf, the sibling
 path to the batch root, the anchoring transaction and block, the chain id and

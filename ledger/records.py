@@ -7,7 +7,7 @@ status and timings. The model rejects anything else (``extra="forbid"``, every
 digest a 32-byte hex string, free text restricted to short identifiers), so a
 raw value cannot be smuggled into a record.
 
-Hashing is fixed by DESIGN.md ("Records and proofs"): the record hash is
+Hashing is fixed (docs/formats.md): the record hash is
 ``keccak256`` of the RFC 8785 canonical JSON; the leaf is OpenZeppelin's
 StandardMerkleTree leaf of ``(bytes32 jobId, uint64 seq, bytes32 recordHash)``.
 

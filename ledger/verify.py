@@ -1,8 +1,8 @@
 """Standalone verification of receipts and audit bundles against a deployment the auditor pins.
 
 Uses a receipt (or bundle), a JSON-RPC node of the chain and a `PinnedDeployment`:
-no ledger database, no secureflow API. The pin is the trust anchor (DESIGN.md,
-"Trust model"): the chain id and the audit ledger's address with the hash of
+no ledger database, no secureflow API. The pin is the trust anchor
+(docs/trust-model.md): the chain id and the audit ledger's address with the hash of
 its runtime code, from the deployment file written by ``secureflow deploy``
 (``--deployment FILE``) or given by hand (``--ledger ADDRESS --code-hash HASH``).
 The ledger's code holds its registry's address (an immutable), so pinning the

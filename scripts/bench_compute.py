@@ -8,7 +8,7 @@ Measures, on this machine:
 * the pipeline PSI -> Fillna -> StandardScaler -> SS-LR -> secure prediction ->
   BiClassificationEval at 10k rows, per step, with the AUC against scikit-learn's;
 * VIF at ~50k rows on the ``precise`` SPU profile against the plaintext VIF
-  (the 18-fraction-bit pitfall of DESIGN.md);
+  (18 fraction bits made VIF return 0.0 at ~51k rows);
 * time spent anchoring (``LedgerRecorder`` calls into a SQLite outbox) as a percentage
   of job time, and peak RSS of each worker and of the coordinator.
 

@@ -26,7 +26,7 @@ and reported as the leaves it anchored a second time. An on-chain batch that no
 candidate explains fails the audit.
 
 The accepted leaves are computed by the test from the records it fed in, with
-the leaf rule of DESIGN.md ("Records and proofs"), not read back from the store
+the leaf rule of docs/formats.md, not read back from the store
 (`design_leaf`).
 """
 
@@ -54,7 +54,7 @@ _SHOWN = 8
 
 
 def design_leaf(job_id: str, seq: int, record: Mapping[str, Any]) -> bytes:
-    """The leaf of a step record by DESIGN.md, computed independently of `ledger.records`.
+    """The leaf of a step record by docs/formats.md, computed independently of `ledger.records`.
 
     ``keccak256(bytes.concat(keccak256(abi.encode(jobId, seq, keccak256(rfc8785(record))))))``.
     """

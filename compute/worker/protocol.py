@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 # SPU runtime configurations, passed as strings (enums from SecretFlow's test helpers do not serialise).
-# "precise" exists because 18 fraction bits made VIF return 0.0 at ~51k rows (DESIGN.md, pitfall 1).
+# "precise" exists because 18 fraction bits made VIF return 0.0 at ~51k rows (measured).
 SPU_PROFILES: dict[str, dict[str, Any]] = {
     "default": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 18},
     "precise": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 40},

@@ -1,4 +1,4 @@
-"""Step records: only digests and metadata get in, and the hash and leaf follow DESIGN.md exactly."""
+"""Step records: only digests and metadata get in, and the hash and leaf follow docs/formats.md exactly."""
 
 from __future__ import annotations
 
