@@ -33,7 +33,7 @@ from secureflow.api.server.errors import ApiError, code_for_status, error_body, 
 from secureflow.api.server.executor import JobExecutor
 from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
 from secureflow.api.server.reads import HotReads
-from secureflow.api.server.routes import admin, audit, docs, jobs, ops, settlements, ui
+from secureflow.api.server.routes import admin, audit, console, docs, jobs, ops, settlements, ui
 from secureflow.api.server.settings import ApiSettings
 from secureflow.api.server.streams import StreamSlots
 from secureflow.ledger.anchoring import AnchoringWorker
@@ -295,7 +295,7 @@ def create_app(
     app.state.streams = StreamSlots(settings.sse_max_streams_per_key, settings.sse_max_streams)
     app.state.metrics = metrics
     install_error_handlers(app)
-    for module in (ops, jobs, audit, admin, settlements, ui, docs):
+    for module in (ops, jobs, console, audit, admin, settlements, ui, docs):
         # The routes themselves (not an included router), so that app.routes lists every APIRoute
         # for the deny-by-default check and the role x route test matrix.
         app.router.routes.extend(module.router.routes)
