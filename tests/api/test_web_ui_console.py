@@ -24,7 +24,7 @@ from playwright.sync_api import expect
 from stack import step
 from test_api_service import Env, env, manifest  # noqa: F401  (the live app fixture)
 from test_console import closed_job
-from test_web_ui import Ui, browser, ui  # noqa: F401  (the browser fixtures)
+from test_web_ui import Ui, browser, other_members_job, ui  # noqa: F401  (the browser fixtures)
 
 from secureflow.ledger.recorder import to_outbox
 
@@ -268,3 +268,29 @@ def test_axe_core_is_the_pinned_npm_package_and_never_served(env: Env) -> None: 
     assert "Mozilla Public License" in (AXE.parent / "axe-core.LICENSE.txt").read_text()
     for path in ("/ui/axe.min.js", "/ui/a11y/axe.min.js", "/axe.min.js"):
         assert env.call("GET", path).status_code == 404
+
+
+def test_a_member_sees_the_figures_of_its_own_jobs_only(env: Env, ui: Ui) -> None:  # noqa: F811
+    mine = closed_job(env, 2)
+    theirs = other_members_job(env, "cd")  # bob's and the service's: alice is no party
+    env.store.update_job(theirs, status="failed", reason="step 0 (psi) failed: not alice's business")
+    ui.open()
+    ui.use_key("member")
+    _overview_loaded(ui)
+    expect(ui.page.locator("#ov-scope")).to_contain_text("Only the jobs you are party to")
+    expect(ui.page.locator("#ov-jobs-total")).to_have_text("1")
+    expect(ui.page.locator('#ov-jobs [data-status="completed"]')).to_have_text("1")
+    expect(ui.page.locator('#ov-jobs [data-status="failed"]')).to_have_text("0")
+    expect(ui.page.locator("#ov-attention-body tr")).to_have_count(0)
+    expect(ui.page.locator("#ov-attention-empty")).to_be_visible()
+    expect(ui.page.locator("#ov-anchored-svg circle.pt")).to_have_count(
+        len(env.call("GET", "/v1/overview", "member").json()["activity"])
+    )
+    ui.open(f"#job/{theirs}")
+    expect(ui.page.locator("#error")).to_have_attribute("data-status", "404")
+    expect(ui.page.locator("#tl-records li")).to_have_count(0)
+    expect(ui.page.locator("#tl-consents-body tr")).to_have_count(0)
+    ui.open(f"#job/{mine}")
+    _timeline_loaded(ui)
+    expect(ui.page.locator("#tl-records li.record")).to_have_count(2)
+    ui.assert_only_own_origin_and_no_key_in_urls(env.keys["member"])

@@ -53,6 +53,8 @@ JobId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="the job
 
 BUCKET_SECONDS = 60
 ATTENTION_LIMIT = 50
+ACCOUNTS_TTL = 30.0
+"""Seconds the overview keeps the registry's account list (see `_Accounts`)."""
 TIMELINE_STEPS = 500
 """At most this many steps in a timeline (the steps page lists every step)."""
 
@@ -72,8 +74,11 @@ class _Accounts:
             if hit is not None and hit[0] > now:
                 return hit[1]
         accounts = list(svc.client.call_rpc(svc.registry.accounts, svc.deployment.deploy_block))
+        # the account list scans the registry's role events since deployment: kept at least ACCOUNTS_TTL
+        # (a role change shows within that), unless membership answers are not cached at all
+        ttl = svc.settings.registry_cache_seconds
         with self._lock:
-            self._cached[id(svc)] = (now + svc.settings.registry_cache_seconds, accounts)
+            self._cached[id(svc)] = (now + (max(ACCOUNTS_TTL, ttl) if ttl > 0 else 0.0), accounts)
         return accounts
 
 
