@@ -15,7 +15,7 @@ from datetime import datetime
 
 import pytest
 from stack import ALICE, BOB, anchor_and_index, close_job_on_chain, step
-from test_api_service import Env, env, submit  # noqa: F401  (the live app fixture)
+from test_api_service import Env, env, stuck_env, submit  # noqa: F401  (the live app fixtures)
 from test_web_ui import anchored_job, other_members_job
 
 from secureflow.ledger.recorder import to_outbox
@@ -129,3 +129,16 @@ def test_overview_counts_what_the_caller_may_see(env: Env) -> None:  # noqa: F81
     assert job_id in {j["job_id"] for j in env.call("GET", "/v1/jobs", "member").json()["items"]}
     assert env.call("GET", "/v1/overview", "metrics").status_code == 403
     assert env.call("GET", "/v1/overview").status_code == 401
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_overview_lists_stuck_jobs(stuck_env: Env) -> None:  # noqa: F811
+    """With stuck_after_seconds=0 a running job is stuck as soon as it stops moving: the overview lists it
+    (stuck, no reason yet) among the jobs to look at, for the auditor and for its parties."""
+    job_id = submit(stuck_env, "slow")
+    stuck_env.store.accept_records([to_outbox(step(job_id, 0))])  # running now
+    for who in ("auditor", "member"):
+        attention = stuck_env.call("GET", "/v1/overview", who).json()["attention"]
+        assert [(a["job_id"], a["status"], a["stuck"], a["reason"]) for a in attention] == [
+            (job_id, "running", True, None)
+        ], who
