@@ -527,6 +527,7 @@
     $("ov-anchored-chart").replaceChildren(
       chart({
         id: "ov-anchored-svg",
+        W: roomFor($("ov-anchored-chart"), 720),
         label: "ov-anchored-caption",
         buckets,
         start,
@@ -539,6 +540,7 @@
     $("ov-latency-chart").replaceChildren(
       chart({
         id: "ov-latency-svg",
+        W: roomFor($("ov-latency-chart"), 720),
         label: "ov-latency-caption",
         buckets,
         start,
@@ -615,8 +617,12 @@
   }
 
   // A time chart as inline SVG: one point per bucket the API gave (x: its start, y: its value).
-  function chart({ id, label, buckets, start, end, series, unit, integer }) {
-    const W = 720;
+  // The drawing's width in its own units: the room it gets on the page (so its text stays legible at 360 px).
+  function roomFor(container, widest) {
+    return Math.round(Math.max(300, Math.min(widest, container.clientWidth || widest)));
+  }
+
+  function chart({ id, label, buckets, start, end, series, unit, integer, W }) {
     const H = 200;
     const left = 48;
     const right = 12;
@@ -753,9 +759,12 @@
     return (n / 60000).toFixed(1) + " min";
   }
 
-  function gantt(steps) {
-    const W = 720;
-    const left = 150;
+  function fit(label, chars) {
+    return label.length <= chars ? label : label.slice(0, Math.max(1, chars - 1)) + "\u2026";
+  }
+
+  function gantt(steps, W) {
+    const left = W < 500 ? 110 : 150;
     const right = 70;
     const row = 24;
     const top = 8;
@@ -779,7 +788,7 @@
         svg(
           "g",
           { class: "gantt-row", "data-seq": step.seq },
-          svg("text", { x: 4, y: y0 + 16, class: "gantt-label" }, `${step.seq} ${step.algorithm}`),
+          svg("text", { x: 4, y: y0 + 16, class: "gantt-label" }, fit(`${step.seq} ${step.algorithm}`, Math.floor((left - 8) / 7.5))),
           svg(
             "rect",
             { class: cls, x: x0.toFixed(1), y: y0 + 4, width: width.toFixed(1), height: row - 8, rx: 2, "data-seq": step.seq, "data-duration-ms": step.duration_ms },
@@ -876,7 +885,7 @@
       ),
     );
     const steps = Array.isArray(tl.steps) ? tl.steps : [];
-    $("tl-gantt").replaceChildren(steps.length ? gantt(steps) : el("p", { class: "muted" }, "No step recorded yet."));
+    $("tl-gantt").replaceChildren(steps.length ? gantt(steps, roomFor($("tl-gantt"), 900)) : el("p", { class: "muted" }, "No step recorded yet."));
     $("tl-records").replaceChildren(...steps.map(renderRecord));
     const models = Array.isArray(tl.models) ? tl.models : [];
     $("tl-models-body").replaceChildren(
