@@ -35,12 +35,14 @@ from secureflow.api.client.models import (
     Health,
     JobOut,
     JobSubmitted,
+    JobTimeline,
     KeyCreated,
     KeyOut,
     Me,
     MemberOut,
     ModelOut,
     OffsetPage,
+    Overview,
     Page,
     ProposalCreated,
     ProposalState,
@@ -92,6 +94,14 @@ def job_get(job_id: str) -> Call[JobOut]:
 
 def job_manifest(job_id: str) -> Call[JsonObject]:
     return call("GET", "/v1/jobs/{job_id}/manifest", as_json_object, job_id=job_id)
+
+
+def job_timeline(job_id: str) -> Call[JobTimeline]:
+    return call("GET", "/v1/jobs/{job_id}/timeline", as_model(JobTimeline), job_id=job_id)
+
+
+def overview(hours: int = 6) -> Call[Overview]:
+    return call("GET", "/v1/overview", as_model(Overview), params={"hours": hours})
 
 
 def job_cancel(job_id: str) -> Call[JobOut]:

@@ -50,12 +50,14 @@ from secureflow.api.client.models import (
     JobOut,
     JobStatusEvent,
     JobSubmitted,
+    JobTimeline,
     KeyCreated,
     KeyOut,
     Me,
     MemberOut,
     ModelOut,
     OffsetPage,
+    Overview,
     Page,
     ProposalCreated,
     ProposalState,
@@ -135,6 +137,11 @@ class Jobs(_Resource):
     async def manifest(self, job_id: str) -> JsonObject:
         """The manifest the job was submitted with (`NotFoundError` if not submitted through the API)."""
         return await self._run(calls.job_manifest(job_id))
+
+    async def timeline(self, job_id: str) -> JobTimeline:
+        """The job from manifest to close: consents, every step's record with its signatures checked, models
+        with their on-chain hash, and the close on chain beside the API's."""
+        return await self._run(calls.job_timeline(job_id))
 
     async def cancel(self, job_id: str) -> JobOut:
         return await self._run(calls.job_cancel(job_id))
@@ -251,6 +258,11 @@ class Bundles(_Resource):
 
 class Audit(_Resource):
     """Audit queries over step records, each with its chain status (``verify``: re-checked on chain)."""
+
+    async def overview(self, hours: int = 6) -> Overview:
+        """The consortium at a glance (members: the figures of their own jobs): registry accounts, jobs by
+        status, records anchored per minute and their latency, backlog, last block, failed and stuck jobs."""
+        return await self._run(calls.overview(hours))
 
     async def records(
         self,

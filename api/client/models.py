@@ -253,6 +253,155 @@ class ModelOut(_Out):
     tx_hash: str
 
 
+# -- the consortium overview and a job's timeline (the web console) ---------------------------------------
+
+
+class OverviewAccount(_Out):
+    """An account of the consortium registry (public on chain) and its name here, if it has an API key."""
+
+    address: str
+    name: str | None = Field(description="the name this API knows the account by (None: no key here)")
+    roles: list[str] = Field(description="the registry roles it holds now (member, anchor, auditor, ...)")
+    suspended: bool
+
+
+class ActivityBucketOut(_Out):
+    start: datetime = Field(description="the bucket's first instant (UTC)")
+    anchored: int = Field(description="step records whose anchor was confirmed in this bucket")
+    latency_avg_seconds: float = Field(description="mean time from acceptance to confirmation")
+    latency_max_seconds: float
+
+
+class BacklogOut(_Out):
+    pending: int = Field(description="records waiting to be batched and anchored")
+    submitted: int = Field(description="records in an anchoring transaction not confirmed yet")
+    failed: int = Field(description="records that will never be anchored (e.g. quarantined)")
+    oldest_pending_at: datetime | None
+    oldest_pending_age_seconds: float | None
+
+
+class LastBlockOut(_Out):
+    number: int
+    hash: str
+    seen_at: datetime = Field(description="when this API's indexer processed it")
+
+
+class JobAttention(_Out):
+    """A job that needs looking at: failed, or running with nothing moving (stuck)."""
+
+    job_id: str
+    status: str
+    stuck: bool
+    reason: str | None
+    close_reason: str | None
+    updated_at: datetime
+
+
+class Overview(_Out):
+    """The consortium at a glance, for the caller: members see the figures of the jobs they are party to."""
+
+    generated_at: datetime
+    scope: Literal["all", "own_jobs"] = Field(
+        description="all: every job (admin, auditor, service); own_jobs: only jobs the member is party to"
+    )
+    accounts: list[OverviewAccount] = Field(description="the registry's accounts and roles (public on chain)")
+    accounts_error: str | None = Field(
+        default=None, description="why the registry could not be read (the rest is from this API's store)"
+    )
+    jobs_by_status: dict[str, int] = Field(description="jobs per compute status (every status listed)")
+    jobs_total: int
+    window_start: datetime
+    window_end: datetime
+    bucket_seconds: int
+    activity: list[ActivityBucketOut] = Field(
+        description="records confirmed per bucket since window_start, with their latency; buckets without "
+        "records are left out"
+    )
+    backlog: BacklogOut
+    last_block: LastBlockOut | None = Field(description="the last block this API's indexer processed")
+    attention: list[JobAttention] = Field(description="failed and stuck jobs, most recent first")
+
+
+class ConsentOut(_Out):
+    party: str
+    consented: bool = Field(description="the chain has this party's consent (a JobConsented event)")
+    tx_hash: str | None
+    block_number: int | None
+
+
+class PartyPartOut(_Out):
+    """One party's part of a step record: its salted digests and whether its signature is its own."""
+
+    party: str
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    signed: bool
+    signature_valid: bool = Field(description="the part is signed by this party's own key (checked here)")
+    problem: str | None = Field(description="what is wrong with the part's signature, if anything")
+
+
+class TimelineStep(_Out):
+    seq: int
+    algorithm: str
+    params_hash: str
+    code_version: str
+    status: str = Field(description="the step's outcome as recorded (succeeded, failed, ...)")
+    started_at_ms: int
+    finished_at_ms: int
+    duration_ms: int
+    record_hash: str
+    chain_status: str
+    batch_id: str | None
+    tx_hash: str | None
+    block_number: int | None
+    failure_reason: str | None
+    parties: list[PartyPartOut]
+    signatures_valid: bool = Field(description="every job party's part is signed by its own key")
+
+
+class TimelineModel(_Out):
+    model_id: str
+    version: int
+    model_hash: str
+    status: str = Field(description="the model's anchoring: pending, submitted, confirmed or failed")
+    on_chain_hash: str | None = Field(description="the hash the chain recorded (ModelRecorded event)")
+    tx_hash: str | None
+    block_number: int | None
+
+
+class CloseOut(_Out):
+    """The job's close: what the chain recorded (JobClosed) beside what this API holds."""
+
+    close_status: str | None
+    close_reason: str | None
+    on_chain: bool = Field(description="a JobClosed event of the job was indexed")
+    step_count: int | None = Field(description="the step count the chain recorded")
+    final_root: str | None
+    final_record_hash: str | None
+    succeeded: bool | None
+    tx_hash: str | None
+    block_number: int | None
+    api_step_count: int = Field(description="step records this API holds for the job")
+    api_final_root: str | None = Field(description="the batch root holding the job's last record here")
+    api_final_record_hash: str | None
+    matches: bool | None = Field(description="the chain's close equals this API's (None: not closed)")
+
+
+class JobTimeline(_Out):
+    """A job from manifest to close, for the console's timeline (one read)."""
+
+    job: JobOut
+    manifest: dict[str, Any] | None = Field(
+        description="the manifest it was submitted with (parties, datasets by reference, steps, parameters)"
+    )
+    consents: list[ConsentOut]
+    opened_tx_hash: str | None
+    steps: list[TimelineStep]
+    steps_truncated: bool = Field(description="only the first steps are listed (the steps page has all)")
+    models: list[TimelineModel]
+    close: CloseOut
+
+
 # -- members, roles, keys --------------------------------------------------------------------------------
 
 

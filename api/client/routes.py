@@ -30,6 +30,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/jobs", "jobs.list", True),
     Route("GET", "/v1/jobs/{job_id}", "jobs.get", True),
     Route("GET", "/v1/jobs/{job_id}/manifest", "jobs.manifest", True),
+    Route("GET", "/v1/jobs/{job_id}/timeline", "jobs.timeline", True),
     Route("POST", "/v1/jobs/{job_id}/cancel", "jobs.cancel", False),  # a second cancel is a 409
     Route("GET", "/v1/jobs/{job_id}/events", "jobs.events", True),
     # steps and receipts
@@ -41,6 +42,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/jobs/{job_id}/bundle", "bundles.get", True),
     # audit queries, verification, models
     Route("GET", "/v1/audit/records", "audit.records", True),
+    Route("GET", "/v1/overview", "audit.overview", True),
     Route("POST", "/v1/verify", "verification.verify", True),  # reads the chain only
     Route("GET", "/v1/models", "models.list", True),
     # members, keys, roles

@@ -61,7 +61,7 @@ from secureflow.ledger.settlement.book import ProposalBook, StoredApproval, Stor
 from secureflow.ledger.settlement.contribution import ContributionProposal
 from secureflow.ledger.settlement.errors import ProposalConflictError
 from secureflow.ledger.store import migrate
-from secureflow.ledger.store.audit_reads import AuditReads
+from secureflow.ledger.store.audit_reads import ActivityBucket, AuditReads, Backlog
 from secureflow.ledger.store.audit_reads import RecordFilter as RecordFilter  # re-exported: audit queries
 from secureflow.ledger.store.audit_reads import RecordItem as RecordItem  # re-exported: audit rows
 from secureflow.ledger.store.engine import WRITE_OPTION, mask_url
@@ -591,6 +591,21 @@ class ApiDb:
         """Job ids, newest first, optionally only those an address is party to."""
         with self._tx(write=False) as s:
             return self.audit.jobs_page(s, visible_to=visible_to, status=status, limit=limit, offset=offset)
+
+    def overview_counts(
+        self, *, visible_to: str | None, since: datetime, bucket_seconds: int
+    ) -> tuple[dict[str, int], list[ActivityBucket], Backlog]:
+        """For the consortium overview, in one read transaction: jobs per status, records confirmed per
+        time bucket since ``since`` (with their latency) and the anchoring backlog (optionally only the
+        jobs an address is party to)."""
+        with self._tx(write=False) as s:
+            return (
+                self.audit.jobs_by_status(s, visible_to=visible_to),
+                self.audit.anchored_per_bucket(
+                    s, since=since, bucket_seconds=bucket_seconds, visible_to=visible_to
+                ),
+                self.audit.backlog(s, visible_to=visible_to),
+            )
 
     def job_record_counts(self, job_id: str) -> dict[str, int]:
         """Number of the job's records per anchoring status (every status present)."""

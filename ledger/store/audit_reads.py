@@ -20,10 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, String, Table, and_, bindparam, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import FromClause
@@ -95,6 +107,29 @@ class RecordItem:
     """Why a ``failed`` record will never be anchored (e.g. ``quarantined: …``)."""
 
 
+@dataclass(frozen=True)
+class ActivityBucket:
+    """Step records confirmed on chain in one time bucket, and how long they took from acceptance."""
+
+    start: datetime
+    """The bucket's first instant (UTC, a multiple of the bucket size since the epoch)."""
+    anchored: int
+    """Records whose anchor was confirmed in this bucket."""
+    latency_avg_seconds: float
+    """Mean of confirmed_at - accepted_at over those records."""
+    latency_max_seconds: float
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Records on their way to the chain (or never going there) and the oldest one still pending."""
+
+    pending: int
+    submitted: int
+    failed: int
+    oldest_pending_at: datetime | None
+
+
 class OutboxEntry(NamedTuple):
     """An outbox record as the audit index is filled from it."""
 
@@ -110,6 +145,33 @@ def _like_address(address: str) -> str:
 
 def _party_clause(address: str) -> Any:
     return or_(sql_cast(JobOrm.parties, String).like(_like_address(address)), JobOrm.creator == address)
+
+
+def _dialect(db: Db) -> str:
+    bind = db.get_bind() if isinstance(db, Session) else db
+    return str(bind.dialect.name)
+
+
+def _bucket(column: Any, seconds: int, dialect: str) -> Any:
+    """The number of the ``seconds``-long bucket (since the epoch) a stored UTC timestamp falls in, in SQL."""
+    if (
+        dialect == "sqlite"
+    ):  # stored as naive UTC text; strftime('%s') gives whole seconds; // divides integers
+        return sql_cast(func.strftime("%s", column), Integer) // seconds
+    return sql_cast(func.floor(func.extract("epoch", column) / seconds), BigInteger)
+
+
+def _seconds_between(start: Any, end: Any, dialect: str) -> Any:
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return sql_cast(func.extract("epoch", end - start), Float)
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A timestamp of an aggregate (SQLite returns MIN() of the text column as text), timezone-aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class AuditReads:
@@ -186,6 +248,70 @@ class AuditReads:
         for status, count in rows:
             counts[str(status)] = int(count)
         return counts
+
+    def jobs_by_status(self, db: Db, *, visible_to: str | None) -> dict[str, int]:
+        """Number of jobs per compute status (only the statuses present), optionally only those an address
+        is party to (or created)."""
+        query = select(JobOrm.status, func.count()).group_by(JobOrm.status)
+        if visible_to is not None:
+            query = query.where(_party_clause(visible_to))
+        return {str(status): int(count) for status, count in db.execute(query).all()}
+
+    # -- consortium activity ---------------------------------------------------------------------------
+    def anchored_per_bucket(
+        self, db: Db, *, since: datetime, bucket_seconds: int, visible_to: str | None
+    ) -> list[ActivityBucket]:
+        """Records confirmed since ``since``, grouped in SQL by ``bucket_seconds`` of their confirmation
+        time: per bucket (only those with records, oldest first) the count and the accept-to-confirmed
+        latency (mean and maximum). Optionally only the records of jobs an address is party to."""
+        if bucket_seconds < 1:
+            raise ValueError("bucket_seconds must be at least 1")
+        records = StepRecordOrm.__table__
+        dialect = _dialect(db)
+        latency = _seconds_between(records.c.accepted_at, records.c.confirmed_at, dialect)
+        bucket = _bucket(records.c.confirmed_at, bucket_seconds, dialect).label("bucket")
+        query = (
+            select(bucket, func.count(), func.avg(latency), func.max(latency))
+            .select_from(records.join(JobOrm.__table__, JobOrm.job_id == records.c.job_id))
+            .where(records.c.status == "confirmed", records.c.confirmed_at >= since)
+            .group_by(bucket)
+            .order_by(bucket)
+        )
+        if visible_to is not None:
+            query = query.where(_party_clause(visible_to))
+        return [
+            ActivityBucket(
+                start=datetime.fromtimestamp(int(index) * bucket_seconds, timezone.utc),
+                anchored=int(count),
+                latency_avg_seconds=max(0.0, float(avg or 0.0)),
+                latency_max_seconds=max(0.0, float(high or 0.0)),
+            )
+            for index, count, avg, high in db.execute(query).all()
+        ]
+
+    def backlog(self, db: Db, *, visible_to: str | None) -> Backlog:
+        """Records pending, submitted and failed, and when the oldest pending one was accepted (optionally
+        only those of jobs an address is party to)."""
+        query = (
+            select(StepRecordOrm.status, func.count(), func.min(StepRecordOrm.accepted_at))
+            .join(JobOrm, JobOrm.job_id == StepRecordOrm.job_id)
+            .where(StepRecordOrm.status.in_(("pending", "submitted", "failed")))
+            .group_by(StepRecordOrm.status)
+        )
+        if visible_to is not None:
+            query = query.where(_party_clause(visible_to))
+        counts: dict[str, int] = {}
+        oldest: datetime | None = None
+        for status, count, first in db.execute(query).all():
+            counts[str(status)] = int(count)
+            if status == "pending" and first is not None:
+                oldest = _utc(first)
+        return Backlog(
+            pending=counts.get("pending", 0),
+            submitted=counts.get("submitted", 0),
+            failed=counts.get("failed", 0),
+            oldest_pending_at=oldest,
+        )
 
     # -- audit records ---------------------------------------------------------------------------------
     def steps(self, db: Db, job_id: str, after_seq: int, limit: int) -> list[RecordItem]:

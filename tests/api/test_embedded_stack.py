@@ -1,10 +1,12 @@
 """`secureflow up`'s embedded stack end to end: a job submitted through the API runs on the real SecretFlow
 party workers, its steps are anchored, the anchoring service closes it on chain, and a receipt fetched from
-the API verifies against the chain alone."""
+the API verifies against the chain alone; the web console (chromium) shows the job's overview figures and its
+timeline as the API answers them."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import time
@@ -15,6 +17,7 @@ import pandas as pd
 import pytest
 import requests
 from leaks import scan_sinks, table_renderings
+from playwright.sync_api import expect, sync_playwright
 from sinks import LogCapture, capture_chain, chain_sinks, planted_chain_captures, sqlite_rows
 from typer.testing import CliRunner
 
@@ -78,6 +81,7 @@ def _job_runs_and_is_anchored(tmp_path: Path, api_log: LogCapture) -> None:
             assert receipt.status_code == 200, receipt.text
             assert receipt.json()["record"]["algorithm"] == "ss_lr"
             _commands_run_with_only_secureflow_env(stack, tmp_path, server.url, job_id)
+            _console_shows_the_real_job(server.url, stack.keys["auditor"], job_id, tmp_path)
             bundle = requests.get(f"{server.url}/v1/jobs/{job_id}/bundle", headers=auditor, timeout=60)
             assert bundle.status_code == 200, bundle.text
         pin = pin_from_options(deployment=tmp_path / "up" / "deployment.json")  # what `secureflow up` wrote
@@ -102,6 +106,55 @@ def _job_runs_and_is_anchored(tmp_path: Path, api_log: LogCapture) -> None:
         _no_cell_value_on_chain_in_the_api_db_or_log(stack, tmp_path / "up", api_log)
     finally:
         stack.close()
+
+
+def _console_shows_the_real_job(url: str, key: str, job_id: str, shots: Path) -> None:
+    """The web console (Debian's chromium) on the job the SecretFlow workers ran: the overview's counts and
+    one chart point per minute bucket of the API's answer; the timeline's every step (a Gantt bar and a
+    record each, every party's signature verified by the API), both consents, each model with the hash
+    the chain recorded, and the close on chain matching the API's final root. Screenshots in ``shots``."""
+    headers = {"Authorization": f"Bearer {key}"}
+    timeline = requests.get(f"{url}/v1/jobs/{job_id}/timeline", headers=headers, timeout=60).json()
+    assert len(timeline["steps"]) == 6 and all(s["signatures_valid"] for s in timeline["steps"]), timeline
+    assert all(s["duration_ms"] == s["finished_at_ms"] - s["started_at_ms"] for s in timeline["steps"])
+    assert timeline["close"]["matches"] is True and timeline["close"]["step_count"] == 6, timeline["close"]
+    assert all(c["consented"] and c["tx_hash"] for c in timeline["consents"]), timeline["consents"]
+    assert timeline["models"] and all(m["on_chain_hash"] == m["model_hash"] for m in timeline["models"])
+    overview = requests.get(f"{url}/v1/overview", headers=headers, timeout=60).json()
+    assert overview["jobs_by_status"]["completed"] >= 1 and overview["backlog"]["pending"] == 0
+    assert sum(b["anchored"] for b in overview["activity"]) >= 6
+    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + "/ui")
+            page.fill("#key-input", key)
+            page.click("#key-use")
+            expect(page.locator("#overview-section")).to_have_attribute("data-loaded", "true", timeout=60_000)
+            for status, count in overview["jobs_by_status"].items():
+                expect(page.locator(f'#ov-jobs [data-status="{status}"]')).to_have_text(str(count))
+            points = page.locator("#ov-anchored-svg circle.pt")
+            expect(points).to_have_count(len(overview["activity"]))
+            assert [
+                (p.get_attribute("data-start"), int(p.get_attribute("data-value") or -1))
+                for p in points.all()
+            ] == [(b["start"], b["anchored"]) for b in overview["activity"]]
+            page.screenshot(path=str(shots / "console-overview-real-job.png"), full_page=True)
+            page.goto(url + f"/ui#job/{job_id}")
+            expect(page.locator("#timeline")).to_have_attribute("data-loaded", "true", timeout=60_000)
+            expect(page.locator("#tl-gantt-svg rect.gantt-bar")).to_have_count(6)
+            expect(page.locator('#tl-records li.record[data-signatures="valid"]')).to_have_count(6)
+            expect(page.locator('#tl-consents-body tr[data-consented="yes"]')).to_have_count(2)
+            expect(page.locator("#tl-models-body tr")).to_have_count(len(timeline["models"]))
+            for model in timeline["models"]:
+                row = page.locator(f'#tl-models-body tr[data-model="{model["model_id"]}"]')
+                expect(row).to_contain_text("recorded, same hash")
+            expect(page.locator("#tl-close-verdict")).to_have_attribute("data-matches", "true")
+            expect(page.locator("#tl-close-steps")).to_have_text("6 / 6")
+            page.screenshot(path=str(shots / "console-timeline-real-job.png"), full_page=True)
+        finally:
+            browser.close()
 
 
 def _no_cell_value_on_chain_in_the_api_db_or_log(

@@ -7,12 +7,14 @@ a ledger migration that breaks one of these reads fails here, in the ledger's te
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, update
 
 from secureflow.ledger.store import NewJob, NewStepRecord, SqlLedgerStore
 from secureflow.ledger.store.audit_reads import AuditReads, OutboxEntry, RecordFilter
+from secureflow.ledger.store.models import StepRecordOrm
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -161,3 +163,55 @@ def test_the_outbox_is_read_in_id_order_to_fill_the_index(store: SqlLedgerStore,
         assert reads.records_after(connection, entries[2].id, 1) == [entries[3]]
         assert reads.records_after(connection, newest, 100) == []
         reads.analyze(connection)  # PostgreSQL only; a no-op on SQLite
+
+
+def test_jobs_by_status_anchored_per_minute_and_backlog(store: SqlLedgerStore, reads: AuditReads) -> None:
+    """The overview's figures, computed in SQL: per-minute buckets of confirmation times (a record at
+    exactly a minute's start falls in that minute), accept-to-confirmed latency per bucket, and the
+    backlog with its oldest pending record; each optionally only for the jobs an address is party to."""
+    store.update_job(h(2), status="failed", reason="boom")
+    base = datetime(2026, 1, 2, 10, 0, 0, tzinfo=timezone.utc)
+    times = {  # (job, seq) -> (accepted_at, confirmed_at or None: still pending)
+        (1, 0): (base - timedelta(seconds=10), base + timedelta(seconds=5)),  # 15 s, minute 10:00
+        (1, 1): (base + timedelta(seconds=20), base + timedelta(seconds=59, microseconds=999_000)),
+        (1, 2): (base + timedelta(seconds=30), base + timedelta(minutes=2)),  # exactly 10:02:00, 90 s
+        (2, 0): (base + timedelta(seconds=1), base + timedelta(minutes=2, seconds=30)),  # 149 s, 10:02
+        (2, 1): (base - timedelta(minutes=5), None),  # the oldest pending
+    }
+    with store.engine.begin() as connection:
+        for (job, seq), (accepted, confirmed) in times.items():
+            connection.execute(
+                update(StepRecordOrm)
+                .where(StepRecordOrm.job_id == h(job), StepRecordOrm.seq == seq)
+                .values(
+                    accepted_at=accepted,
+                    confirmed_at=confirmed,
+                    status="confirmed" if confirmed is not None else "pending",
+                )
+            )
+    with store.engine.connect() as connection:
+        assert reads.jobs_by_status(connection, visible_to=None) == {"running": 1, "failed": 1}
+        assert reads.jobs_by_status(connection, visible_to=ALICE) == {"running": 1}
+        buckets = reads.anchored_per_bucket(
+            connection, since=base - timedelta(hours=1), bucket_seconds=60, visible_to=None
+        )
+        assert [(b.start, b.anchored) for b in buckets] == [(base, 2), (base + timedelta(minutes=2), 2)]
+        assert buckets[0].latency_avg_seconds == pytest.approx((15 + 39.999) / 2, abs=0.01)
+        assert buckets[0].latency_max_seconds == pytest.approx(39.999, abs=0.01)
+        assert buckets[1].latency_max_seconds == pytest.approx(149, abs=0.01)
+        mine = reads.anchored_per_bucket(
+            connection, since=base - timedelta(hours=1), bucket_seconds=60, visible_to=ALICE
+        )
+        assert [(b.start, b.anchored, b.latency_max_seconds) for b in mine][1] == (
+            base + timedelta(minutes=2),
+            1,
+            pytest.approx(90, abs=0.01),
+        )
+        later = reads.anchored_per_bucket(
+            connection, since=base + timedelta(minutes=1), bucket_seconds=60, visible_to=None
+        )
+        assert [b.anchored for b in later] == [2]
+        backlog = reads.backlog(connection, visible_to=None)
+        assert (backlog.pending, backlog.submitted, backlog.failed) == (1, 0, 0)
+        assert backlog.oldest_pending_at == base - timedelta(minutes=5)
+        assert reads.backlog(connection, visible_to=ALICE).oldest_pending_at is None

@@ -22,7 +22,8 @@
   const BV_STORE = "secureflow.browserVerify."; // the pin and the receipt (public data), kept across the reload
   const BV_FIELDS = ["bv-deployment", "bv-chain-id", "bv-ledger", "bv-code-hash", "bv-registry", "bv-min-confirmations", "bv-receipt"];
 
-  const state = { jobsOffset: 0, jobsStatus: "", job: null, stepCursors: [null], stepsPage: 0, generation: 0 };
+  const state = { jobsOffset: 0, jobsStatus: "", job: null, stepCursors: [null], stepsPage: 0, generation: 0, side: 0 };
+  const SVG_NS = "http://www.w3.org/2000/svg";
 
   const $ = (id) => document.getElementById(id);
 
@@ -34,6 +35,20 @@
       if (name === "class") node.className = value;
       else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
       else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  // An SVG element (charts are drawn here, no library): attributes set one by one, strings become text nodes.
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      node.setAttribute(name, String(value));
     }
     for (const child of children) {
       if (child === null || child === undefined) continue;
@@ -166,8 +181,13 @@
   }
 
   function hideData() {
+    state.side++;
+    $("console-nav").hidden = true;
+    $("overview-section").hidden = true;
     $("jobs-section").hidden = true;
     $("job-section").hidden = true;
+    for (const id of ["ov-jobs", "ov-backlog", "ov-chain", "ov-anchored-chart", "ov-latency-chart", "ov-activity-body", "ov-attention-body", "ov-accounts-body"]) $(id).replaceChildren();
+    clearTimeline();
     $("jobs-body").replaceChildren();
     $("steps-body").replaceChildren();
     $("job-meta").replaceChildren();
@@ -200,9 +220,23 @@
 
   function route() {
     if (!sessionStorage.getItem(KEY_STORE)) return;
+    $("console-nav").hidden = false;
     const match = /^#job\/(0x[0-9a-fA-F]{64})$/.exec(location.hash);
-    if (match) showJob(match[1].toLowerCase());
-    else showJobs();
+    for (const link of [$("nav-overview"), $("nav-jobs")]) link.removeAttribute("aria-current");
+    if (match) {
+      $("overview-section").hidden = true;
+      showJob(match[1].toLowerCase());
+    } else if (location.hash === "#jobs") {
+      $("nav-jobs").setAttribute("aria-current", "page");
+      $("overview-section").hidden = true;
+      showJobs();
+    } else {
+      // the landing page: the consortium overview, the jobs below it
+      $("nav-overview").setAttribute("aria-current", "page");
+      $("overview-section").hidden = false;
+      loadOverview();
+      showJobs();
+    }
   }
 
   // -- jobs ---------------------------------------------------------------------------------------------
@@ -261,6 +295,7 @@
     $("job-section").hidden = false;
     $("job-meta").replaceChildren();
     $("steps-body").replaceChildren();
+    clearTimeline();
     const generation = ++state.generation;
     clearError();
     try {
@@ -272,6 +307,7 @@
       showError(err, "opening the job");
       return;
     }
+    loadTimeline(jobId);
     loadSteps();
   }
 
@@ -420,6 +456,500 @@
       ),
       checkList(checks),
     );
+  }
+
+  // -- the consortium overview (the landing page) ------------------------------------------------------
+
+  function seconds(value) {
+    if (value === null || value === undefined) return "\u2013";
+    const n = Number(value);
+    if (n < 120) return n.toFixed(n < 10 ? 2 : 1) + " s";
+    if (n < 7200) return (n / 60).toFixed(1) + " min";
+    return (n / 3600).toFixed(1) + " h";
+  }
+
+  function hhmm(ms) {
+    return new Date(ms).toISOString().slice(11, 16);
+  }
+
+  function definitions(target, rows) {
+    target.replaceChildren(
+      ...rows.flatMap(([term, value, key]) => [el("dt", {}, term), el("dd", key ? { "data-key": key } : {}, value)]),
+    );
+  }
+
+  async function loadOverview() {
+    const side = ++state.side;
+    $("ov-scope").textContent = "loading the overview\u2026";
+    try {
+      const overview = await api("GET", "/v1/overview?hours=" + encodeURIComponent($("ov-hours").value));
+      if (side !== state.side) return;
+      renderOverview(overview);
+    } catch (err) {
+      if (side !== state.side) return;
+      $("ov-scope").textContent = "";
+      showError(err, "loading the overview");
+    }
+  }
+
+  function renderOverview(ov) {
+    const overview = $("overview-section");
+    overview.dataset.generatedAt = ov.generated_at;
+    $("ov-scope").textContent =
+      (ov.scope === "all" ? "Every job of the consortium" : "Only the jobs you are party to") +
+      `, as of ${when(ov.generated_at)}; activity since ${when(ov.window_start)}.`;
+    const byStatus = ov.jobs_by_status || {};
+    definitions($("ov-jobs"), [
+      ...Object.keys(byStatus).map((status) => [status, el("span", { class: "count", "data-status": status }, String(byStatus[status]))]),
+      ["total", el("strong", { id: "ov-jobs-total" }, String(ov.jobs_total))],
+    ]);
+    const backlog = ov.backlog || {};
+    definitions($("ov-backlog"), [
+      ["pending", el("span", { id: "ov-pending" }, String(backlog.pending))],
+      ["submitted", el("span", { id: "ov-submitted" }, String(backlog.submitted))],
+      ["failed (never anchored)", el("span", { id: "ov-failed-records" }, String(backlog.failed))],
+      [
+        "oldest pending",
+        backlog.oldest_pending_at
+          ? el("span", { id: "ov-oldest", title: when(backlog.oldest_pending_at) }, seconds(backlog.oldest_pending_age_seconds) + " ago")
+          : el("span", { id: "ov-oldest", class: "muted" }, "none"),
+      ],
+    ]);
+    const block = ov.last_block;
+    definitions($("ov-chain"), [
+      ["last block seen", block ? el("strong", { id: "ov-last-block" }, String(block.number)) : el("span", { id: "ov-last-block", class: "muted" }, "none yet")],
+      ["its hash", block ? hash(block.hash) : "\u2013"],
+      ["indexed at", block ? when(block.seen_at) : "\u2013"],
+    ]);
+    const start = Date.parse(ov.window_start);
+    const end = Date.parse(ov.window_end);
+    const buckets = Array.isArray(ov.activity) ? ov.activity : [];
+    $("ov-anchored-chart").replaceChildren(
+      chart({
+        id: "ov-anchored-svg",
+        W: roomFor($("ov-anchored-chart"), 720),
+        label: "ov-anchored-caption",
+        buckets,
+        start,
+        end,
+        series: [{ key: "anchored", cls: "pt", line: true, text: (b) => `${b.anchored} step${b.anchored === 1 ? "" : "s"} anchored` }],
+        unit: "",
+        integer: true,
+      }),
+    );
+    $("ov-latency-chart").replaceChildren(
+      chart({
+        id: "ov-latency-svg",
+        W: roomFor($("ov-latency-chart"), 720),
+        label: "ov-latency-caption",
+        buckets,
+        start,
+        end,
+        series: [
+          { key: "latency_avg_seconds", cls: "pt", line: true, text: (b) => `mean latency ${seconds(b.latency_avg_seconds)}` },
+          { key: "latency_max_seconds", cls: "pt-max", line: false, text: (b) => `max latency ${seconds(b.latency_max_seconds)}` },
+        ],
+        unit: " s",
+        integer: false,
+      }),
+    );
+    $("ov-activity-body").replaceChildren(
+      ...buckets.map((b) =>
+        el(
+          "tr",
+          { "data-start": b.start },
+          el("th", { scope: "row" }, when(b.start).slice(0, 16)),
+          el("td", {}, String(b.anchored)),
+          el("td", {}, String(b.latency_avg_seconds)),
+          el("td", {}, String(b.latency_max_seconds)),
+        ),
+      ),
+    );
+    const attention = Array.isArray(ov.attention) ? ov.attention : [];
+    $("ov-attention-body").replaceChildren(
+      ...attention.map((job) =>
+        el(
+          "tr",
+          { "data-job-id": job.job_id },
+          el("td", {}, jobLink(job.job_id)),
+          el("td", {}, statusBadge(job.status), job.stuck ? el("span", { class: "status status-stuck" }, "stuck") : null),
+          el(
+            "td",
+            {},
+            job.reason ? el("div", { class: "attention-reason" }, job.reason) : job.stuck ? el("div", { class: "muted" }, "running, but nothing moved for a while") : null,
+            job.close_reason ? el("div", { class: "failure-reason" }, "close: " + job.close_reason) : null,
+          ),
+          el("td", {}, when(job.updated_at)),
+        ),
+      ),
+    );
+    $("ov-attention-empty").hidden = attention.length > 0;
+    const accounts = Array.isArray(ov.accounts) ? ov.accounts : [];
+    $("ov-accounts-error").hidden = !ov.accounts_error;
+    $("ov-accounts-error").textContent = ov.accounts_error || "";
+    $("ov-accounts-body").replaceChildren(
+      ...accounts.map((account) =>
+        el(
+          "tr",
+          { "data-address": account.address },
+          el("td", {}, el("code", { class: "address" }, account.address)),
+          el("td", {}, account.name || el("span", { class: "muted" }, "\u2013")),
+          el("td", { class: "roles" }, (account.roles || []).join(", ") || "no role"),
+          el("td", {}, account.suspended ? statusBadge("suspended") : "active"),
+        ),
+      ),
+    );
+    overview.dataset.loaded = "true";
+  }
+
+  function jobLink(jobId) {
+    return JOB_ID.test(jobId) ? el("a", { href: "#job/" + jobId, title: jobId, class: "job-link" }, short(jobId)) : short(jobId);
+  }
+
+  function niceMax(value, integer) {
+    if (!(value > 0)) return 1;
+    const power = Math.pow(10, Math.floor(Math.log10(value)));
+    for (const step of [1, 2, 2.5, 5, 10]) {
+      const candidate = step * power;
+      if (candidate >= value && (!integer || Number.isInteger(candidate))) return candidate;
+    }
+    return Math.ceil(value);
+  }
+
+  // A time chart as inline SVG: one point per bucket the API gave (x: its start, y: its value).
+  // The drawing's width in its own units: the room it gets on the page (so its text stays legible at 360 px).
+  function roomFor(container, widest) {
+    return Math.round(Math.max(300, Math.min(widest, container.clientWidth || widest)));
+  }
+
+  function chart({ id, label, buckets, start, end, series, unit, integer, W }) {
+    const H = 200;
+    const left = 48;
+    const right = 12;
+    const top = 12;
+    const bottom = 28;
+    const span = Math.max(1, end - start);
+    const values = buckets.flatMap((b) => series.map((s) => Number(b[s.key]) || 0));
+    const max = niceMax(Math.max(0, ...values), integer);
+    const x = (ms) => left + ((ms - start) / span) * (W - left - right);
+    const y = (v) => H - bottom - (v / max) * (H - top - bottom);
+    const root = svg("svg", { id, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": label, class: "chart-svg", "data-points": buckets.length });
+    const axis = svg("g", { class: "axis" });
+    axis.append(svg("line", { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }));
+    axis.append(svg("line", { x1: left, y1: top, x2: left, y2: H - bottom }));
+    for (const v of [0, max / 2, max]) {
+      axis.append(svg("line", { class: "grid", x1: left, y1: y(v), x2: W - right, y2: y(v) }));
+      axis.append(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, (integer ? String(Math.round(v)) : String(+v.toFixed(2))) + unit));
+    }
+    for (const t of [start, start + span / 2, end]) {
+      axis.append(svg("text", { x: x(t), y: H - 8, "text-anchor": t === start ? "start" : t === end ? "end" : "middle" }, hhmm(t)));
+    }
+    root.append(axis);
+    if (!buckets.length) {
+      root.append(svg("text", { x: (left + W - right) / 2, y: (top + H - bottom) / 2, "text-anchor": "middle", class: "chart-empty" }, "no step confirmed in this window"));
+      return root;
+    }
+    const when_ = (b) => Date.parse(b.start);
+    for (const s of series) {
+      const group = svg("g", { class: "series series-" + s.cls, "data-series": s.key });
+      if (s.line && buckets.length > 1) {
+        group.append(svg("polyline", { points: buckets.map((b) => `${x(when_(b)).toFixed(1)},${y(Number(b[s.key]) || 0).toFixed(1)}`).join(" ") }));
+      }
+      for (const b of buckets) {
+        const cx = x(when_(b));
+        const cy = y(Number(b[s.key]) || 0);
+        const title = svg("title", {}, `${when(b.start).slice(0, 16)} UTC: ${s.text(b)}`);
+        const mark = s.cls === "pt-max"
+          ? svg("line", { class: s.cls, x1: cx - 5, y1: cy, x2: cx + 5, y2: cy, "data-start": b.start, "data-value": b[s.key] }, title)
+          : svg("circle", { class: s.cls, cx: cx.toFixed(1), cy: cy.toFixed(1), r: 4, "data-start": b.start, "data-value": b[s.key] }, title);
+        group.append(mark);
+      }
+      root.append(group);
+    }
+    return root;
+  }
+
+  // -- one job as a timeline ----------------------------------------------------------------------------
+
+  function clearTimeline() {
+    for (const id of ["tl-manifest", "tl-consents-body", "tl-gantt", "tl-records", "tl-models-body", "tl-close"]) $(id).replaceChildren();
+    $("tl-status").textContent = "";
+    $("tl-models-empty").hidden = true;
+    delete $("timeline").dataset.loaded;
+  }
+
+  async function loadTimeline(jobId) {
+    const side = ++state.side;
+    $("tl-status").textContent = "loading the timeline\u2026";
+    try {
+      const timeline = await api("GET", "/v1/jobs/" + encodeURIComponent(jobId) + "/timeline");
+      if (side !== state.side || state.job !== jobId) return;
+      renderTimeline(timeline);
+    } catch (err) {
+      if (side !== state.side) return;
+      $("tl-status").textContent = "";
+      showError(err, "loading the job's timeline");
+    }
+  }
+
+  function text(value) {
+    if (value === null || value === undefined) return "";
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  function renderManifest(manifest) {
+    if (!manifest || typeof manifest !== "object") {
+      definitions($("tl-manifest"), [["manifest", el("span", { class: "muted" }, "not submitted through this API: no manifest stored")]]);
+      return;
+    }
+    const parties = Array.isArray(manifest.parties) ? manifest.parties : [];
+    const datasets = manifest.datasets && typeof manifest.datasets === "object" ? manifest.datasets : {};
+    const steps = Array.isArray(manifest.steps) ? manifest.steps : [];
+    const known = new Set(["name", "parties", "datasets", "steps"]);
+    definitions($("tl-manifest"), [
+      ["name", el("span", { id: "tl-manifest-name" }, text(manifest.name))],
+      ["parties", el("ul", { class: "plain" }, ...parties.map((p) => el("li", {}, text(p && p.name), " ", hash(p && p.address))))],
+      [
+        "datasets (by reference)",
+        el(
+          "ul",
+          { class: "plain" },
+          ...Object.entries(datasets).map(([name, perParty]) =>
+            el(
+              "li",
+              {},
+              el("strong", {}, name),
+              ": ",
+              ...Object.entries(perParty && typeof perParty === "object" ? perParty : {}).flatMap(([party, ref], i) => [i ? ", " : "", party + " \u2192 ", el("code", {}, text(ref))]),
+            ),
+          ),
+        ),
+      ],
+      [
+        "steps and parameters",
+        el(
+          "ol",
+          { start: 0, class: "manifest-steps" },
+          ...steps.map((step, seq) =>
+            el(
+              "li",
+              { "data-seq": seq },
+              el("strong", {}, text(step && step.algorithm)),
+              " ",
+              el("code", { class: "params" }, JSON.stringify((step && step.params) || {})),
+              step && step.inputs ? el("div", { class: "muted" }, "inputs " + JSON.stringify(step.inputs)) : null,
+            ),
+          ),
+        ),
+      ],
+      ...Object.keys(manifest)
+        .filter((key) => !known.has(key))
+        .map((key) => [key, el("code", {}, text(manifest[key]))]),
+    ]);
+  }
+
+  function txCell(tx) {
+    return tx ? el("code", { class: "tx", title: tx, "data-tx": tx }, tx) : el("span", { class: "muted" }, "\u2013");
+  }
+
+  function duration(ms) {
+    const n = Number(ms) || 0;
+    if (n < 1000) return n + " ms";
+    if (n < 120000) return (n / 1000).toFixed(n < 10000 ? 2 : 1) + " s";
+    return (n / 60000).toFixed(1) + " min";
+  }
+
+  function fit(label, chars) {
+    return label.length <= chars ? label : label.slice(0, Math.max(1, chars - 1)) + "\u2026";
+  }
+
+  function gantt(steps, W) {
+    const left = W < 500 ? 110 : 150;
+    const right = 70;
+    const row = 24;
+    const top = 8;
+    const H = top + steps.length * row + 26;
+    const first = Math.min(...steps.map((s) => s.started_at_ms));
+    const last = Math.max(...steps.map((s) => s.finished_at_ms));
+    const span = Math.max(1, last - first);
+    const x = (ms) => left + ((ms - first) / span) * (W - left - right);
+    const root = svg("svg", { id: "tl-gantt-svg", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "tl-gantt-title", class: "chart-svg gantt", "data-bars": steps.length });
+    const axis = svg("g", { class: "axis" });
+    axis.append(svg("line", { x1: left, y1: H - 22, x2: W - right, y2: H - 22 }));
+    axis.append(svg("text", { x: left, y: H - 6, "text-anchor": "start" }, "0"));
+    axis.append(svg("text", { x: W - right, y: H - 6, "text-anchor": "end" }, "+" + duration(span)));
+    root.append(axis);
+    steps.forEach((step, i) => {
+      const y0 = top + i * row;
+      const x0 = x(step.started_at_ms);
+      const width = Math.max(3, x(step.finished_at_ms) - x0);
+      const cls = "gantt-bar bar-" + String(step.chain_status).replace(/[^a-z]/g, "") + (String(step.status).startsWith("succeeded") ? "" : " bar-failed");
+      root.append(
+        svg(
+          "g",
+          { class: "gantt-row", "data-seq": step.seq },
+          svg("text", { x: 4, y: y0 + 16, class: "gantt-label" }, fit(`${step.seq} ${step.algorithm}`, Math.floor((left - 8) / 7.5))),
+          svg(
+            "rect",
+            { class: cls, x: x0.toFixed(1), y: y0 + 4, width: width.toFixed(1), height: row - 8, rx: 2, "data-seq": step.seq, "data-duration-ms": step.duration_ms },
+            svg("title", {}, `step ${step.seq} ${step.algorithm}: ${duration(step.duration_ms)}, ${step.status}, ${step.chain_status} on chain`),
+          ),
+          svg("text", { x: Math.min(W - 4, x0 + width + 4), y: y0 + 16, class: "gantt-duration" }, duration(step.duration_ms)),
+        ),
+      );
+    });
+    return root;
+  }
+
+  function digestList(digests) {
+    const entries = Object.entries(digests && typeof digests === "object" ? digests : {});
+    if (!entries.length) return el("span", { class: "muted" }, "\u2013");
+    return el("ul", { class: "plain" }, ...entries.map(([name, digest]) => el("li", {}, name + " ", hash(digest))));
+  }
+
+  function renderRecord(step) {
+    const verdict = step.signatures_valid ? "every party's signature verifies" : "a signature does not verify";
+    return el(
+      "li",
+      { class: "record", "data-seq": step.seq, "data-signatures": step.signatures_valid ? "valid" : "invalid" },
+      el(
+        "details",
+        {},
+        el(
+          "summary",
+          {},
+          el("strong", {}, `step ${step.seq}`),
+          ` ${step.algorithm} \u00b7 ${duration(step.duration_ms)} \u00b7 `,
+          statusBadge(step.status),
+          " ",
+          statusBadge(step.chain_status),
+          " ",
+          el("span", { class: step.signatures_valid ? "sig-ok" : "sig-bad" }, verdict),
+        ),
+        el(
+          "dl",
+          { class: "meta" },
+          ...[
+            ["algorithm", step.algorithm],
+            ["parameter hash", el("code", { class: "params-hash" }, step.params_hash)],
+            ["code version", step.code_version],
+            ["record hash", el("code", {}, step.record_hash)],
+            ["started", when(step.started_at_ms)],
+            ["duration", duration(step.duration_ms)],
+            ["anchoring transaction", txCell(step.tx_hash)],
+            ["block", step.block_number === null || step.block_number === undefined ? "\u2013" : String(step.block_number)],
+            ...(step.failure_reason ? [["not anchored because", el("span", { class: "failure-reason" }, step.failure_reason)]] : []),
+          ].flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]),
+        ),
+        el(
+          "div",
+          { class: "scroll", tabindex: 0, "aria-label": `parties of step ${step.seq}` },
+          el(
+            "table",
+            { class: "parts" },
+            el("caption", { class: "muted" }, `each party's part of step ${step.seq} (salted digests)`),
+            el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "party"), el("th", { scope: "col" }, "inputs"), el("th", { scope: "col" }, "outputs"), el("th", { scope: "col" }, "signature"))),
+            el(
+              "tbody",
+              {},
+              ...(step.parties || []).map((part) =>
+                el(
+                  "tr",
+                  { "data-party": part.party, "data-signature": part.signature_valid ? "valid" : "invalid" },
+                  el("td", {}, hash(part.party)),
+                  el("td", {}, digestList(part.inputs)),
+                  el("td", {}, digestList(part.outputs)),
+                  el("td", { class: part.signature_valid ? "sig-ok" : "sig-bad" }, part.signature_valid ? "verifies (its own key)" : "does not verify: " + (part.problem || "?")),
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function renderTimeline(tl) {
+    renderManifest(tl.manifest);
+    const consents = Array.isArray(tl.consents) ? tl.consents : [];
+    $("tl-consents-body").replaceChildren(
+      ...consents.map((c) =>
+        el(
+          "tr",
+          { "data-party": c.party, "data-consented": c.consented ? "yes" : "no" },
+          el("td", {}, el("code", {}, c.party)),
+          el("td", {}, c.consented ? statusBadge("confirmed") : el("span", { class: "status status-pending" }, "no consent seen")),
+          el("td", {}, txCell(c.tx_hash)),
+          el("td", {}, c.block_number === null || c.block_number === undefined ? "\u2013" : String(c.block_number)),
+        ),
+      ),
+    );
+    const steps = Array.isArray(tl.steps) ? tl.steps : [];
+    $("tl-gantt").replaceChildren(steps.length ? gantt(steps, roomFor($("tl-gantt"), 900)) : el("p", { class: "muted" }, "No step recorded yet."));
+    $("tl-records").replaceChildren(...steps.map(renderRecord));
+    const models = Array.isArray(tl.models) ? tl.models : [];
+    $("tl-models-body").replaceChildren(
+      ...models.map((m) =>
+        el(
+          "tr",
+          { "data-model": m.model_id, "data-version": m.version },
+          el("td", {}, m.model_id),
+          el("td", {}, String(m.version)),
+          el("td", {}, el("code", { class: "model-hash" }, m.model_hash)),
+          el(
+            "td",
+            {},
+            m.on_chain_hash
+              ? el("span", { class: m.on_chain_hash.toLowerCase() === String(m.model_hash).toLowerCase() ? "sig-ok" : "sig-bad" }, m.on_chain_hash.toLowerCase() === String(m.model_hash).toLowerCase() ? "recorded, same hash" : "recorded with another hash: " + m.on_chain_hash)
+              : statusBadge(m.status),
+          ),
+          el("td", {}, txCell(m.tx_hash)),
+        ),
+      ),
+    );
+    $("tl-models-empty").hidden = models.length > 0;
+    const close = tl.close || {};
+    const rows = [
+      ["close", close.close_status ? statusBadge(close.close_status) : el("span", { class: "muted" }, "not closed")],
+      ...(close.close_reason ? [["close reason", el("span", { class: "failure-reason" }, close.close_reason)]] : []),
+      ["steps: on chain / here", el("span", { id: "tl-close-steps" }, `${close.step_count ?? "\u2013"} / ${close.api_step_count}`)],
+      ["final root on chain", close.final_root ? el("code", { id: "tl-close-root" }, close.final_root) : "\u2013"],
+      ["final root here", close.api_final_root ? el("code", { id: "tl-close-api-root" }, close.api_final_root) : "\u2013"],
+      ["final record hash", close.final_record_hash ? el("code", {}, close.final_record_hash) : "\u2013"],
+      ["closed in", txCell(close.tx_hash)],
+      [
+        "verdict",
+        el(
+          "strong",
+          { id: "tl-close-verdict", class: close.matches === true ? "sig-ok" : close.matches === false ? "sig-bad" : "muted", "data-matches": String(close.matches) },
+          close.matches === true ? "the chain's close matches this API's records" : close.matches === false ? "the chain's close DIFFERS from this API's records" : "not closed on chain yet",
+        ),
+      ],
+    ];
+    definitions($("tl-close"), rows);
+    $("tl-status").textContent = tl.steps_truncated ? "Only the first steps are drawn; the table below lists every step." : "";
+    $("timeline").dataset.loaded = "true";
+  }
+
+  async function downloadBundle() {
+    const jobId = state.job;
+    if (!jobId) return;
+    const button = $("bundle-download");
+    button.disabled = true;
+    clearError();
+    try {
+      const bundle = await api("GET", `/v1/jobs/${encodeURIComponent(jobId)}/bundle`);
+      const url = URL.createObjectURL(new Blob([JSON.stringify(bundle, null, 1)], { type: "application/json" }));
+      const link = el("a", { href: url, download: `audit-bundle-${jobId}.json`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      showError(err, "downloading the audit bundle");
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // -- verification in the browser (verify.js), against the node the auditor chose ----------------------
@@ -687,6 +1217,9 @@
     $("bv-node-form").addEventListener("submit", useNode);
     $("bv-run").addEventListener("click", verifyInBrowser);
     $("bundle-load").addEventListener("click", loadBundle);
+    $("bundle-download").addEventListener("click", downloadBundle);
+    $("ov-refresh").addEventListener("click", loadOverview);
+    $("ov-hours").addEventListener("change", loadOverview);
     $("bv-deployment-file").addEventListener("change", (event) => readFileInto(event.target, "bv-deployment"));
     $("bv-receipt-file").addEventListener("change", (event) => readFileInto(event.target, "bv-receipt"));
     for (const id of BV_FIELDS) $(id).addEventListener("change", saveBrowserFields);
