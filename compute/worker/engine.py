@@ -47,6 +47,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from secureflow.compute.errors import ComputeError, WorkerError, WorkerTimeoutError
+from secureflow.compute.joblogs import DEFAULT_RETENTION_DAYS, job_log_path, prune
 from secureflow.compute.worker.link import (
     DEFAULT_PREFIX,
     Link,
@@ -165,6 +166,7 @@ class Engine:
         node_timeout: float = 5.0,
         coordinator_key: str | None = None,
         party_addresses: Mapping[str, str] | None = None,
+        log_retention_days: float = DEFAULT_RETENTION_DAYS,
     ) -> None:
         if not 2 <= len(set(parties)) == len(parties) <= MAX_PARTIES:
             raise ComputeError(
@@ -194,6 +196,8 @@ class Engine:
         self.log_level = log_level
         self.spu_profiles = {k: dict(v) for k, v in (spu_profiles or SPU_PROFILES).items()}
         self.workers: dict[str, WorkerHandle] = {}
+        self.log_retention_days = log_retention_days
+        """Local mode: the parties' job logs older than this are removed when the workers start."""
         # once one party has failed a step, how long the others may still take before they count as stuck
         self.failure_grace = 30.0
         self.healthy = False
@@ -217,6 +221,10 @@ class Engine:
 
     def log_path(self, party: str) -> Path:
         return self.party_dir(party) / "logs" / "worker.log"
+
+    def job_log_path(self, party: str, job_id: str) -> Path:
+        """``party``'s scrubbed log of job ``job_id`` (`secureflow.compute.joblogs`; local mode)."""
+        return job_log_path(self.party_dir(party), job_id)
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -247,6 +255,8 @@ class Engine:
             p: PartyPorts(fed=next(it), spu={prof: next(it) for prof in self.spu_profiles})
             for p in self.parties
         }
+        for party in self.parties:
+            prune(self.party_dir(party), self.log_retention_days)
         try:
             for party in self.parties:
                 self.workers[party] = self._spawn(party, table)
