@@ -25,6 +25,7 @@ from secureflow.api.client.models import (
     ApprovalIn,
     AuditItem,
     Health,
+    JobLogs,
     JobOut,
     JobSubmitted,
     KeyCreated,
@@ -84,6 +85,11 @@ def job_get(job_id: str) -> Call[JobOut]:
 
 def job_manifest(job_id: str) -> Call[JsonObject]:
     return call("GET", "/v1/jobs/{job_id}/manifest", as_json_object, job_id=job_id)
+
+
+def job_logs(job_id: str, party: str | None, after: int) -> Call[JobLogs]:
+    params = {"party": party, "after": after or None}
+    return call("GET", "/v1/jobs/{job_id}/logs", as_model(JobLogs), params=params, job_id=job_id)
 
 
 def job_cancel(job_id: str) -> Call[JobOut]:
