@@ -47,7 +47,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from secureflow.compute.errors import ComputeError, WorkerError, WorkerTimeoutError
-from secureflow.compute.joblogs import DEFAULT_RETENTION_DAYS, job_log_path, prune
+from secureflow.compute.joblogs import DEFAULT_RETENTION_DAYS, PRUNE_INTERVAL_S, job_log_path, prune
 from secureflow.compute.worker.link import (
     DEFAULT_PREFIX,
     Link,
@@ -197,7 +197,9 @@ class Engine:
         self.spu_profiles = {k: dict(v) for k, v in (spu_profiles or SPU_PROFILES).items()}
         self.workers: dict[str, WorkerHandle] = {}
         self.log_retention_days = log_retention_days
-        """Local mode: the parties' job logs older than this are removed when the workers start."""
+        """Local mode: the parties' job logs older than this are removed when the workers start (and at
+        most hourly before a job, `ensure_healthy`)."""
+        self._pruned = time.monotonic()
         # once one party has failed a step, how long the others may still take before they count as stuck
         self.failure_grace = 30.0
         self.healthy = False
@@ -255,8 +257,7 @@ class Engine:
             p: PartyPorts(fed=next(it), spu={prof: next(it) for prof in self.spu_profiles})
             for p in self.parties
         }
-        for party in self.parties:
-            prune(self.party_dir(party), self.log_retention_days)
+        self.prune_logs()
         try:
             for party in self.parties:
                 self.workers[party] = self._spawn(party, table)
@@ -267,6 +268,11 @@ class Engine:
         self.healthy = True
         self.starts += 1
         self.last_start_s = time.monotonic() - t0
+
+    def prune_logs(self) -> int:
+        """Local mode: remove the parties' job logs older than ``log_retention_days`` (returns how many)."""
+        self._pruned = time.monotonic()
+        return sum(prune(self.party_dir(p), self.log_retention_days) for p in self.parties)
 
     def _spawn(self, party: str, table: dict[str, PartyPorts]) -> WorkerHandle:
         pdir = self.party_dir(party)
@@ -351,6 +357,8 @@ class Engine:
     def ensure_healthy(self) -> None:
         """Start the workers, or restart all of them if one died or a step left them unusable."""
         if self.workers and self.healthy and all(w.alive() for w in self.workers.values()):
+            if self.launcher == "local" and time.monotonic() - self._pruned > PRUNE_INTERVAL_S:
+                self.prune_logs()  # a long-running stack: before a job, at most hourly
             return
         self.shutdown()
         self.start()

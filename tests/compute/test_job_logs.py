@@ -10,6 +10,9 @@ party's job logs. The rolling worker log never gets the step lines.
 
 from __future__ import annotations
 
+import os
+import time
+
 from cf_helpers import manifest, put, vertical_data
 from leaks import scan_sinks, table_renderings
 
@@ -57,3 +60,18 @@ def test_each_job_has_its_own_log_per_party_scrubbed_at_write_time(engine, recor
     # the step lines go to the job's log only: the rolling worker log has neither the value nor the lines
     worker_log = engine.log_path("alice").read_text()
     assert repr(planted) not in worker_log and "started with parameters" not in worker_log
+
+
+def test_retention_removes_expired_job_logs_and_keeps_fresh_ones(engine) -> None:  # type: ignore[no-untyped-def]
+    """The clock is the files' mtimes: one log changed 40 days ago, one 2 days ago (retention 30 days)."""
+    old, fresh = "0x" + "0e" * 32, "0x" + "f5" * 32
+    for job, days in ((old, 40), (fresh, 2)):
+        path = engine.job_log_path("bob", job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("a line\n")
+        when = time.time() - days * 86400
+        os.utime(path, (when, when))
+    assert engine.log_retention_days == 30
+    assert engine.prune_logs() == 1
+    assert not engine.job_log_path("bob", old).exists()
+    assert engine.job_log_path("bob", fresh).read_text() == "a line\n"
