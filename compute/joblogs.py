@@ -7,8 +7,9 @@ request of a job, every record it logs (its own, SecretFlow's) goes to that job'
 when it comes from the job logger (`JOB_LOGGER`: step starts with their parameters, each request's
 outcome). A line is scrubbed before it is written (`Scrubber`): every cell of the party's own datasets of
 the job, in any rendering the leak scanner knows (`secureflow.compute.scrub`), and every run of 64 or more
-hex digits (a private key, a salt, a digest) other than the job's id, becomes ``[redacted]``. The token set
-of a dataset is built once per load of that dataset (cached by its content digest).
+hex digits (a private key, a salt, a digest) other than the job's id, becomes ``[redacted]``. A dataset's
+scanner (`Scanner.of_tables`: its float cells sorted, its integer and text cells in sets; ~0.1 s for 51k
+rows x 10 columns) is built once per load of that dataset, cached by its content digest.
 
 Retention (`prune`): job log files and the node's ``sessions/<id>/`` folders (a session's worker log) whose
 last change is older than the retention are removed; ``secureflow node --log-retention-days`` (default
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from secureflow.compute.errors import ComputeError
-from secureflow.compute.scrub import Scanner, table_renderings
+from secureflow.compute.scrub import Scanner
 
 if TYPE_CHECKING:
     import redis
@@ -82,14 +83,14 @@ def job_log_path(party_dir: Path, job_id: str) -> Path:
 
 
 class Scrubber:
-    """Redacts a party's cells (a `Scanner` of their renderings) and long hex runs (but ``keep``) in text."""
+    """Redacts a party's cells (its datasets' `Scanner`s) and long hex runs (but ``keep``) in text."""
 
-    def __init__(self, scanner: Scanner | None = None, keep: Iterable[str] = ()) -> None:
-        self.scanner = scanner
+    def __init__(self, scanners: Iterable[Scanner] = (), keep: Iterable[str] = ()) -> None:
+        self.scanners = list(scanners)
         self.keep = {k.lower() for k in keep}
 
     def scrub(self, text: str) -> str:
-        spans = [] if self.scanner is None else self.scanner.spans(text)
+        spans = [span for scanner in self.scanners for span in scanner.spans(text)]
         spans += [m.span() for m in LONG_HEX.finditer(text) if m.group().lower() not in self.keep]
         if not spans:
             return text
@@ -112,7 +113,7 @@ class JobLogHandler(logging.Handler):
         self.root = party_dir / JOBLOGS
         self.setFormatter(logging.Formatter(LOG_FORMAT))
         self.job: str | None = None
-        self._tokens: dict[bytes, frozenset[str]] = {}  # dataset content digest -> its cells' renderings
+        self._scanners: dict[bytes, Scanner] = {}  # dataset content digest -> the scanner of its cells
         self._scrubbers: dict[str, Scrubber] = {}
         self._write = threading.Lock()
 
@@ -127,12 +128,11 @@ class JobLogHandler(logging.Handler):
 
     def set_datasets(self, job_id: str, tables: Mapping[bytes, object]) -> None:
         """The job's datasets of this party (content digest -> DataFrame): their cells are scrubbed."""
-        tokens: set[str] = set()
         for digest, df in tables.items():
-            if digest not in self._tokens:
-                self._tokens[digest] = frozenset(table_renderings([df]))
-            tokens |= self._tokens[digest]
-        self._scrubbers[job_id.lower()] = Scrubber(Scanner(tokens), keep=[job_id])
+            if digest not in self._scanners:
+                self._scanners[digest] = Scanner.of_tables([df])
+        scanners = [self._scanners[digest] for digest in tables]
+        self._scrubbers[job_id.lower()] = Scrubber(scanners, keep=[job_id])
 
     def end_job(self, job_id: str) -> None:
         """The job is closed on this worker: forget its scanner (its file stays until retention)."""

@@ -8,8 +8,10 @@ A secret such as a metric value ``0.8137`` must appear in no sink, neither whole
 `table_renderings`) and then finds, in any text, each cell's renderings as tokens and any decimal token of
 `MIN_SIGNIFICANT` digits or more that is a cell rounded to its own precision. The seconds of a time of day
 (``16:59:14.602940``) are not taken for a number. The test suite scans every sink with it (`scan_sinks`);
-a party worker applies it to its own job log lines before it writes them (`Scrubber`), so a stored log
-line never holds a cell of that party's data, nor a private key or salt (`LONG_HEX`).
+a party worker applies it to its own job log lines before it writes them
+(`secureflow.compute.joblogs.Scrubber`, with `Scanner.of_tables`: built from the cells themselves rather
+than from every rendering of every cell, it finds at least what the renderings find), so a stored log line
+never holds a cell of that party's data, nor a private key or salt.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import bisect
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 _HEX = re.compile(r"0x[0-9a-fA-F]+")
 
@@ -125,40 +128,99 @@ def _rounds_to_a_cell(token: str, cells: list[float]) -> bool:
     return any(0 <= j < len(cells) and abs(cells[j] - value) <= tolerance for j in (at - 1, at))
 
 
-class Scanner:
-    """Finds the given secrets (cell renderings) in text; built once per set of secrets (a dataset load)."""
+_ALNUM_RUN = re.compile(r"[0-9A-Za-z]+")
+MIN_ROUNDED_DIGITS = 6
+"""A decimal token of this many digits or more that is a cell rounded to the digits it shows is one of the
+cell's renderings (`renderings` keeps the float renderings of six digits or more)."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+
+class Scanner:
+    """Finds a party's cells in text: built once per set of secrets (the tests' renderings, `Scanner`) or per
+    dataset load (`Scanner.of_tables`, the cells themselves: cheaper than every rendering of every cell)."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         secrets = set(secrets)
         self.wanted = {s for s in secrets if _NUMERIC_SECRET.fullmatch(s)}
-        words = sorted(secrets - self.wanted, key=lambda w: (-len(w), w))
         self.cells = sorted({float(s) for s in self.wanted if _DECIMAL_SECRET.fullmatch(s)})
+        self.abs_cells: list[float] = []
+        """Sorted magnitudes of float cells (`of_tables`): a decimal token of `MIN_ROUNDED_DIGITS` digits or
+        more that rounds to one is found (every float rendering `renderings` lists is such a rounding)."""
+        self.ints: set[int] = set()
+        """Magnitudes of integer cells of five digits or more (`of_tables`), found as integer tokens."""
+        self._set_words(secrets - self.wanted)
+
+    def _set_words(self, words: Iterable[str]) -> None:
+        words = set(words)
+        self.plain_words = {w for w in words if _ALNUM_RUN.fullmatch(w)}
+        """Words of letters and digits only: found as whole runs of letters and digits (a set lookup)."""
+        others = sorted(words - self.plain_words, key=lambda w: (-len(w), w))
         self._words = (
-            re.compile("(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, words)) + ")(?![0-9A-Za-z])")
-            if words
+            re.compile("(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, others)) + ")(?![0-9A-Za-z])")
+            if others
             else None
+        )
+
+    @classmethod
+    def of_tables(cls, tables: Iterable[object]) -> Scanner:
+        """A scanner of every cell of the given pandas DataFrames, finding at least what a `Scanner` of their
+        `table_renderings` finds (and any other rounding of six digits or more of a float cell)."""
+        import numpy as np
+        import pandas as pd
+
+        scanner = cls()
+        floats: list[Any] = []
+        words: set[str] = set()
+        for table in tables:
+            assert isinstance(table, pd.DataFrame)  # noqa: S101 - invariant for the type checker
+            for column in table.columns:
+                series = table[column]
+                if pd.api.types.is_bool_dtype(series):
+                    continue
+                if pd.api.types.is_numeric_dtype(series):
+                    values = np.abs(series.dropna().to_numpy(dtype=float))
+                    values = values[np.isfinite(values)]
+                    integral = values == np.floor(values)
+                    scanner.ints.update(int(v) for v in np.unique(values[integral & (values >= 10_000)]))
+                    floats.append(values[~integral])
+                    continue
+                for value in series.dropna().tolist():
+                    words |= renderings(value)
+        if floats:
+            scanner.abs_cells = np.unique(np.concatenate(floats)).tolist()
+        numeric = {w for w in words if _NUMERIC_SECRET.fullmatch(w)}
+        scanner.wanted |= numeric
+        scanner._set_words(words - numeric)
+        return scanner
+
+    def _is_cell(self, token: str) -> bool:
+        bare = token.lstrip("-")
+        if token in self.wanted or bare in self.wanted:
+            return True
+        decimal = "." in token or "e" in token
+        if not decimal:
+            return bool(self.ints) and bare.isdigit() and int(bare) in self.ints
+        if re.match(r"-?0[0-9]", token):  # no number is rendered with a leading zero
+            return False
+        if _significant(token) >= MIN_SIGNIFICANT and _rounds_to_a_cell(token, self.cells):
+            return True
+        return (
+            bool(self.abs_cells)
+            and sum(c.isdigit() for c in token.lower().split("e")[0]) >= MIN_ROUNDED_DIGITS
+            and _rounds_to_a_cell(bare, self.abs_cells)
         )
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The (start, end) offsets in ``text`` of every secret found, sorted (they may overlap)."""
         plain = _hex_masked(text)
         found: list[tuple[int, int]] = []
-        if self.wanted:
+        if self.wanted or self.ints or self.abs_cells:
             for match in _NUMBER.finditer(plain):
-                token = match.group()
                 if _TIME_SECONDS.search(plain, max(0, match.start() - 6), match.start()):
                     continue  # the seconds of a time of day (16:59:14.602940), by chance a cell's %.6f
-                if (
-                    token in self.wanted
-                    or token.lstrip("-") in self.wanted
-                    or (
-                        ("." in token or "e" in token)
-                        and _significant(token) >= MIN_SIGNIFICANT
-                        and not re.match(r"-?0[0-9]", token)  # no number is rendered with a leading zero
-                        and _rounds_to_a_cell(token, self.cells)
-                    )
-                ):
+                if self._is_cell(match.group()):
                     found.append(match.span())
+        if self.plain_words:
+            found.extend(m.span() for m in _ALNUM_RUN.finditer(plain) if m.group() in self.plain_words)
         if self._words is not None:
             found.extend(m.span() for m in self._words.finditer(plain))
         return sorted(found)

@@ -3,6 +3,7 @@ rest of the line (times, counts, addresses, the job id) kept."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from secureflow.compute.joblogs import REDACTED, Scrubber
@@ -15,7 +16,7 @@ ADDRESS = "0x" + "12" * 20
 
 def _scrubber() -> Scrubber:
     df = pd.DataFrame({"x": [0.123456789012, 3.25], "n": [1234567, 7], "city": ["Lisbon-Nord", "Oslo"]})
-    return Scrubber(Scanner(table_renderings([df])), keep=[JOB])
+    return Scrubber([Scanner.of_tables([df])], keep=[JOB])
 
 
 def test_own_cells_and_keys_are_redacted_in_any_rendering() -> None:
@@ -28,3 +29,22 @@ def test_own_cells_and_keys_are_redacted_in_any_rendering() -> None:
 def test_the_rest_of_the_line_is_kept() -> None:
     line = f"2026-12-04 16:30:37,123456 INFO job {JOB} party {ADDRESS}: 200 rows, 3.25 in 0.61 s (Oslo)"
     assert _scrubber().scrub(line) == line  # short values (3.25, Oslo) are not looked for: they say little
+
+
+def test_the_workers_table_scanner_finds_every_rendering_the_tests_scanner_looks_for() -> None:
+    """`Scanner.of_tables` (cells in sorted arrays and sets, cheap to build) finds each of `renderings`."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=300) * 40,
+            "n": rng.integers(10_000, 10**9, 300),
+            "w": [f"w{i:05d}" for i in range(300)],
+            "e": [f"user{i}@example.org" for i in range(300)],
+            "z": rng.integers(0, 3, 300).astype(float),
+        }
+    )
+    scanner = Scanner.of_tables([df])
+    tokens = table_renderings([df])
+    assert tokens and all(scanner.find(f"value {token}, next") == [token] for token in tokens)
+    assert Scanner(tokens).find("took 0.61 s, 200 rows at 16:59:14.602940") == []
+    assert scanner.find("took 0.61 s, 200 rows at 16:59:14.602940") == []
