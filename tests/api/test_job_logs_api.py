@@ -170,3 +170,14 @@ def test_cli_prints_and_follows_a_partys_lines(env: Env) -> None:
     assert followed.exit_code == 0
     assert followed.stdout.splitlines()[-1] == "[alice] alice last line"
     assert len(followed.stdout.splitlines()) == 4  # each line once
+
+
+def test_a_node_that_does_not_answer_in_time_is_named_and_nothing_is_served(env: Env) -> None:
+    """Alice's node beats but no longer lists the API's key (its operator changed the policy): it drops the
+    request; after SECUREFLOW_NODE_LOG_TIMEOUT the API answers 503 naming alice, with none of her lines."""
+    job_id = _submit(env)
+    assert env.call(f"/v1/jobs/{job_id}/logs?party=alice", "auditor").status_code == 200
+    write_policy(env.alice_dir, PartyPolicy())
+    error = assert_error(env.call(f"/v1/jobs/{job_id}/logs?party=alice", "auditor"), 503, "unavailable")
+    assert "party 'alice'" in error["message"] and "no signed answer" in error["message"]
+    assert "alice line" not in error["message"]

@@ -153,9 +153,10 @@ def test_forged_log_requests_are_dropped_unanswered(lnodes: Nodes, rds: redis.Re
         sign_entry(_request(JOB), key_of(STRANGER), LOG_REQUEST_DOMAIN),  # a key the policy does not list
         sign_entry(_request(JOB), key_of(READER), DOMAIN),  # the reader's key, but as a queue entry
         sign_entry(_request(JOB, party="bob"), key_of(READER), LOG_REQUEST_DOMAIN),  # for another party
-        sign_entry(
-            _request(JOB, exp=time.time() + 10 * DAY), key_of(READER), LOG_REQUEST_DOMAIN
-        ),  # long-lived
+        # a listed reader asking for a file that is no job's log (the member key): no job id
+        sign_entry(_request("../secrets/member.key"), key_of(READER), LOG_REQUEST_DOMAIN),
+        # valid for ten days: a signed request is short-lived
+        sign_entry(_request(JOB, exp=time.time() + 10 * DAY), key_of(READER), LOG_REQUEST_DOMAIN),
     ]
     rds.rpush(queue, encode(valid))
     answered = rds.blpop([log_reply_key(lnodes.prefix, str(valid["request"]))], timeout=20)
@@ -172,11 +173,12 @@ def test_forged_log_requests_are_dropped_unanswered(lnodes: Nodes, rds: redis.Re
         "no valid signature",
         f"signed by {STRANGER.address.lower()}, which this node's policy does not list in log_readers",
         "addressed to another party",
+        "no valid job id",
         "expired, or expiring too late",
         "a request id already answered (a replay)",
     ):
         assert f"dropped a log request: {why}" in log
-    assert "job line" not in log  # the node never logs the lines it serves
+    assert "job line" not in log and "member.key" not in log  # nor what a request asked for
 
 
 def test_a_node_that_is_down_is_named(lnodes: Nodes, rds: redis.Redis) -> None:
