@@ -409,6 +409,7 @@ class Node:
         """Answer a signed log request with this party's scrubbed lines of one job it ran (else drop it)."""
         why = self._log_request_refusal(entry)
         if why is not None:
+            self.metrics.log_requests.labels("dropped").inc()
             log.warning("dropped a log request: %s", why)
             return
         request, job_id = str(entry["request"]), str(entry["job_id"])
@@ -423,6 +424,7 @@ class Node:
         pipe.rpush(key, encode(signed))
         pipe.expire(key, LOG_REPLY_TTL_S)
         pipe.execute()
+        self.metrics.log_requests.labels("answered" if reply["ok"] else "no_log").inc()
         log.info("answered a log request for job %s (%s)", job_id[:10], "found" if reply["ok"] else "no log")
 
     def prune_logs(self) -> int:

@@ -25,6 +25,7 @@ import redis
 from dist_nodes import REDIS_URL, Nodes
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from scrape import metrics_url_in, scrape, value
 
 from secureflow.compute.joblogs import (
     JobLogHandler,
@@ -85,7 +86,7 @@ def lnodes(tmp_path_factory: pytest.TempPathFactory, rds: redis.Redis) -> Iterat
         (alice / "sessions" / session / "logs" / "worker.log").write_text("worker line\n")
     _age(alice / "sessions" / OLD_SESSION, 40)
     _age(alice / "sessions" / FRESH_SESSION, 2)
-    n.start("alice", "--log-retention-days", "30")
+    n.start("alice", "--log-retention-days", "30", "--metrics-port", "0")
     try:
         n.wait_up(rds, ("alice",))
         yield n
@@ -179,6 +180,9 @@ def test_forged_log_requests_are_dropped_unanswered(lnodes: Nodes, rds: redis.Re
     ):
         assert f"dropped a log request: {why}" in log
     assert "job line" not in log and "member.key" not in log  # nor what a request asked for
+    samples = scrape(metrics_url_in(lnodes.log("alice"), 30))
+    assert value(samples, "secureflow_node_log_requests_total", result="dropped") == len(forged) + 1
+    assert (value(samples, "secureflow_node_log_requests_total", result="answered") or 0) >= 2
 
 
 def test_a_node_that_is_down_is_named(lnodes: Nodes, rds: redis.Redis) -> None:
