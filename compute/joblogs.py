@@ -50,6 +50,8 @@ DEFAULT_RETENTION_DAYS = 30.0
 PRUNE_INTERVAL_S = 3600.0
 MAX_PAGE_LINES = 1000
 """Lines one read returns at most (the next read starts at the ``next`` offset it returned)."""
+MAX_LINE_CHARS = 4000
+"""Characters of one line a read returns (a longer one, e.g. a huge repr in a library's message, is cut)."""
 REDACTED = "[redacted]"
 LONG_HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?[0-9a-fA-F]{64,}(?![0-9A-Za-z])")
 """A private key, salt, secret or digest written as hex (an address, 40 digits, stays)."""
@@ -179,7 +181,8 @@ def read_job_log(
                 continue
             if len(lines) >= limit:
                 break
-            lines.append(line.rstrip("\n"))
+            line = line.rstrip("\n")
+            lines.append(line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…")
     return lines, max(after, 0) + len(lines)
 
 

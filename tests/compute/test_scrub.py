@@ -3,10 +3,12 @@ rest of the line (times, counts, addresses, the job id) kept."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from secureflow.compute.joblogs import REDACTED, Scrubber
+from secureflow.compute.joblogs import MAX_LINE_CHARS, REDACTED, JobLogHandler, Scrubber, read_job_log
 from secureflow.compute.scrub import Scanner, table_renderings
 
 JOB = "0x" + "ab" * 32
@@ -48,3 +50,15 @@ def test_the_workers_table_scanner_finds_every_rendering_the_tests_scanner_looks
     assert tokens and all(scanner.find(f"value {token}, next") == [token] for token in tokens)
     assert Scanner(tokens).find("took 0.61 s, 200 rows at 16:59:14.602940") == []
     assert scanner.find("took 0.61 s, 200 rows at 16:59:14.602940") == []
+
+
+def test_a_read_returns_a_page_of_lines_each_cut_to_a_bounded_length(tmp_path: Path) -> None:
+    writer = JobLogHandler(tmp_path)
+    writer.write(JOB, "first")
+    writer.write(JOB, "x" * (MAX_LINE_CHARS * 3))
+    writer.write(JOB, "third")
+    lines, nxt = read_job_log(tmp_path, JOB, after=0, limit=2)
+    assert nxt == 2 and lines[0] == "first" and len(lines[1]) == MAX_LINE_CHARS and lines[1].endswith("…")
+    assert read_job_log(tmp_path, JOB, after=nxt) == (["third"], 3)
+    assert (tmp_path / "joblogs").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "joblogs" / f"{JOB}.log").stat().st_mode & 0o777 == 0o600
