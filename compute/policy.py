@@ -15,8 +15,10 @@ every proposed manifest against it before it signs anything; nobody signs for an
       "chain_id": 1337,                            # the deployment it consents on (absent: any the
       "ledger": "0xLedger...",                     #   coordinator names)
       "max_gas_price_wei": 0,                      # the highest gas price of a createJob it signs
-      "coordinators": ["0xCoord..."]               # the only coordinators it takes work from (absent:
-    }                                              #   any holder of the registry's coordinator role)
+      "coordinators": ["0xCoord..."],              # the only coordinators it takes work from (absent:
+                                                   #   any holder of the registry's coordinator role)
+      "log_readers": ["0xApiLogReader..."]         # who may read its scrubbed job logs (absent: nobody)
+    }
 
 Without a file the node uses the default: every algorithm, any dataset of its data folder, and
 nothing revealed to another party. A step reveals to every party when its algorithm does so by
@@ -79,6 +81,13 @@ class PartyPolicy(BaseModel):
         default=None,
         description="the only coordinator addresses whose signed queue entries the node accepts (each must "
         "also hold the registry's coordinator role); None: any holder of that role",
+    )
+
+    log_readers: tuple[Address, ...] = Field(
+        default=(),
+        description="the accounts whose signed log requests (under the log-request signing domain) "
+        "the node answers with its scrubbed log of a job it ran: the API's log-reader key "
+        "(SECUREFLOW_LOG_READER_KEY_FILE); empty: the node serves its job logs to nobody",
     )
 
     def deployment_refusals(self, chain_id: int, ledger: str) -> list[str]:

@@ -33,6 +33,11 @@ DOMAIN = "secureflow/queue-entry/v1"
 REPLY_DOMAIN = "secureflow/node-reply/v1"
 """The domain of a node's replies to the coordinator, signed with the node's member key (never valid as an
 entry of a node's queue, nor an entry as a reply)."""
+LOG_REQUEST_DOMAIN = "secureflow/log-request/v1"
+"""The domain of a request for one job's log lines to a party's node: a signature under it is never valid as a
+queue entry (it cannot make a node act on a job), only as a request to read that job's scrubbed log."""
+LOG_REPLY_DOMAIN = "secureflow/node-log-reply/v1"
+"""The domain of a node's answer to a log request, signed with the node's member key."""
 SIGNATURE_FIELD = "sig"
 
 

@@ -1,149 +1,31 @@
 """Leak checks over text a user or auditor can read (records, logs, errors, files).
 
-A secret such as a metric value ``0.8137`` must appear in no sink, neither whole
-nor without its leading ``0.``. Hex digests and addresses legitimately contain
-any run of digits, so a plain substring test on ``8137`` fails at random on a
-salted hash; these helpers look for the value as a token of its own instead.
-
-`scan_sinks` is the one scanner of every sink (tests/sinks.py collects them): each cell's renderings
-(`renderings`) as tokens, and any decimal token of `MIN_SIGNIFICANT` digits or more that is a cell rounded to
-its own precision. The seconds of a time of day (``16:59:14.602940``) are not taken for a number.
+The scanner is product code (`secureflow.compute.scrub`): a party worker applies the same one to its job
+log lines at write time. `scan_sinks` is the one scanner of every sink (tests/sinks.py collects them): each
+cell's renderings (`renderings`) as tokens, and any decimal token of `MIN_SIGNIFICANT` digits or more that is
+a cell rounded to its own precision.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from secureflow.compute.scrub import (
+    MIN_SIGNIFICANT,
+    MIN_TOKEN,
+    Scanner,
+    numeric_leaks,
+    renderings,
+    scan_sinks,
+    table_renderings,
+    without_hex,
+)
 
-_HEX = re.compile(r"0x[0-9a-fA-F]+")
-
-
-def without_hex(text: str) -> str:
-    """``text`` with every ``0x…`` hex token (digest, address, salt) blanked."""
-    return _HEX.sub("0x", text)
-
-
-def numeric_leaks(text: str, values: Iterable[str]) -> list[str]:
-    """The ``values`` (decimal strings) that occur in ``text`` as numbers of their own.
-
-    A value counts when it is not part of a longer number or hex token: ``8137``
-    is found in ``"auc":8137`` and in ``0.8137``'s digits after the point when
-    listed, never inside ``0x…e8137…``.
-    """
-    plain = without_hex(text)
-    found = []
-    for value in values:
-        pattern = rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9])"
-        if re.search(pattern, plain):
-            found.append(value)
-    return found
-
-
-MIN_TOKEN = 5
-"""Shortest rendering a scan looks for: shorter ones (a label 0/1, a count) occur by chance in any log."""
-
-
-def renderings(value: object) -> set[str]:
-    """How a cell value shows up in a record, a log line or a JSON document, each as a token to look for.
-
-    Floats: ``repr`` (JSON, f-strings), ``%.17g``, ``%g`` (six significant digits) and ``%.6f``; integers (and
-    integral floats) as written; strings as they are. Renderings shorter than `MIN_TOKEN` characters are
-    left out, and so are two-decimal roundings: they occur by chance in timings and counts, and say little
-    of a value.
-    """
-    import math
-
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return set()
-    if isinstance(value, bool):
-        return set()
-    out: set[str] = set()
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        out.add(str(int(value)))
-    elif isinstance(value, float):
-        floats = {repr(value), f"{value:.17g}", f"{value:g}", f"{value:.6f}"}
-        # fewer than six digits (a %g whose trailing zeros were dropped, like 11.999) also reads as a log's
-        # timestamp or timing: look only for renderings that carry six digits or more
-        out |= {r for r in floats if sum(c.isdigit() for c in r) >= 6}
-    else:
-        out.add(str(value))
-    return {r for r in out if len(r.lstrip("-")) >= MIN_TOKEN}
-
-
-def table_renderings(tables: Iterable[object]) -> set[str]:
-    """Every rendering of every cell of the given pandas DataFrames (all columns, all parties)."""
-    found: set[str] = set()
-    for table in tables:
-        for column in table.columns:  # type: ignore[attr-defined]
-            for value in table[column].tolist():  # type: ignore[index]
-                found |= renderings(value)
-    return found
-
-
-MIN_SIGNIFICANT = 7
-"""A decimal token with at least this many significant digits is a leak when it is a cell value rounded to
-its own precision (``%.8f``, ``%.10g``, ...), whatever the rendering: so many digits never match by chance."""
-
-
-_TIME_SECONDS = re.compile(r"[0-9]:[0-5][0-9]:$")
-"""What precedes the seconds of a time of day (``16:59:14.602940``): not a number rendering."""
-
-
-def _significant(token: str) -> int:
-    mantissa = token.lstrip("-").lower().split("e")[0]
-    return len(mantissa.replace(".", "").lstrip("0"))
-
-
-def _rounds_to_a_cell(token: str, cells: list[float]) -> bool:
-    """Whether the decimal ``token`` is one of the sorted ``cells`` rounded to the digits it shows."""
-    import bisect
-    import math
-
-    try:
-        value = float(token)
-    except ValueError:
-        return False
-    if value == 0 or not math.isfinite(value):
-        return False
-    mantissa = token.lstrip("-").lower().split("e")[0]
-    exponent = int(token.lower().split("e")[1]) if "e" in token.lower() else 0
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    tolerance = 0.5 * 10.0 ** (exponent - decimals)
-    at = bisect.bisect_left(cells, value)
-    return any(0 <= j < len(cells) and abs(cells[j] - value) <= tolerance for j in (at - 1, at))
-
-
-def scan_sinks(sinks: Mapping[str, str], secrets: set[str]) -> dict[str, list[str]]:
-    """For each sink (name -> its text) the secrets found in it as tokens of their own (not inside a longer
-    number, word or hex digest), and the decimal tokens of `MIN_SIGNIFICANT` digits or more that are a cell
-    value (a float secret) rounded to their precision; sinks without any are left out."""
-    wanted = {s for s in secrets if re.fullmatch(r"-?[0-9.e+-]+", s)}
-    words = sorted(secrets - wanted)
-    cells = sorted({float(s) for s in wanted if re.fullmatch(r"-?[0-9]+\.[0-9]+(e[+-]?[0-9]+)?", s)})
-    number_re = re.compile(r"(?<![0-9A-Za-z.])-?[0-9][0-9.e+-]*(?![0-9A-Za-z])") if wanted else None
-    leaks: dict[str, list[str]] = {}
-    for name, text in sinks.items():
-        plain = without_hex(text)
-        found: set[str] = set()
-        if number_re is not None:
-            for match in number_re.finditer(plain):
-                token = match.group()
-                if _TIME_SECONDS.search(plain, max(0, match.start() - 6), match.start()):
-                    continue  # the seconds of a time of day (16:59:14.602940), by chance a cell's %.6f
-                if (
-                    token in wanted
-                    or token.lstrip("-") in wanted
-                    or (
-                        ("." in token or "e" in token)
-                        and _significant(token) >= MIN_SIGNIFICANT
-                        and not re.match(r"-?0[0-9]", token)  # no number is rendered with a leading zero
-                        and _rounds_to_a_cell(token, cells)
-                    )
-                ):
-                    found.add(token)
-        for word in words:
-            if re.search(rf"(?<![0-9A-Za-z]){re.escape(word)}(?![0-9A-Za-z])", plain):
-                found.add(word)
-        if found:
-            leaks[name] = sorted(found)
-    return leaks
+__all__ = [
+    "MIN_SIGNIFICANT",
+    "MIN_TOKEN",
+    "Scanner",
+    "numeric_leaks",
+    "renderings",
+    "scan_sinks",
+    "table_renderings",
+    "without_hex",
+]

@@ -144,6 +144,7 @@ def test_the_metrics_registries_expose_what_the_readme_names(exposed: set[str]) 
         "secureflow_node_heartbeat_timestamp_seconds",
         "secureflow_node_worker_state",
         "secureflow_node_requests_total",
+        "secureflow_node_log_requests_total",
         "secureflow_jobs_stuck",
     ):
         assert name in exposed, name

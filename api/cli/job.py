@@ -2,7 +2,8 @@
 `secureflow.api.client`; no DB or chain).
 
 Commands: ``submit MANIFEST.json [--follow]``, ``status JOB_ID [--follow]``, ``list``, ``cancel``,
-``bundle JOB_ID --out FILE`` and ``receipt JOB_ID SEQ``. ``--follow`` subscribes to the job's live-status
+``bundle JOB_ID --out FILE``, ``receipt JOB_ID SEQ`` and ``logs JOB_ID [--party P] [--follow]`` (each
+party's scrubbed log lines of the job, read from that party). ``--follow`` subscribes to the job's live-status
 stream (server-sent events, ``GET /v1/jobs/{id}/events``) and shows steps recorded / anchored / confirmed
 until the job has finished and every record is settled on chain (reconnecting, and resuming after the
 last event shown, when the stream ends early or drops); the exit code is 0 for a completed job
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any
@@ -45,12 +47,14 @@ from secureflow.api.client import (
     DEFAULT_API_URL,
     AuditBundle,
     Client,
+    JobLogs,
     JobOut,
     JobStatusEvent,
     NotFoundError,
     StepOut,
 )
 from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.store.schemas import TERMINAL_JOB_STATUSES
 
 job_app = typer.Typer(no_args_is_help=True, help="Submit, follow and audit jobs through the audit API.")
 
@@ -517,6 +521,62 @@ def list_jobs(
     _print_rows(["job id", "status", "on chain", "parties", "created", "updated", "reason"], rows, {1, 2})
     if page.next_offset is not None:
         console.print(f"more: --offset {page.next_offset}")
+
+
+LOG_POLL_SECONDS = 2.0
+"""How often ``job logs --follow`` asks for new lines while the job runs."""
+
+
+def _print_log_lines(logs: JobLogs, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(logs.model_dump(mode="json")))
+        return
+    for party in logs.parties:
+        for line in party.lines:
+            typer.echo(f"[{party.party}] {line}")
+
+
+@job_app.command("logs")
+@friendly_errors
+def logs(
+    job_id: JobIdArg,
+    party: Annotated[
+        str | None,
+        typer.Option("--party", "-p", help="one party (name or member address); default: all"),
+    ] = None,
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="print new lines as they are written, until the job ends")
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="print the API's JSON (--follow: one object per read)"),
+    ] = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+    api_key: ApiKey = None,
+) -> None:
+    """The job's log lines as each party keeps them (scrubbed by the party when written), read from each
+    party (its node in consortium mode: a party whose node does not answer is named, exit code 1)."""
+    with _client(api_url, api_key) as client:
+        job_id = _job_id(job_id)
+        page = client.jobs.logs(job_id, party=party)
+        _print_log_lines(page, json_output)
+        if not follow_:
+            return
+        offsets = {p.party: p.next for p in page.parties}
+        try:
+            while True:
+                ended = client.jobs.get(job_id).status in TERMINAL_JOB_STATUSES
+                for name, after in offsets.items():
+                    more = client.jobs.logs(job_id, party=name, after=after)
+                    if any(p.lines for p in more.parties):
+                        _print_log_lines(more, json_output)
+                    offsets[name] = more.parties[0].next if more.parties else after
+                if ended:  # read once more after the job ended: its last lines are in
+                    return
+                time.sleep(LOG_POLL_SECONDS)
+        except KeyboardInterrupt:
+            err_console.print(f"stopped following the logs of job {job_id}")
+            raise typer.Exit(130) from None
 
 
 @job_app.command("cancel")

@@ -306,6 +306,14 @@ def node(
             help="tests and single-host development only: act on unsigned queue entries, no chain checks",
         ),
     ] = False,
+    log_retention_days: Annotated[
+        float,
+        typer.Option(
+            envvar="SECUREFLOW_LOG_RETENTION_DAYS",
+            min=0.001,
+            help="days to keep job logs and finished sessions' folders (pruned at start, then hourly)",
+        ),
+    ] = 30.0,
 ) -> None:
     """Distributed mode: run this member's party workers next to its data, taking work from its own queue.
 
@@ -333,6 +341,7 @@ def node(
         metrics_host=metrics_host,
         metrics_port=metrics_port,
         guard=guard,
+        log_retention_days=log_retention_days,
     )
 
 

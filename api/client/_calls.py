@@ -33,6 +33,7 @@ from secureflow.api.client.models import (
     ApprovalIn,
     AuditItem,
     Health,
+    JobLogs,
     JobOut,
     JobSubmitted,
     JobTimeline,
@@ -102,6 +103,11 @@ def job_timeline(job_id: str) -> Call[JobTimeline]:
 
 def overview(hours: int = 6) -> Call[Overview]:
     return call("GET", "/v1/overview", as_model(Overview), params={"hours": hours})
+
+
+def job_logs(job_id: str, party: str | None, after: int) -> Call[JobLogs]:
+    params = {"party": party, "after": after or None}
+    return call("GET", "/v1/jobs/{job_id}/logs", as_model(JobLogs), params=params, job_id=job_id)
 
 
 def job_cancel(job_id: str) -> Call[JobOut]:

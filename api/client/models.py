@@ -193,6 +193,18 @@ class StepOut(_Out):
     )
 
 
+class PartyLog(_Out):
+    party: str = Field(description="the party's name in the job's manifest")
+    address: str = Field(description="its member address (its node signed these lines)")
+    lines: list[str] = Field(description="its log lines from the offset asked for, scrubbed by the party")
+    next: int = Field(description="the line offset to ask for next (`after`) to read on")
+
+
+class JobLogs(_Out):
+    job_id: str
+    parties: list[PartyLog]
+
+
 class CheckOut(_Out):
     name: str
     status: str

@@ -33,6 +33,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/jobs/{job_id}/timeline", "jobs.timeline", True),
     Route("POST", "/v1/jobs/{job_id}/cancel", "jobs.cancel", False),  # a second cancel is a 409
     Route("GET", "/v1/jobs/{job_id}/events", "jobs.events", True),
+    Route("GET", "/v1/jobs/{job_id}/logs", "jobs.logs", True),
     # steps and receipts
     Route("GET", "/v1/jobs/{job_id}/steps", "steps.list", True),
     Route("POST", "/v1/jobs/{job_id}/steps", "steps.anchor", True),  # by job id and seq: replayed

@@ -47,6 +47,7 @@ from secureflow.api.client.models import (
     ApprovalIn,
     AuditItem,
     Health,
+    JobLogs,
     JobOut,
     JobStatusEvent,
     JobSubmitted,
@@ -143,6 +144,11 @@ class Jobs(_Resource):
 
     def cancel(self, job_id: str) -> JobOut:
         return self._run(calls.job_cancel(job_id))
+
+    def logs(self, job_id: str, *, party: str | None = None, after: int = 0) -> JobLogs:
+        """Each party's log lines of the job (or ``party``'s alone), from line ``after`` on, as the party
+        keeps them; `ApiError` 503 naming the party when its node does not answer."""
+        return self._run(calls.job_logs(job_id, party, after))
 
     def events(
         self, job_id: str, *, once: bool = False, last_event_id: str | None = None

@@ -97,7 +97,7 @@ def consortium_manifest(addresses: dict[str, str]) -> dict[str, object]:
 
 
 def _node_folder(
-    root: Path, party: str, others: list[str], chain_id: int, ledger: str, coordinator: str
+    root: Path, party: str, others: list[str], chain_id: int, ledger: str, coordinator: str, log_reader: str
 ) -> Path:
     """A member's folder as it would set up its own host: member key (0600), policy, data folder."""
     folder = root / party
@@ -110,7 +110,14 @@ def _node_folder(
     reveal = {algorithm: tuple(others) for algorithm in DEV_REVEALS}
     # pinned to this run's chain and ledger: a coordinator cannot get a consent for any other deployment
     # and it takes work only from this consortium's coordinator (which also holds the registry's role)
-    policy = PartyPolicy(reveal=reveal, chain_id=chain_id, ledger=ledger, coordinators=(coordinator,))
+    # and it serves its job logs only to this run's API (its log-reader key)
+    policy = PartyPolicy(
+        reveal=reveal,
+        chain_id=chain_id,
+        ledger=ledger,
+        coordinators=(coordinator,),
+        log_readers=(log_reader,),
+    )
     write_policy(folder, policy)
     return folder
 
@@ -154,12 +161,13 @@ class Children:
             proc.wait(5.0)
 
 
-def _coordinator_key(workdir: Path) -> tuple[Path, str]:
-    """A fresh coordinator key in ``workdir/secrets/coordinator.key`` (0600) and its address."""
+def _fresh_key(workdir: Path, name: str = "coordinator") -> tuple[Path, str]:
+    """A fresh key in ``workdir/secrets/<name>.key`` (0600) and its address: the coordinator's, or the API's
+    log-reader key (``name="log-reader"``)."""
     account = Account.create()
     secrets_dir = workdir / "secrets"
     secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = secrets_dir / "coordinator.key"
+    path = secrets_dir / f"{name}.key"
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -205,7 +213,8 @@ def run_consortium(
         for party, address in addresses.items():
             registry.register_member(address, keccak(text=party))
         registry.grant_anchor_service(Account.from_key(DEV_PRIVATE_KEYS[3]).address)
-        coordinator_key, coordinator = _coordinator_key(workdir)
+        coordinator_key, coordinator = _fresh_key(workdir)
+        log_reader_key, log_reader = _fresh_key(workdir, "log-reader")  # no on-chain role
         registry.grant_role("coordinator", coordinator)
         echo(
             f"chain (anvil, chain id {DEV_CHAIN_ID}) at {chain.rpc_url}; contracts deployed, members "
@@ -217,7 +226,9 @@ def run_consortium(
         folders = {}
         for party in addresses:
             others = [a for p, a in addresses.items() if p != party]
-            folders[party] = _node_folder(workdir / "nodes", party, others, DEV_CHAIN_ID, ledger, coordinator)
+            folders[party] = _node_folder(
+                workdir / "nodes", party, others, DEV_CHAIN_ID, ledger, coordinator, log_reader
+            )
             target = folders[party] / "data" / "customers.csv"
             if not target.exists():
                 tables[party].to_csv(target, index=False)
@@ -248,6 +259,9 @@ def run_consortium(
             queue_name=queue,
             api_host=host,
             api_port=port,
+            compute_redis_url=redis_url,
+            compute_redis_prefix=prefix,
+            log_reader_key_file=log_reader_key,
         )
         api = build_api(settings, with_worker=True)  # migrates the database before the coordinator starts
         db = api.app.state.api_db

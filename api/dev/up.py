@@ -21,6 +21,7 @@ from secureflow.api.dev.compute_executor import LocalComputeExecutor
 from secureflow.api.dev.devstack import PARTIES, dev_consortium
 from secureflow.api.server.app import create_app
 from secureflow.api.server.db import ApiDb, Role
+from secureflow.api.server.joblogs import PartyFolderLogs
 from secureflow.api.server.logs import configure_logging
 from secureflow.api.server.serve import (
     Printer,
@@ -155,6 +156,7 @@ def build_embedded(
             deployment=dev.deployment,
             worker=dev.worker,
             executor=executor,
+            job_logs=PartyFolderLogs({p: dev.engine.party_dir(p) for p in dev.engine.parties}),
         )
         db: ApiDb = app.state.api_db
         keys = {"admin": _api_key(db, "admin", dev.address("admin"), "admin")}

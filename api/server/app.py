@@ -31,6 +31,7 @@ from secureflow.api.server.context import INDEXER_CHECKPOINT, Services
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.errors import ApiError, code_for_status, error_body, from_ledger_error
 from secureflow.api.server.executor import JobExecutor
+from secureflow.api.server.joblogs import JobLogSource, NodeJobLogs, load_log_reader_key
 from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
 from secureflow.api.server.reads import HotReads
 from secureflow.api.server.routes import admin, audit, console, docs, jobs, ops, settlements, ui
@@ -248,15 +249,26 @@ def create_app(
     worker: AnchoringWorker | None = None,
     executor: JobExecutor | None = None,
     api_db: ApiDb | None = None,
+    job_logs: JobLogSource | None = None,
 ) -> FastAPI:
-    """The API around the given store, chain and (optional) in-process anchoring worker and executor."""
+    """The API around the given store, chain and (optional) in-process anchoring worker and executor.
+
+    ``job_logs``: where the parties' job logs are read (None: from the parties' nodes when
+    ``compute_redis_url`` and ``log_reader_key_file`` are set, else nowhere)."""
     engine = getattr(store, "engine", None)
     if api_db is None:
         if engine is None:
             raise TypeError("give create_app an api_db, or a SqlLedgerStore whose engine it can share")
         api_db = ApiDb(engine)
     api_db.migrate()
-    services = Services(settings, store, api_db, client, deployment, worker, executor)
+    if job_logs is None and settings.compute_redis_url and settings.log_reader_key_file is not None:
+        job_logs = NodeJobLogs(
+            settings.compute_redis_url,
+            settings.compute_redis_prefix,
+            load_log_reader_key(settings.log_reader_key_file),
+            settings.node_log_timeout,
+        )
+    services = Services(settings, store, api_db, client, deployment, worker, executor, job_logs)
     metrics = ApiMetrics()
     metrics.add_ledger(
         LedgerCollector(

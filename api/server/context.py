@@ -12,6 +12,7 @@ from web3 import Web3
 
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.executor import JobExecutor
+from secureflow.api.server.joblogs import JobLogSource
 from secureflow.api.server.receipts import ReceiptCache
 from secureflow.api.server.settings import ApiSettings
 from secureflow.ledger.anchoring import AnchoringWorker
@@ -35,6 +36,7 @@ class Services:
     deployment: Deployment
     worker: AnchoringWorker | None = None
     executor: JobExecutor | None = None
+    job_logs: JobLogSource | None = None
     _registry: RegistryClient | None = None
     _receipts: ReceiptCache | None = None
     _pin: PinnedDeployment | None = None

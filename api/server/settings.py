@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -75,6 +77,20 @@ class ApiSettings(LedgerSettings):
         default=30.0,
         ge=0,
         description="the job watchdog fails a job whose coordinator's lease lapsed this many seconds ago",
+    )
+    compute_redis_url: str | None = Field(
+        default=None,
+        description="the Redis of the nodes' queues: with log_reader_key_file, job logs are read from the "
+        "parties' nodes (GET /v1/jobs/{id}/logs)",
+    )
+    compute_redis_prefix: str = Field(default="secureflow", min_length=1, description="their key prefix")
+    log_reader_key_file: Path | None = Field(
+        default=None,
+        description="a file holding the API's own log-reader key (0x + 64 hex, mode 0600): it signs log "
+        "requests to the nodes, which answer only keys their policy lists in log_readers",
+    )
+    node_log_timeout: float = Field(
+        default=5.0, gt=0, le=120, description="seconds a party's node has to answer a log request"
     )
     queue_sweep_interval: float = Field(
         default=5.0,

@@ -47,6 +47,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from secureflow.compute.errors import ComputeError, WorkerError, WorkerTimeoutError
+from secureflow.compute.joblogs import DEFAULT_RETENTION_DAYS, PRUNE_INTERVAL_S, job_log_path, prune
 from secureflow.compute.worker.link import (
     DEFAULT_PREFIX,
     Link,
@@ -165,6 +166,7 @@ class Engine:
         node_timeout: float = 5.0,
         coordinator_key: str | None = None,
         party_addresses: Mapping[str, str] | None = None,
+        log_retention_days: float = DEFAULT_RETENTION_DAYS,
     ) -> None:
         if not 2 <= len(set(parties)) == len(parties) <= MAX_PARTIES:
             raise ComputeError(
@@ -194,6 +196,10 @@ class Engine:
         self.log_level = log_level
         self.spu_profiles = {k: dict(v) for k, v in (spu_profiles or SPU_PROFILES).items()}
         self.workers: dict[str, WorkerHandle] = {}
+        self.log_retention_days = log_retention_days
+        """Local mode: the parties' job logs older than this are removed when the workers start (and at
+        most hourly before a job, `ensure_healthy`)."""
+        self._pruned = time.monotonic()
         # once one party has failed a step, how long the others may still take before they count as stuck
         self.failure_grace = 30.0
         self.healthy = False
@@ -217,6 +223,10 @@ class Engine:
 
     def log_path(self, party: str) -> Path:
         return self.party_dir(party) / "logs" / "worker.log"
+
+    def job_log_path(self, party: str, job_id: str) -> Path:
+        """``party``'s scrubbed log of job ``job_id`` (`secureflow.compute.joblogs`; local mode)."""
+        return job_log_path(self.party_dir(party), job_id)
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -247,6 +257,7 @@ class Engine:
             p: PartyPorts(fed=next(it), spu={prof: next(it) for prof in self.spu_profiles})
             for p in self.parties
         }
+        self.prune_logs()
         try:
             for party in self.parties:
                 self.workers[party] = self._spawn(party, table)
@@ -257,6 +268,11 @@ class Engine:
         self.healthy = True
         self.starts += 1
         self.last_start_s = time.monotonic() - t0
+
+    def prune_logs(self) -> int:
+        """Local mode: remove the parties' job logs older than ``log_retention_days`` (returns how many)."""
+        self._pruned = time.monotonic()
+        return sum(prune(self.party_dir(p), self.log_retention_days) for p in self.parties)
 
     def _spawn(self, party: str, table: dict[str, PartyPorts]) -> WorkerHandle:
         pdir = self.party_dir(party)
@@ -341,6 +357,8 @@ class Engine:
     def ensure_healthy(self) -> None:
         """Start the workers, or restart all of them if one died or a step left them unusable."""
         if self.workers and self.healthy and all(w.alive() for w in self.workers.values()):
+            if self.launcher == "local" and time.monotonic() - self._pruned > PRUNE_INTERVAL_S:
+                self.prune_logs()  # a long-running stack: before a job, at most hourly
             return
         self.shutdown()
         self.start()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import json
 import logging
 import os
 import re
@@ -54,6 +55,7 @@ from secureflow.compute.errors import (
     ModelIntegrityError,
     SchemaError,
 )
+from secureflow.compute.joblogs import JOB_LOGGER, JobLogHandler
 from secureflow.compute.manifest import OUTPUT_FOLDER, JobManifest
 from secureflow.compute.models import (
     MODEL_META,
@@ -82,11 +84,14 @@ from secureflow.compute.worker.consented import (
 )
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
 from secureflow.compute.worker.protocol import WorkerSettings, is_loopback
+from secureflow.compute.worker.trust import request_job_id
 from secureflow.ledger.consent import consent_digest, recover_signer, sign_consent, sign_create_job
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
 from secureflow.ledger.signing import job_salt, salted_digest, sign_party
 
 log = logging.getLogger("secureflow.compute.worker")
+joblog = logging.getLogger(JOB_LOGGER)
+"""Lines for the current job's log only (scrubbed; never the rolling worker log): steps, outcomes."""
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 """A model id as the manifest allows it (`secureflow.compute.manifest.ModelId`): one folder name."""
 
@@ -179,6 +184,12 @@ class Worker:
         self.verified: dict[str, set[str]] = {}  # job id -> model ids whose integrity this party checked
         self.consented: dict[str, ConsentedJob] = {}  # job id -> what this party consented to
         self.create_signatures: dict[str, dict[int, tuple[bytes, str]]] = {}  # job id -> nonce -> (raw, hash)
+        self.job_logs = JobLogHandler(self.root)
+        """Each job's own log, ``<party_dir>/joblogs/<job_id>.log``, scrubbed with this party's cells."""
+        logging.getLogger().addHandler(self.job_logs)
+        joblog.setLevel(logging.INFO)
+        joblog.propagate = False
+        joblog.addHandler(self.job_logs)
 
     # -- start-up ----------------------------------------------------------------------------------
     def init_secretflow(self) -> dict[str, float]:
@@ -240,25 +251,47 @@ class Worker:
             if handler is None:
                 self._reply({"ok": False, "error_class": "WorkerError", "message": f"unknown op {op!r}"})
                 continue
-            try:
-                self._check_own_consent(str(op), msg)
-                reply = handler(msg)
-                reply.setdefault("ok", True)
-            except ComputeError as exc:
-                reply = {"ok": False, "error_class": exc.error_class, "message": str(exc)}
-            except Exception as exc:  # never forward a foreign message: it may quote data
-                log.error(
-                    "step failed with %s:\n%s",
-                    type(exc).__name__,
-                    "".join(traceback.format_tb(exc.__traceback__)),
-                )
-                reply = {
-                    "ok": False,
-                    "error_class": "StepExecutionError",
-                    "message": f"{type(exc).__name__} while handling {op}",
-                    "fatal": True,
-                }
+            job_id = request_job_id(msg) if op not in ("ping", "list_models") else None
+            with self.job_logs.job_context(job_id):
+                reply = self._handle(str(op), handler, msg, job_id)
             self._reply(reply)
+
+    def _handle(self, op: str, handler: Any, msg: dict[str, Any], job_id: str | None) -> dict[str, Any]:
+        """Run one request; its outcome goes to the job's log (when it names a job)."""
+        t0 = time.monotonic()
+        what = f"step {msg.get('seq')} ({msg.get('algorithm')})" if op == "run_step" else op
+        try:
+            self._check_own_consent(op, msg)
+            reply: dict[str, Any] = handler(msg)
+            reply.setdefault("ok", True)
+        except ComputeError as exc:
+            reply = {"ok": False, "error_class": exc.error_class, "message": str(exc)}
+        except Exception as exc:  # never forward a foreign message: it may quote data
+            log.error(
+                "step failed with %s:\n%s",
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            reply = {
+                "ok": False,
+                "error_class": "StepExecutionError",
+                "message": f"{type(exc).__name__} while handling {op}",
+                "fatal": True,
+            }
+        if job_id is not None:
+            took = time.monotonic() - t0
+            if reply.get("ok"):
+                joblog.info("party %s: %s done in %.2f s", self.party, what, took)
+            else:
+                joblog.warning(
+                    "party %s: %s failed in %.2f s: %s: %s",
+                    self.party,
+                    what,
+                    took,
+                    reply.get("error_class"),
+                    reply.get("message"),
+                )
+        return reply
 
     def _reply(self, reply: dict[str, Any]) -> None:
         try:
@@ -341,6 +374,18 @@ class Worker:
                 raise ModelError(f"the metadata of model {model_id!r} does not match its model hash")
             models[name] = {"meta": meta}
         self.jobs[job_id] = store
+        self.job_logs.set_datasets(
+            job_id, {s.digest: s.df for s in store.values() if isinstance(s, TableSlice) and s.digest}
+        )
+        for name, table in store.items():
+            if isinstance(table, TableSlice) and table.df is not None:
+                joblog.info(
+                    "party %s: opened dataset %s (%d rows; columns %s)",
+                    self.party,
+                    name,
+                    len(table.df),
+                    ", ".join(str(c) for c in table.df.columns),
+                )
         return {"infos": infos, "models": models}
 
     def op_verify_models(self, msg: dict[str, Any]) -> dict[str, Any]:
@@ -418,6 +463,13 @@ class Worker:
         store = self.jobs[job_id]
         self.last_step, self.last_digests = (job_id, int(msg["seq"])), None  # signable once it succeeded
         spec = get_algorithm(msg["algorithm"])
+        joblog.info(
+            "party %s: step %s (%s) started with parameters %s",
+            self.party,
+            msg["seq"],
+            msg["algorithm"],
+            json.dumps(msg["params"], sort_keys=True, default=str),
+        )
         params = spec.parse_params(msg["params"])
         in_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["input_infos"].items()}
         out_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["output_infos"].items()}
@@ -656,6 +708,7 @@ class Worker:
         return {"models": models}
 
     def op_close_job(self, msg: dict[str, Any]) -> dict[str, Any]:
+        self.job_logs.end_job(str(msg["job_id"]))
         self.jobs.pop(msg["job_id"], None)
         self.verified.pop(msg["job_id"], None)
         self._clean_tmp()

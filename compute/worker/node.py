@@ -17,14 +17,24 @@ For each session it:
    local mode) in the party folder with that table, and relays the worker's
    replies (hello, ready, step results) to the session's outbound list;
 3. on ``msg``: forwards the request to the session's worker (SPMD steps, consent, sign, ...);
-4. on ``stop``: stops the session's worker and removes its tmp/ and work/;
+4. on ``stop``: stops the session's worker and removes its tmp/ and work/ (its log stays, until the
+   retention below);
 5. when the session's engine heartbeat (``<prefix>:coord:<session>:alive``)
    lapses (checked every second): stops that worker as on ``stop`` and logs why.
 
 Every second the node rewrites each session's heartbeat key (short TTL), so the
 engine notices a dead node or host; when a worker exits the node reports ``exit``
 with its code. Entries of an unknown session, or past their expiry, are dropped
-unread. SIGTERM/Ctrl-C stops every worker and the node. The member key and salt
+unread. SIGTERM/Ctrl-C stops every worker and the node.
+
+Job logs (`secureflow.compute.joblogs`): the party's workers keep each job's log lines, scrubbed, in
+``<data-dir>/joblogs/<job_id>.log``. The node answers a ``logs`` entry of its queue (no session) with the
+lines of that one job, signed with its member key under ``LOG_REPLY_DOMAIN`` on
+``<prefix>:logs:<request>:out``, only when the entry is signed under ``LOG_REQUEST_DOMAIN`` by an account
+its policy lists in ``log_readers``, is addressed to this party, unexpired, not a replay of a request id,
+and names a job whose log this node keeps (a job it ran); any other log request is dropped unanswered
+(logged without its content). Job logs and ``sessions/<id>/`` folders older than ``--log-retention-days``
+are removed at start and every hour (running sessions are kept). The member key and salt
 stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures
 goes through Redis.
 """
@@ -49,6 +59,18 @@ from typing import Any
 import redis
 
 from secureflow.compute.errors import ComputeError
+from secureflow.compute.joblogs import (
+    DEFAULT_RETENTION_DAYS,
+    JOB_ID,
+    PRUNE_INTERVAL_S,
+    REQUEST_ID,
+    JobLogError,
+    log_reply,
+    log_reply_key,
+    prune,
+    read_job_log,
+)
+from secureflow.compute.policy import load_policy
 from secureflow.compute.worker.engine import free_ports, spawn_worker
 from secureflow.compute.worker.link import (
     DEFAULT_PREFIX,
@@ -68,7 +90,13 @@ from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.compute.worker.protocol import PartyPorts, is_loopback
 from secureflow.compute.worker.trust import JOB_OPS, QueueGuard, member_key
 from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
-from secureflow.ledger.queue_signing import REPLY_DOMAIN, sign_entry
+from secureflow.ledger.queue_signing import (
+    LOG_REPLY_DOMAIN,
+    LOG_REQUEST_DOMAIN,
+    REPLY_DOMAIN,
+    entry_signer,
+    sign_entry,
+)
 
 log = logging.getLogger("compute.node")
 
@@ -104,6 +132,10 @@ class Session:
 
 MAX_REPLY_COUNTERS = 4096
 """Sessions whose reply counter a node keeps (a session's replies are numbered 1, 2, ... for the engine)."""
+MAX_LOG_REQUEST_S = 300.0
+"""A log request expiring later than this from now is dropped (a signed request is short-lived)."""
+LOG_REPLY_TTL_S = 60
+"""A log answer nobody read is gone after this many seconds."""
 
 
 class Node:
@@ -120,6 +152,7 @@ class Node:
         heartbeat_ttl: float = HEARTBEAT_TTL_S,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         guard: QueueGuard | None = None,
+        log_retention_days: float = DEFAULT_RETENTION_DAYS,
     ) -> None:
         if not party or ":" in party:
             raise ComputeError(f"invalid party name {party!r}", hint="use the party's name from the manifest")
@@ -145,6 +178,12 @@ class Node:
         self.metrics = NodeMetrics(party, self._state_view)
         self.queue_ok = False
         """Whether the last read of the queue succeeded (readiness)."""
+        if not log_retention_days > 0:
+            raise ComputeError(f"the log retention must be positive, not {log_retention_days} days")
+        self.log_retention_days = log_retention_days
+        self._pruned = time.monotonic()
+        self._log_requests: dict[str, float] = {}
+        """Log request ids answered or refused, with their expiry (a replay is dropped)."""
 
     # -- compatibility views of the single-session API ----------------------------------------------
     @property
@@ -260,6 +299,9 @@ class Node:
         if entry is None:
             log.warning("dropped an entry that is not a JSON object")
             return
+        if entry.get("op") == "logs":
+            self.serve_logs(entry)
+            return
         session, op = entry.get("session"), entry.get("op")
         if not isinstance(session, str) or not SESSION_ID.fullmatch(session):
             log.warning("dropped an entry without a valid session id")
@@ -325,6 +367,75 @@ class Node:
                 sess.link.send(request)
         elif op == "stop":
             self.end_session(session)
+
+    # -- job logs -----------------------------------------------------------------------------------
+    def _log_request_refusal(self, entry: dict[str, Any]) -> str | None:
+        """Why the log request ``entry`` is dropped unanswered (None: answer it)."""
+        request, exp = entry.get("request"), entry.get("exp")
+        if not isinstance(request, str) or not REQUEST_ID.fullmatch(request):
+            return "no valid request id"
+        now = time.time()
+        if (
+            not isinstance(exp, int | float)
+            or not math.isfinite(exp)
+            or not now <= exp <= now + MAX_LOG_REQUEST_S
+        ):
+            return "expired, or expiring too late"
+        if entry.get("party") != self.party:
+            return "addressed to another party"
+        if not isinstance(entry.get("job_id"), str) or not JOB_ID.fullmatch(str(entry["job_id"])):
+            return "no valid job id"
+        after = entry.get("after", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            return "no valid line offset"
+        signer = entry_signer(entry, LOG_REQUEST_DOMAIN)
+        if signer is None:
+            return "no valid signature"
+        try:
+            readers = {a.lower() for a in load_policy(self.party_dir).log_readers}
+        except ComputeError as exc:
+            return f"the policy cannot be read ({exc.error_class})"
+        if signer not in readers:
+            return f"signed by {signer}, which this node's policy does not list in log_readers"
+        with self._lock:
+            for old in [r for r, e in self._log_requests.items() if e < now]:
+                del self._log_requests[old]
+            if request in self._log_requests:
+                return "a request id already answered (a replay)"
+            self._log_requests[request] = float(exp)
+        return None
+
+    def serve_logs(self, entry: dict[str, Any]) -> None:
+        """Answer a signed log request with this party's scrubbed lines of one job it ran (else drop it)."""
+        why = self._log_request_refusal(entry)
+        if why is not None:
+            self.metrics.log_requests.labels("dropped").inc()
+            log.warning("dropped a log request: %s", why)
+            return
+        request, job_id = str(entry["request"]), str(entry["job_id"])
+        try:
+            lines, nxt = read_job_log(self.party_dir, job_id, int(entry.get("after", 0)))
+            reply = log_reply(self.party, request, lines, nxt)
+        except JobLogError:
+            reply = log_reply(self.party, request, None, 0)
+        key = log_reply_key(self.prefix, request)
+        signed = sign_entry(reply, self._member_key, LOG_REPLY_DOMAIN)
+        pipe = self.client.pipeline()
+        pipe.rpush(key, encode(signed))
+        pipe.expire(key, LOG_REPLY_TTL_S)
+        pipe.execute()
+        self.metrics.log_requests.labels("answered" if reply["ok"] else "no_log").inc()
+        log.info("answered a log request for job %s (%s)", job_id[:10], "found" if reply["ok"] else "no log")
+
+    def prune_logs(self) -> int:
+        """Remove job logs and finished sessions' folders older than the retention (returns how many)."""
+        with self._lock:
+            running = list(self.sessions)
+        removed = prune(self.party_dir, self.log_retention_days, keep_sessions=running)
+        self._pruned = time.monotonic()
+        if removed:
+            log.info("removed %d job log(s) and session folder(s) past the retention", removed)
+        return removed
 
     def _refuse(self, session: str, op: str, reason: str) -> None:
         """Answer a job request this node will not act on (the worker never sees it)."""
@@ -476,6 +587,8 @@ class Node:
                     except Exception as exc:  # one bad entry must not take down every session of the node
                         log.error("dropped an entry that could not be handled (%s)", type(exc).__name__)
                 self.check_engine()
+                if time.monotonic() - self._pruned > PRUNE_INTERVAL_S:
+                    self.prune_logs()
         finally:
             self.metrics.up.set(0)
             self.stopping.set()
@@ -496,6 +609,7 @@ def run_node(
     metrics_host: str = "127.0.0.1",
     metrics_port: int | None = None,
     guard: QueueGuard | None = None,
+    log_retention_days: float = DEFAULT_RETENTION_DAYS,
 ) -> None:
     """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C.
 
@@ -505,7 +619,17 @@ def run_node(
     (`secureflow.compute.worker.node_metrics`) on ``metrics_host``.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    node = Node(party, data_dir, redis_url, host=host, prefix=prefix, max_sessions=max_sessions, guard=guard)
+    node = Node(
+        party,
+        data_dir,
+        redis_url,
+        host=host,
+        prefix=prefix,
+        max_sessions=max_sessions,
+        guard=guard,
+        log_retention_days=log_retention_days,
+    )
+    node.prune_logs()
     if guard is None:
         log.warning("this node trusts its Redis: it acts on unsigned entries (--trust-redis; tests only)")
     try:

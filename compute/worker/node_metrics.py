@@ -12,6 +12,8 @@ What a node exports, all prefixed ``secureflow_node_``:
 * ``worker_state{state}`` (one of idle, starting, running, exited is 1), ``worker_starts_total``,
   ``worker_exits_total{outcome}`` (``clean``: code 0, ``error``: another code, ``signal``: killed,
   ``unknown``: no code);
+* ``log_requests_total{result}``: job log requests (`secureflow.compute.joblogs`) answered, answered
+  with "no log of that job here" (``no_log``), or ``dropped`` unanswered;
 * ``requests_total{op}``: requests relayed to the party worker by operation; the steps served are
   ``op="run_step"``. Operations outside the worker's fixed set count as ``other``;
 * ``step_seconds{algorithm,outcome}``: from relaying a ``run_step`` to the worker's reply (the worker
@@ -140,6 +142,15 @@ class NodeMetrics:
         )
         for op in (*sorted(WORKER_OPS), "other"):
             self.requests.labels(op)
+        self.log_requests = Counter(
+            "secureflow_node_log_requests",
+            "Job log requests by result (answered: lines sent; no_log: no log of that job here; dropped: "
+            "unsigned, not a listed reader, another party's, expired or replayed)",
+            ["result"],
+            registry=r,
+        )
+        for result in ("answered", "no_log", "dropped"):
+            self.log_requests.labels(result)
         self.steps = Histogram(
             "secureflow_node_step_seconds",
             "Seconds from relaying a step to the party worker to its reply, by algorithm and outcome",

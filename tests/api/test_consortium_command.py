@@ -83,6 +83,12 @@ def test_one_command_runs_a_three_member_consortium_whose_job_closes_on_chain(
         assert (workdir / "nodes" / "alice" / "data" / "out" / "scores.csv").exists()  # on alice's host only
         assert not (workdir / "nodes" / "bob" / "data" / "out" / "scores.csv").exists()
 
+        # each member's node serves its own log of the job to the API (its policy lists the API's reader key)
+        logs = _cli(env, "job", "logs", job_id)
+        assert logs.returncode == 0, logs.stdout + logs.stderr
+        for party in ("alice", "bob", "carol"):
+            assert f"[{party}] " in logs.stdout and f"party {party}: step 0 (psi) done" in logs.stdout
+
         bundle = workdir / "bundle.json"
         fetched = _cli(env, "job", "bundle", job_id, "--out", str(bundle))
         assert fetched.returncode == 0, fetched.stdout + fetched.stderr

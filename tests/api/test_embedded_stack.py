@@ -80,6 +80,13 @@ def _job_runs_and_is_anchored(tmp_path: Path, api_log: LogCapture) -> None:
             )
             assert receipt.status_code == 200, receipt.text
             assert receipt.json()["record"]["algorithm"] == "ss_lr"
+            # each party's own log of the job, read from its folder (scrubbed when its worker wrote it)
+            logs = requests.get(f"{server.url}/v1/jobs/{job_id}/logs", headers=auditor, timeout=60)
+            assert logs.status_code == 200, logs.text
+            by_party = {p["party"]: p["lines"] for p in logs.json()["parties"]}
+            assert set(by_party) == {"alice", "bob"}
+            for party, lines in by_party.items():
+                assert any(f"party {party}: step 3 (ss_lr) done" in line for line in lines), lines
             _commands_run_with_only_secureflow_env(stack, tmp_path, server.url, job_id)
             _console_shows_the_real_job(server.url, stack.keys["auditor"], job_id, tmp_path)
             bundle = requests.get(f"{server.url}/v1/jobs/{job_id}/bundle", headers=auditor, timeout=60)
@@ -162,13 +169,24 @@ def _no_cell_value_on_chain_in_the_api_db_or_log(
 ) -> None:
     """Every cell of both parties (tests/leaks.py's renderings) against the chain the job ran on (every
     transaction's calldata and every log from genesis, decoded and raw), every row of every table of the
-    stack's database (the API's tables and the ledger's) and every log record of the API process; and the
+    stack's database (the API's tables and the ledger's), every log record of the API process and each
+    party's job logs; and the
     scan sees a value planted in a copy of each of these sinks."""
     tables = [pd.read_csv(data / "customers.csv") for _address, data in stack.parties.values()]
     secrets = table_renderings(tables)
     chain = capture_chain(stack.chain.rpc_url)  # while the chain is up
     assert sum(len(b["transactions"]) for b in chain.blocks) > 10 and len(chain.logs) > 10
-    sinks = {**chain_sinks(chain), **sqlite_rows(workdir / "secureflow.db"), "api log": api_log.text()}
+    job_logs = {
+        f"{party} job logs": "\n".join(p.read_text() for p in sorted(data.parent.glob("joblogs/*.log")))
+        for party, (_address, data) in stack.parties.items()
+    }
+    assert all("step 0 (psi) done" in text for text in job_logs.values())
+    sinks = {
+        **chain_sinks(chain),
+        **sqlite_rows(workdir / "secureflow.db"),
+        "api log": api_log.text(),
+        **job_logs,
+    }
     assert {"secureflow.db api_keys", "secureflow.db api_manifests", "secureflow.db step_records"} <= set(
         sinks
     ), sinks.keys()

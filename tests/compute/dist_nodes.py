@@ -31,7 +31,7 @@ class Nodes:
     def dir(self, party: str) -> Path:
         return self.root / party
 
-    def start(self, party: str) -> None:
+    def start(self, party: str, *extra: str) -> None:
         self.dir(party).mkdir(parents=True, exist_ok=True)
         chain_vars = ("SECUREFLOW_RPC_URL", "SECUREFLOW_DEPLOYMENT")
         env = {k: v for k, v in os.environ.items() if k not in chain_vars}
@@ -43,7 +43,7 @@ class Nodes:
             self.procs[party] = subprocess.Popen(
                 [sys.executable, "-m", "secureflow.api", "node", "--party", party,
                  "--data-dir", str(self.dir(party)), "--redis-url", REDIS_URL, "--prefix", self.prefix,
-                 *trust],
+                 *trust, *extra],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(REPO_ROOT),
             )  # fmt: skip
 

@@ -360,11 +360,14 @@ def test_every_algorithm_ran(result) -> None:  # type: ignore[no-untyped-def]
 
 def test_no_cell_value_in_records_logs_or_model_metadata(engine, data, result, captured_logs) -> None:  # type: ignore[no-untyped-def]
     """Every cell of both parties (tests/leaks.py's renderings: ids, categories, floats as repr, %g, %.6f)
-    against the records, the models' metadata, each worker's log, this process's log records, the steps'
-    error messages and each party's model metadata files; a value planted in a copy of each is found."""
+    against the records, the models' metadata, each worker's log, each party's log of the job (either
+    party's cells, not only its own), this process's log records, the steps' error messages and each party's
+    model metadata files; a value planted in a copy of each is found."""
     sinks = {f"record {s.seq}": s.record.canonical_json().decode() for s in result.steps}
     sinks["models"] = json.dumps(result.models)
     sinks |= {f"{p} worker log": engine.log_path(p).read_text(errors="replace") for p in ("alice", "bob")}
+    sinks |= {f"{p} job log": engine.job_log_path(p, result.job_id).read_text() for p in ("alice", "bob")}
+    assert all(f"step {len(result.steps) - 1} (" in sinks[f"{p} job log"] for p in ("alice", "bob"))
     sinks["driver log"] = "\n".join(captured_logs)
     sinks["errors"] = "\n".join(s.error_message or "" for s in result.steps)
     for party in ("alice", "bob"):

@@ -30,10 +30,13 @@ import pytest
 import redis
 from cf_helpers import joined, put, vertical_data
 from dist_nodes import REDIS_URL, Nodes
+from eth_account import Account
 from leaks import scan_sinks, table_renderings
 from sinks import RedisMonitor
 
 from secureflow.compute.errors import ComputeError, WorkerError
+from secureflow.compute.joblogs import job_log_path, request_node_logs
+from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.runner import JobResult, run_job
 from secureflow.compute.worker.engine import REPO_ROOT, Engine
 from secureflow.compute.worker.link import (
@@ -122,7 +125,7 @@ def _shape(rec: StepRecord) -> list[tuple[list[str], list[str], bool]]:
     return [(sorted(p.inputs), sorted(p.outputs), bool(p.signature)) for p in rec.parties]
 
 
-def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder) -> None:  # type: ignore[no-untyped-def]
+def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder, rds) -> None:  # type: ignore[no-untyped-def]
     alice, bob = vertical_data(200, seed=5)
     alice.loc[alice.index[:5], "a1"] = np.nan
     bob.loc[bob.index[:4], "b2"] = np.nan
@@ -132,6 +135,7 @@ def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder)
         res = run_job(dengine, _job(dengine.addresses, dist_ds), recorder)
     assert res.succeeded, (res.error_class, res.error_message)
     _no_cell_value_in_redis_traffic(traffic, nodes.prefix, data)
+    _each_node_keeps_and_serves_its_own_job_log(nodes, rds, dengine.addresses, res.job_id, data)
 
     engine.ensure_healthy()
     local_ds = {"raw": {p: put(engine, p, "dist_cmp.csv", data[p]) for p in PARTIES}}
@@ -166,6 +170,29 @@ def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder)
     pids = {p: w.pid for p, w in dengine.workers.items()}
     again = run_job(dengine, _job(dengine.addresses, dist_ds, out="out/again"), recorder)
     assert again.succeeded and {p: w.pid for p, w in dengine.workers.items()} == pids
+
+
+def _each_node_keeps_and_serves_its_own_job_log(
+    nodes: Nodes, rds: redis.Redis, addresses: dict[str, str], job_id: str, data: dict[str, pd.DataFrame]
+) -> None:
+    """Each party's worker wrote the job's lines in its node's folder, with none of the party's cells; the
+    node serves them, signed by its member key, to a reader its policy lists (and to nobody before)."""
+    reader = Account.create()
+    for p in PARTIES:
+        text = job_log_path(nodes.dir(p), job_id).read_text()
+        assert "step 0 (psi) done" in text and "step 1 (fillna) done" in text
+        assert scan_sinks({p: text}, table_renderings([data[p]])) == {}
+        write_policy(nodes.dir(p), PartyPolicy(log_readers=(reader.address,)))
+        page = request_node_logs(
+            rds,
+            prefix=nodes.prefix,
+            party=p,
+            member=addresses[p],
+            job_id=job_id,
+            signer="0x" + bytes(reader.key).hex(),
+            timeout=20.0,
+        )
+        assert page.lines == text.splitlines()
 
 
 def _no_cell_value_in_redis_traffic(

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
@@ -30,9 +31,11 @@ from secureflow.api.server.errors import (
     ConflictError,
     ForbiddenError,
     InvalidRequestError,
+    NotFoundError,
     QueueUnavailableError,
     RefusedError,
     RegistryConflictError,
+    UnavailableError,
 )
 from secureflow.api.server.manifests import new_job_id, validate_manifest
 from secureflow.api.server.reads import JsonBytes, hot_reads
@@ -40,12 +43,14 @@ from secureflow.api.server.schemas import (
     ERROR_RESPONSES,
     AcceptedStep,
     ErrorResponse,
+    JobLogs,
     JobOut,
     JobStatusEvent,
     JobSubmission,
     JobSubmitted,
     OffsetPage,
     Page,
+    PartyLog,
     RecordCounts,
     StepDetail,
     StepOut,
@@ -53,6 +58,7 @@ from secureflow.api.server.schemas import (
     step_out,
 )
 from secureflow.api.server.streams import SlotStreamingResponse, stream_slots
+from secureflow.compute.joblogs import NodeLogsUnavailableError
 from secureflow.ledger.errors import LedgerError, StoreConflictError
 from secureflow.ledger.receipts import AuditBundle, Receipt, RecordNotAnchoredError, build_bundle
 from secureflow.ledger.recorder import to_outbox
@@ -252,6 +258,56 @@ def get_manifest(request: Request, job_id: JobId) -> dict[str, Any]:
 
         raise NotFoundError(f"job {job.job_id} was not submitted through the API: no manifest stored")
     return manifest
+
+
+@router.get(
+    "/jobs/{job_id}/logs",
+    dependencies=[Depends(allow("admin", "auditor", "member", scope="own_jobs"))],
+    response_model=JobLogs,
+    responses={503: {"description": "a party's node did not answer (the party is named)"}},
+)
+def get_job_logs(
+    request: Request,
+    job_id: JobId,
+    party: Annotated[
+        str | None,
+        Query(max_length=128, description="one party, by its manifest name or member address (default: all)"),
+    ] = None,
+    after: Annotated[int, Query(ge=0, le=2**53 - 1, description="skip this many lines of each log")] = 0,
+) -> JobLogs:
+    """The job's log lines as each party keeps them (scrubbed with its own data when written).
+
+    Each party's lines come from that party: in consortium mode its node answers a signed request (the API
+    keeps no copy); a party whose node does not answer in time makes the answer a 503 naming it."""
+    svc, job = services(request), _job(request, job_id)
+    manifest = svc.db.get_manifest(job.job_id)
+    if manifest is None:
+        raise NotFoundError(f"job {job.job_id} was not submitted through the API: its parties are not named")
+    named = [(str(p["name"]), str(p["address"]).lower()) for p in manifest.get("parties", [])]
+    if party is not None:
+        named = [(n, a) for n, a in named if party in (n, a) or party.lower() == a]
+        if not named:
+            raise NotFoundError(
+                f"job {job.job_id} has no party {party[:80]!r}",
+                hint="name a party of the job's manifest, or its member address",
+            )
+    source = svc.job_logs
+    if source is None:
+        raise UnavailableError(
+            "this API reads no job logs",
+            hint="set SECUREFLOW_COMPUTE_REDIS_URL and SECUREFLOW_LOG_READER_KEY_FILE (consortium mode)",
+        )
+    # every party's node is asked at once: a silent one costs one timeout, not one per party
+    with ThreadPoolExecutor(max_workers=max(1, len(named)), thread_name_prefix="secureflow-joblogs") as pool:
+        pages = [pool.submit(source.read, job.job_id, name, address, after) for name, address in named]
+        out = []
+        for (name, address), future in zip(named, pages, strict=True):
+            try:
+                page = future.result()
+            except NodeLogsUnavailableError as exc:
+                raise UnavailableError(str(exc.args[0]), hint=exc.hint) from None
+            out.append(PartyLog(party=name, address=address, lines=page.lines, next=page.next))
+    return JobLogs(job_id=job.job_id, parties=out)
 
 
 @router.post("/jobs/{job_id}/cancel", dependencies=[Depends(allow("admin", "member", scope="own_jobs"))])
