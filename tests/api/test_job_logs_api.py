@@ -28,7 +28,6 @@ from test_api_service import assert_error, live_app, manifest
 from typer.testing import CliRunner, Result
 
 from secureflow.api.cli.main import app as cli_app
-from secureflow.api.dev.testing import LiveServer
 from secureflow.api.server.serve import add_member_key
 from secureflow.compute.joblogs import JobLogHandler
 from secureflow.compute.policy import PartyPolicy, write_policy
@@ -36,6 +35,7 @@ from secureflow.compute.worker.engine import REPO_ROOT
 from secureflow.compute.worker.link import node_alive_key
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
 from secureflow.ledger.store import SqlLedgerStore
+from tools.live_server import LiveServer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CAROL = Account.create().address  # registered as an active member; not a party of the job
