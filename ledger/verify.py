@@ -999,7 +999,7 @@ def _check_party_signatures(r: Receipt, ctx: _Context) -> str:
         record, job.parties, recover=lambda rec, entry: _signer(r.record_hash, rec, entry)
     )
     if problems and is_contribution(record) and all(p.signature is None for p in record.parties):
-        return _adopted_contribution(r, ctx)
+        return _adopted_contribution(r, ctx, job)
     if problems:
         raise _Failed("; ".join(problems) + " (the job's parties on chain)")
     return f"signed by every job party on chain ({', '.join(job.parties)})"
@@ -1011,10 +1011,21 @@ def is_contribution(record: StepRecord) -> bool:
     return record.algorithm == CONTRIBUTION_ALGORITHM
 
 
-def _adopted_contribution(r: Receipt, ctx: _Context) -> str:
-    """An unsigned contribution record is the parties' only if the pinned Settlement set the job's weights
+def _adopted_contribution(r: Receipt, ctx: _Context, job: OnChainJob) -> str:
+    """An unsigned contribution record is the parties' only if it follows the job's close (a seq at or past
+    the closed job's step count: never one of its steps) and the pinned Settlement set the job's weights
     from it: ``setWeights`` takes the record's leaf proven against an anchored root and needs every job
     party's approval of (weights, leaf), by signature or on chain."""
+    if job.status not in (_CLOSED, _FAILED):
+        raise _Failed(
+            f"an unsigned contribution record of a job that is {status_name(job.status)} on chain, not "
+            f"closed: a contribution record follows the job's close; {UNATTRIBUTED}"
+        )
+    if r.seq < job.step_count:
+        raise _Failed(
+            f"an unsigned contribution record at seq {r.seq}, within the job's {job.step_count} steps: a "
+            f"contribution record follows the job's close, it is never one of its steps; {UNATTRIBUTED}"
+        )
     settlement = ctx.settlement()
     leaf = "0x" + leaf_hash(_b(r.job_id), r.seq, _b(r.record_hash)).hex()
     adopted, block = ctx.node.weights_leaf(settlement, r.job_id)
@@ -1489,6 +1500,7 @@ def _consents(bundle: AuditBundle, job: OnChainJob, ctx: _Context) -> str:
 
 _CHAIN_STATUS = {0: "None", 1: "Open", 2: "Closed", 3: "Failed", 4: "Proposed"}
 _CLOSED = 2
+_FAILED = 3
 # The ledger store's job status (the bundle header's ``status``) for each on-chain status.
 _BUNDLE_STATUS_OF_CHAIN: dict[int, frozenset[str]] = {
     1: frozenset({"created", "running"}),
@@ -1551,6 +1563,13 @@ def _close_checks(
         if job.step_count != n:
             problems.append(f"the bundle has {n} record(s), the chain's step count {job.step_count}")
         strays = [str(r.get("seq")) for r in after if r.get("algorithm") != CONTRIBUTION_ALGORITHM]
+        inside = [str(r.get("seq")) for r in records if r.get("algorithm") == CONTRIBUTION_ALGORITHM]
+        if inside:
+            what = "is a contribution record" if len(inside) == 1 else "are contribution records"
+            problems.append(
+                f"seq {', '.join(inside[:10])} {what} within the job's steps: contribution records follow "
+                "the close"
+            )
         if strays:
             problems.append(
                 f"seq {', '.join(strays[:10])} follow{'s' if len(strays) == 1 else ''} the job's last step "

@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 from playwright.sync_api import Locator, Page, expect
-from stack import ALICE, BOB, anchor_and_index
+from stack import ALICE, BOB, anchor_and_index, close_job_on_chain
 from test_api_service import Env, env  # noqa: F401  (the live app fixture)
 from test_web_ui import Ui, anchored_job, browser, ui  # noqa: F401  (the browser fixtures)
 
@@ -308,6 +308,7 @@ def test_browser_attributes_a_contribution_record_through_the_settlement_like_se
     pinned Settlement. Before they did, the browser fails party_signatures as secureflow verify does; once
     the weights are set from it, both pass it, naming the Settlement."""
     job_id = anchored_job(env, 2)
+    close_job_on_chain(env.stack, env.store, job_id)  # a contribution record follows the close
     parties = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["parties"]
     assert parties == [ALICE, BOB]
     inputs = DataShareInputs(

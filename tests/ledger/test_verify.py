@@ -1205,3 +1205,43 @@ def test_an_unsigned_record_after_the_close_that_is_no_contribution_record_is_in
     verdict = _verify(_bundle(c, job), c)
     assert not verdict.ok
     assert {"step_count", "party_signatures"} <= _failed(verdict), verdict.summary()
+
+
+def _contribution_at(c: Consortium, seq: int) -> Callable[[list[StepRecord]], list[StepRecord]]:
+    """A tamper hook: the job's step ``seq`` replaced by a contribution record (kept in ``c.proposals``)."""
+
+    def tamper(records: list[StepRecord]) -> list[StepRecord]:
+        job_id = records[0].job_id
+        inputs = DataShareInputs(
+            parties=(
+                PartyData(party=c.env.alice, features=2, label_columns=1),
+                PartyData(party=c.env.bob, features=3),
+            )
+        )
+        proposal = prepare_contribution(job_id, seq, inputs, job_parties=[c.env.alice, c.env.bob])
+        c.proposals[(job_id, seq)] = proposal
+        return [proposal.step_record() if r.seq == seq else r for r in records]
+
+    return tamper
+
+
+@pytest.mark.parametrize("salted", [False, True])
+def test_a_contribution_record_among_the_job_s_steps_is_invalid_even_if_the_parties_adopted_it(
+    consortium: Consortium, salted: bool
+) -> None:
+    """The attack (review): step 2 of a 6-step job replaced by an unsigned contribution record from which
+    every party set the weights (the Settlement does not ask where the leaf sits). A contribution record
+    follows the close: inside the job's steps it is attributed to nobody — the receipt fails
+    party_signatures, the bundle fails step_count — with or without the job secret (params_commitments
+    catches it too with one)."""
+    c = consortium
+    job = c.closed_job(6, tamper=_contribution_at(c, 2), salted=salted)
+    receipt = build_receipt(c.store, c.env.chain_id, c.env.contract, job.job_id, 2)
+    _set_weights(c, job, 2, receipt)
+    verdict = _verify(_bundle(c, job), c)
+    assert not verdict.ok and verdict.unadopted == [], verdict.summary()
+    assert {"party_signatures", "step_count"} <= set(verdict.failed_checks), verdict.summary()
+    assert "within the job's 6 steps" in verdict.receipts[2].check("party_signatures").detail
+    assert "seq 2 is a contribution record within the job's steps" in verdict.check("step_count").detail
+    alone = verify_receipt(receipt.model_dump(mode="json"), c.env.rpc_url, c.pin)
+    assert alone.failed == ["party_signatures"], alone.summary()

@@ -82,6 +82,7 @@
   };
   const CONTRIBUTION_ALGORITHM = "contribution"; // a settlement's record, adopted through setWeights
   const UNATTRIBUTED = "it is attributed to none of them";
+  const STATUS_NAMES = ["None", "Open", "Closed", "Failed", "Proposed"]; // AuditLedger.JobStatus
   const BATCH_ANCHORED_TOPIC = L.keccak256(L.stringToBytes("BatchAnchored(bytes32,bytes32,uint32,address)"));
   const ANCHOR_ROLE = L.keccak256(L.stringToBytes("ANCHOR_ROLE"));
 
@@ -516,7 +517,9 @@
       if (status === 0 || parties.length === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${jobId}, so no parties to have signed`);
       const problems = await signatureProblems(r.record, parties);
       const unsigned = Array.isArray(r.record.parties) && r.record.parties.every((p) => p && p.signature === null);
-      if (problems.length && r.record.algorithm === CONTRIBUTION_ALGORITHM && unsigned) return adoptedContribution(r, ctx);
+      if (problems.length && r.record.algorithm === CONTRIBUTION_ALGORITHM && unsigned) {
+        return adoptedContribution(r, ctx, { status, stepCount: Number(header[4]) });
+      }
       if (problems.length) throw new Failed(problems.join("; ") + " (the job's parties on chain)");
       return `signed by every job party on chain (${parties.join(", ")})`;
     },
@@ -533,7 +536,17 @@
 
   /** An unsigned contribution record is the parties' only if the pinned Settlement set the job's weights from
    * its leaf (setWeights needs every party's approval); as secureflow verify checks it. */
-  async function adoptedContribution(r, ctx) {
+  async function adoptedContribution(r, ctx, job) {
+    if (job.status !== 2 && job.status !== 3) {
+      throw new Failed(
+        `an unsigned contribution record of a job that is ${STATUS_NAMES[job.status] || `status ${job.status}`} on chain, not closed: a contribution record follows the job's close; ${UNATTRIBUTED}`,
+      );
+    }
+    if (r.seq < job.stepCount) {
+      throw new Failed(
+        `an unsigned contribution record at seq ${r.seq}, within the job's ${job.stepCount} steps: a contribution record follows the job's close, it is never one of its steps; ${UNATTRIBUTED}`,
+      );
+    }
     const settlement = await ctx.settlement();
     const leaf = leafHash(r.job_id, r.seq, r.record_hash);
     const answer = await ctx.node.ethCall(settlement, L.concat([SELECTORS.weightsOf, word(["bytes32"], [r.job_id])]));
