@@ -930,3 +930,16 @@ def test_with_the_default_threshold_a_running_job_is_not_stuck(env: Env) -> None
     assert env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["stuck"] is False
     assert env.call("GET", "/v1/jobs?stuck=true", "auditor").json()["items"] == []
     assert _stuck_metric(env) == 0
+
+
+def test_a_service_reads_only_the_jobs_bound_to_it(env: Env) -> None:
+    """The attack (review): any service key downloaded the bundle — with the job secret that opens its
+    parameter commitments to guessing — and the manifest of every job, bound to it or not. Now a job not
+    bound to the caller's service is a 404 like another member's job; the bound service reads its own."""
+    mine, unbound = submit(env, "bound"), submit(env, "unbound", service=None)
+    for path in ("", "/manifest", "/bundle"):
+        assert env.call("GET", f"/v1/jobs/{mine}{path}", "service").status_code == 200, path
+        assert_error(env.call("GET", f"/v1/jobs/{unbound}{path}", "service"), 404, "not_found")
+        assert env.call("GET", f"/v1/jobs/{unbound}{path}", "auditor").status_code == 200, path
+    assert env.call("GET", f"/v1/jobs/{mine}/timeline", "service").status_code == 403
+    assert env.call("GET", "/v1/overview", "service").status_code == 403

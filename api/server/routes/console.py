@@ -48,7 +48,7 @@ from secureflow.ledger.store.schemas import JOB_STATUSES, Batch, ChainEvent, Job
 
 router = APIRouter(prefix="/v1", tags=["console"], responses=ERROR_RESPONSES)
 
-READ = allow("admin", "auditor", "member", "service", scope="own_jobs")
+READ = allow("admin", "auditor", "member", scope="own_jobs")  # a service reads only its bound jobs' routes
 JobId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="the job id (0x + 64 hex digits)")]
 
 BUCKET_SECONDS = 60

@@ -24,7 +24,14 @@ from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from secureflow.api.server.auth import allow, principal_of, scope_address, still_allowed, visible_job
+from secureflow.api.server.auth import (
+    allow,
+    job_not_visible,
+    principal_of,
+    scope_address,
+    still_allowed,
+    visible_job,
+)
 from secureflow.api.server.context import Services, services
 from secureflow.api.server.db import Principal
 from secureflow.api.server.errors import (
@@ -79,7 +86,15 @@ Cursor = Annotated[
 
 
 def _job(request: Request, job_id: str) -> Job:
-    return visible_job(principal_of(request), services(request).store.get_job(job_id.lower()), job_id)
+    """The job if the caller may see it, else 404: a member only its jobs, a service only the jobs bound to
+    it at submission (their manifests, bundles and job secrets are not another service's business)."""
+    principal, svc = principal_of(request), services(request)
+    job = visible_job(principal, svc.store.get_job(job_id.lower()), job_id)
+    if principal.role == "service":
+        bound = svc.db.job_services([job.job_id]).get(job.job_id)
+        if bound is None or bound.lower() != principal.address.lower():
+            raise job_not_visible(job_id)
+    return job
 
 
 def _idle_since(svc: Services) -> datetime:
@@ -361,7 +376,7 @@ def anchor_step(request: Request, job_id: JobId, record: StepRecord) -> JSONResp
     it into a Merkle tree and anchors the root on chain.
     """
     svc, principal = services(request), principal_of(request)
-    job = _job(request, job_id)
+    job = visible_job(principal, svc.store.get_job(job_id.lower()), job_id)  # the binding: 403 below
     if record.job_id != job.job_id:
         raise InvalidRequestError(
             f"the record's job_id {record.job_id} is not the job in the path {job.job_id}",
