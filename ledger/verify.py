@@ -1059,6 +1059,12 @@ def forget_signers() -> None:
         _signers.clear()
 
 
+def cached_signer(record_hash: str, record: StepRecord, entry: Any) -> str | None:
+    """Who signed ``entry`` (a part) of ``record`` whose hash is ``record_hash``, or None if malformed;
+    remembered (the API's timeline shows the same records' signatures again and again)."""
+    return _signer(record_hash, record, entry)
+
+
 def _signer(record_hash: str, record: StepRecord, entry: Any) -> str | None:
     """Who signed ``entry`` of the record, or None if malformed; remembered by (record hash, party,
     signature): the record hash (checked first, a dependency of this check) fixes what was signed, and

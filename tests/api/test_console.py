@@ -14,12 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from sqlalchemy import update
 from stack import ALICE, BOB, anchor_and_index, close_job_on_chain, step
 from test_api_service import Env, env, stuck_env, submit  # noqa: F401  (the live app fixtures)
 from test_web_ui import anchored_job, other_members_job
 
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.records import model_key
+from secureflow.ledger.settlement.contribution import DataShareInputs, PartyData, prepare_contribution
+from secureflow.ledger.store.models import StepRecordOrm
 from secureflow.ledger.store.schemas import NewModel
 
 MODEL_HASH = "0x" + "5e" * 32
@@ -123,7 +126,11 @@ def test_overview_counts_what_the_caller_may_see(env: Env) -> None:  # noqa: F81
     assert member["jobs_total"] == 1 and member["jobs_by_status"]["failed"] == 0
     assert member["backlog"]["pending"] == 0 and member["attention"] == []
     assert sum(b["anchored"] for b in member["activity"]) == 2
-    assert member["accounts"] == seen["accounts"]  # the registry is public on chain
+    # the registry's addresses and roles are public on chain; the API's names of them are not: a member
+    # sees its own name only (review: alice learnt which address is the API's "admin", "bob", "svc")
+    on_chain = [{**a, "name": None} for a in seen["accounts"]]
+    assert [{**a, "name": None} for a in member["accounts"]] == on_chain
+    assert {a["address"]: a["name"] for a in member["accounts"] if a["name"]} == {ALICE: "alice"}
     bob = env.call("GET", "/v1/overview", "bob").json()  # party to both
     assert bob["jobs_total"] == 2 and bob["backlog"]["pending"] == 1
     assert job_id in {j["job_id"] for j in env.call("GET", "/v1/jobs", "member").json()["items"]}
@@ -142,3 +149,37 @@ def test_overview_lists_stuck_jobs(stuck_env: Env) -> None:  # noqa: F811
         assert [(a["job_id"], a["status"], a["stuck"], a["reason"]) for a in attention] == [
             (job_id, "running", True, None)
         ], who
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_timeline_shows_only_the_record_its_hash_names_and_counts_the_close_without_contribution(
+    env: Env,  # noqa: F811
+) -> None:
+    """Review: (1) a stored record is shown and its signatures checked only if it hashes to the record hash
+    and leaf of its row and names the row's job and seq (a tampered row held step 1's record, signed by
+    both, under seq 0: the timeline said 'signatures valid'); (2) a settlement's contribution record after
+    the close is not one of the job's steps: the close still matches the chain."""
+    job_id = closed_job(env, 2)
+    inputs = DataShareInputs(
+        parties=(PartyData(party=ALICE, features=2, label_columns=1), PartyData(party=BOB, features=3))
+    )
+    proposal = prepare_contribution(job_id, 2, inputs, job_parties=[ALICE, BOB])
+    env.store.accept_record(to_outbox(proposal.step_record()), after_close=True)
+    anchor_and_index(env.stack, env.store)
+    timeline = env.call("GET", f"/v1/jobs/{job_id}/timeline", "auditor").json()
+    assert timeline["close"]["matches"] is True, timeline["close"]
+    assert timeline["close"]["api_step_count"] == 2
+    contribution = timeline["steps"][2]
+    assert contribution["algorithm"] == "contribution" and not contribution["signatures_valid"]
+    assert "Settlement" in contribution["parties"][0]["problem"]
+
+    other = step(job_id, 1, signed=True).canonical_json().decode()
+    with env.store.engine.begin() as conn:  # a tampered database: seq 0's row holds step 1's record
+        conn.execute(
+            update(StepRecordOrm)
+            .where(StepRecordOrm.job_id == job_id, StepRecordOrm.seq == 0)
+            .values(record_json=other)
+        )
+    shown = env.call("GET", f"/v1/jobs/{job_id}/timeline", "auditor").json()["steps"][0]
+    assert shown["seq"] == 0 and shown["signatures_valid"] is False
+    assert shown["status"].startswith("unreadable") and shown["parties"] == [], shown

@@ -2,14 +2,15 @@
 
 Who sees what (the same rule as every job read):
 
-- ``GET /v1/overview`` (admin, auditor, service, member): the registry's accounts and roles are public on
-  chain, so everyone reading sees them (with the names this API knows them by); every figure about jobs and
+- ``GET /v1/overview`` (admin, auditor, member): the registry's accounts and roles are public on chain, so
+  everyone reading sees them (with the names this API knows them by for admins and auditors; a member sees
+  its own name only); every figure about jobs and
   records (jobs by status, records anchored per minute and their latency, the anchoring backlog, the failed
   and stuck jobs) counts, for a member, only the jobs it is party to (or created); for the other roles, all.
   The counts and time buckets are computed in SQL by the ledger's read interface
   (`secureflow.ledger.store.audit_reads.AuditReads`).
 - ``GET /v1/jobs/{job_id}/timeline`` (the same roles; a member only for its own jobs, else 404 as for any
-  job read): the manifest, each party's consent on chain, every step with its record (algorithm, parameter
+  job read; a record is shown only if it hashes to the record hash and leaf it is stored under): the manifest, each party's consent on chain, every step with its record (algorithm, parameter
   hash, per-party salted digests) and whether each party's part is signed by that party's own key (checked
   here with `secureflow.ledger.signing`), the models with their on-chain hash and version, and the close
   the chain recorded beside what this API holds. Digests and hashes only: no raw data, salts or keys.
@@ -42,9 +43,10 @@ from secureflow.api.server.auth import allow, principal_of, scope_address, visib
 from secureflow.api.server.context import INDEXER_CHECKPOINT, Services, services
 from secureflow.api.server.schemas import ERROR_RESPONSES, job_out
 from secureflow.ledger.contracts import RegistryAccount
-from secureflow.ledger.records import StepRecord, model_key
-from secureflow.ledger.signing import recover_party, signature_problems
+from secureflow.ledger.records import PartyDigests, StepRecord, model_key
+from secureflow.ledger.settlement.contribution import ALGORITHM as CONTRIBUTION_ALGORITHM
 from secureflow.ledger.store.schemas import JOB_STATUSES, Batch, ChainEvent, Job, StepRecordRow
+from secureflow.ledger.verify import cached_signer
 
 router = APIRouter(prefix="/v1", tags=["console"], responses=ERROR_RESPONSES)
 
@@ -123,7 +125,11 @@ def overview(
         registry_accounts = []
         accounts_error = f"the registry could not be read: {type(exc).__name__}"
     if registry_accounts:
+        # addresses and roles are the chain's (public); the names are this API's: for admins and auditors,
+        # a member sees its own only (review: which address is whose is not every member's business)
         names = {m.address.lower(): m.name for m in svc.db.list_members(limit=10_000, after_id=0)}
+        if principal.role not in ("admin", "auditor"):
+            names = {a: n for a, n in names.items() if a == principal.address.lower()}
         accounts = [
             OverviewAccount(
                 address=a.address,
@@ -203,18 +209,33 @@ def _events(svc: Services, name: str, job_id: str) -> list[ChainEvent]:
         after = page[-1].id
 
 
-def _part_problem(record: StepRecord, party: str, signature: str | None) -> tuple[bool, str | None]:
-    """(valid, problem) of one party's part."""
-    if signature is None:
+def _part_problem(record: StepRecord, record_hash: str, part: PartyDigests) -> tuple[bool, str | None]:
+    """(valid, problem) of one party's part (its signature recovered once, remembered by record hash)."""
+    if part.signature is None:
+        if record.algorithm == CONTRIBUTION_ALGORITHM:
+            return False, "a contribution record: its parties approve its weights on the Settlement, unsigned"
         return False, "not signed"
-    part = next(p for p in record.parties if p.party == party)
-    try:
-        signer = recover_party(record, part)
-    except Exception:  # a malformed signature (bad recovery id, not a curve point)
+    signer = cached_signer(record_hash, record, part)
+    if signer is None:
         return False, "the signature is malformed"
-    if signer is None or signer.lower() != party.lower():
-        return False, f"signed by {signer}, not by {party}"
+    if signer.lower() != part.party.lower():
+        return False, f"signed by {signer}, not by {part.party}"
     return True, None
+
+
+def _unreadable(common: dict[str, Any], why: str) -> TimelineStep:
+    return TimelineStep(
+        **common,
+        algorithm="",
+        params_hash="",
+        code_version="",
+        status=f"unreadable: {why}",
+        started_at_ms=0,
+        finished_at_ms=0,
+        duration_ms=0,
+        parties=[],
+        signatures_valid=False,
+    )
 
 
 def _timeline_step(row: StepRecordRow, batch: Batch | None, parties: list[str]) -> TimelineStep:
@@ -230,24 +251,24 @@ def _timeline_step(row: StepRecordRow, batch: Batch | None, parties: list[str]) 
     }
     try:
         record = StepRecord.model_validate_json(row.record_json)
+        _canonical, record_hash, leaf = record.hashes()
     except ValueError:
-        return TimelineStep(
-            **common,
-            algorithm="",
-            params_hash="",
-            code_version="",
-            status="unreadable",
-            started_at_ms=0,
-            finished_at_ms=0,
-            duration_ms=0,
-            parties=[],
-            signatures_valid=False,
-        )
-    parts = []
+        return _unreadable(common, "the stored record is not a step record")
+    if ("0x" + record_hash.hex(), "0x" + leaf.hex()) != (row.record_hash.lower(), row.leaf.lower()) or (
+        record.job_id.lower(),
+        record.seq,
+    ) != (
+        row.job_id.lower(),
+        row.seq,
+    ):  # what is shown and checked is the record that was hashed and anchored, or nothing
+        return _unreadable(common, "the stored record is not the one its hash and leaf name")
+    job_parties = {p.lower() for p in parties}
+    parts, seen = [], []
     for part in record.parties:
-        valid, problem = _part_problem(record, part.party, part.signature)
-        if valid and part.party.lower() not in {p.lower() for p in parties}:
+        valid, problem = _part_problem(record, row.record_hash, part)
+        if valid and part.party.lower() not in job_parties:
             valid, problem = False, "not a party of the job"
+        seen.append(part.party.lower())
         parts.append(
             PartyPartOut(
                 party=part.party,
@@ -268,7 +289,8 @@ def _timeline_step(row: StepRecordRow, batch: Batch | None, parties: list[str]) 
         finished_at_ms=record.finished_at_ms,
         duration_ms=record.finished_at_ms - record.started_at_ms,
         parties=parts,
-        signatures_valid=not signature_problems(record, parties),
+        # every job party exactly once, each signed by its own key (`signature_problems`, from the parts)
+        signatures_valid=sorted(seen) == sorted(job_parties) and all(p.signature_valid for p in parts),
     )
 
 
@@ -323,6 +345,9 @@ def job_timeline(request: Request, job_id: JobId) -> JobTimeline:
         )
 
     closed = _events(svc, "JobClosed", job.job_id)
+    # the settlement's contribution records follow the close: the job's own steps are the others
+    contribution = {step.seq for step in steps if step.algorithm == CONTRIBUTION_ALGORITHM}
+    rows = [row for row in rows if row.seq not in contribution]
     last = rows[-1] if rows else None
     last_batch = None
     if last is not None and last.batch_id is not None:
