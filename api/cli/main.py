@@ -356,19 +356,23 @@ def node(
                 hint="pass --rpc-url URL and --deployment FILE (SECUREFLOW_RPC_URL, SECUREFLOW_DEPLOYMENT)",
             )
         guard = _queue_guard(party, data_dir, rpc_url, deployment)
-    run_node(
-        party,
-        data_dir,
-        redis_url,
-        host=host,
-        prefix=prefix,
-        log_level=log_level,
-        max_sessions=max_sessions,
-        metrics_host=metrics_host,
-        metrics_port=metrics_port,
-        guard=guard,
-        tls=tls,
-    )
+    try:
+        run_node(
+            party,
+            data_dir,
+            redis_url,
+            host=host,
+            prefix=prefix,
+            log_level=log_level,
+            max_sessions=max_sessions,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            guard=guard,
+            tls=tls,
+        )
+    finally:  # a key the node made for this run only is not left behind (the operator's stays)
+        if tls is not None and tls_key is None:
+            tls.key_path.unlink(missing_ok=True)
 
 
 def _queue_guard(party: str, data_dir: Path, rpc_url: str, deployment: Path) -> QueueGuard:

@@ -39,6 +39,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import threading
 import time
 from contextlib import suppress
@@ -400,19 +401,23 @@ class Node:
         tunnel = TlsTunnel(self.tls, sess.session)
         sess.tunnel, sess.cert_signers = tunnel, signers
         inner = free_ports(len(links), "127.0.0.1")
-        for name, port in zip(links, inner, strict=True):
-            tunnel.serve_inbound(sess.public[name], port, peers)
         worker: dict[str, PartyPorts] = {}
-        for party, ports in table.items():
-            if party == self.party:
-                fed, spu = inner[0], dict(zip(sess.spu_profiles, inner[1:], strict=True))
-            else:
-                fed = tunnel.serve_outbound(peers[party], ports.host, ports.fed)
-                spu = {
-                    p: tunnel.serve_outbound(peers[party], ports.host, ports.spu[p])
-                    for p in sess.spu_profiles
-                }
-            worker[party] = PartyPorts(host="127.0.0.1", fed=fed, spu=spu)
+        try:
+            for name, port in zip(links, inner, strict=True):
+                if peers:  # nobody else in the table: nobody may connect
+                    tunnel.serve_inbound(sess.public[name], port, peers)
+            for party, ports in table.items():
+                if party == self.party:
+                    fed, spu = inner[0], dict(zip(sess.spu_profiles, inner[1:], strict=True))
+                else:
+                    fed = tunnel.serve_outbound(peers[party], ports.host, ports.fed)
+                    spu = {
+                        p: tunnel.serve_outbound(peers[party], ports.host, ports.spu[p])
+                        for p in sess.spu_profiles
+                    }
+                worker[party] = PartyPorts(host="127.0.0.1", fed=fed, spu=spu)
+        except (ssl.SSLError, OSError, TlsError) as exc:
+            raise TlsError(f"cannot start the session's TLS tunnel ({type(exc).__name__})") from None
         return worker
 
     def _refuse(self, session: str, op: str, reason: str) -> None:
