@@ -4,7 +4,8 @@ Starts two nodes (alice, bob) on 127.0.0.1 against the Redis at ``--redis-url`` 
 chain), once with their default mutual TLS and once with ``--no-tls``, alternately for ``--rounds``
 rounds; each round starts a distributed engine (cold start: nodes' ports, SecretFlow and SPU links)
 and runs PSI -> StandardScaler -> SS-LR -> secure prediction at ``--rows`` rows. Prints the start and
-per-step times of each run and the load average; nothing is asserted.
+per-step times of each run, the CPU seconds the two node processes spent during the job (with TLS: their
+tunnels) and the load average; nothing is asserted.
 
 Run: ``.venv/bin/python scripts/bench_tls.py [--rows 10000] [--epochs 3] [--rounds 2]``.
 """
@@ -44,6 +45,12 @@ def data(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     a = pd.DataFrame({"id": ids, "a0": x[:, 0], "a1": x[:, 1], "a2": x[:, 2], "y": y})
     b = pd.DataFrame({"id": ids, "b0": x[:, 3], "b1": x[:, 4], "b2": x[:, 5]}).sample(frac=1, random_state=1)
     return a, b
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the process ``pid`` itself (a node: its relay and TLS tunnel)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_nodes(root: Path, prefix: str, redis_url: str, tls: bool) -> list[subprocess.Popen[bytes]]:
@@ -116,6 +123,7 @@ def one_run(root: Path, redis_url: str, tls: bool, rows: int, epochs: int, tag: 
                  "inputs": {"table": "s", "model": "lr"}, "outputs": {"table": "pred"}},
             ],
         }  # fmt: skip
+        cpu0 = sum(_cpu_s(p.pid) for p in nodes)
         res = run_job(engine, manifest, OutboxRecorder(store))
         if not res.succeeded:
             raise SystemExit(f"the job failed: {res.error_class}: {res.error_message}")
@@ -123,6 +131,7 @@ def one_run(root: Path, redis_url: str, tls: bool, rows: int, epochs: int, tag: 
             "tls": tls,
             "start_s": round(start_s, 2),
             "job_s": round(res.seconds, 2),
+            "nodes_cpu_s": round(sum(_cpu_s(p.pid) for p in nodes) - cpu0, 2),
             "steps_s": {s.algorithm: round(s.seconds, 2) for s in res.steps},
             "loadavg": os.getloadavg(),
         }
@@ -149,15 +158,14 @@ def main() -> None:
     with TemporaryDirectory(prefix="bench-tls-") as tmp:
         for r in range(args.rounds):
             for tls in (True, False) if r % 2 == 0 else (False, True):
-                out = one_run(
-                    Path(tmp),
-                    args.redis_url,
-                    tls,
-                    args.rows,
-                    args.epochs,
-                    f"r{r}-{'tls' if tls else 'plain'}",
-                )
+                tag = f"r{r}-{'tls' if tls else 'plain'}"
+                out = one_run(Path(tmp), args.redis_url, tls, args.rows, args.epochs, tag)
                 print(out, flush=True)
+                for log in sorted((Path(tmp) / tag).glob("*-node.log")):  # the tunnels' traffic (TLS only)
+                    lines = log.read_text().splitlines()
+                    carried = [line.split("carried ")[-1] for line in lines if "carried" in line]
+                    if carried:
+                        print(f"  {log.name}: TLS tunnel carried {', '.join(carried)}", flush=True)
 
 
 if __name__ == "__main__":

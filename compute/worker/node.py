@@ -145,10 +145,11 @@ class Node:
         self.tls = tls
         """This node's TLS identity: the links to its workers run through a `TlsTunnel` (None: plain TCP)."""
         self._member_key = member_key(self.party_dir)
+        """Signs every reply to the coordinator (`REPLY_DOMAIN`): its ports, its worker's replies, exits."""
         from eth_account import Account
 
         self.member = str(Account.from_key(self._member_key).address).lower()
-        """Signs every reply to the coordinator (`REPLY_DOMAIN`): its ports, its worker's replies, exits."""
+        """This node's member address (the signer its own certificate must carry in a session's table)."""
         self._reply_ctr: dict[str, int] = {}
         self.client = redis.Redis.from_url(redis_url, socket_timeout=30.0)
         self.in_key = inbound_key(prefix, party)

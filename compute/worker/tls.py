@@ -184,9 +184,10 @@ def listen_socket(bind: str) -> socket.socket:
     return sock
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: list[int]) -> None:
     try:
         while data := await reader.read(CHUNK):
+            count[0] += len(data)
             writer.write(data)
             await writer.drain()
     except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
@@ -197,9 +198,11 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 async def _splice(
-    a: tuple[asyncio.StreamReader, asyncio.StreamWriter], b: tuple[asyncio.StreamReader, asyncio.StreamWriter]
+    a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    count: list[int],
 ) -> None:
-    await asyncio.gather(_pump(a[0], b[1]), _pump(b[0], a[1]))
+    await asyncio.gather(_pump(a[0], b[1], count), _pump(b[0], a[1], count))
 
 
 class TlsTunnel:
@@ -215,6 +218,8 @@ class TlsTunnel:
         self.refused = 0
         """Inbound connections refused (a failed handshake or a certificate that is not a peer's)."""
         self.accepted = 0
+        self.carried = [0]
+        """Bytes the tunnel carried, both ways (logged when the session ends)."""
         self.thread.start()
 
     def _run(self) -> None:
@@ -252,7 +257,7 @@ class TlsTunnel:
             except OSError:
                 writer.close()
                 return
-            await _splice((reader, writer), inner)
+            await _splice((reader, writer), inner, self.carried)
 
         async def start() -> None:
             server = await asyncio.start_server(
@@ -286,7 +291,7 @@ class TlsTunnel:
                 remote[1].close()
                 writer.close()
                 return
-            await _splice((reader, writer), remote)
+            await _splice((reader, writer), remote, self.carried)
 
         async def start() -> int:
             server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -307,6 +312,7 @@ class TlsTunnel:
 
         with suppress(Exception):
             self._call(stop())
+        log.info("session %s: the TLS tunnel carried %.1f MB", self.session[:8], self.carried[0] / 1e6)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10.0)
         with suppress(Exception):
