@@ -55,7 +55,6 @@ log = logging.getLogger("compute.tls")
 
 HANDSHAKE_TIMEOUT_S = 60.0
 """A peer's handshake may wait this long (its tunnel starts serving once its node got the table)."""
-CHUNK = 1 << 16
 CERT_DAYS = 30
 """Validity of a certificate a node makes itself (a new one at every start)."""
 
@@ -184,25 +183,66 @@ def listen_socket(bind: str) -> socket.socket:
     return sock
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: list[int]) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            count[0] += len(data)
-            writer.write(data)
-            await writer.drain()
-    except (OSError, ssl.SSLError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        with suppress(Exception):
-            writer.close()
+class _Half(asyncio.Protocol):
+    """One side of a spliced connection: what it receives goes to its peer's transport at once (no task
+    switch per message: MPC traffic is many small round trips, so each hop's latency counts)."""
+
+    def __init__(self, count: list[int], halves: set[_Half]) -> None:
+        self.count = count
+        self.halves = halves
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Half | None = None
+        self.early: list[bytes] = []
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream transport (TCP or TLS)
+        self.transport = transport
+        self.halves.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.count[0] += len(data)
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+        else:
+            self.early.append(data)
+
+    def eof_received(self) -> bool | None:
+        self.close_pair()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.halves.discard(self)
+        self.close_pair()
+
+    def pause_writing(self) -> None:  # our transport's buffer is full: stop reading from the peer
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+    def close_pair(self) -> None:
+        for half in (self, self.peer):
+            if half is not None and half.transport is not None and not half.transport.is_closing():
+                half.transport.close()
+
+    def join(self, other: _Half) -> None:
+        self.peer, other.peer = other, self
+        for src, dst in ((self, other), (other, self)):
+            if src.early and dst.transport is not None:
+                dst.transport.write(b"".join(src.early))
+                src.early.clear()
+        if self.lost or other.lost:
+            self.close_pair()
 
 
-async def _splice(
-    a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    count: list[int],
-) -> None:
-    await asyncio.gather(_pump(a[0], b[1], count), _pump(b[0], a[1], count))
+def _peer_fingerprint(transport: asyncio.BaseTransport) -> str | None:
+    obj = transport.get_extra_info("ssl_object")
+    return der_fingerprint(obj.getpeercert(binary_form=True)) if isinstance(obj, ssl.SSLObject) else None
 
 
 class TlsTunnel:
@@ -220,6 +260,8 @@ class TlsTunnel:
         self.accepted = 0
         self.carried = [0]
         """Bytes the tunnel carried, both ways (logged when the session ends)."""
+        self.halves: set[_Half] = set()
+        """The open connections (closed with the tunnel)."""
         self.thread.start()
 
     def _run(self) -> None:
@@ -243,25 +285,33 @@ class TlsTunnel:
         """Take TLS on ``public`` from ``peers`` (party -> PEM) only; forward to 127.0.0.1:``inner_port``."""
         allowed = {fingerprint(pem) for pem in peers.values()}
         ctx = server_context(self.identity, peers)
+        tunnel = self
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            obj = writer.get_extra_info("ssl_object")
-            der = obj.getpeercert(binary_form=True) if isinstance(obj, ssl.SSLObject) else None
-            if der_fingerprint(der) not in allowed:  # the CA file holds only the peers: belt and braces
-                self.refused += 1
-                writer.close()
-                return
-            self.accepted += 1
-            try:
-                inner = await asyncio.open_connection("127.0.0.1", inner_port)
-            except OSError:
-                writer.close()
-                return
-            await _splice((reader, writer), inner, self.carried)
+        class Inbound(_Half):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)  # after the handshake: a certificate the CA file admits
+                if _peer_fingerprint(transport) not in allowed:  # ...and, belt and braces, a peer's own
+                    tunnel.refused += 1
+                    transport.close()
+                    return
+                tunnel.accepted += 1
+                tunnel.loop.create_task(self.connect())
+
+            async def connect(self) -> None:
+                inner = _Half(tunnel.carried, tunnel.halves)
+                try:
+                    await tunnel.loop.create_connection(lambda: inner, "127.0.0.1", inner_port)
+                except OSError:
+                    self.close_pair()
+                    return
+                self.join(inner)
 
         async def start() -> None:
-            server = await asyncio.start_server(
-                handle, sock=public, ssl=ctx, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S
+            server = await self.loop.create_server(
+                lambda: Inbound(self.carried, self.halves),
+                sock=public,
+                ssl=ctx,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S,
             )
             self.servers.append(server)
 
@@ -271,30 +321,40 @@ class TlsTunnel:
         """A loopback port that connects, over TLS pinned to ``peer_pem``, to ``host:port``; its number."""
         expected = fingerprint(peer_pem)
         ctx = client_context(self.identity, peer_pem)
+        tunnel = self
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                remote = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, ssl=ctx, server_hostname=None),
-                    HANDSHAKE_TIMEOUT_S,
-                )
-            except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
-                log.warning(
-                    "session %s: TLS connection to a peer at %s:%d failed (%s)",
-                    self.session[:8], host, port, type(exc).__name__,
-                )  # fmt: skip
-                writer.close()
-                return
-            obj = remote[1].get_extra_info("ssl_object")
-            der = obj.getpeercert(binary_form=True) if isinstance(obj, ssl.SSLObject) else None
-            if der_fingerprint(der) != expected:
-                remote[1].close()
-                writer.close()
-                return
-            await _splice((reader, writer), remote, self.carried)
+        class Outbound(_Half):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                tunnel.loop.create_task(self.connect())
+
+            async def connect(self) -> None:
+                remote = _Half(tunnel.carried, tunnel.halves)
+                try:
+                    transport, _ = await asyncio.wait_for(
+                        tunnel.loop.create_connection(
+                            lambda: remote, host, port, ssl=ctx, server_hostname="",
+                            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+                        ),
+                        HANDSHAKE_TIMEOUT_S,
+                    )  # fmt: skip
+                except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+                    log.warning(
+                        "session %s: TLS connection to a peer at %s:%d failed (%s)",
+                        tunnel.session[:8], host, port, type(exc).__name__,
+                    )  # fmt: skip
+                    self.close_pair()
+                    return
+                if _peer_fingerprint(transport) != expected:
+                    transport.close()
+                    self.close_pair()
+                    return
+                self.join(remote)
 
         async def start() -> int:
-            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            server = await self.loop.create_server(
+                lambda: Outbound(self.carried, self.halves), "127.0.0.1", 0
+            )
             self.servers.append(server)
             return int(server.sockets[0].getsockname()[1])
 
@@ -306,6 +366,8 @@ class TlsTunnel:
         async def stop() -> None:
             for server in self.servers:
                 server.close()
+            for half in list(self.halves):
+                half.close_pair()
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():
                     task.cancel()
