@@ -314,13 +314,47 @@ def node(
             help="days to keep job logs and finished sessions' folders (pruned at start, then hourly)",
         ),
     ] = 30.0,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="SECUREFLOW_NODE_TLS_CERT",
+            help="this node's TLS certificate (PEM) for the links to the other parties "
+            "(default: a new self-signed one at every start, in DATA_DIR/secrets/tls/)",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(envvar="SECUREFLOW_NODE_TLS_KEY", help="the private key of --tls-cert (PEM, mode 0600)"),
+    ] = None,
+    no_tls: Annotated[
+        bool,
+        typer.Option(
+            "--no-tls",
+            help="run the SecretFlow/SPU links as plain TCP (anyone who reaches the ports can connect; "
+            "measurements only)",
+        ),
+    ] = False,
 ) -> None:
     """Distributed mode: run this member's party workers next to its data, taking work from its own queue.
 
     The node acts only on queue entries signed by a coordinator of the deployment it pins (--rpc-url,
     --deployment), and on a job's requests only once the job is open on chain with this member's consent.
+    The links between the parties' workers run over mutual TLS that admits the job's parties only.
     """
     from secureflow.compute.worker.node import run_node
+    from secureflow.compute.worker.tls import TlsIdentity, load_identity, make_identity
+
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError(
+            "--tls-cert and --tls-key go together", hint="pass both, or neither (a new certificate)"
+        )
+    if no_tls and tls_cert is not None:
+        raise CliError("--no-tls and --tls-cert contradict each other", hint="pass one of them")
+    tls: TlsIdentity | None = None
+    if tls_cert is not None and tls_key is not None:
+        tls = load_identity(tls_cert, tls_key)
+    elif not no_tls:
+        tls = make_identity(data_dir / "secrets" / "tls", party)
 
     guard = None
     if not trust_redis:
@@ -330,19 +364,24 @@ def node(
                 hint="pass --rpc-url URL and --deployment FILE (SECUREFLOW_RPC_URL, SECUREFLOW_DEPLOYMENT)",
             )
         guard = _queue_guard(party, data_dir, rpc_url, deployment)
-    run_node(
-        party,
-        data_dir,
-        redis_url,
-        host=host,
-        prefix=prefix,
-        log_level=log_level,
-        max_sessions=max_sessions,
-        metrics_host=metrics_host,
-        metrics_port=metrics_port,
-        guard=guard,
-        log_retention_days=log_retention_days,
-    )
+    try:
+        run_node(
+            party,
+            data_dir,
+            redis_url,
+            host=host,
+            prefix=prefix,
+            log_level=log_level,
+            max_sessions=max_sessions,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            guard=guard,
+            log_retention_days=log_retention_days,
+            tls=tls,
+        )
+    finally:  # a key the node made for this run only is not left behind (the operator's stays)
+        if tls is not None and tls_key is None:
+            tls.key_path.unlink(missing_ok=True)
 
 
 def _queue_guard(party: str, data_dir: Path, rpc_url: str, deployment: Path) -> QueueGuard:

@@ -167,6 +167,7 @@ class Engine:
         coordinator_key: str | None = None,
         party_addresses: Mapping[str, str] | None = None,
         log_retention_days: float = DEFAULT_RETENTION_DAYS,
+        require_tls: bool = False,
     ) -> None:
         if not 2 <= len(set(parties)) == len(parties) <= MAX_PARTIES:
             raise ComputeError(
@@ -188,6 +189,10 @@ class Engine:
         """Distributed mode: the key that signs every entry on the nodes' queues (a coordinator's)."""
         self.party_addresses = None if party_addresses is None else dict(party_addresses)
         """Distributed mode: party -> member address; each node's replies must be signed by that key."""
+        self.require_tls = require_tls
+        """Distributed mode: refuse to start unless every party's node runs its links over TLS."""
+        self.tls_fingerprints: dict[str, str] = {}
+        """Distributed mode: each party's TLS certificate fingerprint, from its node's signed ports reply."""
         self.session: RedisSession | None = None
         self.parties = tuple(parties)
         self.root = Path(root).resolve()  # workers run with their own cwd: paths must be absolute
@@ -317,10 +322,25 @@ class Engine:
                     raise WorkerError(f"party {party!r}'s node refused the session: {msg.get('message')}")
                 if msg.get("op") != "ports":
                     raise WorkerError(f"party {party!r}'s node answered {msg.get('op')!r} to start")
-                table[party] = PartyPorts(host=str(msg["host"]), **msg["ports"])
+                tls = msg.get("tls")
+                cert = str(tls["cert"]) if isinstance(tls, dict) else None
+                table[party] = PartyPorts(host=str(msg["host"]), tls_cert=cert, **msg["ports"])
+        with_tls = sorted(p for p in self.parties if table[p].tls_cert is not None)
+        if (with_tls and len(with_tls) < len(self.parties)) or (self.require_tls and not with_tls):
+            without = sorted(set(self.parties) - set(with_tls))
+            raise WorkerError(
+                f"the node(s) of {', '.join(without)} run their links without TLS"
+                + (f", those of {', '.join(with_tls)} with TLS" if with_tls else ""),
+                hint="run every member's `secureflow node` with TLS (its default; drop --no-tls)",
+            )
+        self.tls_fingerprints = {p: str(hub.port_proofs[p]["tls"]["fingerprint"]) for p in with_tls}
         ordered = {p: table[p].model_dump() for p in self.parties}
+        proofs = {p: hub.port_proofs[p] for p in with_tls}
         for party in self.parties:
-            hub.push(party, "table", parties=ordered)
+            if proofs:
+                hub.push(party, "table", parties=ordered, proofs=proofs)
+            else:
+                hub.push(party, "table", parties=ordered)
 
     def _await_nodes(self, hub: RedisSession) -> None:
         """Every party's node must beat (be running and reading its queue) within ``node_timeout``."""

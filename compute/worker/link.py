@@ -196,6 +196,9 @@ class RedisSession:
         node's), in increasing counter order; None: replies are taken unsigned (a node trusting Redis)."""
         self._reply_ctr: dict[str, int] = {}
         self.dropped_replies = 0
+        self.port_proofs: dict[str, dict[str, Any]] = {}
+        """Each party's ports reply as its node signed it (with its TLS certificate): sent to every node
+        with the table, so each checks its peers' certificates against their member signatures itself."""
         self.node_nonces: dict[str, str] = {}
         """Each party's node's number for this session (from its ports reply), sent with every later entry."""
         self.members: dict[str, str] = {}
@@ -293,10 +296,21 @@ class RedisSession:
         if op == "msg" and isinstance(entry.get("msg"), dict):
             self.buffers[party].append(entry["msg"])
         elif op == "ports":
+            tls = entry.get("tls")
+            if tls is not None and not _consistent_tls(tls):
+                self.dropped_replies += 1
+                log.warning(
+                    "session %s: dropped a ports reply of party %s: its certificate does not match its "
+                    "fingerprint",
+                    self.session[:8],
+                    party,
+                )
+                return
             if isinstance(entry.get("nonce"), str):
                 self.node_nonces[party] = str(entry["nonce"])
+            self.port_proofs[party] = entry
             self.buffers[party].append(
-                {"op": "ports", "host": entry.get("host"), "ports": entry.get("ports")}
+                {"op": "ports", "host": entry.get("host"), "ports": entry.get("ports"), "tls": tls}
             )
         elif op == "exit":
             code = entry.get("code")
@@ -381,6 +395,18 @@ class RedisSession:
             self._beat_thread = None
         with suppress(redis.RedisError):
             self.client.delete(self.out_key, self.alive_key)
+
+
+def _consistent_tls(tls: Any) -> bool:
+    """Whether a ports reply's ``tls`` is a certificate with its own SHA-256 fingerprint."""
+    from secureflow.compute.worker.tls import TlsError, fingerprint
+
+    if not isinstance(tls, dict) or not isinstance(tls.get("cert"), str):
+        return False
+    try:
+        return fingerprint(tls["cert"]) == tls.get("fingerprint")
+    except TlsError:
+        return False
 
 
 class RedisLink:

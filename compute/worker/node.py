@@ -48,6 +48,8 @@ import re
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import threading
 import time
 from contextlib import suppress
@@ -88,6 +90,7 @@ from secureflow.compute.worker.link import (
 )
 from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.compute.worker.protocol import PartyPorts, is_loopback
+from secureflow.compute.worker.tls import TlsError, TlsIdentity, TlsTunnel, fingerprint, listen_socket
 from secureflow.compute.worker.trust import JOB_OPS, QueueGuard, member_key
 from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
 from secureflow.ledger.queue_signing import (
@@ -128,6 +131,11 @@ class Session:
     """This node's own number for the session, sent (signed) with its ports: a checking node takes the
     session's later entries only with it, so entries copied from an earlier life of the node (before a
     restart) or of another node process are never acted on, whatever their counter."""
+    public: dict[str, socket.socket] = field(default_factory=dict)
+    """With TLS: link (``fed``, ``spu:<profile>``) -> the listening socket of its public port (reported)."""
+    tunnel: TlsTunnel | None = None
+    cert_signers: dict[str, str] = field(default_factory=dict)
+    """With TLS: party -> the member address that signed the certificate this node's tunnel trusts for it."""
 
 
 MAX_REPLY_COUNTERS = 4096
@@ -153,6 +161,7 @@ class Node:
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         guard: QueueGuard | None = None,
         log_retention_days: float = DEFAULT_RETENTION_DAYS,
+        tls: TlsIdentity | None = None,
     ) -> None:
         if not party or ":" in party:
             raise ComputeError(f"invalid party name {party!r}", hint="use the party's name from the manifest")
@@ -166,8 +175,14 @@ class Node:
         self.max_sessions = max_sessions
         self.guard = guard
         """Signature, coordinator-role and on-chain consent checks (None: every entry is trusted)."""
+        self.tls = tls
+        """This node's TLS identity: the links to its workers run through a `TlsTunnel` (None: plain TCP)."""
         self._member_key = member_key(self.party_dir)
         """Signs every reply to the coordinator (`REPLY_DOMAIN`): its ports, its worker's replies, exits."""
+        from eth_account import Account
+
+        self.member = str(Account.from_key(self._member_key).address).lower()
+        """This node's member address (the signer its own certificate must carry in a session's table)."""
         self._reply_ctr: dict[str, int] = {}
         self.client = redis.Redis.from_url(redis_url, socket_timeout=30.0)
         self.in_key = inbound_key(prefix, party)
@@ -335,10 +350,19 @@ class Node:
                 log.warning("dropped a second table of session %s", session[:8])
                 return
             sess.table = tuple(table)
+            worker_table = table
+            if self.tls is not None:
+                try:
+                    worker_table = self._tunnel(sess, table, entry.get("proofs"))
+                except TlsError as exc:
+                    log.error("session %s: refused its table: %s", session[:8], exc)
+                    failed = {"op": "failed", "error_class": "WorkerError", "message": str(exc)}
+                    self._push(session, "msg", msg=failed)
+                    return
             link = spawn_worker(
                 self.party,
                 self.party_dir,
-                table,
+                worker_table,
                 log_level=sess.log_level,
                 spu_profiles=sess.spu_profiles,
                 scratch=sess.scratch,
@@ -356,6 +380,10 @@ class Node:
             self.metrics.request(request.get("op"))
             if self.guard is not None and request.get("op") in JOB_OPS:
                 refusal = self.guard.job_refusal(request, sess.table, entry.get("members"))
+                if refusal is None and not self._certs_of_members(sess, entry.get("members")):
+                    refusal = (
+                        "the session's TLS certificates are not signed by the job's parties' member keys"
+                    )
                 if refusal is not None:
                     self._refuse(session, str(request.get("op")), refusal)
                     return
@@ -437,6 +465,73 @@ class Node:
             log.info("removed %d job log(s) and session folder(s) past the retention", removed)
         return removed
 
+    @staticmethod
+    def _certs_of_members(sess: Session, members: Any) -> bool:
+        """With TLS: each party's certificate the tunnel trusts was signed by the member the entry names
+        for that party (whom the guard checked against the job's on-chain parties)."""
+        if not sess.cert_signers:
+            return True
+        if not isinstance(members, dict):
+            return False
+        return all(str(members.get(p, "")).lower() == a for p, a in sess.cert_signers.items())
+
+    def _tunnel(self, sess: Session, table: dict[str, PartyPorts], proofs: Any) -> dict[str, PartyPorts]:
+        """Check every party's certificate (its node's signed ports reply), start the session's TLS tunnel,
+        and return the table the worker gets: every link on 127.0.0.1 (its own listen ports, and one
+        tunnel port per peer and link)."""
+        assert self.tls is not None  # noqa: S101 - called only with TLS
+        if not isinstance(proofs, dict):
+            raise TlsError("the table carries no signed ports replies (a coordinator without TLS support?)")
+        links = ["fed", *(f"spu:{p}" for p in sess.spu_profiles)]
+        signers: dict[str, str] = {}
+        for party, ports in table.items():
+            proof = proofs.get(party)
+            tls = proof.get("tls") if isinstance(proof, dict) else None
+            if not isinstance(proof, dict) or not isinstance(tls, dict) or ports.tls_cert is None:
+                raise TlsError(
+                    f"party {party!r} has no TLS certificate in the table (its node runs without TLS?)"
+                )
+            signer = entry_signer(proof, REPLY_DOMAIN)
+            try:
+                reported = PartyPorts(host=str(proof.get("host")), **dict(proof.get("ports") or {}))
+            except (TypeError, ValueError):
+                raise TlsError(f"party {party!r}'s signed ports reply is malformed") from None
+            if (
+                signer is None
+                or proof.get("session") != sess.session
+                or proof.get("party") != party
+                or proof.get("op") != "ports"
+                or tls.get("cert") != ports.tls_cert
+                or tls.get("fingerprint") != fingerprint(ports.tls_cert)
+                or reported != ports.model_copy(update={"tls_cert": None})
+            ):
+                raise TlsError(f"party {party!r}'s certificate or ports are not those its node signed")
+            signers[party] = signer
+        if signers.get(self.party) != self.member or table[self.party].tls_cert != self.tls.cert_pem:
+            raise TlsError("the table does not carry this node's own certificate")
+        peers = {p: str(t.tls_cert) for p, t in table.items() if p != self.party}
+        tunnel = TlsTunnel(self.tls, sess.session)
+        sess.tunnel, sess.cert_signers = tunnel, signers
+        inner = free_ports(len(links), "127.0.0.1")
+        worker: dict[str, PartyPorts] = {}
+        try:
+            for name, port in zip(links, inner, strict=True):
+                if peers:  # nobody else in the table: nobody may connect
+                    tunnel.serve_inbound(sess.public[name], port, peers)
+            for party, ports in table.items():
+                if party == self.party:
+                    fed, spu = inner[0], dict(zip(sess.spu_profiles, inner[1:], strict=True))
+                else:
+                    fed = tunnel.serve_outbound(peers[party], ports.host, ports.fed)
+                    spu = {
+                        p: tunnel.serve_outbound(peers[party], ports.host, ports.spu[p])
+                        for p in sess.spu_profiles
+                    }
+                worker[party] = PartyPorts(host="127.0.0.1", fed=fed, spu=spu)
+        except (ssl.SSLError, OSError, TlsError) as exc:
+            raise TlsError(f"cannot start the session's TLS tunnel ({type(exc).__name__})") from None
+        return worker
+
     def _refuse(self, session: str, op: str, reason: str) -> None:
         """Answer a job request this node will not act on (the worker never sees it)."""
         log.warning("session %s: refused %s: %s", session[:8], op, reason)
@@ -482,9 +577,19 @@ class Node:
             self.sessions[session] = sess
         self.metrics.sessions.inc()
         bind = self.host if is_loopback(self.host) else "0.0.0.0"  # noqa: S104 - a node on a non-loopback host serves its SPU/link ports to its peers
-        ports = free_ports(1 + len(sess.spu_profiles), bind)
+        extra: dict[str, Any] = {}
+        if self.tls is not None:  # held open from now on: the tunnel serves them once the table came
+            sess.public = {
+                name: listen_socket(bind) for name in ["fed", *(f"spu:{p}" for p in sess.spu_profiles)]
+            }
+            ports = [int(s.getsockname()[1]) for s in sess.public.values()]
+            extra["tls"] = self.tls.public()
+        else:
+            ports = free_ports(1 + len(sess.spu_profiles), bind)
         spu = dict(zip(sess.spu_profiles, ports[1:], strict=True))
-        self._push(session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu}, nonce=sess.nonce)
+        self._push(
+            session, "ports", host=self.host, ports={"fed": ports[0], "spu": spu}, nonce=sess.nonce, **extra
+        )
         log.info("session %s: reported ports (%d session(s) on this node)", session[:8], len(self.sessions))
 
     def engine_alive(self, session: str) -> bool:
@@ -522,6 +627,11 @@ class Node:
         if sess is None:
             return
         self._stop_link(sess, timeout)
+        if sess.tunnel is not None:
+            sess.tunnel.close()
+            sess.tunnel = None
+        for sock in sess.public.values():
+            sock.close()
         with suppress(redis.RedisError):
             self.client.delete(heartbeat_key(self.prefix, session, self.party))
         for sub in ("tmp", "work"):  # raw data must not linger; the session's log stays
@@ -610,10 +720,13 @@ def run_node(
     metrics_port: int | None = None,
     guard: QueueGuard | None = None,
     log_retention_days: float = DEFAULT_RETENTION_DAYS,
+    tls: TlsIdentity | None = None,
 ) -> None:
     """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C.
 
     ``guard``: the signature, coordinator-role and on-chain consent checks (None: trusts its Redis).
+    ``tls``: the node's TLS identity; the links between the parties' workers then run over mutual TLS
+    pinned to the session's parties (`secureflow.compute.worker.tls`; None: plain TCP).
 
     With ``metrics_port`` (0: any free port) also serves ``/metrics``, ``/healthz`` and ``/readyz``
     (`secureflow.compute.worker.node_metrics`) on ``metrics_host``.
@@ -628,8 +741,15 @@ def run_node(
         max_sessions=max_sessions,
         guard=guard,
         log_retention_days=log_retention_days,
+        tls=tls,
     )
     node.prune_logs()
+    if tls is None:
+        log.warning(
+            "the links to this node's workers are plain TCP (--no-tls): anyone who reaches them can connect"
+        )
+    else:
+        log.info("links over mutual TLS; this node's certificate fingerprint is sha256:%s", tls.fingerprint)
     if guard is None:
         log.warning("this node trusts its Redis: it acts on unsigned entries (--trust-redis; tests only)")
     try:

@@ -31,6 +31,7 @@ class PartyPorts(BaseModel):
     fed: int
     spu: dict[str, int]  # profile -> SPU link port
     host: str = "127.0.0.1"  # where the other parties reach it (a node's --host in distributed mode)
+    tls_cert: str | None = None  # the node's TLS certificate (PEM; distributed mode with TLS, see worker.tls)
 
 
 class WorkerSettings(BaseModel):

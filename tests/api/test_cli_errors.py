@@ -89,3 +89,28 @@ def test_every_command_of_every_group_goes_through_the_one_error_handler() -> No
     }
     unwrapped = [name for name, callback in found if getattr(callback, "__code__", None) is not handler]
     assert unwrapped == []
+
+
+def test_node_refuses_a_tls_key_others_can_read_and_a_certificate_without_its_key(tmp_path: Path) -> None:
+    """The operator's TLS key must be its owner's only; the refusal names the fix, never the key."""
+    from secureflow.compute.worker.tls import make_identity
+
+    ident = make_identity(tmp_path / "tls", "alice")
+    key = ident.key_path.read_text()
+    ident.key_path.chmod(0o644)
+    base = [
+        "node",
+        "--party",
+        "alice",
+        "--data-dir",
+        str(tmp_path / "alice"),
+        "--redis-url",
+        "redis://127.0.0.1:1",
+    ]
+    loose = CliRunner().invoke(
+        app, [*base, "--tls-cert", str(ident.cert_path), "--tls-key", str(ident.key_path)]
+    )
+    assert loose.exit_code == 1 and "can be read by others" in loose.output and "chmod 600" in loose.output
+    assert key.strip().splitlines()[1] not in loose.output
+    half = CliRunner().invoke(app, [*base, "--tls-cert", str(ident.cert_path)])
+    assert half.exit_code == 1 and "go together" in half.output

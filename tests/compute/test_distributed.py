@@ -33,6 +33,7 @@ from dist_nodes import REDIS_URL, Nodes
 from eth_account import Account
 from leaks import scan_sinks, table_renderings
 from sinks import RedisMonitor
+from tls_probe import refused
 
 from secureflow.compute.errors import ComputeError, WorkerError
 from secureflow.compute.joblogs import job_log_path, request_node_logs
@@ -47,6 +48,7 @@ from secureflow.compute.worker.link import (
     node_alive_key,
     outbound_key,
 )
+from secureflow.compute.worker.tls import load_identity, make_identity
 from secureflow.ledger.records import StepRecord
 from secureflow.ledger.signing import verify_party_signature
 
@@ -136,6 +138,8 @@ def test_job_runs_on_the_nodes_like_local_mode(dengine, nodes, engine, recorder,
     assert res.succeeded, (res.error_class, res.error_message)
     _no_cell_value_in_redis_traffic(traffic, nodes.prefix, data)
     _each_node_keeps_and_serves_its_own_job_log(nodes, rds, dengine.addresses, res.job_id, data)
+    # the nodes ran their links over TLS (their default), each with the certificate of its own folder
+    assert dengine.tls_fingerprints == {p: _node_tls(nodes, p).fingerprint for p in PARTIES}
 
     engine.ensure_healthy()
     local_ds = {"raw": {p: put(engine, p, "dist_cmp.csv", data[p]) for p in PARTIES}}
@@ -219,6 +223,36 @@ def _no_cell_value_in_redis_traffic(
             lines[at] += f" {value}"
         tampered = {**sinks, name: "\n".join(lines)}
         assert scan_sinks(tampered, secrets) == {name: [value]}, (name, lines[at][:300])
+
+
+def _node_tls(nodes: Nodes, party: str):  # type: ignore[no-untyped-def]
+    folder = nodes.dir(party) / "secrets" / "tls"
+    return load_identity(folder / "node.crt", folder / "node.key")
+
+
+def test_only_the_session_s_parties_reach_a_worker_s_links(dengine, nodes, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A process that is not a party, on the network of the nodes, connects to every SecretFlow and SPU
+    port the nodes published for the running session: in plain TCP (speaking brpc's HTTP) and over TLS
+    with a self-signed certificate of its own. Both fail at the TLS handshake and reach no worker; the
+    same port completes the handshake for another party's certificate, and the workers carry on."""
+    dengine.ensure_healthy()
+    assert dengine.session is not None
+    pids = {p: w.pid for p, w in dengine.workers.items()}
+    mallory = make_identity(tmp_path / "mallory", "mallory")
+    ports = {
+        p: (str(proof["host"]), [int(proof["ports"]["fed"]), *map(int, proof["ports"]["spu"].values())])
+        for p, proof in dengine.session.port_proofs.items()
+    }
+    assert set(ports) == set(PARTIES)
+    assert all(len(numbers) == 1 + len(dengine.spu_profiles) for _, numbers in ports.values())
+    for party, (host, numbers) in ports.items():
+        peer = _node_tls(nodes, "bob" if party == "alice" else "alice")
+        for port in numbers:
+            assert refused(host, port, None), (party, port)  # plain TCP
+            assert refused(host, port, mallory), (party, port)  # TLS, a certificate that is no party's
+            assert not refused(host, port, peer), (party, port)  # the other party's node certificate
+    replies = dengine.ping(timeout=30)
+    assert {p: r["pid"] for p, r in replies.items()} == pids and dengine.healthy
 
 
 def test_each_node_reads_only_its_own_queue(dengine, nodes, rds) -> None:  # type: ignore[no-untyped-def]

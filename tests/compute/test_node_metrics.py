@@ -113,8 +113,10 @@ def test_node_process_serves_heartbeat_session_and_request_metrics(tmp_path: Pat
         assert [r["op"] for r in replies] == ["ports", "exit", "exit"]
 
         # The cluster table: the node spawns its party worker (a real one, alone in its table), then stops it.
-        ports = replies[0]["ports"]
-        send("table", parties={"alice": {"fed": ports["fed"], "spu": ports["spu"], "host": "127.0.0.1"}})
+        # With the node's certificate and its own signed ports reply, as an engine sends them (TLS).
+        ports, cert = replies[0]["ports"], replies[0]["tls"]["cert"]
+        table = {"alice": {"fed": ports["fed"], "spu": ports["spu"], "host": "127.0.0.1", "tls_cert": cert}}
+        send("table", parties=table, proofs={"alice": replies[0]})
         started = wait_for(
             lambda: (s := scrape(url)) and value(s, "secureflow_node_worker_starts_total") == 1 and s, 30
         )

@@ -36,6 +36,9 @@ from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
 from secureflow.compute.worker.link import RedisSession, encode, inbound_key
+from secureflow.compute.worker.node import Node, Session
+from secureflow.compute.worker.protocol import PartyPorts
+from secureflow.compute.worker.tls import TlsError, listen_socket, make_identity
 from secureflow.compute.worker.trust import QueueGuard, member_address
 from secureflow.ledger import node_authority
 from secureflow.ledger.chain import TransactionSender
@@ -45,7 +48,7 @@ from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID
 from secureflow.ledger.node_authority import open_authority
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.queue_signing import REPLY_DOMAIN, sign_entry
+from secureflow.ledger.queue_signing import REPLY_DOMAIN, entry_signer, sign_entry
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import job_id_for, new_job_salt, new_job_secret
 
@@ -405,3 +408,88 @@ def test_a_checking_node_s_worker_lists_only_models_of_jobs_it_consented_to(
         assert all(str(m["lineage"]["job_id"]).lower() != other_job for m in listed)
     finally:
         shutil.rmtree(folder)
+
+
+def test_a_ports_reply_whose_certificate_is_not_its_node_s_is_dropped(tmp_path: Path) -> None:
+    """The certificate a party's peers will trust travels in its node's signed ports reply: a reply with
+    a certificate is taken only signed by the party's member key and with the certificate's own
+    fingerprint; anyone else's (a non-party's self-signed certificate) is dropped."""
+    alice_key, mallory_key = "0x" + "a1" * 32, "0x" + "66" * 32
+    alice = Account.from_key(alice_key).address
+    ids = {n: make_identity(tmp_path / n, n) for n in ("alice", "mallory")}
+    hub = RedisSession(redis.Redis.from_url(REDIS_URL), ["alice", "bob"], party_addresses={"alice": alice})
+
+    def reply(ctr: int, tls: dict[str, str], key: str) -> bytes:
+        entry = {"session": hub.session, "party": "alice", "op": "ports", "ctr": ctr, "host": "127.0.0.1",
+                 "ports": {"fed": 1, "spu": {}}, "tls": tls}  # fmt: skip
+        return encode(sign_entry(entry, key, REPLY_DOMAIN))
+
+    hub._take(reply(1, ids["mallory"].public(), mallory_key))  # mallory's certificate, her signature
+    forged = {"cert": ids["mallory"].cert_pem, "fingerprint": ids["alice"].fingerprint}
+    hub._take(reply(1, forged, alice_key))  # a fingerprint that is not the certificate's
+    assert list(hub.buffers["alice"]) == [] and hub.dropped_replies == 2 and hub.port_proofs == {}
+    hub._take(reply(2, ids["alice"].public(), alice_key))
+    assert [m["tls"]["fingerprint"] for m in hub.buffers["alice"]] == [ids["alice"].fingerprint]
+    assert entry_signer(hub.port_proofs["alice"], REPLY_DOMAIN) == alice.lower()
+
+
+def test_a_node_trusts_only_certificates_its_peers_signed(tmp_path: Path) -> None:
+    """The table reaches a node through the coordinator, who could swap a peer's certificate for one
+    of its own: the node checks each party's signed ports reply itself, and later refuses job requests
+    whose parties are not the members that signed the certificates its tunnel trusts."""
+    keys = {"alice": "0x" + "a1" * 32, "bob": "0x" + "b2" * 32, "mallory": "0x" + "66" * 32}
+    addr = {p: Account.from_key(k).address.lower() for p, k in keys.items()}
+    ids = {n: make_identity(tmp_path / "tls" / n, n) for n in keys}
+    (tmp_path / "alice" / "secrets").mkdir(parents=True, mode=0o700)
+    (tmp_path / "alice" / "secrets" / "member.key").write_text(keys["alice"])
+    node = Node("alice", tmp_path / "alice", REDIS_URL, tls=ids["alice"])
+    session = uuid.uuid4().hex
+
+    def attempt(signer: dict[str, str], cert: dict[str, str], shown: dict[str, str] | None = None) -> Session:
+        """Alice's node gets a table: each party's ports signed by ``signer[party]`` with the certificate
+        of ``cert[party]``; the table itself shows the certificates of ``shown`` (default: ``cert``)."""
+        sess = Session(session=session, scratch=tmp_path / "s")
+        sess.public = {"fed": listen_socket("127.0.0.1")}
+        table: dict[str, PartyPorts] = {}
+        proofs: dict[str, dict[str, Any]] = {}
+        for party in ("alice", "bob"):
+            port = int(sess.public["fed"].getsockname()[1]) if party == "alice" else 1
+            ports: dict[str, Any] = {"fed": port, "spu": {}}
+            proofs[party] = sign_entry(
+                {"session": session, "party": party, "op": "ports", "ctr": 1, "host": "127.0.0.1",
+                 "ports": ports, "tls": ids[cert[party]].public()},
+                keys[signer[party]], REPLY_DOMAIN,
+            )  # fmt: skip
+            table[party] = PartyPorts(
+                host="127.0.0.1", tls_cert=ids[(shown or cert)[party]].cert_pem, **ports
+            )
+        try:
+            worker = node._tunnel(sess, table, proofs)
+        finally:
+            sess.public["fed"].close()
+        assert all(p.host == "127.0.0.1" and p.tls_cert is None for p in worker.values())
+        return sess
+
+    honest = {"alice": "alice", "bob": "bob"}
+    # a certificate for bob signed by mallory's key: taken for the table (the node learns the job's parties
+    # only with a job request), then every job request naming bob's member is refused
+    swapped = attempt({"alice": "alice", "bob": "mallory"}, {"alice": "alice", "bob": "mallory"})
+    assert swapped.tunnel is not None
+    swapped.tunnel.close()
+    assert swapped.cert_signers == {"alice": addr["alice"], "bob": addr["mallory"]}
+    assert not Node._certs_of_members(swapped, {"alice": addr["alice"], "bob": addr["bob"]})
+    with pytest.raises(
+        TlsError, match="not those its node signed"
+    ):  # bob signed his; the table shows another
+        attempt(honest, honest, {"alice": "alice", "bob": "mallory"})
+    with pytest.raises(TlsError, match="own certificate"):  # a certificate for alice that is not hers
+        attempt({"alice": "mallory", "bob": "bob"}, {"alice": "mallory", "bob": "bob"})
+    sess = attempt(honest, honest)
+    try:
+        assert sess.cert_signers == {"alice": addr["alice"], "bob": addr["bob"]}
+        assert Node._certs_of_members(sess, {"alice": addr["alice"], "bob": addr["bob"]})
+        assert not Node._certs_of_members(sess, {"alice": addr["alice"], "bob": addr["mallory"]})
+        assert not Node._certs_of_members(sess, None)
+    finally:
+        assert sess.tunnel is not None
+        sess.tunnel.close()

@@ -10,9 +10,10 @@ Who sees what (the same rule as every job read):
   The counts and time buckets are computed in SQL by the ledger's read interface
   (`secureflow.ledger.store.audit_reads.AuditReads`).
 - ``GET /v1/jobs/{job_id}/timeline`` (the same roles; a member only for its own jobs, else 404 as for any
-  job read; a record is shown only if it hashes to the record hash and leaf it is stored under): the manifest, each party's consent on chain, every step with its record (algorithm, parameter
-  hash, per-party salted digests) and whether each party's part is signed by that party's own key (checked
-  here with `secureflow.ledger.signing`), the models with their on-chain hash and version, and the close
+  job read; a record is shown only if it hashes to the record hash and leaf it is stored under): the
+  manifest, each party's consent on chain, every step with its record (algorithm, parameter hash, per-party
+  salted digests) and whether each party's part is signed by that party's own key (recovered here through
+  the verifier's cache), the models with their on-chain hash and version, and the close
   the chain recorded beside what this API holds. Digests and hashes only: no raw data, salts or keys.
 """
 
