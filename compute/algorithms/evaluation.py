@@ -2,8 +2,9 @@
 
 Both columns must be held by the same party (typically: the label party, which
 received the scores from ``secure_predict``). The metrics are computed on that
-party's PYU with SecretFlow's ``stats.BiClassificationEval`` /
-``stats.RegressionEval`` and then sent to the parties in ``reveal_to``
+party's PYU — the binary summary by `secureflow.compute.algorithms.bin_metrics` (SecretFlow's
+``stats.BiClassificationEval`` rules, tested equal, without its unreported bins), regression by
+SecretFlow's ``stats.RegressionEval`` — and then sent to the parties in ``reveal_to``
 (default: the owner only). Evaluation metrics are reports: they never enter a
 step record (only their salted digest does).
 
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from secureflow.compute.algorithms._common import Column, Params, PartyRef, check_party
+from secureflow.compute.algorithms.bin_metrics import summary_metrics
 from secureflow.compute.errors import EmptyResultError, SchemaError
 from secureflow.compute.registry import algorithm
 from secureflow.compute.schema import ObjectInfo
@@ -81,18 +83,6 @@ def _frames(ctx: StepContext, params: EvalParams) -> tuple[Any, Any]:
     return y_true, y_score
 
 
-def _summary(report: Any) -> dict[str, Any]:
-    s = report.summary_report
-    return {
-        "total_samples": int(s.total_samples),
-        "positive_samples": int(s.positive_samples),
-        "negative_samples": int(s.negative_samples),
-        "auc": float(s.auc),
-        "ks": float(s.ks),
-        "f1_score": float(s.f1_score),
-    }
-
-
 @algorithm(
     name="biclassification_eval",
     summary="AUC, KS, F1 and counts of binary scores against labels (on the label party)",
@@ -104,11 +94,14 @@ def _summary(report: Any) -> dict[str, Any]:
     check=check,
 )
 def biclassification_eval(ctx: StepContext, params: BiClassParams) -> None:
-    from secretflow.stats import BiClassificationEval
-
+    """On the owner's PYU, as SecretFlow's ``BiClassificationEval`` computes, but only the summary this step
+    reports (`secureflow.compute.algorithms.bin_metrics`: the same rules, tested equal; ~5 s -> ms)."""
     y_true, y_score = _frames(ctx, params)
-    reports = BiClassificationEval(y_true, y_score, params.bucket_size).get_all_reports()
-    summary = reports.device(_summary)(reports)
+    ((device, labels),) = y_true.partitions.items()
+    ((score_device, scores),) = y_score.partitions.items()
+    if device != score_device:
+        raise SchemaError("the labels and the scores are held by different parties")
+    summary = device(summary_metrics)(labels.data, scores.data, params.bucket_size)
     ctx.set_report("report", ctx.deliver(summary, ctx.output_infos["report"].meta["receivers"]))
 
 
