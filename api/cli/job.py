@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +50,7 @@ from secureflow.api.client import (
     StepOut,
 )
 from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.text import plural
 
 job_app = typer.Typer(no_args_is_help=True, help="Submit, follow and audit jobs through the audit API.")
 
@@ -241,7 +243,9 @@ def _write_file(path: Path, data: bytes, force: bool) -> None:
 def _verify_hint(path: Path) -> str:
     """The command an auditor runs: against a node of its choice and the deployment it pins (not this API)."""
     rpc = os.environ.get("SECUREFLOW_RPC_URL") or "URL"
-    return f"secureflow verify {path} --rpc-url {rpc} --deployment DEPLOYMENT.json"
+    deployment = os.environ.get("SECUREFLOW_DEPLOYMENT") or "DEPLOYMENT.json"
+    file, pin = shlex.quote(str(path)), shlex.quote(deployment)
+    return f"secureflow verify {file} --rpc-url {rpc} --deployment {pin}"
 
 
 # ------------------------------------------------------------------ following a job
@@ -359,14 +363,16 @@ def _follow_and_report(client: Client, job_id: str, as_json: bool) -> None:
         counts = final.records
         if final.succeeded:
             console.print(
-                f"[bold green]job {final.status}[/]: {counts.total} records, all confirmed on chain"
+                f"[bold green]job {final.status}[/]: {plural(counts.total, 'record')}, all confirmed on chain"
             )
+            bundle = f"secureflow job bundle {job_id} --out bundle.json"
+            console.print(f"its audit bundle, for an auditor: {bundle}")
         else:
             why = f"job {final.status}"
             if final.reason:
                 why += f": {final.reason}"
             if counts.failed:
-                why += f"; {counts.failed} of {counts.total} records failed to anchor"
+                why += f"; {counts.failed} of {plural(counts.total, 'record')} failed to anchor"
             console.print(f"[bold red]{escape(why)}[/]")
     if not final.succeeded:
         raise typer.Exit(1)
@@ -562,7 +568,10 @@ def bundle(
         )
     _write_file(out, content, force)
     records, receipts = len(body.get("records") or []), len(body["receipts"])
-    console.print(f"wrote the audit bundle of job {job_id} to {out}: {records} records, {receipts} receipts")
+    console.print(
+        f"wrote the audit bundle of job {job_id} to {out}: {plural(records, 'record')}, "
+        f"{plural(receipts, 'receipt')}"
+    )
     if receipts < records:
         console.print(
             f"[yellow]warning:[/] {records - receipts} record(s) are not anchored yet and have no receipt; "

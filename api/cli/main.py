@@ -32,6 +32,7 @@ from secureflow.api.cli.options import (
 )
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.text import plural
 
 if TYPE_CHECKING:
     from secureflow.compute.worker.trust import QueueGuard
@@ -81,7 +82,7 @@ def demo(
     result = run_demo(console, workdir, keep_chain=keep_chain)
     console.print(
         f"[bold green]demo finished[/] in {time.monotonic() - started:.1f}s: job {result.job_id}, "
-        f"{result.verified}/{result.records} records verified on chain"
+        f"{result.verified}/{plural(result.records, 'record')} verified on chain"
     )
     if result.verified != result.records:
         raise typer.Exit(1)

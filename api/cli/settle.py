@@ -54,6 +54,7 @@ from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.ledger.errors import ConfigurationError
 
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands import it when they run
+    from secureflow.compute.manifest import JobManifest
     from secureflow.ledger.chain import ChainClient, TransactionSender
     from secureflow.ledger.contracts import AuditLedgerClient
     from secureflow.ledger.deploy import Deployment
@@ -347,7 +348,8 @@ def propose(
         )
     else:
         console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")
-    console.print("next: once anchored, each member runs `secureflow settle approve` on the proposal")
+    console.print(f"wait until it is confirmed: secureflow job status {proposal.job_id} --follow")
+    console.print(f"then each member of the job: secureflow settle approve {out}")
 
 
 @settle_app.command()
@@ -452,6 +454,7 @@ def measure(
             ) from None
         finally:
             engine.shutdown()
+        jobs = _completed_jobs_of(store, job_manifest)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(measured.to_inputs().model_dump_json(indent=2) + "\n", encoding="utf-8")
     console.print(
@@ -462,7 +465,39 @@ def measure(
             f"  {c.coalition:<16} {measured.metric} {c.metric:.6f}  job {c.job_id}  ({c.seconds:.1f}s)"
         )
     console.print(f"inputs written to {out}; the coalitions' steps are in the outbox, pending anchoring")
-    console.print(f"next: secureflow settle propose JOB_ID --inputs {out}")
+    if len(jobs) == 1:  # the job of this manifest submitted through the API: the one to settle
+        console.print(f"next: secureflow settle propose {jobs[0]} --inputs {out}")
+        return
+    if jobs:
+        console.print(f"completed jobs of this manifest: {', '.join(jobs)}")
+    console.print(
+        f"next: secureflow settle propose JOB_ID --inputs {out}  (JOB_ID: the job whose revenue these "
+        "weights share, as `secureflow job submit` printed it)"
+    )
+
+
+def _completed_jobs_of(store: SqlLedgerStore, manifest: JobManifest) -> list[str]:
+    """The completed jobs submitted through the API (whose manifests are in this database) with this
+    manifest: the jobs a measurement of it is for (the coalition jobs have no stored manifest)."""
+    from secureflow.api.server.db import ApiDb
+    from secureflow.compute.errors import ComputeError
+    from secureflow.compute.manifest import JobManifest
+
+    api = ApiDb.if_present(store.engine)
+    if api is None:
+        return []
+    want = manifest.model_dump(mode="json")
+    found = []
+    for job in store.list_jobs(limit=1000):
+        stored = api.get_manifest(job.job_id) if job.status == "completed" else None
+        if stored is None:
+            continue
+        try:
+            if JobManifest.parse(stored).model_dump(mode="json") == want:
+                found.append(job.job_id)
+        except ComputeError:
+            continue
+    return found
 
 
 @settle_app.command()
