@@ -418,14 +418,15 @@ def anchor_worker(
 def verify(
     path: Annotated[Path, typer.Argument(help="a receipt.json or an audit bundle")],
     rpc: Annotated[
-        str, typer.Option("--rpc-url", "--rpc", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")
-    ],
+        str | None, typer.Option("--rpc-url", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")
+    ] = None,
     deployment: PinDeployment = None,
     ledger: PinLedger = None,
     code_hash: PinCodeHash = None,
     registry: PinRegistry = None,
     chain_id: PinChainId = None,
     min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
+    old_rpc: Annotated[str | None, typer.Option("--rpc", hidden=True)] = None,  # the old spelling
 ) -> None:
     """Check a receipt or audit bundle against any node and the deployment you pin, without our DB or API.
 
@@ -434,6 +435,11 @@ def verify(
     """
     from secureflow.ledger.verify import pin_from_options, verify_file
 
+    rpc = old_rpc or rpc
+    if not rpc:
+        raise CliError(
+            "no chain node to verify against", hint="pass --rpc-url URL (or set SECUREFLOW_RPC_URL)"
+        )
     pin = pin_from_options(
         deployment=deployment, ledger=ledger, code_hash=code_hash, registry=registry, chain_id=chain_id
     )
@@ -507,7 +513,13 @@ def contracts_compile() -> None:
 @db_app.command("upgrade")
 @friendly_errors
 def db_upgrade(
-    url: Annotated[str | None, typer.Option(envvar="SECUREFLOW_DATABASE_URL", help="SQLAlchemy URL")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", envvar="SECUREFLOW_DATABASE_URL", help="SQLAlchemy URL of the database"
+        ),
+    ] = None,
+    old_url: Annotated[str | None, typer.Option("--url", hidden=True)] = None,  # the old spelling
 ) -> None:
     """Create or migrate the ledger database to the newest schema (a SQLite file's folder must exist)."""
     from sqlalchemy.engine import make_url
@@ -515,12 +527,14 @@ def db_upgrade(
     from secureflow.ledger.store.engine import mask_url, resolve_url
     from secureflow.ledger.store.sql import open_store
 
-    resolved = resolve_url(url)
+    resolved = resolve_url(old_url or url)
     parsed = make_url(resolved)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).expanduser().parent
         if not folder.is_dir() and folder != Path(".secureflow").resolve():
-            raise CliError(f"the folder {folder} does not exist", hint="create it first, or fix --url")
+            raise CliError(
+                f"the folder {folder} does not exist", hint="create it first, or fix --database-url"
+            )
     with open_store(resolved, migrate=False) as store:
         before = store.schema_revision()
         store.migrate()

@@ -302,7 +302,9 @@ def _require_weights(chain: _Chain, job: bytes) -> None:
 # ------------------------------------------------------------------ commands
 
 
-ProposalArg = Annotated[Path, typer.Argument(help="the proposal JSON written by `settle propose`")]
+ProposalArg = Annotated[
+    Path, typer.Argument(metavar="PROPOSAL", help="the proposal JSON written by `settle propose`")
+]
 JobArg = Annotated[str, typer.Argument(help="the job id (0x + 64 hex digits)")]
 TokenOpt = Annotated[str | None, typer.Option(help="ERC-20 token address (default: ETH)")]
 
@@ -356,7 +358,10 @@ def propose(
 @friendly_errors
 def measure(
     manifest_path: Annotated[
-        Path, typer.Argument(help="job manifest JSON: training, secure_predict and evaluation steps")
+        Path,
+        typer.Argument(
+            metavar="MANIFEST", help="job manifest JSON: training, secure_predict and evaluation steps"
+        ),
     ],
     data_dir: Annotated[
         Path, typer.Option(help="the local engine's party folders (<data-dir>/<party>/data, secrets, ...)")
