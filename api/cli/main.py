@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,6 +37,14 @@ from secureflow.ledger.text import plural
 
 if TYPE_CHECKING:
     from secureflow.compute.worker.trust import QueueGuard
+
+
+class LogFormat(str, Enum):
+    """How `secureflow api` writes its logs."""
+
+    text = "text"
+    json = "json"
+
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs."
@@ -248,10 +257,22 @@ def consortium(
 @friendly_errors
 def api(
     with_worker: Annotated[bool, typer.Option(help="also run the anchoring worker in-process")] = False,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            envvar="SECUREFLOW_LOG_FORMAT",
+            help="text: one short line per event (default); json: one JSON object per line",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The API against SECUREFLOW_DATABASE_URL / RPC_URL / DEPLOYMENT (SECUREFLOW_API_HOST / API_PORT)."""
+    import os
+
     from secureflow.api.server.serve import run_api
 
+    if log_format is not None:  # the API's processes read it from the environment (several workers too)
+        os.environ["SECUREFLOW_LOG_FORMAT"] = log_format.value
     run_api(with_worker=with_worker, echo=console.print)
 
 
