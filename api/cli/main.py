@@ -372,7 +372,19 @@ def _queue_guard(party: str, data_dir: Path, rpc_url: str, deployment: Path) -> 
             f"the policy pins AuditLedger {policy.ledger}, but the deployment's is {ledger}",
             hint="pass the deployment file of the ledger the policy pins",
         )
-    return QueueGuard(party, member_address(data_dir), authority, coordinators=policy.coordinators)
+    from eth_utils.address import to_checksum_address
+
+    address = member_address(data_dir)
+    member = to_checksum_address(address)
+    if not authority.registry.is_active_member(member):
+        raise CliError(
+            f"the member key of party {party} ({member}, in {data_dir / 'secrets' / 'member.key'}) is not an "
+            f"active member of the registry {authority.registry.address}: the other parties would refuse "
+            "its consents and signatures",
+            hint=f"the registry's admin adds it: secureflow members add {member} (or, if it was suspended, "
+            f"secureflow members reinstate {member})",
+        )
+    return QueueGuard(party, address, authority, coordinators=policy.coordinators)
 
 
 @app.command()
