@@ -6,6 +6,7 @@ never as a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import datetime, timezone
@@ -459,6 +460,9 @@ def verify(
     registry: PinRegistry = None,
     chain_id: PinChainId = None,
     min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="print the verdict as JSON (every check, for scripts)")
+    ] = False,
     old_rpc: Annotated[str | None, typer.Option("--rpc", hidden=True)] = None,  # the old spelling
 ) -> None:
     """Check a receipt or audit bundle against any node and the deployment you pin, without our DB or API.
@@ -477,8 +481,19 @@ def verify(
         deployment=deployment, ledger=ledger, code_hash=code_hash, registry=registry, chain_id=chain_id
     )
     result = verify_file(path, rpc, pin, min_confirmations=min_confirmations)
-    for line in result.lines():
-        console.print(line, markup=False, highlight=False)
+    if json_output:
+        verdict = result.receipt if result.receipt is not None else result.bundle
+        document = {
+            "path": str(path),
+            "kind": "receipt" if result.receipt is not None else "bundle",
+            "ok": result.ok,
+            "summary": verdict.summary() if verdict is not None else "",
+            "verdict": verdict.model_dump(mode="json") if verdict is not None else None,
+        }
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        for line in result.lines():
+            console.print(line, markup=False, highlight=False)
     if not result.ok:
         raise typer.Exit(1)
 

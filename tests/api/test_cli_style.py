@@ -73,3 +73,23 @@ def test_the_old_spelling_still_works(tmp_path: Path) -> None:
     new = CliRunner().invoke(app, ["db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'new.db'}"])
     assert old.exit_code == new.exit_code == 0, (old.output, new.output)
     assert (tmp_path / "old.db").exists() and (tmp_path / "new.db").exists()
+
+
+READ_BY_SCRIPTS = [
+    ("job", "submit"),
+    ("job", "status"),
+    ("job", "list"),
+    ("verify",),
+    ("audit", "reconcile"),
+    ("members", "list"),
+    ("doctor",),
+    ("settle", "balances"),
+    ("settle", "history"),
+    ("model", "verify"),
+    ("algorithms",),
+]
+
+
+@pytest.mark.parametrize("path", READ_BY_SCRIPTS, ids=[" ".join(p) for p in READ_BY_SCRIPTS])
+def test_what_a_script_reads_has_json(path: tuple[str, ...]) -> None:
+    assert "--json" in _options(COMMANDS[path]), f"secureflow {' '.join(path)} has no --json"
