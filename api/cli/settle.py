@@ -431,17 +431,25 @@ def measure(
 
     engine = Engine(job_manifest.party_names(), data_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with _store(chain.settings) as store, Progress(*columns, console=console) as bar:
-        task = bar.add_task("starting the SecretFlow party workers", total=None)
+    live = console.is_terminal  # a bar on a terminal; piped or logged, one line per step instead
+    starting = "starting the SecretFlow party workers (SecretFlow import, links; ~10-30 s) …"
+    with _store(chain.settings) as store, Progress(*columns, console=console, disable=not live) as bar:
+        task = bar.add_task(starting, total=None)
+        if not live:
+            console.print(starting)
 
         def show(step: Step) -> None:
             doing = f": {step.algorithm}" if step.algorithm else ""
+            coalition = f"coalition {step.index + 1}/{step.coalitions} ({step.coalition})"
             bar.update(
-                task,
-                description=f"coalition {step.index + 1}/{step.coalitions} ({step.coalition}){doing}",
-                completed=step.completed_steps,
-                total=step.total_steps,
+                task, description=coalition + doing, completed=step.completed_steps, total=step.total_steps
             )
+            if not live:
+                done = f"{step.completed_steps}/{step.total_steps} steps"
+                what = {"started": "started", "finished": "done"}.get(
+                    step.event, f"{step.algorithm} recorded"
+                )
+                console.print(f"{coalition} {what} ({done})")
 
         try:
             engine.start()

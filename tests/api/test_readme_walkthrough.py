@@ -102,6 +102,9 @@ def _check_each_step(
     summary = r"\b6 records in \d+ batch(es)? of 1 job checked .*: clean$"
     assert re.search(summary, reconciled, re.M), reconciled
     assert "recorded as step 6" in outputs["secureflow settle propose"]
+    measured = outputs["secureflow settle measure"]  # its minute of SecretFlow shows progress in a file too
+    assert measured.startswith("starting the SecretFlow party workers"), measured
+    assert "coalition 1/3 (all) started" in measured and "coalition 3/3 (without bob) done" in measured
     assert outputs["secureflow settle set-weights"].startswith(f"weights of job {job_id} set in block")
     withdrawn = re.findall(r"^(0x[0-9a-fA-F]{40}) withdrew (\d+) wei", transcript, re.M)
     parties = {settings_address(tmp_path, "alice"), settings_address(tmp_path, "bob")}
