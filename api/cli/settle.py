@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from secureflow.api.cli.errors import CliError, console, friendly_errors
+from secureflow.api.cli.errors import CliError, friendly_errors
+from secureflow.api.cli.errors import plain_console as console
 from secureflow.ledger.errors import ConfigurationError
 
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands import it when they run
@@ -351,7 +353,7 @@ def propose(
     else:
         console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")
     console.print(f"wait until it is confirmed: secureflow job status {proposal.job_id} --follow")
-    console.print(f"then each member of the job: secureflow settle approve {out}")
+    console.print(f"then each member of the job: secureflow settle approve {shlex.quote(str(out))}")
 
 
 @settle_app.command()
@@ -479,13 +481,13 @@ def measure(
         )
     console.print(f"inputs written to {out}; the coalitions' steps are in the outbox, pending anchoring")
     if len(jobs) == 1:  # the job of this manifest submitted through the API: the one to settle
-        console.print(f"next: secureflow settle propose {jobs[0]} --inputs {out}")
+        console.print(f"next: secureflow settle propose {jobs[0]} --inputs {shlex.quote(str(out))}")
         return
     if jobs:
         console.print(f"completed jobs of this manifest: {', '.join(jobs)}")
     console.print(
-        f"next: secureflow settle propose JOB_ID --inputs {out}  (JOB_ID: the job whose revenue these "
-        "weights share, as `secureflow job submit` printed it)"
+        f"next: secureflow settle propose JOB_ID --inputs {shlex.quote(str(out))}  (JOB_ID: the job whose "
+        "revenue these weights share, as `secureflow job submit` printed it)"
     )
 
 
