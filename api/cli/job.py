@@ -257,6 +257,7 @@ class _FollowView:
     def __init__(self, job_id: str, total_steps: int | None, as_json: bool) -> None:
         self.job_id, self.total_steps, self.as_json = job_id, total_steps, as_json
         self.live = console.is_terminal and not as_json
+        self._told_wait = False
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -306,6 +307,12 @@ class _FollowView:
             if line != self._last_line:
                 self._last_line = line
                 console.print(line)
+                if counts.total == 0 and event.status in ("created", "running") and not self._told_wait:
+                    self._told_wait = True  # the longest silence: consents and SecretFlow start-up
+                    console.print(
+                        "  waiting for the first step: each party consents and its SecretFlow worker starts "
+                        "(~10-30 s when cold) …"
+                    )
             return
         status = (event.status, event.chain_status)
         if status != self._last_status:

@@ -276,6 +276,7 @@ def test_status_follow_returns_once_every_record_is_confirmed(
     assert not errors, errors
     lines = [line for line in followed.stdout.splitlines() if line.startswith("job ")]
     assert lines[0].startswith("job created") and "steps 0/3" in lines[0] and "confirmed 0" in lines[0]
+    assert followed.stdout.count("waiting for the first step") == 1  # the start-up wait is explained once
     assert any("job running" in line for line in lines)
     done = next(i for i, line in enumerate(lines) if line.startswith("job completed ("))
     assert "steps 3/3 · anchored 3 · confirmed 3" in lines[done]
