@@ -581,7 +581,7 @@ def bundle(
     )
     if receipts < records:
         console.print(
-            f"[yellow]warning:[/] {records - receipts} record(s) are not anchored yet and have no receipt; "
+            f"[yellow]warning:[/] {plural(records - receipts, 'record')} not anchored yet (no receipt); "
             f"`verify` reports them (wait with `secureflow job status {job_id} --follow`, "
             "then download again)"
         )
