@@ -185,13 +185,15 @@ def _print_steps(steps: list[StepOut]) -> None:
     console.print(f"  records     {len(steps)}" + (f": {summary}" if summary else ""))
     if not steps:
         return
+    # shortened for a person on a terminal; whole when piped or logged, where a script or a reader copies them
+    short = _short if console.is_terminal else (lambda value: value or "-")
     rows = [
         [
             str(step.seq),
             step.algorithm,
             step.chain_status,
-            _short(step.batch_id),
-            _short(step.tx_hash),
+            short(step.batch_id),
+            short(step.tx_hash),
             "-" if step.block_number is None else str(step.block_number),
             step.confirmed_at.strftime("%Y-%m-%d %H:%M:%S") if step.confirmed_at else "-",
         ]

@@ -284,6 +284,8 @@ def test_status_follow_returns_once_every_record_is_confirmed(
     assert len(subscriptions) >= 2
     assert "job completed: 3 records, all confirmed on chain" in followed.stdout
     assert len(re.findall(r"^\s*\d+\s+psi\s+confirmed", followed.stdout, re.M)) == 3
+    whole = r"^\s*\d+\s+psi\s+confirmed\s+0x[0-9a-f]{64}\s+0x[0-9a-f]{64}\s"  # piped: batch and tx not cut
+    assert len(re.findall(whole, followed.stdout, re.M)) == 3, followed.stdout
 
     as_json = env.job(["status", job_id, "--follow", "--json"])  # finished: one event, then the exit code
     events = [json.loads(line) for line in as_json.stdout.splitlines()]

@@ -102,6 +102,10 @@ def _check_each_step(
     summary = r"\b6 records in \d+ batch(es)? of 1 job checked .*: clean$"
     assert re.search(summary, reconciled, re.M), reconciled
     assert "recorded as step 6" in outputs["secureflow settle propose"]
+    steps = r"^5\s+biclassification_eval\s+confirmed\s+0x[0-9a-f]{64}\s+0x[0-9a-f]{64}\s"
+    assert re.search(steps, outputs["secureflow job submit"], re.M), (
+        "batch and tx cut in the piped steps table"
+    )
     measured = outputs["secureflow settle measure"]  # its minute of SecretFlow shows progress in a file too
     assert measured.startswith("starting the SecretFlow party workers"), measured
     assert "coalition 1/3 (all) started" in measured and "coalition 3/3 (without bob) done" in measured
