@@ -75,6 +75,24 @@ settle_app = typer.Typer(
     no_args_is_help=True, help="Contribution weights and revenue settlement of a job (on chain)."
 )
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@settle_app.callback()
+def _chain_settings(
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-url", envvar="SECUREFLOW_RPC_URL", help="the chain node's JSON-RPC URL", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Contribution weights and revenue settlement of a job (on chain). Settings: SECUREFLOW_RPC_URL
+    (or --rpc-url before the command), SECUREFLOW_CHAIN_ID, SECUREFLOW_DEPLOYMENT, SECUREFLOW_DATABASE_URL and
+    the signing key SECUREFLOW_MEMBER_KEY_FILE (or SECUREFLOW_MEMBER_KEY)."""
+    if rpc_url:  # every command below reads its settings from the environment (LedgerSettings)
+        os.environ["SECUREFLOW_RPC_URL"] = rpc_url
+
+
 MEMBER_KEY_ENV = "SECUREFLOW_MEMBER_KEY"
 _WEI_PER_ETH = 10**18
 _ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (secureflow.ledger.settlement.client.ETH)

@@ -427,6 +427,14 @@ def test_a_file_name_with_brackets_is_printed_as_it_is(settle: Settle, job: str,
     assert f"secureflow settle approve {shlex.quote(str(proposal))}" in proposed.output  # runs as printed
 
 
+def test_the_node_is_named_with_rpc_url_as_in_every_command(
+    settle: Settle, job: str, ledger_stack: LedgerStack
+) -> None:
+    settle.env["SECUREFLOW_RPC_URL"] = "http://127.0.0.1:9"  # the environment names a node that is not there
+    shown = settle("--rpc-url", ledger_stack.rpc_url, "history", job)  # the option wins
+    assert f"no settlement events for job {job}" in shown.output
+
+
 def test_parse_amount() -> None:
     assert parse_amount("1.5ether", token=False) == 15 * 10**17
     assert parse_amount("2 gwei", token=False) == 2 * 10**9
