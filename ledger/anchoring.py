@@ -73,6 +73,7 @@ from secureflow.ledger.merkle import MerkleTree, MerkleTreeError, leaf_hash
 from secureflow.ledger.store.base import PendingLeaf
 from secureflow.ledger.store.protocols import AnchoringStore
 from secureflow.ledger.store.schemas import Batch, Job
+from secureflow.ledger.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +365,7 @@ class Anchorer:
             job = self.ledger.get_job(bytes.fromhex(job_id[2:]))
             if job.status == JobStatus.PROPOSED:
                 missing = self.ledger.missing_consents(bytes.fromhex(job_id[2:]))
-                reason += f" (the job is Proposed: {missing} party consent(s) missing)"
+                reason += f" (the job is Proposed: {plural(missing, 'party consent')} missing)"
             else:
                 reason += f" (the job is {job.status.name.capitalize()} on chain)"
         return reason

@@ -37,6 +37,7 @@ from web3 import Web3
 from secureflow.ledger.contracts import AuditLedgerClient
 from secureflow.ledger.merkle import MerkleTree, leaf_hash
 from secureflow.ledger.records import StepRecord, canonical_json
+from secureflow.ledger.text import plural
 from secureflow.ledger.verify import NodeView
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ class ReconciliationReport(BaseModel):
     def lines(self) -> list[str]:
         """Plain-text report: a summary line, then one line per finding."""
         head = (
-            f"{self.records_checked} records in {self.batches_checked} batches of {self.jobs_checked} jobs "
+            f"{plural(self.records_checked, 'record')} in {plural(self.batches_checked, 'batch')} of "
+            f"{plural(self.jobs_checked, 'job')} "
             f"checked against {self.contract} on chain {self.chain_id}: "
             + (
                 "nothing to check (no records)"

@@ -157,8 +157,16 @@ def doctor(
         list[str] | None, typer.Option(help="a check not to run, e.g. secretflow (repeat)")
     ] = None,
     max_skew: Annotated[float, typer.Option(help="seconds of clock skew against the chain allowed")] = 30.0,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-url", envvar="SECUREFLOW_RPC_URL", help="the chain node's JSON-RPC URL", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Check this installation end to end (chain, contracts, keys, databases, SecretFlow, Redis, nodes)."""
+    if rpc_url:  # the checks read their settings from the environment (DoctorSettings)
+        os.environ["SECUREFLOW_RPC_URL"] = rpc_url
     os.environ.setdefault("COLUMNS", "200")
     checks = run_checks(DoctorSettings(), parties=party or [], skip=set(skip or []), max_skew_s=max_skew)
     if as_json:

@@ -6,7 +6,8 @@ and, on the next line, the hint that says what to do; the exit code is 1; never 
 errors is escaped, so square brackets in it are shown, not read as Rich markup.
 
 The consoles never wrap long lines (``soft_wrap``): job ids, keys, paths and commands stay whole when the
-output is piped or logged.
+output is piped or logged. Commands that print no styling use `plain_console`, which reads no markup, so a
+user's file name such as ``out[bold].json`` is printed as it is.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from secureflow.compute.errors import ComputeError
 from secureflow.ledger.errors import ConfigurationError, LedgerError
 
 console = Console(soft_wrap=True, highlight=False)
+plain_console = Console(soft_wrap=True, highlight=False, markup=False)  # prints paths and names as they are
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 

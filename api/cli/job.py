@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ from secureflow.api.client import (
 )
 from secureflow.ledger.errors import ConfigurationError
 from secureflow.ledger.store.schemas import TERMINAL_JOB_STATUSES
+from secureflow.ledger.text import plural
 
 job_app = typer.Typer(no_args_is_help=True, help="Submit, follow and audit jobs through the audit API.")
 
@@ -189,13 +191,15 @@ def _print_steps(steps: list[StepOut]) -> None:
     console.print(f"  records     {len(steps)}" + (f": {summary}" if summary else ""))
     if not steps:
         return
+    # shortened for a person on a terminal; whole when piped or logged, where a script or a reader copies them
+    short = _short if console.is_terminal else (lambda value: value or "-")
     rows = [
         [
             str(step.seq),
             step.algorithm,
             step.chain_status,
-            _short(step.batch_id),
-            _short(step.tx_hash),
+            short(step.batch_id),
+            short(step.tx_hash),
             "-" if step.block_number is None else str(step.block_number),
             step.confirmed_at.strftime("%Y-%m-%d %H:%M:%S") if step.confirmed_at else "-",
         ]
@@ -247,7 +251,9 @@ def _write_file(path: Path, data: bytes, force: bool) -> None:
 def _verify_hint(path: Path) -> str:
     """The command an auditor runs: against a node of its choice and the deployment it pins (not this API)."""
     rpc = os.environ.get("SECUREFLOW_RPC_URL") or "URL"
-    return f"secureflow verify {path} --rpc-url {rpc} --deployment DEPLOYMENT.json"
+    deployment = os.environ.get("SECUREFLOW_DEPLOYMENT") or "DEPLOYMENT.json"
+    file, pin = shlex.quote(str(path)), shlex.quote(deployment)
+    return f"secureflow verify {file} --rpc-url {rpc} --deployment {pin}"
 
 
 # ------------------------------------------------------------------ following a job
@@ -259,6 +265,7 @@ class _FollowView:
     def __init__(self, job_id: str, total_steps: int | None, as_json: bool) -> None:
         self.job_id, self.total_steps, self.as_json = job_id, total_steps, as_json
         self.live = console.is_terminal and not as_json
+        self._told_wait = False
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -308,6 +315,12 @@ class _FollowView:
             if line != self._last_line:
                 self._last_line = line
                 console.print(line)
+                if counts.total == 0 and event.status in ("created", "running") and not self._told_wait:
+                    self._told_wait = True  # the longest silence: consents and SecretFlow start-up
+                    console.print(
+                        "  waiting for the first step: each party consents and its SecretFlow worker starts "
+                        "(~10-30 s when cold) …"
+                    )
             return
         status = (event.status, event.chain_status)
         if status != self._last_status:
@@ -365,14 +378,16 @@ def _follow_and_report(client: Client, job_id: str, as_json: bool) -> None:
         counts = final.records
         if final.succeeded:
             console.print(
-                f"[bold green]job {final.status}[/]: {counts.total} records, all confirmed on chain"
+                f"[bold green]job {final.status}[/]: {plural(counts.total, 'record')}, all confirmed on chain"
             )
+            bundle = f"secureflow job bundle {job_id} --out bundle.json"
+            console.print(f"its audit bundle, for an auditor: {bundle}")
         else:
             why = f"job {final.status}"
             if final.reason:
                 why += f": {final.reason}"
             if counts.failed:
-                why += f"; {counts.failed} of {counts.total} records failed to anchor"
+                why += f"; {counts.failed} of {plural(counts.total, 'record')} failed to anchor"
             console.print(f"[bold red]{escape(why)}[/]")
     if not final.succeeded:
         raise typer.Exit(1)
@@ -622,10 +637,13 @@ def bundle(
         ) from None
     _write_file(out, content, force)
     records, receipts = len(body.records), len(body.receipts)
-    console.print(f"wrote the audit bundle of job {job_id} to {out}: {records} records, {receipts} receipts")
+    console.print(
+        f"wrote the audit bundle of job {job_id} to {out}: {plural(records, 'record')}, "
+        f"{plural(receipts, 'receipt')}"
+    )
     if receipts < records:
         console.print(
-            f"[yellow]warning:[/] {records - receipts} record(s) are not anchored yet and have no receipt; "
+            f"[yellow]warning:[/] {plural(records - receipts, 'record')} not anchored yet (no receipt); "
             f"`verify` reports them (wait with `secureflow job status {job_id} --follow`, "
             "then download again)"
         )

@@ -6,9 +6,11 @@ never as a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,9 +34,18 @@ from secureflow.api.cli.options import (
 )
 from secureflow.api.cli.settle import settle_app
 from secureflow.ledger.errors import ConfigurationError
+from secureflow.ledger.text import plural
 
 if TYPE_CHECKING:
     from secureflow.compute.worker.trust import QueueGuard
+
+
+class LogFormat(str, Enum):
+    """How `secureflow api` writes its logs."""
+
+    text = "text"
+    json = "json"
+
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Blockchain-audited ledger for SecretFlow jobs."
@@ -81,7 +92,7 @@ def demo(
     result = run_demo(console, workdir, keep_chain=keep_chain)
     console.print(
         f"[bold green]demo finished[/] in {time.monotonic() - started:.1f}s: job {result.job_id}, "
-        f"{result.verified}/{result.records} records verified on chain"
+        f"{result.verified}/{plural(result.records, 'record')} verified on chain"
     )
     if result.verified != result.records:
         raise typer.Exit(1)
@@ -247,10 +258,22 @@ def consortium(
 @friendly_errors
 def api(
     with_worker: Annotated[bool, typer.Option(help="also run the anchoring worker in-process")] = False,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            envvar="SECUREFLOW_LOG_FORMAT",
+            help="text: one short line per event (default); json: one JSON object per line",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The API against SECUREFLOW_DATABASE_URL / RPC_URL / DEPLOYMENT (SECUREFLOW_API_HOST / API_PORT)."""
+    import os
+
     from secureflow.api.server.serve import run_api
 
+    if log_format is not None:  # the API's processes read it from the environment (several workers too)
+        os.environ["SECUREFLOW_LOG_FORMAT"] = log_format.value
     run_api(with_worker=with_worker, echo=console.print)
 
 
@@ -398,7 +421,19 @@ def _queue_guard(party: str, data_dir: Path, rpc_url: str, deployment: Path) -> 
             f"the policy pins AuditLedger {policy.ledger}, but the deployment's is {ledger}",
             hint="pass the deployment file of the ledger the policy pins",
         )
-    return QueueGuard(party, member_address(data_dir), authority, coordinators=policy.coordinators)
+    from eth_utils.address import to_checksum_address
+
+    address = member_address(data_dir)
+    member = to_checksum_address(address)
+    if not authority.registry.is_active_member(member):
+        raise CliError(
+            f"the member key of party {party} ({member}, in {data_dir / 'secrets' / 'member.key'}) is not an "
+            f"active member of the registry {authority.registry.address}: the other parties would refuse "
+            "its consents and signatures",
+            hint=f"the registry's admin adds it: secureflow members add {member} (or, if it was suspended, "
+            f"secureflow members reinstate {member})",
+        )
+    return QueueGuard(party, address, authority, coordinators=policy.coordinators)
 
 
 @app.command()
@@ -465,14 +500,18 @@ def anchor_worker(
 def verify(
     path: Annotated[Path, typer.Argument(help="a receipt.json or an audit bundle")],
     rpc: Annotated[
-        str, typer.Option("--rpc-url", "--rpc", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")
-    ],
+        str | None, typer.Option("--rpc-url", envvar="SECUREFLOW_RPC_URL", help="any node's JSON-RPC URL")
+    ] = None,
     deployment: PinDeployment = None,
     ledger: PinLedger = None,
     code_hash: PinCodeHash = None,
     registry: PinRegistry = None,
     chain_id: PinChainId = None,
     min_confirmations: Annotated[int, typer.Option(min=0, help="blocks including the anchor's")] = 1,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="print the verdict as JSON (every check, for scripts)")
+    ] = False,
+    old_rpc: Annotated[str | None, typer.Option("--rpc", hidden=True)] = None,  # the old spelling
 ) -> None:
     """Check a receipt or audit bundle against any node and the deployment you pin, without our DB or API.
 
@@ -481,12 +520,28 @@ def verify(
     """
     from secureflow.ledger.verify import pin_from_options, verify_file
 
+    rpc = old_rpc or rpc
+    if not rpc:
+        raise CliError(
+            "no chain node to verify against", hint="pass --rpc-url URL (or set SECUREFLOW_RPC_URL)"
+        )
     pin = pin_from_options(
         deployment=deployment, ledger=ledger, code_hash=code_hash, registry=registry, chain_id=chain_id
     )
     result = verify_file(path, rpc, pin, min_confirmations=min_confirmations)
-    for line in result.lines():
-        console.print(line, markup=False, highlight=False)
+    if json_output:
+        verdict = result.receipt if result.receipt is not None else result.bundle
+        document = {
+            "path": str(path),
+            "kind": "receipt" if result.receipt is not None else "bundle",
+            "ok": result.ok,
+            "summary": verdict.summary() if verdict is not None else "",
+            "verdict": verdict.model_dump(mode="json") if verdict is not None else None,
+        }
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        for line in result.lines():
+            console.print(line, markup=False, highlight=False)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -554,7 +609,13 @@ def contracts_compile() -> None:
 @db_app.command("upgrade")
 @friendly_errors
 def db_upgrade(
-    url: Annotated[str | None, typer.Option(envvar="SECUREFLOW_DATABASE_URL", help="SQLAlchemy URL")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", envvar="SECUREFLOW_DATABASE_URL", help="SQLAlchemy URL of the database"
+        ),
+    ] = None,
+    old_url: Annotated[str | None, typer.Option("--url", hidden=True)] = None,  # the old spelling
 ) -> None:
     """Create or migrate the ledger database to the newest schema (a SQLite file's folder must exist)."""
     from sqlalchemy.engine import make_url
@@ -562,12 +623,14 @@ def db_upgrade(
     from secureflow.ledger.store.engine import mask_url, resolve_url
     from secureflow.ledger.store.sql import open_store
 
-    resolved = resolve_url(url)
+    resolved = resolve_url(old_url or url)
     parsed = make_url(resolved)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).expanduser().parent
         if not folder.is_dir() and folder != Path(".secureflow").resolve():
-            raise CliError(f"the folder {folder} does not exist", hint="create it first, or fix --url")
+            raise CliError(
+                f"the folder {folder} does not exist", hint="create it first, or fix --database-url"
+            )
     with open_store(resolved, migrate=False) as store:
         before = store.schema_revision()
         store.migrate()

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.markup import escape
 
-from secureflow.api.cli.errors import CliError, console, friendly_errors
+from secureflow.api.cli.errors import CliError, friendly_errors
+from secureflow.api.cli.errors import plain_console as console
 
 if TYPE_CHECKING:  # web3 takes seconds to import: commands import the chain stack when they run
     from secureflow.ledger.contracts import RegistryClient
@@ -127,7 +127,7 @@ def add(
     address = _address(account)
     registry, _ = _registry(rpc_url, deployment, admin=True)
     metadata = keccak(text=name) if name else b"\0" * 32
-    label = f" ({escape(name)})" if name else ""
+    label = f" ({name})" if name else ""
     _done(f"{address} registered as a member{label}", registry.register_member(address, metadata))
 
 

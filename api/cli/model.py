@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import BaseModel, ConfigDict
 
-from secureflow.api.cli.errors import CliError, console, friendly_errors
+from secureflow.api.cli.errors import CliError, friendly_errors
+from secureflow.api.cli.errors import plain_console as console
 from secureflow.api.cli.options import PinChainId, PinCodeHash, PinDeployment, PinLedger, PinRegistry
 
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: the command imports it when it runs

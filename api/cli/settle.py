@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,10 +51,12 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from secureflow.api.cli.errors import CliError, console, friendly_errors
+from secureflow.api.cli.errors import CliError, friendly_errors
+from secureflow.api.cli.errors import plain_console as console
 from secureflow.ledger.errors import ConfigurationError
 
 if TYPE_CHECKING:  # the chain stack (web3) takes seconds to import: commands import it when they run
+    from secureflow.compute.manifest import JobManifest
     from secureflow.ledger.chain import ChainClient, TransactionSender
     from secureflow.ledger.contracts import AuditLedgerClient
     from secureflow.ledger.deploy import Deployment
@@ -72,6 +75,24 @@ settle_app = typer.Typer(
     no_args_is_help=True, help="Contribution weights and revenue settlement of a job (on chain)."
 )
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@settle_app.callback()
+def _chain_settings(
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-url", envvar="SECUREFLOW_RPC_URL", help="the chain node's JSON-RPC URL", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Contribution weights and revenue settlement of a job (on chain). Settings: SECUREFLOW_RPC_URL
+    (or --rpc-url before the command), SECUREFLOW_CHAIN_ID, SECUREFLOW_DEPLOYMENT, SECUREFLOW_DATABASE_URL and
+    the signing key SECUREFLOW_MEMBER_KEY_FILE (or SECUREFLOW_MEMBER_KEY)."""
+    if rpc_url:  # every command below reads its settings from the environment (LedgerSettings)
+        os.environ["SECUREFLOW_RPC_URL"] = rpc_url
+
+
 MEMBER_KEY_ENV = "SECUREFLOW_MEMBER_KEY"
 _WEI_PER_ETH = 10**18
 _ETH = "0x" + "00" * 20  # the settlement contract's asset id of ETH (secureflow.ledger.settlement.client.ETH)
@@ -301,7 +322,9 @@ def _require_weights(chain: _Chain, job: bytes) -> None:
 # ------------------------------------------------------------------ commands
 
 
-ProposalArg = Annotated[Path, typer.Argument(help="the proposal JSON written by `settle propose`")]
+ProposalArg = Annotated[
+    Path, typer.Argument(metavar="PROPOSAL", help="the proposal JSON written by `settle propose`")
+]
 JobArg = Annotated[str, typer.Argument(help="the job id (0x + 64 hex digits)")]
 TokenOpt = Annotated[str | None, typer.Option(help="ERC-20 token address (default: ETH)")]
 
@@ -347,14 +370,18 @@ def propose(
         )
     else:
         console.print(f"recorded as step {proposal.seq} (pending anchoring); proposal written to {out}")
-    console.print("next: once anchored, each member runs `secureflow settle approve` on the proposal")
+    console.print(f"wait until it is confirmed: secureflow job status {proposal.job_id} --follow")
+    console.print(f"then each member of the job: secureflow settle approve {shlex.quote(str(out))}")
 
 
 @settle_app.command()
 @friendly_errors
 def measure(
     manifest_path: Annotated[
-        Path, typer.Argument(help="job manifest JSON: training, secure_predict and evaluation steps")
+        Path,
+        typer.Argument(
+            metavar="MANIFEST", help="job manifest JSON: training, secure_predict and evaluation steps"
+        ),
     ],
     data_dir: Annotated[
         Path, typer.Option(help="the local engine's party folders (<data-dir>/<party>/data, secrets, ...)")
@@ -424,17 +451,25 @@ def measure(
 
     engine = Engine(job_manifest.party_names(), data_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with _store(chain.settings) as store, Progress(*columns, console=console) as bar:
-        task = bar.add_task("starting the SecretFlow party workers", total=None)
+    live = console.is_terminal  # a bar on a terminal; piped or logged, one line per step instead
+    starting = "starting the SecretFlow party workers (SecretFlow import, links; ~10-30 s) …"
+    with _store(chain.settings) as store, Progress(*columns, console=console, disable=not live) as bar:
+        task = bar.add_task(starting, total=None)
+        if not live:
+            console.print(starting)
 
         def show(step: Step) -> None:
             doing = f": {step.algorithm}" if step.algorithm else ""
+            coalition = f"coalition {step.index + 1}/{step.coalitions} ({step.coalition})"
             bar.update(
-                task,
-                description=f"coalition {step.index + 1}/{step.coalitions} ({step.coalition}){doing}",
-                completed=step.completed_steps,
-                total=step.total_steps,
+                task, description=coalition + doing, completed=step.completed_steps, total=step.total_steps
             )
+            if not live:
+                done = f"{step.completed_steps}/{step.total_steps} steps"
+                what = {"started": "started", "finished": "done"}.get(
+                    step.event, f"{step.algorithm} recorded"
+                )
+                console.print(f"{coalition} {what} ({done})")
 
         try:
             engine.start()
@@ -452,6 +487,7 @@ def measure(
             ) from None
         finally:
             engine.shutdown()
+        jobs = _completed_jobs_of(store, job_manifest)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(measured.to_inputs().model_dump_json(indent=2) + "\n", encoding="utf-8")
     console.print(
@@ -462,7 +498,39 @@ def measure(
             f"  {c.coalition:<16} {measured.metric} {c.metric:.6f}  job {c.job_id}  ({c.seconds:.1f}s)"
         )
     console.print(f"inputs written to {out}; the coalitions' steps are in the outbox, pending anchoring")
-    console.print(f"next: secureflow settle propose JOB_ID --inputs {out}")
+    if len(jobs) == 1:  # the job of this manifest submitted through the API: the one to settle
+        console.print(f"next: secureflow settle propose {jobs[0]} --inputs {shlex.quote(str(out))}")
+        return
+    if jobs:
+        console.print(f"completed jobs of this manifest: {', '.join(jobs)}")
+    console.print(
+        f"next: secureflow settle propose JOB_ID --inputs {shlex.quote(str(out))}  (JOB_ID: the job whose "
+        "revenue these weights share, as `secureflow job submit` printed it)"
+    )
+
+
+def _completed_jobs_of(store: SqlLedgerStore, manifest: JobManifest) -> list[str]:
+    """The completed jobs submitted through the API (whose manifests are in this database) with this
+    manifest: the jobs a measurement of it is for (the coalition jobs have no stored manifest)."""
+    from secureflow.api.server.db import ApiDb
+    from secureflow.compute.errors import ComputeError
+    from secureflow.compute.manifest import JobManifest
+
+    api = ApiDb.if_present(store.engine)
+    if api is None:
+        return []
+    want = manifest.model_dump(mode="json")
+    found = []
+    for job in store.list_jobs(limit=1000):
+        stored = api.get_manifest(job.job_id) if job.status == "completed" else None
+        if stored is None:
+            continue
+        try:
+            if JobManifest.parse(stored).model_dump(mode="json") == want:
+                found.append(job.job_id)
+        except ComputeError:
+            continue
+    return found
 
 
 @settle_app.command()

@@ -137,7 +137,7 @@ def run_api(
 ) -> None:
     """``secureflow api``: serve until Ctrl-C/SIGTERM, then drain and stop cleanly."""
     settings = settings or ApiSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     ensure_port_free(settings.api_host, settings.api_port)
     workers = api_processes(settings, hosts_worker=with_worker or executor is not None)
     if workers > 1:
@@ -175,7 +175,7 @@ def api_processes(settings: ApiSettings, *, hosts_worker: bool) -> int:
 def app_from_env() -> FastAPI:
     """The app of one API process, built from ``SECUREFLOW_*`` (uvicorn factory for several processes)."""
     settings = ApiSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = build_api(settings).app
     freeze_startup_objects()
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -57,6 +58,9 @@ class ApiSettings(LedgerSettings):
         default=2, ge=1, le=64, description="?verify=true pages worked on at once per process (the rest wait)"
     )
     log_level: str = Field(default="INFO")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one short line per event; json: one JSON object per line"
+    )
     broker_url: str | None = Field(
         default=None,
         description="the job queue (Celery broker): redis://127.0.0.1:6379/0 or "

@@ -65,6 +65,11 @@ def test_verify_a_bundle_against_the_pinned_deployment_and_tampered_ones(
     assert ok.exit_code == 0, ok.output
     assert f"[pin ] AuditLedger {address}" in ok.output and f"the deployment file {deployment}" in ok.output
     assert "VALID, 12/12 receipts valid" in ok.output and "INVALID" not in ok.output
+    scripted = CliRunner().invoke(app, ["verify", str(bundle), *pinned, "--json"])  # for a script
+    assert scripted.exit_code == 0, scripted.output
+    verdict = json.loads(scripted.stdout)
+    assert (verdict["kind"], verdict["ok"], len(verdict["verdict"]["receipts"])) == ("bundle", True, 12)
+    assert {c["name"]: c["status"] for c in verdict["verdict"]["checks"]}["job_closed"] == "passed"
 
     code_hash = ledger_stack.deployment.contracts["AuditLedger"].code_hash
     assert code_hash is not None

@@ -69,7 +69,7 @@ def test_db_upgrade_names_the_unreachable_database_and_a_missing_folder(tmp_path
     assert code == 1, out
     assert lines == [
         f"error: the folder {tmp_path}/missing does not exist",
-        "  hint: create it first, or fix --url",
+        "  hint: create it first, or fix --database-url",
     ]
     assert not (tmp_path / "missing").exists()
 

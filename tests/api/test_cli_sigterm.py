@@ -77,14 +77,18 @@ def alive(pids: dict[int, str]) -> dict[int, str]:
 
 
 @contextmanager
-def command(*args: str) -> Iterator[subprocess.Popen[str]]:
-    """Run ``secureflow ARGS`` with its output piped; killed (with what it spawned) if the test fails."""
+def command(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Run ``secureflow ARGS`` (in ``cwd``, with ``env``: default this environment, 300 columns) with its
+    output piped; killed (with what it spawned) if the test fails."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "secureflow.api", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "COLUMNS": "300"},
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "300"} if env is None else env,
         start_new_session=True,
     )
     spawned: dict[int, str] = {}

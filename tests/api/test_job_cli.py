@@ -276,6 +276,7 @@ def test_status_follow_returns_once_every_record_is_confirmed(
     assert not errors, errors
     lines = [line for line in followed.stdout.splitlines() if line.startswith("job ")]
     assert lines[0].startswith("job created") and "steps 0/3" in lines[0] and "confirmed 0" in lines[0]
+    assert followed.stdout.count("waiting for the first step") == 1  # the start-up wait is explained once
     assert any("job running" in line for line in lines)
     done = next(i for i, line in enumerate(lines) if line.startswith("job completed ("))
     assert "steps 3/3 · anchored 3 · confirmed 3" in lines[done]
@@ -283,6 +284,8 @@ def test_status_follow_returns_once_every_record_is_confirmed(
     assert len(subscriptions) >= 2
     assert "job completed: 3 records, all confirmed on chain" in followed.stdout
     assert len(re.findall(r"^\s*\d+\s+psi\s+confirmed", followed.stdout, re.M)) == 3
+    whole = r"^\s*\d+\s+psi\s+confirmed\s+0x[0-9a-f]{64}\s+0x[0-9a-f]{64}\s"  # piped: batch and tx not cut
+    assert len(re.findall(whole, followed.stdout, re.M)) == 3, followed.stdout
 
     as_json = env.job(["status", job_id, "--follow", "--json"])  # finished: one event, then the exit code
     events = [json.loads(line) for line in as_json.stdout.splitlines()]

@@ -7,6 +7,7 @@ The CLI goes through the same settlement service as the API (tests/api/test_sett
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -414,6 +415,24 @@ def test_forged_approvals_and_tampered_proposals_are_refused_unsent(
     # Bob's own approval, then the weights are set from the two files
     settle("approve", str(proposal), key=BOB_KEY)
     assert "set in block" in settle("set-weights", str(proposal), key=BOB_KEY).output
+
+
+def test_a_file_name_with_brackets_is_printed_as_it_is(settle: Settle, job: str, tmp_path: Path) -> None:
+    """User text (here the proposal's path) is never read as Rich markup: `[bold]` stays in the output."""
+    proposal = tmp_path / "proposal[bold].json"
+    proposed = settle(
+        "propose", job, "--inputs", str(write_inputs(tmp_path / "inputs.json")), "--out", str(proposal)
+    )
+    assert f"proposal written to {proposal}" in proposed.output, proposed.output
+    assert f"secureflow settle approve {shlex.quote(str(proposal))}" in proposed.output  # runs as printed
+
+
+def test_the_node_is_named_with_rpc_url_as_in_every_command(
+    settle: Settle, job: str, ledger_stack: LedgerStack
+) -> None:
+    settle.env["SECUREFLOW_RPC_URL"] = "http://127.0.0.1:9"  # the environment names a node that is not there
+    shown = settle("--rpc-url", ledger_stack.rpc_url, "history", job)  # the option wins
+    assert f"no settlement events for job {job}" in shown.output
 
 
 def test_parse_amount() -> None:

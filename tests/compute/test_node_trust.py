@@ -27,6 +27,7 @@ from cf_helpers import vertical_data
 from dist_nodes import REDIS_URL, Nodes
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 from stack import ALICE, BOB, LedgerStack, create_job_on_chain, salt_of
 
 from secureflow.compute.consents import request_consents
@@ -86,7 +87,10 @@ def tnodes(
         f"sftest-trust-{uuid.uuid4().hex[:12]}",
         (ledger_stack.rpc_url, pinned),
     )
-    for party in PARTIES:
+    registry = ledger_stack.registry()
+    for party in PARTIES:  # the registry's admin adds each node's member key (made here, as the node
+        # would) first: a node pinned to a deployment starts only as an active member of its registry
+        registry.register_member(to_checksum_address(member_address(n.dir(party))))
         n.start(party)
     try:
         n.wait_up(rds, PARTIES)

@@ -410,7 +410,7 @@ def test_a_model_the_contract_refuses_is_failed_once_with_its_reason(
     by_job = {m.job_id: m for m in store.models()}
     assert by_job[proposed].status == "failed"
     assert "JobNotOpen" in (by_job[proposed].failure_reason or "")
-    assert "Proposed: 1 party consent(s) missing" in (by_job[proposed].failure_reason or "")
+    assert "Proposed: 1 party consent missing" in (by_job[proposed].failure_reason or "")
     assert by_job[opened].status == "failed" and "NonSequentialVersion" in (
         by_job[opened].failure_reason or ""
     )
