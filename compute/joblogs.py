@@ -51,12 +51,17 @@ PRUNE_INTERVAL_S = 3600.0
 MAX_PAGE_LINES = 1000
 """Lines one read returns at most (the next read starts at the ``next`` offset it returned)."""
 MAX_LINE_CHARS = 4000
+MAX_REPLY_BYTES = 2 * MAX_PAGE_LINES * MAX_LINE_CHARS * 4 + 65_536
+"""The largest log reply the API parses (a full page of the longest lines, JSON-escaped, with room)."""
 """Characters of one line a read returns (a longer one, e.g. a huge repr in a library's message, is cut)."""
 REDACTED = "[redacted]"
 LONG_HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?[0-9a-fA-F]{64,}(?![0-9A-Za-z])")
 """A private key, salt, secret or digest written as hex (an address, 40 digits, stays)."""
 JOB_ID = re.compile(r"0x[0-9a-f]{64}")
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
+LOG_FILE_NAME = re.compile(r"0x[0-9a-f]{64}\.log")
+SESSION_NAME = re.compile(r"[0-9a-f]{32}")
+"""A session id (`secureflow.compute.worker.link`: ``uuid4().hex``): the only folders pruning removes."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
@@ -196,16 +201,20 @@ def prune(
     keep = set(keep_sessions)
     removed = 0
     logs = party_dir / JOBLOGS
-    if logs.is_dir():
+    if logs.is_dir() and not logs.is_symlink():  # never follow a link out of the party's folder
         for path in logs.iterdir():
+            if not LOG_FILE_NAME.fullmatch(path.name) or path.is_symlink():
+                continue  # only the job logs the worker wrote: nothing an operator put there
             with suppress(OSError):
                 if path.is_file() and path.stat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
     sessions = party_dir / "sessions"
-    if sessions.is_dir():
+    if sessions.is_dir() and not sessions.is_symlink():
         for path in sessions.iterdir():
-            if path.name in keep or not path.is_dir():
+            if path.name in keep or not SESSION_NAME.fullmatch(path.name) or path.is_symlink():
+                continue
+            if not path.is_dir():
                 continue
             with suppress(OSError):
                 if _newest_mtime(path) < cutoff:
@@ -281,6 +290,11 @@ def request_node_logs(
             got = client.blpop([reply_key], timeout=max(0.01, min(left, 1.0)))
             if got is None:
                 continue
+            if len(got[1]) > MAX_REPLY_BYTES:  # never parsed: a page is at most 1000 lines of 4000 chars
+                logging.getLogger(__name__).warning(
+                    "dropped a log reply claiming party %s: %d bytes", party, len(got[1])
+                )
+                continue
             reply = decode(got[1])
             if (
                 reply is None
@@ -295,7 +309,10 @@ def request_node_logs(
                 continue
             if reply.get("ok") is not True:
                 raise NodeLogsUnavailableError(party, "it keeps no log of this job")
-            lines = [str(x) for x in reply.get("lines") or []]
+            lines = [
+                line if len(line) <= MAX_LINE_CHARS else line[: MAX_LINE_CHARS - 1] + "…"
+                for line in (str(x) for x in list(reply.get("lines") or [])[:MAX_PAGE_LINES])
+            ]
             nxt = reply.get("next")
             return LogPage(party, lines, int(nxt) if isinstance(nxt, int) else after + len(lines))
     except redis_errors.RedisError as exc:

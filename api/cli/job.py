@@ -542,13 +542,21 @@ LOG_POLL_SECONDS = 2.0
 """How often ``job logs --follow`` asks for new lines while the job runs."""
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+"""Control characters other than tab (newlines, carriage returns, escape sequences, OSC): shown as \\xNN."""
+
+
+def _visible(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group(0)):02x}"
+
+
 def _print_log_lines(logs: JobLogs, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(logs.model_dump(mode="json")))
         return
     for party in logs.parties:
-        for line in party.lines:
-            typer.echo(f"[{party.party}] {line}")
+        for line in party.lines:  # a party's own text: no terminal control sequences reach the reader
+            typer.echo(f"[{party.party}] {CONTROL.sub(_visible, line)}")
 
 
 @job_app.command("logs")

@@ -96,6 +96,13 @@ class ApiSettings(LedgerSettings):
     node_log_timeout: float = Field(
         default=5.0, gt=0, le=120, description="seconds a party's node has to answer a log request"
     )
+    job_log_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="log reads (GET /v1/jobs/{id}/logs) served at once per process, each holding a worker "
+        "thread while the nodes answer; more are answered 429 with Retry-After",
+    )
     queue_sweep_interval: float = Field(
         default=5.0,
         gt=0,

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import json
 import logging
 import os
 import re
@@ -463,12 +462,13 @@ class Worker:
         store = self.jobs[job_id]
         self.last_step, self.last_digests = (job_id, int(msg["seq"])), None  # signable once it succeeded
         spec = get_algorithm(msg["algorithm"])
-        joblog.info(
+        joblog.info(  # parameter names only: a value may be a cell of another party (its own log scrubs
+            # only its own cells); the values are in the manifest, their commitment in the record
             "party %s: step %s (%s) started with parameters %s",
             self.party,
             msg["seq"],
             msg["algorithm"],
-            json.dumps(msg["params"], sort_keys=True, default=str),
+            ", ".join(sorted(str(k) for k in dict(msg["params"] or {}))) or "(none)",
         )
         params = spec.parse_params(msg["params"])
         in_infos = {s: ObjectInfo.model_validate(i) for s, i in msg["input_infos"].items()}

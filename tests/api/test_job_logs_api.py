@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +28,9 @@ from stack import ALICE, BOB, LedgerStack
 from test_api_service import assert_error, live_app, manifest
 from typer.testing import CliRunner, Result
 
+from secureflow.api.cli.job import _print_log_lines
 from secureflow.api.cli.main import app as cli_app
+from secureflow.api.client.models import JobLogs
 from secureflow.api.server.serve import add_member_key
 from secureflow.compute.joblogs import JobLogHandler
 from secureflow.compute.policy import PartyPolicy, write_policy
@@ -181,3 +184,54 @@ def test_a_node_that_does_not_answer_in_time_is_named_and_nothing_is_served(env:
     error = assert_error(env.call(f"/v1/jobs/{job_id}/logs?party=alice", "auditor"), 503, "unavailable")
     assert "party 'alice'" in error["message"] and "no signed answer" in error["message"]
     assert "alice line" not in error["message"]
+
+
+def test_log_reads_of_a_silent_node_are_bounded_and_the_api_keeps_answering(env: Env) -> None:
+    """The attack (review): each log read holds a worker thread while the party's node answers (up to
+    node_log_timeout); alice's node beats but lists no log reader, so every read waits the whole timeout,
+    and 60 reads at once from one member key stalled every route, /healthz included. Now at most
+    job_log_concurrency (4) reads are served at once per process, the others answered 429 with
+    Retry-After at once, and /healthz and the job answer meanwhile."""
+    job_id = _submit(env)
+    write_policy(env.alice_dir, PartyPolicy())  # alice's node beats, but answers no log request
+    headers = {"Authorization": f"Bearer {env.keys['member']}"}
+    url = f"{env.url}/v1/jobs/{job_id}/logs?party=alice"
+    refused = threading.Event()
+    codes: list[int] = []
+
+    def read() -> None:
+        response = requests.get(url, headers=headers, timeout=120)
+        codes.append(response.status_code)
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+            refused.set()
+
+    threads = [threading.Thread(target=read, daemon=True) for _ in range(60)]
+    for t in threads:
+        t.start()
+    assert refused.wait(60), codes  # the reads over the cap came back at once
+    health = requests.get(f"{env.url}/healthz", timeout=5)
+    job = requests.get(
+        f"{env.url}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {env.keys['auditor']}"}, timeout=5
+    )
+    assert (health.status_code, job.status_code) == (200, 200)
+    for t in threads:
+        t.join(120)
+    assert sorted(set(codes)) == [429, 503] and codes.count(503) <= 60, codes  # 503: the silent node
+
+
+def test_log_lines_reach_the_terminal_without_control_sequences(capsys: pytest.CaptureFixture[str]) -> None:
+    """A party's lines are its own text (its node answers them): a line that erased its '[alice]' prefix
+    to pass as bob's, or wrote the reader's clipboard (OSC 52), is printed with its control characters
+    shown as \\xNN."""
+    evil = "\x1b[2K\r[bob] step 3 (ss_lr) done in 0.10 s \x1b]52;c;cm0gLXJmIH4K\x07\n[bob] forged"
+    page = JobLogs.model_validate(
+        {
+            "job_id": "0x" + "ab" * 32,
+            "parties": [{"party": "alice", "address": ALICE, "lines": [evil], "next": 1}],
+        }
+    )
+    _print_log_lines(page, as_json=False)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("[alice] \\x1b[2K\\x0d[bob]"), repr(out)
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from secureflow.api.server.errors import (
     QueueUnavailableError,
     RefusedError,
     RegistryConflictError,
+    TooManyRequestsError,
     UnavailableError,
 )
 from secureflow.api.server.manifests import new_job_id, validate_manifest
@@ -279,7 +281,10 @@ def get_manifest(request: Request, job_id: JobId) -> dict[str, Any]:
     "/jobs/{job_id}/logs",
     dependencies=[Depends(allow("admin", "auditor", "member", scope="own_jobs"))],
     response_model=JobLogs,
-    responses={503: {"description": "a party's node did not answer (the party is named)"}},
+    responses={
+        429: {"description": "job_log_concurrency log reads are under way in this process (Retry-After)"},
+        503: {"description": "a party's node did not answer (the party is named)"},
+    },
 )
 def get_job_logs(
     request: Request,
@@ -312,9 +317,37 @@ def get_job_logs(
             "this API reads no job logs",
             hint="set SECUREFLOW_COMPUTE_REDIS_URL and SECUREFLOW_LOG_READER_KEY_FILE (consortium mode)",
         )
-    # every party's node is asked at once: a silent one costs one timeout, not one per party
+    slots = _log_slots(request)
+    if not slots.acquire(blocking=False):  # a read waits on the nodes: bounded, so the API keeps answering
+        raise TooManyRequestsError(
+            f"{svc.settings.job_log_concurrency} job log reads are under way in this API process",
+            hint="retry after a few seconds",
+            retry_after=max(1, round(svc.settings.node_log_timeout)),
+        )
+    try:
+        return _read_job_logs(source, job.job_id, named, after)
+    finally:
+        slots.release()
+
+
+_LOG_SLOTS_LOCK = threading.Lock()
+
+
+def _log_slots(request: Request) -> threading.BoundedSemaphore:
+    """The job log reads this app serves at once (``job_log_concurrency``), one semaphore per app."""
+    state = request.app.state
+    with _LOG_SLOTS_LOCK:
+        slots: threading.BoundedSemaphore | None = getattr(state, "job_log_slots", None)
+        if slots is None:
+            slots = threading.BoundedSemaphore(services(request).settings.job_log_concurrency)
+            state.job_log_slots = slots
+    return slots
+
+
+def _read_job_logs(source: Any, job_id: str, named: list[tuple[str, str]], after: int) -> JobLogs:
+    """Ask every named party at once: a silent one costs one timeout, not one per party."""
     with ThreadPoolExecutor(max_workers=max(1, len(named)), thread_name_prefix="secureflow-joblogs") as pool:
-        pages = [pool.submit(source.read, job.job_id, name, address, after) for name, address in named]
+        pages = [pool.submit(source.read, job_id, name, address, after) for name, address in named]
         out = []
         for (name, address), future in zip(named, pages, strict=True):
             try:
@@ -322,7 +355,7 @@ def get_job_logs(
             except NodeLogsUnavailableError as exc:
                 raise UnavailableError(str(exc.args[0]), hint=exc.hint) from None
             out.append(PartyLog(party=name, address=address, lines=page.lines, next=page.next))
-    return JobLogs(job_id=job.job_id, parties=out)
+    return JobLogs(job_id=job_id, parties=out)
 
 
 @router.post("/jobs/{job_id}/cancel", dependencies=[Depends(allow("admin", "member", scope="own_jobs"))])
