@@ -313,7 +313,8 @@ def run_consortium(
     except KeyboardInterrupt:
         pass
     finally:
-        echo("stopping: the nodes, the coordinator, the anchoring worker, then anvil")
+        with suppress(OSError, SystemExit):  # a closed terminal: rich exits on a broken pipe; stop first
+            echo("stopping: the nodes, the coordinator, the anchoring worker, then anvil")
         children.stop()
         if api is not None:
             services = api.app.state.services

@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -337,7 +338,8 @@ def run_up(
     except KeyboardInterrupt:
         pass  # Ctrl-C or SIGTERM (uvicorn re-raises the signal after its graceful shutdown): stop below
     finally:
-        echo("stopping: anchoring what is pending, then the party workers and anvil")
+        with suppress(OSError, SystemExit):  # a closed terminal: rich exits on a broken pipe; stop first
+            echo("stopping: anchoring what is pending, then the party workers and anvil")
         stack.close()
         if stack.chain.state_saved:
             echo(f"chain state saved in {workdir / STATE_FILE}: `secureflow up` goes on from it")

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
-from test_cli_sigterm import command, descendants, read_until, stop_with_sigterm, wait_serving
+from test_cli_sigterm import assert_none_left, command, descendants, read_until, wait_serving
 
 from secureflow.ledger.devchain import free_port
 
@@ -97,4 +98,12 @@ def test_one_command_runs_a_three_member_consortium_whose_job_closes_on_chain(
         assert "VALID" in verified.stdout and "4/4" in verified.stdout, verified.stdout
         assert "step_count" in verified.stdout, verified.stdout
 
-        stop_with_sigterm(proc, {**spawned, **descendants(proc.pid)})
+        # the terminal that started it is gone (its output pipe closed, as when a supervisor or an ssh
+        # session dies): SIGTERM still takes every process it started with it (its "stopping" line failed
+        # to print and skipped the clean-up before)
+        everything = {**spawned, **descendants(proc.pid)}
+        assert proc.stdout is not None
+        proc.stdout.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        assert_none_left(everything)
