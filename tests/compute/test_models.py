@@ -92,7 +92,10 @@ def test_models_reload_in_new_processes(engine, recorder, ledger_stack, chain_sn
     for name in ("lr", "xgb"):
         before = read(engine, "bob", f"out/mod/{name}0.csv")["pred"].to_numpy()
         after = read(engine, "bob", f"out/mod/{name}1.csv")["pred"].to_numpy()
-        np.testing.assert_allclose(after, before, atol=1e-4)
+        # the same model on the same rows; SPU's fixed-point truncation is probabilistic (18 fraction bits,
+        # fresh randomness per run), so two runs' scores differ by a few 2^-18 per term: measured up to
+        # 1.03e-4 on a probability (a full CI run), far below any change of the model
+        np.testing.assert_allclose(after, before, atol=5e-4)
         assert not (engine.data_dir("alice") / f"out/mod/{name}1.csv").exists()
     # the loaded model's digest is salted with this job's salt of each party: it does not link this job to
     # the training job (which the workers checked the shares against, with the training job's salt)
