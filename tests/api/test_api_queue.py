@@ -109,7 +109,12 @@ def test_a_job_accepted_while_the_broker_is_down_is_queued_once_it_is_back(
     assert body["execution"] == "waiting_for_queue" and "do not submit it again" in body["message"]
     assert body["job"]["status"] == "created"
     assert requests.get(f"{url}/v1/jobs/{job_id}", headers=auth, timeout=30).json()["status"] == "created"
-    assert db.unqueued_jobs() == [job_id] and _queued(rds, queue) == []
+    assert _queued(rds, queue) == []
+    # waiting for the queue: listed for the sweepers, except while one of them tries to send it (the
+    # sweeper runs every 0.2 s here and holds the job during its 5 s attempt on the stalled broker, then
+    # gives it back): seen listed again once an attempt failed
+    assert wait_for(lambda: db.unqueued_jobs() == [job_id], 30, interval=0.05), db.unqueued_jobs()
+    assert _queued(rds, queue) == []
     proxy.cut()
     proxy.stalled = False
 
