@@ -78,7 +78,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import requests
 from eth_abi.abi import encode as abi_encode
@@ -688,33 +688,38 @@ class _Context:
     def pinned(self) -> _Pinned:
         """The deployment check (once per verification): raises `_Failed` if the pin does not hold."""
         if self._pinned is None:
-            try:
-                self._pinned = _check_pinned_code(self.node, self.pin)
-            except _Failed as failure:
-                self._pinned = failure
-            except NodeUnreachableError:
-                raise
-            except Exception as exc:  # a malformed answer must not crash the verifier
-                self._pinned = _Failed(f"{type(exc).__name__}: {exc}")
-        if isinstance(self._pinned, _Failed):
-            raise _Failed(str(self._pinned))
-        return self._pinned
+            self._pinned = _outcome(lambda: _check_pinned_code(self.node, self.pin))
+        return _passed(self._pinned)
 
     def settlement(self) -> str:
         """The pinned Settlement's address, once its code and its ledger are checked (once per verification):
         raises `_Failed` if no Settlement is pinned or the pin does not hold."""
         if self._settlement is None:
-            try:
-                self._settlement = _check_pinned_settlement(self.node, self.pin, self.pinned().ledger)
-            except _Failed as failure:
-                self._settlement = failure
-            except NodeUnreachableError:
-                raise
-            except Exception as exc:  # a malformed answer must not crash the verifier
-                self._settlement = _Failed(f"{type(exc).__name__}: {exc}")
-        if isinstance(self._settlement, _Failed):
-            raise _Failed(str(self._settlement))
-        return self._settlement
+            self._settlement = _outcome(
+                lambda: _check_pinned_settlement(self.node, self.pin, self.pinned().ledger)
+            )
+        return _passed(self._settlement)
+
+
+_T = TypeVar("_T")
+
+
+def _outcome(check: Callable[[], _T]) -> _T | _Failed:
+    """What a once-per-verification check found, or its failure (an unreachable node still raises)."""
+    try:
+        return check()
+    except _Failed as failure:
+        return failure
+    except NodeUnreachableError:
+        raise
+    except Exception as exc:  # a malformed answer must not crash the verifier
+        return _Failed(f"{type(exc).__name__}: {exc}")
+
+
+def _passed(outcome: _T | _Failed) -> _T:
+    if isinstance(outcome, _Failed):
+        raise _Failed(str(outcome))
+    return outcome
 
 
 def _check_pinned_code(node: NodeView, pin: PinnedDeployment) -> _Pinned:
