@@ -56,7 +56,7 @@ from secureflow.compute.worker.link import (
     RedisSession,
     wait_links,
 )
-from secureflow.compute.worker.protocol import SPU_PROFILES, PartyPorts, WorkerSettings
+from secureflow.compute.worker.protocol import PartyPorts, WorkerSettings, protocol_of, spu_profiles_for
 
 MAX_PARTIES = 8
 """The most parties one job (and so one engine) has: SEMI2K runs any number; 8 is what is supported."""
@@ -160,6 +160,7 @@ class Engine:
         step_timeout: float = 3600.0,
         log_level: str = "warning",
         spu_profiles: Mapping[str, Mapping[str, Any]] | None = None,
+        spu_protocol: str = "SEMI2K",
         launcher: Literal["local", "distributed"] = "local",
         redis_url: str | None = None,
         redis_prefix: str = DEFAULT_PREFIX,
@@ -199,7 +200,19 @@ class Engine:
         self.start_timeout = start_timeout
         self.step_timeout = step_timeout
         self.log_level = log_level
-        self.spu_profiles = {k: dict(v) for k, v in (spu_profiles or SPU_PROFILES).items()}
+        try:
+            profiles = spu_profiles_for(spu_protocol) if spu_profiles is None else spu_profiles
+        except ValueError as exc:
+            raise ComputeError(str(exc), hint="pass spu_protocol='SEMI2K' or 'ABY3'") from None
+        self.spu_profiles = {k: dict(v) for k, v in profiles.items()}
+        protocol = protocol_of(self.spu_profiles)
+        self.spu_protocol = protocol or spu_protocol
+        """The SPU protocol of the jobs this engine runs (a job's manifest must name it)."""
+        if spu_protocol == "ABY3" and len(parties) != 3:
+            raise ComputeError(
+                f"the SPU protocol ABY3 runs exactly three parties, not {len(parties)}",
+                hint="use spu_protocol='SEMI2K' (any number of parties)",
+            )
         self.workers: dict[str, WorkerHandle] = {}
         self.log_retention_days = log_retention_days
         """Local mode: the parties' job logs older than this are removed when the workers start (and at

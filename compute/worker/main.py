@@ -82,7 +82,7 @@ from secureflow.compute.worker.consented import (
     consented_steps,
 )
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
-from secureflow.compute.worker.protocol import WorkerSettings, is_loopback
+from secureflow.compute.worker.protocol import WorkerSettings, is_loopback, protocol_of
 from secureflow.compute.worker.trust import request_job_id
 from secureflow.ledger.consent import consent_digest, recover_signer, sign_consent, sign_create_job
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
@@ -556,6 +556,12 @@ class Worker:
         policy = load_policy(self.root)
         reasons = policy.deployment_refusals(int(msg["chain_id"]), str(msg["ledger"]))
         reasons += consent_refusals(policy, manifest, self.address, self.data_dir)
+        session_protocol = protocol_of(self.settings.spu_profiles)
+        if manifest.spu_protocol != session_protocol:
+            reasons.append(
+                f"the job names SPU protocol {manifest.spu_protocol} but this party's SPU runs "
+                f"{session_protocol or 'no known protocol'}"
+            )
         if reasons:
             raise ConsentRefusedError(f"party {self.party!r} refuses job {job_id}: {'; '.join(reasons)}")
         self.consented[job_id] = ConsentedJob(

@@ -89,7 +89,7 @@ from secureflow.compute.worker.link import (
     outbound_key,
 )
 from secureflow.compute.worker.node_metrics import NodeMetrics
-from secureflow.compute.worker.protocol import PartyPorts, is_loopback
+from secureflow.compute.worker.protocol import SPU_PROTOCOL_PROFILES, PartyPorts, is_loopback, protocol_of
 from secureflow.compute.worker.tls import TlsError, TlsIdentity, TlsTunnel, fingerprint, listen_socket
 from secureflow.compute.worker.trust import JOB_OPS, QueueGuard, member_key
 from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
@@ -566,6 +566,22 @@ class Node:
         profiles = entry.get("spu_profiles", {})
         if not isinstance(profiles, dict) or len(profiles) > MAX_SPU_PROFILES:
             log.warning("session %s refused: more than %d SPU profiles", session[:8], MAX_SPU_PROFILES)
+            return
+        if not all(isinstance(v, dict) for v in profiles.values()) or protocol_of(profiles) is None:
+            # The worker creates its SPU devices from these: only the runtime configs of a protocol this
+            # version runs (SEMI2K, ABY3), never one a coordinator made up (REF2K shares nothing).
+            log.warning("session %s refused: SPU runtime configs of no known protocol", session[:8])
+            self._push(
+                session,
+                "msg",
+                msg={
+                    "op": "failed",
+                    "error_class": "WorkerError",
+                    "message": f"the node of party {self.party!r} runs SPU sessions only under the runtime "
+                    f"configs of {' or '.join(SPU_PROTOCOL_PROFILES)} (this version's "
+                    "compute.worker.protocol); it refused the ones asked for",
+                },
+            )
             return
         sess = Session(
             session=session,

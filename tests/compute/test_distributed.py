@@ -468,3 +468,37 @@ def test_no_node_running_is_a_worker_error_not_a_hang(rds) -> None:  # type: ign
     with pytest.raises(ComputeError, match="on its node's host"):
         eng.data_dir("alice")
     assert list(rds.scan_iter(f"{prefix}:*")) == []  # nothing was sent to nodes that do not run
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        {"protocol": "REF2K", "field": "FM64", "fxp_fraction_bits": 18},  # SPU's plaintext reference protocol
+        {
+            "protocol": "SEMI2K",
+            "field": "FM128",
+            "fxp_fraction_bits": 2,
+        },  # a known protocol, made-up precision
+    ],
+    ids=["ref2k", "semi2k-other-precision"],
+)
+def test_a_node_refuses_an_spu_session_of_no_known_protocol(nodes, rds, runtime) -> None:  # type: ignore[no-untyped-def]
+    """Attack: a coordinator (or whoever writes to a node's queue) asks the node's worker for an SPU under a
+    runtime config of its own making: REF2K would put every party's inputs in the clear at the others. The
+    node answers with a refusal naming the protocols it runs, and starts no worker for the session."""
+    session = uuid.uuid4().hex
+    rds.set(engine_alive_key(nodes.prefix, session), "1", ex=60)
+    start = {
+        "session": session,
+        "op": "start",
+        "exp": time.time() + 60,
+        "spu_profiles": {"default": runtime, "precise": runtime},
+    }
+    rds.rpush(inbound_key(nodes.prefix, "alice"), json.dumps(start))
+    popped = rds.blpop([outbound_key(nodes.prefix, session)], timeout=30)
+    assert popped is not None, "the node never answered the start of an SPU session it must refuse"
+    reply = json.loads(popped[1])
+    assert reply["party"] == "alice" and reply["op"] == "msg", reply
+    assert reply["msg"]["op"] == "failed" and "SEMI2K or ABY3" in reply["msg"]["message"], reply
+    assert rds.get(heartbeat_key(nodes.prefix, session, "alice")) is None  # no worker beats for it
+    rds.delete(engine_alive_key(nodes.prefix, session))
