@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from secureflow.compute.errors import ParameterError
+from secureflow.compute.consents import request_consents
+from secureflow.compute.errors import ConsentRefusedError, ManifestError, ParameterError
+from secureflow.compute.manifest import JobManifest
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.recorder import OutboxRecorder
-from secureflow.ledger.records import StepRecord
+from secureflow.ledger.records import StepRecord, job_id_for
 from secureflow.ledger.signing import signature_problems
 
 PARTIES = ("alice", "bob", "carol")
@@ -182,3 +184,31 @@ def test_ss_xgb_over_three_parties_predicts_well(
     assert roc_auc_score(labels, scores.iloc[:, -1]) > 0.8  # 3 trees over six features held by three parties
     for party in ("bob", "carol"):  # the scores went to alice only
         assert not (engine3.data_dir(party) / "out" / "xgb3-scores.csv").exists()
+
+
+def test_an_aby3_job_is_refused_by_parties_running_semi2k(
+    engine3: Engine, data: dict[str, pd.DataFrame], recorder: OutboxRecorder
+) -> None:
+    """The engine's SPU runs SEMI2K: a manifest naming ABY3 is refused before anything runs, and each
+    party's worker asked directly (as a coordinator that skipped the check would) refuses its consent."""
+    manifest = {**_manifest(engine3, [_psi()]), "spu_protocol": "ABY3"}
+    with pytest.raises(ManifestError, match="SPU protocol is ABY3 but this engine's parties run SEMI2K"):
+        run_job(engine3, manifest, recorder)
+    assert recorder.store.list_jobs() == []
+    creator, salt, secret = engine3.addresses["alice"], "0x" + "5a" * 32, "0x" + "3c" * 32
+    job_id = job_id_for(creator, JobManifest.parse(manifest).manifest_hash(secret), salt)
+    with pytest.raises(ConsentRefusedError) as refused:
+        request_consents(
+            engine3,
+            manifest,
+            job_id=job_id,
+            creator=creator,
+            salt=salt,
+            job_secret=secret,
+            parties=[engine3.addresses[p] for p in PARTIES],
+            chain_id=1337,
+            ledger="0x" + "11" * 20,
+        )
+    for party in PARTIES:
+        assert f"party {party!r} refuses" in str(refused.value), refused.value
+    assert str(refused.value).count("names SPU protocol ABY3 but this party's SPU runs SEMI2K") == 3
