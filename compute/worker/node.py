@@ -509,6 +509,22 @@ class Node:
             signers[party] = signer
         if signers.get(self.party) != self.member or table[self.party].tls_cert != self.tls.cert_pem:
             raise TlsError("the table does not carry this node's own certificate")
+        if (
+            self.guard is not None
+        ):  # a peer's link is admitted only with a certificate an active member signed
+            for party, signer in signers.items():
+                try:
+                    member = party == self.party or self.guard.authority.is_active_member(signer)
+                except Exception as exc:  # the chain is unreachable: never a guess
+                    raise TlsError(
+                        f"cannot check on chain who signed party {party!r}'s certificate "
+                        f"({type(exc).__name__})"
+                    ) from None
+                if not member:
+                    raise TlsError(
+                        f"party {party!r}'s certificate is signed by {signer}, which is no active member of "
+                        "the pinned registry"
+                    )
         peers = {p: str(t.tls_cert) for p, t in table.items() if p != self.party}
         tunnel = TlsTunnel(self.tls, sess.session)
         sess.tunnel, sess.cert_signers = tunnel, signers
