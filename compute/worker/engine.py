@@ -90,26 +90,18 @@ def spawn_worker(
     ``scratch`` (a node's session folder): the worker's tmp/, work/, settings file and log go there
     instead of ``pdir``, so several workers of one party (concurrent jobs) never share them.
     ``require_consent`` (a checking node's worker): job requests only for a job it consented to itself."""
-    for sub in ("data", "models", "logs", "secrets"):
-        (pdir / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(pdir / "secrets", 0o700)
-    home = scratch or pdir
-    for sub in ("tmp", "work", "logs"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
     parent_sock, child_sock = socket.socketpair()
-    settings = WorkerSettings(
-        party=party,
-        parties=table,
-        party_dir=str(pdir),
-        scratch_dir=None if scratch is None else str(scratch),
+    settings_path = write_worker_settings(
+        party,
+        pdir,
+        table,
         fd=child_sock.fileno(),
-        coordinator_pid=os.getpid(),
         log_level=log_level,
         spu_profiles=spu_profiles,
+        scratch=scratch,
         require_consent=require_consent,
     )
-    settings_path = home / "worker.json"
-    settings_path.write_text(settings.model_dump_json())
+    home = scratch or pdir
     env = dict(os.environ)
     env["TMPDIR"] = str(home / "tmp")
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -126,6 +118,41 @@ def spawn_worker(
         )
     child_sock.close()
     return LocalLink(party, proc, Connection(parent_sock.detach()))
+
+
+def write_worker_settings(
+    party: str,
+    pdir: Path,
+    table: dict[str, PartyPorts],
+    *,
+    fd: int,
+    log_level: str,
+    spu_profiles: dict[str, dict[str, Any]],
+    scratch: Path | None = None,
+    require_consent: bool = False,
+) -> Path:
+    """Make the party's folders (and the session's, ``scratch``) and write the worker's settings file;
+    returns its path."""
+    for sub in ("data", "models", "logs", "secrets"):
+        (pdir / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(pdir / "secrets", 0o700)
+    home = scratch or pdir
+    for sub in ("tmp", "work", "logs"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    settings = WorkerSettings(
+        party=party,
+        parties=table,
+        party_dir=str(pdir),
+        scratch_dir=None if scratch is None else str(scratch),
+        fd=fd,
+        coordinator_pid=os.getpid(),
+        log_level=log_level,
+        spu_profiles=spu_profiles,
+        require_consent=require_consent,
+    )
+    settings_path = home / "worker.json"
+    settings_path.write_text(settings.model_dump_json())
+    return settings_path
 
 
 @dataclass
