@@ -90,6 +90,7 @@ from secureflow.compute.worker.link import (
 )
 from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.compute.worker.protocol import SPU_PROTOCOL_PROFILES, PartyPorts, is_loopback, protocol_of
+from secureflow.compute.worker.standby import Standby
 from secureflow.compute.worker.tls import TlsError, TlsIdentity, TlsTunnel, fingerprint, listen_socket
 from secureflow.compute.worker.trust import JOB_OPS, QueueGuard, member_key
 from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
@@ -162,6 +163,7 @@ class Node:
         guard: QueueGuard | None = None,
         log_retention_days: float = DEFAULT_RETENTION_DAYS,
         tls: TlsIdentity | None = None,
+        warm_worker: bool = True,
     ) -> None:
         if not party or ":" in party:
             raise ComputeError(f"invalid party name {party!r}", hint="use the party's name from the manifest")
@@ -177,6 +179,8 @@ class Node:
         """Signature, coordinator-role and on-chain consent checks (None: every entry is trusted)."""
         self.tls = tls
         """This node's TLS identity: the links to its workers run through a `TlsTunnel` (None: plain TCP)."""
+        self.standby = Standby(party, self.party_dir) if warm_worker else None
+        """The warm spare worker a session takes (SecretFlow imported before the job; None: no spare)."""
         self._member_key = member_key(self.party_dir)
         """Signs every reply to the coordinator (`REPLY_DOMAIN`): its ports, its worker's replies, exits."""
         from eth_account import Account
@@ -236,6 +240,7 @@ class Node:
                 "host": self.host,
                 "sessions": len(self.sessions),
                 "max_sessions": self.max_sessions,
+                "warm": self.standby is not None and self.standby.warm(),
                 "ts": time.time(),
             }
         )
@@ -359,15 +364,18 @@ class Node:
                     failed = {"op": "failed", "error_class": "WorkerError", "message": str(exc)}
                     self._push(session, "msg", msg=failed)
                     return
-            link = spawn_worker(
-                self.party,
-                self.party_dir,
-                worker_table,
-                log_level=sess.log_level,
-                spu_profiles=sess.spu_profiles,
-                scratch=sess.scratch,
-                require_consent=self.guard is not None,
-            )
+            options: dict[str, Any] = {
+                "log_level": sess.log_level,
+                "spu_profiles": sess.spu_profiles,
+                "scratch": sess.scratch,
+                "require_consent": self.guard is not None,
+            }
+            link = None if self.standby is None else self.standby.take(worker_table, **options)
+            if link is not None:
+                self.metrics.warm_starts.inc()
+                self.metrics.warm_worker.set(0)
+            else:
+                link = spawn_worker(self.party, self.party_dir, worker_table, **options)
             sess.link = link
             self.metrics.worker_starts.inc()
             with self._lock:
@@ -706,11 +714,21 @@ class Node:
             running = len(self.sessions)
         return True, f"{running} session(s) of at most {self.max_sessions}"
 
+    def keep_warm(self) -> None:
+        """Start a spare worker whenever there is none (at start, and as soon as a session took the last
+        one, so the next job, concurrent or not, finds one warm); report whether one waits warm."""
+        if self.standby is None or self.stopping.is_set():
+            return
+        if not self.standby.spawning():
+            self.standby.spawn()
+        self.metrics.warm_worker.set(1 if self.standby.warm() else 0)
+
     def serve(self) -> None:
         """Take work from this party's queue until SIGTERM/SIGINT (or `stopping` is set)."""
         beat = threading.Thread(target=self._beat, daemon=True)
         beat.start()
         self.metrics.up.set(1)
+        self.keep_warm()
         try:
             while not self.stopping.is_set():
                 try:
@@ -729,12 +747,16 @@ class Node:
                     except Exception as exc:  # one bad entry must not take down every session of the node
                         log.error("dropped an entry that could not be handled (%s)", type(exc).__name__)
                 self.check_engine()
+                self.keep_warm()
                 if time.monotonic() - self._pruned > PRUNE_INTERVAL_S:
                     self.prune_logs()
         finally:
             self.metrics.up.set(0)
             self.stopping.set()
             self.stop_worker()
+            if self.standby is not None:
+                self.standby.stop()
+                self.metrics.warm_worker.set(0)
             with suppress(redis.RedisError):
                 self.client.delete(node_alive_key(self.prefix, self.party))
 
@@ -753,8 +775,12 @@ def run_node(
     guard: QueueGuard | None = None,
     log_retention_days: float = DEFAULT_RETENTION_DAYS,
     tls: TlsIdentity | None = None,
+    warm_worker: bool = True,
 ) -> None:
     """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C.
+
+    ``warm_worker``: keep a spare party worker with SecretFlow imported for the next job
+    (`secureflow.compute.worker.standby`), started at once and again whenever a job took it.
 
     ``guard``: the signature, coordinator-role and on-chain consent checks (None: trusts its Redis).
     ``tls``: the node's TLS identity; the links between the parties' workers then run over mutual TLS
@@ -774,6 +800,7 @@ def run_node(
         guard=guard,
         log_retention_days=log_retention_days,
         tls=tls,
+        warm_worker=warm_worker,
     )
     node.prune_logs()
     if tls is None:

@@ -114,7 +114,12 @@ class Consortium:
     def wait_nodes(self, timeout: float = 120.0) -> None:
         rds = redis.Redis.from_url(f"{REDIS}/0")
         deadline = time.monotonic() + timeout
-        while not all(rds.exists(node_alive_key(self.prefix, p)) for p in PARTIES):
+
+        def warm(party: str) -> bool:  # beating, with its spare worker warm (SecretFlow imported)
+            beat = rds.get(node_alive_key(self.prefix, party))
+            return beat is not None and bool(json.loads(beat).get("warm"))
+
+        while not all(warm(p) for p in PARTIES):
             dead = [n for n, p in self.procs.items() if p.poll() is not None]
             assert not dead, f"{dead} exited: {self.logs_tail()}"
             assert time.monotonic() < deadline, "the nodes did not beat in time"
