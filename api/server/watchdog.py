@@ -42,9 +42,15 @@ def lapsed_reason(runner: str, lease_until: datetime) -> str:
     )
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def unanchored_reason(record: StepRecordRow, waited: float) -> str:
     return (
-        f"step {record.seq}'s record waited {waited / 60:.0f} min to be anchored (still {record.status}): "
+        f"step {record.seq}'s record waited {_duration(waited)} to be anchored (still {record.status}): "
         "the job was stopped (failed by the API's watchdog, unanchored_fail_after); check the anchoring "
         "worker (secureflow doctor, /readyz) and the chain node; its records are anchored once anchoring "
         "resumes, then the job closes on chain as failed"
