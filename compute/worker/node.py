@@ -30,13 +30,13 @@ unread. SIGTERM/Ctrl-C stops every worker and the node.
 Job logs (`secureflow.compute.joblogs`): the party's workers keep each job's log lines, scrubbed, in
 ``<data-dir>/joblogs/<job_id>.log``. The node answers a ``logs`` entry of its queue (no session) with the
 lines of that one job, signed with its member key under ``LOG_REPLY_DOMAIN`` on
-``<prefix>:logs:<request>:out``, only when the entry is signed under ``LOG_REQUEST_DOMAIN`` by an account
-its policy lists in ``log_readers``, is addressed to this party, unexpired, not a replay of a request id,
-and names a job whose log this node keeps (a job it ran); any other log request is dropped unanswered
-(logged without its content). Job logs and ``sessions/<id>/`` folders older than ``--log-retention-days``
-are removed at start and every hour (running sessions are kept). The member key and salt
-stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures
-goes through Redis.
+``<prefix>:logs:<party>:<request>:out``, only when the entry is signed under ``LOG_REQUEST_DOMAIN`` by an
+account its policy lists in ``log_readers``, is addressed to this party, unexpired, not a replay of a
+request id, and names a job whose log this node keeps (a job it ran); any other log request is dropped
+unanswered (logged without its content). Job logs and ``sessions/<id>/`` folders older than
+``--log-retention-days`` are removed at start and every hour (running sessions are kept). The member key
+and salt stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures goes through
+Redis.
 """
 
 from __future__ import annotations
@@ -446,7 +446,7 @@ class Node:
             reply = log_reply(self.party, request, lines, nxt)
         except JobLogError:
             reply = log_reply(self.party, request, None, 0)
-        key = log_reply_key(self.prefix, request)
+        key = log_reply_key(self.prefix, self.party, request)
         signed = sign_entry(reply, self._member_key, LOG_REPLY_DOMAIN)
         pipe = self.client.pipeline()
         pipe.rpush(key, encode(signed))
