@@ -27,6 +27,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from scrape import metrics_url_in, scrape, value
 
+import secureflow.compute.worker.node as node_module
 from secureflow.compute.joblogs import (
     JobLogHandler,
     NodeLogsUnavailableError,
@@ -39,8 +40,10 @@ from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.worker.link import (
     decode,
     encode,
+    engine_alive_key,
     inbound_key,
     node_alive_key,
+    outbound_key,
 )
 from secureflow.compute.worker.trust import member_address
 from secureflow.ledger.queue_signing import DOMAIN, LOG_REPLY_DOMAIN, LOG_REQUEST_DOMAIN, sign_entry
@@ -230,6 +233,51 @@ def test_an_answer_not_signed_by_the_partys_member_key_is_not_taken(lnodes: Node
         stop.set()
         thread.join(5)
         rds.delete(alive)
+
+
+def test_a_log_read_in_progress_does_not_hold_up_a_job_request(
+    tmp_path: Path, rds: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding F5: a node in this process whose log read blocks (a stand-in for a slow disk or a huge
+    log, which cannot be made on cue: ``read_job_log`` waits on an Event) still answers a session's start
+    with its ports; once the read is let go, the log request is answered too."""
+    prefix = f"sftest-logs-{uuid.uuid4().hex[:12]}"
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    write_policy(alice, PartyPolicy(log_readers=(READER.address,)))
+    JobLogHandler(alice).write(JOB, "job line 0")
+    reading, release = threading.Event(), threading.Event()
+    real_read = node_module.read_job_log
+
+    def slow_read(party_dir: Path, job_id: str, after: int = 0) -> tuple[list[str], int]:
+        reading.set()
+        assert release.wait(60)
+        return real_read(party_dir, job_id, after)
+
+    monkeypatch.setattr(node_module, "read_job_log", slow_read)
+    node = node_module.Node("alice", alice, REDIS_URL, prefix=prefix)
+    loop = threading.Thread(target=node.serve, daemon=True)
+    loop.start()
+    session = secrets.token_hex(16)
+    try:
+        request = sign_entry(_request(JOB), key_of(READER), LOG_REQUEST_DOMAIN)
+        rds.rpush(inbound_key(prefix, "alice"), encode(request))
+        assert reading.wait(20)  # the node is reading the log now
+        rds.set(engine_alive_key(prefix, session), "1", ex=60)
+        start = {"session": session, "op": "start", "exp": time.time() + 60, "spu_profiles": {}}
+        rds.rpush(inbound_key(prefix, "alice"), encode(start))
+        ports = rds.blpop([outbound_key(prefix, session)], timeout=20)
+        assert ports is not None and (decode(ports[1]) or {}).get("op") == "ports"
+        assert not release.is_set()  # answered while the log read was still held
+        release.set()
+        answer = rds.blpop([log_reply_key(prefix, "alice", str(request["request"]))], timeout=20)
+        assert answer is not None and (decode(answer[1]) or {}).get("lines") == ["job line 0"]
+    finally:
+        release.set()
+        node.stopping.set()
+        loop.join(15)
+        for key in rds.scan_iter(f"{prefix}:*"):
+            rds.delete(key)
 
 
 def test_a_reply_of_another_party_is_never_taken_as_this_partys(lnodes: Nodes, rds: redis.Redis) -> None:
