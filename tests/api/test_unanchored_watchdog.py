@@ -5,6 +5,8 @@ anchoring worker; the outage is the test RPC proxy switched off, a stand-in for 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from rpc_proxy import RpcProxy
 from scrape import wait_for
@@ -30,12 +32,15 @@ def test_only_a_running_job_with_a_record_waiting_past_the_bound_is_failed(store
     """A record younger than the bound, a job that already completed (its compute is over: only flagged,
     see the watchdog's docstring) and a bound of 0 (disabled) fail nothing."""
     running, completed = new_job(store, 71), new_job(store, 72)
-    accept(store, running, 1)
+    accept(store, running, 3)
     accept(store, completed, 1)
     store.update_job(completed, status="completed")
     assert _watchdog(store, 3600.0).sweep() == []  # younger than the bound
     assert _watchdog(store, 0.0).sweep() == []  # disabled
-    assert wait_for(lambda: _watchdog(store, 0.01).sweep(), 10) == [running]
+    waiting = wait_for(lambda: store.unanchored_running_jobs(datetime.now(timezone.utc)), 10)
+    assert [(r.job_id, r.seq) for r in waiting] == [(running, 0)]  # type: ignore[attr-defined]  # its oldest
+    assert _watchdog(store, 0.01).sweep() == [running]
+    assert "step 0's record waited" in (store.get_job(running).reason or "")  # type: ignore[union-attr]
     assert store.get_job(completed).status == "completed"  # type: ignore[union-attr]
     assert _watchdog(store, 0.01).sweep() == []  # dealt with: not failed again
 
