@@ -163,11 +163,11 @@ def value_context(text: str, start: int, end: int) -> bool:
     before = text[max(0, start - 3) : start].rstrip(" ")
     after = text[end : end + 3].lstrip(" ")
     prev, nxt = before[-1:], after[:1]
-    if prev in ("=", ":") and prev:
+    if prev in ("=", ":"):
         return True
-    if prev in ("'", '"') and prev and nxt == prev:
-        return True
-    return prev in ("[", ",") and bool(prev) and nxt in (",", "]") and bool(nxt)
+    if prev in ("'", '"'):
+        return nxt == prev
+    return prev in ("[", ",") and nxt in (",", "]")
 
 
 class Scanner:

@@ -146,11 +146,11 @@ MAX_REPLY_COUNTERS = 4096
 MAX_LOG_REQUEST_S = 300.0
 """A log request expiring later than this from now is dropped (a signed request is short-lived)."""
 LOG_REPLY_TTL_S = 60
+"""A log answer nobody read is gone after this many seconds."""
 LOG_READERS = 2
 """Log requests served at once, each in a thread of its own (never in the loop that takes job requests)."""
 LOG_BACKLOG = 8
 """Log requests waiting for a reader beyond `LOG_READERS`; more are dropped (their reader times out)."""
-"""A log answer nobody read is gone after this many seconds."""
 
 
 class Node:
