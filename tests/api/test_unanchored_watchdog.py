@@ -17,7 +17,7 @@ from secureflow.api.server.watchdog import LeaseWatchdog
 from secureflow.ledger.anchoring import AnchoringWorker
 from secureflow.ledger.chain import ChainClient, ChainConfig
 from secureflow.ledger.contracts import JobStatus
-from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DevChain, rpc_call
 from secureflow.ledger.errors import InvalidStateError
 from secureflow.ledger.store import SqlLedgerStore
 
@@ -39,10 +39,11 @@ def test_only_a_running_job_with_a_record_waiting_past_the_bound_is_failed(store
     assert _watchdog(store, 0.0).sweep() == []  # disabled
     waiting = wait_for(lambda: store.unanchored_running_jobs(datetime.now(timezone.utc)), 10)
     assert [(r.job_id, r.seq) for r in waiting] == [(running, 0)]  # type: ignore[attr-defined]  # its oldest
-    assert _watchdog(store, 0.01).sweep() == [running]
+    quick = _watchdog(store, 0.01)
+    assert wait_for(quick.sweep, 10) == [running]
     assert "step 0's record waited" in (store.get_job(running).reason or "")  # type: ignore[union-attr]
     assert store.get_job(completed).status == "completed"  # type: ignore[union-attr]
-    assert _watchdog(store, 0.01).sweep() == []  # dealt with: not failed again
+    assert quick.sweep() == []  # dealt with: not failed again
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -80,3 +81,38 @@ def test_records_unanchored_past_the_bound_fail_the_job_then_anchor_once_and_it_
     assert_anchored_exactly_once(ledger_stack, store, accepted)  # every leaf once, by the chain's word
     on_chain = ledger_stack.ledger(ledger_stack.client()).get_job(bytes.fromhex(job[2:]))
     assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, 4)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_batch_the_chain_does_not_mine_fails_the_job_and_is_anchored_once_when_it_does(
+    ledger_stack: LedgerStack, store: SqlLedgerStore, devchain: DevChain, chain_snapshot: None
+) -> None:
+    """The node takes the batch but mines nothing (anvil's automine off): the records stay ``submitted``, the
+    watchdog fails the job saying so; once blocks come, the batch sent before is anchored once and the job
+    closes on chain as failed with its three steps."""
+    job = new_job(store, 74)
+    open_job_on_chain(ledger_stack, job, 74)
+    store.update_job(job, chain_status="confirmed")
+    accepted = accept(store, job, 3)
+    anchorer = make_anchorer(ledger_stack, store)
+    watchdog = _watchdog(store, 0.5)
+    rpc_call(devchain.rpc_url, "evm_setAutomine", [False])
+    try:
+        anchorer.run_once()
+        assert store.count_records_by_status()["submitted"] == 3
+        assert wait_for(watchdog.sweep, 30) == [job]
+        assert "(still submitted)" in (store.get_job(job).reason or "")  # type: ignore[union-attr]
+    finally:
+        rpc_call(devchain.rpc_url, "evm_setAutomine", [True])
+
+    def closed() -> bool:
+        anchorer.run_once()
+        if store.get_job(job).close_status == "confirmed":  # type: ignore[union-attr]
+            return True
+        rpc_call(devchain.rpc_url, "anvil_mine", ["0x1"])  # blocks come again (also for confirmations)
+        return False
+
+    assert wait_for(closed, 60), store.get_job(job)
+    assert_anchored_exactly_once(ledger_stack, store, accepted)
+    on_chain = ledger_stack.ledger(ledger_stack.client()).get_job(bytes.fromhex(job[2:]))
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, 3)
