@@ -30,13 +30,15 @@ unread. SIGTERM/Ctrl-C stops every worker and the node.
 Job logs (`secureflow.compute.joblogs`): the party's workers keep each job's log lines, scrubbed, in
 ``<data-dir>/joblogs/<job_id>.log``. The node answers a ``logs`` entry of its queue (no session) with the
 lines of that one job, signed with its member key under ``LOG_REPLY_DOMAIN`` on
-``<prefix>:logs:<request>:out``, only when the entry is signed under ``LOG_REQUEST_DOMAIN`` by an account
-its policy lists in ``log_readers``, is addressed to this party, unexpired, not a replay of a request id,
-and names a job whose log this node keeps (a job it ran); any other log request is dropped unanswered
-(logged without its content). Job logs and ``sessions/<id>/`` folders older than ``--log-retention-days``
-are removed at start and every hour (running sessions are kept). The member key and salt
-stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures
-goes through Redis.
+``<prefix>:logs:<party>:<request>:out``, only when the entry is signed under ``LOG_REQUEST_DOMAIN`` by an
+account its policy lists in ``log_readers``, is addressed to this party, unexpired, not a replay of a
+request id, and names a job whose log this node keeps (a job it ran); any other log request is dropped
+unanswered (logged without its content). A request is checked in the queue loop, then read and answered by
+one of `LOG_READERS` threads of its own (a slow or large read never holds up a session's job requests);
+past `LOG_BACKLOG` waiting, more are dropped. Job logs and ``sessions/<id>/`` folders older than
+``--log-retention-days`` are removed at start and every hour (running sessions are kept). The member key
+and salt stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures goes through
+Redis.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +148,10 @@ MAX_LOG_REQUEST_S = 300.0
 """A log request expiring later than this from now is dropped (a signed request is short-lived)."""
 LOG_REPLY_TTL_S = 60
 """A log answer nobody read is gone after this many seconds."""
+LOG_READERS = 2
+"""Log requests served at once, each in a thread of its own (never in the loop that takes job requests)."""
+LOG_BACKLOG = 8
+"""Log requests waiting for a reader beyond `LOG_READERS`; more are dropped (their reader times out)."""
 
 
 class Node:
@@ -203,6 +210,8 @@ class Node:
         self._pruned = time.monotonic()
         self._log_requests: dict[str, float] = {}
         """Log request ids answered or refused, with their expiry (a replay is dropped)."""
+        self._log_pool = ThreadPoolExecutor(LOG_READERS, thread_name_prefix="secureflow-node-logs")
+        self._log_slots = threading.BoundedSemaphore(LOG_READERS + LOG_BACKLOG)
 
     # -- compatibility views of the single-session API ----------------------------------------------
     @property
@@ -442,26 +451,45 @@ class Node:
         return None
 
     def serve_logs(self, entry: dict[str, Any]) -> None:
-        """Answer a signed log request with this party's scrubbed lines of one job it ran (else drop it)."""
+        """Answer a signed log request with this party's scrubbed lines of one job it ran (else drop it).
+
+        The checks run here, in the queue loop, in the order the requests came (cheap: a signature and the
+        policy file); the read and the answer run in a log reader thread (`LOG_READERS`), so a large or
+        slow read never holds up the sessions' job requests. Past `LOG_BACKLOG` waiting it is dropped."""
         why = self._log_request_refusal(entry)
+        if why is None and not self._log_slots.acquire(blocking=False):
+            why = f"{LOG_READERS + LOG_BACKLOG} already in progress"
         if why is not None:
             self.metrics.log_requests.labels("dropped").inc()
             log.warning("dropped a log request: %s", why)
             return
-        request, job_id = str(entry["request"]), str(entry["job_id"])
+        request, job_id, after = str(entry["request"]), str(entry["job_id"]), int(entry.get("after", 0))
         try:
-            lines, nxt = read_job_log(self.party_dir, job_id, int(entry.get("after", 0)))
-            reply = log_reply(self.party, request, lines, nxt)
-        except JobLogError:
-            reply = log_reply(self.party, request, None, 0)
-        key = log_reply_key(self.prefix, request)
-        signed = sign_entry(reply, self._member_key, LOG_REPLY_DOMAIN)
-        pipe = self.client.pipeline()
-        pipe.rpush(key, encode(signed))
-        pipe.expire(key, LOG_REPLY_TTL_S)
-        pipe.execute()
-        self.metrics.log_requests.labels("answered" if reply["ok"] else "no_log").inc()
-        log.info("answered a log request for job %s (%s)", job_id[:10], "found" if reply["ok"] else "no log")
+            self._log_pool.submit(self._answer_logs, request, job_id, after)
+        except RuntimeError:  # the node is stopping: its pool takes nothing more
+            self._log_slots.release()
+
+    def _answer_logs(self, request: str, job_id: str, after: int) -> None:
+        """In a log reader thread: read the page and push the signed answer."""
+        try:
+            try:
+                lines, nxt = read_job_log(self.party_dir, job_id, after)
+                reply = log_reply(self.party, request, lines, nxt)
+            except JobLogError:
+                reply = log_reply(self.party, request, None, 0)
+            key = log_reply_key(self.prefix, self.party, request)
+            signed = sign_entry(reply, self._member_key, LOG_REPLY_DOMAIN)
+            self.metrics.log_requests.labels("answered" if reply["ok"] else "no_log").inc()
+            pipe = self.client.pipeline()
+            pipe.rpush(key, encode(signed))
+            pipe.expire(key, LOG_REPLY_TTL_S)
+            pipe.execute()
+            found = "found" if reply["ok"] else "no log"
+            log.info("answered a log request for job %s (%s)", job_id[:10], found)
+        except Exception as exc:  # a reader thread reports, never dies silently
+            log.error("could not answer a log request (%s)", type(exc).__name__)
+        finally:
+            self._log_slots.release()
 
     def prune_logs(self) -> int:
         """Remove job logs and finished sessions' folders older than the retention (returns how many)."""
@@ -753,6 +781,7 @@ class Node:
         finally:
             self.metrics.up.set(0)
             self.stopping.set()
+            self._log_pool.shutdown(wait=False, cancel_futures=True)
             self.stop_worker()
             if self.standby is not None:
                 self.standby.stop()
