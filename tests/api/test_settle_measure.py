@@ -1,7 +1,8 @@
 """`secureflow settle measure` end to end: real anvil, SQLite ledger, SecretFlow workers started by the CLI.
 
 The command runs the three coalitions of a manifest (all, without alice, without bob) on its own local
-engine, creates each coalition job on chain with the member's consent, records every step in the
+engine, opens each coalition job on chain with the consent of every party's own worker (the member's node
+creates it), records every step in the
 outbox, and writes the inputs file that `settle propose --inputs` takes. The real anchoring worker then
 anchors the coalitions' steps and records their models on chain.
 """
@@ -19,8 +20,10 @@ from stack import ALICE, BOB, LedgerStack, make_anchorer, run_until_settled
 from typer.testing import CliRunner, Result
 
 from secureflow.api.cli.settle import settle_app
-from secureflow.api.dev.devstack import provision_party
+from secureflow.api.dev.devstack import provision_party, seed_dev_policy
+from secureflow.compute.policy import PartyPolicy, write_policy
 from secureflow.compute.worker.engine import Engine
+from secureflow.ledger.contracts import JobStatus
 from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.settlement.contribution import LeaveOneOutInputs, compute_weights, load_inputs
@@ -93,6 +96,8 @@ def data_dir(tmp_path: Path) -> Path:
     layout = Engine(("alice", "bob"), root)  # only its folder layout: nothing is started here
     for party, table in zip(("alice", "bob"), _data(), strict=True):
         provision_party(layout, party, KEYS[party], table)
+        # each party's worker checks every coalition job against its own policy before it consents
+        seed_dev_policy(layout, party, [a for p, a in {"alice": ALICE, "bob": BOB}.items() if p != party])
     return root
 
 
@@ -122,10 +127,15 @@ def test_measure_runs_records_and_anchors_the_coalitions(  # type: ignore[no-unt
         jobs = store.list_jobs()
         assert len(jobs) == 3
         reader = ledger_stack.ledger(ledger_stack.client())
-        for job in jobs:  # created on chain by alice, with her consent, before the first step
+        # each coalition job was opened on chain before its first step, created by alice's node, with the
+        # consent of every party signed by that party's own worker (never by the measuring member alone)
+        assert {j.job_id for j in jobs} == {inputs.full_job, *(p.job_id for p in inputs.parties)}
+        for job in jobs:
             on_chain = reader.get_job(bytes.fromhex(job.job_id[2:]))
-            assert list(on_chain.parties) == [ALICE, BOB]
+            assert list(on_chain.parties) == [ALICE, BOB] and on_chain.creator == ALICE
+            assert on_chain.status == JobStatus.OPEN, on_chain.status
             assert reader.has_consented(bytes.fromhex(job.job_id[2:]), ALICE)
+            assert reader.has_consented(bytes.fromhex(job.job_id[2:]), BOB)
             assert [r.seq for r in store.records_for_job(job.job_id)] == [0, 1, 2, 3]
         anchorer = make_anchorer(ledger_stack, store)
         run_until_settled(anchorer)  # the real anchoring worker: every coalition step confirmed on chain
@@ -145,7 +155,31 @@ def test_measure_refuses_a_manifest_without_evaluation(env, data_dir, tmp_path) 
     # refused before any SecretFlow worker started: a worker's first act is to make its party's
     # private `tmp` and `work` folders, so each party's folder still holds only what was provisioned
     assert {p: sorted(c.name for c in (data_dir / p).iterdir()) for p in ("alice", "bob")} == {
-        "alice": ["data", "secrets"],
-        "bob": ["data", "secrets"],
+        "alice": ["data", "policy.json", "secrets"],
+        "bob": ["data", "policy.json", "secrets"],
     }
+    assert not out.exists()
+
+
+def test_a_party_whose_policy_refuses_keeps_the_coalitions_off_chain(  # type: ignore[no-untyped-def]
+    ledger_stack, env, data_dir, tmp_path
+) -> None:
+    """Nobody consents for anybody: bob's policy lets alice receive nothing, so bob's own worker refuses the
+    first coalition job; the command stops with bob's reasons, and nothing is created on chain or recorded
+    (alice's consent alone opens nothing)."""
+    write_policy(data_dir / "bob", PartyPolicy())  # bob reveals nothing to anybody
+    manifest, out = tmp_path / "manifest.json", tmp_path / "inputs.json"
+    manifest.write_text(json.dumps(_manifest()))
+    result = _measure(env, str(manifest), "--data-dir", str(data_dir), "--out", str(out))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "ConsentRefusedError" in result.output and "party 'bob' refuses job" in result.output
+    assert "party 'alice' refuses" not in result.output
+    store = open_store(env["SECUREFLOW_DATABASE_URL"])
+    try:
+        jobs = store.list_jobs()
+        reader = ledger_stack.ledger(ledger_stack.client())
+        assert all(reader.get_job(bytes.fromhex(j.job_id[2:])).status == JobStatus.NONE for j in jobs)
+        assert all(store.records_for_job(j.job_id) == [] for j in jobs)
+    finally:
+        store.close()
     assert not out.exists()
