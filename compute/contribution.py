@@ -12,6 +12,18 @@ runs one job per coalition on the party workers:
   evaluation rows), and the label holder's label stays the target (vertical
   training needs it), so what changes is only the features a party brings.
 
+With ``method="shapley"`` (at most 4 parties) the coalitions are every set of
+parties that holds the label party, each trained on its parties' features only;
+a set that brings no feature runs nothing (its value is the metric's baseline,
+`BASELINES`); the weights come from exact Shapley values
+(`secureflow.ledger.settlement.shapley`).
+
+Each coalition job's id, salt and job secret are chosen before it runs and
+handed to ``open_job``, so that the caller opens it on chain with every party's
+consent first (`secureflow settle measure` asks each party's own worker, as the
+API's coordinator does for a submitted job); the inputs name each coalition's
+job, which `settle propose` checks on chain.
+
 Each coalition is an ordinary job: planned on metadata, run step by step and
 recorded through the same recorder (one step record per step, co-signed,
 anchored like any other; the trained model too when the recorder records

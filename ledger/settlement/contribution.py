@@ -1,6 +1,6 @@
 """How each party's contribution to a job is computed, and how it is anchored before weights are set.
 
-Two methods turn inputs from the compute engine into basis points (summing to
+Three methods turn inputs from the compute engine into basis points (summing to
 exactly 10,000, by `secureflow.ledger.settlement.weights.bps_from_scores`: the highest-averages
 rule of the settlement contract, scores taken to 12 decimal places). All
 arithmetic is exact (`fractions.Fraction`; a metric is taken as the decimal
@@ -35,6 +35,15 @@ A party whose absence does not hurt the model gets 0 basis points (unless all
 do, then everyone shares equally). Leaving a party out removes its feature
 columns; the label holder's label stays the target, since a vertical model
 cannot be trained without it (`secureflow.compute.contribution` runs the coalitions).
+
+**Shapley** (``method="shapley"``, `secureflow.ledger.settlement.shapley.ShapleyInputs`). The metric of
+every coalition that holds the label party (at most 4 parties): exact Shapley values of the game
+defined in `secureflow.ledger.settlement.shapley`, basis points in proportion to the positive ones
+(equal split if none is positive).
+
+**Evidence.** Leave-one-out and Shapley inputs may name each coalition's job (``full_job``,
+``parties[].job_id``, ``coalitions[].job_id``; `evidence_jobs`); `SettlementService.propose` refuses a
+coalition job that is not on chain, opened with the consent of every party of the settled job.
 
 **The contribution record.** `build_contribution_record` makes the step record
 that is anchored before weights are set (the Settlement contract requires the
