@@ -286,11 +286,6 @@ def _producers(manifest: JobManifest) -> dict[str, int]:
     return out
 
 
-def _eval_algorithm(manifest: JobManifest) -> str:
-    """The algorithm of the manifest's last evaluation step (`check_manifest` made sure there is one)."""
-    return next(step.algorithm for step in reversed(manifest.steps) if step.algorithm in METRICS)
-
-
 def _find_chain(manifest: JobManifest, metric: str | None) -> tuple[int, int, int, str, bool]:
     """(evaluation, prediction, training) step indexes of the last evaluation, its metric and direction."""
     evals = [seq for seq, step in enumerate(manifest.steps) if step.algorithm in METRICS]
@@ -330,14 +325,18 @@ def _find_chain(manifest: JobManifest, metric: str | None) -> tuple[int, int, in
 
 
 def check_manifest(
-    manifest: JobManifest | Mapping[str, Any] | str | bytes, metric: str | None = None
+    manifest: JobManifest | Mapping[str, Any] | str | bytes,
+    metric: str | None = None,
+    method: Method = "leave_one_out",
 ) -> JobManifest:
-    """The checks that need no party metadata (structure, evaluation -> prediction -> training, metric);
-    returns the parsed manifest. `measure_leave_one_out` runs them too; call it first to fail fast."""
+    """The checks that need no party metadata (structure, evaluation -> prediction -> training, metric,
+    the method's limits); returns the parsed manifest. `measure_leave_one_out` runs them too; call it
+    first to fail fast."""
     if not isinstance(manifest, JobManifest):
         manifest = JobManifest.parse(manifest)
     check_structure(manifest)
-    _find_chain(manifest, metric)
+    _, _, _, chosen, _ = _find_chain(manifest, metric)
+    _check_method(manifest, chosen, method)
     return manifest
 
 
@@ -570,8 +569,7 @@ def measure_leave_one_out(
     ``open_job``: called with each coalition job's identity (id, salt, job secret, creator) before it
     runs, to open it on chain with every party's consent (`secureflow settle measure` asks each party's
     node); a coalition whose opening raises does not run."""
-    manifest = check_manifest(manifest, metric)  # the cheap checks first: no worker round trip
-    _check_method(manifest, metric or next(iter(METRICS[_eval_algorithm(manifest)])), method)
+    manifest = check_manifest(manifest, metric, method)  # the cheap checks first: no worker round trip
     infos, model_infos = _metadata(engine, manifest)
     plan = plan_leave_one_out(manifest, infos, model_infos, metric=metric, method=method)
     report = progress or (lambda _: None)

@@ -424,7 +424,7 @@ def measure(
     if out.exists() and not force:
         raise SettleError(f"{out} exists already", hint="choose another --out, or pass --force")
     try:
-        job_manifest = check_manifest(manifest_path.read_bytes(), metric)  # before starting SecretFlow
+        job_manifest = check_manifest(manifest_path.read_bytes(), metric, method)  # before SecretFlow
     except OSError as exc:
         raise SettleError(f"cannot read the manifest {manifest_path}: {exc.strerror}") from None
     except ComputeError as exc:

@@ -468,6 +468,7 @@ class SettlementService:
             raise _not_party(job_id.lower(), party)
         stored = self.current(job_id)
         self._refuse_when_set(job_id)
+        self.check_evidence(stored.proposal.inputs, self.job_parties(job_id))  # as when it was proposed
         return stored, self.confirmed_weights(stored.proposal)
 
     def approve(self, job_id: str, approval: Approval, party: str) -> tuple[StoredApproval, bool]:

@@ -183,3 +183,17 @@ def test_a_party_whose_policy_refuses_keeps_the_coalitions_off_chain(  # type: i
     finally:
         store.close()
     assert not out.exists()
+
+
+def test_shapley_limits_are_checked_before_anything_starts(env, data_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    manifest, out = tmp_path / "manifest.json", tmp_path / "inputs.json"
+    manifest.write_text(json.dumps(_manifest()))
+    args = (str(manifest), "--data-dir", str(data_dir), "--out", str(out))
+    bogus = _measure(env, *args, "--method", "banzhaf")
+    assert bogus.exit_code == 1 and "unknown method 'banzhaf'" in bogus.output
+    assert "leave_one_out or shapley" in bogus.output
+    f1 = _measure(env, *args, "--method", "shapley", "--metric", "f1_score")
+    assert f1.exit_code == 1 and "not defined for f1_score" in f1.output and "auc, ks, r2_score" in f1.output
+    # nothing started: a worker's first act is to make its party's private folders
+    assert sorted(c.name for c in (data_dir / "bob").iterdir()) == ["data", "policy.json", "secrets"]
+    assert not out.exists()
