@@ -411,7 +411,7 @@ def measure(
     from secureflow.api.coordinator.opening import open_job_on_chain
     from secureflow.compute.contribution import METHODS, CoalitionJob, check_manifest, measure_leave_one_out
     from secureflow.compute.contribution import Progress as Step
-    from secureflow.compute.errors import ComputeError
+    from secureflow.compute.errors import ComputeError, ConsentRefusedError
     from secureflow.compute.worker.engine import Engine
     from secureflow.ledger.contracts import AuditLedgerClient
     from secureflow.ledger.deploy import connect
@@ -472,16 +472,21 @@ def measure(
             recorder.open_job(job.job_id, job.manifest_hash, job.creator, parties, salt=job.salt)
             stored = store.get_job(job.job_id)
             assert stored is not None  # noqa: S101 - stored just above
-            open_job_on_chain(
-                engine,
-                chain.client,
-                ledger_contract,
-                store,
-                stored,
-                job.manifest.model_dump(mode="json"),
-                job.job_secret,
-                gas_price=chain.settings.gas_price,
-            )
+            try:
+                open_job_on_chain(
+                    engine,
+                    chain.client,
+                    ledger_contract,
+                    store,
+                    stored,
+                    job.manifest.model_dump(mode="json"),
+                    job.job_secret,
+                    gas_price=chain.settings.gas_price,
+                )
+            except ConsentRefusedError as exc:  # not on chain: the stored job never runs
+                refused = f"the parties' nodes refused it: {exc}"
+                store.update_job(job.job_id, status="rejected", reason=refused)
+                raise
 
         try:
             engine.start()

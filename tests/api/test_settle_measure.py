@@ -180,6 +180,7 @@ def test_a_party_whose_policy_refuses_keeps_the_coalitions_off_chain(  # type: i
         reader = ledger_stack.ledger(ledger_stack.client())
         assert all(reader.get_job(bytes.fromhex(j.job_id[2:])).status == JobStatus.NONE for j in jobs)
         assert all(store.records_for_job(j.job_id) == [] for j in jobs)
+        assert [j.status for j in jobs] == ["rejected"] and "bob" in str(jobs[0].reason)
     finally:
         store.close()
     assert not out.exists()
