@@ -412,7 +412,14 @@ class SettlementService:
         job's), and exactly those parties: a job one member created alone, with only its own consent, is
         no evidence of what the others agreed to run (`CoalitionEvidenceError`)."""
         wanted = {p.lower() for p in parties}
+        named: dict[str, str] = {}
         for coalition, job_id in inputs.evidence_jobs():
+            if job_id.lower() in named:
+                raise CoalitionEvidenceError(
+                    f"the inputs name job {job_id.lower()} for two coalitions ({named[job_id.lower()]!r} and "
+                    f"{coalition!r}): each coalition is its own job"
+                )
+            named[job_id.lower()] = coalition
             raw = job_key(job_id)
             job = self.txs.client.call_rpc(self.ledger.get_job, raw)
             where = f"the coalition job of {coalition!r} ({job_id.lower()})"

@@ -510,3 +510,46 @@ def test_a_coalition_job_without_every_partys_consent_is_no_evidence(
         "propose", job, "--inputs", str(inputs(tmp_path / "ok.json", consented)), "--out", str(proposal)
     )
     assert f"{ALICE}   1275 bps" in proposed.output and "recorded as step 0" in proposed.output
+
+
+def test_shapley_inputs_are_proposed_with_their_coalition_jobs_checked(
+    settle: Settle, job: str, ledger_stack: LedgerStack, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    """Method shapley through `settle propose`: the proposal names the method; a coalition job still
+    waiting for Bob's consent is refused as evidence, as for leave-one-out, and so is one job named for two
+    coalitions."""
+    consented, alice_only = str(new_job(store, 4821)), str(new_job(store, 4823))
+    open_job_on_chain(ledger_stack, consented, 4821)
+    open_job_on_chain(ledger_stack, alice_only, 4823)
+    alone = str(new_job(store, 4822))
+    open_job_on_chain(ledger_stack, alone, 4822, consenting=1)
+
+    def inputs(path: Path, alice_only_job: str) -> Path:
+        document = {
+            "method": "shapley",
+            "metric": "auc",
+            "baseline": 0.5,
+            "label_party": ALICE,
+            "parties": [ALICE, BOB],
+            "coalitions": [
+                {"parties": [ALICE, BOB], "metric": 0.9, "job_id": consented},
+                {"parties": [ALICE], "metric": 0.6, "job_id": alice_only_job},
+            ],
+        }
+        path.write_text(json.dumps(document))
+        return path
+
+    proposal = tmp_path / "proposal.json"
+    refused = settle("propose", job, "--inputs", str(inputs(tmp_path / "alone.json", alone)), ok=False)
+    assert alone in refused.output and f"without the consent of {BOB}" in refused.output
+    assert store.records_for_job(job) == []
+    twice = settle("propose", job, "--inputs", str(inputs(tmp_path / "twice.json", consented)), ok=False)
+    assert "for two coalitions" in twice.output and store.records_for_job(job) == []
+    proposed = settle(
+        "propose", job, "--inputs", str(inputs(tmp_path / "ok.json", alice_only)), "--out", str(proposal)
+    )
+    # v({alice}) = 0.1, v(all) = 0.4: alice 0.1/2 + 0.4/2 = 0.25, bob 0.3/2 = 0.15 -> 6250 : 3750
+    assert "by shapley" in proposed.output and f"{ALICE}   6250 bps" in proposed.output
+    saved = ContributionProposal.load(proposal)
+    assert saved.method == "shapley" and saved.bps == (6250, 3750)
+    saved.verify()
