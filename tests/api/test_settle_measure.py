@@ -142,6 +142,9 @@ def test_measure_runs_records_and_anchors_the_coalitions(  # type: ignore[no-unt
         records = [r for job in jobs for r in store.records_for_job(job.job_id)]
         assert len(records) == 12 and {r.status for r in records} == {"confirmed"}
         assert len(store.models()) == 3  # each coalition's model handed to the ledger like any job's
+        for job in jobs:  # and closed on chain with its step count, as any job every party consented to
+            on_chain = reader.get_job(bytes.fromhex(job.job_id[2:]))
+            assert on_chain.status == JobStatus.CLOSED and on_chain.step_count == 4, on_chain
     finally:
         store.close()
 
