@@ -581,7 +581,8 @@ def approve(
         )
     with _store(chain.settings) as store:
         service = _service(chain, store, ProposalFiles(proposal_path, approval_out=out))
-        _, weights = service.weights_to_approve(proposal.job_id, me)
+        _, weights = service.weights_to_approve(proposal.job_id, me)  # coalition jobs checked on chain too
+        _print_evidence(proposal.method, len(proposal.inputs.evidence_jobs()))
         if on_chain:
             if chain.settlement.has_approved(weights, me):
                 console.print(f"{me} has approved these weights on chain already")
@@ -599,6 +600,19 @@ def approve(
         )
         kept, _ = service.approve(proposal.job_id, Approval(signature="0x" + signature.hex()), me)
     console.print(f"{me} signed the weights of job {proposal.job_id}; approval written to {kept.source}")
+
+
+def _print_evidence(method: str, jobs: int) -> None:
+    """What the measured methods' metrics rest on: coalition jobs checked on chain, or the proposer's word."""
+    if method == "data_share":
+        return
+    if jobs:
+        console.print(f"{jobs} coalition job(s) checked on chain: each opened with every party's consent")
+    else:
+        console.print(
+            "the inputs name no coalition job: the metrics are the proposer's word, not jobs on chain "
+            "(`secureflow settle measure` names them)"
+        )
 
 
 @settle_app.command("set-weights")

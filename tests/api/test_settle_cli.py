@@ -152,6 +152,7 @@ def test_whole_flow_with_eth(
 
     on_chain = settle("approve", str(proposal), "--on-chain", key=BOB_KEY)
     assert "approved the weights" in on_chain.output and "on chain" in on_chain.output
+    assert "the inputs name no coalition job: the metrics are the proposer's word" in on_chain.output
 
     outsider_set = settle("set-weights", str(proposal), key=OUTSIDER_KEY, ok=False)
     assert "is not a party of job" in outsider_set.output
