@@ -169,3 +169,33 @@ def test_symmetry_and_the_null_player(game: tuple[list[int], dict[frozenset[int]
         return worth[coalition - {players[-1]}]  # the last player never changes anything
 
     assert shapley_values(players, without_last)[-1] == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=4),
+    st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False), min_size=8, max_size=8),
+    st.booleans(),
+)
+def test_inputs_efficiency_and_weights(n: int, metrics: list[float], higher_is_better: bool) -> None:
+    """For any metrics of the coalitions holding the label party: the parties' values sum to
+    sign * (metric(all) - baseline), and the weights are basis points summing to 10,000."""
+    parties = [ALICE, BOB, CAROL, DAVE][:n]
+    others = parties[1:]
+    coalitions = [(ALICE, *s) for size in range(n) for s in combinations(others, size)]
+    document = {
+        "method": "shapley",
+        "metric": "auc",
+        "higher_is_better": higher_is_better,
+        "baseline": 0.5,
+        "label_party": ALICE,
+        "parties": parties,
+        "coalitions": [{"parties": list(c), "metric": m} for c, m in zip(coalitions, metrics, strict=False)],
+    }
+    inputs = parse_inputs(document)
+    assert isinstance(inputs, ShapleyInputs)
+    full = next(m for c, m in zip(coalitions, metrics, strict=False) if len(c) == n)
+    sign = 1 if higher_is_better else -1
+    assert sum(party_shapley_values(inputs)) == sign * (Fraction(repr(full)) - Fraction(1, 2))
+    result = compute_weights(inputs)
+    assert sum(result.bps) == 10_000 and len(result.bps) == n
