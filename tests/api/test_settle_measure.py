@@ -27,6 +27,7 @@ from secureflow.ledger.contracts import JobStatus
 from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS
 from secureflow.ledger.settlement.contribution import LeaveOneOutInputs, compute_weights, load_inputs
+from secureflow.ledger.settlement.shapley import ShapleyInputs
 from secureflow.ledger.store.sql import open_store
 
 KEYS = {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2]}
@@ -201,3 +202,32 @@ def test_shapley_limits_are_checked_before_anything_starts(env, data_dir, tmp_pa
     # nothing started: a worker's first act is to make its party's private folders
     assert sorted(c.name for c in (data_dir / "bob").iterdir()) == ["data", "policy.json", "secrets"]
     assert not out.exists()
+
+
+def test_measure_shapley_runs_only_coalitions_with_features(  # type: ignore[no-untyped-def]
+    ledger_stack, env, data_dir, tmp_path
+) -> None:
+    """`--method shapley` with a model on bob's features only: the coalitions holding alice (the label
+    party) are {alice, bob}, one real job both parties consented to, and {alice}, which brings no feature
+    and runs nothing (its value is AUC 0.5). Label and features are complements, so they split equally."""
+    document = _manifest()
+    document["steps"][1]["params"]["features"] = ["b0", "b1", "b2"]
+    manifest, out = tmp_path / "manifest.json", tmp_path / "inputs.json"
+    manifest.write_text(json.dumps(document))
+    result = _measure(
+        env, str(manifest), "--data-dir", str(data_dir), "--out", str(out), "--method", "shapley"
+    )
+    assert result.exit_code == 0, result.output
+    assert "{alice}" in result.output and "no feature: no model, no job (value 0.5)" in result.output
+    inputs = load_inputs(out)
+    assert isinstance(inputs, ShapleyInputs) and inputs.label_party == ALICE and inputs.baseline == 0.5
+    assert [(c.parties, c.job_id is None) for c in inputs.coalitions] == [
+        ((ALICE, BOB), False),
+        ((ALICE,), True),
+    ]
+    assert compute_weights(inputs).bps == (5000, 5000)
+    job_id = inputs.coalitions[0].job_id
+    assert job_id is not None
+    reader = ledger_stack.ledger(ledger_stack.client())
+    assert reader.get_job(bytes.fromhex(job_id[2:])).status == JobStatus.OPEN
+    assert all(reader.has_consented(bytes.fromhex(job_id[2:]), p) for p in (ALICE, BOB))
