@@ -440,7 +440,7 @@ def measure(
     if me.lower() not in {p.address.lower() for p in job_manifest.parties}:
         raise NotAPartyError(f"{me} is not a party of the manifest: only a party runs its coalitions")
     ledger_contract = connect(chain.client, chain.deployment, "AuditLedger")
-    engine = Engine(job_manifest.party_names(), data_dir)
+    engine = Engine(job_manifest.party_names(), data_dir, spu_protocol=job_manifest.spu_protocol)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     live = console.is_terminal  # a bar on a terminal; piped or logged, one line per step instead
     starting = "starting the SecretFlow party workers (SecretFlow import, links; ~10-30 s) …"
