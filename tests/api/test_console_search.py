@@ -11,6 +11,7 @@ input is a 422 in the one error shape. ``/v1/models`` puts the API's name and ha
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -159,3 +160,22 @@ def test_models_show_the_apis_name_and_hash_beside_the_chains(env: Env) -> None:
     assert model["job_id"] == job_id and model["tx_hash"] and model["block_number"]
     _outsiders(env)
     assert env.call("GET", "/v1/models", "carol").json()["items"] == []
+
+
+def test_secureflow_audit_search_prints_what_the_api_found(env: Env) -> None:  # noqa: F811
+    """`secureflow audit search` through the typed client: the table, --json, the API's 422 as an error."""
+    from typer.testing import CliRunner
+
+    from secureflow.api.cli.main import app as cli_app
+
+    job_id = closed_job(env, 2)
+    variables = {"SECUREFLOW_API_URL": env.url, "SECUREFLOW_API_KEY": env.keys["auditor"], "COLUMNS": "250"}
+    runner = CliRunner()
+    shown = runner.invoke(cli_app, ["audit", "search", MODEL_HASH], env=variables)
+    assert shown.exit_code == 0, shown.output
+    assert job_id in shown.output and f"model ss_lr.model v1 {MODEL_HASH}" in shown.output
+    as_json = runner.invoke(cli_app, ["audit", "search", MODEL_HASH, "--json"], env=variables)
+    assert as_json.exit_code == 0, as_json.output
+    assert _search(env, "auditor", MODEL_HASH) == json.loads(as_json.stdout)
+    bad = runner.invoke(cli_app, ["audit", "search", "hello"], env=variables)
+    assert bad.exit_code != 0 and "not a job id" in bad.output, bad.output
