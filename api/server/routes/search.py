@@ -21,6 +21,7 @@ timeline, the models page and the job's settlement.
 from __future__ import annotations
 
 import re
+from datetime import timezone
 from typing import Annotated
 
 from eth_utils.address import to_checksum_address
@@ -79,6 +80,10 @@ def search(
     """Find jobs by job id, member address, model hash, record hash, transaction hash and time range: each
     result names what matched and its job (newest job first); members see only their own jobs."""
     text = q.strip()
+    try:  # stored times are UTC: a bound UTC cannot hold (year 1 at +01:00) is the caller's error
+        since, until = (None if t is None else t.astimezone(timezone.utc) for t in (since, until))
+    except OverflowError:
+        raise InvalidRequestError("since or until is outside the years 1 to 9999 in UTC", hint=HINT) from None
     if since is not None and until is not None and since >= until:
         raise InvalidRequestError("since must be before until", hint=HINT)
     hash_value = member = None
