@@ -24,7 +24,8 @@ from test_console import MODEL_HASH, closed_job
 from secureflow.api.server.serve import add_member_key
 from secureflow.ledger.records import model_key
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+"""The attack and the lookups run on SQLite and PostgreSQL; the rest on SQLite only (the CI budget)."""
 
 CAROL = Account.create().address  # a member of the API (and on chain), party of no job
 STRANGER_SERVICE = Account.create().address  # an anchoring service no job is bound to
@@ -128,6 +129,7 @@ def test_each_kind_of_query_finds_the_job_and_says_what_matched(env: Env) -> Non
     assert _search(env, "auditor", since="2000-01-01T00:00:00Z", limit=1)["truncated"] in (True, False)
 
 
+@SQLITE
 def test_bad_queries_are_422_in_the_one_error_shape(env: Env) -> None:  # noqa: F811
     for params in (
         {"q": "hello"},
@@ -152,6 +154,7 @@ def test_bad_queries_are_422_in_the_one_error_shape(env: Env) -> None:  # noqa: 
     assert_error(env.call("GET", "/v1/search", "metrics", params={"q": "0x" + "ab" * 32}), 403, "forbidden")
 
 
+@SQLITE
 def test_models_show_the_apis_name_and_hash_beside_the_chains(env: Env) -> None:  # noqa: F811
     job_id = closed_job(env, 2)
     [model] = env.call("GET", "/v1/models", "auditor", params={"job_id": job_id}).json()["items"]
@@ -164,6 +167,7 @@ def test_models_show_the_apis_name_and_hash_beside_the_chains(env: Env) -> None:
     assert env.call("GET", "/v1/models", "carol").json()["items"] == []
 
 
+@SQLITE
 def test_secureflow_audit_search_prints_what_the_api_found(env: Env) -> None:  # noqa: F811
     """`secureflow audit search` through the typed client: the table, --json, the API's 422 as an error."""
     from typer.testing import CliRunner
