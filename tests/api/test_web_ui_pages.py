@@ -241,6 +241,15 @@ def test_search_finds_the_job_by_each_handle_and_leads_to_its_pages(
     ui.page.locator("#search-body a.hit-models").click()
     _loaded(ui, "models-section")
     expect(ui.page.locator("#models-body tr.model-row")).to_have_count(1)
+    ui.page.set_viewport_size({"width": 360, "height": 780})  # the models page on a phone
+    _no_horizontal_scroll(ui)
+    link = ui.page.locator("#models-body a.job-link").bounding_box()
+    assert link is not None and link["x"] + link["width"] <= 360, (
+        "the model's job is reached without scrolling"
+    )
+    ui.page.screenshot(path=str(tmp_path / "models-360.png"), full_page=True)
+    assert _axe(ui) == []
+    ui.page.set_viewport_size({"width": 1920, "height": 1080})
 
     # bad input: the API's 422, shown as such
     ui.page.fill("#search-q", "not a hash")
@@ -252,6 +261,10 @@ def test_search_finds_the_job_by_each_handle_and_leads_to_its_pages(
     ui.open("#search?q=" + MODEL_HASH)
     _loaded(ui, "search-section")
     _no_horizontal_scroll(ui)
+    box = ui.page.locator("#search-body a.hit-settlement").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 360, (
+        "a result's links are reached without scrolling"
+    )
     ui.page.screenshot(path=str(tmp_path / "search-360.png"), full_page=True)
     assert _axe(ui) == []
     ui.assert_only_own_origin_and_no_key_in_urls(env.keys["auditor"])

@@ -1467,7 +1467,17 @@
           ["leaf", el("code", { id: "st-record-leaf" }, proposal.proposal.record_leaf)],
           ["anchoring", statusBadge(proposal.chain_status)],
           ["batch root", weights ? el("code", { id: "st-record-root" }, weights.root) : "\u2013"],
-          ["proof", weights ? el("ol", { id: "st-proof", class: "plain proof", start: 0 }, ...weights.proof.map((p) => el("li", {}, el("code", {}, p)))) : "\u2013"],
+          [
+            "proof",
+            weights
+              ? el(
+                  "span",
+                  {},
+                  el("ol", { id: "st-proof", class: "plain proof", start: 0 }, ...weights.proof.map((p) => el("li", {}, el("code", {}, p)))),
+                  weights.proof.length ? null : el("span", { class: "muted" }, "empty: the record is its batch's only leaf, so its leaf is the root"),
+                )
+              : "\u2013",
+          ],
           ["anchored in", receipt ? txCell(receipt.tx_hash) : "\u2013"],
           ["block", receipt ? String(receipt.block_number) : "\u2013"],
           [
@@ -1495,7 +1505,15 @@
           { "data-party": a.party, "data-signed": String(a.signed), "data-on-chain": String(a.on_chain) },
           el("td", {}, el("code", { class: "address" }, a.party)),
           el("td", {}, a.signed ? el("span", { class: "sig-ok" }, "signed (EIP-712)") : el("span", { class: "muted" }, "not signed")),
-          el("td", {}, a.on_chain || approvedOnChain.has(String(a.party).toLowerCase()) ? statusBadge("confirmed") : el("span", { class: "muted" }, "no")),
+          el(
+            "td",
+            {},
+            a.on_chain || approvedOnChain.has(String(a.party).toLowerCase())
+              ? el("span", { class: "sig-ok" }, "approved on chain (approveWeights)")
+              : a.signed && st.weights_set
+                ? el("span", { class: "sig-ok" }, "its signature was checked on chain when the weights were set")
+                : el("span", { class: "muted" }, "not yet"),
+          ),
         ),
       ),
     );
