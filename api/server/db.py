@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -609,10 +609,19 @@ class ApiDb:
             )
 
     def search(
-        self, *, hash_value: str | None, member: str | None, scope: SearchScope, limit: int
+        self,
+        *,
+        hash_value: str | None,
+        member: str | None,
+        scope: SearchScope,
+        limit: int,
+        service: str | None = None,
     ) -> list[SearchHit]:
         """The console's search (`secureflow.ledger.store.search`), in one read transaction: a lower-case
-        32-byte hash, else a member's checksummed address, else the jobs created in the scope's range."""
+        32-byte hash, else a member's checksummed address, else the jobs created in the scope's range;
+        with ``service`` (checksummed), only the jobs bound to that anchoring service at submission."""
+        if service is not None:
+            scope = replace(scope, within=select(ManifestOrm.job_id).where(ManifestOrm.service == service))
         with self._tx(write=False) as s:
             if hash_value is not None:
                 return search_hash(s, hash_value, scope, limit)

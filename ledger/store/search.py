@@ -4,8 +4,9 @@ A 32-byte hash is looked up, each by one index (migration 0008), as a job id, a 
 model's hash and a transaction's hash (the batch that anchored records; every indexed ledger event of a
 job: consents, opens, models, closes). A member's address finds the jobs it is party to or created; a
 time range alone, the jobs created in it. Every lookup is narrowed by `SearchScope` in SQL: the time
-range (the job's creation) and, for a member, only its own jobs, so a member's search cannot tell another
-member's job, record, model or transaction from one that does not exist.
+range (the job's creation) and, for a member, only its own jobs (for a service, the jobs the caller's
+``within`` names), so a member's search cannot tell another member's job, record, model or transaction from
+one that does not exist.
 
 Each function runs on the caller's session or connection and returns frozen `SearchHit` values, newest
 job first, at most ``limit``.
@@ -36,6 +37,9 @@ class SearchScope:
     """Only jobs created at or after (timezone-aware)."""
     until: datetime | None = None
     """Only jobs created before (timezone-aware)."""
+    within: Any = None
+    """Only the job ids this SELECT of one column yields (e.g. the jobs bound to a service, from the
+    caller's own tables); None: no such restriction."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ def _scoped(query: Select[Any], scope: SearchScope, limit: int) -> Select[Any]:
         clauses.append(JobOrm.created_at >= scope.since)
     if scope.until is not None:
         clauses.append(JobOrm.created_at < scope.until)
+    if scope.within is not None:
+        clauses.append(JobOrm.job_id.in_(scope.within))
     if clauses:
         query = query.where(and_(*clauses))
     return query.order_by(JobOrm.created_at.desc(), JobOrm.job_id).limit(limit)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from stack import ALICE
-from test_api_service import Env, assert_error, env  # noqa: F401  (the live app fixture)
+from test_api_service import Env, assert_error, env, submit  # noqa: F401  (the live app fixture)
 from test_console import MODEL_HASH, closed_job
 
 from secureflow.api.server.serve import add_member_key
@@ -80,6 +80,10 @@ def test_a_member_or_service_finds_nothing_of_a_job_it_may_not_see(env: Env) -> 
     assert _search(env, "carol", since="2000-01-01T00:00:00Z")["items"] == []
     assert (("member", job_id)) in _found(env, "auditor", ALICE)
     assert _search(env, "stranger", since="2000-01-01T00:00:00Z")["items"] == []
+    unbound = submit(env, "unbound", service=None)  # alice's job that no service may post steps of
+    assert _search(env, "service", unbound)["items"] == []
+    assert unbound not in {i["job_id"] for i in _search(env, "service", ALICE)["items"]}
+    assert {("job", unbound)} == _found(env, "member", unbound)
 
 
 def test_each_kind_of_query_finds_the_job_and_says_what_matched(env: Env) -> None:  # noqa: F811

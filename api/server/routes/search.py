@@ -99,11 +99,10 @@ def search(
 
     svc, principal = services(request), principal_of(request)
     scope = SearchScope(visible_to=scope_address(principal), since=since, until=until)
-    hits = svc.db.search(hash_value=hash_value, member=member, scope=scope, limit=limit + 1)
-    if principal.role == "service":  # only the jobs bound to this service at submission
-        bound = svc.db.job_services(sorted({h.job_id for h in hits}))
-        mine = principal.address.lower()
-        hits = [h for h in hits if (bound.get(h.job_id) or "").lower() == mine]
+    bound_to = str(to_checksum_address(principal.address)) if principal.role == "service" else None
+    hits = svc.db.search(  # a service: only the jobs bound to it at submission (in SQL, as a member's)
+        hash_value=hash_value, member=member, scope=scope, limit=limit + 1, service=bound_to
+    )
     return SearchResults(
         query=text,
         classified_as="hash" if hash_value else "address" if member else "time_range",
