@@ -39,7 +39,7 @@ from test_settlement_routes import (
     settlement_address,
     transact,
 )
-from test_web_ui import Ui, browser, ui  # noqa: F401  (the browser fixtures)
+from test_web_ui import Ui, browser, other_members_job, ui  # noqa: F401  (the browser fixtures)
 from test_web_ui_console import _axe, _no_horizontal_scroll
 
 from secureflow.api.server.serve import add_member_key
@@ -289,3 +289,22 @@ def test_a_member_who_is_no_party_finds_nothing_in_the_browser(env: Env, ui: Ui)
     expect(ui.page.locator("#error")).to_have_attribute("data-status", "404")
     expect(ui.page.locator("#st-balances-body tr")).to_have_count(0)
     ui.assert_only_own_origin_and_no_key_in_urls(env.keys["carol"])
+
+
+def test_a_refreshed_job_list_keeps_the_keyboards_place(env: Env, ui: Ui) -> None:  # noqa: F811
+    """The list is drawn anew when it reloads (two loads race when the landing page gives way to #jobs on a
+    slow machine): the job link that had the focus has it again, so Enter still opens that job."""
+    job_id = other_members_job(env, "ab")
+    ui.open("#jobs")
+    ui.use_key("auditor")
+    link = ui.page.locator(f'#jobs-body tr[data-job-id="{job_id}"] a.job-link')
+    link.focus()
+    ui.page.dispatch_event("#status-filter", "change")  # a reload that does not move the focus itself
+    expect(ui.page.locator("#jobs-range")).to_have_text("jobs 1\u20131")
+    ui.page.wait_for_function(
+        "id => document.activeElement?.isConnected"
+        " && document.activeElement.closest('tr')?.dataset.jobId === id",
+        arg=job_id,
+    )
+    ui.page.keyboard.press("Enter")
+    expect(ui.page.locator("#job-id")).to_have_text(job_id)

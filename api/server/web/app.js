@@ -294,6 +294,10 @@
 
   function renderJobs(page) {
     const items = Array.isArray(page.items) ? page.items : [];
+    // a refreshed list keeps the keyboard's place: the job link that had the focus has it again
+    const active = document.activeElement;
+    const focusedRow = active && active.classList && active.classList.contains("job-link") ? active.closest("#jobs-body tr[data-job-id]") : null;
+    const focusedJob = focusedRow ? focusedRow.dataset.jobId : null;
     $("jobs-body").replaceChildren(
       ...items.map((job) =>
         el(
@@ -307,6 +311,10 @@
         ),
       ),
     );
+    if (focusedJob) {
+      const again = [...$("jobs-body").querySelectorAll("tr[data-job-id] a.job-link")].find((a) => a.closest("tr").dataset.jobId === focusedJob);
+      if (again) again.focus();
+    }
     $("jobs-empty").hidden = items.length > 0;
     $("jobs-newer").disabled = state.jobsOffset === 0;
     $("jobs-older").disabled = page.next_offset === null || page.next_offset === undefined;
