@@ -65,6 +65,7 @@ from secureflow.api.client.models import (
     Readiness,
     Role,
     RoleOut,
+    SearchResults,
     SettlementAction,
     StepDetail,
     StepOut,
@@ -264,6 +265,13 @@ class Audit(_Resource):
         """The consortium at a glance (members: the figures of their own jobs): registry accounts, jobs by
         status, records anchored per minute and their latency, backlog, last block, failed and stuck jobs."""
         return self._run(calls.overview(hours))
+
+    def search(
+        self, q: str = "", *, since: str | None = None, until: str | None = None, limit: int = 50
+    ) -> SearchResults:
+        """Find jobs by job id, member address, model, record or transaction hash, and time range (RFC 3339
+        with a zone); each result names what matched and its job (members: their own jobs only)."""
+        return self._run(calls.search(q, since, until, limit))
 
     def records(
         self,
