@@ -531,7 +531,7 @@ def main() -> None:
         finally:
             c.close()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of this process (API + anchoring worker + embedded coordinator): {own:.0f} MiB")
+    print(f"\npeak RSS of this process (API + anchoring worker + the embedded runs' run_job): {own:.0f} MiB")
     print(f"load average: {load_before} at start, {os.getloadavg()} at the end ({os.cpu_count()} cores)")
 
 
