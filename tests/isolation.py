@@ -9,15 +9,20 @@ sinks for the secrets of every *other* party (the coordinator: of every party), 
 holds itself (a key in the PSI intersection is also a cell of the viewer's own table): whatever it finds
 crossed from one party to a place it must not reach.
 
-`Views` gathers the sinks (tests/sinks.py) by viewer; `node_view` reads a node's own host.
+`Views` gathers the sinks (tests/sinks.py) by viewer; `node_view` reads a node's own host. What crosses
+between two parties' workers is binary (SecretFlow's and SPU's links: serialised objects, shares):
+`float_patterns` and `binary_leaks` find a float cell there as the 8 bytes of its IEEE double.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from leaks import Scanner
 from sinks import folder_files
 
@@ -64,3 +69,24 @@ def isolation_leaks(views: Views, secrets: Mapping[str, set[str]]) -> dict[str, 
         if leaks:
             found[viewer] = leaks
     return found
+
+
+def float_patterns(tables: Iterable[pd.DataFrame]) -> dict[bytes, str]:
+    """Every non-integral float cell of the tables as its IEEE double (little- and big-endian) -> its repr.
+    Integers are left out: their 8 bytes (mostly zeros) occur by chance in any framing of lengths."""
+    out: dict[bytes, str] = {}
+    for table in tables:
+        for column in table.columns:
+            series = table[column]
+            if not pd.api.types.is_float_dtype(series):
+                continue
+            values = series.dropna().to_numpy(dtype=float)
+            for value in values[np.isfinite(values) & (values != np.floor(values))]:
+                out[struct.pack("<d", value)] = out[struct.pack(">d", value)] = repr(float(value))
+    return out
+
+
+def binary_leaks(data: bytes, patterns: Mapping[bytes, str]) -> list[str]:
+    """The cells (`float_patterns`) whose 8 bytes occur anywhere in ``data``, sorted."""
+    found = {patterns[data[i : i + 8]] for i in range(len(data) - 7) if data[i : i + 8] in patterns}
+    return sorted(found)

@@ -13,7 +13,9 @@ The isolation check (issue 15, item 6; tests/isolation.py) of a PSI -> preproces
 to alice -> evaluation job: no cell of any member's data nor any of alice's scores is in what the coordinator
 side can read (the API's PostgreSQL tables and log, the coordinator's log and folder, every Redis command of
 the job, the calldata and events of its transactions), and no member's node (its log, its folder but its own
-dataset and key, the queue entries it received) holds a cell of another member's (or, but alice, a score).
+dataset and key, the queue entries it received) holds a cell of another member's (or, but alice, a score),
+nor do the bytes its worker received from the other members' workers (captured in the node's TLS tunnel:
+tests/api/link_capture_node.py).
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ import pytest
 import redis
 import requests
 from eth_account import Account
-from isolation import COORDINATOR, Views, isolation_leaks, node_view, redis_view
+from isolation import (
+    COORDINATOR,
+    Views,
+    binary_leaks,
+    float_patterns,
+    isolation_leaks,
+    node_view,
+    redis_view,
+)
 from leaks import table_renderings
 from redis_server import RedisServer
 from scrape import scrape, value
@@ -121,7 +131,20 @@ class Consortium:
         else:
             args = ["node", "--party", name, "--data-dir", str(self.nodes[name]), "--redis-url", f"{REDIS}/0",
                     "--prefix", self.prefix, "--log-level", "INFO"]  # fmt: skip
+            # the real node, with what its worker receives from the other parties' nodes copied to a file
+            self.links.mkdir(exist_ok=True)
+            launcher = [
+                str(Path(__file__).with_name("link_capture_node.py")),
+                str(self.links / f"{name}.bin"),
+            ]
+            self.procs[name] = _spawn(args, {**self.env, **env}, self.logs / f"{name}.log", launcher)
+            return
         self.procs[name] = _spawn(args, {**self.env, **env}, self.logs / f"{name}.log")
+
+    @property
+    def links(self) -> Path:
+        """Where each node's link capture is (``<party>.bin``: tests/api/link_capture_node.py)."""
+        return self.logs.parent / "links"
 
     def wait_nodes(self, timeout: float = 120.0) -> None:
         rds = redis.Redis.from_url(f"{REDIS}/0")
@@ -159,10 +182,12 @@ def _node_dir(root: Path, party: str, table: pd.DataFrame) -> Path:
     return folder
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: dict[str, str], log: Path, launcher: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "secureflow.api", *args],
+            [sys.executable, *(launcher or ["-m", "secureflow.api"]), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -459,6 +484,19 @@ def _no_cell_crosses_to_another_party_or_the_coordinator(
         assert sum(n.endswith("worker.log") for n in names) >= 1 and "data/t3.csv" not in names, names
     assert "data/out/scores.csv" in views.names("alice")
     assert isolation_leaks(views, secrets) == {}
+    # what each party's worker received from the other parties' workers (SecretFlow's and SPU's links,
+    # in clear inside the nodes' TLS tunnels): no float cell of another party, nor a score but at alice
+    for party in PARTIES:
+        received = (c.links / f"{party}.bin").read_bytes()
+        assert len(received) > 100_000, (party, len(received))  # PSI and the SPU's traffic of the job
+        foreign = float_patterns([t for p, t in tables.items() if p != party])
+        if party != "alice":
+            foreign |= float_patterns([scores])
+        assert binary_leaks(received, foreign) == [], party
+        planted = received[:1000] + next(iter(foreign)) + received[1000:]
+        assert binary_leaks(planted, foreign) == [foreign[next(iter(foreign))]], party
+        link = Views({party: {"links": received.decode("latin-1")}})
+        assert isolation_leaks(link, secrets) == {}, party
 
     only_alice = set(tables["alice"]["id"]) - set(tables["bob"]["id"]) - set(tables["carol"]["id"])
     alice_only_id = str(int(min(only_alice)))
