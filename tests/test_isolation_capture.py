@@ -4,20 +4,31 @@ No job runs here: three members' folders as their nodes keep them, the real Redi
 consortium test captures it), a SQLite database and this process's log records. A clean run is clean; then
 a product function on a coordinator-visible path is monkeypatched to carry one cell of alice's (a node's
 log reply, which reaches the API through Redis), and a cell of carol's is written to bob's host and to the
-coordinator side's database and log: each is reported for exactly the viewers that can read it.
+coordinator side's database and log: each is reported for exactly the viewers that can read it. And a
+cell serialised as SecretFlow sends objects between parties (pickled numpy) is found in link bytes.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 import sqlite3
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import redis
-from isolation import COORDINATOR, Views, isolation_leaks, node_view, redis_view
+from isolation import (
+    COORDINATOR,
+    Views,
+    binary_leaks,
+    float_patterns,
+    isolation_leaks,
+    node_view,
+    redis_view,
+)
 from leaks import table_renderings
 from sinks import LogCapture, RedisMonitor, sqlite_rows
 
@@ -110,3 +121,18 @@ def test_a_cell_planted_on_a_coordinator_visible_path_and_on_another_host_is_cau
     # a party's own cell in its own host is not a leak; the same cell in another party's is
     own = Views({"alice": {"out": cell_of_alice}, "bob": {"out": cell_of_alice}})
     assert isolation_leaks(own, secrets) == {"bob": {"out": [cell_of_alice]}}
+
+
+def test_a_cell_serialised_on_a_link_between_parties_is_found_in_the_bytes() -> None:
+    """What a party's worker receives on its links is binary: a cell sent as SecretFlow sends a PYU object
+    (a pickled numpy array, here inside bytes of another message) is found as its IEEE double; the
+    receiver's own cells and an integer id are not looked for there (the text scan covers those)."""
+    tables = consortium_data(60, seed=9)
+    foreign = float_patterns([tables["alice"], tables["carol"]])  # what bob must not receive
+    cell = float(tables["carol"]["c1"].iloc[7])
+    clean = pickle.dumps(np.asarray(tables["bob"][["b0", "b1"]]), protocol=5)
+    leaking = pickle.dumps(np.asarray([0.25, cell, 0.5]), protocol=5)
+    noise = bytes(range(256)) * 40
+    assert binary_leaks(noise + clean + noise, foreign) == []
+    assert binary_leaks(noise + leaking + noise, foreign) == [repr(cell)]
+    assert binary_leaks(pickle.dumps(np.asarray([cell]).astype(">f8")), foreign) == [repr(cell)]
