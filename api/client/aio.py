@@ -401,7 +401,7 @@ class Settlements(_Resource):
         return await self._run(calls.settlement_history(job_id))
 
     async def propose(self, job_id: str, inputs: Body) -> ProposalCreated:
-        """Contribution inputs (``method`` data_share or leave_one_out) -> weights and their record."""
+        """Contribution inputs (``method`` data_share, leave_one_out or shapley) -> weights, record."""
         return await self._run(calls.settlement_propose(job_id, inputs))
 
     async def proposal(self, job_id: str) -> ProposalState:

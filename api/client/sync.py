@@ -396,7 +396,7 @@ class Settlements(_Resource):
         return self._run(calls.settlement_history(job_id))
 
     def propose(self, job_id: str, inputs: Body) -> ProposalCreated:
-        """Contribution inputs (``method`` data_share or leave_one_out) -> weights and their record."""
+        """Contribution inputs (``method`` data_share, leave_one_out or shapley) -> weights, record."""
         return self._run(calls.settlement_propose(job_id, inputs))
 
     def proposal(self, job_id: str) -> ProposalState:
