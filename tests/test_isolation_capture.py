@@ -81,7 +81,7 @@ def test_a_cell_planted_on_a_coordinator_visible_path_and_on_another_host_is_cau
 
     def reply(lines: list[str]) -> None:  # what a node's log reply puts on Redis for the API to read
         entry = joblogs.log_reply("alice", "r1", lines, len(lines))
-        rds.rpush(log_reply_key(prefix, "r1"), encode(entry))
+        rds.rpush(log_reply_key(prefix, "alice", "r1"), encode(entry))
         rds.rpush(inbound_key(prefix, "bob"), encode({"op": "ping", "lines": lines}))
 
     try:
@@ -108,11 +108,11 @@ def test_a_cell_planted_on_a_coordinator_visible_path_and_on_another_host_is_cau
             conn.execute("INSERT INTO jobs VALUES ('0x02', ?)", (f"failed at {cell_of_alice}",))
         found = isolation_leaks(_views(hosts, traffic, db, api_log), secrets)
     finally:
-        rds.delete(log_reply_key(prefix, "r1"), inbound_key(prefix, "bob"))
+        rds.delete(log_reply_key(prefix, "alice", "r1"), inbound_key(prefix, "bob"))
         rds.close()
     assert found == {
         COORDINATOR: {
-            f"redis {log_reply_key(prefix, 'r1')}": [cell_of_alice],
+            f"redis {log_reply_key(prefix, 'alice', 'r1')}": [cell_of_alice],
             "api log": [cell_of_carol],
             "api.db jobs": [cell_of_alice],
         },
