@@ -55,14 +55,17 @@ class ChainCapture:
         return copy.deepcopy(self)
 
 
-def capture_chain(rpc_url: str) -> ChainCapture:
-    """Every block from genesis to the head with full transactions, and every log, read from the node."""
+def capture_chain(rpc_url: str, first_block: int = 0) -> ChainCapture:
+    """Every block from ``first_block`` (default: genesis) to the head with full transactions, and every log
+    of those blocks, read from the node."""
     head = int(str(rpc_call(rpc_url, "eth_blockNumber")), 16)
     blocks = [
         dict(rpc_call(rpc_url, "eth_getBlockByNumber", [hex(n), True], timeout=30))  # type: ignore[call-overload]
-        for n in range(head + 1)
+        for n in range(first_block, head + 1)
     ]
-    logs = rpc_call(rpc_url, "eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head)}], timeout=60)
+    logs = rpc_call(
+        rpc_url, "eth_getLogs", [{"fromBlock": hex(first_block), "toBlock": hex(head)}], timeout=60
+    )
     assert isinstance(logs, list)
     return ChainCapture(blocks, [dict(entry) for entry in logs])
 

@@ -9,8 +9,13 @@ the coordinator's key, which holds the registry's coordinator role). A member su
 its API key; the chain then holds the complete job: every party's consent, ``createJob`` sent by the
 creator's own key, each step's record signed by all three, the close with its step count and the proof of
 its last record. A node whose policy refuses a job makes it ``rejected`` with its reason and nothing on chain.
-No cell of any member's data is in the API's PostgreSQL tables, the API's log, the coordinator's and nodes'
-logs or any file the nodes and the coordinator keep beside the members' data (tests/leaks.py).
+The isolation check (issue 15, item 6; tests/isolation.py) of a PSI -> preprocessing -> SS-LR -> prediction
+to alice -> evaluation job: no cell of any member's data nor any of alice's scores is in what the coordinator
+side can read (the API's PostgreSQL tables and log, the coordinator's log and folder, every Redis command of
+the job, the calldata and events of its transactions), and no member's node (its log, its folder but its own
+dataset and key, the queue entries it received) holds a cell of another member's (or, but alice, a score),
+nor do the bytes its worker received from the other members' workers (captured in the node's TLS tunnel:
+tests/api/link_capture_node.py).
 """
 
 from __future__ import annotations
@@ -33,10 +38,27 @@ import pytest
 import redis
 import requests
 from eth_account import Account
-from leaks import scan_sinks, table_renderings
+from isolation import (
+    COORDINATOR,
+    Views,
+    binary_leaks,
+    float_patterns,
+    isolation_leaks,
+    node_view,
+    redis_view,
+)
+from leaks import table_renderings
 from redis_server import RedisServer
 from scrape import scrape, value
-from sinks import LogCapture, RedisMonitor, folder_files, postgres_rows
+from sinks import (
+    ChainCapture,
+    LogCapture,
+    RedisMonitor,
+    capture_chain,
+    chain_sinks,
+    folder_files,
+    postgres_rows,
+)
 from stack import LedgerStack, assert_anchored_exactly_once, deploy_ledger_stack
 
 from secureflow.api.dev.consortium import consortium_data
@@ -48,7 +70,7 @@ from secureflow.compute.worker.engine import REPO_ROOT
 from secureflow.compute.worker.link import node_alive_key
 from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
 from secureflow.ledger.deploy import connect, write_deployment
-from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain
+from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
 from secureflow.ledger.records import StepRecord
 from secureflow.ledger.signing import signature_problems
 from secureflow.ledger.store import open_store
@@ -109,7 +131,20 @@ class Consortium:
         else:
             args = ["node", "--party", name, "--data-dir", str(self.nodes[name]), "--redis-url", f"{REDIS}/0",
                     "--prefix", self.prefix, "--log-level", "INFO"]  # fmt: skip
+            # the real node, with what its worker receives from the other parties' nodes copied to a file
+            self.links.mkdir(exist_ok=True)
+            launcher = [
+                str(Path(__file__).with_name("link_capture_node.py")),
+                str(self.links / f"{name}.bin"),
+            ]
+            self.procs[name] = _spawn(args, {**self.env, **env}, self.logs / f"{name}.log", launcher)
+            return
         self.procs[name] = _spawn(args, {**self.env, **env}, self.logs / f"{name}.log")
+
+    @property
+    def links(self) -> Path:
+        """Where each node's link capture is (``<party>.bin``: tests/api/link_capture_node.py)."""
+        return self.logs.parent / "links"
 
     def wait_nodes(self, timeout: float = 120.0) -> None:
         rds = redis.Redis.from_url(f"{REDIS}/0")
@@ -150,16 +185,18 @@ def _node_dir(root: Path, party: str, table: pd.DataFrame) -> Path:
     if party == "carol":  # carol exposes only t3.csv and accepts no statistics over her columns
         policy |= {
             "datasets": ["t3.csv"],
-            "algorithms": ["psi", "ss_lr", "secure_predict", "biclassification_eval"],
+            "algorithms": ["psi", "standard_scaler", "ss_lr", "secure_predict", "biclassification_eval"],
         }
     (folder / "policy.json").write_text(json.dumps(policy))
     return folder
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: dict[str, str], log: Path, launcher: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "secureflow.api", *args],
+            [sys.executable, *(launcher or ["-m", "secureflow.api"]), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -294,6 +331,37 @@ PIPELINE = [
 ]
 
 
+ISOLATION_PIPELINE = [
+    PIPELINE[0],
+    {
+        "algorithm": "standard_scaler",
+        "params": {"columns": FEATURES},
+        "inputs": {"table": "j"},
+        "outputs": {"table": "s"},
+    },
+    {
+        "algorithm": "ss_lr",
+        "params": {"label": "y", "features": FEATURES, "epochs": 3, "batch_size": 128},
+        "inputs": {"table": "s"},
+        "outputs": {"model": "lr3"},
+    },
+    {
+        "algorithm": "secure_predict",
+        "params": {"receiver": "alice"},
+        "inputs": {"table": "s", "model": "lr3"},
+        "outputs": {"table": "scores"},
+        "save": {"table": "out/scores.csv"},
+    },
+    {
+        "algorithm": "biclassification_eval",
+        "params": {"label": "y"},
+        "inputs": {"labels": "s", "scores": "scores"},
+        "outputs": {"report": "evaluation"},
+    },
+]
+"""PSI -> preprocessing -> SS-LR -> prediction to alice (saved on her host) -> its evaluation (alice's)."""
+
+
 def _wait_job(c: Consortium, job_id: str, until: Any, timeout: float = 600.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -306,9 +374,11 @@ def _wait_job(c: Consortium, job_id: str, until: Any, timeout: float = 600.0) ->
 
 def test_a_three_party_job_runs_on_the_members_nodes_and_ends_closed_on_chain(consortium: Consortium) -> None:
     tag = consortium.prefix.removeprefix("sfc-")  # in the nodes' keys and the Celery queue's name
+    first_block = int(str(rpc_call(consortium.stack.rpc_url, "eth_blockNumber")), 16) + 1
     with LogCapture() as api_log, RedisMonitor(REDIS, tag) as traffic:  # the API runs in this process
         _three_party_job(consortium)
-    _no_cell_value_in_the_api_db_logs_or_files(consortium, api_log, traffic)
+    chain = capture_chain(consortium.stack.rpc_url, first_block)  # the job's transactions and events
+    _no_cell_crosses_to_another_party_or_the_coordinator(consortium, api_log, traffic, chain)
     _the_coordinator_s_metrics_counted_the_job(consortium)
 
 
@@ -337,7 +407,7 @@ def _the_coordinator_s_metrics_counted_the_job(c: Consortium) -> None:
 def _three_party_job(c: Consortium) -> None:
     submitted = requests.post(
         f"{c.url}/v1/jobs",
-        json={"manifest": _manifest("three", PIPELINE)},
+        json={"manifest": _manifest("three", ISOLATION_PIPELINE)},
         headers=c.headers("alice"),
         timeout=60,
     )
@@ -348,18 +418,18 @@ def _three_party_job(c: Consortium) -> None:
                     and (j["status"] != "completed" or j["close_status"] == "confirmed"))  # fmt: skip
     assert (job["status"], job["close_status"]) == ("completed", "confirmed"), (job, c.logs_tail())
 
-    # the chain's own truth: opened by alice's key with all three consents, closed after 3 steps
+    # the chain's own truth: opened by alice's key with all three consents, closed after 5 steps
     client = c.stack.client()
     ledger = AuditLedgerClient(connect(client, c.stack.deployment, "AuditLedger"))
     raw_id = bytes.fromhex(job_id[2:])
     on_chain = ledger.get_job(raw_id)
-    assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 3)
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, len(ISOLATION_PIPELINE))
     assert on_chain.creator.lower() == ADDRESSES["alice"].lower()
     assert [p.lower() for p in on_chain.parties] == [ADDRESSES[p].lower() for p in PARTIES]
     assert all(ledger.has_consented(raw_id, ADDRESSES[p]) for p in PARTIES)
     # every record signed by all three parties' own keys
     records = c.api.store.records_for_job(job_id)
-    assert [r.seq for r in records] == [0, 1, 2]
+    assert [r.seq for r in records] == list(range(len(ISOLATION_PIPELINE)))
     for row in records:
         record = StepRecord.model_validate_json(row.record_json)
         assert record.status == "succeeded"
@@ -379,38 +449,79 @@ def _three_party_job(c: Consortium) -> None:
     assert not any((c.nodes[p] / "data" / "out" / "scores.csv").exists() for p in ("bob", "carol"))
 
 
-def _no_cell_value_in_the_api_db_logs_or_files(
-    c: Consortium, api_log: LogCapture, traffic: RedisMonitor
+def _no_cell_crosses_to_another_party_or_the_coordinator(
+    c: Consortium, api_log: LogCapture, traffic: RedisMonitor, chain: ChainCapture
 ) -> None:
-    """Every cell of the three members' tables against every row of every table of the API's database
-    (PostgreSQL: the API's tables and the ledger's), the API process's log records, every process log (the
-    coordinator's, each node's), every file of the coordinator's folder and of each member's folder but
-    its data, model shares and key, and the Redis traffic of the job (the Celery task, decoded, and the
-    nodes' queues); and the scan sees a value planted in a copy of each sink."""
-    tables = [pd.read_csv(c.nodes[p] / "data" / "t3.csv") for p in PARTIES]
-    secrets = table_renderings(tables)
-    sinks = {**postgres_rows(c.env["SECUREFLOW_DATABASE_URL"]), "api log": api_log.text(), **traffic.sinks()}
+    """The isolation check (tests/isolation.py) of the job, each viewer against what it may not hold.
+
+    The coordinator side (every row of every table of the API's PostgreSQL database, the API process's log
+    records, the coordinator's log and folder, every Redis command of the job: the Celery task decoded, the
+    nodes' queues and replies; the calldata and events of every transaction since the job was submitted)
+    holds no cell of any member's table and none of the scores sent to alice. Each member's node (its
+    process log, every file of its host folder but its own dataset and key: its session worker logs, job
+    logs, model shares, saved outputs; the Redis entries addressed to it) holds no cell of another member's
+    table that is not also its own (a key in the intersection) and, but for alice, the receiver, no score.
+    And the check sees a value of another party planted in a copy of each sink of each viewer."""
+    tables = {p: pd.read_csv(c.nodes[p] / "data" / "t3.csv") for p in PARTIES}
+    scores = pd.read_csv(c.nodes["alice"] / "data" / "out" / "scores.csv")
+    secrets = {p: table_renderings([t]) for p, t in tables.items()}
+    secrets["alice"] |= table_renderings([scores])  # what secure_predict reveals to its named receiver
+    assert table_renderings([scores]) - table_renderings(tables.values()), "the scores are not cells"
+    redis_sinks = traffic.sinks()
     queue = f"redis {c.env['SECUREFLOW_QUEUE_NAME']}"
-    assert queue in sinks and '[["0x' in sinks[queue], sorted(sinks)  # the task, its body decoded
-    assert f"redis {c.prefix}:party:carol:in" in sinks, sorted(sinks)
-    for party in PARTIES:
-        sinks |= {f"{party}: {k}": v for k, v in folder_files(c.nodes[party]).items()}
+    assert queue in redis_sinks and '[["0x' in redis_sinks[queue], sorted(redis_sinks)  # the task, decoded
+    views = Views()
     root = c.logs.parent
-    sinks |= {f"logs/{k}": v for k, v in folder_files(c.logs, skip=()).items()}
-    sinks |= {f"coordinator/{k}": v for k, v in folder_files(root / "coordinator", skip=()).items()}
-    assert {"db api_manifests", "db step_records", "logs/coordinator.log", "logs/alice.log"} <= set(sinks)
-    assert '"message": "job queued"' in sinks["api log"] and '"route": "/v1/jobs"' in sinks["api log"]
-    assert sum(name.endswith("worker.log") for name in sinks) == 3  # each member's worker
-    assert scan_sinks(sinks, secrets) == {}
+    views.add(COORDINATOR, {**postgres_rows(c.env["SECUREFLOW_DATABASE_URL"]), "api log": api_log.text()})
+    views.add(COORDINATOR, {**redis_sinks, **chain_sinks(chain)})
+    logs = folder_files(c.logs, skip=())
+    views.add(COORDINATOR, {f"logs/{k}": v for k, v in logs.items() if Path(k).stem not in PARTIES})
+    views.add(
+        COORDINATOR, {f"coordinator/{k}": v for k, v in folder_files(root / "coordinator", skip=()).items()}
+    )
+    for party in PARTIES:
+        views.add(party, {f"logs/{party}.log": logs[f"{party}.log"]})
+        views.add(party, node_view(c.nodes[party], own=["t3.csv"]))
+        views.add(party, redis_view(redis_sinks, party))
+    seen = views.names(COORDINATOR)
+    assert {"db api_manifests", "db step_records", "logs/coordinator.log", "chain calldata"} <= seen, seen
+    assert "createJob" in views.sinks[COORDINATOR]["chain calldata"]  # the job's own transactions
+    assert '"message": "job queued"' in views.sinks[COORDINATOR]["api log"]
+    for party in PARTIES:
+        names = views.names(party)
+        assert f"redis {c.prefix}:party:{party}:in" in names, names  # what the coordinator sent it
+        assert sum(n.endswith("worker.log") for n in names) >= 1 and "data/t3.csv" not in names, names
+    assert "data/out/scores.csv" in views.names("alice")
+    assert isolation_leaks(views, secrets) == {}
+    # what each party's worker received from the other parties' workers (SecretFlow's and SPU's links,
+    # in clear inside the nodes' TLS tunnels): no float cell of another party, nor a score but at alice
+    for party in PARTIES:
+        received = (c.links / f"{party}.bin").read_bytes()
+        assert len(received) > 100_000, (party, len(received))  # PSI and the SPU's traffic of the job
+        foreign = float_patterns([t for p, t in tables.items() if p != party])
+        if party != "alice":
+            foreign |= float_patterns([scores])
+        assert binary_leaks(received, foreign) == [], party
+        planted = received[:1000] + next(iter(foreign)) + received[1000:]
+        assert binary_leaks(planted, foreign) == [foreign[next(iter(foreign))]], party
+        link = Views({party: {"links": received.decode("latin-1")}})
+        assert isolation_leaks(link, secrets) == {}, party
+
+    only_alice = set(tables["alice"]["id"]) - set(tables["bob"]["id"]) - set(tables["carol"]["id"])
+    alice_only_id = str(int(min(only_alice)))
     planted = [
-        str(int(tables[1]["id"].iloc[4])),
-        repr(float(tables[2]["c1"].iloc[6])),
-        f"{tables[0]['a0'].iloc[8]:.6f}",
+        ("alice", alice_only_id),
+        ("alice", repr(float(tables["alice"]["a0"].iloc[8]))),
+        ("alice", repr(float(scores.iloc[3, -1]))),
+        ("bob", f"{tables['bob']['b1'].iloc[4]:.6f}"),
+        ("carol", repr(float(tables["carol"]["c1"].iloc[6]))),
     ]
-    for index, name in enumerate(sorted(sinks)):
-        value = planted[index % len(planted)]
-        tampered = {**sinks, name: sinks[name] + f' {{"x": {value}}}'}
-        assert scan_sinks(tampered, secrets) == {name: [value]}, name
+    for viewer, sinks in views.sinks.items():
+        foreign = [v for owner, v in planted if owner != viewer]
+        for index, (name, text) in enumerate(sorted(sinks.items())):
+            value = foreign[index % len(foreign)]
+            tampered = Views({viewer: {name: text + f' {{"x": {value}}}'}})
+            assert isolation_leaks(tampered, secrets) == {viewer: {name: [value]}}, (viewer, name)
 
 
 def test_a_job_a_node_refuses_is_rejected_with_its_reason_and_never_opens_on_chain(
