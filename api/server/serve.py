@@ -118,7 +118,7 @@ def build_api(
         admin_key = ensure_admin_key(app.state.api_db, admin_address)
     if worker is not None:
         worker.start()
-    closers: list[Callable[[], None]] = [store.close]
+    closers: list[Callable[[], None]] = [store.close, app.state.notifier.close, app.state.stop_announcing]
     if isinstance(executor, CeleryJobExecutor):
         sweeper = QueueSweeper(executor, app.state.api_db, store, interval=settings.queue_sweep_interval)
         watchdog = LeaseWatchdog(
