@@ -69,6 +69,9 @@ def celery_app(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
+        # a broker that blinks must not cancel the jobs running (Celery 6 makes cancelling the default):
+        # they finish, their unacknowledged tasks come back and find them ended (the claim)
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=1,
         task_serializer="json",
         accept_content=["json"],

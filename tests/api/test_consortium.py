@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -634,7 +635,8 @@ TWO_PARTY_LR = [
     PIPELINE[0],
     {
         "algorithm": "ss_lr",
-        "params": {"label": "y", "features": ["a0", "a1", "b0", "b1"], "epochs": 3, "batch_size": 128},
+        # 20 epochs: SS-LR runs long enough (~20 s) for the broker to be stopped and started within it
+        "params": {"label": "y", "features": ["a0", "a1", "b0", "b1"], "epochs": 20, "batch_size": 128},
         "inputs": {"table": "j"},
         "outputs": {"model": "lr3"},
     },
@@ -651,12 +653,34 @@ def test_the_rabbitmq_broker_restarted_mid_job_loses_no_job(consortium: Consorti
     submitted after the restart runs too."""
     c = consortium
     original = c.settings
+    channel = f"secureflow-test:{uuid.uuid4().hex[:12]}"  # live status: Redis pub/sub beside the broker
+    status = {"status_redis_url": f"{REDIS}/3", "status_channel": channel, "sse_poll_interval": 60.0}
     with RabbitMqServer(tmp_path / "rabbitmq") as broker:
-        c.restart_api(settings=original.model_copy(update={"broker_url": broker.url}))
-        c.start("coordinator-own-rabbitmq", SECUREFLOW_BROKER_URL=broker.url)
+        c.restart_api(settings=original.model_copy(update={"broker_url": broker.url, **status}))
+        c.start(
+            "coordinator-own-rabbitmq",
+            SECUREFLOW_BROKER_URL=broker.url,
+            SECUREFLOW_STATUS_REDIS_URL=f"{REDIS}/3",
+            SECUREFLOW_STATUS_CHANNEL=channel,
+        )
         coordinator_log = c.logs / "coordinator-own-rabbitmq.log"
         try:
+            watch = redis.Redis.from_url(f"{REDIS}/3").pubsub(ignore_subscribe_messages=True)
+            watch.subscribe(channel)
             job_id = _submit(c, "alice", _two_party("rabbitmq-restart", TWO_PARTY_LR))
+            follow = requests.get(  # the live-status stream, read to its end by a thread
+                f"{c.url}/v1/jobs/{job_id}/events", headers=c.headers("bob"), stream=True, timeout=120
+            )
+            assert follow.status_code == 200, follow.text
+            statuses: list[str] = []
+
+            def read() -> None:
+                for line in follow.iter_lines(decode_unicode=True):
+                    if line.startswith("data: "):
+                        statuses.append(json.loads(line[6:]).get("status", "end"))
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
             _wait_records(c, job_id, 1)  # PSI recorded: the coordinator is in SS-LR now
             broker.stop()
             deadline = time.monotonic() + 120
@@ -668,6 +692,20 @@ def test_the_rabbitmq_broker_restarted_mid_job_loses_no_job(consortium: Consorti
                 c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
             )
             assert (job["status"], job["close_status"]) == ("completed", "confirmed"), (job, c.logs_tail())
+            # the stream followed the job to its end, woken by notices (its poll: 60 s); the coordinator's
+            # process published its own (only it sets a job running, and completed)
+            reader.join(120)
+            assert statuses[-2:] == ["completed", "end"] and "running" in statuses, statuses
+            assert c.api.app.state.notifier.metrics.wakes.labels(source="pubsub")._value.get() >= 2
+            notices, quiet = [], 0
+            while quiet < 3:  # the subscribe reply reads as None too: stop after three quiet reads
+                message = watch.get_message(timeout=0.5)
+                quiet = 0 if message is not None else quiet + 1
+                if message is not None:
+                    notices.append(json.loads(message["data"]))
+            watch.close()
+            mine = {n["status"] for n in notices if n["job_id"] == job_id}
+            assert {"running", "completed"} <= mine, notices
             after = _submit(c, "bob", _two_party("after-rabbitmq-restart", PIPELINE[:1]))
             done = _wait_job(
                 c, after, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
