@@ -635,8 +635,9 @@ TWO_PARTY_LR = [
     PIPELINE[0],
     {
         "algorithm": "ss_lr",
-        # 20 epochs: SS-LR runs long enough (~20 s) for the broker to be stopped and started within it
-        "params": {"label": "y", "features": ["a0", "a1", "b0", "b1"], "epochs": 20, "batch_size": 128},
+        # 60 epochs: SS-LR runs long enough (~30 s) for the broker to be stopped and started, and the
+        # coordinator to reconnect (its backoff: 2, 4, 6 s), within it
+        "params": {"label": "y", "features": ["a0", "a1", "b0", "b1"], "epochs": 60, "batch_size": 128},
         "inputs": {"table": "j"},
         "outputs": {"model": "lr3"},
     },
