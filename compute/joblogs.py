@@ -235,9 +235,12 @@ def _newest_mtime(folder: Path) -> float:
 # -- reading through a party's node (distributed mode) -----------------------------------------------------
 
 
-def log_reply_key(prefix: str, request: str) -> str:
-    """Where a node answers one log request (``request``: its random id)."""
-    return f"{prefix}:logs:{request}:out"
+def log_reply_key(prefix: str, party: str, request: str) -> str:
+    """Where ``party``'s node answers one log request (``request``: its random id).
+
+    Per party: the replies of two parties never share a key, and a Redis ACL can let each node write only
+    ``<prefix>:logs:<its party>:*`` (the reply itself names the party and is signed by its member key)."""
+    return f"{prefix}:logs:{party}:{request}:out"
 
 
 @dataclass(frozen=True)
@@ -280,7 +283,7 @@ def request_node_logs(
         signer,
         LOG_REQUEST_DOMAIN,
     )
-    reply_key = log_reply_key(prefix, request)
+    reply_key = log_reply_key(prefix, party, request)
     deadline = time.monotonic() + timeout
     try:
         if not client.exists(node_alive_key(prefix, party)):

@@ -114,6 +114,24 @@ class JobManifest(BaseModel):
     datasets: dict[ObjectName, dict[PartyName, str]] = Field(default_factory=dict)
     models: dict[ObjectName, ModelId] = Field(default_factory=dict)
     steps: tuple[StepSpec, ...] = Field(min_length=1, max_length=256)
+    spu_protocol: Literal["SEMI2K", "ABY3"] = Field(
+        default="SEMI2K",
+        # left out of the normalised JSON when it is the default: manifests written before this field
+        # existed keep their commitment (the manifest hash anchored in their job id)
+        exclude_if=lambda value: value == "SEMI2K",
+        description="the SPU protocol of the job's secret-shared steps: SEMI2K (any number of parties) or "
+        "ABY3 (exactly three parties; honest majority). Part of the manifest commitment and of every "
+        "model's stored runtime config.",
+    )
+
+    @model_validator(mode="after")
+    def _aby3_needs_three_parties(self) -> JobManifest:
+        if self.spu_protocol == "ABY3" and len(self.parties) != 3:
+            raise ValueError(
+                f"spu_protocol ABY3 runs exactly three parties, not {len(self.parties)}: "
+                "use SEMI2K (any number of parties)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _saves_overwrite_nothing(self) -> JobManifest:

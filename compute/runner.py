@@ -152,11 +152,19 @@ def _model_infos(
 
 
 def check_engine_parties(engine: Engine, manifest: JobManifest) -> None:
-    """The manifest's parties must be the engine's, each with its worker's member address; workers healthy."""
+    """The manifest's parties must be the engine's, each with its worker's member address, under the
+    engine's SPU protocol; workers healthy."""
     parties = manifest.party_names()
     if set(parties) != set(engine.parties):
         raise ManifestError(
             f"the manifest's parties {sorted(parties)} are not the engine's {sorted(engine.parties)}"
+        )
+    if manifest.spu_protocol != engine.spu_protocol:
+        raise ManifestError(
+            f"the manifest's SPU protocol is {manifest.spu_protocol} but this engine's parties run "
+            f"{engine.spu_protocol}",
+            hint=f"submit it where the parties run {manifest.spu_protocol} (the consortium's nodes start "
+            "each job's SPU from its manifest), or set spu_protocol to " + engine.spu_protocol,
         )
     engine.ensure_healthy()
     for p in parties:

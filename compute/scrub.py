@@ -6,8 +6,15 @@ A secret such as a metric value ``0.8137`` must appear in no sink, neither whole
 
 `Scanner` is built once from a set of secrets (`renderings` of every cell of a party's own datasets,
 `table_renderings`) and then finds, in any text, each cell's renderings as tokens and any decimal token of
-`MIN_SIGNIFICANT` digits or more that is a cell rounded to its own precision. The seconds of a time of day
-(``16:59:14.602940``) are not taken for a number. The test suite scans every sink with it (`scan_sinks`);
+`MIN_SIGNIFICANT` digits or more that is a cell rounded to its own precision; a whole number written with
+decimals (``12345.0``, ``12345.000000``, ``1.2345e+04``) is the integer cell it equals; words match whatever
+their case (``LISBON-NORD``). The seconds of a time of day (``16:59:14.602940``) are not taken for a number.
+
+Short cells (`Scanner.of_tables`: words of 3-4 letters and digits, integers of 3-4 digits, floats whose value
+a token of a few digits gives exactly, like ``3.25``) occur by chance in any log line (counts, timings,
+ports, words), so they are found only where a logger puts a value (`value_context`): after ``=`` or ``:``,
+between quotes, as an item of a ``[...]`` list; shorter ones (a label 0/1, an age, ``3.0`` of a small whole
+float) are not looked for at all. The test suite scans every sink with it (`scan_sinks`);
 a party worker applies it to its own job log lines before it writes them
 (`secureflow.compute.joblogs.Scrubber`, with `Scanner.of_tables`: built from the cells themselves rather
 than from every rendering of every cell, it finds at least what the renderings find), so a stored log line
@@ -104,6 +111,15 @@ _NUMERIC_SECRET = re.compile(r"-?[0-9.e+-]+")
 _DECIMAL_SECRET = re.compile(r"-?[0-9]+\.[0-9]+(e[+-]?[0-9]+)?")
 
 
+def _whole(token: str) -> int | None:
+    """The integer a number token equals (``12345``, ``12345.0``, ``1.2345e+04``), or None."""
+    try:
+        value = float(token)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
+
+
 def _significant(token: str) -> int:
     mantissa = token.lstrip("-").lower().split("e")[0]
     return len(mantissa.replace(".", "").lstrip("0"))
@@ -134,6 +150,26 @@ MIN_ROUNDED_DIGITS = 6
 cell's renderings (`renderings` keeps the float renderings of six digits or more)."""
 
 
+MIN_SHORT = 3
+"""Shortest short cell (`Scanner.of_tables`) looked for as a value: characters of a word or a number token."""
+_SHORT_INTS = range(100, 10_000)
+"""Integer cells found only as a value (three and four digits); longer ones are found anywhere."""
+
+
+def value_context(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` stands where a logger puts a value: after ``=`` or ``:`` (``key=value``,
+    ``{'key': value}``), between two equal quotes, or as an item of a list (after ``[`` or ``,``, before
+    ``,`` or ``]``). Not after ``(`` or in running text: ``(2714 rows; ...)``, ``took 0.61 s, 200 rows``."""
+    before = text[max(0, start - 3) : start].rstrip(" ")
+    after = text[end : end + 3].lstrip(" ")
+    prev, nxt = before[-1:], after[:1]
+    if prev in ("=", ":"):
+        return True
+    if prev in ("'", '"'):
+        return nxt == prev
+    return prev in ("[", ",") and nxt in (",", "]")
+
+
 class Scanner:
     """Finds a party's cells in text: built once per set of secrets (the tests' renderings, `Scanner`) or per
     dataset load (`Scanner.of_tables`, the cells themselves: cheaper than every rendering of every cell)."""
@@ -146,16 +182,25 @@ class Scanner:
         """Sorted magnitudes of float cells (`of_tables`): a decimal token of `MIN_ROUNDED_DIGITS` digits or
         more that rounds to one is found (every float rendering `renderings` lists is such a rounding)."""
         self.ints: set[int] = set()
-        """Magnitudes of integer cells of five digits or more (`of_tables`), found as integer tokens."""
+        """Magnitudes of integer cells of five digits or more (`of_tables`), found as integer tokens (also
+        written with decimals: a whole float logged as ``12345.0``)."""
+        self.short_ints: set[int] = set()
+        """Magnitudes of integer cells of three or four digits (`of_tables`), found only as a value."""
+        self.short_words: set[str] = set()
+        """Word cells of 3-4 letters and digits (`of_tables`), lower-cased, found only as a value."""
         self._set_words(secrets - self.wanted)
 
     def _set_words(self, words: Iterable[str]) -> None:
         words = set(words)
-        self.plain_words = {w for w in words if _ALNUM_RUN.fullmatch(w)}
-        """Words of letters and digits only: found as whole runs of letters and digits (a set lookup)."""
-        others = sorted(words - self.plain_words, key=lambda w: (-len(w), w))
+        plain = {w for w in words if _ALNUM_RUN.fullmatch(w)}
+        self.plain_words = {w.lower() for w in plain}
+        """Words of letters and digits only, lower-cased: found as whole runs of letters and digits in any
+        case (a set lookup)."""
+        others = sorted(words - plain, key=lambda w: (-len(w), w))
         self._words = (
-            re.compile("(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, others)) + ")(?![0-9A-Za-z])")
+            re.compile(
+                "(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, others)) + ")(?![0-9A-Za-z])", re.IGNORECASE
+            )
             if others
             else None
         )
@@ -181,10 +226,15 @@ class Scanner:
                     values = values[np.isfinite(values)]
                     integral = values == np.floor(values)
                     scanner.ints.update(int(v) for v in np.unique(values[integral & (values >= 10_000)]))
+                    short = integral & (values >= _SHORT_INTS.start) & (values < _SHORT_INTS.stop)
+                    scanner.short_ints.update(int(v) for v in np.unique(values[short]))
                     floats.append(values[~integral])
                     continue
                 for value in series.dropna().tolist():
                     words |= renderings(value)
+                    text = str(value).strip()
+                    if MIN_SHORT <= len(text) < MIN_TOKEN and _ALNUM_RUN.fullmatch(text):
+                        scanner.short_words.add(text.lower())
         if floats:
             scanner.abs_cells = np.unique(np.concatenate(floats)).tolist()
         numeric = {w for w in words if _NUMERIC_SECRET.fullmatch(w)}
@@ -199,6 +249,9 @@ class Scanner:
         decimal = "." in token or "e" in token
         if not decimal:
             return bool(self.ints) and bare.isdigit() and int(bare) in self.ints
+        whole = _whole(bare)
+        if whole is not None and (whole in self.ints or str(whole) in self.wanted):
+            return True  # a whole number written with decimals: 12345.0, 12345.000000, 1.2345e+04
         if re.match(r"-?0[0-9]", token):  # no number is rendered with a leading zero
             return False
         if _significant(token) >= MIN_SIGNIFICANT and _rounds_to_a_cell(token, self.cells):
@@ -209,18 +262,43 @@ class Scanner:
             and _rounds_to_a_cell(bare, self.abs_cells)
         )
 
+    def _is_short_cell(self, token: str) -> bool:
+        """A short token (`MIN_SHORT` characters or more) whose value is exactly a short cell's."""
+        bare = token.lstrip("-")
+        if len(bare) < MIN_SHORT:
+            return False
+        whole = _whole(bare)
+        if whole is not None:
+            return whole in self.short_ints
+        try:
+            value = float(bare)
+        except ValueError:
+            return False
+        at = bisect.bisect_left(self.abs_cells, value)
+        return at < len(self.abs_cells) and self.abs_cells[at] == value
+
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The (start, end) offsets in ``text`` of every secret found, sorted (they may overlap)."""
         plain = _hex_masked(text)
         found: list[tuple[int, int]] = []
-        if self.wanted or self.ints or self.abs_cells:
+        short = bool(self.short_ints or self.abs_cells)
+        if self.wanted or self.ints or short:
             for match in _NUMBER.finditer(plain):
                 if _TIME_SECONDS.search(plain, max(0, match.start() - 6), match.start()):
                     continue  # the seconds of a time of day (16:59:14.602940), by chance a cell's %.6f
-                if self._is_cell(match.group()):
+                if self._is_cell(match.group()) or (
+                    short
+                    and self._is_short_cell(match.group())
+                    and value_context(plain, match.start(), match.end())
+                ):
                     found.append(match.span())
-        if self.plain_words:
-            found.extend(m.span() for m in _ALNUM_RUN.finditer(plain) if m.group() in self.plain_words)
+        if self.plain_words or self.short_words:
+            for m in _ALNUM_RUN.finditer(plain):
+                word = m.group().lower()
+                if word in self.plain_words or (
+                    word in self.short_words and value_context(plain, m.start(), m.end())
+                ):
+                    found.append(m.span())
         if self._words is not None:
             found.extend(m.span() for m in self._words.finditer(plain))
         return sorted(found)

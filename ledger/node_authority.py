@@ -2,8 +2,9 @@
 
 `ChainAuthority` reads the ConsortiumRegistry and the AuditLedger of the deployment the node pinned
 (``secureflow node --rpc-url URL --deployment FILE``; `secureflow.ledger.deploy.connect` checks chain id,
-code hash and artifact first). Coordinator answers are cached for ``cache_seconds`` (default 5), so a
-revoked coordinator is refused within that window; job answers are read fresh for every request.
+code hash and artifact first). Coordinator and membership answers are cached for ``cache_seconds``
+(default 5), so a revoked coordinator (or member) is refused within that window; job answers are read
+fresh for every request.
 It satisfies `secureflow.compute.worker.trust.Authority` (compute never imports web3).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from eth_utils.address import to_checksum_address
@@ -42,22 +44,33 @@ class ChainAuthority:
         self.ledger = ledger
         self.cache_seconds = cache_seconds
         self._coordinators: dict[str, tuple[bool, float]] = {}
+        self._members: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
 
     def is_coordinator(self, address: str) -> bool:
         """Whether ``address`` holds the registry's COORDINATOR_ROLE (cached ``cache_seconds``)."""
+        return self._cached(self._coordinators, address, self.registry.is_coordinator)
+
+    def is_active_member(self, address: str) -> bool:
+        """Whether ``address`` is an active member of the registry (cached ``cache_seconds``): a node
+        trusts a peer's link certificate only when an active member signed it."""
+        return self._cached(self._members, address, self.registry.is_active_member)
+
+    def _cached(
+        self, cache: dict[str, tuple[bool, float]], address: str, fetch: Callable[[str], bool]
+    ) -> bool:
         key = address.lower()
         now = time.monotonic()
         with self._lock:
-            hit = self._coordinators.get(key)
+            hit = cache.get(key)
         if hit is not None and now - hit[1] < self.cache_seconds:
             return hit[0]
-        answer = self.registry.is_coordinator(to_checksum_address(key))
+        answer = fetch(to_checksum_address(key))
         with self._lock:
-            self._coordinators.pop(key, None)
-            self._coordinators[key] = (answer, now)
-            while len(self._coordinators) > MAX_CACHED_SIGNERS:  # signers seen longest ago go first
-                del self._coordinators[next(iter(self._coordinators))]
+            cache.pop(key, None)
+            cache[key] = (answer, now)
+            while len(cache) > MAX_CACHED_SIGNERS:  # signers seen longest ago go first
+                del cache[next(iter(cache))]
         return answer
 
     def job_standing(self, job_id: str, member: str) -> tuple[int, tuple[str, ...], bool]:

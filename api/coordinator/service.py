@@ -164,6 +164,7 @@ class Coordinator:
             step_timeout=self.settings.step_timeout,
             coordinator_key=self.coordinator_key,
             party_addresses={p: parsed.address_of(p) for p in parties},
+            spu_protocol=parsed.spu_protocol,  # each job's SPU is started under the protocol it names
             require_tls=True,  # the parties' links: mutual TLS between their nodes (compute.worker.tls)
         )
         try:

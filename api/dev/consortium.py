@@ -60,6 +60,17 @@ NODE_HOSTS = {"alice": "127.0.0.2", "bob": "127.0.0.3", "carol": "127.0.0.4"}
 FEATURES = {"alice": ["a0", "a1"], "bob": ["b0", "b1"], "carol": ["c0", "c1"]}
 
 
+def _node_warm(rds: redis.Redis, prefix: str, party: str) -> bool:
+    """Whether ``party``'s node beats with its spare worker warm (the first job waits for no import)."""
+    beat = rds.get(node_alive_key(prefix, party))
+    if beat is None:
+        return False
+    try:
+        return bool(json.loads(beat).get("warm"))
+    except (ValueError, AttributeError):
+        return False
+
+
 def consortium_data(rows: int = 2000, seed: int = 11) -> dict[str, pd.DataFrame]:
     """Synthetic customers split vertically over three members: alice holds the label, each two features."""
     rng = np.random.default_rng(seed)
@@ -279,14 +290,16 @@ def run_consortium(
                 env,
             )  # fmt: skip
         children.spawn("coordinator", ["coordinator"], env)
-        echo("starting the three nodes and the coordinator …")
+        echo(
+            "starting the three nodes (each warms a party worker: SecretFlow imported) and the coordinator …"
+        )
         rds = redis.Redis.from_url(redis_url)
         deadline = time.monotonic() + 180
-        while not all(rds.exists(node_alive_key(prefix, p)) for p in addresses):
+        while not all(_node_warm(rds, prefix, p) for p in addresses):
             children.check()
             if time.monotonic() > deadline:
                 raise ConfigurationError(
-                    "the nodes did not start within 180 s", hint=f"read the logs in {logs}"
+                    "the nodes did not start and warm a worker within 180 s", hint=f"read the logs in {logs}"
                 )
             time.sleep(0.2)
 

@@ -129,10 +129,15 @@ def build_api(
                 settings.sse_poll_interval,
             )
         sweeper = QueueSweeper(executor, app.state.api_db, store, interval=settings.queue_sweep_interval)
-        watchdog = LeaseWatchdog(
-            app.state.api_db, store, interval=settings.watchdog_interval, grace=settings.lease_grace_seconds
-        )
-        closers += [executor.close, sweeper.start().stop, watchdog.start().stop]
+        closers += [executor.close, sweeper.start().stop]
+    watchdog = LeaseWatchdog(
+        app.state.api_db,
+        store,
+        interval=settings.watchdog_interval,
+        grace=settings.lease_grace_seconds,
+        unanchored_fail_after=settings.unanchored_fail_after,
+    )
+    closers.append(watchdog.start().stop)
     return ApiProcess(app, store, admin_key, closers)
 
 

@@ -96,6 +96,12 @@ class ApiSettings(LedgerSettings):
         ge=0,
         description="the job watchdog fails a job whose coordinator's lease lapsed this many seconds ago",
     )
+    unanchored_fail_after: float = Field(
+        default=3600.0,
+        ge=0,
+        description="the job watchdog fails a running job one of whose step records has waited this many "
+        "seconds to be anchored (pending or submitted), naming the seq and what to check; 0: never",
+    )
     compute_redis_url: str | None = Field(
         default=None,
         description="the Redis of the nodes' queues: with log_reader_key_file, job logs are read from the "

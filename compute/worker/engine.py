@@ -56,7 +56,7 @@ from secureflow.compute.worker.link import (
     RedisSession,
     wait_links,
 )
-from secureflow.compute.worker.protocol import SPU_PROFILES, PartyPorts, WorkerSettings
+from secureflow.compute.worker.protocol import PartyPorts, WorkerSettings, protocol_of, spu_profiles_for
 
 MAX_PARTIES = 8
 """The most parties one job (and so one engine) has: SEMI2K runs any number; 8 is what is supported."""
@@ -90,26 +90,18 @@ def spawn_worker(
     ``scratch`` (a node's session folder): the worker's tmp/, work/, settings file and log go there
     instead of ``pdir``, so several workers of one party (concurrent jobs) never share them.
     ``require_consent`` (a checking node's worker): job requests only for a job it consented to itself."""
-    for sub in ("data", "models", "logs", "secrets"):
-        (pdir / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(pdir / "secrets", 0o700)
-    home = scratch or pdir
-    for sub in ("tmp", "work", "logs"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
     parent_sock, child_sock = socket.socketpair()
-    settings = WorkerSettings(
-        party=party,
-        parties=table,
-        party_dir=str(pdir),
-        scratch_dir=None if scratch is None else str(scratch),
+    settings_path = write_worker_settings(
+        party,
+        pdir,
+        table,
         fd=child_sock.fileno(),
-        coordinator_pid=os.getpid(),
         log_level=log_level,
         spu_profiles=spu_profiles,
+        scratch=scratch,
         require_consent=require_consent,
     )
-    settings_path = home / "worker.json"
-    settings_path.write_text(settings.model_dump_json())
+    home = scratch or pdir
     env = dict(os.environ)
     env["TMPDIR"] = str(home / "tmp")
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -126,6 +118,41 @@ def spawn_worker(
         )
     child_sock.close()
     return LocalLink(party, proc, Connection(parent_sock.detach()))
+
+
+def write_worker_settings(
+    party: str,
+    pdir: Path,
+    table: dict[str, PartyPorts],
+    *,
+    fd: int,
+    log_level: str,
+    spu_profiles: dict[str, dict[str, Any]],
+    scratch: Path | None = None,
+    require_consent: bool = False,
+) -> Path:
+    """Make the party's folders (and the session's, ``scratch``) and write the worker's settings file;
+    returns its path."""
+    for sub in ("data", "models", "logs", "secrets"):
+        (pdir / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(pdir / "secrets", 0o700)
+    home = scratch or pdir
+    for sub in ("tmp", "work", "logs"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    settings = WorkerSettings(
+        party=party,
+        parties=table,
+        party_dir=str(pdir),
+        scratch_dir=None if scratch is None else str(scratch),
+        fd=fd,
+        coordinator_pid=os.getpid(),
+        log_level=log_level,
+        spu_profiles=spu_profiles,
+        require_consent=require_consent,
+    )
+    settings_path = home / "worker.json"
+    settings_path.write_text(settings.model_dump_json())
+    return settings_path
 
 
 @dataclass
@@ -160,6 +187,7 @@ class Engine:
         step_timeout: float = 3600.0,
         log_level: str = "warning",
         spu_profiles: Mapping[str, Mapping[str, Any]] | None = None,
+        spu_protocol: str = "SEMI2K",
         launcher: Literal["local", "distributed"] = "local",
         redis_url: str | None = None,
         redis_prefix: str = DEFAULT_PREFIX,
@@ -199,7 +227,19 @@ class Engine:
         self.start_timeout = start_timeout
         self.step_timeout = step_timeout
         self.log_level = log_level
-        self.spu_profiles = {k: dict(v) for k, v in (spu_profiles or SPU_PROFILES).items()}
+        try:
+            profiles = spu_profiles_for(spu_protocol) if spu_profiles is None else spu_profiles
+        except ValueError as exc:
+            raise ComputeError(str(exc), hint="pass spu_protocol='SEMI2K' or 'ABY3'") from None
+        self.spu_profiles = {k: dict(v) for k, v in profiles.items()}
+        protocol = protocol_of(self.spu_profiles)
+        self.spu_protocol = protocol or spu_protocol
+        """The SPU protocol of the jobs this engine runs (a job's manifest must name it)."""
+        if spu_protocol == "ABY3" and len(parties) != 3:
+            raise ComputeError(
+                f"the SPU protocol ABY3 runs exactly three parties, not {len(parties)}",
+                hint="use spu_protocol='SEMI2K' (any number of parties)",
+            )
         self.workers: dict[str, WorkerHandle] = {}
         self.log_retention_days = log_retention_days
         """Local mode: the parties' job logs older than this are removed when the workers start (and at

@@ -26,8 +26,8 @@ Redis layout (``prefix`` defaults to ``secureflow``), one *session* per
   The same queue also carries job log requests, which belong to no session: ``{"op": "logs", "request",
   "party", "job_id", "after", "exp", "sig"}``, signed under their own domain by a log reader the node's
   policy lists (`secureflow.compute.joblogs`, `secureflow.compute.worker.node`).
-* ``<prefix>:logs:<request>:out`` - a node's answer to one log request (its lines of that job, signed by
-  its member key; gone a minute after it was written).
+* ``<prefix>:logs:<party>:<request>:out`` - a party's node's answer to one log request (its lines of that
+  job, signed by its member key; gone a minute after it was written).
 * ``<prefix>:coord:<session>:out`` - what the nodes send back (JSON
   ``{"session", "party", "op": "ports" | "msg" | "exit", ...}``).
 * ``<prefix>:coord:<session>:hb:<party>`` - the node's heartbeat, a key

@@ -82,7 +82,7 @@ from secureflow.compute.worker.consented import (
     consented_steps,
 )
 from secureflow.compute.worker.context import ModelHandle, ReportSlice, StepContext, TableSlice, WorkerObject
-from secureflow.compute.worker.protocol import WorkerSettings, is_loopback
+from secureflow.compute.worker.protocol import WorkerSettings, is_loopback, protocol_of
 from secureflow.compute.worker.trust import request_job_id
 from secureflow.ledger.consent import consent_digest, recover_signer, sign_consent, sign_create_job
 from secureflow.ledger.records import PartyDigests, StepRecord, canonical_json, job_id_for
@@ -556,6 +556,12 @@ class Worker:
         policy = load_policy(self.root)
         reasons = policy.deployment_refusals(int(msg["chain_id"]), str(msg["ledger"]))
         reasons += consent_refusals(policy, manifest, self.address, self.data_dir)
+        session_protocol = protocol_of(self.settings.spu_profiles)
+        if manifest.spu_protocol != session_protocol:
+            reasons.append(
+                f"the job names SPU protocol {manifest.spu_protocol} but this party's SPU runs "
+                f"{session_protocol or 'no known protocol'}"
+            )
         if reasons:
             raise ConsentRefusedError(f"party {self.party!r} refuses job {job_id}: {'; '.join(reasons)}")
         self.consented[job_id] = ConsentedJob(
@@ -724,10 +730,53 @@ def _watch_parent(pid: int) -> None:
 
 
 def main(argv: list[str]) -> None:
+    """``main.py SETTINGS_FILE``: start a party worker; ``main.py --standby FD NODE_PID``: a warm spare."""
+    if len(argv) == 4 and argv[1] == "--standby":
+        standby(int(argv[2]), int(argv[3]))
+        return
     settings = WorkerSettings.model_validate_json(Path(argv[1]).read_text())
     _die_with_parent()
     threading.Thread(target=_watch_parent, args=(settings.coordinator_pid,), daemon=True).start()
     os.environ["SF_UT_DO_NOT_EXIT_ENV_FLAG"] = "1"  # a SecretFlow error must not os._exit mid-reply
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    run(settings, Connection(settings.fd), prewarmed=False)
+
+
+def standby(fd: int, node_pid: int) -> None:
+    """A warm spare of a node (`secureflow.compute.worker.standby`): import SecretFlow now, say so, then
+    wait for the settings of the session it will serve (``{"op": "configure", "settings": FILE}``) and
+    run as any worker from there, so that a job's first step does not wait for the import (~6-9 s).
+    It knows no party, port, key or data until configured; EOF on its socket (the node stopped) ends it."""
+    _die_with_parent()
+    threading.Thread(target=_watch_parent, args=(node_pid,), daemon=True).start()
+    os.environ["SF_UT_DO_NOT_EXIT_ENV_FLAG"] = "1"
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    conn = Connection(fd)
+    t0 = time.monotonic()
+    import secretflow  # noqa: F401 - the import is what a standby worker is for
+
+    conn.send({"op": "standby", "pid": os.getpid(), "import_s": time.monotonic() - t0})
+    try:
+        msg = conn.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+    if not isinstance(msg, dict) or msg.get("op") != "configure":
+        os._exit(0)
+    settings = WorkerSettings.model_validate_json(Path(str(msg["settings"])).read_text())
+    scratch = Path(settings.scratch_dir or settings.party_dir)
+    (scratch / "logs").mkdir(parents=True, exist_ok=True)
+    out = os.open(scratch / "logs" / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(out, 1)  # from here on, this session's worker log, as a worker spawned for it would write
+    os.dup2(out, 2)
+    os.close(out)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    run(settings, conn, prewarmed=True)
+
+
+def run(settings: WorkerSettings, conn: Connection, *, prewarmed: bool) -> None:
+    """Serve ``settings``' party over ``conn``: hello, SecretFlow's init, ready, then requests."""
     scratch = Path(settings.scratch_dir or settings.party_dir)
     tmp = scratch / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -736,10 +785,6 @@ def main(argv: list[str]) -> None:
     work = scratch / "work"
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    conn = Connection(settings.fd)
     worker = Worker(settings, conn)
     conn.send({"op": "hello", "party": worker.party, "address": worker.address, "pid": os.getpid()})
     try:
@@ -750,6 +795,7 @@ def main(argv: list[str]) -> None:
             {"op": "failed", "error_class": "WorkerError", "message": f"{type(exc).__name__} in sf.init"}
         )
         os._exit(1)
+    timings["prewarmed"] = 1.0 if prewarmed else 0.0
     conn.send({"op": "ready", "timings": timings})
     worker.serve()
 

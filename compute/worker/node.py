@@ -30,13 +30,15 @@ unread. SIGTERM/Ctrl-C stops every worker and the node.
 Job logs (`secureflow.compute.joblogs`): the party's workers keep each job's log lines, scrubbed, in
 ``<data-dir>/joblogs/<job_id>.log``. The node answers a ``logs`` entry of its queue (no session) with the
 lines of that one job, signed with its member key under ``LOG_REPLY_DOMAIN`` on
-``<prefix>:logs:<request>:out``, only when the entry is signed under ``LOG_REQUEST_DOMAIN`` by an account
-its policy lists in ``log_readers``, is addressed to this party, unexpired, not a replay of a request id,
-and names a job whose log this node keeps (a job it ran); any other log request is dropped unanswered
-(logged without its content). Job logs and ``sessions/<id>/`` folders older than ``--log-retention-days``
-are removed at start and every hour (running sessions are kept). The member key and salt
-stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures
-goes through Redis.
+``<prefix>:logs:<party>:<request>:out``, only when the entry is signed under ``LOG_REQUEST_DOMAIN`` by an
+account its policy lists in ``log_readers``, is addressed to this party, unexpired, not a replay of a
+request id, and names a job whose log this node keeps (a job it ran); any other log request is dropped
+unanswered (logged without its content). A request is checked in the queue loop, then read and answered by
+one of `LOG_READERS` threads of its own (a slow or large read never holds up a session's job requests);
+past `LOG_BACKLOG` waiting, more are dropped. Job logs and ``sessions/<id>/`` folders older than
+``--log-retention-days`` are removed at start and every hour (running sessions are kept). The member key
+and salt stay in ``<data-dir>/secrets``; nothing but names, metadata, digests and signatures goes through
+Redis.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +92,8 @@ from secureflow.compute.worker.link import (
     outbound_key,
 )
 from secureflow.compute.worker.node_metrics import NodeMetrics
-from secureflow.compute.worker.protocol import PartyPorts, is_loopback
+from secureflow.compute.worker.protocol import SPU_PROTOCOL_PROFILES, PartyPorts, is_loopback, protocol_of
+from secureflow.compute.worker.standby import Standby
 from secureflow.compute.worker.tls import TlsError, TlsIdentity, TlsTunnel, fingerprint, listen_socket
 from secureflow.compute.worker.trust import JOB_OPS, QueueGuard, member_key
 from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
@@ -144,6 +148,10 @@ MAX_LOG_REQUEST_S = 300.0
 """A log request expiring later than this from now is dropped (a signed request is short-lived)."""
 LOG_REPLY_TTL_S = 60
 """A log answer nobody read is gone after this many seconds."""
+LOG_READERS = 2
+"""Log requests served at once, each in a thread of its own (never in the loop that takes job requests)."""
+LOG_BACKLOG = 8
+"""Log requests waiting for a reader beyond `LOG_READERS`; more are dropped (their reader times out)."""
 
 
 class Node:
@@ -162,6 +170,7 @@ class Node:
         guard: QueueGuard | None = None,
         log_retention_days: float = DEFAULT_RETENTION_DAYS,
         tls: TlsIdentity | None = None,
+        warm_worker: bool = True,
     ) -> None:
         if not party or ":" in party:
             raise ComputeError(f"invalid party name {party!r}", hint="use the party's name from the manifest")
@@ -177,6 +186,8 @@ class Node:
         """Signature, coordinator-role and on-chain consent checks (None: every entry is trusted)."""
         self.tls = tls
         """This node's TLS identity: the links to its workers run through a `TlsTunnel` (None: plain TCP)."""
+        self.standby = Standby(party, self.party_dir) if warm_worker else None
+        """The warm spare worker a session takes (SecretFlow imported before the job; None: no spare)."""
         self._member_key = member_key(self.party_dir)
         """Signs every reply to the coordinator (`REPLY_DOMAIN`): its ports, its worker's replies, exits."""
         from eth_account import Account
@@ -199,6 +210,8 @@ class Node:
         self._pruned = time.monotonic()
         self._log_requests: dict[str, float] = {}
         """Log request ids answered or refused, with their expiry (a replay is dropped)."""
+        self._log_pool = ThreadPoolExecutor(LOG_READERS, thread_name_prefix="secureflow-node-logs")
+        self._log_slots = threading.BoundedSemaphore(LOG_READERS + LOG_BACKLOG)
 
     # -- compatibility views of the single-session API ----------------------------------------------
     @property
@@ -236,6 +249,7 @@ class Node:
                 "host": self.host,
                 "sessions": len(self.sessions),
                 "max_sessions": self.max_sessions,
+                "warm": self.standby is not None and self.standby.warm(),
                 "ts": time.time(),
             }
         )
@@ -359,15 +373,18 @@ class Node:
                     failed = {"op": "failed", "error_class": "WorkerError", "message": str(exc)}
                     self._push(session, "msg", msg=failed)
                     return
-            link = spawn_worker(
-                self.party,
-                self.party_dir,
-                worker_table,
-                log_level=sess.log_level,
-                spu_profiles=sess.spu_profiles,
-                scratch=sess.scratch,
-                require_consent=self.guard is not None,
-            )
+            options: dict[str, Any] = {
+                "log_level": sess.log_level,
+                "spu_profiles": sess.spu_profiles,
+                "scratch": sess.scratch,
+                "require_consent": self.guard is not None,
+            }
+            link = None if self.standby is None else self.standby.take(worker_table, **options)
+            if link is not None:
+                self.metrics.warm_starts.inc()
+                self.metrics.warm_worker.set(0)
+            else:
+                link = spawn_worker(self.party, self.party_dir, worker_table, **options)
             sess.link = link
             self.metrics.worker_starts.inc()
             with self._lock:
@@ -434,26 +451,45 @@ class Node:
         return None
 
     def serve_logs(self, entry: dict[str, Any]) -> None:
-        """Answer a signed log request with this party's scrubbed lines of one job it ran (else drop it)."""
+        """Answer a signed log request with this party's scrubbed lines of one job it ran (else drop it).
+
+        The checks run here, in the queue loop, in the order the requests came (cheap: a signature and the
+        policy file); the read and the answer run in a log reader thread (`LOG_READERS`), so a large or
+        slow read never holds up the sessions' job requests. Past `LOG_BACKLOG` waiting it is dropped."""
         why = self._log_request_refusal(entry)
+        if why is None and not self._log_slots.acquire(blocking=False):
+            why = f"{LOG_READERS + LOG_BACKLOG} already in progress"
         if why is not None:
             self.metrics.log_requests.labels("dropped").inc()
             log.warning("dropped a log request: %s", why)
             return
-        request, job_id = str(entry["request"]), str(entry["job_id"])
+        request, job_id, after = str(entry["request"]), str(entry["job_id"]), int(entry.get("after", 0))
         try:
-            lines, nxt = read_job_log(self.party_dir, job_id, int(entry.get("after", 0)))
-            reply = log_reply(self.party, request, lines, nxt)
-        except JobLogError:
-            reply = log_reply(self.party, request, None, 0)
-        key = log_reply_key(self.prefix, request)
-        signed = sign_entry(reply, self._member_key, LOG_REPLY_DOMAIN)
-        pipe = self.client.pipeline()
-        pipe.rpush(key, encode(signed))
-        pipe.expire(key, LOG_REPLY_TTL_S)
-        pipe.execute()
-        self.metrics.log_requests.labels("answered" if reply["ok"] else "no_log").inc()
-        log.info("answered a log request for job %s (%s)", job_id[:10], "found" if reply["ok"] else "no log")
+            self._log_pool.submit(self._answer_logs, request, job_id, after)
+        except RuntimeError:  # the node is stopping: its pool takes nothing more
+            self._log_slots.release()
+
+    def _answer_logs(self, request: str, job_id: str, after: int) -> None:
+        """In a log reader thread: read the page and push the signed answer."""
+        try:
+            try:
+                lines, nxt = read_job_log(self.party_dir, job_id, after)
+                reply = log_reply(self.party, request, lines, nxt)
+            except JobLogError:
+                reply = log_reply(self.party, request, None, 0)
+            key = log_reply_key(self.prefix, self.party, request)
+            signed = sign_entry(reply, self._member_key, LOG_REPLY_DOMAIN)
+            self.metrics.log_requests.labels("answered" if reply["ok"] else "no_log").inc()
+            pipe = self.client.pipeline()
+            pipe.rpush(key, encode(signed))
+            pipe.expire(key, LOG_REPLY_TTL_S)
+            pipe.execute()
+            found = "found" if reply["ok"] else "no log"
+            log.info("answered a log request for job %s (%s)", job_id[:10], found)
+        except Exception as exc:  # a reader thread reports, never dies silently
+            log.error("could not answer a log request (%s)", type(exc).__name__)
+        finally:
+            self._log_slots.release()
 
     def prune_logs(self) -> int:
         """Remove job logs and finished sessions' folders older than the retention (returns how many)."""
@@ -509,6 +545,22 @@ class Node:
             signers[party] = signer
         if signers.get(self.party) != self.member or table[self.party].tls_cert != self.tls.cert_pem:
             raise TlsError("the table does not carry this node's own certificate")
+        if (
+            self.guard is not None
+        ):  # a peer's link is admitted only with a certificate an active member signed
+            for party, signer in signers.items():
+                try:
+                    member = party == self.party or self.guard.authority.is_active_member(signer)
+                except Exception as exc:  # the chain is unreachable: never a guess
+                    raise TlsError(
+                        f"cannot check on chain who signed party {party!r}'s certificate "
+                        f"({type(exc).__name__})"
+                    ) from None
+                if not member:
+                    raise TlsError(
+                        f"party {party!r}'s certificate is signed by {signer}, which is no active member of "
+                        "the pinned registry"
+                    )
         peers = {p: str(t.tls_cert) for p, t in table.items() if p != self.party}
         tunnel = TlsTunnel(self.tls, sess.session)
         sess.tunnel, sess.cert_signers = tunnel, signers
@@ -566,6 +618,22 @@ class Node:
         profiles = entry.get("spu_profiles", {})
         if not isinstance(profiles, dict) or len(profiles) > MAX_SPU_PROFILES:
             log.warning("session %s refused: more than %d SPU profiles", session[:8], MAX_SPU_PROFILES)
+            return
+        if not all(isinstance(v, dict) for v in profiles.values()) or protocol_of(profiles) is None:
+            # The worker creates its SPU devices from these: only the runtime configs of a protocol this
+            # version runs (SEMI2K, ABY3), never one a coordinator made up (REF2K shares nothing).
+            log.warning("session %s refused: SPU runtime configs of no known protocol", session[:8])
+            self._push(
+                session,
+                "msg",
+                msg={
+                    "op": "failed",
+                    "error_class": "WorkerError",
+                    "message": f"the node of party {self.party!r} runs SPU sessions only under the runtime "
+                    f"configs of {' or '.join(SPU_PROTOCOL_PROFILES)} (this version's "
+                    "compute.worker.protocol); it refused the ones asked for",
+                },
+            )
             return
         sess = Session(
             session=session,
@@ -674,11 +742,24 @@ class Node:
             running = len(self.sessions)
         return True, f"{running} session(s) of at most {self.max_sessions}"
 
+    def keep_warm(self) -> None:
+        """Start a spare worker whenever there is none (at start, and as soon as a session took the last
+        one, so the next job, concurrent or not, finds one warm); report whether one waits warm."""
+        if self.standby is None or self.stopping.is_set():
+            return
+        try:
+            if self.standby.due():
+                self.standby.spawn()
+        except Exception as exc:  # an optimisation: never what stops the node (disk full, no fork, …)
+            log.warning("cannot start a warm spare worker (%s); jobs start their workers cold", exc)
+        self.metrics.warm_worker.set(1 if self.standby.warm() else 0)
+
     def serve(self) -> None:
         """Take work from this party's queue until SIGTERM/SIGINT (or `stopping` is set)."""
         beat = threading.Thread(target=self._beat, daemon=True)
         beat.start()
         self.metrics.up.set(1)
+        self.keep_warm()
         try:
             while not self.stopping.is_set():
                 try:
@@ -697,12 +778,17 @@ class Node:
                     except Exception as exc:  # one bad entry must not take down every session of the node
                         log.error("dropped an entry that could not be handled (%s)", type(exc).__name__)
                 self.check_engine()
+                self.keep_warm()
                 if time.monotonic() - self._pruned > PRUNE_INTERVAL_S:
                     self.prune_logs()
         finally:
             self.metrics.up.set(0)
             self.stopping.set()
+            self._log_pool.shutdown(wait=False, cancel_futures=True)
             self.stop_worker()
+            if self.standby is not None:
+                self.standby.stop()
+                self.metrics.warm_worker.set(0)
             with suppress(redis.RedisError):
                 self.client.delete(node_alive_key(self.prefix, self.party))
 
@@ -721,8 +807,12 @@ def run_node(
     guard: QueueGuard | None = None,
     log_retention_days: float = DEFAULT_RETENTION_DAYS,
     tls: TlsIdentity | None = None,
+    warm_worker: bool = True,
 ) -> None:
     """``secureflow node``: serve ``party`` from ``data_dir`` until SIGTERM or Ctrl-C.
+
+    ``warm_worker``: keep a spare party worker with SecretFlow imported for the next job
+    (`secureflow.compute.worker.standby`), started at once and again whenever a job took it.
 
     ``guard``: the signature, coordinator-role and on-chain consent checks (None: trusts its Redis).
     ``tls``: the node's TLS identity; the links between the parties' workers then run over mutual TLS
@@ -742,6 +832,7 @@ def run_node(
         guard=guard,
         log_retention_days=log_retention_days,
         tls=tls,
+        warm_worker=warm_worker,
     )
     node.prune_logs()
     if tls is None:

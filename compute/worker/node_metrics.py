@@ -126,6 +126,14 @@ class NodeMetrics:
         self.worker_starts = Counter(
             "secureflow_node_worker_starts", "Party workers spawned (one per session table)", registry=r
         )
+        self.warm_starts = Counter(
+            "secureflow_node_worker_warm_starts",
+            "Session workers that were the node's warm spare (SecretFlow imported before the job)",
+            registry=r,
+        )
+        self.warm_worker = Gauge(
+            "secureflow_node_warm_worker", "1 while a warm spare party worker waits for a job", registry=r
+        )
         self.worker_exits = Counter(
             "secureflow_node_worker_exits",
             "Party worker exits by outcome (clean: code 0, error: another code, signal: killed, unknown)",

@@ -13,16 +13,58 @@ salt or key.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 # SPU runtime configurations, passed as strings (enums from SecretFlow's test helpers do not serialise).
 # "precise" exists because 18 fraction bits made VIF return 0.0 at ~51k rows (measured).
-SPU_PROFILES: dict[str, dict[str, Any]] = {
-    "default": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 18},
-    "precise": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 40},
+# One set per SPU protocol a job may name (`JobManifest.spu_protocol`): SEMI2K runs any number of
+# parties; ABY3 (replicated secret sharing, honest majority) exactly three, on the smaller FM64 ring for
+# the default profile (measured 1.6-1.9x faster than SEMI2K FM128 on SS-LR and SS-XGB, DESIGN.md).
+SPU_PROTOCOL_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "SEMI2K": {
+        "default": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 18},
+        "precise": {"protocol": "SEMI2K", "field": "FM128", "fxp_fraction_bits": 40},
+    },
+    "ABY3": {
+        "default": {"protocol": "ABY3", "field": "FM64", "fxp_fraction_bits": 18},
+        "precise": {"protocol": "ABY3", "field": "FM128", "fxp_fraction_bits": 40},
+    },
 }
+SPU_PROFILES: dict[str, dict[str, Any]] = SPU_PROTOCOL_PROFILES["SEMI2K"]
+"""The profiles of the default protocol (SEMI2K)."""
+
+
+def spu_profiles_for(protocol: str) -> dict[str, dict[str, Any]]:
+    """The SPU profiles of a job run under ``protocol`` (a copy); `ValueError` for an unknown one."""
+    try:
+        return {name: dict(runtime) for name, runtime in SPU_PROTOCOL_PROFILES[protocol].items()}
+    except KeyError:
+        raise ValueError(
+            f"unknown SPU protocol {protocol!r}: use one of {', '.join(SPU_PROTOCOL_PROFILES)}"
+        ) from None
+
+
+def protocol_of(profiles: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The SPU protocol whose profiles ``profiles`` are exactly (runtime configs compared as strings),
+    ``""`` for no SPU at all, or None when they are not one of `SPU_PROTOCOL_PROFILES`' sets.
+
+    A party worker creates its SPU devices from the profiles its coordinator sends: a node accepts only
+    these known sets, so that a coordinator cannot have its party's shares computed under another runtime
+    (REF2K, SPU's plaintext reference protocol, would give every party the others' values)."""
+    if not profiles:
+        return ""
+
+    def norm(p: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+        return {str(k): {str(a): str(b) for a, b in dict(v).items()} for k, v in p.items()}
+
+    given = norm(profiles)
+    for protocol, known in SPU_PROTOCOL_PROFILES.items():
+        if given == norm(known):
+            return protocol
+    return None
 
 
 class PartyPorts(BaseModel):

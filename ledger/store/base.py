@@ -174,6 +174,12 @@ class LedgerStore(ABC):
         """When the oldest record still waiting for its anchor (``pending`` or ``submitted``) was accepted;
         None if every record is confirmed or failed. Two index lookups: a metrics scrape reads it."""
 
+    @abstractmethod
+    def unanchored_running_jobs(self, accepted_before: datetime, limit: int = 1000) -> list[StepRecordRow]:
+        """For each running job with a record still waiting for its anchor (``pending`` or ``submitted``)
+        accepted at or before ``accepted_before``, its oldest such record; longest waiting first. What the
+        API's watchdog fails a job on (``unanchored_fail_after``)."""
+
     def job_record_counts(self, job_id: str) -> tuple[dict[str, int], int | None]:
         """The job's records per status (every status present) and its highest seq (None without records).
 

@@ -162,6 +162,28 @@ class RecordsMixin(SqlStoreBase):
                     oldest = accepted
         return oldest
 
+    def unanchored_running_jobs(self, accepted_before: datetime, limit: int = 1000) -> list[StepRecordRow]:
+        _uint(limit, "limit", 10_000)
+        # ids grow with acceptance: a job's lowest waiting id is its longest waiting record
+        oldest_per_job = (
+            select(func.min(StepRecordOrm.id))
+            .join(JobOrm, JobOrm.job_id == StepRecordOrm.job_id)
+            .where(
+                JobOrm.status == "running",
+                StepRecordOrm.status.in_(("pending", "submitted")),
+                StepRecordOrm.accepted_at <= accepted_before,
+            )
+            .group_by(StepRecordOrm.job_id)
+        )
+        with self._tx(write=False) as s:
+            rows = s.scalars(
+                select(StepRecordOrm)
+                .where(StepRecordOrm.id.in_(oldest_per_job))
+                .order_by(StepRecordOrm.id)
+                .limit(limit)
+            )
+            return [_to(StepRecordRow, row) for row in rows]
+
     def job_record_counts(self, job_id: str) -> tuple[dict[str, int], int | None]:
         counts: dict[str, int] = dict.fromkeys(RECORD_STATUSES, 0)
         highest: int | None = None

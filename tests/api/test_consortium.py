@@ -116,7 +116,12 @@ class Consortium:
     def wait_nodes(self, timeout: float = 120.0) -> None:
         rds = redis.Redis.from_url(f"{REDIS}/0")
         deadline = time.monotonic() + timeout
-        while not all(rds.exists(node_alive_key(self.prefix, p)) for p in PARTIES):
+
+        def warm(party: str) -> bool:  # beating, with its spare worker warm (SecretFlow imported)
+            beat = rds.get(node_alive_key(self.prefix, party))
+            return beat is not None and bool(json.loads(beat).get("warm"))
+
+        while not all(warm(p) for p in PARTIES):
             dead = [n for n, p in self.procs.items() if p.poll() is not None]
             assert not dead, f"{dead} exited: {self.logs_tail()}"
             assert time.monotonic() < deadline, "the nodes did not beat in time"
@@ -139,7 +144,11 @@ def _node_dir(root: Path, party: str, table: pd.DataFrame) -> Path:
     key.chmod(0o600)
     table.to_csv(folder / "data" / "t3.csv", index=False)
     others = [a for p, a in ADDRESSES.items() if p != party]
-    policy: dict[str, Any] = {"version": 1, "reveal": {"psi": others, "secure_predict": others}}
+    policy: dict[str, Any] = {
+        "version": 1,
+        "reveal": {"psi": others, "secure_predict": others},
+        "spu_protocols": ["SEMI2K", "ABY3"],  # ABY3 only where a member's policy accepts it
+    }
     if party == "carol":  # carol exposes only t3.csv and accepts no statistics over her columns
         policy |= {
             "datasets": ["t3.csv"],
@@ -770,3 +779,51 @@ def test_rabbitmq_carries_jobs_like_redis(consortium: Consortium, rabbitmq_servi
         services.executor.close()
         services.executor = redis_executor
         _stop([rabbit])
+
+
+def _aby3_models(c: Consortium, party: str) -> list[dict[str, Any]]:
+    metas = [json.loads(p.read_text()) for p in c.nodes[party].rglob("meta.json")]
+    return [m for m in metas if (m.get("spu_runtime_config") or {}).get("protocol") == "ABY3"]
+
+
+def test_an_aby3_job_of_three_members_runs_under_the_protocol_its_manifest_names(
+    consortium: Consortium,
+) -> None:
+    """``spu_protocol: ABY3`` (three parties, honest majority): the coordinator starts the job's SPU on each
+    node under ABY3's runtime (each node checks it is a known one and consents only to a manifest naming
+    its session's protocol); the model's stored runtime config says ABY3 at every party; the scores rank
+    as well as SEMI2K's; the job closes on chain with all three consents."""
+    from sklearn.metrics import roc_auc_score
+
+    c = consortium
+    assert all(_aby3_models(c, p) == [] for p in PARTIES)
+    steps = [
+        dict(PIPELINE[0], save={"table": "out/aby3-j.csv"}),
+        PIPELINE[1],
+        dict(PIPELINE[2], save={"table": "out/aby3-scores.csv"}),
+    ]
+    job_id = _submit(c, "bob", {**_manifest("aby3", steps), "spu_protocol": "ABY3"})
+    job = _wait_job(c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] == "confirmed")
+    assert job["status"] == "completed", (job, c.logs_tail())
+    on_chain = _chain_job(c, job_id)
+    assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, 3)
+    for party in PARTIES:
+        [meta] = _aby3_models(c, party)
+        assert meta["spu_runtime_config"]["field"] == "FM64", meta["spu_runtime_config"]
+    labels = pd.read_csv(c.nodes["alice"] / "data" / "out" / "aby3-j.csv")["y"].to_numpy()
+    scores = pd.read_csv(c.nodes["alice"] / "data" / "out" / "aby3-scores.csv").iloc[:, -1].to_numpy()
+    assert len(scores) == len(labels) and roc_auc_score(labels, scores) > 0.8
+
+
+def test_an_aby3_manifest_of_two_members_is_refused_before_anything_runs(consortium: Consortium) -> None:
+    c = consortium
+    manifest = {**_manifest("aby3-two", PIPELINE[:1]), "spu_protocol": "ABY3"}
+    manifest["parties"] = manifest["parties"][:2]
+    manifest["datasets"] = {"raw": {"alice": "t3.csv", "bob": "t3.csv"}}
+    before = len(c.api.store.list_jobs())
+    answer = requests.post(
+        f"{c.url}/v1/jobs", json={"manifest": manifest}, headers=c.headers("alice"), timeout=60
+    )
+    assert answer.status_code == 422, answer.text
+    assert "ABY3 runs exactly three parties" in answer.text
+    assert len(c.api.store.list_jobs()) == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,9 +55,15 @@ class Nodes:
         return name
 
     def wait_up(self, rds: redis.Redis, parties: tuple[str, ...], timeout: float = 120.0) -> None:
-        """Until every node beats (its heartbeat key exists): it is running and reads its queue."""
+        """Until every node beats with its spare worker warm: it is running, reads its queue, and the first
+        session takes the spare (no second SecretFlow import competing with the first job's start)."""
+
+        def warm(party: str) -> bool:
+            beat = rds.get(node_alive_key(self.prefix, party))
+            return beat is not None and bool(json.loads(beat).get("warm"))
+
         deadline = time.monotonic() + timeout
-        while not all(rds.exists(node_alive_key(self.prefix, p)) for p in parties):
+        while not all(warm(p) for p in parties):
             for party in parties:
                 proc = self.procs.get(party)
                 if proc is not None and proc.poll() is not None:

@@ -312,6 +312,73 @@ def test_stale_session_messages_are_ignored(dengine, nodes, rds) -> None:  # typ
     assert all(proc.poll() is None for proc in nodes.procs.values())
 
 
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        {"protocol": "REF2K", "field": "FM64", "fxp_fraction_bits": 18},  # SPU's plaintext reference protocol
+        {
+            "protocol": "SEMI2K",
+            "field": "FM128",
+            "fxp_fraction_bits": 2,
+        },  # a known protocol, made-up precision
+    ],
+    ids=["ref2k", "semi2k-other-precision"],
+)
+def test_a_node_refuses_an_spu_session_of_no_known_protocol(nodes, rds, runtime) -> None:  # type: ignore[no-untyped-def]
+    """Attack: a coordinator (or whoever writes to a node's queue) asks the node's worker for an SPU under a
+    runtime config of its own making: REF2K would put every party's inputs in the clear at the others. The
+    node answers with a refusal naming the protocols it runs, and starts no worker for the session."""
+    session = uuid.uuid4().hex
+    rds.set(engine_alive_key(nodes.prefix, session), "1", ex=60)
+    start = {
+        "session": session,
+        "op": "start",
+        "exp": time.time() + 60,
+        "spu_profiles": {"default": runtime, "precise": runtime},
+    }
+    rds.rpush(inbound_key(nodes.prefix, "alice"), json.dumps(start))
+    popped = rds.blpop([outbound_key(nodes.prefix, session)], timeout=30)
+    assert popped is not None, "the node never answered the start of an SPU session it must refuse"
+    reply = json.loads(popped[1])
+    assert reply["party"] == "alice" and reply["op"] == "msg", reply
+    assert reply["msg"]["op"] == "failed" and "SEMI2K or ABY3" in reply["msg"]["message"], reply
+    assert rds.get(heartbeat_key(nodes.prefix, session, "alice")) is None  # no worker beats for it
+    rds.delete(engine_alive_key(nodes.prefix, session))
+
+
+def test_a_session_takes_the_node_s_warm_worker(nodes, rds, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each node keeps a spare party worker that imported SecretFlow before any job asked (its heartbeat
+    says ``warm``): a new session's worker is that spare (its ready message says ``prewarmed``)."""
+
+    def warm(party: str) -> bool:
+        beat = rds.get(node_alive_key(nodes.prefix, party))
+        return beat is not None and bool(json.loads(beat).get("warm"))
+
+    def wait_warm(timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not all(warm(p) for p in PARTIES):
+            assert time.monotonic() < deadline, [nodes.log(p).read_text()[-2000:] for p in PARTIES]
+            time.sleep(0.2)
+
+    wait_warm()
+    eng = Engine(
+        PARTIES,
+        tmp_path / "coord",
+        launcher="distributed",
+        redis_url=REDIS_URL,
+        redis_prefix=nodes.prefix,
+        start_timeout=180.0,
+        node_timeout=5.0,
+    )
+    eng.start()
+    try:
+        assert {p: w.timings.get("prewarmed") for p, w in eng.workers.items()} == {p: 1.0 for p in PARTIES}
+        assert eng.ping(timeout=20)
+    finally:
+        eng.shutdown()
+    assert "a warm party worker is ready" in nodes.log("alice").read_text()
+
+
 def test_a_node_killed_mid_job_fails_the_job_without_hanging(dengine, nodes, recorder, rds) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(11)
     n = 2000

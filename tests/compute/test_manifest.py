@@ -127,3 +127,27 @@ def test_in_range_parameters_validate() -> None:
 def test_manifest_hash_is_stable() -> None:
     assert _manifest([PSI]).manifest_hash(SECRET) == _manifest([PSI]).manifest_hash(SECRET)
     assert _manifest([PSI]).manifest_hash(SECRET) != _manifest([PSI], name="other").manifest_hash(SECRET)
+
+
+def test_the_spu_protocol_is_committed_and_aby3_needs_three_parties() -> None:
+    secret = "0x" + "11" * 32
+    semi2k = _manifest([PSI])
+    # a SEMI2K manifest commits exactly as before the protocol was a manifest field (anchored job ids hold)
+    before = "0x28651dec8f8e0f8e367f4941839c463a6737a331997007832c8b2408cfc2ad4b"
+    assert semi2k.manifest_hash(secret) == before
+    assert _manifest([PSI], spu_protocol="SEMI2K").manifest_hash(secret) == semi2k.manifest_hash(secret)
+    with pytest.raises(ManifestError, match="ABY3 runs exactly three parties, not 2"):
+        _manifest([PSI], spu_protocol="ABY3")
+    with pytest.raises(ManifestError, match="spu_protocol"):
+        _manifest([PSI], spu_protocol="REF2K")
+    three = {
+        "parties": [
+            {"name": "alice", "address": A},
+            {"name": "bob", "address": B},
+            {"name": "carol", "address": "0x" + "cc" * 20},
+        ],
+        "steps": [PSI],
+    }
+    aby3 = JobManifest.parse({**three, "spu_protocol": "ABY3"})
+    assert aby3.model_dump(mode="json")["spu_protocol"] == "ABY3"
+    assert aby3.manifest_hash(secret) != JobManifest.parse(three).manifest_hash(secret)  # committed

@@ -27,6 +27,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from scrape import metrics_url_in, scrape, value
 
+import secureflow.compute.worker.node as node_module
 from secureflow.compute.joblogs import (
     JobLogHandler,
     NodeLogsUnavailableError,
@@ -36,7 +37,14 @@ from secureflow.compute.joblogs import (
     request_node_logs,
 )
 from secureflow.compute.policy import PartyPolicy, write_policy
-from secureflow.compute.worker.link import decode, encode, inbound_key, node_alive_key
+from secureflow.compute.worker.link import (
+    decode,
+    encode,
+    engine_alive_key,
+    inbound_key,
+    node_alive_key,
+    outbound_key,
+)
 from secureflow.compute.worker.trust import member_address
 from secureflow.ledger.queue_signing import DOMAIN, LOG_REPLY_DOMAIN, LOG_REQUEST_DOMAIN, sign_entry
 
@@ -160,7 +168,7 @@ def test_forged_log_requests_are_dropped_unanswered(lnodes: Nodes, rds: redis.Re
         sign_entry(_request(JOB, exp=time.time() + 10 * DAY), key_of(READER), LOG_REQUEST_DOMAIN),
     ]
     rds.rpush(queue, encode(valid))
-    answered = rds.blpop([log_reply_key(lnodes.prefix, str(valid["request"]))], timeout=20)
+    answered = rds.blpop([log_reply_key(lnodes.prefix, "alice", str(valid["request"]))], timeout=20)
     assert answered is not None
     reply = decode(answered[1])
     assert reply is not None and reply["ok"] and reply["lines"][0] == "job line 0"
@@ -168,7 +176,7 @@ def test_forged_log_requests_are_dropped_unanswered(lnodes: Nodes, rds: redis.Re
         rds.rpush(queue, encode(entry))
     assert _read(lnodes, rds, OTHER) == ["other job line"]  # sent after them: they were all handled
     for entry in [*forged, valid]:
-        assert not rds.exists(log_reply_key(lnodes.prefix, str(entry["request"])))
+        assert not rds.exists(log_reply_key(lnodes.prefix, "alice", str(entry["request"])))
     log = lnodes.log("alice").read_text()
     for why in (
         "no valid signature",
@@ -204,7 +212,7 @@ def test_an_answer_not_signed_by_the_partys_member_key_is_not_taken(lnodes: Node
                 continue
             entry = decode(got[1]) or {}
             forged = log_reply("carol", str(entry.get("request")), ["forged line"], 1)
-            client.rpush(log_reply_key(lnodes.prefix, str(entry.get("request"))),
+            client.rpush(log_reply_key(lnodes.prefix, "carol", str(entry.get("request"))),
                          encode(sign_entry(forged, key_of(STRANGER), LOG_REPLY_DOMAIN)))  # fmt: skip
         client.close()
 
@@ -225,3 +233,115 @@ def test_an_answer_not_signed_by_the_partys_member_key_is_not_taken(lnodes: Node
         stop.set()
         thread.join(5)
         rds.delete(alive)
+
+
+def test_a_log_read_in_progress_does_not_hold_up_a_job_request(
+    tmp_path: Path, rds: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding F5: a node in this process whose log read blocks (a stand-in for a slow disk or a huge
+    log, which cannot be made on cue: ``read_job_log`` waits on an Event) still answers a session's start
+    with its ports; once the read is let go, the log request is answered too."""
+    prefix = f"sftest-logs-{uuid.uuid4().hex[:12]}"
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    write_policy(alice, PartyPolicy(log_readers=(READER.address,)))
+    JobLogHandler(alice).write(JOB, "job line 0")
+    reading, release = threading.Event(), threading.Event()
+    real_read = node_module.read_job_log
+
+    def slow_read(party_dir: Path, job_id: str, after: int = 0) -> tuple[list[str], int]:
+        reading.set()
+        assert release.wait(60)
+        return real_read(party_dir, job_id, after)
+
+    monkeypatch.setattr(node_module, "read_job_log", slow_read)
+    node = node_module.Node("alice", alice, REDIS_URL, prefix=prefix)
+    loop = threading.Thread(target=node.serve, daemon=True)
+    loop.start()
+    session = secrets.token_hex(16)
+    try:
+        request = sign_entry(_request(JOB), key_of(READER), LOG_REQUEST_DOMAIN)
+        rds.rpush(inbound_key(prefix, "alice"), encode(request))
+        assert reading.wait(20)  # the node is reading the log now
+        rds.set(engine_alive_key(prefix, session), "1", ex=60)
+        start = {"session": session, "op": "start", "exp": time.time() + 60, "spu_profiles": {}}
+        rds.rpush(inbound_key(prefix, "alice"), encode(start))
+        ports = rds.blpop([outbound_key(prefix, session)], timeout=20)
+        assert ports is not None and (decode(ports[1]) or {}).get("op") == "ports"
+        assert not release.is_set()  # answered while the log read was still held
+        release.set()
+        answer = rds.blpop([log_reply_key(prefix, "alice", str(request["request"]))], timeout=20)
+        assert answer is not None and (decode(answer[1]) or {}).get("lines") == ["job line 0"]
+    finally:
+        release.set()
+        node.stopping.set()
+        loop.join(15)
+        for key in rds.scan_iter(f"{prefix}:*"):
+            rds.delete(key)
+
+
+def test_a_reply_of_another_party_is_never_taken_as_this_partys(lnodes: Nodes, rds: redis.Redis) -> None:
+    """Review finding F8: each party's node answers under a key of its own party, so the replies of two
+    parties to one reader never share a key and a Redis ACL per node can keep bob's node to bob's keys.
+    Bob's node, with its real member key, answers a log request meant for carol: under carol's key (his
+    ACL would refuse it; here it is written anyway) it is not signed by carol's member key, and under his
+    own key nobody reads it for carol."""
+    request = "ab" * 16
+    assert log_reply_key(lnodes.prefix, "alice", request) != log_reply_key(lnodes.prefix, "bob", request)
+    bob = Account.create()
+    alive = node_alive_key(lnodes.prefix, "carol")
+    rds.set(alive, "{}", ex=60)
+    stop = threading.Event()
+
+    def bob_answers_for_carol() -> None:
+        client = redis.Redis.from_url(REDIS_URL)
+        while not stop.is_set():
+            got = client.blpop([inbound_key(lnodes.prefix, "carol")], timeout=1)
+            if got is None:
+                continue
+            asked = str((decode(got[1]) or {}).get("request"))
+            for party in ("carol", "bob"):  # claiming carol's reply, and bob's own to the same request
+                reply = sign_entry(log_reply(party, asked, ["bob's line"], 1), key_of(bob), LOG_REPLY_DOMAIN)
+                for key_party in ("carol", "bob"):
+                    client.rpush(log_reply_key(lnodes.prefix, key_party, asked), encode(reply))
+        client.close()
+
+    thread = threading.Thread(target=bob_answers_for_carol, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(NodeLogsUnavailableError, match=r"party 'carol'.*no signed answer"):
+            request_node_logs(
+                rds,
+                prefix=lnodes.prefix,
+                party="carol",
+                member=Account.create().address,  # carol's member address (the manifest's)
+                job_id=JOB,
+                signer=key_of(READER),
+                timeout=3.0,
+            )
+    finally:
+        stop.set()
+        thread.join(5)
+        rds.delete(alive)
+
+
+def test_a_nodes_redis_acl_can_keep_it_to_its_own_partys_reply_keys(lnodes: Nodes, rds: redis.Redis) -> None:
+    """What the per-party key makes possible (F8): a Redis ACL user for bob's node that may write only
+    ``<prefix>:logs:bob:*`` cannot put anything where alice's replies are read."""
+    user, password = f"sftest-bob-{uuid.uuid4().hex[:8]}", secrets.token_hex(16)
+    rds.acl_setuser(
+        user,
+        enabled=True,
+        passwords=[f"+{password}"],
+        keys=[f"{lnodes.prefix}:logs:bob:*"],
+        commands=["+rpush", "+expire"],
+    )
+    try:
+        as_bob = redis.Redis.from_url(REDIS_URL, username=user, password=password)
+        assert as_bob.rpush(log_reply_key(lnodes.prefix, "bob", "cd" * 16), "x") == 1
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            as_bob.rpush(log_reply_key(lnodes.prefix, "alice", "cd" * 16), "x")
+        as_bob.close()
+    finally:
+        rds.acl_deluser(user)
+        rds.delete(log_reply_key(lnodes.prefix, "bob", "cd" * 16))

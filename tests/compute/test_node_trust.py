@@ -437,16 +437,26 @@ def test_a_ports_reply_whose_certificate_is_not_its_node_s_is_dropped(tmp_path: 
     assert entry_signer(hub.port_proofs["alice"], REPLY_DOMAIN) == alice.lower()
 
 
-def test_a_node_trusts_only_certificates_its_peers_signed(tmp_path: Path) -> None:
+def test_a_node_trusts_only_certificates_its_peers_signed(
+    tmp_path: Path, ledger_stack: LedgerStack, pinned: Path
+) -> None:
     """The table reaches a node through the coordinator, who could swap a peer's certificate for one
-    of its own: the node checks each party's signed ports reply itself, and later refuses job requests
-    whose parties are not the members that signed the certificates its tunnel trusts."""
+    of its own: the node checks each party's signed ports reply itself, admits a peer's certificate only
+    when an active member of its pinned registry signed it (a key of the coordinator's own making gets no
+    link connection at all), and later refuses job requests whose parties are not the members that signed
+    the certificates its tunnel trusts (a registered member signing in another party's place)."""
     keys = {"alice": "0x" + "a1" * 32, "bob": "0x" + "b2" * 32, "mallory": "0x" + "66" * 32}
+    keys["eve"] = Account.create().key.to_0x_hex()  # a member of the consortium, not of this job
     addr = {p: Account.from_key(k).address.lower() for p, k in keys.items()}
+    registry = ledger_stack.registry()
+    for member in ("alice", "bob", "eve"):  # mallory is no member: a key the coordinator made
+        if not registry.is_active_member(to_checksum_address(addr[member])):
+            registry.register_member(to_checksum_address(addr[member]))
     ids = {n: make_identity(tmp_path / "tls" / n, n) for n in keys}
     (tmp_path / "alice" / "secrets").mkdir(parents=True, mode=0o700)
     (tmp_path / "alice" / "secrets" / "member.key").write_text(keys["alice"])
-    node = Node("alice", tmp_path / "alice", REDIS_URL, tls=ids["alice"])
+    guard = QueueGuard("alice", addr["alice"], open_authority(ledger_stack.rpc_url, pinned))
+    node = Node("alice", tmp_path / "alice", REDIS_URL, tls=ids["alice"], guard=guard)
     session = uuid.uuid4().hex
 
     def attempt(signer: dict[str, str], cert: dict[str, str], shown: dict[str, str] | None = None) -> Session:
@@ -475,12 +485,15 @@ def test_a_node_trusts_only_certificates_its_peers_signed(tmp_path: Path) -> Non
         return sess
 
     honest = {"alice": "alice", "bob": "bob"}
-    # a certificate for bob signed by mallory's key: taken for the table (the node learns the job's parties
-    # only with a job request), then every job request naming bob's member is refused
-    swapped = attempt({"alice": "alice", "bob": "mallory"}, {"alice": "alice", "bob": "mallory"})
+    # a certificate for bob signed by a key that is no member: refused with the table, no tunnel starts
+    with pytest.raises(TlsError, match=f"signed by {addr['mallory']}, which is no active member"):
+        attempt({"alice": "alice", "bob": "mallory"}, {"alice": "alice", "bob": "mallory"})
+    # signed by eve, a member: taken for the table (the node learns the job's parties only with a job
+    # request), then every job request naming bob's member is refused
+    swapped = attempt({"alice": "alice", "bob": "eve"}, {"alice": "alice", "bob": "eve"})
     assert swapped.tunnel is not None
     swapped.tunnel.close()
-    assert swapped.cert_signers == {"alice": addr["alice"], "bob": addr["mallory"]}
+    assert swapped.cert_signers == {"alice": addr["alice"], "bob": addr["eve"]}
     assert not Node._certs_of_members(swapped, {"alice": addr["alice"], "bob": addr["bob"]})
     with pytest.raises(
         TlsError, match="not those its node signed"
