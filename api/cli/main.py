@@ -471,6 +471,8 @@ def anchor_worker(
     import signal
     import threading
 
+    from secureflow.api.server.notify import announce_changes, notifier_for
+    from secureflow.api.server.settings import ApiSettings
     from secureflow.ledger.metrics_server import MetricsServer, serve_metrics
     from secureflow.ledger.runtime import build_runtime
     from secureflow.ledger.settings import LedgerSettings
@@ -478,6 +480,9 @@ def anchor_worker(
     overrides = metrics_overrides(metrics_port, metrics_host)
     settings = LedgerSettings(**overrides)  # type: ignore[arg-type]
     runtime = build_runtime(settings)
+    # records submitted and confirmed, jobs closed on chain: announced to the API's live-status streams
+    notifier = notifier_for(ApiSettings(**overrides), subscribe=False)  # type: ignore[arg-type]
+    stop_announcing = announce_changes(runtime.store, notifier)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -502,6 +507,8 @@ def anchor_worker(
     finally:
         if server is not None:
             server.close()
+        stop_announcing()
+        notifier.close()
         runtime.close()
 
 

@@ -15,6 +15,9 @@
    the steps, the end status. Nodes that cannot be reached are a transient error: the task is retried
    with backoff (``start_retries``), then the job fails saying which node did not answer.
 
+Each commit of the job's state (and of its step records) publishes a status notice for the API's
+live-status streams (`secureflow.api.server.notify`: Redis pub/sub; the database stays the truth).
+
 The coordinator holds no member key and reads no party data: the nodes sign, and the records carry
 salted digests only. It holds its own coordinator key (``SECUREFLOW_COORDINATOR_KEY_FILE``, checked at
 start to hold the registry's coordinator role) and signs every entry it puts on a node's queue; the nodes
@@ -36,6 +39,7 @@ from secureflow.api.coordinator.key import load_coordinator_key
 from secureflow.api.coordinator.metrics import CoordinatorMetrics
 from secureflow.api.coordinator.settings import CoordinatorSettings
 from secureflow.api.server.db import ApiDb
+from secureflow.api.server.notify import announce_changes, notifier_for
 from secureflow.compute.errors import WorkerError
 from secureflow.compute.manifest import JobManifest
 from secureflow.compute.worker.engine import Engine
@@ -71,6 +75,9 @@ class Coordinator:
         self.store: SqlLedgerStore = open_store(settings.database_url)
         self.db = ApiDb(self.store.engine)
         self.db.migrate()
+        # every commit of job or step state announces the job to the API's live-status streams
+        self.notifier = notifier_for(settings, subscribe=False, registry=self.metrics.registry)
+        self._stop_announcing = announce_changes(self.store, self.notifier)
         deployment = load_deployment(settings.deployment)
         self.client = ChainClient(settings.chain_config())
         self.client.check()
@@ -86,6 +93,8 @@ class Coordinator:
         settings.coordinator_workdir.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
+        self._stop_announcing()
+        self.notifier.close()
         self.store.close()
 
     def handle(self, job_id: str, *, last_attempt: bool = True) -> Outcome:

@@ -33,6 +33,7 @@ from secureflow.api.server.errors import ApiError, code_for_status, error_body, 
 from secureflow.api.server.executor import JobExecutor
 from secureflow.api.server.joblogs import JobLogSource, NodeJobLogs, load_log_reader_key
 from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
+from secureflow.api.server.notify import StatusNotifier, announce_changes, notifier_for
 from secureflow.api.server.reads import HotReads
 from secureflow.api.server.routes import admin, audit, console, docs, jobs, ops, search, settlements, ui
 from secureflow.api.server.settings import ApiSettings
@@ -250,11 +251,14 @@ def create_app(
     executor: JobExecutor | None = None,
     api_db: ApiDb | None = None,
     job_logs: JobLogSource | None = None,
+    notifier: StatusNotifier | None = None,
 ) -> FastAPI:
     """The API around the given store, chain and (optional) in-process anchoring worker and executor.
 
     ``job_logs``: where the parties' job logs are read (None: from the parties' nodes when
-    ``compute_redis_url`` and ``log_reader_key_file`` are set, else nowhere)."""
+    ``compute_redis_url`` and ``log_reader_key_file`` are set, else nowhere). ``notifier``: what wakes the
+    live-status streams (None: Redis pub/sub if a Redis is configured, else in-process;
+    `secureflow.api.server.notify`); the store's commits publish on it until the app shuts down."""
     engine = getattr(store, "engine", None)
     if api_db is None:
         if engine is None:
@@ -280,6 +284,9 @@ def create_app(
     )
     if worker is not None:  # an in-process worker (api --with-worker, secureflow up): its metrics too
         metrics.add_registry(worker.anchorer.metrics.registry)
+    notifier = notifier or notifier_for(settings, subscribe=True)
+    metrics.add_registry(notifier.metrics.registry)
+    stop_announcing = announce_changes(store, notifier)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -289,6 +296,8 @@ def create_app(
         )
         yield
         shutdown(services)
+        stop_announcing()
+        notifier.close()
 
     app = FastAPI(
         title="secureflow audit API",
@@ -309,6 +318,8 @@ def create_app(
     )
     app.state.api_db = api_db
     app.state.streams = StreamSlots(settings.sse_max_streams_per_key, settings.sse_max_streams)
+    app.state.notifier = notifier
+    app.state.stop_announcing = stop_announcing
     app.state.metrics = metrics
     install_error_handlers(app)
     for module in ROUTE_MODULES:

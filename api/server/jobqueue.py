@@ -14,7 +14,12 @@ only after it ran, so a coordinator killed mid-job gets its task redelivered), a
 worker process is lost, one task prefetched at a time, and, for Redis, a visibility timeout
 (``SECUREFLOW_QUEUE_VISIBILITY_TIMEOUT``) longer than the longest job: an unacknowledged task comes
 back after it. A task delivered twice runs its job once: the coordinator claims the job in the
-database first (`ApiDb.claim_job`).
+database first (`ApiDb.claim_job`). RabbitMQ's own bound on an unacknowledged delivery is the server's
+``consumer_timeout`` (30 minutes by default in 3.10, set in rabbitmq.conf): it must also be longer than the
+longest job, else the broker closes the coordinator's channel and delivers the task again mid-job (the
+claim keeps it from running twice, but the coordinator's consumer restarts). A RabbitMQ restarted mid-job
+keeps the task (durable queue, persistent message) and delivers it again once the coordinator reconnects;
+it finds the job running or ended and runs nothing twice (tests/api/test_consortium.py).
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ def celery_app(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
+        # a broker that blinks must not cancel the jobs running (Celery 6 makes cancelling the default):
+        # they finish, their unacknowledged tasks come back and find them ended (the claim)
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_prefetch_multiplier=1,
         task_serializer="json",
         accept_content=["json"],

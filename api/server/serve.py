@@ -28,6 +28,7 @@ from secureflow.api.server.executor import JobExecutor
 from secureflow.api.server.jobqueue import CeleryJobExecutor, QueueSweeper, celery_app
 from secureflow.api.server.listen import ensure_port_free
 from secureflow.api.server.logs import configure_logging
+from secureflow.api.server.notify import RedisStatusNotifier
 from secureflow.api.server.settings import ApiSettings
 from secureflow.api.server.watchdog import LeaseWatchdog
 from secureflow.ledger.anchoring import AnchoringWorker
@@ -118,8 +119,15 @@ def build_api(
         admin_key = ensure_admin_key(app.state.api_db, admin_address)
     if worker is not None:
         worker.start()
-    closers: list[Callable[[], None]] = [store.close]
+    closers: list[Callable[[], None]] = [store.close, app.state.notifier.close, app.state.stop_announcing]
     if isinstance(executor, CeleryJobExecutor):
+        if not isinstance(app.state.notifier, RedisStatusNotifier):
+            log.warning(
+                "live status: no Redis for status notices (the broker is not Redis and neither "
+                "SECUREFLOW_STATUS_REDIS_URL nor SECUREFLOW_COMPUTE_REDIS_URL is set): the coordinators' "
+                "changes reach the live-status streams at their poll (every %.0f s) only",
+                settings.sse_poll_interval,
+            )
         sweeper = QueueSweeper(executor, app.state.api_db, store, interval=settings.queue_sweep_interval)
         closers += [executor.close, sweeper.start().stop]
     watchdog = LeaseWatchdog(

@@ -29,7 +29,21 @@ class ApiSettings(LedgerSettings):
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger request bodies get 413")
     sse_poll_interval: float = Field(
-        default=0.5, gt=0, le=60, description="job state polling for live status"
+        default=5.0,
+        gt=0,
+        le=60,
+        description="a live-status stream reads the job's state at least this often: it is woken by each "
+        "change notice (Redis pub/sub or in-process), and this slow poll is the fallback for a lost notice "
+        "or an unreachable Redis",
+    )
+    status_redis_url: str | None = Field(
+        default=None,
+        description="the Redis whose pub/sub carries job status notices from every writer (coordinators, "
+        "API processes, anchoring workers) to the API's live-status streams; unset: the broker's if it is "
+        "Redis, else compute_redis_url, else in-process notices only",
+    )
+    status_channel: str = Field(
+        default="secureflow:job-status", min_length=1, description="the Redis pub/sub channel of job status"
     )
     sse_max_seconds: float = Field(default=3600.0, gt=0, description="a live-status stream ends after this")
     sse_max_streams_per_key: int = Field(

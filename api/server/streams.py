@@ -1,11 +1,11 @@
 """Slots for long-lived responses (the live-status streams): at most so many per API key and per process.
 
-A stream is an async generator on the event loop (it holds no worker thread), but each one still polls
-the database and keeps a connection open: one key must not be able to open enough of them to crowd out
-everybody else. `StreamSlots.acquire` refuses the next stream of a key that holds ``per_key`` of them, or
-any stream once ``total`` are open in this process, with a 429 in the API's error shape; the slot goes
-back when the stream ends, the client disconnects, or the response fails (`SlotStreamingResponse`
-releases it whatever happens).
+A stream is an async generator on the event loop (it holds no worker thread), but each one still reads
+the database when woken and keeps a connection open: one key must not be able to open enough of them to
+crowd out everybody else. `StreamSlots.acquire` refuses the next stream of a key that holds ``per_key``
+of them, or any stream once ``total`` are open in this process, with a 429 in the API's error shape; the
+slot goes back when the stream ends, the client disconnects, or the response fails
+(`SlotStreamingResponse` releases it whatever happens).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from secureflow.api.server.errors import TooManyRequestsError
+from secureflow.api.server.notify import StatusNotifier
 
 
 class StreamSlot:
@@ -105,6 +106,13 @@ class SlotStreamingResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.slot.release()
+
+
+def status_notifier(request: Request) -> StatusNotifier:
+    """The app's `StatusNotifier` (built by `secureflow.api.server.app.create_app`)."""
+    found = request.app.state.notifier
+    assert isinstance(found, StatusNotifier)  # noqa: S101 - invariant for the type checker, not input validation
+    return found
 
 
 def stream_slots(request: Request) -> StreamSlots:

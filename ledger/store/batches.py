@@ -72,6 +72,7 @@ class BatchesMixin(SqlStoreBase):
                 .values(status="submitted", batch_id=batch_id, updated_at=now)
             )
             moved = cast(CursorResult[Any], result).rowcount
+            self._touch_batch(s, batch_id)
             if moved != len(ids):
                 moved_ids = set(self._moved_into(s, ids, batch_id))
                 refused = [i for i in ids if i not in moved_ids]
@@ -164,6 +165,7 @@ class BatchesMixin(SqlStoreBase):
             row.status, row.tx_hash, row.sender, row.nonce = "submitted", tx_hash, sender, nonce
             row.block_number = row.block_hash = None
             row.updated_at = now
+            self._touch_batch(s, row.batch_id)
             s.execute(
                 update(StepRecordOrm)
                 .where(StepRecordOrm.batch_id == row.batch_id, StepRecordOrm.status == "pending")
@@ -199,6 +201,7 @@ class BatchesMixin(SqlStoreBase):
                 block_hash,
                 now,
             )
+            self._touch_batch(s, row.batch_id)
             s.execute(
                 update(StepRecordOrm)
                 .where(StepRecordOrm.batch_id == row.batch_id, StepRecordOrm.status == "submitted")
@@ -219,6 +222,7 @@ class BatchesMixin(SqlStoreBase):
                     f"batch {row.batch_id} is {row.status}: it cannot become {new_status}"
                 )
             row.status, row.failure_reason, row.updated_at = new_status, reason, now
+            self._touch_batch(s, row.batch_id)
             s.execute(
                 update(StepRecordOrm)
                 .where(
@@ -246,6 +250,7 @@ class BatchesMixin(SqlStoreBase):
             row.status, row.failure_reason, row.updated_at = "built", reason, now
             row.tx_hash = row.sender = row.block_hash = None
             row.nonce = row.block_number = None
+            self._touch_batch(s, row.batch_id)
             s.execute(
                 update(StepRecordOrm)
                 .where(

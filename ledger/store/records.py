@@ -219,6 +219,7 @@ class RecordsMixin(SqlStoreBase):
         now = utcnow()
         with self._tx(write=True) as s:
             closing = {}
+            self._touch(s, {r.job_id for r in recs})
             for job_id in sorted({r.job_id for r in recs}):
                 status = self._start_job(s, job_id, now)
                 if status is not None:

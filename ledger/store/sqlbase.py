@@ -7,17 +7,26 @@
 composes them. Each method is one transaction. Writers lock what they change first
 (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` on SQLite), so
 concurrent threads and processes see a consistent outbox.
+
+Job change listeners (`SqlStoreBase.add_job_listener`): after a write transaction that changed a job
+or its step records COMMITTED, every listener is called with the ids of those jobs (and the job's status
+where the transaction wrote the job's row); nothing is announced for a transaction rolled back. The jobs
+are collected from the ORM rows a flush wrote (``jobs``, ``step_records``) and from the bulk statements
+that name them (`SqlStoreBase._touch`). A listener must be quick and must not raise (an exception is
+logged and swallowed: the write has happened). The API uses this to wake live-status streams
+(`secureflow.api.server.notify`); the database stays the source of truth.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import BigInteger, Engine, any_, bindparam, func, literal_column, select
+from sqlalchemy import BigInteger, Engine, any_, bindparam, event, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,10 +34,17 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from secureflow.ledger.errors import StoreError, UnknownJobError
 from secureflow.ledger.store.engine import WRITE_OPTION, make_engine, mask_url, scrub_password, unavailable
-from secureflow.ledger.store.models import JobOrm
+from secureflow.ledger.store.models import JobOrm, StepRecordOrm
 from secureflow.ledger.store.schemas import MAX_UINT64, Address, Hex32, Reason
 
+log = logging.getLogger("secureflow.ledger.store")
+
 _M = TypeVar("_M", bound=BaseModel)
+
+JobChangeListener = Callable[[Mapping[str, "str | None"]], None]
+"""Called after a commit with the jobs it changed: job id -> the job's status where the commit wrote the
+job's row, else None (only its records changed)."""
+_TOUCHED = "secureflow.touched_jobs"
 _HEX32: TypeAdapter[str] = TypeAdapter(Hex32)
 _ADDRESS: TypeAdapter[str] = TypeAdapter(Address)
 _REASON: TypeAdapter[str] = TypeAdapter(Reason)
@@ -79,6 +95,60 @@ class SqlStoreBase:
         self._write = sessionmaker(
             self._engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        self._job_listeners: list[JobChangeListener] = []
+        event.listen(self._write, "after_flush", self._collect_touched)
+        event.listen(self._write, "after_commit", self._notify_touched)
+        event.listen(self._write, "after_rollback", self._forget_touched)
+
+    # -- job change listeners ---------------------------------------------------------------------------
+    def add_job_listener(self, listener: JobChangeListener) -> Callable[[], None]:
+        """Call ``listener`` after each commit that changed jobs or their records; returns its remover."""
+        self._job_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._job_listeners:
+                self._job_listeners.remove(listener)
+
+        return remove
+
+    def _touch(self, s: Session, job_ids: Iterable[str], status: str | None = None) -> None:
+        """Count ``job_ids`` as changed by this transaction (bulk statements the flush does not see)."""
+        if not self._job_listeners:
+            return
+        touched: dict[str, str | None] = s.info.setdefault(_TOUCHED, {})
+        for job_id in job_ids:
+            touched[job_id] = status or touched.get(job_id)
+
+    def _touch_batch(self, s: Session, batch_id: str) -> None:
+        """Count the jobs of the records in batch ``batch_id`` as changed (before a bulk update of them)."""
+        if self._job_listeners:
+            self._touch(
+                s,
+                s.scalars(select(StepRecordOrm.job_id).where(StepRecordOrm.batch_id == batch_id).distinct()),
+            )
+
+    def _collect_touched(self, s: Session, _context: object) -> None:
+        if not self._job_listeners:
+            return
+        for row in (*s.new, *s.dirty):
+            if isinstance(row, JobOrm):
+                self._touch(s, [row.job_id], row.status)
+            elif isinstance(row, StepRecordOrm):
+                self._touch(s, [row.job_id])
+
+    def _notify_touched(self, s: Session) -> None:
+        touched = s.info.pop(_TOUCHED, None)
+        if not touched:
+            return
+        for listener in list(self._job_listeners):
+            try:
+                listener(touched)
+            except Exception:  # the write is committed: a listener's failure must not fail it
+                log.exception("a job change listener failed")
+
+    @staticmethod
+    def _forget_touched(s: Session) -> None:
+        s.info.pop(_TOUCHED, None)
 
     # -- plumbing -------------------------------------------------------------------------------------
     @property

@@ -26,6 +26,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,6 +49,7 @@ from isolation import (
     redis_view,
 )
 from leaks import table_renderings
+from rabbitmq_server import RabbitMqServer
 from redis_server import RedisServer
 from scrape import scrape, value
 from sinks import (
@@ -736,6 +738,110 @@ def test_the_redis_broker_restarted_mid_job_loses_no_job(consortium: Consortium,
             assert "the Celery worker stopped without a stop signal" in coordinator_log.read_text()
         finally:
             _stop([c.procs.pop("coordinator-own-broker")])
+            c.restart_api(settings=original)
+
+
+def _two_party(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A job of alice and bob only (carol's node takes no part)."""
+    return {
+        "name": name,
+        "parties": [{"name": p, "address": ADDRESSES[p]} for p in ("alice", "bob")],
+        "datasets": {"raw": {"alice": "t3.csv", "bob": "t3.csv"}},
+        "steps": steps,
+    }
+
+
+TWO_PARTY_LR = [
+    PIPELINE[0],
+    {
+        "algorithm": "ss_lr",
+        # 60 epochs: SS-LR runs long enough (~30 s) for the broker to be stopped and started, and the
+        # coordinator to reconnect (its backoff: 2, 4, 6 s), within it
+        "params": {"label": "y", "features": ["a0", "a1", "b0", "b1"], "epochs": 60, "batch_size": 128},
+        "inputs": {"table": "j"},
+        "outputs": {"model": "lr3"},
+    },
+]
+
+
+@pytest.mark.slow_fault
+def test_the_rabbitmq_broker_restarted_mid_job_loses_no_job(consortium: Consortium, tmp_path: Path) -> None:
+    """The broker (a rabbitmq-server node of this test's own: the machine's RabbitMQ is shared) is stopped
+    during SS-LR and started again on the same port and Mnesia folder (the job's task, unacknowledged, is
+    kept: durable queue, persistent message). The coordinator running the job goes on, the job completes
+    and closes on chain with each step anchored once (the chain's BatchAnchored events); the task
+    delivered again after the restart runs nothing twice; the API and the coordinator reconnect, and a job
+    submitted after the restart runs too."""
+    c = consortium
+    original = c.settings
+    channel = f"secureflow-test:{uuid.uuid4().hex[:12]}"  # live status: Redis pub/sub beside the broker
+    status = {"status_redis_url": f"{REDIS}/3", "status_channel": channel, "sse_poll_interval": 60.0}
+    with RabbitMqServer(tmp_path / "rabbitmq") as broker:
+        c.restart_api(settings=original.model_copy(update={"broker_url": broker.url, **status}))
+        c.start(
+            "coordinator-own-rabbitmq",
+            SECUREFLOW_BROKER_URL=broker.url,
+            SECUREFLOW_STATUS_REDIS_URL=f"{REDIS}/3",
+            SECUREFLOW_STATUS_CHANNEL=channel,
+        )
+        coordinator_log = c.logs / "coordinator-own-rabbitmq.log"
+        try:
+            watch = redis.Redis.from_url(f"{REDIS}/3").pubsub(ignore_subscribe_messages=True)
+            watch.subscribe(channel)
+            job_id = _submit(c, "alice", _two_party("rabbitmq-restart", TWO_PARTY_LR))
+            follow = requests.get(  # the live-status stream, read to its end by a thread
+                f"{c.url}/v1/jobs/{job_id}/events", headers=c.headers("bob"), stream=True, timeout=120
+            )
+            assert follow.status_code == 200, follow.text
+            statuses: list[str] = []
+
+            def read() -> None:
+                for line in follow.iter_lines(decode_unicode=True):
+                    if line.startswith("data: "):
+                        statuses.append(json.loads(line[6:]).get("status", "end"))
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            _wait_records(c, job_id, 1)  # PSI recorded: the coordinator is in SS-LR now
+            broker.stop()
+            deadline = time.monotonic() + 120
+            while "Connection to broker lost" not in coordinator_log.read_text():  # it noticed: start again
+                assert time.monotonic() < deadline, c.logs_tail()
+                time.sleep(0.1)
+            broker.start()
+            job = _wait_job(
+                c, job_id, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
+            )
+            assert (job["status"], job["close_status"]) == ("completed", "confirmed"), (job, c.logs_tail())
+            # the stream followed the job to its end, woken by notices (its poll: 60 s); the coordinator's
+            # process published its own (only it sets a job running, and completed)
+            reader.join(120)
+            assert statuses[-2:] == ["completed", "end"] and "running" in statuses, statuses
+            assert c.api.app.state.notifier.metrics.wakes.labels(source="pubsub")._value.get() >= 2
+            notices, quiet = [], 0
+            while quiet < 3:  # the subscribe reply reads as None too: stop after three quiet reads
+                message = watch.get_message(timeout=0.5)
+                quiet = 0 if message is not None else quiet + 1
+                if message is not None:
+                    notices.append(json.loads(message["data"]))
+            watch.close()
+            mine = {n["status"] for n in notices if n["job_id"] == job_id}
+            assert {"running", "completed"} <= mine, notices
+            after = _submit(c, "bob", _two_party("after-rabbitmq-restart", PIPELINE[:1]))
+            done = _wait_job(
+                c, after, lambda j: j["status"] in TERMINAL and j["close_status"] in ("confirmed", "failed")
+            )
+            assert (done["status"], done["close_status"]) == ("completed", "confirmed"), (done, c.logs_tail())
+            for job_id_, steps in ((job_id, 2), (after, 1)):
+                assert [r.seq for r in c.api.store.records_for_job(job_id_)] == list(range(steps))
+                on_chain = _chain_job(c, job_id_)
+                assert (on_chain.status, on_chain.step_count) == (JobStatus.CLOSED, steps)
+            _every_record_anchored_exactly_once(c)
+            # the job's task came back after the restart (unacknowledged, persistent): it ran nothing twice
+            samples = scrape(_coordinator_metrics_url(c, "coordinator-own-rabbitmq"))
+            assert value(samples, "secureflow_coordinator_deliveries_total", action="ran") == 2, samples
+        finally:
+            _stop([c.procs.pop("coordinator-own-rabbitmq")])
             c.restart_api(settings=original)
 
 

@@ -86,6 +86,43 @@ class TestLedgerStore:
             assert second.get_batch(batch.batch_id) == batch
             assert second.accept_record(new_record(1, 3)) == accepted[3]  # still idempotent after reopen
 
+    # -- job change listeners (live status) ----------------------------------------------------------
+    def test_listeners_hear_every_committed_change_of_a_job_or_its_records_and_nothing_rolled_back(
+        self, store: SqlLedgerStore
+    ) -> None:
+        heard: list[dict[str, str | None]] = []
+        remove = store.add_job_listener(lambda changes: heard.append(dict(changes)))
+        store.create_job(new_job(1))
+        store.create_job(new_job(2))
+        assert heard == [{h(1): "created"}, {h(2): "created"}]
+        heard.clear()
+        first = store.accept_record(new_record(1, 0))  # ORM path: the job becomes running
+        store.accept_records([new_record(1, 1), new_record(2, 0)])  # bulk path
+        assert heard == [{h(1): "running"}, {h(1): None, h(2): None}]
+        heard.clear()
+        with pytest.raises(RecordConflictError):  # rolled back: nobody hears of it
+            store.accept_record(new_record(1, 0, variant=1))
+        assert heard == []
+        batch = store.create_batch(h(90), h(91), [first.id])
+        store.mark_batch_submitted(batch.batch_id, h(92), ALICE, 0)
+        store.mark_batch_confirmed(batch.batch_id, 5, h(93))
+        store.update_job(h(2), status="completed")
+        store.mark_job_close(h(2), "submitted", tx_hash=h(94))
+        assert heard == [{h(1): None}] * 3 + [{h(2): "completed"}] * 2
+        heard.clear()
+        assert store.get_job(h(1)) is not None and store.records_for_job(h(1))  # reads: nothing
+        remove()
+        store.update_job(h(1), status="failed", reason="r")
+        assert heard == []
+
+    def test_a_failing_listener_does_not_fail_the_write(self, store: SqlLedgerStore) -> None:
+        def broken(_changes: object) -> None:
+            raise RuntimeError("listener down")
+
+        store.add_job_listener(broken)
+        store.create_job(new_job(3))
+        assert store.get_job(h(3)) is not None
+
     # -- jobs ---------------------------------------------------------------------------------------
     def test_job_is_created_with_normalised_fields_and_utc_times(self, store: SqlLedgerStore) -> None:
         before = utcnow()

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
-import anyio
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -47,6 +46,7 @@ from secureflow.api.server.errors import (
     UnavailableError,
 )
 from secureflow.api.server.manifests import new_job_id, validate_manifest
+from secureflow.api.server.notify import StatusWaiter
 from secureflow.api.server.reads import JsonBytes, hot_reads
 from secureflow.api.server.schemas import (
     ERROR_RESPONSES,
@@ -66,7 +66,7 @@ from secureflow.api.server.schemas import (
     job_out,
     step_out,
 )
-from secureflow.api.server.streams import SlotStreamingResponse, stream_slots
+from secureflow.api.server.streams import SlotStreamingResponse, status_notifier, stream_slots
 from secureflow.compute.joblogs import NodeLogsUnavailableError
 from secureflow.ledger.errors import LedgerError, StoreConflictError
 from secureflow.ledger.receipts import AuditBundle, Receipt, RecordNotAnchoredError, build_bundle
@@ -609,15 +609,26 @@ async def job_events(
 
     A key may hold ``sse_max_streams_per_key`` streams at once and a process serves ``sse_max_streams``:
     the next one is a 429 (``too_many_requests``, with ``Retry-After``) until a stream ends or its client
-    disconnects. A stream holds no worker thread: it waits on the event loop, and each poll of the job's
-    state is a short read in the worker threads of the database reads (`HotReads.run`)."""
+    disconnects. A stream holds no worker thread: it waits on the event loop, and each read of the job's
+    state is a short read in the worker threads of the database reads (`HotReads.run`).
+
+    The stream reads the job's state from the database when it connects and whenever a change notice for
+    the job wakes it (Redis pub/sub from every writer, or in-process: `secureflow.api.server.notify`), and at
+    least every ``sse_poll_interval`` seconds: a notice lost (Redis restarted or unreachable) delays a status
+    until that slow poll, it never loses it; the database is the source of truth, a notice is only a cue."""
     svc, principal, reads = services(request), principal_of(request), hot_reads(request)
     job = await reads.run(_job, request, job_id)
     interval, limit = svc.settings.sse_poll_interval, svc.settings.sse_max_seconds
     number, seen_digest = _resume_from(last_event_id)
     slot = stream_slots(request).acquire(principal.key_id)
+    notifier = status_notifier(request)
 
     async def stream() -> AsyncIterator[str]:
+        with notifier.subscribe(job.job_id) as waiter:  # before the first read: no change slips between
+            async for chunk in _stream(waiter):
+                yield chunk
+
+    async def _stream(waiter: StatusWaiter) -> AsyncIterator[str]:
         sent = number
         last: str | None = None
         started = last_sent = time.monotonic()
@@ -647,7 +658,7 @@ async def job_events(
             elif time.monotonic() - started > limit:
                 reason = "time_limit"
             else:
-                await anyio.sleep(interval)
+                await waiter.wait(interval)  # a change notice, or the slow poll
                 continue
             yield f'event: end\ndata: {{"reason": "{reason}"}}\n\n'
             return
