@@ -156,18 +156,40 @@ _SHORT_INTS = range(100, 10_000)
 """Integer cells found only as a value (three and four digits); longer ones are found anywhere."""
 
 
+_ARRAY_BODY = re.compile(r"[0-9eE+\-.,\s\[\]]*")
+"""What lies between a number and its array's brackets in numpy's or a list's printing: numbers only."""
+ARRAY_REACH = 400
+"""How far (characters) from a number its array's brackets are looked for."""
+
+
 def value_context(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` stands where a logger puts a value: after ``=`` or ``:`` (``key=value``,
-    ``{'key': value}``), between two equal quotes, or as an item of a list (after ``[`` or ``,``, before
-    ``,`` or ``]``). Not after ``(`` or in running text: ``(2714 rows; ...)``, ``took 0.61 s, 200 rows``."""
-    before = text[max(0, start - 3) : start].rstrip(" ")
-    after = text[end : end + 3].lstrip(" ")
+    ``{'key': value}``, ``key:\tvalue``), between two equal quotes, as an item of a list (after ``[`` or
+    ``,``, before ``,`` or ``]``), inside a printed numeric array (``[ 610 4217]``, numpy's rows over
+    lines), or as a column of a printed table (after two blanks or a tab: pandas pads its columns). Not
+    after ``(`` or in running text: ``(2714 rows; ...)``, ``took 0.61 s, 200 rows``."""
+    before = text[max(0, start - 3) : start].rstrip()
+    after = text[end : end + 3].lstrip()
     prev, nxt = before[-1:], after[:1]
     if prev in ("=", ":"):
         return True
     if prev in ("'", '"'):
         return nxt == prev
-    return prev in ("[", ",") and nxt in (",", "]")
+    if prev in ("[", ",") and nxt in (",", "]"):
+        return True
+    padding = text[max(0, start - 2) : start]
+    if "\t" in padding[-1:] or text[end : end + 1] == "\t":
+        return True  # tab-separated
+    if len(padding) == 2 and padding == "  ":
+        return True  # a padded column
+    opening = text.rfind("[", max(0, start - ARRAY_REACH), start)
+    closing = text.find("]", end, end + ARRAY_REACH)
+    return (
+        opening >= 0
+        and closing >= 0
+        and bool(_ARRAY_BODY.fullmatch(text, opening + 1, start))
+        and bool(_ARRAY_BODY.fullmatch(text, end, closing))
+    )
 
 
 class Scanner:

@@ -98,6 +98,21 @@ def test_short_values_whole_floats_and_case_changed_strings_are_redacted() -> No
         assert scrub(line) == scrubbed, line
 
 
+def test_arrays_tables_and_tabs_a_logger_prints_are_redacted() -> None:
+    """Review finding: short cells printed the way numpy and pandas print them (a traceback of a
+    ValueError shows them so too) and after a tab: ``[ 610 4217]``, a DataFrame's rows, ``qty:\t4217``."""
+    people = _people()
+    scrub = Scrubber([Scanner.of_tables([people])]).scrub
+    assert scrub(str(np.array([610, 4217]))) == "[ [redacted] [redacted]]"
+    rows = str(np.array([[610, 4217], [38, 610]]))  # 38: two digits, too short to be told from chance
+    assert scrub(rows) == "[[ [redacted] [redacted]]\n [  38  [redacted]]]", rows
+    assert scrub("qty:\t4217") == "qty:\t[redacted]"
+    table = scrub(str(people))
+    for cell in ("Oslo", "Rome", "3.25", "250.0", "4217", "610"):
+        assert cell not in table, table
+    assert scrub("step 3 of 5 took 610 ms [2 parties]") == "step 3 of 5 took 610 ms [2 parties]"  # prose
+
+
 def test_a_realistic_job_log_of_the_party_is_kept_whole() -> None:
     """Low false positives: the lines a party worker writes for a job (its own formats, SecretFlow's and
     SPU's), with counts, timings, times, ports and parameter names, over realistic cells (ages, incomes of
