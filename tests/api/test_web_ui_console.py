@@ -157,6 +157,13 @@ def test_timeline_shows_every_step_the_consents_the_model_and_the_close(
     download.value.save_as(saved)
     bundle = json.loads(saved.read_text())
     assert bundle["job"]["job_id"] == job_id and len(bundle["receipts"]) == 3
+
+    # a consent's transaction links to what it did: the search names the job and the event
+    consent = api["consents"][0]
+    ui.page.locator(f'#tl-consents-body tr[data-party="{consent["party"]}"] a.tx-link').click()
+    hit = ui.page.locator(f'#search-body tr.hit[data-kind="transaction"][data-job-id="{job_id}"]')
+    expect(hit.first).to_be_visible()
+    expect(ui.page.locator("#search-q")).to_have_value(consent["tx_hash"])
     ui.assert_only_own_origin_and_no_key_in_urls(env.keys["auditor"])
 
 

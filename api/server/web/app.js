@@ -786,8 +786,15 @@
     ]);
   }
 
+  // A transaction hash links to the search page, which names the job and the event it carried (this
+  // console has no block explorer: it never links to another origin).
   function txCell(tx) {
-    return tx ? el("code", { class: "tx", title: tx, "data-tx": tx }, tx) : el("span", { class: "muted" }, "\u2013");
+    if (!tx) return el("span", { class: "muted" }, "\u2013");
+    return el(
+      "a",
+      { href: "#search?q=" + encodeURIComponent(tx), class: "tx-link", title: "what transaction " + tx + " did" },
+      el("code", { class: "tx", "data-tx": tx }, tx),
+    );
   }
 
   function duration(ms) {
