@@ -7,8 +7,10 @@ my browser": the page computes the record hash, leaf and proof itself and asks a
 JSON-RPC over fetch) for the rest. Its verdict, check by check (name, status and detail), equals
 ``secureflow.ledger.verify.verify_receipt`` on the same receipt, node and pin: on the valid receipt and
 on each kind of tampering (record, proof, root, contract address, chain id), where the failing check
-is shown in red. While it verifies, the page sends nothing to the API (its network log says so), and
-without a chosen node its CSP lets it call nothing but the API. Screenshots go to the test's tmp dir.
+is shown in red; an audit bundle's receipts and bundle checks equal ``verify_bundle``'s (more bundles in
+tests/api/test_web_ui_browser_bundle.py). While it verifies, the page sends nothing to the API (its
+network log says so), and without a chosen node its CSP lets it call nothing but the API. Screenshots go
+to the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -32,11 +34,19 @@ from secureflow.ledger.chain import TransactionSender
 from secureflow.ledger.deploy import connect, write_deployment
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.receipts import Receipt
+from secureflow.ledger.receipts import AuditBundle, Receipt
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.settlement.client import SettlementClient
 from secureflow.ledger.settlement.contribution import DataShareInputs, PartyData, prepare_contribution
-from secureflow.ledger.verify import CHECK_ORDER, PinnedDeployment, Verdict, verify_receipt, verify_receipts
+from secureflow.ledger.verify import (
+    CHECK_ORDER,
+    BundleVerdict,
+    PinnedDeployment,
+    Verdict,
+    verify_bundle,
+    verify_receipt,
+    verify_receipts,
+)
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -138,7 +148,7 @@ def _python_verdict(env: Env, receipt: dict[str, Any]) -> Verdict:  # noqa: F811
     return verify_receipt(receipt, env.stack.rpc_url, _browser_pin(env), min_confirmations=1)
 
 
-def _as_shown(verdict: Verdict) -> list[dict[str, str]]:
+def _as_shown(verdict: Verdict | BundleVerdict) -> list[dict[str, str]]:
     return [check.model_dump() for check in verdict.checks]
 
 
@@ -243,9 +253,16 @@ def test_browser_verifies_each_receipt_of_an_audit_bundle_like_secureflow_verify
 
     expected = verify_receipts(bundle["receipts"], env.stack.rpc_url, _browser_pin(env), min_confirmations=1)
     assert [v.ok for v in expected] == [True, False, True]
+    whole = verify_bundle(AuditBundle.model_validate(bundle), env.stack.rpc_url, _browser_pin(env))
+    assert [v.checks for v in whole.receipts] == [v.checks for v in expected]
     result = ui.page.locator("#bv-result")
     expect(result).to_have_attribute("data-verdict", "invalid")
-    expect(result.locator(".verdict-summary")).to_have_text(f"job {job_id}: 2/3 receipts valid")
+    expect(result.locator(".verdict-summary")).to_have_text(whole.summary())
+    assert whole.summary().startswith(
+        f"job {job_id}: INVALID, 2/3 receipts valid (failed: record_hash at seq 1)"
+    )
+    # the bundle checks too (tests/api/test_web_ui_browser_bundle.py has them on complete and tampered jobs)
+    assert _checks_shown(result.locator("#bv-bundle-checks")) == _as_shown(whole)
     for index, verdict in enumerate(expected):
         shown = result.locator(f'details.bv-receipt[data-index="{index}"]')
         expect(shown).to_have_attribute("data-verdict", "valid" if verdict.ok else "invalid")
