@@ -6,7 +6,8 @@ secret, signed by both parties, anchored by the real anchoring worker and closed
 VALID); one that only its creator consented to (Proposed on chain). In one page, opened with ``?node=``
 anvil's URL and the deployment file, the auditor verifies the complete bundle and each kind of tampering
 (a record dropped, the manifest, a step's parameters, the job secret, the job header's creator and
-parties, another job's id, the last step dropped) and the bundle of the job missing a consent. Each time
+parties, another job's id, the last step dropped), the bundle of the job missing a consent, and a pin that
+does not hold on the node. Each time
 the page's bundle checks (name, status, detail), its summary and its warnings equal
 ``secureflow.ledger.verify.verify_bundle``'s on the same bundle, node and pin; the failing checks are
 shown in red; the page sends nothing to the API while it verifies (only to the node). A value that is not
@@ -35,11 +36,12 @@ from stack import (
 )
 from test_api_service import SERVICE, Env, env  # noqa: F401  (the live app fixture)
 from test_web_ui import Ui, browser, ui  # noqa: F401  (the browser fixtures)
-from test_web_ui_browser_verify import _browser_pin, _checks_shown, _open_with_node
+from test_web_ui_browser_verify import BROWSER_PIN_SOURCE, _browser_pin, _checks_shown, _open_with_node
 
+from secureflow.ledger.deploy import write_deployment
 from secureflow.ledger.receipts import AuditBundle
 from secureflow.ledger.records import commitment, new_job_secret
-from secureflow.ledger.verify import BUNDLE_CHECK_ORDER, BundleVerdict, verify_bundle
+from secureflow.ledger.verify import BUNDLE_CHECK_ORDER, BundleVerdict, PinnedDeployment, verify_bundle
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -260,6 +262,29 @@ def test_browser_bundle_checks_equal_secureflow_verify_on_a_complete_job_and_eac
     assert {"consents", "job_closed", "step_count", "final_record"} == set(expected.failed_checks)
     _assert_shown_as_python(result, expected)
     assert all(urlsplit(url).netloc != api for url in ui.requests[start:]), ui.requests[start:]
+
+    # a pin that does not hold on the node (another ledger code hash): the chain's checks are skipped
+    contracts = env.stack.deployment.contracts
+    ledger = contracts["AuditLedger"]
+    wrong = env.stack.deployment.model_copy(
+        update={
+            "contracts": {
+                **contracts,
+                "AuditLedger": ledger.model_copy(update={"code_hash": "0x" + "12" * 32}),
+            }
+        }
+    )
+    write_deployment(wrong, tmp_path / "wrong-deployment.json")
+    ui.page.fill("#bv-deployment", (tmp_path / "wrong-deployment.json").read_text())
+    result = _verify_bundle_in_browser(ui.page, complete)
+    expected = verify_bundle(
+        AuditBundle.model_validate(complete),
+        env.stack.rpc_url,
+        PinnedDeployment.of_deployment(wrong, source=BROWSER_PIN_SOURCE),
+    )
+    assert expected.check("job_header").status == "skipped", expected.summary()
+    assert "needs code_hash" in expected.check("final_record").detail
+    _assert_shown_as_python(result, expected)
 
     # not an audit bundle: refused (secureflow verify refuses the file), nothing verified
     malformed = copy.deepcopy(complete)

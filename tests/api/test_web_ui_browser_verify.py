@@ -152,6 +152,19 @@ def _as_shown(verdict: Verdict | BundleVerdict) -> list[dict[str, str]]:
     return [check.model_dump() for check in verdict.checks]
 
 
+def _bundle_in_browser_as_python(tab: Ui, bundle: dict[str, Any]) -> BundleVerdict:
+    """Verify ``bundle`` in the page: its bundle checks, summary and warnings are verify_bundle's."""
+    tab.page.fill("#bv-receipt", json.dumps(bundle))
+    _verify_in_browser(tab.page)
+    expected = verify_bundle(AuditBundle.model_validate(bundle), tab.env.stack.rpc_url, _browser_pin(tab.env))
+    result = tab.page.locator("#bv-result")
+    assert _checks_shown(result.locator("#bv-bundle-checks")) == _as_shown(expected)
+    expect(result.locator(".verdict-summary")).to_have_text(expected.summary())
+    warnings = result.locator(":scope > .verdict-warning").all_text_contents()
+    assert [w.removeprefix("warning: ") for w in warnings] == expected.warnings
+    return expected
+
+
 def test_browser_verdict_on_a_valid_receipt_equals_secureflow_verify_without_asking_the_api(
     env: Env,  # noqa: F811
     ui: Ui,  # noqa: F811
@@ -323,7 +336,8 @@ def test_browser_attributes_a_contribution_record_through_the_settlement_like_se
 ) -> None:
     """A settlement's contribution record is unsigned: the parties adopt it by approving its weights on the
     pinned Settlement. Before they did, the browser fails party_signatures as secureflow verify does; once
-    the weights are set from it, both pass it, naming the Settlement."""
+    the weights are set from it, both pass it, naming the Settlement. The job's bundle has verify_bundle's
+    bundle checks, summary and warnings in the browser before (the record named unadopted) and after."""
     job_id = anchored_job(env, 2)
     close_job_on_chain(env.stack, env.store, job_id)  # a contribution record follows the close
     parties = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["parties"]
@@ -340,6 +354,11 @@ def test_browser_attributes_a_contribution_record_through_the_settlement_like_se
     pending = _python_verdict(env, receipt)
     assert pending.failed == ["party_signatures"], pending.summary()
     assert _verify_in_browser(ui.page) == _as_shown(pending)
+    bundle = env.call("GET", f"/v1/jobs/{job_id}/bundle", "auditor").json()
+    unadopted = _bundle_in_browser_as_python(ui, bundle)  # an unadopted contribution record after the close
+    assert unadopted.unadopted == [2] and "unadopted contribution record" in unadopted.summary()
+    assert any("not attributed to the job's parties" in w for w in unadopted.warnings)
+    ui.page.fill("#bv-receipt", json.dumps(receipt))
 
     client = env.stack.client()
     sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
@@ -351,4 +370,6 @@ def test_browser_attributes_a_contribution_record_through_the_settlement_like_se
     adopted = _python_verdict(env, receipt)
     assert adopted.ok and "Settlement" in adopted.check("party_signatures").detail, adopted.summary()
     assert _verify_in_browser(ui.page) == _as_shown(adopted)
+    attributed = _bundle_in_browser_as_python(ui, bundle)
+    assert attributed.unadopted == [] and attributed.receipts[2].ok, attributed.summary()
     ui.page.screenshot(path=str(tmp_path / "browser-verify-contribution.png"), full_page=True)
