@@ -117,11 +117,15 @@
   const short = (value) => (value.length > 20 ? value.slice(0, 10) + "\u2026" + value.slice(-4) : value);
   const isInt = (value) => typeof value === "number" && Number.isInteger(value);
 
+  /** The EIP-55 form of an address, accepted as eth_utils' is_address does (40 hex digits, 0x optional; a
+   * mixed-case one must carry a valid checksum), or a Failed. */
   function checksum(value, what) {
-    if (typeof value !== "string" || !L.isAddress(value, { strict: true })) {
+    const hex = typeof value === "string" && /^(0x)?[0-9a-fA-F]{40}$/.test(value) ? value.replace(/^0x/, "") : null;
+    const mixed = hex !== null && hex !== hex.toLowerCase() && hex !== hex.toUpperCase();
+    if (hex === null || (mixed && L.getAddress("0x" + hex) !== "0x" + hex)) {
       throw new Failed(`the ${what} ${JSON.stringify(value)} is not an Ethereum address`);
     }
-    return L.getAddress(value);
+    return L.getAddress("0x" + hex.toLowerCase());
   }
 
   // -- the pin --------------------------------------------------------------------------------------------
@@ -858,6 +862,7 @@
     if (jobExtra.length) throw bad(`unknown field(s) job.${jobExtra.join(", job.")}`);
     if (!Array.isArray(job.parties)) throw bad("job.parties is not a list");
     for (const key of ["status", "chain_status"]) if (typeof job[key] !== "string") throw bad(`job.${key} is not a string`);
+    if (job.created_tx_hash !== undefined && job.created_tx_hash !== null) hex32("job.created_tx_hash", job.created_tx_hash);
     if (!Array.isArray(data.records) || !data.records.every(isObject)) throw bad("records is not a list of objects");
     if (!Array.isArray(data.receipts)) throw bad("receipts is not a list");
     const receipts = data.receipts.map((receipt, i) => {
