@@ -533,18 +533,12 @@
 
     async party_signatures(r, ctx) {
       const { ledger } = await ctx.pinned();
-      const jobId = r.job_id;
-      const header = L.decodeAbiParameters(
-        [{ type: "tuple", components: ["bytes32", "address", "uint8", "uint64", "uint64", "bytes32"].map((type) => ({ type })) }],
-        await ctx.node.ethCall(ledger, L.concat([SELECTORS.getJob, word(["bytes32"], [jobId])])),
-      )[0];
-      const status = Number(header[2]);
-      const parties = decode(["address[]"], await ctx.node.ethCall(ledger, L.concat([SELECTORS.jobParties, word(["bytes32"], [jobId])])))[0].map((p) => L.getAddress(p));
-      if (status === 0 || parties.length === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${jobId}, so no parties to have signed`);
+      const { status, parties, step_count: stepCount } = await onChainJob(ctx, ledger, r.job_id);
+      if (status === 0 || parties.length === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${r.job_id}, so no parties to have signed`);
       const problems = await signatureProblems(r.record, parties);
       const unsigned = Array.isArray(r.record.parties) && r.record.parties.every((p) => p && p.signature === null);
       if (problems.length && r.record.algorithm === CONTRIBUTION_ALGORITHM && unsigned) {
-        return adoptedContribution(r, ctx, { status, stepCount: Number(header[4]) });
+        return adoptedContribution(r, ctx, { status, stepCount });
       }
       if (problems.length) throw new Failed(problems.join("; ") + " (the job's parties on chain)");
       return `signed by every job party on chain (${parties.join(", ")})`;
@@ -606,6 +600,23 @@
     const bound = L.getAddress(decode(["address"], await node.ethCall(address, SELECTORS.ledger))[0]);
     if (bound !== ledger) throw new Failed(`the pinned Settlement ${address} is bound to ledger ${bound}, not to the pinned ${ledger}`);
     return address;
+  }
+
+  /** The job as the pinned ledger holds it (getJob and jobParties, at the latest block). */
+  async function onChainJob(ctx, ledger, jobId) {
+    const header = L.decodeAbiParameters(
+      [{ type: "tuple", components: ["bytes32", "address", "uint8", "uint64", "uint64", "bytes32"].map((type) => ({ type })) }],
+      await ctx.node.ethCall(ledger, L.concat([SELECTORS.getJob, word(["bytes32"], [jobId])])),
+    )[0];
+    const parties = decode(["address[]"], await ctx.node.ethCall(ledger, L.concat([SELECTORS.jobParties, word(["bytes32"], [jobId])])))[0];
+    return {
+      status: Number(header[2]),
+      manifest_hash: String(header[0]).toLowerCase(),
+      creator: L.getAddress(header[1]),
+      step_count: Number(header[4]),
+      final_root: String(header[5]).toLowerCase(),
+      parties: parties.map((p) => L.getAddress(p)),
+    };
   }
 
   async function rootRecord(ctx, ledger, root) {
@@ -892,23 +903,6 @@
   /** keccak256(job_secret || RFC 8785 JSON of value): the salted commitment (ledger/records.py commitment). */
   function commitment(value, secret) {
     return L.keccak256(L.concat([secret, L.bytesToHex(canonicalBytes(value))]));
-  }
-
-  /** The job as the pinned ledger holds it (getJob and jobParties, at the latest block). */
-  async function onChainJob(ctx, ledger, jobId) {
-    const header = L.decodeAbiParameters(
-      [{ type: "tuple", components: ["bytes32", "address", "uint8", "uint64", "uint64", "bytes32"].map((type) => ({ type })) }],
-      await ctx.node.ethCall(ledger, L.concat([SELECTORS.getJob, word(["bytes32"], [jobId])])),
-    )[0];
-    const parties = decode(["address[]"], await ctx.node.ethCall(ledger, L.concat([SELECTORS.jobParties, word(["bytes32"], [jobId])])))[0];
-    return {
-      status: Number(header[2]),
-      manifest_hash: String(header[0]).toLowerCase(),
-      creator: L.getAddress(header[1]),
-      step_count: Number(header[4]),
-      final_root: String(header[5]).toLowerCase(),
-      parties: parties.map((p) => L.getAddress(p)),
-    };
   }
 
   function recordsCovered(bundle) {
