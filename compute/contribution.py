@@ -12,6 +12,18 @@ runs one job per coalition on the party workers:
   evaluation rows), and the label holder's label stays the target (vertical
   training needs it), so what changes is only the features a party brings.
 
+With ``method="shapley"`` (at most 4 parties) the coalitions are every set of
+parties that holds the label party, each trained on its parties' features only;
+a set that brings no feature runs nothing (its value is the metric's baseline,
+`BASELINES`); the weights come from exact Shapley values
+(`secureflow.ledger.settlement.shapley`).
+
+Each coalition job's id, salt and job secret are chosen before it runs and
+handed to ``open_job``, so that the caller opens it on chain with every party's
+consent first (`secureflow settle measure` asks each party's own worker, as the
+API's coordinator does for a submitted job); the inputs name each coalition's
+job, which `settle propose` checks on chain.
+
 Each coalition is an ordinary job: planned on metadata, run step by step and
 recorded through the same recorder (one step record per step, co-signed,
 anchored like any other; the trained model too when the recorder records
@@ -49,8 +61,9 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,8 +91,9 @@ if TYPE_CHECKING:
     from secureflow.ledger.recorder import ModelAnchors
 from secureflow.compute.schema import ObjectInfo
 from secureflow.compute.worker.engine import Engine
-from secureflow.ledger.records import StepRecord, new_job_secret
+from secureflow.ledger.records import StepRecord, job_id_for, new_job_salt, new_job_secret
 from secureflow.ledger.settlement.contribution import LeaveOneOutInputs
+from secureflow.ledger.settlement.shapley import ShapleyInputs
 
 TRAINING_ALGORITHMS = frozenset({"ss_lr", "ss_xgb"})
 PREDICT_ALGORITHM = "secure_predict"
@@ -98,10 +112,24 @@ METRICS: dict[str, dict[str, bool]] = {
 
 ALL = "all"
 
+Method = Literal["leave_one_out", "shapley"]
+METHODS: tuple[Method, ...] = ("leave_one_out", "shapley")
+
+#: metric -> its value for a model without any feature (a constant score): the value of a coalition
+#: that brings no feature, in Shapley values (`secureflow.ledger.settlement.shapley`)
+BASELINES: dict[str, float] = {"auc": 0.5, "ks": 0.0, "r2_score": 0.0}
+
+MAX_SHAPLEY_PARTIES = 4  # 2^(N-1) coalition jobs: 8 for 4 parties
+
 
 def coalition_name(left_out: str | None) -> str:
     """``"all"`` or ``"without <party>"``."""
     return ALL if left_out is None else f"without {left_out}"
+
+
+def members_name(members: tuple[str, ...]) -> str:
+    """A Shapley coalition's name: ``"{alice, bob}"``."""
+    return "{" + ", ".join(members) + "}"
 
 
 # ------------------------------------------------------------------ results
@@ -112,20 +140,22 @@ class CoalitionResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    coalition: str = Field(description='"all" or "without <party>"')
+    coalition: str = Field(description='"all", "without <party>" or (Shapley) "{<party>, ...}"')
     left_out: str | None = Field(description="the party whose features were excluded (None: every party)")
+    members: tuple[str, ...] = Field(description="the parties whose features the model was trained on")
     features: dict[str, list[str]] = Field(description="party -> feature columns the model was trained on")
-    job_id: str
-    manifest_hash: str
-    metric: float
+    job_id: str | None = Field(description="the coalition's job (None: no feature, so no model and no job)")
+    manifest_hash: str | None
+    metric: float | None = Field(description="the revealed metric (None: no job; its value is the baseline)")
     seconds: float
 
 
 class LeaveOneOutMeasurement(BaseModel):
-    """The coalitions' metrics and the leave-one-out inputs they make."""
+    """The coalitions' metrics and the contribution inputs they make (leave-one-out or Shapley)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    method: Method = "leave_one_out"
     metric: str
     higher_is_better: bool
     evaluation_algorithm: str
@@ -133,29 +163,50 @@ class LeaveOneOutMeasurement(BaseModel):
     label_party: str
     parties: dict[str, str] = Field(description="party name -> member address, in manifest order")
     coalitions: tuple[CoalitionResult, ...]
+    baseline: float | None = Field(
+        default=None, description="Shapley: the metric of a model without features"
+    )
 
     @property
     def full(self) -> CoalitionResult:
-        return next(c for c in self.coalitions if c.left_out is None)
+        return next(c for c in self.coalitions if set(c.members) == set(self.parties) and c.left_out is None)
 
     def without(self, party: str) -> CoalitionResult:
         return next(c for c in self.coalitions if c.left_out == party)
 
     def inputs_document(self) -> dict[str, Any]:
-        """The JSON document of ``LeaveOneOutInputs`` (what `settle propose` reads)."""
+        """The JSON document of ``LeaveOneOutInputs`` or ``ShapleyInputs`` (what `settle propose` reads),
+        each coalition named by its job id (the evidence `settle propose` checks on chain)."""
+        if self.method == "shapley":
+            return {
+                "method": "shapley",
+                "metric": self.metric,
+                "higher_is_better": self.higher_is_better,
+                "baseline": self.baseline,
+                "label_party": self.parties[self.label_party],
+                "parties": list(self.parties.values()),
+                "coalitions": [
+                    {"parties": [self.parties[m] for m in c.members], "metric": c.metric, "job_id": c.job_id}
+                    for c in self.coalitions
+                ],
+            }
         return {
             "method": "leave_one_out",
             "metric": self.metric,
             "higher_is_better": self.higher_is_better,
             "full": self.full.metric,
+            "full_job": self.full.job_id,
             "parties": [
-                {"party": address, "without": self.without(name).metric}
+                {"party": address, "without": self.without(name).metric, "job_id": self.without(name).job_id}
                 for name, address in self.parties.items()
             ],
         }
 
-    def to_inputs(self) -> LeaveOneOutInputs:
-        """``LeaveOneOutInputs``, ready for ``compute_weights`` and the contribution record."""
+    def to_inputs(self) -> LeaveOneOutInputs | ShapleyInputs:
+        """``LeaveOneOutInputs`` or ``ShapleyInputs``, ready for ``compute_weights`` and the contribution
+        record."""
+        if self.method == "shapley":
+            return ShapleyInputs.model_validate(self.inputs_document())
         return LeaveOneOutInputs.model_validate(self.inputs_document())
 
 
@@ -188,15 +239,27 @@ ProgressFn = Callable[[Progress], None]
 
 @dataclass(frozen=True)
 class CoalitionPlan:
-    """What is run for one coalition."""
+    """What is run for one coalition (``manifest`` None: its parties bring no feature, nothing runs)."""
 
+    name: str
     left_out: str | None
+    members: tuple[str, ...]
     features: dict[str, list[str]]
-    manifest: JobManifest
+    manifest: JobManifest | None
 
-    @property
-    def name(self) -> str:
-        return coalition_name(self.left_out)
+
+@dataclass(frozen=True)
+class CoalitionJob:
+    """The on-chain identity of a coalition's job, chosen before it runs, so that every party's node can
+    consent to it and the job be opened on chain first (`measure_leave_one_out`'s ``open_job``)."""
+
+    coalition: str
+    manifest: JobManifest
+    job_id: str
+    salt: str
+    job_secret: str
+    creator: str
+    manifest_hash: str
 
 
 @dataclass(frozen=True)
@@ -211,6 +274,7 @@ class LeaveOneOutPlan:
     label_party: str
     owner: str  # the party that computes (and receives) the evaluation
     coalitions: tuple[CoalitionPlan, ...]
+    method: Method = "leave_one_out"
 
 
 def _producers(manifest: JobManifest) -> dict[str, int]:
@@ -261,14 +325,18 @@ def _find_chain(manifest: JobManifest, metric: str | None) -> tuple[int, int, in
 
 
 def check_manifest(
-    manifest: JobManifest | Mapping[str, Any] | str | bytes, metric: str | None = None
+    manifest: JobManifest | Mapping[str, Any] | str | bytes,
+    metric: str | None = None,
+    method: Method = "leave_one_out",
 ) -> JobManifest:
-    """The checks that need no party metadata (structure, evaluation -> prediction -> training, metric);
-    returns the parsed manifest. `measure_leave_one_out` runs them too; call it first to fail fast."""
+    """The checks that need no party metadata (structure, evaluation -> prediction -> training, metric,
+    the method's limits); returns the parsed manifest. `measure_leave_one_out` runs them too; call it
+    first to fail fast."""
     if not isinstance(manifest, JobManifest):
         manifest = JobManifest.parse(manifest)
     check_structure(manifest)
-    _find_chain(manifest, metric)
+    _, _, _, chosen, _ = _find_chain(manifest, metric)
+    _check_method(manifest, chosen, method)
     return manifest
 
 
@@ -292,7 +360,7 @@ def _coalition_manifest(
     ev: int,
     features: list[str],
     owner: str,
-    left_out: str | None,
+    tag: str,
 ) -> JobManifest:
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -315,11 +383,46 @@ def _coalition_manifest(
             }
         )
     document = manifest.model_dump(mode="json")
-    document["name"] = f"{manifest.name} [leave-one-out: {coalition_name(left_out)}]"[:128]
+    document["name"] = f"{manifest.name} [{tag}]"[:128]
     document["steps"] = steps
     document["datasets"] = {k: v for k, v in manifest.datasets.items() if k in used}
     document["models"] = {k: v for k, v in manifest.models.items() if k in used}
     return JobManifest.parse(document)
+
+
+def _check_method(manifest: JobManifest, metric: str, method: Method) -> None:
+    if method not in METHODS:
+        raise ContributionManifestError(
+            f"unknown method {method!r}", hint=f"choose one of {', '.join(METHODS)}"
+        )
+    if method != "shapley":
+        return
+    if len(manifest.parties) > MAX_SHAPLEY_PARTIES:
+        raise ContributionManifestError(
+            f"exact Shapley values need 2^(N-1) coalition jobs: at most {MAX_SHAPLEY_PARTIES} parties, not "
+            f"{len(manifest.parties)}",
+            hint="use --method leave_one_out for more parties",
+        )
+    if metric not in BASELINES:
+        raise ContributionManifestError(
+            f"Shapley values need the metric of a model without features, which is not defined for {metric}",
+            hint=f"choose one of {', '.join(BASELINES)} (--metric)",
+        )
+
+
+def _coalition_members(
+    parties: Sequence[str], label_party: str, method: Method
+) -> list[tuple[str | None, tuple[str, ...]]]:
+    """(left out, members) of each coalition: every party first, then (leave-one-out) every party but one,
+    or (Shapley) every other set of parties that holds the label party, largest first."""
+    if method == "leave_one_out":
+        return [(None, tuple(parties))] + [(p, tuple(q for q in parties if q != p)) for p in parties]
+    others = [p for p in parties if p != label_party]
+    out: list[tuple[str | None, tuple[str, ...]]] = []
+    for size in range(len(others), -1, -1):
+        for subset in combinations(others, size):
+            out.append((None, tuple(p for p in parties if p == label_party or p in subset)))
+    return out
 
 
 def plan_leave_one_out(
@@ -328,12 +431,14 @@ def plan_leave_one_out(
     model_infos: Mapping[str, ObjectInfo] | None = None,
     *,
     metric: str | None = None,
+    method: Method = "leave_one_out",
 ) -> LeaveOneOutPlan:
     """Build and validate every coalition's manifest on metadata (``infos``: the datasets' columns per
     party). Raises a `ContributionManifestError` (or the manifest's own `ComputeError`) before any
     compute."""
     check_structure(manifest)
     ev, _, train, chosen, higher = _find_chain(manifest, metric)
+    _check_method(manifest, chosen, method)
     full_plan = plan_job(manifest, infos, model_infos, job_secret=new_job_secret())  # validation only
     model_info = full_plan[train].output_infos["model"]
     report_info = full_plan[ev].output_infos["report"]
@@ -344,23 +449,30 @@ def plan_leave_one_out(
     keep = _trimmed_steps(manifest, ev)
     train_alg = manifest.steps[train].algorithm
     coalitions: list[CoalitionPlan] = []
-    for left_out in (None, *parties):
-        features = {p: cols for p, cols in by_party.items() if p != left_out and cols}
+    for left_out, members in _coalition_members(parties, label_party, method):
+        name = coalition_name(left_out) if method == "leave_one_out" else members_name(members)
+        if method == "shapley" and len(members) == len(parties):
+            name = ALL
+        features = {p: cols for p, cols in by_party.items() if p in members and cols}
         flat = [c for cols in features.values() for c in cols]
-        if not flat:
-            assert left_out is not None  # noqa: S101 - invariant for the type checker, not input validation
+        if not flat and method == "shapley" and len(members) < len(parties):
+            # no feature: no model to train; the coalition's value is the baseline (nothing runs)
+            coalitions.append(CoalitionPlan(name, None, members, {}, None))
+            continue
+        if not flat and left_out is not None:
             raise NoFeaturesLeftError(
                 f"without party {left_out!r} the training step (step {train}, {train_alg}) has no feature "
                 f"left: every feature it selects is {left_out!r}'s"
             )
-        coalition = _coalition_manifest(manifest, keep, train, ev, flat, owner, left_out)
+        if not flat:
+            raise NoFeaturesLeftError(f"the training step (step {train}, {train_alg}) selects no feature")
+        tag = f"leave-one-out: {name}" if method == "leave_one_out" else f"shapley: {name}"
+        coalition = _coalition_manifest(manifest, keep, train, ev, flat, owner, tag)
         try:
             plan_job(coalition, infos, model_infos, job_secret=new_job_secret())
         except ComputeError as exc:
-            raise type(exc)(
-                f"the coalition {coalition_name(left_out)!r} is not a valid job: {exc.args[0]}"
-            ) from None
-        coalitions.append(CoalitionPlan(left_out=left_out, features=features, manifest=coalition))
+            raise type(exc)(f"the coalition {name!r} is not a valid job: {exc.args[0]}") from None
+        coalitions.append(CoalitionPlan(name, left_out, members, features, coalition))
     return LeaveOneOutPlan(
         metric=chosen,
         higher_is_better=higher,
@@ -370,6 +482,7 @@ def plan_leave_one_out(
         label_party=label_party,
         owner=owner,
         coalitions=tuple(coalitions),
+        method=method,
     )
 
 
@@ -444,19 +557,48 @@ def measure_leave_one_out(
     progress: ProgressFn | None = None,
     creator: str | None = None,
     model_anchors: ModelAnchors | None = None,
+    method: Method = "leave_one_out",
+    open_job: Callable[[CoalitionJob], None] | None = None,
 ) -> LeaveOneOutMeasurement:
     """Run every coalition of ``manifest`` as a job on ``engine``, recorded through ``recorder``, and
     return their metrics. Validates all coalitions before the first one runs. A manifest that uses stored
-    models needs ``model_anchors`` (see `secureflow.compute.runner.run_job`)."""
-    manifest = check_manifest(manifest, metric)  # the cheap checks first: no worker round trip
+    models needs ``model_anchors`` (see `secureflow.compute.runner.run_job`).
+
+    ``method``: ``leave_one_out`` (every party, then every party but one) or ``shapley`` (every set of
+    parties that holds the label party; at most 4 parties; a set that brings no feature runs nothing).
+    ``open_job``: called with each coalition job's identity (id, salt, job secret, creator) before it
+    runs, to open it on chain with every party's consent (`secureflow settle measure` asks each party's
+    node); a coalition whose opening raises does not run."""
+    manifest = check_manifest(manifest, metric, method)  # the cheap checks first: no worker round trip
     infos, model_infos = _metadata(engine, manifest)
-    plan = plan_leave_one_out(manifest, infos, model_infos, metric=metric)
+    plan = plan_leave_one_out(manifest, infos, model_infos, metric=metric, method=method)
     report = progress or (lambda _: None)
-    total = len(plan.coalitions)
-    steps = len(plan.coalitions[0].manifest.steps)
-    results: list[CoalitionResult] = []
-    for index, coalition in enumerate(plan.coalitions):
+    runs = [c for c in plan.coalitions if c.manifest is not None]
+    total = len(runs)
+    steps = len(runs[0].manifest.steps) if runs[0].manifest is not None else 0
+    results: list[CoalitionResult] = [
+        CoalitionResult(
+            coalition=c.name,
+            left_out=c.left_out,
+            members=c.members,
+            features={},
+            job_id=None,
+            manifest_hash=None,
+            metric=None,
+            seconds=0.0,
+        )
+        for c in plan.coalitions
+        if c.manifest is None
+    ]
+    creator = creator or manifest.address_of(manifest.party_names()[0])
+    for index, coalition in enumerate(runs):
         name = coalition.name
+        assert coalition.manifest is not None  # noqa: S101 - runs holds the coalitions with a manifest
+        job_secret, salt = new_job_secret(), new_job_salt()
+        m_hash = coalition.manifest.manifest_hash(job_secret)
+        job_id = job_id_for(creator, m_hash, salt)
+        if open_job is not None:
+            open_job(CoalitionJob(name, coalition.manifest, job_id, salt, job_secret, creator, m_hash))
         report(Progress("started", name, index, total, 0, steps))
         done = [0]
 
@@ -470,7 +612,10 @@ def measure_leave_one_out(
                 engine,
                 coalition.manifest,
                 _ProgressRecorder(recorder, on_step),
+                job_id=job_id,
+                salt=salt,
                 creator=creator,
+                job_secret=job_secret,
                 model_anchors=model_anchors,
             )
         except ComputeError as exc:
@@ -490,6 +635,7 @@ def measure_leave_one_out(
             CoalitionResult(
                 coalition=name,
                 left_out=coalition.left_out,
+                members=coalition.members,
                 features={p: list(c) for p, c in coalition.features.items()},
                 job_id=result.job_id,
                 manifest_hash=result.manifest_hash,
@@ -498,12 +644,15 @@ def measure_leave_one_out(
             )
         )
         report(Progress("finished", name, index, total, done[0], steps))
+    order = {c.name: i for i, c in enumerate(plan.coalitions)}
     return LeaveOneOutMeasurement(
+        method=method,
+        baseline=BASELINES[plan.metric] if method == "shapley" else None,
         metric=plan.metric,
         higher_is_better=plan.higher_is_better,
         evaluation_algorithm=plan.evaluation_algorithm,
         training_algorithm=plan.training_algorithm,
         label_party=plan.label_party,
         parties={p.name: p.address for p in manifest.parties},
-        coalitions=tuple(results),
+        coalitions=tuple(sorted(results, key=lambda c: order[c.coalition])),
     )

@@ -66,6 +66,13 @@ class PartyPolicy(BaseModel):
         description="algorithm ('*': any) -> addresses of parties that may receive what it reveals",
     )
 
+    spu_protocols: tuple[Literal["SEMI2K", "ABY3"], ...] = Field(
+        default=("SEMI2K",),
+        description="the SPU protocols of the jobs it consents to. ABY3 (three parties, honest majority) "
+        "lets any two of the three reconstruct a secret-shared value, so a party consents to it only "
+        'where its policy lists it, e.g. ["SEMI2K", "ABY3"]',
+    )
+
     chain_id: int | None = Field(default=None, description="the only chain id it consents on; None: any")
     ledger: Address | None = Field(
         default=None, description="the only AuditLedger address it consents on; None: any"
@@ -157,6 +164,11 @@ def consent_refusals(
     me = mine[0]
     addresses = {p.name: p.address for p in manifest.parties}
     reasons: list[str] = []
+    if manifest.spu_protocol not in policy.spu_protocols:
+        reasons.append(
+            f"the job runs SPU protocol {manifest.spu_protocol}, which this party's policy does not accept "
+            f"(spu_protocols: {', '.join(policy.spu_protocols)})"
+        )
     for name, per_party in manifest.datasets.items():
         path = per_party.get(me)
         if path is not None and policy.datasets is not None and path not in policy.datasets:

@@ -39,11 +39,19 @@ def _beat(rds: redis.Redis, prefix: str, party: str) -> dict[str, object] | None
     return None if raw is None else dict(json.loads(raw))
 
 
-def _wait(rds: redis.Redis, prefix: str, warm: bool, timeout: float = 300.0) -> None:
+def _wait(rds: redis.Redis, prefix: str, warm: bool, since: float, timeout: float = 300.0) -> None:
+    """Until every node beat after ``since`` (wall clock) with no session, and with a warm spare if
+    ``warm`` (an older beat may still say warm about the spare the last session took)."""
     deadline = time.monotonic() + timeout
     while True:
         beats = [_beat(rds, prefix, p) for p in PARTIES]
-        if all(b is not None and (not warm or b.get("warm")) and b.get("sessions") == 0 for b in beats):
+        if all(
+            b is not None
+            and float(str(b.get("ts", 0))) > since
+            and (not warm or b.get("warm"))
+            and b.get("sessions") == 0
+            for b in beats
+        ):
             return
         if time.monotonic() > deadline:
             raise SystemExit(f"the nodes did not get ready within {timeout} s: {beats}")
@@ -62,14 +70,16 @@ def _mode(root: Path, redis_url: str, warm: bool, repeat: int) -> list[float]:
         procs.append((subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT), log))
     times = []
     try:
+        since = 0.0
         for _ in range(repeat):
-            _wait(rds, prefix, warm)
+            _wait(rds, prefix, warm, since)
             engine = Engine(PARTIES, root / prefix / "coord", launcher="distributed", redis_url=redis_url,
                             redis_prefix=prefix, start_timeout=300.0)  # fmt: skip
             t0 = time.perf_counter()
             engine.start()
             times.append(time.perf_counter() - t0)
             engine.shutdown()
+            since = time.time()
     finally:
         for proc, log in procs:
             proc.terminate()

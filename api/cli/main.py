@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from secureflow.api.cli.audit_search import audit_search
 from secureflow.api.cli.doctor import doctor
 from secureflow.api.cli.errors import CliError, console, friendly_errors
 from secureflow.api.cli.job import job_app
@@ -56,6 +57,7 @@ app.add_typer(contracts_app, name="contracts")
 audit_app = typer.Typer(no_args_is_help=True, help="Audit the ledger against the chain.")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+audit_app.command("search")(audit_search)
 app.add_typer(settle_app, name="settle")
 app.add_typer(job_app, name="job")
 app.add_typer(model_app, name="model")

@@ -392,28 +392,39 @@ def measure(
     metric: Annotated[
         str | None, typer.Option(help="evaluation metric (default: auc, or r2_score for regression_eval)")
     ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="leave_one_out (every party, then without each party's features) or shapley (exact "
+            "Shapley values over every set of parties holding the label party; at most 4 parties)"
+        ),
+    ] = "leave_one_out",
     force: Annotated[bool, typer.Option(help="replace an existing inputs file")] = False,
 ) -> None:
-    """Measure leave-one-party-out contribution: run the manifest with every party and without each
-    party's features as recorded jobs on the local SecretFlow workers (each created on chain by
-    SECUREFLOW_MEMBER_KEY, a party), and write the inputs file that `settle propose --inputs` takes."""
+    """Measure each party's contribution: run the manifest's training and evaluation for each coalition of
+    parties' features (leave one party out, or every coalition for Shapley values) as recorded jobs on the
+    local SecretFlow workers, and write the inputs file that `settle propose --inputs` takes. Each
+    coalition job is opened on chain by SECUREFLOW_MEMBER_KEY's node (a party) only after every party's
+    own worker consented to it under its policy."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from secureflow.api.coordinator.opening import open_job_on_chain
+    from secureflow.compute.contribution import METHODS, CoalitionJob, check_manifest, measure_leave_one_out
     from secureflow.compute.contribution import Progress as Step
-    from secureflow.compute.contribution import check_manifest, measure_leave_one_out
-    from secureflow.compute.errors import ComputeError
+    from secureflow.compute.errors import ComputeError, ConsentRefusedError
     from secureflow.compute.worker.engine import Engine
-    from secureflow.ledger.consent import sign_consent
-    from secureflow.ledger.contracts import AuditLedgerClient, hex32
+    from secureflow.ledger.contracts import AuditLedgerClient
     from secureflow.ledger.deploy import connect
     from secureflow.ledger.model_anchors import ChainModelAnchors
     from secureflow.ledger.recorder import OutboxRecorder
     from secureflow.ledger.settlement.errors import NotAPartyError
 
+    if method not in METHODS:
+        raise SettleError(f"unknown method {method!r}", hint=f"--method {' or '.join(METHODS)}")
     if out.exists() and not force:
         raise SettleError(f"{out} exists already", hint="choose another --out, or pass --force")
     try:
-        job_manifest = check_manifest(manifest_path.read_bytes(), metric)  # before starting SecretFlow
+        job_manifest = check_manifest(manifest_path.read_bytes(), metric, method)  # before SecretFlow
     except OSError as exc:
         raise SettleError(f"cannot read the manifest {manifest_path}: {exc.strerror}") from None
     except ComputeError as exc:
@@ -425,31 +436,11 @@ def measure(
             hint="give --data-dir the folder holding each party's folder (as `secureflow up` prints it)",
         )
     chain = _chain(with_key=True)
-    me, key = chain.address, _member_key()
+    me = chain.address
     if me.lower() not in {p.address.lower() for p in job_manifest.parties}:
         raise NotAPartyError(f"{me} is not a party of the manifest: only a party runs its coalitions")
-    ledger = AuditLedgerClient(connect(chain.client, chain.deployment, "AuditLedger"), chain.sender)
-
-    class OnChainJobs(OutboxRecorder):
-        """Each coalition job is created on chain (with this member's consent) before it is recorded."""
-
-        def open_job(
-            self, job_id: str, manifest_hash: str, creator: str, parties: Any, *, salt: str | None = None
-        ) -> None:
-            job, mhash = bytes.fromhex(job_id[2:]), bytes.fromhex(manifest_hash[2:])
-            consent = sign_consent(key, chain.client.chain_id, ledger.address, job, mhash)
-            consents = [consent if p.lower() == me.lower() else b"" for p in parties]
-            if salt is None:
-                raise SettleError(f"coalition job {job_id} has no createJob salt")
-            tx = ledger.create_job(
-                manifest_hash=mhash, salt=bytes.fromhex(salt[2:]), parties=list(parties), consents=consents
-            )
-            super().open_job(job_id, manifest_hash, creator, parties, salt=salt)
-            self.store.update_job(
-                job_id, chain_status="confirmed", created_tx_hash=hex32(tx["transactionHash"])
-            )
-
-    engine = Engine(job_manifest.party_names(), data_dir)
+    ledger_contract = connect(chain.client, chain.deployment, "AuditLedger")
+    engine = Engine(job_manifest.party_names(), data_dir, spu_protocol=job_manifest.spu_protocol)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     live = console.is_terminal  # a bar on a terminal; piped or logged, one line per step instead
     starting = "starting the SecretFlow party workers (SecretFlow import, links; ~10-30 s) …"
@@ -471,15 +462,43 @@ def measure(
                 )
                 console.print(f"{coalition} {what} ({done})")
 
+        recorder = OutboxRecorder(store)
+
+        def open_coalition(job: CoalitionJob) -> None:
+            """Each party's own worker checks the coalition job against its policy and signs its consent;
+            the creator's (this member's) worker signs createJob: the job opens on chain with every
+            party's consent, as a job submitted through the API (`api.coordinator.opening`)."""
+            parties = [job.manifest.address_of(p) for p in job.manifest.party_names()]
+            recorder.open_job(job.job_id, job.manifest_hash, job.creator, parties, salt=job.salt)
+            stored = store.get_job(job.job_id)
+            assert stored is not None  # noqa: S101 - stored just above
+            try:
+                open_job_on_chain(
+                    engine,
+                    chain.client,
+                    ledger_contract,
+                    store,
+                    stored,
+                    job.manifest.model_dump(mode="json"),
+                    job.job_secret,
+                    gas_price=chain.settings.gas_price,
+                )
+            except ConsentRefusedError as exc:  # not on chain: the stored job never runs
+                refused = f"the parties' nodes refused it: {exc}"
+                store.update_job(job.job_id, status="rejected", reason=refused)
+                raise
+
         try:
             engine.start()
             measured = measure_leave_one_out(
                 engine,
                 job_manifest,
-                OnChainJobs(store),
+                recorder,
                 progress=show,
                 creator=me,
-                model_anchors=ChainModelAnchors(ledger),
+                model_anchors=ChainModelAnchors(AuditLedgerClient(ledger_contract)),
+                method=method,  # checked against METHODS above
+                open_job=open_coalition,
             )
         except ComputeError as exc:
             raise SettleError(
@@ -494,6 +513,9 @@ def measure(
         f"{measured.metric} by coalition ({measured.training_algorithm}, label party {measured.label_party}):"
     )
     for c in measured.coalitions:
+        if c.metric is None:
+            console.print(f"  {c.coalition:<16} no feature: no model, no job (value {measured.baseline})")
+            continue
         console.print(
             f"  {c.coalition:<16} {measured.metric} {c.metric:.6f}  job {c.job_id}  ({c.seconds:.1f}s)"
         )
@@ -559,7 +581,8 @@ def approve(
         )
     with _store(chain.settings) as store:
         service = _service(chain, store, ProposalFiles(proposal_path, approval_out=out))
-        _, weights = service.weights_to_approve(proposal.job_id, me)
+        _, weights = service.weights_to_approve(proposal.job_id, me)  # coalition jobs checked on chain too
+        _print_evidence(proposal.method, len(proposal.inputs.evidence_jobs()))
         if on_chain:
             if chain.settlement.has_approved(weights, me):
                 console.print(f"{me} has approved these weights on chain already")
@@ -577,6 +600,19 @@ def approve(
         )
         kept, _ = service.approve(proposal.job_id, Approval(signature="0x" + signature.hex()), me)
     console.print(f"{me} signed the weights of job {proposal.job_id}; approval written to {kept.source}")
+
+
+def _print_evidence(method: str, jobs: int) -> None:
+    """What the measured methods' metrics rest on: coalition jobs checked on chain, or the proposer's word."""
+    if method == "data_share":
+        return
+    if jobs:
+        console.print(f"{jobs} coalition job(s) checked on chain: each opened with every party's consent")
+    else:
+        console.print(
+            "the inputs name no coalition job: the metrics are the proposer's word, not jobs on chain "
+            "(`secureflow settle measure` names them)"
+        )
 
 
 @settle_app.command("set-weights")

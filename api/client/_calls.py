@@ -50,6 +50,7 @@ from secureflow.api.client.models import (
     Readiness,
     Role,
     RoleOut,
+    SearchResults,
     SettlementAction,
     StepDetail,
     StepOut,
@@ -103,6 +104,11 @@ def job_timeline(job_id: str) -> Call[JobTimeline]:
 
 def overview(hours: int = 6) -> Call[Overview]:
     return call("GET", "/v1/overview", as_model(Overview), params={"hours": hours})
+
+
+def search(q: str, since: str | None, until: str | None, limit: int) -> Call[SearchResults]:
+    params = {"q": q or None, "since": since, "until": until, "limit": limit}
+    return call("GET", "/v1/search", as_model(SearchResults), params=params)
 
 
 def job_logs(job_id: str, party: str | None, after: int) -> Call[JobLogs]:

@@ -65,6 +65,7 @@ from secureflow.api.client.models import (
     Readiness,
     Role,
     RoleOut,
+    SearchResults,
     SettlementAction,
     StepDetail,
     StepOut,
@@ -270,6 +271,13 @@ class Audit(_Resource):
         status, records anchored per minute and their latency, backlog, last block, failed and stuck jobs."""
         return await self._run(calls.overview(hours))
 
+    async def search(
+        self, q: str = "", *, since: str | None = None, until: str | None = None, limit: int = 50
+    ) -> SearchResults:
+        """Find jobs by job id, member address, model, record or transaction hash, and time range (RFC 3339
+        with a zone); each result names what matched and its job (members: their own jobs only)."""
+        return await self._run(calls.search(q, since, until, limit))
+
     async def records(
         self,
         *,
@@ -401,7 +409,7 @@ class Settlements(_Resource):
         return await self._run(calls.settlement_history(job_id))
 
     async def propose(self, job_id: str, inputs: Body) -> ProposalCreated:
-        """Contribution inputs (``method`` data_share or leave_one_out) -> weights and their record."""
+        """Contribution inputs (``method`` data_share, leave_one_out or shapley) -> weights, record."""
         return await self._run(calls.settlement_propose(job_id, inputs))
 
     async def proposal(self, job_id: str) -> ProposalState:

@@ -257,12 +257,20 @@ class AcceptedStep(_Out):
 
 
 class ModelOut(_Out):
+    """A model recorded on chain (a ModelRecorded event) beside what this API holds for it."""
+
     job_id: str | None
-    model_id: str
+    model_id: str = Field(description="the model's key on chain (keccak256 of its name)")
     version: int
-    model_hash: str
+    model_hash: str = Field(description="the hash the chain recorded")
     block_number: int
     tx_hash: str
+    name: str | None = Field(default=None, description="the model's name here (None: unknown to this API)")
+    api_model_hash: str | None = Field(default=None, description="the hash this API holds for it")
+    api_status: str | None = Field(default=None, description="this API's anchoring status of the model")
+    hash_matches: bool | None = Field(
+        default=None, description="the chain's hash equals this API's (None: the API does not hold it)"
+    )
 
 
 # -- the consortium overview and a job's timeline (the web console) ---------------------------------------
@@ -412,6 +420,43 @@ class JobTimeline(_Out):
     steps_truncated: bool = Field(description="only the first steps are listed (the steps page has all)")
     models: list[TimelineModel]
     close: CloseOut
+
+
+# -- the console's search -------------------------------------------------------------------------------
+
+SearchKind = Literal["job", "member", "record", "model", "transaction"]
+
+
+class SearchResult(_Out):
+    """One thing a search found, with the job it belongs to (the console links it to its pages)."""
+
+    kind: SearchKind = Field(description="what the query matched: a job id, a party, a record, a model, a tx")
+    job_id: str
+    job_status: str
+    created_at: datetime = Field(description="when the job was created here")
+    seq: int | None = Field(default=None, description="the step (record, anchoring transaction)")
+    record_hash: str | None = None
+    model_id: str | None = Field(default=None, description="the model's name here (model)")
+    version: int | None = None
+    model_hash: str | None = None
+    tx_hash: str | None = None
+    event: str | None = Field(
+        default=None, description="what the transaction did for the job (BatchAnchored, JobOpened, ...)"
+    )
+
+
+class SearchResults(_Out):
+    """The answer of ``GET /v1/search``: how the query was read, and what it found (newest job first)."""
+
+    query: str
+    classified_as: Literal["hash", "address", "time_range"] = Field(
+        description="hash: a 32-byte hash looked up as a job id, record, model and transaction hash; "
+        "address: a member's jobs; time_range: the jobs created in since..until"
+    )
+    since: datetime | None
+    until: datetime | None
+    items: list[SearchResult]
+    truncated: bool = Field(description="more matched than the limit: narrow the query or the time range")
 
 
 # -- members, roles, keys --------------------------------------------------------------------------------

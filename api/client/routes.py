@@ -44,6 +44,7 @@ ROUTES: tuple[Route, ...] = (
     # audit queries, verification, models
     Route("GET", "/v1/audit/records", "audit.records", True),
     Route("GET", "/v1/overview", "audit.overview", True),
+    Route("GET", "/v1/search", "audit.search", True),
     Route("POST", "/v1/verify", "verification.verify", True),  # reads the chain only
     Route("GET", "/v1/models", "models.list", True),
     # members, keys, roles

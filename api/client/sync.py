@@ -65,6 +65,7 @@ from secureflow.api.client.models import (
     Readiness,
     Role,
     RoleOut,
+    SearchResults,
     SettlementAction,
     StepDetail,
     StepOut,
@@ -265,6 +266,13 @@ class Audit(_Resource):
         status, records anchored per minute and their latency, backlog, last block, failed and stuck jobs."""
         return self._run(calls.overview(hours))
 
+    def search(
+        self, q: str = "", *, since: str | None = None, until: str | None = None, limit: int = 50
+    ) -> SearchResults:
+        """Find jobs by job id, member address, model, record or transaction hash, and time range (RFC 3339
+        with a zone); each result names what matched and its job (members: their own jobs only)."""
+        return self._run(calls.search(q, since, until, limit))
+
     def records(
         self,
         *,
@@ -396,7 +404,7 @@ class Settlements(_Resource):
         return self._run(calls.settlement_history(job_id))
 
     def propose(self, job_id: str, inputs: Body) -> ProposalCreated:
-        """Contribution inputs (``method`` data_share or leave_one_out) -> weights and their record."""
+        """Contribution inputs (``method`` data_share, leave_one_out or shapley) -> weights, record."""
         return self._run(calls.settlement_propose(job_id, inputs))
 
     def proposal(self, job_id: str) -> ProposalState:

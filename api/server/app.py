@@ -34,7 +34,7 @@ from secureflow.api.server.executor import JobExecutor
 from secureflow.api.server.joblogs import JobLogSource, NodeJobLogs, load_log_reader_key
 from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
 from secureflow.api.server.reads import HotReads
-from secureflow.api.server.routes import admin, audit, console, docs, jobs, ops, settlements, ui
+from secureflow.api.server.routes import admin, audit, console, docs, jobs, ops, search, settlements, ui
 from secureflow.api.server.settings import ApiSettings
 from secureflow.api.server.streams import StreamSlots
 from secureflow.ledger.anchoring import AnchoringWorker
@@ -236,7 +236,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-ROUTE_MODULES = (ops, jobs, console, audit, admin, settlements, ui, docs)
+ROUTE_MODULES = (ops, jobs, console, search, audit, admin, settlements, ui, docs)
 """Every module of routes the app serves (each has a ``router``), in the order they are matched."""
 
 

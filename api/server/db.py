@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -65,6 +65,7 @@ from secureflow.ledger.store.audit_reads import ActivityBucket, AuditReads, Back
 from secureflow.ledger.store.audit_reads import RecordFilter as RecordFilter  # re-exported: audit queries
 from secureflow.ledger.store.audit_reads import RecordItem as RecordItem  # re-exported: audit rows
 from secureflow.ledger.store.engine import WRITE_OPTION, mask_url
+from secureflow.ledger.store.search import SearchHit, SearchScope, search_hash, search_member, search_time
 
 ROLES: tuple[Role, ...] = ("admin", "member", "service", "auditor", "metrics")
 VERSION_TABLE = "api_alembic_version"
@@ -606,6 +607,27 @@ class ApiDb:
                 ),
                 self.audit.backlog(s, visible_to=visible_to),
             )
+
+    def search(
+        self,
+        *,
+        hash_value: str | None,
+        member: str | None,
+        scope: SearchScope,
+        limit: int,
+        service: str | None = None,
+    ) -> list[SearchHit]:
+        """The console's search (`secureflow.ledger.store.search`), in one read transaction: a lower-case
+        32-byte hash, else a member's checksummed address, else the jobs created in the scope's range;
+        with ``service`` (checksummed), only the jobs bound to that anchoring service at submission."""
+        if service is not None:
+            scope = replace(scope, within=select(ManifestOrm.job_id).where(ManifestOrm.service == service))
+        with self._tx(write=False) as s:
+            if hash_value is not None:
+                return search_hash(s, hash_value, scope, limit)
+            if member is not None:
+                return search_member(s, member, scope, limit)
+            return search_time(s, scope, limit)
 
     def job_record_counts(self, job_id: str) -> dict[str, int]:
         """Number of the job's records per anchoring status (every status present)."""

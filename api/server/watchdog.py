@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from secureflow.api.server.db import ApiDb
 from secureflow.api.server.periodic import Periodic
@@ -68,8 +68,9 @@ class LeaseWatchdog(Periodic):
     coordinator died (cancelled mid-step, its close held back) has its close released.
 
     With ``unanchored_fail_after`` (seconds, 0: never) it also fails each running job with a record waiting
-    that long for its anchor (see the module docstring); its age is read from the record's acceptance time
-    by this process's clock, as the stuck flag is."""
+    that long for its anchor (see the module docstring): seen waiting that long by this process's own clock
+    (as the lease grace) and accepted at least that long ago, so a record put back to pending by a reorg
+    waits the bound anew, and a restarted API counts from its first pass."""
 
     def __init__(
         self,
@@ -88,6 +89,7 @@ class LeaseWatchdog(Periodic):
         self.unanchored_fail_after = unanchored_fail_after
         self.clock = clock
         self._seen: dict[tuple[str, str, datetime], float] = {}
+        self._waiting_seen: dict[tuple[str, int], float] = {}
         self.thread_name = "secureflow-job-watchdog"
         super().__init__()
 
@@ -100,9 +102,20 @@ class LeaseWatchdog(Periodic):
 
     def _fail_unanchored(self) -> list[str]:
         now = datetime.now(timezone.utc)
+        mono = self.clock()
+        bound = self.unanchored_fail_after
+        # Each running job's oldest waiting record, every pass: its wait counts from when this process
+        # first saw it waiting (its own clock) and must also show in the record's acceptance time, so a
+        # record a reorg or a reverted batch put back to pending waits the bound anew (its acceptance
+        # is old), and another host's clock cannot fail a job early.
+        waiting = self.store.unanchored_running_jobs(now)
+        seen = {(r.job_id, r.id): self._waiting_seen.get((r.job_id, r.id), mono) for r in waiting}
+        self._waiting_seen = seen
         failed: list[str] = []
-        for record in self.store.unanchored_running_jobs(now - timedelta(seconds=self.unanchored_fail_after)):
-            waited = (now - record.accepted_at).total_seconds()
+        for record in waiting:
+            waited = mono - seen[(record.job_id, record.id)]
+            if waited < bound or (now - record.accepted_at).total_seconds() < bound:
+                continue
             try:
                 job = self.store.update_job(
                     record.job_id, status="failed", reason=unanchored_reason(record, waited)

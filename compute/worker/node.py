@@ -747,8 +747,11 @@ class Node:
         one, so the next job, concurrent or not, finds one warm); report whether one waits warm."""
         if self.standby is None or self.stopping.is_set():
             return
-        if not self.standby.spawning():
-            self.standby.spawn()
+        try:
+            if self.standby.due():
+                self.standby.spawn()
+        except Exception as exc:  # an optimisation: never what stops the node (disk full, no fork, …)
+            log.warning("cannot start a warm spare worker (%s); jobs start their workers cold", exc)
         self.metrics.warm_worker.set(1 if self.standby.warm() else 0)
 
     def serve(self) -> None:

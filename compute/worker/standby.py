@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from contextlib import suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -28,6 +29,9 @@ from secureflow.compute.worker.link import LocalLink
 from secureflow.compute.worker.protocol import PartyPorts
 
 log = logging.getLogger("compute.node")
+
+MAX_BACKOFF_S = 600.0
+"""The longest wait before a new spare after spares kept dying (a broken install, the OOM killer)."""
 
 
 class Standby:
@@ -42,6 +46,8 @@ class Standby:
         self._lock = threading.Lock()
         self.import_s: float | None = None
         """How long the current spare took to import SecretFlow (None until it said so)."""
+        self._failures = 0
+        self._next_spawn = 0.0
 
     def warm(self) -> bool:
         """Whether a spare is alive and has imported SecretFlow."""
@@ -55,15 +61,32 @@ class Standby:
             link = self._link
         return link is not None and link.alive()
 
+    def due(self) -> bool:
+        """Whether a spare should be started now: none is alive and the backoff after failed ones is over."""
+        return not self.spawning() and time.monotonic() >= self._next_spawn
+
     def spawn(self) -> None:
-        """Start a spare unless one is alive."""
+        """Start a spare unless one is alive. A spare that died before it was warm (or while it waited)
+        is reaped, logged with its exit code, and delays the next one: 5 s doubling to 10 min, reset by
+        a spare that got warm, so a SecretFlow that cannot import never keeps a core busy."""
         with self._lock:
             if self._link is not None and self._link.alive():
                 return
             old, self._link = self._link, None
         if old is not None:  # died on its own: reap it
+            code = old.exit_code()
             old.kill()
             old.close()
+            self._failures += 1
+            delay = min(5.0 * 2 ** (self._failures - 1), MAX_BACKOFF_S)
+            self._next_spawn = time.monotonic() + delay
+            log.warning(
+                "the warm spare worker exited (code %s); the next one starts in %.0f s (its log: %s)",
+                code,
+                delay,
+                self.home / "logs" / "standby.log",
+            )
+            return
         for sub in ("tmp", "work", "logs"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         parent_sock, child_sock = socket.socketpair()
@@ -71,21 +94,26 @@ class Standby:
         env["TMPDIR"] = str(self.home / "tmp")
         env.setdefault("PYTHONUNBUFFERED", "1")
         argv = [sys.executable, "-m", "secureflow.compute.worker.main", "--standby"]
-        with open(self.home / "logs" / "standby.log", "ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell
-                [*argv, str(child_sock.fileno()), str(os.getpid())],
-                pass_fds=(child_sock.fileno(),),
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=str(self.home / "work"),
-                env=env,
-            )
-        child_sock.close()
+        try:
+            with open(self.home / "logs" / "standby.log", "wb") as out:  # this spare's output only
+                proc = subprocess.Popen(  # noqa: S603 - fixed argv: our own executable and module, no shell
+                    [*argv, str(child_sock.fileno()), str(os.getpid())],
+                    pass_fds=(child_sock.fileno(),),
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(self.home / "work"),
+                    env=env,
+                )
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            child_sock.close()
         link = LocalLink(self.party, proc, Connection(parent_sock.detach()))
-        self._warm.clear()
         with self._lock:
+            self._warm.clear()
             self._link = link
         threading.Thread(target=self._await_warm, args=(link,), daemon=True).start()
 
@@ -94,12 +122,13 @@ class Standby:
             msg = link.recv()
         except (EOFError, OSError):
             return
-        with self._lock:
-            current = self._link is link
-        if current and isinstance(msg, dict) and msg.get("op") == "standby":
+        with self._lock:  # set under the lock: a spare that replaced this one is never marked warm by it
+            if self._link is not link or not isinstance(msg, dict) or msg.get("op") != "standby":
+                return
             self.import_s = float(msg.get("import_s", 0.0))
+            self._failures = 0
             self._warm.set()
-            log.info("a warm party worker is ready (SecretFlow imported in %.1f s)", self.import_s)
+        log.info("a warm party worker is ready (SecretFlow imported in %.1f s)", self.import_s)
 
     def wait_warm(self, timeout: float) -> bool:
         """Wait until the spare has imported SecretFlow (True), or ``timeout`` seconds (False)."""
@@ -126,6 +155,7 @@ class Standby:
             link.kill()
             link.close()
             return None
+        self._failures = 0
         settings = write_worker_settings(
             self.party,
             self.party_dir,

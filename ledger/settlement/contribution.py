@@ -1,6 +1,6 @@
 """How each party's contribution to a job is computed, and how it is anchored before weights are set.
 
-Two methods turn inputs from the compute engine into basis points (summing to
+Three methods turn inputs from the compute engine into basis points (summing to
 exactly 10,000, by `secureflow.ledger.settlement.weights.bps_from_scores`: the highest-averages
 rule of the settlement contract, scores taken to 12 decimal places). All
 arithmetic is exact (`fractions.Fraction`; a metric is taken as the decimal
@@ -35,6 +35,15 @@ A party whose absence does not hurt the model gets 0 basis points (unless all
 do, then everyone shares equally). Leaving a party out removes its feature
 columns; the label holder's label stays the target, since a vertical model
 cannot be trained without it (`secureflow.compute.contribution` runs the coalitions).
+
+**Shapley** (``method="shapley"``, `secureflow.ledger.settlement.shapley.ShapleyInputs`). The metric of
+every coalition that holds the label party (at most 4 parties): exact Shapley values of the game
+defined in `secureflow.ledger.settlement.shapley`, basis points in proportion to the positive ones
+(equal split if none is positive).
+
+**Evidence.** Leave-one-out and Shapley inputs may name each coalition's job (``full_job``,
+``parties[].job_id``, ``coalitions[].job_id``; `evidence_jobs`); `SettlementService.propose` refuses a
+coalition job that is not on chain, opened with the consent of every party of the settled job.
 
 **The contribution record.** `build_contribution_record` makes the step record
 that is anchored before weights are set (the Settlement contract requires the
@@ -84,6 +93,7 @@ from secureflow.ledger.settlement.errors import (
     ProposalFileError,
     ProposalMismatchError,
 )
+from secureflow.ledger.settlement.shapley import ShapleyInputs, party_shapley_values
 from secureflow.ledger.settlement.weights import (
     TOTAL_BPS,
     allocate,
@@ -103,7 +113,7 @@ _SCALE = 10**12  # scores are handed to bps_from_scores as integers at this reso
 WEIGHTS_OUTPUT = "weights_hash"
 """The output name under which a contribution record carries the weights hash (per party)."""
 
-Method = Literal["data_share", "leave_one_out"]
+Method = Literal["data_share", "leave_one_out", "shapley"]
 
 
 # ------------------------------------------------------------------ inputs
@@ -142,6 +152,10 @@ class DataShareInputs(BaseModel):
     def members(self) -> tuple[str, ...]:
         return tuple(p.party for p in self.parties)
 
+    def evidence_jobs(self) -> list[tuple[str, str]]:
+        """No jobs: data shares are counts the members review."""
+        return []
+
     def parameters(self) -> dict[str, Any]:
         return {
             "feature_weight": self.feature_weight,
@@ -157,6 +171,7 @@ class PartyMetric(BaseModel):
 
     party: Address
     without: float = Field(allow_inf_nan=False)
+    job_id: Hex32 | None = Field(default=None, description="the job that trained the model without the party")
 
 
 class LeaveOneOutInputs(BaseModel):
@@ -168,6 +183,7 @@ class LeaveOneOutInputs(BaseModel):
     metric: Identifier = Field(description="the evaluation metric's name, e.g. auc")
     higher_is_better: bool = True
     full: float = Field(allow_inf_nan=False, description="metric of the model trained with every party")
+    full_job: Hex32 | None = Field(default=None, description="the job that trained the model of every party")
     parties: tuple[PartyMetric, ...] = Field(min_length=1, max_length=32)
 
     @model_validator(mode="after")
@@ -182,9 +198,16 @@ class LeaveOneOutInputs(BaseModel):
     def parameters(self) -> dict[str, Any]:
         return {"metric": self.metric, "higher_is_better": self.higher_is_better}
 
+    def evidence_jobs(self) -> list[tuple[str, str]]:
+        """(coalition, job id) of every coalition measured by a job (`SettlementService.propose` checks
+        that each one is on chain with every party's consent)."""
+        jobs = [("all", self.full_job)] if self.full_job is not None else []
+        return jobs + [(f"without {p.party}", p.job_id) for p in self.parties if p.job_id is not None]
 
-ContributionInputs = Annotated[DataShareInputs | LeaveOneOutInputs, Field(discriminator="method")]
-_INPUTS: TypeAdapter[DataShareInputs | LeaveOneOutInputs] = TypeAdapter(ContributionInputs)
+
+AnyInputs = DataShareInputs | LeaveOneOutInputs | ShapleyInputs
+ContributionInputs = Annotated[AnyInputs, Field(discriminator="method")]
+_INPUTS: TypeAdapter[AnyInputs] = TypeAdapter(ContributionInputs)
 
 
 def _distinct(parties: Sequence[str]) -> None:
@@ -201,7 +224,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{error['msg']} at {where}"
 
 
-def parse_inputs(data: object) -> DataShareInputs | LeaveOneOutInputs:
+def parse_inputs(data: object) -> AnyInputs:
     """Validate contribution inputs (a dict with ``method``); `ContributionError` saying what is wrong."""
     try:
         return _INPUTS.validate_python(data)
@@ -209,7 +232,7 @@ def parse_inputs(data: object) -> DataShareInputs | LeaveOneOutInputs:
         raise ContributionError(f"invalid contribution inputs: {_first_error(exc)}") from None
 
 
-def load_inputs(path: Path) -> DataShareInputs | LeaveOneOutInputs:
+def load_inputs(path: Path) -> AnyInputs:
     """Read contribution inputs from a JSON file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -295,11 +318,31 @@ def leave_one_out_weights(inputs: LeaveOneOutInputs) -> ContributionResult:
     return ContributionResult(method="leave_one_out", members=inputs.members, bps=tuple(_bps(marginals)))
 
 
-def compute_weights(inputs: DataShareInputs | LeaveOneOutInputs) -> ContributionResult:
+def shapley_weights(inputs: ShapleyInputs) -> ContributionResult:
+    """Method (c): basis points proportional to each party's positive Shapley value; equal split if none is
+    positive (`secureflow.ledger.settlement.shapley`)."""
+    positive = [max(Fraction(0), value) for value in party_shapley_values(inputs)]
+    if all(v == 0 for v in positive):
+        bps = bps_from_scores([1] * len(positive))
+        return ContributionResult(
+            method="shapley", members=inputs.members, bps=tuple(bps), fallback="equal_split"
+        )
+    return ContributionResult(method="shapley", members=inputs.members, bps=tuple(_bps(positive)))
+
+
+def compute_weights(inputs: AnyInputs) -> ContributionResult:
     """The weights of ``inputs`` by their method."""
     if isinstance(inputs, DataShareInputs):
         return data_share_weights(inputs)
+    if isinstance(inputs, ShapleyInputs):
+        return shapley_weights(inputs)
     return leave_one_out_weights(inputs)
+
+
+def _inputs_json(inputs: AnyInputs) -> Any:
+    """The inputs as JSON, optional fields that are not given left out (so inputs written before those
+    fields existed hash as they did)."""
+    return inputs.model_dump(mode="json", exclude_none=True)
 
 
 # ------------------------------------------------------------------ record
@@ -309,21 +352,19 @@ def _hex(value: bytes) -> str:
     return "0x" + bytes(value).hex()
 
 
-def inputs_digest(inputs: DataShareInputs | LeaveOneOutInputs, salt: str) -> str:
+def inputs_digest(inputs: AnyInputs, salt: str) -> str:
     """``keccak256`` of the RFC 8785 JSON of ``{"salt", "method", "inputs"}``: what the record carries."""
-    document: Any = {"salt": salt.lower(), "method": inputs.method, "inputs": inputs.model_dump(mode="json")}
+    document: Any = {"salt": salt.lower(), "method": inputs.method, "inputs": _inputs_json(inputs)}
     return canonical_hash(document)
 
 
-def inputs_hash(inputs: DataShareInputs | LeaveOneOutInputs) -> str:
+def inputs_hash(inputs: AnyInputs) -> str:
     """``keccak256`` of the RFC 8785 JSON of the inputs, unsalted: how the same inputs are recognised when
     proposed again. Never anchored (the values are low-entropy; the record carries `inputs_digest`)."""
-    return canonical_hash(inputs.model_dump(mode="json"))
+    return canonical_hash(_inputs_json(inputs))
 
 
-def contribution_params_hash(
-    inputs: DataShareInputs | LeaveOneOutInputs, members: Sequence[str], digest: str
-) -> str:
+def contribution_params_hash(inputs: AnyInputs, members: Sequence[str], digest: str) -> str:
     """The record's ``params_hash``: method, its parameters, the members and the inputs digest."""
     return params_hash(
         {
@@ -339,7 +380,7 @@ def contribution_params_hash(
 def build_contribution_record(
     job_id: str,
     seq: int,
-    inputs: DataShareInputs | LeaveOneOutInputs,
+    inputs: AnyInputs,
     result: ContributionResult,
     salt: str,
     *,
@@ -603,7 +644,7 @@ def check_members(members: Sequence[str], job_parties: Sequence[str]) -> None:
 def prepare_contribution(
     job_id: str,
     seq: int,
-    inputs: DataShareInputs | LeaveOneOutInputs,
+    inputs: AnyInputs,
     *,
     job_parties: Sequence[str] | None = None,
     salt: str | None = None,

@@ -96,6 +96,16 @@ class ContributionError(SettlementError):
     hint = "fix the contribution inputs (the formulas: secureflow.ledger.settlement.contribution)"
 
 
+class CoalitionEvidenceError(ContributionError):
+    """A coalition job named as contribution evidence is not a job every party of the settled job opened
+    with its own consent (missing on chain, still waiting for a party's consent, failed, other parties)."""
+
+    hint = (
+        "measure again with `secureflow settle measure`, which opens each coalition job with the consent of "
+        "every party's own node; a job one member created alone is no evidence"
+    )
+
+
 class ProposalFileError(ContributionError):
     """A proposal file is missing, not JSON, or not a contribution proposal."""
 

@@ -22,6 +22,9 @@ Who may do what:
   lost for a record), and is forgotten if the outbox refuses it. The same
   inputs again return the kept proposal (nothing new is recorded); other
   inputs supersede it.
+  Coalition jobs the inputs name as evidence (leave-one-out, Shapley) must be on
+  chain, opened with the consent of every party of the job
+  (`SettlementService.check_evidence`).
 - **approve** (`SettlementService.approve`): a party of the job on chain, with
   an EIP-712 signature that recovers to its own address, of the current
   proposal's weights and record once the record is confirmed on chain, while
@@ -50,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from secureflow.ledger.contracts import AuditLedgerClient
+from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
 from secureflow.ledger.errors import UnknownRecordError
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError
 from secureflow.ledger.recorder import to_outbox
@@ -64,15 +67,15 @@ from secureflow.ledger.settlement.approval import (
 from secureflow.ledger.settlement.book import ProposalBook, StoredApproval, StoredProposal
 from secureflow.ledger.settlement.client import ETH, OnChainWeights, SettlementClient
 from secureflow.ledger.settlement.contribution import (
+    AnyInputs,
     ContributionProposal,
-    DataShareInputs,
-    LeaveOneOutInputs,
     WeightsProposal,
     check_members,
     inputs_hash,
     prepare_contribution,
 )
 from secureflow.ledger.settlement.errors import (
+    CoalitionEvidenceError,
     ContributionNotReadyError,
     JobStillRunningError,
     NoProposalError,
@@ -368,9 +371,7 @@ class SettlementService:
         highest = max((row.seq for row in self.store.records_for_job(job.job_id)), default=-1)
         return max(planned or 0, highest + 1)
 
-    def propose(
-        self, job_id: str, inputs: DataShareInputs | LeaveOneOutInputs, proposer: Proposer
-    ) -> Proposed:
+    def propose(self, job_id: str, inputs: AnyInputs, proposer: Proposer) -> Proposed:
         """Compute the weights of ``inputs``, keep the proposal in the book and record the contribution step
         in the outbox (the anchoring worker anchors it). The same inputs again return the kept proposal."""
         job = self.job(job_id)
@@ -386,6 +387,7 @@ class SettlementService:
         self._refuse_when_set(job.job_id)
         check_members(inputs.members, parties)
         check_members(inputs.members, job.parties)
+        self.check_evidence(inputs, parties)
         seq = self.next_seq(job)
         proposal = prepare_contribution(job.job_id, seq, inputs, job_parties=parties)
         try:
@@ -403,6 +405,39 @@ class SettlementService:
             self.book.delete_proposal(job.job_id, seq)  # no record in the outbox: no proposal either
             raise
         return Proposed(stored, row.status, replayed=False)
+
+    def check_evidence(self, inputs: AnyInputs, parties: tuple[str, ...]) -> None:
+        """Every coalition job the inputs name as evidence must be on the audit ledger, opened (Open or
+        Closed: never still Proposed, never Failed) with the consent of each of ``parties`` (the settled
+        job's), and exactly those parties: a job one member created alone, with only its own consent, is
+        no evidence of what the others agreed to run (`CoalitionEvidenceError`)."""
+        wanted = {p.lower() for p in parties}
+        named: dict[str, str] = {}
+        for coalition, job_id in inputs.evidence_jobs():
+            if job_id.lower() in named:
+                raise CoalitionEvidenceError(
+                    f"the inputs name job {job_id.lower()} for two coalitions ({named[job_id.lower()]!r} and "
+                    f"{coalition!r}): each coalition is its own job"
+                )
+            named[job_id.lower()] = coalition
+            raw = job_key(job_id)
+            job = self.txs.client.call_rpc(self.ledger.get_job, raw)
+            where = f"the coalition job of {coalition!r} ({job_id.lower()})"
+            if job.status == JobStatus.NONE:
+                raise CoalitionEvidenceError(f"{where} is not on the audit ledger {self.ledger.address}")
+            if {p.lower() for p in job.parties} != wanted:
+                raise CoalitionEvidenceError(
+                    f"{where} has parties {list(job.parties)}, not the settled job's {list(parties)}"
+                )
+            missing = [
+                p for p in job.parties if not self.txs.client.call_rpc(self.ledger.has_consented, raw, p)
+            ]
+            if job.status not in (JobStatus.OPEN, JobStatus.CLOSED) or missing:
+                why = f"without the consent of {', '.join(missing)}" if missing else "not opened"
+                raise CoalitionEvidenceError(
+                    f"{where} is {job.status.name} on chain, {why}: every party consents to a coalition "
+                    "job before it counts as evidence"
+                )
 
     def _replay(self, job: Job, stored: StoredProposal) -> Proposed | None:
         """The kept proposal of the same inputs, its record recorded if an earlier attempt failed after
@@ -440,6 +475,7 @@ class SettlementService:
             raise _not_party(job_id.lower(), party)
         stored = self.current(job_id)
         self._refuse_when_set(job_id)
+        self.check_evidence(stored.proposal.inputs, self.job_parties(job_id))  # as when it was proposed
         return stored, self.confirmed_weights(stored.proposal)
 
     def approve(self, job_id: str, approval: Approval, party: str) -> tuple[StoredApproval, bool]:

@@ -126,7 +126,10 @@ class BatchOrm(Base):
     """A Merkle batch of step records and the transaction anchoring its root."""
 
     __tablename__ = "batches"
-    __table_args__ = (CheckConstraint(_one_of("status", BATCH_STATUSES), name="status"),)
+    __table_args__ = (
+        Index("ix_batches_tx_hash", "tx_hash"),
+        CheckConstraint(_one_of("status", BATCH_STATUSES), name="status"),
+    )
 
     batch_id: Mapped[str] = mapped_column(String(HEX32_LEN), primary_key=True)
     root: Mapped[str] = mapped_column(String(HEX32_LEN), unique=True)
@@ -150,6 +153,7 @@ class StepRecordOrm(Base):
         UniqueConstraint("job_id", "seq"),
         Index("ix_step_records_status_id", "status", "id"),
         Index("ix_step_records_batch_id", "batch_id"),
+        Index("ix_step_records_record_hash", "record_hash"),
         CheckConstraint(_one_of("status", RECORD_STATUSES), name="status"),
         CheckConstraint("seq >= 0", name="seq_non_negative"),
     )
@@ -199,6 +203,7 @@ class ChainEventOrm(Base):
         Index("ix_chain_events_block_number", "block_number"),
         Index("ix_chain_events_batch_id", "batch_id"),
         Index("ix_chain_events_job_id", "job_id"),
+        Index("ix_chain_events_tx_hash", "tx_hash"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -229,6 +234,7 @@ class ModelOrm(Base):
     __tablename__ = "models"
     __table_args__ = (
         Index("ix_models_status", "status"),
+        Index("ix_models_model_hash", "model_hash"),
         CheckConstraint(_one_of("status", MODEL_STATUSES), name="status"),
     )
 

@@ -142,7 +142,11 @@ def _node_dir(root: Path, party: str, table: pd.DataFrame) -> Path:
     key.chmod(0o600)
     table.to_csv(folder / "data" / "t3.csv", index=False)
     others = [a for p, a in ADDRESSES.items() if p != party]
-    policy: dict[str, Any] = {"version": 1, "reveal": {"psi": others, "secure_predict": others}}
+    policy: dict[str, Any] = {
+        "version": 1,
+        "reveal": {"psi": others, "secure_predict": others},
+        "spu_protocols": ["SEMI2K", "ABY3"],  # ABY3 only where a member's policy accepts it
+    }
     if party == "carol":  # carol exposes only t3.csv and accepts no statistics over her columns
         policy |= {
             "datasets": ["t3.csv"],

@@ -1,7 +1,8 @@
 """`secureflow up`'s embedded stack end to end: a job submitted through the API runs on the real SecretFlow
 party workers, its steps are anchored, the anchoring service closes it on chain, and a receipt fetched from
 the API verifies against the chain alone; the web console (chromium) shows the job's overview figures and its
-timeline as the API answers them."""
+timeline as the API answers them; the job is found by its model hash (the search leads to its timeline, every
+step and the close), and the models page shows each model's on-chain hash equal to the API's."""
 
 from __future__ import annotations
 
@@ -127,6 +128,9 @@ def _console_shows_the_real_job(url: str, key: str, job_id: str, shots: Path) ->
     assert timeline["close"]["matches"] is True and timeline["close"]["step_count"] == 6, timeline["close"]
     assert all(c["consented"] and c["tx_hash"] for c in timeline["consents"]), timeline["consents"]
     assert timeline["models"] and all(m["on_chain_hash"] == m["model_hash"] for m in timeline["models"])
+    model_hash = timeline["models"][0]["model_hash"]
+    found = requests.get(f"{url}/v1/search", params={"q": model_hash}, headers=headers, timeout=60).json()
+    assert ("model", job_id) in {(i["kind"], i["job_id"]) for i in found["items"]}, found
     overview = requests.get(f"{url}/v1/overview", headers=headers, timeout=60).json()
     assert overview["jobs_by_status"]["completed"] >= 1 and overview["backlog"]["pending"] == 0
     assert sum(b["anchored"] for b in overview["activity"]) >= 6
@@ -148,8 +152,16 @@ def _console_shows_the_real_job(url: str, key: str, job_id: str, shots: Path) ->
                 for p in points.all()
             ] == [(b["start"], b["anchored"]) for b in overview["activity"]]
             page.screenshot(path=str(shots / "console-overview-real-job.png"), full_page=True)
-            page.goto(url + f"/ui#job/{job_id}")
+            # the issue's acceptance: the job is found by its model hash, and the hit opens its timeline
+            page.fill("#search-q", model_hash)
+            page.click("#search-run")
+            expect(page.locator("#search-section")).to_have_attribute("data-loaded", "true", timeout=60_000)
+            hit = page.locator(f'#search-body tr.hit[data-kind="model"][data-job-id="{job_id}"]')
+            expect(hit.first).to_be_visible()
+            page.screenshot(path=str(shots / "console-search-real-job.png"), full_page=True)
+            hit.first.locator("a.hit-timeline").click()
             expect(page.locator("#timeline")).to_have_attribute("data-loaded", "true", timeout=60_000)
+            expect(page.locator("#job-id")).to_have_text(job_id)
             expect(page.locator("#tl-gantt-svg rect.gantt-bar")).to_have_count(6)
             expect(page.locator('#tl-records li.record[data-signatures="valid"]')).to_have_count(6)
             expect(page.locator('#tl-consents-body tr[data-consented="yes"]')).to_have_count(2)
@@ -160,6 +172,14 @@ def _console_shows_the_real_job(url: str, key: str, job_id: str, shots: Path) ->
             expect(page.locator("#tl-close-verdict")).to_have_attribute("data-matches", "true")
             expect(page.locator("#tl-close-steps")).to_have_text("6 / 6")
             page.screenshot(path=str(shots / "console-timeline-real-job.png"), full_page=True)
+            page.goto(url + "/ui#models")  # each model of the job: the chain's hash is the API's
+            expect(page.locator("#models-section")).to_have_attribute("data-loaded", "true", timeout=60_000)
+            rows = page.locator(f'#models-body tr.model-row[data-job-id="{job_id}"]')
+            expect(rows).to_have_count(len(timeline["models"]))
+            expect(
+                page.locator(f'#models-body tr.model-row[data-job-id="{job_id}"][data-matches="true"]')
+            ).to_have_count(len(timeline["models"]))
+            page.screenshot(path=str(shots / "console-models-real-job.png"), full_page=True)
         finally:
             browser.close()
 

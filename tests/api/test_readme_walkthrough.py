@@ -102,6 +102,8 @@ def _check_each_step(
     summary = r"\b6 records in \d+ batch(es)? of 1 job checked .*: clean$"
     assert re.search(summary, reconciled, re.M), reconciled
     assert "recorded as step 6" in outputs["secureflow settle propose"]
+    # the measured coalitions are jobs every party consented to on chain, checked again before approving
+    assert "3 coalition job(s) checked on chain" in outputs["secureflow settle approve"]
     steps = r"^5\s+biclassification_eval\s+confirmed\s+0x[0-9a-f]{64}\s+0x[0-9a-f]{64}\s"
     assert re.search(steps, outputs["secureflow job submit"], re.M), (
         "batch and tx cut in the piped steps table"

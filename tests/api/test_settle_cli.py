@@ -152,6 +152,7 @@ def test_whole_flow_with_eth(
 
     on_chain = settle("approve", str(proposal), "--on-chain", key=BOB_KEY)
     assert "approved the weights" in on_chain.output and "on chain" in on_chain.output
+    assert "the inputs name no coalition job: the metrics are the proposer's word" in on_chain.output
 
     outsider_set = settle("set-weights", str(proposal), key=OUTSIDER_KEY, ok=False)
     assert "is not a party of job" in outsider_set.output
@@ -462,3 +463,94 @@ def test_mounts_under_the_root_cli_and_imports_lightly() -> None:
     # `secureflow --help` must stay fast: web3 is imported only when a settle command runs
     code = "import sys, secureflow.api.cli.settle; assert 'web3' not in sys.modules, 'web3 imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_a_coalition_job_without_every_partys_consent_is_no_evidence(
+    settle: Settle, job: str, ledger_stack: LedgerStack, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    """Attack: Alice (the measuring member) creates the coalition jobs on chain with only her own consent
+    (Bob never agreed to run them) and names them as the leave-one-out evidence. `settle propose` refuses,
+    naming the job and the missing consent; nothing is recorded. The same inputs with coalition jobs both
+    parties consented to are accepted."""
+    alone = [str(new_job(store, tag)) for tag in (4801, 4802, 4803)]
+    for job_id, tag in zip(alone, (4801, 4802, 4803), strict=True):
+        open_job_on_chain(ledger_stack, job_id, tag, consenting=1)  # Proposed: Bob's consent is missing
+
+    def inputs(path: Path, jobs: list[str]) -> Path:
+        document = json.loads(write_inputs(path).read_text())
+        document["full_job"] = jobs[0]
+        for party, job_id in zip(document["parties"], jobs[1:], strict=True):
+            party["job_id"] = job_id
+        path.write_text(json.dumps(document))
+        return path
+
+    proposal = tmp_path / "proposal.json"
+    refused = settle(
+        "propose",
+        job,
+        "--inputs",
+        str(inputs(tmp_path / "alone.json", alone)),
+        "--out",
+        str(proposal),
+        ok=False,
+    )
+    assert alone[0] in refused.output and "PROPOSED" in refused.output, refused.output
+    assert f"without the consent of {BOB}" in refused.output and "settle measure" in refused.output
+    assert store.records_for_job(job) == [] and not proposal.exists()
+
+    unknown = "0x" + "ab" * 32  # a coalition job that is not on chain at all
+    refused = settle(
+        "propose", job, "--inputs", str(inputs(tmp_path / "unknown.json", [unknown, *alone[1:]])), ok=False
+    )
+    assert "is not on the audit ledger" in refused.output and store.records_for_job(job) == []
+
+    consented = [str(new_job(store, tag)) for tag in (4811, 4812, 4813)]
+    for job_id, tag in zip(consented, (4811, 4812, 4813), strict=True):
+        open_job_on_chain(ledger_stack, job_id, tag)  # both parties' consents: Open
+    proposed = settle(
+        "propose", job, "--inputs", str(inputs(tmp_path / "ok.json", consented)), "--out", str(proposal)
+    )
+    assert f"{ALICE}   1275 bps" in proposed.output and "recorded as step 0" in proposed.output
+
+
+def test_shapley_inputs_are_proposed_with_their_coalition_jobs_checked(
+    settle: Settle, job: str, ledger_stack: LedgerStack, store: SqlLedgerStore, tmp_path: Path
+) -> None:
+    """Method shapley through `settle propose`: the proposal names the method; a coalition job still
+    waiting for Bob's consent is refused as evidence, as for leave-one-out, and so is one job named for two
+    coalitions."""
+    consented, alice_only = str(new_job(store, 4821)), str(new_job(store, 4823))
+    open_job_on_chain(ledger_stack, consented, 4821)
+    open_job_on_chain(ledger_stack, alice_only, 4823)
+    alone = str(new_job(store, 4822))
+    open_job_on_chain(ledger_stack, alone, 4822, consenting=1)
+
+    def inputs(path: Path, alice_only_job: str) -> Path:
+        document = {
+            "method": "shapley",
+            "metric": "auc",
+            "baseline": 0.5,
+            "label_party": ALICE,
+            "parties": [ALICE, BOB],
+            "coalitions": [
+                {"parties": [ALICE, BOB], "metric": 0.9, "job_id": consented},
+                {"parties": [ALICE], "metric": 0.6, "job_id": alice_only_job},
+            ],
+        }
+        path.write_text(json.dumps(document))
+        return path
+
+    proposal = tmp_path / "proposal.json"
+    refused = settle("propose", job, "--inputs", str(inputs(tmp_path / "alone.json", alone)), ok=False)
+    assert alone in refused.output and f"without the consent of {BOB}" in refused.output
+    assert store.records_for_job(job) == []
+    twice = settle("propose", job, "--inputs", str(inputs(tmp_path / "twice.json", consented)), ok=False)
+    assert "for two coalitions" in twice.output and store.records_for_job(job) == []
+    proposed = settle(
+        "propose", job, "--inputs", str(inputs(tmp_path / "ok.json", alice_only)), "--out", str(proposal)
+    )
+    # v({alice}) = 0.1, v(all) = 0.4: alice 0.1/2 + 0.4/2 = 0.25, bob 0.3/2 = 0.15 -> 6250 : 3750
+    assert "by shapley" in proposed.output and f"{ALICE}   6250 bps" in proposed.output
+    saved = ContributionProposal.load(proposal)
+    assert saved.method == "shapley" and saved.bps == (6250, 3750)
+    saved.verify()

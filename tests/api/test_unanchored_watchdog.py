@@ -5,7 +5,7 @@ anchoring worker; the outage is the test RPC proxy switched off, a stand-in for 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from rpc_proxy import RpcProxy
@@ -116,3 +116,30 @@ def test_a_batch_the_chain_does_not_mine_fails_the_job_and_is_anchored_once_when
     assert_anchored_exactly_once(ledger_stack, store, accepted)
     on_chain = ledger_stack.ledger(ledger_stack.client()).get_job(bytes.fromhex(job[2:]))
     assert (on_chain.status, on_chain.step_count) == (JobStatus.FAILED, 3)
+
+
+def test_a_record_a_reorg_put_back_to_pending_waits_the_bound_anew(store: SqlLedgerStore) -> None:
+    """Step 0 was anchored long ago (its acceptance is older than the bound) when a reorg puts its batch
+    back to pending: the job is not failed on the next pass for a wait it never had; it is failed once the
+    record has been seen waiting for the bound (the watchdog's own clock, given here)."""
+    job = new_job(store, 74)
+    store.update_job(job, status="running")
+    accept(store, job, 1)
+    record = store.record_with_batch(job, 0)[0]  # type: ignore[index]
+    batch = store.create_batch("0x" + "11" * 32, "0x" + "22" * 32, [record.id])
+    store.mark_batch_submitted(batch.batch_id, "0x" + "33" * 32, "0x" + "44" * 20, 0)
+    store.mark_batch_mined(batch.batch_id, 10, "0x" + "55" * 32)
+    store.mark_batch_confirmed(batch.batch_id, 10, "0x" + "55" * 32)
+    now = [1000.0]
+    db = ApiDb(store.engine)
+    db.migrate()
+    watchdog = LeaseWatchdog(db, store, unanchored_fail_after=1.0, clock=lambda: now[0])
+    assert wait_for(lambda: datetime.now(timezone.utc) - record.accepted_at > timedelta(seconds=1.5), 10)
+    assert watchdog.sweep() == []  # anchored: nothing waits
+    store.requeue_batch(batch.batch_id, "chain reorganised above block 9")
+    assert watchdog.sweep() == []  # waiting since just now, not since its acceptance
+    now[0] += 0.6
+    assert watchdog.sweep() == []
+    now[0] += 0.6
+    assert watchdog.sweep() == [job]
+    assert "step 0's record waited" in (store.get_job(job).reason or "")  # type: ignore[union-attr]

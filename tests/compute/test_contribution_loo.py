@@ -21,8 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from secureflow.compute.contribution import Progress, measure_leave_one_out
+from secureflow.compute.contribution import Progress, _metadata, measure_leave_one_out, plan_leave_one_out
 from secureflow.compute.errors import ContributionManifestError, NoFeaturesLeftError, UnknownAlgorithmError
+from secureflow.compute.manifest import JobManifest
 from secureflow.ledger.records import StepRecord
 from secureflow.ledger.settlement.contribution import compute_weights, parse_inputs
 from secureflow.ledger.signing import verify_party_signature
@@ -219,3 +220,20 @@ def test_compute_contribution_does_not_import_web3() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_shapley_coalition_without_features_runs_nothing(engine, recorder, data) -> None:  # type: ignore[no-untyped-def]
+    """Planned on metadata only: when the model takes only bob's features, the coalition {alice} (the
+    label party alone) brings none, so it is planned without a job (its value is the baseline), where
+    leave-one-out refuses the manifest; a metric without a baseline is refused before anything runs."""
+    job_manifest = JobManifest.parse(_manifest(engine, steps(BOB_FEATURES)))
+    infos, model_infos = _metadata(engine, job_manifest)
+    plan = plan_leave_one_out(job_manifest, infos, model_infos, method="shapley")
+    assert [(c.name, c.members, c.manifest is None) for c in plan.coalitions] == [
+        ("all", ("alice", "bob"), False),
+        ("{alice}", ("alice",), True),
+    ]
+    assert plan.coalitions[0].features == {"bob": BOB_FEATURES}
+    with pytest.raises(ContributionManifestError, match="not defined for f1_score"):
+        measure_leave_one_out(engine, job_manifest, recorder, method="shapley", metric="f1_score")
+    assert recorder.store.list_jobs() == []

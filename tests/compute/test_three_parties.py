@@ -4,13 +4,15 @@ A vertical split: alice holds the label and two features, bob and carol two feat
 has ids the others lack. PSI runs with the N-party protocols (the default ECDH_NPC, and ECDH_3PC and
 KKRT_NPC) and gives exactly the plaintext intersection; SS-LR trained over the three parties' features,
 then secure prediction to alice and its evaluation, reaches the AUC of plaintext logistic regression on
-the same rows. A two-party PSI protocol is refused before anything runs. The three workers start once
-for this module (~0.5 GB each) and are shut down at its end.
+the same rows. A two-party PSI protocol is refused before anything runs. Contribution of three parties:
+leave-one-party-out (four jobs) and exact Shapley values (the four coalitions holding the label
+party). The three workers start once for this module (~0.5 GB each) and are shut down at its end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -18,12 +20,15 @@ import pandas as pd
 import pytest
 
 from secureflow.compute.consents import request_consents
+from secureflow.compute.contribution import measure_leave_one_out
 from secureflow.compute.errors import ConsentRefusedError, ManifestError, ParameterError
 from secureflow.compute.manifest import JobManifest
 from secureflow.compute.runner import run_job
 from secureflow.compute.worker.engine import Engine
 from secureflow.ledger.recorder import OutboxRecorder
 from secureflow.ledger.records import StepRecord, job_id_for
+from secureflow.ledger.settlement.contribution import LeaveOneOutInputs, compute_weights
+from secureflow.ledger.settlement.shapley import ShapleyInputs, party_shapley_values
 from secureflow.ledger.signing import signature_problems
 
 PARTIES = ("alice", "bob", "carol")
@@ -212,3 +217,93 @@ def test_an_aby3_job_is_refused_by_parties_running_semi2k(
     for party in PARTIES:
         assert f"party {party!r} refuses" in str(refused.value), refused.value
     assert str(refused.value).count("names SPU protocol ABY3 but this party's SPU runs SEMI2K") == 3
+
+
+def _contribution_steps() -> list[dict[str, Any]]:
+    """PSI, SS-LR over every party's features (few epochs: the coalitions only need to differ), secure
+    prediction to alice and its evaluation."""
+    return [
+        _psi(),
+        {
+            "algorithm": "ss_lr",
+            "params": {"label": "y", "epochs": 3, "batch_size": 128},
+            "inputs": {"table": "j"},
+            "outputs": {"model": "lr"},
+        },
+        {
+            "algorithm": "secure_predict",
+            "params": {"receiver": "alice"},
+            "inputs": {"table": "j", "model": "lr"},
+            "outputs": {"table": "scores"},
+        },
+        {
+            "algorithm": "biclassification_eval",
+            "params": {"label": "y"},
+            "inputs": {"labels": "j", "scores": "scores"},
+            "outputs": {"report": "evaluation"},
+        },
+    ]
+
+
+def test_leave_one_party_out_of_three(
+    engine3: Engine, data: dict[str, pd.DataFrame], recorder: OutboxRecorder
+) -> None:
+    """Leave-one-party-out with a label holder (alice, also two features) and two feature holders: four
+    real jobs (every party, without each party's features; alice's label stays the target), each
+    co-signed by all three parties; every party's features help, so each gets a share."""
+    measured = measure_leave_one_out(engine3, _manifest(engine3, _contribution_steps()), recorder)
+    assert [c.coalition for c in measured.coalitions] == [
+        "all",
+        "without alice",
+        "without bob",
+        "without carol",
+    ]
+    assert measured.without("alice").features == {"bob": ["b0", "b1"], "carol": ["c0", "c1"]}
+    assert measured.without("carol").features == {"alice": ["a0", "a1"], "bob": ["b0", "b1"]}
+    inputs = measured.to_inputs()
+    assert isinstance(inputs, LeaveOneOutInputs) and inputs.full_job == measured.full.job_id
+    assert measured.full.metric is not None and measured.full.metric > 0.9
+    for party in PARTIES:  # each party's features add to the model
+        without = measured.without(party).metric
+        assert without is not None and without < measured.full.metric, (party, without)
+    bps = compute_weights(inputs).bps
+    assert sum(bps) == 10_000 and all(b > 0 for b in bps), bps
+    addresses = [engine3.addresses[p] for p in PARTIES]
+    for coalition in measured.coalitions:
+        assert coalition.job_id is not None
+        rows = recorder.store.records_for_job(coalition.job_id)
+        assert len(rows) == 4
+        for row in rows:  # every step co-signed by the three parties
+            assert signature_problems(StepRecord.model_validate_json(row.record_json), addresses) == []
+
+
+def test_exact_shapley_values_of_three_parties(
+    engine3: Engine, data: dict[str, pd.DataFrame], recorder: OutboxRecorder
+) -> None:
+    """Shapley over the four coalitions that hold the label party ({alice, bob, carol}, {alice, bob},
+    {alice, carol}, {alice}), each a real recorded job; the values sum to AUC(all) - 0.5 (efficiency) and
+    every party's features are worth something."""
+    measured = measure_leave_one_out(
+        engine3, _manifest(engine3, _contribution_steps()), recorder, method="shapley"
+    )
+    assert measured.method == "shapley" and measured.baseline == 0.5
+    assert [c.members for c in measured.coalitions] == [
+        ("alice", "bob", "carol"),
+        ("alice", "bob"),
+        ("alice", "carol"),
+        ("alice",),
+    ]
+    assert measured.coalitions[3].features == {"alice": ["a0", "a1"]}
+    inputs = measured.to_inputs()
+    assert isinstance(inputs, ShapleyInputs) and inputs.label_party == engine3.addresses["alice"]
+    values = party_shapley_values(inputs)
+    full = measured.full.metric
+    assert full is not None and sum(values) == Fraction(repr(full)) - Fraction(1, 2)  # efficiency, exactly
+    assert all(v > 0 for v in values), values
+    result = compute_weights(inputs)
+    assert result.method == "shapley" and sum(result.bps) == 10_000
+    jobs = {c.job_id for c in measured.coalitions}
+    assert None not in jobs and len(jobs) == 4
+    assert {j for _, j in inputs.evidence_jobs()} == jobs
+    for job_id in jobs:
+        assert job_id is not None and len(recorder.store.records_for_job(job_id)) == 4

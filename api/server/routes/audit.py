@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from pydantic import BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from secureflow.api.server.auth import allow, principal_of, scope_address
-from secureflow.api.server.context import services
+from secureflow.api.server.context import Services, services
 from secureflow.api.server.db import RecordFilter
 from secureflow.api.server.errors import InvalidRequestError
 from secureflow.api.server.schemas import (
@@ -33,6 +34,7 @@ from secureflow.api.server.schemas import (
     verdict_out,
 )
 from secureflow.ledger.receipts import Receipt, RecordNotAnchoredError
+from secureflow.ledger.records import model_key
 from secureflow.ledger.store.schemas import RECORD_STATUSES, RecordStatus
 from secureflow.ledger.verify import verify_receipt, verify_receipts
 
@@ -203,6 +205,29 @@ def verify(
     return verdict_out(verify_receipt(receipt, svc.w3, svc.pin), svc.pin)
 
 
+@dataclass(frozen=True)
+class HeldModel:
+    """What this API holds for a model: its name, hash and anchoring status."""
+
+    name: str
+    model_hash: str
+    status: str
+
+
+def _held(
+    svc: Services, held: dict[str, dict[tuple[str, int], HeldModel]], job_id: str | None
+) -> dict[tuple[str, int], HeldModel]:
+    """The job's models this API holds, by their on-chain key (keccak256 of the name) and version."""
+    if job_id is None:
+        return {}
+    if job_id not in held:
+        held[job_id] = {
+            ("0x" + model_key(m.model_id).hex(), m.version): HeldModel(m.model_id, m.model_hash, m.status)
+            for m in svc.store.models(job_id=job_id)
+        }
+    return held[job_id]
+
+
 @router.get("/models", dependencies=[Depends(AUDIT)], response_model=Page[ModelOut])
 def list_models(
     request: Request,
@@ -211,12 +236,15 @@ def list_models(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> Page[ModelOut]:
-    """Models recorded on chain (id, version, hash) and the job that produced them, from the event index."""
+    """Models recorded on chain (id, version, hash: the indexed ModelRecorded events) and the job that
+    produced them, each beside what this API holds for it (name, hash, status) and whether the hashes
+    match."""
     svc, principal = services(request), principal_of(request)
     after = int(cursor) if cursor else 0
     items: list[ModelOut] = []
     next_cursor: str | None = None
     visible: dict[str, bool] = {}
+    held: dict[str, dict[tuple[str, int], HeldModel]] = {}
     while len(items) < limit:
         events = svc.store.events(
             name="ModelRecorded", job_id=job_id.lower() if job_id else None, limit=1000, after_id=after
@@ -237,14 +265,21 @@ def list_models(
                     )
                 if not visible[event.job_id]:
                     continue
+            model_id, version = str(args.get("modelId", "")), int(args.get("version", 0))
+            on_chain = str(args.get("modelHash", ""))
+            here = _held(svc, held, event.job_id).get((model_id.lower(), version))
             items.append(
                 ModelOut(
                     job_id=event.job_id,
-                    model_id=str(args.get("modelId", "")),
-                    version=int(args.get("version", 0)),
-                    model_hash=str(args.get("modelHash", "")),
+                    model_id=model_id,
+                    version=version,
+                    model_hash=on_chain,
                     block_number=event.block_number,
                     tx_hash=event.tx_hash,
+                    name=here.name if here else None,
+                    api_model_hash=here.model_hash if here else None,
+                    api_status=here.status if here else None,
+                    hash_matches=None if here is None else here.model_hash.lower() == on_chain.lower(),
                 )
             )
             if len(items) == limit:

@@ -95,6 +95,7 @@ from secureflow.ledger.settlement.errors import (
     WrongSignerError,
 )
 from secureflow.ledger.settlement.service import Proposer, SettlementService
+from secureflow.ledger.settlement.shapley import ShapleyInputs
 from secureflow.ledger.settlement.transactions import (
     PreparedTransaction,
     SettlementTransactions,
@@ -180,11 +181,11 @@ def get_settlement_history(request: Request, job_id: JobId) -> SettlementHistory
 
 AddressStr = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
 InputsBody = Annotated[
-    DataShareInputs | LeaveOneOutInputs,
+    DataShareInputs | LeaveOneOutInputs | ShapleyInputs,
     Body(
         discriminator="method",
-        description="contribution inputs, as for `secureflow settle propose --inputs` (method data_share or "
-        "leave_one_out)",
+        description="contribution inputs, as for `secureflow settle propose --inputs` (method data_share, "
+        "leave_one_out or shapley)",
     ),
 ]
 

@@ -87,6 +87,15 @@
     }
   }
 
+  // Amounts in wei exceed a double's 2^53: an integer the parser would round is kept as its exact digits
+  // (the source text of the number, where the browser offers it).
+  function exactIntegers(_key, value, context) {
+    if (typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) && context && typeof context.source === "string" && /^-?[0-9]+$/.test(context.source)) {
+      return context.source;
+    }
+    return value;
+  }
+
   async function api(method, path, body) {
     const key = sessionStorage.getItem(KEY_STORE);
     if (!key) throw new ApiError(0, "no_key", "paste an API key first", "");
@@ -106,7 +115,7 @@
     const text = await response.text();
     let data = null;
     try {
-      data = text ? JSON.parse(text) : null;
+      data = text ? JSON.parse(text, exactIntegers) : null;
     } catch (_) {
       data = null;
     }
@@ -186,6 +195,9 @@
     $("overview-section").hidden = true;
     $("jobs-section").hidden = true;
     $("job-section").hidden = true;
+    $("search-form").hidden = true;
+    for (const id of ["search-section", "models-section", "settlement-section"]) $(id).hidden = true;
+    for (const id of ["search-body", "models-body", "st-meta", "st-weights-chart", "st-record", "st-approvals-body", "st-balances-body", "st-history-body"]) $(id).replaceChildren();
     for (const id of ["ov-jobs", "ov-backlog", "ov-chain", "ov-anchored-chart", "ov-latency-chart", "ov-activity-body", "ov-attention-body", "ov-accounts-body"]) $(id).replaceChildren();
     clearTimeline();
     $("jobs-body").replaceChildren();
@@ -218,17 +230,34 @@
 
   // -- navigation (#job/<id> opens a job; anything else lists the jobs) -----------------------------------
 
+  const SECTIONS = ["overview-section", "jobs-section", "job-section", "search-section", "models-section", "settlement-section"];
+  const NAV = ["nav-overview", "nav-jobs", "nav-models", "nav-search"];
+
   function route() {
     if (!sessionStorage.getItem(KEY_STORE)) return;
     $("console-nav").hidden = false;
-    const match = /^#job\/(0x[0-9a-fA-F]{64})$/.exec(location.hash);
-    for (const link of [$("nav-overview"), $("nav-jobs")]) link.removeAttribute("aria-current");
-    if (match) {
-      $("overview-section").hidden = true;
-      showJob(match[1].toLowerCase());
-    } else if (location.hash === "#jobs") {
+    $("search-form").hidden = false;
+    const hash = location.hash;
+    const job = /^#job\/(0x[0-9a-fA-F]{64})$/.exec(hash);
+    const settlement = /^#settlement\/(0x[0-9a-fA-F]{64})$/.exec(hash);
+    const models = /^#models(?:\/(0x[0-9a-fA-F]{64}))?$/.exec(hash);
+    for (const id of NAV) $(id).removeAttribute("aria-current");
+    for (const id of SECTIONS) $(id).hidden = true;
+    if (job) {
+      showJob(job[1].toLowerCase());
+    } else if (settlement) {
+      state.job = null;
+      showSettlement(settlement[1].toLowerCase());
+    } else if (models) {
+      state.job = null;
+      $("nav-models").setAttribute("aria-current", "page");
+      showModels(models[1] ? models[1].toLowerCase() : null);
+    } else if (hash === "#search" || hash.startsWith("#search?")) {
+      state.job = null;
+      $("nav-search").setAttribute("aria-current", "page");
+      showSearch(new URLSearchParams(hash.slice("#search".length + 1)));
+    } else if (hash === "#jobs") {
       $("nav-jobs").setAttribute("aria-current", "page");
-      $("overview-section").hidden = true;
       showJobs();
     } else {
       // the landing page: the consortium overview, the jobs below it
@@ -265,6 +294,10 @@
 
   function renderJobs(page) {
     const items = Array.isArray(page.items) ? page.items : [];
+    // a refreshed list keeps the keyboard's place: the job link that had the focus has it again
+    const active = document.activeElement;
+    const focusedRow = active && active.classList && active.classList.contains("job-link") ? active.closest("#jobs-body tr[data-job-id]") : null;
+    const focusedJob = focusedRow ? focusedRow.dataset.jobId : null;
     $("jobs-body").replaceChildren(
       ...items.map((job) =>
         el(
@@ -278,6 +311,10 @@
         ),
       ),
     );
+    if (focusedJob) {
+      const again = [...$("jobs-body").querySelectorAll("tr[data-job-id] a.job-link")].find((a) => a.closest("tr").dataset.jobId === focusedJob);
+      if (again) again.focus();
+    }
     $("jobs-empty").hidden = items.length > 0;
     $("jobs-newer").disabled = state.jobsOffset === 0;
     $("jobs-older").disabled = page.next_offset === null || page.next_offset === undefined;
@@ -312,6 +349,7 @@
   }
 
   function renderJob(job) {
+    $("job-settlement-link").setAttribute("href", "#settlement/" + job.job_id);
     const rows = [
       ["job", el("code", { id: "job-id" }, job.job_id)],
       ["status", statusBadge(job.status)],
@@ -1168,6 +1206,355 @@
     );
   }
 
+  // -- search: one box for ids, addresses and hashes, and a time range (GET /v1/search) -------------------
+
+  const KIND_TEXT = {
+    job: "the job id",
+    member: "a party of the job",
+    record: "a step record",
+    model: "a model",
+    transaction: "a transaction",
+  };
+
+  // a datetime-local value, read as UTC, as RFC 3339 with its zone (or null)
+  function utcTime(value) {
+    if (!value) return null;
+    const date = new Date(value + (value.length === 16 ? ":00" : "") + "Z");
+    return Number.isNaN(date.getTime()) ? null : date.toISOString();
+  }
+
+  function submitSearch(event) {
+    event.preventDefault();
+    const params = new URLSearchParams();
+    const q = $("search-q").value.trim();
+    if (q) params.set("q", q);
+    const since = utcTime($("search-since").value);
+    const until = utcTime($("search-until").value);
+    if (since) params.set("since", since);
+    if (until) params.set("until", until);
+    const target = "#search?" + params.toString();
+    if (location.hash === target) route();
+    else location.hash = target;
+  }
+
+  function showSearch(params) {
+    $("search-section").hidden = false;
+    const q = params.get("q") || "";
+    if ($("search-q").value.trim() !== q) $("search-q").value = q;
+    for (const [name, input] of [["since", "search-since"], ["until", "search-until"]]) {
+      const value = params.get(name);
+      if (value && !Number.isNaN(Date.parse(value))) $(input).value = new Date(value).toISOString().slice(0, 19);
+    }
+    if (!q && !params.get("since") && !params.get("until")) {
+      $("search-body").replaceChildren();
+      delete $("search-section").dataset.loaded;
+      $("search-status").textContent = "Type a job id, a member's address, a model, record or transaction hash, or choose a time range.";
+      return;
+    }
+    loadSearch(params);
+  }
+
+  async function loadSearch(params) {
+    const generation = ++state.generation;
+    clearError();
+    delete $("search-section").dataset.loaded;
+    $("search-status").textContent = "searching\u2026";
+    const query = new URLSearchParams();
+    for (const name of ["q", "since", "until"]) if (params.get(name)) query.set(name, params.get(name));
+    try {
+      const found = await api("GET", "/v1/search?" + query.toString());
+      if (generation !== state.generation) return;
+      renderSearch(found);
+    } catch (err) {
+      if (generation !== state.generation) return;
+      $("search-status").textContent = "";
+      $("search-body").replaceChildren();
+      showError(err, "searching");
+    }
+  }
+
+  function describeHit(hit) {
+    const parts = [el("strong", {}, KIND_TEXT[hit.kind] || hit.kind)];
+    if (hit.kind === "record") parts.push(" \u00b7 step " + hit.seq + " ", hash(hit.record_hash));
+    if (hit.kind === "model") parts.push(" \u00b7 " + hit.model_id + " v" + hit.version + " ", hash(hit.model_hash));
+    if (hit.kind === "transaction") parts.push(" \u00b7 " + (hit.event || "") + (hit.seq !== null && hit.seq !== undefined ? " of step " + hit.seq : "") + " ", hash(hit.tx_hash));
+    return parts;
+  }
+
+  function renderSearch(found) {
+    const items = Array.isArray(found.items) ? found.items : [];
+    const how = { hash: "as a job id, record, model and transaction hash", address: "as a member's address", time_range: "as the jobs created in the time range" }[found.classified_as] || "";
+    $("search-status").textContent =
+      (items.length ? `${items.length} found` : "Nothing found") +
+      (found.query ? ` for ${found.query}, looked up ${how}` : ` ${how}`) +
+      (found.truncated ? "; more matched: narrow the search or the time range." : ".");
+    $("search-body").replaceChildren(
+      ...items.map((hit, i) => {
+        const links = [el("a", { href: "#job/" + hit.job_id, class: "hit-timeline" }, "timeline")];
+        if (hit.kind === "model" && hit.model_hash) links.push(" \u00b7 ", el("a", { href: "#models/" + hit.model_hash, class: "hit-models" }, "models"));
+        links.push(" \u00b7 ", el("a", { href: "#settlement/" + hit.job_id, class: "hit-settlement" }, "settlement"));
+        return el(
+          "tr",
+          { class: "hit", "data-kind": hit.kind, "data-job-id": hit.job_id, "data-index": i },
+          el("td", {}, ...describeHit(hit)),
+          el("td", {}, jobLink(hit.job_id)),
+          el("td", {}, statusBadge(hit.job_status)),
+          el("td", {}, when(hit.created_at)),
+          el("td", { class: "hit-links" }, ...links),
+        );
+      }),
+    );
+    $("search-section").dataset.loaded = "true";
+  }
+
+  // -- models: as the chain recorded them, beside this API's (GET /v1/models) -----------------------------
+
+  function showModels(modelHash) {
+    state.modelsHash = modelHash;
+    state.modelsCursor = null;
+    $("models-section").hidden = false;
+    loadModels(false);
+  }
+
+  async function loadModels(more) {
+    const generation = ++state.generation;
+    clearError();
+    if (!more) {
+      state.modelsCursor = null;
+      $("models-body").replaceChildren();
+      delete $("models-section").dataset.loaded;
+    }
+    $("models-status").textContent = "loading the models\u2026";
+    const query = new URLSearchParams({ limit: "100" });
+    if (state.modelsHash) query.set("model_hash", state.modelsHash);
+    if (more && state.modelsCursor) query.set("cursor", state.modelsCursor);
+    try {
+      const page = await api("GET", "/v1/models?" + query.toString());
+      if (generation !== state.generation) return;
+      renderModels(page, more);
+    } catch (err) {
+      if (generation !== state.generation) return;
+      $("models-status").textContent = "";
+      showError(err, "listing the models");
+    }
+  }
+
+  function renderModels(page, more) {
+    const items = Array.isArray(page.items) ? page.items : [];
+    const rows = items.map((m) => {
+      const verdict =
+        m.hash_matches === true
+          ? el("span", { class: "sig-ok" }, "yes, the same hash")
+          : m.hash_matches === false
+            ? el("span", { class: "sig-bad" }, "NO: here " + m.api_model_hash)
+            : el("span", { class: "muted" }, "not held by this API");
+      return el(
+        "tr",
+        { class: "model-row", "data-model-hash": m.model_hash, "data-job-id": m.job_id || "", "data-matches": String(m.hash_matches) },
+        el("td", {}, m.name ? el("strong", {}, m.name) : null, el("div", {}, hash(m.model_id))),
+        el("td", {}, String(m.version)),
+        el("td", {}, el("code", { class: "model-hash" }, m.model_hash)),
+        el("td", { class: "model-verdict" }, verdict, m.api_status ? el("div", {}, statusBadge(m.api_status)) : null),
+        el("td", {}, m.job_id ? jobLink(m.job_id) : el("span", { class: "muted" }, "\u2013"), m.job_id ? el("div", {}, el("a", { href: "#settlement/" + m.job_id, class: "model-settlement" }, "settlement")) : null),
+        el("td", {}, txCell(m.tx_hash), el("div", { class: "muted" }, "block " + m.block_number)),
+      );
+    });
+    if (more) $("models-body").append(...rows);
+    else $("models-body").replaceChildren(...rows);
+    state.modelsCursor = page.next_cursor || null;
+    $("models-more").disabled = !state.modelsCursor;
+    const shown = $("models-body").children.length;
+    $("models-empty").hidden = shown > 0;
+    $("models-status").textContent = state.modelsHash ? `Models with the hash ${state.modelsHash}: ${shown}.` : `${shown} model${shown === 1 ? "" : "s"} recorded on chain.`;
+    $("models-section").dataset.loaded = "true";
+  }
+
+  // -- a job's settlement: weights (chart), the contribution record's proof, approvals, money -------------
+
+  function showSettlement(jobId) {
+    state.settlement = jobId;
+    $("settlement-section").hidden = false;
+    loadSettlement(jobId);
+  }
+
+  async function optional(path) {
+    try {
+      return await api("GET", path);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  async function loadSettlement(jobId) {
+    const generation = ++state.generation;
+    clearError();
+    delete $("settlement-section").dataset.loaded;
+    for (const id of ["st-meta", "st-weights-chart", "st-record", "st-approvals-body", "st-balances-body", "st-history-body"]) $(id).replaceChildren();
+    $("settlement-title").textContent = "Settlement of job " + short(jobId);
+    $("st-status").textContent = "reading the Settlement contract\u2026";
+    const base = "/v1/settlements/" + encodeURIComponent(jobId);
+    try {
+      const [settlement, history] = await Promise.all([api("GET", base), api("GET", base + "/history")]);
+      const proposal = await optional(base + "/proposal");
+      const seq = proposal && proposal.weights ? proposal.weights.seq : proposal ? proposal.proposal.seq : null;
+      const receipt = seq === null ? null : await optional(`/v1/jobs/${encodeURIComponent(jobId)}/steps/${Number(seq)}/receipt`);
+      if (generation !== state.generation) return;
+      renderSettlement(jobId, settlement, history, proposal, receipt);
+    } catch (err) {
+      if (generation !== state.generation) return;
+      $("st-status").textContent = "";
+      showError(err, "reading the job's settlement");
+    }
+  }
+
+  function amount(value) {
+    return el("span", { class: "amount", "data-amount": String(value) }, String(value) + " wei");
+  }
+
+  function weightsChart(rows, W) {
+    const left = W < 500 ? 120 : 200;
+    const right = 70;
+    const row = 28;
+    const H = 8 + rows.length * row + 24;
+    const x = (bps) => left + (bps / 10000) * (W - left - right);
+    const root = svg("svg", { id: "st-weights-svg", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "st-weights-caption", class: "chart-svg weights", "data-bars": rows.length });
+    const axis = svg("g", { class: "axis" });
+    axis.append(svg("line", { x1: left, y1: H - 20, x2: W - right, y2: H - 20 }));
+    for (const bps of [0, 5000, 10000]) {
+      axis.append(svg("line", { class: "grid", x1: x(bps), y1: 4, x2: x(bps), y2: H - 20 }));
+      axis.append(svg("text", { x: x(bps), y: H - 6, "text-anchor": bps === 0 ? "start" : bps === 10000 ? "end" : "middle" }, bps / 100 + " %"));
+    }
+    root.append(axis);
+    rows.forEach((r, i) => {
+      const y0 = 8 + i * row;
+      const width = Math.max(1, x(r.bps) - left);
+      root.append(
+        svg(
+          "g",
+          { class: "weight-row" },
+          svg("text", { x: 4, y: y0 + 17, class: "gantt-label" }, short(r.member)),
+          svg("rect", { class: "weight-bar", x: left, y: y0 + 4, width: width.toFixed(1), height: row - 10, rx: 2, "data-member": r.member, "data-bps": r.bps }, svg("title", {}, `${r.member}: ${r.bps} bps (${(r.bps / 100).toFixed(2)} %)`)),
+          svg("text", { x: Math.min(W - 4, left + width + 4), y: y0 + 17, class: "weight-value" }, (r.bps / 100).toFixed(2) + " %"),
+        ),
+      );
+    });
+    return root;
+  }
+
+  function renderSettlement(jobId, st, history, proposal, receipt) {
+    const onChain = st.weights_set && Array.isArray(st.balances) && st.balances.length > 0;
+    const rows = onChain
+      ? st.balances.map((b) => ({ member: b.member, bps: Number(b.bps) }))
+      : proposal
+        ? proposal.proposal.members.map((member, i) => ({ member, bps: Number(proposal.proposal.bps[i]) }))
+        : [];
+    definitions($("st-meta"), [
+      ["job", el("span", {}, el("code", { id: "st-job-id" }, jobId), " ", el("a", { href: "#job/" + jobId }, "timeline"))],
+      ["Settlement contract", el("code", {}, st.contract)],
+      ["asset", el("span", {}, el("code", {}, st.asset), " (the zero address is ETH)")],
+      ["weights", el("strong", { id: "st-weights-state", "data-set": String(st.weights_set) }, st.weights_set ? "set on chain" : proposal ? "proposed, not set on chain yet" : "not proposed")],
+      ["weights hash", hash(st.weights_hash)],
+      ["deposited in total", el("span", { id: "st-deposited" }, amount(st.total_deposited))],
+      ["withdrawn in total", el("span", { id: "st-released" }, amount(st.total_released))],
+    ]);
+    $("st-weights-caption").textContent = onChain
+      ? "Contribution weights set on chain (basis points of the revenue)"
+      : "Contribution weights proposed (not on chain yet; basis points of the revenue)";
+    $("st-weights-chart").replaceChildren(rows.length ? weightsChart(rows, roomFor($("st-weights-chart"), 720)) : el("p", { class: "muted" }, "No weights proposed for this job yet."));
+
+    const weights = proposal && proposal.weights;
+    const leafOnChain = st.contribution_record_leaf;
+    const recordRows = proposal
+      ? [
+          ["step", el("span", { id: "st-record-seq" }, String(proposal.proposal.seq)), null],
+          ["method", proposal.proposal.method],
+          ["record hash", el("code", { id: "st-record-hash" }, proposal.proposal.record_hash)],
+          ["leaf", el("code", { id: "st-record-leaf" }, proposal.proposal.record_leaf)],
+          ["anchoring", statusBadge(proposal.chain_status)],
+          ["batch root", weights ? el("code", { id: "st-record-root" }, weights.root) : "\u2013"],
+          [
+            "proof",
+            weights
+              ? el(
+                  "span",
+                  {},
+                  el("ol", { id: "st-proof", class: "plain proof", start: 0 }, ...weights.proof.map((p) => el("li", {}, el("code", {}, p)))),
+                  weights.proof.length ? null : el("span", { class: "muted" }, "empty: the record is its batch's only leaf, so its leaf is the root"),
+                )
+              : "\u2013",
+          ],
+          ["anchored in", receipt ? txCell(receipt.tx_hash) : "\u2013"],
+          ["block", receipt ? String(receipt.block_number) : "\u2013"],
+          [
+            "the chain's weights name",
+            leafOnChain
+              ? el("span", { id: "st-leaf-verdict", class: leafOnChain.toLowerCase() === String(proposal.proposal.record_leaf).toLowerCase() ? "sig-ok" : "sig-bad", "data-matches": String(leafOnChain.toLowerCase() === String(proposal.proposal.record_leaf).toLowerCase()) }, leafOnChain.toLowerCase() === String(proposal.proposal.record_leaf).toLowerCase() ? "this record (the same leaf)" : "ANOTHER record: " + leafOnChain)
+              : el("span", { class: "muted", id: "st-leaf-verdict", "data-matches": "null" }, "no weights on chain yet"),
+          ],
+        ]
+      : [["record", el("span", { class: "muted" }, leafOnChain ? "set on chain from the record leaf " + leafOnChain + " (no proposal through this API)" : "no contribution proposed through this API")]];
+    definitions($("st-record"), recordRows);
+    if (receipt) {
+      const load = el("button", { type: "button", class: "secondary", id: "st-load-receipt" }, "Load its receipt into \u201cVerify in my browser\u201d");
+      load.addEventListener("click", () => loadReceipt(jobId, receipt.seq, load));
+      $("st-record").append(el("dt", {}, "verify"), el("dd", {}, load));
+    }
+
+    const events = Array.isArray(history.events) ? history.events : [];
+    const approvedOnChain = new Set(events.filter((e) => e.name === "WeightsApproved").map((e) => String(e.args.party).toLowerCase()));
+    const approvals = proposal && Array.isArray(proposal.approvals) ? proposal.approvals : [];
+    $("st-approvals-body").replaceChildren(
+      ...approvals.map((a) =>
+        el(
+          "tr",
+          { "data-party": a.party, "data-signed": String(a.signed), "data-on-chain": String(a.on_chain) },
+          el("td", {}, el("code", { class: "address" }, a.party)),
+          el("td", {}, a.signed ? el("span", { class: "sig-ok" }, "signed (EIP-712)") : el("span", { class: "muted" }, "not signed")),
+          el(
+            "td",
+            {},
+            a.on_chain || approvedOnChain.has(String(a.party).toLowerCase())
+              ? el("span", { class: "sig-ok" }, "approved on chain (approveWeights)")
+              : a.signed && st.weights_set
+                ? el("span", { class: "sig-ok" }, "its signature was checked on chain when the weights were set")
+                : el("span", { class: "muted" }, "not yet"),
+          ),
+        ),
+      ),
+    );
+    $("st-balances-body").replaceChildren(
+      ...(st.balances || []).map((b) =>
+        el(
+          "tr",
+          { "data-member": b.member },
+          el("td", {}, el("code", { class: "address" }, b.member)),
+          el("td", { class: "bps" }, String(b.bps)),
+          el("td", { class: "entitled" }, amount(b.entitled)),
+          el("td", { class: "released" }, amount(b.released)),
+          el("td", { class: "releasable" }, amount(b.releasable)),
+        ),
+      ),
+    );
+    $("st-history-body").replaceChildren(
+      ...events.map((e, i) => {
+        const who = e.args.member || e.args.depositor || e.args.party || e.args.setBy || "";
+        return el(
+          "tr",
+          { class: "st-event", "data-event": e.name, "data-index": i },
+          el("td", {}, e.name),
+          el("td", {}, who ? hash(String(who)) : "\u2013"),
+          el("td", {}, e.args.amount !== undefined ? amount(e.args.amount) : "\u2013"),
+          el("td", {}, String(e.block_number)),
+          el("td", {}, txCell(e.tx_hash)),
+        );
+      }),
+    );
+    $("st-history-empty").hidden = events.length > 0;
+    $("st-status").textContent = "";
+    $("settlement-section").dataset.loaded = "true";
+  }
+
   // -- wiring -------------------------------------------------------------------------------------------
 
   function init() {
@@ -1217,6 +1604,10 @@
     $("bundle-load").addEventListener("click", loadBundle);
     $("bundle-download").addEventListener("click", downloadBundle);
     $("ov-refresh").addEventListener("click", loadOverview);
+    $("search-form").addEventListener("submit", submitSearch);
+    $("models-refresh").addEventListener("click", () => loadModels(false));
+    $("models-more").addEventListener("click", () => loadModels(true));
+    $("settlement-refresh").addEventListener("click", () => state.settlement && loadSettlement(state.settlement));
     $("ov-hours").addEventListener("change", loadOverview);
     $("bv-deployment-file").addEventListener("change", (event) => readFileInto(event.target, "bv-deployment"));
     $("bv-receipt-file").addEventListener("change", (event) => readFileInto(event.target, "bv-receipt"));
