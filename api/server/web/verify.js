@@ -44,7 +44,8 @@
 // The bundle's verdict (ok, summary, warnings, unadopted contribution records) is BundleVerdict's. A value
 // that is not an audit bundle is refused (BundleFormatError), as secureflow verify refuses the file. The job
 // id itself is not recomputed (keccak256(abi.encode(creator, manifestHash, salt)) needs the salt, which a
-// bundle does not carry; secureflow verify does not either): job_header compares the header with the chain.
+// bundle does not carry; secureflow verify does not either): the ledger derived it at createJob, so job_header
+// finding the job under this id with the bundle's creator and manifest hash binds them.
 //
 // Exposes window.SecureflowVerify = { CHECK_ORDER, BUNDLE_CHECK_ORDER, BundleFormatError, pinFromDeployment,
 // pinFromFields, verifyReceipt, verifyReceipts, verifyBundle }.
