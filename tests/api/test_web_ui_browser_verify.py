@@ -7,8 +7,10 @@ my browser": the page computes the record hash, leaf and proof itself and asks a
 JSON-RPC over fetch) for the rest. Its verdict, check by check (name, status and detail), equals
 ``secureflow.ledger.verify.verify_receipt`` on the same receipt, node and pin: on the valid receipt and
 on each kind of tampering (record, proof, root, contract address, chain id), where the failing check
-is shown in red. While it verifies, the page sends nothing to the API (its network log says so), and
-without a chosen node its CSP lets it call nothing but the API. Screenshots go to the test's tmp dir.
+is shown in red; an audit bundle's receipts and bundle checks equal ``verify_bundle``'s (more bundles in
+tests/api/test_web_ui_browser_bundle.py). While it verifies, the page sends nothing to the API (its
+network log says so), and without a chosen node its CSP lets it call nothing but the API. Screenshots go
+to the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -32,11 +34,19 @@ from secureflow.ledger.chain import TransactionSender
 from secureflow.ledger.deploy import connect, write_deployment
 from secureflow.ledger.devchain import DEV_PRIVATE_KEYS
 from secureflow.ledger.nonces import ChainNonceSource
-from secureflow.ledger.receipts import Receipt
+from secureflow.ledger.receipts import AuditBundle, Receipt
 from secureflow.ledger.recorder import to_outbox
 from secureflow.ledger.settlement.client import SettlementClient
 from secureflow.ledger.settlement.contribution import DataShareInputs, PartyData, prepare_contribution
-from secureflow.ledger.verify import CHECK_ORDER, PinnedDeployment, Verdict, verify_receipt, verify_receipts
+from secureflow.ledger.verify import (
+    CHECK_ORDER,
+    BundleVerdict,
+    PinnedDeployment,
+    Verdict,
+    verify_bundle,
+    verify_receipt,
+    verify_receipts,
+)
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -138,8 +148,21 @@ def _python_verdict(env: Env, receipt: dict[str, Any]) -> Verdict:  # noqa: F811
     return verify_receipt(receipt, env.stack.rpc_url, _browser_pin(env), min_confirmations=1)
 
 
-def _as_shown(verdict: Verdict) -> list[dict[str, str]]:
+def _as_shown(verdict: Verdict | BundleVerdict) -> list[dict[str, str]]:
     return [check.model_dump() for check in verdict.checks]
+
+
+def _bundle_in_browser_as_python(tab: Ui, bundle: dict[str, Any]) -> BundleVerdict:
+    """Verify ``bundle`` in the page: its bundle checks, summary and warnings are verify_bundle's."""
+    tab.page.fill("#bv-receipt", json.dumps(bundle))
+    _verify_in_browser(tab.page)
+    expected = verify_bundle(AuditBundle.model_validate(bundle), tab.env.stack.rpc_url, _browser_pin(tab.env))
+    result = tab.page.locator("#bv-result")
+    assert _checks_shown(result.locator("#bv-bundle-checks")) == _as_shown(expected)
+    expect(result.locator(".verdict-summary")).to_have_text(expected.summary())
+    warnings = result.locator(":scope > .verdict-warning").all_text_contents()
+    assert [w.removeprefix("warning: ") for w in warnings] == expected.warnings
+    return expected
 
 
 def test_browser_verdict_on_a_valid_receipt_equals_secureflow_verify_without_asking_the_api(
@@ -243,9 +266,16 @@ def test_browser_verifies_each_receipt_of_an_audit_bundle_like_secureflow_verify
 
     expected = verify_receipts(bundle["receipts"], env.stack.rpc_url, _browser_pin(env), min_confirmations=1)
     assert [v.ok for v in expected] == [True, False, True]
+    whole = verify_bundle(AuditBundle.model_validate(bundle), env.stack.rpc_url, _browser_pin(env))
+    assert [v.checks for v in whole.receipts] == [v.checks for v in expected]
     result = ui.page.locator("#bv-result")
     expect(result).to_have_attribute("data-verdict", "invalid")
-    expect(result.locator(".verdict-summary")).to_have_text(f"job {job_id}: 2/3 receipts valid")
+    expect(result.locator(".verdict-summary")).to_have_text(whole.summary())
+    assert whole.summary().startswith(
+        f"job {job_id}: INVALID, 2/3 receipts valid (failed: record_hash at seq 1)"
+    )
+    # the bundle checks too (tests/api/test_web_ui_browser_bundle.py has them on complete and tampered jobs)
+    assert _checks_shown(result.locator("#bv-bundle-checks")) == _as_shown(whole)
     for index, verdict in enumerate(expected):
         shown = result.locator(f'details.bv-receipt[data-index="{index}"]')
         expect(shown).to_have_attribute("data-verdict", "valid" if verdict.ok else "invalid")
@@ -306,7 +336,8 @@ def test_browser_attributes_a_contribution_record_through_the_settlement_like_se
 ) -> None:
     """A settlement's contribution record is unsigned: the parties adopt it by approving its weights on the
     pinned Settlement. Before they did, the browser fails party_signatures as secureflow verify does; once
-    the weights are set from it, both pass it, naming the Settlement."""
+    the weights are set from it, both pass it, naming the Settlement. The job's bundle has verify_bundle's
+    bundle checks, summary and warnings in the browser before (the record named unadopted) and after."""
     job_id = anchored_job(env, 2)
     close_job_on_chain(env.stack, env.store, job_id)  # a contribution record follows the close
     parties = env.call("GET", f"/v1/jobs/{job_id}", "auditor").json()["parties"]
@@ -323,6 +354,11 @@ def test_browser_attributes_a_contribution_record_through_the_settlement_like_se
     pending = _python_verdict(env, receipt)
     assert pending.failed == ["party_signatures"], pending.summary()
     assert _verify_in_browser(ui.page) == _as_shown(pending)
+    bundle = env.call("GET", f"/v1/jobs/{job_id}/bundle", "auditor").json()
+    unadopted = _bundle_in_browser_as_python(ui, bundle)  # an unadopted contribution record after the close
+    assert unadopted.unadopted == [2] and "unadopted contribution record" in unadopted.summary()
+    assert any("not attributed to the job's parties" in w for w in unadopted.warnings)
+    ui.page.fill("#bv-receipt", json.dumps(receipt))
 
     client = env.stack.client()
     sender = TransactionSender(client, DEV_PRIVATE_KEYS[1], ChainNonceSource(client.w3))
@@ -334,4 +370,6 @@ def test_browser_attributes_a_contribution_record_through_the_settlement_like_se
     adopted = _python_verdict(env, receipt)
     assert adopted.ok and "Settlement" in adopted.check("party_signatures").detail, adopted.summary()
     assert _verify_in_browser(ui.page) == _as_shown(adopted)
+    attributed = _bundle_in_browser_as_python(ui, bundle)
+    assert attributed.unadopted == [] and attributed.receipts[2].ok, attributed.summary()
     ui.page.screenshot(path=str(tmp_path / "browser-verify-contribution.png"), full_page=True)

@@ -1146,52 +1146,50 @@
     button.textContent = "Verifying\u2026";
     $("bv-verdict").replaceChildren(el("p", { class: "muted" }, "checking the receipt against " + node + "\u2026"));
     try {
-      if (receipt && typeof receipt === "object" && Array.isArray(receipt.receipts) && receipt.job) {
-        const verdicts = await window.SecureflowVerify.verifyReceipts(receipt.receipts, node, pin, min);
-        $("bv-verdict").replaceChildren(renderBundleVerdict(receipt, verdicts, node));
+      if (receipt && typeof receipt === "object" && !Array.isArray(receipt) && "receipts" in receipt) {
+        const verdict = await window.SecureflowVerify.verifyBundle(receipt, node, pin, min);
+        $("bv-verdict").replaceChildren(renderBundleVerdict(verdict, node));
       } else {
         const verdict = await window.SecureflowVerify.verifyReceipt(receipt, node, pin, min);
         $("bv-verdict").replaceChildren(renderBrowserVerdict(verdict, node));
       }
     } catch (err) {
-      showBrowserError("the node", err.message);
+      const malformed = err instanceof window.SecureflowVerify.BundleFormatError;
+      showBrowserError(malformed ? "the audit bundle" : "the node", err.message);
     } finally {
       button.disabled = false;
       button.textContent = "Verify in my browser";
     }
   }
 
-  // an audit bundle: each receipt with the receipt checks (the bundle-level checks need secureflow verify)
-  function renderBundleVerdict(bundle, verdicts, node) {
-    const valid = verdicts.filter((v) => v.ok).length;
-    const ok = verdicts.length > 0 && valid === verdicts.length;
-    const jobId = bundle.job && typeof bundle.job.job_id === "string" ? bundle.job.job_id : "?";
+  // an audit bundle: the bundle checks of secureflow verify, then each receipt with the receipt checks
+  function renderBundleVerdict(verdict, node) {
+    const failed = verdict.checks.filter((c) => c.status === "failed").map((c) => c.name);
+    for (const receipt of verdict.invalid_receipts) {
+      for (const check of receipt.checks) if (check.status === "failed" && !failed.includes(check.name)) failed.push(check.name);
+    }
     return el(
       "div",
-      { class: "verdict " + (ok ? "verdict-valid" : "verdict-invalid"), "data-verdict": ok ? "valid" : "invalid", id: "bv-result" },
-      el("strong", { class: "verdict-title" }, ok ? "receipts valid" : "invalid"),
-      el("p", { class: "verdict-summary" }, `job ${jobId}: ${valid}/${verdicts.length} receipts valid`),
-      el(
-        "p",
-        { class: "verdict-warning" },
-        "only each receipt's checks ran here; the bundle's own checks (every record covered, seqs 0..n-1, the " +
-          "manifest and parameter commitments, the job on chain, consents, its close and final record) need " +
-          "secureflow verify BUNDLE.json --deployment FILE",
-      ),
-      el("p", { class: "verdict-pinned muted" }, `checked in this browser against the node you chose, ${node}; pinned: ${verdicts.length ? verdicts[0].pinned : ""}`),
-      ...verdicts.map((verdict, i) => {
-        const failed = verdict.checks.filter((c) => c.status === "failed").map((c) => c.name);
+      { class: "verdict " + (verdict.ok ? "verdict-valid" : "verdict-invalid"), "data-verdict": verdict.ok ? "valid" : "invalid", id: "bv-result" },
+      el("strong", { class: "verdict-title" }, verdict.ok ? "valid" : "invalid"),
+      failed.length ? el("span", { class: "verdict-failed" }, " \u2013 failed: " + failed.sort().join(", ")) : null,
+      el("p", { class: "verdict-summary" }, verdict.summary),
+      el("p", { class: "verdict-pinned muted" }, `checked in this browser against the node you chose, ${node}; pinned: ${verdict.pinned}`),
+      ...verdict.warnings.map((warning) => el("p", { class: "verdict-warning" }, "warning: " + warning)),
+      el("div", { class: "bv-bundle", id: "bv-bundle-checks" }, el("h3", {}, "The bundle (the whole job)"), checkList(verdict.checks)),
+      ...verdict.receipts.map((receipt, i) => {
+        const failedHere = receipt.checks.filter((c) => c.status === "failed").map((c) => c.name);
         return el(
           "details",
-          { class: "bv-receipt", "data-seq": verdict.seq ?? "", "data-index": i, "data-verdict": verdict.ok ? "valid" : "invalid", open: !verdict.ok },
+          { class: "bv-receipt", "data-seq": receipt.seq ?? "", "data-index": i, "data-verdict": receipt.ok ? "valid" : "invalid", open: !receipt.ok },
           el(
             "summary",
             {},
-            `step ${verdict.seq ?? "?"}: `,
-            el("span", { class: verdict.ok ? "bv-valid" : "verdict-failed" }, verdict.ok ? "valid" : "invalid \u2013 failed: " + failed.join(", ")),
+            `step ${receipt.seq ?? "?"}: `,
+            el("span", { class: receipt.ok ? "bv-valid" : "verdict-failed" }, receipt.ok ? "valid" : "invalid \u2013 failed: " + failedHere.join(", ")),
           ),
-          ...verdict.warnings.map((warning) => el("p", { class: "verdict-warning" }, "warning: " + warning)),
-          checkList(verdict.checks),
+          ...receipt.warnings.map((warning) => el("p", { class: "verdict-warning" }, "warning: " + warning)),
+          checkList(receipt.checks),
         );
       }),
     );

@@ -1,9 +1,10 @@
-// secureflow: verification of a step receipt in the browser, against a JSON-RPC node and a deployment the
-// auditor pins; nothing is asked of the secureflow API. Plain browser JavaScript; the hashing, ABI and
-// signature primitives come from verify-lib.js (viem and canonicalize, bundled from package-lock.json).
+// secureflow: verification of a step receipt or of an audit bundle in the browser, against a JSON-RPC node
+// and a deployment the auditor pins; nothing is asked of the secureflow API. Plain browser JavaScript; the
+// hashing, ABI and signature primitives come from verify-lib.js (viem and canonicalize, bundled from
+// package-lock.json).
 //
 // The same checks, in the same order, with the same dependencies (a check whose prerequisites did not
-// pass is "skipped") as `secureflow verify` (ledger/verify.py):
+// pass is "skipped") and the same details as `secureflow verify` (ledger/verify.py):
 //
 //   receipt_format    the receipt has the receipt format (version 2; version 1 verifies with a warning)
 //   record_hash       the record is a step record in canonical form; keccak256(RFC 8785 JSON) == record_hash
@@ -22,11 +23,32 @@
 //                     unsigned contribution record only if the pinned Settlement set the job's weights from it
 //   confirmations     head - block_number + 1 >= min_confirmations
 //
-// An audit bundle's receipts are verified one by one with these checks (verifyReceipts); the bundle-level
-// checks of `secureflow verify` (records_covered, seqs, manifest and parameter commitments, the job header,
-// consents, the close and its final record) are not done in the browser.
+// An audit bundle (verifyBundle, as verify_bundle) has each receipt verified with these checks, then the
+// bundle checks that prove the job complete:
 //
-// Exposes window.SecureflowVerify = { CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt, verifyReceipts }.
+//   records_covered   every record has a receipt carrying it, and every receipt is of this job
+//   seqs              the records' seqs are 0..n-1, without gaps or duplicates
+//   manifest_commitment  keccak256(job_secret || RFC 8785 JSON of the bundle's manifest) is the job's manifest
+//                     hash (unsalted keccak256 without a job secret); skipped without a manifest
+//   params_commitments  (only with a job secret) every compute record's params_hash is the commitment of its
+//                     step's params in the manifest under the job secret
+//   job_header        the pinned ledger's getJob/jobParties: the bundle's creator, manifest hash, parties (in
+//                     order) and status
+//   consents          every on-chain party has consented on chain (hasConsented)
+//   job_closed        the chain says the job is Closed
+//   step_count        the chain's step count == the number of records (== the manifest's steps); records
+//                     past a closed job's step count must be contribution records
+//   final_record      the record of seq stepCount-1, with its receipt's proof, reaches the job's on-chain
+//                     finalRoot, a root anchored on the pinned ledger (rootRecord)
+//
+// The bundle's verdict (ok, summary, warnings, unadopted contribution records) is BundleVerdict's. A value
+// that is not an audit bundle is refused (BundleFormatError), as secureflow verify refuses the file. The job
+// id itself is not recomputed (keccak256(abi.encode(creator, manifestHash, salt)) needs the salt, which a
+// bundle does not carry; secureflow verify does not either): the ledger derived it at createJob, so job_header
+// finding the job under this id with the bundle's creator and manifest hash binds them.
+//
+// Exposes window.SecureflowVerify = { CHECK_ORDER, BUNDLE_CHECK_ORDER, BundleFormatError, pinFromDeployment,
+// pinFromFields, verifyReceipt, verifyReceipts, verifyBundle }.
 "use strict";
 
 (() => {
@@ -76,6 +98,7 @@
     verify: sel("verify(bytes32,bytes32[],bytes32)"),
     getJob: sel("getJob(bytes32)"),
     jobParties: sel("jobParties(bytes32)"),
+    hasConsented: sel("hasConsented(bytes32,address)"),
     hasRole: sel("hasRole(bytes32,address)"),
     ledger: sel("ledger()"),
     weightsOf: sel("weightsOf(bytes32)"),
@@ -95,11 +118,15 @@
   const short = (value) => (value.length > 20 ? value.slice(0, 10) + "\u2026" + value.slice(-4) : value);
   const isInt = (value) => typeof value === "number" && Number.isInteger(value);
 
+  /** The EIP-55 form of an address, accepted as eth_utils' is_address does (40 hex digits, 0x optional; a
+   * mixed-case one must carry a valid checksum), or a Failed. */
   function checksum(value, what) {
-    if (typeof value !== "string" || !L.isAddress(value, { strict: true })) {
+    const hex = typeof value === "string" && /^(0x)?[0-9a-fA-F]{40}$/.test(value) ? value.replace(/^0x/, "") : null;
+    const mixed = hex !== null && hex !== hex.toLowerCase() && hex !== hex.toUpperCase();
+    if (hex === null || (mixed && L.getAddress("0x" + hex) !== "0x" + hex)) {
       throw new Failed(`the ${what} ${JSON.stringify(value)} is not an Ethereum address`);
     }
-    return L.getAddress(value);
+    return L.getAddress("0x" + hex.toLowerCase());
   }
 
   // -- the pin --------------------------------------------------------------------------------------------
@@ -507,18 +534,12 @@
 
     async party_signatures(r, ctx) {
       const { ledger } = await ctx.pinned();
-      const jobId = r.job_id;
-      const header = L.decodeAbiParameters(
-        [{ type: "tuple", components: ["bytes32", "address", "uint8", "uint64", "uint64", "bytes32"].map((type) => ({ type })) }],
-        await ctx.node.ethCall(ledger, L.concat([SELECTORS.getJob, word(["bytes32"], [jobId])])),
-      )[0];
-      const status = Number(header[2]);
-      const parties = decode(["address[]"], await ctx.node.ethCall(ledger, L.concat([SELECTORS.jobParties, word(["bytes32"], [jobId])])))[0].map((p) => L.getAddress(p));
-      if (status === 0 || parties.length === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${jobId}, so no parties to have signed`);
+      const { status, parties, step_count: stepCount } = await onChainJob(ctx, ledger, r.job_id);
+      if (status === 0 || parties.length === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${r.job_id}, so no parties to have signed`);
       const problems = await signatureProblems(r.record, parties);
       const unsigned = Array.isArray(r.record.parties) && r.record.parties.every((p) => p && p.signature === null);
       if (problems.length && r.record.algorithm === CONTRIBUTION_ALGORITHM && unsigned) {
-        return adoptedContribution(r, ctx, { status, stepCount: Number(header[4]) });
+        return adoptedContribution(r, ctx, { status, stepCount });
       }
       if (problems.length) throw new Failed(problems.join("; ") + " (the job's parties on chain)");
       return `signed by every job party on chain (${parties.join(", ")})`;
@@ -580,6 +601,23 @@
     const bound = L.getAddress(decode(["address"], await node.ethCall(address, SELECTORS.ledger))[0]);
     if (bound !== ledger) throw new Failed(`the pinned Settlement ${address} is bound to ledger ${bound}, not to the pinned ${ledger}`);
     return address;
+  }
+
+  /** The job as the pinned ledger holds it (getJob and jobParties, at the latest block). */
+  async function onChainJob(ctx, ledger, jobId) {
+    const header = L.decodeAbiParameters(
+      [{ type: "tuple", components: ["bytes32", "address", "uint8", "uint64", "uint64", "bytes32"].map((type) => ({ type })) }],
+      await ctx.node.ethCall(ledger, L.concat([SELECTORS.getJob, word(["bytes32"], [jobId])])),
+    )[0];
+    const parties = decode(["address[]"], await ctx.node.ethCall(ledger, L.concat([SELECTORS.jobParties, word(["bytes32"], [jobId])])))[0];
+    return {
+      status: Number(header[2]),
+      manifest_hash: String(header[0]).toLowerCase(),
+      creator: L.getAddress(header[1]),
+      step_count: Number(header[4]),
+      final_root: String(header[5]).toLowerCase(),
+      parties: parties.map((p) => L.getAddress(p)),
+    };
   }
 
   async function rootRecord(ctx, ledger, root) {
@@ -733,5 +771,494 @@
     return verdicts;
   }
 
-  window.SecureflowVerify = Object.freeze({ CHECK_ORDER, pinFromDeployment, pinFromFields, verifyReceipt, verifyReceipts });
+  // -- the audit bundle: the bundle-level checks of verify_bundle (ledger/verify.py) ----------------------
+
+  const BUNDLE_CHECK_ORDER = [
+    "records_covered",
+    "seqs",
+    "manifest_commitment",
+    "params_commitments",
+    "job_header",
+    "consents",
+    "job_closed",
+    "step_count",
+    "final_record",
+  ];
+  const CLOSED = 2;
+  // the ledger store's job status (the bundle header's status) for each on-chain status
+  const BUNDLE_STATUS_OF_CHAIN = { 1: ["created", "running"], 2: ["completed"], 3: ["failed", "cancelled"], 4: ["created"] };
+  const V1_WHAT =
+    "no batch id and anchorer of its own, so there was nothing to cross-check with the chain; both were taken " +
+    "from the chain's BatchAnchored event";
+  const UNSALTED_BUNDLE_WARNING =
+    "the bundle carries no job secret: the salted manifest and parameter commitments could not be checked " +
+    "(the manifest was checked against its unsalted hash, as bundles from before salted commitments; " +
+    "params_hash not at all)";
+
+  /** A file that is not an audit bundle (secureflow verify refuses it too: nothing was verified). */
+  class BundleFormatError extends Error {}
+
+  const statusName = (status) => STATUS_NAMES[status] || `status ${status}`;
+  const isSeq = (value) => isInt(value); // an integer, not a boolean (Python: int and not bool)
+
+  /** Python's repr() of a JSON value (the details of verify.py name values as Python prints them). */
+  function pyRepr(value) {
+    if (value === null || value === undefined) return "None";
+    if (value === true) return "True";
+    if (value === false) return "False";
+    if (typeof value === "number") return String(value);
+    if (typeof value === "string") {
+      const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
+      let out = "";
+      for (const ch of value) {
+        const code = ch.codePointAt(0);
+        if (ch === "\\") out += "\\\\";
+        else if (ch === quote) out += "\\" + quote;
+        else if (ch === "\n") out += "\\n";
+        else if (ch === "\r") out += "\\r";
+        else if (ch === "\t") out += "\\t";
+        else if (code < 0x20 || code === 0x7f) out += "\\x" + code.toString(16).padStart(2, "0");
+        else out += ch;
+      }
+      return quote + out + quote;
+    }
+    if (Array.isArray(value)) return "[" + value.map(pyRepr).join(", ") + "]";
+    return "{" + Object.entries(value).map(([k, v]) => pyRepr(k) + ": " + pyRepr(v)).join(", ") + "}";
+  }
+
+  /** Python's str() of a JSON value. */
+  const pyStr = (value) => (typeof value === "string" ? value : pyRepr(value));
+
+  /** Python's == of two JSON values (dicts by keys, 1 == 1.0 == True). */
+  function pyEqual(a, b) {
+    const numeric = (v) => typeof v === "number" || typeof v === "boolean";
+    if (numeric(a) && numeric(b)) return Number(a) === Number(b);
+    if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return a === b;
+    if (Array.isArray(a) !== Array.isArray(b)) return false;
+    if (Array.isArray(a)) return a.length === b.length && a.every((item, i) => pyEqual(item, b[i]));
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((key) => Object.hasOwn(b, key) && pyEqual(a[key], b[key]));
+  }
+
+  /** The seq as a Python dict key: True and False are 1 and 0. */
+  const seqKey = (value) => (typeof value === "boolean" ? Number(value) : value);
+
+  const BUNDLE_FIELDS = ["version", "manifest", "job_secret", "job", "records", "receipts"];
+  const JOB_FIELDS = ["job_id", "manifest_hash", "creator", "parties", "status", "chain_status", "created_tx_hash"];
+
+  /** The bundle, normalised as the Python model AuditBundle does (hex lower case, addresses checksummed),
+   * with its receipts parsed; a BundleFormatError when it is not an audit bundle. */
+  function parseBundle(data) {
+    const bad = (why) => new BundleFormatError("not an audit bundle: " + why);
+    const isObject = (value) => value !== null && typeof value === "object" && !Array.isArray(value);
+    if (!isObject(data)) throw bad("not a JSON object");
+    const extra = Object.keys(data).filter((key) => !BUNDLE_FIELDS.includes(key));
+    if (extra.length) throw bad(`unknown field(s) ${extra.join(", ")}`);
+    const version = data.version === undefined ? 2 : data.version;
+    if (version !== 1 && version !== 2) throw bad("version is not 1 or 2");
+    const hex32 = (what, value) => {
+      if (typeof value !== "string" || !HEX32.test(value)) throw bad(`${what} is not 0x + 64 hex digits`);
+      return value.toLowerCase();
+    };
+    const address = (what, value) => {
+      try {
+        return checksum(value, what);
+      } catch (err) {
+        throw bad(err.message);
+      }
+    };
+    if (data.manifest !== undefined && data.manifest !== null && !isObject(data.manifest)) throw bad("manifest is not an object");
+    const job = data.job;
+    if (!isObject(job)) throw bad("job is not an object");
+    const jobExtra = Object.keys(job).filter((key) => !JOB_FIELDS.includes(key));
+    if (jobExtra.length) throw bad(`unknown field(s) job.${jobExtra.join(", job.")}`);
+    if (!Array.isArray(job.parties)) throw bad("job.parties is not a list");
+    for (const key of ["status", "chain_status"]) if (typeof job[key] !== "string") throw bad(`job.${key} is not a string`);
+    if (job.created_tx_hash !== undefined && job.created_tx_hash !== null) hex32("job.created_tx_hash", job.created_tx_hash);
+    if (!Array.isArray(data.records) || !data.records.every(isObject)) throw bad("records is not a list of objects");
+    if (!Array.isArray(data.receipts)) throw bad("receipts is not a list");
+    const receipts = data.receipts.map((receipt, i) => {
+      try {
+        return parseReceipt(receipt);
+      } catch (err) {
+        throw bad(`receipts.${i}: ${err.message.replace(/^not a receipt: /, "")}`);
+      }
+    });
+    return {
+      version,
+      manifest: isObject(data.manifest) ? data.manifest : null,
+      job_secret: data.job_secret === undefined || data.job_secret === null ? null : hex32("job_secret", data.job_secret),
+      job: {
+        job_id: hex32("job.job_id", job.job_id),
+        manifest_hash: hex32("job.manifest_hash", job.manifest_hash),
+        creator: address("job.creator", job.creator),
+        parties: job.parties.map((party, i) => address(`job.parties.${i}`, party)),
+        status: job.status,
+        chain_status: job.chain_status,
+      },
+      records: data.records,
+      receipts,
+    };
+  }
+
+  /** keccak256(job_secret || RFC 8785 JSON of value): the salted commitment (ledger/records.py commitment). */
+  function commitment(value, secret) {
+    return L.keccak256(L.concat([secret, L.bytesToHex(canonicalBytes(value))]));
+  }
+
+  function recordsCovered(bundle) {
+    const name = "records_covered";
+    const receipted = new Map();
+    for (const r of bundle.receipts) if (r.job_id === bundle.job.job_id) receipted.set(r.seq, r);
+    const foreign = bundle.receipts.filter((r) => r.job_id !== bundle.job.job_id).map((r) => r.seq);
+    const problems = [];
+    if (foreign.length) problems.push(`${foreign.length} receipt(s) of another job (seq ${pyRepr(foreign.slice(0, 10))})`);
+    const uncovered = [];
+    const differing = [];
+    for (const record of bundle.records) {
+      const seq = record.seq;
+      const receipt = isInt(seqKey(seq)) ? receipted.get(seqKey(seq)) : undefined;
+      if (receipt === undefined) uncovered.push(seq === undefined ? null : seq);
+      else if (!pyEqual(receipt.record, record)) differing.push(seq);
+    }
+    if (uncovered.length) problems.push(`${uncovered.length} record(s) without a receipt (not anchored yet?): seq ${pyRepr(uncovered.slice(0, 10))}`);
+    if (differing.length) problems.push(`${differing.length} record(s) differ from their receipt's record: seq ${pyRepr(differing.slice(0, 10))}`);
+    if (receipted.size !== bundle.receipts.length - foreign.length || bundle.receipts.length > bundle.records.length) {
+      problems.push("receipts repeat a step or carry records missing from the bundle");
+    }
+    if (problems.length) return { name, status: "failed", detail: problems.join("; ") };
+    return { name, status: "passed", detail: `all ${bundle.records.length} records have a receipt` };
+  }
+
+  function seqsCheck(bundle) {
+    const name = "seqs";
+    const seqs = bundle.records.map((record) => record.seq);
+    if (!seqs.every(isSeq)) return { name, status: "failed", detail: "a record has no integer seq" };
+    const counts = new Map();
+    for (const seq of seqs) counts.set(seq, (counts.get(seq) || 0) + 1);
+    const n = seqs.length;
+    const problems = [];
+    const missing = [];
+    for (let s = 0; s < n; s++) if (!counts.has(s)) missing.push(s);
+    if (missing.length) problems.push(`seq ${missing.slice(0, 10).join(", ")} ${missing.length === 1 ? "is" : "are"} missing`);
+    const keys = [...counts.keys()].sort((a, b) => a - b);
+    const repeated = keys.filter((s) => counts.get(s) > 1);
+    if (repeated.length) problems.push(`seq ${repeated.slice(0, 10).join(", ")} repeated`);
+    const beyond = keys.filter((s) => s >= n);
+    if (beyond.length) problems.push(`seq ${beyond.slice(0, 10).join(", ")} beyond ${n - 1}`);
+    if (problems.length) return { name, status: "failed", detail: `the records' seqs are not 0..${n - 1}: ` + problems.join("; ") };
+    return { name, status: "passed", detail: `the records' seqs are 0..${n - 1}, each once` };
+  }
+
+  function manifestCommitment(bundle) {
+    const name = "manifest_commitment";
+    if (bundle.manifest === null) return { name, status: "skipped", detail: "skipped: the bundle carries no manifest" };
+    const secret = bundle.job_secret;
+    const rule =
+      secret !== null
+        ? "keccak256(job secret || RFC 8785 JSON of the manifest)"
+        : "keccak256(RFC 8785 JSON of the manifest), unsalted: the bundle carries no job secret";
+    let computed;
+    try {
+      computed = secret !== null ? commitment(bundle.manifest, secret) : L.keccak256(canonicalBytes(bundle.manifest));
+    } catch (err) {
+      return { name, status: "failed", detail: `the manifest cannot be canonicalised: ${err.message}` };
+    }
+    if (computed !== bundle.job.manifest_hash) {
+      return {
+        name,
+        status: "failed",
+        detail:
+          `the bundle's manifest does not give the job's manifest hash ${bundle.job.manifest_hash}: ` +
+          `${rule} = ${computed} (the manifest or the job secret is not the job's)`,
+      };
+    }
+    return { name, status: "passed", detail: `${rule} is the job's manifest hash ${computed}` };
+  }
+
+  function paramsCommitments(bundle, manifest) {
+    const name = "params_commitments";
+    if (manifest.status !== "passed" || bundle.manifest === null || bundle.job_secret === null) {
+      return { name, status: "skipped", detail: "skipped: needs manifest_commitment" };
+    }
+    const steps = bundle.manifest.steps;
+    if (!Array.isArray(steps)) return { name, status: "failed", detail: "the manifest has no list of steps" };
+    const differing = [];
+    let checked = 0;
+    for (const record of bundle.records) {
+      const seq = record.seq;
+      if (!isSeq(seq) || seq < 0 || seq >= steps.length) continue; // not a compute step (a contribution record follows them)
+      const step = steps[seq];
+      const isObject = step !== null && typeof step === "object" && !Array.isArray(step);
+      const params = isObject ? (Object.hasOwn(step, "params") ? step.params : {}) : null;
+      let expected;
+      try {
+        expected = commitment(params, bundle.job_secret);
+      } catch (_) {
+        differing.push(`${seq} (its manifest parameters cannot be canonicalised)`);
+        continue;
+      }
+      checked += 1;
+      if (record.params_hash !== expected) differing.push(String(seq));
+    }
+    if (differing.length) {
+      return {
+        name,
+        status: "failed",
+        detail: `the params_hash of seq ${differing.slice(0, 10).join(", ")} is not the commitment of its step's parameters in the manifest under the job secret`,
+      };
+    }
+    return {
+      name,
+      status: "passed",
+      detail: `the params_hash of all ${checked} compute record(s) is keccak256(job secret || RFC 8785 JSON of the step's params in the manifest)`,
+    };
+  }
+
+  function jobHeader(bundle, job, ledger) {
+    const header = bundle.job;
+    if (job.status === 0) throw new Failed(`the pinned ledger ${ledger} has no job ${header.job_id}`);
+    const differences = [];
+    if (header.manifest_hash !== job.manifest_hash) differences.push(`manifest hash: the bundle says ${header.manifest_hash}, the chain ${job.manifest_hash}`);
+    if (header.creator !== job.creator) differences.push(`creator: the bundle says ${header.creator}, the chain ${job.creator}`);
+    if (header.parties.length !== job.parties.length || header.parties.some((p, i) => p !== job.parties[i])) {
+      differences.push(`parties: the bundle says ${pyRepr(header.parties)}, the chain ${pyRepr(job.parties)}`);
+    }
+    const chainStatus = statusName(job.status);
+    if (!(BUNDLE_STATUS_OF_CHAIN[job.status] || []).includes(header.status)) {
+      differences.push(`status: the bundle says ${pyRepr(header.status)}, the chain's job is ${chainStatus}`);
+    }
+    if (differences.length) throw new Failed("the job header differs from the pinned ledger's job: " + differences.join("; "));
+    return (
+      `the pinned ledger holds the job: creator ${job.creator}, manifest hash ${short(job.manifest_hash)}, ` +
+      `parties ${job.parties.join(", ")}, ${chainStatus} (the bundle says ${pyRepr(header.status)})`
+    );
+  }
+
+  async function consents(bundle, job, ctx) {
+    const { ledger } = await ctx.pinned();
+    const missing = [];
+    for (const party of job.parties) {
+      const answer = await ctx.node.ethCall(ledger, L.concat([SELECTORS.hasConsented, word(["bytes32", "address"], [bundle.job.job_id, party])]));
+      if (!decode(["bool"], answer)[0]) missing.push(party);
+    }
+    if (missing.length) throw new Failed(`no consent on chain from job party ${missing.join(", ")}`);
+    return `every job party consented on chain (${job.parties.length} parties)`;
+  }
+
+  const seqAtLeast = (record, seq) => isSeq(record.seq) && record.seq >= seq;
+
+  function closeChecks(bundle, job, ctx, results) {
+    return {
+      async job_closed() {
+        if (job.status !== CLOSED) {
+          throw new Failed(
+            `the chain's job is ${statusName(job.status)}, not Closed: the chain does not say the job is complete (closeJob with its step count and final root)`,
+          );
+        }
+        return `the chain's job is Closed with step count ${job.step_count}, final root ${short(job.final_root)}`;
+      },
+
+      async step_count() {
+        let records = bundle.records;
+        let after = [];
+        if (job.status === CLOSED) {
+          // a closed job's steps are its first step_count records; what follows the close can only be the
+          // settlement's contribution records (attributed by party_signatures)
+          records = bundle.records.filter((r) => !seqAtLeast(r, job.step_count));
+          after = bundle.records.filter((r) => seqAtLeast(r, job.step_count));
+        }
+        const n = records.length;
+        const problems = [];
+        if (job.step_count !== n) problems.push(`the bundle has ${n} record(s), the chain's step count ${job.step_count}`);
+        const strays = after.filter((r) => r.algorithm !== CONTRIBUTION_ALGORITHM).map((r) => pyStr(r.seq));
+        const inside = records.filter((r) => r.algorithm === CONTRIBUTION_ALGORITHM).map((r) => pyStr(r.seq));
+        if (inside.length) {
+          const what = inside.length === 1 ? "is a contribution record" : "are contribution records";
+          problems.push(`seq ${inside.slice(0, 10).join(", ")} ${what} within the job's steps: contribution records follow the close`);
+        }
+        if (strays.length) {
+          const one = strays.length === 1;
+          problems.push(
+            `seq ${strays.slice(0, 10).join(", ")} follow${one ? "s" : ""} the job's last step (step count ${job.step_count}) and ` +
+              `${one ? "is" : "are"} no contribution record: only a settlement's contribution records may follow a job's close`,
+          );
+        }
+        if (bundle.manifest !== null && results.manifest_commitment.status === "passed") {
+          const steps = bundle.manifest.steps;
+          if (!Array.isArray(steps)) problems.push("the manifest has no list of steps");
+          else if (steps.length !== job.step_count) problems.push(`the manifest has ${steps.length} step(s), the chain's step count ${job.step_count}`);
+        }
+        if (problems.length) throw new Failed(problems.join("; "));
+        const manifest = bundle.manifest !== null ? " and the manifest's steps" : "";
+        if (!after.length) return `the chain's step count ${job.step_count} is the number of records${manifest}`;
+        const one = after.length === 1;
+        return (
+          `the bundle's ${n} compute records are the chain's step count${manifest}; ${after.length} ` +
+          `contribution record${one ? "" : "s"} follow${one ? "s" : ""} the close`
+        );
+      },
+
+      async final_record() {
+        if (job.status !== CLOSED) throw new Failed(`the job is ${statusName(job.status)}: it has no final root`);
+        const n = job.step_count;
+        if (n === 0) {
+          if (BigInt(job.final_root) !== 0n) throw new Failed(`a job closed with no steps has final root ${job.final_root}`);
+          return "the job was closed with no steps (final root zero)";
+        }
+        const last = n - 1;
+        const record = bundle.records.find((r) => pyEqual(r.seq === undefined ? null : r.seq, last));
+        const receipt =
+          record === undefined
+            ? undefined
+            : bundle.receipts.find((r) => r.seq === last && r.job_id === bundle.job.job_id && pyEqual(r.record, record));
+        if (record === undefined || receipt === undefined) {
+          throw new Failed(`the bundle has no receipted record of seq ${last}, the job's last step on chain`);
+        }
+        let recordHash;
+        try {
+          recordHash = L.keccak256(canonicalBytes(record));
+        } catch (err) {
+          throw new Failed(`the record of seq ${last} cannot be canonicalised: ${err.message}`);
+        }
+        const leaf = leafHash(bundle.job.job_id, last, recordHash);
+        const reached = receipt.proof.reduce((computed, sibling) => nodeHash(computed, sibling), leaf);
+        if (reached !== job.final_root) {
+          throw new Failed(`the record of seq ${last} proves to root ${reached}, the job was closed with final root ${job.final_root}`);
+        }
+        const [count] = await rootRecord(ctx, (await ctx.pinned()).ledger, job.final_root);
+        if (count === 0) throw new Failed(`the job's final root ${job.final_root} is not anchored by the pinned ledger`);
+        return `the record of seq ${last} is proven in the job's final root ${short(job.final_root)}`;
+      },
+    };
+  }
+
+  /** The bundle checks (and the job on chain, or null when the deployment does not hold on this node). */
+  async function bundleChecks(bundle, ctx) {
+    const order = bundle.job_secret !== null ? BUNDLE_CHECK_ORDER : BUNDLE_CHECK_ORDER.filter((name) => name !== "params_commitments");
+    const results = {
+      records_covered: recordsCovered(bundle),
+      seqs: seqsCheck(bundle),
+      manifest_commitment: manifestCommitment(bundle),
+    };
+    if (order.includes("params_commitments")) results.params_commitments = paramsCommitments(bundle, results.manifest_commitment);
+    const onChain = order.slice(order.indexOf("job_header"));
+    let pinned;
+    let job;
+    try {
+      pinned = await ctx.pinned();
+      job = await onChainJob(ctx, pinned.ledger, bundle.job.job_id);
+    } catch (err) {
+      if (!(err instanceof Failed)) throw err;
+      for (const name of onChain) results[name] = { name, status: "skipped", detail: `skipped: needs code_hash (${err.message})` };
+      return [order.map((name) => results[name]), null];
+    }
+    const run = async (name, check) => {
+      try {
+        results[name] = { name, status: "passed", detail: await check() };
+      } catch (err) {
+        if (err instanceof NodeUnreachable) throw err;
+        results[name] = { name, status: "failed", detail: err instanceof Failed ? err.message : `${err.name}: ${err.message}` };
+      }
+    };
+    await run("job_header", async () => jobHeader(bundle, job, pinned.ledger));
+    if (job.status === 0) {
+      for (const name of onChain.slice(1)) {
+        results[name] = { name, status: "skipped", detail: `skipped: the pinned ledger has no job ${bundle.job.job_id}` };
+      }
+      return [order.map((name) => results[name]), job];
+    }
+    await run("consents", () => consents(bundle, job, ctx));
+    for (const [name, check] of Object.entries(closeChecks(bundle, job, ctx, results))) await run(name, check);
+    return [order.map((name) => results[name]), job];
+  }
+
+  /** Seqs of the unsigned contribution records after the close that the job's parties did not adopt. */
+  function unadoptedSeqs(verdicts, job) {
+    if (job === null || job.status !== CLOSED) return [];
+    const out = [];
+    for (const verdict of verdicts) {
+      const failed = verdict.checks.filter((c) => c.status === "failed").map((c) => c.name);
+      if (verdict.seq === null || verdict.seq < job.step_count || failed.length !== 1 || failed[0] !== "party_signatures") continue;
+      if (verdict.checks.find((c) => c.name === "party_signatures").detail.includes(UNATTRIBUTED)) out.push(verdict.seq);
+    }
+    return out;
+  }
+
+  /** BundleVerdict.summary() of ledger/verify.py. */
+  function bundleSummary(verdict) {
+    const valid = verdict.receipts.filter((v) => v.ok).length;
+    let text = `job ${verdict.job_id}: ${verdict.ok ? "VALID" : "INVALID"}, ${valid}/${verdict.receipts.length} receipts valid`;
+    if (verdict.unadopted.length) {
+      text += `, ${verdict.unadopted.length} unadopted contribution record(s) (seq ${verdict.unadopted.slice(0, 10).join(", ")})`;
+    }
+    const byCheck = new Map();
+    for (const receipt of verdict.invalid_receipts) {
+      for (const check of receipt.checks.filter((c) => c.status === "failed")) {
+        byCheck.set(check.name, [...(byCheck.get(check.name) || []), pyStr(receipt.seq)]);
+      }
+    }
+    if (byCheck.size) {
+      text += " (failed: " + [...byCheck].map(([name, seqs]) => `${name} at seq ${seqs.slice(0, 10).join(", ")}`).join("; ") + ")";
+    }
+    const bad = verdict.checks.filter((c) => c.status === "failed").map((c) => c.name);
+    if (bad.length) text += `; bundle checks failed: ${bad.join(", ")}`;
+    return text;
+  }
+
+  /**
+   * Verify an audit bundle (a parsed JSON value) as `secureflow verify BUNDLE.json` does: every receipt with
+   * the receipt checks, then the bundle checks (BUNDLE_CHECK_ORDER; params_commitments only with a job secret).
+   * Resolves to { ok, job_id, checks, receipts: [receipt verdicts], invalid_receipts, unadopted, warnings,
+   * pinned, summary }; rejects with a BundleFormatError (name "BundleFormatError") when the value is not an
+   * audit bundle, and when the node cannot be reached.
+   */
+  async function verifyBundle(data, rpcUrl, pin, minConfirmations = 1) {
+    const bundle = parseBundle(data);
+    const ctx = context(rpcUrl, pin, minConfirmations);
+    const receipts = [];
+    for (const receipt of data.receipts) receipts.push(await runChecks(receipt, ctx));
+    const [checks, job] = await bundleChecks(bundle, ctx);
+    const unadopted = unadoptedSeqs(receipts, job);
+    const warnings = [];
+    if (unadopted.length) {
+      warnings.push(
+        `${unadopted.length} contribution record(s) after the job's close not attributed to the job's parties ` +
+          `(seq ${unadopted.slice(0, 10).join(", ")}; see its party_signatures check): a settlement proposal they did not ` +
+          "(yet) approve on the Settlement contract, or no Settlement pinned; not one of the job's steps",
+      );
+    }
+    const versions = [...new Set(bundle.receipts.map((r) => r.version))].sort();
+    const old = bundle.receipts.filter((r) => r.version === 1).map((r) => String(r.seq));
+    if (old.length) warnings.push(`${old.length} version-1 receipt(s) (seq ${old.slice(0, 10).join(", ")}): each states ${V1_WHAT}`);
+    for (const verdict of receipts) {
+      for (const warning of verdict.warnings) if (warning !== V1_WARNING && !warnings.includes(warning)) warnings.push(warning);
+    }
+    if (bundle.version === 1 && !(versions.length === 1 && versions[0] === 1)) warnings.push("a version-1 bundle carrying version-2 receipts");
+    if (bundle.job_secret === null) warnings.push(UNSALTED_BUNDLE_WARNING);
+    const invalid = receipts.filter((v) => !v.ok && !unadopted.includes(v.seq));
+    const verdict = {
+      ok: checks.every((check) => check.status === "passed") && invalid.length === 0,
+      job_id: bundle.job.job_id,
+      checks,
+      receipts,
+      invalid_receipts: invalid,
+      unadopted,
+      warnings,
+      pinned: describePin(pin),
+    };
+    verdict.summary = bundleSummary(verdict);
+    return verdict;
+  }
+
+  window.SecureflowVerify = Object.freeze({
+    CHECK_ORDER,
+    BUNDLE_CHECK_ORDER,
+    BundleFormatError,
+    pinFromDeployment,
+    pinFromFields,
+    verifyReceipt,
+    verifyReceipts,
+    verifyBundle,
+  });
 })();
