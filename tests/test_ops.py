@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from secureflow.api.coordinator.metrics import CoordinatorMetrics
 from secureflow.api.server.metrics import ApiMetrics, LedgerCollector
+from secureflow.api.server.notify import StatusMetrics
 from secureflow.compute.worker.node_metrics import NodeMetrics
 from secureflow.ledger.anchoring_metrics import AnchoringMetrics
 from secureflow.ledger.store.schemas import IndexedBlock
@@ -110,6 +111,7 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         anchoring.watch(store, nonces=SimpleNamespace(resyncs=0, gaps_healed=0), checkpoint="events")
         api = ApiMetrics()
         api.add_ledger(LedgerCollector(store, lambda: 9, "events"))
+        api.add_registry(StatusMetrics().registry)  # as the app serves its status notifier's counters
         node = NodeMetrics("alice", lambda: ("idle", None))
         coordinator = CoordinatorMetrics(2)
         registries: list[CollectorRegistry] = [

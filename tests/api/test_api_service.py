@@ -530,6 +530,10 @@ def test_reads_return_what_was_stored(env: Env) -> None:
         "model_hash": model_hash,
         "block_number": int(mined["blockNumber"]),
         "tx_hash": sent.tx_hash,
+        "name": "credit_lr-reads",  # and what this API holds for it: the same hash, confirmed
+        "api_model_hash": model_hash,
+        "api_status": "confirmed",
+        "hash_matches": True,
     }
     for who in ("auditor", "member"):  # alice is a party of the job
         page = env.call("GET", f"/v1/models?job_id={job_id}", who).json()

@@ -175,7 +175,8 @@ def test_shutdown_leaves_no_process_and_restart_is_warm_again(engine, tmp_path) 
     restarted = {p: w.proc.pid for p, w in engine.workers.items()}
     assert set(restarted) == {"alice", "bob"} and not set(restarted.values()) & set(pids)  # new processes
     # each sent "ready" (SecretFlow imported, sf.init and SPU links done) before the engine returned
-    assert all(set(w.timings) == {"import_s", "init_s"} for w in engine.workers.values())
+    assert all(set(w.timings) == {"import_s", "init_s", "prewarmed"} for w in engine.workers.values())
+    assert all(w.timings["prewarmed"] == 0.0 for w in engine.workers.values())  # local mode: spawned cold
     replies = engine.ping()
     assert {r["party"] for r in replies.values()} == {"alice", "bob"}
     # warm: two jobs in a row run on these same processes, nothing is started again
