@@ -14,7 +14,6 @@ Run: ``.venv/bin/python scripts/bench_node_start.py [--repeat 3] [--redis-url re
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -29,14 +28,9 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from secureflow.compute.worker.engine import REPO_ROOT, Engine
-from secureflow.compute.worker.link import node_alive_key
+from secureflow.compute.worker.link import node_beat
 
 PARTIES = ("alice", "bob")
-
-
-def _beat(rds: redis.Redis, prefix: str, party: str) -> dict[str, object] | None:
-    raw = rds.get(node_alive_key(prefix, party))
-    return None if raw is None else dict(json.loads(raw))
 
 
 def _wait(rds: redis.Redis, prefix: str, warm: bool, since: float, timeout: float = 300.0) -> None:
@@ -44,7 +38,7 @@ def _wait(rds: redis.Redis, prefix: str, warm: bool, since: float, timeout: floa
     ``warm`` (an older beat may still say warm about the spare the last session took)."""
     deadline = time.monotonic() + timeout
     while True:
-        beats = [_beat(rds, prefix, p) for p in PARTIES]
+        beats = [node_beat(rds, prefix, p) for p in PARTIES]
         if all(
             b is not None
             and float(str(b.get("ts", 0))) > since

@@ -46,7 +46,7 @@ from secureflow.api.server.serve import (
 )
 from secureflow.api.server.settings import ApiSettings
 from secureflow.compute.policy import PartyPolicy, write_policy
-from secureflow.compute.worker.link import node_alive_key
+from secureflow.compute.worker.link import node_warm
 from secureflow.ledger.chain import ChainClient, ChainConfig, TransactionSender
 from secureflow.ledger.contracts import RegistryClient
 from secureflow.ledger.deploy import connect, deploy_contracts, write_deployment
@@ -58,17 +58,6 @@ PARTY_KEYS = {"alice": DEV_PRIVATE_KEYS[1], "bob": DEV_PRIVATE_KEYS[2], "carol":
 """The members' dev keys (anvil's public test keys; 0 is the admin, 3 the anchoring service)."""
 NODE_HOSTS = {"alice": "127.0.0.2", "bob": "127.0.0.3", "carol": "127.0.0.4"}
 FEATURES = {"alice": ["a0", "a1"], "bob": ["b0", "b1"], "carol": ["c0", "c1"]}
-
-
-def _node_warm(rds: redis.Redis, prefix: str, party: str) -> bool:
-    """Whether ``party``'s node beats with its spare worker warm (the first job waits for no import)."""
-    beat = rds.get(node_alive_key(prefix, party))
-    if beat is None:
-        return False
-    try:
-        return bool(json.loads(beat).get("warm"))
-    except (ValueError, AttributeError):
-        return False
 
 
 def consortium_data(rows: int = 2000, seed: int = 11) -> dict[str, pd.DataFrame]:
@@ -295,7 +284,7 @@ def run_consortium(
         )
         rds = redis.Redis.from_url(redis_url)
         deadline = time.monotonic() + 180
-        while not all(_node_warm(rds, prefix, p) for p in addresses):
+        while not all(node_warm(rds, prefix, p) for p in addresses):
             children.check()
             if time.monotonic() > deadline:
                 raise ConfigurationError(

@@ -95,6 +95,21 @@ def node_alive_key(prefix: str, party: str) -> str:
     return f"{prefix}:node:{party}:alive"
 
 
+def node_beat(client: redis.Redis, prefix: str, party: str) -> dict[str, Any] | None:
+    """A node's last heartbeat (`node_alive_key`: host, sessions, max_sessions, warm, ts), None while it
+    does not beat or the value cannot be read."""
+    raw = client.get(node_alive_key(prefix, party))
+    if raw is None:
+        return None
+    return decode(raw)
+
+
+def node_warm(client: redis.Redis, prefix: str, party: str) -> bool:
+    """Whether ``party``'s node beats with its spare worker warm (a job's worker starts without an import)."""
+    beat = node_beat(client, prefix, party)
+    return beat is not None and bool(beat.get("warm"))
+
+
 def encode(message: dict[str, Any]) -> bytes:
     try:
         return json.dumps(message, separators=(",", ":")).encode()

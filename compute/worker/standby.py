@@ -130,10 +130,6 @@ class Standby:
             self._warm.set()
         log.info("a warm party worker is ready (SecretFlow imported in %.1f s)", self.import_s)
 
-    def wait_warm(self, timeout: float) -> bool:
-        """Wait until the spare has imported SecretFlow (True), or ``timeout`` seconds (False)."""
-        return self._warm.wait(timeout) and self.warm()
-
     def take(
         self,
         table: dict[str, PartyPorts],

@@ -69,7 +69,7 @@ from secureflow.api.server.jobqueue import CeleryJobExecutor, celery_app
 from secureflow.api.server.serve import ApiProcess, add_member_key, build_api
 from secureflow.api.server.settings import ApiSettings
 from secureflow.compute.worker.engine import REPO_ROOT
-from secureflow.compute.worker.link import node_alive_key
+from secureflow.compute.worker.link import node_alive_key, node_warm
 from secureflow.ledger.contracts import AuditLedgerClient, JobStatus
 from secureflow.ledger.deploy import connect, write_deployment
 from secureflow.ledger.devchain import DEV_CHAIN_ID, DEV_PRIVATE_KEYS, DevChain, rpc_call
@@ -152,11 +152,7 @@ class Consortium:
         rds = redis.Redis.from_url(f"{REDIS}/0")
         deadline = time.monotonic() + timeout
 
-        def warm(party: str) -> bool:  # beating, with its spare worker warm (SecretFlow imported)
-            beat = rds.get(node_alive_key(self.prefix, party))
-            return beat is not None and bool(json.loads(beat).get("warm"))
-
-        while not all(warm(p) for p in PARTIES):
+        while not all(node_warm(rds, self.prefix, p) for p in PARTIES):  # beating, spare worker warm
             dead = [n for n, p in self.procs.items() if p.poll() is not None]
             assert not dead, f"{dead} exited: {self.logs_tail()}"
             assert time.monotonic() < deadline, "the nodes did not beat in time"

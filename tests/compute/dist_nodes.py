@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pandas as pd
 import redis
 
 from secureflow.compute.worker.engine import REPO_ROOT
-from secureflow.compute.worker.link import node_alive_key
+from secureflow.compute.worker.link import node_warm
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -57,13 +56,8 @@ class Nodes:
     def wait_up(self, rds: redis.Redis, parties: tuple[str, ...], timeout: float = 120.0) -> None:
         """Until every node beats with its spare worker warm: it is running, reads its queue, and the first
         session takes the spare (no second SecretFlow import competing with the first job's start)."""
-
-        def warm(party: str) -> bool:
-            beat = rds.get(node_alive_key(self.prefix, party))
-            return beat is not None and bool(json.loads(beat).get("warm"))
-
         deadline = time.monotonic() + timeout
-        while not all(warm(p) for p in parties):
+        while not all(node_warm(rds, self.prefix, p) for p in parties):
             for party in parties:
                 proc = self.procs.get(party)
                 if proc is not None and proc.poll() is not None:

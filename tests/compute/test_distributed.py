@@ -46,6 +46,7 @@ from secureflow.compute.worker.link import (
     heartbeat_key,
     inbound_key,
     node_alive_key,
+    node_warm,
     outbound_key,
 )
 from secureflow.compute.worker.tls import load_identity, make_identity
@@ -350,13 +351,9 @@ def test_a_session_takes_the_node_s_warm_worker(nodes, rds, tmp_path) -> None:  
     """Each node keeps a spare party worker that imported SecretFlow before any job asked (its heartbeat
     says ``warm``): a new session's worker is that spare (its ready message says ``prewarmed``)."""
 
-    def warm(party: str) -> bool:
-        beat = rds.get(node_alive_key(nodes.prefix, party))
-        return beat is not None and bool(json.loads(beat).get("warm"))
-
     def wait_warm(timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
-        while not all(warm(p) for p in PARTIES):
+        while not all(node_warm(rds, nodes.prefix, p) for p in PARTIES):
             assert time.monotonic() < deadline, [nodes.log(p).read_text()[-2000:] for p in PARTIES]
             time.sleep(0.2)
 

@@ -45,8 +45,11 @@ def lines() -> Iterator[_Lines]:
 def serving(tmp_path: Path) -> Iterator[tuple[Node, threading.Thread]]:
     prefix = f"sftest-standby-{uuid.uuid4().hex[:10]}"
     node = Node("alice", tmp_path / "alice", REDIS_URL, prefix=prefix, warm_worker=True)
-    yield node, threading.Thread(target=node.serve, daemon=True)
+    thread = threading.Thread(target=node.serve, daemon=True)
+    yield node, thread
     node.stopping.set()
+    if thread.is_alive():
+        thread.join(30)  # its spare worker stopped with it
     rds = redis.Redis.from_url(REDIS_URL)
     keys = list(rds.scan_iter(f"{prefix}:*"))
     if keys:
